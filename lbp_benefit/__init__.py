@@ -1,0 +1,1 @@
+"""The ``lbp-benefit`` command line: composes ``training`` and ``serving`` (which never import each other)."""

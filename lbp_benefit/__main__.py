@@ -1,0 +1,3 @@
+from lbp_benefit.cli import main
+
+main()

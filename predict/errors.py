@@ -1,0 +1,81 @@
+"""Errors users can act on.
+
+Every problem names where it is: file, trial, participant, row and column, so that a
+user can find the culprit in their own data without reading a traceback.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+class LbpError(Exception):
+    """An error caused by the user's input or configuration (shown as one clear line)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in the input.
+
+    ``scope`` says what the problem invalidates: ``file`` (the dataset cannot be read),
+    ``trial`` (a whole trial), or ``participant`` (one participant). ``severity`` is
+    ``error`` (stops the run unless the user asks to drop what is invalid) or ``warning``.
+    """
+
+    code: str
+    message: str
+    file: str | None = None
+    trial: str | None = None
+    participant: str | None = None
+    row: int | None = None
+    column: str | None = None
+    scope: str = "file"
+    severity: str = "error"
+
+    def location(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(self.file + (f" line {self.row}" if self.row is not None else ""))
+        if self.trial is not None:
+            parts.append(f"trial {self.trial!r}")
+        if self.participant is not None:
+            parts.append(f"participant {self.participant!r}")
+        if self.column:
+            parts.append(f"column {self.column!r}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        where = self.location()
+        return f"[{self.code}] {where}: {self.message}" if where else f"[{self.code}] {self.message}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ValidationFailed(LbpError):
+    """Input failed validation; carries every problem found, not only the first."""
+
+    problems: list[Problem] = field(default_factory=list)
+    what: str = "input"
+
+    def __post_init__(self) -> None:
+        super().__init__(self.summary())
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def summary(self) -> str:
+        n = len(self.errors)
+        return f"{self.what} is invalid: {n} problem{'s' if n != 1 else ''} found"
+
+    def report(self, limit: int | None = 50) -> str:
+        errs = self.errors
+        shown = errs if limit is None else errs[:limit]
+        lines = [self.summary() + ":"] + [f"  - {p}" for p in shown]
+        if limit is not None and len(errs) > limit:
+            lines.append(f"  ... and {len(errs) - limit} more")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.report()

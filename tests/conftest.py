@@ -1,0 +1,23 @@
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from training.example import example_data_dir
+
+
+@pytest.fixture
+def example_copy(tmp_path: Path) -> Path:
+    """A writable copy of the shipped example dataset."""
+    dst = tmp_path / "data"
+    shutil.copytree(example_data_dir(), dst, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
+    return dst
+
+
+def read(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False)
+
+
+def write(folder: Path, name: str, df: pd.DataFrame) -> None:
+    df.to_csv(folder / f"{name}.csv", index=False)

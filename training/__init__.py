@@ -1,0 +1,1 @@
+"""lbp-benefit training: data, harmonisation, simulator, meta-analysis, learners, validation, cards."""

@@ -1,0 +1,314 @@
+"""Load and validate a pooled IPD dataset (the data format in ``docs/data-format.md``).
+
+Validation collects *every* problem (file, trial, participant, line, column) before
+stopping. Legitimately incomplete data (a missing covariate, baseline or follow-up) is not
+an error: it is counted later in the attrition report. With ``drop_invalid=True`` invalid
+participants (or whole trials, for trial-level problems) are excluded instead of stopping,
+and each exclusion is listed with its reason; file-level problems always stop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from predict.errors import LbpError, Problem, ValidationFailed
+from training.config import StudyConfig, resolve_config
+from training.tables import find_table, parse_numeric, read_table
+
+P_REQUIRED = ("trial", "participant", "arm", "treatment")
+O_REQUIRED = ("trial", "participant", "outcome", "instrument", "week", "value")
+MAX_PER_CODE = 200  # problems listed per kind; the rest are counted
+
+
+@dataclass
+class Dataset:
+    """A validated dataset: typed tables, the config, and what was excluded or warned about."""
+
+    path: Path
+    config: StudyConfig
+    participants: pd.DataFrame
+    outcomes: pd.DataFrame
+    received: pd.Series  # participants received per trial (before any exclusion)
+    excluded: pd.DataFrame  # trial, participant, reason (only with drop_invalid)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def n_trials(self) -> int:
+        return int(self.participants["trial"].nunique())
+
+    @property
+    def n_participants(self) -> int:
+        return len(self.participants)
+
+
+class _Collector:
+    """Accumulates problems, capping how many of each kind are listed."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.counts: dict[str, int] = {}
+        self.bad_participants: dict[tuple[str, str], str] = {}
+        self.bad_trials: dict[str, str] = {}
+        self.bad_outcome_lines: set[int] = set()
+
+    def add(self, p: Problem) -> None:
+        n = self.counts.get(p.code, 0)
+        self.counts[p.code] = n + 1
+        if n < MAX_PER_CODE:
+            self.problems.append(p)
+        if p.severity != "error":
+            return
+        if p.scope == "participant" and p.trial is not None and p.participant is not None:
+            self.bad_participants.setdefault((p.trial, p.participant), p.code)
+        elif p.scope == "trial" and p.trial is not None:
+            self.bad_trials.setdefault(p.trial, p.code)
+
+    def rows(self, df: pd.DataFrame, mask: np.ndarray, code: str, column: str | None, message, scope="participant") -> None:
+        """One problem per offending row (listed up to the cap, all counted); ``message(row)`` builds the text."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        file = df.attrs.get("file")
+        bad = df.loc[mask]
+        listed = max(0, MAX_PER_CODE - self.counts.get(code, 0))
+        for _, r in bad.head(listed).iterrows():
+            self.add(
+                Problem(code, message(r), file=file, trial=r.get("trial") or None, participant=r.get("participant") or None,
+                        row=int(r["__line"]), column=column, scope=scope)
+            )
+        rest = bad.iloc[listed:]
+        if len(rest):
+            self.counts[code] = self.counts.get(code, 0) + len(rest)
+            if scope == "participant":
+                for t, p in zip(rest["trial"], rest["participant"]):
+                    self.bad_participants.setdefault((t, p), code)
+
+    def errors(self) -> list[Problem]:
+        out = [p for p in self.problems if p.severity == "error"]
+        for code, n in self.counts.items():
+            if n > MAX_PER_CODE:
+                out.append(Problem(code, f"... and {n - MAX_PER_CODE} more of this kind", severity="error"))
+        return out
+
+    def file_errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error" and p.scope == "file"]
+
+
+def _require_columns(df: pd.DataFrame, required, col: _Collector) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        col.add(Problem("missing_column", f"required column(s) missing: {', '.join(missing)}", file=df.attrs["file"], row=1))
+
+
+def _check_participants(df: pd.DataFrame, cfg: StudyConfig, col: _Collector) -> pd.DataFrame:
+    file = df.attrs["file"]
+    for key in ("trial", "participant", "arm", "treatment"):
+        df[key] = df[key].astype(str).str.strip()
+    col.rows(df, (df["trial"] == "").to_numpy(), "missing_id", "trial", lambda r: "trial id is empty")
+    col.rows(df, (df["participant"] == "").to_numpy(), "missing_id", "participant", lambda r: "participant id is empty")
+    dup = df.duplicated(["trial", "participant"], keep=False).to_numpy() & (df["participant"] != "").to_numpy()
+    col.rows(df, dup, "duplicate_participant", "participant",
+             lambda r: "participant appears more than once in this trial (the key is trial + participant)")
+    classes = set(cfg.treatment_classes)
+    col.rows(df, (df["treatment"] == "").to_numpy(), "missing_treatment", "treatment", lambda r: "treatment class is empty")
+    unknown = ~df["treatment"].isin(classes).to_numpy() & (df["treatment"] != "").to_numpy()
+    col.rows(df, unknown, "unknown_treatment", "treatment",
+             lambda r: f"treatment {r['treatment']!r} is not one of {', '.join(cfg.treatment_classes)}")
+    col.rows(df, (df["arm"] == "").to_numpy(), "missing_arm", "arm", lambda r: "arm label is empty")
+    if "subtype" in df.columns:
+        df["subtype"] = df["subtype"].astype(str).str.strip()
+        has = (df["subtype"] != "").to_numpy()
+        bad_sub = has & ~df["subtype"].isin(cfg.subtypes).to_numpy()
+        col.rows(df, bad_sub, "unknown_subtype", "subtype",
+                 lambda r: f"subtype {r['subtype']!r} is not one of {', '.join(cfg.subtypes)}")
+        misplaced = has & ~df["treatment"].isin(cfg.subtype_classes).to_numpy() & ~bad_sub
+        col.rows(df, misplaced, "subtype_not_allowed", "subtype",
+                 lambda r: f"a subtype is only for {', '.join(cfg.subtype_classes)}, not {r['treatment']!r}")
+    else:
+        df["subtype"] = ""
+    # Trial structure: one class per arm label; at least two arms.
+    ok = df[(df["trial"] != "") & (df["arm"] != "") & df["treatment"].isin(classes)]
+    arm_classes = ok.groupby(["trial", "arm"])["treatment"].unique()
+    for (trial, arm), cls in arm_classes.items():
+        if len(cls) > 1:
+            col.add(Problem("arm_two_classes", f"arm {arm!r} is labelled with {len(cls)} treatment classes: {', '.join(sorted(cls))}",
+                            file=file, trial=trial, column="treatment", scope="trial"))
+    n_arms = df[df["trial"] != ""].groupby("trial")["arm"].nunique()
+    for trial, n in n_arms.items():
+        if n < 2:
+            col.add(Problem("single_arm_trial", "the trial has only one arm; a randomised comparison needs two",
+                            file=file, trial=trial, column="arm", scope="trial"))
+    # Covariates.
+    declared = cfg.covariates.names
+    extra = [c for c in df.columns if c not in set(declared) | set(P_REQUIRED) | {"subtype", "__line"}]
+    if extra:
+        col.add(Problem("unknown_column", f"columns not declared in the study config are ignored: {', '.join(extra)}",
+                        file=file, severity="warning"))
+    absent = [c for c in declared if c not in df.columns]
+    if absent:
+        col.add(Problem("covariate_absent", f"declared covariates not in the file (treated as not collected): {', '.join(absent)}",
+                        file=file, severity="warning"))
+    out = df[["trial", "participant", "arm", "treatment", "subtype", "__line"]].copy()
+    for spec in cfg.covariates:
+        if spec.name not in df.columns:
+            out[spec.name] = np.nan if spec.type != "categorical" else None
+            continue
+        if spec.type == "categorical":
+            vals = df[spec.name].astype(str).str.strip()
+            bad = (vals != "").to_numpy() & ~vals.isin(spec.categories).to_numpy()
+            col.rows(df, bad, "bad_category", spec.name,
+                     lambda r, s=spec: f"{r[s.name]!r} is not one of {', '.join(s.categories)}")
+            out[spec.name] = vals.where(vals != "", None)
+            continue
+        vals, nonnum = parse_numeric(df[spec.name])
+        col.rows(df, nonnum, "not_a_number", spec.name, lambda r, s=spec: f"{r[s.name]!r} is not a number")
+        present = ~np.isnan(vals)
+        if spec.type == "binary":
+            bad = present & ~np.isin(vals, (0.0, 1.0))
+            col.rows(df, bad, "not_binary", spec.name, lambda r, s=spec: f"{r[s.name]!r} is not 0 or 1 (yes/no covariates are 0/1)")
+        elif spec.range is not None:
+            lo, hi = spec.range
+            bad = present & ((vals < lo) | (vals > hi))
+            unit = f" {spec.unit}" if spec.unit else ""
+            col.rows(df, bad, "out_of_range", spec.name,
+                     lambda r, s=spec, lo=lo, hi=hi, u=unit: f"{r[s.name]} is outside the plausible range {lo:g}–{hi:g}{u}")
+        out[spec.name] = np.where(nonnum, np.nan, vals)
+    return out
+
+
+def _check_outcomes(df: pd.DataFrame, cfg: StudyConfig, keys: set, col: _Collector) -> pd.DataFrame:
+    file = df.attrs["file"]
+    for key in ("trial", "participant", "outcome", "instrument"):
+        df[key] = df[key].astype(str).str.strip()
+    orphan = ~pd.MultiIndex.from_frame(df[["trial", "participant"]]).isin(keys)
+    col.rows(df, orphan, "unknown_participant", "participant",
+             lambda r: "outcome row for a participant not in the participants table", scope="row")
+    unknown_out = ~df["outcome"].isin(cfg.outcomes).to_numpy()
+    col.rows(df, unknown_out, "unknown_outcome", "outcome",
+             lambda r: f"outcome {r['outcome']!r} is not one of {', '.join(cfg.outcomes)}")
+    unknown_ins = ~df["instrument"].isin(cfg.instruments).to_numpy()
+    col.rows(df, unknown_ins, "unknown_instrument", "instrument",
+             lambda r: f"instrument {r['instrument']!r} is not in the registry; declare it under 'instruments' in the study config")
+    allowed = np.array([
+        (i in cfg.outcomes[o].instruments) if o in cfg.outcomes else True for o, i in zip(df["outcome"], df["instrument"])
+    ], dtype=bool)
+    wrong = ~allowed & ~unknown_ins & ~unknown_out
+    col.rows(df, wrong, "instrument_not_for_outcome", "instrument",
+             lambda r: f"instrument {r['instrument']!r} is not declared for outcome {r['outcome']!r}")
+    week, bad_week = parse_numeric(df["week"])
+    col.rows(df, bad_week, "not_a_number", "week", lambda r: f"week {r['week']!r} is not a number")
+    col.rows(df, np.isnan(week) & ~bad_week, "missing_week", "week", lambda r: "week is empty")
+    col.rows(df, week < 0, "negative_week", "week", lambda r: f"week {r['week']} is negative (0 = baseline)")
+    value, bad_val = parse_numeric(df["value"])
+    col.rows(df, bad_val, "not_a_number", "value", lambda r: f"value {r['value']!r} is not a number")
+    ins_ok = ~unknown_ins
+    lo = np.array([cfg.instruments[i].min if ok else np.nan for i, ok in zip(df["instrument"], ins_ok)])
+    hi = np.array([cfg.instruments[i].max if ok else np.nan for i, ok in zip(df["instrument"], ins_ok)])
+    out_rng = ins_ok & ~np.isnan(value) & ((value < lo) | (value > hi))
+    col.rows(df, out_rng, "value_out_of_range", "value",
+             lambda r: f"value {r['value']} is outside the range of {r['instrument']} "
+                       f"({cfg.instruments[r['instrument']].min:g}–{cfg.instruments[r['instrument']].max:g})")
+    for idx in np.flatnonzero(orphan | unknown_out | unknown_ins | wrong | bad_week | bad_val | out_rng | (week < 0)):
+        col.bad_outcome_lines.add(int(df["__line"].iloc[idx]))
+    out = pd.DataFrame({
+        "trial": df["trial"], "participant": df["participant"], "outcome": df["outcome"],
+        "instrument": df["instrument"], "week": week, "value": value, "__line": df["__line"],
+    })
+    # Trial-level: one instrument per outcome within a trial.
+    inst = out[~unknown_ins].groupby(["trial", "outcome"])["instrument"].unique()
+    for (trial, outcome), ins in inst.items():
+        if len(ins) > 1:
+            col.add(Problem("mixed_instruments", f"outcome {outcome!r} is measured with {len(ins)} instruments "
+                            f"({', '.join(sorted(ins))}); use one per outcome within a trial", file=file, trial=trial,
+                            column="instrument", scope="trial"))
+    # Duplicate measurements: conflicting ones are errors, identical ones a warning.
+    measured = out[~np.isnan(out["value"].to_numpy()) & ~np.isnan(out["week"].to_numpy())]
+    key = ["trial", "participant", "outcome", "week"]
+    dups = measured[measured.duplicated(key, keep=False)]
+    if len(dups):
+        nvals = dups.groupby(key)["value"].nunique()
+        for k, n in nvals.items():
+            if n > 1:
+                first = dups.set_index(key).loc[k, "__line"]
+                line = int(np.min(np.atleast_1d(first)))
+                col.add(Problem("conflicting_duplicate", f"{n} different values for outcome {k[2]!r} at week {k[3]:g}",
+                                file=file, trial=k[0], participant=k[1], row=line, column="value"))
+        n_same = int(dups.duplicated(key + ["value"]).sum())
+        if n_same:
+            col.add(Problem("identical_duplicate", f"{n_same} outcome rows repeat an identical measurement and are counted once",
+                            file=file, severity="warning"))
+    n_empty = int((np.isnan(value) & ~bad_val).sum())
+    if n_empty:
+        col.add(Problem("empty_value", f"{n_empty} outcome rows have an empty value and are treated as not measured",
+                        file=file, severity="warning"))
+    keep = ~np.isnan(out["value"].to_numpy())
+    out = out[keep].drop_duplicates(key + ["value"])
+    return out
+
+
+def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = None, *, drop_invalid: bool = False) -> Dataset:
+    """Read, validate and type a dataset folder.
+
+    Raises :class:`ValidationFailed` listing every problem (unless ``drop_invalid`` and
+    all problems are participant- or trial-level, in which case those are excluded and
+    recorded in ``Dataset.excluded``).
+    """
+    folder = Path(data)
+    if not folder.is_dir():
+        raise LbpError(f"dataset folder {folder} not found")
+    cfg = config if isinstance(config, StudyConfig) else resolve_config(folder, config)
+    col = _Collector()
+    ppath, probs = find_table(folder, "participants")
+    opath, probs2 = find_table(folder, "outcomes")
+    for p in probs + probs2:
+        col.add(p)
+    if col.file_errors():
+        raise ValidationFailed(col.errors(), what=f"dataset {folder}")
+    pdf, odf = read_table(ppath), read_table(opath)
+    _require_columns(pdf, P_REQUIRED, col)
+    _require_columns(odf, O_REQUIRED, col)
+    if col.file_errors():
+        raise ValidationFailed(col.errors(), what=f"dataset {folder}")
+    parts = _check_participants(pdf, cfg, col)
+    keys = set(zip(parts["trial"], parts["participant"]))
+    outs = _check_outcomes(odf, cfg, pd.MultiIndex.from_tuples(list(keys)) if keys else pd.MultiIndex.from_tuples([], names=["a", "b"]), col)
+    received = parts[parts["trial"] != ""].groupby("trial").size()
+    errors = col.errors()
+    warnings = [p for p in col.problems if p.severity == "warning"]
+    if errors and (not drop_invalid or col.file_errors()):
+        raise ValidationFailed(errors + warnings, what=f"dataset {folder}")
+    excluded = _exclusions(parts, col)
+    if len(excluded):
+        drop = pd.MultiIndex.from_frame(excluded[["trial", "participant"]])
+        parts = parts[~pd.MultiIndex.from_frame(parts[["trial", "participant"]]).isin(drop)]
+        outs = outs[~pd.MultiIndex.from_frame(outs[["trial", "participant"]]).isin(drop)]
+        warnings.append(Problem("excluded", f"{len(excluded)} participants excluded as invalid (see excluded_participants.csv)",
+                                severity="warning"))
+    if col.bad_outcome_lines:
+        n_before = len(outs)
+        outs = outs[~outs["__line"].isin(col.bad_outcome_lines)]
+        if n_before - len(outs):
+            warnings.append(Problem("excluded_rows", f"{n_before - len(outs)} invalid outcome rows excluded", severity="warning"))
+    parts = parts[(parts["trial"] != "") & (parts["participant"] != "")]
+    return Dataset(
+        path=folder, config=cfg,
+        participants=parts.drop(columns="__line").reset_index(drop=True),
+        outcomes=outs.drop(columns="__line").reset_index(drop=True),
+        received=received, excluded=excluded, warnings=warnings,
+    )
+
+
+def _exclusions(parts: pd.DataFrame, col: _Collector) -> pd.DataFrame:
+    rows = []
+    for trial, code in col.bad_trials.items():
+        for pid in parts.loc[parts["trial"] == trial, "participant"]:
+            rows.append((trial, pid, f"trial: {code}"))
+    in_bad_trial = set(col.bad_trials)
+    for (trial, pid), code in col.bad_participants.items():
+        if trial not in in_bad_trial:
+            rows.append((trial, pid, code))
+    ex = pd.DataFrame(rows, columns=["trial", "participant", "reason"])
+    return ex.drop_duplicates(["trial", "participant"]).reset_index(drop=True)

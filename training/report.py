@@ -1,0 +1,18 @@
+"""Plain-text renderings of reports for the terminal."""
+from __future__ import annotations
+
+import pandas as pd
+
+
+def attrition_table_text(att: pd.DataFrame) -> str:
+    """The attrition report per trial and outcome, with a total per outcome."""
+    if att.empty:
+        return "attrition: no participants"
+    num = [c for c in att.columns if c not in ("trial", "outcome")]
+    totals = att.groupby("outcome", sort=False)[num].sum().reset_index()
+    totals.insert(0, "trial", "ALL")
+    table = pd.concat([att, totals], ignore_index=True)
+    short = {c: c.replace("excluded_invalid", "invalid").replace("missing_followup_", "no_fu_")
+             .replace("missing_baseline", "no_base").replace("with_baseline", "base").replace("not_collected", "not_coll")
+             for c in table.columns}
+    return "Attrition (participants) by trial and outcome:\n" + table.rename(columns=short).to_string(index=False)
