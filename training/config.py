@@ -20,7 +20,7 @@ from training.instruments import Instrument, registry
 DEFAULT_CONFIG = "lbp_default.yaml"
 TOP_KEYS = {
     "name", "description", "treatments", "comparisons", "covariates", "outcomes",
-    "instruments", "follow_up", "global_recovery",
+    "instruments", "follow_up", "global_recovery", "subgroups",
 }
 
 
