@@ -39,10 +39,12 @@ def _root(
 
 
 def _register() -> None:
-    from lbp_benefit import cmd_check, cmd_demo
+    from lbp_benefit import cmd_check, cmd_demo, cmd_replicate, cmd_serve
 
     app.command("check")(cmd_check.check)
     app.command("demo")(cmd_demo.demo)
+    app.command("replicate")(cmd_replicate.replicate)
+    app.command("serve")(cmd_serve.serve)
     try:
         from lbp_benefit import cmd_simulate
     except ImportError:  # pragma: no cover - optional while a module is being built

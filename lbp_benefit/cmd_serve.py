@@ -1,0 +1,64 @@
+"""``lbp-benefit serve``: the HTTP scoring service (see docs/serving.md)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+
+def serve(
+    model: Path = typer.Option(None, "--model", envvar="LBP_MODEL_PATH", show_envvar=True,
+                               help="Model artifact (folder or .zip) to serve."),
+    host: str = typer.Option("127.0.0.1", "--host", envvar="LBP_HOST", show_envvar=True,
+                             help="Address to listen on. A non-loopback address needs API keys "
+                                  "(or --allow-unauthenticated)."),
+    port: int = typer.Option(8000, "--port", envvar="LBP_PORT", show_envvar=True, help="Port to listen on."),
+    api_key_env: str = typer.Option("LBP_API_KEYS", "--api-key-env",
+                                    help="Name of the environment variable holding the comma-separated API keys "
+                                         "(keys are never passed on the command line)."),
+    allow_unauthenticated: bool = typer.Option(False, "--allow-unauthenticated", envvar="LBP_ALLOW_UNAUTHENTICATED",
+                                               show_envvar=True,
+                                               help="Serve without API keys on a non-loopback address (only if "
+                                                    "something in front of this server authenticates)."),
+    cors_origin: list[str] = typer.Option(None, "--cors-origin",
+                                          help="Origin allowed by CORS (repeatable; adds to LBP_CORS_ORIGINS)."),
+    log_level: str = typer.Option("info", "--log-level", envvar="LBP_LOG_LEVEL", help="Log level of the JSON logs."),
+    check_only: bool = typer.Option(False, "--check-only",
+                                    help="Load, verify and warm up the model, print its id, and exit without serving."),
+) -> None:
+    """Serve a model over HTTP: POST /v1/score, /v1/score/batch; GET /v1/model, /healthz, /readyz, /metrics."""
+    from pydantic import SecretStr
+
+    from predict.errors import LbpError
+    from serving.app import create_app, warm_up
+    from serving.logs import configure_logging
+    from serving.settings import ServingSettings, check_bind
+
+    base = ServingSettings()
+    origins = [o for o in base.cors_origin_list + list(cors_origin or []) if o]
+    settings = base.model_copy(update={
+        "model_path": model,
+        "host": host,
+        "port": port,
+        "api_keys": SecretStr(os.environ.get(api_key_env, "")),
+        "allow_unauthenticated": allow_unauthenticated or base.allow_unauthenticated,
+        "cors_origins": ",".join(origins),
+        "log_level": log_level,
+    })
+    if model is None:
+        raise LbpError("no model to serve: pass --model PATH or set LBP_MODEL_PATH")
+    check_bind(host, settings)
+    if not check_only:
+        configure_logging(log_level)
+    app = create_app(settings=settings)  # raises (e.g. ArtifactError) on a tampered or unreadable model
+    if check_only:
+        warm_up(app.state.scorer)
+        typer.echo(f"model {app.state.model_id} loaded, verified and warmed up")
+        return
+
+    import uvicorn
+
+    # uvicorn's own access log would print raw paths and query strings: ours logs route templates only.
+    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, log_level=log_level.lower(),
+                server_header=False)

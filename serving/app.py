@@ -1,0 +1,142 @@
+"""The app factory.
+
+``create_app`` loads the model *before* the app exists (so a tampered or unreadable artifact
+raises and nothing is ever served), generates the request models from its feature schema, and
+wires small routers, dependency-injected auth, CORS, the body-size limit, metrics and JSON access
+logs. At startup (lifespan) the model is warmed up by scoring one example patient; ``/readyz``
+answers 200 only after that succeeded.
+
+Run it with ``lbp-benefit serve --model PATH`` (which also refuses unauthenticated non-loopback
+binds), or ``uvicorn --factory serving.app:create_app`` with ``LBP_MODEL_PATH`` set.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from predict import __version__
+from predict.errors import LbpError
+from serving.auth import require_api_key, require_loopback_or_allowed
+from serving.errors import request_validation_handler
+from serving.interface import Loader, ScorerLike, check_scorer, default_loader, is_synthetic
+from serving.limits import BodySizeLimitMiddleware
+from serving.logs import LOGGER, AccessMiddleware
+from serving.metrics import Metrics
+from serving.routes import health, model, score
+from serving.schemas import build_models
+from serving.settings import ServingSettings
+
+log = logging.getLogger(LOGGER)
+
+DESCRIPTION = """Predicts a low-back-pain patient's individual benefit of exercise therapy versus an
+alternative (the *comparator*), from a model trained on pooled individual-participant trial data.
+
+Request bodies are validated against the loaded model's feature schema (units, plausible ranges and
+categories are shown on each field). Send API keys as `X-API-Key` or `Authorization: Bearer` when the
+server has keys configured. See `GET /v1/model` for the model card, and heed any
+`synthetic_data_warning`."""
+
+
+def load_scorer(path: str | Path, loader: Loader | None = None) -> ScorerLike:
+    """Load and check a scorer; any failure (e.g. ``ArtifactError`` on a tampered artifact) propagates."""
+    scorer = (loader or default_loader)(Path(path))
+    return check_scorer(scorer)
+
+
+def warm_up(scorer: ScorerLike) -> None:
+    """Score one example patient (baselines only); raise if the model cannot."""
+    patient = {name: 50.0 for name in scorer.baselines}
+    result = scorer.score([patient], scorer.comparators[0], None)
+    if not isinstance(result, list) or len(result) != 1 or not isinstance(result[0], dict):
+        raise LbpError("model warm-up failed: the scorer did not return one result for one patient")
+
+
+def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | None = None, *,
+               model_path: str | Path | None = None, loader: Loader | None = None) -> FastAPI:
+    """Build the service for ``scorer``, or for the model at ``model_path`` (default: ``settings.model_path``,
+    i.e. ``LBP_MODEL_PATH``) loaded with ``loader`` (default ``predict.Scorer.load``).
+
+    Raises whatever loading raises (``ArtifactError`` for a tampered artifact) and :class:`LbpError`
+    if there is no model or it lacks what the service needs.
+    """
+    settings = settings or ServingSettings()
+    if scorer is None:
+        path = model_path if model_path is not None else settings.model_path
+        if path is None:
+            raise LbpError("no model to serve: pass --model PATH or set LBP_MODEL_PATH")
+        scorer = load_scorer(path, loader)
+    else:
+        check_scorer(scorer)
+    model_id = str(scorer.manifest.get("model_id"))
+    models = build_models(scorer, settings.max_batch)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if settings.warmup:
+            try:
+                await run_in_threadpool(warm_up, scorer)
+            except Exception as exc:
+                log.error("model warm-up failed", extra={"model_id": model_id, "error_type": type(exc).__name__})
+                raise
+        app.state.ready = True
+        metrics.set(metrics.ready, 1)
+        log.info("ready", extra={"model_id": model_id})
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            metrics.set(metrics.ready, 0)
+            log.info("stopping", extra={"model_id": model_id})
+
+    app = FastAPI(
+        title="lbp-benefit scoring service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
+    )
+    app.state.settings = settings
+    app.state.scorer = scorer
+    app.state.model_id = model_id
+    app.state.models = models
+    app.state.metrics = metrics
+    app.state.ready = False
+    metrics.set(metrics.ready, 0)
+    metrics.set(metrics.model_info, 1, (model_id, str(scorer.manifest.get("schema_version", "")),
+                                        str(is_synthetic(scorer.manifest)).lower()))
+
+    guard = [Depends(require_api_key)] if settings.auth_enabled else [Depends(require_loopback_or_allowed)]
+    app.include_router(score.build_router(models, guard))
+    app.include_router(model.build_router(models, guard))
+    app.include_router(health.router)
+    app.include_router(health.build_metrics_router(guard if settings.metrics_require_auth else []))
+    app.add_exception_handler(RequestValidationError, request_validation_handler)
+
+    # Added innermost first: the access log sees everything, CORS headers reach 413s too.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    app.add_middleware(AccessMiddleware, metrics=metrics, model_id=lambda: model_id)
+
+    log.info("model loaded", extra={"model_id": model_id, "schema_version": scorer.manifest.get("schema_version"),
+                                    "synthetic": is_synthetic(scorer.manifest),
+                                    "auth": "api-key" if settings.auth_enabled else
+                                    ("off" if settings.allow_unauthenticated else "loopback-only")})
+    return app

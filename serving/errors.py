@@ -1,0 +1,99 @@
+"""Readable 422 bodies that name every bad field, without echoing the values back or logging them.
+
+Body::
+
+    {"message": "2 invalid fields: patient.age, patient.shoe_size",
+     "detail": [{"loc": ["body", "patient", "age"], "field": "patient.age", "type": "less_than_equal",
+                 "msg": "Input should be less than or equal to 100",
+                 "expected": "a number from 18 to 100 years, or null/absent if unknown"}, ...]}
+
+In a batch, ``field`` reads ``patients[3].age`` and the item carries ``patient_index: 3``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from predict.errors import LbpError, ValidationFailed
+from serving.logs import LOGGER, request_id_of, route_template
+
+log = logging.getLogger(LOGGER)
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out or "body"
+
+
+def _item(err: dict, hints: dict[str, str], max_batch: int) -> dict:
+    loc = list(err.get("loc", ()))
+    kind = err.get("type", "")
+    msg = err.get("msg", "invalid")
+    item: dict[str, Any] = {"loc": loc, "field": field_path(loc), "type": kind, "msg": msg}
+    last = loc[-1] if loc else None
+    if kind == "extra_forbidden":
+        item["msg"] = "unknown field: the model has no input of this name"
+    elif kind == "missing":
+        item["msg"] = "required field is missing"
+    elif kind == "too_long" and last == "patients":
+        item["msg"] = f"a batch holds at most {max_batch} patients; split it into several requests"
+    elif kind == "value_error" and msg.startswith("Value error, "):
+        item["msg"] = msg[len("Value error, "):]
+    elif kind == "json_invalid":
+        item["msg"] = "the body is not valid JSON"
+    if len(loc) >= 3 and loc[0] == "body" and loc[1] == "patients" and isinstance(loc[2], int):
+        item["patient_index"] = loc[2]
+    if isinstance(last, str) and last in hints and kind != "extra_forbidden" and len(loc) >= 3:
+        item["expected"] = hints[last]
+    return item
+
+
+def validation_body(errors: Sequence[dict], hints: dict[str, str], max_batch: int) -> dict:
+    items = [_item(e, hints, max_batch) for e in errors]
+    names = list(dict.fromkeys(i["field"] for i in items))
+    shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
+    return {"message": f"{len(names)} invalid field{'s' if len(names) != 1 else ''}: {shown}", "detail": items}
+
+
+def _count_invalid(request: Request, n_errors: int, error_type: str) -> None:
+    route = route_template(request.scope)
+    metrics = request.app.state.metrics
+    if route.startswith("/v1/score"):
+        metrics.inc(metrics.score_requests, (route, "invalid"))
+    # Only counts and types: the fields' values (and the messages, which may quote them) stay out of logs.
+    log.info("invalid request", extra={"request_id": request_id_of(request.scope), "route": route,
+                                       "n_errors": n_errors, "error_type": error_type})
+
+
+async def request_validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    body = validation_body(exc.errors(), request.app.state.models.hints, request.app.state.settings.max_batch)
+    _count_invalid(request, len(body["detail"]), "RequestValidationError")
+    return JSONResponse(status_code=422, content=body)
+
+
+def scorer_refusal(request: Request, exc: LbpError) -> JSONResponse:
+    """The scorer refused the input (after the schema accepted it): 422 with its problems."""
+    if isinstance(exc, ValidationFailed):
+        items = [{"loc": ["body"] + ([p.column] if p.column else []), "field": p.column or "body",
+                  "type": p.code, "msg": p.message,
+                  **({"patient_index": int(p.row)} if p.row is not None else {})} for p in exc.errors]
+    else:
+        items = [{"loc": ["body"], "field": "body", "type": "refused", "msg": str(exc)}]
+    _count_invalid(request, len(items), type(exc).__name__)
+    names = list(dict.fromkeys(i["field"] for i in items))
+    return JSONResponse(status_code=422, content={
+        "message": f"the model refused the input: {len(items)} problem{'s' if len(items) != 1 else ''}"
+                   + (f" ({', '.join(names[:20])})" if names else ""),
+        "detail": items})

@@ -1,0 +1,1 @@
+"""The service's routers: scoring, model information, health and metrics."""

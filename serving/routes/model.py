@@ -1,0 +1,39 @@
+"""What the loaded model is: manifest, card, feature schema (``/v1/model``, ``/v1/model/card``)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from serving.interface import is_synthetic, to_jsonable
+from serving.schemas import SYNTHETIC_WARNING, RequestModels
+
+
+def build_router(models: RequestModels, dependencies: list) -> APIRouter:
+    router = APIRouter(prefix="/v1/model", tags=["model"], dependencies=dependencies)
+
+    def model_info(request: Request) -> dict:
+        state = request.app.state
+        scorer = state.scorer
+        synthetic = is_synthetic(scorer.manifest)
+        return {
+            "model_id": state.model_id,
+            "synthetic": synthetic,
+            "synthetic_data_warning": SYNTHETIC_WARNING if synthetic else None,
+            "baselines": list(scorer.baselines),
+            "comparators": list(scorer.comparators),
+            "outcomes": list(scorer.outcomes),
+            "covariates": scorer.schema.to_list(),
+            "limits": {"max_batch": state.settings.max_batch, "max_body_bytes": state.settings.max_body_bytes},
+            "manifest": to_jsonable(scorer.manifest),
+            "card": to_jsonable(scorer.card),
+        }
+
+    def model_card(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.app.state.scorer.card_markdown, media_type="text/markdown; charset=utf-8")
+
+    router.add_api_route("", model_info, methods=["GET"], response_model=models.model_info,
+                         summary="The model: manifest, card and feature schema as JSON")
+    router.add_api_route("/card", model_card, methods=["GET"], response_class=PlainTextResponse,
+                         summary="The rendered model card (Markdown)",
+                         responses={200: {"content": {"text/markdown": {}}}})
+    return router

@@ -1,0 +1,253 @@
+"""Request and response models, generated from the loaded model's feature schema.
+
+Every covariate becomes an optional field (absent or ``null`` = missing, handled by the model);
+the baseline inputs are required. Validation is strict, so nothing is silently coerced:
+
+* continuous: a JSON number (an integer is fine) inside the covariate's plausible range;
+  strings such as ``"62"``, booleans, NaN and infinities are refused;
+* binary: the integer ``0`` or ``1``; ``true``/``false``, ``1.0`` and ``"yes"`` are refused;
+* categorical: exactly one of the category strings (case-sensitive);
+* baselines: a number from 0 to 100 (higher = worse), required;
+* unknown fields are refused and named (``extra="forbid"``).
+
+Units, ranges, enumerations, labels and examples appear in the OpenAPI document.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
+from pydantic_core import PydanticCustomError
+
+from predict.schema import CovariateSpec
+from serving.interface import BASELINE_RANGE, ScorerLike, is_synthetic
+
+SYNTHETIC_WARNING = (
+    "This model was trained on synthetic (simulated) data. Its predictions only demonstrate the "
+    "software and must not be used for clinical decisions."
+)
+
+BASELINE_LABELS = {
+    "baseline_pain": "Pain intensity at baseline (0-100, higher = worse)",
+    "baseline_function": "Functional limitations at baseline (0-100, higher = worse)",
+}
+BASELINE_EXAMPLES = {"baseline_pain": 62.0, "baseline_function": 41.0}
+
+
+def _strict_binary(value: Any) -> Any:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise PydanticCustomError("binary_type", "Input should be the integer 0 or 1 (not true/false, 1.0 or text)")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def covariate_hint(spec: CovariateSpec) -> str:
+    """What a covariate accepts, in words (used in 422 bodies and the OpenAPI descriptions)."""
+    if spec.type == "continuous":
+        unit = f" {spec.unit}" if spec.unit else ""
+        if spec.range is not None:
+            what = f"a number from {_fmt(spec.range[0])} to {_fmt(spec.range[1])}{unit}"
+        else:
+            what = f"a number{(' in' + unit) if unit else ''}"
+    elif spec.type == "binary":
+        what = "0 or 1" + (f" ({spec.reference})" if spec.reference else "")
+    else:
+        what = "one of " + ", ".join(repr(c) for c in spec.categories or ())
+    return what + ", or null/absent if unknown"
+
+
+def _example(spec: CovariateSpec) -> Any:
+    if spec.type == "continuous":
+        if spec.range is None:
+            return 1.0
+        lo, hi = spec.range
+        return float(round(lo + (hi - lo) * 0.3, 1))
+    if spec.type == "binary":
+        return 0
+    ref = spec.reference if spec.reference in (spec.categories or ()) else None
+    return ref or spec.categories[0]
+
+
+def _covariate_field(spec: CovariateSpec) -> tuple[Any, Any]:
+    label = spec.label or spec.name
+    description = f"{label}. Accepts {covariate_hint(spec)}."
+    if spec.description:
+        description += f" {spec.description}"
+    extra: dict[str, Any] = {"x-covariate-type": spec.type}
+    if spec.unit:
+        extra["x-unit"] = spec.unit
+    if spec.type == "continuous":
+        constraints: dict[str, Any] = {"strict": True, "allow_inf_nan": False}
+        if spec.range is not None:
+            constraints.update(ge=spec.range[0], le=spec.range[1])
+        inner: Any = Annotated[float, Field(**constraints)]
+    elif spec.type == "binary":
+        inner = Annotated[Literal[0, 1], BeforeValidator(_strict_binary)]
+        if spec.reference:
+            extra["x-reference"] = spec.reference
+    else:
+        inner = Literal[tuple(spec.categories)]  # type: ignore[valid-type]
+        if spec.reference:
+            extra["x-reference"] = spec.reference
+    info = Field(default=None, alias=spec.name, title=label, description=description,
+                 examples=[_example(spec)], json_schema_extra=extra)
+    return (inner | None, info)
+
+
+def _baseline_field(name: str) -> tuple[Any, Any]:
+    lo, hi = BASELINE_RANGE
+    label = BASELINE_LABELS.get(name, f"{name.replace('_', ' ').capitalize()} (0-100, higher = worse)")
+    inner = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=lo, le=hi)]
+    info = Field(..., alias=name, title=label,
+                 description=f"{label}. Required: a number from {_fmt(lo)} to {_fmt(hi)}.",
+                 examples=[BASELINE_EXAMPLES.get(name, 50.0)], json_schema_extra={"x-unit": "0-100 points"})
+    return (inner, info)
+
+
+@dataclass
+class RequestModels:
+    """The generated models and what the 422 handler needs to explain errors."""
+
+    patient: type[BaseModel]
+    score: type[BaseModel]
+    batch: type[BaseModel]
+    score_response: type[BaseModel]
+    batch_response: type[BaseModel]
+    model_info: type[BaseModel]
+    hints: dict[str, str] = field(default_factory=dict)
+    example_patient: dict[str, Any] = field(default_factory=dict)
+
+
+def example_result(scorer: ScorerLike) -> dict[str, Any]:
+    """A realistic per-patient result, for the OpenAPI examples."""
+    outcomes: dict[str, Any] = {}
+    for o in scorer.outcomes:
+        if o == "global_recovery" or o.endswith("recovery"):
+            outcomes[o] = {"p_exercise": 0.46, "p_comparator": 0.35,
+                           "difference": {"estimate": 0.11, "ci": [0.04, 0.18]}}
+        else:
+            outcomes[o] = {
+                "exercise": {"expected": 31.2, "interval": [22.0, 40.5]},
+                "comparator": {"expected": 39.3, "interval": [30.1, 48.6]},
+                "benefit": {"estimate": 8.1, "ci": [4.0, 12.2], "prediction_interval": [-6.5, 22.7]},
+                "clears_smallest_worthwhile": False,
+            }
+    first = scorer.schema.covariates[0] if len(scorer.schema) else None
+    factors = []
+    if first is not None:
+        factors.append({"name": first.name, "label": first.label or first.name, "contribution": 2.4,
+                        "units": "points on the 0-100 scale"})
+    missing = []
+    if len(scorer.schema) > 1:
+        c = scorer.schema.covariates[-1]
+        missing.append({"name": c.name, "handled_as": "imputed: trial-specific median"})
+    return {"outcomes": outcomes, "top_factors": factors, "missing": missing, "warnings": []}
+
+
+def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
+    """Generate the request/response models for ``scorer`` (validated by :func:`check_scorer`)."""
+    fields: dict[str, Any] = {}
+    hints: dict[str, str] = {}
+    example: dict[str, Any] = {}
+    # Internal field names are positional (f0, f1, ...): the public names are aliases, so a covariate
+    # may be called anything the feature schema allows without clashing with BaseModel attributes.
+    for i, name in enumerate(scorer.baselines):
+        fields[f"b{i}"] = _baseline_field(name)
+        hints[name] = "a number from 0 to 100 (required)"
+        example[name] = BASELINE_EXAMPLES.get(name, 50.0)
+    for i, spec in enumerate(scorer.schema.covariates):
+        fields[f"f{i}"] = _covariate_field(spec)
+        hints[spec.name] = covariate_hint(spec)
+        example[spec.name] = _example(spec)
+
+    patient = create_model(
+        "Patient",
+        __config__=ConfigDict(extra="forbid", populate_by_name=False,
+                              json_schema_extra={"examples": [example]}),
+        __doc__=("One patient's baseline values. Baselines are required; every covariate is optional "
+                 "(absent or null = unknown, handled by the model as its card describes)."),
+        **fields,
+    )
+
+    comparator_t = Literal[tuple(scorer.comparators)]  # type: ignore[valid-type]
+    outcome_t = Literal[tuple(scorer.outcomes)]  # type: ignore[valid-type]
+    comparator_field = Field(..., description="The alternative to exercise therapy to compare with.",
+                             examples=[scorer.comparators[0]])
+    outcomes_field = Field(default=None, min_length=1,
+                           description="Outcomes to predict (default: all the model has).",
+                           examples=[list(scorer.outcomes)])
+
+    def _unique(cls, v):  # noqa: ANN001 - pydantic validator
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError("an outcome is listed twice")
+        return v
+
+    validators = {"unique_outcomes": field_validator("outcomes")(_unique)}
+    comparator_example = "usual_care" if "usual_care" in scorer.comparators else scorer.comparators[0]
+    score = create_model(
+        "ScoreRequest",
+        __config__=ConfigDict(extra="forbid", json_schema_extra={
+            "examples": [{"patient": example, "comparator": comparator_example}]}),
+        __doc__="Score one patient against one comparator.",
+        __validators__=validators,
+        patient=(patient, Field(..., description="The patient's baseline values.")),
+        comparator=(comparator_t, comparator_field),
+        outcomes=(list[outcome_t] | None, outcomes_field),
+    )
+    batch = create_model(
+        "BatchScoreRequest",
+        __config__=ConfigDict(extra="forbid", json_schema_extra={
+            "examples": [{"patients": [example, {k: v for k, v in example.items() if k in scorer.baselines}],
+                          "comparator": comparator_example}]}),
+        __doc__=f"Score up to {max_batch} patients against one comparator; results come in the same order.",
+        __validators__=validators,
+        patients=(list[patient], Field(..., min_length=1, max_length=max_batch,
+                                       description=f"1 to {max_batch} patients.")),
+        comparator=(comparator_t, comparator_field),
+        outcomes=(list[outcome_t] | None, outcomes_field),
+    )
+
+    model_id = str(scorer.manifest.get("model_id"))
+    warn = SYNTHETIC_WARNING if is_synthetic(scorer.manifest) else None
+    result = example_result(scorer)
+    one = {"model_id": model_id, "comparator": comparator_example, "result": result}
+    many = {"model_id": model_id, "comparator": comparator_example, "results": [result]}
+    if warn:
+        one["synthetic_data_warning"] = warn
+        many["synthetic_data_warning"] = warn
+    result_doc = ("Per-patient result: predicted outcomes under exercise and the comparator, the benefit "
+                  "(comparator minus exercise on 0-100 scales; positive favours exercise) with confidence and "
+                  "prediction intervals, the factors that moved it most, how missing inputs were handled, "
+                  "and warnings.")
+    warn_field = Field(default=None, description="Present (and must be shown to users) when the model was "
+                                                 "trained on synthetic data.")
+    score_response = create_model(
+        "ScoreResponse", __config__=ConfigDict(json_schema_extra={"examples": [one]}),
+        model_id=(str, ...), comparator=(str, ...),
+        synthetic_data_warning=(str | None, warn_field),
+        result=(dict[str, Any], Field(..., description=result_doc)),
+    )
+    batch_response = create_model(
+        "BatchScoreResponse", __config__=ConfigDict(json_schema_extra={"examples": [many]}),
+        model_id=(str, ...), comparator=(str, ...),
+        synthetic_data_warning=(str | None, warn_field),
+        results=(list[dict[str, Any]], Field(..., description="One result per patient, in request order. "
+                                             + result_doc)),
+    )
+    model_info = create_model(
+        "ModelInfo",
+        model_id=(str, ...),
+        synthetic=(bool, Field(..., description="True when the model was trained on synthetic data.")),
+        synthetic_data_warning=(str | None, warn_field),
+        baselines=(list[str], ...), comparators=(list[str], ...), outcomes=(list[str], ...),
+        covariates=(list[dict[str, Any]], Field(..., description="The feature schema: name, type, label, unit, "
+                                                 "range, categories.")),
+        limits=(dict[str, int], Field(..., description="max_batch and max_body_bytes of this server.")),
+        manifest=(dict[str, Any], Field(..., description="The artifact manifest.")),
+        card=(dict[str, Any], Field(..., description="The model card as JSON.")),
+    )
+    return RequestModels(patient, score, batch, score_response, batch_response, model_info, hints, example)

@@ -1,0 +1,84 @@
+"""Service settings, read from the environment (prefix ``LBP_``) or passed in.
+
+=============================  ===============  ==================================================
+environment variable           default          meaning
+=============================  ===============  ==================================================
+``LBP_MODEL_PATH``             (none)           model artifact (folder or .zip) to load at startup
+``LBP_API_KEYS``               (none)           comma-separated API keys; set = every scoring and
+                                                model route needs one (``X-API-Key`` or
+                                                ``Authorization: Bearer``)
+``LBP_ALLOW_UNAUTHENTICATED``  ``false``        allow serving without keys on a non-loopback host
+``LBP_CORS_ORIGINS``           (none)           comma-separated origins allowed by CORS (``*`` = any)
+``LBP_MAX_BODY_BYTES``         ``1048576``      larger request bodies get 413
+``LBP_MAX_BATCH``              ``1000``         most patients in one ``/v1/score/batch`` request
+``LBP_METRICS_REQUIRE_AUTH``   ``false``        ``/metrics`` needs an API key too
+``LBP_WARMUP``                 ``true``         score one example patient at startup; ready only if it works
+``LBP_DOCS``                   ``true``         serve ``/docs`` and ``/openapi.json``
+``LBP_HOST`` / ``LBP_PORT``    127.0.0.1/8000   where ``lbp-benefit serve`` listens
+``LBP_LOG_LEVEL``              ``info``         log level of the JSON logs
+=============================  ===============  ==================================================
+"""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from predict.errors import LbpError
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+class ServingSettings(BaseSettings):
+    """Settings of the scoring service (see the module docstring for the environment variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="LBP_", extra="ignore")
+
+    model_path: Path | None = None
+    api_keys: SecretStr = Field(default=SecretStr(""), description="comma-separated API keys")
+    allow_unauthenticated: bool = False
+    cors_origins: str = ""
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_batch: int = Field(default=1000, gt=0)
+    metrics_require_auth: bool = False
+    warmup: bool = True
+    docs: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "info"
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_key_list)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses (or names) that only this machine can reach."""
+    h = host.strip().strip("[]").lower()
+    if h in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, settings: ServingSettings) -> None:
+    """Refuse to listen on a non-loopback address without API keys unless explicitly allowed."""
+    if settings.auth_enabled or settings.allow_unauthenticated or is_loopback(host):
+        return
+    raise LbpError(
+        f"refusing to serve on {host} without authentication: set LBP_API_KEYS (comma-separated keys), "
+        "or LBP_ALLOW_UNAUTHENTICATED=true if something in front of this server authenticates, "
+        "or listen on 127.0.0.1"
+    )
