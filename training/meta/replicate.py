@@ -1,0 +1,147 @@
+"""``lbp-benefit replicate``: the seed paper's analyses on any pooled IPD.
+
+Writes a report folder: ``analysis_data.csv`` (so anyone can re-fit the models elsewhere),
+``overall.csv`` and ``interactions.csv`` in long form, tables in the layout of the paper's
+Tables 4–6 for every outcome × follow-up × comparison (CSV, Markdown, HTML), forest plots of
+subgroup effects for the primary analyses (PNG, SVG) and ``report.md``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from predict.errors import LbpError
+from training.config import StudyConfig
+from training.harmonise import RECOVERY, Harmonised
+from training.meta.design import ModelSpec
+from training.meta.forest import forest_plot
+from training.meta.run import fit_many
+from training.meta.specs import all_specs, comparison_sets, modifiers
+from training.meta.subgroups import subgroup_effects
+from training.meta.tables import fmt_estimate, fmt_p, paper_table, variable_label, write_table
+
+LONG_COLUMNS = ["outcome", "follow_up", "comparison", "variable", "level", "model", "studies", "participants",
+                "estimate", "ci_low", "ci_high", "p", "tau", "status"]
+EXTRA_COLUMNS = ["se", "pi_low", "pi_high", "excluded_missing", "scale", "message"]
+PAPER_TABLE = {"pain": "table4_pain", "function": "table5_function", RECOVERY: "table6_global_recovery"}
+
+
+@dataclass
+class Replication:
+    overall: pd.DataFrame
+    interactions: pd.DataFrame
+    subgroups: pd.DataFrame
+    out: Path
+
+
+def analysis_data(h: Harmonised) -> pd.DataFrame:
+    """One row per participant, outcome and follow-up with comparison-set membership and recovery."""
+    cfg = h.config
+    a = h.analysis.copy()
+    for name, classes in comparison_sets(cfg).items():
+        a[f"in_{name}"] = (a["treatment"].isin(classes) | (a["treatment"] == cfg.active)).astype(int)
+    rec = a[a.outcome == RECOVERY].set_index(["trial", "participant", "follow_up"])["value"]
+    key = pd.MultiIndex.from_frame(a[["trial", "participant", "follow_up"]])
+    a["recovered"] = rec.reindex(key).to_numpy()
+    lead = ["trial", "participant", "outcome", "follow_up"] + [c for c in a.columns if c.startswith("in_")] + [
+        "treat", "treatment", "subtype", "arm", "week", "instrument", "value", "baseline", "recovered"]
+    return a[lead + [c for c in a.columns if c not in lead]]
+
+
+def _level(cfg: StudyConfig, variable: str) -> str:
+    return "exercise" if variable == "treatment" else variable_label(cfg, variable)[1]
+
+
+def _long(rows: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    rows = rows.copy()
+    rows["level"] = [_level(cfg, v) for v in rows["variable"]]
+    return rows[LONG_COLUMNS + EXTRA_COLUMNS]
+
+
+def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, comparisons: list[str] | None = None,
+              residual: str = "common", workers: int | None = None, progress: Callable | None = None,
+              forest: bool = True, primary_comparison: str | None = None) -> Replication:
+    cfg = h.config
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    available = set(h.analysis["outcome"])
+    if not available:
+        raise LbpError("no participant has both a baseline and a follow-up: nothing to analyse")
+    analysis_data(h).to_csv(out / "analysis_data.csv", index=False)
+    specs = all_specs(cfg, available, follow_ups, comparisons)
+    rows = fit_many(h.analysis, specs, active=cfg.active, residual=residual, workers=workers, progress=progress)
+    rows = _long(rows, cfg)
+    overall = rows[rows.variable == "treatment"].reset_index(drop=True)
+    inter = rows[rows.variable != "treatment"].reset_index(drop=True)
+    overall.to_csv(out / "overall.csv", index=False)
+    inter.to_csv(out / "interactions.csv", index=False)
+    sets = comparison_sets(cfg)
+    primary = primary_comparison or next(iter(sets))
+    first_w = (follow_ups or cfg.window_names)[0]
+    tables = out / "tables"
+    for (o, w, c), _ in inter.groupby(["outcome", "follow_up", "comparison"], sort=False):
+        t = paper_table(inter, cfg, o, w, c)
+        stem = PAPER_TABLE.get(o, f"table_{o}") if (w == first_w and c == primary) else f"{o}_{w}_{c}"
+        odds = o == RECOVERY
+        title = (f"Treatment–covariate interactions: {o}, {w} term, exercise vs {c.replace('_', ' ')} "
+                 f"({'odds ratio' if odds else 'mean difference, 0–100'})")
+        note = ("Interaction on the odds-ratio scale (>1: more recovery with exercise for that level)." if odds else
+                "Interaction as a mean difference on 0–100 (negative: better outcome with exercise for that level).")
+        write_table(t, tables, stem, title, note + " Adjusted: plus age and sex (fixed and random).")
+    subgroups = pd.DataFrame()
+    if forest:
+        subgroups = _forest_plots(h, cfg, out, first_w, primary, sets[primary], progress)
+    _report(out, cfg, overall, inter, first_w, primary)
+    return Replication(overall, inter, subgroups, out)
+
+
+def _forest_plots(h, cfg, out, follow_up, comparison, classes, progress) -> pd.DataFrame:
+    frames = []
+    outcomes = [o for o in list(cfg.outcomes) + [RECOVERY] if o in set(h.analysis["outcome"])]
+    jobs = [(o, m) for o in outcomes for m in modifiers(cfg)]
+    it = jobs if progress is None else progress(jobs, "subgroup effects")
+    for o, m in it:
+        spec = ModelSpec(o, follow_up, comparison, classes, m, True, o == RECOVERY)
+        try:
+            frames.append(subgroup_effects(h.analysis, cfg, spec).assign(outcome=o))
+        except LbpError:
+            continue
+    if not frames:
+        return pd.DataFrame()
+    sub = pd.concat(frames, ignore_index=True)
+    sub.to_csv(out / "subgroup_effects.csv", index=False)
+    labels = {m: variable_label(cfg, m)[0] for m in modifiers(cfg)}
+    for i, o in enumerate(outcomes):
+        s = sub[sub.outcome == o]
+        if s.empty:
+            continue
+        forest_plot(s, labels, f"{o.replace('_', ' ').capitalize()}: exercise vs {comparison.replace('_', ' ')}, "
+                    f"{follow_up} term (adjusted)", o == RECOVERY, out / "figures" / f"figure{3 + i}_{o}")
+    return sub
+
+
+def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFrame, first_w: str, primary: str) -> None:
+    lines = ["# One-stage IPD meta-analysis", "",
+             f"Config: {cfg.name}. Continuous outcomes: linear mixed model (REML), trial-specific fixed intercepts, "
+             "random treatment effect and random baseline slope, adjusted for baseline. Global recovery: logistic "
+             "mixed model (ML, Laplace). Wald 95% CIs and p; tau = between-trial SD of the treatment effect; "
+             "PI = 95% prediction interval for a new trial (t with k−2 df).", "", "## Overall effects", "",
+             "| outcome | follow-up | comparison | studies | participants | estimate (95% CI) | p | tau | 95% PI | status |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in overall.itertuples():
+        odds = r.outcome == RECOVERY
+        pi = fmt_estimate(r.estimate, r.pi_low, r.pi_high, odds).split(" ", 1)[-1] if not np.isnan(r.pi_low) else ""
+        lines.append(f"| {r.outcome} | {r.follow_up} | {r.comparison} | {r.studies} | {r.participants} | "
+                     f"{('OR ' if odds else 'MD ') + fmt_estimate(r.estimate, r.ci_low, r.ci_high, odds)} | {fmt_p(r.p)} | "
+                     f"{'' if np.isnan(r.tau) else f'{r.tau:.2f}'} | {pi} | {r.status} |")
+    n_bad = int((inter.status != "ok").sum())
+    lines += ["", "## Interactions", "",
+              f"{len(inter)} interaction models; {n_bad} not 'ok' (singular, not converged, failed or not estimable; "
+              "see the status and message columns of interactions.csv).",
+              f"Primary tables (follow-up {first_w}, comparison {primary}): tables/table4_pain, "
+              "tables/table5_function, tables/table6_global_recovery (.csv/.md/.html).", ""]
+    (out / "report.md").write_text("\n".join(lines) + "\n", "utf-8")

@@ -1,0 +1,128 @@
+"""Optimisation helpers shared by the fitters."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize
+
+
+def fd_jacobian(fun, x, h_rel=1e-5):
+    """Central-difference Jacobian of a vector function."""
+    x = np.asarray(x, float)
+    cols = []
+    for i in range(len(x)):
+        h = h_rel * max(1.0, abs(x[i]))
+        e = np.zeros_like(x)
+        e[i] = h
+        cols.append((np.asarray(fun(x + e)) - np.asarray(fun(x - e))) / (2 * h))
+    return np.column_stack(cols) if cols else np.zeros((0, 0))
+
+
+DELTAS = (1e-2, 0.2)
+
+
+def _default_perturb(x, j):
+    out = []
+    for delta in DELTAS:
+        xt = np.array(x, float)
+        xt[j] = delta
+        out.append(xt)
+    return out
+
+
+def chol_perturbation(q, ri, ci):
+    """Candidate moves "inward" from a boundary point with G_jj = 0, for G = L L' (L from the
+    first entries of x at rows ri, cols ci): G_jj = delta^2 and, for each other k with G_kk > 0,
+    correlations rho in {0, +-0.5, +-0.99} between j and k (a boundary optimum with |corr| ~ 1
+    is reached this way, not by raising the variance alone). Returns perturb(x, j) -> list of x."""
+
+    def perturb(x, j):
+        L = np.zeros((q, q))
+        L[ri, ci] = x[: len(ri)]
+        G0 = L @ L.T
+        jj = ri[j]
+        others = [k for k in range(q) if k != jj and G0[k, k] > 1e-12]
+        cands = []
+        for delta in DELTAS:
+            moves = [(None, 0.0)] + [(k, rho) for k in others for rho in (-0.99, -0.5, 0.5, 0.99)]
+            for k, rho in moves:
+                G = G0.copy()
+                G[jj, jj] += delta ** 2
+                if k is not None:
+                    G[jj, k] = G[k, jj] = rho * delta * np.sqrt(G0[k, k])
+                try:
+                    Ln = np.linalg.cholesky(G + 1e-12 * max(1.0, np.trace(G)) * np.eye(q))
+                except np.linalg.LinAlgError:
+                    continue
+                xn = np.array(x, float)
+                xn[: len(ri)] = Ln[ri, ci]
+                cands.append(xn)
+        return cands
+
+    return perturb
+
+
+def lbfgsb_escape(fun_grad, x0, bounds, diag_idx, options, max_rounds=5, perturb=None, fun=None):
+    """L-BFGS-B with a check of boundary stationary points.
+
+    With a Cholesky parametrisation the deviance is even in each diagonal element at 0, so its
+    gradient there is exactly 0 and a bounded quasi-Newton method that lands on the bound stops,
+    even when moving inside would lower the deviance (a saddle, not a minimum). After each run,
+    for every diagonal element at 0 a set of inward moves is tried (``perturb(x, j)`` -> list of
+    candidate points; default: x[j] = a few small values); if the deviance drops the optimisation
+    restarts from the best candidate. ``fun`` (value only) is used for the candidates if given.
+
+    Returns (x, f, last scipy result, total iterations, number of restarts).
+    """
+    perturb = perturb or _default_perturb
+    fun = fun or (lambda z: fun_grad(z)[0])
+    x = np.asarray(x0, float)
+    nit = 0
+    restarts = 0
+    res = None
+    for _ in range(max_rounds):
+        res = optimize.minimize(fun_grad, x, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+        x, f = res.x.copy(), float(res.fun)
+        nit += int(res.nit)
+        at0 = [j for j in diag_idx if x[j] <= 1e-10]
+        if not at0:
+            break
+        best_x, best_f = None, f - 1e-10 * (1 + abs(f))
+        for j in at0:
+            for xt in perturb(x, j):
+                ft = fun(xt)
+                if ft < best_f:
+                    best_x, best_f = xt, ft
+        if best_x is None:
+            break
+        x = best_x
+        restarts += 1
+    return x, f, res, nit, restarts
+
+
+def lbfgsb_probed(fun_grad, x0, bounds, diag_idx, options, probe=True, perturb=None, fun=None):
+    """:func:`lbfgsb_escape` plus boundary probes for an unstructured G.
+
+    The (restricted) likelihood of an unstructured G can have a local optimum inside the
+    parameter space and a better one on its boundary (a rank-deficient G, |corr| = 1). From an
+    interior optimum, each diagonal element of the Cholesky factor is set to 0 in turn and the
+    optimisation restarted; the best optimum is kept. Returns
+    (x, f, scipy result, iterations, message or None).
+    """
+    x, f, res, nit, _ = lbfgsb_escape(fun_grad, x0, bounds, diag_idx, options, perturb=perturb, fun=fun)
+    msg = None
+    if not probe or len(diag_idx) < 2:
+        return x, f, res, nit, msg
+    if any(x[i] <= 1e-10 for i in diag_idx):  # already a boundary optimum
+        return x, f, res, nit, msg
+    f_first = f
+    for j in diag_idx:
+        xs = x.copy()
+        xs[j] = 0.0
+        xp, fp, rp, nitp, _ = lbfgsb_escape(fun_grad, xs, bounds, diag_idx, options, perturb=perturb, fun=fun)
+        nit += nitp
+        if fp < f - 1e-8 * (1 + abs(f)):
+            x, f, res = xp, fp, rp
+    if f < f_first - 1e-8 * (1 + abs(f_first)):
+        msg = (f"a boundary start reached a better optimum than the interior one "
+               f"(objective {f:.8g} vs {f_first:.8g}); the better one is reported")
+    return x, f, res, nit, msg
