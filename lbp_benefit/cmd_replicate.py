@@ -14,6 +14,7 @@ def replicate(
     seed: int = typer.Option(1, "--seed", help="Simulator seed for the embedded default."),
     follow_up: Optional[List[str]] = typer.Option(None, "--follow-up", help="Follow-ups to analyse (repeatable; default all)."),
     comparison: Optional[List[str]] = typer.Option(None, "--comparison", help="Comparison sets (repeatable; default all)."),
+    modifier: Optional[List[str]] = typer.Option(None, "--modifier", help="Candidate modifiers to analyse (repeatable; default all)."),
     residual: str = typer.Option("common", "--residual", help="'common' or 'by_trial' (trial-specific residual variances)."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes."),
     no_forest: bool = typer.Option(False, "--no-forest", help="Skip subgroup forest plots."),
@@ -37,7 +38,7 @@ def replicate(
             raise LbpError(f"--follow-up {w!r} is not one of {', '.join(cfg.window_names)}")
     res = run(h, out, follow_ups=follow_up or None, comparisons=comparison or None,
               residual="by_group" if residual == "by_trial" else "common", workers=workers,
-              progress=progress_over, forest=not no_forest)
+              progress=progress_over, forest=not no_forest, only_modifiers=modifier or None)
     if synthetic:
         (out / "SYNTHETIC_DATA.txt").write_text(SYNTHETIC_NOTE + "\n", "utf-8")
     h.attrition.to_csv(out / "attrition.csv", index=False)

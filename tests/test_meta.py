@@ -93,3 +93,15 @@ def test_modifier_constant_within_trials_is_not_estimable():
 
     with pytest.raises(LbpError, match="does not vary within any trial"):
         build_design(d, ModelSpec("pain", "short", "any", ANY, "fear_avoidance"))
+
+
+def test_one_stage_fits_on_the_default_scenario_land_in_published_cis():
+    """Issue 4: on hayden2020, fitted overall effects and adjusted interactions vs the published values."""
+    from training.meta.calibration import one_stage_rows
+    from training.simulate import simulate_dataset
+
+    rows = pd.DataFrame(one_stage_rows(simulate_dataset("hayden2020", seed=1)))
+    overall = rows[rows.section.str.startswith("effects")]
+    inter = rows[rows.section.str.startswith("interactions") & rows.published.notna()]
+    assert len(overall) == 6 and overall.within.all(), overall[["quantity", "published", "simulated"]]
+    assert len(inter) >= 50 and inter.within.mean() >= 0.85

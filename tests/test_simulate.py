@@ -344,7 +344,7 @@ def test_cli(tmp_path, capsys):
     from lbp_benefit.cli import main
 
     try:
-        main(["simulate", "--scenario", "none", "--seed", "4", "--participants", "500", "--out", str(tmp_path / "d"), "--report"])
+        main(["simulate", "--scenario", "none", "--seed", "4", "--participants", "500", "--out", str(tmp_path / "d"), "--report", "--no-mixed-fits"])
     except SystemExit as exc:  # pragma: no cover - success normally returns
         assert exc.code in (0, None)
     assert (tmp_path / "d" / "truth" / "truth.csv").is_file()

@@ -64,7 +64,8 @@ def _long(rows: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
 
 def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, comparisons: list[str] | None = None,
               residual: str = "common", workers: int | None = None, progress: Callable | None = None,
-              forest: bool = True, primary_comparison: str | None = None) -> Replication:
+              forest: bool = True, primary_comparison: str | None = None,
+              only_modifiers: list[str] | None = None) -> Replication:
     cfg = h.config
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
     if not available:
         raise LbpError("no participant has both a baseline and a follow-up: nothing to analyse")
     analysis_data(h).to_csv(out / "analysis_data.csv", index=False)
-    specs = all_specs(cfg, available, follow_ups, comparisons)
+    specs = all_specs(cfg, available, follow_ups, comparisons, only_modifiers=only_modifiers)
     rows = fit_many(h.analysis, specs, active=cfg.active, residual=residual, workers=workers, progress=progress)
     rows = _long(rows, cfg)
     overall = rows[rows.variable == "treatment"].reset_index(drop=True)
@@ -80,7 +81,7 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
     overall.to_csv(out / "overall.csv", index=False)
     inter.to_csv(out / "interactions.csv", index=False)
     sets = comparison_sets(cfg)
-    primary = primary_comparison or next(iter(sets))
+    primary = primary_comparison or (comparisons[0] if comparisons else next(iter(sets)))
     first_w = (follow_ups or cfg.window_names)[0]
     tables = out / "tables"
     for (o, w, c), _ in inter.groupby(["outcome", "follow_up", "comparison"], sort=False):
@@ -94,15 +95,15 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
         write_table(t, tables, stem, title, note + " Adjusted: plus age and sex (fixed and random).")
     subgroups = pd.DataFrame()
     if forest:
-        subgroups = _forest_plots(h, cfg, out, first_w, primary, sets[primary], progress)
+        subgroups = _forest_plots(h, cfg, out, first_w, primary, sets[primary], progress, only_modifiers)
     _report(out, cfg, overall, inter, first_w, primary)
     return Replication(overall, inter, subgroups, out)
 
 
-def _forest_plots(h, cfg, out, follow_up, comparison, classes, progress) -> pd.DataFrame:
+def _forest_plots(h, cfg, out, follow_up, comparison, classes, progress, only_modifiers=None) -> pd.DataFrame:
     frames = []
     outcomes = [o for o in list(cfg.outcomes) + [RECOVERY] if o in set(h.analysis["outcome"])]
-    jobs = [(o, m) for o in outcomes for m in modifiers(cfg)]
+    jobs = [(o, m) for o in outcomes for m in (only_modifiers or modifiers(cfg))]
     it = jobs if progress is None else progress(jobs, "subgroup effects")
     for o, m in it:
         spec = ModelSpec(o, follow_up, comparison, classes, m, True, o == RECOVERY)

@@ -2,6 +2,7 @@
 follow-ups and comparison sets."""
 from __future__ import annotations
 
+from predict.errors import LbpError
 from training.config import StudyConfig
 from training.harmonise import RECOVERY
 from training.meta.design import ModelSpec
@@ -23,8 +24,13 @@ def comparison_sets(cfg: StudyConfig) -> dict[str, tuple[str, ...]]:
 
 
 def all_specs(cfg: StudyConfig, available_outcomes: set[str], follow_ups: list[str] | None = None,
-              comparisons: list[str] | None = None, interactions: bool = True) -> list[ModelSpec]:
+              comparisons: list[str] | None = None, interactions: bool = True,
+              only_modifiers: list[str] | None = None) -> list[ModelSpec]:
     sets = comparison_sets(cfg)
+    unknown = [c for c in (comparisons or []) if c not in sets] + [m for m in (only_modifiers or []) if m not in modifiers(cfg)]
+    if unknown:
+        raise LbpError(f"unknown comparison set or modifier: {', '.join(unknown)} "
+                       f"(comparisons: {', '.join(sets)}; modifiers: {', '.join(modifiers(cfg))})")
     follow_ups = follow_ups or cfg.window_names
     chosen = comparisons or list(sets)
     specs = []
@@ -35,7 +41,7 @@ def all_specs(cfg: StudyConfig, available_outcomes: set[str], follow_ups: list[s
                 specs.append(ModelSpec(o, w, c, sets[c], None, False, binary))
                 if not interactions:
                     continue
-                for m in modifiers(cfg):
+                for m in (only_modifiers or modifiers(cfg)):
                     for adj in (False, True):
                         specs.append(ModelSpec(o, w, c, sets[c], m, adj, binary))
     return specs
