@@ -26,7 +26,7 @@ from training.meta.tables import fmt_estimate, fmt_p, paper_table, variable_labe
 
 LONG_COLUMNS = ["outcome", "follow_up", "comparison", "variable", "level", "model", "studies", "participants",
                 "estimate", "ci_low", "ci_high", "p", "tau", "status"]
-EXTRA_COLUMNS = ["se", "pi_low", "pi_high", "excluded_missing", "scale", "message"]
+EXTRA_COLUMNS = ["se", "inference", "tau_at_boundary", "pi_low", "pi_high", "excluded_missing", "scale", "message"]
 PAPER_TABLE = {"pain": "table4_pain", "function": "table5_function", RECOVERY: "table6_global_recovery"}
 
 
@@ -129,8 +129,10 @@ def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFr
     lines = ["# One-stage IPD meta-analysis", "",
              f"Config: {cfg.name}. Continuous outcomes: linear mixed model (REML), trial-specific fixed intercepts, "
              "random treatment effect and random baseline slope, adjusted for baseline. Global recovery: logistic "
-             "mixed model (ML, Laplace). Wald 95% CIs and p; tau = between-trial SD of the treatment effect; "
-             "PI = 95% prediction interval for a new trial (t with k−2 df).", "", "## Overall effects", "",
+             "mixed model (ML, Laplace). Overall effects: Wald 95% CIs and p on t with k−1 df (k trials); "
+             "interactions: Wald z. tau = between-trial SD of the treatment effect; "
+             "PI = 95% prediction interval for a new trial (t with k−2 df). Status 'singular' means a variance "
+             "component is at zero (tau_at_boundary says whether it is tau).", "", "## Overall effects", "",
              "| outcome | follow-up | comparison | studies | participants | estimate (95% CI) | p | tau | 95% PI | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in overall.itertuples():

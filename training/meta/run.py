@@ -32,7 +32,8 @@ def _one(spec: ModelSpec) -> dict:
             "variable": spec.modifier or "treatment", "model": "adjusted" if spec.adjusted else "unadjusted",
             "studies": 0, "participants": 0, "excluded_missing": np.nan, "scale": "log_or" if spec.binary_outcome else "md",
             "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan, "tau": np.nan,
-            "pi_low": np.nan, "pi_high": np.nan, "status": "not estimable", "message": str(exc),
+            "tau_at_boundary": False, "pi_low": np.nan, "pi_high": np.nan, "inference": "", "status": "not estimable",
+            "message": str(exc),
         }
     return fit_model(design, _RESIDUAL)
 
