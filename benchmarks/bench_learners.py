@@ -1,0 +1,353 @@
+"""Benchmark the benefit learners against the simulator's truth and against peers.
+
+For each scenario x seed: simulate a pooled dataset (``training.simulate``), harmonise it, take
+one task (default pain at short term), fit our learners (constant, effect, risk, T, X, DR) with
+intervals, build the *selected* model exactly as ``train`` does but with 5 trial-grouped folds
+instead of leave-one-trial-out (non-negative R-loss stacking of the held-out predictions), and
+fit the peers on the same data: EconML ``DRLearner`` and ``CausalForestDML``, CausalML
+``BaseXRegressor`` (benchmark-only extras, not runtime dependencies).
+
+Estimand compared: each participant's true benefit against the comparator(s) of their own
+trial (truth table of the simulator: expected outcomes in the participant's trial, so the
+trial's random effect is part of the truth and no learner can predict it for a new trial).
+Per learner: root PEHE (``pehe``: vs the trial-specific truth of the training participants;
+``pehe_avg_trial``: vs the truth without the trial's own random class effect, i.e. the learners'
+estimand; ``pehe_new``: on an independent dataset of new trials, seed + 10000), bias, 95% CI /
+PI coverage (where the learner gives intervals), c-for-benefit on observed outcomes (in-sample
+``c_for_benefit``, optimistic for flexible learners; out-of-sample ``c_for_benefit_new``) vs the
+oracle's (the true benefit as the predictor), and fit time. Participants of trials without a comparator are not scored (their comparator is
+undefined); ``pehe_all_classes`` scores our learners on every participant against every class
+with data.
+
+Peers get the same features (mean-imputed with missing indicators: CausalForestDML rejects
+NaN), the trial's comparator class as one-hot features (so their effect can differ by class),
+trial one-hot as controls W, folds grouped by trial, and (not being able to take known
+propensities) a constant-prior propensity model.
+
+Usage::
+
+    python benchmarks/bench_learners.py --out benchmarks/results/learners.csv \
+        [--scenarios hayden2020 none strong nonlinear] [--seeds-default 10] [--seeds-other 5] \
+        [--workers 2] [--no-peers]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+OURS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner")
+
+
+def load_task(scenario: str, seed: int, outcome: str, follow_up: str):
+    from training.dataset import load_dataset
+    from training.harmonise import harmonise
+    from training.learners.base import task_frame
+    from training.simulate import simulate_dataset
+
+    sim = simulate_dataset(scenario, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        sim.write(Path(tmp))
+        ds = load_dataset(Path(tmp))
+        h = harmonise(ds)
+    df = task_frame(h.analysis, outcome, follow_up)
+    tr = sim.truth
+    tr = tr[(tr["outcome"].astype(str) == outcome) & (tr["follow_up"].astype(str) == follow_up)].copy()
+    tr["trial"] = tr["trial"].astype(str)
+    tr["participant"] = tr["participant"].astype(str)
+    df["participant"] = df["participant"].astype(str)
+    bcols = [c for c in tr.columns if c.startswith("benefit_vs_")]
+    m = df[["trial", "participant"]].merge(tr[["trial", "participant"] + bcols], on=["trial", "participant"], how="left")
+    # the trial's own random class effects (A_f u_t,c): truth minus these = average-trial truth
+    from training.simulate.model import attenuation
+
+    te = sim.trial_effects[sim.trial_effects["outcome"].astype(str) == outcome].copy()
+    te["trial"] = te["trial"].astype(str)
+    A = attenuation(sim.scenario)[follow_up]
+    re = df[["trial"]].merge(te, on="trial", how="left")
+    recols = {c[len("re_"):]: A * re[c].to_numpy() for c in te.columns if c.startswith("re_")}
+    return df, m[bcols].reset_index(drop=True), ds.config, recols
+
+
+def peer_design(df: pd.DataFrame, feats: list, comps: list, means: pd.Series | None = None, ind_cols=None):
+    """Mean-imputed features + missing indicators + the trial's comparator classes (one-hot);
+    W = trial one-hot. ``means``/``ind_cols`` from the training data when scoring new data."""
+    X = df[feats].astype(float)
+    means = X.mean().fillna(0.0) if means is None else means
+    ind = X.isna().astype(float).add_suffix("_missing")
+    if ind_cols is None:
+        ind_cols = list(ind.columns[ind.std() > 0])
+    ind = ind.reindex(columns=ind_cols, fill_value=0.0)
+    Xi = X.fillna(means).fillna(0.0)
+    tcls = {t: set(g["treatment"]) - {"exercise"} for t, g in df.groupby("trial")}
+    C = pd.DataFrame({f"cmp_{c}": df["trial"].map(lambda t: float(c in tcls[t])) for c in comps}, index=df.index)
+    W = pd.get_dummies(df["trial"], dtype=float)
+    return pd.concat([Xi, ind, C], axis=1).to_numpy(), W.to_numpy(), means, ind_cols
+
+
+def fit_peers(df, y, feats, comps, seed, ok_rows, new_df=None):
+    """Peers on comparator trials only (they cannot use exercise-only trials). Returns
+    {name: (benefit for ok_rows, lo, hi, seconds, benefit on new_df)} (positive = exercise better)."""
+    from lightgbm import LGBMRegressor
+    from sklearn.dummy import DummyClassifier
+    from sklearn.model_selection import GroupKFold
+
+    out = {}
+    d = df.loc[ok_rows].reset_index(drop=True)
+    yy = y[ok_rows]
+    T = (d["treatment"] == "exercise").astype(int).to_numpy()
+    X, W, means, ind_cols = peer_design(d, feats, comps)
+    Xn = peer_design(new_df, feats, comps, means, ind_cols)[0] if new_df is not None else None
+    groups = d["trial"].to_numpy()
+    lgb = dict(n_estimators=150, learning_rate=0.05, num_leaves=7, min_child_samples=30, subsample=0.8,
+               subsample_freq=1, colsample_bytree=0.8, reg_lambda=10.0, n_jobs=1, verbose=-1, random_state=seed)
+    sign = -1.0  # continuous 0-100 higher = worse: benefit = -(Y1 - Y0)
+    try:
+        from econml.dml import CausalForestDML
+        from econml.dr import DRLearner
+
+        t0 = time.time()
+        est = DRLearner(model_propensity=DummyClassifier(strategy="prior"), model_regression=LGBMRegressor(**lgb),
+                        model_final=LGBMRegressor(**{**lgb, "n_estimators": 100, "num_leaves": 5, "min_child_samples": 60}),
+                        cv=GroupKFold(5), random_state=seed)
+        est.fit(yy, T, X=X, W=W, groups=groups)
+        out["econml_dr"] = (sign * est.effect(X), None, None, time.time() - t0,
+                            None if Xn is None else sign * est.effect(Xn))
+        t0 = time.time()
+        cf = CausalForestDML(model_y=LGBMRegressor(**lgb), model_t=DummyClassifier(strategy="prior"),
+                             discrete_treatment=True, n_estimators=400, min_samples_leaf=10, cv=GroupKFold(5),
+                             random_state=seed, n_jobs=1)
+        cf.fit(yy, T, X=X, W=W, groups=groups)
+        lo, hi = cf.effect_interval(X, alpha=0.05)
+        out["econml_cf"] = (sign * cf.effect(X), sign * hi, sign * lo, time.time() - t0,
+                            None if Xn is None else sign * cf.effect(Xn))
+    except ImportError as exc:  # pragma: no cover
+        out["econml_error"] = str(exc)
+    try:
+        from causalml.inference.meta import BaseXRegressor
+
+        t0 = time.time()
+        e = float(T.mean())
+        xl = BaseXRegressor(learner=LGBMRegressor(**lgb), control_name=0)
+        xl.fit(X, T, yy, p=np.full(T.size, e))
+        tau = np.asarray(xl.predict(X, p=np.full(T.size, e))).reshape(-1)
+        tn = None if Xn is None else sign * np.asarray(xl.predict(Xn, p=np.full(Xn.shape[0], e))).reshape(-1)
+        out["causalml_x"] = (sign * tau, None, None, time.time() - t0, tn)
+    except ImportError as exc:  # pragma: no cover
+        out["causalml_error"] = str(exc)
+    return out
+
+
+def c_benefit(b, y, treat, trial):
+    from training.metrics import c_for_benefit
+
+    try:
+        return c_for_benefit(b, y, treat, outcome_type="continuous", higher_is_better=False, cluster=trial,
+                             match="benefit", n_boot=0, n_repeats=5).c_for_benefit
+    except Exception:  # noqa: BLE001 - a metric failure should not stop the benchmark
+        return np.nan
+
+
+def one(args) -> list:
+    scenario, seed, outcome, follow_up, peers, n_boot_lin, n_boot_tree = args
+    from threadpoolctl import threadpool_limits
+
+    from training.iecv import _benefit_mix, run_iecv
+    from training.learners.effect_model import trial_folds
+    from training.learners.stacking import StackedLearner
+    from training.train import make_learner
+
+    warnings.simplefilter("ignore")
+    rows = []
+    with threadpool_limits(1):
+        df, truth, cfg, recols = load_task(scenario, seed, outcome, follow_up)
+        # an independent dataset (new trials of the same design) for out-of-sample evaluation
+        ndf, ntruth, _, _ = load_task(scenario, seed + 10_000, outcome, follow_up)
+        otype = "continuous" if outcome != "global_recovery" else "binary"
+        feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
+        X = df[["trial", "treatment"] + feats]
+        y = df["value"].to_numpy(float)
+        cls = df["treatment"].astype(str).to_numpy()
+        trial = df["trial"].astype(str).to_numpy()
+        treat = (cls == cfg.active).astype(float)
+        comps_present = sorted(set(cls) - {cfg.active})
+        ok = np.array([len(set(cls[trial == t]) - {cfg.active}) > 0 and (cls[trial == t] == cfg.active).any()
+                       for t in trial])
+        from training.learners.stacking import comparator_mix
+
+        Wmix = comparator_mix(trial, cls, cfg.active, comps_present)
+        t_mix = sum(Wmix[:, i] * truth[f"benefit_vs_{c}"].to_numpy() for i, c in enumerate(comps_present))
+        t_avg = t_mix - sum(Wmix[:, i] * recols[c] for i, c in enumerate(comps_present))
+        oracle_c = c_benefit(t_mix[ok], y[ok], treat[ok], trial[ok])
+        ny = ndf["value"].to_numpy(float)
+        ncls = ndf["treatment"].astype(str).to_numpy()
+        ntrial = ndf["trial"].astype(str).to_numpy()
+        ntreat = (ncls == cfg.active).astype(float)
+        ncomps = sorted(set(ncls) - {cfg.active})
+        nok = np.array([len(set(ncls[ntrial == t]) - {cfg.active}) > 0 and (ncls[ntrial == t] == cfg.active).any()
+                        for t in ntrial])
+        nW = comparator_mix(ntrial, ncls, cfg.active, ncomps)
+        nt_mix = sum(nW[:, i] * ntruth[f"benefit_vs_{c}"].to_numpy() for i, c in enumerate(ncomps))
+        oracle_c_new = c_benefit(nt_mix[nok], ny[nok], ntreat[nok], ntrial[nok])
+        NX = ndf[["trial", "treatment"] + feats]
+
+        def new_metrics(bn):
+            return {"pehe_new": float(np.sqrt(np.mean((bn[nok] - nt_mix[nok]) ** 2))),
+                    "c_for_benefit_new": c_benefit(bn[nok], ny[nok], ntreat[nok], ntrial[nok]),
+                    "c_oracle_new": oracle_c_new}
+        # grouped 5-fold CV for selection (IECV-style, fewer folds)
+        tcodes = pd.factorize(df["trial"])[0]
+        has = np.array([ok[tcodes == k].any() for k in range(tcodes.max() + 1)])
+        labels = pd.factorize(df["trial"])[1]
+        folds = [[labels[k] for k in f] for f in trial_folds(tcodes, has, 5, seed)]
+        t0 = time.time()
+        factories = {n: (lambda n=n: make_learner(n, otype, cfg, seed, n_boot=0)) for n in OURS}
+        cv = run_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active, metrics=False, groups=folds, workers=1)
+        cv_seconds = time.time() - t0
+        fitted, secs = {}, {}
+        for n in OURS:
+            t0 = time.time()
+            lr = make_learner(n, otype, cfg, seed, boot_trees=n_boot_tree, boot_linear=n_boot_lin).fit(X, y)
+            secs[n] = time.time() - t0
+            fitted[n] = lr
+        w = {k: v for k, v in cv.stack_weights.items() if v > 1e-6}
+        best = cv.best_learner()
+        models = dict(fitted)
+        if w:
+            models["selected"] = StackedLearner([fitted[k] for k in w], list(w.values()), list(w)).fit()
+        else:
+            models["selected"] = fitted[best]
+        secs["selected"] = cv_seconds + sum(secs[k] for k in w or [best])
+        models["best_single_cv"] = fitted[best]
+        secs["best_single_cv"] = cv_seconds + secs[best]
+        from training.iecv import select_one_se
+
+        b1 = select_one_se(cv.predictions, otype)[0]
+        models["selected_1se"] = fitted[b1]
+        secs["selected_1se"] = cv_seconds + secs[b1]
+        for name, m in models.items():
+            p = m.predict_interval(X)
+            b = _benefit_mix(p, trial, cls, cfg.active, comps_present)
+            cov_ci = cov_pi = cov_avg = np.nan
+            los = [p.get(f"benefit_vs_{c}_ci_low") for c in comps_present]
+            if all(v is not None for v in los):
+                # per-class intervals: cover the class-specific truth; participants of comparator
+                # trials against each of their trial's classes
+                hits_ci, hits_pi, hits_avg = [], [], []
+                for i, c in enumerate(comps_present):
+                    msk = ok & (Wmix[:, i] > 0)
+                    tc = truth[f"benefit_vs_{c}"].to_numpy()[msk]
+                    ta = tc - recols[c][msk]  # average-trial truth: the CI's estimand
+                    lo_, hi_ = p[f"benefit_vs_{c}_ci_low"].to_numpy()[msk], p[f"benefit_vs_{c}_ci_high"].to_numpy()[msk]
+                    hits_ci.append((tc >= lo_) & (tc <= hi_))
+                    hits_avg.append((ta >= lo_) & (ta <= hi_))
+                    hits_pi.append((tc >= p[f"benefit_vs_{c}_pi_low"].to_numpy()[msk]) & (tc <= p[f"benefit_vs_{c}_pi_high"].to_numpy()[msk]))
+                cov_ci = float(np.concatenate(hits_ci).mean())
+                cov_pi = float(np.concatenate(hits_pi).mean())
+                cov_avg = float(np.concatenate(hits_avg).mean())
+            err = b[ok] - t_mix[ok]
+            all_err = []
+            for c in m.comparators_:
+                if f"benefit_vs_{c}" in truth:
+                    all_err.append(p[f"benefit_vs_{c}"].to_numpy() - truth[f"benefit_vs_{c}"].to_numpy())
+            bn = _benefit_mix(m.predict(NX), ntrial, ncls, cfg.active, ncomps)
+            rows.append({"scenario": scenario, "seed": seed, "learner": name, "pehe": float(np.sqrt(np.mean(err ** 2))),
+                         "pehe_avg_trial": float(np.sqrt(np.mean((b[ok] - t_avg[ok]) ** 2))), **new_metrics(bn),
+                         "bias": float(np.mean(err)), "coverage_ci": cov_ci, "coverage_pi": cov_pi,
+                         "coverage_ci_avg_trial": cov_avg,
+                         "c_for_benefit": c_benefit(b[ok], y[ok], treat[ok], trial[ok]), "c_oracle": oracle_c,
+                         "pehe_all_classes": float(np.sqrt(np.mean(np.concatenate(all_err) ** 2))),
+                         "sd_true_benefit": float(np.std(t_mix[ok])), "fit_seconds": secs.get(name, np.nan),
+                         "n": int(ok.sum()), "weights": json.dumps(w) if name == "selected" else (b1 if name == "selected_1se" else "")})
+        if peers:
+            for name, res in fit_peers(df, y, feats, comps_present, seed, ok, ndf.loc[nok]).items():
+                if isinstance(res, str):
+                    rows.append({"scenario": scenario, "seed": seed, "learner": name, "error": res})
+                    continue
+                b, lo, hi, s, bnew = res
+                bn = np.full(len(ndf), np.nan)
+                bn[nok] = bnew
+                err = b - t_mix[ok]
+                cov = np.nan
+                if lo is not None:
+                    cov = float(np.mean((t_mix[ok] >= lo) & (t_mix[ok] <= hi)))
+                rows.append({"scenario": scenario, "seed": seed, "learner": name, "pehe": float(np.sqrt(np.mean(err ** 2))),
+                             "pehe_avg_trial": float(np.sqrt(np.mean((b - t_avg[ok]) ** 2))), **new_metrics(bn),
+                             "bias": float(np.mean(err)), "coverage_ci": cov, "coverage_pi": np.nan,
+                             "c_for_benefit": c_benefit(b, y[ok], treat[ok], trial[ok]), "c_oracle": oracle_c,
+                             "sd_true_benefit": float(np.std(t_mix[ok])), "fit_seconds": s, "n": int(ok.sum())})
+    return rows
+
+
+def summarise(res: pd.DataFrame) -> pd.DataFrame:
+    g = res.groupby(["scenario", "learner"])
+    s = g.agg(seeds=("seed", "nunique"), pehe=("pehe", "mean"), pehe_sd=("pehe", "std"),
+              pehe_avg_trial=("pehe_avg_trial", "mean"), pehe_new=("pehe_new", "mean"),
+              c_new=("c_for_benefit_new", "mean"), c_oracle_new=("c_oracle_new", "mean"), bias=("bias", "mean"),
+              coverage_ci=("coverage_ci", "mean"), coverage_pi=("coverage_pi", "mean"),
+              **({"coverage_ci_avg": ("coverage_ci_avg_trial", "mean")} if "coverage_ci_avg_trial" in res else {}),
+              c_for_benefit=("c_for_benefit", "mean"), c_oracle=("c_oracle", "mean"),
+              fit_seconds=("fit_seconds", "mean"), sd_true=("sd_true_benefit", "mean")).reset_index()
+    return s
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "learners.csv"))
+    ap.add_argument("--scenarios", nargs="*", default=["hayden2020", "none", "strong", "nonlinear"])
+    ap.add_argument("--seeds-default", type=int, default=10)
+    ap.add_argument("--seeds-other", type=int, default=5)
+    ap.add_argument("--outcome", default="pain")
+    ap.add_argument("--follow-up", default="short")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--n-boot", type=int, default=100)
+    ap.add_argument("--n-boot-trees", type=int, default=10)
+    ap.add_argument("--no-peers", action="store_true")
+    a = ap.parse_args(argv)
+    jobs = []
+    for sc in a.scenarios:
+        n = a.seeds_default if sc == "hayden2020" else a.seeds_other
+        jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees) for s in range(1, n + 1)]
+    t0 = time.time()
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    if a.workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(a.workers) as pool:
+            for r in pool.imap_unordered(one, jobs):
+                rows += r
+                pd.DataFrame(rows).to_csv(out, index=False)
+                print(f"[{time.time() - t0:6.0f}s] {r[0]['scenario']} seed {r[0]['seed']} done", flush=True)
+    else:
+        for j in jobs:
+            r = one(j)
+            rows += r
+            pd.DataFrame(rows).to_csv(out, index=False)
+            print(f"[{time.time() - t0:6.0f}s] {j[0]} seed {j[1]} done", flush=True)
+    res = pd.DataFrame(rows)
+    res.to_csv(out, index=False)
+    s = summarise(res)
+    s.to_csv(out.with_name(out.stem + "_summary.csv"), index=False)
+    meta = {"seconds": round(time.time() - t0, 1), "nproc": os.cpu_count(), "loadavg_end": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out.with_name(out.stem + "_meta.json").write_text(json.dumps(meta, indent=1))
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(s.round(3).to_string(index=False))
+    print(meta)
+
+
+if __name__ == "__main__":
+    main()

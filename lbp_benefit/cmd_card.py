@@ -1,0 +1,53 @@
+"""``lbp-benefit card``: regenerate a model's card (Markdown, JSON, PNG figures) from its artifact.
+
+The artifact is loaded with :func:`predict.artifact.load_artifact` (every file hash-verified);
+the card is rebuilt from the artifact's ``report/`` files and its manifest with
+:func:`training.cards.build_card`.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Optional
+
+import typer
+
+REPORT_PREFIX = "report/"
+
+
+def card_from_artifact(model: Path, *, figure_prefix: str = ""):
+    """Load ``model`` (a folder or .zip), verify it, and build its card from ``report/`` and the
+    manifest. Raises :class:`predict.errors.LbpError` on a bad artifact or missing report files."""
+    from predict.artifact import load_artifact
+    from predict.errors import LbpError
+    from training.cards import build_card
+
+    art = load_artifact(model)
+    report = {n[len(REPORT_PREFIX):]: b for n, b in art.files.items() if n.startswith(REPORT_PREFIX)}
+    if not report:
+        raise LbpError(f"{model}: the artifact has no {REPORT_PREFIX} files; a card cannot be rebuilt from it")
+    manifest = {k: v for k, v in art.manifest.items() if k != "files"}
+    with tempfile.TemporaryDirectory(prefix="lbp-card-") as tmp:
+        root = Path(tmp)
+        for name, data in report.items():
+            rel = PurePosixPath(name)  # names were checked by load_artifact (plain relative paths)
+            p = root.joinpath(*rel.parts)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        return build_card(root, manifest, figure_prefix=figure_prefix)
+
+
+def card(
+    model: Path = typer.Option(..., "--model", help="Model artifact (folder or .zip) to describe."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder to write card.md, card.json and the PNG figures "
+                                                           "(default: print the Markdown)."),
+) -> None:
+    """Regenerate the model card (Markdown + JSON + figures) from a model artifact."""
+    from training.cards import write_card
+
+    c = card_from_artifact(model)
+    if out is None:
+        typer.echo(c.markdown, nl=False)
+        return
+    paths = write_card(c, out)
+    typer.echo(f"wrote {len(paths)} files to {out}/ (card.md, card.json, {len(c.figures)} figure(s))")

@@ -1,0 +1,118 @@
+"""Intervals, missing covariates and the export runtime's independence from training code."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from training.learners import export as rt
+from training.learners.effect_model import EffectModel
+from training.learners.intervals import cluster_bootstrap
+from training.learners.meta_learners import TLearner
+from training.learners.missing import GaussianImputer
+from training.learners.toy import toy_trials
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y, truth = toy_trials(n_trials=14, n_per_arm=80, seed=11, noise=10.0, effect_mod=5.0, missing=0.1,
+                             systematic=True, tau=2.0)
+    return X, y, truth, EffectModel(n_boot=30).fit(X, y)
+
+
+def test_intervals_widen_as_covariates_are_removed(fitted):
+    X, y, _, m = fitted
+    Xc = X.head(60).copy()
+    Xc = Xc.fillna(Xc.mean(numeric_only=True))
+    widths = []
+    for drop in ([], ["bmi"], ["bmi", "fear_avoidance"], ["bmi", "fear_avoidance", "age", "female", "baseline_pain"]):
+        Xd = Xc.copy()
+        Xd[drop] = np.nan
+        p = m.predict_interval(Xd)
+        widths.append((p["benefit_vs_usual_care_ci_high"] - p["benefit_vs_usual_care_ci_low"]).mean())
+    assert widths == sorted(widths)
+    assert widths[2] > widths[0] * 1.2  # losing the true modifier costs real information
+
+
+def test_missing_variance_zero_for_complete_rows_and_pi_wider(fitted):
+    X, _, _, m = fitted
+    exp = m.to_export()
+    Xc = X.dropna().head(30)
+    F = rt.feature_matrix(exp["features"], Xc)
+    vm = rt.missing_variance(exp, F)
+    assert all(np.all(v == 0) for v in vm.values())
+    p = m.predict_interval(Xc)
+    assert (p["benefit_vs_usual_care_pi_high"] - p["benefit_vs_usual_care_pi_low"]
+            >= p["benefit_vs_usual_care_ci_high"] - p["benefit_vs_usual_care_ci_low"]).all()
+    assert exp["interval"]["tau"]["usual_care"] >= 0
+
+
+def test_prediction_interval_covers_trial_specific_benefit(fitted):
+    X, _, truth, m = fitted
+    p = m.predict_interval(X)
+    cov = []
+    for c in m.comparators_:
+        t = truth[f"trial_benefit_vs_{c}"]
+        cov.append(((t >= p[f"benefit_vs_{c}_pi_low"]) & (t <= p[f"benefit_vs_{c}_pi_high"])).mean())
+    assert np.mean(cov) > 0.75  # one dataset; the many-seed check lives in benchmarks/
+
+
+def test_cluster_bootstrap_resamples_whole_trials():
+    trial = np.repeat(np.arange(6), 10)
+    has_comp = np.array([True, True, True, True, False, False])
+    for idx, codes in cluster_bootstrap(trial, has_comp, 20, random_state=1):
+        # every replicate draws 4 comparator trials and 2 others, each whole
+        assert idx.size == 60
+        for k in np.unique(codes):
+            src = np.unique(trial[idx[codes == k]])
+            assert src.size == 1 and (codes == k).sum() == 10
+        assert has_comp[trial[idx]].sum() == 40
+
+
+def test_imputer_uses_trial_means_for_sporadic_and_pooled_for_systematic():
+    rng = np.random.default_rng(0)
+    trial = np.repeat(np.array(["A", "B", "C"]), 200)
+    x1 = np.where(trial == "A", 10.0, np.where(trial == "B", 20.0, 30.0)) + rng.normal(0, 1, 600)
+    x2 = x1 * 0 + rng.normal(0, 1, 600)
+    F = np.column_stack([x1, x2])
+    F[trial == "C", 1] = np.nan  # systematically missing in C
+    F[5, 0] = np.nan  # sporadic in A
+    imp = GaussianImputer().fit(F, trial, ["continuous", "continuous"])
+    out = imp.transform_train(F, trial)
+    assert out[5, 0] == pytest.approx(10.0, abs=0.5)
+    assert np.isfinite(out).all()
+    # a new patient with nothing observed gets the pooled mean
+    new = rt.impute_mean(imp.export(), np.array([[np.nan, np.nan]]))
+    assert new[0, 0] == pytest.approx(np.nanmean(F[:, 0]), abs=1e-9)
+
+
+def test_tree_interval_export_and_widening():
+    X, y, _ = toy_trials(n_trials=10, n_per_arm=60, seed=12, noise=10.0, effect_mod=5.0)
+    m = TLearner(n_boot=4).fit(X, y)
+    Xd = X.head(40).copy()
+    p0 = m.predict_interval(Xd)
+    Xd["fear_avoidance"] = np.nan
+    p1 = m.predict_interval(Xd)
+    assert (p1["benefit_vs_usual_care_se"] >= p0["benefit_vs_usual_care_se"] - 1e-12).all()
+    assert m.to_export()["interval"]["method"] == "varmodel"
+
+
+def test_runtime_module_imports_no_training_or_sklearn():
+    path = Path(rt.__file__)
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('lbp_rt', {str(path)!r})\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "bad = [m for m in sys.modules if m.startswith(('training', 'sklearn', 'pickle'))]\n"
+        "assert not [m for m in bad if m != 'pickle'], bad\n"
+        "assert hasattr(mod, 'predict_from_export')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,114 @@
+"""LightGBM meta-learners (T, X, DR) and stacking: recovery on noiseless data, export,
+TreeSHAP explanations, no leakage of trial effects."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from training.learners import export as rt
+from training.learners.effect_model import ConstantEffect, EffectModel
+from training.learners.meta_learners import DRLearner, TLearner, XLearner
+from training.learners.stacking import StackedLearner, r_loss, stack_weights
+from training.learners.toy import toy_trials
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def noiseless():
+    return toy_trials(n_trials=12, n_per_arm=150, seed=7, noise=0.0, effect_mod=6.0, bmi_mod=3.0)
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    X, y, t = toy_trials(n_trials=10, n_per_arm=50, seed=8, noise=10.0, effect_mod=5.0, missing=0.15)
+    return X, y, t
+
+
+def test_t_learner_recovers_truth_on_noiseless_data(noiseless):
+    X, y, truth = noiseless
+    m = TLearner(n_boot=0, outcome_params={"num_rounds": 400, "learning_rate": 0.1, "lambda_l2": 0.0,
+                                           "min_data_in_leaf": 10, "num_leaves": 15}).fit(X, y)
+    p = m.predict(X)
+    for c in m.comparators_:
+        t = truth[f"benefit_vs_{c}"]
+        err = p[f"benefit_vs_{c}"] - t
+        assert np.sqrt(np.mean(err ** 2)) < 0.25 * t.std()
+        assert np.corrcoef(p[f"benefit_vs_{c}"], t)[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("cls", [TLearner, XLearner, DRLearner])
+def test_meta_learner_export_roundtrip_and_shap(noisy, cls):
+    X, y, truth = noisy
+    m = cls(n_boot=3, n_folds=3, boot_folds=2).fit(X, y) if cls is not TLearner else cls(n_boot=3).fit(X, y)
+    exp = json.loads(json.dumps(m.to_export()))
+    assert all(isinstance(v, str) for v in exp["boosters"].values())
+    a = m.predict_interval(X.head(150))
+    b = rt.predict_from_export(exp, X.head(150))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # explanations add up to the predicted benefit exactly (continuous: no residual)
+    e = m.explain(X.head(40), "usual_care")
+    np.testing.assert_allclose(e.drop(columns="residual").sum(axis=1), a["benefit_vs_usual_care"].head(40), atol=1e-8)
+    assert np.abs(e["residual"]).max() < 1e-8
+    # the benefit correlates with the truth (modifier: fear-avoidance)
+    assert np.corrcoef(a["benefit_vs_usual_care"], truth["benefit_vs_usual_care"].head(150))[0, 1] > 0.3
+
+
+def test_lightgbm_contributions_match_shap_treeexplainer(noisy):
+    shap = pytest.importorskip("shap")
+    X, y, _ = noisy
+    m = DRLearner(n_boot=0, n_folds=2).fit(X, y)
+    exp = m.to_export()
+    F = rt.feature_matrix(exp["features"], X.head(30))
+    bst = rt.booster(exp["boosters"]["tau"])
+    ours = rt.booster_contrib(exp["boosters"]["tau"], F)[:, :-1]
+    sv = shap.TreeExplainer(bst, feature_perturbation="tree_path_dependent").shap_values(F)
+    np.testing.assert_allclose(ours, sv, atol=1e-6)
+
+
+def test_trial_offsets_do_not_leak_into_benefit():
+    """Trials differ hugely in outcome level but effects are constant: benefits stay flat."""
+    X, y, truth = toy_trials(n_trials=12, n_per_arm=80, seed=9, noise=8.0, effect_mod=0.0)
+    shift = X["trial"].map({t: 25.0 * (i % 2) for i, t in enumerate(sorted(X["trial"].unique()))}).to_numpy()
+    m = TLearner(n_boot=0).fit(X, y + shift)
+    p = m.predict(X)
+    err = p["benefit_vs_usual_care"] - truth["benefit_vs_usual_care"]
+    assert np.sqrt(np.mean(err ** 2)) < 3.0
+
+
+def test_stacking_never_loses_to_constant_in_sample(noisy):
+    X, y, _ = noisy
+    const = ConstantEffect(n_boot=0).fit(X, y)
+    eff = EffectModel(n_boot=0).fit(X, y)
+    trial = X["trial"].to_numpy()
+    treat = (X["treatment"] == "exercise").to_numpy(float)
+    from training.learners.base import allocation_share
+
+    e = allocation_share(trial, treat == 1, treat == 0)
+    from training.iecv import _benefit_mix
+
+    cls = X["treatment"].to_numpy()
+    comps = sorted(set(cls) - {"exercise"})
+    B = np.column_stack([_benefit_mix(m.predict(X), trial, cls, "exercise", comps) for m in (const, eff)])
+    w = stack_weights(B, -y, treat, trial, e)
+    assert (w >= 0).all()
+    loss = lambda b: r_loss(b, -y, treat, trial, e)  # noqa: E731
+    assert loss(B @ w) <= loss(B[:, 0]) + 1e-9
+    st = StackedLearner([const, eff], w, ["constant", "effect_model"]).fit()
+    exp = json.loads(json.dumps(st.to_export()))
+    pd.testing.assert_frame_equal(st.predict_interval(X.head(50)), rt.predict_from_export(exp, X.head(50)))
+    ex = st.explain(X.head(10), "usual_care")
+    np.testing.assert_allclose(ex.sum(axis=1), st.predict(X.head(10))["benefit_vs_usual_care"], atol=1e-8)
+
+
+def test_fits_are_deterministic(noisy):
+    X, y, _ = noisy
+    a = TLearner(n_boot=2, random_state=3).fit(X, y).to_export()
+    b = TLearner(n_boot=2, random_state=3).fit(X, y).to_export()
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

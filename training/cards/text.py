@@ -1,0 +1,249 @@
+"""Fixed wording of the model card: intended use, out-of-scope uses, limitations (including those
+the seed paper names), ethical considerations, the TRIPOD+AI items and the ONC HTI-1 source
+attributes. Kept apart from the code that fills in the run's numbers."""
+from __future__ import annotations
+
+SEED_PAPER = ("Hayden JA et al. Individual participant data meta-analysis of exercise therapy for persistent "
+              "non-specific low back pain (27 randomised trials, 3514 participants); protocol "
+              "doi:10.1186/2046-4053-1-64")
+SEED_SHORT = "Hayden et al. (the seed IPD meta-analysis)"
+
+SYNTHETIC_BANNER = ("**SYNTHETIC — NOT FOR CLINICAL USE.** This model was trained on synthetic data from the "
+                    "package's calibrated simulator (scenario `hayden2020`), not on real patients. Its predictions, "
+                    "performance figures and subgroup results describe the simulator only and must not inform the "
+                    "care of any patient.")
+REAL_NOTICE = ("Decision support only: the predictions inform, and never replace, a clinician's judgement "
+               "shared with the patient.")
+
+INTENDED_USE = [
+    "Estimate, for one adult with persistent (> 12 weeks) non-specific low back pain, the expected "
+    "benefit of exercise therapy compared with each comparator class the training trials contain "
+    "(no treatment, usual care, placebo, other conservative care), on pain, functional limitations "
+    "(0–100, higher = worse) and global recovery, at short-, moderate- and long-term follow-up "
+    "(about 3, 6 and 12 months), with 95% intervals.",
+    "Support a conversation between a clinician and a patient about whether exercise therapy is likely "
+    "to help this patient more or less than it helps the average trial participant.",
+    "Research: explore heterogeneity of the effect of exercise therapy and plan trials that test "
+    "candidate effect modifiers prospectively.",
+]
+INTENDED_USERS = [
+    "Physiotherapists, general practitioners, sports and musculoskeletal physicians and other "
+    "clinicians who manage persistent low back pain, through an EHR-integrated CDS Hooks card or a "
+    "calculator.",
+    "Researchers and guideline developers studying treatment-effect heterogeneity.",
+]
+INTENDED_SETTINGS = [
+    "Primary care, outpatient physiotherapy and secondary care settings comparable to those of the "
+    "pooled randomised trials.",
+    "Decision-making role: informs. The output does not replace or automate any decision.",
+]
+OUT_OF_SCOPE = [
+    "Any clinical use of a model trained on synthetic data (the default model).",
+    "Acute (< 6 weeks) or subacute low back pain; specific low back pain (fracture, infection, "
+    "malignancy, cauda equina syndrome, inflammatory disease), radiculopathy needing surgical "
+    "assessment, pregnancy-related pain: not in the trials' populations.",
+    "Children and adolescents (< 18 years).",
+    "Screening for red flags or diagnosing the cause of back pain; the model assumes the diagnosis.",
+    "Choosing between types of exercise (e.g. yoga vs strengthening): the model compares exercise "
+    "therapy as a class with non-exercise care.",
+    "Comparator classes that no training trial compared with exercise (reported as unavailable), "
+    "and over-reliance on classes flagged sparse.",
+    "Withholding or rationing exercise therapy, coverage or reimbursement decisions, or any "
+    "automated decision made without a clinician.",
+    "Predicting the natural course of back pain without treatment (prognosis alone) or outcomes "
+    "beyond the trained follow-ups.",
+    "Patients whose covariate values fall outside the plausible ranges of the feature schema "
+    "(the scorer refuses them) or who differ markedly from trial participants.",
+]
+
+# (short name, text) - the limitations the seed paper names, attributed to it
+SEED_LIMITATIONS = [
+    ("inconsistent covariate availability",
+     "Inconsistent availability and measurement of participant characteristics across trials, which "
+     "limited the assessment of candidate modifiers; some were measured in only a small subset of trials "
+     "(e.g. heavy physical demands at work in 8 trials, 1386 participants; medication use for low back "
+     "pain in 13 trials, 1774 participants)."),
+    ("small trials",
+     "Small included trials: not individually powered to detect a meaningful treatment or moderating "
+     "effect, possibly of lower quality, or reflecting publication bias."),
+    ("exploratory modifier findings",
+     "Treatment-effect-modifier findings are exploratory and should be tested prospectively; the "
+     "trials were not powered for effect modification."),
+    ("risk of bias and representativeness",
+     "Trials were selected as moderate to low risk of bias (Cochrane Back and Neck criteria) but other "
+     "sources of bias may have been missed; IPD were received for about half of the requested trials."),
+    ("comparisons",
+     "Almost 40% of trials compared exercise types only (no non-exercise comparison); modifiers could "
+     "not be explored for specific exercise types, specific non-exercise comparisons, or no treatment "
+     "separately from placebo or usual care."),
+    ("unmeasured modifiers",
+     "Some planned modifiers could not be studied because few trials measured them: comorbidities, "
+     "alcohol use and socioeconomic status."),
+    ("linearity",
+     "The paper assumed linear interactions for continuous variables and may have missed non-linear "
+     "relationships."),
+    ("heterogeneity and age of data",
+     "Heterogeneity was not lower than in earlier aggregate-data meta-analyses; the trials were "
+     "published before 2013."),
+]
+
+PACKAGE_LIMITATIONS = [
+    "Individual benefit is not observable: each prediction is a conditional average effect for "
+    "patients like this one in an average trial, not a guarantee for the individual.",
+    "Effect modification is shared across comparator classes; each class has its own average effect "
+    "only. Classes with few trials or participants are flagged sparse and their average effect rests "
+    "on little data.",
+    "Missing covariates are imputed from a two-level normal model that does not include outcome and "
+    "treatment, so interactions estimated from imputed values are attenuated towards zero.",
+    "Internal-external cross-validation (leave one trial out) re-uses the same trials: it is not an "
+    "external validation, and selection or stacking weights estimated on the same held-out predictions "
+    "make the best held-out figures slightly optimistic.",
+    "c-for-benefit is not a proper scoring rule and depends on the matching; read it with the "
+    "calibration for benefit.",
+    "Tasks without IECV (moderate and long term by default) use the effect model; their performance "
+    "has not been cross-validated by trial.",
+]
+SYNTHETIC_LIMITATION = ("Trained on synthetic data: the simulator reproduces the published trial design and "
+                        "summaries, and its own assumed effect modifiers; performance here measures how well the "
+                        "learners recover the simulator's truth, not real-world validity.")
+
+ETHICS = [
+    ("Misuse of a synthetic model",
+     "The card, the artifact manifest and every API response carry a synthetic flag; the card's first "
+     "line says SYNTHETIC — NOT FOR CLINICAL USE."),
+    ("Withholding an effective treatment",
+     "Exercise therapy is recommended on average by guidelines. A low predicted benefit is not a reason "
+     "to withhold it; the output informs a shared decision and shows its uncertainty (95% intervals)."),
+    ("Unequal performance across groups",
+     "Sex, age, BMI and employment enter as inputs because they are candidate effect modifiers; "
+     "performance is reported by sex, age band, BMI band and work status. Race, ethnicity, language, "
+     "sexual orientation and gender identity are not inputs and were not available for fairness checks."),
+    ("Representativeness of trial participants",
+     "Trial participants may differ from routine-care patients (e.g. comorbidity, socioeconomic "
+     "status); deployers should compare their population with the training data before use."),
+    ("Automation bias",
+     "The output is information for a clinician (CDS Hooks 'info' cards only), never an order or an "
+     "automated decision."),
+    ("Privacy",
+     "The artifact and the card hold aggregate numbers and model parameters only; no participant-level "
+     "data. The scoring service does not log patient values."),
+]
+
+# TRIPOD+AI 2024 (Collins et al., BMJ 2024;385:e078378): item -> (topic, card section id)
+TRIPOD_ITEMS = [
+    ("3b", "Target population, place in the care pathway, intended users", "intended_use"),
+    ("3c", "Known health inequalities; fairness context", "ethics"),
+    ("5a", "Data sources (which randomised trials)", "training_data"),
+    ("5b", "Dates of accrual and end of follow-up", "training_data"),
+    ("6a", "Setting(s) and centres", "training_data"),
+    ("6b", "Eligibility criteria of participants", "training_data"),
+    ("6c", "Treatments received and how they were handled", "methods"),
+    ("7", "Data preparation and harmonisation across trials", "methods"),
+    ("8a", "Outcome definition, time horizon and assessment", "methods"),
+    ("9a", "Choice of predictors", "modifiers"),
+    ("9b", "Predictor definitions, units and measurement", "modifiers"),
+    ("10", "Sample size", "training_data"),
+    ("11", "Handling of missing data", "methods"),
+    ("12a", "Partitioning for evaluation (leave one trial out)", "methods"),
+    ("12b", "Handling of predictors in the analysis", "modifiers"),
+    ("12c", "Model type, building and hyperparameter tuning", "methods"),
+    ("12d", "Heterogeneity across clusters (trials)", "performance"),
+    ("12e", "Performance measures (discrimination, calibration, utility)", "methods"),
+    ("12g", "How predictions are calculated", "model_details"),
+    ("13", "Class imbalance", "methods"),
+    ("14", "Fairness assessment", "subgroups"),
+    ("15", "Output type and thresholds", "model_details"),
+    ("16", "Differences between development and evaluation data", "methods"),
+    ("18e", "Data availability", "training_data"),
+    ("18f", "Code availability", "model_details"),
+    ("20b", "Participant characteristics", "training_data"),
+    ("21", "Numbers of participants and outcome events per analysis", "training_data"),
+    ("22", "Full model specification", "model_details"),
+    ("23a", "Performance with CIs, calibration plots", "performance"),
+    ("23b", "Performance in subgroups and between-trial heterogeneity", "subgroups"),
+    ("26", "Limitations", "limitations"),
+    ("27a", "Handling of poor-quality, missing or out-of-range input at deployment", "model_details"),
+    ("27b", "User interaction and expertise required", "intended_use"),
+]
+
+# ONC HTI-1 predictive DSI source attributes, 45 CFR 170.315(b)(11)(iv)(B): (number, category, attribute)
+HTI1_ATTRIBUTES = [
+    (1, "Details and output", "Name and contact information for the developer"),
+    (2, "Details and output", "Funding source of the intervention's development"),
+    (3, "Details and output", "Description of the value that the intervention produces as an output"),
+    (4, "Details and output", "Whether the output is a prediction, classification, recommendation, evaluation, analysis or other"),
+    (5, "Purpose", "Intended use of the intervention"),
+    (6, "Purpose", "Intended patient population(s)"),
+    (7, "Purpose", "Intended user(s)"),
+    (8, "Purpose", "Intended decision-making role (informs, augments, replaces clinical management)"),
+    (9, "Cautioned out-of-scope use", "Tasks, situations or populations where a user is cautioned against applying the intervention"),
+    (10, "Cautioned out-of-scope use", "Known risks, inappropriate settings, inappropriate uses, known limitations"),
+    (11, "Development details and input features", "Exclusion and inclusion criteria that influenced the training data set"),
+    (12, "Development details and input features", "Use of race, ethnicity, language, sexual orientation, gender identity, sex, date of birth, social determinants of health and health status assessments as input features"),
+    (13, "Development details and input features", "Description of demographic representativeness according to those variables"),
+    (14, "Development details and input features", "Description of relevance of training data to intended deployed setting"),
+    (15, "Fairness in development", "Approach to require and facilitate fairness in development"),
+    (16, "Fairness in development", "Approaches to manage, reduce or eliminate bias"),
+    (17, "External validation", "Data source, clinical setting or environment where the intervention's validity and fairness were assessed"),
+    (18, "External validation", "Party that conducted the external testing"),
+    (19, "External validation", "Description of demographic representativeness of the external data"),
+    (20, "External validation", "Description of the external validation process"),
+    (21, "Quantitative performance measures", "Validity of the intervention in test data derived from the same source as the initial training data"),
+    (22, "Quantitative performance measures", "Fairness of the intervention in test data derived from the same source as the initial training data"),
+    (23, "Quantitative performance measures", "Validity of the intervention in data external to or from a different source than the training data"),
+    (24, "Quantitative performance measures", "Fairness of the intervention in data external to or from a different source than the training data"),
+    (25, "Quantitative performance measures", "References to evaluation of use of the intervention on outcomes (e.g. morbidity, mortality, length of stay)"),
+    (26, "Ongoing maintenance", "Update and continued validation or fairness assessment schedule: process and frequency of monitoring validity"),
+    (27, "Ongoing maintenance", "Validity of the intervention in local data"),
+    (28, "Ongoing maintenance", "Process and frequency of monitoring fairness"),
+    (29, "Ongoing maintenance", "Fairness of the intervention in local data"),
+    (30, "Update schedule", "Process and frequency of updates to the intervention"),
+    (31, "Update schedule", "Frequency with which performance is corrected when risks to validity or fairness are identified"),
+]
+SEED_ELIGIBILITY = ("Randomised trials of any form of exercise therapy compared with any or no other intervention in "
+                    "adults (> 18 years) with non-specific persistent (> 12 weeks) low back pain, alone or with leg "
+                    "pain, rated moderate to low risk of bias (at least 6 of 12 Cochrane Back and Neck items at low risk)")
+SEED_SETTINGS = ("Trials in Australia and Denmark (4 each), Italy and the Netherlands (3 each), the UK, USA and Finland "
+                 "(2 each), Hong Kong, Spain, Switzerland, Sweden, Norway and Brazil (1 each) and one multicountry trial; "
+                 "10 in secondary care, 6 in primary care, 5 in occupational and 6 in general-population or mixed "
+                 "settings; mean age by trial 37.0–60.1 years; 0–78% female participants")
+
+HTI1_NOTE = ("Attribute wording transcribed from secondary sources (31 attributes in 9 categories); check it "
+             "against the eCFR text of 45 CFR 170.315(b)(11)(iv)(B) before relying on it for certification.")
+
+# features that HTI-1 attribute 12 asks about, as named in the default study config
+HTI1_DEMOGRAPHIC = {
+    "female": "sex",
+    "age": "age (derived from date of birth; date of birth itself is not an input)",
+    "education_beyond_high_school": "social determinant of health (education)",
+    "employed": "social determinant of health (employment)",
+    "heavy_physical_work": "social determinant of health (occupational demands)",
+    "sick_leave_12m": "social determinant of health (work absence)",
+    "social_support": "social determinant of health (social support)",
+    "general_health": "health status assessment",
+    "mental_health": "health status assessment",
+    "current_smoker": "health behaviour",
+    "physically_active": "health behaviour",
+}
+HTI1_NOT_USED = "race, ethnicity, language, sexual orientation, gender identity, date of birth"
+
+METRICS = {
+    "c_for_benefit": ("c-for-benefit", "0.5 = no discrimination, higher better"),
+    "calibration_slope_for_benefit": ("calibration slope for benefit", "1"),
+    "calibration_intercept_for_benefit": ("calibration intercept for benefit", "0"),
+    "citl_for_benefit": ("calibration-in-the-large for benefit", "0"),
+    "e_avg_for_benefit": ("E-for-benefit (Eavg)", "0"),
+    "autoc": ("AUTOC (RATE)", "> 0"),
+    "qini": ("Qini (RATE)", "> 0"),
+    "outcome_citl": ("outcome calibration-in-the-large", "0"),
+    "outcome_slope": ("outcome calibration slope", "1"),
+    "outcome_r2": ("outcome R²", "higher better"),
+    "outcome_c_statistic": ("outcome C-statistic", "higher better"),
+}
+
+REFERENCES = [
+    "https://doi.org/10.1186/2046-4053-1-64",
+    "https://doi.org/10.1136/bmj-2023-078378",
+    "https://arxiv.org/abs/1810.03993",
+    "https://github.com/tensorflow/model-card-toolkit",
+]

@@ -1,0 +1,206 @@
+"""Shared contract of the benefit learners.
+
+Every learner follows the scikit-learn estimator contract: ``__init__`` stores parameters,
+``fit(X, y)`` returns ``self`` and fitted state ends in ``_``. ``X`` is a pandas DataFrame with
+one row per participant of one outcome x follow-up task: columns ``trial`` and ``treatment``
+(the class) plus the features; ``y`` is the outcome (0-100 higher = worse for continuous
+outcomes; 0/1 with 1 = good, e.g. global recovery, for binary outcomes).
+
+The whole fitted state is the JSON-able dict ``export_`` (see :mod:`training.learners.export`);
+``predict`` / ``predict_interval`` / ``explain`` are pure functions of it, so the exported
+model reproduces the learner exactly.
+
+Shared structure and assumptions (all learners):
+
+- Trial is a stratum: outcome models have trial-specific intercepts (fixed effects), so
+  between-trial differences in outcome level never enter the benefit; effect modification is
+  estimated from within-trial comparisons (modifiers centred at their trial means, or trial
+  offsets for the trees).
+- Class-specific average effects with effect modification *shared across comparator classes*:
+  benefit_vs_c(x) = (average effect of the active class vs c) + h(x). Every comparator with data
+  gets a prediction; classes with few trials borrow h from the others (stated assumption).
+- Randomisation is known: the propensity is each trial's allocation share of the active class
+  among its active and comparator participants (never estimated from covariates).
+- Predictions are for a patient of a *new* trial: trial effects at their (size-weighted) mean.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from training.learners import export as rt
+
+RESERVED = ("trial", "participant", "arm", "treatment", "subtype", "treat", "outcome", "follow_up",
+            "week", "instrument", "value", "baseline")
+BINARY_OUTCOMES = ("global_recovery",)
+FEW_TRIALS = 2  # a comparator class with fewer trials (or < FEW_PARTICIPANTS) is flagged
+FEW_PARTICIPANTS = 60
+
+
+def outcome_type_of(outcome: str) -> str:
+    """``'binary'`` for global recovery (1 = recovered, good), else ``'continuous'`` (0-100, higher = worse)."""
+    return "binary" if outcome in BINARY_OUTCOMES else "continuous"
+
+
+def orient(y: np.ndarray, outcome_type: str) -> np.ndarray:
+    """Outcome oriented so that larger = better (benefit direction)."""
+    return -np.asarray(y, float) if outcome_type == "continuous" else np.asarray(y, float)
+
+
+def feature_spec_from_config(cfg) -> dict:
+    """Feature names/types from a study config: its covariates then ``baseline_<outcome>``."""
+    names, types, cats = [], [], {}
+    for c in cfg.covariates.covariates:
+        names.append(c.name)
+        types.append(c.type)
+        if c.type == "categorical":
+            cats[c.name] = list(c.categories)
+    for o in cfg.outcomes:
+        names.append(f"baseline_{o}")
+        types.append("continuous")
+    return {"names": names, "types": types, "categories": cats}
+
+
+def infer_feature_spec(X: pd.DataFrame, features: Sequence[str] | None = None) -> dict:
+    """Feature spec from the data: every non-reserved column (or ``features``); binary if its
+    observed values are within {0, 1}, categorical if non-numeric, else continuous."""
+    names = list(features) if features is not None else [c for c in X.columns if c not in RESERVED]
+    types, cats = [], {}
+    for n in names:
+        col = X[n] if n in X.columns else pd.Series(dtype=float)
+        num = pd.to_numeric(col, errors="coerce")
+        if col.notna().sum() and num.notna().sum() < col.notna().sum():
+            types.append("categorical")
+            cats[n] = sorted(str(v) for v in col.dropna().unique())
+        elif set(num.dropna().unique()) <= {0, 1}:
+            types.append("binary")
+        else:
+            types.append("continuous")
+    return {"names": names, "types": types, "categories": cats}
+
+
+def task_frame(analysis: pd.DataFrame, outcome: str, follow_up: str) -> pd.DataFrame:
+    """Rows of one outcome x follow-up task of the harmonised analysis table."""
+    m = (analysis["outcome"] == outcome) & (analysis["follow_up"] == follow_up)
+    return analysis.loc[m].reset_index(drop=True)
+
+
+def allocation_share(trial: np.ndarray, is_active: np.ndarray, is_comparator: np.ndarray) -> np.ndarray:
+    """Known propensity per row: the trial's share of active among its active + comparator
+    participants (NaN for trials without a comparator arm)."""
+    e = np.full(trial.size, np.nan)
+    for t in np.unique(trial):
+        m = trial == t
+        na, nc = is_active[m].sum(), is_comparator[m].sum()
+        if na and nc:
+            e[m] = na / (na + nc)
+    return e
+
+
+class Prepared:
+    """Arrays of one task: features F (NaN = missing), outcome y, class labels, trial codes."""
+
+    def __init__(self, X: pd.DataFrame, y: Any, spec: dict, active: str, outcome_type: str):
+        if "trial" not in X.columns or "treatment" not in X.columns:
+            raise ValueError("X needs columns 'trial' and 'treatment' to fit a benefit learner")
+        self.F = rt.feature_matrix(spec, X)
+        self.y = np.asarray(y, float).reshape(-1)
+        if self.y.size != len(X):
+            raise ValueError(f"y has {self.y.size} values for {len(X)} rows")
+        if np.isnan(self.y).any():
+            raise ValueError("y has missing values; drop those rows first")
+        if outcome_type == "binary" and not set(np.unique(self.y)) <= {0.0, 1.0}:
+            raise ValueError("a binary outcome must be 0/1")
+        self.cls = X["treatment"].astype(str).to_numpy()
+        self.trial_labels = X["trial"].astype(str).to_numpy()
+        self.trials, self.trial = np.unique(self.trial_labels, return_inverse=True)
+        self.active = active
+        self.treat = (self.cls == active).astype(float)
+        self.outcome_type = outcome_type
+        self.g = orient(self.y, outcome_type)
+
+    @property
+    def n(self) -> int:
+        return self.y.size
+
+
+def class_support(prep: Prepared, classes: Sequence[str]) -> tuple[list, list, dict]:
+    """(comparators with data, unavailable comparators, per-class support): a comparator
+    has data if some trial has both it and the active class."""
+    comps, unavailable, support = [], [], {}
+    with_active = set(np.unique(prep.trial[prep.treat == 1]))
+    for c in classes:
+        if c == prep.active:
+            continue
+        m = prep.cls == c
+        trials = sorted(set(np.unique(prep.trial[m])) & with_active)
+        n = int(np.isin(prep.trial[m], trials).sum())
+        support[c] = {"trials": len(trials), "participants": n,
+                      "sparse": bool(len(trials) < FEW_TRIALS or n < FEW_PARTICIPANTS)}
+        (comps if trials else unavailable).append(c)
+    return comps, unavailable, support
+
+
+class BenefitLearner:
+    """Base of the learners: prediction, intervals, explanations and export from ``export_``."""
+
+    kind = "base"
+
+    def _spec(self, X: pd.DataFrame) -> dict:
+        fs = getattr(self, "features", None)
+        if isinstance(fs, dict):
+            return copy.deepcopy(fs)
+        return infer_feature_spec(X, fs)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "export_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Expected outcome under the active class and each comparator (``expected_<class>``)
+        and the benefit vs each comparator (``benefit_vs_<c>``, positive = active better)."""
+        self._check_fitted()
+        return rt.predict_from_export(self.export_, X, intervals=False)
+
+    def predict_benefit(self, X: pd.DataFrame, comparator: str) -> np.ndarray:
+        return self.predict(X)[f"benefit_vs_{comparator}"].to_numpy()
+
+    def predict_interval(self, X: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+        """Point predictions plus ``benefit_vs_<c>_se``, ``_ci_low/_ci_high`` (the patient's
+        benefit in an average trial) and ``_pi_low/_pi_high`` (a new setting: adds tau)."""
+        self._check_fitted()
+        return rt.predict_from_export(self.export_, X, intervals=True, level=level)
+
+    def explain(self, X: pd.DataFrame, comparator: str) -> pd.DataFrame:
+        """Per-patient additive contributions to ``benefit_vs_<comparator>`` (outcome units)."""
+        self._check_fitted()
+        return rt.explain_from_export(self.export_, X, comparator)
+
+    def to_export(self) -> dict:
+        """The fitted state as plain JSON numbers + LightGBM model strings (a deep copy)."""
+        self._check_fitted()
+        return json.loads(json.dumps(self.export_))
+
+    @property
+    def comparators_(self) -> list:
+        return list(self.export_["comparators"])
+
+    def get_params(self, deep: bool = True) -> dict:
+        import inspect
+
+        sig = inspect.signature(type(self).__init__)
+        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
+
+    def set_params(self, **params) -> "BenefitLearner":
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def summary(self) -> pd.DataFrame:  # overridden where coefficients make sense
+        self._check_fitted()
+        s = self.export_["meta"].get("support", {})
+        return pd.DataFrame([{"comparator": c, **v} for c, v in s.items()])

@@ -1,0 +1,288 @@
+"""Effect model (PATH "effect modelling") and the constant-effect model.
+
+Estimand: the benefit of the active class vs comparator class c for a patient with covariates
+x in an average trial (see :mod:`training.learners.base`).
+
+Model (identity link for continuous outcomes, logit for binary), one-stage, trial-stratified::
+
+    eta = alpha_trial + a_c + P(x) beta + 1[active] (M(x) - Mbar_trial) gamma
+
+- ``alpha_trial``: trial fixed effects; ``a_c``: average effect of class c vs active (so the
+  continuous benefit is a_c - (M(x) - Mbar) gamma);
+- ``P``: rich prognostic part, every feature linear + restricted cubic spline (3 knots) for
+  continuous features, weakly penalised;
+- ``M``: the candidate modifiers (default all features; linear + RCS terms so non-linear
+  modification, e.g. BMI, is possible), centred at trial means for fitting (within-trial
+  information only), shrunk by a ridge penalty = a N(0, s^2) prior on each standardised
+  interaction. s is chosen from a grid *including s = 0 (the constant-effect model)* by grouped
+  (by trial) cross-validation of the R-loss (a benefit loss; see ``stacking``), unless given.
+- Effect modification is shared across comparator classes (assumption); class effects are
+  separate. Missing features: two-level Gaussian imputation (``missing``).
+
+Uncertainty: trial-cluster bootstrap of the coefficients (penalty fixed) -> covariance, plus
+the prior-expected covariance of the ridge shrinkage bias (``shrinkage_bias``; without it a
+shrunk estimate's interval is centred on a biased value and under-covers), delta method for
+each patient's benefit; plus variation over the patient's missing covariates; tau
+(between-trial SD of the class effect beyond the model) for a new setting.
+
+``ConstantEffect`` is the same model without modifiers: the class average effects only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from training.learners import export as rt
+from training.learners.base import BenefitLearner, Prepared, allocation_share, class_support
+from training.learners.intervals import cluster_bootstrap, residual_tau
+from training.learners.linear import (StructuredFit, linear_block, make_basis, prior_lambda,
+                                      trial_centre)
+from training.learners.missing import GaussianImputer
+from training.learners.stacking import comparator_mix, mix_benefit, r_loss
+
+GAUSSIAN_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # prior SD of a standardised interaction, points
+LOGIT_GRID = (0.0, 0.03, 0.06, 0.12, 0.25, 0.5)  # on the log-odds scale
+MAIN_SD = {"gaussian": 50.0, "binomial": 3.0}
+
+
+def family_of(outcome_type: str) -> str:
+    return "gaussian" if outcome_type == "continuous" else "binomial"
+
+
+def linear_benefit(theta: np.ndarray, P: np.ndarray, Mc: np.ndarray, comps: list, family: str) -> dict:
+    """Benefit per comparator from theta = [alpha_bar, offsets, beta, gamma] at P and the
+    modifier basis already centred (M - Mbar)."""
+    C = len(comps)
+    a0, off = theta[0], theta[1:1 + C]
+    beta = theta[1 + C:1 + C + P.shape[1]]
+    gamma = theta[1 + C + P.shape[1]:]
+    base = a0 + P @ beta
+    ea = base + (Mc @ gamma if gamma.size else 0.0)
+    out = {}
+    for i, c in enumerate(comps):
+        ec = base + off[i]
+        out[c] = ec - ea if family == "gaussian" else rt.expit(ea) - rt.expit(ec)
+    return out
+
+
+class _LinearData:
+    """Design pieces shared by the linear learners for one training set."""
+
+    def __init__(self, learner, X, y):
+        spec = learner._spec(X)
+        prep = Prepared(X, y, spec, learner.active, learner.outcome_type)
+        classes = learner.classes if learner.classes is not None else sorted(set(prep.cls))
+        comps, unavailable, support = class_support(prep, classes)
+        if not comps:
+            raise ValueError("no trial compares the active class with a comparator: benefit not estimable")
+        keep = np.isin(prep.cls, comps + [prep.active])
+        self.spec, self.prep, self.keep = spec, prep, keep
+        self.comps, self.unavailable, self.support = comps, unavailable, support
+        imp = GaussianImputer(n_draws=learner.n_draws, random_state=learner.random_state)
+        imp.fit(prep.F[keep], prep.trial_labels[keep], spec["types"])
+        self.imputer = imp
+        Fi = imp.transform_train(prep.F, prep.trial_labels)
+        self.Fi = Fi[keep]
+        self.F = prep.F[keep]
+        self.y, self.g = prep.y[keep], prep.g[keep]
+        self.cls, self.treat = prep.cls[keep], prep.treat[keep]
+        self.trial_labels = prep.trial_labels[keep]
+        _, self.trial = np.unique(self.trial_labels, return_inverse=True)
+        self.e = allocation_share(self.trial, self.treat == 1, self.treat == 0)
+        self.has_comp = np.array([np.isfinite(self.e[self.trial == t]).any() for t in range(self.trial.max() + 1)])
+        self.family = family_of(learner.outcome_type)
+        self.W = comparator_mix(self.trial, self.cls, prep.active, comps)
+
+    def base_export(self, learner, kind: str) -> dict:
+        return {
+            "format": rt.FORMAT, "version": rt.VERSION, "kind": kind, "outcome_type": learner.outcome_type,
+            "active": self.prep.active, "comparators": self.comps, "unavailable": self.unavailable,
+            "features": self.spec, "imputer": self.imputer.export(),
+            "meta": {"n": int(self.y.size), "trials": int(self.trial.max() + 1), "support": self.support,
+                     "trial_labels": sorted(set(self.trial_labels.tolist()))},
+        }
+
+
+def trial_folds(trial: np.ndarray, has_comp: np.ndarray, n_folds: int, seed: int) -> list:
+    """Folds of comparator trials (held out); trials without a comparator always train."""
+    rng = np.random.default_rng(seed)
+    comp_trials = np.flatnonzero(has_comp)
+    rng.shuffle(comp_trials)
+    k = max(2, min(n_folds, comp_trials.size))
+    return [comp_trials[i::k] for i in range(k) if comp_trials[i::k].size]
+
+
+class EffectModel(BenefitLearner):
+    """Penalised, trial-stratified effect model with spline modifiers (module docstring).
+
+    Parameters: ``outcome_type`` 'continuous' | 'binary'; ``active`` class name; ``classes``
+    all treatment classes (default: those in the data); ``features`` names or a feature spec
+    dict (default: every non-reserved column); ``modifiers`` candidate modifier names (default
+    all features; empty = constant-effect model); ``interaction_sd`` prior SD of standardised
+    interactions (None = choose by grouped CV of the R-loss from ``interaction_grid``);
+    ``n_boot`` trial-cluster bootstrap replicates; ``n_draws`` imputation draws for scoring.
+    """
+
+    kind = "effect_model"
+
+    def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
+                 modifiers=None, interaction_sd=None, interaction_grid=None, main_sd=None, n_knots: int = 3,
+                 splines: bool = True, n_boot: int = 100, n_folds: int = 5, n_draws: int = 20,
+                 shrinkage_bias: bool = True, random_state: int = 0):
+        self.outcome_type = outcome_type
+        self.active = active
+        self.classes = classes
+        self.features = features
+        self.modifiers = modifiers
+        self.interaction_sd = interaction_sd
+        self.interaction_grid = interaction_grid
+        self.main_sd = main_sd
+        self.n_knots = n_knots
+        self.splines = splines
+        self.n_boot = n_boot
+        self.n_folds = n_folds
+        self.n_draws = n_draws
+        self.shrinkage_bias = shrinkage_bias
+        self.random_state = random_state
+
+    # -- design
+    def _design(self, d: _LinearData):
+        Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
+        mods = d.spec["names"] if self.modifiers is None else list(self.modifiers)
+        Mcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines, only=mods) if mods else []
+        P = rt.basis(Pcols, d.Fi)
+        M = rt.basis(Mcols, d.Fi) if Mcols else np.zeros((d.Fi.shape[0], 0))
+        return Pcols, Mcols, P, M
+
+    def fit(self, X: pd.DataFrame, y) -> "EffectModel":
+        d = _LinearData(self, X, y)
+        Pcols, Mcols, P, M = self._design(d)
+        fam = d.family
+        main_sd = self.main_sd if self.main_sd is not None else MAIN_SD[fam]
+        const = StructuredFit(fam, prior_lambda(fam, 1.0, main_sd), 1e12).fit(
+            d.y, d.trial, d.cls, d.treat, d.comps, P, np.zeros((d.y.size, 0)))
+        sigma2 = const.sigma2_ if fam == "gaussian" else 1.0
+        lam_main = prior_lambda(fam, sigma2, main_sd)
+        C = len(d.comps)
+        prog = P @ const.theta_[1 + C:1 + C + P.shape[1]]
+        Mw = trial_centre(M, d.trial)
+        self.cv_ = None
+        if M.shape[1] == 0:
+            sd = 0.0
+        elif self.interaction_sd is not None:
+            sd = float(self.interaction_sd)
+        else:
+            grid = self.interaction_grid or (GAUSSIAN_GRID if fam == "gaussian" else LOGIT_GRID)
+            sd, self.cv_ = self._select_sd(d, P, M, grid, lam_main, sigma2, prog)
+        self.interaction_sd_ = sd
+        lam_int = prior_lambda(fam, sigma2, sd)
+        if sd == 0.0:
+            Mcols, M, Mw = [], M[:, :0], Mw[:, :0]
+        fit = StructuredFit(fam, lam_main, lam_int).fit(d.y, d.trial, d.cls, d.treat, d.comps, P, Mw)
+        Mbar = M.mean(axis=0)
+        kind = self.kind if Mcols or self.kind != "effect_model" else "constant"
+        exp = d.base_export(self, kind)
+        exp["linear"] = {
+            "link": "identity" if fam == "gaussian" else "logit",
+            "prog": linear_block(Pcols), "modifier": linear_block(Mcols, Mbar) if Mcols else None,
+            "theta": fit.theta_.tolist(), "n_prog": len(Pcols), "n_mod": len(Mcols),
+        }
+        self.theta_ = fit.theta_
+        self.alpha_trial_ = dict(zip(sorted(set(d.trial_labels)), fit.alpha_trial_.tolist()))
+        # bootstrap covariance (penalties fixed)
+        thetas = []
+        for idx, codes in cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state):
+            if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
+                continue  # a class lost all its trials: skip (its offset is not identified)
+            Pb, Mb = P[idx], trial_centre(M[idx], codes)
+            fb = StructuredFit(fam, lam_main, lam_int).fit(d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps, Pb, Mb)
+            thetas.append(fb.theta_)
+        thetas = np.array(thetas)
+        cov = np.cov(thetas, rowvar=False) if len(thetas) > 2 else np.zeros((fit.theta_.size,) * 2)
+        if self.shrinkage_bias:
+            cov = np.atleast_2d(cov) + fit.shrinkage_cov(sigma2)
+        self.boot_theta_ = thetas
+        eta = fit.eta_
+        g_hat = -eta if fam == "gaussian" else rt.expit(eta)
+        tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
+        exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
+                           "n_boot": int(len(thetas))}
+        exp["meta"].update({"interaction_sd": sd, "sigma2": sigma2, "lambda_main": lam_main,
+                            "lambda_interaction": lam_int if sd > 0 else None})
+        self.export_ = exp
+        self.n_features_in_ = len(d.spec["names"])
+        return self
+
+    def _select_sd(self, d: _LinearData, P, M, grid, lam_main, sigma2, prog):
+        fam = d.family
+        folds = trial_folds(d.trial, d.has_comp, self.n_folds, self.random_state)
+        losses = {sd: [] for sd in grid}
+        for hold in folds:
+            te = np.isin(d.trial, hold)
+            tr = ~te
+            _, ctr = np.unique(d.trial[tr], return_inverse=True)
+            if len(set(d.cls[tr]) & set(d.comps)) < len(d.comps):
+                comps_tr = [c for c in d.comps if c in set(d.cls[tr])]
+            else:
+                comps_tr = d.comps
+            rows_tr = tr & np.isin(d.cls, comps_tr + [d.prep.active])
+            _, ctr = np.unique(d.trial[rows_tr], return_inverse=True)
+            Mtr = M[rows_tr]
+            Mw = trial_centre(Mtr, ctr)
+            Mbar = Mtr.mean(axis=0)
+            for sd in grid:
+                lam = prior_lambda(fam, sigma2, sd)
+                k = Mw.shape[1] if sd > 0 else 0
+                f = StructuredFit(fam, lam_main, lam).fit(d.y[rows_tr], ctr, d.cls[rows_tr], d.treat[rows_tr],
+                                                          comps_tr, P[rows_tr], Mw[:, :k])
+                b = linear_benefit(f.theta_, P[te], (M[te] - Mbar)[:, :k], comps_tr, fam)
+                for c in d.comps:
+                    b.setdefault(c, np.zeros(te.sum()))
+                bm = mix_benefit(b, d.W[te], d.comps)
+                losses[sd].append((te.sum(), r_loss(bm, d.g[te], d.treat[te], d.trial[te], d.e[te], prog[te])))
+        table = pd.DataFrame([{"interaction_sd": sd, "r_loss": sum(n * l for n, l in v) / sum(n for n, _ in v)}
+                              for sd, v in losses.items()])
+        best = float(table.loc[table["r_loss"].idxmin(), "interaction_sd"])
+        return best, table
+
+    def summary(self) -> pd.DataFrame:
+        """Coefficients (standardised basis) with bootstrap SEs: comparator offsets, prognostic
+        terms and interactions (benefit per SD of the term = -gamma for continuous outcomes)."""
+        self._check_fitted()
+        exp = self.export_
+        lin = exp["linear"]
+        names = ["intercept"] + [f"offset[{c}]" for c in exp["comparators"]]
+        fn = exp["features"]["names"]
+
+        def lab(c):
+            if c["kind"] == "rcs":
+                return f"{fn[c['feature']]}:rcs{c['term'] + 1}"
+            if c["kind"] == "onehot":
+                return f"{fn[c['feature']]}={int(c['level'])}"
+            return fn[c["feature"]]
+        if lin["prog"]["type"] == "index":
+            names.append("prog[prognostic_index]")
+        else:
+            names += [f"prog[{lab(c)}]" for c in lin["prog"]["basis"]]
+        if lin["modifier"] is not None:
+            mb = lin["modifier"]["basis"] if lin["modifier"]["type"] == "basis" else [{"feature": 0, "kind": "index"}]
+            names += [f"active x [{lab(c) if c['kind'] != 'index' else 'prognostic_index'}]" for c in mb]
+        th = np.asarray(lin["theta"])
+        se = np.sqrt(np.clip(np.diag(np.asarray(exp["interval"]["theta_cov"])), 0, None))
+        if se.size != th.size:
+            se = np.full(th.size, np.nan)
+        return pd.DataFrame({"term": names, "coef": th, "se": se, "z": th / np.where(se > 0, se, np.nan)})
+
+
+class ConstantEffect(EffectModel):
+    """The average-effect model: class-specific average effects, no effect modification
+    (the baseline every other learner must beat)."""
+
+    kind = "constant"
+
+    def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
+                 main_sd=None, n_knots: int = 3, splines: bool = True, n_boot: int = 100, n_draws: int = 20,
+                 shrinkage_bias: bool = True, random_state: int = 0):
+        super().__init__(outcome_type, active, classes, features, modifiers=[], interaction_sd=0.0,
+                         main_sd=main_sd, n_knots=n_knots, splines=splines, n_boot=n_boot, n_draws=n_draws,
+                         shrinkage_bias=shrinkage_bias, random_state=random_state)

@@ -1,0 +1,107 @@
+"""Selection and stacking of benefit learners by a benefit loss on held-out trials.
+
+Benefit loss: the R-loss (Nie & Wager 2021) with known propensities. In a held-out trial j
+with active share e_j, oriented outcome g (larger = better), a treatment-blind prognostic
+nuisance m_j(x) (within-trial OLS of g on an intercept and a prognostic index) and the
+predicted benefit b(x) against the trial's comparator mix::
+
+    R_j(b) = mean_i [ (g_i - m_j(x_i)) - (t_i - e_j) b(x_i) ]^2
+
+Lower is better; differences between candidates estimate differences in
+E[(b(x) - tau(x))^2 (t - e)^2] (the PEHE weighted by e(1-e)). Trials without a comparator give
+no loss. The constant (average-effect) model is always a candidate.
+
+Stacking: non-negative weights w over the candidates' held-out benefit predictions minimising
+the pooled R-loss (NNLS on (t - e) b_k), so the stack never does worse in-sample than the best
+single candidate including the constant model. Weights are not constrained to sum to 1 (a sum
+below 1 shrinks the predicted benefits).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from training.learners.base import BenefitLearner
+
+
+def comparator_mix(trial: np.ndarray, cls: np.ndarray, active: str, comps: list) -> np.ndarray:
+    """(n, C) weights: share of each comparator class among the trial's comparator participants."""
+    W = np.zeros((trial.size, len(comps)))
+    for t in np.unique(trial):
+        m = trial == t
+        counts = np.array([(cls[m] == c).sum() for c in comps], float)
+        if counts.sum():
+            W[m] = counts / counts.sum()
+    return W
+
+
+def mix_benefit(benefit: dict, W: np.ndarray, comps: list) -> np.ndarray:
+    return sum(W[:, i] * np.nan_to_num(np.asarray(benefit[c], float)) for i, c in enumerate(comps))
+
+
+def r_loss_parts(g: np.ndarray, treat: np.ndarray, trial: np.ndarray, e: np.ndarray,
+                 prog: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(g - m(x), t - e, mask of rows in trials with a comparator)."""
+    gt = np.full(g.size, np.nan)
+    ok = np.isfinite(e)
+    for t in np.unique(trial[ok]):
+        m = (trial == t) & ok
+        Z = np.ones((m.sum(), 1)) if prog is None else np.column_stack([np.ones(m.sum()), prog[m]])
+        coef, *_ = np.linalg.lstsq(Z, g[m], rcond=None)
+        gt[m] = g[m] - Z @ coef
+    return gt, treat - e, ok
+
+
+def r_loss(b_mix: np.ndarray, g: np.ndarray, treat: np.ndarray, trial: np.ndarray, e: np.ndarray,
+           prog: np.ndarray | None = None, by_trial: bool = False):
+    """Mean R-loss over rows of trials with a comparator (or per trial with ``by_trial``)."""
+    gt, tt, ok = r_loss_parts(g, treat, trial, e, prog)
+    res = (gt - tt * b_mix) ** 2
+    if by_trial:
+        return pd.Series(res[ok]).groupby(trial[ok]).mean()
+    return float(np.mean(res[ok]))
+
+
+def stack_weights(b_mix: np.ndarray, g: np.ndarray, treat: np.ndarray, trial: np.ndarray, e: np.ndarray,
+                  prog: np.ndarray | None = None) -> np.ndarray:
+    """Non-negative weights over candidate columns of ``b_mix`` (n, K) minimising the R-loss."""
+    gt, tt, ok = r_loss_parts(g, treat, trial, e, prog)
+    A = tt[ok, None] * b_mix[ok]
+    w, _ = nnls(A, gt[ok])
+    return w
+
+
+class StackedLearner(BenefitLearner):
+    """A fixed non-negative combination of fitted learners (weights from IECV predictions):
+    benefit = sum_k w_k b_k(x); expected outcome under the active class = weighted mean of the
+    members' (normalised weights); SE = sum_k w_k SE_k (members treated as perfectly
+    correlated: conservative). tau = weighted mean of members' tau."""
+
+    kind = "stacked"
+
+    def __init__(self, learners: list, weights, names: list | None = None):
+        self.learners = learners
+        self.weights = weights
+        self.names = names
+
+    def fit(self, X=None, y=None):
+        exps = [lr.to_export() for lr in self.learners]
+        w = [float(v) for v in np.asarray(self.weights, float)]
+        first = exps[0]
+        comps = first["comparators"]
+        for e in exps[1:]:
+            if e["comparators"] != comps:
+                raise ValueError("stacked learners must share their comparators")
+        tau = {c: float(sum(wi * e["interval"]["tau"].get(c, 0.0) for wi, e in zip(w, exps)) / max(sum(w), 1e-12))
+               for c in comps}
+        self.export_ = {
+            "format": first["format"], "version": first["version"], "kind": "stacked",
+            "outcome_type": first["outcome_type"], "active": first["active"], "comparators": comps,
+            "unavailable": first.get("unavailable", []), "features": first["features"],
+            "imputer": first["imputer"],
+            "members": {"weights": w, "names": self.names or [e["kind"] for e in exps], "exports": exps},
+            "interval": {"method": "stack", "tau": tau},
+            "meta": {**first.get("meta", {}), "stack_weights": dict(zip(self.names or [e["kind"] for e in exps], w))},
+        }
+        return self

@@ -1,0 +1,393 @@
+"""The training run: fit every benefit learner per outcome x follow-up, run IECV, select or
+stack by the held-out benefit loss, and write a run folder.
+
+Run folder::
+
+    run.json                 settings, seed, synthetic flag, versions, timings, machine, selection
+    report.md                readable summary (selection, pooled IECV metrics, class support)
+    tasks.csv                per task: participants, trials, comparator trials, learners, selected
+    class_support.csv        per task x comparator class: trials, participants, 'sparse' flag
+    models/<task>/<learner>.json    exported learners (plain JSON + LightGBM text; no pickle)
+    models/<task>/selected.json     the selected (or stacked) model
+    summaries/<task>__effect_model.csv, __risk_model.csv   coefficients with bootstrap SEs
+    iecv/<task>/per_trial.csv, pooled.csv, r_loss.csv, stack_weights.json, folds.json, skipped.csv
+    plots/<task>__iecv_forest.png, <task>__benefit_calibration.png
+
+``<task>`` = ``<outcome>__<follow_up>``. No participant-level data is written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from training.learners.base import class_support as _class_support  # noqa: F401 - re-export for callers
+from training.learners.base import feature_spec_from_config, outcome_type_of, task_frame
+from training.learners.effect_model import ConstantEffect, EffectModel
+from training.learners.meta_learners import DRLearner, TLearner, XLearner
+from training.learners.risk_model import RiskModel
+from training.learners.stacking import StackedLearner
+
+LEARNERS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner")
+
+
+@dataclass
+class TrainSettings:
+    seed: int = 1
+    learners: Sequence[str] = LEARNERS
+    iecv_follow_ups: Sequence[str] | None = None  # default: the first (short-term) window
+    select: str = "stack"  # 'stack' | 'best' | 'best1se'
+    n_boot_linear: int = 100
+    n_boot_trees: int = 10
+    iecv_metrics_boot: int = 30
+    min_holdout_trials: int = 3
+    workers: int = 2
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    tasks: pd.DataFrame
+    selected: dict
+    iecv: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def make_learner(name: str, outcome_type: str, cfg, seed: int, n_boot: int | None = None, boot_trees: int = 10,
+                 boot_linear: int = 100):
+    """A fresh learner by name with the study's classes and features."""
+    common = dict(outcome_type=outcome_type, active=cfg.active, classes=list(cfg.treatment_classes),
+                  features=feature_spec_from_config(cfg), random_state=seed)
+    bl = boot_linear if n_boot is None else n_boot
+    bt = boot_trees if n_boot is None else n_boot
+    if name == "constant":
+        return ConstantEffect(n_boot=bl, **common)
+    if name == "effect_model":
+        return EffectModel(n_boot=bl, **common)
+    if name == "risk_model":
+        return RiskModel(n_boot=bl, **common)
+    if name == "t_learner":
+        return TLearner(n_boot=bt, **common)
+    folds = 3 if n_boot == 0 else 5  # inside IECV: 3 trial-grouped cross-fitting folds
+    if name == "x_learner":
+        return XLearner(n_boot=bt, boot_folds=2, n_folds=folds, **common)
+    if name == "dr_learner":
+        return DRLearner(n_boot=bt, boot_folds=2, n_folds=folds, **common)
+    raise ValueError(f"unknown learner {name!r}; choose from {', '.join(LEARNERS)}")
+
+
+def _tasks(analysis: pd.DataFrame, cfg) -> list:
+    out = []
+    outcomes = list(dict.fromkeys(list(cfg.outcomes) + sorted(set(analysis["outcome"]) - set(cfg.outcomes))))
+    for o in outcomes:
+        for w in cfg.window_names:
+            df = task_frame(analysis, o, w)
+            if len(df) == 0:
+                continue
+            out.append((o, w, df))
+    return out
+
+
+def _xy(df: pd.DataFrame, cfg):
+    feats = feature_spec_from_config(cfg)["names"]
+    cols = ["trial", "treatment"] + [c for c in feats if c in df.columns]
+    return df[cols].copy(), df["value"].to_numpy(float)
+
+
+def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings | None = None,
+                 synthetic: bool = False, progress: Callable | None = None, log: Callable | None = None) -> TrainResult:
+    """Fit, cross-validate (IECV), select and write the run folder ``out``."""
+    from threadpoolctl import threadpool_limits
+
+    from training.iecv import holdout_trials, run_iecv
+
+    s = settings or TrainSettings()
+    say = log or (lambda msg: None)
+    t_start = time.time()
+    out = Path(out)
+    for sub in ("models", "iecv", "summaries", "plots"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    iecv_fus = list(s.iecv_follow_ups) if s.iecv_follow_ups is not None else cfg.window_names[:1]
+    task_rows, support_rows, selected, iecv_res, pooled_all, timings = [], [], {}, {}, [], {}
+    jobs, task_info = [], {}
+    with threadpool_limits(1):
+        for outcome, fu, df in _tasks(analysis, cfg):
+            task = f"{outcome}__{fu}"
+            otype = outcome_type_of(outcome)
+            hold = holdout_trials(df, cfg.active)
+            row = {"task": task, "outcome": outcome, "follow_up": fu, "outcome_type": otype,
+                   "participants": len(df), "trials": df["trial"].nunique(), "comparator_trials": len(hold)}
+            if not hold:
+                task_rows.append({**row, "status": "no trial compares the active class with a comparator"})
+                continue
+            X, y = _xy(df, cfg)
+            t0 = time.time()
+            res = None
+            if fu in iecv_fus and len(hold) >= s.min_holdout_trials:
+                say(f"IECV {task}: {len(hold)} held-out trials x {len(s.learners)} learners")
+                factories = {n: (lambda n=n, otype=otype: make_learner(n, otype, cfg, s.seed, n_boot=0))
+                             for n in s.learners}
+                res = run_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active, n_boot=s.iecv_metrics_boot,
+                               seed=s.seed, workers=s.workers, progress=progress)
+                iecv_res[task] = res
+                _write_iecv(out / "iecv" / task, res)
+                pooled_all.append(res.pooled.assign(task=task))
+            timings[task] = {"iecv_s": round(time.time() - t0, 2)}
+            task_info[task] = (outcome, fu, otype, row, res)
+            for group in _groups(s.learners):
+                jobs.append((task, otype, group, X, y))
+        say(f"final fits: {len(jobs)} jobs on {s.workers} worker(s)")
+        t_fit = time.time()
+        fitted_all = _run_jobs(jobs, cfg, s, progress)
+        fit_seconds = time.time() - t_fit
+        for task, (outcome, fu, otype, row, res) in task_info.items():
+            fitted = {n: fitted_all[(task, n)] for n in s.learners if (task, n) in fitted_all}
+            mdir = out / "models" / task
+            mdir.mkdir(parents=True, exist_ok=True)
+            for n, lr in fitted.items():
+                exp = lr.to_export()
+                exp["meta"].update({"outcome": outcome, "follow_up": fu, "learner": n})
+                (mdir / f"{n}.json").write_text(json.dumps(exp), "utf-8")
+                if n in ("effect_model", "risk_model", "constant"):
+                    lr.summary().to_csv(out / "summaries" / f"{task}__{n}.csv", index=False)
+            for c, v in next(iter(fitted.values())).export_["meta"]["support"].items():
+                support_rows.append({"task": task, "comparator": c, **v})
+            sel, how = _select(fitted, res, s)
+            sexp = sel.to_export()
+            sexp.setdefault("meta", {}).update({"outcome": outcome, "follow_up": fu, "selection": how})
+            (mdir / "selected.json").write_text(json.dumps(sexp), "utf-8")
+            selected[task] = how
+            timings[task]["fit_s"] = round(sum(fitted_all.get(("__t__", task, n), 0.0) for n in s.learners), 2)
+            task_rows.append({**row, "status": "ok", "selected": how["model"], "iecv": res is not None})
+            if res is not None:
+                _plots(out / "plots", task, res, how)
+        timings["final_fits_wall_s"] = round(fit_seconds, 1)
+    tasks = pd.DataFrame(task_rows)
+    tasks.to_csv(out / "tasks.csv", index=False)
+    pd.DataFrame(support_rows).to_csv(out / "class_support.csv", index=False)
+    pooled = pd.concat(pooled_all, ignore_index=True) if pooled_all else pd.DataFrame()
+    secs = time.time() - t_start
+    run = {
+        "command": "lbp-benefit train", "seed": s.seed, "synthetic": synthetic, "study": cfg.name,
+        "config_source": cfg.source, "learners": list(s.learners), "select": s.select,
+        "iecv_follow_ups": iecv_fus, "n_boot_linear": s.n_boot_linear, "n_boot_trees": s.n_boot_trees,
+        "selection": selected, "timings": timings, "seconds": round(secs, 1), "machine": _machine(),
+        "versions": _versions(),
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2, default=str), "utf-8")
+    _report(out, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs)
+    return TrainResult(out, tasks, selected, iecv_res, secs)
+
+
+def _groups(learners) -> list:
+    """Jobs: the linear learners together, and the tree learners together (T, X and DR share
+    their outcome boosters and cross-fits through the cache in ``meta_learners``)."""
+    lin = [n for n in learners if n in ("constant", "effect_model", "risk_model")]
+    xdr = [n for n in learners if n in ("t_learner", "x_learner", "dr_learner")]
+    rest = [n for n in learners if n not in lin + xdr]
+    return [g for g in [lin, xdr] + [[n] for n in rest] if g]
+
+
+_JOBS: dict = {}
+
+
+def _fit_job(i: int):
+    task, otype, group, X, y = _JOBS["jobs"][i]
+    cfg, s = _JOBS["cfg"], _JOBS["settings"]
+    out = {}
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        for n in group:
+            t = time.time()
+            lr = make_learner(n, otype, cfg, s.seed, boot_trees=s.n_boot_trees, boot_linear=s.n_boot_linear)
+            lr.fit(X, y)
+            if hasattr(lr, "boot_predictions_"):
+                del lr.boot_predictions_
+            out[(task, n)] = lr
+            out[("__t__", task, n)] = time.time() - t
+    return out
+
+
+def _run_jobs(jobs: list, cfg, s: TrainSettings, progress) -> dict:
+    global _JOBS
+    # longest first (tree learners) for load balance
+    order = sorted(range(len(jobs)), key=lambda i: -sum(n in ("x_learner", "dr_learner", "t_learner") for n in jobs[i][2]))
+    _JOBS = {"jobs": jobs, "cfg": cfg, "settings": s}
+    res = {}
+    try:
+        if s.workers > 1 and len(jobs) > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(s.workers) as pool:
+                it = pool.imap_unordered(_fit_job, order)
+                for r in (it if progress is None else progress(it, "final fits", total=len(order))):
+                    res.update(r)
+        else:
+            for i in (order if progress is None else progress(order, "final fits")):
+                res.update(_fit_job(i))
+    finally:
+        _JOBS = {}
+    return res
+
+
+def _select(fitted: dict, res, s: TrainSettings):
+    """Stack (non-negative R-loss weights from IECV) or pick the lowest held-out R-loss; without
+    IECV the effect model (its penalty already chosen by a trial-grouped benefit loss)."""
+    if res is None or res.r_loss.empty:
+        name = "effect_model" if "effect_model" in fitted else next(iter(fitted))
+        return fitted[name], {"model": name, "rule": "no IECV for this task: effect model (penalty by grouped CV)"}
+    best = res.best_learner()
+    rl = res.r_loss.set_index("learner")["r_loss"].to_dict()
+    if s.select == "best1se":
+        from training.iecv import select_one_se
+
+        name, _ = select_one_se(res.predictions, fitted[best].export_["outcome_type"])
+        return fitted[name], {"model": name, "rule": "simplest learner within 1 SE of the lowest held-out R-loss",
+                              "best_single": best, "r_loss": rl}
+    if s.select == "stack" and res.stack_weights:
+        w = {k: v for k, v in res.stack_weights.items() if v > 1e-6 and k in fitted}
+        if w:
+            names = list(w)
+            st = StackedLearner([fitted[n] for n in names], [w[n] for n in names], names).fit()
+            return st, {"model": "stacked", "weights": w, "rule": "non-negative R-loss stacking on IECV predictions",
+                        "best_single": best, "r_loss": rl}
+    return fitted[best], {"model": best, "rule": "lowest pooled IECV R-loss", "r_loss": rl}
+
+
+def _write_iecv(d: Path, res) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    res.per_trial.to_csv(d / "per_trial.csv", index=False)
+    res.pooled.to_csv(d / "pooled.csv", index=False)
+    res.r_loss.to_csv(d / "r_loss.csv", index=False)
+    (d / "stack_weights.json").write_text(json.dumps(res.stack_weights, indent=2), "utf-8")
+    (d / "folds.json").write_text(json.dumps({"held_out": list(res.folds), "seconds": round(res.seconds, 1),
+                                              "train_trials": res.folds}, indent=1), "utf-8")
+    pd.DataFrame(res.skipped, columns=["trial", "learner", "reason"]).to_csv(d / "skipped.csv", index=False)
+
+
+def _plots(d: Path, task: str, res, how: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per = res.per_trial
+    lr = how.get("best_single", how["model"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.35 * max(per["trial"].nunique(), 4) + 1.5))
+    for ax, m, ref in zip(axes, ("c_for_benefit", "calibration_slope_for_benefit"), (0.5, 1.0)):
+        g = per[(per["learner"] == lr) & (per["metric"] == m)].reset_index(drop=True)
+        yy = np.arange(len(g))
+        lo = np.clip(np.nan_to_num(g["estimate"] - g["ci_low"]), 0, None)
+        hi = np.clip(np.nan_to_num(g["ci_high"] - g["estimate"]), 0, None)
+        ax.errorbar(g["estimate"], yy, xerr=[lo, hi], fmt="s", color="k", ms=4, capsize=2)
+        pr = res.pooled[(res.pooled["learner"] == lr) & (res.pooled["metric"] == m)]
+        if len(pr):
+            r = pr.iloc[0]
+            ax.errorbar([r["estimate"]], [-1.5], xerr=[[max(r["estimate"] - r["ci_low"], 0)], [max(r["ci_high"] - r["estimate"], 0)]],
+                        fmt="D", color="tab:red", capsize=3)
+        ax.axvline(ref, ls="--", color="grey")
+        ax.set_yticks(list(yy) + [-1.5], list(g["trial"]) + ["pooled (RE)"])
+        ax.set_title(f"{m} ({lr})", fontsize=9)
+    fig.suptitle(f"IECV per held-out trial: {task}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(d / f"{task}__iecv_forest.png", dpi=110)
+    plt.close(fig)
+    # grouped calibration for benefit on the held-out predictions: quintiles of predicted benefit,
+    # observed effect stratified by trial (within-trial comparisons; training.metrics)
+    from training import metrics as M
+
+    p = res.predictions[res.predictions["learner"] == lr].dropna(subset=["benefit"])
+    if len(p) >= 50:
+        binary = set(np.unique(p["y"])) <= {0.0, 1.0}
+        try:
+            gc = M.calibration_for_benefit_groups(p["benefit"].to_numpy(), p["y"].to_numpy(), p["treat"].to_numpy(),
+                                                  outcome_type="binary" if binary else "continuous",
+                                                  higher_is_better=binary, cluster=p["trial"].astype(str).to_numpy(),
+                                                  n_groups=5)
+        except Exception:  # noqa: BLE001 - a plot must not fail the run
+            return
+        fr = gc.to_frame()
+        fr.to_csv(d / f"{task}__benefit_calibration.csv", index=False)
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.errorbar(fr["predicted"], fr["observed"], yerr=[fr["observed"] - fr["ci_low"], fr["ci_high"] - fr["observed"]],
+                    fmt="o", color="k", capsize=3)
+        lim = [min(fr["predicted"].min(), fr["ci_low"].min()), max(fr["predicted"].max(), fr["ci_high"].max())]
+        ax.plot(lim, lim, "--", color="grey")
+        ax.set_xlabel("predicted benefit (held-out trials, quintile mean)")
+        ax.set_ylabel("observed benefit (within-trial, 95% CI)")
+        ax.set_title(f"{task}: calibration for benefit ({lr})", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(d / f"{task}__benefit_calibration.png", dpi=110)
+        plt.close(fig)
+
+
+def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs) -> None:
+    lines = ["# Training run", ""]
+    if synthetic:
+        lines += ["**SYNTHETIC DATA** (embedded simulator default): not for clinical use.", ""]
+    lines += [f"Total time {secs:.0f} s.", "", "## Tasks", "", _md(tasks) if len(tasks) else "(none)", ""]
+    lines += ["## Selection", ""]
+    for t, how in selected.items():
+        lines.append(f"- **{t}**: {how['model']} ({how['rule']})" + (f"; weights {json.dumps({k: round(v, 3) for k, v in how['weights'].items()})}" if "weights" in how else ""))
+    lines.append("")
+    for t, res in iecv_res.items():
+        lines += [f"## IECV {t}", "", "Held-out R-loss (lower is better; gain vs the constant-effect model in %):", "",
+                  _md(res.r_loss.round(4)), ""]
+        key = res.pooled[res.pooled["metric"].isin(["c_for_benefit", "calibration_slope_for_benefit", "citl_for_benefit",
+                                                    "autoc", "outcome_r2", "outcome_c_statistic", "outcome_slope"])]
+        if len(key):
+            lines += ["Pooled over held-out trials (REML random effects; 95% CI and prediction interval):", "",
+                      _md(key.round(3)), ""]
+    sp = pd.DataFrame(support_rows)
+    if len(sp):
+        none = sp[sp["trials"] == 0]
+        sparse = sp[sp["sparse"] & (sp["trials"] > 0)]
+        lines += ["## Comparator classes", "",
+                  "Effect modification is shared across comparator classes; each class has its own average effect.", "",
+                  "- No trial compares exercise with (no prediction): "
+                  + (", ".join(f"{r.comparator} ({r.task})" for r in none.itertuples()) or "none"),
+                  "- Sparse (< 2 trials or < 60 participants; the class average effect rests on little data): "
+                  + (", ".join(f"{r.comparator} ({r.task}: {r.trials} trials, {r.participants} participants)"
+                               for r in sparse.itertuples()) or "none"), ""]
+    (out / "report.md").write_text("\n".join(lines), "utf-8")
+
+
+def _md(df: pd.DataFrame) -> str:
+    """A pandas frame as a Markdown table (no optional dependency)."""
+    cols = list(df.columns)
+    rows = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for r in df.itertuples(index=False):
+        rows.append("| " + " | ".join("" if (isinstance(v, float) and np.isnan(v)) else str(v) for v in r) + " |")
+    return "\n".join(rows)
+
+
+def _machine() -> dict:
+    try:
+        load = os.getloadavg()
+    except OSError:  # pragma: no cover
+        load = None
+    cpu = ""
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:  # pragma: no cover
+        pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "loadavg": load, "python": platform.python_version()}
+
+
+def _versions() -> dict:
+    import lightgbm
+    import sklearn
+
+    return {"numpy": np.__version__, "pandas": pd.__version__, "lightgbm": lightgbm.__version__,
+            "scikit-learn": sklearn.__version__}
