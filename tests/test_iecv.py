@@ -86,9 +86,12 @@ def test_run_training_writes_run_folder(tmp_path):
     cfg = load_config(None)
     analysis = _analysis_from_toy()
     s = TrainSettings(seed=2, learners=("constant", "effect_model"), n_boot_linear=5, n_boot_trees=0,
-                      iecv_metrics_boot=5, workers=1)
+                      iecv_metrics_boot=5, workers=1, subgroup_boot=5)
     res = run_training(analysis, cfg, tmp_path / "run", s)
     out = tmp_path / "run"
+    sg = pd.read_csv(out / "subgroup_performance.csv")
+    assert {"task", "subgroup_variable", "subgroup_level", "metric", "estimate", "ci_low", "ci_high", "n"} <= set(sg.columns)
+    assert set(sg["task"]) == {"pain__short", "global_recovery__short"}
     for f in ("run.json", "report.md", "tasks.csv", "class_support.csv"):
         assert (out / f).is_file()
     run = json.loads((out / "run.json").read_text())

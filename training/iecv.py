@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+
+from training.cards.subgroups import SUBGROUP_COVARIATES
 import pandas as pd
 
 from predict.errors import LbpError
@@ -194,7 +196,9 @@ def _one_fold(k: int) -> tuple[list, list, list, list]:
                 comp_pred = np.where(np.isnan(comp_pred), 0, comp_pred) + w * p[f"expected_{c}"].to_numpy()
         preds.append(pd.DataFrame({"learner": name, "fold": h, "trial": trial_arr, "row": test.index.to_numpy(), "treatment": cls,
                                    "treat": treat, "y": y, "e": e, "benefit": b, "expected_own": own,
-                                   "expected_comparator": comp_pred}))
+                                   "expected_comparator": comp_pred,
+                                   # raw covariates for subgroup performance (in memory only; never written)
+                                   **{c: test[c].to_numpy() for c in SUBGROUP_COVARIATES if c in test.columns}}))
         if not np.isfinite(b).any():
             skipped.append({"trial": h, "learner": name, "reason": "no comparator class of this trial in training"})
             continue

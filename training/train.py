@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from training.cards.subgroups import subgroup_performance
 from training.learners.base import class_support as _class_support  # noqa: F401 - re-export for callers
 from training.learners.base import feature_spec_from_config, outcome_type_of, task_frame
 from training.learners.effect_model import ConstantEffect, EffectModel
@@ -49,6 +50,7 @@ class TrainSettings:
     iecv_metrics_boot: int = 30
     min_holdout_trials: int = 3
     workers: int = 2
+    subgroup_boot: int = 50  # bootstrap replicates for IECV subgroup performance (0: skip it)
 
 
 @dataclass
@@ -147,6 +149,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
         t_fit = time.time()
         fitted_all = _run_jobs(jobs, cfg, s, progress)
         fit_seconds = time.time() - t_fit
+        sg_parts = []
         for task, (outcome, fu, otype, row, res) in task_info.items():
             fitted = {n: fitted_all[(task, n)] for n in s.learners if (task, n) in fitted_all}
             mdir = out / "models" / task
@@ -168,6 +171,14 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             task_rows.append({**row, "status": "ok", "selected": how["model"], "iecv": res is not None})
             if res is not None:
                 _plots(out / "plots", task, res, how)
+                if s.subgroup_boot > 0:
+                    lr_name = how.get("best_single", how["model"])
+                    p = res.predictions[res.predictions["learner"] == lr_name]
+                    if len(p):
+                        sg_parts.append(subgroup_performance(p.assign(task=task, outcome_type=otype),
+                                                             n_boot=s.subgroup_boot, seed=s.seed))
+        if sg_parts:
+            pd.concat(sg_parts, ignore_index=True).to_csv(out / "subgroup_performance.csv", index=False)
         timings["final_fits_wall_s"] = round(fit_seconds, 1)
     tasks = pd.DataFrame(task_rows)
     tasks.to_csv(out / "tasks.csv", index=False)
