@@ -65,7 +65,7 @@ class Design:
 
 
 def _centre(values: pd.Series, groups: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    means = values.groupby(groups).transform("mean")
+    means = values.groupby(groups, observed=True).transform("mean")
     return (values - means).to_numpy(float), means.to_numpy(float)
 
 
@@ -73,13 +73,19 @@ def select_rows(analysis: pd.DataFrame, spec: ModelSpec, active: str) -> pd.Data
     """Rows of this outcome and follow-up, exercise or the comparison set, in trials with both."""
     d = analysis[(analysis["outcome"] == spec.outcome) & (analysis["follow_up"] == spec.follow_up)]
     d = d[(d["treatment"] == active) | d["treatment"].isin(spec.comparators)]
-    both = d.groupby("trial")["treat"].agg(lambda t: t.min() == 0 and t.max() == 1)
-    return d[d["trial"].isin(both[both].index)]
+    return d[d["trial"].isin(_trials_with_both_arms(d))]
 
 
-def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercise") -> Design:
-    """Build (y, X, Z, groups) for one model; raises LbpError if nothing is left to fit."""
-    d = select_rows(analysis, spec, active)
+def _trials_with_both_arms(d: pd.DataFrame) -> list:
+    span = d.groupby("trial", observed=True)["treat"].agg(["min", "max"])
+    return list(span.index[(span["min"] == 0) & (span["max"] == 1)])
+
+
+def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercise",
+                 rows: pd.DataFrame | None = None) -> Design:
+    """Build (y, X, Z, groups) for one model; raises LbpError if nothing is left to fit.
+    ``rows`` may pass the result of :func:`select_rows` for this spec (shared by many models)."""
+    d = select_rows(analysis, spec, active) if rows is None else rows
     n_candidates = len(d)
     needed = ["value", "baseline"]
     if spec.modifier is not None and spec.modifier not in d.columns:
@@ -91,11 +97,10 @@ def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercis
     miss = {v: int(d[v].isna().sum()) for v in needed}
     d = d.dropna(subset=needed)
     # Trials must still have both arms after exclusions.
-    both = d.groupby("trial")["treat"].agg(lambda t: t.min() == 0 and t.max() == 1)
-    d = d[d["trial"].isin(both[both].index)].sort_values(["trial", "participant"], kind="mergesort")
+    d = d[d["trial"].isin(_trials_with_both_arms(d))].sort_values(["trial", "participant"], kind="mergesort")
     if d["trial"].nunique() < 2:
         raise LbpError(f"{spec.label}: fewer than 2 trials with both arms and complete data")
-    g = d["trial"]
+    g = d["trial"].astype(str)
     t = d["treat"].to_numpy(float)
     trials = sorted(g.unique())
     X = pd.DataFrame({f"trial[{k}]": (g == k).to_numpy(float) for k in trials}, index=d.index)

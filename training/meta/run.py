@@ -9,23 +9,33 @@ import numpy as np
 import pandas as pd
 
 from predict.errors import LbpError
-from training.meta.design import ModelSpec, build_design
+from training.meta.design import ModelSpec, build_design, select_rows
 from training.meta.fit import fit_model
 
 _ANALYSIS: pd.DataFrame | None = None
 _ACTIVE = "exercise"
 _RESIDUAL = "common"
+_ROWS: dict = {}
 
 
 def _init(analysis: pd.DataFrame, active: str, residual: str) -> None:
     global _ANALYSIS, _ACTIVE, _RESIDUAL
     _ANALYSIS, _ACTIVE, _RESIDUAL = analysis, active, residual
+    _ROWS.clear()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _rows_for(spec: ModelSpec) -> pd.DataFrame:
+    """The spec's outcome × follow-up × comparison rows, shared by every model on them."""
+    key = (spec.outcome, spec.follow_up, spec.comparators)
+    if key not in _ROWS:
+        _ROWS[key] = select_rows(_ANALYSIS, spec, _ACTIVE)
+    return _ROWS[key]
 
 
 def _one(spec: ModelSpec) -> dict:
     try:
-        design = build_design(_ANALYSIS, spec, _ACTIVE)
+        design = build_design(_ANALYSIS, spec, _ACTIVE, rows=_rows_for(spec))
     except LbpError as exc:
         return {
             "outcome": spec.outcome, "follow_up": spec.follow_up, "comparison": spec.comparison,
@@ -42,14 +52,24 @@ def fit_many(analysis: pd.DataFrame, specs: Sequence[ModelSpec], *, active: str 
              workers: int | None = None, progress: Callable | None = None) -> pd.DataFrame:
     """Fit every spec; rows come back in the order of ``specs`` whatever the scheduling."""
     cols = [c for c in analysis.columns if c not in ("arm", "instrument", "week", "subtype")]
-    analysis = analysis[cols]
+    analysis = analysis[cols].copy()
+    for c in ("trial", "participant", "treatment", "outcome", "follow_up"):
+        analysis[c] = analysis[c].astype(object)  # plain objects: arrow-string ops dominate small models
+    # Group specs by the rows they share so each worker selects them once.
+    order = sorted(range(len(specs)), key=lambda i: (specs[i].outcome, specs[i].follow_up, specs[i].comparators))
+    specs = [specs[i] for i in order]
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     if workers <= 1 or len(specs) < 4:
         _init(analysis, active, residual)
         it = specs if progress is None else progress(specs, "fitting models")
-        return pd.DataFrame([_one(s) for s in it])
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(analysis, active, residual)) as pool:
-        results = pool.map(_one, specs, chunksize=max(1, len(specs) // (workers * 8)))
-        if progress is not None:
-            results = progress(results, "fitting models", total=len(specs))
-        return pd.DataFrame(list(results))
+        rows = [_one(s) for s in it]
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init, initargs=(analysis, active, residual)) as pool:
+            results = pool.map(_one, specs, chunksize=max(1, len(specs) // (workers * 8)))
+            if progress is not None:
+                results = progress(results, "fitting models", total=len(specs))
+            rows = list(results)
+    back = [None] * len(rows)
+    for pos, i in enumerate(order):
+        back[i] = rows[pos]
+    return pd.DataFrame(back)
