@@ -39,13 +39,14 @@ def _root(
 
 
 def _register() -> None:
-    from lbp_benefit import cmd_card, cmd_check, cmd_demo, cmd_replicate, cmd_serve, cmd_train
+    from lbp_benefit import cmd_card, cmd_check, cmd_demo, cmd_replicate, cmd_score, cmd_serve, cmd_train
 
     app.command("check")(cmd_check.check)
     app.command("demo")(cmd_demo.demo)
     app.command("replicate")(cmd_replicate.replicate)
     app.command("train")(cmd_train.train)
     app.command("card")(cmd_card.card)
+    app.command("score")(cmd_score.score)
     app.command("serve")(cmd_serve.serve)
     try:
         from lbp_benefit import cmd_simulate

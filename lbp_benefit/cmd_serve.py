@@ -9,7 +9,8 @@ import typer
 
 def serve(
     model: Path = typer.Option(None, "--model", envvar="LBP_MODEL_PATH", show_envvar=True,
-                               help="Model artifact (folder or .zip) to serve."),
+                               help="Model artifact (folder or .zip) to serve (default: the embedded default "
+                                    "model, trained on synthetic data on first use and cached under LBP_HOME)."),
     host: str = typer.Option("127.0.0.1", "--host", envvar="LBP_HOST", show_envvar=True,
                              help="Address to listen on. A non-loopback address needs API keys "
                                   "(or --allow-unauthenticated)."),
@@ -46,9 +47,16 @@ def serve(
         "cors_origins": ",".join(origins),
         "log_level": log_level,
     })
-    if model is None:
-        raise LbpError("no model to serve: pass --model PATH or set LBP_MODEL_PATH")
     check_bind(host, settings)
+    if model is None:
+        from lbp_benefit.default_model import ensure_default_model
+        from lbp_benefit.progress import progress_over
+
+        typer.echo("no --model: serving the embedded default model (SYNTHETIC data, not for clinical use)", err=True)
+        model = ensure_default_model(progress=progress_over, log=lambda m: typer.echo(m, err=True))
+        settings = settings.model_copy(update={"model_path": model})
+    if model is None:  # pragma: no cover - ensure_default_model returns a path or raises
+        raise LbpError("no model to serve: pass --model PATH or set LBP_MODEL_PATH")
     if not check_only:
         configure_logging(log_level)
     app = create_app(settings=settings)  # raises (e.g. ArtifactError) on a tampered or unreadable model

@@ -22,6 +22,8 @@ def train(
     n_boot_trees: int = typer.Option(10, "--n-boot-trees", help="Trial-cluster bootstrap replicates for the LightGBM learners."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (IECV folds and final fits)."),
     drop_invalid: bool = typer.Option(False, "--drop-invalid", help="Exclude invalid participants/trials instead of stopping."),
+    artifact: bool = typer.Option(True, "--artifact/--no-artifact", help="Also write the model artifact to OUT/artifact/ "
+                                  "(what `score --model` and `serve --model` read)."),
 ) -> None:
     """Fit benefit learners, cross-validate by trial, select, and write the run folder."""
     from lbp_benefit.data_source import SYNTHETIC_NOTE, load_source
@@ -59,3 +61,8 @@ def train(
     for _, r in ok.iterrows():
         typer.echo(f"{r['task']}: selected {r['selected']}" + (" (IECV)" if r.get("iecv") else ""))
     typer.echo(f"{len(ok)} tasks trained in {res.seconds:.0f} s; wrote {out}/")
+    if artifact and len(ok):
+        from training.export_model import export_artifact
+
+        art = export_artifact(out, out / "artifact", h, log=lambda m: typer.echo(m, err=True))
+        typer.echo(f"model artifact: {art}/ (lbp-benefit score --model {art} ...; lbp-benefit serve --model {art})")

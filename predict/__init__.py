@@ -12,5 +12,6 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from predict.errors import LbpError, Problem, ValidationFailed  # noqa: E402
 from predict.schema import CovariateSpec, FeatureSchema  # noqa: E402
+from predict.scorer import Scorer  # noqa: E402
 
-__all__ = ["__version__", "LbpError", "Problem", "ValidationFailed", "CovariateSpec", "FeatureSchema"]
+__all__ = ["__version__", "LbpError", "Problem", "ValidationFailed", "CovariateSpec", "FeatureSchema", "Scorer"]

@@ -142,7 +142,22 @@ def feature_matrix(features: dict, X: pd.DataFrame) -> np.ndarray:
 
 
 def _patterns(F: np.ndarray):
+    """Distinct missing-data patterns (rows of booleans, in lexicographic order) and each row's
+    pattern index. Rows are packed into integers first (fast for large n)."""
     miss = np.isnan(F)
+    n, p = miss.shape
+    if n == 0:
+        return np.zeros((0, p), bool), np.zeros(0, np.int64)
+    if n == 1:
+        return miss, np.zeros(1, np.int64)
+    if not miss.any():
+        return np.zeros((1, p), bool), np.zeros(n, np.int64)
+    if 0 < p <= 62:
+        w = np.left_shift(np.int64(1), np.arange(p - 1, -1, -1, dtype=np.int64))
+        code = miss.astype(np.int64) @ w
+        ucode, inv = np.unique(code, return_inverse=True)
+        keys = ((ucode[:, None] & w[None, :]) != 0)
+        return keys, inv.reshape(-1)
     keys, inv = np.unique(miss, axis=0, return_inverse=True)
     return keys, inv.reshape(-1)
 
@@ -161,10 +176,37 @@ def impute_mean(imp: dict, F: np.ndarray) -> np.ndarray:
         o = ~m
         cm = np.broadcast_to(mu[m], (rows.sum(), m.sum())).copy()
         if o.any():
-            A = np.linalg.solve(S[np.ix_(o, o)], S[np.ix_(o, m)])
+            A = _pattern_solve(imp, S, m, need_L=False)[0]
             cm += (F[np.ix_(rows, o)] - mu[o]) @ A
         out[np.ix_(rows, m)] = cm
     return _bound(imp, out)
+
+
+def _pattern_solve(imp: dict, S: np.ndarray, m: np.ndarray, need_L: bool = True):
+    """For missing pattern ``m``: (A = S_oo^-1 S_om, L with L L' = the conditional covariance of the
+    missing given the observed). Cached per pattern when ``imp`` carries a ``_cache`` dict
+    (:func:`prepare_export`); the numbers are the same either way."""
+    cache = imp.get("_cache")
+    key = m.tobytes() if cache is not None else None
+    if key is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    o = ~m
+    Sc = S[np.ix_(m, m)]
+    A = None
+    if o.any():
+        A = np.linalg.solve(S[np.ix_(o, o)], S[np.ix_(o, m)])
+        Sc = Sc - S[np.ix_(m, o)] @ A
+    if key is None and not need_L:
+        return A, None
+    w, V = np.linalg.eigh((Sc + Sc.T) / 2)
+    L = V * np.sqrt(np.clip(w, 0, None))
+    if key is not None:
+        if len(cache) > 4096:
+            cache.clear()
+        cache[key] = (A, L)
+    return A, L
 
 
 def _bound(imp: dict, F: np.ndarray) -> np.ndarray:
@@ -188,22 +230,24 @@ def impute_draws(imp: dict, F: np.ndarray) -> np.ndarray:
         rows = np.flatnonzero(inv == k)
         o = ~m
         cm = np.broadcast_to(mu[m], (rows.size, m.sum())).copy()
-        Sc = S[np.ix_(m, m)]
+        A, L = _pattern_solve(imp, S, m)
         if o.any():
-            A = np.linalg.solve(S[np.ix_(o, o)], S[np.ix_(o, m)])
             cm += (F[np.ix_(rows, o)] - mu[o]) @ A
-            Sc = Sc - S[np.ix_(m, o)] @ A
-        w, V = np.linalg.eigh((Sc + Sc.T) / 2)
-        L = V * np.sqrt(np.clip(w, 0, None))
         noise = Z[:, m] @ L.T  # (M, |m|)
-        for mi in range(M):
-            out[mi][np.ix_(rows, m)] = cm + noise[mi]
+        mi = np.flatnonzero(m)
+        out[:, rows[:, None], mi[None, :]] = cm[None, :, :] + noise[:, None, :]
     binary = np.asarray(imp["binary"], bool)
     out[:, :, binary] = np.round(out[:, :, binary])
-    return np.stack([_bound(imp, o) for o in out])
+    return _bound(imp, out)
 
 
 # ----------------------------------------------------------------------------- linear parts
+def _pos3(v: np.ndarray) -> np.ndarray:
+    """max(v, 0) cubed (as v*v*v: much faster than ** 3 on large arrays)."""
+    u = np.maximum(v, 0.0)
+    return u * u * u
+
+
 def rcs(x: np.ndarray, knots) -> np.ndarray:
     """Restricted cubic spline non-linear terms (Harrell), scaled by (t_k - t_1)^2: (n, k-2)."""
     t = np.asarray(knots, float)
@@ -211,22 +255,28 @@ def rcs(x: np.ndarray, knots) -> np.ndarray:
     norm = (t[-1] - t[0]) ** 2
     cols = []
     for j in range(k - 2):
-        c = (np.clip(x - t[j], 0, None) ** 3
-             - np.clip(x - t[k - 2], 0, None) ** 3 * (t[k - 1] - t[j]) / (t[k - 1] - t[k - 2])
-             + np.clip(x - t[k - 1], 0, None) ** 3 * (t[k - 2] - t[j]) / (t[k - 1] - t[k - 2]))
+        c = (_pos3(x - t[j])
+             - _pos3(x - t[k - 2]) * (t[k - 1] - t[j]) / (t[k - 1] - t[k - 2])
+             + _pos3(x - t[k - 1]) * (t[k - 2] - t[j]) / (t[k - 1] - t[k - 2]))
         cols.append(c / norm)
     return np.column_stack(cols) if cols else np.zeros((x.size, 0))
 
 
 def basis(cols: list, F: np.ndarray) -> np.ndarray:
-    """Standardised basis columns (complete F)."""
+    """Standardised basis columns (complete F). The spline terms of one feature and knot set
+    are computed once per call."""
     out = np.empty((F.shape[0], len(cols)))
+    splines: dict = {}
     for i, c in enumerate(cols):
         x = F[:, c["feature"]]
         if c["kind"] == "linear":
             v = x
         elif c["kind"] == "rcs":
-            v = rcs(x, c["knots"])[:, c["term"]]
+            key = (c["feature"], tuple(c["knots"]))
+            R = splines.get(key)
+            if R is None:
+                R = splines[key] = rcs(x, c["knots"])
+            v = R[:, c["term"]]
         elif c["kind"] == "onehot":
             v = (x == c["level"]).astype(float)
         else:
@@ -235,10 +285,60 @@ def basis(cols: list, F: np.ndarray) -> np.ndarray:
     return out
 
 
+def _compile_basis(cols: list) -> dict:
+    """Arrays to evaluate :func:`basis` in a few vectorised steps (same arithmetic)."""
+    lin_pos, lin_feat, oh_pos, oh_feat, oh_level = [], [], [], [], []
+    r_pos, r_feat, r_tj, r_t2, r_t1, r_c1, r_c2, r_d, r_norm = [], [], [], [], [], [], [], [], []
+    for i, c in enumerate(cols):
+        if c["kind"] == "linear":
+            lin_pos.append(i)
+            lin_feat.append(c["feature"])
+        elif c["kind"] == "onehot":
+            oh_pos.append(i)
+            oh_feat.append(c["feature"])
+            oh_level.append(c["level"])
+        elif c["kind"] == "rcs":
+            t = np.asarray(c["knots"], float)
+            k, j = t.size, c["term"]
+            r_pos.append(i)
+            r_feat.append(c["feature"])
+            r_tj.append(t[j])
+            r_t2.append(t[k - 2])
+            r_t1.append(t[k - 1])
+            r_c1.append(t[k - 1] - t[j])
+            r_c2.append(t[k - 2] - t[j])
+            r_d.append(t[k - 1] - t[k - 2])
+            r_norm.append((t[-1] - t[0]) ** 2)
+        else:
+            raise ValueError(f"unknown basis kind {c['kind']!r}")
+    a = lambda v, dt=float: np.asarray(v, dt)  # noqa: E731
+    return {"n": len(cols), "lin_pos": a(lin_pos, np.intp), "lin_feat": a(lin_feat, np.intp),
+            "oh_pos": a(oh_pos, np.intp), "oh_feat": a(oh_feat, np.intp), "oh_level": a(oh_level),
+            "r_pos": a(r_pos, np.intp), "r_feat": a(r_feat, np.intp), "r_tj": a(r_tj), "r_t2": a(r_t2),
+            "r_t1": a(r_t1), "r_c1": a(r_c1), "r_c2": a(r_c2), "r_d": a(r_d), "r_norm": a(r_norm),
+            "loc": a([c["loc"] for c in cols]), "scale": a([c["scale"] for c in cols])}
+
+
+def _basis_compiled(plan: dict, F: np.ndarray) -> np.ndarray:
+    out = np.empty((F.shape[0], plan["n"]))
+    if plan["lin_pos"].size:
+        out[:, plan["lin_pos"]] = F[:, plan["lin_feat"]]
+    if plan["oh_pos"].size:
+        out[:, plan["oh_pos"]] = (F[:, plan["oh_feat"]] == plan["oh_level"]).astype(float)
+    if plan["r_pos"].size:
+        X = F[:, plan["r_feat"]]
+        d = plan["r_d"]
+        out[:, plan["r_pos"]] = (_pos3(X - plan["r_tj"])
+                                 - _pos3(X - plan["r_t2"]) * plan["r_c1"] / d
+                                 + _pos3(X - plan["r_t1"]) * plan["r_c2"] / d) / plan["r_norm"]
+    return (out - plan["loc"]) / plan["scale"]
+
+
 def block_matrix(block: dict | None, F: np.ndarray, centred: bool = True) -> np.ndarray:
     if block is None:
         return np.zeros((F.shape[0], 0))
-    B = basis(block["basis"], F)
+    plan = block.get("_plan")
+    B = _basis_compiled(plan, F) if plan is not None else basis(block["basis"], F)
     if block["type"] == "index":
         B = B @ np.asarray(block["beta"], float)[:, None]
     if centred:
@@ -269,8 +369,101 @@ def linear_parts(lin: dict, comparators: list, F: np.ndarray):
     return eta, grad
 
 
+def _theta_split(lin: dict, C: int):
+    theta = np.asarray(lin["theta"], float)
+    n_prog, n_mod = lin["n_prog"], lin["n_mod"]
+    k = theta.size
+    return theta, theta[0], theta[1:1 + C], theta[k - n_mod - n_prog: k - n_mod], theta[k - n_mod:]
+
+
+def linear_eta(lin: dict, comparators: list, F: np.ndarray) -> dict:
+    """The linear predictors of :func:`linear_parts` without building the design matrices."""
+    C = len(comparators)
+    theta, b0, offs, beta, gamma = _theta_split(lin, C)
+    P = block_matrix(lin["prog"], F, centred=False)
+    M = block_matrix(lin.get("modifier"), F)
+    if P.shape[1] != beta.size or M.shape[1] != gamma.size or theta.size != 1 + C + beta.size + gamma.size:
+        eta, _ = linear_parts(lin, comparators, F)  # unexpected layout: the general form
+        return eta
+    base = b0 + (P @ beta if beta.size else 0.0)
+    if np.ndim(base) == 0:
+        base = np.full(F.shape[0], float(base))
+    eta = {"__active__": base + (M @ gamma if gamma.size else 0.0)}
+    for i, c in enumerate(comparators):
+        eta[c] = base + offs[i]
+    return eta
+
+
+def _delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str) -> np.ndarray:
+    """SE of the benefit vs ``c`` by the delta method (same as the gradient form in
+    :func:`estimation_se`), building only the needed columns."""
+    C = len(comparators)
+    i = list(comparators).index(c)
+    theta, b0, offs, beta, gamma = _theta_split(lin, C)
+    M = block_matrix(lin.get("modifier"), F)
+    n = F.shape[0]
+    d = 1 + i
+    mod = np.arange(theta.size - gamma.size, theta.size)
+    if lin["link"] == "identity":
+        # G = grad_c - grad_active = e_d - [0, .., M]
+        q = np.full(n, V[d, d])
+        if gamma.size:
+            q = q - 2 * (M @ V[mod, d]) + np.einsum("ij,jk,ik->i", M, V[np.ix_(mod, mod)], M)
+        return np.sqrt(q.clip(0))
+    eta = linear_eta(lin, comparators, F)
+    pa, pc = expit(eta["__active__"]), expit(eta[c])
+    wa, wc = pa * (1 - pa), pc * (1 - pc)
+    P = block_matrix(lin["prog"], F, centred=False)
+    G = np.zeros((n, theta.size))
+    G[:, 0] = wa - wc
+    G[:, d] = -wc
+    G[:, 1 + C: 1 + C + beta.size] = (wa - wc)[:, None] * P
+    if gamma.size:
+        G[:, mod] = wa[:, None] * M
+    return np.sqrt(np.einsum("ij,jk,ik->i", G, V, G).clip(0))
+
+
 def _mean_fn(link: str):
     return (lambda e: e) if link == "identity" else expit
+
+
+def prepare_export(exp: dict) -> dict:
+    """Make ``exp`` faster to score repeatedly, *in place*: its lists of numbers become float
+    arrays and each linear block gets a vectorised evaluation plan (``_plan``). Predictions are
+    unchanged. Use it on a private copy only (the result is no longer JSON-serialisable)."""
+    f = lambda v: np.asarray(v, float)  # noqa: E731
+    imp = exp.get("imputer")
+    if isinstance(imp, dict):
+        for k in ("mean", "cov", "z", "lower", "upper"):
+            if k in imp:
+                imp[k] = f(imp[k])
+        if "binary" in imp:
+            imp["binary"] = np.asarray(imp["binary"], bool)
+        imp["_cache"] = {}
+    lin = exp.get("linear")
+    if isinstance(lin, dict):
+        lin["theta"] = f(lin["theta"])
+        for key in ("prog", "modifier"):
+            b = lin.get(key)
+            if isinstance(b, dict):
+                b["_plan"] = _compile_basis(b["basis"])
+                if "center" in b:
+                    b["center"] = f(b["center"])
+                if "beta" in b:
+                    b["beta"] = f(b["beta"])
+    iv = exp.get("interval")
+    if isinstance(iv, dict):
+        if "theta_cov" in iv:
+            iv["theta_cov"] = f(iv["theta_cov"])
+        if isinstance(iv.get("varmodel"), dict):
+            iv["varmodel"] = {c: f(v) for c, v in iv["varmodel"].items()}
+        if isinstance(iv.get("design"), dict):
+            iv["design"] = {k: f(v) for k, v in iv["design"].items()}
+    if isinstance(exp.get("nuisance"), dict):
+        prepare_export(exp["nuisance"])
+    for sub in (exp.get("members") or {}).get("exports") or []:
+        prepare_export(sub)
+    return exp
 
 
 # ----------------------------------------------------------------------------- per kind
@@ -281,12 +474,12 @@ def _expected(exp: dict, F: np.ndarray, Fimp: np.ndarray) -> dict:
     comps = exp["comparators"]
     if kind in ("constant", "effect_model", "risk_model"):
         lin = exp["linear"]
-        eta, _ = linear_parts(lin, comps, Fimp)
+        eta = linear_eta(lin, comps, Fimp)
         f = _mean_fn(lin["link"])
         return {k: f(v) for k, v in eta.items()}
     if kind == "t_learner":
         lin = exp["linear"]
-        eta, _ = linear_parts(lin, comps, Fimp)
+        eta = linear_eta(lin, comps, Fimp)
         Ft = _tree_input(exp, F, Fimp)
         r1 = booster_raw(exp["boosters"]["active"], Ft)
         r0 = booster_raw(exp["boosters"]["control"], Ft)
@@ -347,6 +540,53 @@ def point(exp: dict, F: np.ndarray, Fimp: np.ndarray | None = None) -> tuple[dic
     return ex, _benefit_from_expected(exp, ex)
 
 
+def benefit_only(exp: dict, F: np.ndarray, Fimp: np.ndarray, comparator: str) -> np.ndarray:
+    """The benefit vs ``comparator`` alone (what :func:`point` gives, up to floating-point
+    rounding), skipping the parts that cancel for continuous outcomes (prognostic terms, the
+    active-arm outcome of X/DR learners). Binary outcomes go through :func:`_expected`."""
+    kind = exp["kind"]
+    if exp["outcome_type"] != "continuous":
+        ex = _expected(exp, F, Fimp)
+        return ex["__active__"] - ex[comparator]
+    comps = exp["comparators"]
+    if kind in ("constant", "effect_model", "risk_model", "t_learner"):
+        lin = exp["linear"]
+        if lin["link"] != "identity":
+            ex = _expected(exp, F, Fimp)
+            return ex[comparator] - ex["__active__"]
+        C = len(comps)
+        theta, b0, offs, beta, gamma = _theta_split(lin, C)
+        b = np.full(F.shape[0], offs[list(comps).index(comparator)])
+        if gamma.size:
+            b = b - block_matrix(lin.get("modifier"), Fimp) @ gamma
+        if kind == "t_learner":
+            Ft = _tree_input(exp, F, Fimp)
+            b = b + booster_raw(exp["boosters"]["control"], Ft) - booster_raw(exp["boosters"]["active"], Ft)
+        return b
+    if kind in ("x_learner", "dr_learner"):
+        return exp["combine"]["class_benefit"][comparator] + _benefit_h(exp, F, Fimp)
+    if kind == "stacked":
+        mem = exp["members"]
+        return sum(w * benefit_only(e, F, Fimp, comparator) for w, e in zip(mem["weights"], mem["exports"]))
+    raise ValueError(f"unknown learner kind {kind!r}")
+
+
+def missing_variance_fast(exp: dict, F: np.ndarray, comparator: str) -> np.ndarray:
+    """:func:`missing_variance` for one comparator through :func:`benefit_only` (same draws;
+    equal up to floating-point rounding)."""
+    miss_rows = np.isnan(F).any(axis=1)
+    out = np.zeros(F.shape[0])
+    if not miss_rows.any():
+        return out
+    Fm = F[miss_rows]
+    D = impute_draws(exp["imputer"], Fm)
+    M, n, p = D.shape
+    stacked = D.reshape(M * n, p)
+    ben = benefit_only(exp, stacked, stacked, comparator)
+    out[miss_rows] = ben.reshape(M, n).var(axis=0, ddof=1) if M > 1 else 0.0
+    return out
+
+
 def missing_variance(exp: dict, F: np.ndarray, comparators: list | None = None) -> dict:
     """Per comparator, the variance of the predicted benefit over conditional draws of the
     patient's missing features (0 for complete rows): the information lost by not knowing them.
@@ -377,17 +617,8 @@ def estimation_se(exp: dict, F: np.ndarray, Fimp: np.ndarray | None = None, comp
         Fimp = impute_mean(exp["imputer"], F)
     if iv["method"] == "delta":
         lin = exp["linear"]
-        eta, grad = linear_parts(lin, exp["comparators"], Fimp)
         V = np.asarray(iv["theta_cov"], float)
-        out = {}
-        for c in comps:
-            if lin["link"] == "identity":
-                G = grad[c] - grad["__active__"]
-            else:
-                pa, pc = expit(eta["__active__"]), expit(eta[c])
-                G = (pa * (1 - pa))[:, None] * grad["__active__"] - (pc * (1 - pc))[:, None] * grad[c]
-            out[c] = np.sqrt(np.einsum("ij,jk,ik->i", G, V, G).clip(0))
-        return out
+        return {c: _delta_se(lin, exp["comparators"], Fimp, V, c) for c in comps}
     if iv["method"] == "varmodel":
         U = varmodel_design(exp, F, Fimp)
         return {c: np.sqrt(np.exp(U @ np.asarray(iv["varmodel"][c], float))) for c in comps}
@@ -505,7 +736,7 @@ def _explain(exp: dict, F: np.ndarray, Fimp: np.ndarray, comparator: str):
     cont = exp["outcome_type"] == "continuous"
     if kind in ("constant", "effect_model", "risk_model", "t_learner"):
         lin = exp["linear"]
-        eta, _ = linear_parts(lin, comps, Fimp)
+        eta = linear_eta(lin, comps, Fimp)
         prog, mod, _ = _linear_terms(lin, Fimp)
         c_act, c_cmp = prog + mod, prog.copy()
         if kind == "t_learner":

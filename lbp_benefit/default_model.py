@@ -1,0 +1,134 @@
+"""The embedded default model: trained on first use from the embedded synthetic data (the
+calibrated simulator, scenario hayden2020) and cached.
+
+Cache: ``$LBP_HOME/default-model/<version>/`` if ``LBP_HOME`` is set, else
+``$XDG_CACHE_HOME/lbp-benefit/default-model/<version>/`` (default ``~/.cache/...``). The folder
+holds ``run/`` (the training run: aggregate outputs only) and ``artifact/`` (the model). Training
+is guarded by a lock file, so two processes starting at once train it once; the artifact is
+renamed into place only when complete.
+
+The default model is trained on SYNTHETIC data: it demonstrates the software and is not for
+clinical use (its manifest says ``"synthetic": true`` and the service shows a warning).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from predict import __version__
+
+DEFAULT_SEED = 1
+
+EXAMPLE_PATIENT = {
+    "baseline_pain": 62.0, "baseline_function": 41.0, "age": 47, "female": 1, "fear_avoidance": 55.0,
+    "bmi": 27.5, "employed": 1, "leg_pain": 0, "episode_months": 18.0,
+}
+EXAMPLE_COMPARATOR = "usual_care"
+
+
+def cache_root() -> Path:
+    home = os.environ.get("LBP_HOME")
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "lbp-benefit"
+
+
+def default_model_dir() -> Path:
+    """``<cache root>/default-model/<package version>/``."""
+    return cache_root() / "default-model" / __version__
+
+
+def default_model_path() -> Path:
+    """Where the default artifact lives (it may not exist yet)."""
+    return default_model_dir() / "artifact"
+
+
+def default_settings():
+    """The training settings of the default model: those of ``lbp-benefit train`` (seed 1)."""
+    from training.train import TrainSettings
+
+    return TrainSettings(seed=DEFAULT_SEED)
+
+
+def ensure_default_model(progress: Callable | None = None, log: Callable[[str], None] | None = None) -> Path:
+    """The default model's artifact folder, training it first if it is not cached yet.
+
+    ``progress``: a ``progress(iterable, description, total=None)`` wrapper for progress bars
+    (e.g. :func:`lbp_benefit.progress.progress_over`); ``log``: a callable for one-line messages.
+    Training takes minutes on 2 cores (it is ``lbp-benefit train`` with its defaults on the
+    embedded synthetic data); afterwards this returns at once.
+    """
+    say = log or (lambda m: None)
+    art = default_model_path()
+    if (art / "manifest.json").is_file():
+        return art
+    d = default_model_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if (art / "manifest.json").is_file():  # another process trained it meanwhile
+                return art
+            say(f"training the embedded default model (synthetic data; first use only) into {d}/ ...")
+            _train(d, progress, say)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return art
+
+
+def _train(d: Path, progress: Callable | None, say: Callable[[str], None]) -> None:
+    from lbp_benefit.data_source import load_source
+    from training.export_model import export_artifact
+    from training.harmonise import harmonise
+    from training.train import run_training
+
+    settings = default_settings()
+    ds, synthetic = load_source(None, None, settings.seed)
+    h = harmonise(ds)
+    run = d / "run"
+    if run.exists():
+        shutil.rmtree(run)
+    run_training(h.analysis, h.config, run, settings, synthetic=synthetic, progress=progress, log=say)
+    export_artifact(run, d / "artifact", h, log=say)
+
+
+def example_patient() -> dict:
+    """One example patient (baselines 0-100, higher = worse, and a few covariates)."""
+    return dict(EXAMPLE_PATIENT)
+
+
+def example_text(scorer=None, comparator: str = EXAMPLE_COMPARATOR) -> str:
+    """A few lines describing the example patient's scores (for the README's demo command)."""
+    from predict import Scorer
+
+    scorer = scorer or Scorer.load(ensure_default_model())
+    comp = comparator if comparator in scorer.comparators else scorer.comparators[0]
+    patient = {k: v for k, v in example_patient().items() if k in scorer.schema or k in scorer.baselines}
+    r = scorer.score([patient], comp)[0]
+    lines = [f"Example patient ({', '.join(f'{k}={v:g}' for k, v in patient.items())}), exercise vs {comp}, "
+             f"model {scorer.model_id}:"]
+    for task, o in r["outcomes"].items():
+        if not o["available"]:
+            lines.append(f"  {task}: no prediction (no trial compared exercise with {comp})")
+            continue
+        b = o["benefit"]
+        if o["scale"].startswith("probability"):
+            lines.append(f"  {task}: P(recovery) exercise {o['exercise']['expected']:.2f} vs {comp} "
+                         f"{o['comparator']['expected']:.2f}; difference {b['estimate']:+.2f} "
+                         f"(95% CI {b['ci'][0]:+.2f} to {b['ci'][1]:+.2f})")
+        else:
+            lines.append(f"  {task}: exercise {o['exercise']['expected']:.1f} vs {comp} "
+                         f"{o['comparator']['expected']:.1f} (0-100, higher = worse); benefit {b['estimate']:+.1f} "
+                         f"(95% CI {b['ci'][0]:+.1f} to {b['ci'][1]:+.1f}; new setting "
+                         f"{b['prediction_interval'][0]:+.1f} to {b['prediction_interval'][1]:+.1f})"
+                         + ("; clears the smallest worthwhile effect" if o.get("clears_smallest_worthwhile") else ""))
+    if r["top_factors"]:
+        lines.append("  top factors: " + ", ".join(f"{f['label']} {f['contribution']:+.2f}" for f in r["top_factors"][:3]))
+    for w in r["warnings"]:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)

@@ -1,0 +1,712 @@
+"""The runtime scorer: load a verified model artifact and score patients.
+
+``Scorer.load(path)`` reads a model artifact (folder or .zip; layout in docs/artifact.md),
+verifies every file's SHA-256, the manifest's own checksum and its consistency with the model
+files, loads LightGBM boosters from the verified bytes, and refuses anything else.
+``Scorer.score(patients, comparator, outcomes)`` validates the input against the artifact's
+feature schema and returns, per patient, the expected outcome under exercise and under the
+comparator, the benefit with its confidence and new-setting prediction intervals, the
+probability of global recovery under each arm with the absolute difference, the top
+contributing factors, how missing inputs were handled, and warnings.
+``Scorer.score_table`` is the vectorised flat form (one row per patient; used by
+``lbp-benefit score``). Scoring is thread-safe: the scorer is immutable after loading.
+
+Conventions: pain and function are 0-100, higher = worse; benefit = comparator minus exercise,
+so a positive benefit favours exercise. Global recovery is a probability; its difference is
+P(recovery | exercise) - P(recovery | comparator), positive favours exercise.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from predict import runtime as rt
+from predict.artifact import Artifact, ArtifactError, load_artifact, sha256_bytes
+from predict.errors import LbpError, Problem, ValidationFailed
+from predict.schema import FeatureSchema
+
+MODEL_FORMAT = "lbp-benefit-model"
+BOOSTER_REF = "$booster"
+ID_COLUMNS = ("trial", "participant")
+REQUIRED_MANIFEST = ("format", "model_id", "created", "package_version", "seed", "synthetic", "training_data",
+                     "feature_schema", "baselines", "outcomes", "comparators", "sparse_comparators", "follow_ups",
+                     "tasks", "card", "content_sha256")
+KNOWN_KINDS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner", "stacked")
+SWE_FRACTION = 0.2  # smallest worthwhile effect: 20% of the patient's baseline (pain, function)
+LEVEL = 0.95
+TOP_FACTORS = 5
+LITTLE_DATA_N = 100  # a covariate observed for fewer training participants (or in < 3 trials) is flagged
+LITTLE_DATA_TRIALS = 3
+RARE_LEVEL_N = 30  # a binary/categorical level seen in fewer training participants is flagged
+_OK_NUM = (int, float, np.integer, np.floating)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+
+
+def _content_digest(manifest: dict) -> str:
+    body = {k: v for k, v in manifest.items() if k not in ("created", "content_sha256")}
+    return sha256_bytes(_canonical(body).encode("utf-8"))
+
+
+def _model_id(hashes: Iterable[str]) -> str:
+    import hashlib
+
+    return "lbp-" + hashlib.sha256("\n".join(sorted(hashes)).encode("ascii")).hexdigest()[:12]
+
+
+def _resolve_boosters(exp: dict, art: Artifact, task: str, used: set) -> dict:
+    """Replace each ``{"$booster": path}`` by a LightGBM Booster loaded from the verified bytes."""
+    import lightgbm as lgb
+
+    b = exp.get("boosters")
+    if isinstance(b, dict):
+        for name, ref in list(b.items()):
+            if not (isinstance(ref, dict) and set(ref) == {BOOSTER_REF} and isinstance(ref[BOOSTER_REF], str)):
+                raise ArtifactError(f"{art.source}: model/{task}.json booster {name!r} is not a "
+                                    f'{{"{BOOSTER_REF}": "model/{task}/<name>.txt"}} reference')
+            path = ref[BOOSTER_REF]
+            if not (path.startswith(f"model/{task}/") and path.endswith(".txt")):
+                raise ArtifactError(f"{art.source}: model/{task}.json points to {path!r}, outside model/{task}/")
+            try:
+                text = art.file(path).decode("utf-8")
+                b[name] = lgb.Booster(model_str=text)
+            except ArtifactError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - LightGBM raises its own error types
+                raise ArtifactError(f"{art.source}: {path} is not a LightGBM model ({type(exc).__name__})") from exc
+            used.add(path)
+    if isinstance(exp.get("nuisance"), dict):
+        _resolve_boosters(exp["nuisance"], art, task, used)
+    for sub in (exp.get("members") or {}).get("exports") or []:
+        _resolve_boosters(sub, art, task, used)
+    return exp
+
+
+def _kinds_ok(exp: dict) -> bool:
+    if exp.get("kind") not in KNOWN_KINDS:
+        return False
+    subs = [exp["nuisance"]] if isinstance(exp.get("nuisance"), dict) else []
+    subs += (exp.get("members") or {}).get("exports") or []
+    return all(_kinds_ok(s) for s in subs)
+
+
+def _f(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class _Task:
+    task: str
+    outcome: str
+    follow_up: str
+    outcome_type: str
+    learner: str
+    exp: dict
+    prefix: str  # flat-name prefix: the outcome, or "recovery" for global recovery
+    baseline: str | None  # the baseline input of the same scale (continuous outcomes)
+
+
+@dataclass
+class _Computed:
+    """Per requested task: arrays over patients (NaN where the comparator has no prediction)."""
+
+    task: _Task
+    available: bool
+    exercise: np.ndarray
+    comparator: np.ndarray
+    benefit: np.ndarray
+    ci: tuple[np.ndarray, np.ndarray]
+    pi: tuple[np.ndarray, np.ndarray]
+
+
+# ----------------------------------------------------------------------------- the scorer
+class Scorer:
+    """A loaded, verified model. Create with :meth:`load`; immutable afterwards (thread-safe)."""
+
+    def __init__(self, artifact: Artifact, tasks: list[_Task], schema: FeatureSchema, background: pd.DataFrame | None):
+        m = artifact.manifest
+        self.artifact = artifact
+        self.manifest: dict = m
+        self.model_id: str = m["model_id"]
+        self.synthetic: bool = bool(m["synthetic"])
+        self.schema: FeatureSchema = schema
+        self.baselines: list[str] = list(m["baselines"])
+        self.comparators: list[str] = list(m["comparators"])
+        self.sparse_comparators: list[str] = list(m["sparse_comparators"])
+        self.outcomes: list[str] = list(m["outcomes"])
+        self.follow_ups: list[str] = list(m["follow_ups"])
+        self.tasks: list[str] = [t.task for t in tasks]
+        self.card_markdown: str = artifact.text(m["card"]["markdown"])
+        self.card: dict = artifact.json(m["card"]["json"])
+        self._tasks = tasks
+        self._names: list[str] = list(tasks[0].exp["features"]["names"])
+        self._types: list[str] = list(tasks[0].exp["features"]["types"])
+        self._cats: dict = dict(tasks[0].exp["features"].get("categories", {}))
+        self._index = {n: j for j, n in enumerate(self._names)}
+        self._allowed = set(self._names)
+        bl_range = m.get("baseline_range", [0.0, 100.0])
+        self._range = {c.name: c.range for c in schema.covariates}
+        self._range.update({b: (float(bl_range[0]), float(bl_range[1])) for b in self.baselines})
+        self._label = {c.name: (c.label or c.name) for c in schema.covariates}
+        self._label.update({b: b.replace("_", " ").capitalize() + " (0-100)" for b in self.baselines})
+        self._unit = {c.name: c.unit for c in schema.covariates}
+        self._missing_text = {c["name"]: c.get("missing") or "allowed" for c in m["feature_schema"]}
+        self._background = background
+        self._limits = self._warning_limits(background)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path) -> "Scorer":
+        """Load and verify the artifact at ``path`` (folder or .zip). Raises
+        :class:`predict.artifact.ArtifactError` for anything missing, altered or unexpected."""
+        art = load_artifact(path, required=("card.md", "card.json"))
+        m = art.manifest
+        src = art.source
+        miss = [k for k in REQUIRED_MANIFEST if k not in m]
+        if miss:
+            raise ArtifactError(f"{src}: not an lbp-benefit model artifact (manifest lacks {', '.join(miss)})")
+        if m["format"] != MODEL_FORMAT:
+            raise ArtifactError(f"{src}: manifest format {m['format']!r} is not {MODEL_FORMAT!r}")
+        if _content_digest(m) != m["content_sha256"]:
+            raise ArtifactError(f"{src}: the manifest's fields do not match its content_sha256 (manifest edited)")
+        if m["card"] != {"markdown": "card.md", "json": "card.json"}:
+            raise ArtifactError(f"{src}: manifest card entry must name card.md and card.json")
+        listing = m["files"]
+        model_files = sorted(n for n in listing if n.startswith("model/"))
+        recomputed = _model_id(listing[n]["sha256"] for n in model_files)
+        if recomputed != m["model_id"]:
+            raise ArtifactError(f"{src}: model_id {m['model_id']!r} does not match the model files ({recomputed})")
+        if not isinstance(m["tasks"], list) or not m["tasks"]:
+            raise ArtifactError(f"{src}: the manifest lists no tasks")
+        try:
+            schema = FeatureSchema.from_list(m["feature_schema"])
+        except (LbpError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{src}: manifest feature_schema is invalid ({exc})") from exc
+        baselines = list(m["baselines"])
+        expected_features = schema.names + baselines
+        tasks, used = [], set()
+        for t in m["tasks"]:
+            name = t.get("task")
+            fname = f"model/{name}.json"
+            if t.get("model") != fname or fname not in listing:
+                raise ArtifactError(f"{src}: task {name!r}: model file {fname} is not in the artifact")
+            try:
+                exp = json.loads(art.file(fname).decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ArtifactError(f"{src}: {fname} is not valid JSON ({exc})") from exc
+            if exp.get("format") != rt.FORMAT or exp.get("version") != rt.VERSION:
+                raise ArtifactError(f"{src}: {fname} is not an {rt.FORMAT} v{rt.VERSION} export")
+            if not _kinds_ok(exp):
+                raise ArtifactError(f"{src}: {fname} holds an unknown learner kind")
+            if exp["features"]["names"] != expected_features:
+                raise ArtifactError(f"{src}: {fname} features differ from the manifest's feature schema + baselines")
+            if exp.get("outcome_type") != t.get("outcome_type") or list(exp["comparators"]) != list(t.get("comparators", [])):
+                raise ArtifactError(f"{src}: {fname} does not match its task entry in the manifest")
+            mine: set = set()
+            _resolve_boosters(exp, art, name, mine)
+            rt.prepare_export(exp)
+            if sorted(mine) != sorted(t.get("boosters", [])):
+                raise ArtifactError(f"{src}: task {name!r}: booster files differ from the manifest's task entry")
+            used |= mine
+            otype = exp["outcome_type"]
+            outcome = t["outcome"]
+            prefix = "recovery" if outcome == "global_recovery" else outcome
+            base = f"baseline_{outcome}" if otype == "continuous" and f"baseline_{outcome}" in baselines else None
+            tasks.append(_Task(name, outcome, t["follow_up"], otype, str(t.get("learner", exp["kind"])), exp, prefix, base))
+        orphans = sorted(set(model_files) - used - {f"model/{t.task}.json" for t in tasks})
+        if orphans:
+            raise ArtifactError(f"{src}: model files not used by any task: {', '.join(orphans)}")
+        comps = [c for c in m["comparators"]]
+        have = {c for t in tasks for c in t.exp["comparators"]}
+        if set(comps) != have:
+            raise ArtifactError(f"{src}: manifest comparators {comps} differ from the models' {sorted(have)}")
+        if sorted({t.outcome for t in tasks}) != sorted(m["outcomes"]) or \
+                sorted({t.follow_up for t in tasks}) != sorted(m["follow_ups"]):
+            raise ArtifactError(f"{src}: manifest outcomes/follow_ups differ from its tasks")
+        run_json = "report/run.json"
+        if run_json in listing:
+            rj = art.json(run_json)
+            if "synthetic" in rj and bool(rj["synthetic"]) != bool(m["synthetic"]):
+                raise ArtifactError(f"{src}: manifest and report/run.json disagree on 'synthetic'")
+        background = None
+        bg_name = (m.get("background") or {}).get("file")
+        if bg_name:
+            import io
+
+            try:
+                background = pd.read_csv(io.BytesIO(art.file(bg_name)), keep_default_na=False, dtype=str)
+            except ArtifactError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any parse failure is a bad artifact
+                raise ArtifactError(f"{src}: {bg_name} is not a readable CSV ({exc})") from exc
+        try:
+            card = art.json("card.json")
+            art.text("card.md")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"{src}: the model card is not readable ({exc})") from exc
+        if not isinstance(card, dict):
+            raise ArtifactError(f"{src}: card.json must be a JSON object")
+        return cls(art, tasks, schema, background)
+
+    # ------------------------------------------------------------------ info
+    def __repr__(self) -> str:
+        return (f"Scorer({self.model_id}, tasks={len(self.tasks)}, comparators={self.comparators}"
+                f"{', SYNTHETIC' if self.synthetic else ''})")
+
+    def example_patient(self) -> dict:
+        """A plausible patient (baselines + a few covariates) for demos and warm-up."""
+        p: dict[str, Any] = {b: v for b, v in zip(self.baselines, (62.0, 41.0))}
+        for b in self.baselines[2:]:
+            p[b] = 50.0
+        demo = {"age": 47, "female": 1, "fear_avoidance": 55.0, "bmi": 27.5, "employed": 1, "leg_pain": 0,
+                "episode_months": 18.0}
+        for k, v in demo.items():
+            if k in self.schema:
+                spec = self.schema[k]
+                if spec.check_value(v) is None:
+                    p[k] = v
+        return p
+
+    def output_columns(self, outcomes: Sequence[str] | None = None) -> list[str]:
+        """The flat score names (``score_table`` columns and ``result["scores"]`` keys)."""
+        cols = []
+        for t in self._select(outcomes):
+            cols += self._flat_names(t)
+        return cols
+
+    @staticmethod
+    def _flat_names(t: _Task) -> list[str]:
+        p = f"{t.prefix}_{t.follow_up}"
+        if t.outcome_type == "binary":
+            return [f"{p}_p_exercise", f"{p}_p_comparator", f"{p}_ard", f"{p}_ard_low", f"{p}_ard_high",
+                    f"{p}_ard_pi_low", f"{p}_ard_pi_high"]
+        return [f"{p}_exercise", f"{p}_comparator", f"{p}_benefit", f"{p}_benefit_low", f"{p}_benefit_high",
+                f"{p}_benefit_pi_low", f"{p}_benefit_pi_high"]
+
+    # ------------------------------------------------------------------ validation
+    def _select(self, outcomes: Sequence[str] | None) -> list[_Task]:
+        if outcomes is None:
+            return list(self._tasks)
+        if isinstance(outcomes, str):
+            outcomes = [outcomes]
+        sel = [t for t in self._tasks if t.outcome in outcomes or t.task in outcomes]
+        return sel
+
+    def _check_request(self, comparator: Any, outcomes: Any) -> list[Problem]:
+        probs = []
+        if not isinstance(comparator, str) or comparator not in self.comparators:
+            probs.append(Problem("unknown_comparator", f"comparator {comparator!r} is not one of "
+                                 f"{', '.join(self.comparators)}", column="comparator", scope="file"))
+        if outcomes is not None:
+            if isinstance(outcomes, str) or not isinstance(outcomes, (list, tuple)) or not outcomes:
+                probs.append(Problem("bad_outcomes", "outcomes must be a non-empty list of outcome names",
+                                     column="outcomes", scope="file"))
+            else:
+                known = set(self.outcomes) | set(self.tasks)
+                bad = [o for o in outcomes if not isinstance(o, str) or o not in known]
+                if bad:
+                    probs.append(Problem("unknown_outcome", f"unknown outcome(s) {', '.join(map(repr, bad))}; "
+                                         f"choose from {', '.join(self.outcomes)}", column="outcomes", scope="file"))
+                elif len(set(outcomes)) != len(outcomes):
+                    probs.append(Problem("bad_outcomes", "an outcome is listed twice", column="outcomes", scope="file"))
+        return probs
+
+    def _columns(self, patients: Any) -> tuple[int, dict[str, list | np.ndarray], list[Problem], pd.DataFrame | None]:
+        """Input -> (n, raw columns by feature name, problems so far, id columns)."""
+        probs: list[Problem] = []
+        if isinstance(patients, pd.DataFrame):
+            df = patients
+            ids = df[[c for c in ID_COLUMNS if c in df.columns]].reset_index(drop=True)
+            for c in df.columns:
+                if c not in self._allowed and c not in ID_COLUMNS:
+                    probs.append(Problem("unknown_field", f"unknown field {c!r}: the model has no input of this name",
+                                         column=str(c), scope="file"))
+            cols = {}
+            for name in self._names:
+                if name in df.columns:
+                    s = df[name]
+                    if pd.api.types.is_bool_dtype(s.dtype):
+                        cols[name] = list(s.astype(object))
+                    elif pd.api.types.is_numeric_dtype(s.dtype):
+                        cols[name] = s.to_numpy(dtype=float, na_value=np.nan)
+                    else:
+                        cols[name] = [None if (v is None or (isinstance(v, float) and v != v) or v is pd.NA) else v
+                                      for v in s.tolist()]
+            return len(df), cols, probs, ids
+        if isinstance(patients, dict):
+            patients = [patients]
+        if not isinstance(patients, (list, tuple)):
+            raise ValidationFailed([Problem("bad_input", "patients must be a dict, a list of dicts or a DataFrame",
+                                            scope="file")], what="patients")
+        n = len(patients)
+        keys: set = set()
+        for i, p in enumerate(patients):
+            if not isinstance(p, dict):
+                probs.append(Problem("bad_input", "a patient must be a JSON object / dict", row=i, scope="participant"))
+            else:
+                keys.update(p.keys())
+        unknown = keys - self._allowed
+        if unknown:
+            for i, p in enumerate(patients):
+                if isinstance(p, dict):
+                    for k in sorted(map(str, set(p) & unknown)):
+                        probs.append(Problem("unknown_field", f"unknown field {k!r}: the model has no input of this name",
+                                             row=i, column=k, scope="participant"))
+        cols = {}
+        for name in self._names:
+            if name in keys:
+                cols[name] = [p.get(name) if isinstance(p, dict) else None for p in patients]
+        return n, cols, probs, None
+
+    def validate(self, patients: Any) -> tuple[np.ndarray, pd.DataFrame | None]:
+        """The feature matrix (n x features, NaN = missing) of valid input; raises
+        :class:`ValidationFailed` naming every bad field and patient index (0-based)."""
+        n, cols, probs, ids = self._columns(patients)
+        F = np.full((n, len(self._names)), np.nan)
+        for j, (name, typ) in enumerate(zip(self._names, self._types)):
+            required = name in self.baselines
+            col = cols.get(name)
+            if col is None:
+                if required and n:
+                    probs += [Problem("required", f"{name} is required (a number from 0 to 100)", row=i, column=name,
+                                      scope="participant") for i in range(n)]
+                continue
+            if typ == "categorical":
+                levels = {str(c): k for k, c in enumerate(self._cats.get(name, []))}
+                for i, v in enumerate(col):
+                    if v is None:
+                        continue
+                    if isinstance(v, str) and v in levels:
+                        F[i, j] = levels[v]
+                    else:
+                        probs.append(Problem("bad_value", f"{v!r} is not one of {', '.join(levels)}", row=i,
+                                             column=name, scope="participant"))
+                continue
+            if isinstance(col, np.ndarray):
+                x = col
+            else:
+                types = set(map(type, col))
+                bad_types = {t for t in types if t is not type(None) and (t is bool or t is np.bool_ or
+                                                                        not issubclass(t, _OK_NUM))}
+                if bad_types:
+                    clean = []
+                    for i, v in enumerate(col):
+                        if v is not None and type(v) in bad_types:
+                            what = "a boolean" if isinstance(v, (bool, np.bool_)) else f"{type(v).__name__} {v!r}"
+                            expect = "the integer 0 or 1" if typ == "binary" else "a number"
+                            probs.append(Problem("bad_type", f"{what} is not {expect}", row=i, column=name,
+                                                 scope="participant"))
+                            clean.append(None)
+                        else:
+                            clean.append(v)
+                    col = clean
+                x = np.array(col, dtype=float)
+            inf = np.isinf(x)
+            if inf.any():
+                probs += [Problem("bad_value", "not a finite number", row=int(i), column=name, scope="participant")
+                          for i in np.flatnonzero(inf)]
+                x = np.where(inf, np.nan, x)
+            if required:
+                miss = np.isnan(x)
+                if miss.any():
+                    probs += [Problem("required", f"{name} is required (a number from 0 to 100)", row=int(i),
+                                      column=name, scope="participant") for i in np.flatnonzero(miss)]
+            if typ == "binary":
+                bad = ~np.isnan(x) & (x != 0) & (x != 1)
+                probs += [Problem("bad_value", f"{x[i]:g} is not 0 or 1", row=int(i), column=name, scope="participant")
+                          for i in np.flatnonzero(bad)]
+            else:
+                rng = self._range.get(name)
+                if rng is not None:
+                    with np.errstate(invalid="ignore"):
+                        bad = (x < rng[0]) | (x > rng[1])
+                    unit = self._unit.get(name)
+                    u = f" {unit}" if unit else ""
+                    probs += [Problem("out_of_range", f"{x[i]:g} is outside the plausible range {rng[0]:g}–{rng[1]:g}{u}",
+                                      row=int(i), column=name, scope="participant") for i in np.flatnonzero(bad)]
+            F[:, j] = x
+        if probs:
+            raise ValidationFailed(probs, what="patients")
+        return F, ids
+
+    # ------------------------------------------------------------------ warnings
+    def _warning_limits(self, bg: pd.DataFrame | None) -> dict:
+        out: dict[str, dict] = {}
+        if bg is None or not len(bg):
+            return out
+        for r in bg.to_dict("records"):
+            name = r["feature"]
+            if name not in self._index:
+                continue
+            d: dict[str, Any] = {}
+            lo, hi, share = r.get("p01", ""), r.get("p99", ""), 98
+            if lo == "" or hi == "":
+                lo, hi, share = r.get("p05", ""), r.get("p95", ""), 90
+            if lo != "" and hi != "":
+                d["range"] = (float(lo), float(hi), share)
+            n_obs = int(float(r.get("n_observed") or 0))
+            trials = int(float(r.get("trials_collected") or r.get("trials_observed") or 0))
+            if name not in self.baselines and (n_obs < LITTLE_DATA_N or trials < LITTLE_DATA_TRIALS):
+                d["little"] = (n_obs, trials)
+            if r.get("levels"):
+                counts = json.loads(r["levels"])
+                d["rare"] = {k: v for k, v in counts.items() if v < RARE_LEVEL_N}
+            out[name] = d
+        return out
+
+    def _patient_warnings(self, F: np.ndarray) -> list[list[str]]:
+        n = F.shape[0]
+        warns: list[list[str]] = [[] for _ in range(n)]
+        for name, d in self._limits.items():
+            j = self._index[name]
+            x = F[:, j]
+            label = self._label.get(name, name)
+            unit = self._unit.get(name)
+            u = f" {unit}" if unit and name not in self.baselines else ""
+            if "range" in d:
+                lo, hi, share = d["range"]
+                with np.errstate(invalid="ignore"):
+                    idx = np.flatnonzero((x < lo) | (x > hi))
+                for i in idx:
+                    warns[i].append(f"{label} = {x[i]:g}{u} is outside the range of {share}% of the training "
+                                    f"participants ({lo:g}–{hi:g}{u}); the prediction extrapolates")
+            if "little" in d:
+                n_obs, trials = d["little"]
+                for i in np.flatnonzero(~np.isnan(x)):
+                    warns[i].append(f"the model has little data on {label} (observed for {n_obs} training participants "
+                                    f"in {trials} trials); its influence on this prediction is uncertain")
+            if d.get("rare"):
+                typ = self._types[j]
+                cats = self._cats.get(name, [])
+                for lvl, cnt in d["rare"].items():
+                    code = float(lvl) if typ == "binary" else float(cats.index(lvl)) if lvl in cats else None
+                    if code is None:
+                        continue
+                    for i in np.flatnonzero(x == code):
+                        warns[i].append(f"few training participants had {label} = {lvl} ({cnt}); "
+                                        "the prediction rests on little data for this value")
+        return warns
+
+    def _request_warnings(self, comparator: str, tasks: list[_Task]) -> list[str]:
+        out = []
+        unavailable = [t.task for t in tasks if comparator not in t.exp["comparators"]]
+        if unavailable:
+            out.append(f"no trial compared exercise with {comparator} for {', '.join(unavailable)}: "
+                       "no prediction there")
+        sparse = []
+        for t in tasks:
+            s = ((t.exp.get("meta") or {}).get("support") or {}).get(comparator)
+            if s and s.get("sparse") and s.get("trials", 0) > 0:
+                sparse.append((t.task, s["trials"], s["participants"]))
+        if sparse:
+            tr = sorted({s[1] for s in sparse})
+            pa = sorted({s[2] for s in sparse})
+            tr_txt = f"{tr[0]}" if len(tr) == 1 else f"{tr[0]}-{tr[-1]}"
+            pa_txt = f"{pa[0]}" if len(pa) == 1 else f"{pa[0]}-{pa[-1]}"
+            out.append(f"few trials compared exercise with {comparator} ({tr_txt} trials, {pa_txt} participants, "
+                       f"in {len(sparse)} of {len(tasks)} outcome x follow-up predictions): its average effect "
+                       "rests on little data")
+        if self.synthetic:
+            out.append("the model was trained on synthetic (simulated) data: not for clinical use")
+        return out
+
+    # ------------------------------------------------------------------ computation
+    def _compute(self, F: np.ndarray, comparator: str, tasks: list[_Task]) -> list[_Computed]:
+        z = rt.norm_ppf(0.5 + LEVEL / 2)
+        out = []
+        n = F.shape[0]
+        for t in tasks:
+            exp = t.exp
+            if comparator not in exp["comparators"] or n == 0:
+                nan = np.full(n, np.nan)
+                out.append(_Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
+                continue
+            Fimp = rt.impute_mean(exp["imputer"], F)
+            ex = rt._expected(exp, F, Fimp)
+            a, c = ex["__active__"], ex[comparator]
+            ben = c - a if t.outcome_type == "continuous" else a - c
+            se_b = rt.estimation_se(exp, F, Fimp, [comparator])[comparator]
+            vm = rt.missing_variance_fast(exp, F, comparator)
+            se = np.sqrt(se_b ** 2 + vm)
+            tau = float(exp["interval"]["tau"].get(comparator, 0.0))
+            sp = np.sqrt(se ** 2 + tau ** 2)
+            lim = 1.0 if t.outcome_type == "binary" else 100.0
+            ci = (np.clip(ben - z * se, -lim, lim), np.clip(ben + z * se, -lim, lim))
+            pi = (np.clip(ben - z * sp, -lim, lim), np.clip(ben + z * sp, -lim, lim))
+            out.append(_Computed(t, True, a, c, ben, ci, pi))
+        return out
+
+    def _explain(self, F: np.ndarray, comparator: str, t: _Task) -> tuple[np.ndarray, np.ndarray]:
+        exp = t.exp
+        Fimp = rt.impute_mean(exp["imputer"], F)
+        base, contrib = rt._explain(exp, F, Fimp, comparator)
+        return base, contrib
+
+    def _explained_task(self, comparator: str, tasks: list[_Task]) -> _Task | None:
+        for t in tasks:
+            if comparator in t.exp["comparators"]:
+                return t
+        return None
+
+    # ------------------------------------------------------------------ public scoring
+    def score(self, patients: Any, comparator: str, outcomes: Sequence[str] | None = None, *,
+              explain: bool = True, top: int = TOP_FACTORS) -> list[dict]:
+        """One result per patient, in order (see the module docstring and docs/artifact.md).
+
+        ``patients``: a dict, a list of dicts or a DataFrame (columns ``trial``/``participant``
+        are ignored); absent or None/NaN covariates are missing, baselines are required.
+        ``outcomes``: outcome names (``pain``, ``function``, ``global_recovery``) or task names
+        (``pain__short``); default all. Raises :class:`ValidationFailed` for bad input.
+        """
+        probs = self._check_request(comparator, outcomes)
+        try:
+            F, _ = self.validate(patients)
+        except ValidationFailed as exc:
+            raise ValidationFailed(probs + exc.problems, what="patients") from None
+        if probs:
+            raise ValidationFailed(probs, what="request")
+        tasks = self._select(outcomes)
+        comp = self._compute(F, comparator, tasks)
+        n = F.shape[0]
+        warns = self._patient_warnings(F)
+        req_warn = self._request_warnings(comparator, tasks)
+        missing = self._missing_lists(F)
+        factors: list[list[dict]] = [[] for _ in range(n)]
+        et = self._explained_task(comparator, tasks) if explain else None
+        explained = None
+        if et is not None and n:
+            base, contrib = self._explain(F, comparator, et)
+            factors = self._top_factors(contrib, et, comparator, top)
+            explained = {"task": et.task, "comparator": comparator,
+                         "method": self._explain_method(et),
+                         "units": self._factor_units(et, comparator)}
+        lists = [(c, c.exercise.tolist(), c.comparator.tolist(), c.benefit.tolist(), c.ci[0].tolist(),
+                  c.ci[1].tolist(), c.pi[0].tolist(), c.pi[1].tolist()) for c in comp]
+        base_cols = {t.baseline: F[:, self._index[t.baseline]].tolist() for t in tasks if t.baseline}
+        results = []
+        for i in range(n):
+            scores: dict[str, Any] = {}
+            outs: dict[str, Any] = {}
+            for c, ex, cp, b, lo, hi, plo, phi in lists:
+                t = c.task
+                names = self._flat_names(t)
+                vals = (ex[i], cp[i], b[i], lo[i], hi[i], plo[i], phi[i])
+                for k, v in zip(names, vals):
+                    scores[k] = _f(v)
+                d: dict[str, Any] = {
+                    "outcome": t.outcome, "follow_up": t.follow_up, "learner": t.learner, "available": c.available,
+                    "scale": "probability of global recovery" if t.outcome_type == "binary" else "0-100 points, higher = worse",
+                    "exercise": {"expected": _f(ex[i])},
+                    "comparator": {"class": comparator, "expected": _f(cp[i])},
+                    "benefit": {"estimate": _f(b[i]), "ci": [_f(lo[i]), _f(hi[i])],
+                                "prediction_interval": [_f(plo[i]), _f(phi[i])]},
+                }
+                if t.outcome_type == "binary":
+                    d["benefit"]["definition"] = "P(recovery | exercise) - P(recovery | comparator); positive favours exercise"
+                    d["clears_smallest_worthwhile"] = None
+                else:
+                    d["benefit"]["definition"] = "comparator minus exercise on 0-100; positive favours exercise"
+                    swe = SWE_FRACTION * base_cols[t.baseline][i] if t.baseline else None
+                    d["smallest_worthwhile"] = {"threshold": _f(swe) if swe is not None else None,
+                                                "rule": "20% of the patient's baseline score"}
+                    d["clears_smallest_worthwhile"] = (bool(b[i] >= swe) if (swe is not None and c.available) else None)
+                outs[t.task] = d
+            r = {"scores": scores, "outcomes": outs, "top_factors": factors[i], "missing": missing[i],
+                 "warnings": warns[i] + req_warn}
+            if explained is not None:
+                r["explained"] = explained
+            results.append(r)
+        return results
+
+    def score_table(self, patients: Any, comparator: str, outcomes: Sequence[str] | None = None, *,
+                    explain: bool = False, top: int = 3, details: bool = True) -> pd.DataFrame:
+        """Flat scores, one row per patient: ``trial``/``participant`` if given, then the score
+        columns (:meth:`output_columns`), and with ``details`` ``missing`` and ``warnings`` (text);
+        with ``explain`` ``factor<k>_name`` / ``factor<k>_contribution`` for the top factors."""
+        probs = self._check_request(comparator, outcomes)
+        try:
+            F, ids = self.validate(patients)
+        except ValidationFailed as exc:
+            raise ValidationFailed(probs + exc.problems, what="patients") from None
+        if probs:
+            raise ValidationFailed(probs, what="request")
+        tasks = self._select(outcomes)
+        comp = self._compute(F, comparator, tasks)
+        cols: dict[str, Any] = {}
+        if ids is not None:
+            for c in ids.columns:
+                cols[c] = ids[c].to_numpy()
+        for c in comp:
+            for k, v in zip(self._flat_names(c.task), (c.exercise, c.comparator, c.benefit, c.ci[0], c.ci[1],
+                                                       c.pi[0], c.pi[1])):
+                cols[k] = v
+        n = F.shape[0]
+        if explain:
+            et = self._explained_task(comparator, tasks)
+            if et is not None and n:
+                _, contrib = self._explain(F, comparator, et)
+                k = min(top, contrib.shape[1])
+                order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
+                names = np.array(self._names, dtype=object)
+                for r in range(k):
+                    cols[f"factor{r + 1}_name"] = names[order[:, r]]
+                    cols[f"factor{r + 1}_contribution"] = np.take_along_axis(contrib, order[:, r:r + 1], 1)[:, 0]
+        if details:
+            miss = np.isnan(F)
+            cov_idx = [self._index[c] for c in self.schema.names]
+            names = [self._names[j] for j in cov_idx]
+            cols["missing"] = [";".join(nm for nm, m in zip(names, row) if m) for row in miss[:, cov_idx]]
+            req = self._request_warnings(comparator, tasks)
+            cols["warnings"] = [" | ".join(w + req) for w in self._patient_warnings(F)]
+        return pd.DataFrame(cols)
+
+    # ------------------------------------------------------------------ result pieces
+    def _missing_lists(self, F: np.ndarray) -> list[list[dict]]:
+        cov = [(self._index[c], c) for c in self.schema.names]
+        miss = np.isnan(F[:, [j for j, _ in cov]]) if cov else np.zeros((F.shape[0], 0), bool)
+        entries = [{"name": name, "handled_as": self._missing_text.get(name, "allowed")} for _, name in cov]
+        return [[entries[k] for k in np.flatnonzero(row)] for row in miss]
+
+    def _explain_method(self, t: _Task) -> str:
+        if t.outcome_type == "binary":
+            return "first-order (delta-method) terms per arm on the probability scale; the remainder is left out"
+        return ("exact additive terms of the linear parts and LightGBM TreeSHAP (path-dependent) of the tree parts; "
+                "relative to the model's reference patient (trial-mean-centred modifiers)")
+
+    def _factor_units(self, t: _Task, comparator: str) -> str:
+        if t.outcome_type == "binary":
+            return f"change in the difference in probability of global recovery ({t.follow_up}-term, vs {comparator})"
+        return f"points of benefit on the 0-100 {t.outcome} scale ({t.follow_up}-term, vs {comparator})"
+
+    def _top_factors(self, contrib: np.ndarray, t: _Task, comparator: str, top: int) -> list[list[dict]]:
+        k = min(top, contrib.shape[1])
+        order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
+        units = self._factor_units(t, comparator)
+        vals = np.take_along_axis(contrib, order, 1).tolist()
+        out = []
+        for row_idx, row_val in zip(order.tolist(), vals):
+            items = []
+            for j, v in zip(row_idx, row_val):
+                if v == 0.0:
+                    continue
+                name = self._names[j]
+                items.append({"name": name, "label": self._label.get(name, name), "contribution": v,
+                              "favours": "exercise" if v > 0 else "comparator", "units": units})
+            out.append(items)
+        return out
+
+
+def load(path: str | Path) -> Scorer:
+    """``Scorer.load(path)``."""
+    return Scorer.load(path)
+

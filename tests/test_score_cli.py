@@ -1,0 +1,125 @@
+"""`lbp-benefit score` (--input CSV and --data folder), `train` writing the artifact, and the
+default-model cache used by `serve` without --model."""
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from lbp_benefit import default_model as dm
+from lbp_benefit.cmd_score import score
+from lbp_benefit.cmd_serve import serve
+from predict import Scorer, ValidationFailed
+from predict.errors import LbpError
+from tests._small_model import small_model
+
+COMP = "usual_care"
+
+
+def _app(cmd) -> typer.Typer:
+    app = typer.Typer()
+    app.command()(cmd)
+    app.command("noop")(lambda: None)  # two commands: the first is addressed by name
+    return app
+
+
+def _run(cmd, name, args):
+    return CliRunner().invoke(_app(cmd), [name] + args)
+
+
+@pytest.fixture(scope="module")
+def sm():
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def scorer(sm):
+    return Scorer.load(sm.artifact)
+
+
+def test_score_input_csv(sm, scorer, tmp_path):
+    df = pd.DataFrame({"participant": ["a", "b", "c"], "baseline_pain": [62, 40.5, 80], "baseline_function": [41, 30, 70],
+                       "age": [47, None, 60], "female": [1, 0, None]})
+    src = tmp_path / "patients.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "scores.csv"
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP, "--output", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    res = pd.read_csv(out)
+    assert list(res.columns[:1]) == ["participant"]
+    assert set(scorer.output_columns()) <= set(res.columns)
+    assert {"pain_short_benefit", "pain_short_benefit_low", "pain_short_benefit_high", "recovery_moderate_ard",
+            "recovery_moderate_p_exercise", "recovery_moderate_p_comparator", "function_moderate_comparator"} <= set(res.columns)
+    ref = scorer.score_table(df.drop(columns=["participant"]), COMP)
+    pd.testing.assert_series_equal(res["pain_short_benefit"], ref["pain_short_benefit"], check_names=False)
+    assert (res["pain_short_benefit"] - (res["pain_short_comparator"] - res["pain_short_exercise"])).abs().max() < 1e-9
+
+
+def test_score_input_csv_errors_name_line_and_column(sm, tmp_path):
+    df = pd.DataFrame({"baseline_pain": [62, 140], "baseline_function": [41, 30], "age": ["47", "old"]})
+    src = tmp_path / "bad.csv"
+    df.to_csv(src, index=False)
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
+                              "--output", str(tmp_path / "o.csv")])
+    assert isinstance(r.exception, ValidationFailed)
+    where = {(p.row, p.column) for p in r.exception.errors}
+    assert (3, "baseline_pain") in where and (3, "age") in where  # line 3 of the file (header = line 1)
+    assert not (tmp_path / "o.csv").exists()
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", "surgery",
+                              "--output", str(tmp_path / "o.csv")])
+    assert isinstance(r.exception, LbpError) and "surgery" in str(r.exception)
+
+
+def test_score_data_folder(sm, tmp_path):
+    out = tmp_path / "scores.csv"
+    r = _run(score, "score", ["--model", str(sm.artifact), "--data", str(sm.data), "--comparator", COMP,
+                              "--output", str(out), "--drop-incomplete", "--explain", "--outcome", "pain"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    res = pd.read_csv(out, dtype={"participant": str})
+    assert list(res.columns[:2]) == ["trial", "participant"]
+    assert "factor1_name" in res.columns and "pain_short_benefit" in res.columns
+    assert not any(c.startswith("recovery_") for c in res.columns)
+    assert len(res) > 100
+
+
+def test_default_model_cache(sm, tmp_path, monkeypatch):
+    """With LBP_HOME set, the default model lives under it; a cached artifact is reused (no training)."""
+    monkeypatch.setenv("LBP_HOME", str(tmp_path / "home"))
+    assert dm.default_model_path() == tmp_path / "home" / "default-model" / dm.__version__ / "artifact"
+    shutil.copytree(sm.artifact, dm.default_model_path())
+    monkeypatch.setattr(dm, "_train", lambda *a, **k: pytest.fail("must not train when cached"))
+    assert dm.ensure_default_model() == dm.default_model_path()
+    text = dm.example_text(Scorer.load(dm.default_model_path()))
+    assert "benefit" in text and "Example patient" in text
+    r = _run(serve, "serve", ["--check-only"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "loaded, verified and warmed up" in r.output
+
+
+def test_default_model_trains_once_when_missing(tmp_path, monkeypatch, sm):
+    monkeypatch.setenv("LBP_HOME", str(tmp_path / "home"))
+    calls = []
+
+    def fake_train(d, progress, say):
+        calls.append(d)
+        shutil.copytree(sm.artifact, d / "artifact")
+
+    monkeypatch.setattr(dm, "_train", fake_train)
+    p1 = dm.ensure_default_model()
+    p2 = dm.ensure_default_model()
+    assert p1 == p2 and len(calls) == 1 and (p1 / "manifest.json").is_file()
+
+
+def test_train_writes_the_artifact(sm, tmp_path):
+    from lbp_benefit.cmd_train import train
+
+    out = tmp_path / "run"
+    r = _run(train, "train", ["--data", str(sm.data), "--out", str(out), "--learner", "constant", "--no-iecv",
+                              "--n-boot", "3", "--workers", "1"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    s = Scorer.load(out / "artifact")
+    assert not s.synthetic  # user data (a folder), as far as the package knows
+    assert s.score([{"baseline_pain": 50.0, "baseline_function": 50.0}], s.comparators[0])

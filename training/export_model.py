@@ -1,0 +1,440 @@
+"""A training run folder -> a model artifact that ``predict.Scorer.load`` can serve.
+
+Layout (docs/artifact.md)::
+
+    manifest.json            identity, provenance, data summary, feature schema, tasks, file hashes
+    model/<task>.json        the selected learner's export dict; each LightGBM booster replaced by
+                             {"$booster": "model/<task>/<name>.txt"}
+    model/<task>/<name>.txt  LightGBM native text (booster.model_to_string())
+    background.csv           aggregated per-feature distribution (quantiles, level counts): used for
+                             range / little-data warnings; NO participant-level rows
+    report/...               the run's aggregate summaries the card draws on
+    card.md, card.json, card/*.png   the model card (``training.cards.build_card``)
+
+Everything but ``manifest.json``'s ``created`` is a deterministic function of the data, config,
+seed and package version: same inputs -> byte-identical files. No participant-level data is
+written: the harmonised analysis table enters only as its SHA-256 fingerprint, per-trial counts
+and aggregated quantiles.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from predict import __version__
+from predict.artifact import SCHEMA_VERSION, sha256_bytes, write_artifact
+from predict.errors import LbpError
+
+BOOSTER_REF = "$booster"
+BACKGROUND = "background.csv"
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+MIN_N_QUANTILES = 50  # fewer observed values: no quantiles at all
+MIN_N_OUTER = 300  # p01/p99 only with >= 3 participants beyond each
+MISSING_LINEAR = ("imputed for the linear parts: conditional mean given the patient's observed inputs "
+                  "(multivariate normal fitted on the pooled training data); the benefit interval is "
+                  "widened by the spread over conditional draws of the missing value")
+MISSING_TREES = "; tree models route it down their learned missing-value branch"
+CONTINUOUS_SCALE = "0-100 points, higher = worse"
+BINARY_SCALE = "probability of global recovery"
+# report/ files copied from the run folder (all aggregate; no participant-level rows)
+_RUN_DROP = ("timings", "seconds", "machine", "config_source")  # time-, machine- or path-dependent
+
+
+# ----------------------------------------------------------------------------- helpers
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+
+
+def model_id_of(file_hashes: dict[str, str]) -> str:
+    """``lbp-`` + the first 12 hex of SHA-256 over the sorted model-file hashes (joined by newlines)."""
+    h = hashlib.sha256("\n".join(sorted(file_hashes.values())).encode("ascii")).hexdigest()
+    return "lbp-" + h[:12]
+
+
+def content_digest(manifest: dict) -> str:
+    """SHA-256 of the canonical JSON of the manifest without ``created`` and ``content_sha256``:
+    detects edited manifest fields (it is a checksum, not a signature)."""
+    body = {k: v for k, v in manifest.items() if k not in ("created", "content_sha256")}
+    return sha256_bytes(canonical_json(body).encode("utf-8"))
+
+
+def data_fingerprint(analysis: pd.DataFrame) -> str:
+    """SHA-256 of the harmonised analysis table written canonically: columns in name order, every
+    value as text (floats with ``%.10g``, missing as empty), rows sorted as text, ``\\n`` line ends."""
+    cols = sorted(map(str, analysis.columns))
+    df = analysis.copy()
+    df.columns = [str(c) for c in df.columns]
+    df = df[cols]
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, header=False, float_format="%.10g", na_rep="", lineterminator="\n")
+    lines = sorted(buf.getvalue().splitlines())
+    text = ",".join(cols) + "\n" + "\n".join(lines) + "\n"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def git_commit() -> str | None:
+    """The package checkout's commit, or None (not a git checkout, or git unavailable)."""
+    here = Path(__file__).resolve().parent
+    try:
+        r = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = r.stdout.strip()
+    return out if r.returncode == 0 and len(out) == 40 else None
+
+
+def _fmt(v: float) -> str:
+    return "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{float(v):.6g}"
+
+
+def externalise_boosters(exp: dict, task: str) -> tuple[dict, dict[str, str]]:
+    """A deep copy of ``exp`` with every LightGBM model string replaced by
+    ``{"$booster": "model/<task>/<name>.txt"}`` and the texts keyed by file name. Nested exports
+    (stack members, the X/DR nuisance T-learner) get path-like names (``members-0-active``)."""
+    out = copy.deepcopy(exp)
+    texts: dict[str, str] = {}
+
+    def walk(e: dict, prefix: str) -> None:
+        if not isinstance(e, dict):
+            return
+        b = e.get("boosters")
+        if isinstance(b, dict):
+            for name in sorted(b):
+                s = b[name]
+                if not isinstance(s, str):
+                    raise LbpError(f"{task}: booster {name!r} is not a LightGBM model string")
+                fname = f"model/{task}/{prefix}{name}.txt"
+                if fname in texts:
+                    raise LbpError(f"{task}: two boosters map to {fname}")
+                texts[fname] = s
+                b[name] = {BOOSTER_REF: fname}
+        if isinstance(e.get("nuisance"), dict):
+            walk(e["nuisance"], prefix + "nuisance-")
+        mem = e.get("members")
+        if isinstance(mem, dict):
+            for i, sub in enumerate(mem.get("exports") or []):
+                walk(sub, f"{prefix}members-{i}-")
+
+    walk(out, "")
+    return out, texts
+
+
+def _kinds(exp: dict) -> set[str]:
+    ks = {exp.get("kind")}
+    if isinstance(exp.get("nuisance"), dict):
+        ks |= _kinds(exp["nuisance"])
+    for sub in (exp.get("members") or {}).get("exports") or []:
+        ks |= _kinds(sub)
+    return ks
+
+
+def _uses_native_tree_missing(exp: dict) -> bool:
+    if exp.get("boosters") and exp.get("tree_missing", "native") == "native":
+        return True
+    subs = [exp["nuisance"]] if isinstance(exp.get("nuisance"), dict) else []
+    subs += (exp.get("members") or {}).get("exports") or []
+    return any(_uses_native_tree_missing(s) for s in subs)
+
+
+# ----------------------------------------------------------------------------- background
+def background_table(analysis: pd.DataFrame, names: list[str], types: list[str], categories: dict,
+                     availability: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Aggregated distribution of each feature over the training participants (one row per
+    participant: the first analysis row of each trial x participant): observed count, percent
+    missing, trials where collected, quantiles p01..p99 (continuous; p05..p95 only below
+    ``MIN_N_OUTER`` observed values, none below ``MIN_N_QUANTILES``) and level counts
+    (binary/categorical). No participant-level rows."""
+    parts = analysis.drop_duplicates(["trial", "participant"])
+    n = len(parts)
+    rows = []
+    for name, typ in zip(names, types):
+        col = parts[name] if name in parts.columns else pd.Series(np.nan, index=parts.index)
+        obs = col.dropna()
+        trials = int(parts.loc[col.notna(), "trial"].nunique())
+        row: dict[str, Any] = {"feature": name, "type": typ, "n_observed": int(len(obs)),
+                               "pct_missing": round(100.0 * (1 - len(obs) / n), 1) if n else 100.0,
+                               "trials_observed": trials}
+        if availability is not None and name in set(availability["covariate"]):
+            row["trials_collected"] = int(availability.loc[availability["covariate"] == name, "collected"].sum())
+        else:
+            row["trials_collected"] = trials
+        if typ == "continuous" and len(obs) >= MIN_N_QUANTILES:
+            qs = np.quantile(pd.to_numeric(obs, errors="coerce").dropna().to_numpy(float), QUANTILES)
+            for q, v in zip(QUANTILES, qs):
+                tail = min(q, 1 - q) < 0.05 - 1e-12
+                # outer quantiles only when enough participants lie beyond them (no single person's value)
+                row[f"p{int(round(q * 100)):02d}"] = "" if tail and len(obs) < MIN_N_OUTER else _fmt(v)
+            row["levels"] = ""
+        else:
+            for q in QUANTILES:
+                row[f"p{int(round(q * 100)):02d}"] = ""
+            if typ == "binary":
+                v = pd.to_numeric(obs, errors="coerce")
+                row["levels"] = json.dumps({"0": int((v == 0).sum()), "1": int((v == 1).sum())}, sort_keys=True)
+            elif typ == "categorical":
+                counts = obs.astype(str).value_counts()
+                row["levels"] = json.dumps({str(c): int(counts.get(str(c), 0)) for c in categories.get(name, [])},
+                                           sort_keys=True)
+            else:
+                row["levels"] = ""
+        rows.append(row)
+    cols = ["feature", "type", "n_observed", "pct_missing", "trials_observed", "trials_collected"] + \
+        [f"p{int(round(q * 100)):02d}" for q in QUANTILES] + ["levels"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _csv_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+# ----------------------------------------------------------------------------- report
+def report_files(run: Path, harmonised=None, subgroup_performance: pd.DataFrame | None = None) -> dict[str, bytes]:
+    """The run's aggregate summaries for ``report/`` (keys relative to ``report/``)."""
+    run = Path(run)
+    files: dict[str, bytes] = {}
+    rj = json.loads((run / "run.json").read_text("utf-8"))
+    rj = {k: v for k, v in rj.items() if k not in _RUN_DROP}
+    files["run.json"] = (json.dumps(rj, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+    for name in ("tasks.csv", "class_support.csv", "subgroup_performance.csv"):
+        if (run / name).is_file():
+            files[name] = (run / name).read_bytes()
+    if (run / "report.md").is_file():
+        lines = [ln for ln in (run / "report.md").read_text("utf-8").splitlines() if not ln.startswith("Total time")]
+        files["report.md"] = ("\n".join(lines) + "\n").encode("utf-8")
+    for d in sorted((run / "iecv").glob("*")) if (run / "iecv").is_dir() else []:
+        for name in ("pooled.csv", "per_trial.csv", "r_loss.csv", "stack_weights.json"):
+            if (d / name).is_file():
+                files[f"iecv/{d.name}/{name}"] = (d / name).read_bytes()
+    for p in sorted((run / "plots").glob("*")) if (run / "plots").is_dir() else []:
+        if p.suffix in (".png", ".csv") and p.is_file():
+            files[f"plots/{p.name}"] = p.read_bytes()
+    for p in sorted((run / "summaries").glob("*.csv")) if (run / "summaries").is_dir() else []:
+        files[f"summaries/{p.name}"] = p.read_bytes()
+    if harmonised is not None:
+        if getattr(harmonised, "attrition", None) is not None:
+            files["attrition.csv"] = _csv_bytes(harmonised.attrition)
+        if getattr(harmonised, "covariate_availability", None) is not None:
+            files["covariate_availability.csv"] = _csv_bytes(harmonised.covariate_availability)
+    if subgroup_performance is not None:
+        files["subgroup_performance.csv"] = _csv_bytes(subgroup_performance)
+    return files
+
+
+# ----------------------------------------------------------------------------- card
+def _build_card(report_dir: Path, manifest: dict):
+    """``training.cards.build_card`` (written in parallel); while it is not there, the clearly
+    labelled placeholder below."""
+    try:
+        from training.cards import build_card  # type: ignore[attr-defined]
+    except ImportError:
+        return _placeholder_card_TEMPORARY(report_dir, manifest)
+    # card.md sits at the artifact root and its figures in card/
+    return build_card(report_dir, manifest, figure_prefix="card/")
+
+
+class _PlaceholderCard:
+    def __init__(self, markdown: str, js: dict):
+        self.markdown, self.json, self.figures = markdown, js, {}
+
+
+def _placeholder_card_TEMPORARY(report_dir: Path, manifest: dict) -> _PlaceholderCard:
+    """TEMPORARY FALLBACK until ``training.cards.build_card`` exists: a minimal card that says so."""
+    syn = bool(manifest.get("synthetic"))
+    md = [f"# Model card: {manifest['model_id']}", "",
+          "**PLACEHOLDER CARD**: the model-card generator (training.cards.build_card) was not available "
+          "when this artifact was written. See report/ for the training summaries.", ""]
+    if syn:
+        md += ["**SYNTHETIC DATA**: trained on simulated data; not for clinical use.", ""]
+    md += ["Tasks: " + ", ".join(t["task"] for t in manifest["tasks"]),
+           "Comparators: " + ", ".join(manifest["comparators"]), ""]
+    js = {"placeholder": True, "model_id": manifest["model_id"], "synthetic": syn,
+          "tasks": [t["task"] for t in manifest["tasks"]], "comparators": manifest["comparators"]}
+    return _PlaceholderCard("\n".join(md), js)
+
+
+# ----------------------------------------------------------------------------- main
+def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: str | None = None,
+                    subgroup_performance: pd.DataFrame | None = None, overwrite: bool = True,
+                    log: Callable[[str], None] | None = None) -> Path:
+    """Write the artifact for the training run folder ``run`` into the folder ``out``.
+
+    ``harmonised`` is what :func:`training.harmonise.harmonise` returned for the run's data (its
+    ``analysis`` table is fingerprinted and summarised, never copied; ``attrition`` and
+    ``covariate_availability`` go to report/; ``config`` gives the feature schema). The folder is
+    written next to ``out`` and renamed into place, so a reader never sees half an artifact.
+    """
+    say = log or (lambda m: None)
+    run, out = Path(run), Path(out)
+    cfg = harmonised.config
+    analysis = harmonised.analysis
+    runj = json.loads((run / "run.json").read_text("utf-8"))
+    tasks_df = pd.read_csv(run / "tasks.csv")
+    ok = tasks_df[tasks_df["status"] == "ok"] if "status" in tasks_df.columns else tasks_df.iloc[0:0]
+    if not len(ok):
+        raise LbpError(f"{run}: the run has no trained task; nothing to export")
+
+    # ---- model files
+    files: dict[str, bytes] = {}
+    tasks, exports = [], {}
+    for r in ok.itertuples(index=False):
+        task = str(r.task)
+        src = run / "models" / task / "selected.json"
+        if not src.is_file():
+            raise LbpError(f"{run}: {src.relative_to(run)} is missing")
+        exp = json.loads(src.read_text("utf-8"))
+        if exp.get("format") != "lbp-benefit-learner":
+            raise LbpError(f"{src}: not an exported learner (format {exp.get('format')!r})")
+        ext, texts = externalise_boosters(exp, task)
+        files[f"model/{task}.json"] = (canonical_json(ext) + "\n").encode("utf-8")
+        for name, s in texts.items():
+            files[name] = s.encode("utf-8")
+        exports[task] = exp
+        sel = (exp.get("meta") or {}).get("selection") or {}
+        tasks.append({"task": task, "outcome": str(r.outcome), "follow_up": str(r.follow_up),
+                      "outcome_type": exp["outcome_type"], "learner": sel.get("model", exp["kind"]),
+                      "kind": exp["kind"], "selection": sel.get("rule", ""),
+                      "model": f"model/{task}.json", "boosters": sorted(texts),
+                      "comparators": list(exp["comparators"]), "unavailable": list(exp.get("unavailable", []))})
+    model_hashes = {n: sha256_bytes(b) for n, b in files.items()}
+    model_id = model_id_of(model_hashes)
+
+    # ---- features, background
+    first = next(iter(exports.values()))
+    feats = first["features"]
+    for t, e in exports.items():
+        if e["features"]["names"] != feats["names"]:
+            raise LbpError(f"{run}: task {t} has other features than the first task; cannot build one schema")
+    baselines = [f"baseline_{o}" for o in cfg.outcomes]
+    trees_native = any(_uses_native_tree_missing(e) for e in exports.values())
+    handled = MISSING_LINEAR + (MISSING_TREES if trees_native else "")
+    schema = []
+    for spec in cfg.covariates.covariates:
+        if spec.name not in feats["names"]:
+            continue
+        d = spec.to_dict()
+        d["missing"] = handled
+        schema.append(d)
+    bg = background_table(analysis, feats["names"], feats["types"], feats.get("categories", {}),
+                          getattr(harmonised, "covariate_availability", None))
+    files[BACKGROUND] = _csv_bytes(bg)
+
+    # ---- report/
+    for name, data in report_files(run, harmonised, subgroup_performance).items():
+        files[f"report/{name}"] = data
+
+    # ---- training data summary
+    parts = analysis.drop_duplicates(["trial", "participant"])
+    trials = {}
+    for t, g in parts.groupby("trial", sort=True):
+        trials[str(t)] = {"participants": int(len(g)),
+                          "by_class": {str(k): int(v) for k, v in g["treatment"].value_counts().sort_index().items()}}
+    class_order = list(cfg.treatment_classes)
+    comps = [c for c in class_order if any(c in t["comparators"] for t in tasks)]
+    sparse = sorted({c for e in exports.values() for c, s in (e.get("meta") or {}).get("support", {}).items()
+                     if s.get("sparse") and s.get("trials", 0) > 0 and c in comps}, key=class_order.index)
+    outcomes = list(dict.fromkeys(t["outcome"] for t in tasks))
+    fus = [w for w in cfg.window_names if any(t["follow_up"] == w for t in tasks)]
+    manifest: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "format": "lbp-benefit-model",
+        "model_id": model_id,
+        "created": None,  # filled in last: the only time-varying field
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "seed": runj.get("seed"),
+        "synthetic": bool(runj.get("synthetic", False)),
+        "study": cfg.name,
+        "active": cfg.active,
+        "training_data": {
+            "fingerprint": data_fingerprint(analysis),
+            "fingerprint_method": "SHA-256 of the harmonised analysis table as CSV: columns by name, floats %.10g, "
+                                  "missing empty, rows sorted as text",
+            "n_participants": int(len(parts)),
+            "trials": trials,
+        },
+        "feature_schema": schema,
+        "baselines": baselines,
+        "baseline_range": [0.0, 100.0],
+        "outcomes": outcomes,
+        "follow_ups": fus,
+        "comparators": comps,
+        "sparse_comparators": sparse,
+        "tasks": tasks,
+        "scales": {"continuous": CONTINUOUS_SCALE, "binary": BINARY_SCALE},
+        "smallest_worthwhile": {"rule": "relative", "fraction_of_baseline": 0.2,
+                                "description": "benefit >= 20% of the patient's baseline score (pain, function)"},
+        "explanation": {
+            "method": "exact additive terms (linear learners); LightGBM TreeSHAP, path-dependent (tree learners); "
+                      "first-order delta terms for binary outcomes",
+            "learners": sorted(k for e in exports.values() for k in _kinds(e) if k),
+            "background": None,
+        },
+        "background": {"file": BACKGROUND,
+                       "kind": "aggregated: per-feature observed counts, % missing, trials, quantiles p01-p99 and "
+                               "level counts; no participant-level rows",
+                       "used_for": "out-of-range and little-data warnings"},
+        "card": {"markdown": "card.md", "json": "card.json"},
+    }
+    manifest["explanation"]["learners"] = sorted(set(manifest["explanation"]["learners"]))
+
+    # ---- card (from report/ written to a temp dir), then the artifact
+    created = created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    manifest["created"] = created
+    with tempfile.TemporaryDirectory(prefix="lbp-report-") as tmp:
+        rep = Path(tmp)
+        for name, data in files.items():
+            if name.startswith("report/"):
+                p = rep / name[len("report/"):]
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(data)
+        card = _build_card(rep, dict(manifest))
+    files["card.md"] = card.markdown.encode("utf-8")
+    files["card.json"] = (json.dumps(card.json, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+    for name, png in sorted((card.figures or {}).items()):
+        files[f"card/{name}"] = png
+    if getattr(card, "json", None) is not None and isinstance(card.json, dict) and card.json.get("placeholder"):
+        say("note: training.cards is not available; wrote a PLACEHOLDER model card")
+
+    listing = {n: {"sha256": sha256_bytes(files[n]), "bytes": len(files[n])} for n in sorted(files)}
+    manifest["files"] = listing
+    manifest["content_sha256"] = content_digest(manifest)
+    del manifest["files"]  # write_artifact adds the same listing back, last
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        if not overwrite:
+            raise LbpError(f"{out} exists; choose another folder")
+        if any(out.iterdir()) and not (out / "manifest.json").is_file():
+            raise LbpError(f"{out} exists and is not a model artifact; refusing to replace it")
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write_artifact(stage, manifest, files)
+        written = json.loads((stage / "manifest.json").read_text("utf-8"))
+        if written["files"] != listing:  # pragma: no cover - write_artifact hashes the same bytes
+            raise LbpError("artifact listing mismatch while writing")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{model_id}")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            stage.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    say(f"artifact {model_id}: {len(files)} files -> {out}/")
+    return out
