@@ -21,3 +21,9 @@ def read(folder: Path, name: str) -> pd.DataFrame:
 
 def write(folder: Path, name: str, df: pd.DataFrame) -> None:
     df.to_csv(folder / f"{name}.csv", index=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_lbp_home(tmp_path_factory, monkeypatch):
+    """Tests never read or fill the user's default-model cache."""
+    monkeypatch.setenv("LBP_HOME", str(tmp_path_factory.getbasetemp() / "lbp_home"))

@@ -135,12 +135,23 @@ def test_serve_refuses_public_bind_without_keys(artifact, patched, monkeypatch):
     assert r.exit_code == 0, r.output
 
 
-def test_serve_fails_on_tampered_or_missing_model(artifact, patched, tmp_path):
+def test_serve_fails_on_tampered_or_missing_model(artifact, patched, tmp_path, monkeypatch):
     (artifact / "card.md").write_text("# someone else's card\n")
     r = CliRunner().invoke(serve_app(), ["--model", str(artifact)])
     assert isinstance(r.exception, ArtifactError) and "app" not in patched
+    # Without --model the embedded default model is used (trained on first use): the command asks
+    # for it, and a failure to provide it stops the server.
+    import lbp_benefit.default_model as dm
+
+    asked = []
+
+    def no_default(progress=None, log=None):
+        asked.append(True)
+        raise LbpError("no model: the default model could not be trained here")
+
+    monkeypatch.setattr(dm, "ensure_default_model", no_default)
     r = CliRunner().invoke(serve_app(), [])
-    assert isinstance(r.exception, LbpError) and "no model" in str(r.exception)
+    assert asked and isinstance(r.exception, LbpError) and "no model" in str(r.exception) and "app" not in patched
 
 
 def test_serving_never_imports_training():
