@@ -4,20 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup system-deps demo test clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
 	touch $(STAMP)
 
 demo: setup
 	$(BIN)/lbp-benefit demo --out out/demo
 
-test: setup
+system-deps:
+	bash scripts/install_system_deps.sh
+
+test: setup system-deps
 	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
 
 clean:
