@@ -25,6 +25,10 @@ def serve(
     cors_origin: list[str] = typer.Option(None, "--cors-origin",
                                           help="Origin allowed by CORS (repeatable; adds to LBP_CORS_ORIGINS)."),
     log_level: str = typer.Option("info", "--log-level", envvar="LBP_LOG_LEVEL", help="Log level of the JSON logs."),
+    workers: int = typer.Option(1, "--workers", envvar="LBP_WORKERS", show_envvar=True, min=1,
+                                help="Worker processes (one per core scales throughput: scoring is CPU-bound "
+                                     "and Python holds one core per process). Each loads and verifies the model; "
+                                     "/metrics then counts per worker."),
     check_only: bool = typer.Option(False, "--check-only",
                                     help="Load, verify and warm up the model, print its id, and exit without serving."),
 ) -> None:
@@ -67,6 +71,18 @@ def serve(
 
     import uvicorn
 
+    # uvicorn's own access log would print raw paths and query strings: ours logs route templates only.
+    if workers > 1:
+        # Workers are fresh processes: they rebuild the app from the environment (the model was verified
+        # and warmed up above, so a broken artifact fails here, before any worker starts).
+        os.environ.update({"LBP_MODEL_PATH": str(model), "LBP_HOST": host, "LBP_PORT": str(port),
+                           "LBP_API_KEYS": settings.api_keys.get_secret_value(),
+                           "LBP_ALLOW_UNAUTHENTICATED": str(settings.allow_unauthenticated).lower(),
+                           "LBP_CORS_ORIGINS": settings.cors_origins, "LBP_LOG_LEVEL": log_level})
+        del app
+        uvicorn.run("serving.app:create_app_from_env", factory=True, workers=workers, host=host, port=port,
+                    access_log=False, log_config=None, log_level=log_level.lower(), server_header=False)
+        return
     # uvicorn's own access log would print raw paths and query strings: ours logs route templates only.
     uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, log_level=log_level.lower(),
                 server_header=False)

@@ -23,6 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from predict import __version__
 from predict.errors import LbpError
 from serving.auth import require_api_key, require_loopback_or_allowed
+from serving.cds import routes as cds_routes
+from serving.calculator import build_router as build_calculator_router
 from serving.errors import request_validation_handler
 from serving.interface import Loader, ScorerLike, check_scorer, default_loader, is_synthetic
 from serving.limits import BodySizeLimitMiddleware
@@ -118,6 +120,8 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
     app.include_router(score.build_router(models, guard))
     app.include_router(model.build_router(models, guard))
     app.include_router(health.router)
+    app.include_router(cds_routes.build_router(scorer, settings))  # CDS Hooks: own JWT auth (docs/cds-hooks.md)
+    app.include_router(build_calculator_router(models, scorer))  # the web page; same access terms
     app.include_router(health.build_metrics_router(guard if settings.metrics_require_auth else []))
     app.add_exception_handler(RequestValidationError, request_validation_handler)
 
@@ -140,3 +144,13 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
                                     "auth": "api-key" if settings.auth_enabled else
                                     ("off" if settings.allow_unauthenticated else "loopback-only")})
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for worker processes (``uvicorn --factory serving.app:create_app_from_env``, used by
+    ``lbp-benefit serve --workers N``): settings from the ``LBP_`` environment, JSON logs configured."""
+    from serving.logs import configure_logging
+
+    settings = ServingSettings()
+    configure_logging(settings.log_level)
+    return create_app(settings=settings)

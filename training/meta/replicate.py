@@ -19,9 +19,8 @@ from training.config import StudyConfig
 from training.harmonise import RECOVERY, Harmonised
 from training.meta.design import ModelSpec
 from training.meta.forest import forest_plot
-from training.meta.run import fit_many
+from training.meta.run import fit_many, subgroup_many
 from training.meta.specs import all_specs, comparison_sets, modifiers
-from training.meta.subgroups import subgroup_effects
 from training.meta.tables import fmt_estimate, fmt_p, paper_table, variable_label, write_table
 
 LONG_COLUMNS = ["outcome", "follow_up", "comparison", "variable", "level", "model", "studies", "participants",
@@ -95,22 +94,18 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
         write_table(t, tables, stem, title, note + " Adjusted: plus age and sex (fixed and random).")
     subgroups = pd.DataFrame()
     if forest:
-        subgroups = _forest_plots(h, cfg, out, first_w, primary, sets[primary], progress, only_modifiers)
+        subgroups = _forest_plots(h, cfg, out, first_w, primary, sets[primary], progress, only_modifiers, workers)
     _report(out, cfg, overall, inter, first_w, primary)
     return Replication(overall, inter, subgroups, out)
 
 
-def _forest_plots(h, cfg, out, follow_up, comparison, classes, progress, only_modifiers=None) -> pd.DataFrame:
-    frames = []
+def _forest_plots(h, cfg, out, follow_up, comparison, classes, progress, only_modifiers=None,
+                  workers: int | None = None) -> pd.DataFrame:
     outcomes = [o for o in list(cfg.outcomes) + [RECOVERY] if o in set(h.analysis["outcome"])]
     jobs = [(o, m) for o in outcomes for m in (only_modifiers or modifiers(cfg))]
-    it = jobs if progress is None else progress(jobs, "subgroup effects")
-    for o, m in it:
-        spec = ModelSpec(o, follow_up, comparison, classes, m, True, o == RECOVERY)
-        try:
-            frames.append(subgroup_effects(h.analysis, cfg, spec).assign(outcome=o))
-        except LbpError:
-            continue
+    specs = [ModelSpec(o, follow_up, comparison, classes, m, True, o == RECOVERY) for o, m in jobs]
+    results = subgroup_many(h.analysis, cfg, specs, workers=workers, progress=progress)
+    frames = [r.assign(outcome=o) for (o, _), r in zip(jobs, results) if r is not None]
     if not frames:
         return pd.DataFrame()
     sub = pd.concat(frames, ignore_index=True)

@@ -73,3 +73,31 @@ def fit_many(analysis: pd.DataFrame, specs: Sequence[ModelSpec], *, active: str 
     for pos, i in enumerate(order):
         back[i] = rows[pos]
     return pd.DataFrame(back)
+
+
+def _subgroup_one(job) -> pd.DataFrame | None:
+    from training.meta.subgroups import subgroup_effects
+
+    spec, cfg = job
+    try:
+        return subgroup_effects(_ANALYSIS, cfg, spec)
+    except LbpError:
+        return None  # no observed values / too few trials for this modifier: no subgroup rows
+
+
+def subgroup_many(analysis: pd.DataFrame, cfg, specs: Sequence[ModelSpec], *, workers: int | None = None,
+                  progress: Callable | None = None) -> list[pd.DataFrame | None]:
+    """``subgroup_effects`` for every spec (None where not estimable), in the order of ``specs``,
+    in parallel like :func:`fit_many` (the fits are independent; results do not depend on scheduling)."""
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    jobs = [(s, cfg) for s in specs]
+    if workers <= 1 or len(jobs) < 4:
+        _init(analysis, getattr(cfg, "active", "exercise"), "common")
+        it = jobs if progress is None else progress(jobs, "subgroup effects")
+        return [_subgroup_one(j) for j in it]
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(analysis, getattr(cfg, "active", "exercise"),
+                                                                    "common")) as pool:
+        results = pool.map(_subgroup_one, jobs, chunksize=1)
+        if progress is not None:
+            results = progress(results, "subgroup effects", total=len(jobs))
+        return list(results)
