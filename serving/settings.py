@@ -16,6 +16,12 @@ environment variable           default          meaning
 ``LBP_DOCS``                   ``true``         serve ``/docs`` and ``/openapi.json``
 ``LBP_HOST`` / ``LBP_PORT``    127.0.0.1/8000   where ``lbp-benefit serve`` listens
 ``LBP_LOG_LEVEL``              ``info``         log level of the JSON logs
+``LBP_CDS_TRUSTED_ISSUERS``    (none)           JSON/YAML file: CDS client issuer -> public keys
+                                                (PEM/JWKS files); unset = every CDS Hooks call 401
+``LBP_CDS_BASE_URL``           (request URL)    public base URL of this service: the JWT ``aud``
+                                                and the card's model-card link derive from it
+``LBP_CDS_COMPARATOR``         ``usual_care``   comparator of the CDS card's summary
+``LBP_CDS_CODES``              (none)           YAML file replacing/adding CDS code registry entries
 =============================  ===============  ==================================================
 """
 from __future__ import annotations
@@ -48,6 +54,10 @@ class ServingSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
+    cds_trusted_issuers: Path | None = None
+    cds_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
+    cds_comparator: str | None = None
+    cds_codes: Path | None = None
 
     @property
     def api_key_list(self) -> list[str]:

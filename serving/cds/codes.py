@@ -1,0 +1,253 @@
+"""The code registry: which FHIR codes the CDS Hooks service reads and how each becomes a model input.
+
+The registry is ``codes.yaml`` next to this module (package data); a site file (``LBP_CDS_CODES``)
+of the same shape replaces entries by ``id`` or adds new ones, e.g. a local code for Roland-Morris.
+Everything is checked at load time, so a typo fails the service's start with the file and entry
+named, not a patient's card later.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from predict.errors import LbpError
+
+DEFAULT_PATH = Path(__file__).with_name("codes.yaml")
+OBS_KINDS = ("score", "quantity", "coded")
+DERIVED = ("height_m", "weight_kg")
+CONDITION_ROLES = ("episode", "present")
+SECTIONS = ("observations", "conditions", "questionnaires", "referrals")
+
+
+@dataclass(frozen=True)
+class Code:
+    system: str
+    code: str
+    display: str = ""
+    source: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.system, self.code)
+
+    def short(self) -> str:
+        """``LOINC 72514-3``: the code with a readable system name."""
+        name = {"http://loinc.org": "LOINC", "http://snomed.info/sct": "SNOMED CT"}.get(self.system, self.system)
+        return f"{name} {self.code}"
+
+    def label(self) -> str:
+        return self.short() + (f" ({self.display})" if self.display else "")
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: Code
+    value: int | None  # None: a known answer that does not determine the input
+
+
+@dataclass(frozen=True)
+class ObservationEntry:
+    """An Observation code: a ``score`` on ``scale`` (rescaled to 0-100), a ``quantity`` in ``units``
+    (factor to the model's unit), or a ``coded`` answer; feeds ``feature`` or a ``derive`` value."""
+    id: str
+    label: str
+    codes: tuple[Code, ...]
+    kind: str
+    feature: str | None = None
+    derive: str | None = None
+    scale: tuple[float, float] | None = None
+    units: dict[str, float] | None = None  # unit -> factor to the target unit ("" = no unit)
+    answers: tuple[Answer, ...] = ()
+    plausible: tuple[float, float] | None = None
+    max_age_days: int | None = None
+
+
+@dataclass(frozen=True)
+class ConditionEntry:
+    id: str
+    label: str
+    role: str
+    codes: tuple[Code, ...]
+    feature: str | None = None
+
+
+@dataclass(frozen=True)
+class QuestionnaireEntry:
+    """A QuestionnaireResponse whose total (item ``total_link_ids``) on ``scale`` feeds ``feature``."""
+    id: str
+    label: str
+    feature: str
+    urls: tuple[str, ...]
+    total_link_ids: tuple[str, ...]
+    scale: tuple[float, float]
+    max_age_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Registry:
+    observations: tuple[ObservationEntry, ...]
+    conditions: tuple[ConditionEntry, ...]
+    questionnaires: tuple[QuestionnaireEntry, ...]
+    referrals: tuple[Code, ...]
+
+    def observation_for(self, system: str | None, code: str | None) -> ObservationEntry | None:
+        for e in self.observations:
+            if any(c.key == (system, code) for c in e.codes):
+                return e
+        return None
+
+    def condition_for(self, system: str | None, code: str | None) -> ConditionEntry | None:
+        for e in self.conditions:
+            if any(c.key == (system, code) for c in e.codes):
+                return e
+        return None
+
+    def questionnaire_for(self, url: str | None) -> QuestionnaireEntry | None:
+        if not url:
+            return None
+        base = url.split("|", 1)[0]  # canonical|version
+        return next((q for q in self.questionnaires if base in q.urls), None)
+
+    def episode_codes(self) -> set[tuple[str, str]]:
+        return {c.key for e in self.conditions if e.role == "episode" for c in e.codes}
+
+    def features(self) -> set[str]:
+        out = {e.feature for e in self.observations if e.feature}
+        out |= {e.feature for e in self.conditions if e.feature}
+        out |= {q.feature for q in self.questionnaires}
+        return out
+
+
+def _err(where: str, msg: str) -> LbpError:
+    return LbpError(f"CDS code registry {where}: {msg}")
+
+
+def _pair(v: Any, where: str, name: str) -> tuple[float, float] | None:
+    if v is None:
+        return None
+    if (not isinstance(v, (list, tuple)) or len(v) != 2 or not all(isinstance(x, (int, float)) for x in v)
+            or not v[0] < v[1]):
+        raise _err(where, f"{name} must be [low, high] with low < high")
+    return (float(v[0]), float(v[1]))
+
+
+def _code(d: Any, where: str) -> Code:
+    if not isinstance(d, dict) or not isinstance(d.get("system"), str) or not isinstance(d.get("code"), str):
+        raise _err(where, "each code needs a system and a code (strings)")
+    if not str(d.get("source", "")).strip():
+        raise _err(where, f"code {d['code']} needs a source (where its meaning was checked)")
+    return Code(d["system"], d["code"], str(d.get("display", "")), str(d["source"]))
+
+
+def _codes(d: dict, where: str) -> tuple[Code, ...]:
+    codes = d.get("codes")
+    if not isinstance(codes, list) or not codes:
+        raise _err(where, "codes must be a non-empty list")
+    return tuple(_code(c, where) for c in codes)
+
+
+def _observation(d: dict, where: str) -> ObservationEntry:
+    kind = d.get("kind")
+    if kind not in OBS_KINDS:
+        raise _err(where, f"kind must be one of {', '.join(OBS_KINDS)}")
+    feature, derive = d.get("feature"), d.get("derive")
+    if bool(feature) == bool(derive):
+        raise _err(where, "give exactly one of feature or derive")
+    if derive and derive not in DERIVED:
+        raise _err(where, f"derive must be one of {', '.join(DERIVED)}")
+    units = d.get("units")
+    if isinstance(units, list):
+        units = {str(u): 1.0 for u in units}
+    if units is not None and (not isinstance(units, dict) or not all(isinstance(f, (int, float)) and f > 0
+                                                                      for f in units.values())):
+        raise _err(where, "units must be a list of unit codes or a map unit -> positive factor")
+    scale = _pair(d.get("scale"), where, "scale")
+    if kind == "score" and scale is None:
+        raise _err(where, "a score needs its scale [low, high]")
+    if kind in ("score", "quantity") and not units:
+        raise _err(where, "a score or quantity needs its accepted units")
+    answers = ()
+    if kind == "coded":
+        raw = d.get("answers")
+        if not isinstance(raw, list) or not raw:
+            raise _err(where, "a coded observation needs answers")
+        answers = tuple(Answer(_code(a, where), a.get("value")) for a in raw)
+        if any(a.value not in (0, 1, None) for a in answers):
+            raise _err(where, "answer values must be 0, 1 or null")
+    age = d.get("max_age_days")
+    if age is not None and (not isinstance(age, int) or age <= 0):
+        raise _err(where, "max_age_days must be a positive integer")
+    return ObservationEntry(d["id"], str(d.get("label", d["id"])), _codes(d, where), kind, feature, derive, scale,
+                            {str(k): float(v) for k, v in units.items()} if units else None, answers,
+                            _pair(d.get("plausible"), where, "plausible"), age)
+
+
+def _condition(d: dict, where: str) -> ConditionEntry:
+    role = d.get("role")
+    if role not in CONDITION_ROLES:
+        raise _err(where, f"role must be one of {', '.join(CONDITION_ROLES)}")
+    if role == "present" and not d.get("feature"):
+        raise _err(where, "a 'present' condition needs the binary feature it sets")
+    return ConditionEntry(d["id"], str(d.get("label", d["id"])), role, _codes(d, where), d.get("feature"))
+
+
+def _questionnaire(d: dict, where: str) -> QuestionnaireEntry:
+    urls, links = d.get("urls"), d.get("total_link_ids")
+    if not d.get("feature") or not isinstance(urls, list) or not urls or not isinstance(links, list) or not links:
+        raise _err(where, "a questionnaire needs feature, urls and total_link_ids")
+    scale = _pair(d.get("scale"), where, "scale")
+    if scale is None:
+        raise _err(where, "a questionnaire needs the scale [low, high] of its total")
+    return QuestionnaireEntry(d["id"], str(d.get("label", d["id"])), d["feature"], tuple(map(str, urls)),
+                              tuple(map(str, links)), scale, d.get("max_age_days"))
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except OSError as exc:
+        raise LbpError(f"cannot read the CDS code registry {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise LbpError(f"the CDS code registry {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or set(data) - set(SECTIONS):
+        raise LbpError(f"the CDS code registry {path} must be a mapping with sections {', '.join(SECTIONS)}")
+    return data
+
+
+def _merge(base: list, extra: list, where: str) -> list:
+    out = {d["id"]: d for d in base}
+    for d in extra:
+        if not isinstance(d, dict) or not isinstance(d.get("id"), str):
+            raise _err(where, "every entry needs an id")
+        out[d["id"]] = d
+    return list(out.values())
+
+
+def load_registry(extra: str | Path | None = None) -> Registry:
+    """The shipped registry, with the entries of ``extra`` (a site YAML file) replacing or adding by id."""
+    data = _read(DEFAULT_PATH)
+    if extra is not None:
+        site = _read(Path(extra))
+        for sec in ("observations", "conditions", "questionnaires"):
+            data[sec] = _merge(data.get(sec) or [], site.get(sec) or [], f"{extra} [{sec}]")
+        if "referrals" in site:
+            data["referrals"] = site["referrals"]
+    obs, cond, qs = [], [], []
+    for sec, build, out in (("observations", _observation, obs), ("conditions", _condition, cond),
+                            ("questionnaires", _questionnaire, qs)):
+        for i, d in enumerate(data.get(sec) or []):
+            if not isinstance(d, dict) or not isinstance(d.get("id"), str):
+                raise _err(f"[{sec}][{i}]", "every entry needs an id")
+            out.append(build(d, f"[{sec}] {d['id']}"))
+    reg = Registry(tuple(obs), tuple(cond), tuple(qs),
+                   tuple(_code(c, "[referrals]") for c in data.get("referrals") or []))
+    seen: dict[tuple[str, str], str] = {}
+    for e in (*reg.observations, *reg.conditions):
+        for c in e.codes:
+            if c.key in seen and seen[c.key] != e.id:
+                raise _err(f"[{e.id}]", f"code {c.system}|{c.code} is also listed under {seen[c.key]}")
+            seen[c.key] = e.id
+    return reg

@@ -1,0 +1,165 @@
+"""Read a CDS Hooks ``prefetch`` into validated FHIR R4 resources of one patient.
+
+Each resource is validated on its own with the ``fhir.resources.R4B`` models (R4 payloads parse
+with them for the resources used here; the package's default models are R5), so one bad entry is
+reported and skipped instead of sinking the whole Bundle. Resources of another patient, of an
+unsupported type or invalid are reported as :class:`Finding`\\ s and never used.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+SUPPORTED = ("Patient", "Observation", "Condition", "MedicationStatement", "QuestionnaireResponse")
+_PATIENT_REF = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
+
+
+@dataclass
+class Finding:
+    """Something in the input that was not used, and why. ``kind``: invalid, unknown, contradictory,
+    wrong_unit, out_of_range, stale, ignored, not_provided."""
+    kind: str
+    where: str
+    message: str
+    feature: str | None = None
+
+
+@dataclass
+class Candidate:
+    """A value for one model input, on the model's scale, with where it came from and how."""
+    value: float
+    when: date | None
+    source: str
+    detail: str
+
+
+@dataclass
+class Collected:
+    patient: Any | None = None
+    resources: dict[str, list] = field(default_factory=lambda: {t: [] for t in SUPPORTED if t != "Patient"})
+    findings: list[Finding] = field(default_factory=list)
+    provided_keys: list[str] = field(default_factory=list)
+
+
+def ref(resource: Any) -> str:
+    rid = getattr(resource, "id", None)
+    return f"{resource.get_resource_type()}/{rid}" if rid else f"{resource.get_resource_type()} (no id)"
+
+
+def fhir_date(value: Any) -> tuple[date | None, str]:
+    """A FHIR date/dateTime (object or partial string) as a date and its precision: day, month, year."""
+    if isinstance(value, datetime):
+        return value.date(), "day"
+    if isinstance(value, date):
+        return value, "day"
+    if isinstance(value, str):
+        m = _PARTIAL.match(value)
+        if m:
+            y, mo, d = m.group(1), m.group(2), m.group(3)
+            try:
+                if d:
+                    return date(int(y), int(mo), int(d)), "day"
+                if mo:
+                    return date(int(y), int(mo), 15), "month"
+                return date(int(y), 7, 1), "year"
+            except ValueError:
+                return None, "invalid"
+    return None, "none"
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "__root__") or "(resource)"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _subject_ok(res: Any, patient_id: str, out: Collected) -> bool:
+    subject = getattr(res, "subject", None)
+    reference = getattr(subject, "reference", None) if subject is not None else None
+    if not reference:
+        out.findings.append(Finding("invalid", ref(res), "has no subject reference to the patient: not used"))
+        return False
+    m = _PATIENT_REF.search(reference)
+    if not m:
+        out.findings.append(Finding("unknown", ref(res), "its subject is not a Patient reference: not used"))
+        return False
+    if m.group(1) != patient_id:
+        out.findings.append(Finding("contradictory", ref(res),
+                                    "belongs to another patient than the hook's context.patientId: not used"))
+        return False
+    return True
+
+
+def _entries(key: str, value: Any, out: Collected) -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+        entries = value.get("entry") or []
+        if not isinstance(entries, list):
+            out.findings.append(Finding("invalid", f"prefetch.{key}", "Bundle.entry is not a list: not used"))
+            return []
+        items = []
+        for i, e in enumerate(entries):
+            where = f"prefetch.{key}.entry[{i}]"
+            if not isinstance(e, dict) or not isinstance(e.get("resource"), dict):
+                out.findings.append(Finding("invalid", where, "entry has no resource: not used"))
+                continue
+            items.append((where, e["resource"]))
+        return items
+    if isinstance(value, dict):
+        return [(f"prefetch.{key}", value)]
+    out.findings.append(Finding("invalid", f"prefetch.{key}", "is not a FHIR resource or Bundle: not used"))
+    return []
+
+
+def collect(prefetch: dict[str, Any], patient_id: str) -> Collected:
+    """Validate every prefetched resource; keep those of ``patient_id``; report the rest."""
+    out = Collected()
+    seen: set[tuple[str, str]] = set()
+    unsupported: dict[str, int] = {}
+    for key, value in prefetch.items():
+        if value is None:
+            out.findings.append(Finding("not_provided", f"prefetch.{key}",
+                                        "the CDS client sent no data for this prefetch key"))
+            continue
+        out.provided_keys.append(key)
+        for where, obj in _entries(key, value, out):
+            rtype = obj.get("resourceType")
+            if rtype == "OperationOutcome":
+                continue  # search warnings from the client's FHIR server
+            if rtype not in SUPPORTED:
+                unsupported[str(rtype)] = unsupported.get(str(rtype), 0) + 1
+                continue
+            rid = obj.get("id")
+            if isinstance(rid, str) and (rtype, rid) in seen:
+                continue  # the same resource under two prefetch keys
+            try:
+                res = get_fhir_model_class(rtype).model_validate(obj)
+            except ValidationError as exc:
+                label = f"{rtype}/{rid}" if isinstance(rid, str) else where
+                out.findings.append(Finding("invalid", label, f"is not valid FHIR R4: {_errors(exc)}; not used"))
+                continue
+            if isinstance(rid, str):
+                seen.add((rtype, rid))
+            if rtype == "Patient":
+                _take_patient(res, patient_id, out)
+            elif _subject_ok(res, patient_id, out):
+                out.resources[rtype].append(res)
+    for rtype, n in sorted(unsupported.items()):
+        out.findings.append(Finding("unknown", rtype, f"{n} resource{'s' if n > 1 else ''} of a type this service "
+                                                      "does not read: not used"))
+    return out
+
+
+def _take_patient(res: Any, patient_id: str, out: Collected) -> None:
+    if res.id != patient_id:
+        out.findings.append(Finding("contradictory", ref(res), "is not the hook's context.patientId: not used"))
+    else:
+        out.patient = res

@@ -1,0 +1,165 @@
+"""The CDS Hooks service end to end on the small trained model: discovery, patient-view cards for a
+complete, a sparse and a wrong-unit patient (R4 JSON bundles), order-select, 412 and 422, and no
+patient data in the logs."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.testclient import TestClient
+
+from predict import Scorer
+from serving.app import create_app
+from serving.cds.cards import SUMMARY_MAX
+from serving.settings import ServingSettings
+from tests._small_model import small_model
+from tests.test_cds_fhir_map import SNOMED, bundle, complete_prefetch, observation, patient, quantity
+
+ISS = "https://ehr.example.org"
+BASE = "https://cds.example.org"
+PID = "pat-5d1e"
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer.load(small_model().artifact)
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    k = ec.generate_private_key(ec.SECP384R1())
+    d = tmp_path_factory.mktemp("cds")
+    (d / "ehr.pem").write_bytes(k.public_key().public_bytes(serialization.Encoding.PEM,
+                                                            serialization.PublicFormat.SubjectPublicKeyInfo))
+    (d / "issuers.json").write_text('{"issuers": {"%s": {"keys": ["ehr.pem"]}}}' % ISS)
+    return k, d / "issuers.json"
+
+
+@pytest.fixture(scope="module")
+def client(scorer, key):
+    settings = ServingSettings(model_path=None, api_keys="", warmup=False, cds_trusted_issuers=key[1],
+                               cds_base_url=BASE)
+    with TestClient(create_app(scorer, settings), client=("127.0.0.1", 5000)) as c:
+        yield c
+
+
+def auth(key, path):
+    now = int(time.time())
+    tok = jwt.encode({"iss": ISS, "aud": BASE + path, "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex},
+                     key[0], algorithm="ES384", headers={"kid": "k1"})
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def today():
+    return datetime.now(timezone.utc).date()
+
+
+def call(client, key, prefetch, service="lbp-exercise-benefit", hook="patient-view", **context):
+    body = {"hook": hook, "hookInstance": str(uuid.uuid4()), "fhirServer": "https://ehr.example.org/fhir",
+            "context": {"userId": "Practitioner/dr-1", "patientId": PID, **context}, "prefetch": prefetch}
+    return client.post(f"/cds-services/{service}", json=body, headers=auth(key, f"/cds-services/{service}"))
+
+
+def test_discovery_lists_the_services_with_prefetch_templates(client, key):
+    r = client.get("/cds-services", headers=auth(key, "/cds-services"))
+    assert r.status_code == 200
+    services = {s["id"]: s for s in r.json()["services"]}
+    pv = services["lbp-exercise-benefit"]
+    assert pv["hook"] == "patient-view" and "synthetic" in pv["description"]
+    pre = pv["prefetch"]
+    assert pre["patient"] == "Patient/{{context.patientId}}"
+    for code in ("http://loinc.org|72514-3", "http://loinc.org|97909-6", "http://loinc.org|39156-5",
+                 "http://loinc.org|72166-2", "http://loinc.org|8302-2", "http://loinc.org|29463-7"):
+        assert code in pre["observations"]
+    assert "http://snomed.info/sct|279039007" in pre["conditions"]
+    assert pre["medications"].startswith("MedicationStatement?patient={{context.patientId}}")
+    assert services["lbp-exercise-benefit-referral"]["hook"] == "order-select"
+
+
+def test_complete_patient_card(client, key, scorer):
+    r = call(client, key, complete_prefetch(today(), PID))
+    assert r.status_code == 200, r.text
+    (card,) = r.json()["cards"]
+    # the same inputs scored directly give the numbers the card shows
+    inputs = {"baseline_pain": 60.0, "baseline_function": 38.0, "age": float(_age(today())), "female": 1,
+              "current_smoker": 0, "bmi": 27.4, "employed": 1, "fear_avoidance": 50.0, "leg_pain": 1,
+              "lbp_medication": 1, "episode_months": round((400 / 30.4375), 1)}
+    expect = scorer.score([inputs], "usual_care")[0]["outcomes"]["pain__short"]["benefit"]
+    assert card["summary"].startswith("Exercise vs usual care: pain/100 benefit ")
+    assert f"{expect['estimate']:+.1f} (95% CI {expect['ci'][0]:+.1f} to {expect['ci'][1]:+.1f})" in card["summary"]
+    assert "SYNTHETIC" in card["summary"] and len(card["summary"]) <= SUMMARY_MAX
+    assert card["indicator"] == "info"
+    assert card["source"]["url"] == BASE + "/v1/model/card" and scorer.model_id in card["source"]["label"]
+    d = card["detail"]
+    assert d.startswith("> **Synthetic data: not for clinical use.**")
+    for comp in ("vs usual care", "vs no treatment", "vs other conservative care"):
+        assert comp in d
+    assert "**Why**" in d and "Observation/pain-1, LOINC 72514-3" in d and "rescaled from 0-10 to 60 on 0-100" in d
+    assert "**Missing inputs**" in d and "Education beyond high school" in d
+
+
+def _age(t):
+    return t.year - 1978 - ((t.month, t.day) < (6, 2))
+
+
+def test_sparse_patient_still_scored_with_missing_inputs_listed(client, key, scorer):
+    pre = {"patient": patient(PID, gender="male", birth=None),
+           "observations": bundle(observation("p", "72514-3", patient=PID, today=today(), valueInteger=4),
+                                  observation("o", "97909-6", patient=PID, today=today(), valueInteger=20))}
+    r = call(client, key, pre)
+    (card,) = r.json()["cards"]
+    assert card["summary"].startswith("Exercise vs usual care:") and card["indicator"] == "info"
+    assert f"**Missing inputs** ({len(scorer.schema) - 1})" in card["detail"] and "has no birthDate" in card["detail"]
+
+
+def test_wrong_units_give_a_warning_card_without_a_prediction(client, key):
+    pre = complete_prefetch(today(), PID)
+    pre["observations"]["entry"][0]["resource"].update(quantity(72, "{score}"))  # 0-100 under the 0-10 code
+    pre["observations"]["entry"][3]["resource"].update(quantity(27.4, "kg"))  # BMI in a weight unit
+    (card,) = call(client, key, pre).json()["cards"]
+    assert card["indicator"] == "warning"
+    assert card["summary"] == "Exercise therapy benefit: not computed, baseline pain score missing"
+    d = card["detail"]
+    assert "0-100 score sent under a 0-10 code" in d and "[wrong unit]" in d and "72514-3" in d
+    assert "benefit" not in card["summary"].split(":")[1]
+
+
+def test_order_select_answers_only_for_a_selected_physiotherapy_referral(client, key):
+    sr = {"resourceType": "ServiceRequest", "id": "sr-1", "status": "draft", "intent": "order",
+          "code": {"coding": [{"system": SNOMED, "code": "91251008"}]}, "subject": {"reference": f"Patient/{PID}"}}
+    draft = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": sr}]}
+    pre = complete_prefetch(today(), PID)
+    r = call(client, key, pre, "lbp-exercise-benefit-referral", "order-select",
+             selections=["ServiceRequest/sr-1"], draftOrders=draft)
+    assert r.status_code == 200 and len(r.json()["cards"]) == 1
+    r = call(client, key, pre, "lbp-exercise-benefit-referral", "order-select", selections=[], draftOrders=draft)
+    assert r.json() == {"cards": []}
+
+
+def test_missing_prefetch_is_412_and_bad_requests_are_422(client, key):
+    r = call(client, key, {"observations": None})
+    assert r.status_code == 412 and r.json()["resourceType"] == "OperationOutcome"
+    assert "'patient'" in r.json()["issue"][0]["diagnostics"]
+    r = call(client, key, complete_prefetch(today(), PID), hook="order-sign")
+    assert r.status_code == 422 and "hook" in r.json()["message"]
+    r = client.post("/cds-services/lbp-exercise-benefit", json={"hook": "patient-view", "context": {}},
+                    headers=auth(key, "/cds-services/lbp-exercise-benefit"))
+    assert r.status_code == 422 and "hookInstance" in r.json()["message"]
+    r = client.post("/cds-services/nope", json={}, headers=auth(key, "/cds-services/nope"))
+    assert r.status_code == 404
+
+
+def test_no_patient_data_in_logs(client, key, caplog):
+    caplog.set_level(logging.DEBUG)
+    pre = complete_prefetch(today(), PID)
+    pre["observations"]["entry"][3]["resource"].update(quantity(31.987, "kg/m2"))
+    assert call(client, key, pre).status_code == 200
+    text = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for secret in (PID, "31.987", "Testperson", "1978-06-02", "Ibuprofen"):
+        assert secret not in text
