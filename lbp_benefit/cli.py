@@ -48,6 +48,8 @@ def _register() -> None:
     app.command("card")(cmd_card.card)
     app.command("score")(cmd_score.score)
     app.command("serve")(cmd_serve.serve)
+    from lbp_benefit import cmd_validate
+    app.command("validate")(cmd_validate.validate)
     try:
         from lbp_benefit import cmd_simulate
     except ImportError:  # pragma: no cover - optional while a module is being built

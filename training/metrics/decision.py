@@ -74,11 +74,15 @@ def net_benefit(
     higher_is_better: bool, cluster: Any = None, propensity: Any = None,
     y0_pred: Any = None, y1_pred: Any = None, thresholds: Any = None, n_boot: int = 200,
     ci_level: float = 0.95, bootstrap: str = "two_stage", random_state: Any = 0,
+    threshold_scale: Any = None,
 ) -> DecisionCurveResult:
     """Net benefit of "exercise if predicted benefit >= threshold" vs treat-all (and treat-none
     = 0) across thresholds of the smallest worthwhile benefit; see the module docstring for the
     estimand. Default thresholds: 41 points from min(0, 1st percentile) to the 99th percentile
     of predicted benefit. CIs: percentile cluster bootstrap (pointwise).
+    ``threshold_scale`` (optional, per patient, >= 0): patient i's threshold is c * s_i, e.g. the
+    seed paper's smallest worthwhile effect "20% of the patient's baseline" is c = 0.2 with
+    s = baseline; then NB_model = mean 1{b_i >= c s_i}(Gamma_i - c s_i), NB_all = mean(Gamma_i - c s_i).
     """
     p = prepare(benefit, y, treat, cluster, outcome_type, higher_is_better)
     e = propensity_array(propensity, p.treat, p.codes)
@@ -94,6 +98,9 @@ def net_benefit(
     else:
         thr = np.sort(as_1d(thresholds, "thresholds"))
     t = p.treat.astype(float)
+    sc = np.ones(p.n) if threshold_scale is None else as_1d(threshold_scale, "threshold_scale", p.n)
+    if not (sc >= 0).all():
+        raise LbpError("threshold_scale must be >= 0 for every patient")
 
     def stat(idx, codes):
         ee = propensity_array(None, p.treat[idx], codes) if propensity is None else e[idx]
@@ -103,9 +110,10 @@ def net_benefit(
         idx, codes, ee = idx[keep], codes[keep], ee[keep]
         gam = dr_scores(p.g[idx], t[idx], codes, ee, None if g0 is None else g0[idx],
                         None if g1 is None else g1[idx])
-        sel = p.benefit[idx][None, :] >= thr[:, None]
-        nb_model = np.mean(sel * (gam[None, :] - thr[:, None]), axis=1)
-        nb_all = gam.mean() - thr
+        cut = thr[:, None] * sc[idx][None, :]
+        sel = p.benefit[idx][None, :] >= cut
+        nb_model = np.mean(sel * (gam[None, :] - cut), axis=1)
+        nb_all = gam.mean() - cut.mean(axis=1)
         return np.concatenate([nb_model, nb_all, nb_model - nb_all, sel.mean(axis=1)])
 
     est = stat(np.arange(p.n), p.codes)

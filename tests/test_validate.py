@@ -1,0 +1,187 @@
+"""``lbp-benefit validate`` on the small synthetic model and a simulated new trial (scenario
+``new_trial``): report contents checked against independent computations, and robustness to a
+missing covariate, another instrument, a single arm and very few participants."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from predict import Scorer
+from tests._small_model import small_model
+from training.validate import validate_model
+
+N_BOOT = 20
+ONE = ["pain__short"]  # robustness tests validate one task (speed)
+
+
+@pytest.fixture(scope="module")
+def sm():
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def new_trial(tmp_path_factory) -> Path:
+    from training.simulate import simulate_dataset
+
+    folder = tmp_path_factory.mktemp("newtrial") / "data"
+    simulate_dataset("new_trial", seed=3, n_participants=180).write(folder)
+    shutil.rmtree(folder / "truth", ignore_errors=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def full(sm, new_trial, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "rep"
+    res = validate_model(sm.artifact, new_trial, out, train_data=sm.data, update=True, n_boot=N_BOOT, seed=1)
+    return res, out
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_report_files_and_keys(full):
+    res, out = full
+    for f in ("report.html", "report.json", "metrics.csv", "case_mix.csv"):
+        assert (out / f).is_file()
+    js = json.loads((out / "report.json").read_text())
+    b = js["tasks"]["pain__short"]["benefit_predictions"]["usual_care"]
+    assert b["status"] == "ok"
+    for key in ("c_for_benefit", "calibration_for_benefit", "calibration_for_benefit_groups", "e_for_benefit",
+                "rank_average_treatment_effect", "net_benefit"):
+        assert key in b and b[key].get("status") != "not_estimable", key
+    assert "other_conservative" in js["tasks"]["pain__short"]["benefit_predictions"]
+    assert any("synthetic" in w for w in js["warnings"])
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "SYNTHETIC" in html
+    m = pd.read_csv(out / "metrics.csv")
+    ok = m.dropna(subset=["estimate", "ci_low", "ci_high"])
+    assert len(ok) > 20
+    assert (ok["ci_low"] <= ok["ci_high"]).all()
+    # percentile-bootstrap CIs of the E-statistics (|error| >= 0, biased upwards) may exclude the estimate
+    c = ok[~ok["metric"].str.contains("for_benefit") | ~ok["metric"].str.startswith("e")]
+    assert (c["ci_low"] <= c["estimate"] + 1e-9).all() and (c["estimate"] <= c["ci_high"] + 1e-9).all()
+    nb = b["net_benefit"]["at_smallest_worthwhile"]
+    assert nb["threshold"] == pytest.approx(0.2) and nb["ci"][0] <= nb["net_benefit_model"] <= nb["ci"][1]
+    assert "update" in js and js["update"]["pain__short"]["outcome"]["b"]["ci_low"] < js["update"]["pain__short"]["outcome"]["b"]["ci_high"]
+
+
+def test_outcome_citl_matches_independent_scoring(sm, new_trial, full):
+    """citl = mean(observed - predicted for the arm received), recomputed from Scorer + harmonise."""
+    from training.dataset import load_dataset
+    from training.harmonise import harmonise
+
+    res, _ = full
+    sc = Scorer.load(sm.artifact)
+    h = harmonise(load_dataset(new_trial))
+    a = h.analysis[(h.analysis["outcome"] == "pain") & (h.analysis["follow_up"] == "short")]
+    feats = h.baselines[["trial", "participant"] + sc.schema.names + sc.baselines].dropna(subset=sc.baselines)
+    a = a[a["participant"].isin(set(feats["participant"]))]  # both baselines needed to be scored
+    pred = pd.Series(np.nan, index=a.index)
+    for c in ("usual_care", "other_conservative"):
+        s = sc.score_table(feats, c, details=False).set_index("participant")
+        arm = a["treatment"] == c
+        pred[arm] = s.loc[a.loc[arm, "participant"], "pain_short_comparator"].to_numpy()
+        ex = a["treatment"] == "exercise"
+        pred[ex] = s.loc[a.loc[ex, "participant"], "pain_short_exercise"].to_numpy()
+    expect = float(np.mean(a["value"] - pred))
+    got = res["tasks"]["pain__short"]["outcome_predictions"]["performance"]["citl"]
+    assert got == pytest.approx(expect, rel=1e-9)
+
+
+def test_case_mix_detects_shift(full, sm, new_trial):
+    """Standardised differences equal a hand computation; the shifted new trial is flagged."""
+    from training.dataset import load_dataset
+    from training.harmonise import harmonise
+
+    res, out = full
+    cm = pd.read_csv(out / "case_mix.csv").set_index("covariate")
+    new = harmonise(load_dataset(new_trial)).baselines["age"].astype(float)
+    train = harmonise(load_dataset(sm.data)).baselines["age"].astype(float)
+    d = (new.mean() - train.mean()) / np.sqrt((new.std() ** 2 + train.std() ** 2) / 2)
+    assert cm.loc["age", "standardised_difference"] == pytest.approx(d, rel=1e-9)
+    assert cm.loc["age", "flag"]
+    mc = res["case_mix"]["membership"]
+    assert 0.6 < mc["c_statistic"] <= 1 and mc["ci_low"] > 0.5
+
+
+def test_missing_covariate_column(sm, new_trial, tmp_path):
+    d = _copy(new_trial, tmp_path / "d")
+    p = pd.read_csv(d / "participants.csv", dtype=str, keep_default_na=False)
+    p.drop(columns=["bmi", "fear_avoidance"]).to_csv(d / "participants.csv", index=False)
+    res = validate_model(sm.artifact, d, tmp_path / "out", n_boot=N_BOOT, tasks=ONE)
+    assert {"bmi", "fear_avoidance"} <= set(res["case_mix"]["lacking"])
+    assert any("lacks covariate" in w and "bmi" in w for w in res["warnings"])
+    assert res["case_mix"]["membership"]["c_statistic"] is None and "train-data" in res["case_mix"]["membership"]["reason"]
+    assert res["tasks"]["pain__short"]["benefit_predictions"]["usual_care"]["status"] == "ok"
+
+
+def test_other_instrument_gives_identical_results(sm, new_trial, full, tmp_path):
+    """Pain on a custom 0-20 scale declared in the config: harmonised to the same 0-100 values,
+    so every metric is unchanged."""
+    import yaml
+
+    from training.config import DEFAULT_CONFIG
+    from importlib import resources
+
+    d = _copy(new_trial, tmp_path / "d")
+    o = pd.read_csv(d / "outcomes.csv", dtype=str, keep_default_na=False)
+    pain = (o["outcome"] == "pain") & (o["value"] != "")
+    o.loc[pain, "value"] = (pd.to_numeric(o.loc[pain, "value"]) * 2).map(lambda v: f"{v:.10g}")
+    o.loc[o["outcome"] == "pain", "instrument"] = "pain_0_20"
+    o.to_csv(d / "outcomes.csv", index=False)
+    cfg = yaml.safe_load(resources.files("training.configs").joinpath(DEFAULT_CONFIG).read_text("utf-8"))
+    cfg["instruments"] = {"pain_0_20": {"min": 0, "max": 20, "direction": "higher_is_worse"}}
+    cfg["outcomes"]["pain"]["instruments"] += ["pain_0_20"]  # the training data keeps its own instruments
+    (d / "study.yaml").write_text(yaml.safe_dump(cfg), "utf-8")
+    a = full[0]
+    b = validate_model(sm.artifact, d, None, n_boot=N_BOOT, train_data=sm.data, tasks=ONE)
+    pa, pb = (r["tasks"]["pain__short"] for r in (a, b))
+    assert pb["outcome_predictions"]["performance"]["citl"] == pytest.approx(pa["outcome_predictions"]["performance"]["citl"])
+    ca, cb = (p["benefit_predictions"]["usual_care"]["c_for_benefit"]["c_for_benefit"] for p in (pa, pb))
+    assert cb == pytest.approx(ca)
+
+
+def test_single_arm_refuses_benefit_metrics(sm, new_trial, tmp_path):
+    d = _copy(new_trial, tmp_path / "d")
+    p = pd.read_csv(d / "participants.csv", dtype=str, keep_default_na=False)
+    o = pd.read_csv(d / "outcomes.csv", dtype=str, keep_default_na=False)
+    keep = p[p["treatment"] == "exercise"]
+    keep.to_csv(d / "participants.csv", index=False)
+    o[o["participant"].isin(set(keep["participant"]))].to_csv(d / "outcomes.csv", index=False)
+    res = validate_model(sm.artifact, d, tmp_path / "out", n_boot=N_BOOT, tasks=ONE)
+    t = res["tasks"]["pain__short"]
+    assert t["outcome_predictions"]["performance"]["citl"] is not None
+    for b in t["benefit_predictions"].values():
+        assert b["status"] == "refused" and "single-arm" in b["reason"]
+    assert any("refused for every task" in w for w in res["warnings"])
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_very_few_participants_warn_not_crash(sm, new_trial, full, tmp_path):
+    d = _copy(new_trial, tmp_path / "d")
+    p = pd.read_csv(d / "participants.csv", dtype=str, keep_default_na=False)
+    o = pd.read_csv(d / "outcomes.csv", dtype=str, keep_default_na=False)
+    keep = pd.concat([p[p["treatment"] == c].head(12) for c in ("exercise", "usual_care")])
+    keep.to_csv(d / "participants.csv", index=False)
+    o[o["participant"].isin(set(keep["participant"]))].to_csv(d / "outcomes.csv", index=False)
+    small = validate_model(sm.artifact, d, tmp_path / "out", n_boot=N_BOOT, tasks=ONE)
+    big = full[0]
+    assert any("only 24 participants" in w for w in small["warnings"])
+    sb, bb = (r["tasks"]["pain__short"]["benefit_predictions"]["usual_care"] for r in (small, big))
+    w = lambda r: r["calibration_for_benefit"]["slope_ci_high"] - r["calibration_for_benefit"]["slope_ci_low"]  # noqa: E731
+    assert w(sb) > 2 * w(bb)
+    assert (tmp_path / "out" / "metrics.csv").is_file()
+
+
+def test_bad_input_named(sm, tmp_path):
+    from predict.errors import LbpError
+
+    with pytest.raises(LbpError, match="not found"):
+        validate_model(sm.artifact, tmp_path / "nope", None)

@@ -1,0 +1,113 @@
+"""Orchestration of a validation: load, score, compute the sections, write the report."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from predict.errors import LbpError
+from training.validate.casemix import case_mix
+from training.validate.data import build_tasks, load_new_trial
+from training.validate.sections import FEW, benefit_section, outcome_section
+from training.validate.update import recalibrate
+
+
+def _baseline_table(folder, cfg):
+    from training.harmonise import harmonise
+
+    return harmonise(load_new_trial(folder, cfg))
+
+
+def validate_model(model: str | Path, data: str | Path, out: str | Path | None = None, *,
+                   config: str | Path | None = None, train_data: str | Path | None = None, update: bool = False,
+                   n_boot: int = 200, seed: int = 1, label: str = "", tasks: list[str] | None = None,
+                   log: Callable[[str], None] | None = None) -> dict:
+    """Validate the artifact ``model`` on the dataset folder ``data``; write the report to ``out``
+    (if given) and return the result dict (as in report.json, before JSON cleaning). ``tasks``:
+    only these model tasks (``<outcome>__<follow_up>``; default all)."""
+    from predict import Scorer
+    from training.config import resolve_config
+    from training.validate.report import write_report
+
+    say = log or (lambda m: None)
+    scorer = Scorer.load(model)
+    cfg = resolve_config(data, config)
+    active = scorer.manifest.get("active", "exercise")
+    if cfg.active != active:
+        raise LbpError(f"study config {cfg.source}: active class {cfg.active!r} differs from the model's {active!r}")
+    h = _baseline_table(data, cfg)
+    if tasks is not None:
+        unknown = sorted(set(tasks) - set(scorer.tasks))
+        if unknown:
+            raise LbpError(f"task(s) {', '.join(unknown)} not in the model ({', '.join(scorer.tasks)})")
+    wanted = tasks
+    tasks, notes = build_tasks(h, scorer, active)
+    if wanted is not None:
+        tasks = [t for t in tasks if t.task in wanted]
+        notes["model_tasks_not_in_new_trial"] = [t for t in notes["model_tasks_not_in_new_trial"] if t in wanted]
+    if not tasks:
+        raise LbpError(f"the new trial {data} has none of the model's tasks ({', '.join(scorer.tasks)}) with a "
+                       f"baseline and follow-up; check outcomes and follow-up windows in the config")
+    warns = []
+    if scorer.synthetic:
+        warns.append("the model was trained on synthetic (simulated) data: not for clinical use")
+    for c in notes["comparators_not_in_model"]:
+        warns.append(f"comparator class {c!r} of the new trial has no prediction in the model: its participants get "
+                     f"no benefit metrics")
+    for name, k in notes["set_missing_out_of_range"].items():
+        warns.append(f"{k} value(s) of {name} outside the model's plausible range were treated as missing")
+    if notes["no_baseline"]:
+        warns.append(f"{notes['no_baseline']} participant(s) without every baseline the model needs "
+                     f"({', '.join(scorer.baselines)}) were not scored")
+    if notes["model_tasks_not_in_new_trial"]:
+        warns.append(f"model tasks without data in the new trial: {', '.join(notes['model_tasks_not_in_new_trial'])}")
+    train = _baseline_table(train_data, cfg).baselines if train_data is not None else None
+    cm = case_mix(h.baselines, scorer, train, cfg)
+    if cm["lacking"]:
+        warns.append(f"the new trial lacks covariate(s) {', '.join(cm['lacking'])}: treated as missing "
+                     f"(the model imputes them; predictions are less individual)")
+    n = len(h.baselines)
+    if n < FEW:
+        warns.append(f"only {n} participants: every interval is wide; interpret with care")
+    result: dict = {
+        "model": {k: scorer.manifest.get(k) for k in ("model_id", "study", "active", "synthetic", "package_version", "created")},
+        "data": {"name": str(Path(data).name), "label": label, "config": cfg.source, "n_participants": n,
+                 "trials": sorted(set(h.baselines["trial"].astype(str))),
+                 "by_class": {str(k): int(v) for k, v in h.baselines["treatment"].value_counts().sort_index().items()},
+                 "scored_participants": notes["scored_participants"]},
+        "settings": {"n_boot": n_boot, "seed": seed, "ci_level": 0.95, "update": update,
+                     "train_data": str(train_data) if train_data is not None else None},
+        "warnings": warns, "case_mix": cm, "tasks": {},
+    }
+    objs, units, updates = {}, {}, {}
+    comps = [c for c in sorted(set(h.baselines["treatment"]) - {active}) if c in scorer.comparators] or \
+        [c for c in sorted(set(h.baselines["treatment"]) - {active})] or ["(none)"]
+    for td in tasks:
+        say(f"validating {td.task}")
+        osec, oobj = outcome_section(td, n_boot, seed)
+        bsecs, bobjs = {}, {}
+        for c in comps:
+            if c not in td.benefit:
+                bsecs[c] = {"comparator": c, "status": "refused",
+                            "reason": "single-arm trial: only the active class" if c == "(none)" else
+                            f"the model has no prediction for comparator {c!r}"}
+                continue
+            bsecs[c], bobjs[c] = benefit_section(td, c, active, n_boot, seed)
+            for w in bsecs[c].get("warnings", []):
+                if w not in warns:
+                    warns.append(f"{td.task} vs {c}: {w}")
+        result["tasks"][td.task] = {"outcome": td.outcome, "follow_up": td.follow_up, "outcome_type": td.outcome_type,
+                                    "outcome_predictions": osec, "benefit_predictions": bsecs}
+        objs[td.task] = {"outcome": oobj, "benefit": bobjs}
+        units[td.task] = "points 0-100" if td.outcome_type == "continuous" else "risk difference"
+        if update:
+            updates[td.task] = recalibrate(td, {c: o for c, o in bobjs.items() if o}, n_boot, seed)
+    if all(b.get("status") != "ok" for t in result["tasks"].values() for b in t["benefit_predictions"].values()):
+        warns.append("benefit metrics were refused for every task: " + "; ".join(
+            sorted({b["reason"] for t in result["tasks"].values() for b in t["benefit_predictions"].values()
+                    if b.get("reason")})))
+    if update:
+        result["update"] = updates
+    if out is not None:
+        write_report(Path(out), result, objs, units)
+        say(f"wrote {out}/report.html, report.json, metrics.csv")
+    return result

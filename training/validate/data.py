@@ -1,0 +1,148 @@
+"""Load a new trial, harmonise it with a study config and attach the model's predictions.
+
+The new trial is read with the project's data-format validation (every problem with file,
+trial, participant and column). One relaxation: a trial with a single arm is accepted here
+(outcome predictions can still be validated; benefit metrics are refused later with a reason).
+Predictions come from ``predict.Scorer.score_table`` on the participants' covariates and
+week-0 baselines; nothing participant-level is written by this package.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from predict.errors import LbpError, ValidationFailed
+
+RECOVERY = "global_recovery"
+
+
+def load_new_trial(folder: str | Path, cfg):
+    """``training.dataset.load_dataset``, except that single-arm trials are not an error."""
+    from training import dataset as D
+
+    try:
+        return D.load_dataset(folder, cfg)
+    except ValidationFailed as exc:
+        errs = [p for p in exc.problems if p.severity == "error"]
+        if not errs or any(p.code != "single_arm_trial" for p in errs):
+            raise
+    # Only single-arm errors: re-run the same checks with that one check relaxed.
+    folder = Path(folder)
+    col = D._Collector()
+    ppath, _ = D.find_table(folder, "participants")
+    opath, _ = D.find_table(folder, "outcomes")
+    pdf, odf = D.read_table(ppath), D.read_table(opath)
+    parts = D._check_participants(pdf, cfg, col)
+    keys = pd.MultiIndex.from_tuples(list(zip(parts["trial"], parts["participant"])))
+    outs = D._check_outcomes(odf, cfg, keys, col)
+    col.problems = [p for p in col.problems if p.code != "single_arm_trial"]
+    if col.errors():
+        raise ValidationFailed(col.errors(), what=f"dataset {folder}")
+    received = parts.groupby("trial").size()
+    return D.Dataset(path=folder, config=cfg, participants=parts.drop(columns="__line").reset_index(drop=True),
+                     outcomes=outs.drop(columns="__line").reset_index(drop=True), received=received,
+                     excluded=pd.DataFrame(columns=["trial", "participant", "reason"]),
+                     warnings=[p for p in col.problems if p.severity == "warning"])
+
+
+@dataclass
+class TaskData:
+    """One model task on the new trial: observed outcome, arm and the model's predictions.
+
+    ``benefit[c]`` / ``pred_active[c]`` / ``pred_comp[c]``: predictions against comparator
+    class ``c`` for every row (benefit positive = active better, in outcome units).
+    ``own_pred``: the prediction for the arm each participant received (NaN if not available).
+    """
+
+    task: str
+    outcome: str
+    follow_up: str
+    outcome_type: str
+    trial: np.ndarray
+    cls: np.ndarray
+    treat: np.ndarray
+    y: np.ndarray
+    baseline: np.ndarray  # the outcome's own 0-100 baseline (continuous); NaN for binary
+    own_pred: np.ndarray
+    benefit: dict = field(default_factory=dict)
+    pred_active: dict = field(default_factory=dict)
+    pred_comp: dict = field(default_factory=dict)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.outcome_type == "binary"
+
+
+def scoring_table(h, scorer) -> tuple[pd.DataFrame, dict]:
+    """Per participant: ids + the model's inputs. Values outside the model's plausible range
+    become missing (counted); participants without a required baseline are left out (counted)."""
+    base = h.baselines
+    cols = ["trial", "participant"] + [c for c in scorer.schema.names if c in base.columns]
+    absent = [b for b in scorer.baselines if b not in base.columns]
+    if absent:
+        raise LbpError(f"the new trial's config has no outcome for the model's required baseline(s) "
+                       f"{', '.join(absent)}; declare the same outcomes as the model ({', '.join(scorer.outcomes)})")
+    df = base[cols + list(scorer.baselines)].copy().reset_index(drop=True)
+    notes: dict = {"set_missing_out_of_range": {}, "no_baseline": 0}
+    for spec in scorer.schema.covariates:
+        if spec.name in df.columns and spec.type == "continuous" and spec.range is not None:
+            v = pd.to_numeric(df[spec.name], errors="coerce")
+            bad = v.notna() & ((v < spec.range[0]) | (v > spec.range[1]))
+            if bad.any():
+                notes["set_missing_out_of_range"][spec.name] = int(bad.sum())
+                df.loc[bad, spec.name] = np.nan
+    ok = df[list(scorer.baselines)].notna().all(axis=1)
+    notes["no_baseline"] = int((~ok).sum())
+    return df[ok].reset_index(drop=True), notes
+
+
+def _task_prefix(t: dict) -> str:
+    """Flat score-name prefix (docs/artifact.md): ``recovery_<fu>`` for global recovery, else ``<outcome>_<fu>``."""
+    return f"{'recovery' if t['outcome'] == RECOVERY else t['outcome']}_{t['follow_up']}"
+
+
+def build_tasks(h, scorer, active: str) -> tuple[list[TaskData], dict]:
+    """Score the new trial's participants against every comparator class they were randomised to
+    (that the model covers) and line the predictions up with the harmonised outcomes."""
+    table, notes = scoring_table(h, scorer)
+    classes = sorted(set(h.baselines["treatment"]) - {active})
+    covered = [c for c in classes if c in scorer.comparators]
+    notes["comparators_not_in_model"] = [c for c in classes if c not in scorer.comparators]
+    score_with = covered or scorer.comparators[:1]
+    scores = {c: scorer.score_table(table, c, details=False) for c in score_with}
+    key = table["trial"].astype(str) + "\x1f" + table["participant"].astype(str)
+    out, missing_tasks = [], []
+    a = h.analysis
+    for t in scorer.manifest["tasks"]:
+        rows = a[(a["outcome"] == t["outcome"]) & (a["follow_up"] == t["follow_up"])]
+        if not len(rows):
+            missing_tasks.append(t["task"])
+            continue
+        rk = rows["trial"].astype(str) + "\x1f" + rows["participant"].astype(str)
+        pos = pd.Index(key).get_indexer(rk)
+        keep = pos >= 0
+        rows, pos = rows[keep], pos[keep]
+        p = _task_prefix(t)
+        bin_ = t["outcome_type"] == "binary"
+        act_col, comp_col, ben_col = ((f"{p}_p_exercise", f"{p}_p_comparator", f"{p}_ard") if bin_
+                                      else (f"{p}_exercise", f"{p}_comparator", f"{p}_benefit"))
+        cls = rows["treatment"].astype(str).to_numpy()
+        td = TaskData(t["task"], t["outcome"], t["follow_up"], t["outcome_type"], rows["trial"].astype(str).to_numpy(), cls,
+                      (cls == active).astype(int), rows["value"].to_numpy(float),
+                      rows["baseline"].to_numpy(float) if not bin_ else np.full(len(rows), np.nan),
+                      np.full(len(rows), np.nan))
+        for c, sc in scores.items():
+            td.benefit[c] = sc[ben_col].to_numpy(float)[pos]
+            td.pred_active[c] = sc[act_col].to_numpy(float)[pos]
+            td.pred_comp[c] = sc[comp_col].to_numpy(float)[pos]
+            own = cls == c
+            td.own_pred[own] = td.pred_comp[c][own]
+        first = next(iter(scores))
+        td.own_pred[td.treat == 1] = td.pred_active[first][td.treat == 1]
+        out.append(td)
+    notes["model_tasks_not_in_new_trial"] = missing_tasks
+    notes["scored_participants"] = int(len(table))
+    return out, notes

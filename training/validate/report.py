@@ -1,0 +1,189 @@
+"""Write a validation report folder: ``report.html`` (embedded PNG plots), ``report.json``
+(every number; snake_case keys), ``metrics.csv`` (one row per metric with estimate and 95% CI),
+``case_mix.csv`` and ``curves/*.csv`` (calibration, grouped calibration for benefit, decision
+curve, TOC), ``plots/*.png``. Aggregates only: no participant-level row is written.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.metrics import plots as P
+
+METRIC_FIELDS = {  # (json path in a section, metric name, estimate key, ci low key, ci high key)
+    "performance": [("citl", "citl"), ("slope", "slope"), ("r2", "r2"), ("c_statistic", "c_statistic"), ("brier", "brier")],
+    "calibration_curve": [("ici", "ici")],
+    "c_for_benefit": [("c_for_benefit", "ci")],
+    "calibration_for_benefit": [("slope", "slope"), ("intercept", "intercept"), ("citl", "citl")],
+    "e_for_benefit": [("e_avg", "e_avg"), ("e50", "e50"), ("e90", "e90")],
+    "rank_average_treatment_effect": [("autoc", "autoc"), ("qini", "qini"), ("ate", "ate")],
+}
+
+
+def _clean(o):
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return [_clean(v) for v in o.tolist()]
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating, float)):
+        return float(o) if math.isfinite(float(o)) else None
+    if isinstance(o, np.bool_):
+        return bool(o)
+    return o
+
+
+def metric_rows(result: dict) -> pd.DataFrame:
+    """Flatten the report's metrics to one row each (section, task, comparator, metric, estimate, CI)."""
+    rows = []
+
+    def add(section, task, comp, name, d, est, ci):
+        lo = d.get(f"{ci}_ci_low", d.get("ci_low")) if ci != "ci" else d.get("ci_low")
+        hi = d.get(f"{ci}_ci_high", d.get("ci_high")) if ci != "ci" else d.get("ci_high")
+        if est in d and not (section == "outcome_predictions" and d.get(est) is None):
+            rows.append({"section": section, "task": task, "comparator": comp, "metric": name, "estimate": d.get(est),
+                         "ci_low": lo, "ci_high": hi, "n": d.get("n")})
+
+    cm = result["case_mix"]["membership"]
+    rows.append({"section": "case_mix", "task": "", "comparator": "", "metric": "membership_c_statistic",
+                 "estimate": cm.get("c_statistic"), "ci_low": cm.get("ci_low"), "ci_high": cm.get("ci_high"),
+                 "n": (cm.get("n_new") or 0) + (cm.get("n_training") or 0) or None})
+    for task, t in result["tasks"].items():
+        o = t["outcome_predictions"]
+        for key in ("performance", "calibration_curve"):
+            d = o.get(key, {})
+            for est, ci in METRIC_FIELDS[key]:
+                add("outcome_predictions", task, "", f"outcome_{est}", d, est, ci)
+        for comp, b in t["benefit_predictions"].items():
+            if b.get("status") != "ok":
+                continue
+            for key in ("c_for_benefit", "calibration_for_benefit", "e_for_benefit", "rank_average_treatment_effect"):
+                d = b.get(key, {})
+                for est, ci in METRIC_FIELDS[key]:
+                    name = est if key == "c_for_benefit" else f"{key}_{est}" if key != "e_for_benefit" else f"{est}_for_benefit"
+                    add("benefit_predictions", task, comp, name, {"n": b.get("n"), **d}, est, ci)
+            nb = (b.get("net_benefit") or {}).get("at_smallest_worthwhile")
+            if nb:
+                rows.append({"section": "decision", "task": task, "comparator": comp,
+                             "metric": "net_benefit_model_at_20pct_baseline", "estimate": nb["net_benefit_model"],
+                             "ci_low": nb["ci"][0], "ci_high": nb["ci"][1], "n": b.get("n")})
+                rows.append({"section": "decision", "task": task, "comparator": comp,
+                             "metric": "net_benefit_model_minus_treat_all_at_20pct_baseline",
+                             "estimate": nb["difference_vs_all"], "ci_low": nb["difference_vs_all_ci"][0],
+                             "ci_high": nb["difference_vs_all_ci"][1], "n": b.get("n")})
+    return pd.DataFrame(rows, columns=["section", "task", "comparator", "metric", "estimate", "ci_low", "ci_high", "n"])
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+def make_plots(task: str, units: str, objs: dict) -> dict[str, bytes]:
+    """PNG bytes per plot name for one task (outcome calibration + per comparator benefit plots)."""
+    out = {}
+    o = objs.get("outcome", {})
+    if o.get("curve") is not None:
+        out[f"{task}__outcome_calibration"] = _png(P.plot_outcome_calibration(o["curve"], o["pred"], units=units,
+                                                                              title=f"Outcome calibration: {task}"))
+    for comp, b in objs.get("benefit", {}).items():
+        if b.get("groups") is not None:
+            out[f"{task}__{comp}__calibration_for_benefit"] = _png(P.plot_calibration_for_benefit(
+                b["groups"], b.get("pairs"), units=units, title=f"Calibration for benefit: {task} vs {comp}"))
+        if b.get("rate") is not None:
+            out[f"{task}__{comp}__toc"] = _png(P.plot_toc(b["rate"], units=units, title=f"TOC: {task} vs {comp}"))
+        if b.get("decision") is not None:
+            dec_units = "x baseline" if units.startswith("points") else units
+            out[f"{task}__{comp}__decision_curve"] = _png(P.plot_decision_curve(
+                b["decision"], units=dec_units, title=f"Decision curve: {task} vs {comp}"))
+    return out
+
+
+def _curves(objs: dict, task: str) -> dict[str, pd.DataFrame]:
+    out = {}
+    c = objs.get("outcome", {}).get("curve")
+    if c is not None:
+        out[f"{task}__outcome_calibration"] = pd.DataFrame({"predicted": c.grid, "observed": c.observed,
+                                                            "ci_low": c.ci_low, "ci_high": c.ci_high})
+    for comp, b in objs.get("benefit", {}).items():
+        if b.get("groups") is not None:
+            out[f"{task}__{comp}__calibration_for_benefit_groups"] = b["groups"].to_frame()
+        if b.get("decision") is not None:
+            out[f"{task}__{comp}__decision_curve"] = b["decision"].to_frame()
+        if b.get("rate") is not None:
+            r = b["rate"]
+            out[f"{task}__{comp}__toc"] = pd.DataFrame({"q": r.q, "toc": r.toc, "ci_low": r.toc_ci_low, "ci_high": r.toc_ci_high})
+    return out
+
+
+def _fmt(v, d=3) -> str:
+    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else (f"{v:.{d}g}" if isinstance(v, float) else html.escape(str(v)))
+
+
+def _html(result: dict, metrics: pd.DataFrame, cm: pd.DataFrame, pngs: dict[str, bytes]) -> str:
+    m = result["model"]
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Validation report</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px}.warn{color:#a40}img{max-width:48%}</style></head><body>",
+             f"<h1>Validation of model {html.escape(m['model_id'])} on {html.escape(result['data']['name'])}</h1>"]
+    if m.get("synthetic"):
+        parts.append("<p class='warn'><b>The model was trained on SYNTHETIC (simulated) data: not for clinical use.</b></p>")
+    parts.append(f"<p>{html.escape(result['data'].get('label', ''))}</p>")
+    if result["warnings"]:
+        parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li class='warn'>{html.escape(w)}</li>" for w in result["warnings"]) + "</ul>")
+    parts.append("<h2>Metrics (estimate, 95% CI)</h2>" + metrics.to_html(index=False, na_rep="–", float_format=lambda x: f"{x:.4g}"))
+    refused = [(t, c, b["reason"]) for t, tt in result["tasks"].items() for c, b in tt["benefit_predictions"].items()
+               if b.get("status") == "refused"]
+    if refused:
+        parts.append("<h3>Benefit metrics refused</h3><ul>" + "".join(
+            f"<li>{html.escape(t)} vs {html.escape(c)}: {html.escape(r)}</li>" for t, c, r in refused) + "</ul>")
+    mc = result["case_mix"]["membership"]
+    parts.append("<h2>Case-mix</h2>")
+    parts.append(f"<p>Membership-model C-statistic: {_fmt(mc.get('c_statistic'))} "
+                 f"[{_fmt(mc.get('ci_low'))}, {_fmt(mc.get('ci_high'))}] {html.escape(mc.get('reason', ''))}</p>")
+    lack = result["case_mix"]["lacking"]
+    parts.append(f"<p>Covariates the new trial lacks: {html.escape(', '.join(lack) or 'none')}</p>")
+    parts.append(cm.to_html(index=False, na_rep="–", float_format=lambda x: f"{x:.3g}"))
+    if result.get("update"):
+        parts.append("<h2>Recalibration update (reported separately; the shipped model is unchanged)</h2><pre>"
+                     + html.escape(json.dumps(result["update"], indent=1)) + "</pre>")
+    parts.append("<h2>Plots</h2>")
+    for name, png in pngs.items():
+        parts.append(f"<img alt='{html.escape(name)}' title='{html.escape(name)}' src='data:image/png;base64,"
+                     f"{base64.b64encode(png).decode('ascii')}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(out: Path, result: dict, objs: dict, units: dict) -> dict:
+    """Write the folder; returns {'json', 'html', 'csv'} paths."""
+    out = Path(out)
+    (out / "curves").mkdir(parents=True, exist_ok=True)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    cm = result["case_mix"].pop("table")
+    result["case_mix"]["covariates"] = cm.to_dict(orient="records")
+    clean = _clean(result)
+    (out / "report.json").write_text(json.dumps(clean, indent=2, sort_keys=False) + "\n", "utf-8")
+    metrics = metric_rows(clean)
+    metrics.to_csv(out / "metrics.csv", index=False, lineterminator="\n")
+    cm.to_csv(out / "case_mix.csv", index=False, lineterminator="\n")
+    pngs = {}
+    for task, o in objs.items():
+        for name, df in _curves(o, task).items():
+            df.to_csv(out / "curves" / f"{name}.csv", index=False, lineterminator="\n")
+        pngs.update(make_plots(task, units.get(task, ""), o))
+    for name, png in pngs.items():
+        (out / "plots" / f"{name}.png").write_bytes(png)
+    (out / "report.html").write_text(_html(clean, metrics, cm, pngs), "utf-8")
+    return {"json": out / "report.json", "html": out / "report.html", "csv": out / "metrics.csv"}

@@ -1,0 +1,136 @@
+"""Outcome, benefit and decision sections of a validation report, computed with the metric
+library shared with IECV (``training.metrics``; docs/metrics.md). Each metric that cannot be
+estimated on the new trial (too few pairs, one outcome class ...) is reported as
+``{"status": "not_estimable", "reason": ...}`` instead of stopping the report.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import numpy as np
+
+from predict.errors import LbpError
+from training import metrics as M
+from training.validate.data import TaskData
+
+SWE_FRACTION = 0.2  # the seed paper's smallest worthwhile effect: 20% of the patient's baseline
+FEW = 100  # fewer participants in a comparison: warn that the intervals are wide
+
+
+def attempt(fn: Callable):
+    """Run one metric; (result, None) or (None, reason)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(), None
+    except (LbpError, ValueError, np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as exc:
+        return None, f"{type(exc).__name__}: {exc}" if not isinstance(exc, LbpError) else str(exc)
+
+
+def _ne(reason: str) -> dict:
+    return {"status": "not_estimable", "reason": reason}
+
+
+def outcome_section(td: TaskData, n_boot: int, seed: int) -> tuple[dict, dict]:
+    """Calibration-in-the-large, slope, R^2 or C-statistic (+ Brier) and a smoothed calibration
+    curve of the prediction for the arm each participant received."""
+    ok = np.isfinite(td.own_pred) & np.isfinite(td.y)
+    y, pred, cl = td.y[ok], td.own_pred[ok], td.trial[ok]
+    if td.outcome_type == "binary":
+        pred = np.clip(pred, 1e-6, 1 - 1e-6)
+    sec: dict = {"n": int(ok.sum()), "outcome_type": td.outcome_type}
+    objs: dict = {}
+    r, why = attempt(lambda: M.outcome_performance(y, pred, outcome_type=td.outcome_type, cluster=cl,
+                                                   n_boot=n_boot, random_state=seed))
+    sec["performance"] = r.to_dict() if r is not None else _ne(why)
+    objs["performance"] = r
+    r, why = attempt(lambda: M.calibration_curve(y, pred, outcome_type=td.outcome_type, cluster=cl,
+                                                 n_boot=n_boot, random_state=seed))
+    sec["calibration_curve"] = r.to_dict() if r is not None else _ne(why)
+    objs["curve"], objs["pred"] = r, pred
+    return sec, objs
+
+
+def benefit_section(td: TaskData, comp: str, active: str, n_boot: int, seed: int) -> tuple[dict, dict]:
+    """c-for-benefit, calibration for benefit (regression and groups), E-for-benefit, RATE
+    (AUTOC, Qini, TOC) and the decision curve for exercise-vs-``comp`` participants."""
+    rows = ((td.cls == active) | (td.cls == comp)) & np.isfinite(td.benefit[comp]) & np.isfinite(td.y)
+    n1, n0 = int((rows & (td.treat == 1)).sum()), int((rows & (td.treat == 0)).sum())
+    sec: dict = {"comparator": comp, "n": int(rows.sum()), "n_active": n1, "n_comparator": n0, "warnings": []}
+    if n1 == 0 or n0 == 0:
+        sec["status"] = "refused"
+        sec["reason"] = (f"benefit metrics need randomised {active} and {comp} participants; the new trial has "
+                         f"{n1} {active} and {n0} {comp} participants with an outcome")
+        return sec, {}
+    sec["status"] = "ok"
+    if rows.sum() < FEW:
+        sec["warnings"].append(f"only {int(rows.sum())} participants ({n1} {active}, {n0} {comp}): benefit metrics are "
+                               f"imprecise and their intervals wide; at least a few hundred are advisable")
+    b, y, t, cl = td.benefit[comp][rows], td.y[rows], td.treat[rows], td.trial[rows]
+    prog = td.pred_comp[comp][rows]
+    common = dict(outcome_type=td.outcome_type, higher_is_better=td.higher_is_better, cluster=cl)
+    objs: dict = {"rows": rows}
+    sec["predicted_benefit"] = {"mean": float(b.mean()), "sd": float(b.std(ddof=1)) if b.size > 1 else None,
+                                "min": float(b.min()), "max": float(b.max())}
+    r, why = attempt(lambda: M.c_for_benefit(b, y, t, match="benefit", n_repeats=5, n_boot=n_boot,
+                                             random_state=seed, **common))
+    sec["c_for_benefit"] = r.to_dict() if r is not None else _ne(why)
+    cal, why = attempt(lambda: M.calibration_for_benefit(b, y, t, prognosis=prog, **common))
+    adjusted = cal is not None
+    if cal is None:  # e.g. a risk model: benefit is affine in the prognosis, so adjust for it is impossible
+        cal, why = attempt(lambda: M.calibration_for_benefit(b, y, t, **common))
+    sec["calibration_for_benefit"] = cal.to_dict() if cal is not None else _ne(why)
+    if cal is not None:
+        sec["calibration_for_benefit"]["adjusted_for_prognosis"] = adjusted
+    objs["calibration"] = cal
+    n_groups = int(max(2, min(5, rows.sum() // 40)))
+    g, why = attempt(lambda: M.calibration_for_benefit_groups(b, y, t, n_groups=n_groups, **common))
+    sec["calibration_for_benefit_groups"] = g.to_dict() if g is not None else _ne(why)
+    objs["groups"] = g
+    pairs, _ = attempt(lambda: M.match_pairs(b, y, t, match="benefit", random_state=seed, **common))
+    objs["pairs"] = pairs
+    r, why = attempt(lambda: M.e_for_benefit(b, y, t, match="benefit", n_repeats=3, n_boot=n_boot,
+                                             random_state=seed, **common))
+    sec["e_for_benefit"] = r.to_dict() if r is not None else _ne(why)
+    rate, why = attempt(lambda: M.rank_average_treatment_effect(b, y, t, n_boot=n_boot, random_state=seed, **common))
+    sec["rank_average_treatment_effect"] = rate.to_dict() if rate is not None else _ne(why)
+    objs["rate"] = rate
+    dec, objs["decision"] = decision_section(td, rows, b, y, t, cl, n_boot, seed)
+    sec["net_benefit"] = dec
+    return sec, objs
+
+
+def decision_section(td: TaskData, rows, b, y, t, cl, n_boot: int, seed: int) -> tuple[dict, object]:
+    """Net benefit of "treat if predicted benefit >= smallest worthwhile benefit" vs treat-all and
+    treat-none. Continuous outcomes: thresholds are fractions of the patient's own baseline (the
+    seed paper's rule is 0.2); binary outcomes: absolute risk differences."""
+    common = dict(outcome_type=td.outcome_type, higher_is_better=td.higher_is_better, cluster=cl)
+    if td.outcome_type == "continuous":
+        base = td.baseline[rows]
+        if not np.isfinite(base).all():
+            return _ne("baseline missing for some participants"), None
+        thr = np.round(np.linspace(0.0, 0.5, 21), 3)
+        r, why = attempt(lambda: M.net_benefit(b, y, t, thresholds=thr, threshold_scale=base, n_boot=n_boot,
+                                               random_state=seed, **common))
+        scale, at = "fraction of the patient's baseline score (threshold = fraction x baseline, outcome points)", SWE_FRACTION
+    else:
+        thr = np.round(np.linspace(0.0, 0.2, 21), 3)
+        r, why = attempt(lambda: M.net_benefit(b, y, t, thresholds=thr, n_boot=n_boot, random_state=seed, **common))
+        scale, at = "absolute difference in the probability of the outcome", None
+    if r is None:
+        return _ne(why), None
+    d = r.to_dict()
+    d["threshold_scale"] = scale
+    d["units"] = "outcome points (0-100) per patient" if td.outcome_type == "continuous" else "extra good outcomes per patient"
+    if at is not None:
+        k = int(np.argmin(np.abs(r.thresholds - at)))
+        d["at_smallest_worthwhile"] = {
+            "threshold": float(r.thresholds[k]), "rule": "20% of the patient's baseline (seed paper)",
+            "net_benefit_model": float(r.net_benefit_model[k]),
+            "ci": [float(r.net_benefit_model_ci_low[k]), float(r.net_benefit_model_ci_high[k])],
+            "net_benefit_all": float(r.net_benefit_all[k]),
+            "difference_vs_all": float(r.difference_vs_all[k]),
+            "difference_vs_all_ci": [float(r.difference_vs_all_ci_low[k]), float(r.difference_vs_all_ci_high[k])],
+            "treated_share": float(r.treated_share[k])}
+    return d, r
