@@ -112,6 +112,22 @@ def trial_folds(trial: np.ndarray, has_comp: np.ndarray, n_folds: int, seed: int
     return [comp_trials[i::k] for i in range(k) if comp_trials[i::k].size]
 
 
+def row_folds(trial: np.ndarray, has_comp: np.ndarray, cls: np.ndarray, n_folds: int, seed: int) -> list:
+    """Held-out row masks for tuning and cross-fitting: whole comparator trials (``trial_folds``)
+    when there are at least two, else - a single randomised trial - participants, in folds
+    stratified by trial and arm (the only honest split one trial allows)."""
+    if int(np.sum(has_comp)) >= 2:
+        return [np.isin(trial, hold) for hold in trial_folds(trial, has_comp, n_folds, seed)]
+    rng = np.random.default_rng(seed)
+    k = max(2, n_folds)
+    fold = np.empty(trial.size, int)
+    for key in sorted(set(zip(trial.tolist(), cls.tolist()))):
+        rows = np.flatnonzero((trial == key[0]) & (cls == key[1]))
+        rng.shuffle(rows)
+        fold[rows] = (np.arange(rows.size) + rng.integers(k)) % k
+    return [fold == i for i in range(k) if (fold == i).any()]
+
+
 class EffectModel(BenefitLearner):
     """Penalised, trial-stratified effect model with spline modifiers (module docstring).
 
@@ -191,7 +207,7 @@ class EffectModel(BenefitLearner):
         self.alpha_trial_ = dict(zip(sorted(set(d.trial_labels)), fit.alpha_trial_.tolist()))
         # bootstrap covariance (penalties fixed)
         thetas = []
-        for idx, codes in cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state):
+        for idx, codes in cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls):
             if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
                 continue  # a class lost all its trials: skip (its offset is not identified)
             Pb, Mb = P[idx], trial_centre(M[idx], codes)
@@ -215,10 +231,9 @@ class EffectModel(BenefitLearner):
 
     def _select_sd(self, d: _LinearData, P, M, grid, lam_main, sigma2, prog):
         fam = d.family
-        folds = trial_folds(d.trial, d.has_comp, self.n_folds, self.random_state)
+        folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
         losses = {sd: [] for sd in grid}
-        for hold in folds:
-            te = np.isin(d.trial, hold)
+        for te in folds:
             tr = ~te
             _, ctr = np.unique(d.trial[tr], return_inverse=True)
             if len(set(d.cls[tr]) & set(d.comps)) < len(d.comps):

@@ -21,12 +21,25 @@ import numpy as np
 from training.learners import export as rt
 
 
-def cluster_bootstrap(trial: np.ndarray, has_comparator: np.ndarray, n_boot: int, random_state: int = 0):
+def cluster_bootstrap(trial: np.ndarray, has_comparator: np.ndarray, n_boot: int, random_state: int = 0,
+                      strata: np.ndarray | None = None):
     """Yield (row indices, new trial codes) for ``n_boot`` trial-cluster bootstrap replicates.
 
-    ``trial``: integer codes per row; ``has_comparator``: bool per trial code."""
+    ``trial``: integer codes per row; ``has_comparator``: bool per trial code. With fewer than two
+    comparator trials, resampling trials cannot show any uncertainty (every replicate would be the
+    same trial), so participants are resampled within each trial x ``strata`` (the arm) instead:
+    the ordinary within-trial bootstrap of a single randomised trial."""
     rng = np.random.default_rng(random_state)
     trials = np.unique(trial)
+    n_comp = int(sum(bool(has_comparator[t]) for t in trials))
+    if n_comp < 2:
+        keys = np.asarray(trial).astype(str) if strata is None else np.char.add(
+            np.char.add(np.asarray(trial).astype(str), "|"), np.asarray(strata).astype(str))
+        groups = [np.flatnonzero(keys == k) for k in np.unique(keys)]
+        for _ in range(n_boot):
+            idx = np.sort(np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups]))
+            yield idx, np.asarray(trial)[idx]
+        return
     rows_of = {t: np.flatnonzero(trial == t) for t in trials}
     comp = [t for t in trials if has_comparator[t]]
     other = [t for t in trials if not has_comparator[t]]

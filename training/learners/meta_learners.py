@@ -31,7 +31,7 @@ import pandas as pd
 
 from training.learners import export as rt
 from training.learners.base import BenefitLearner, allocation_share
-from training.learners.effect_model import MAIN_SD, _LinearData, linear_benefit, trial_folds
+from training.learners.effect_model import MAIN_SD, _LinearData, linear_benefit, row_folds
 from training.learners.intervals import (cluster_bootstrap, fit_variance_model, residual_tau,
                                          varmodel_design_spec)
 from training.learners.linear import StructuredFit, linear_block, make_basis, prior_lambda
@@ -155,8 +155,7 @@ class _MetaBase(BenefitLearner):
     def _crossfit_compute(self, d, Pcols, n_folds: int, seed: int):
         n = d.y.size
         mu = {k: np.full(n, np.nan) for k in ["__active__"] + d.comps}
-        for k, hold in enumerate(trial_folds(d.trial, d.has_comp, n_folds, seed)):
-            te = np.isin(d.trial, hold)
+        for k, te in enumerate(row_folds(d.trial, d.has_comp, d.cls, n_folds, seed)):
             tr = ~te
             comps_tr = [c for c in d.comps if (d.cls[tr] == c).any()]
             keep = tr & np.isin(d.cls, comps_tr + [d.prep.active])
@@ -200,7 +199,7 @@ class _MetaBase(BenefitLearner):
         exp["interval"] = {"method": "varmodel", "design": varmodel_design_spec(rt.impute_mean(exp["imputer"], d.F)),
                            "tau": {}, "n_boot": 0}
         preds = []
-        for b, (idx, codes) in enumerate(cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state)):
+        for b, (idx, codes) in enumerate(cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls)):
             if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
                 continue
             sub = _subset(d, idx, codes)

@@ -80,7 +80,7 @@ class RiskModel(EffectModel):
         exp["linear"] = {"link": "identity" if fam == "gaussian" else "logit", "prog": block_prog,
                          "modifier": block_mod, "theta": s2.theta_.tolist(), "n_prog": 1, "n_mod": 1}
         thetas = []
-        for idx, codes in cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state):
+        for idx, codes in cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls):
             if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
                 continue
             fb = StructuredFit(fam, lam_main, lam_int).fit(d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps,
