@@ -71,9 +71,7 @@ def network(
             extra["ipd_one_stage"] = {
                 "reference": m.reference, "tau": m.tau, "participants": m.n_participants, "trials": m.n_trials,
                 "effects": m.versus().to_dict("records"), "consistency": m.consistency, "excluded": m.excluded}
-        except LbpError as exc:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "ipd_network_model.json").write_text(json.dumps(m.to_dict(), indent=2), "utf-8")
+        except LbpError as exc:  # reported in the report, not a crash: the aggregate NMA still stands
             extra["ipd_one_stage"] = {"error": str(exc)}
     if truth is not None:
         extra["truth_vs_exercise"] = {k: float(v) for k, v in truth.items()}

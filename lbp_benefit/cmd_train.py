@@ -22,6 +22,9 @@ def train(
     n_boot_trees: int = typer.Option(10, "--n-boot-trees", help="Trial-cluster bootstrap replicates for the LightGBM learners."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (IECV folds and final fits)."),
     drop_invalid: bool = typer.Option(False, "--drop-invalid", help="Exclude invalid participants/trials instead of stopping."),
+    network: bool = typer.Option(True, "--network/--no-network", help="Also fit the one-stage IPD network model per "
+                                 "continuous task, so that every network node (e.g. each other-conservative subtype) "
+                                 "can be scored (docs/network.md)."),
     artifact: bool = typer.Option(True, "--artifact/--no-artifact", help="Also write the model artifact to OUT/artifact/ "
                                   "(what `score --model` and `serve --model` read)."),
 ) -> None:
@@ -52,7 +55,8 @@ def train(
             raise LbpError(f"--iecv-follow-up {w!r} is not one of {', '.join(cfg.window_names)}")
     fus = [] if no_iecv else (list(iecv_follow_up) if iecv_follow_up else None)
     settings = TrainSettings(seed=seed, learners=learners, iecv_follow_ups=fus, select=select,
-                             n_boot_linear=n_boot, n_boot_trees=n_boot_trees, workers=workers)
+                             n_boot_linear=n_boot, n_boot_trees=n_boot_trees, workers=workers,
+                             network=network)
     res = run_training(h.analysis, cfg, out, settings, synthetic=synthetic, progress=progress_over,
                        log=lambda m: typer.echo(m, err=True))
     if synthetic:

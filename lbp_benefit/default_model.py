@@ -21,6 +21,7 @@ from typing import Callable
 from predict import __version__
 
 DEFAULT_SEED = 1
+REQUIRED_MANIFEST_KEYS = ("network_comparators",)  # model-format revision: a cached model without these is stale
 
 EXAMPLE_PATIENT = {
     "baseline_pain": 62.0, "baseline_function": 41.0, "age": 47, "female": 1, "fear_avoidance": 55.0,
@@ -52,7 +53,20 @@ def default_settings():
     """The training settings of the default model: those of ``lbp-benefit train`` (seed 1)."""
     from training.train import TrainSettings
 
-    return TrainSettings(seed=DEFAULT_SEED)
+    return TrainSettings(seed=DEFAULT_SEED, network=True)
+
+
+def is_current(art: Path) -> bool:
+    """A cached artifact is reused only if it has what this version's default model has: the
+    comparator network (``network_comparators`` in the manifest, REQUIRED_MANIFEST_KEYS). One
+    cached before the network reached scoring is retrained, not silently reused."""
+    import json
+
+    try:
+        m = json.loads((art / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and all(k in m for k in REQUIRED_MANIFEST_KEYS)
 
 
 def ensure_default_model(progress: Callable | None = None, log: Callable[[str], None] | None = None) -> Path:
@@ -65,15 +79,17 @@ def ensure_default_model(progress: Callable | None = None, log: Callable[[str], 
     """
     say = log or (lambda m: None)
     art = default_model_path()
-    if (art / "manifest.json").is_file():
+    if is_current(art):
         return art
     d = default_model_dir()
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if (art / "manifest.json").is_file():  # another process trained it meanwhile
+            if is_current(art):  # another process trained it meanwhile
                 return art
+            if (art / "manifest.json").is_file():
+                say(f"the cached default model in {art}/ predates the comparator network; retraining it")
             say(f"training the embedded default model (synthetic data; first use only) into {d}/ ...")
             _train(d, progress, say)
         finally:

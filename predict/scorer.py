@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from predict import network as netrt
 from predict import runtime as rt
 from predict.artifact import Artifact, ArtifactError, load_artifact, sha256_bytes
 from predict.errors import LbpError, Problem, ValidationFailed
@@ -99,6 +100,27 @@ def _kinds_ok(exp: dict) -> bool:
     return all(_kinds_ok(s) for s in subs)
 
 
+def _check_network_comparators(m: dict, tasks: list, src: str) -> None:
+    """The manifest's ``network_comparators`` agree with the network files (optional field)."""
+    nc = m.get("network_comparators")
+    nets = {t.task: t.net for t in tasks if t.net is not None}
+    if nc is None:
+        if nets:
+            raise ArtifactError(f"{src}: network files without the manifest's network_comparators")
+        return
+    if not isinstance(nc, list) or not all(isinstance(c, dict) and isinstance(c.get("node"), str) for c in nc):
+        raise ArtifactError(f"{src}: manifest network_comparators must be a list of objects with a node")
+    nodes = [c["node"] for c in nc]
+    have = {n for net in nets.values() for n in net["nodes"]}
+    if len(set(nodes)) != len(nodes) or set(nodes) != have:
+        raise ArtifactError(f"{src}: manifest network_comparators {nodes} differ from the network files' {sorted(have)}")
+    for c in nc:
+        want = "learner" if c["node"] in m["comparators"] else netrt.MODEL_NAME
+        per = {t: net["evidence"][c["node"]] for t, net in nets.items() if c["node"] in net["nodes"]}
+        if c.get("scored_by") != want or c.get("tasks") != per:
+            raise ArtifactError(f"{src}: manifest network_comparators entry for {c['node']!r} differs from the network files")
+
+
 def _f(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
@@ -114,6 +136,7 @@ class _Task:
     exp: dict
     prefix: str  # flat-name prefix: the outcome, or "recovery" for global recovery
     baseline: str | None  # the baseline input of the same scale (continuous outcomes)
+    net: dict | None = None  # the task's one-stage IPD network model (predict/network.py), if any
 
 
 @dataclass
@@ -127,6 +150,8 @@ class _Computed:
     benefit: np.ndarray
     ci: tuple[np.ndarray, np.ndarray]
     pi: tuple[np.ndarray, np.ndarray]
+    learner: str | None = None  # the model that produced it when not the task's learner ("ipd_network")
+    evidence: dict | None = None  # network comparators: evidence type, trials, participants
 
 
 # ----------------------------------------------------------------------------- the scorer
@@ -141,7 +166,11 @@ class Scorer:
         self.synthetic: bool = bool(m["synthetic"])
         self.schema: FeatureSchema = schema
         self.baselines: list[str] = list(m["baselines"])
-        self.comparators: list[str] = list(m["comparators"])
+        # the learners' own classes, then the network-only nodes (scored by the IPD network model)
+        self.learner_comparators: list[str] = list(m["comparators"])
+        self.network_comparators: list[dict] = [dict(c) for c in (m.get("network_comparators") or [])]
+        self.network_only: list[str] = [c["node"] for c in self.network_comparators if c["scored_by"] == netrt.MODEL_NAME]
+        self.comparators: list[str] = self.learner_comparators + self.network_only
         self.sparse_comparators: list[str] = list(m["sparse_comparators"])
         self.outcomes: list[str] = list(m["outcomes"])
         self.follow_ups: list[str] = list(m["follow_ups"])
@@ -222,7 +251,21 @@ class Scorer:
             outcome = t["outcome"]
             prefix = "recovery" if outcome == "global_recovery" else outcome
             base = f"baseline_{outcome}" if otype == "continuous" and f"baseline_{outcome}" in baselines else None
-            tasks.append(_Task(name, outcome, t["follow_up"], otype, str(t.get("learner", exp["kind"])), exp, prefix, base))
+            net = None
+            if t.get("network") is not None:
+                nname = f"model/network/{name}.json"
+                if t["network"] != nname or nname not in listing or otype != "continuous":
+                    raise ArtifactError(f"{src}: task {name!r}: network file must be {nname} (continuous tasks only)")
+                try:
+                    net = json.loads(art.file(nname).decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    raise ArtifactError(f"{src}: {nname} is not valid JSON ({exc})") from exc
+                why = netrt.check(net, list(exp["features"]["names"]), list(exp["features"]["types"]), m.get("active", "exercise"))
+                if why or net.get("outcome") != outcome or net.get("follow_up") != t["follow_up"]:
+                    raise ArtifactError(f"{src}: {nname}: {why or 'outcome/follow-up differ from its task'}")
+                used.add(nname)
+            tasks.append(_Task(name, outcome, t["follow_up"], otype, str(t.get("learner", exp["kind"])), exp, prefix, base,
+                               net))
         orphans = sorted(set(model_files) - used - {f"model/{t.task}.json" for t in tasks})
         if orphans:
             raise ArtifactError(f"{src}: model files not used by any task: {', '.join(orphans)}")
@@ -230,6 +273,7 @@ class Scorer:
         have = {c for t in tasks for c in t.exp["comparators"]}
         if set(comps) != have:
             raise ArtifactError(f"{src}: manifest comparators {comps} differ from the models' {sorted(have)}")
+        _check_network_comparators(m, tasks, src)
         if sorted({t.outcome for t in tasks}) != sorted(m["outcomes"]) or \
                 sorted({t.follow_up for t in tasks}) != sorted(m["follow_ups"]):
             raise ArtifactError(f"{src}: manifest outcomes/follow_ups differ from its tasks")
@@ -497,7 +541,35 @@ class Scorer:
                                         "the prediction rests on little data for this value")
         return warns
 
+    def _network_warnings(self, comparator: str, tasks: list[_Task]) -> list[str]:
+        out = []
+        have = [t for t in tasks if t.net is not None and comparator in t.net["nodes"]]
+        unavailable = [t.task for t in tasks if t not in have]
+        out.append(f"{comparator} is not one of the benefit learners' classes: its benefit comes from the one-stage "
+                   "IPD network model (node effects and exercise-content interactions, pooled over every trial "
+                   "in the network)" + (f" for {', '.join(t.task for t in have)}" if have else ""))
+        if unavailable:
+            out.append(f"no network model covers {comparator} for {', '.join(unavailable)}: no prediction there")
+        ind = [t for t in have if t.net["evidence"][comparator]["evidence"] == "indirect only"]
+        if ind:
+            out.append(f"no trial compared exercise with {comparator} directly ({', '.join(t.task for t in ind)}): "
+                       "the comparison rests on indirect evidence only, through the network's other treatments "
+                       "(it assumes consistency of direct and indirect evidence)")
+        few = [(t.task, t.net["evidence"][comparator]) for t in have
+               if t.net["evidence"][comparator]["trials"] < 2 or t.net["evidence"][comparator]["participants"] < 60]
+        if few:
+            tr = sorted({e["trials"] for _, e in few})
+            pa = sorted({e["participants"] for _, e in few})
+            out.append(f"few trials included {comparator} ({tr[0] if len(tr) == 1 else f'{tr[0]}-{tr[-1]}'} trials, "
+                       f"{pa[0] if len(pa) == 1 else f'{pa[0]}-{pa[-1]}'} participants on it, in {len(few)} of "
+                       f"{len(tasks)} outcome x follow-up predictions): its effect rests on little data")
+        if self.synthetic:
+            out.append("the model was trained on synthetic (simulated) data: not for clinical use")
+        return out
+
     def _request_warnings(self, comparator: str, tasks: list[_Task]) -> list[str]:
+        if comparator in self.network_only:
+            return self._network_warnings(comparator, tasks)
         out = []
         unavailable = [t.task for t in tasks if comparator not in t.exp["comparators"]]
         if unavailable:
@@ -525,6 +597,8 @@ class Scorer:
         z = rt.norm_ppf(0.5 + LEVEL / 2)
         out = []
         n = F.shape[0]
+        if comparator in self.network_only:
+            return [self._compute_network(F, comparator, t, z) for t in tasks]
         for t in tasks:
             exp = t.exp
             if comparator not in exp["comparators"] or n == 0:
@@ -545,6 +619,42 @@ class Scorer:
             pi = (np.clip(ben - z * sp, -lim, lim), np.clip(ben + z * sp, -lim, lim))
             out.append(_Computed(t, True, a, c, ben, ci, pi))
         return out
+
+    def _compute_network(self, F: np.ndarray, node: str, t: _Task, z: float) -> _Computed:
+        """Benefit vs a network-only node from the task's IPD network model (predict/network.py):
+        delta-method SE, plus the conditional variance of missing modifiers; PI adds tau. The
+        exercise prediction is the task learner's; the comparator's = exercise + benefit."""
+        n = F.shape[0]
+        if t.net is None or node not in t.net["nodes"] or n == 0:
+            nan = np.full(n, np.nan)
+            return _Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan), netrt.MODEL_NAME, None)
+        exp, net = t.exp, t.net
+        Fimp = rt.impute_mean(exp["imputer"], F)
+        active = rt._expected(exp, F, Fimp)["__active__"]
+        mods = list(net["model"]["modifiers"])
+        cols = [self._index[mname] for mname in mods]
+        ben, se = netrt.benefit(net, node, Fimp[:, cols] if cols else np.zeros((n, 0)))
+        var_miss = np.zeros(n)
+        if cols:
+            w = np.zeros(F.shape[1])
+            w[cols] = netrt.slopes(net, node)
+            imp = exp["imputer"]
+            S = np.asarray(imp["cov"], float)
+            keys, inv = rt._patterns(F)
+            for k, msk in enumerate(keys):
+                if not msk[cols].any():
+                    continue
+                L = rt._pattern_solve(imp, S, msk)[1]
+                var_miss[inv == k] = float(np.sum((L.T @ w[msk]) ** 2))
+        se = np.sqrt(se ** 2 + var_miss)
+        tau = float(net["model"]["tau"])
+        sp = np.sqrt(se ** 2 + tau ** 2)
+        ci = (np.clip(ben - z * se, -100.0, 100.0), np.clip(ben + z * se, -100.0, 100.0))
+        pi = (np.clip(ben - z * sp, -100.0, 100.0), np.clip(ben + z * sp, -100.0, 100.0))
+        e = net["evidence"][node]
+        ev = {"type": e["evidence"], "direct_trials": e["direct_trials"], "direct_participants": e["direct_participants"],
+              "trials": e["trials"], "participants": e["participants"]}
+        return _Computed(t, True, active, active + ben, ben, ci, pi, netrt.MODEL_NAME, ev)
 
     def _explain(self, F: np.ndarray, comparator: str, t: _Task) -> tuple[np.ndarray, np.ndarray]:
         exp = t.exp
@@ -604,7 +714,8 @@ class Scorer:
                 for k, v in zip(names, vals):
                     scores[k] = _f(v)
                 d: dict[str, Any] = {
-                    "outcome": t.outcome, "follow_up": t.follow_up, "learner": t.learner, "available": c.available,
+                    "outcome": t.outcome, "follow_up": t.follow_up, "learner": c.learner or t.learner,
+                    "available": c.available,
                     "scale": "probability of global recovery" if t.outcome_type == "binary" else "0-100 points, higher = worse",
                     "exercise": {"expected": _f(ex[i])},
                     "comparator": {"class": comparator, "expected": _f(cp[i])},
@@ -620,6 +731,10 @@ class Scorer:
                     d["smallest_worthwhile"] = {"threshold": _f(swe) if swe is not None else None,
                                                 "rule": "20% of the patient's baseline score"}
                     d["clears_smallest_worthwhile"] = (bool(b[i] >= swe) if (swe is not None and c.available) else None)
+                if c.learner == netrt.MODEL_NAME:
+                    d["evidence"] = c.evidence
+                    if c.available:
+                        d["comparator"]["basis"] = "the exercise prediction plus the network model's benefit"
                 outs[t.task] = d
             r = {"scores": scores, "outcomes": outs, "top_factors": factors[i], "missing": missing[i],
                  "warnings": warns[i] + req_warn}

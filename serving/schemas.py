@@ -244,6 +244,10 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         synthetic=(bool, Field(..., description="True when the model was trained on synthetic data.")),
         synthetic_data_warning=(str | None, warn_field),
         baselines=(list[str], ...), comparators=(list[str], ...), outcomes=(list[str], ...),
+        network_comparators=(list[dict[str, Any]], Field([], description="Every comparator node of the treatment "
+                                                          "network: evidence vs exercise ('direct' or 'indirect only', "
+                                                          "per task with trials and participants) and scored_by "
+                                                          "('learner' or 'ipd_network').")),
         covariates=(list[dict[str, Any]], Field(..., description="The feature schema: name, type, label, unit, "
                                                  "range, categories.")),
         limits=(dict[str, int], Field(..., description="max_batch and max_body_bytes of this server.")),

@@ -37,6 +37,7 @@ from predict.artifact import SCHEMA_VERSION, sha256_bytes, write_artifact
 from predict.errors import LbpError
 
 BOOSTER_REF = "$booster"
+NETWORK_DIR = "model/network"  # per continuous task: the one-stage IPD network model (training.network.benefit_model)
 BACKGROUND = "background.csv"
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 MIN_N_QUANTILES = 50  # fewer observed values: no quantiles at all
@@ -265,6 +266,34 @@ def _placeholder_card_TEMPORARY(report_dir: Path, manifest: dict) -> _Placeholde
     return _PlaceholderCard("\n".join(md), js)
 
 
+# ----------------------------------------------------------------------------- network
+def _overall_evidence(kinds: list[str]) -> str:
+    if all(k == "indirect only" for k in kinds):
+        return "indirect only"
+    if all(k != "indirect only" for k in kinds):
+        return "direct"
+    return "direct in some tasks, indirect only in others"
+
+
+def network_comparators(networks: dict, learner_comparators: list, class_order: list) -> list[dict]:
+    """Every network node (but the reference) with its evidence per task and overall: ``direct``
+    (trials compared it with exercise), ``indirect only``, or mixed across tasks; ``scored_by``:
+    ``learner`` for the learners' own classes (their predictions are unchanged), else
+    ``ipd_network``."""
+    by_node: dict[str, dict] = {}
+    for task in sorted(networks):
+        for node, e in networks[task]["evidence"].items():
+            by_node.setdefault(node, {})[task] = dict(e)
+    order = [c for c in class_order if c in by_node] + sorted(c for c in by_node if c not in class_order)
+    out = []
+    for node in order:
+        per = by_node[node]
+        out.append({"node": node, "scored_by": "learner" if node in learner_comparators else "ipd_network",
+                    "evidence": _overall_evidence([v["evidence"] for v in per.values()]),
+                    "tasks": per})
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: str | None = None,
                     subgroup_performance: pd.DataFrame | None = None, overwrite: bool = True,
@@ -288,7 +317,8 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
 
     # ---- model files
     files: dict[str, bytes] = {}
-    tasks, exports = [], {}
+    tasks, exports, networks = [], {}, {}
+    network_trained = isinstance(runj.get("network"), dict)
     for r in ok.itertuples(index=False):
         task = str(r.task)
         src = run / "models" / task / "selected.json"
@@ -303,11 +333,18 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
             files[name] = s.encode("utf-8")
         exports[task] = exp
         sel = (exp.get("meta") or {}).get("selection") or {}
-        tasks.append({"task": task, "outcome": str(r.outcome), "follow_up": str(r.follow_up),
-                      "outcome_type": exp["outcome_type"], "learner": sel.get("model", exp["kind"]),
-                      "kind": exp["kind"], "selection": sel.get("rule", ""),
-                      "model": f"model/{task}.json", "boosters": sorted(texts),
-                      "comparators": list(exp["comparators"]), "unavailable": list(exp.get("unavailable", []))})
+        entry = {"task": task, "outcome": str(r.outcome), "follow_up": str(r.follow_up),
+                 "outcome_type": exp["outcome_type"], "learner": sel.get("model", exp["kind"]),
+                 "kind": exp["kind"], "selection": sel.get("rule", ""),
+                 "model": f"model/{task}.json", "boosters": sorted(texts),
+                 "comparators": list(exp["comparators"]), "unavailable": list(exp.get("unavailable", []))}
+        net_src = run / "network" / f"{task}.json"
+        if network_trained and net_src.is_file():
+            net = json.loads(net_src.read_text("utf-8"))
+            files[f"{NETWORK_DIR}/{task}.json"] = (canonical_json(net) + "\n").encode("utf-8")
+            networks[task] = net
+            entry["network"] = f"{NETWORK_DIR}/{task}.json"
+        tasks.append(entry)
     model_hashes = {n: sha256_bytes(b) for n, b in files.items()}
     model_id = model_id_of(model_hashes)
 
@@ -388,6 +425,16 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
                        "used_for": "out-of-range and little-data warnings"},
         "card": {"markdown": "card.md", "json": "card.json"},
     }
+    if network_trained:
+        manifest["network"] = {
+            "model": "one-stage IPD network model (training.network.ipd.fit_ipd_network; docs/network.md)",
+            "reference": cfg.active, "files": NETWORK_DIR + "/<task>.json",
+            "tasks": {t: {"status": v.get("status"), **({"reason": v["reason"]} if "reason" in v else {}),
+                          **({"modifier_status": v["modifier_status"], "modifiers": v.get("modifiers", [])}
+                             if "modifier_status" in v else {})}
+                      for t, v in sorted(runj["network"].items()) if t in {x["task"] for x in tasks}},
+        }
+        manifest["network_comparators"] = network_comparators(networks, comps, class_order)
     manifest["explanation"]["learners"] = sorted(set(manifest["explanation"]["learners"]))
 
     # ---- card (from report/ written to a temp dir), then the artifact

@@ -12,6 +12,8 @@ Run folder::
     summaries/<task>__effect_model.csv, __risk_model.csv   coefficients with bootstrap SEs
     iecv/<task>/per_trial.csv, pooled.csv, r_loss.csv, stack_weights.json, folds.json, skipped.csv
     plots/<task>__iecv_forest.png, <task>__benefit_calibration.png
+    network/<task>.json, <task>__card_network.json, status.json   the comparator network per continuous
+                             task (settings.network; training.network.benefit_model)
 
 ``<task>`` = ``<outcome>__<follow_up>``. No participant-level data is written.
 """
@@ -51,6 +53,7 @@ class TrainSettings:
     min_holdout_trials: int = 3
     workers: int = 2
     subgroup_boot: int = 50  # bootstrap replicates for IECV subgroup performance (0: skip it)
+    network: bool = True  # also fit the one-stage IPD network model per continuous task (docs/network.md)
 
 
 @dataclass
@@ -180,6 +183,14 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
         if sg_parts:
             pd.concat(sg_parts, ignore_index=True).to_csv(out / "subgroup_performance.csv", index=False)
         timings["final_fits_wall_s"] = round(fit_seconds, 1)
+        network_status = None
+        if s.network:
+            from training.network.benefit_model import write_run_network
+
+            t_net = time.time()
+            net_tasks = [(o, fu, otype, task_frame(analysis, o, fu)) for t, (o, fu, otype, _r, _res) in task_info.items()]
+            network_status = write_run_network(out, analysis, net_tasks, feature_spec_from_config(cfg), log=say)
+            timings["network_s"] = round(time.time() - t_net, 2)
     tasks = pd.DataFrame(task_rows)
     tasks.to_csv(out / "tasks.csv", index=False)
     pd.DataFrame(support_rows).to_csv(out / "class_support.csv", index=False)
@@ -189,7 +200,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
         "command": "lbp-benefit train", "seed": s.seed, "synthetic": synthetic, "study": cfg.name,
         "config_source": cfg.source, "learners": list(s.learners), "select": s.select,
         "iecv_follow_ups": iecv_fus, "n_boot_linear": s.n_boot_linear, "n_boot_trees": s.n_boot_trees,
-        "selection": selected, "timings": timings, "seconds": round(secs, 1), "machine": _machine(),
+        "selection": selected, "network": network_status, "timings": timings, "seconds": round(secs, 1), "machine": _machine(),
         "versions": _versions(),
     }
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str), "utf-8")

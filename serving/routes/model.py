@@ -21,6 +21,8 @@ def build_router(models: RequestModels, dependencies: list) -> APIRouter:
             "synthetic_data_warning": SYNTHETIC_WARNING if synthetic else None,
             "baselines": list(scorer.baselines),
             "comparators": list(scorer.comparators),
+            # every network node with its evidence type (direct / indirect only) and the model that scores it
+            "network_comparators": to_jsonable(list(getattr(scorer, "network_comparators", None) or [])),
             "outcomes": list(scorer.outcomes),
             "covariates": scorer.schema.to_list(),
             "limits": {"max_batch": state.settings.max_batch, "max_body_bytes": state.settings.max_body_bytes},

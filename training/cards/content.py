@@ -373,7 +373,58 @@ def s_training_data(inp: CardInputs) -> Section:
     else:
         s.md += ["Covariate availability and missingness: not available (covariate_availability.csv missing)."]
         data["covariate_availability"] = None
+    comp = s_comparators(inp)
+    s.md += ["", f"### {comp.title}", ""] + comp.md
+    data["comparators_evidence"] = comp.data
     s.data = data
+    return s
+
+
+def s_comparators(inp: CardInputs) -> Section:
+    """Every comparator of the treatment network vs exercise: direct evidence (trials randomising
+    it against exercise) or indirect evidence only, per task with trials and participants
+    (manifest ``network_comparators``, written by the exporter from the run's network models)."""
+    m = inp.manifest
+    s = Section("comparators", "Comparators and evidence")  # a sub-section of "Training data" (numbering unchanged)
+    nc = m.get("network_comparators")
+    active = m.get("active") or "exercise"
+    if not nc:
+        s.md += ["Comparator network: not available (the model was trained without the one-stage IPD network model, "
+                 "`lbp-benefit train --no-network`); only the learners' classes can be scored: "
+                 + (", ".join(_names(m.get("comparators"))) or NA) + ".", ""]
+        s.data = {"available": False, "comparators": [], "direct": [], "indirect_only": []}
+        return s
+    direct = [c["node"] for c in nc if c.get("evidence") == "direct"]
+    indirect = [c["node"] for c in nc if c.get("evidence") == "indirect only"]
+    mixed = [c["node"] for c in nc if c["node"] not in direct + indirect]
+    net = m.get("network") or {}
+    s.md += [f"Every comparator in the treatment network (nodes from the data's class and subtype) against {active}. "
+             f"**Direct** evidence: trials that randomised the comparator against {active}; **indirect only**: no such "
+             f"trial, the comparison runs through other treatments of the network and assumes consistency. Comparators "
+             "scored by `learner` get the benefit learners' predictions; those scored by `ipd_network` get the one-stage "
+             "IPD network model's (node effects and exercise-content interactions, delta-method CI, prediction interval "
+             "with the network's tau; docs/network.md).", "",
+             f"- Direct evidence: {', '.join(direct) or 'none'}.",
+             f"- Indirect evidence only: {', '.join(indirect) or 'none'}.",
+             f"- Direct in some tasks, indirect only in others: {', '.join(mixed) or 'none'}.", ""]
+    rows = []
+    for c in nc:
+        for task, e in sorted((c.get("tasks") or {}).items()):
+            rows.append([c["node"], c.get("scored_by", "–"), task, e.get("evidence", "–"),
+                         f"{e.get('direct_trials', '–')} / {e.get('direct_participants', '–')}",
+                         f"{e.get('trials', '–')} / {e.get('participants', '–')}"])
+    s.md += md_table(["comparator", "scored by", "task", "evidence vs " + active,
+                      f"direct trials / participants (both arms)", "trials / participants on the comparator"], rows)
+    st = net.get("tasks") or {}
+    if st:
+        s.md += ["", "**Network model per task:**", ""]
+        s.md += md_table(["task", "network model", "modifiers"],
+                         [[t, v.get("status", "–") + (f" ({v['reason']})" if v.get("reason") else "")
+                           + (f"; {v['modifier_status']}" if v.get("modifier_status") else ""),
+                           ", ".join(v.get("modifiers") or []) or "none"] for t, v in sorted(st.items())])
+    s.md += [""]
+    s.data = {"available": True, "reference": active, "comparators": nc, "direct": direct, "indirect_only": indirect,
+              "mixed": mixed, "network_tasks": st}
     return s
 
 
