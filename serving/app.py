@@ -118,7 +118,7 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
 
     guard = [Depends(require_api_key)] if settings.auth_enabled else [Depends(require_loopback_or_allowed)]
     app.include_router(score.build_router(models, guard))
-    app.include_router(model.build_router(models, guard))
+    app.include_router(model.build_router(models, guard, public_card=settings.public_model_card))
     app.include_router(health.router)
     app.include_router(cds_routes.build_router(scorer, settings))  # CDS Hooks: own JWT auth (docs/cds-hooks.md)
     app.include_router(build_calculator_router(models, scorer))  # the web page; same access terms

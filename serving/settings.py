@@ -16,6 +16,8 @@ environment variable           default          meaning
 ``LBP_DOCS``                   ``true``         serve ``/docs`` and ``/openapi.json``
 ``LBP_HOST`` / ``LBP_PORT``    127.0.0.1/8000   where ``lbp-benefit serve`` listens
 ``LBP_LOG_LEVEL``              ``info``         log level of the JSON logs
+``LBP_PUBLIC_MODEL_CARD``      ``false``        ``/v1/model/card`` needs no API key (for card links
+                                                from CDS Hooks cards and browsers)
 ``LBP_CDS_TRUSTED_ISSUERS``    (none)           JSON/YAML file: CDS client issuer -> public keys
                                                 (PEM/JWKS files); unset = every CDS Hooks call 401
 ``LBP_CDS_BASE_URL``           (request URL)    public base URL of this service: the JWT ``aud``
@@ -54,6 +56,7 @@ class ServingSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
+    public_model_card: bool = False
     cds_trusted_issuers: Path | None = None
     cds_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
     cds_comparator: str | None = None

@@ -551,3 +551,16 @@ def test_unknown_routes_are_logged_as_unmatched():
         assert c.get("/v1/patients/12345").status_code == 404
         text = c.get("/metrics").text
     assert 'route="unmatched",status="404"' in text and "12345" not in text
+
+
+def test_public_model_card_setting_opens_only_the_card():
+    from serving.app import create_app as _create
+    from serving.settings import ServingSettings as _S
+
+    s = _S(api_keys="k1", public_model_card=True, warmup=False)
+    with TestClient(_create(DoubleScorer(), s)) as c:
+        assert c.get("/v1/model/card").status_code == 200
+        assert c.get("/v1/model").status_code == 401
+        assert c.post("/v1/score", json={}).status_code == 401
+    with TestClient(_create(DoubleScorer(), _S(api_keys="k1", warmup=False))) as c:
+        assert c.get("/v1/model/card").status_code == 401

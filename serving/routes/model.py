@@ -8,8 +8,10 @@ from serving.interface import is_synthetic, to_jsonable
 from serving.schemas import SYNTHETIC_WARNING, RequestModels
 
 
-def build_router(models: RequestModels, dependencies: list) -> APIRouter:
-    router = APIRouter(prefix="/v1/model", tags=["model"], dependencies=dependencies)
+def build_router(models: RequestModels, dependencies: list, public_card: bool = False) -> APIRouter:
+    """``public_card``: serve ``/v1/model/card`` without the guard (it holds no patient data; links
+    from CDS Hooks cards and the calculator then open in any clinician's browser)."""
+    router = APIRouter(tags=["model"])
 
     def model_info(request: Request) -> dict:
         state = request.app.state
@@ -33,9 +35,9 @@ def build_router(models: RequestModels, dependencies: list) -> APIRouter:
     def model_card(request: Request) -> PlainTextResponse:
         return PlainTextResponse(request.app.state.scorer.card_markdown, media_type="text/markdown; charset=utf-8")
 
-    router.add_api_route("", model_info, methods=["GET"], response_model=models.model_info,
-                         summary="The model: manifest, card and feature schema as JSON")
-    router.add_api_route("/card", model_card, methods=["GET"], response_class=PlainTextResponse,
-                         summary="The rendered model card (Markdown)",
-                         responses={200: {"content": {"text/markdown": {}}}})
+    router.add_api_route("/v1/model", model_info, methods=["GET"], response_model=models.model_info,
+                         summary="The model: manifest, card and feature schema as JSON", dependencies=dependencies)
+    router.add_api_route("/v1/model/card", model_card, methods=["GET"], response_class=PlainTextResponse,
+                         summary="The rendered model card (Markdown)", responses={200: {"content": {"text/markdown": {}}}},
+                         dependencies=[] if public_card else dependencies)
     return router
