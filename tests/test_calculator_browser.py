@@ -9,9 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +24,7 @@ from predict import Scorer  # noqa: E402
 from serving.app import create_app  # noqa: E402
 from serving.settings import ServingSettings  # noqa: E402
 from tests._small_model import small_model  # noqa: E402
+from tests._uvicorn import serve_in_thread  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
@@ -45,27 +43,9 @@ def scorer():
 
 @pytest.fixture(scope="module")
 def server(scorer):
-    import uvicorn
-
     settings = ServingSettings(model_path=None, api_keys="", allow_unauthenticated=False, cors_origins="")
-    app = create_app(scorer, settings)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                        log_level="warning", lifespan="on"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started:
-        if time.time() - t0 > 30 or not th.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        th.join(10)
+    with serve_in_thread(create_app(scorer, settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

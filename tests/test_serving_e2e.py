@@ -3,9 +3,6 @@ TestClient checks of auth and scorer refusals, and bounded schemathesis fuzzing 
 document (zero server errors)."""
 from __future__ import annotations
 
-import socket
-import threading
-import time
 
 import httpx
 import pytest
@@ -16,6 +13,7 @@ from predict import Scorer
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests._small_model import small_model
+from tests._uvicorn import serve_in_thread
 
 COMP = "usual_care"
 LOOPBACK = ("127.0.0.1", 50000)
@@ -26,32 +24,11 @@ def scorer():
     return Scorer.load(small_model().artifact)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(scorer):
-    import uvicorn
-
     app = create_app(settings=ServingSettings(model_path=small_model().artifact, warmup=True))
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                        log_level="warning", lifespan="on"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started:
-        if time.time() - t0 > 30 or not th.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        th.join(10)
+    with serve_in_thread(app) as url:
+        yield url
 
 
 def test_health_and_readiness(server, scorer):
