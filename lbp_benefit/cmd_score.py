@@ -20,6 +20,9 @@ def score(
     explain: bool = typer.Option(False, "--explain", help="Add the top 3 contributing factors per patient."),
     drop_incomplete: bool = typer.Option(False, "--drop-incomplete", help="With --data: leave out participants "
                                          "without both baselines (reported) instead of stopping."),
+    engine: str = typer.Option("pandas", "--engine", help="pandas (in-process) or spark: --input is then a Parquet "
+                               "path or a table name, --output a Parquet folder, and invalid rows are written with "
+                               "an error column (docs/spark.md; needs the [spark] extra and Java)."),
 ) -> None:
     """Score patients: expected outcomes under exercise and the comparator, benefit with intervals, recovery."""
     import pandas as pd
@@ -37,6 +40,10 @@ def score(
         raise LbpError(f"--comparator {comparator!r} is not one of {', '.join(scorer.comparators)}")
     if scorer.synthetic:
         typer.echo("note: this model was trained on SYNTHETIC data; its scores are not for clinical use", err=True)
+    if engine not in ("pandas", "spark"):
+        raise LbpError(f"--engine {engine!r} is not pandas or spark")
+    if engine == "spark":
+        return _score_spark(scorer, model, input, data, comparator, output, outcome, explain)
     source = ""
     if input is not None:
         if not input.is_file():
@@ -81,6 +88,23 @@ def score(
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output, index=False)
     typer.echo(f"scored {len(out)} patient(s) vs {comparator} with model {scorer.model_id}; wrote {output}")
+
+
+def _score_spark(scorer, model, input, data, comparator, output, outcome, explain) -> None:
+    from predict.errors import LbpError
+
+    if data is not None or input is None:
+        raise LbpError("--engine spark reads --input (a Parquet path or a table name), not --data")
+    try:
+        from predict import spark as sp
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise LbpError("--engine spark needs the spark extra: pip install 'lbp-benefit[spark]' (and Java 17+)") from exc
+    with sp.session("lbp-benefit score") as spark:
+        n, bad = sp.score_to_parquet(spark, str(input), output, model, comparator, list(outcome) if outcome else None,
+                                     explain=explain, scorer=scorer)
+    typer.echo(f"scored {n - bad} patient(s) vs {comparator} with model {scorer.model_id} on Spark; "
+               f"{bad} row(s) failed validation (see the error column); wrote {output}")
 
 
 def _score_chunks(scorer, df, comparator, outcomes, explain, progress, chunk: int = 2000):

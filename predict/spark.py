@@ -1,0 +1,288 @@
+"""Batch scoring on Apache Spark: :func:`score_spark` (a Spark DataFrame in, one out).
+
+The same ``predict`` code scores each Arrow batch in the executors' Python workers
+(``mapInPandas``): :func:`score_batch` is ``Scorer.score_table`` made row-tolerant. The artifact
+travels as files, never pickled: the driver writes the verified artifact as one deterministic zip
+(named by its manifest digest) and ships it with ``SparkContext.addFile``; each executor loads it
+with :meth:`Scorer.load`, which verifies every file's SHA-256, and checks the model id and manifest
+digest the driver saw. Rows failing validation come out with their problems in ``error`` and null
+scores, never dropped. Rows are hash-partitioned by their key columns and sorted within each
+partition before scoring, so the output is the same whatever the input's partitioning. pyspark is imported lazily: the
+core package needs neither it nor Java. See docs/spark.md.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from predict.artifact import MANIFEST, ArtifactError
+from predict.errors import LbpError, ValidationFailed
+from predict.scorer import ID_COLUMNS, Scorer
+
+ERROR = "error"
+ROW_INDEX = "row_index"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What executors need to find and check the shipped artifact (strings only)."""
+
+    name: str  # file name under SparkFiles
+    model_id: str
+    manifest_sha256: str
+
+
+def manifest_digest(manifest: dict) -> str:
+    """SHA-256 of the canonical JSON of a whole manifest (it lists every file's SHA-256)."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def stage_artifact(scorer: Scorer, folder: str | Path | None = None) -> Path:
+    """The scorer's verified artifact as one deterministic zip ``lbp-<model_id>-<digest>.zip``
+    (written once; an existing one is reused, its content being fixed by its name)."""
+    folder = Path(folder or Path(tempfile.gettempdir()) / f"lbp-spark-{os.getuid()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    art = scorer.artifact
+    digest = manifest_digest(art.manifest)
+    path = folder / f"{scorer.model_id}-{digest[:16]}.zip"
+    if path.is_file():
+        return path
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    entries = [(MANIFEST, json.dumps(art.manifest, sort_keys=True, indent=1).encode("utf-8"))]
+    entries += [(n, art.files[n]) for n in sorted(art.files)]
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    os.replace(tmp, path)
+    return path
+
+
+def ship_artifact(spark, scorer: Scorer, folder: str | Path | None = None) -> Shipped:
+    """Stage the artifact and add it to the Spark job's files (``SparkContext.addFile``)."""
+    path = stage_artifact(scorer, folder)
+    try:
+        sc = spark.sparkContext
+    except Exception as exc:  # noqa: BLE001 - Spark Connect has no SparkContext
+        raise LbpError("a classic SparkSession is needed (SparkContext.addFile ships the artifact); "
+                       "Spark Connect sessions are not supported") from exc
+    sc.addFile(str(path))
+    return Shipped(path.name, scorer.model_id, manifest_digest(scorer.artifact.manifest))
+
+
+def load_verified(path: str | Path, shipped: Shipped) -> Scorer:
+    """Load the artifact at ``path`` (every file's SHA-256 verified by :meth:`Scorer.load`) and
+    check it is the one the driver shipped; raises :class:`ArtifactError` otherwise."""
+    scorer = Scorer.load(path)
+    if scorer.model_id != shipped.model_id or manifest_digest(scorer.manifest) != shipped.manifest_sha256:
+        raise ArtifactError(f"{Path(path).name}: model {scorer.model_id} is not the artifact the driver shipped "
+                            f"({shipped.model_id}, manifest {shipped.manifest_sha256[:16]})")
+    return scorer
+
+
+_LOADED: dict[str, Scorer] = {}  # per executor Python worker: the verified scorer by shipped name
+
+
+def executor_scorer(shipped: Shipped) -> Scorer:
+    """The shipped scorer in this executor's Python worker (loaded and verified once)."""
+    scorer = _LOADED.get(shipped.name)
+    if scorer is None:
+        from pyspark import SparkFiles
+
+        scorer = _LOADED[shipped.name] = load_verified(SparkFiles.get(shipped.name), shipped)
+    return scorer
+
+
+# ----------------------------------------------------------------------------- pandas batches
+def probe_columns(scorer: Scorer, comparator: str, outcomes: Sequence[str] | None, *, explain: bool, top: int,
+                  details: bool) -> list[tuple[str, bool]]:
+    """``score_table``'s columns for this request as ``(name, is_text)``; raises
+    :class:`ValidationFailed` for an unknown comparator or outcome."""
+    res = scorer.score_table(pd.DataFrame([scorer.example_patient()]), comparator, outcomes, explain=explain,
+                             top=top, details=details)
+    return [(c, not pd.api.types.is_numeric_dtype(res[c].dtype)) for c in res.columns]
+
+
+def score_batch(scorer: Scorer, pdf: pd.DataFrame, comparator: str, outcomes: Sequence[str] | None = None, *,
+                carry: Sequence[str] = (), columns: Sequence[tuple[str, bool]], explain: bool = False, top: int = 3,
+                details: bool = True) -> pd.DataFrame:
+    """Score one batch: the ``carry`` columns, then ``columns`` (from :func:`probe_columns`) equal
+    to ``score_table`` on the valid rows, then ``error``: ``[code] column: message; ...`` for rows
+    failing validation (their scores null), null otherwise. Every input row comes out, in order."""
+    n = len(pdf)
+    inputs = pdf.drop(columns=list(carry)).reset_index(drop=True)
+    ok = np.ones(n, bool)
+    errors: list[str | None] = [None] * n
+    kw = dict(explain=explain, top=top, details=details)
+    try:
+        res = scorer.score_table(inputs, comparator, outcomes, **kw)
+    except ValidationFailed as exc:
+        by_row: dict[int, list[str]] = {}
+        for p in exc.problems:
+            if p.row is None:  # a request or file-level problem: nothing can be scored
+                raise
+            by_row.setdefault(p.row, []).append(f"[{p.code}] {p.column}: {p.message}")
+        for i, msgs in by_row.items():
+            ok[i] = False
+            errors[i] = "; ".join(msgs)
+        res = scorer.score_table(inputs[ok].reset_index(drop=True), comparator, outcomes, **kw)
+    out = {c: pdf[c].to_numpy() for c in carry}
+    for name, text in columns:
+        if name in carry:
+            continue
+        col = np.full(n, None, dtype=object) if text else np.full(n, np.nan)
+        if name in res.columns:
+            col[ok] = res[name].to_numpy()
+        out[name] = col
+    out[ERROR] = np.array(errors, dtype=object)
+    return pd.DataFrame(out, index=range(n))
+
+
+def _score_partition(batches: Iterator[pd.DataFrame], *, shipped: Shipped, **kw) -> Iterator[pd.DataFrame]:
+    scorer = executor_scorer(shipped)
+    for pdf in batches:
+        yield score_batch(scorer, pdf, **kw)
+
+
+# ----------------------------------------------------------------------------- Spark
+def _with_row_index(df):
+    """``df`` with ``row_index``: the 0-based position of each row in ``df`` as Spark reads it
+    (partition by partition), computed in the JVM from per-partition counts."""
+    from pyspark.sql import functions as F
+
+    t = df.withColumn("__p", F.spark_partition_id()).withColumn("__m", F.monotonically_increasing_id())
+    counts = dict(t.groupBy("__p").count().collect())
+    pairs, off = [], 0
+    for p in sorted(counts):
+        pairs += [F.lit(p), F.lit(off)]
+        off += counts[p]
+    offset = F.element_at(F.create_map(*pairs), F.col("__p")) if pairs else F.lit(0)
+    local = F.col("__m") - F.shiftleft(F.col("__p").cast("long"), 33)
+    return t.select((offset + local).cast("long").alias(ROW_INDEX), *[F.col(c) for c in df.columns])
+
+
+def _check_input(df, scorer: Scorer, carry: list[str]) -> list[str]:
+    from pyspark.sql import types as T
+
+    allowed = set(scorer.schema.names) | set(scorer.baselines)
+    unknown = [c for c in df.columns if c not in allowed and c not in carry]
+    if unknown:
+        raise LbpError(f"unknown column(s) {', '.join(map(repr, unknown))}: the model has no input of this name "
+                       "(select the model's inputs and the key columns first)")
+    types = {f.name: f.dataType for f in df.schema.fields}
+    ok = (T.NumericType, T.BooleanType, T.StringType, T.NullType)
+    bad = [f"{c} ({types[c].simpleString()})" for c in df.columns if c not in carry and not isinstance(types[c], ok)]
+    if bad:
+        raise LbpError(f"column type(s) not scorable: {', '.join(bad)}; inputs must be numbers (categories text)")
+    return [c for c in df.columns if c not in carry]
+
+
+def score_spark(df, model_path: str | Path, comparator: str, outcomes: Sequence[str] | None = None, *,
+                key: Sequence[str] | None = None, explain: bool = False, top: int = 3, details: bool = True,
+                partitions: int | None = None, scorer: Scorer | None = None, stage_dir: str | Path | None = None):
+    """Score a Spark DataFrame of patients; returns a DataFrame with ``lbp-benefit score``'s columns
+    (``score_table``: key/id columns, scores, factors with ``explain``, ``missing``, ``warnings``)
+    plus ``error`` (null for scored rows).
+
+    ``key``: columns identifying a row, carried through and used to partition and order the output
+    (default ``trial``/``participant`` where present; without any, a ``row_index`` is added: the
+    row's position in ``df``). ``partitions``: output partitions (default
+    ``spark.sql.shuffle.partitions``); rows go to ``hash(key) % partitions``, sorted by key.
+    Raises :class:`LbpError` on the driver for an unknown comparator/outcome or input column.
+    """
+    spark = df.sparkSession
+    scorer = scorer or Scorer.load(model_path)
+    key = [c for c in ID_COLUMNS if c in df.columns] if key is None else list(key)
+    missing = [c for c in key if c not in df.columns]
+    if missing:
+        raise LbpError(f"key column(s) {', '.join(missing)} not in the input")
+    carry = key + [c for c in ID_COLUMNS if c in df.columns and c not in key]
+    feats = _check_input(df, scorer, carry)
+    columns = probe_columns(scorer, comparator, list(outcomes) if outcomes else None, explain=explain, top=top,
+                            details=details)
+    if not key:
+        df, key, carry = _with_row_index(df), [ROW_INDEX], [ROW_INDEX] + carry
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    src = {f.name: f for f in df.schema.fields}
+    fields = [src[c] for c in carry]
+    fields += [T.StructField(c, T.StringType() if text else T.DoubleType(), True) for c, text in columns if c not in carry]
+    fields.append(T.StructField(ERROR, T.StringType(), True))
+    shipped = ship_artifact(spark, scorer, stage_dir)
+    fn = functools.partial(_score_partition, shipped=shipped, comparator=comparator,
+                           outcomes=list(outcomes) if outcomes else None, carry=carry, columns=columns,
+                           explain=explain, top=top, details=details)
+    n_out = int(partitions or spark.conf.get("spark.sql.shuffle.partitions"))
+    # Decimal columns (common in warehouses) would reach pandas as Decimal objects: read as doubles.
+    inputs = [F.col(c).cast("double").alias(c) if isinstance(src[c].dataType, T.DecimalType) else F.col(c)
+              for c in feats]
+    # Partition and order before scoring, so each partition is scored in the same batches whatever
+    # the input's partitioning (bit-identical output). Ties on a non-unique key are broken by the
+    # inputs: rows equal on both score identically.
+    order = key + [c for c in carry if c not in key] + feats
+    rows = df.select(*carry, *inputs).repartition(n_out, *key).sortWithinPartitions(*order)
+    return rows.mapInPandas(fn, T.StructType(fields))
+
+
+# ----------------------------------------------------------------------------- command line helpers
+@contextmanager
+def session(app_name: str = "lbp-benefit"):
+    """The active SparkSession, or a new one (master from spark-submit, else local[*]) stopped on exit."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    from pyspark import SparkConf
+
+    if (SparkConf().get("spark.master") or "local").startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter
+    spark = SparkSession.builder.appName(app_name).getOrCreate()
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+def read_input(spark, source: str):
+    """A Parquet file/folder (local path or URI such as ``s3a://``, ``hdfs://``) or a table name."""
+    p = Path(source)
+    if p.exists() or "://" in source:
+        if p.is_file() and p.suffix.lower() == ".csv":
+            raise LbpError(f"--input {source}: the Spark engine reads Parquet or a table, not CSV")
+        return spark.read.parquet(source)
+    try:
+        return spark.table(source)
+    except Exception as exc:  # noqa: BLE001 - AnalysisException and friends
+        raise LbpError(f"--input {source}: neither an existing Parquet path nor a table ({type(exc).__name__})") from exc
+
+
+def score_to_parquet(spark, source: str, output: str | Path, model_path: str | Path, comparator: str,
+                     outcomes: Sequence[str] | None = None, *, explain: bool = False,
+                     scorer: Scorer | None = None) -> tuple[int, int]:
+    """``lbp-benefit score --engine spark``: read, score, write Parquet (overwriting); returns
+    (rows written, rows with an error)."""
+    from pyspark.sql import functions as F
+
+    out = score_spark(read_input(spark, source), model_path, comparator, outcomes, explain=explain, scorer=scorer)
+    out.write.mode("overwrite").parquet(str(output))
+    n, bad = spark.read.parquet(str(output)).select(F.count(F.lit(1)), F.count(ERROR)).first()
+    return int(n), int(bad)

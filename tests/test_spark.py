@@ -1,0 +1,207 @@
+"""Spark batch scoring (predict/spark.py, `lbp-benefit score --engine spark`) in local[2] mode:
+equal to the in-process scorer row for row (missing and invalid inputs included), deterministic
+whatever the input partitioning, artifact hashes verified on the executors."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("pyspark")
+if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+    pytest.skip("no Java runtime (java on PATH or JAVA_HOME): Spark cannot start; "
+                "scripts/install_system_deps.sh installs one", allow_module_level=True)
+
+from pyspark.sql import SparkSession  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from predict import Scorer, ValidationFailed  # noqa: E402
+from predict import spark as sp  # noqa: E402
+from predict.artifact import ArtifactError  # noqa: E402
+from tests._small_model import small_model  # noqa: E402
+
+COMP = "usual_care"
+N = 3000
+# (row, column, value): each makes its row fail validation; row 7 fails twice.
+BAD = [(3, "baseline_pain", 140.0), (7, "baseline_function", np.nan), (7, "age", 5.0), (11, "female", 2.0),
+       (19, "bmi", np.inf), (23, "baseline_pain", np.nan), (2999, "episode_months", -1.0)]
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    s = (SparkSession.builder.master("local[2]").appName("lbp-test-spark")
+         .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "3")
+         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "700")
+         .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("warehouse")))
+         .config("spark.ui.showConsoleProgress", "false").config("spark.sql.adaptive.enabled", "false")
+         .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC").getOrCreate())
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer.load(small_model().artifact)
+
+
+@pytest.fixture(scope="module")
+def patients() -> pd.DataFrame:
+    """Simulated patients with ids; every 8th with ~25% of its covariates missing; the BAD rows."""
+    from training.simulate import generate_population
+
+    df = generate_population(N, seed=11)
+    rng = np.random.default_rng(3)
+    covs = [c for c in df.columns if not c.startswith("baseline_")]
+    holes = (rng.random((N, len(covs))) < 0.25) & (np.arange(N) % 8 == 0)[:, None]
+    df[covs] = df[covs].astype(float).mask(holes)
+    df["female"] = df["female"].astype("Int64")  # an integer column with nulls
+    for i, col, v in BAD:
+        df.loc[i, col] = v
+    df.insert(0, "trial", np.where(np.arange(N) % 2, "T1", "T2"))
+    df.insert(1, "participant", [f"p{i:05d}" for i in range(N)])
+    return df
+
+
+def _expected_errors(scorer, inputs: pd.DataFrame) -> dict[int, str]:
+    with pytest.raises(ValidationFailed) as exc:
+        scorer.validate(inputs)
+    out: dict[int, list[str]] = {}
+    for p in exc.value.problems:
+        out.setdefault(p.row, []).append(f"[{p.code}] {p.column}: {p.message}")
+    return {i: "; ".join(v) for i, v in out.items()}
+
+
+def test_equal_to_in_process_row_for_row(spark, scorer, patients):
+    sdf = spark.createDataFrame(patients).repartition(4)
+    out = sp.score_spark(sdf, small_model().artifact, COMP, scorer=scorer).toPandas()
+    assert len(out) == N and out["participant"].is_unique  # nothing dropped, nothing doubled
+    expected_cols = ["trial", "participant"] + scorer.output_columns() + ["missing", "warnings", "error"]
+    assert list(out.columns) == expected_cols
+    out = out.set_index("participant").loc[patients["participant"]].reset_index()
+    inputs = patients.drop(columns=["trial", "participant"])
+    errors = _expected_errors(scorer, inputs)
+    assert sorted(errors) == sorted({i for i, _, _ in BAD})
+    has_err = out["error"].notna()
+    assert {i: out.at[i, "error"] for i in np.flatnonzero(has_err)} == errors
+    bad = out.index.isin(list(errors))
+    assert out.loc[bad, scorer.output_columns() + ["missing", "warnings"]].isna().all().all()
+    ok = ~bad
+    ref = scorer.score_table(inputs[ok].reset_index(drop=True), COMP)
+    got = out[ok].reset_index(drop=True)
+    assert (got["trial"] == patients.loc[ok, "trial"].to_numpy()).all()
+    for c in scorer.output_columns():
+        np.testing.assert_allclose(got[c].to_numpy(float), ref[c].to_numpy(float), rtol=0, atol=1e-9, err_msg=c)
+    assert (got["missing"] == ref["missing"]).all() and (got["warnings"] == ref["warnings"]).all()
+    assert ref["missing"].str.len().gt(0).sum() > 300  # the missing-data path was exercised
+
+
+def test_explain_and_row_index_without_ids(spark, scorer, patients):
+    head = patients.head(400).drop(columns=["trial", "participant"])
+    sdf = spark.createDataFrame(head).coalesce(2)  # age as a warehouse DECIMAL column (read as double)
+    sdf = sdf.withColumn("age", F.when(~F.isnan("age"), F.col("age").cast("decimal(5,1)")))
+    out = sp.score_spark(sdf, small_model().artifact, COMP, ["pain"], explain=True, partitions=2,
+                         scorer=scorer).toPandas().sort_values("row_index")
+    assert out["row_index"].tolist() == list(range(400))
+    ok = out["error"].isna().to_numpy()
+    ref = scorer.score_table(head[ok].reset_index(drop=True), COMP, ["pain"], explain=True)
+    assert list(out.columns) == ["row_index"] + list(ref.columns) + ["error"]
+    got = out[ok].reset_index(drop=True)
+    for c in ref.columns:
+        if pd.api.types.is_numeric_dtype(ref[c]):
+            np.testing.assert_allclose(got[c].to_numpy(float), ref[c].to_numpy(float), rtol=0, atol=1e-9, err_msg=c)
+        else:
+            assert (got[c] == ref[c]).all(), c
+
+
+def test_same_output_whatever_the_input_partitioning(spark, scorer, patients):
+    base = spark.createDataFrame(patients.head(1200))
+
+    def run(df):
+        out = sp.score_spark(df, small_model().artifact, COMP, partitions=3, scorer=scorer)
+        return out.withColumn("_part", F.spark_partition_id()).toPandas()
+
+    one = run(base.coalesce(1))
+    many = run(base.repartition(7))  # round-robin: rows arrive in another order and other batches
+    assert one["_part"].nunique() == 3
+    pd.testing.assert_frame_equal(one, many, check_exact=True)
+    for _, part in one.groupby("_part", sort=True):
+        keys = list(zip(part["trial"], part["participant"]))
+        assert keys == sorted(keys)
+
+
+def test_executors_verify_the_artifact(spark, scorer, tmp_path):
+    staged = sp.stage_artifact(scorer, tmp_path)
+    assert sp.stage_artifact(scorer, tmp_path).read_bytes() == staged.read_bytes()  # deterministic, reused
+    shipped = sp.Shipped(staged.name, scorer.model_id, sp.manifest_digest(scorer.manifest))
+    assert sp.load_verified(staged, shipped).model_id == scorer.model_id
+    with pytest.raises(ArtifactError, match="not the artifact the driver shipped"):
+        sp.load_verified(staged, sp.Shipped(staged.name, scorer.model_id, "0" * 64))
+    tampered = tmp_path / f"tampered-{scorer.model_id}.zip"
+    with zipfile.ZipFile(staged) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            dst.writestr(name, data + b"\n" if name.startswith("model/pain__short/") else data)
+    spark.sparkContext.addFile(str(tampered))
+    bad = sp.Shipped(tampered.name, shipped.model_id, shipped.manifest_sha256)
+    with pytest.raises(Exception, match="does not match its SHA-256"):  # raised in the executor's worker
+        spark.sparkContext.parallelize([0], 1).map(lambda _: sp.executor_scorer(bad).model_id).collect()
+
+
+def test_driver_refuses_bad_requests(spark, scorer, patients):
+    sdf = spark.createDataFrame(patients.head(10))
+    with pytest.raises(ValidationFailed):
+        sp.score_spark(sdf, small_model().artifact, "surgery", scorer=scorer)
+    with pytest.raises(sp.LbpError, match="unknown column"):
+        sp.score_spark(sdf.withColumn("postcode", F.lit("X1")), small_model().artifact, COMP, scorer=scorer)
+    with pytest.raises(sp.LbpError, match="key column"):
+        sp.score_spark(sdf, small_model().artifact, COMP, key=["patient_id"], scorer=scorer)
+
+
+def test_cli_engine_spark_parquet_and_table(spark, scorer, patients, tmp_path):
+    from lbp_benefit.cmd_score import score
+    from tests.test_score_cli import _run
+
+    art = str(small_model().artifact)
+    src = tmp_path / "patients.parquet"
+    spark.createDataFrame(patients.head(60)).write.parquet(str(src))
+    spark.createDataFrame(patients.head(60)).createOrReplaceTempView("lbp_patients")
+    for source, out in ((str(src), tmp_path / "scores"), ("lbp_patients", tmp_path / "scores_table")):
+        r = _run(score, "score", ["--model", art, "--input", source, "--comparator", COMP, "--output", str(out),
+                                  "--engine", "spark"])
+        assert r.exit_code == 0, r.output + repr(r.exception)
+        assert "5 row(s) failed validation" in r.output
+        res = pd.read_parquet(out)
+        assert len(res) == 60 and res["error"].notna().sum() == 5
+        assert list(res.columns) == ["trial", "participant"] + scorer.output_columns() + ["missing", "warnings", "error"]
+    csv = tmp_path / "p.csv"
+    patients.head(3).to_csv(csv, index=False)
+    r = _run(score, "score", ["--model", art, "--input", str(csv), "--comparator", COMP, "--output",
+                              str(tmp_path / "o"), "--engine", "spark"])
+    assert isinstance(r.exception, sp.LbpError) and "not CSV" in str(r.exception)
+    assert spark.sparkContext._jsc is not None  # the CLI left the caller's session running
+
+
+def test_core_import_does_not_need_pyspark():
+    code = ("import sys; import predict, predict.spark, lbp_benefit.cmd_score; "
+            "assert not [m for m in sys.modules if m.startswith(('pyspark', 'py4j'))]")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_score_batch_all_invalid_and_empty(scorer, patients):
+    cols = sp.probe_columns(scorer, COMP, None, explain=True, top=3, details=True)
+    bad = patients.head(4).assign(baseline_pain=150.0)
+    out = sp.score_batch(scorer, bad, COMP, carry=["trial", "participant"], columns=cols, explain=True)
+    assert list(out.columns) == ["trial", "participant"] + [c for c, _ in cols] + ["error"]
+    assert out["error"].str.startswith("[out_of_range] baseline_pain: 150").all()
+    assert out[[c for c, _ in cols]].isna().all().all() and (out["participant"] == bad["participant"].to_numpy()).all()
+    empty = sp.score_batch(scorer, patients.head(0), COMP, carry=["trial", "participant"], columns=cols, explain=True)
+    assert len(empty) == 0 and list(empty.columns) == list(out.columns)
