@@ -423,6 +423,62 @@ def _delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str
     return np.sqrt(np.einsum("ij,jk,ik->i", G, V, G).clip(0))
 
 
+LINEAR_KINDS = ("constant", "effect_model", "risk_model")
+
+
+def _arm_se_linear(exp: dict, Fimp: np.ndarray, comparator: str):
+    """Delta-method SE (bootstrap covariance) of the expected outcome under exercise and under
+    ``comparator`` for a linear learner with identity link; None otherwise."""
+    lin = exp.get("linear")
+    if exp["kind"] not in LINEAR_KINDS or lin is None or lin["link"] != "identity" \
+            or exp["interval"].get("method") != "delta":
+        return None
+    comps = list(exp["comparators"])
+    V = np.asarray(exp["interval"]["theta_cov"], float)
+    _, grad = linear_parts(lin, comps, Fimp)
+    return tuple(np.sqrt(np.einsum("ij,jk,ik->i", grad[k], V, grad[k]).clip(0)) for k in ("__active__", comparator))
+
+
+def arm_se(exp: dict, Fimp: np.ndarray, comparator: str):
+    """(SE under exercise, SE under ``comparator``) of the expected continuous outcome from
+    estimation (trial-cluster bootstrap covariance, delta method), or None where the learner has
+    no per-arm uncertainty (tree learners keep a variance model of the benefit only; binary
+    outcomes). A stack of linear learners adds its members' SEs with the stack's coefficients
+    (perfect correlation: conservative), as for the benefit."""
+    if exp.get("outcome_type") != "continuous":
+        return None
+    if exp["kind"] != "stacked":
+        return _arm_se_linear(exp, Fimp, comparator)
+    mem = exp["members"]
+    w = np.asarray(mem["weights"], float)
+    wn = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
+    parts = [_arm_se_linear(e, Fimp, comparator) for e in mem["exports"]]
+    if any(p is None for p in parts):
+        return None
+    # stack: active = sum wn_i a_i; comparator = active + sum w_i (c_i - a_i)
+    se_a = sum(abs(a) * p[0] for a, p in zip(wn, parts))
+    se_c = sum(abs(a - b) * p[0] + abs(b) * p[1] for a, b, p in zip(wn, w, parts))
+    return se_a, se_c
+
+
+def arm_missing_variance(exp: dict, F: np.ndarray, comparator: str):
+    """Per arm, the variance of the expected outcome over the conditional draws of the patient's
+    missing features (0 for complete rows)."""
+    miss = np.isnan(F).any(axis=1)
+    va, vc = np.zeros(F.shape[0]), np.zeros(F.shape[0])
+    if not miss.any():
+        return va, vc
+    D = impute_draws(exp["imputer"], F[miss])
+    M, n, p = D.shape
+    if M < 2:
+        return va, vc
+    flat = D.reshape(M * n, p)
+    ex = _expected(exp, flat, flat)
+    va[miss] = ex["__active__"].reshape(M, n).var(axis=0, ddof=1)
+    vc[miss] = ex[comparator].reshape(M, n).var(axis=0, ddof=1)
+    return va, vc
+
+
 def _mean_fn(link: str):
     return (lambda e: e) if link == "identity" else expit
 

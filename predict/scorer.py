@@ -620,6 +620,32 @@ class Scorer:
             out.append(_Computed(t, True, a, c, ben, ci, pi))
         return out
 
+    def _arm_intervals(self, F: np.ndarray, comparator: str, comp: list[_Computed]) -> dict:
+        """Per continuous task whose learner has per-arm uncertainty (linear learners and stacks of
+        them): 95% confidence intervals of the expected outcome under exercise and under the
+        comparator for patients like this in an average trial (bootstrap delta-method SE plus the
+        spread over draws of missing inputs), clipped to 0-100. Other tasks are left out."""
+        out: dict = {}
+        if comparator in self.network_only or F.shape[0] == 0:
+            return out
+        z = rt.norm_ppf(0.5 + LEVEL / 2)
+        for c in comp:
+            t = c.task
+            if not c.available or t.outcome_type != "continuous":
+                continue
+            exp = t.exp
+            se = rt.arm_se(exp, rt.impute_mean(exp["imputer"], F), comparator)
+            if se is None:
+                continue
+            va, vc = rt.arm_missing_variance(exp, F, comparator)
+            arms = {}
+            for key, est, s_, v in (("exercise", c.exercise, se[0], va), ("comparator", c.comparator, se[1], vc)):
+                sd = np.sqrt(s_ ** 2 + v)
+                lo, hi = np.clip(est - z * sd, 0, 100), np.clip(est + z * sd, 0, 100)
+                arms[key] = [[_f(a), _f(b)] for a, b in zip(lo.tolist(), hi.tolist())]
+            out[t.task] = arms
+        return out
+
     def _compute_network(self, F: np.ndarray, node: str, t: _Task, z: float) -> _Computed:
         """Benefit vs a network-only node from the task's IPD network model (predict/network.py):
         delta-method SE, plus the conditional variance of missing modifiers; PI adds tau. The
@@ -700,6 +726,7 @@ class Scorer:
             explained = {"task": et.task, "comparator": comparator,
                          "method": self._explain_method(et),
                          "units": self._factor_units(et, comparator)}
+        arm_iv = self._arm_intervals(F, comparator, comp)
         lists = [(c, c.exercise.tolist(), c.comparator.tolist(), c.benefit.tolist(), c.ci[0].tolist(),
                   c.ci[1].tolist(), c.pi[0].tolist(), c.pi[1].tolist()) for c in comp]
         base_cols = {t.baseline: F[:, self._index[t.baseline]].tolist() for t in tasks if t.baseline}
@@ -717,8 +744,10 @@ class Scorer:
                     "outcome": t.outcome, "follow_up": t.follow_up, "learner": c.learner or t.learner,
                     "available": c.available,
                     "scale": "probability of global recovery" if t.outcome_type == "binary" else "0-100 points, higher = worse",
-                    "exercise": {"expected": _f(ex[i])},
-                    "comparator": {"class": comparator, "expected": _f(cp[i])},
+                    "exercise": {"expected": _f(ex[i]),
+                                 "interval": arm_iv[t.task]["exercise"][i] if t.task in arm_iv else None},
+                    "comparator": {"class": comparator, "expected": _f(cp[i]),
+                                   "interval": arm_iv[t.task]["comparator"][i] if t.task in arm_iv else None},
                     "benefit": {"estimate": _f(b[i]), "ci": [_f(lo[i]), _f(hi[i])],
                                 "prediction_interval": [_f(plo[i]), _f(phi[i])]},
                 }

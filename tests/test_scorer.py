@@ -226,3 +226,45 @@ def test_thread_safe(scorer, patients):
 def test_empty_batch(scorer):
     assert scorer.score([], COMP) == []
     assert len(scorer.score_table(pd.DataFrame(columns=scorer.baselines), COMP)) == 0
+
+
+def test_arm_intervals_match_an_independent_delta_method(scorer):
+    """Per-arm 95% CIs (linear learners, continuous outcomes): half-width = z * sqrt(g' V g) with
+    g the finite-difference gradient of the expected outcome in theta (complete covariates, so no
+    missing-data term); None where the learner has no per-arm uncertainty (trees, binary)."""
+    patient = {k: v for k, v in scorer.example_patient().items()}
+    for c in scorer.schema.covariates:  # complete the patient: no missing-data spread
+        if c.name not in patient:
+            patient[c.name] = 0 if c.type in ("binary", "categorical") else (
+                float(np.mean(c.range)) if c.range else 1.0)
+    r = scorer.score([patient], "usual_care")[0]["outcomes"]
+    z = 1.959963984540054
+    checked = 0
+    for t in scorer._tasks:
+        res = r[t.task]
+        if t.outcome_type != "continuous" or t.exp["kind"] not in rt.LINEAR_KINDS:
+            assert res["exercise"]["interval"] is None and res["comparator"]["interval"] is None
+            continue
+        exp = t.exp
+        lin = dict(exp["linear"])
+        F, _ = scorer.validate([patient])
+        Fimp = rt.impute_mean(exp["imputer"], F)
+        assert not np.isnan(F[:, [scorer._index[c] for c in scorer.schema.names if c in patient]]).any()
+        theta = np.asarray(lin["theta"], float)
+        V = np.asarray(exp["interval"]["theta_cov"], float)
+        for arm, key in (("exercise", "__active__"), ("comparator", "usual_care")):
+            g = np.empty(theta.size)
+            for j in range(theta.size):
+                h = 1e-6
+                up, dn = theta.copy(), theta.copy()
+                up[j] += h
+                dn[j] -= h
+                g[j] = (rt.linear_eta({**lin, "theta": up}, exp["comparators"], Fimp)[key][0]
+                        - rt.linear_eta({**lin, "theta": dn}, exp["comparators"], Fimp)[key][0]) / (2 * h)
+            half = z * math.sqrt(g @ V @ g)
+            lo, hi = res[arm]["interval"]
+            est = res[arm]["expected"]
+            assert lo == pytest.approx(max(0.0, est - half), abs=1e-6)
+            assert hi == pytest.approx(min(100.0, est + half), abs=1e-6)
+            checked += 1
+    assert checked >= 2
