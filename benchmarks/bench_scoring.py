@@ -168,7 +168,7 @@ def stop(p: subprocess.Popen) -> None:
         p.kill()
 
 
-def http(model: Path, scorer, comp: str, duration: float, n_soak: int) -> dict:
+def http(model: Path, scorer, comp: str, duration: float, n_soak: int, workers: int = 1) -> dict:
     import numpy as np
 
     if not shutil.which("wrk"):
@@ -177,10 +177,11 @@ def http(model: Path, scorer, comp: str, duration: float, n_soak: int) -> dict:
     env.pop("LBP_API_KEYS", None)
     res: dict = {}
     ours_port, bare_port = free_port(), free_port()
-    ours = start([sys.executable, "-m", "lbp_benefit", "serve", "--model", str(model), "--port", str(ours_port)],
-                 env, f"http://127.0.0.1:{ours_port}/readyz")
+    res["workers"] = workers
+    ours = start([sys.executable, "-m", "lbp_benefit", "serve", "--model", str(model), "--port", str(ours_port),
+                  "--workers", str(workers)], env, f"http://127.0.0.1:{ours_port}/readyz")
     bare = start([sys.executable, "-m", "uvicorn", "--factory", "benchmarks.bare_lightgbm_api:create_app",
-                  "--port", str(bare_port), "--log-level", "warning", "--no-access-log"],
+                  "--port", str(bare_port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
                  env, f"http://127.0.0.1:{bare_port}/docs")
     try:
         body = json.dumps({"patient": scorer.example_patient(), "comparator": comp})
@@ -228,7 +229,9 @@ def render(res: dict) -> str:
     lines += ["", f"Single patient in-process: p50 {ip['single_patient_ms_p50']:.1f} ms, p99 {ip['single_patient_ms_p99']:.1f} ms.", ""]
     h = res.get("http") or {}
     if "ours" in h:
-        lines += ["| HTTP endpoint (wrk, loopback, one process) | concurrency | requests/s | p50 ms | p99 ms | non-2xx |",
+        nw = h.get("workers", 1)
+        lines += [f"| HTTP endpoint (wrk, loopback, {nw} worker process{'es' if nw > 1 else ''} each) | concurrency | "
+                  "requests/s | p50 ms | p99 ms | non-2xx |",
                   "|---|---|---|---|---|---|"]
         names = {"ours": "ours: POST /v1/score (validation, intervals, explanation, logs)",
                  "bare_treeshap": "bare FastAPI: 2 x 300-tree LightGBM predict + shap TreeSHAP",
@@ -254,6 +257,7 @@ def main(argv=None) -> None:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     ap.add_argument("--soak", type=int, default=20000, help="requests for the memory soak")
     ap.add_argument("--no-http", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes for both HTTP servers")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scoring.json")
     ap.add_argument("--render", type=Path, default=None, help="only print the Markdown of a results JSON")
     a = ap.parse_args(argv)
@@ -273,7 +277,7 @@ def main(argv=None) -> None:
     res["in_process"] = in_process(scorer, a.comparator, a.n)
     print(json.dumps(res["in_process"], indent=1), flush=True)
     if not a.no_http:
-        res["http"] = http(model, scorer, a.comparator, a.duration, a.soak)
+        res["http"] = http(model, scorer, a.comparator, a.duration, a.soak, a.workers)
     res["machine_end"] = machine()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")

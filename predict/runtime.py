@@ -462,21 +462,25 @@ def arm_se(exp: dict, Fimp: np.ndarray, comparator: str):
 
 
 def arm_missing_variance(exp: dict, F: np.ndarray, comparator: str):
-    """Per arm, the variance of the expected outcome over the conditional draws of the patient's
-    missing features (0 for complete rows)."""
+    """One pass over the conditional draws of the patient's missing features: the variance of
+    the benefit (comparator - exercise, continuous outcomes; as :func:`missing_variance_fast`, up
+    to floating-point rounding) and of the expected outcome under each arm (0 for complete rows).
+    Returns (var benefit, var exercise, var comparator)."""
     miss = np.isnan(F).any(axis=1)
-    va, vc = np.zeros(F.shape[0]), np.zeros(F.shape[0])
+    vb, va, vc = np.zeros(F.shape[0]), np.zeros(F.shape[0]), np.zeros(F.shape[0])
     if not miss.any():
-        return va, vc
+        return vb, va, vc
     D = impute_draws(exp["imputer"], F[miss])
     M, n, p = D.shape
     if M < 2:
-        return va, vc
+        return vb, va, vc
     flat = D.reshape(M * n, p)
     ex = _expected(exp, flat, flat)
-    va[miss] = ex["__active__"].reshape(M, n).var(axis=0, ddof=1)
-    vc[miss] = ex[comparator].reshape(M, n).var(axis=0, ddof=1)
-    return va, vc
+    a, c = ex["__active__"].reshape(M, n), ex[comparator].reshape(M, n)
+    vb[miss] = (c - a).var(axis=0, ddof=1)
+    va[miss] = a.var(axis=0, ddof=1)
+    vc[miss] = c.var(axis=0, ddof=1)
+    return vb, va, vc
 
 
 def _mean_fn(link: str):

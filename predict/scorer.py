@@ -593,12 +593,16 @@ class Scorer:
         return out
 
     # ------------------------------------------------------------------ computation
-    def _compute(self, F: np.ndarray, comparator: str, tasks: list[_Task]) -> list[_Computed]:
+    def _compute(self, F: np.ndarray, comparator: str, tasks: list[_Task],
+                 arms: bool = False) -> tuple[list[_Computed], dict]:
+        """Per task the point predictions and benefit intervals; with ``arms``, also the per-arm
+        95% CIs of the expected outcome (see :meth:`_arm_interval`) as {task: {arm: [[lo, hi], ...]}}."""
         z = rt.norm_ppf(0.5 + LEVEL / 2)
         out = []
+        arm_iv: dict = {}
         n = F.shape[0]
         if comparator in self.network_only:
-            return [self._compute_network(F, comparator, t, z) for t in tasks]
+            return [self._compute_network(F, comparator, t, z) for t in tasks], arm_iv
         for t in tasks:
             exp = t.exp
             if comparator not in exp["comparators"] or n == 0:
@@ -610,7 +614,13 @@ class Scorer:
             a, c = ex["__active__"], ex[comparator]
             ben = c - a if t.outcome_type == "continuous" else a - c
             se_b = rt.estimation_se(exp, F, Fimp, [comparator])[comparator]
-            vm = rt.missing_variance_fast(exp, F, comparator)
+            se_arm = rt.arm_se(exp, Fimp, comparator) if arms and t.outcome_type == "continuous" else None
+            if se_arm is None:
+                vm = rt.missing_variance_fast(exp, F, comparator)
+            else:  # one pass over the missing-data draws serves the benefit and both arms
+                vm, va, vc = rt.arm_missing_variance(exp, F, comparator)
+                arm_iv[t.task] = {"exercise": self._arm_interval(a, se_arm[0], va, z),
+                                  "comparator": self._arm_interval(c, se_arm[1], vc, z)}
             se = np.sqrt(se_b ** 2 + vm)
             tau = float(exp["interval"]["tau"].get(comparator, 0.0))
             sp = np.sqrt(se ** 2 + tau ** 2)
@@ -618,33 +628,16 @@ class Scorer:
             ci = (np.clip(ben - z * se, -lim, lim), np.clip(ben + z * se, -lim, lim))
             pi = (np.clip(ben - z * sp, -lim, lim), np.clip(ben + z * sp, -lim, lim))
             out.append(_Computed(t, True, a, c, ben, ci, pi))
-        return out
+        return out, arm_iv
 
-    def _arm_intervals(self, F: np.ndarray, comparator: str, comp: list[_Computed]) -> dict:
-        """Per continuous task whose learner has per-arm uncertainty (linear learners and stacks of
-        them): 95% confidence intervals of the expected outcome under exercise and under the
-        comparator for patients like this in an average trial (bootstrap delta-method SE plus the
-        spread over draws of missing inputs), clipped to 0-100. Other tasks are left out."""
-        out: dict = {}
-        if comparator in self.network_only or F.shape[0] == 0:
-            return out
-        z = rt.norm_ppf(0.5 + LEVEL / 2)
-        for c in comp:
-            t = c.task
-            if not c.available or t.outcome_type != "continuous":
-                continue
-            exp = t.exp
-            se = rt.arm_se(exp, rt.impute_mean(exp["imputer"], F), comparator)
-            if se is None:
-                continue
-            va, vc = rt.arm_missing_variance(exp, F, comparator)
-            arms = {}
-            for key, est, s_, v in (("exercise", c.exercise, se[0], va), ("comparator", c.comparator, se[1], vc)):
-                sd = np.sqrt(s_ ** 2 + v)
-                lo, hi = np.clip(est - z * sd, 0, 100), np.clip(est + z * sd, 0, 100)
-                arms[key] = [[_f(a), _f(b)] for a, b in zip(lo.tolist(), hi.tolist())]
-            out[t.task] = arms
-        return out
+    @staticmethod
+    def _arm_interval(est: np.ndarray, se: np.ndarray, var_missing: np.ndarray, z: float) -> list:
+        """95% CI of the expected outcome under one arm for patients like this in an average trial:
+        the learner's estimation SE (bootstrap delta method) and the spread over draws of missing
+        inputs, clipped to 0-100."""
+        sd = np.sqrt(se ** 2 + var_missing)
+        lo, hi = np.clip(est - z * sd, 0, 100), np.clip(est + z * sd, 0, 100)
+        return [[_f(x), _f(y)] for x, y in zip(lo.tolist(), hi.tolist())]
 
     def _compute_network(self, F: np.ndarray, node: str, t: _Task, z: float) -> _Computed:
         """Benefit vs a network-only node from the task's IPD network model (predict/network.py):
@@ -712,7 +705,7 @@ class Scorer:
         if probs:
             raise ValidationFailed(probs, what="request")
         tasks = self._select(outcomes)
-        comp = self._compute(F, comparator, tasks)
+        comp, arm_iv = self._compute(F, comparator, tasks, arms=True)
         n = F.shape[0]
         warns = self._patient_warnings(F)
         req_warn = self._request_warnings(comparator, tasks)
@@ -726,7 +719,6 @@ class Scorer:
             explained = {"task": et.task, "comparator": comparator,
                          "method": self._explain_method(et),
                          "units": self._factor_units(et, comparator)}
-        arm_iv = self._arm_intervals(F, comparator, comp)
         lists = [(c, c.exercise.tolist(), c.comparator.tolist(), c.benefit.tolist(), c.ci[0].tolist(),
                   c.ci[1].tolist(), c.pi[0].tolist(), c.pi[1].tolist()) for c in comp]
         base_cols = {t.baseline: F[:, self._index[t.baseline]].tolist() for t in tasks if t.baseline}
@@ -785,7 +777,7 @@ class Scorer:
         if probs:
             raise ValidationFailed(probs, what="request")
         tasks = self._select(outcomes)
-        comp = self._compute(F, comparator, tasks)
+        comp, _ = self._compute(F, comparator, tasks)
         cols: dict[str, Any] = {}
         if ids is not None:
             for c in ids.columns:
