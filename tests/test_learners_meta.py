@@ -112,3 +112,22 @@ def test_fits_are_deterministic(noisy):
     a = TLearner(n_boot=2, random_state=3).fit(X, y).to_export()
     b = TLearner(n_boot=2, random_state=3).fit(X, y).to_export()
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_crossfit_cache_key_covers_the_imputation():
+    """Same rows, different imputations (inner folds of two IECV folds holding out the same two
+    trials in the other order) must not share a cached cross-fit: the key includes Fi and P."""
+    from types import SimpleNamespace
+
+    from training.learners.meta_learners import XLearner
+
+    rng = np.random.default_rng(0)
+    F = rng.normal(size=(20, 3))
+    F[::4, 1] = np.nan
+    base = dict(y=rng.normal(size=20), trial=np.repeat(np.arange(4), 5), F=F,
+                cls=np.array(["exercise", "usual_care"] * 10), comps=["usual_care"], P=np.ones((20, 2)))
+    a = SimpleNamespace(**base, Fi=np.nan_to_num(F, nan=0.1))
+    b = SimpleNamespace(**base, Fi=np.nan_to_num(F, nan=0.2))
+    lr = XLearner()
+    assert lr._key(a, "crossfit", 3, 1) != lr._key(b, "crossfit", 3, 1)
+    assert lr._key(a, "crossfit", 3, 1) == lr._key(SimpleNamespace(**base, Fi=a.Fi.copy()), "crossfit", 3, 1)

@@ -105,7 +105,10 @@ class _MetaBase(BenefitLearner):
 
     def _key(self, d, *extra) -> str:
         h = hashlib.sha1()
-        for a in (d.y, d.trial, np.nan_to_num(d.F, nan=-9e9)):
+        # Fi and P too: two subsets with the same rows can carry different imputations (e.g. the
+        # inner folds of two IECV folds that hold out the same two trials in the other order), so
+        # a key without them let a forked worker's cache hit depend on scheduling.
+        for a in (d.y, d.trial, np.nan_to_num(d.F, nan=-9e9), d.Fi, d.P):
             h.update(np.ascontiguousarray(a).tobytes())
         h.update("|".join(d.cls).encode())
         h.update(repr((d.comps, self.tree_missing, self._op(), self.outcome_type) + extra).encode())
