@@ -426,9 +426,16 @@ def _delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str
 LINEAR_KINDS = ("constant", "effect_model", "risk_model")
 
 
-def _arm_se_linear(exp: dict, Fimp: np.ndarray, comparator: str):
-    """Delta-method SE (bootstrap covariance) of the expected outcome under exercise and under
-    ``comparator`` for a linear learner with identity link; None otherwise."""
+def _arm_se_linear(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
+    """SE of the expected outcome under exercise and under ``comparator``: delta method on the
+    bootstrap covariance for a linear learner with identity link; for tree learners the bootstrap
+    variance model per arm (``interval.arm_varmodel``, artifacts from 2026-11-22 on); None otherwise."""
+    iv = exp.get("interval") or {}
+    arm_vm = iv.get("arm_varmodel")
+    if exp["kind"] in ("t_learner", "x_learner", "dr_learner") and isinstance(arm_vm, dict) \
+            and iv.get("method") == "varmodel" and comparator in arm_vm and F is not None:
+        U = varmodel_design(exp, F, Fimp)
+        return tuple(np.sqrt(np.exp(U @ np.asarray(arm_vm[k], float))) for k in ("__active__", comparator))
     lin = exp.get("linear")
     if exp["kind"] not in LINEAR_KINDS or lin is None or lin["link"] != "identity" \
             or exp["interval"].get("method") != "delta":
@@ -439,20 +446,22 @@ def _arm_se_linear(exp: dict, Fimp: np.ndarray, comparator: str):
     return tuple(np.sqrt(np.einsum("ij,jk,ik->i", grad[k], V, grad[k]).clip(0)) for k in ("__active__", comparator))
 
 
-def arm_se(exp: dict, Fimp: np.ndarray, comparator: str):
+def arm_se(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
     """(SE under exercise, SE under ``comparator``) of the expected continuous outcome from
-    estimation (trial-cluster bootstrap covariance, delta method), or None where the learner has
-    no per-arm uncertainty (tree learners keep a variance model of the benefit only; binary
-    outcomes). A stack of linear learners adds its members' SEs with the stack's coefficients
-    (perfect correlation: conservative), as for the benefit."""
+    estimation: the trial-cluster bootstrap covariance by the delta method (linear learners) or
+    the bootstrap's per-arm variance model (tree learners); None where the learner has no per-arm
+    uncertainty (tree learners exported before the per-arm model; binary outcomes). A stack adds
+    its members' SEs with the stack's coefficients
+    (perfect correlation: conservative), as for the benefit. ``F``: the raw features (NaN =
+    missing), needed for the tree learners' variance models."""
     if exp.get("outcome_type") != "continuous":
         return None
     if exp["kind"] != "stacked":
-        return _arm_se_linear(exp, Fimp, comparator)
+        return _arm_se_linear(exp, Fimp, comparator, F)
     mem = exp["members"]
     w = np.asarray(mem["weights"], float)
     wn = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
-    parts = [_arm_se_linear(e, Fimp, comparator) for e in mem["exports"]]
+    parts = [_arm_se_linear(e, Fimp, comparator, F) for e in mem["exports"]]
     if any(p is None for p in parts):
         return None
     # stack: active = sum wn_i a_i; comparator = active + sum w_i (c_i - a_i)

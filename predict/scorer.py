@@ -614,7 +614,7 @@ class Scorer:
             a, c = ex["__active__"], ex[comparator]
             ben = c - a if t.outcome_type == "continuous" else a - c
             se_b = rt.estimation_se(exp, F, Fimp, [comparator])[comparator]
-            se_arm = rt.arm_se(exp, Fimp, comparator) if arms and t.outcome_type == "continuous" else None
+            se_arm = rt.arm_se(exp, Fimp, comparator, F) if arms and t.outcome_type == "continuous" else None
             if se_arm is None:
                 vm = rt.missing_variance_fast(exp, F, comparator)
             else:  # one pass over the missing-data draws serves the benefit and both arms

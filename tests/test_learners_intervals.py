@@ -116,3 +116,27 @@ def test_runtime_module_imports_no_training_or_sklearn():
         "assert hasattr(mod, 'predict_from_export')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tree_learner_exports_per_arm_variance_models_from_its_bootstrap():
+    """The per-arm variance model reproduces the bootstrap's mean per-arm variance (its intercept
+    is calibrated to it) and gives arm SEs for scoring; the benefit's model is unchanged."""
+    from predict import runtime as prt
+
+    X, y, _ = toy_trials(n_trials=10, n_per_arm=60, seed=12, noise=10.0, effect_mod=5.0, missing=0.1)
+    m = TLearner(n_boot=6).fit(X, y)
+    exp = prt.prepare_export(m.to_export())
+    iv = exp["interval"]
+    assert set(iv["arm_varmodel"]) == {"__active__", *exp["comparators"]}
+    F = prt.feature_matrix(exp["features"], X)
+    Fimp = prt.impute_mean(exp["imputer"], F)
+    U = prt.varmodel_design(exp, F, Fimp)
+    boot = np.stack(m.boot_arm_predictions_)  # (replicates, rows, arms)
+    assert boot.shape[0] >= 3
+    for i, k in enumerate(["__active__"] + list(exp["comparators"])):
+        v = np.exp(U @ np.asarray(iv["arm_varmodel"][k], float))
+        assert np.all(np.isfinite(v)) and np.all(v > 0)
+        assert v.mean() == pytest.approx(boot[:, :, i].var(axis=0, ddof=1).mean(), rel=1e-8)
+    se = prt.arm_se(exp, Fimp, "usual_care", F)
+    assert se is not None and np.all(se[0] > 0) and np.all(se[1] > 0)
+    assert prt.arm_se(exp, Fimp, "usual_care", None) is None  # the tree model needs the raw features

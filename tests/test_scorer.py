@@ -231,7 +231,8 @@ def test_empty_batch(scorer):
 def test_arm_intervals_match_an_independent_delta_method(scorer):
     """Per-arm 95% CIs (linear learners, continuous outcomes): half-width = z * sqrt(g' V g) with
     g the finite-difference gradient of the expected outcome in theta (complete covariates, so no
-    missing-data term); None where the learner has no per-arm uncertainty (trees, binary)."""
+    missing-data term); tree learners: z * sqrt(exp(U w)) of their per-arm bootstrap variance
+    model; None for recovery (a probability)."""
     patient = {k: v for k, v in scorer.example_patient().items()}
     for c in scorer.schema.covariates:  # complete the patient: no missing-data spread
         if c.name not in patient:
@@ -242,10 +243,26 @@ def test_arm_intervals_match_an_independent_delta_method(scorer):
     checked = 0
     for t in scorer._tasks:
         res = r[t.task]
-        if t.outcome_type != "continuous" or t.exp["kind"] not in rt.LINEAR_KINDS:
+        if t.outcome_type != "continuous":
             assert res["exercise"]["interval"] is None and res["comparator"]["interval"] is None
             continue
         exp = t.exp
+        if exp["kind"] in ("t_learner", "x_learner", "dr_learner"):  # the bootstrap's per-arm variance model
+            if "arm_varmodel" not in exp["interval"]:  # fewer than 3 bootstrap replicates: no model
+                assert res["exercise"]["interval"] is None and res["comparator"]["interval"] is None
+                continue
+            F, _ = scorer.validate([patient])
+            Fimp = rt.impute_mean(exp["imputer"], F)
+            U = rt.varmodel_design(exp, F, Fimp)
+            for arm, key in (("exercise", "__active__"), ("comparator", "usual_care")):
+                half = z * math.sqrt(math.exp(float(U[0] @ np.asarray(exp["interval"]["arm_varmodel"][key], float))))
+                est = res[arm]["expected"]
+                assert res[arm]["interval"][0] == pytest.approx(max(0.0, est - half), abs=1e-6)
+                assert res[arm]["interval"][1] == pytest.approx(min(100.0, est + half), abs=1e-6)
+                checked += 1
+            continue
+        if exp["kind"] not in rt.LINEAR_KINDS:
+            continue
         lin = dict(exp["linear"])
         F, _ = scorer.validate([patient])
         Fimp = rt.impute_mean(exp["imputer"], F)

@@ -231,8 +231,9 @@ def _fit_job(i: int):
             t = time.time()
             lr = make_learner(n, otype, cfg, s.seed, boot_trees=s.n_boot_trees, boot_linear=s.n_boot_linear)
             lr.fit(X, y)
-            if hasattr(lr, "boot_predictions_"):
-                del lr.boot_predictions_
+            for attr in ("boot_predictions_", "boot_arm_predictions_"):
+                if hasattr(lr, attr):
+                    delattr(lr, attr)
             out[(task, n)] = lr
             out[("__t__", task, n)] = time.time() - t
     return out

@@ -201,18 +201,23 @@ class _MetaBase(BenefitLearner):
         # trial-cluster bootstrap -> per-row variance -> exportable variance model
         exp["interval"] = {"method": "varmodel", "design": varmodel_design_spec(rt.impute_mean(exp["imputer"], d.F)),
                            "tau": {}, "n_boot": 0}
-        preds = []
+        preds, arm_preds = [], []
         for b, (idx, codes) in enumerate(cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls)):
             if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
                 continue
             sub = _subset(d, idx, codes)
             cb = self._core(sub, Pcols, self.random_state + 1000 * (b + 1), self.boot_folds)
             eb = self._assemble(sub, cb, Pcols)
-            _, ben = rt.point(eb, d.F)
+            ex, ben = rt.point(eb, d.F)
             preds.append(np.column_stack([ben[c] for c in d.comps]))
+            arm_preds.append(np.column_stack([ex[k] for k in ["__active__"] + d.comps]))
         if len(preds) >= 3:
             var = np.var(np.stack(preds), axis=0, ddof=1)
             exp["interval"]["varmodel"] = {c: fit_variance_model(exp, d.F, var[:, i]) for i, c in enumerate(d.comps)}
+            # the same bootstrap, per arm: the expected outcome under each class (per-arm intervals)
+            avar = np.var(np.stack(arm_preds), axis=0, ddof=1)
+            exp["interval"]["arm_varmodel"] = {k: fit_variance_model(exp, d.F, avar[:, i])
+                                               for i, k in enumerate(["__active__"] + d.comps)}
         else:
             exp["interval"]["varmodel"] = {c: [-30.0] + [0.0] * (2 * d.F.shape[1]) for c in d.comps}
         exp["interval"]["n_boot"] = len(preds)
@@ -231,6 +236,7 @@ class _MetaBase(BenefitLearner):
         else:
             exp["interval"]["tau"] = {c: 0.0 for c in d.comps + ["__pooled__"]}
         self.boot_predictions_ = preds
+        self.boot_arm_predictions_ = arm_preds
         self.export_ = exp
         self.n_features_in_ = len(d.spec["names"])
         return self
