@@ -426,7 +426,7 @@ def _delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str
 LINEAR_KINDS = ("constant", "effect_model", "risk_model")
 
 
-def _arm_se_linear(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
+def _arm_se_single(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
     """SE of the expected outcome under exercise and under ``comparator``: delta method on the
     bootstrap covariance for a linear learner with identity link; for tree learners the bootstrap
     variance model per arm (``interval.arm_varmodel``, artifacts from 2026-11-22 on); None otherwise."""
@@ -457,11 +457,11 @@ def arm_se(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = 
     if exp.get("outcome_type") != "continuous":
         return None
     if exp["kind"] != "stacked":
-        return _arm_se_linear(exp, Fimp, comparator, F)
+        return _arm_se_single(exp, Fimp, comparator, F)
     mem = exp["members"]
     w = np.asarray(mem["weights"], float)
     wn = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
-    parts = [_arm_se_linear(e, Fimp, comparator, F) for e in mem["exports"]]
+    parts = [_arm_se_single(e, Fimp, comparator, F) for e in mem["exports"]]
     if any(p is None for p in parts):
         return None
     # stack: active = sum wn_i a_i; comparator = active + sum w_i (c_i - a_i)

@@ -688,6 +688,18 @@ class Scorer:
         return None
 
     # ------------------------------------------------------------------ public scoring
+    def _checked(self, patients: Any, comparator: str, outcomes: Sequence[str] | None):
+        """Validate the request and the patients together (every problem reported at once):
+        (feature matrix, id columns or None, selected tasks)."""
+        probs = self._check_request(comparator, outcomes)
+        try:
+            F, ids = self.validate(patients)
+        except ValidationFailed as exc:
+            raise ValidationFailed(probs + exc.problems, what="patients") from None
+        if probs:
+            raise ValidationFailed(probs, what="request")
+        return F, ids, self._select(outcomes)
+
     def score(self, patients: Any, comparator: str, outcomes: Sequence[str] | None = None, *,
               explain: bool = True, top: int = TOP_FACTORS) -> list[dict]:
         """One result per patient, in order (see the module docstring and docs/artifact.md).
@@ -697,14 +709,7 @@ class Scorer:
         ``outcomes``: outcome names (``pain``, ``function``, ``global_recovery``) or task names
         (``pain__short``); default all. Raises :class:`ValidationFailed` for bad input.
         """
-        probs = self._check_request(comparator, outcomes)
-        try:
-            F, _ = self.validate(patients)
-        except ValidationFailed as exc:
-            raise ValidationFailed(probs + exc.problems, what="patients") from None
-        if probs:
-            raise ValidationFailed(probs, what="request")
-        tasks = self._select(outcomes)
+        F, _, tasks = self._checked(patients, comparator, outcomes)
         comp, arm_iv = self._compute(F, comparator, tasks, arms=True)
         n = F.shape[0]
         warns = self._patient_warnings(F)
@@ -769,14 +774,7 @@ class Scorer:
         """Flat scores, one row per patient: ``trial``/``participant`` if given, then the score
         columns (:meth:`output_columns`), and with ``details`` ``missing`` and ``warnings`` (text);
         with ``explain`` ``factor<k>_name`` / ``factor<k>_contribution`` for the top factors."""
-        probs = self._check_request(comparator, outcomes)
-        try:
-            F, ids = self.validate(patients)
-        except ValidationFailed as exc:
-            raise ValidationFailed(probs + exc.problems, what="patients") from None
-        if probs:
-            raise ValidationFailed(probs, what="request")
-        tasks = self._select(outcomes)
+        F, ids, tasks = self._checked(patients, comparator, outcomes)
         comp, _ = self._compute(F, comparator, tasks)
         cols: dict[str, Any] = {}
         if ids is not None:

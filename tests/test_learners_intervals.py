@@ -120,7 +120,7 @@ def test_runtime_module_imports_no_training_or_sklearn():
 
 def test_tree_learner_exports_per_arm_variance_models_from_its_bootstrap():
     """The per-arm variance model reproduces the bootstrap's mean per-arm variance (its intercept
-    is calibrated to it) and gives arm SEs for scoring; the benefit's model is unchanged."""
+    is calibrated to it) and gives arm SEs for scoring."""
     from predict import runtime as prt
 
     X, y, _ = toy_trials(n_trials=10, n_per_arm=60, seed=12, noise=10.0, effect_mod=5.0, missing=0.1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,20 +13,15 @@ import pytest
 
 from predict import Scorer
 from tests._small_model import small_model
+from tests._uvicorn import free_port
 
 COMP = "usual_care"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_workers_serve_the_same_model():
     sm = small_model()
     scorer = Scorer.load(sm.artifact)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LBP_") or k == "LBP_HOME"}
     proc = subprocess.Popen([sys.executable, "-m", "lbp_benefit", "serve", "--model", str(sm.artifact),
                              "--port", str(port), "--workers", "2", "--log-level", "warning"],

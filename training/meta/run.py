@@ -92,11 +92,10 @@ def subgroup_many(analysis: pd.DataFrame, cfg, specs: Sequence[ModelSpec], *, wo
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     jobs = [(s, cfg) for s in specs]
     if workers <= 1 or len(jobs) < 4:
-        _init(analysis, getattr(cfg, "active", "exercise"), "common")
+        _init(analysis, cfg.active, "common")
         it = jobs if progress is None else progress(jobs, "subgroup effects")
         return [_subgroup_one(j) for j in it]
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(analysis, getattr(cfg, "active", "exercise"),
-                                                                    "common")) as pool:
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(analysis, cfg.active, "common")) as pool:
         results = pool.map(_subgroup_one, jobs, chunksize=1)
         if progress is not None:
             results = progress(results, "subgroup effects", total=len(jobs))

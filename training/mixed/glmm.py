@@ -511,7 +511,7 @@ def _polish(fun_val, grad_x, x, bounds, free_fn, hess=None, max_newton=3):
             return hess(xx, fr)
         # Forward differences of the analytic gradient: half the Laplace evaluations of central
         # differences (the Hessian is ~40% of a fit's cost); SEs agree with lme4 to well under 1e-3.
-        Hh = fd_jacobian_forward(lambda zz: grad_x(_put(xx, fr, zz))[fr], xx[fr], None, 1e-6)
+        Hh = fd_jacobian_forward(lambda zz: grad_x(_put(xx, fr, zz))[fr], xx[fr], h_rel=1e-6)
         return 0.5 * (Hh + Hh.T)
 
     f = fun_val(x)
