@@ -236,6 +236,13 @@ def one(args) -> list:
         b1 = select_one_se(cv.predictions, otype)[0]
         models["selected_1se"] = fitted[b1]
         secs["selected_1se"] = cv_seconds + secs[b1]
+        # the same models' benefit in the participant's own (fitted) trial: + the trial's EB deviation
+        from training.learners.trial_specific import InTrialBenefit
+
+        for base in ("selected", "effect_model"):
+            t0 = time.time()
+            models[f"{base}_in_trial"] = InTrialBenefit(models[base]).fit(X, y)
+            secs[f"{base}_in_trial"] = secs[base] + time.time() - t0
         for name, m in models.items():
             p = m.predict_interval(X)
             b = _benefit_mix(p, trial, cls, cfg.active, comps_present)

@@ -102,6 +102,10 @@ def test_run_training_writes_run_folder(tmp_path):
     p = rt.predict_from_export(exp, analysis[analysis["outcome"] == "pain"].head(5))
     assert p.filter(like="benefit_vs_usual_care").notna().all().all()
     assert res.tasks["status"].eq("ok").all()
+    te = pd.read_csv(out / "summaries" / "pain__short__trial_effects.csv")
+    assert {"trial", "comparator", "raw", "se", "blup", "post_sd", "shrinkage"} <= set(te.columns)
+    assert len(te) > 0 and te["shrinkage"].between(0, 1).all()
+    assert "participant" not in te.columns
 
 
 def test_train_command_on_example_data(example_copy, tmp_path):

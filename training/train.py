@@ -10,6 +10,8 @@ Run folder::
     models/<task>/<learner>.json    exported learners (plain JSON + LightGBM text; no pickle)
     models/<task>/selected.json     the selected (or stacked) model
     summaries/<task>__effect_model.csv, __risk_model.csv   coefficients with bootstrap SEs
+    summaries/<task>__trial_effects.csv   each trial's own effect beyond the selected model
+                             (empirical-Bayes deviation per trial x comparator class)
     iecv/<task>/per_trial.csv, pooled.csv, r_loss.csv, stack_weights.json, folds.json, skipped.csv
     plots/<task>__iecv_forest.png, <task>__benefit_calibration.png
     network/<task>.json, <task>__card_network.json, status.json   the comparator network per continuous
@@ -121,7 +123,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
         (out / sub).mkdir(parents=True, exist_ok=True)
     iecv_fus = list(s.iecv_follow_ups) if s.iecv_follow_ups is not None else cfg.window_names[:1]
     task_rows, support_rows, selected, iecv_res, pooled_all, timings = [], [], {}, {}, [], {}
-    jobs, task_info = [], {}
+    jobs, task_info, task_xy = [], {}, {}
     with threadpool_limits(1):
         for outcome, fu, df in _tasks(analysis, cfg):
             task = f"{outcome}__{fu}"
@@ -146,6 +148,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 pooled_all.append(res.pooled.assign(task=task))
             timings[task] = {"iecv_s": round(time.time() - t0, 2)}
             task_info[task] = (outcome, fu, otype, row, res)
+            task_xy[task] = (X, y)
             for group in _groups(s.learners):
                 jobs.append((task, otype, group, X, y))
         say(f"final fits: {len(jobs)} jobs on {s.workers} worker(s)")
@@ -169,6 +172,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             sexp = sel.to_export()
             sexp.setdefault("meta", {}).update({"outcome": outcome, "follow_up": fu, "selection": how})
             (mdir / "selected.json").write_text(json.dumps(sexp), "utf-8")
+            _trial_effects(sel, *task_xy[task]).to_csv(out / "summaries" / f"{task}__trial_effects.csv", index=False)
             selected[task] = how
             timings[task]["fit_s"] = round(sum(fitted_all.get(("__t__", task, n), 0.0) for n in s.learners), 2)
             task_rows.append({**row, "status": "ok", "selected": how["model"], "iecv": res is not None})
@@ -206,6 +210,14 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str), "utf-8")
     _report(out, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs)
     return TrainResult(out, tasks, selected, iecv_res, secs)
+
+
+def _trial_effects(model, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
+    """Each training trial's own effect beyond the selected model (empirical-Bayes deviation per
+    trial x comparator class; ``training.learners.trial_specific``): trial-level, no participants."""
+    from training.learners.trial_specific import InTrialBenefit
+
+    return InTrialBenefit(model).fit(X, y).summary()
 
 
 def _groups(learners) -> list:

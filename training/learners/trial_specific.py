@@ -1,0 +1,164 @@
+"""Benefit in a trial of the training data: average-trial benefit + that trial's own effect.
+
+Every learner predicts the benefit for a patient of a *new* trial (trial effects at their
+mean). For participants of a trial that was in the training data a second estimand is
+natural (trialists re-analysing their own trial, or a benchmark against the trial-specific
+truth): the benefit **in that trial**,
+
+    b_t,c(x) = b_c(x) + u_t,c,
+
+where u_t,c is trial t's deviation from the learner's average effect of the active class vs
+class c. ``InTrialBenefit`` estimates u_t,c by empirical Bayes, the usual one-stage
+random-effects model on the learner's residuals:
+
+1. per trial and comparator class, the raw deviation d_t = (mean residual in the active arm) -
+   (mean residual in the class's arm), oriented so that larger = active better; residuals are
+   the observed outcome minus the learner's expected outcome under the participant's own arm
+   (covariate-adjusted: randomisation balances the arms, so the trial intercept cancels), with
+   s_t^2 = var_a / n_a + var_c / n_c;
+2. d_t ~ N(mu_c, tau_c^2 + s_t^2) pooled by REML (``training.metrics.pool_random_effects``);
+   classes with fewer than ``min_trials`` trials borrow tau pooled over all classes;
+3. u_t = mu_c + B_t (d_t - mu_c) with shrinkage B_t = tau^2 / (tau^2 + s_t^2) (the BLUP), and
+   posterior variance tau^2 s_t^2 / (tau^2 + s_t^2) + (1 - B_t)^2 Var(mu_c).
+
+The interval of the in-trial benefit adds that posterior variance to the learner's own
+(average-trial) SE: the two are treated as independent, which slightly over-states the
+width because mu_c reuses the data of the learner's average effect. Rows of trials that were
+not fitted (or lack the class) get u = 0 and the learner's new-setting prediction interval.
+
+Assumptions: the trial's deviation is additive on the benefit scale and the same for every
+patient of the trial; for a binary outcome it is a risk difference (a linear approximation;
+predicted probabilities are not re-derived). In-sample residuals of flexible learners are
+slightly over-fitted, which shrinks d_t towards zero (conservative).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from training.learners.base import BenefitLearner, orient
+
+
+class InTrialBenefit:
+    """Benefit of each participant in their own (fitted) trial; see module docstring.
+
+    Parameters: ``learner`` a fitted benefit learner; ``min_trials`` trials per class below
+    which the class borrows the pooled tau. ``fit(X, y)`` takes the training rows (``trial``,
+    ``treatment``, features) and outcomes and sets ``deviations_`` (one row per trial x class:
+    raw, se, shrinkage, blup, post_sd) and ``tau_``.
+    """
+
+    def __init__(self, learner: BenefitLearner, min_trials: int = 3):
+        self.learner = learner
+        self.min_trials = min_trials
+
+    def fit(self, X: pd.DataFrame, y) -> "InTrialBenefit":
+        from training.metrics import pool_random_effects
+
+        lr = self.learner
+        lr._check_fitted()
+        exp = lr.export_
+        active = exp["active"]
+        otype = exp["outcome_type"]
+        comps = list(lr.comparators_)
+        y = np.asarray(y, float).reshape(-1)
+        if y.size != len(X):
+            raise ValueError(f"y has {y.size} values for {len(X)} rows")
+        cls = X["treatment"].astype(str).to_numpy()
+        trial = X["trial"].astype(str).to_numpy()
+        p = lr.predict(X)
+        own = np.full(y.size, np.nan)
+        for c in [active] + comps:
+            col = f"expected_{c}"
+            if col in p:
+                m = cls == c
+                own[m] = p[col].to_numpy()[m]
+        r = orient(y, otype) - orient(own, otype)
+        rows = []
+        for t in pd.unique(trial):
+            m = (trial == t) & np.isfinite(r)
+            a = m & (cls == active)
+            if a.sum() < 2:
+                continue
+            for c in comps:
+                b = m & (cls == c)
+                if b.sum() < 2:
+                    continue
+                v = r[a].var(ddof=1) / a.sum() + r[b].var(ddof=1) / b.sum()
+                if v > 0:
+                    rows.append({"trial": t, "comparator": c, "n_active": int(a.sum()), "n_comparator": int(b.sum()),
+                                 "raw": float(r[a].mean() - r[b].mean()), "se": float(np.sqrt(v))})
+        dev = pd.DataFrame(rows, columns=["trial", "comparator", "n_active", "n_comparator", "raw", "se"])
+        centred = [dev.loc[dev.comparator == c, "raw"] - dev.loc[dev.comparator == c, "raw"].mean() for c in comps]
+        centred = pd.concat(centred) if centred else pd.Series(dtype=float)
+        pooled_tau = 0.0
+        if len(dev) >= 3:
+            pooled_tau = float(pool_random_effects(centred.to_numpy(), dev.loc[centred.index, "se"].to_numpy()).tau)
+        self.tau_ = {"__pooled__": pooled_tau}
+        out = []
+        for c in comps:
+            d = dev[dev.comparator == c].copy()
+            if d.empty:
+                continue
+            if len(d) >= self.min_trials:
+                pr = pool_random_effects(d["raw"].to_numpy(), d["se"].to_numpy())
+                tau, mu, var_mu = float(pr.tau), float(pr.estimate), float(pr.se) ** 2
+            else:  # too few trials for their own tau: borrow it, pool mu with it
+                tau = pooled_tau
+                w = 1.0 / (tau ** 2 + d["se"].to_numpy() ** 2)
+                mu, var_mu = float(np.sum(w * d["raw"]) / np.sum(w)), float(1.0 / np.sum(w))
+            self.tau_[c] = tau
+            s2 = d["se"].to_numpy() ** 2
+            B = tau ** 2 / (tau ** 2 + s2) if tau > 0 else np.zeros_like(s2)
+            d["mu"] = mu
+            d["tau"] = tau
+            d["shrinkage"] = B
+            d["blup"] = mu + B * (d["raw"].to_numpy() - mu)
+            d["post_sd"] = np.sqrt(B * s2 + (1 - B) ** 2 * var_mu)
+            out.append(d)
+        self.deviations_ = pd.concat(out, ignore_index=True) if out else dev.assign(
+            mu=[], tau=[], shrinkage=[], blup=[], post_sd=[])
+        self.active_ = active
+        self.comparators_ = comps
+        return self
+
+    def predict_interval(self, X: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+        """The learner's ``predict_interval`` columns with each ``benefit_vs_<c>`` moved by its
+        trial's BLUP and ``_se``/``_ci_low``/``_ci_high`` widened by its posterior SD. Rows of
+        unfitted trials keep the average-trial benefit; their CI is replaced by the learner's
+        new-setting PI. ``in_trial_<c>`` flags the rows that got a trial deviation."""
+        if not hasattr(self, "deviations_"):
+            raise RuntimeError("InTrialBenefit is not fitted; call fit first")
+        p = self.learner.predict_interval(X, level=level).copy()
+        trial = X["trial"].astype(str).to_numpy()
+        z = stats.norm.ppf(0.5 + level / 2)
+        for c in self.comparators_:
+            d = self.deviations_[self.deviations_.comparator == c].set_index("trial")
+            u = pd.Series(trial).map(d["blup"]).to_numpy(float)
+            sd = pd.Series(trial).map(d["post_sd"]).to_numpy(float)
+            hit = np.isfinite(u)
+            col = f"benefit_vs_{c}"
+            b = p[col].to_numpy(float) + np.where(hit, u, 0.0)
+            p[col] = b
+            p[f"in_trial_{c}"] = hit
+            if f"{col}_se" in p:
+                se = np.sqrt(p[f"{col}_se"].to_numpy(float) ** 2 + np.where(hit, sd, 0.0) ** 2)
+                p[f"{col}_se"] = se
+                lo = np.where(hit, b - z * se, p[f"{col}_pi_low"].to_numpy(float))
+                hi = np.where(hit, b + z * se, p[f"{col}_pi_high"].to_numpy(float))
+                p[f"{col}_ci_low"], p[f"{col}_ci_high"] = lo, hi
+                p[f"{col}_pi_low"] = np.where(hit, lo, p[f"{col}_pi_low"].to_numpy(float))
+                p[f"{col}_pi_high"] = np.where(hit, hi, p[f"{col}_pi_high"].to_numpy(float))
+        return p
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Point predictions only (``predict_interval`` without the interval columns)."""
+        p = self.predict_interval(X)
+        return p[[c for c in p.columns if not c.endswith(("_se", "_ci_low", "_ci_high", "_pi_low", "_pi_high"))]]
+
+    def summary(self) -> pd.DataFrame:
+        """One row per trial x comparator: raw deviation, SE, tau, shrinkage, BLUP, posterior SD."""
+        if not hasattr(self, "deviations_"):
+            raise RuntimeError("InTrialBenefit is not fitted; call fit first")
+        return self.deviations_.copy()
