@@ -200,7 +200,9 @@ def one(args) -> list:
         nW = comparator_mix(ntrial, ncls, cfg.active, ncomps)
         nt_mix = sum(nW[:, i] * ntruth[f"benefit_vs_{c}"].to_numpy() for i, c in enumerate(ncomps))
         oracle_c_new = c_benefit(nt_mix[nok], ny[nok], ntreat[nok], ntrial[nok])
-        NX = ndf[["trial", "treatment"] + feats]
+        # new trials get their own labels (the simulator reuses trial names across seeds, and the
+        # in-trial models must not apply a fitted trial's deviation to a new trial of the same name)
+        NX = ndf[["trial", "treatment"] + feats].assign(trial=lambda d: "new:" + d["trial"].astype(str))
 
         def new_metrics(bn):
             return {"pehe_new": float(np.sqrt(np.mean((bn[nok] - nt_mix[nok]) ** 2))),
