@@ -97,14 +97,36 @@ def test_stacking_never_loses_to_constant_in_sample(noisy):
     comps = sorted(set(cls) - {"exercise"})
     B = np.column_stack([_benefit_mix(m.predict(X), trial, cls, "exercise", comps) for m in (const, eff)])
     w = stack_weights(B, -y, treat, trial, e)
-    assert (w >= 0).all()
+    assert (w >= 0).all() and w.sum() == pytest.approx(1.0)
     loss = lambda b: r_loss(b, -y, treat, trial, e)  # noqa: E731
-    assert loss(B @ w) <= loss(B[:, 0]) + 1e-9
+    assert loss(B @ w) <= min(loss(B[:, 0]), loss(B[:, 1])) + 1e-9
+    # the convex optimum: no other point of the simplex does better
+    grid = [loss(B @ np.array([a, 1 - a])) for a in np.linspace(0, 1, 201)]
+    assert loss(B @ w) <= min(grid) + 1e-9
     st = StackedLearner([const, eff], w, ["constant", "effect_model"]).fit()
     exp = json.loads(json.dumps(st.to_export()))
     pd.testing.assert_frame_equal(st.predict_interval(X.head(50)), rt.predict_from_export(exp, X.head(50)))
     ex = st.explain(X.head(10), "usual_care")
     np.testing.assert_allclose(ex.sum(axis=1), st.predict(X.head(10))["benefit_vs_usual_care"], atol=1e-8)
+
+
+def test_stack_weights_are_the_constrained_least_squares_solution():
+    """Against an independent computation: with K = 3 candidates the simplex optimum equals a
+    dense grid search, and free NNLS weights that sum below one are not what is returned."""
+    rng = np.random.default_rng(4)
+    n = 600
+    trial = np.repeat(np.arange(6), n // 6)
+    treat = rng.binomial(1, 0.5, n).astype(float)
+    e = np.full(n, 0.5)
+    tau = 5 + 2 * rng.normal(size=n)
+    g = 10 * rng.normal(size=n) + treat * tau
+    B = np.column_stack([np.full(n, 5.0), tau + rng.normal(0, 3, n), 0.5 * tau])
+    w = stack_weights(B, g, treat, trial, e)
+    assert w.sum() == pytest.approx(1.0) and (w >= -1e-12).all()
+    loss = lambda b: r_loss(b, g, treat, trial, e)  # noqa: E731
+    best = min(loss(B @ np.array([a, b, 1 - a - b])) for a in np.linspace(0, 1, 101)
+               for b in np.linspace(0, 1, 101) if a + b <= 1 + 1e-12)
+    assert loss(B @ w) <= best + 1e-9
 
 
 def test_fits_are_deterministic(noisy):

@@ -299,7 +299,7 @@ def pooled_r_loss(pred: pd.DataFrame, outcome_type: str) -> pd.DataFrame:
 
 
 def stacking_from_predictions(pred: pd.DataFrame, outcome_type: str) -> dict:
-    """Non-negative R-loss stacking weights over learners from the held-out predictions."""
+    """Convex R-loss stacking weights over learners from the held-out predictions."""
     wide = pred.pivot_table(index="row", columns="learner", values="benefit", aggfunc="first")
     info = pred.drop_duplicates("row").set_index("row").loc[wide.index]
     names = list(wide.columns)

@@ -274,7 +274,7 @@ def _run_jobs(jobs: list, cfg, s: TrainSettings, progress) -> dict:
 
 
 def _select(fitted: dict, res, s: TrainSettings):
-    """Stack (non-negative R-loss weights from IECV) or pick the lowest held-out R-loss; without
+    """Stack (convex R-loss weights from IECV) or pick the lowest held-out R-loss; without
     IECV the effect model (its penalty already chosen by a trial-grouped benefit loss)."""
     if res is None or res.r_loss.empty:
         name = "effect_model" if "effect_model" in fitted else next(iter(fitted))
@@ -292,7 +292,7 @@ def _select(fitted: dict, res, s: TrainSettings):
         if w:
             names = list(w)
             st = StackedLearner([fitted[n] for n in names], [w[n] for n in names], names).fit()
-            return st, {"model": "stacked", "weights": w, "rule": "non-negative R-loss stacking on IECV predictions",
+            return st, {"model": "stacked", "weights": w, "rule": "convex R-loss stacking on IECV predictions",
                         "best_single": best, "r_loss": rl}
     return fitted[best], {"model": best, "rule": "lowest pooled IECV R-loss", "r_loss": rl}
 

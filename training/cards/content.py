@@ -591,7 +591,7 @@ def s_methods(inp: CardInputs) -> Section:
         "software": run.get("versions"),
         "seconds": run.get("seconds"),
     }
-    sel_text = {"stack": "non-negative R-loss stacking of the learners on the IECV held-out predictions",
+    sel_text = {"stack": "convex (non-negative, sum-to-one) R-loss stacking of the learners on the IECV held-out predictions",
                 "best": "the learner with the lowest pooled held-out R-loss",
                 "best1se": "the simplest learner within one trial-clustered SE of the lowest held-out R-loss"}.get(
         str(run.get("select")), str(run.get("select") or NA))

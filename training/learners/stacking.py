@@ -11,16 +11,22 @@ Lower is better; differences between candidates estimate differences in
 E[(b(x) - tau(x))^2 (t - e)^2] (the PEHE weighted by e(1-e)). Trials without a comparator give
 no loss. The constant (average-effect) model is always a candidate.
 
-Stacking: non-negative weights w over the candidates' held-out benefit predictions minimising
-the pooled R-loss (NNLS on (t - e) b_k), so the stack never does worse in-sample than the best
-single candidate including the constant model. Weights are not constrained to sum to 1 (a sum
-below 1 shrinks the predicted benefits).
+Stacking: convex weights w (non-negative, summing to 1) over the candidates' held-out benefit
+predictions minimising the pooled R-loss: the super learner's constrained least squares
+(van der Laan, Polley & Hubbard 2007; SuperLearner ``method.CC_LS``) on (t - e) b_k. Every
+candidate is a vertex of the simplex, so the stack never does worse in held-out R-loss than the
+best single candidate, the constant model included. The sum-to-one constraint matters: free
+non-negative weights summing below 1 (what plain NNLS gave, sums 0.55-0.95 on the simulator)
+scale the well-estimated class average effects towards zero together with the heterogeneity,
+which biased the benefit and broke the interval coverage; shrinking heterogeneity is still
+possible through the constant model's weight.
 """
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
 
 from training.learners.base import BenefitLearner
 
@@ -65,11 +71,36 @@ def r_loss(b_mix: np.ndarray, g: np.ndarray, treat: np.ndarray, trial: np.ndarra
 
 def stack_weights(b_mix: np.ndarray, g: np.ndarray, treat: np.ndarray, trial: np.ndarray, e: np.ndarray,
                   prog: np.ndarray | None = None) -> np.ndarray:
-    """Non-negative weights over candidate columns of ``b_mix`` (n, K) minimising the R-loss."""
+    """Convex weights (>= 0, sum 1) over candidate columns of ``b_mix`` (n, K) minimising the
+    R-loss: least squares of (g - m) on (t - e) b_k over the simplex, solved exactly by
+    enumerating the supports (K is a handful of learners): on each support the
+    equality-constrained least squares has a closed form (KKT system); the best feasible one wins."""
     gt, tt, ok = r_loss_parts(g, treat, trial, e, prog)
-    A = tt[ok, None] * b_mix[ok]
-    w, _ = nnls(A, gt[ok])
-    return w
+    A = tt[ok, None] * np.asarray(b_mix, float)[ok]
+    r = gt[ok]
+    K = A.shape[1]
+    scale = max(float(np.mean(A ** 2)), 1e-300)
+    G, h = A.T @ A / scale, A.T @ r / scale
+    best_w, best_loss = None, np.inf
+    for size in range(1, K + 1):
+        for S in combinations(range(K), size):
+            S = list(S)
+            kkt = np.zeros((size + 1, size + 1))
+            kkt[:size, :size] = 2 * G[np.ix_(S, S)]
+            kkt[:size, size] = kkt[size, :size] = 1.0
+            try:
+                sol = np.linalg.solve(kkt, np.append(2 * h[S], 1.0))
+            except np.linalg.LinAlgError:
+                continue
+            if (sol[:size] < -1e-12).any():
+                continue
+            w = np.zeros(K)
+            w[S] = np.clip(sol[:size], 0.0, None)
+            w /= w.sum()
+            val = float(w @ G @ w - 2 * h @ w)
+            if best_w is None or val < best_loss - 1e-12 * abs(best_loss):
+                best_w, best_loss = w, val
+    return best_w
 
 
 class StackedLearner(BenefitLearner):
