@@ -62,7 +62,7 @@ _BOOSTER_LOCK = threading.Lock()
 
 # ----------------------------------------------------------------------------- small helpers
 def expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
+    return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(x, -40.0), 40.0)))
 
 
 def norm_ppf(p: float) -> float:
@@ -120,6 +120,28 @@ def booster_raw(model_str, F: np.ndarray) -> np.ndarray:
 def booster_contrib(model_str, F: np.ndarray) -> np.ndarray:
     """TreeSHAP (path-dependent) contributions on the raw scale: (n, p + 1), last = bias."""
     return booster(model_str).predict(F, pred_contrib=True, num_threads=1)
+
+
+def _raw(exp: dict, name: str, F: np.ndarray) -> np.ndarray:
+    """Raw score of booster ``name`` of ``exp``: the compiled forest when :func:`prepare_export`
+    made one (same numbers as LightGBM, summed in the same order), else LightGBM."""
+    fo = (exp.get("_forests") or {}).get(name)
+    if fo is not None:
+        return _fast().forest_raw(fo, F)
+    return booster_raw(exp["boosters"][name], F)
+
+
+_FAST_MOD = None
+
+
+def _fast():
+    """predict._fast, imported on first use (it imports numba when available)."""
+    global _FAST_MOD
+    if _FAST_MOD is None:
+        from predict import _fast as f
+
+        _FAST_MOD = f
+    return _FAST_MOD
 
 
 # ----------------------------------------------------------------------------- features
@@ -212,7 +234,7 @@ def _pattern_solve(imp: dict, S: np.ndarray, m: np.ndarray, need_L: bool = True)
 def _bound(imp: dict, F: np.ndarray) -> np.ndarray:
     lo = np.asarray(imp["lower"], float)
     hi = np.asarray(imp["upper"], float)
-    return np.clip(F, lo, hi)
+    return np.minimum(np.maximum(F, lo), hi)  # np.clip, without its overhead
 
 
 def impute_draws(imp: dict, F: np.ndarray) -> np.ndarray:
@@ -334,15 +356,30 @@ def _basis_compiled(plan: dict, F: np.ndarray) -> np.ndarray:
     return (out - plan["loc"]) / plan["scale"]
 
 
+_MEMO = threading.local()
+
+
 def block_matrix(block: dict | None, F: np.ndarray, centred: bool = True) -> np.ndarray:
     if block is None:
         return np.zeros((F.shape[0], 0))
-    plan = block.get("_plan")
-    B = _basis_compiled(plan, F) if plan is not None else basis(block["basis"], F)
+    memo = getattr(_MEMO, "d", None)
+    if memo is not None:  # inside task_scores: each block's basis at each F is computed once
+        key = (id(block), id(F), centred)
+        hit = memo.get(key)
+        if hit is not None and hit[0] is F:
+            return hit[1]
+    cc = block.get("_cols")
+    if cc is not None:
+        B = _fast().basis(cc, F)
+    else:
+        plan = block.get("_plan")
+        B = _basis_compiled(plan, F) if plan is not None else basis(block["basis"], F)
     if block["type"] == "index":
         B = B @ np.asarray(block["beta"], float)[:, None]
     if centred:
         B = B - np.asarray(block["center"], float)
+    if memo is not None:
+        memo[key] = (F, B)  # F is kept alive with its entry: its id cannot be reused meanwhile
     return B
 
 
@@ -370,6 +407,16 @@ def linear_parts(lin: dict, comparators: list, F: np.ndarray):
 
 
 def _theta_split(lin: dict, C: int):
+    hit = lin.get("_split")
+    if hit is not None and hit[0] == C and hit[1] is lin["theta"]:
+        return hit[2]
+    out = _theta_split_(lin, C)
+    if isinstance(lin["theta"], np.ndarray):  # prepared (prepare_export): cache with the array it came from
+        lin["_split"] = (C, lin["theta"], out)
+    return out
+
+
+def _theta_split_(lin: dict, C: int):
     theta = np.asarray(lin["theta"], float)
     n_prog, n_mod = lin["n_prog"], lin["n_mod"]
     k = theta.size
@@ -378,6 +425,19 @@ def _theta_split(lin: dict, C: int):
 
 def linear_eta(lin: dict, comparators: list, F: np.ndarray) -> dict:
     """The linear predictors of :func:`linear_parts` without building the design matrices."""
+    memo = getattr(_MEMO, "d", None)
+    if memo is not None:
+        key = (id(lin), id(F), "eta")
+        hit = memo.get(key)
+        if hit is not None and hit[0] is F:
+            return dict(hit[1])
+        eta = _linear_eta(lin, comparators, F)
+        memo[key] = (F, eta)
+        return dict(eta)
+    return _linear_eta(lin, comparators, F)
+
+
+def _linear_eta(lin: dict, comparators: list, F: np.ndarray) -> dict:
     C = len(comparators)
     theta, b0, offs, beta, gamma = _theta_split(lin, C)
     P = block_matrix(lin["prog"], F, centred=False)
@@ -394,6 +454,9 @@ def linear_eta(lin: dict, comparators: list, F: np.ndarray) -> dict:
     return eta
 
 
+_VSUB: dict = {}
+
+
 def _delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str) -> np.ndarray:
     """SE of the benefit vs ``c`` by the delta method (same as the gradient form in
     :func:`estimation_se`), building only the needed columns."""
@@ -403,13 +466,20 @@ def _delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str
     M = block_matrix(lin.get("modifier"), F)
     n = F.shape[0]
     d = 1 + i
-    mod = np.arange(theta.size - gamma.size, theta.size)
     if lin["link"] == "identity":
         # G = grad_c - grad_active = e_d - [0, .., M]
         q = np.full(n, V[d, d])
         if gamma.size:
-            q = q - 2 * (M @ V[mod, d]) + np.einsum("ij,jk,ik->i", M, V[np.ix_(mod, mod)], M)
+            key = (id(V), d)
+            sub = _VSUB.get(key)
+            if sub is None or sub[0] is not V:  # V's blocks, kept with V (its id is not reused meanwhile)
+                mod = np.arange(theta.size - gamma.size, theta.size)
+                sub = _VSUB[key] = (V, V[mod, d], V[np.ix_(mod, mod)])
+                if len(_VSUB) > 4096:
+                    _VSUB.clear()
+            q = q - 2 * (M @ sub[1]) + _quad(M, sub[2])
         return np.sqrt(q.clip(0))
+    mod = np.arange(theta.size - gamma.size, theta.size)
     eta = linear_eta(lin, comparators, F)
     pa, pc = expit(eta["__active__"]), expit(eta[c])
     wa, wc = pa * (1 - pa), pc * (1 - pc)
@@ -420,10 +490,17 @@ def _delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str
     G[:, 1 + C: 1 + C + beta.size] = (wa - wc)[:, None] * P
     if gamma.size:
         G[:, mod] = wa[:, None] * M
-    return np.sqrt(np.einsum("ij,jk,ik->i", G, V, G).clip(0))
+    return np.sqrt(_quad(G, V).clip(0))
 
 
 LINEAR_KINDS = ("constant", "effect_model", "risk_model")
+
+
+def _quad(G: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Row-wise quadratic forms g_i' V g_i (as einsum("ij,jk,ik->i"), through one matrix product)."""
+    GV = G @ V
+    GV *= G
+    return GV.sum(axis=1)
 
 
 def _arm_se_single(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
@@ -442,8 +519,21 @@ def _arm_se_single(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray |
         return None
     comps = list(exp["comparators"])
     V = np.asarray(exp["interval"]["theta_cov"], float)
-    _, grad = linear_parts(lin, comps, Fimp)
-    return tuple(np.sqrt(np.einsum("ij,jk,ik->i", grad[k], V, grad[k]).clip(0)) for k in ("__active__", comparator))
+    P = block_matrix(lin["prog"], Fimp, centred=False)
+    M = block_matrix(lin.get("modifier"), Fimp)
+    n, C = Fimp.shape[0], len(comps)
+    if V.shape[0] != 1 + C + P.shape[1] + M.shape[1]:  # unexpected layout: the general form
+        _, grad = linear_parts(lin, comps, Fimp)
+        return tuple(np.sqrt(_quad(grad[k], V).clip(0)) for k in ("__active__", comparator))
+    # the gradients of linear_parts for the two classes only
+    g_a = np.zeros((n, V.shape[0]))
+    g_a[:, 0] = 1.0
+    g_a[:, 1 + C: 1 + C + P.shape[1]] = P
+    g_a[:, 1 + C + P.shape[1]:] = M
+    g_c = g_a.copy()
+    g_c[:, 1 + C + P.shape[1]:] = 0.0
+    g_c[:, 1 + comps.index(comparator)] = 1.0
+    return tuple(np.sqrt(_quad(g, V).clip(0)) for g in (g_a, g_c))
 
 
 def arm_se(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
@@ -492,6 +582,276 @@ def arm_missing_variance(exp: dict, F: np.ndarray, comparator: str):
     return vb, va, vc
 
 
+# ----------------------------------------------------------------------------- the scorer's fast path
+# The same estimands and the same conditional draws as :func:`point`, :func:`estimation_se`,
+# :func:`arm_se`, :func:`missing_variance_fast` and :func:`arm_missing_variance` (equal up to
+# floating-point rounding; tested), computed without re-imputing per function and, with the
+# compiled kernels (predict/_fast.py), without evaluating what does not move between draws:
+# a linear learner's predictor is additive over features, so on each draw only the basis columns
+# of the patient's missing features change; a tree whose path uses only observed features ends in
+# the same leaf on every draw.
+def pattern_groups(F: np.ndarray):
+    """(keys, inv) of :func:`_patterns`, computed once per batch and shared by every task."""
+    return _patterns(F)
+
+
+def _pattern_parts(imp: dict, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per missing pattern k: A_k (p, p; the regression of the missing on the observed features,
+    zero elsewhere) and the draws' noise (M, p; Z[:, m] L', zero where observed). Cached per pattern."""
+    mu = np.asarray(imp["mean"], float)
+    S = np.asarray(imp["cov"], float)
+    Z = np.asarray(imp["z"], float)
+    M, p = Z.shape[0], mu.size
+    cache = imp.get("_fcache")
+    if cache is None:
+        cache = {}
+    A_all = np.zeros((len(keys), p, p))
+    N_all = np.zeros((len(keys), M, p))
+    todo = []
+    for k, m in enumerate(keys):
+        if m.any():
+            hit = cache.get(m.tobytes())
+            if hit is None:
+                todo.append(k)
+            else:
+                A_all[k], N_all[k] = hit
+    if len(cache) + len(todo) > 1024:  # (p x p + M x p) floats each
+        cache.clear()
+    for k in todo:  # new patterns: the same A and L as impute_mean / impute_draws (_pattern_solve)
+        m = keys[k]
+        A, L = _pattern_solve(imp, S, m)
+        Af = np.zeros((p, p))
+        if A is not None:
+            Af[np.ix_(~m, m)] = A
+        Nf = np.zeros((M, p))
+        Nf[:, m] = Z[:, m] @ L.T
+        A_all[k], N_all[k] = Af, Nf
+        cache[m.tobytes()] = (Af, Nf)
+    return A_all, N_all
+
+
+def _block_delta(block: dict | None, coef: np.ndarray, D: np.ndarray, Fim: np.ndarray, miss: np.ndarray,
+                 out: np.ndarray) -> None:
+    if block is None or coef.size == 0:
+        return
+    cc = block["_cols"]
+    if block["type"] == "index":
+        w = np.asarray(block["beta"], float) * coef[0] / cc["scale"]
+    else:
+        w = coef / cc["scale"]
+    _fast().linear_delta(cc, w, D, Fim, miss, out)
+
+
+def _raw_draws(exp: dict, name: str, D: np.ndarray, miss: np.ndarray) -> np.ndarray:
+    return _fast().forest_draws(exp["_forests"][name], D, miss)
+
+
+def _draws_expected(exp: dict, D: np.ndarray, Fim: np.ndarray, miss: np.ndarray, comparator: str,
+                    active_only: bool = False):
+    """(exercise, comparator) expected outcomes (n, M) on the draws D (n, M, p): what :func:`_expected`
+    gives on the flattened draws. ``Fim``: the conditional-mean imputation of the same rows."""
+    kind = exp["kind"]
+    n, M = D.shape[0], D.shape[1]
+    if kind in LINEAR_KINDS or kind == "t_learner":
+        lin = exp["linear"]
+        comps = exp["comparators"]
+        _, _, _, beta, gamma = _theta_split(lin, len(comps))
+        eta = linear_eta(lin, comps, Fim)
+        dp = np.zeros((n, M))
+        _block_delta(lin["prog"], beta, D, Fim, miss, dp)
+        dm = np.zeros((n, M))
+        _block_delta(lin.get("modifier"), gamma, D, Fim, miss, dm)
+        f = _mean_fn(lin["link"])
+        ea = eta["__active__"][:, None] + dp + dm
+        if kind == "t_learner":
+            ea = ea + _raw_draws(exp, "active", D, miss)
+        if active_only:
+            return f(ea), None
+        ec = eta[comparator][:, None] + dp
+        if kind == "t_learner":
+            ec = ec + _raw_draws(exp, "control", D, miss)
+        return f(ea), f(ec)
+    if kind in ("x_learner", "dr_learner"):
+        a = _draws_expected(exp["nuisance"], D, Fim, miss, comparator, active_only=True)[0]
+        if active_only:
+            return a, None
+        bc = exp["combine"]["class_benefit"][comparator] + _draws_benefit_h(exp, D, miss)
+        return a, (a + bc if exp["outcome_type"] == "continuous" else np.clip(a - bc, 0, 1))
+    if kind == "stacked":
+        mem = exp["members"]
+        w = np.asarray(mem["weights"], float)
+        wn = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
+        subs = [_draws_expected(e, D, Fim, miss, comparator) for e in mem["exports"]]
+        cont = exp["outcome_type"] == "continuous"
+        act = sum(wi * s[0] for wi, s in zip(wn, subs))
+        bc = sum(wi * ((s[1] - s[0]) if e["outcome_type"] == "continuous" else (s[0] - s[1]))
+                 for wi, s, e in zip(w, subs, mem["exports"]))
+        return act, (act + bc if cont else np.clip(act - bc, 0, 1))
+    raise ValueError(f"unknown learner kind {kind!r}")
+
+
+def _draws_benefit_h(exp: dict, D: np.ndarray, miss: np.ndarray) -> np.ndarray:
+    if exp["kind"] == "x_learner":
+        e = exp["combine"]["e"]
+        return e * _raw_draws(exp, "tau0", D, miss) + (1 - e) * _raw_draws(exp, "tau1", D, miss)
+    return _raw_draws(exp, "tau", D, miss)
+
+
+def _draws_benefit(exp: dict, D: np.ndarray, Fim: np.ndarray, miss: np.ndarray, comparator: str) -> np.ndarray:
+    """The benefit vs ``comparator`` on the draws (n, M): :func:`benefit_only` on the flattened
+    draws, skipping what cancels for continuous outcomes."""
+    kind = exp["kind"]
+    if exp["outcome_type"] != "continuous":
+        a, c = _draws_expected(exp, D, Fim, miss, comparator)
+        return a - c
+    if kind in LINEAR_KINDS or kind == "t_learner":
+        lin = exp["linear"]
+        if lin["link"] != "identity":
+            a, c = _draws_expected(exp, D, Fim, miss, comparator)
+            return c - a
+        comps = exp["comparators"]
+        _, _, offs, _, gamma = _theta_split(lin, len(comps))
+        b0 = np.full(Fim.shape[0], offs[list(comps).index(comparator)])
+        if gamma.size:
+            b0 = b0 - block_matrix(lin.get("modifier"), Fim) @ gamma
+        dm = np.zeros((D.shape[0], D.shape[1]))
+        _block_delta(lin.get("modifier"), gamma, D, Fim, miss, dm)
+        b = b0[:, None] - dm
+        if kind == "t_learner":
+            b = b + _raw_draws(exp, "control", D, miss) - _raw_draws(exp, "active", D, miss)
+        return b
+    if kind in ("x_learner", "dr_learner"):
+        return exp["combine"]["class_benefit"][comparator] + _draws_benefit_h(exp, D, miss)
+    if kind == "stacked":
+        mem = exp["members"]
+        return sum(w * _draws_benefit(e, D, Fim, miss, comparator) for w, e in zip(mem["weights"], mem["exports"]))
+    raise ValueError(f"unknown learner kind {kind!r}")
+
+
+def fast_ready(exp: dict) -> bool:
+    """True when :func:`task_scores` can use the compiled kernels for ``exp`` (prepared by
+    :func:`prepare_export` with numba available and every booster and linear layout supported)."""
+    return bool(exp.get("_fast_ok"))
+
+
+def task_scores(exp: dict, F: np.ndarray, comparator: str, arms: bool = False, groups=None) -> dict:
+    """Everything the scorer needs for one task and one comparator, in one pass:
+    ``exercise``, ``comparator`` (expected outcomes), ``benefit``, ``se_est`` (bootstrap SE of
+    the benefit), ``var_missing`` (variance of the benefit over the conditional draws of the
+    missing features), and with ``arms`` (continuous outcomes, learners with per-arm SEs)
+    ``arm_se`` = (SE exercise, SE comparator) and ``arm_var_missing`` = (var exercise, var
+    comparator). Same numbers as the separate functions, up to floating-point rounding.
+    ``groups``: :func:`pattern_groups` of F if the caller has it (shared across tasks)."""
+    outer = getattr(_MEMO, "d", None)
+    _MEMO.d = {} if outer is None else outer
+    try:
+        return _task_scores(exp, F, comparator, arms, groups)
+    finally:
+        _MEMO.d = outer
+
+
+def _task_scores(exp: dict, F: np.ndarray, comparator: str, arms: bool, groups) -> dict:
+    imp = exp["imputer"]
+    n = F.shape[0]
+    cont = exp["outcome_type"] == "continuous"
+    keys, inv = groups if groups is not None else _patterns(F)
+    fast = fast_ready(exp)
+    if fast:
+        A_all, N_all = _pattern_parts(imp, keys)
+        CM = _fast().cond_mean(F, np.asarray(imp["mean"], float), A_all, inv)
+        Fimp = _bound(imp, CM)
+    else:
+        Fimp = impute_mean(imp, F)
+    ex = _expected(exp, F, Fimp)
+    a, c = ex["__active__"], ex[comparator]
+    out = {"exercise": a, "comparator": c, "benefit": c - a if cont else a - c,
+           "se_est": estimation_se(exp, F, Fimp, [comparator])[comparator]}
+    se_arm = arm_se(exp, Fimp, comparator, F) if arms and cont else None
+    out["arm_se"] = se_arm
+    if not fast:
+        if se_arm is None:
+            out["var_missing"] = missing_variance_fast(exp, F, comparator)
+        else:
+            vb, va, vc = arm_missing_variance(exp, F, comparator)
+            out["var_missing"], out["arm_var_missing"] = vb, (va, vc)
+        return out
+    vb, va, vc = np.zeros(n), np.zeros(n), np.zeros(n)
+    out["var_missing"] = vb
+    if se_arm is not None:
+        out["arm_var_missing"] = (va, vc)
+    rows = np.flatnonzero(np.isnan(F).any(axis=1))
+    M = N_all.shape[1]
+    if rows.size == 0 or M < 2:
+        return out
+    f = _fast()
+    every = rows.size == n  # then reuse Fimp itself, so the memoised linear parts at Fimp serve the draws too
+    D = f.fill_draws(CM if every else CM[rows], inv if every else inv[rows], N_all, np.asarray(imp["binary"], bool),
+                     np.asarray(imp["lower"], float), np.asarray(imp["upper"], float))
+    miss = np.ascontiguousarray(np.isnan(F if every else F[rows]))
+    Fim = Fimp if every else Fimp[rows]
+    if se_arm is None:
+        vb[rows] = _var_rows(_draws_benefit(exp, D, Fim, miss, comparator))
+    else:
+        da, dc = _draws_expected(exp, D, Fim, miss, comparator)
+        v3 = _var_rows(np.concatenate([dc - da, da, dc], axis=0))  # the three variances in one pass
+        k = da.shape[0]
+        vb[rows], va[rows], vc[rows] = v3[:k], v3[k:2 * k], v3[2 * k:]
+    return out
+
+
+def _var_rows(a: np.ndarray) -> np.ndarray:
+    """``a.var(axis=1, ddof=1)`` (same arithmetic: mean, squared deviations, sum / (M - 1))
+    without ndarray.var's Python overhead."""
+    d = a - a.sum(axis=1, keepdims=True) / a.shape[1]
+    return (d * d).sum(axis=1) / (a.shape[1] - 1)
+
+
+def _fast_prepare(exp: dict) -> bool:
+    """Compile ``exp``'s boosters and linear blocks for the fast path; True if all of it (and its
+    sub-exports) is supported."""
+    f = _fast()
+    if not f.AVAILABLE or not f.ready():
+        return False
+    ok = True
+    b = exp.get("boosters")
+    if isinstance(b, dict) and b:
+        forests = {}
+        for name, model in b.items():
+            try:
+                fo = f.compile_forest(booster(model))
+            except Exception:  # noqa: BLE001 - anything unexpected: LightGBM does it
+                fo = None
+            if fo is not None:
+                forests[name] = fo
+            else:
+                ok = False
+        exp["_forests"] = forests
+    lin = exp.get("linear")
+    if isinstance(lin, dict):
+        C = len(exp.get("comparators") or [])
+        sizes = []
+        for key in ("prog", "modifier"):
+            blk = lin.get(key)
+            if blk is None:
+                sizes.append(0)
+                continue
+            try:
+                blk["_cols"] = f.compile_columns(blk["basis"])
+            except (ValueError, KeyError, TypeError):
+                ok = False
+                continue
+            sizes.append(1 if blk["type"] == "index" else len(blk["basis"]))
+        theta = np.asarray(lin["theta"], float)
+        if len(sizes) != 2 or sizes != [lin["n_prog"], lin["n_mod"]] or theta.size != 1 + C + sum(sizes):
+            ok = False
+    for sub in ([exp["nuisance"]] if isinstance(exp.get("nuisance"), dict) else []) + \
+            list((exp.get("members") or {}).get("exports") or []):
+        ok = _fast_prepare(sub) and ok
+    if exp.get("kind") not in LINEAR_KINDS + ("t_learner", "x_learner", "dr_learner", "stacked"):
+        ok = False
+    return ok
+
+
 def _mean_fn(link: str):
     return (lambda e: e) if link == "identity" else expit
 
@@ -509,6 +869,7 @@ def prepare_export(exp: dict) -> dict:
         if "binary" in imp:
             imp["binary"] = np.asarray(imp["binary"], bool)
         imp["_cache"] = {}
+        imp["_fcache"] = {}
     lin = exp.get("linear")
     if isinstance(lin, dict):
         lin["theta"] = f(lin["theta"])
@@ -535,10 +896,20 @@ def prepare_export(exp: dict) -> dict:
     return exp
 
 
+def prepare_fast(exp: dict) -> dict:
+    """:func:`prepare_export` plus the compiled kernels of the scorer's fast path (``_forests``,
+    ``_cols``; ``_fast_ok`` = usable), in place. Without numba nothing is added and the plain
+    functions are used."""
+    prepare_export(exp)
+    exp["_fast_ok"] = _fast_prepare(exp)
+    return exp
+
+
 # ----------------------------------------------------------------------------- per kind
-def _expected(exp: dict, F: np.ndarray, Fimp: np.ndarray) -> dict:
+def _expected(exp: dict, F: np.ndarray, Fimp: np.ndarray, active_only: bool = False) -> dict:
     """Expected outcome per class (keys: comparators and '__active__') at complete Fimp
-    (linear parts) and raw F (trees; native NaN handling)."""
+    (linear parts) and raw F (trees; native NaN handling). ``active_only``: the
+    '__active__' entry alone (what X/DR learners need from their nuisance T-learner)."""
     kind = exp["kind"]
     comps = exp["comparators"]
     if kind in ("constant", "effect_model", "risk_model"):
@@ -550,15 +921,17 @@ def _expected(exp: dict, F: np.ndarray, Fimp: np.ndarray) -> dict:
         lin = exp["linear"]
         eta = linear_eta(lin, comps, Fimp)
         Ft = _tree_input(exp, F, Fimp)
-        r1 = booster_raw(exp["boosters"]["active"], Ft)
-        r0 = booster_raw(exp["boosters"]["control"], Ft)
+        r1 = _raw(exp, "active", Ft)
         f = _mean_fn(lin["link"])
         out = {"__active__": f(eta["__active__"] + r1)}
+        if active_only:
+            return out
+        r0 = _raw(exp, "control", Ft)
         for c in comps:
             out[c] = f(eta[c] + r0)
         return out
     if kind in ("x_learner", "dr_learner"):
-        base = _expected(exp["nuisance"], F, Fimp)
+        base = _expected(exp["nuisance"], F, Fimp, active_only=True)
         b = _benefit_h(exp, F, Fimp)
         out = {"__active__": base["__active__"]}
         for c in comps:
@@ -588,8 +961,8 @@ def _benefit_h(exp: dict, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:
     Ft = _tree_input(exp, F, Fimp)
     if exp["kind"] == "x_learner":
         e = exp["combine"]["e"]
-        return e * booster_raw(exp["boosters"]["tau0"], Ft) + (1 - e) * booster_raw(exp["boosters"]["tau1"], Ft)
-    return booster_raw(exp["boosters"]["tau"], Ft)
+        return e * _raw(exp, "tau0", Ft) + (1 - e) * _raw(exp, "tau1", Ft)
+    return _raw(exp, "tau", Ft)
 
 
 def _benefit_from_expected(exp: dict, ex: dict) -> dict:
@@ -630,7 +1003,7 @@ def benefit_only(exp: dict, F: np.ndarray, Fimp: np.ndarray, comparator: str) ->
             b = b - block_matrix(lin.get("modifier"), Fimp) @ gamma
         if kind == "t_learner":
             Ft = _tree_input(exp, F, Fimp)
-            b = b + booster_raw(exp["boosters"]["control"], Ft) - booster_raw(exp["boosters"]["active"], Ft)
+            b = b + _raw(exp, "control", Ft) - _raw(exp, "active", Ft)
         return b
     if kind in ("x_learner", "dr_learner"):
         return exp["combine"]["class_benefit"][comparator] + _benefit_h(exp, F, Fimp)
@@ -762,18 +1135,37 @@ def _block_by_feature(block, F, coef, p, centred):
     out = np.zeros((F.shape[0], p))
     if block is None or len(coef) == 0:
         return out
-    B = basis(block["basis"], F)
+    cc = block.get("_cols")
+    B = _fast().basis(cc, F) if cc is not None else basis(block["basis"], F)
     if block["type"] == "index":
         w = np.asarray(block["beta"], float) * coef[0]
         ctr = np.asarray(block["center"], float)[0] * coef[0] if centred else 0.0
         loc_share = ctr / len(block["basis"])
-        for i, c in enumerate(block["basis"]):
-            out[:, c["feature"]] += B[:, i] * w[i] - loc_share
-        return out
-    ctr = np.asarray(block["center"], float) if centred else np.zeros(B.shape[1])
-    for i, c in enumerate(block["basis"]):
-        out[:, c["feature"]] += (B[:, i] - ctr[i]) * coef[i]
+        terms = B * w - loc_share
+    else:
+        ctr = np.asarray(block["center"], float) if centred else np.zeros(B.shape[1])
+        terms = (B - ctr) * np.asarray(coef, float)
+    # add each feature's columns in column order (as a loop over the columns would), one "slot"
+    # (the k-th column of every feature) at a time
+    for cols, feats in _feature_slots(block):
+        out[:, feats] += terms[:, cols]
     return out
+
+
+def _feature_slots(block: dict) -> list:
+    slots = block.get("_slots")
+    if slots is None:
+        seen: dict = {}
+        by_slot: dict = {}
+        for i, c in enumerate(block["basis"]):
+            k = seen.get(c["feature"], 0)
+            seen[c["feature"]] = k + 1
+            by_slot.setdefault(k, ([], []))
+            by_slot[k][0].append(i)
+            by_slot[k][1].append(c["feature"])
+        slots = [(np.asarray(a, np.intp), np.asarray(b, np.intp)) for _, (a, b) in sorted(by_slot.items())]
+        block["_slots"] = slots
+    return slots
 
 
 def explain_from_export(exp: dict, X: pd.DataFrame, comparator: str) -> pd.DataFrame:

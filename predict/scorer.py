@@ -17,6 +17,7 @@ P(recovery | exercise) - P(recovery | comparator), positive favours exercise.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass
@@ -119,6 +120,41 @@ def _check_network_comparators(m: dict, tasks: list, src: str) -> None:
         per = {t: net["evidence"][c["node"]] for t, net in nets.items() if c["node"] in net["nodes"]}
         if c.get("scored_by") != want or c.get("tasks") != per:
             raise ArtifactError(f"{src}: manifest network_comparators entry for {c['node']!r} differs from the network files")
+
+
+_BLAS = None
+
+
+def _one_blas_thread():
+    """Scoring's matrix products are small (patients x ~30 columns): a multi-threaded BLAS only
+    adds synchronisation (up to 40x slower on a busy machine), so scoring runs them on one thread."""
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        except Exception:  # noqa: BLE001 - no threadpoolctl: leave BLAS as it is
+            _BLAS = False
+    if _BLAS is False:
+        return contextlib.nullcontext()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def _clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """np.clip (NaN stays NaN) without its Python overhead."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+def _finite_list(a: np.ndarray) -> list:
+    """``[_f(x) for x in a]`` at C speed: Python floats, None where not finite."""
+    a = np.asarray(a, float)
+    fin = np.isfinite(a)
+    if fin.all():
+        return a.tolist()
+    out = a.astype(object)
+    out[~fin] = None
+    return out.tolist()
 
 
 def _f(x: float) -> float | None:
@@ -243,7 +279,7 @@ class Scorer:
                 raise ArtifactError(f"{src}: {fname} does not match its task entry in the manifest")
             mine: set = set()
             _resolve_boosters(exp, art, name, mine)
-            rt.prepare_export(exp)
+            rt.prepare_fast(exp)
             if sorted(mine) != sorted(t.get("boosters", [])):
                 raise ArtifactError(f"{src}: task {name!r}: booster files differ from the manifest's task entry")
             used |= mine
@@ -603,30 +639,26 @@ class Scorer:
         n = F.shape[0]
         if comparator in self.network_only:
             return [self._compute_network(F, comparator, t, z) for t in tasks], arm_iv
+        groups = rt.pattern_groups(F) if n else None
         for t in tasks:
             exp = t.exp
             if comparator not in exp["comparators"] or n == 0:
                 nan = np.full(n, np.nan)
                 out.append(_Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
                 continue
-            Fimp = rt.impute_mean(exp["imputer"], F)
-            ex = rt._expected(exp, F, Fimp)
-            a, c = ex["__active__"], ex[comparator]
-            ben = c - a if t.outcome_type == "continuous" else a - c
-            se_b = rt.estimation_se(exp, F, Fimp, [comparator])[comparator]
-            se_arm = rt.arm_se(exp, Fimp, comparator, F) if arms and t.outcome_type == "continuous" else None
-            if se_arm is None:
-                vm = rt.missing_variance_fast(exp, F, comparator)
-            else:  # one pass over the missing-data draws serves the benefit and both arms
-                vm, va, vc = rt.arm_missing_variance(exp, F, comparator)
+            r = rt.task_scores(exp, F, comparator, arms=arms, groups=groups)
+            a, c, ben = r["exercise"], r["comparator"], r["benefit"]
+            se_arm = r["arm_se"]
+            if se_arm is not None:  # one pass over the missing-data draws serves the benefit and both arms
+                va, vc = r["arm_var_missing"]
                 arm_iv[t.task] = {"exercise": self._arm_interval(a, se_arm[0], va, z),
                                   "comparator": self._arm_interval(c, se_arm[1], vc, z)}
-            se = np.sqrt(se_b ** 2 + vm)
+            se = np.sqrt(r["se_est"] ** 2 + r["var_missing"])
             tau = float(exp["interval"]["tau"].get(comparator, 0.0))
             sp = np.sqrt(se ** 2 + tau ** 2)
             lim = 1.0 if t.outcome_type == "binary" else 100.0
-            ci = (np.clip(ben - z * se, -lim, lim), np.clip(ben + z * se, -lim, lim))
-            pi = (np.clip(ben - z * sp, -lim, lim), np.clip(ben + z * sp, -lim, lim))
+            ci = (_clip(ben - z * se, -lim, lim), _clip(ben + z * se, -lim, lim))
+            pi = (_clip(ben - z * sp, -lim, lim), _clip(ben + z * sp, -lim, lim))
             out.append(_Computed(t, True, a, c, ben, ci, pi))
         return out, arm_iv
 
@@ -636,8 +668,8 @@ class Scorer:
         the learner's estimation SE (bootstrap delta method) and the spread over draws of missing
         inputs, clipped to 0-100."""
         sd = np.sqrt(se ** 2 + var_missing)
-        lo, hi = np.clip(est - z * sd, 0, 100), np.clip(est + z * sd, 0, 100)
-        return [[_f(x), _f(y)] for x, y in zip(lo.tolist(), hi.tolist())]
+        lo, hi = _clip(est - z * sd, 0.0, 100.0), _clip(est + z * sd, 0.0, 100.0)
+        return [[x, y] for x, y in zip(_finite_list(lo), _finite_list(hi))]
 
     def _compute_network(self, F: np.ndarray, node: str, t: _Task, z: float) -> _Computed:
         """Benefit vs a network-only node from the task's IPD network model (predict/network.py):
@@ -710,6 +742,10 @@ class Scorer:
         (``pain__short``); default all. Raises :class:`ValidationFailed` for bad input.
         """
         F, _, tasks = self._checked(patients, comparator, outcomes)
+        with _one_blas_thread():
+            return self._score(F, comparator, tasks, explain, top)
+
+    def _score(self, F: np.ndarray, comparator: str, tasks: list[_Task], explain: bool, top: int) -> list[dict]:
         comp, arm_iv = self._compute(F, comparator, tasks, arms=True)
         n = F.shape[0]
         warns = self._patient_warnings(F)
@@ -724,43 +760,57 @@ class Scorer:
             explained = {"task": et.task, "comparator": comparator,
                          "method": self._explain_method(et),
                          "units": self._factor_units(et, comparator)}
-        lists = [(c, c.exercise.tolist(), c.comparator.tolist(), c.benefit.tolist(), c.ci[0].tolist(),
-                  c.ci[1].tolist(), c.pi[0].tolist(), c.pi[1].tolist()) for c in comp]
         base_cols = {t.baseline: F[:, self._index[t.baseline]].tolist() for t in tasks if t.baseline}
+        per_task = []
+        for c in comp:
+            t = c.task
+            binary = t.outcome_type == "binary"
+            cols = [_finite_list(v) for v in (c.exercise, c.comparator, c.benefit, c.ci[0], c.ci[1], c.pi[0], c.pi[1])]
+            iv = arm_iv.get(t.task)
+            swe = None
+            if not binary and t.baseline:
+                swe = _finite_list(SWE_FRACTION * np.asarray(base_cols[t.baseline], float))
+            per_task.append((c, t, self._flat_names(t), cols, c.benefit.tolist(), iv, swe, binary,
+                             c.learner == netrt.MODEL_NAME))
+        scale_bin, scale_cont = "probability of global recovery", "0-100 points, higher = worse"
+        def_bin = "P(recovery | exercise) - P(recovery | comparator); positive favours exercise"
+        def_cont = "comparator minus exercise on 0-100; positive favours exercise"
+        rule = "20% of the patient's baseline score"
+        basis = "the exercise prediction plus the network model's benefit"
         results = []
         for i in range(n):
             scores: dict[str, Any] = {}
             outs: dict[str, Any] = {}
-            for c, ex, cp, b, lo, hi, plo, phi in lists:
-                t = c.task
-                names = self._flat_names(t)
-                vals = (ex[i], cp[i], b[i], lo[i], hi[i], plo[i], phi[i])
-                for k, v in zip(names, vals):
-                    scores[k] = _f(v)
+            for c, t, names, cols, braw, iv, swe, binary, network in per_task:
+                ex, cp, b, lo, hi, plo, phi = (col[i] for col in cols)
+                scores[names[0]] = ex
+                scores[names[1]] = cp
+                scores[names[2]] = b
+                scores[names[3]] = lo
+                scores[names[4]] = hi
+                scores[names[5]] = plo
+                scores[names[6]] = phi
                 d: dict[str, Any] = {
                     "outcome": t.outcome, "follow_up": t.follow_up, "learner": c.learner or t.learner,
                     "available": c.available,
-                    "scale": "probability of global recovery" if t.outcome_type == "binary" else "0-100 points, higher = worse",
-                    "exercise": {"expected": _f(ex[i]),
-                                 "interval": arm_iv[t.task]["exercise"][i] if t.task in arm_iv else None},
-                    "comparator": {"class": comparator, "expected": _f(cp[i]),
-                                   "interval": arm_iv[t.task]["comparator"][i] if t.task in arm_iv else None},
-                    "benefit": {"estimate": _f(b[i]), "ci": [_f(lo[i]), _f(hi[i])],
-                                "prediction_interval": [_f(plo[i]), _f(phi[i])]},
+                    "scale": scale_bin if binary else scale_cont,
+                    "exercise": {"expected": ex, "interval": iv["exercise"][i] if iv is not None else None},
+                    "comparator": {"class": comparator, "expected": cp,
+                                   "interval": iv["comparator"][i] if iv is not None else None},
+                    "benefit": {"estimate": b, "ci": [lo, hi], "prediction_interval": [plo, phi],
+                                "definition": def_bin if binary else def_cont},
                 }
-                if t.outcome_type == "binary":
-                    d["benefit"]["definition"] = "P(recovery | exercise) - P(recovery | comparator); positive favours exercise"
+                if binary:
                     d["clears_smallest_worthwhile"] = None
                 else:
-                    d["benefit"]["definition"] = "comparator minus exercise on 0-100; positive favours exercise"
-                    swe = SWE_FRACTION * base_cols[t.baseline][i] if t.baseline else None
-                    d["smallest_worthwhile"] = {"threshold": _f(swe) if swe is not None else None,
-                                                "rule": "20% of the patient's baseline score"}
-                    d["clears_smallest_worthwhile"] = (bool(b[i] >= swe) if (swe is not None and c.available) else None)
-                if c.learner == netrt.MODEL_NAME:
+                    th = swe[i] if swe is not None else None
+                    d["smallest_worthwhile"] = {"threshold": th, "rule": rule}
+                    d["clears_smallest_worthwhile"] = (bool(braw[i] >= SWE_FRACTION * base_cols[t.baseline][i])
+                                                       if (swe is not None and c.available) else None)
+                if network:
                     d["evidence"] = c.evidence
                     if c.available:
-                        d["comparator"]["basis"] = "the exercise prediction plus the network model's benefit"
+                        d["comparator"]["basis"] = basis
                 outs[t.task] = d
             r = {"scores": scores, "outcomes": outs, "top_factors": factors[i], "missing": missing[i],
                  "warnings": warns[i] + req_warn}
@@ -775,6 +825,11 @@ class Scorer:
         columns (:meth:`output_columns`), and with ``details`` ``missing`` and ``warnings`` (text);
         with ``explain`` ``factor<k>_name`` / ``factor<k>_contribution`` for the top factors."""
         F, ids, tasks = self._checked(patients, comparator, outcomes)
+        with _one_blas_thread():
+            return self._score_table(F, ids, comparator, tasks, explain, top, details)
+
+    def _score_table(self, F: np.ndarray, ids, comparator: str, tasks: list[_Task], explain: bool, top: int,
+                     details: bool) -> pd.DataFrame:
         comp, _ = self._compute(F, comparator, tasks)
         cols: dict[str, Any] = {}
         if ids is not None:
@@ -799,7 +854,9 @@ class Scorer:
             miss = np.isnan(F)
             cov_idx = [self._index[c] for c in self.schema.names]
             names = [self._names[j] for j in cov_idx]
-            cols["missing"] = [";".join(nm for nm, m in zip(names, row) if m) for row in miss[:, cov_idx]]
+            keys, inv = rt.pattern_groups(np.where(miss[:, cov_idx], np.nan, 0.0))  # one string per pattern
+            texts = np.array([";".join(nm for nm, m in zip(names, row) if m) for row in keys] or [""], dtype=object)
+            cols["missing"] = texts[inv].tolist() if n else []
             req = self._request_warnings(comparator, tasks)
             cols["warnings"] = [" | ".join(w + req) for w in self._patient_warnings(F)]
         return pd.DataFrame(cols)

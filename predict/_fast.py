@@ -1,0 +1,409 @@
+"""Compiled kernels for the scorer's hot path (optional: numba, installed with shap).
+
+Nothing here changes what is computed, only how fast:
+
+* :func:`compile_forest` turns a LightGBM booster (numerical splits only) into flat arrays, and
+  :func:`forest_raw` reproduces ``booster.predict(X, raw_score=True)`` (LightGBM's decision rule:
+  NaN -> 0 unless the split's missing type is NaN; missing type Zero/NaN go to the default side);
+* :func:`forest_draws` evaluates a forest on M conditional draws of each patient's missing
+  features, walking each tree once per patient down to the first split on a missing feature and
+  only then once per draw (trees whose path uses observed features only are shared by all draws);
+* :func:`linear_delta` adds, per draw, the change of an additive basis block (linear, restricted
+  cubic spline and one-hot columns) between the drawn and the conditional-mean-imputed values of
+  the missing features only (the other columns do not move between draws);
+* :func:`fill_draws` builds the draws themselves (conditional mean + pattern noise, binary
+  rounding, bounds) in one pass.
+
+Without numba (or with ``LBP_NO_NUMBA=1``) :data:`AVAILABLE` is False and the runtime uses its
+plain numpy + LightGBM functions; tests compare the two.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:  # pragma: no cover - depends on the environment
+    if os.environ.get("LBP_NO_NUMBA"):
+        raise ImportError("disabled by LBP_NO_NUMBA")
+    import numba
+
+    AVAILABLE = True
+except Exception:  # noqa: BLE001 - any import problem means: no compiled path
+    numba = None
+    AVAILABLE = False
+
+_ZERO = 1.0000000180025095e-35  # LightGBM kZeroThreshold (1e-35f) as a double
+
+def _jit(f):
+    """numba.njit, cached on disk where numba can write its cache (else compiled per process)."""
+    if not AVAILABLE:  # pragma: no cover
+        return f
+    try:
+        return numba.njit(cache=True, nogil=True)(f)
+    except Exception:  # noqa: BLE001 - e.g. no writable cache location
+        return numba.njit(nogil=True)(f)
+
+
+# ----------------------------------------------------------------------------- trees
+def compile_forest(booster) -> dict | None:
+    """Flat arrays of a LightGBM booster, or None when it uses anything this evaluator does not
+    reproduce (categorical splits, linear trees, several classes, averaged output)."""
+    if not AVAILABLE:
+        return None
+    try:
+        d = booster.dump_model()
+    except Exception:  # noqa: BLE001
+        return None
+    if d.get("num_class", 1) != 1 or d.get("num_tree_per_iteration", 1) != 1 or d.get("average_output"):
+        return None
+    feat, thr, dleft, mtype, left, right, leafv, roots = [], [], [], [], [], [], [], []
+    nanch: dict = {}
+    mt_code = {"None": 0, "Zero": 1, "NaN": 2}
+
+    def walk(node) -> int:
+        if "leaf_value" in node:
+            if "leaf_coeff" in node or "leaf_features" in node:
+                raise ValueError("linear tree")
+            leafv.append(float(node["leaf_value"]))
+            return -len(leafv)  # ~index
+        if node.get("decision_type") != "<=" or node.get("missing_type") not in mt_code:
+            raise ValueError("unsupported split")
+        k = len(feat)
+        feat.append(int(node["split_feature"]))
+        thr.append(float(node["threshold"]))
+        dleft.append(bool(node["default_left"]))
+        mtype.append(mt_code[node["missing_type"]])
+        left.append(0)
+        right.append(0)
+        left[k] = walk(node["left_child"])
+        right[k] = walk(node["right_child"])
+        # where NaN goes: the default side for missing types NaN and Zero (NaN -> 0 -> zero);
+        # missing type None treats NaN as 0
+        if mtype[k] == 0:
+            nanch[k] = left[k] if 0.0 <= thr[k] else right[k]
+        else:
+            nanch[k] = left[k] if dleft[k] else right[k]
+        return k
+
+    try:
+        for t in d["tree_info"]:
+            roots.append(walk(t["tree_structure"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    i32 = lambda v: np.asarray(v, np.int32)  # noqa: E731
+    ch = np.empty(2 * len(feat), np.int32)  # children side by side: ch[2k + (x > threshold)]
+    ch[0::2], ch[1::2] = left, right
+    return {"ch": ch, "has_zero": bool(any(t == 1 for t in mtype)), "roots": i32(roots), "feat": i32(feat),
+            "thr": np.asarray(thr, float), "nanch": i32([nanch[k] for k in range(len(feat))]),
+            "mtype": np.asarray(mtype, np.int8), "left": i32(left), "right": i32(right),
+            "leafv": np.asarray(leafv, float), "n_features": int(d.get("max_feature_idx", -1)) + 1}
+
+
+@_jit
+def _forest_raw(X, roots, feat, thr, nanch, mtype, left, right, leafv):
+    n = X.shape[0]
+    out = np.zeros(n)
+    for i in range(n):
+        s = 0.0
+        for t in range(roots.size):
+            node = roots[t]
+            while node >= 0:
+                v = X[i, feat[node]]
+                if v != v:
+                    node = nanch[node]
+                elif mtype[node] == 1 and v >= -_ZERO and v <= _ZERO:
+                    node = nanch[node]  # missing type Zero: zero goes where NaN goes
+                elif v <= thr[node]:
+                    node = left[node]
+                else:
+                    node = right[node]
+            s += leafv[-node - 1]
+        out[i] = s
+    return out
+
+
+@_jit
+def _forest_draws(D, miss, roots, feat, thr, nanch, mtype, left, right, leafv):
+    """General form (any missing type): see forest_draws."""
+    n, M = D.shape[0], D.shape[1]
+    out = np.zeros((n, M))
+    for i in range(n):
+        common = 0.0
+        for t in range(roots.size):
+            node = roots[t]
+            while node >= 0 and not miss[i, feat[node]]:
+                v = D[i, 0, feat[node]]
+                if v != v:
+                    node = nanch[node]
+                elif mtype[node] == 1 and v >= -_ZERO and v <= _ZERO:
+                    node = nanch[node]
+                elif v <= thr[node]:
+                    node = left[node]
+                else:
+                    node = right[node]
+            if node < 0:
+                common += leafv[-node - 1]
+                continue
+            for d in range(M):
+                nd = node
+                while nd >= 0:
+                    v = D[i, d, feat[nd]]
+                    if v != v:
+                        nd = nanch[nd]
+                    elif mtype[nd] == 1 and v >= -_ZERO and v <= _ZERO:
+                        nd = nanch[nd]
+                    elif v <= thr[nd]:
+                        nd = left[nd]
+                    else:
+                        nd = right[nd]
+                out[i, d] += leafv[-nd - 1]
+        for d in range(M):
+            out[i, d] += common
+    return out
+
+
+@_jit
+def _forest_draws_plain(D, miss, roots, feat, thr, ch, leafv):
+    """forest_draws for forests without missing type Zero, on draws without NaN (they are
+    complete): the split is x <= threshold, taken without a branch (tree paths are
+    unpredictable for the branch predictor; the draws of one patient are independent walks)."""
+    n, M = D.shape[0], D.shape[1]
+    out = np.zeros((n, M))
+    for i in range(n):
+        common = 0.0
+        for t in range(roots.size):
+            node = roots[t]
+            while node >= 0 and not miss[i, feat[node]]:
+                node = ch[2 * node + (D[i, 0, feat[node]] > thr[node])]
+            if node < 0:
+                common += leafv[-node - 1]
+                continue
+            for d in range(M):
+                nd = node
+                while nd >= 0:
+                    nd = ch[2 * nd + (D[i, d, feat[nd]] > thr[nd])]
+                out[i, d] += leafv[-nd - 1]
+        for d in range(M):
+            out[i, d] += common
+    return out
+
+
+def _forest_args(fo: dict):
+    return fo["roots"], fo["feat"], fo["thr"], fo["nanch"], fo["mtype"], fo["left"], fo["right"], fo["leafv"]
+
+
+def forest_raw(fo: dict, X: np.ndarray) -> np.ndarray:
+    """Raw score of every row of X (n, p): booster.predict(X, raw_score=True)."""
+    return _forest_raw(np.ascontiguousarray(X, dtype=np.float64), *_forest_args(fo))
+
+
+def forest_draws(fo: dict, D: np.ndarray, miss: np.ndarray) -> np.ndarray:
+    """Raw scores on draws D (n, M, p) whose features vary between draws only where ``miss``
+    (n, p) is True: (n, M)."""
+    if not fo["has_zero"] and not np.isnan(D).any():
+        return _forest_draws_plain(np.ascontiguousarray(D, dtype=np.float64),
+                                   np.ascontiguousarray(miss, dtype=np.bool_), fo["roots"], fo["feat"], fo["thr"],
+                                   fo["ch"], fo["leafv"])
+    return _forest_draws(np.ascontiguousarray(D, dtype=np.float64), np.ascontiguousarray(miss, dtype=np.bool_),
+                         *_forest_args(fo))
+
+
+# ----------------------------------------------------------------------------- linear blocks
+def compile_columns(cols: list) -> dict:
+    """Per basis column: feature, kind (0 linear, 1 rcs, 2 one-hot), the spline constants and the
+    one-hot level, and the scale (the location cancels in differences)."""
+    n = len(cols)
+    out = {k: np.zeros(n) for k in ("tj", "t2", "t1", "c1", "c2", "d", "norm", "level", "scale")}
+    feat = np.zeros(n, np.int64)
+    kind = np.zeros(n, np.int64)
+    out["loc"] = np.zeros(n)
+    for i, c in enumerate(cols):
+        feat[i] = c["feature"]
+        out["scale"][i] = c["scale"]
+        out["loc"][i] = c["loc"]
+        if c["kind"] == "linear":
+            kind[i] = 0
+        elif c["kind"] == "rcs":
+            t = np.asarray(c["knots"], float)
+            k, j = t.size, c["term"]
+            kind[i] = 1
+            out["tj"][i], out["t2"][i], out["t1"][i] = t[j], t[k - 2], t[k - 1]
+            out["c1"][i], out["c2"][i], out["d"][i] = t[k - 1] - t[j], t[k - 2] - t[j], t[k - 1] - t[k - 2]
+            out["norm"][i] = (t[-1] - t[0]) ** 2
+        elif c["kind"] == "onehot":
+            kind[i] = 2
+            out["level"][i] = c["level"]
+        else:
+            raise ValueError(f"unknown basis kind {c['kind']!r}")
+    out["feat"], out["kind"] = feat, kind
+    return out
+
+
+@_jit
+def _p3(v):
+    u = v if v > 0.0 else 0.0
+    return u * u * u
+
+
+@_jit
+def _linear_delta(D, Fim, miss, w, feat, kind, tj, t2, t1, c1, c2, dd, norm, level, out):
+    n, M = D.shape[0], D.shape[1]
+    for i in range(n):
+        for k in range(feat.size):
+            f = feat[k]
+            wk = w[k]
+            if not miss[i, f] or wk == 0.0:
+                continue
+            kk = kind[k]
+            if kk == 0:
+                b0 = Fim[i, f]
+                for d in range(M):
+                    out[i, d] += wk * (D[i, d, f] - b0)
+            elif kk == 1:
+                a, b, c, e, g, h, q = tj[k], t2[k], t1[k], c1[k], c2[k], dd[k], norm[k]
+                x = Fim[i, f]
+                b0 = (_p3(x - a) - _p3(x - b) * e / h + _p3(x - c) * g / h) / q
+                for d in range(M):
+                    x = D[i, d, f]
+                    out[i, d] += wk * ((_p3(x - a) - _p3(x - b) * e / h + _p3(x - c) * g / h) / q - b0)
+            else:
+                lv = level[k]
+                b0 = 1.0 if Fim[i, f] == lv else 0.0
+                for d in range(M):
+                    out[i, d] += wk * ((1.0 if D[i, d, f] == lv else 0.0) - b0)
+
+
+def linear_delta(cc: dict, w: np.ndarray, D: np.ndarray, Fim: np.ndarray, miss: np.ndarray, out: np.ndarray) -> None:
+    """out (n, M) += sum over columns k of a missing feature of w_k (b_k(draw) - b_k(imputed)),
+    D (n, M, p) the draws, Fim (n, p) the conditional-mean imputation."""
+    _linear_delta(D, np.ascontiguousarray(Fim, dtype=np.float64), miss, np.ascontiguousarray(w, dtype=np.float64),
+                  cc["feat"], cc["kind"], cc["tj"], cc["t2"], cc["t1"], cc["c1"], cc["c2"], cc["d"], cc["norm"],
+                  cc["level"], out)
+
+
+# ----------------------------------------------------------------------------- draws
+@_jit
+def _fill_draws(CM, inv, noise, binary, lo, hi, out):
+    n, M, p = out.shape
+    for i in range(n):
+        k = inv[i]
+        for d in range(M):
+            for j in range(p):
+                v = CM[i, j] + noise[k, d, j]
+                if binary[j]:
+                    v = np.rint(v)
+                if v < lo[j]:
+                    v = lo[j]
+                elif v > hi[j]:
+                    v = hi[j]
+                out[i, d, j] = v
+
+
+def fill_draws(CM: np.ndarray, inv: np.ndarray, noise: np.ndarray, binary: np.ndarray, lo: np.ndarray,
+               hi: np.ndarray) -> np.ndarray:
+    """Draws (n, M, p): CM (n, p, the conditional mean, observed entries = the data) plus the
+    noise of each row's pattern (K, M, p; zero where observed), binary features rounded (half to
+    even, as numpy.round), clipped to [lo, hi]."""
+    M = noise.shape[1]
+    out = np.empty((CM.shape[0], M, CM.shape[1]))
+    _fill_draws(np.ascontiguousarray(CM), np.ascontiguousarray(inv, dtype=np.int64), np.ascontiguousarray(noise),
+                np.ascontiguousarray(binary, dtype=np.bool_), np.ascontiguousarray(lo, dtype=np.float64),
+                np.ascontiguousarray(hi, dtype=np.float64), out)
+    return out
+
+
+@_jit
+def _cond_mean(F, mu, A, inv, out):
+    n, p = F.shape
+    for i in range(n):
+        Ak = A[inv[i]]
+        for j in range(p):
+            v = F[i, j]
+            if v == v:
+                out[i, j] = v
+                continue
+            s = mu[j]
+            for o in range(p):
+                x = F[i, o]
+                if x == x:
+                    s += (x - mu[o]) * Ak[o, j]
+            out[i, j] = s
+
+
+def cond_mean(F: np.ndarray, mu: np.ndarray, A: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """Observed entries kept; a missing entry j of row i = mu_j + (x_o - mu_o) A_k[o, j] with A_k
+    (p, p) the regression of the missing on the observed features of the row's pattern k."""
+    out = np.empty(F.shape)
+    _cond_mean(np.ascontiguousarray(F, dtype=np.float64), mu, A, np.ascontiguousarray(inv, dtype=np.int64), out)
+    return out
+
+
+@_jit
+def _basis(F, feat, kind, tj, t2, t1, c1, c2, dd, norm, level, loc, scale, out):
+    n = F.shape[0]
+    for i in range(n):
+        for k in range(feat.size):
+            x = F[i, feat[k]]
+            kk = kind[k]
+            if kk == 0:
+                v = x
+            elif kk == 1:
+                v = (_p3(x - tj[k]) - _p3(x - t2[k]) * c1[k] / dd[k] + _p3(x - t1[k]) * c2[k] / dd[k]) / norm[k]
+            else:
+                v = 1.0 if x == level[k] else 0.0
+            out[i, k] = (v - loc[k]) / scale[k]
+
+
+def basis(cc: dict, F: np.ndarray) -> np.ndarray:
+    """The standardised basis columns (n, K) of a complete F: runtime.basis, in one pass."""
+    out = np.empty((F.shape[0], cc["feat"].size))
+    _basis(np.ascontiguousarray(F, dtype=np.float64), cc["feat"], cc["kind"], cc["tj"], cc["t2"], cc["t1"], cc["c1"],
+           cc["c2"], cc["d"], cc["norm"], cc["level"], cc["loc"], cc["scale"], out)
+    return out
+
+
+_READY: bool | None = None
+
+
+def ready() -> bool:
+    """True when the kernels compile (or load from numba's cache) and give the expected numbers
+    on a small case; checked once per process. False: the runtime's plain functions are used."""
+    global _READY
+    if _READY is None:
+        _READY = AVAILABLE and _self_test()
+    return _READY
+
+
+def _self_test() -> bool:
+    try:
+        fo = {"roots": np.array([0], np.int32), "feat": np.array([0], np.int32), "thr": np.array([0.5]),
+              "nanch": np.array([-2], np.int32), "mtype": np.array([2], np.int8), "left": np.array([-1], np.int32),
+              "right": np.array([-2], np.int32), "leafv": np.array([1.0, 2.0]), "has_zero": False,
+              "ch": np.array([-1, -2], np.int32)}
+        X = np.array([[0.0, 0.0], [1.0, 0.0], [np.nan, 0.0]])
+        ok = forest_raw(fo, X).tolist() == [1.0, 2.0, 2.0]
+        D = np.array([[[0.0, 0.0], [1.0, 0.0]]])
+        miss = np.array([[True, False]])
+        ok &= forest_draws(fo, D, miss).tolist() == [[1.0, 2.0]]
+        fo2 = dict(fo, has_zero=True)
+        ok &= forest_draws(fo2, D, miss).tolist() == [[1.0, 2.0]]
+        cc = compile_columns([{"feature": 0, "kind": "linear", "loc": 1.0, "scale": 2.0},
+                              {"feature": 0, "kind": "rcs", "knots": [0.0, 1.0, 2.0], "term": 0, "loc": 0.0,
+                               "scale": 1.0},
+                              {"feature": 1, "kind": "onehot", "level": 1.0, "loc": 0.0, "scale": 1.0}])
+        B = basis(cc, np.array([[3.0, 1.0]]))
+        ok &= np.allclose(B, [[1.0, (27.0 - 8.0 * 2.0 + 1.0 * 1.0) / 4.0, 1.0]])
+        out = np.zeros((1, 1))
+        linear_delta(cc, np.array([1.0, 0.0, 0.0]), np.array([[[3.0, 1.0]]]), np.array([[1.0, 1.0]]),
+                     np.array([[True, False]]), out)
+        ok &= out.tolist() == [[2.0]]
+        CM = cond_mean(np.array([[np.nan, 2.0]]), np.array([0.0, 1.0]), np.array([[[0.0, 0.0], [0.5, 0.0]]]),
+                       np.array([0]))
+        ok &= CM.tolist() == [[0.5, 2.0]]
+        Dd = fill_draws(np.array([[0.4, 2.0]]), np.array([0]), np.array([[[0.2, 0.0], [-0.1, 0.0]]]),
+                        np.array([True, False]), np.array([0.0, 0.0]), np.array([1.0, 1.5]))
+        ok &= Dd.tolist() == [[[1.0, 1.5], [0.0, 1.5]]]
+        return bool(ok)
+    except Exception:  # noqa: BLE001 - any failure: the plain path
+        return False
