@@ -2,7 +2,8 @@
 
 Every candidate modifier × 3 outcomes × unadjusted/adjusted × 3 follow-ups × 3 comparison sets,
 plus the overall effects and the subgroup forest plots. Prints wall time, models per second,
-the split by model kind and the status counts.
+the CPU time of the replication (main process plus its workers: on a shared machine the wall time
+depends on the load, the CPU time much less), the split by model kind and the status counts.
 
     .venv/bin/python benchmarks/bench_replicate.py [--seed 1] [--workers 2] [--no-forest]
 """
@@ -45,14 +46,18 @@ def main() -> None:
         t0 = time.perf_counter()
         simulate_dataset("hayden2020", seed=args.seed).write(Path(tmp) / "data")
         h = harmonise(load_dataset(Path(tmp) / "data"))
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), os.times()
         res = replicate(h, Path(tmp) / "out", workers=args.workers, forest=not args.no_forest)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), os.times()
+    cpu_main = (c2.user + c2.system) - (c1.user + c1.system)
+    cpu_workers = (c2.children_user + c2.children_system) - (c1.children_user + c1.children_system)
     rows = pd.concat([res.overall, res.interactions])
     n = len(rows)
     print(f"simulate+load+harmonise: {t1 - t0:.1f} s")
     print(f"replication: {n} models{' + ' + str(len(res.subgroups)) + ' subgroup effects' if len(res.subgroups) else ''} "
           f"in {t2 - t1:.1f} s wall ({n / (t2 - t1):.1f} models/s, workers={args.workers})")
+    print(f"replication CPU: {cpu_main + cpu_workers:.1f} s (main {cpu_main:.1f} s, workers {cpu_workers:.1f} s); "
+          f"load average after {os.getloadavg()[0]:.1f}")
     print("status counts:", rows["status"].value_counts().to_dict())
     print("by outcome:", rows.groupby("outcome").size().to_dict())
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from predict.errors import LbpError
+from training.meta.rows import Rows, group_centre
 
 ADJUST_FOR = ("age", "female")
 
@@ -82,53 +83,70 @@ def _trials_with_both_arms(d: pd.DataFrame) -> list:
 
 
 def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercise",
-                 rows: pd.DataFrame | None = None) -> Design:
+                 rows: pd.DataFrame | Rows | None = None) -> Design:
     """Build (y, X, Z, groups) for one model; raises LbpError if nothing is left to fit.
-    ``rows`` may pass the result of :func:`select_rows` for this spec (shared by many models)."""
-    d = select_rows(analysis, spec, active) if rows is None else rows
-    n_candidates = len(d)
+    ``rows`` may pass the result of :func:`select_rows` for this spec, or better a :class:`Rows`
+    made from it once and shared by the many models on the same rows (numpy, no re-sorting)."""
+    if not isinstance(rows, Rows):
+        rows = Rows(select_rows(analysis, spec, active) if rows is None else rows)
+    n_candidates = len(rows)
     needed = ["value", "baseline"]
-    if spec.modifier is not None and spec.modifier not in d.columns:
-        raise LbpError(f"{spec.label}: modifier {spec.modifier!r} is not in the analysis data")
-    if spec.modifier is not None:
-        needed.append(spec.modifier)
+    m = spec.modifier
+    if m is not None and not rows.has(m):
+        raise LbpError(f"{spec.label}: modifier {m!r} is not in the analysis data")
+    if m is not None:
+        needed.append(m)
     if spec.adjusted:
         needed += [a for a in ADJUST_FOR if a not in needed]
-    miss = {v: int(d[v].isna().sum()) for v in needed}
-    d = d.dropna(subset=needed)
+    nan = {v: np.isnan(rows.col(v)) for v in needed}
+    miss = {v: int(b.sum()) for v, b in nan.items()}
+    keep = ~np.logical_or.reduce(list(nan.values()))
     # Trials must still have both arms after exclusions.
-    d = d[d["trial"].isin(_trials_with_both_arms(d))].sort_values(["trial", "participant"], kind="mergesort")
-    if d["trial"].nunique() < 2:
+    keep &= rows.trials_with_both_arms(keep)[rows.codes]
+    codes_all = rows.codes[keep]
+    present = np.unique(codes_all)
+    if len(present) < 2:
         raise LbpError(f"{spec.label}: fewer than 2 trials with both arms and complete data")
-    g = d["trial"].astype(str)
-    t = d["treat"].to_numpy(float)
-    trials = sorted(g.unique())
-    X = pd.DataFrame({f"trial[{k}]": (g == k).to_numpy(float) for k in trials}, index=d.index)
-    y0c, _ = _centre(d["baseline"].astype(float), g)
-    X["baseline_c"] = y0c
-    X["treat"] = t
-    Z = pd.DataFrame({"treat": t, "baseline_c": y0c}, index=d.index)
-    adjust = [a for a in ADJUST_FOR if spec.adjusted and a != spec.modifier]
-    for a in adjust:
-        ac, _ = _centre(d[a].astype(float), g)
-        X[f"{a}_c"] = ac
-        X[f"treat:{a}_c"] = t * ac
-        Z[f"{a}_c"] = ac
-    m = spec.modifier
+    codes = np.searchsorted(present, codes_all)  # 0..k-1 over the trials left, in label order
+    k = len(present)
+    labels = rows.trial_labels[present]
+    t = rows.treat[keep]
+    cols: dict[str, np.ndarray] = {}
+    dummies = np.zeros((len(t), k))
+    dummies[np.arange(len(t)), codes] = 1.0
+    for j, lab in enumerate(labels):
+        cols[f"trial[{lab}]"] = dummies[:, j]
+    adjust = [a for a in ADJUST_FOR if spec.adjusted and a != m]
+    centre = ["baseline", *adjust] + ([m] if m is not None else [])
+    centred, means = group_centre(np.column_stack([rows.col(c)[keep] for c in centre]), codes)
+    y0c = centred[:, 0]
+    cols["baseline_c"] = y0c
+    cols["treat"] = t
+    zcols = {"treat": t, "baseline_c": y0c}
+    for j, a in enumerate(adjust, start=1):
+        ac = centred[:, j]
+        cols[f"{a}_c"] = ac
+        cols[f"treat:{a}_c"] = t * ac
+        zcols[f"{a}_c"] = ac
     if m is not None:
-        same_as_baseline = np.allclose(d[m].to_numpy(float), d["baseline"].to_numpy(float))
-        zc, zbar = _centre(d[m].astype(float), g)
+        z = rows.col(m)[keep]
+        same_as_baseline = np.allclose(z, rows.col("baseline")[keep])
+        zc, zbar = centred[:, -1], means[:, -1]
         if not same_as_baseline:
-            X[f"{m}_c"] = zc
-        X[f"treat:{m}_c"] = t * zc
+            cols[f"{m}_c"] = zc
+        cols[f"treat:{m}_c"] = t * zc
         # Across-trial association, kept apart so γ_W uses within-trial information only.
         spread = np.unique(np.round(zbar, 12))
         if len(spread) > 1:
-            X[f"treat:{m}_trialmean"] = t * (zbar - zbar.mean())
-    if m is not None and np.allclose(X[f"treat:{m}_c"], 0):
-        raise LbpError(f"{spec.label}: {m!r} does not vary within any trial; no within-trial interaction to estimate")
-    drop = [c for c in X.columns if c.startswith(("baseline_c", f"{m}_c", "age_c", "female_c")) and np.allclose(X[c], 0)]
-    for c in drop:  # a covariate constant within every trial carries no within-trial information
-        X = X.drop(columns=c)
-    Z = Z[[c for c in Z.columns if not np.allclose(Z[c], 0)]]
-    return Design(spec, d["value"].to_numpy(float), X, Z, g.to_numpy(), n_candidates, n_candidates - len(d), miss)
+            cols[f"treat:{m}_trialmean"] = t * (zbar - zbar.mean())
+        if np.allclose(cols[f"treat:{m}_c"], 0):
+            raise LbpError(f"{spec.label}: {m!r} does not vary within any trial; no within-trial interaction to estimate")
+    # A covariate constant within every trial carries no within-trial information.
+    prefixes = ("baseline_c", f"{m}_c", "age_c", "female_c")
+    names = [c for c, v in cols.items() if not (c.startswith(prefixes) and np.allclose(v, 0))]
+    znames = [c for c, v in zcols.items() if not np.allclose(v, 0)]
+    index = rows.index[keep]
+    X = pd.DataFrame(np.column_stack([cols[c] for c in names]), index=index, columns=names)
+    Z = pd.DataFrame(np.column_stack([zcols[c] for c in znames]), index=index, columns=znames)
+    groups = labels[codes]
+    return Design(spec, rows.col("value")[keep], X, Z, groups, n_candidates, n_candidates - len(t), miss)

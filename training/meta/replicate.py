@@ -19,7 +19,7 @@ from training.config import StudyConfig
 from training.harmonise import RECOVERY, Harmonised
 from training.meta.design import ModelSpec
 from training.meta.forest import forest_plot
-from training.meta.run import fit_many, subgroup_many
+from training.meta.run import Runner
 from training.meta.specs import all_specs, comparison_sets, modifiers
 from training.meta.tables import fmt_estimate, fmt_p, paper_table, variable_label, write_table
 
@@ -65,23 +65,44 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
               residual: str = "common", workers: int | None = None, progress: Callable | None = None,
               forest: bool = True, primary_comparison: str | None = None,
               only_modifiers: list[str] | None = None) -> Replication:
+    """Fit every model and write the report folder (see the module docstring).
+
+    All models, subgroup models and figures run on one :class:`~training.meta.run.Runner`; the
+    main process writes ``analysis_data.csv`` while the workers fit, and the tables while they
+    draw the figures."""
     cfg = h.config
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     available = set(h.analysis["outcome"])
     if not available:
         raise LbpError("no participant has both a baseline and a follow-up: nothing to analyse")
-    analysis_data(h).to_csv(out / "analysis_data.csv", index=False)
     specs = all_specs(cfg, available, follow_ups, comparisons, only_modifiers=only_modifiers)
-    rows = fit_many(h.analysis, specs, active=cfg.active, residual=residual, workers=workers, progress=progress)
-    rows = _long(rows, cfg)
-    overall = rows[rows.variable == "treatment"].reset_index(drop=True)
-    inter = rows[rows.variable != "treatment"].reset_index(drop=True)
-    overall.to_csv(out / "overall.csv", index=False)
-    inter.to_csv(out / "interactions.csv", index=False)
     sets = comparison_sets(cfg)
     primary = primary_comparison or (comparisons[0] if comparisons else next(iter(sets)))
     first_w = (follow_ups or cfg.window_names)[0]
+    outcomes = [o for o in list(cfg.outcomes) + [RECOVERY] if o in available]
+    sub_jobs = [(o, m) for o in outcomes for m in (only_modifiers or modifiers(cfg))] if forest else []
+    sub_specs = [ModelSpec(o, first_w, primary, sets[primary], m, True, o == RECOVERY) for o, m in sub_jobs]
+    with Runner(h.analysis, active=cfg.active, residual=residual, workers=workers) as run:
+        fits = run.submit_fits(specs, progress)
+        subs = run.submit_subgroups(cfg, sub_specs, progress)
+        analysis_data(h).to_csv(out / "analysis_data.csv", index=False)
+        rows = _long(pd.DataFrame(fits()), cfg)
+        overall = rows[rows.variable == "treatment"].reset_index(drop=True)
+        inter = rows[rows.variable != "treatment"].reset_index(drop=True)
+        overall.to_csv(out / "overall.csv", index=False)
+        inter.to_csv(out / "interactions.csv", index=False)
+        subgroups, figures = pd.DataFrame(), []
+        if forest:
+            subgroups, figures = _forest_plots(run, cfg, out, first_w, primary, outcomes, sub_jobs, subs())
+        _tables(out, cfg, inter, first_w, primary)
+        for f in figures:
+            f.result()
+    _report(out, cfg, overall, inter, first_w, primary)
+    return Replication(overall, inter, subgroups, out)
+
+
+def _tables(out: Path, cfg: StudyConfig, inter: pd.DataFrame, first_w: str, primary: str) -> None:
     tables = out / "tables"
     for (o, w, c), _ in inter.groupby(["outcome", "follow_up", "comparison"], sort=False):
         t = paper_table(inter, cfg, o, w, c)
@@ -92,32 +113,26 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
         note = ("Interaction on the odds-ratio scale (>1: more recovery with exercise for that level)." if odds else
                 "Interaction as a mean difference on 0–100 (negative: better outcome with exercise for that level).")
         write_table(t, tables, stem, title, note + " Adjusted: plus age and sex (fixed and random).")
-    subgroups = pd.DataFrame()
-    if forest:
-        subgroups = _forest_plots(h, cfg, out, first_w, primary, sets[primary], progress, only_modifiers, workers)
-    _report(out, cfg, overall, inter, first_w, primary)
-    return Replication(overall, inter, subgroups, out)
 
 
-def _forest_plots(h, cfg, out, follow_up, comparison, classes, progress, only_modifiers=None,
-                  workers: int | None = None) -> pd.DataFrame:
-    outcomes = [o for o in list(cfg.outcomes) + [RECOVERY] if o in set(h.analysis["outcome"])]
-    jobs = [(o, m) for o in outcomes for m in (only_modifiers or modifiers(cfg))]
-    specs = [ModelSpec(o, follow_up, comparison, classes, m, True, o == RECOVERY) for o, m in jobs]
-    results = subgroup_many(h.analysis, cfg, specs, workers=workers, progress=progress)
+def _forest_plots(run: Runner, cfg, out, follow_up, comparison, outcomes, jobs, results) -> tuple[pd.DataFrame, list]:
+    """Write ``subgroup_effects.csv`` and queue one forest plot per outcome on the workers;
+    returns the subgroup rows and the plot jobs (wait on their ``result()``)."""
     frames = [r.assign(outcome=o) for (o, _), r in zip(jobs, results) if r is not None]
     if not frames:
-        return pd.DataFrame()
+        return pd.DataFrame(), []
     sub = pd.concat(frames, ignore_index=True)
     sub.to_csv(out / "subgroup_effects.csv", index=False)
     labels = {m: variable_label(cfg, m)[0] for m in modifiers(cfg)}
+    figures = []
     for i, o in enumerate(outcomes):
         s = sub[sub.outcome == o]
         if s.empty:
             continue
-        forest_plot(s, labels, f"{o.replace('_', ' ').capitalize()}: exercise vs {comparison.replace('_', ' ')}, "
-                    f"{follow_up} term (adjusted)", o == RECOVERY, out / "figures" / f"figure{3 + i}_{o}")
-    return sub
+        figures.append(run.submit(
+            forest_plot, s, labels, f"{o.replace('_', ' ').capitalize()}: exercise vs {comparison.replace('_', ' ')}, "
+            f"{follow_up} term (adjusted)", o == RECOVERY, out / "figures" / f"figure{3 + i}_{o}"))
+    return sub, figures
 
 
 def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFrame, first_w: str, primary: str) -> None:

@@ -1,7 +1,17 @@
-"""Run many one-stage models (in parallel, deterministic order) and collect long-form rows."""
+"""Run many one-stage models in worker processes and collect long-form rows (deterministic order).
+
+A :class:`Runner` owns one process pool for a whole replication: the interaction and overall
+models, the subgroup models behind the forest plots and the figures themselves go to the same
+workers, so nothing waits for a second pool and the main process writes its CSVs and tables
+while the workers fit. Jobs are chunks of specs that share rows (each worker selects, sorts and
+codes those rows once, see :class:`~training.meta.rows.Rows`), submitted most expensive first
+(logistic models cost ~3× linear ones) so that no worker idles at the end. Results never depend
+on the scheduling: every model is fitted from the same inputs whichever worker takes it.
+"""
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
 
@@ -11,11 +21,14 @@ import pandas as pd
 from predict.errors import LbpError
 from training.meta.design import ModelSpec, build_design, select_rows
 from training.meta.fit import fit_model
+from training.meta.rows import Rows
 
 _ANALYSIS: pd.DataFrame | None = None
 _ACTIVE = "exercise"
 _RESIDUAL = "common"
 _ROWS: dict = {}
+CHUNK = 20  # specs per job: small enough to balance two workers, large enough to amortise IPC
+SUBGROUP_CHUNK = 4  # subgroup models are queued last and are heavier: small jobs keep the tail short
 
 
 def _init(analysis: pd.DataFrame, active: str, residual: str) -> None:
@@ -25,11 +38,20 @@ def _init(analysis: pd.DataFrame, active: str, residual: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _rows_for(spec: ModelSpec) -> pd.DataFrame:
+def _slim(analysis: pd.DataFrame) -> pd.DataFrame:
+    """The columns the models use, key columns as plain objects (arrow-string ops dominate small models)."""
+    cols = [c for c in analysis.columns if c not in ("arm", "instrument", "week", "subtype")]
+    analysis = analysis[cols].copy()
+    for c in ("trial", "participant", "treatment", "outcome", "follow_up"):
+        analysis[c] = analysis[c].astype(object)
+    return analysis
+
+
+def _rows_for(spec: ModelSpec) -> Rows:
     """The spec's outcome × follow-up × comparison rows, shared by every model on them."""
     key = (spec.outcome, spec.follow_up, spec.comparators)
     if key not in _ROWS:
-        _ROWS[key] = select_rows(_ANALYSIS, spec, _ACTIVE)
+        _ROWS[key] = Rows(select_rows(_ANALYSIS, spec, _ACTIVE))
     return _ROWS[key]
 
 
@@ -48,55 +70,111 @@ def _one(spec: ModelSpec) -> dict:
     return fit_model(design, _RESIDUAL)
 
 
+def _fit_chunk(specs: list[ModelSpec]) -> list[dict]:
+    return [_one(s) for s in specs]
+
+
+def _subgroup_one(spec: ModelSpec, cfg) -> pd.DataFrame | None:
+    from training.meta.subgroups import subgroup_effects
+
+    try:
+        return subgroup_effects(_ANALYSIS, cfg, spec, rows=_rows_for(spec).frame)
+    except LbpError:
+        return None  # no observed values / too few trials for this modifier: no subgroup rows
+
+
+def _subgroup_chunk(specs: list[ModelSpec], cfg) -> list[pd.DataFrame | None]:
+    return [_subgroup_one(s, cfg) for s in specs]
+
+
+class _Deferred:
+    """In-process stand-in for a Future: runs when its result is asked for (so progress shows)."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def result(self):
+        return self.fn(*self.args)
+
+
+def _chunks(specs: Sequence[ModelSpec], size: int = CHUNK) -> list[list[int]]:
+    """Spec positions in chunks of at most ``size`` sharing rows, most expensive chunk first."""
+    by_rows = defaultdict(list)
+    for i, s in enumerate(specs):
+        by_rows[(s.outcome, s.follow_up, s.comparators)].append(i)
+    chunks = [idx[j:j + size] for idx in by_rows.values() for j in range(0, len(idx), size)]
+    cost = [sum(3 if specs[i].binary_outcome else 1 for i in c) for c in chunks]
+    return [c for _, c in sorted(zip(cost, chunks), key=lambda t: -t[0])]
+
+
+class Runner:
+    """Worker processes holding the analysis data (in-process when ``workers <= 1``).
+
+    ``submit_fits`` / ``submit_subgroups`` queue jobs and return a function that collects the
+    results in the order of the specs; ``submit`` runs any picklable function on a worker.
+    """
+
+    def __init__(self, analysis: pd.DataFrame, *, active: str = "exercise", residual: str = "common",
+                 workers: int | None = None):
+        self.args = (_slim(analysis), active, residual)
+        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "Runner":
+        if self.workers > 1:
+            self.pool = ProcessPoolExecutor(self.workers, initializer=_init, initargs=self.args)
+        else:
+            _init(*self.args)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=exc[0] is not None)
+
+    def submit(self, fn, *args):
+        return self.pool.submit(fn, *args) if self.pool is not None else _Deferred(fn, args)
+
+    def _queue(self, fn, specs, extra, label, progress, size=CHUNK):
+        chunks = _chunks(specs, size)
+        jobs = [(c, self.submit(fn, [specs[i] for i in c], *extra)) for c in chunks]
+
+        def collect() -> list:
+            out = [None] * len(specs)
+
+            def each():
+                for c, job in jobs:
+                    for i, r in zip(c, job.result()):
+                        out[i] = r
+                        yield r
+
+            it = each() if progress is None else progress(each(), label, total=len(specs))
+            for _ in it:
+                pass
+            return out
+
+        return collect
+
+    def submit_fits(self, specs: Sequence[ModelSpec], progress: Callable | None = None) -> Callable[[], list[dict]]:
+        return self._queue(_fit_chunk, specs, (), "fitting models", progress)
+
+    def submit_subgroups(self, cfg, specs: Sequence[ModelSpec], progress: Callable | None = None):
+        return self._queue(_subgroup_chunk, specs, (cfg,), "subgroup effects", progress, SUBGROUP_CHUNK)
+
+
 def fit_many(analysis: pd.DataFrame, specs: Sequence[ModelSpec], *, active: str = "exercise", residual: str = "common",
              workers: int | None = None, progress: Callable | None = None) -> pd.DataFrame:
     """Fit every spec; rows come back in the order of ``specs`` whatever the scheduling."""
-    cols = [c for c in analysis.columns if c not in ("arm", "instrument", "week", "subtype")]
-    analysis = analysis[cols].copy()
-    for c in ("trial", "participant", "treatment", "outcome", "follow_up"):
-        analysis[c] = analysis[c].astype(object)  # plain objects: arrow-string ops dominate small models
-    # Group specs by the rows they share so each worker selects them once.
-    order = sorted(range(len(specs)), key=lambda i: (specs[i].outcome, specs[i].follow_up, specs[i].comparators))
-    specs = [specs[i] for i in order]
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    if workers <= 1 or len(specs) < 4:
-        _init(analysis, active, residual)
-        it = specs if progress is None else progress(specs, "fitting models")
-        rows = [_one(s) for s in it]
-    else:
-        with ProcessPoolExecutor(workers, initializer=_init, initargs=(analysis, active, residual)) as pool:
-            results = pool.map(_one, specs, chunksize=max(1, len(specs) // (workers * 8)))
-            if progress is not None:
-                results = progress(results, "fitting models", total=len(specs))
-            rows = list(results)
-    back = [None] * len(rows)
-    for pos, i in enumerate(order):
-        back[i] = rows[pos]
-    return pd.DataFrame(back)
-
-
-def _subgroup_one(job) -> pd.DataFrame | None:
-    from training.meta.subgroups import subgroup_effects
-
-    spec, cfg = job
-    try:
-        return subgroup_effects(_ANALYSIS, cfg, spec)
-    except LbpError:
-        return None  # no observed values / too few trials for this modifier: no subgroup rows
+    if len(specs) < 4:
+        workers = 1
+    with Runner(analysis, active=active, residual=residual, workers=workers) as run:
+        return pd.DataFrame(run.submit_fits(specs, progress)())
 
 
 def subgroup_many(analysis: pd.DataFrame, cfg, specs: Sequence[ModelSpec], *, workers: int | None = None,
                   progress: Callable | None = None) -> list[pd.DataFrame | None]:
     """``subgroup_effects`` for every spec (None where not estimable), in the order of ``specs``,
     in parallel like :func:`fit_many` (the fits are independent; results do not depend on scheduling)."""
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    jobs = [(s, cfg) for s in specs]
-    if workers <= 1 or len(jobs) < 4:
-        _init(analysis, cfg.active, "common")
-        it = jobs if progress is None else progress(jobs, "subgroup effects")
-        return [_subgroup_one(j) for j in it]
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(analysis, cfg.active, "common")) as pool:
-        results = pool.map(_subgroup_one, jobs, chunksize=1)
-        if progress is not None:
-            results = progress(results, "subgroup effects", total=len(jobs))
-        return list(results)
+    if len(specs) < 4:
+        workers = 1
+    with Runner(analysis, active=cfg.active, workers=workers) as run:
+        return run.submit_subgroups(cfg, specs, progress)()

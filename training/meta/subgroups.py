@@ -45,10 +45,12 @@ def categorise(values: pd.Series, variable: str, cfg: StudyConfig) -> tuple[pd.S
     return codes.astype(object).where(~v.isna(), None), labels
 
 
-def subgroup_effects(analysis: pd.DataFrame, cfg: StudyConfig, spec: ModelSpec) -> pd.DataFrame:
-    """Pooled treatment effect per category of ``spec.modifier`` (one row per category)."""
+def subgroup_effects(analysis: pd.DataFrame, cfg: StudyConfig, spec: ModelSpec,
+                     rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Pooled treatment effect per category of ``spec.modifier`` (one row per category).
+    ``rows`` may pass :func:`select_rows` for this spec (shared with the other models on them)."""
     m = spec.modifier
-    d = select_rows(analysis, spec, cfg.active)
+    d = select_rows(analysis, spec, cfg.active) if rows is None else rows
     needed = ["value", "baseline", m] + ([a for a in ADJUST_FOR if a != m] if spec.adjusted else [])
     d = d.dropna(subset=needed).sort_values(["trial", "participant"], kind="mergesort")
     level, labels = categorise(d[m], m, cfg)

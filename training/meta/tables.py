@@ -48,15 +48,17 @@ def paper_table(interactions: pd.DataFrame, cfg: StudyConfig, outcome: str, foll
     d = interactions[(interactions.outcome == outcome) & (interactions.follow_up == follow_up)
                      & (interactions.comparison == comparison)]
     odds = outcome == RECOVERY
+    first = {}  # (variable, model) -> its first row; one pass instead of a filter per cell
+    for r in d.itertuples(index=False):
+        first.setdefault((r.variable, r.model), r)
     rows = []
     for variable in dict.fromkeys(d["variable"]):
         label, level = variable_label(cfg, variable)
         row = {"variable": label, "level": level}
         for model in ("unadjusted", "adjusted"):
-            r = d[(d.variable == variable) & (d.model == model)]
-            if r.empty:
+            r = first.get((variable, model))
+            if r is None:
                 continue
-            r = r.iloc[0]
             row[f"{model}_studies"] = int(r.studies)
             row[f"{model}_participants"] = int(r.participants)
             row[f"{model}_{'or' if odds else 'md'}_95ci"] = fmt_estimate(r.estimate, r.ci_low, r.ci_high, odds)

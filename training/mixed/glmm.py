@@ -38,6 +38,7 @@ from scipy import linalg, special
 from predict.errors import LbpError
 
 from ._inputs import Design, check_choice, prepare, tril_index
+from ._lapack import solve_upper
 from ._optim import fd_jacobian as _fd_jacobian
 from ._optim import chol_perturbation, fd_jacobian_forward, lbfgsb_escape, lbfgsb_probed
 from .lmm import _sd_corr, _vc_names
@@ -49,6 +50,8 @@ LOG2PI = math.log(2 * math.pi)
 
 
 class _GlmmProblem:
+    MEMO_SIZE = 64  # evaluated points kept (a fit revisits points up to ~p + 2 evaluations apart)
+
     def __init__(self, d: Design, ntr: np.ndarray, re_cov: str):
         self.d, self.ntr = d, ntr
         self.y = d.y
@@ -60,6 +63,15 @@ class _GlmmProblem:
         self.u = np.zeros((d.m, d.q))
         self.nfev = 0
         self.eye = np.eye(d.q)
+        # Fixed per fit: Z_a Z_b per row, and whether every binomial size is 1 (Bernoulli), in
+        # which case the n_i factors (exact multiplications by 1.0) are skipped.
+        self.ZZ = d.Z[:, :, None] * d.Z[:, None, :]
+        self.bernoulli = bool(np.all(ntr == 1))
+        self._memo: dict = {}
+
+    def times_n(self, a):
+        """n_i * a_i (a itself for Bernoulli data: bit-identical, fewer array passes)."""
+        return a if self.bernoulli else self.ntr * a
 
     def gsum(self, a):
         return np.add.reduceat(a, self.d.starts, axis=0)
@@ -72,14 +84,15 @@ class _GlmmProblem:
     # -- conditional modes ------------------------------------------------------------------
     def modes(self, beta, lam):
         """Newton (penalised IRLS) for the conditional modes u_g; returns dict of pieces at the modes."""
-        d, y, ntr = self.d, self.y, self.ntr
+        d, y, nx = self.d, self.y, self.times_n
         eta0 = d.X @ beta
         ZL = d.Z @ lam
+        ZLZL = ZL[:, :, None] * ZL[:, None, :]  # fixed while lam is
         gi = d.gidx
 
         def hval(u):
             eta = eta0 + np.einsum("nq,nq->n", ZL, u[gi])
-            ll = y * eta - ntr * np.logaddexp(0.0, eta)
+            ll = y * eta - nx(np.logaddexp(0.0, eta))
             return -self.gsum(ll) + 0.5 * (u * u).sum(1), eta
 
         u = self.u.copy()
@@ -89,9 +102,9 @@ class _GlmmProblem:
         converged = False
         for _ in range(200):
             p = special.expit(eta)
-            w = ntr * p * (1 - p)
-            grad = u - self.gsum(ZL * (y - ntr * p)[:, None])
-            H = self.eye + self.gsum(ZL[:, :, None] * ZL[:, None, :] * w[:, None, None])
+            w = nx(p) * (1 - p)
+            grad = u - self.gsum(ZL * (y - nx(p))[:, None])
+            H = self.eye + self.gsum(ZLZL * w[:, None, None])
             step = np.linalg.solve(H, grad[..., None])[..., 0]
             smax = np.abs(step).max()
             if smax < 1e-11:  # converged; the remaining step changes h by O(1e-22)
@@ -110,19 +123,39 @@ class _GlmmProblem:
             u, h, eta = un, hn, etan
         self.u = u
         p = special.expit(eta)
-        w = ntr * p * (1 - p)
+        w = nx(p) * (1 - p)
         return dict(u=u, h=h, eta=eta, eta0=eta0, p=p, w=w, ZL=ZL, converged=converged)
 
     # -- Laplace ------------------------------------------------------------------------------
     def laplace(self, beta, theta, want_grad=True):
-        """-log L (Laplace; without the lchoose constant) and its gradient in (theta, beta)."""
+        """-log L (Laplace; without the lchoose constant) and its gradient in (theta, beta).
+
+        Memoised per point (the optimiser, boundary probes, Newton polish and final summary
+        revisit ~20% of points). A revisit also restores the conditional modes found there, as
+        re-solving from them would (the modes warm-start the next evaluation).
+        """
+        memo = self._memo.setdefault((beta.tobytes(), theta.tobytes()), {})
+        if "grad" in memo or ("value" in memo and not want_grad):
+            out = memo["grad"] if "grad" in memo else memo["value"]
+            md = out[-1]
+            self.u = md["u"]
+            if want_grad:
+                return out[0], out[1].copy(), md
+            return out[0], md
+        out = self._laplace(beta, theta, want_grad)
+        memo["grad" if want_grad else "value"] = out
+        if len(self._memo) > self.MEMO_SIZE:  # bounded: each entry holds O(n) arrays
+            del self._memo[next(iter(self._memo))]
+        return (out[0], out[1].copy(), out[2]) if want_grad else out
+
+    def _laplace(self, beta, theta, want_grad):
         self.nfev += 1
         d = self.d
         lam = self.lam(theta)
         md = self.modes(beta, lam)
         u, w, p, ZL = md["u"], md["w"], md["p"], md["ZL"]
         Z = d.Z
-        ZtWZ = self.gsum(Z[:, :, None] * Z[:, None, :] * w[:, None, None])
+        ZtWZ = self.gsum(self.ZZ * w[:, None, None])
         H = self.eye + lam.T @ ZtWZ @ lam
         C = np.linalg.cholesky(H)
         F = md["h"].sum() + np.log(np.diagonal(C, axis1=1, axis2=2)).sum()
@@ -130,7 +163,7 @@ class _GlmmProblem:
             return F, md
         Hinv = np.linalg.inv(H)
         gi = d.gidx
-        r = self.y - self.ntr * p
+        r = self.y - self.times_n(p)
         wp = w * (1 - 2 * p)
         a = np.einsum("nq,nqr,nr->n", ZL, Hinv[gi], ZL)
         v = a * wp
@@ -288,11 +321,11 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
     kt = prob.k_theta
 
     def to_beta(x):
-        return beta0 + linalg.solve_triangular(R, x[kt:], check_finite=False)
+        return beta0 + solve_upper(R, x[kt:])
 
     def fg(x):
         F, g, _ = prob.laplace(to_beta(x), x[:kt])
-        g = np.concatenate([g[:kt], linalg.solve_triangular(R, g[kt:], trans="T", check_finite=False)])
+        g = np.concatenate([g[:kt], solve_upper(R, g[kt:], trans=1)])
         if not np.isfinite(F):
             return 1e300, np.zeros_like(x)
         return F, g
@@ -452,6 +485,9 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
     re_sd_se = np.sqrt(np.diag(vc_cov)[:q])
 
     fn, rn = d.fixed_names, d.random_names
+    # One Index per axis, shared by every Series/DataFrame below (building an Index from a list
+    # of strings costs ~0.1 ms; a result needs a dozen).
+    fi, ri_, vi, li = pd.Index(fn), pd.Index(rn), pd.Index(vc_names), pd.Index(d.labels)
     loglik = -F + prob.lchoose
     return MixedResult(
         model="binomial GLMM (logit link)",
@@ -461,22 +497,22 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
         group_labels=list(d.labels),
         nobs=d.n,
         ngroups=m,
-        params=pd.Series(beta, index=fn, name="params"),
-        vcov=pd.DataFrame(vcov, index=fn, columns=fn),
+        params=pd.Series(beta, index=fi, name="params"),
+        vcov=pd.DataFrame(vcov, index=fi, columns=fi),
         vcov_note="vcov = beta block of the inverse finite-difference Hessian of the deviance in (theta, beta) "
                   "(lme4 default); theta-conditional version in extra['bse_conditional']",
-        re_cov=pd.DataFrame(G, index=rn, columns=rn),
-        re_sd=pd.Series(sd, index=rn, name="sd"),
-        re_corr=pd.DataFrame(corr, index=rn, columns=rn),
-        re_sd_se=pd.Series(re_sd_se, index=rn, name="sd_se"),
-        vc_params=pd.Series(vc_vals, index=vc_names),
-        vc_vcov=pd.DataFrame(vc_cov, index=vc_names, columns=vc_names),
+        re_cov=pd.DataFrame(G, index=ri_, columns=ri_),
+        re_sd=pd.Series(sd, index=ri_, name="sd"),
+        re_corr=pd.DataFrame(corr, index=ri_, columns=ri_),
+        re_sd_se=pd.Series(re_sd_se, index=ri_, name="sd_se"),
+        vc_params=pd.Series(vc_vals, index=vi),
+        vc_vcov=pd.DataFrame(vc_cov, index=vi, columns=vi),
         sigma=None,
         sigma_by_group=None,
         loglik=loglik,
         reml_criterion=None,
         deviance=-2 * loglik,
-        blups=pd.DataFrame(blups, index=d.labels, columns=rn),
+        blups=pd.DataFrame(blups, index=li, columns=ri_),
         blup_cond_var=cond_var,
         converged=converged,
         status=status,
@@ -489,8 +525,8 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
         residual="binomial",
         theta=lam[prob.ri, prob.ci],
         extra={"max_abs_gradient": pg, "lchoose_constant": prob.lchoose,
-               "vcov_conditional": pd.DataFrame(vcov_cond, index=fn, columns=fn),
-               "bse_conditional": pd.Series(np.sqrt(np.diag(vcov_cond)), index=fn, name="bse_conditional")},
+               "vcov_conditional": pd.DataFrame(vcov_cond, index=fi, columns=fi),
+               "bse_conditional": pd.Series(np.sqrt(np.diag(vcov_cond)), index=fi, name="bse_conditional")},
     )
 
 

@@ -39,6 +39,7 @@ from scipy import linalg
 from predict.errors import LbpError
 
 from ._inputs import Design, check_choice, prepare, tril_index
+from ._lapack import cho_factor_upper, cho_solve_upper
 from ._optim import fd_jacobian as _fd_jacobian
 from ._optim import chol_perturbation, lbfgsb_probed
 from ._threads import single_threaded_blas
@@ -72,13 +73,16 @@ class _LmmProblem:
             self.Zty_g[g] = Zg.T @ yg
             self.yty_g[g] = yg @ yg
         self.ZtX_g = np.ascontiguousarray(self.XtZ_g.transpose(0, 2, 1))
+        self.XtZ_flat = self.XtZ_g.transpose(1, 0, 2).reshape(p, m * q)  # (p, m*q) copy, fixed
         self.XtX = self.XtX_g.sum(0)
         self.Xty = self.Xty_g.sum(0)
         self.n_g = d.sizes.astype(float)
         self.ref = int(np.argmax(d.sizes))
         self.free_g = np.array([g for g in range(m) if g != self.ref], dtype=int) if by_group else np.zeros(0, int)
         self.k = self.k_theta + len(self.free_g)
+        self.eye_p, self.eye_q = np.eye(p), np.eye(q)
         self.nfev = 0
+        self._memo: dict = {}
 
     # -- parameters -----------------------------------------------------------------------
     def unpack(self, phi):
@@ -100,16 +104,37 @@ class _LmmProblem:
 
         With ``sigma2`` given, phi carries log(sigma^2) as its last element's partner: the
         gradient then has an extra entry d dev / d log sigma^2.
+
+        Memoised per point: the optimiser, its boundary probes, the Newton polish and the final
+        summary revisit ~20% of points, and the deviance is a pure function of phi.
         """
+        memo = self._memo.setdefault((np.asarray(phi, float).tobytes(), sigma2), {})
+        kind = "parts" if want_parts else "grad" if want_grad else "value"
+        if kind not in memo:
+            # A fuller evaluation at the same point answers a lighter request.
+            if kind == "grad" and "parts" in memo:
+                memo["grad"] = memo["parts"][:2]
+            elif kind == "value" and ("grad" in memo or "parts" in memo):
+                memo["value"] = memo.get("grad", memo.get("parts"))[0]
+            else:
+                memo[kind] = self._evaluate(phi, sigma2, want_grad, want_parts)
+        out = memo[kind]
+        if isinstance(out, tuple) and out[1] is not None:  # callers get their own gradient
+            return (out[0], out[1].copy()) + out[2:]
+        return out
+
+    def _evaluate(self, phi, sigma2, want_grad, want_parts):
         self.nfev += 1
         d = self.d
         n, p, q = d.n, d.p, d.q
         lam, eta = self.unpack(phi)
         dg = np.exp(2 * eta)
         invd = 1.0 / dg
-        eye = np.eye(q)
+        # With a common residual d_g = 1: the scalings by d_g and 1/d_g below are skipped
+        # (multiplying by 1.0 is exact, so the result is bit-identical, with fewer array passes).
+        common = not self.by_group
         ZtZL = self.ZtZ_g @ lam
-        M = lam.T @ ZtZL + dg[:, None, None] * eye
+        M = lam.T @ ZtZL + (self.eye_q if common else dg[:, None, None] * self.eye_q)
         try:
             Lc = np.linalg.cholesky(M)
         except np.linalg.LinAlgError:
@@ -117,7 +142,9 @@ class _LmmProblem:
         logdetM = 2 * np.log(np.diagonal(Lc, axis1=1, axis2=2)).sum(1)
         Minv = np.linalg.inv(M)
         K = lam @ Minv @ lam.T
-        B = (self.XtZ_g @ K) * invd[:, None, None]
+        B = self.XtZ_g @ K
+        if not common:
+            B *= invd[:, None, None]
         mq = d.m * q
         if self.by_group:
             XtWX = np.tensordot(invd, self.XtX_g, axes=1)
@@ -125,20 +152,20 @@ class _LmmProblem:
         else:
             XtWX = self.XtX.copy()
             XtWy = self.Xty.copy()
-        XtWX -= B.transpose(1, 0, 2).reshape(p, mq) @ self.XtZ_g.transpose(1, 0, 2).reshape(p, mq).T
+        XtWX -= B.transpose(1, 0, 2).reshape(p, mq) @ self.XtZ_flat.T
         XtWy -= np.einsum("gpq,gq->p", B, self.Zty_g)
         KZty = np.einsum("gab,gb->ga", K, self.Zty_g)
         ytWy = invd @ (self.yty_g - (self.Zty_g * KZty).sum(1))
         logdetV = ((self.n_g - q) * 2 * eta).sum() + logdetM.sum()
         try:
-            cf = linalg.cho_factor(XtWX, lower=False, check_finite=False)
+            cf = cho_factor_upper(XtWX)
         except linalg.LinAlgError:
             return (np.inf, None) if want_grad else np.inf
-        beta = linalg.cho_solve(cf, XtWy, check_finite=False)
+        beta = cho_solve_upper(cf, XtWy)
         r2 = ytWy - beta @ XtWy
         if not np.isfinite(r2) or r2 <= 0:
             return (np.inf, None) if want_grad else np.inf
-        logdetP = 2 * np.log(np.abs(np.diag(cf[0]))).sum()
+        logdetP = 2 * np.log(np.abs(np.diag(cf))).sum()
         nu = n - p if self.reml else n
         profiled = sigma2 is None
         if profiled:
@@ -151,14 +178,19 @@ class _LmmProblem:
 
         Ztr = self.Zty_g - self.ZtX_g @ beta
         ZtZK = self.ZtZ_g @ K
-        S = (self.ZtZ_g - ZtZK @ self.ZtZ_g) * invd[:, None, None]
-        u = (Ztr - np.einsum("gab,gb->ga", ZtZK, Ztr)) * invd[:, None]
+        S = self.ZtZ_g - ZtZK @ self.ZtZ_g
+        u = Ztr - np.einsum("gab,gb->ga", ZtZK, Ztr)
+        if not common:
+            S *= invd[:, None, None]
+            u *= invd[:, None]
         A = S - u[:, :, None] * u[:, None, :] / sigma2
         Pinv = None
         if self.reml or want_parts:
-            Pinv = linalg.cho_solve(cf, np.eye(p), check_finite=False)
+            Pinv = cho_solve_upper(cf, self.eye_p)
         if self.reml:
-            T = (self.ZtX_g - ZtZK @ self.ZtX_g) * invd[:, None, None]
+            T = self.ZtX_g - ZtZK @ self.ZtX_g
+            if not common:
+                T *= invd[:, None, None]
             A = A - (T @ Pinv) @ T.transpose(0, 2, 1)
         Gm = 2 * A.sum(0) @ lam
         grad = [Gm[self.ri, self.ci]]
@@ -197,13 +229,14 @@ class _LmmProblem:
         return np.concatenate([theta0, np.clip(eta[self.free_g], -10, 10)])
 
 
-def _minimise(fun_grad, x0, bounds, free_fn, probe=False, perturb=None, max_newton=4):
+def _minimise(fun_grad, x0, bounds, free_fn, probe=False, perturb=None, max_newton=4, fun=None):
     """L-BFGS-B (with boundary checks, see :mod:`._optim`), then Newton polishing on the free
-    (non-boundary) coordinates. Returns (x, f, scipy result, iterations, probe message)."""
+    (non-boundary) coordinates. ``fun`` (value only) serves the boundary probes, which need no
+    gradient. Returns (x, f, scipy result, iterations, probe message)."""
     diag_idx = [i for i, b in enumerate(bounds) if b[0] == 0.0]
     x, f, res, nit, msg = lbfgsb_probed(fun_grad, x0, bounds, diag_idx,
                                         dict(maxiter=5000, maxfun=20000, ftol=1e-15, gtol=1e-10, maxcor=20),
-                                        probe=probe, perturb=perturb)
+                                        probe=probe, perturb=perturb, fun=fun)
     lo = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
     hi = np.array([b[1] if b[1] is not None else np.inf for b in bounds])
     for _ in range(max_newton):
@@ -302,9 +335,13 @@ def fit_lmm(y, X, Z, groups, *, method: str = "REML", re_cov: str = "unstructure
         fr[: prob.k_theta] = ~(prob.is_diag & (phi[: prob.k_theta] <= 1e-10))
         return fr
 
+    def f_only(phi):  # the same value as fg(phi)[0], without the gradient
+        f = prob.evaluate(phi, want_grad=False)
+        return f if np.isfinite(f) else 1e300
+
     phi, dev, res, nit, probe_msg = _minimise(fg, prob.start(), prob.bounds(), free_fn,
                                               probe=re_cov == "unstructured",
-                                              perturb=chol_perturbation(d.q, prob.ri, prob.ci))
+                                              perturb=chol_perturbation(d.q, prob.ri, prob.ci), fun=f_only)
     extra_msgs = [probe_msg] if probe_msg else []
     dev, grad, parts = prob.evaluate(phi, want_parts=True)
     free = free_fn(phi)
@@ -348,6 +385,9 @@ def fit_lmm(y, X, Z, groups, *, method: str = "REML", re_cov: str = "unstructure
     re_sd_se = np.sqrt(np.maximum(np.diag(vc_cov)[:q], 0))
     re_sd_se[~np.isfinite(np.diag(vc_cov)[:q])] = np.nan
     fn = d.fixed_names
+    # One Index per axis, shared by every Series/DataFrame below (building an Index from a list
+    # of strings costs ~0.1 ms; a result needs a dozen).
+    fi, ri_, vi, li = pd.Index(fn), pd.Index(rn), pd.Index(vc_names), pd.Index(d.labels)
     method_label = method
     result = MixedResult(
         model="linear mixed model",
@@ -357,21 +397,21 @@ def fit_lmm(y, X, Z, groups, *, method: str = "REML", re_cov: str = "unstructure
         group_labels=list(d.labels),
         nobs=d.n,
         ngroups=m,
-        params=pd.Series(beta, index=fn, name="params"),
-        vcov=pd.DataFrame(vcov, index=fn, columns=fn),
+        params=pd.Series(beta, index=fi, name="params"),
+        vcov=pd.DataFrame(vcov, index=fi, columns=fi),
         vcov_note="vcov = (X' V^-1 X)^-1 at the " + method + " estimates of the variance parameters",
-        re_cov=pd.DataFrame(G, index=rn, columns=rn),
-        re_sd=pd.Series(sd, index=rn, name="sd"),
-        re_corr=pd.DataFrame(corr, index=rn, columns=rn),
-        re_sd_se=pd.Series(re_sd_se, index=rn, name="sd_se"),
-        vc_params=pd.Series(vc_vals, index=vc_names),
-        vc_vcov=pd.DataFrame(vc_cov, index=vc_names, columns=vc_names),
+        re_cov=pd.DataFrame(G, index=ri_, columns=ri_),
+        re_sd=pd.Series(sd, index=ri_, name="sd"),
+        re_corr=pd.DataFrame(corr, index=ri_, columns=ri_),
+        re_sd_se=pd.Series(re_sd_se, index=ri_, name="sd_se"),
+        vc_params=pd.Series(vc_vals, index=vi),
+        vc_vcov=pd.DataFrame(vc_cov, index=vi, columns=vi),
         sigma=None if by_group else math.sqrt(sigma2),
-        sigma_by_group=pd.Series(np.sqrt(sigma2 * dg), index=d.labels, name="sigma") if by_group else None,
+        sigma_by_group=pd.Series(np.sqrt(sigma2 * dg), index=li, name="sigma") if by_group else None,
         loglik=-0.5 * dev,
         reml_criterion=dev if method == "REML" else None,
         deviance=dev if method == "ML" else None,
-        blups=pd.DataFrame(b, index=d.labels, columns=rn),
+        blups=pd.DataFrame(b, index=li, columns=ri_),
         blup_cond_var=cv,
         converged=converged,
         status=status,
