@@ -59,6 +59,25 @@ def test_interaction_recovered_unadjusted_and_adjusted():
     assert "treat:age_c" in design.X.columns and "age_c" in design.Z.columns
 
 
+def test_tau_not_identified_with_two_trials_and_a_trial_mean_term():
+    """Two trials: treat and treat x trial-mean of the modifier fix both trials' effects, so the
+    likelihood is flat in tau; tau is reported as NaN (not an arbitrary value) and the
+    within-trial estimate is unaffected (same as with tau's component dropped)."""
+    d = _ipd(k=2, n=200, gamma_w=-0.5, seed=9, tau=3.0)
+    design = build_design(d, ModelSpec("pain", "short", "any", ANY, "fear_avoidance"))
+    assert "treat:fear_avoidance_trialmean" in design.X.columns
+    row = fit_model(design)
+    assert np.isnan(row["tau"]) and not row["tau_at_boundary"]
+    assert "tau not identified" in row["message"]
+    assert row["ci_low"] < -0.5 < row["ci_high"]
+    # three trials leave one degree of freedom: tau is estimated again
+    row3 = fit_model(build_design(_ipd(k=3, n=200, gamma_w=-0.5, seed=9, tau=3.0),
+                                  ModelSpec("pain", "short", "any", ANY, "fear_avoidance")))
+    assert np.isfinite(row3["tau"])
+    # an overall-effect model on two trials has one trial-level term: tau identified
+    assert np.isfinite(fit_model(build_design(d, ModelSpec("pain", "short", "any", ANY)))["tau"])
+
+
 def test_participants_missing_a_model_variable_are_excluded_and_counted():
     d = _ipd(missing_z=0.3, seed=11)
     design = build_design(d, ModelSpec("pain", "short", "any", ANY, "fear_avoidance"))

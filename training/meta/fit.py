@@ -47,13 +47,22 @@ def fit_model(design: Design, residual: str = "common") -> dict:
     se = float(res.bse[target])
     tau = float(res.re_sd["treat"]) if "treat" in res.re_sd.index else 0.0
     k = design.studies
+    messages = list(res.messages)
+    # Trial-level treatment terms (treat, and treat x the modifier's trial mean) leave k - 2
+    # degrees of freedom for tau; with none left the likelihood is flat in tau (any value fits
+    # equally; the within-trial estimate and SE do not depend on it), so tau is not reported.
+    trial_level = 1 + sum(c.endswith("_trialmean") for c in design.X.columns)
+    tau_identified = k > trial_level
+    if not tau_identified:
+        tau = np.nan
+        messages.append(f"tau not identified: {k} trials and {trial_level} trial-level treatment terms")
     use_t = spec.modifier is None and k > 1
     # Unfrozen distribution methods: the same numbers as stats.t(k - 1).ppf etc., without the
     # ~1 ms of building a frozen distribution per model.
     ppf = (lambda x: stats.t.ppf(x, k - 1)) if use_t else stats.norm.ppf
     sf = (lambda x: stats.t.sf(x, k - 1)) if use_t else stats.norm.sf
     z = ppf(0.975)
-    if spec.modifier is None and k > 2:
+    if spec.modifier is None and k > 2 and tau_identified:
         half = stats.t.ppf(0.975, k - 2) * math.sqrt(se**2 + tau**2)
         pi = (est - half, est + half)
     else:
@@ -61,7 +70,7 @@ def fit_model(design: Design, residual: str = "common") -> dict:
     return {
         **row, "estimate": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se,
         "p": float(2 * sf(abs(est / se))) if se > 0 else np.nan,
-        "tau": tau, "tau_at_boundary": bool(tau <= 1e-8 * max(1.0, abs(est))), "pi_low": pi[0], "pi_high": pi[1],
-        "inference": f"t({k - 1})" if use_t else "z", "status": res.status,
-        "message": "; ".join(res.messages),
+        "tau": tau, "tau_at_boundary": bool(tau_identified and tau <= 1e-8 * max(1.0, abs(est))),
+        "pi_low": pi[0], "pi_high": pi[1], "inference": f"t({k - 1})" if use_t else "z", "status": res.status,
+        "message": "; ".join(messages),
     }

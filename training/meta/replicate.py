@@ -142,7 +142,8 @@ def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFr
              "mixed model (ML, Laplace). Overall effects: Wald 95% CIs and p on t with k−1 df (k trials); "
              "interactions: Wald z. tau = between-trial SD of the treatment effect; "
              "PI = 95% prediction interval for a new trial (t with k−2 df). Status 'singular' means a variance "
-             "component is at zero (tau_at_boundary says whether it is tau).", "", "## Overall effects", "",
+             "component is at zero (tau_at_boundary says whether it is tau). tau is blank where it is not identified "
+             "(two trials and a trial-mean interaction term: no trial-level degree of freedom left).", "", "## Overall effects", "",
              "| outcome | follow-up | comparison | studies | participants | estimate (95% CI) | p | tau | 95% PI | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in overall.itertuples():
