@@ -52,14 +52,11 @@ def cluster_bootstrap(trial: np.ndarray, has_comparator: np.ndarray, n_boot: int
         yield idx, codes
 
 
-def residual_tau(g: np.ndarray, g_hat_own: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: str,
-                 comparators: list, min_trials: int = 3) -> dict:
-    """Between-trial SD of the active-vs-class effect not explained by the model (oriented
-    scale = benefit scale). Returns {class: tau, '__pooled__': tau}."""
-    from training.metrics import pool_random_effects
-
-    r = g - g_hat_own
-    per = {c: ([], []) for c in comparators}
+def trial_deviations(r: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: str, comparators: list) -> list:
+    """Per trial x comparator class with >= 2 participants in both arms: the raw deviation
+    (mean residual in the active arm) - (mean residual in the class's arm) with its SE
+    (var_a / n_a + var_c / n_c); ``r`` are residuals on the benefit (oriented) scale."""
+    out = []
     for t in np.unique(trial):
         m = (trial == t) & np.isfinite(r)
         a = m & (cls == active)
@@ -69,11 +66,23 @@ def residual_tau(g: np.ndarray, g_hat_own: np.ndarray, trial: np.ndarray, cls: n
             b = m & (cls == c)
             if b.sum() < 2:
                 continue
-            est = r[a].mean() - r[b].mean()
             v = r[a].var(ddof=1) / a.sum() + r[b].var(ddof=1) / b.sum()
             if v > 0:
-                per[c][0].append(est)
-                per[c][1].append(np.sqrt(v))
+                out.append({"trial": t, "comparator": c, "n_active": int(a.sum()), "n_comparator": int(b.sum()),
+                            "raw": float(r[a].mean() - r[b].mean()), "se": float(np.sqrt(v))})
+    return out
+
+
+def residual_tau(g: np.ndarray, g_hat_own: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: str,
+                 comparators: list, min_trials: int = 3) -> dict:
+    """Between-trial SD of the active-vs-class effect not explained by the model (oriented
+    scale = benefit scale). Returns {class: tau, '__pooled__': tau}."""
+    from training.metrics import pool_random_effects
+
+    per = {c: ([], []) for c in comparators}
+    for d in trial_deviations(g - g_hat_own, trial, cls, active, comparators):
+        per[d["comparator"]][0].append(d["raw"])
+        per[d["comparator"]][1].append(d["se"])
     out = {}
     all_e, all_s = [], []
     for c, (e, s) in per.items():

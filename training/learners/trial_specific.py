@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from training.learners.base import BenefitLearner, orient
+from training.learners.intervals import trial_deviations
 
 
 class InTrialBenefit:
@@ -75,20 +76,7 @@ class InTrialBenefit:
                 m = cls == c
                 own[m] = p[col].to_numpy()[m]
         r = orient(y, otype) - orient(own, otype)
-        rows = []
-        for t in pd.unique(trial):
-            m = (trial == t) & np.isfinite(r)
-            a = m & (cls == active)
-            if a.sum() < 2:
-                continue
-            for c in comps:
-                b = m & (cls == c)
-                if b.sum() < 2:
-                    continue
-                v = r[a].var(ddof=1) / a.sum() + r[b].var(ddof=1) / b.sum()
-                if v > 0:
-                    rows.append({"trial": t, "comparator": c, "n_active": int(a.sum()), "n_comparator": int(b.sum()),
-                                 "raw": float(r[a].mean() - r[b].mean()), "se": float(np.sqrt(v))})
+        rows = trial_deviations(r, trial, cls, active, comps)
         dev = pd.DataFrame(rows, columns=["trial", "comparator", "n_active", "n_comparator", "raw", "se"])
         centred = [dev.loc[dev.comparator == c, "raw"] - dev.loc[dev.comparator == c, "raw"].mean() for c in comps]
         centred = pd.concat(centred) if centred else pd.Series(dtype=float)
