@@ -222,13 +222,45 @@ def _pattern_solve(imp: dict, S: np.ndarray, m: np.ndarray, need_L: bool = True)
         Sc = Sc - S[np.ix_(m, o)] @ A
     if key is None and not need_L:
         return A, None
-    w, V = np.linalg.eigh((Sc + Sc.T) / 2)
-    L = V * np.sqrt(np.clip(w, 0, None))
+    L = cond_factor(Sc)
     if key is not None:
         if len(cache) > 4096:
             cache.clear()
         cache[key] = (A, L)
     return A, L
+
+
+COND_JITTER = (1e-12, 1e-10, 1e-8, 1e-6)  # relative diagonal jitter tried in turn (cond_factor)
+
+
+def cond_factor(S: np.ndarray) -> np.ndarray:
+    """The lower-triangular Cholesky factor L (L L' = S) of a conditional covariance: the draws'
+    noise is ``z @ L.T``. Cholesky is unique for a positive-definite matrix and a smooth function
+    of it, so the draws (and the intervals built on them) move by rounding only when S moves by
+    rounding, on any machine or BLAS; an eigendecomposition is not (eigenvector signs and, for
+    close eigenvalues, the basis itself can flip under a 1e-16 change). A semi-definite S (a
+    zero-variance feature, an exactly collinear pair; or one made slightly indefinite by
+    rounding) gets a diagonal jitter of 1e-12, then 1e-10, 1e-8, 1e-6 times its mean diagonal
+    until the factorisation succeeds (a standard deviation of at most 1e-3 of the features'
+    typical scale on otherwise degenerate directions); a matrix that still fails is factored
+    through its eigenvalues clipped at 0 (symmetric square root; never happens for imputers
+    fitted by training.learners.missing, whose covariance is positive definite)."""
+    S = (S + S.T) / 2
+    if S.size == 0:
+        return np.zeros_like(S)
+    try:
+        return np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        pass
+    d = np.diag(S)
+    scale = float(np.mean(np.abs(d))) or 1.0
+    for j in COND_JITTER:
+        try:
+            return np.linalg.cholesky(S + np.diag(np.full(d.size, j * scale)))
+        except np.linalg.LinAlgError:
+            continue
+    w, V = np.linalg.eigh(S)  # pragma: no cover - pathological input only
+    return (V * np.sqrt(np.clip(w, 0, None))) @ V.T
 
 
 def _bound(imp: dict, F: np.ndarray) -> np.ndarray:

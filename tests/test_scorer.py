@@ -285,3 +285,33 @@ def test_arm_intervals_match_an_independent_delta_method(scorer):
             assert hi == pytest.approx(min(100.0, est + half), abs=1e-6)
             checked += 1
     assert checked >= 2
+
+
+def _plain_json(x, path="result"):
+    """Only what json.dumps(allow_nan=False) writes as-is: no numpy values, no NaN/inf."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            assert type(k) is str, path
+            _plain_json(v, f"{path}.{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            _plain_json(v, f"{path}[{i}]")
+    elif type(x) is float:
+        assert math.isfinite(x), path
+    else:
+        assert x is None or type(x) in (str, bool, int), (path, type(x))
+
+
+def test_results_are_plain_json(scorer, patients):
+    """Scorer.json_results: the service sends score() results without converting them again."""
+    from serving.interface import to_jsonable
+
+    assert Scorer.json_results is True
+    keep = set(scorer.schema.names) | set(scorer.baselines)
+    recs = [{k: v for k, v in r.items() if v == v and k in keep} for r in patients.head(40).to_dict("records")]
+    recs.append({b: 50.0 for b in scorer.baselines})  # every covariate missing
+    for comp in scorer.comparators:
+        res = scorer.score(recs, comp)
+        _plain_json(res)
+        assert to_jsonable(res) == res
+        json.dumps(res, allow_nan=False)

@@ -230,3 +230,68 @@ def test_copies_of_prepared_exports_are_independent(scorer):
     b = rt.task_scores(exp2, F, COMP)
     for k in ("exercise", "comparator", "benefit", "se_est", "var_missing"):
         np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-12)
+
+
+def _perturbed_scorer(sm, rel: float, seed: int = 3):
+    """A scorer whose imputer covariances are multiplied elementwise by (1 + rel * e), e a symmetric
+    standard-normal matrix: what another machine's or BLAS's rounding could do to them."""
+    s = Scorer.load(sm.artifact)
+    rng = np.random.default_rng(seed)
+
+    def walk(exp):
+        imp = exp.get("imputer")
+        if isinstance(imp, dict):
+            S = np.asarray(imp["cov"], float)
+            e = rng.standard_normal(S.shape)
+            imp["cov"] = S * (1 + rel * (e + e.T) / 2)
+            imp["_cache"], imp["_fcache"] = {}, {}
+        for sub in ([exp["nuisance"]] if isinstance(exp.get("nuisance"), dict) else []) + \
+                list((exp.get("members") or {}).get("exports") or []):
+            walk(sub)
+
+    for t in s._tasks:
+        walk(t.exp)
+    return s
+
+
+def test_cond_factor_is_cholesky_and_smooth():
+    """The draws' noise factor is the (unique) Cholesky factor: a 1e-12 relative change of the
+    covariance moves it by rounding only, even with (near-)equal eigenvalues, where an eigenvector
+    basis would be arbitrary; semi-definite matrices get a small documented jitter."""
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    S = (Q * np.array([2.0, 1.0, 1.0, 1.0 + 1e-15, 0.5, 0.1])) @ Q.T
+    L = rt.cond_factor(S)
+    np.testing.assert_allclose(L @ L.T, (S + S.T) / 2, rtol=0, atol=1e-13)
+    assert np.allclose(L, np.tril(L)) and (np.diag(L) > 0).all()
+    E = rng.standard_normal(S.shape)
+    L2 = rt.cond_factor(S * (1 + 1e-12 * (E + E.T) / 2))
+    assert np.abs(L2 - L).max() < 1e-10
+    # semi-definite: a zero-variance feature and an exactly collinear pair
+    P = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    Lp = rt.cond_factor(P)
+    assert np.isfinite(Lp).all()
+    np.testing.assert_allclose(Lp @ Lp.T, P, atol=1e-5)
+
+
+def test_intervals_are_stable_under_a_tiny_covariance_change(scorer, sm, patients):
+    """Same patients, imputer covariances changed by 1e-12 (relative): every interval bound moves
+    by < 1e-6 (with an eigendecomposition of the conditional covariance, sign flips of the
+    eigenvectors moved CI bounds by points)."""
+    other = _perturbed_scorer(sm, 1e-12)
+    for comp in (COMP, scorer.comparators[0]):
+        a = scorer.score_table(patients, comp)
+        b = other.score_table(patients, comp)
+        for c in a.columns:
+            if a[c].dtype.kind == "f":
+                np.testing.assert_allclose(a[c], b[c], rtol=0, atol=1e-6, err_msg=f"{comp}: {c}")
+    recs = [{k: v for k, v in r.items() if v == v} for r in patients.head(60).to_dict("records")]
+    for ra, rb in zip(scorer.score(recs, COMP), other.score(recs, COMP)):
+        for task, oa in ra["outcomes"].items():
+            ob = rb["outcomes"][task]
+            for arm in ("exercise", "comparator"):
+                if oa[arm]["interval"] is not None:
+                    np.testing.assert_allclose(oa[arm]["interval"], ob[arm]["interval"], rtol=0, atol=1e-6)
+            for k in ("ci", "prediction_interval"):
+                if oa["benefit"][k][0] is not None:
+                    np.testing.assert_allclose(oa["benefit"][k], ob["benefit"][k], rtol=0, atol=1e-6)

@@ -3,6 +3,7 @@
 Note: no ``from __future__ import annotations`` here: the endpoints are annotated with request
 models generated at app creation, which FastAPI must see as classes, not strings.
 """
+import json
 import logging
 from typing import Any
 
@@ -33,6 +34,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
           "content": {"application/json": {"example": _422_EXAMPLE}}},
     500: {"description": "The model failed; quote the request_id."},
 }
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"),
+                            check_circular=False)
+
+
+class ScoreJSONResponse(JSONResponse):
+    """JSONResponse with the same bytes, from one reusable encoder without the circular-reference
+    check (score results are trees of plain values built by the scorer)."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content).encode("utf-8")
 
 
 def _patient_dict(patient) -> dict:
@@ -66,6 +79,8 @@ def _score(request: Request, endpoint: str, patients: list[dict], comparator: st
     metrics.inc(metrics.scored, (endpoint, comparator), amount=len(patients))
     log.info("scored", extra={"request_id": rid, "route": endpoint, "model_id": state.model_id,
                               "n_patients": len(patients)})
+    if getattr(state.scorer, "json_results", False) is True:  # predict.Scorer: already plain JSON
+        return results
     return to_jsonable(results)
 
 
@@ -88,7 +103,7 @@ def build_router(models: RequestModels, dependencies: list) -> APIRouter:
         results = _score(request, "/v1/score", [_patient_dict(body.patient)], body.comparator, body.outcomes)
         if isinstance(results, JSONResponse):
             return results
-        return JSONResponse({**_envelope(request, body.comparator), "result": results[0]})
+        return ScoreJSONResponse({**_envelope(request, body.comparator), "result": results[0]})
 
     def score_batch(request: Request, body: BatchScoreRequest) -> JSONResponse:  # type: ignore[valid-type]
         """Score several patients against one comparator; results come in request order."""
@@ -97,7 +112,7 @@ def build_router(models: RequestModels, dependencies: list) -> APIRouter:
         results = _score(request, "/v1/score/batch", patients, body.comparator, body.outcomes)
         if isinstance(results, JSONResponse):
             return results
-        return JSONResponse({**_envelope(request, body.comparator), "results": results})
+        return ScoreJSONResponse({**_envelope(request, body.comparator), "results": results})
 
     router.add_api_route("", score, methods=["POST"], summary="Score one patient",
                          response_model=None, responses={200: {"model": models.score_response}, **ERROR_RESPONSES})

@@ -13,6 +13,11 @@ positive definite.
 - Scoring (``export``): a new patient belongs to no training trial, so the conditional normal
   uses the pooled mean and the *total* covariance S_w + S_b. Deterministic conditional draws
   (stored standard-normal matrix ``z``) let the interval widen with the information lost.
+  A draw is the conditional mean + ``z @ L.T`` with ``L`` the Cholesky factor of the conditional
+  covariance (``predict.runtime.cond_factor``, used by training and scoring alike): unique for a
+  positive-definite matrix, so the draws do not depend on the machine's BLAS/LAPACK (an
+  eigenvector basis would: its signs can flip under a 1e-16 change). ``_psd`` below may use an
+  eigendecomposition because ``V diag(w) V'`` does not depend on the eigenvectors' signs.
 
 Binary features are treated as Gaussian for the regression (draws are rounded to 0/1);
 categorical features by their level index (crude; the default config has none). The
