@@ -147,7 +147,7 @@ def _clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _finite_list(a: np.ndarray) -> list:
-    """``[_f(x) for x in a]`` at C speed: Python floats, None where not finite."""
+    """``[_f(x) for x in a]`` at C speed: Python floats, None where not finite (any shape)."""
     a = np.asarray(a, float)
     fin = np.isfinite(a)
     if fin.all():
@@ -159,15 +159,7 @@ def _finite_list(a: np.ndarray) -> list:
 
 def _finite_rows(rows: list, n: int) -> list[list]:
     """``[_finite_list(r) for r in rows]`` for arrays of n values each, in one conversion."""
-    if not rows:
-        return []
-    a = np.array(rows, float).reshape(len(rows), n)
-    fin = np.isfinite(a)
-    if fin.all():
-        return a.tolist()
-    out = a.astype(object)
-    out[~fin] = None
-    return out.tolist()
+    return _finite_list(np.array(rows, float).reshape(len(rows), n)) if rows else []
 
 
 def _f(x: float) -> float | None:

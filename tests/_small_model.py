@@ -92,3 +92,21 @@ def small_model() -> SmallModel:
             fcntl.flock(lock, fcntl.LOCK_UN)
     _CACHE["m"] = m
     return m
+
+
+def assert_nested_close(a, b, tol: float = 1e-12) -> None:
+    """Two JSON-like results equal: same keys and lengths, floats within ``tol`` (rel and abs)."""
+    import pytest
+
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_nested_close(a[k], b[k], tol)
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_nested_close(x, y, tol)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=tol, abs=tol)
+    else:
+        assert a == b

@@ -27,3 +27,19 @@ def write(folder: Path, name: str, df: pd.DataFrame) -> None:
 def _isolated_lbp_home(tmp_path_factory, monkeypatch):
     """Tests never read or fill the user's default-model cache."""
     monkeypatch.setenv("LBP_HOME", str(tmp_path_factory.getbasetemp() / "lbp_home"))
+
+
+@pytest.fixture(scope="module")
+def sm():
+    """The small trained model of ``tests._small_model`` (built once per session, cached)."""
+    from tests._small_model import small_model
+
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def scorer(sm):
+    """A scorer on the small model (modules that need another model define their own)."""
+    from predict import Scorer
+
+    return Scorer.load(sm.artifact)

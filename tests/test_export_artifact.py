@@ -14,13 +14,8 @@ import pytest
 
 from predict.artifact import ArtifactError, sha256_bytes
 from predict.scorer import Scorer
-from tests._small_model import small_model, train_and_export
+from tests._small_model import train_and_export
 from training.export_model import content_digest, model_id_of
-
-
-@pytest.fixture(scope="module")
-def sm():
-    return small_model()
 
 
 def _manifest(art: Path) -> dict:

@@ -14,20 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from predict import Scorer
-from tests._small_model import harmonised, small_model
+from tests._small_model import harmonised
 
 NODE = "manual_therapy"  # an other-conservative subtype: not one of the learners' classes
 PATIENT = {"baseline_pain": 62.0, "baseline_function": 41.0, "age": 47.0, "female": 1}
-
-
-@pytest.fixture(scope="module")
-def sm():
-    return small_model()
-
-
-@pytest.fixture(scope="module")
-def scorer(sm):
-    return Scorer.load(sm.artifact)
 
 
 @pytest.fixture(scope="module")

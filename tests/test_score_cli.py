@@ -14,7 +14,6 @@ from lbp_benefit.cmd_score import score
 from lbp_benefit.cmd_serve import serve
 from predict import Scorer, ValidationFailed
 from predict.errors import LbpError
-from tests._small_model import small_model
 
 COMP = "usual_care"
 
@@ -28,16 +27,6 @@ def _app(cmd) -> typer.Typer:
 
 def _run(cmd, name, args):
     return CliRunner().invoke(_app(cmd), [name] + args)
-
-
-@pytest.fixture(scope="module")
-def sm():
-    return small_model()
-
-
-@pytest.fixture(scope="module")
-def scorer(sm):
-    return Scorer.load(sm.artifact)
 
 
 def test_score_input_csv(sm, scorer, tmp_path):

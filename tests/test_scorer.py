@@ -14,19 +14,9 @@ from predict import Scorer, ValidationFailed
 from predict.artifact import load_artifact
 from predict.scorer import _resolve_boosters
 from serving.interface import check_scorer
-from tests._small_model import small_model
+from tests._small_model import assert_nested_close
 
 COMP = "usual_care"
-
-
-@pytest.fixture(scope="module")
-def sm():
-    return small_model()
-
-
-@pytest.fixture(scope="module")
-def scorer(sm):
-    return Scorer.load(sm.artifact)
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +30,7 @@ def patients(sm):
 
 
 def _close(a, b):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _close(a[k], b[k])
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _close(x, y)
-    elif isinstance(a, float):
-        assert a == pytest.approx(b, rel=1e-12, abs=1e-12)
-    else:
-        assert a == b
+    assert_nested_close(a, b, 1e-12)
 
 
 def _raw_export(sm, task):

@@ -15,20 +15,10 @@ import pytest
 
 import predict.runtime as rt
 from predict import Scorer, _fast
-from tests._small_model import small_model
+from tests._small_model import assert_nested_close
 
 COMP = "usual_care"
 needs_numba = pytest.mark.skipif(not _fast.AVAILABLE, reason="numba not installed: the plain path is the only path")
-
-
-@pytest.fixture(scope="module")
-def sm():
-    return small_model()
-
-
-@pytest.fixture(scope="module")
-def scorer(sm):
-    return Scorer.load(sm.artifact)
 
 
 def _strip_fast(exp: dict) -> None:
@@ -93,21 +83,7 @@ def test_fast_and_plain_paths_agree(scorer, plain, patients):
     recs = [{k: v for k, v in r.items() if v == v} for r in patients.head(30).to_dict("records")]
     ra, rb = scorer.score(recs, COMP), plain.score(recs, COMP)
 
-    def close(x, y):
-        if isinstance(x, dict):
-            assert x.keys() == y.keys()
-            for k in x:
-                close(x[k], y[k])
-        elif isinstance(x, list):
-            assert len(x) == len(y)
-            for u, v in zip(x, y):
-                close(u, v)
-        elif isinstance(x, float):
-            assert x == pytest.approx(y, rel=1e-9, abs=1e-9)
-        else:
-            assert x == y
-
-    close(ra, rb)
+    assert_nested_close(ra, rb, 1e-9)
 
 
 def test_task_scores_matches_the_separate_functions(scorer, patients):

@@ -12,16 +12,10 @@ import pandas as pd
 import pytest
 
 from predict import Scorer
-from tests._small_model import small_model
 from training.validate import validate_model
 
 N_BOOT = 20
 ONE = ["pain__short"]  # robustness tests validate one task (speed)
-
-
-@pytest.fixture(scope="module")
-def sm():
-    return small_model()
 
 
 @pytest.fixture(scope="module")
