@@ -94,6 +94,32 @@ def test_imputer_uses_trial_means_for_sporadic_and_pooled_for_systematic():
     assert new[0, 0] == pytest.approx(np.nanmean(F[:, 0]), abs=1e-9)
 
 
+def test_moment_matched_draws_make_the_missing_variance_of_a_linear_prediction_exact():
+    """Draws of the missing features have exactly the conditional covariance (ddof = 1), so the
+    spread of a linear prediction over them equals b' S_cond b (an independent computation)."""
+    from training.learners.missing import moment_matched_normal
+
+    Z = moment_matched_normal(np.random.default_rng(3), 20, 6)
+    np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(np.cov(Z[:, [1, 4]], rowvar=False), np.eye(2), atol=1e-12)
+    assert np.array_equal(Z, moment_matched_normal(np.random.default_rng(3), 20, 6))
+    assert moment_matched_normal(np.random.default_rng(3), 5, 6).shape == (5, 6)  # p > M - 1: plain draws
+
+    rng = np.random.default_rng(1)
+    n = 400
+    trial = np.repeat(np.array(["A", "B", "C", "D"]), n // 4)
+    C = np.array([[4.0, 1.5, 0.5], [1.5, 9.0, 2.0], [0.5, 2.0, 16.0]])
+    F = rng.multivariate_normal([10.0, 20.0, 30.0], C, n)
+    imp = GaussianImputer().fit(F, trial, ["continuous"] * 3).export()
+    patient = np.array([[11.0, np.nan, np.nan]])
+    D = rt.impute_draws(imp, patient)[:, 0, :]  # (M, p)
+    S = np.asarray(imp["cov"])
+    m, o = np.array([False, True, True]), np.array([True, False, False])
+    S_cond = S[np.ix_(m, m)] - S[np.ix_(m, o)] @ np.linalg.solve(S[np.ix_(o, o)], S[np.ix_(o, m)])
+    b = np.array([0.7, -1.3])
+    assert np.var(D[:, m] @ b, ddof=1) == pytest.approx(b @ S_cond @ b, rel=1e-9)
+
+
 def test_tree_interval_export_and_widening():
     X, y, _ = toy_trials(n_trials=10, n_per_arm=60, seed=12, noise=10.0, effect_mod=5.0)
     m = TLearner(n_boot=4).fit(X, y)

@@ -12,7 +12,8 @@ positive definite.
   gets the pooled mean adjusted by the observed features (no trial information exists).
 - Scoring (``export``): a new patient belongs to no training trial, so the conditional normal
   uses the pooled mean and the *total* covariance S_w + S_b. Deterministic conditional draws
-  (stored standard-normal matrix ``z``) let the interval widen with the information lost.
+  (stored standard-normal matrix ``z``, moment-matched: ``moment_matched_normal``) let the
+  interval widen with the information lost.
   A draw is the conditional mean + ``z @ L.T`` with ``L`` the Cholesky factor of the conditional
   covariance (``predict.runtime.cond_factor``, used by training and scoring alike): unique for a
   positive-definite matrix, so the draws do not depend on the machine's BLAS/LAPACK (an
@@ -50,6 +51,25 @@ def _pairwise_cov(R: np.ndarray) -> np.ndarray:
     S = (Z.T @ Z) / np.maximum(cnt - 1, 1)
     S[cnt < 5] = 0.0
     return S
+
+
+def moment_matched_normal(rng: np.random.Generator, M: int, p: int) -> np.ndarray:
+    """M x p standard-normal draws moment-matched so that every column has mean exactly 0 and
+    any set of columns has sample covariance (ddof = 1) exactly I: centred Gaussian columns
+    orthonormalised (QR with a positive R diagonal: unique) and scaled by sqrt(M - 1).
+
+    Why: the missing-data variance is the spread of a prediction over these draws. For a
+    prediction linear in the missing features it is then exact (b' S_cond b) instead of a
+    20-draw Monte-Carlo estimate (which moved CI bounds by up to ~2 points between two valid
+    draw sets); non-linear learners (trees, splines, rounding of binary features) keep a smaller
+    Monte-Carlo error. Needs p <= M - 1; otherwise plain standard-normal draws are returned."""
+    G = rng.standard_normal((M, p))
+    if M < 2 or p > M - 1 or p == 0:
+        return G
+    G -= G.mean(axis=0)
+    Q, R = np.linalg.qr(G)
+    Q = Q * np.where(np.diag(R) < 0, -1.0, 1.0)
+    return Q * np.sqrt(M - 1)
 
 
 class GaussianImputer:
@@ -98,8 +118,7 @@ class GaussianImputer:
         hi = np.array([np.nanmax(F[:, j]) if obs[:, j].any() else 1e9 for j in range(p)])
         self.binary_ = np.array([t == "binary" for t in types])
         self.lower_, self.upper_ = lo, hi
-        rng = np.random.default_rng(self.random_state)
-        self.z_ = rng.standard_normal((self.n_draws, p))
+        self.z_ = moment_matched_normal(np.random.default_rng(self.random_state), self.n_draws, p)
         return self
 
     def transform_train(self, F: np.ndarray, trial_labels: np.ndarray) -> np.ndarray:
