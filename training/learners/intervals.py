@@ -77,10 +77,18 @@ def residual_tau(g: np.ndarray, g_hat_own: np.ndarray, trial: np.ndarray, cls: n
                  comparators: list, min_trials: int = 3) -> dict:
     """Between-trial SD of the active-vs-class effect not explained by the model (oriented
     scale = benefit scale). Returns {class: tau, '__pooled__': tau}."""
+    return tau_from_deviations(trial_deviations(g - g_hat_own, trial, cls, active, comparators), comparators,
+                               min_trials)
+
+
+def tau_from_deviations(deviations: list, comparators: list, min_trials: int = 3) -> dict:
+    """REML tau per comparator class from :func:`trial_deviations` rows; classes with fewer than
+    ``min_trials`` trials get the tau pooled over all classes (each class's deviations centred
+    at their mean). Returns {class: tau, '__pooled__': tau}."""
     from training.metrics import pool_random_effects
 
     per = {c: ([], []) for c in comparators}
-    for d in trial_deviations(g - g_hat_own, trial, cls, active, comparators):
+    for d in deviations:
         per[d["comparator"]][0].append(d["raw"])
         per[d["comparator"]][1].append(d["se"])
     out = {}

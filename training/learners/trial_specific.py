@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from training.learners.base import BenefitLearner, orient
-from training.learners.intervals import trial_deviations
+from training.learners.intervals import tau_from_deviations, trial_deviations
 
 
 class InTrialBenefit:
@@ -55,8 +55,6 @@ class InTrialBenefit:
         self.min_trials = min_trials
 
     def fit(self, X: pd.DataFrame, y) -> "InTrialBenefit":
-        from training.metrics import pool_random_effects
-
         lr = self.learner
         lr._check_fitted()
         exp = lr.export_
@@ -77,27 +75,17 @@ class InTrialBenefit:
                 own[m] = p[col].to_numpy()[m]
         r = orient(y, otype) - orient(own, otype)
         rows = trial_deviations(r, trial, cls, active, comps)
+        self.tau_ = tau_from_deviations(rows, comps, self.min_trials)
         dev = pd.DataFrame(rows, columns=["trial", "comparator", "n_active", "n_comparator", "raw", "se"])
-        centred = [dev.loc[dev.comparator == c, "raw"] - dev.loc[dev.comparator == c, "raw"].mean() for c in comps]
-        centred = pd.concat(centred) if centred else pd.Series(dtype=float)
-        pooled_tau = 0.0
-        if len(dev) >= 3:
-            pooled_tau = float(pool_random_effects(centred.to_numpy(), dev.loc[centred.index, "se"].to_numpy()).tau)
-        self.tau_ = {"__pooled__": pooled_tau}
         out = []
         for c in comps:
             d = dev[dev.comparator == c].copy()
             if d.empty:
                 continue
-            if len(d) >= self.min_trials:
-                pr = pool_random_effects(d["raw"].to_numpy(), d["se"].to_numpy())
-                tau, mu, var_mu = float(pr.tau), float(pr.estimate), float(pr.se) ** 2
-            else:  # too few trials for their own tau: borrow it, pool mu with it
-                tau = pooled_tau
-                w = 1.0 / (tau ** 2 + d["se"].to_numpy() ** 2)
-                mu, var_mu = float(np.sum(w * d["raw"]) / np.sum(w)), float(1.0 / np.sum(w))
-            self.tau_[c] = tau
+            tau = self.tau_[c]
             s2 = d["se"].to_numpy() ** 2
+            w = 1.0 / (tau ** 2 + s2)  # the random-effects mean given tau (REML's estimate and SE)
+            mu, var_mu = float(np.sum(w * d["raw"]) / np.sum(w)), float(1.0 / np.sum(w))
             B = tau ** 2 / (tau ** 2 + s2) if tau > 0 else np.zeros_like(s2)
             d["mu"] = mu
             d["tau"] = tau
@@ -111,42 +99,52 @@ class InTrialBenefit:
         self.comparators_ = comps
         return self
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "deviations_"):
+            raise RuntimeError("InTrialBenefit is not fitted; call fit first")
+
+    def _deviation(self, X: pd.DataFrame, c: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(BLUP, posterior SD, in a fitted trial) per row of ``X`` for comparator ``c``."""
+        d = self.deviations_[self.deviations_.comparator == c].set_index("trial")
+        trial = pd.Series(X["trial"].astype(str).to_numpy())
+        u = trial.map(d["blup"]).to_numpy(float)
+        hit = np.isfinite(u)
+        return np.where(hit, u, 0.0), np.where(hit, trial.map(d["post_sd"]).to_numpy(float), 0.0), hit
+
     def predict_interval(self, X: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         """The learner's ``predict_interval`` columns with each ``benefit_vs_<c>`` moved by its
         trial's BLUP and ``_se``/``_ci_low``/``_ci_high`` widened by its posterior SD. Rows of
         unfitted trials keep the average-trial benefit; their CI is replaced by the learner's
         new-setting PI. ``in_trial_<c>`` flags the rows that got a trial deviation."""
-        if not hasattr(self, "deviations_"):
-            raise RuntimeError("InTrialBenefit is not fitted; call fit first")
+        self._check_fitted()
         p = self.learner.predict_interval(X, level=level).copy()
-        trial = X["trial"].astype(str).to_numpy()
         z = stats.norm.ppf(0.5 + level / 2)
         for c in self.comparators_:
-            d = self.deviations_[self.deviations_.comparator == c].set_index("trial")
-            u = pd.Series(trial).map(d["blup"]).to_numpy(float)
-            sd = pd.Series(trial).map(d["post_sd"]).to_numpy(float)
-            hit = np.isfinite(u)
+            u, sd, hit = self._deviation(X, c)
             col = f"benefit_vs_{c}"
-            b = p[col].to_numpy(float) + np.where(hit, u, 0.0)
+            b = p[col].to_numpy(float) + u
             p[col] = b
             p[f"in_trial_{c}"] = hit
             if f"{col}_se" in p:
-                se = np.sqrt(p[f"{col}_se"].to_numpy(float) ** 2 + np.where(hit, sd, 0.0) ** 2)
+                se = np.sqrt(p[f"{col}_se"].to_numpy(float) ** 2 + sd ** 2)
                 p[f"{col}_se"] = se
                 lo = np.where(hit, b - z * se, p[f"{col}_pi_low"].to_numpy(float))
                 hi = np.where(hit, b + z * se, p[f"{col}_pi_high"].to_numpy(float))
                 p[f"{col}_ci_low"], p[f"{col}_ci_high"] = lo, hi
-                p[f"{col}_pi_low"] = np.where(hit, lo, p[f"{col}_pi_low"].to_numpy(float))
-                p[f"{col}_pi_high"] = np.where(hit, hi, p[f"{col}_pi_high"].to_numpy(float))
+                p[f"{col}_pi_low"], p[f"{col}_pi_high"] = lo, hi
         return p
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Point predictions only (``predict_interval`` without the interval columns)."""
-        p = self.predict_interval(X)
-        return p[[c for c in p.columns if not c.endswith(("_se", "_ci_low", "_ci_high", "_pi_low", "_pi_high"))]]
+        """Point predictions: the learner's ``predict`` with each benefit moved by its trial's BLUP."""
+        self._check_fitted()
+        p = self.learner.predict(X).copy()
+        for c in self.comparators_:
+            u, _, hit = self._deviation(X, c)
+            p[f"benefit_vs_{c}"] = p[f"benefit_vs_{c}"].to_numpy(float) + u
+            p[f"in_trial_{c}"] = hit
+        return p
 
     def summary(self) -> pd.DataFrame:
         """One row per trial x comparator: raw deviation, SE, tau, shrinkage, BLUP, posterior SD."""
-        if not hasattr(self, "deviations_"):
-            raise RuntimeError("InTrialBenefit is not fitted; call fit first")
+        self._check_fitted()
         return self.deviations_.copy()
