@@ -168,13 +168,3 @@ def fit_many(analysis: pd.DataFrame, specs: Sequence[ModelSpec], *, active: str 
         workers = 1
     with Runner(analysis, active=active, residual=residual, workers=workers) as run:
         return pd.DataFrame(run.submit_fits(specs, progress)())
-
-
-def subgroup_many(analysis: pd.DataFrame, cfg, specs: Sequence[ModelSpec], *, workers: int | None = None,
-                  progress: Callable | None = None) -> list[pd.DataFrame | None]:
-    """``subgroup_effects`` for every spec (None where not estimable), in the order of ``specs``,
-    in parallel like :func:`fit_many` (the fits are independent; results do not depend on scheduling)."""
-    if len(specs) < 4:
-        workers = 1
-    with Runner(analysis, active=cfg.active, workers=workers) as run:
-        return run.submit_subgroups(cfg, specs, progress)()
