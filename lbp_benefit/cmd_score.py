@@ -107,7 +107,7 @@ def _score_spark(scorer, model, input, data, comparator, output, outcome, explai
                f"{bad} row(s) failed validation (see the error column); wrote {output}")
 
 
-def _score_chunks(scorer, df, comparator, outcomes, explain, progress, chunk: int = 2000):
+def _score_chunks(scorer, df, comparator, outcomes, explain, progress, chunk: int = 4000):
     import pandas as pd
 
     scorer.validate(df)  # every problem at once, before scoring

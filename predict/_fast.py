@@ -166,10 +166,15 @@ def _forest_draws(D, miss, roots, feat, thr, nanch, mtype, left, right, leafv):
 @_jit
 def _forest_draws_plain(D, miss, roots, feat, thr, ch, leafv):
     """forest_draws for forests without missing type Zero, on draws without NaN (they are
-    complete): the split is x <= threshold, taken without a branch (tree paths are
-    unpredictable for the branch predictor; the draws of one patient are independent walks)."""
+    complete), so a split is x <= threshold. Each tree is walked once per patient to its first
+    split on a missing feature (or a leaf: shared by all draws); from there the M draws go down
+    together as a bit mask, split at each node by one comparison per draw, so a node is visited
+    once per patient rather than once per draw (M <= 62)."""
     n, M = D.shape[0], D.shape[1]
     out = np.zeros((n, M))
+    snode = np.empty(4096, np.int64)
+    smask = np.empty(4096, np.int64)
+    full = (np.int64(1) << M) - 1
     for i in range(n):
         common = 0.0
         for t in range(roots.size):
@@ -179,11 +184,41 @@ def _forest_draws_plain(D, miss, roots, feat, thr, ch, leafv):
             if node < 0:
                 common += leafv[-node - 1]
                 continue
-            for d in range(M):
-                nd = node
-                while nd >= 0:
-                    nd = ch[2 * nd + (D[i, d, feat[nd]] > thr[nd])]
-                out[i, d] += leafv[-nd - 1]
+            top = 0
+            snode[0] = node
+            smask[0] = full
+            while top >= 0:
+                nd = snode[top]
+                mk = smask[top]
+                top -= 1
+                if nd < 0:
+                    lv = leafv[-nd - 1]
+                    if mk == full:
+                        common += lv
+                    else:
+                        for d in range(M):
+                            out[i, d] += lv * ((mk >> d) & 1)
+                    continue
+                fe = feat[nd]
+                th = thr[nd]
+                if not miss[i, fe]:
+                    top += 1
+                    snode[top] = ch[2 * nd + (D[i, 0, fe] > th)]
+                    smask[top] = mk
+                    continue
+                r = np.int64(0)
+                for d in range(M):
+                    r |= np.int64(D[i, d, fe] > th) << d
+                rm = mk & r
+                lm = mk & ~r
+                if lm != 0:
+                    top += 1
+                    snode[top] = ch[2 * nd]
+                    smask[top] = lm
+                if rm != 0:
+                    top += 1
+                    snode[top] = ch[2 * nd + 1]
+                    smask[top] = rm
         for d in range(M):
             out[i, d] += common
     return out
@@ -201,7 +236,7 @@ def forest_raw(fo: dict, X: np.ndarray) -> np.ndarray:
 def forest_draws(fo: dict, D: np.ndarray, miss: np.ndarray) -> np.ndarray:
     """Raw scores on draws D (n, M, p) whose features vary between draws only where ``miss``
     (n, p) is True: (n, M)."""
-    if not fo["has_zero"] and not np.isnan(D).any():
+    if not fo["has_zero"] and D.shape[1] <= 62 and not np.isnan(D).any():
         return _forest_draws_plain(np.ascontiguousarray(D, dtype=np.float64),
                                    np.ascontiguousarray(miss, dtype=np.bool_), fo["roots"], fo["feat"], fo["thr"],
                                    fo["ch"], fo["leafv"])

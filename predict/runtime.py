@@ -627,38 +627,55 @@ def pattern_groups(F: np.ndarray):
     return _patterns(F)
 
 
-def _pattern_parts(imp: dict, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per missing pattern k: A_k (p, p; the regression of the missing on the observed features,
-    zero elsewhere) and the draws' noise (M, p; Z[:, m] L', zero where observed). Cached per pattern."""
+def pattern_part(imp: dict, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For missing pattern ``m`` (p booleans): A (p, p; the regression of the missing on the
+    observed features, zero elsewhere) and the draws' noise (M, p; Z[:, m] L', zero where
+    observed), the same A and L as :func:`impute_mean` / :func:`impute_draws`. Cached per pattern
+    in ``imp["_fcache"]`` when :func:`prepare_export` made one."""
+    cache = imp.get("_fcache")
+    key = m.tobytes()
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
     mu = np.asarray(imp["mean"], float)
     S = np.asarray(imp["cov"], float)
     Z = np.asarray(imp["z"], float)
     M, p = Z.shape[0], mu.size
-    cache = imp.get("_fcache")
-    if cache is None:
-        cache = {}
+    A, L = _pattern_solve(imp, S, m)
+    Af = np.zeros((p, p))
+    if A is not None:
+        Af[np.ix_(~m, m)] = A
+    Nf = np.zeros((M, p))
+    Nf[:, m] = Z[:, m] @ L.T
+    if cache is not None:
+        if len(cache) >= 1024:  # (p x p + M x p) floats each
+            cache.clear()
+        cache[key] = (Af, Nf)
+    return Af, Nf
+
+
+def impute_mean_fast(imp: dict, F: np.ndarray, groups=None) -> np.ndarray:
+    """:func:`impute_mean` through the cached per-pattern regressions (:func:`pattern_part`) and the
+    compiled conditional mean when numba is available (same numbers up to rounding)."""
+    f = _fast()
+    if not (f.AVAILABLE and f.ready()):
+        return impute_mean(imp, F)
+    keys, inv = groups if groups is not None else _patterns(F)
+    A_all, _ = _pattern_parts(imp, keys)
+    return _bound(imp, f.cond_mean(F, np.asarray(imp["mean"], float), A_all, inv))
+
+
+def _pattern_parts(imp: dict, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pattern_part` of every pattern in ``keys`` (K, p), stacked: (K, p, p), (K, M, p);
+    zeros for the complete pattern."""
+    p = np.asarray(imp["mean"]).size
+    M = np.asarray(imp["z"]).shape[0]
     A_all = np.zeros((len(keys), p, p))
     N_all = np.zeros((len(keys), M, p))
-    todo = []
     for k, m in enumerate(keys):
         if m.any():
-            hit = cache.get(m.tobytes())
-            if hit is None:
-                todo.append(k)
-            else:
-                A_all[k], N_all[k] = hit
-    if len(cache) + len(todo) > 1024:  # (p x p + M x p) floats each
-        cache.clear()
-    for k in todo:  # new patterns: the same A and L as impute_mean / impute_draws (_pattern_solve)
-        m = keys[k]
-        A, L = _pattern_solve(imp, S, m)
-        Af = np.zeros((p, p))
-        if A is not None:
-            Af[np.ix_(~m, m)] = A
-        Nf = np.zeros((M, p))
-        Nf[:, m] = Z[:, m] @ L.T
-        A_all[k], N_all[k] = Af, Nf
-        cache[m.tobytes()] = (Af, Nf)
+            A_all[k], N_all[k] = pattern_part(imp, m)
     return A_all, N_all
 
 

@@ -28,9 +28,12 @@ import numpy as np
 import pandas as pd
 
 from predict import network as netrt
+from predict import _fused as fz
 from predict import runtime as rt
 from predict.artifact import Artifact, ArtifactError, load_artifact, sha256_bytes
 from predict.errors import LbpError, Problem, ValidationFailed
+from predict.program import compile_program, default_threads
+from predict.program import pool as program_pool
 from predict.schema import FeatureSchema
 
 MODEL_FORMAT = "lbp-benefit-model"
@@ -45,6 +48,11 @@ LEVEL = 0.95
 TOP_FACTORS = 5
 LITTLE_DATA_N = 100  # a covariate observed for fewer training participants (or in < 3 trials) is flagged
 LITTLE_DATA_TRIALS = 3
+# up to this many patients per call go through the fused kernel (predict/_fused.py: one compiled
+# pass per patient, no per-task Python); larger batches through the per-task vectorised functions,
+# which amortise their overhead over the rows and use SIMD across patients (faster per patient there)
+FUSED_MAX_ROWS = 64
+PARALLEL_MIN_ROWS = 1000  # smaller batches are scored on the calling thread
 RARE_LEVEL_N = 30  # a binary/categorical level seen in fewer training participants is flagged
 _OK_NUM = (int, float, np.integer, np.floating)
 
@@ -139,6 +147,13 @@ def _one_blas_thread():
     if _BLAS is False:
         return contextlib.nullcontext()
     return _BLAS.limit(limits=1, user_api="blas")
+
+
+def _parallel(calls: list[tuple]) -> list:
+    """Run ``fn(*args)`` for each ``(fn, *args)`` on the scoring thread pool; results in order."""
+    pool = program_pool(len(calls))
+    futs = [pool.submit(c[0], *c[1:]) for c in calls]
+    return [f.result() for f in futs]
 
 
 def _clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -237,6 +252,9 @@ class Scorer:
         self._missing_text = {c["name"]: c.get("missing") or "allowed" for c in m["feature_schema"]}
         self._background = background
         self._limits = self._warning_limits(background)
+        self._programs: dict = {}
+        self._rules = self._field_rules()
+        self._wrules = self._warning_rules()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -460,6 +478,9 @@ class Scorer:
     def validate(self, patients: Any) -> tuple[np.ndarray, pd.DataFrame | None]:
         """The feature matrix (n x features, NaN = missing) of valid input; raises
         :class:`ValidationFailed` naming every bad field and patient index (0-based)."""
+        F = self._valid_small(patients)
+        if F is not None:
+            return F, None
         n, cols, probs, ids = self._columns(patients)
         F = np.full((n, len(self._names)), np.nan)
         for j, (name, typ) in enumerate(zip(self._names, self._types)):
@@ -528,6 +549,64 @@ class Scorer:
             raise ValidationFailed(probs, what="patients")
         return F, ids
 
+    def _field_rules(self) -> list[tuple]:
+        """Per input (position, name, kind 0 number / 1 binary / 2 categorical, required, low,
+        high, levels): the checks of :meth:`validate` in a form a plain loop can apply."""
+        rules = []
+        for j, (name, typ) in enumerate(zip(self._names, self._types)):
+            kind = 2 if typ == "categorical" else 1 if typ == "binary" else 0
+            lo, hi = self._range.get(name) or (-math.inf, math.inf)
+            levels = {str(c): float(k) for k, c in enumerate(self._cats.get(name, []))}
+            rules.append((j, name, kind, name in self.baselines, float(lo), float(hi), levels))
+        return rules
+
+    def _valid_small(self, patients: Any) -> np.ndarray | None:
+        """The feature matrix of a dict or a short list of dicts when every value passes every
+        check of :meth:`validate`, computed with plain Python (a request for one patient need not
+        go through the column-wise machinery); None as soon as anything is off or unusual, and
+        :meth:`validate` then runs in full and names each problem."""
+        if isinstance(patients, dict):
+            patients = [patients]
+        if not isinstance(patients, list) or not 0 < len(patients) <= FUSED_MAX_ROWS:
+            return None
+        rules = self._rules
+        allowed = self._allowed
+        F = np.full((len(patients), len(rules)), np.nan)
+        for i, p in enumerate(patients):
+            if type(p) is not dict:
+                return None
+            for k in p:
+                if k not in allowed:
+                    return None
+            for j, name, kind, required, lo, hi, levels in rules:
+                v = p.get(name)
+                if v is None:
+                    if required:
+                        return None
+                    continue
+                if kind == 2:
+                    if type(v) is not str or v not in levels:
+                        return None
+                    F[i, j] = levels[v]
+                    continue
+                t = type(v)
+                if t is not float and t is not int:
+                    return None
+                x = float(v)
+                if x != x:
+                    if required:
+                        return None
+                    continue
+                if x in (math.inf, -math.inf):
+                    return None
+                if kind == 1:
+                    if x != 0.0 and x != 1.0:
+                        return None
+                elif not lo <= x <= hi:  # also refuses infinities
+                    return None
+                F[i, j] = x
+        return F
+
     # ------------------------------------------------------------------ warnings
     def _warning_limits(self, bg: pd.DataFrame | None) -> dict:
         out: dict[str, dict] = {}
@@ -553,8 +632,56 @@ class Scorer:
             out[name] = d
         return out
 
+    def _warning_rules(self) -> list[tuple]:
+        """The checks of :meth:`_patient_warnings`, prepared once: (column, range or None, text
+        pieces, little-data text or None, [(code, text)] for rare levels)."""
+        rules = []
+        for name, d in self._limits.items():
+            j = self._index[name]
+            label = self._label.get(name, name)
+            unit = self._unit.get(name)
+            u = f" {unit}" if unit and name not in self.baselines else ""
+            rng = None
+            if "range" in d:
+                lo, hi, share = d["range"]
+                rng = (lo, hi, f"{label} = ", f"{u} is outside the range of {share}% of the training participants "
+                       f"({lo:g}–{hi:g}{u}); the prediction extrapolates")
+            little = None
+            if "little" in d:
+                n_obs, trials = d["little"]
+                little = (f"the model has little data on {label} (observed for {n_obs} training participants "
+                          f"in {trials} trials); its influence on this prediction is uncertain")
+            rare = []
+            if d.get("rare"):
+                typ = self._types[j]
+                cats = self._cats.get(name, [])
+                for lvl, cnt in d["rare"].items():
+                    code = float(lvl) if typ == "binary" else float(cats.index(lvl)) if lvl in cats else None
+                    if code is not None:
+                        rare.append((code, f"few training participants had {label} = {lvl} ({cnt}); "
+                                           "the prediction rests on little data for this value"))
+            rules.append((j, rng, little, rare))
+        return rules
+
     def _patient_warnings(self, F: np.ndarray) -> list[list[str]]:
         n = F.shape[0]
+        if n <= FUSED_MAX_ROWS:  # the same checks, per value (no array calls for a few patients)
+            out = []
+            for row in F.tolist():
+                w: list[str] = []
+                for j, rng, little, rare in self._wrules:
+                    x = row[j]
+                    if x != x:
+                        continue
+                    if rng is not None and (x < rng[0] or x > rng[1]):
+                        w.append(f"{rng[2]}{x:g}{rng[3]}")
+                    if little is not None:
+                        w.append(little)
+                    for code, text in rare:
+                        if x == code:
+                            w.append(text)
+                out.append(w)
+            return out
         warns: list[list[str]] = [[] for _ in range(n)]
         for name, d in self._limits.items():
             j = self._index[name]
@@ -654,6 +781,7 @@ class Scorer:
         if comparator in self.network_only:
             return [self._compute_network(F, comparator, t, z) for t in tasks], arm_iv
         groups = rt.pattern_groups(F) if n else None
+        fused = self._fused(F, comparator, groups, arms) if 0 < n <= FUSED_MAX_ROWS else None
         todo = []  # (position in out, task, exercise, comparator, benefit, se_est, var_missing, tau, lim)
         arm_rows: list = []  # (task, estimate, SE, missing-data variance) per arm, exercise then comparator
         for t in tasks:
@@ -662,7 +790,7 @@ class Scorer:
                 nan = np.full(n, np.nan)
                 out.append(_Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
                 continue
-            r = rt.task_scores(exp, F, comparator, arms=arms, groups=groups)
+            r = fused[t.task] if fused is not None else rt.task_scores(exp, F, comparator, arms=arms, groups=groups)
             se_arm = r["arm_se"]
             if se_arm is not None:  # one pass over the missing-data draws serves the benefit and both arms
                 va, vc = r["arm_var_missing"]
@@ -693,6 +821,31 @@ class Scorer:
             for k in range(0, len(arm_rows), 2):
                 arm_iv[arm_rows[k][0].task] = (lo[k], hi[k], lo[k + 1], hi[k + 1])
         return out, arm_iv
+
+    def _program(self, comparator: str):
+        """The fused program (predict/program.py) scoring ``comparator`` for every task, compiled
+        on first use; None where numba is unavailable or a learner is outside what it takes."""
+        if comparator in self._programs:
+            return self._programs[comparator]
+        prog = compile_program([t.exp for t in self._tasks], comparator)
+        self._programs[comparator] = prog
+        return prog
+
+    def _fused(self, F: np.ndarray, comparator: str, groups, arms: bool) -> dict | None:
+        """{task: what runtime.task_scores returns} from the fused kernel, or None."""
+        prog = self._program(comparator)
+        if prog is None:
+            return None
+        res = prog.run(F, groups, arms=arms, threads=1)
+        out = {}
+        for j, pos in enumerate(prog.tasks):
+            t = self._tasks[pos]
+            arm = arms and t.outcome_type == "continuous" and not np.isnan(res[fz.O_SEA, j, 0])
+            out[t.task] = {"exercise": res[fz.O_A, j], "comparator": res[fz.O_C, j], "benefit": res[fz.O_B, j],
+                           "se_est": res[fz.O_SE, j], "var_missing": res[fz.O_VAR, j],
+                           "arm_se": (res[fz.O_SEA, j], res[fz.O_SEC, j]) if arm else None,
+                           "arm_var_missing": (res[fz.O_VA, j], res[fz.O_VC, j]) if arm else None}
+        return out
 
     @staticmethod
     def _arm_bounds(est: np.ndarray, se: np.ndarray, var_missing: np.ndarray, z: float):
@@ -746,7 +899,7 @@ class Scorer:
 
     def _explain(self, F: np.ndarray, comparator: str, t: _Task) -> tuple[np.ndarray, np.ndarray]:
         exp = t.exp
-        Fimp = rt.impute_mean(exp["imputer"], F)
+        Fimp = rt.impute_mean_fast(exp["imputer"], F)
         base, contrib = rt._explain(exp, F, Fimp, comparator)
         return base, contrib
 
@@ -779,8 +932,14 @@ class Scorer:
         (``pain__short``); default all. Raises :class:`ValidationFailed` for bad input.
         """
         F, _, tasks = self._checked(patients, comparator, outcomes)
+        if F.shape[0] <= FUSED_MAX_ROWS and self._program(comparator) is not None:
+            return self._score(F, comparator, tasks, explain, top)  # no BLAS in the fused kernel
         with _one_blas_thread():
-            return self._score(F, comparator, tasks, explain, top)
+            parts = self._split(F.shape[0], None)
+            if len(parts) == 1:
+                return self._score(F, comparator, tasks, explain, top)
+            res = _parallel([(self._score, F[a:b], comparator, tasks, explain, top) for a, b in parts])
+            return [r for part in res for r in part]
 
     def _score(self, F: np.ndarray, comparator: str, tasks: list[_Task], explain: bool, top: int) -> list[dict]:
         comp, arm_iv = self._compute(F, comparator, tasks, arms=True)
@@ -876,13 +1035,33 @@ class Scorer:
         return results
 
     def score_table(self, patients: Any, comparator: str, outcomes: Sequence[str] | None = None, *,
-                    explain: bool = False, top: int = 3, details: bool = True) -> pd.DataFrame:
+                    explain: bool = False, top: int = 3, details: bool = True,
+                    threads: int | None = None) -> pd.DataFrame:
         """Flat scores, one row per patient: ``trial``/``participant`` if given, then the score
         columns (:meth:`output_columns`), and with ``details`` ``missing`` and ``warnings`` (text);
-        with ``explain`` ``factor<k>_name`` / ``factor<k>_contribution`` for the top factors."""
+        with ``explain`` ``factor<k>_name`` / ``factor<k>_contribution`` for the top factors.
+
+        ``threads``: batches of at least :data:`PARALLEL_MIN_ROWS` patients are split into this
+        many contiguous parts scored concurrently (the compiled kernels release the GIL); default
+        ``LBP_SCORE_THREADS`` or the CPUs available (at most 8). Each patient's numbers do not
+        depend on the split."""
         F, ids, tasks = self._checked(patients, comparator, outcomes)
         with _one_blas_thread():
-            return self._score_table(F, ids, comparator, tasks, explain, top, details)
+            parts = self._split(F.shape[0], threads)
+            if len(parts) == 1:
+                return self._score_table(F, ids, comparator, tasks, explain, top, details)
+            res = _parallel([(self._score_table, F[a:b], None if ids is None else ids.iloc[a:b].reset_index(drop=True),
+                              comparator, tasks, explain, top, details) for a, b in parts])
+            return pd.concat(res, ignore_index=True)
+
+    @staticmethod
+    def _split(n: int, threads: int | None) -> list[tuple[int, int]]:
+        k = default_threads() if threads is None else max(1, int(threads))
+        if k == 1 or n < PARALLEL_MIN_ROWS:
+            return [(0, n)]
+        k = min(k, n // (PARALLEL_MIN_ROWS // 2))
+        bounds = np.linspace(0, n, k + 1).astype(int)
+        return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def _score_table(self, F: np.ndarray, ids, comparator: str, tasks: list[_Task], explain: bool, top: int,
                      details: bool) -> pd.DataFrame:

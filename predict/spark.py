@@ -129,7 +129,7 @@ def score_batch(scorer: Scorer, pdf: pd.DataFrame, comparator: str, outcomes: Se
     inputs = pdf.drop(columns=list(carry)).reset_index(drop=True)
     ok = np.ones(n, bool)
     errors: list[str | None] = [None] * n
-    kw = dict(explain=explain, top=top, details=details)
+    kw = dict(explain=explain, top=top, details=details, threads=1)  # Spark parallelises over partitions
     try:
         res = scorer.score_table(inputs, comparator, outcomes, **kw)
     except ValidationFailed as exc:

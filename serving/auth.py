@@ -37,16 +37,18 @@ def _unauthorized(message: str) -> HTTPException:
                          headers={"WWW-Authenticate": 'Bearer realm="lbp-benefit"'})
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     x_api_key: str | None = Security(api_key_header),
     credentials: HTTPAuthorizationCredentials | None = Security(bearer),
 ) -> None:
-    """Let the request through if it carries a valid key (or, with no keys configured, if allowed)."""
+    """Let the request through if it carries a valid key (or, with no keys configured, if allowed).
+    (``async``: it does no I/O, and FastAPI would run a plain function on its thread pool, a
+    thread hop per request.)"""
     settings: ServingSettings = request.app.state.settings
     keys = settings.api_key_list
     if not keys:
-        require_loopback_or_allowed(request)
+        check_loopback_or_allowed(request)
         return
     presented = x_api_key or (credentials.credentials if credentials is not None else None)
     if not presented:
@@ -55,8 +57,13 @@ def require_api_key(
         raise _unauthorized("the API key is not valid")
 
 
-def require_loopback_or_allowed(request: Request) -> None:
+async def require_loopback_or_allowed(request: Request) -> None:
     """With no keys configured: answer loopback clients only, unless LBP_ALLOW_UNAUTHENTICATED."""
+    check_loopback_or_allowed(request)
+
+
+def check_loopback_or_allowed(request: Request) -> None:
+    """The rule of :func:`require_loopback_or_allowed`, as a plain function (raises HTTPException)."""
     settings: ServingSettings = request.app.state.settings
     if settings.allow_unauthenticated:
         return

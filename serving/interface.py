@@ -126,10 +126,10 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+    if isinstance(value, bool) or value is None or type(value) in (str, int):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return float(value) if math.isfinite(value) else None  # np.float64 is a float subclass: plain float
     if hasattr(value, "tolist"):  # numpy arrays and scalars
         return to_jsonable(value.tolist())
     if hasattr(value, "item"):

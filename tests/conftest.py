@@ -23,6 +23,24 @@ def write(folder: Path, name: str, df: pd.DataFrame) -> None:
     df.to_csv(folder / f"{name}.csv", index=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _scoring_kernel_compiled(tmp_path_factory):
+    """Compile the fused scoring kernel once, before any test (numba caches it on disk): one
+    pytest-xdist worker compiles while the other waits on a lock and then loads the cache, so no
+    test (e.g. a server's start-up timeout) pays the first compilation."""
+    import fcntl
+
+    from predict.program import warm_up
+
+    lock = tmp_path_factory.getbasetemp().parent / "lbp-kernel-compile.lock"
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            warm_up()
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_lbp_home(tmp_path_factory, monkeypatch):
     """Tests never read or fill the user's default-model cache."""

@@ -16,7 +16,7 @@ from importlib import resources
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from serving.auth import key_matches, require_loopback_or_allowed
+from serving.auth import check_loopback_or_allowed, key_matches
 from serving.calculator import page
 from serving.routes.score import _envelope, _patient_dict, _score
 from serving.schemas import RequestModels
@@ -46,11 +46,11 @@ def _presented_key(request: Request) -> str | None:
     return None
 
 
-def calculator_guard(request: Request) -> None:
+async def calculator_guard(request: Request) -> None:
     """The API's access rule, with HTTP Basic (password = API key) also accepted for browsers."""
     settings = request.app.state.settings
     if not settings.auth_enabled:
-        require_loopback_or_allowed(request)
+        check_loopback_or_allowed(request)
         return
     presented = _presented_key(request)
     if not presented or not key_matches(presented, settings.api_key_list):

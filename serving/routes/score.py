@@ -3,10 +3,10 @@
 Note: no ``from __future__ import annotations`` here: the endpoints are annotated with request
 models generated at app creation, which FastAPI must see as classes, not strings.
 """
-import json
 import logging
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -36,16 +36,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"),
-                            check_circular=False)
-
-
 class ScoreJSONResponse(JSONResponse):
-    """JSONResponse with the same bytes, from one reusable encoder without the circular-reference
-    check (score results are trees of plain values built by the scorer)."""
+    """JSONResponse rendered by orjson: the score results are trees of plain values (finite floats
+    or null) built by the scorer, and a full result (~13 KB) renders about ten times faster than
+    with the standard library, which was a sixth of a single-patient request."""
 
     def render(self, content: Any) -> bytes:
-        return _ENCODER.encode(content).encode("utf-8")
+        return orjson.dumps(content)
 
 
 def _patient_dict(patient) -> dict:
@@ -97,9 +94,12 @@ def build_router(models: RequestModels, dependencies: list) -> APIRouter:
     ScoreRequest = models.score
     BatchScoreRequest = models.batch
 
-    def score(request: Request, body: ScoreRequest) -> JSONResponse:  # type: ignore[valid-type]
+    async def score(request: Request, body: ScoreRequest) -> JSONResponse:  # type: ignore[valid-type]
         """Predict one patient's outcomes under exercise therapy and under the comparator, and the
         benefit of exercise. Any covariate may be absent; the baselines are required."""
+        # One patient is about a millisecond of CPU: scored on the event loop itself, which is
+        # faster under load than a hop to the thread pool and back (and GIL contention there).
+        # Batches (up to LBP_MAX_BATCH patients) stay on the thread pool.
         results = _score(request, "/v1/score", [_patient_dict(body.patient)], body.comparator, body.outcomes)
         if isinstance(results, JSONResponse):
             return results

@@ -1,0 +1,430 @@
+"""A model's tasks compiled into one flat program for the fused kernel (:mod:`predict._fused`).
+
+:func:`compile_program` turns the prepared exports of every task (learners, stacks, X/DR
+nuisances, LightGBM forests, linear blocks, interval models) and one comparator into integer and
+float tables; :meth:`Program.run` scores a feature matrix with them and returns what
+:func:`predict.runtime.task_scores` returns per task. The per-learner functions in
+:mod:`predict.runtime` stay the reference (and the path used without numba or for anything this
+compiler does not take: it returns None then); tests compare the two to 1e-9.
+
+Batches of at least :data:`PARALLEL_MIN_ROWS` patients are split over a few threads (the kernel
+releases the GIL); smaller ones, e.g. one HTTP request, run on the calling thread.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from predict import _fast
+from predict import _fused as fz
+from predict import runtime as rt
+
+PARALLEL_MIN_ROWS = 4096
+PATTERN_CACHE = 512  # missing-data patterns kept per program (each T x (p x p + M x p) floats)
+
+
+def default_threads() -> int:
+    """Threads for large batches: ``LBP_SCORE_THREADS`` if set, else the CPUs this process may
+    use (at most 8)."""
+    env = os.environ.get("LBP_SCORE_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class _Builder:
+    def __init__(self, p: int):
+        self.p = p
+        self.leaf_int: list[list[int]] = []
+        self.leaf_float: list[list[float]] = []
+        self.theta: list[np.ndarray] = []
+        self.n_theta = 0
+        self.V: list[np.ndarray] = []
+        self.n_V = 0
+        self.VM: list[np.ndarray] = []
+        self.n_VM = 0
+        self.DES: list[np.ndarray] = []
+        self.n_DES = 0
+        self.blocks: list[list[int]] = []
+        self.cols: dict[str, list] = {k: [] for k in ("feat", "kind", "tj", "t2", "t1", "r1", "r2", "inv_norm",
+                                                      "level", "loc", "inv_scale", "dest", "dw", "ew")}
+        self.center: list[np.ndarray] = []
+        self.n_center = 0
+        self.forests: list[list[int]] = []
+        self.forest_zero: list[int] = []
+        self.nodes: dict[str, list] = {k: [] for k in ("roots", "feat", "thr", "nanch", "mtype", "left", "right", "ch", "leafv")}
+        self.n_nodes = 0
+        self.n_leaves = 0
+        self.n_roots = 0
+        self.max_design = 1
+        self.max_K = 1
+        self.forest_ids: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ pieces
+    def _floats(self, store: list, count: str, a) -> int:
+        a = np.ascontiguousarray(np.asarray(a, float).ravel())
+        off = getattr(self, count)
+        store.append(a)
+        setattr(self, count, off + a.size)
+        return off
+
+    def forest(self, exp: dict, name: str) -> int:
+        fo = (exp.get("_forests") or {}).get(name)
+        if fo is None:
+            raise _Unsupported(f"booster {name} not compiled")
+        hit = self.forest_ids.get(id(fo))
+        if hit is not None:
+            return hit
+        if fo["n_features"] > self.p:
+            raise _Unsupported("booster uses more features than the model has")
+        no, lo = self.n_nodes, self.n_leaves
+
+        def remap(ch: np.ndarray) -> np.ndarray:
+            ch = ch.astype(np.int64)
+            return np.where(ch >= 0, ch + no, ch - lo)  # leaf ~l -> ~(l + lo)
+
+        nd = self.nodes
+        nd["roots"].append(remap(fo["roots"]))
+        nd["feat"].append(fo["feat"].astype(np.int64))
+        nd["thr"].append(fo["thr"].astype(float))
+        nd["nanch"].append(remap(fo["nanch"]))
+        nd["mtype"].append(fo["mtype"].astype(np.int64))
+        nd["left"].append(remap(fo["left"]))
+        nd["right"].append(remap(fo["right"]))
+        nd["leafv"].append(fo["leafv"].astype(float))
+        ch = np.empty(2 * fo["feat"].size, np.int64)
+        ch[0::2], ch[1::2] = remap(fo["left"]), remap(fo["right"])
+        nd["ch"].append(ch)
+        r0 = self.n_roots
+        self.n_roots += fo["roots"].size
+        self.n_nodes += fo["feat"].size
+        self.n_leaves += fo["leafv"].size
+        self.forests.append([r0, self.n_roots])
+        self.forest_zero.append(1 if fo["has_zero"] else 0)
+        fid = len(self.forests) - 1
+        self.forest_ids[id(fo)] = fid
+        return fid
+
+    def block(self, blk: dict | None, coef: np.ndarray, centred: bool) -> int:
+        if blk is None:
+            if coef.size:
+                raise _Unsupported("coefficients without a block")
+            return -1
+        cc = blk.get("_cols")
+        if cc is None:
+            raise _Unsupported("block not compiled")
+        ncol = cc["feat"].size
+        if blk["type"] == "index":
+            nd = 1
+            dest = np.zeros(ncol, np.int64)
+            dw = np.asarray(blk["beta"], float)
+            if dw.size != ncol:
+                raise _Unsupported("index block size")
+        else:
+            nd = ncol
+            dest = np.arange(ncol, dtype=np.int64)
+            dw = np.ones(ncol)
+        if coef.size != nd:
+            raise _Unsupported("block size differs from its coefficients")
+        if np.any(cc["feat"] >= self.p) or np.any(cc["feat"] < 0):
+            raise _Unsupported("block feature index")
+        c0 = len(self.cols["feat"])
+        # the columns sorted by kind (linear, spline, one-hot): the kernel's branch on the kind then
+        # takes the same way for runs of columns
+        order = np.argsort(np.asarray(cc["kind"]), kind="stable")
+        safe = lambda num, den: np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den != 0)  # noqa: E731
+        derived = {"r1": safe(np.asarray(cc["c1"], float), np.asarray(cc["d"], float)),
+                   "r2": safe(np.asarray(cc["c2"], float), np.asarray(cc["d"], float)),
+                   "inv_norm": safe(np.ones(ncol), np.asarray(cc["norm"], float)),
+                   "inv_scale": safe(np.ones(ncol), np.asarray(cc["scale"], float))}
+        if np.any(np.asarray(cc["scale"], float) == 0):
+            raise _Unsupported("zero scale")
+        for k in ("feat", "kind", "tj", "t2", "t1", "level", "loc"):
+            self.cols[k].extend(np.asarray(cc[k])[order].tolist())
+        for k, v in derived.items():
+            self.cols[k].extend(v[order].tolist())
+        self.cols["dest"].extend(dest[order].tolist())
+        self.cols["dw"].extend(dw[order].tolist())
+        # the draws' delta weights, as predict.runtime._block_delta forms them
+        if blk["type"] == "index":
+            ew = np.asarray(blk["beta"], float) * coef[0] / cc["scale"]
+        else:
+            ew = coef / cc["scale"]
+        self.cols["ew"].extend(np.asarray(ew, float)[order].tolist())
+        coff = -1
+        if centred:
+            ctr = np.asarray(blk["center"], float).ravel()
+            if ctr.size != nd:
+                raise _Unsupported("centre size")
+            coff = self._floats(self.center, "n_center", ctr)
+        self.max_design = max(self.max_design, nd)
+        self.blocks.append([c0, c0 + ncol, nd, coff])
+        return len(self.blocks) - 1
+
+    # ------------------------------------------------------------------ learners
+    def leaf(self, exp: dict, comparator: str, nuisance: bool = False) -> int:
+        """Append the leaf record(s) of one non-stacked export; returns its leaf index."""
+        kind = exp["kind"]
+        comps = list(exp["comparators"])
+        if comparator not in comps:
+            raise _Unsupported("comparator not in a member's classes")
+        C = len(comps)
+        rec = [0] * fz.N_LEAF_INT
+        flt = [0.0, 1.0, 0.0]
+        rec[fz.K_NUIS] = rec[fz.K_FA] = rec[fz.K_FB] = rec[fz.K_PROG] = rec[fz.K_MOD] = -1
+        rec[fz.K_V] = rec[fz.K_VM] = rec[fz.K_AVA] = rec[fz.K_AVC] = rec[fz.K_DES] = -1
+        rec[fz.K_CONT] = 1 if exp["outcome_type"] == "continuous" else 0
+        rec[fz.K_TREEIN] = 0 if exp.get("tree_missing", "native") == "native" else 1
+        iv = exp.get("interval") if not nuisance else None
+        if kind in ("x_learner", "dr_learner"):
+            nu = exp.get("nuisance")
+            if not isinstance(nu, dict) or nu.get("kind") != "t_learner":
+                raise _Unsupported("X/DR nuisance is not a T-learner")
+            rec[fz.K_KIND] = fz.KIND_XDR
+            rec[fz.K_NUIS] = self.leaf(nu, comparator, nuisance=True)
+            if kind == "x_learner":
+                e = float(exp["combine"]["e"])
+                rec[fz.K_FA] = self.forest(exp, "tau0")
+                rec[fz.K_FB] = self.forest(exp, "tau1")
+                flt[1], flt[2] = e, 1 - e
+            else:
+                rec[fz.K_FA] = self.forest(exp, "tau")
+            flt[0] = float(exp["combine"]["class_benefit"][comparator])
+        elif kind in rt.LINEAR_KINDS or kind == "t_learner":
+            lin = exp["linear"]
+            theta = np.asarray(lin["theta"], float)
+            n_prog, n_mod = int(lin["n_prog"]), int(lin["n_mod"])
+            K = theta.size
+            if K != 1 + C + n_prog + n_mod:
+                raise _Unsupported("theta layout")
+            rec[fz.K_KIND] = fz.KIND_T if kind == "t_learner" else fz.KIND_LIN
+            rec[fz.K_LINK] = 0 if lin["link"] == "identity" else 1
+            rec[fz.K_K], rec[fz.K_C], rec[fz.K_D] = K, C, 1 + comps.index(comparator)
+            rec[fz.K_NPROG], rec[fz.K_NMOD] = n_prog, n_mod
+            rec[fz.K_PROG] = self.block(lin["prog"], theta[1 + C:1 + C + n_prog], centred=False)
+            rec[fz.K_MOD] = self.block(lin.get("modifier"), theta[K - n_mod:], centred=True)
+            rec[fz.K_THETA] = self._floats(self.theta, "n_theta", theta)
+            self.max_K = max(self.max_K, K)
+            if kind == "t_learner":
+                rec[fz.K_FA] = self.forest(exp, "active")
+                if not nuisance:  # an X/DR nuisance gives its active-arm prediction only
+                    rec[fz.K_FB] = self.forest(exp, "control")
+        else:
+            raise _Unsupported(f"learner kind {kind}")
+        if iv is None:
+            rec[fz.K_IV] = fz.IV_NONE
+        elif iv.get("method") == "delta" and kind in rt.LINEAR_KINDS:
+            V = np.asarray(iv["theta_cov"], float)
+            if V.shape != (rec[fz.K_K], rec[fz.K_K]):
+                raise _Unsupported("theta_cov shape")
+            rec[fz.K_IV] = fz.IV_DELTA
+            rec[fz.K_V] = self._floats(self.V, "n_V", V)
+            rec[fz.K_ARM] = int(rec[fz.K_CONT] == 1 and rec[fz.K_LINK] == 0)
+        elif iv.get("method") == "varmodel":
+            des = iv["design"]
+            loc, scale = np.asarray(des["loc"], float), np.asarray(des["scale"], float)
+            vm = np.asarray(iv["varmodel"][comparator], float)
+            if loc.size != self.p or scale.size != self.p or vm.size != 1 + 2 * self.p:
+                raise _Unsupported("variance-model design size")
+            rec[fz.K_IV] = fz.IV_VARMODEL
+            rec[fz.K_DES] = self._floats(self.DES, "n_DES", np.concatenate([loc, scale]))
+            rec[fz.K_VM] = self._floats(self.VM, "n_VM", vm)
+            avm = iv.get("arm_varmodel")
+            if (rec[fz.K_CONT] == 1 and kind in ("t_learner", "x_learner", "dr_learner") and isinstance(avm, dict)
+                    and comparator in avm and "__active__" in avm):
+                va, vc = np.asarray(avm["__active__"], float), np.asarray(avm[comparator], float)
+                if va.size != 1 + 2 * self.p or vc.size != 1 + 2 * self.p:
+                    raise _Unsupported("arm variance-model size")
+                rec[fz.K_ARM] = 1
+                rec[fz.K_AVA] = self._floats(self.VM, "n_VM", va)
+                rec[fz.K_AVC] = self._floats(self.VM, "n_VM", vc)
+        else:
+            raise _Unsupported(f"interval method {iv.get('method')!r} for {kind}")
+        self.leaf_int.append(rec)
+        self.leaf_float.append(flt)
+        return len(self.leaf_int) - 1
+
+
+class Program:
+    """The compiled tables for one comparator (see module docstring). Thread-safe once built."""
+
+    def __init__(self, tasks: list[int], imputers: list[dict], arrays: dict, p: int, M: int):
+        self.tasks = tasks  # positions (in the exports given to compile_program) of the compiled tasks
+        self.imputers = imputers
+        self.a = arrays
+        self.p = p
+        self.M = M
+        self._patterns: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def _pattern(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = m.tobytes()
+        hit = self._patterns.get(key)
+        if hit is not None:
+            return hit
+        T, p, M = len(self.imputers), self.p, self.M
+        A = np.zeros((T, p, p))
+        N = np.zeros((T, M, p))
+        if m.any():
+            for t, imp in enumerate(self.imputers):
+                A[t], N[t, :np.asarray(imp["z"]).shape[0]] = rt.pattern_part(imp, m)
+        with self._lock:
+            if len(self._patterns) >= PATTERN_CACHE:
+                self._patterns.clear()
+            self._patterns[key] = (A, N)
+        return A, N
+
+    def run(self, F: np.ndarray, groups=None, arms: bool = False, threads: int | None = None) -> np.ndarray:
+        """Scores (9, T, n) of the compiled tasks for the feature matrix F (NaN = missing); rows as
+        in :mod:`predict._fused`. ``groups``: :func:`predict.runtime.pattern_groups` of F."""
+        F = np.ascontiguousarray(F, dtype=np.float64)
+        n = F.shape[0]
+        T = len(self.tasks)
+        out = np.empty((9, T, n))
+        if n == 0 or T == 0:
+            return out
+        keys, inv = groups if groups is not None else rt.pattern_groups(F)
+        parts = [self._pattern(m) for m in keys]
+        A = np.stack([q[0] for q in parts])
+        N = np.stack([q[1] for q in parts])
+        inv = np.ascontiguousarray(inv, dtype=np.int64)
+        a = self.a
+        args = (a["TI"], a["MU"], a["LO"], a["HI"], a["BIN"], a["LI"], a["LF"], a["MEM"], a["LW"], a["LWN"], a["THETA"],
+                a["VV"], a["VM"], a["DES"], a["BI"], a["CF"], a["CK"], a["CTJ"], a["CT2"], a["CT1"], a["CR1"],
+                a["CR2"], a["CIN"], a["CLEV"], a["CLOC"], a["CIS"], a["CDEST"], a["CDW"], a["CEW"],
+                a["CENTER"], a["FI"], a["FZ"], a["roots"], a["feat"], a["thr"], a["nanch"], a["mtype"], a["left"],
+                a["right"], a["ch"], a["leafv"], a["max_design"], a["max_K"], out)
+        k = default_threads() if threads is None else max(1, int(threads))
+        if k == 1 or n < PARALLEL_MIN_ROWS:
+            fz._run(F, inv, A, N, 0, n, arms, *args)
+            return out
+        bounds = np.linspace(0, n, k + 1).astype(int)
+        ex = pool(k)
+        futs = [ex.submit(fz._run, F, inv, A, N, int(bounds[j]), int(bounds[j + 1]), arms, *args)
+                for j in range(k)]
+        for f in futs:
+            f.result()
+        return out
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def pool(k: int) -> ThreadPoolExecutor:
+    """The process's scoring thread pool, with at least ``k`` threads."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < k:
+            _POOL = ThreadPoolExecutor(max_workers=k, thread_name_prefix="lbp-score")
+        return _POOL
+
+
+def warm_up() -> bool:
+    """Compile the fused kernel now (or load it from numba's on-disk cache) by calling it on an
+    empty program of the right types; True if it is usable. The first compilation after
+    installing takes some 20 s; scoring a first patient would otherwise pay it."""
+    if not _fast.AVAILABLE or not _fast.ready():
+        return False
+    i1 = lambda: np.zeros(0, np.int64)  # noqa: E731
+    f1 = lambda: np.zeros(0)  # noqa: E731
+    p = 1
+    args = (np.zeros((0, fz.N_TASK_INT), np.int64), np.zeros((0, p)), np.zeros((0, p)), np.zeros((0, p)),
+            np.zeros((0, p), np.bool_), np.zeros((0, fz.N_LEAF_INT), np.int64), np.zeros((0, 3)), i1(), f1(), f1(),
+            f1(), f1(), f1(), f1(), np.zeros((0, 4), np.int64), i1(), i1(), f1(), f1(), f1(), f1(), f1(), f1(), f1(),
+            f1(), f1(), i1(), f1(), f1(), f1(), np.zeros((0, 2), np.int64), i1(), i1(), i1(), f1(), i1(), i1(), i1(),
+            i1(), i1(), f1(), 1, 1, np.zeros((9, 0, 0)))
+    fz._run(np.zeros((0, p)), i1(), np.zeros((0, 0, p, p)), np.zeros((0, 0, 1, p)), 0, 0, False, *args)
+    return True
+
+
+def compile_program(exps: list[dict], comparator: str) -> Program | None:
+    """The program scoring ``comparator`` for every export in ``exps`` that has it as a class
+    (exports prepared by :func:`predict.runtime.prepare_fast`); None if numba is unavailable or
+    anything is outside what the kernel reproduces (the caller then uses runtime.task_scores)."""
+    if not _fast.AVAILABLE or not _fast.ready() or not exps:
+        return None
+    p = len(exps[0]["features"]["names"])
+    b = _Builder(p)
+    tasks, imputers, ti = [], [], []
+    mem_ids: list[int] = []
+    mem_w: list[float] = []
+    mem_wn: list[float] = []
+    try:
+        for pos, exp in enumerate(exps):
+            if comparator not in exp["comparators"]:
+                continue
+            if not rt.fast_ready(exp) or len(exp["features"]["names"]) != p:
+                raise _Unsupported("export not prepared for the fast path")
+            imp = exp["imputer"]
+            if np.asarray(imp["mean"]).size != p:
+                raise _Unsupported("imputer size")
+            cont = exp["outcome_type"] == "continuous"
+            if exp["kind"] == "stacked":
+                mem = exp["members"]
+                w = np.asarray(mem["weights"], float)
+                wn = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
+                if exp["interval"].get("method") != "stack" or len(mem["exports"]) != w.size or w.size == 0:
+                    raise _Unsupported("stack layout")
+                m0 = len(mem_ids)
+                for j, e in enumerate(mem["exports"]):
+                    if e["kind"] == "stacked" or e["outcome_type"] != exp["outcome_type"]:
+                        raise _Unsupported("nested stack or mixed outcome types")
+                    mem_ids.append(b.leaf(e, comparator))
+                    mem_w.append(float(w[j]))
+                    mem_wn.append(float(wn[j]))
+                m1, stacked = len(mem_ids), 1
+            else:
+                m0 = len(mem_ids)
+                mem_ids.append(b.leaf(exp, comparator))
+                mem_w.append(1.0)
+                mem_wn.append(1.0)
+                m1, stacked = m0 + 1, 0
+            arms_ok = int(cont and all(b.leaf_int[mem_ids[m]][fz.K_ARM] == 1 for m in range(m0, m1)))
+            M = int(np.asarray(imp["z"]).shape[0])
+            ti.append([m0, m1, stacked, int(cont), arms_ok, M, len(imputers)])
+            tasks.append(pos)
+            imputers.append(imp)
+    except (_Unsupported, KeyError, TypeError, ValueError, IndexError):
+        return None
+    if not tasks:
+        return None
+    M = max(r[fz.T_M] for r in ti)
+    cat = lambda parts, dt=float: np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0, dt), dtype=dt)  # noqa: E731
+    i64 = lambda v: np.ascontiguousarray(np.asarray(v, np.int64))  # noqa: E731
+    f64 = lambda v: np.ascontiguousarray(np.asarray(v, float))  # noqa: E731
+    arrays = {
+        "TI": i64(ti).reshape(len(ti), fz.N_TASK_INT),
+        "MU": np.stack([f64(i["mean"]) for i in imputers]), "LO": np.stack([f64(i["lower"]) for i in imputers]),
+        "HI": np.stack([f64(i["upper"]) for i in imputers]),
+        "BIN": np.stack([np.asarray(i["binary"], np.bool_) for i in imputers]),
+        "LI": i64(b.leaf_int).reshape(len(b.leaf_int), fz.N_LEAF_INT), "LF": f64(b.leaf_float).reshape(-1, 3),
+        "MEM": i64(mem_ids), "LW": f64(mem_w), "LWN": f64(mem_wn),
+        "THETA": cat(b.theta), "VV": cat(b.V), "VM": cat(b.VM), "DES": cat(b.DES),
+        "BI": i64(b.blocks).reshape(len(b.blocks), 4), "CENTER": cat(b.center),
+        "FI": i64(b.forests).reshape(len(b.forests), 2), "FZ": i64(b.forest_zero), "max_K": int(b.max_K), "max_design": int(b.max_design),
+    }
+    for k, col in (("CF", "feat"), ("CK", "kind"), ("CDEST", "dest")):
+        arrays[k] = i64(b.cols[col])
+    for k, col in (("CTJ", "tj"), ("CT2", "t2"), ("CT1", "t1"), ("CR1", "r1"), ("CR2", "r2"), ("CIN", "inv_norm"),
+                   ("CLEV", "level"), ("CLOC", "loc"), ("CIS", "inv_scale"), ("CDW", "dw"), ("CEW", "ew")):
+        arrays[k] = f64(b.cols[col])
+    for k in ("roots", "feat", "nanch", "mtype", "left", "right", "ch"):
+        arrays[k] = cat(b.nodes[k], np.int64) if b.nodes[k] else np.zeros(0, np.int64)
+    for k in ("thr", "leafv"):
+        arrays[k] = cat(b.nodes[k]) if b.nodes[k] else np.zeros(0)
+    return Program(tasks, imputers, arrays, p, M)
