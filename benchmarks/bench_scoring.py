@@ -91,6 +91,13 @@ def in_process(scorer, comp: str, n: int) -> dict:
     timed("table_patients_per_s_without_explanations_complete_inputs", lambda: scorer.score_table(full, comp), n)
     timed("table_patients_per_s_with_explanations_complete_inputs",
           lambda: scorer.score_table(full, comp, explain=True), n)
+    timed("table_patients_per_s_scores_only_complete_inputs",
+          lambda: scorer.score_table(full, comp, details=False), n)
+    # the same on one thread (score_table splits batches over the available cores by default)
+    timed("table_patients_per_s_without_explanations_one_thread", lambda: scorer.score_table(df, comp, threads=1), n)
+    timed("table_patients_per_s_without_explanations_complete_inputs_one_thread",
+          lambda: scorer.score_table(full, comp, threads=1), n)
+    out["score_threads"] = __import__("predict.program", fromlist=["default_threads"]).default_threads()
     recs = [{k: v for k, v in r.items() if v == v} for r in df.head(min(n, 5000)).to_dict("records")]
     for explain in (False, True):
         def dicts(explain=explain):
@@ -184,7 +191,23 @@ def stop(p: subprocess.Popen) -> None:
         p.kill()
 
 
-def http(model: Path, scorer, comp: str, duration: float, n_soak: int, workers: int = 1) -> dict:
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median requests/s (its own p50/p99), plus the spread over the rounds."""
+    order = sorted(runs, key=lambda r: r["rps"])
+    med = dict(order[len(order) // 2])
+    med["rps_rounds"] = [r["rps"] for r in runs]
+    return med
+
+
+def server_stack() -> dict:
+    """What uvicorn serves HTTP with here (both servers use the same)."""
+    import importlib.util
+
+    return {"uvicorn_http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+            "uvicorn_loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"}
+
+
+def http(model: Path, scorer, comp: str, duration: float, n_soak: int, workers: int = 1, rounds: int = 3) -> dict:
     import numpy as np
 
     if not shutil.which("wrk"):
@@ -194,6 +217,8 @@ def http(model: Path, scorer, comp: str, duration: float, n_soak: int, workers: 
     res: dict = {}
     ours_port, bare_port = free_port(), free_port()
     res["workers"] = workers
+    res["rounds"] = rounds
+    res["server"] = server_stack()
     ours = start([sys.executable, "-m", "lbp_benefit", "serve", "--model", str(model), "--port", str(ours_port),
                   "--workers", str(workers)], env, f"http://127.0.0.1:{ours_port}/readyz")
     bare = start([sys.executable, "-m", "uvicorn", "--factory", "benchmarks.bare_lightgbm_api:create_app",
@@ -209,7 +234,16 @@ def http(model: Path, scorer, comp: str, duration: float, n_soak: int, workers: 
                    "bare_no_treeshap": (f"http://127.0.0.1:{bare_port}/score?shap=false", bare_body)}
         for name, (url, b) in targets.items():
             wrk(url, b, 4, 2)  # warm-up
-            res[name] = [wrk(url, b, c, duration) for c in (1, 16, 64)]
+        # rounds: every endpoint at every concurrency once per round, interleaved, so that a change
+        # in the shared machine's speed hits all of them alike; the median round is reported
+        runs: dict = {name: {c: [] for c in (1, 16, 64)} for name in targets}
+        for _ in range(rounds):
+            for c in (1, 16, 64):
+                for name, (url, b) in targets.items():
+                    runs[name][c].append(wrk(url, b, c, duration))
+        for name in targets:
+            res[name] = [_median_run(runs[name][c]) for c in (1, 16, 64)]
+            res[name + "_rounds"] = {str(c): runs[name][c] for c in (1, 16, 64)}
         # soak: >= n_soak requests at concurrency 16, resident memory before and after
         url, b = targets["ours"]
         rps = max(res["ours"][1]["rps"], 1.0)
@@ -234,6 +268,7 @@ def render(res: dict) -> str:
              f"{', '.join(f'{x:.2f}' for x in m['loadavg'])}; end {', '.join(f'{x:.2f}' for x in res['machine_end']['loadavg'])})",
              "", f"Model `{res['model_id']}` (tasks: {', '.join(f'{k} {v}' for k, v in res['tasks'].items())}).",
              f"Patients: simulated participants, {ip['missing_share'] * 100:.0f}% of covariate values missing.", "",
+             f"score_table splits a batch over {ip.get('score_threads', '?')} threads unless told otherwise.", "",
              "| in-process | patients/s (wall) | patients per CPU-second |", "|---|---|---|"]
     for k, label in (("table_patients_per_s_without_explanations", "score_table, batch of 20,000, no explanations"),
                      ("table_patients_per_s_with_explanations", "score_table, batch of 20,000, with explanations"),
@@ -243,6 +278,12 @@ def render(res: dict) -> str:
                       "score_table, same patients with every covariate filled in (no missing-data draws)"),
                      ("table_patients_per_s_with_explanations_complete_inputs",
                       "score_table, every covariate filled in, with explanations"),
+                     ("table_patients_per_s_scores_only_complete_inputs",
+                      "score_table, every covariate filled in, score columns only (details=False)"),
+                     ("table_patients_per_s_without_explanations_one_thread",
+                      "score_table, no explanations, one thread (threads=1)"),
+                     ("table_patients_per_s_without_explanations_complete_inputs_one_thread",
+                      "score_table, every covariate filled in, one thread"),
                      ("dicts_batch100_patients_per_s_without_explanations", "score(), dicts, batches of 100, no explanations"),
                      ("dicts_batch100_patients_per_s_with_explanations", "score(), dicts, batches of 100, with explanations")):
         if k in ip:
@@ -257,7 +298,11 @@ def render(res: dict) -> str:
     h = res.get("http") or {}
     if "ours" in h:
         nw = h.get("workers", 1)
-        lines += [f"| HTTP endpoint (wrk, loopback, {nw} worker process{'es' if nw > 1 else ''} each) | concurrency | "
+        sv = h.get("server", {})
+        lines += [f"uvicorn with {sv.get('uvicorn_http', '?')} and {sv.get('uvicorn_loop', '?')} for both servers; "
+                  f"{h.get('rounds', 1)} interleaved rounds per row, the median round shown (requests/s of every "
+                  "round in brackets).", "",
+                  f"| HTTP endpoint (wrk, loopback, {nw} worker process{'es' if nw > 1 else ''} each) | concurrency | "
                   "requests/s | p50 ms | p99 ms | non-2xx |",
                   "|---|---|---|---|---|---|"]
         names = {"ours": "ours: POST /v1/score (validation, intervals, explanation, logs)",
@@ -265,8 +310,9 @@ def render(res: dict) -> str:
                  "bare_no_treeshap": "bare FastAPI: 2 x 300-tree LightGBM predict"}
         for key, label in names.items():
             for r in h[key]:
-                lines.append(f"| {label} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                             f"{r['non_2xx'] + r['socket_errors']} |")
+                spread = " [" + ", ".join(f"{x:.0f}" for x in r["rps_rounds"]) + "]" if "rps_rounds" in r else ""
+                lines.append(f"| {label} | {r['concurrency']} | {r['rps']:.0f}{spread} | {r['p50_ms']:.1f} | "
+                             f"{r['p99_ms']:.1f} | {r['non_2xx'] + r['socket_errors']} |")
         sk = h.get("soak", {})
         if sk:
             lines += ["", f"Soak at concurrency 16: {sk['requests']:,} + {sk['more_requests']:,} requests, "
@@ -285,6 +331,7 @@ def main(argv=None) -> None:
     ap.add_argument("--soak", type=int, default=20000, help="requests for the memory soak")
     ap.add_argument("--no-http", action="store_true")
     ap.add_argument("--workers", type=int, default=1, help="worker processes for both HTTP servers")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the HTTP runs (median reported)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scoring.json")
     ap.add_argument("--render", type=Path, default=None, help="only print the Markdown of a results JSON")
     a = ap.parse_args(argv)
@@ -304,7 +351,7 @@ def main(argv=None) -> None:
     res["in_process"] = in_process(scorer, a.comparator, a.n)
     print(json.dumps(res["in_process"], indent=1), flush=True)
     if not a.no_http:
-        res["http"] = http(model, scorer, a.comparator, a.duration, a.soak, a.workers)
+        res["http"] = http(model, scorer, a.comparator, a.duration, a.soak, a.workers, a.rounds)
     res["machine_end"] = machine()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")

@@ -94,10 +94,41 @@ def compile_forest(booster) -> dict | None:
     i32 = lambda v: np.asarray(v, np.int32)  # noqa: E731
     ch = np.empty(2 * len(feat), np.int32)  # children side by side: ch[2k + (x > threshold)]
     ch[0::2], ch[1::2] = left, right
-    return {"ch": ch, "has_zero": bool(any(t == 1 for t in mtype)), "roots": i32(roots), "feat": i32(feat),
-            "thr": np.asarray(thr, float), "nanch": i32([nanch[k] for k in range(len(feat))]),
-            "mtype": np.asarray(mtype, np.int8), "left": i32(left), "right": i32(right),
-            "leafv": np.asarray(leafv, float), "n_features": int(d.get("max_feature_idx", -1)) + 1}
+    nan_list = [nanch[k] for k in range(len(feat))]
+    out = {"ch": ch, "has_zero": bool(any(t == 1 for t in mtype)), "roots": i32(roots), "feat": i32(feat),
+           "thr": np.asarray(thr, float), "nanch": i32(nan_list),
+           "mtype": np.asarray(mtype, np.int8), "left": i32(left), "right": i32(right),
+           "leafv": np.asarray(leafv, float), "n_features": int(d.get("max_feature_idx", -1)) + 1}
+    out["lock"] = _lockstep(out)
+    return out
+
+
+def _lockstep(fo: dict) -> dict:
+    """The forest with its leaves as ordinary nodes that lead to themselves (numbered after the
+    internal nodes; threshold +inf, so any value stays), and each tree's depth: a walk is then
+    exactly ``depth`` steps with no test for having arrived, so several patients' walks through
+    one tree can run side by side (:func:`_forest_raw_lockstep`)."""
+    ni, nl = fo["feat"].size, fo["leafv"].size
+    node = lambda c: np.where(c >= 0, c, ni + (-c - 1))  # noqa: E731
+    ch = np.empty(2 * (ni + nl), np.int64)
+    ch[0:2 * ni:2], ch[1:2 * ni:2] = node(fo["left"].astype(np.int64)), node(fo["right"].astype(np.int64))
+    ch[2 * ni::2] = ch[2 * ni + 1::2] = np.arange(ni, ni + nl)
+    nan = np.concatenate([node(fo["nanch"].astype(np.int64)), np.arange(ni, ni + nl)])
+    feat = np.concatenate([fo["feat"].astype(np.int64), np.zeros(nl, np.int64)])
+    thr = np.concatenate([fo["thr"], np.full(nl, np.inf)])
+    val = np.concatenate([np.zeros(ni), fo["leafv"]])
+    roots = node(fo["roots"].astype(np.int64))
+    depth = np.zeros(roots.size, np.int64)
+    for t, r in enumerate(roots):  # iterative depth of each tree
+        stack, best = [(int(r), 0)], 0
+        while stack:
+            k, dep = stack.pop()
+            if k >= ni:
+                best = max(best, dep)
+            else:
+                stack += [(int(ch[2 * k]), dep + 1), (int(ch[2 * k + 1]), dep + 1)]
+        depth[t] = best
+    return {"roots": roots, "depth": depth, "feat": feat, "thr": thr, "nanch": nan, "ch": ch, "val": val}
 
 
 @_jit
@@ -224,13 +255,52 @@ def _forest_draws_plain(D, miss, roots, feat, thr, ch, leafv):
     return out
 
 
+_LOCK_ROWS = 32
+
+
+@_jit
+def _forest_raw_lockstep(X, roots, depth, feat, thr, nanch, ch, val):
+    """forest_raw for forests without missing type Zero: blocks of 32 patients walk each tree in
+    lockstep for the tree's depth (independent walks the processor overlaps, instead of one
+    chain of dependent loads at a time). Trees are added in order, as LightGBM does."""
+    n = X.shape[0]
+    out = np.zeros(n)
+    node = np.empty(_LOCK_ROWS, np.int64)
+    acc = np.empty(_LOCK_ROWS)
+    for i0 in range(0, n, _LOCK_ROWS):
+        m = min(_LOCK_ROWS, n - i0)
+        for b in range(m):
+            acc[b] = 0.0
+        for t in range(roots.size):
+            r = roots[t]
+            for b in range(m):
+                node[b] = r
+            for _ in range(depth[t]):
+                for b in range(m):
+                    nd = node[b]
+                    v = X[i0 + b, feat[nd]]
+                    if v != v:
+                        node[b] = nanch[nd]
+                    else:
+                        node[b] = ch[2 * nd + (v > thr[nd])]
+            for b in range(m):
+                acc[b] += val[node[b]]
+        for b in range(m):
+            out[i0 + b] = acc[b]
+    return out
+
+
 def _forest_args(fo: dict):
     return fo["roots"], fo["feat"], fo["thr"], fo["nanch"], fo["mtype"], fo["left"], fo["right"], fo["leafv"]
 
 
 def forest_raw(fo: dict, X: np.ndarray) -> np.ndarray:
     """Raw score of every row of X (n, p): booster.predict(X, raw_score=True)."""
-    return _forest_raw(np.ascontiguousarray(X, dtype=np.float64), *_forest_args(fo))
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    lk = fo.get("lock")
+    if lk is not None and not fo["has_zero"]:
+        return _forest_raw_lockstep(X, lk["roots"], lk["depth"], lk["feat"], lk["thr"], lk["nanch"], lk["ch"], lk["val"])
+    return _forest_raw(X, *_forest_args(fo))
 
 
 def forest_draws(fo: dict, D: np.ndarray, miss: np.ndarray) -> np.ndarray:

@@ -14,9 +14,12 @@ are built one at a time on the stack instead of as (n, M, p) arrays, each tree i
 patient to its first split on a missing feature, and a linear learner's predictor moves on each
 draw only through the basis columns of the missing features (as in :mod:`predict._fast`).
 
-Output ``out`` (9, T, n): exercise, comparator, benefit, se_est, var_missing (benefit), arm SE
-exercise, arm SE comparator, draw variance exercise, draw variance comparator (the last four NaN
-where the task has no per-arm uncertainty or ``arms`` is False).
+Output ``out`` (17, T, n): exercise, comparator, benefit, se_est, var_missing (benefit), arm SE
+exercise, arm SE comparator, draw variance exercise, draw variance comparator (these four NaN
+where the task has no per-arm uncertainty or ``arms`` is False); then the intervals the scorer
+reports, from the same arithmetic as ``Scorer._compute``: the benefit's CI and prediction
+interval (SE = sqrt(se_est^2 + var_missing), the PI adds the task's tau; clipped to +-lim) and
+the per-arm CIs (sqrt(arm SE^2 + draw variance), clipped to 0-100; NaN without arms).
 """
 from __future__ import annotations
 
@@ -56,7 +59,9 @@ IV_DELTA, IV_VARMODEL, IV_NONE = 0, 1, 2
 T_L0, T_L1, T_STACKED, T_CONT, T_ARMS, T_M, T_IMP = range(7)
 N_TASK_INT = 7
 # output rows
-O_A, O_C, O_B, O_SE, O_VAR, O_SEA, O_SEC, O_VA, O_VC = range(9)
+O_A, O_C, O_B, O_SE, O_VAR, O_SEA, O_SEC, O_VA, O_VC, O_CILO, O_CIHI, O_PILO, O_PIHI, O_EXLO, O_EXHI, O_CPLO, \
+    O_CPHI = range(17)
+N_OUT = 17
 
 
 @_helper
@@ -229,7 +234,7 @@ def _quad(Vm, g, K):
 
 
 @_kernel
-def _run(F, inv, A, N, r0, r1, arms, TI, MU, LO, HI, BIN, LI, LF, MEM, LW, LWN, THETA, VV, VM, DES,
+def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, LW, LWN, THETA, VV, VM, DES,
          BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CLOC, CIS, CDEST, CDW, CEW, CENTER,
          FI, FZ, roots, feat, thr, nanch, mtype, left, right, ch, leafv, max_design, max_K, out):
     p = F.shape[1]
@@ -462,6 +467,7 @@ def _run(F, inv, A, N, r0, r1, arms, TI, MU, LO, HI, BIN, LI, LF, MEM, LW, LWN, 
                 if do_arms:
                     out[O_VA, t, i] = 0.0
                     out[O_VC, t, i] = 0.0
+                _intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)
                 continue
             # --- the conditional draws (M x p), built once per patient and task
             for j in range(p):
@@ -583,6 +589,37 @@ def _run(F, inv, A, N, r0, r1, arms, TI, MU, LO, HI, BIN, LI, LF, MEM, LW, LWN, 
             if do_arms:
                 out[O_VA, t, i] = _var(da, M)
                 out[O_VC, t, i] = _var(dc, M)
+            _intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)
+
+
+@_helper
+def _clip(x, lo, hi):
+    """np.minimum(np.maximum(x, lo), hi): NaN stays NaN."""
+    if x != x:
+        return x
+    return lo if x < lo else (hi if x > hi else x)
+
+
+@_helper
+def _intervals(out, t, i, z, tau, lim, do_arms):
+    b = out[O_B, t, i]
+    se = np.sqrt(out[O_SE, t, i] ** 2 + out[O_VAR, t, i])
+    sp = np.sqrt(se ** 2 + tau ** 2)
+    out[O_CILO, t, i] = _clip(b - z * se, -lim, lim)
+    out[O_CIHI, t, i] = _clip(b + z * se, -lim, lim)
+    out[O_PILO, t, i] = _clip(b - z * sp, -lim, lim)
+    out[O_PIHI, t, i] = _clip(b + z * sp, -lim, lim)
+    if do_arms:
+        sa = np.sqrt(out[O_SEA, t, i] ** 2 + out[O_VA, t, i])
+        sc = np.sqrt(out[O_SEC, t, i] ** 2 + out[O_VC, t, i])
+        a, c = out[O_A, t, i], out[O_C, t, i]
+        out[O_EXLO, t, i] = _clip(a - z * sa, 0.0, 100.0)
+        out[O_EXHI, t, i] = _clip(a + z * sa, 0.0, 100.0)
+        out[O_CPLO, t, i] = _clip(c - z * sc, 0.0, 100.0)
+        out[O_CPHI, t, i] = _clip(c + z * sc, 0.0, 100.0)
+    else:
+        for r in range(O_EXLO, O_CPHI + 1):
+            out[r, t, i] = np.nan
 
 
 @_helper

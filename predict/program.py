@@ -288,13 +288,15 @@ class Program:
             self._patterns[key] = (A, N)
         return A, N
 
-    def run(self, F: np.ndarray, groups=None, arms: bool = False, threads: int | None = None) -> np.ndarray:
-        """Scores (9, T, n) of the compiled tasks for the feature matrix F (NaN = missing); rows as
-        in :mod:`predict._fused`. ``groups``: :func:`predict.runtime.pattern_groups` of F."""
+    def run(self, F: np.ndarray, groups=None, arms: bool = False, threads: int | None = None,
+            z: float = 1.959963984540054) -> np.ndarray:
+        """Scores (17, T, n) of the compiled tasks for the feature matrix F (NaN = missing); rows
+        as in :mod:`predict._fused` (intervals at the normal quantile ``z``).
+        ``groups``: :func:`predict.runtime.pattern_groups` of F."""
         F = np.ascontiguousarray(F, dtype=np.float64)
         n = F.shape[0]
         T = len(self.tasks)
-        out = np.empty((9, T, n))
+        out = np.empty((fz.N_OUT, T, n))
         if n == 0 or T == 0:
             return out
         keys, inv = groups if groups is not None else rt.pattern_groups(F)
@@ -303,18 +305,18 @@ class Program:
         N = np.stack([q[1] for q in parts])
         inv = np.ascontiguousarray(inv, dtype=np.int64)
         a = self.a
-        args = (a["TI"], a["MU"], a["LO"], a["HI"], a["BIN"], a["LI"], a["LF"], a["MEM"], a["LW"], a["LWN"], a["THETA"],
+        args = (a["TF"], a["TI"], a["MU"], a["LO"], a["HI"], a["BIN"], a["LI"], a["LF"], a["MEM"], a["LW"], a["LWN"], a["THETA"],
                 a["VV"], a["VM"], a["DES"], a["BI"], a["CF"], a["CK"], a["CTJ"], a["CT2"], a["CT1"], a["CR1"],
                 a["CR2"], a["CIN"], a["CLEV"], a["CLOC"], a["CIS"], a["CDEST"], a["CDW"], a["CEW"],
                 a["CENTER"], a["FI"], a["FZ"], a["roots"], a["feat"], a["thr"], a["nanch"], a["mtype"], a["left"],
                 a["right"], a["ch"], a["leafv"], a["max_design"], a["max_K"], out)
         k = default_threads() if threads is None else max(1, int(threads))
         if k == 1 or n < PARALLEL_MIN_ROWS:
-            fz._run(F, inv, A, N, 0, n, arms, *args)
+            fz._run(F, inv, A, N, 0, n, arms, float(z), *args)
             return out
         bounds = np.linspace(0, n, k + 1).astype(int)
         ex = pool(k)
-        futs = [ex.submit(fz._run, F, inv, A, N, int(bounds[j]), int(bounds[j + 1]), arms, *args)
+        futs = [ex.submit(fz._run, F, inv, A, N, int(bounds[j]), int(bounds[j + 1]), arms, float(z), *args)
                 for j in range(k)]
         for f in futs:
             f.result()
@@ -348,7 +350,8 @@ def warm_up() -> bool:
             f1(), f1(), f1(), f1(), np.zeros((0, 4), np.int64), i1(), i1(), f1(), f1(), f1(), f1(), f1(), f1(), f1(),
             f1(), f1(), i1(), f1(), f1(), f1(), np.zeros((0, 2), np.int64), i1(), i1(), i1(), f1(), i1(), i1(), i1(),
             i1(), i1(), f1(), 1, 1, np.zeros((9, 0, 0)))
-    fz._run(np.zeros((0, p)), i1(), np.zeros((0, 0, p, p)), np.zeros((0, 0, 1, p)), 0, 0, False, *args)
+    fz._run(np.zeros((0, p)), i1(), np.zeros((0, 0, p, p)), np.zeros((0, 0, 1, p)), 0, 0, False, 1.96,
+            np.zeros((0, 2)), *args)
     return True
 
 
@@ -360,7 +363,7 @@ def compile_program(exps: list[dict], comparator: str) -> Program | None:
         return None
     p = len(exps[0]["features"]["names"])
     b = _Builder(p)
-    tasks, imputers, ti = [], [], []
+    tasks, imputers, ti, tf = [], [], [], []
     mem_ids: list[int] = []
     mem_w: list[float] = []
     mem_wn: list[float] = []
@@ -397,6 +400,7 @@ def compile_program(exps: list[dict], comparator: str) -> Program | None:
             arms_ok = int(cont and all(b.leaf_int[mem_ids[m]][fz.K_ARM] == 1 for m in range(m0, m1)))
             M = int(np.asarray(imp["z"]).shape[0])
             ti.append([m0, m1, stacked, int(cont), arms_ok, M, len(imputers)])
+            tf.append([float(exp["interval"]["tau"].get(comparator, 0.0)), 100.0 if cont else 1.0])
             tasks.append(pos)
             imputers.append(imp)
     except (_Unsupported, KeyError, TypeError, ValueError, IndexError):
@@ -408,7 +412,7 @@ def compile_program(exps: list[dict], comparator: str) -> Program | None:
     i64 = lambda v: np.ascontiguousarray(np.asarray(v, np.int64))  # noqa: E731
     f64 = lambda v: np.ascontiguousarray(np.asarray(v, float))  # noqa: E731
     arrays = {
-        "TI": i64(ti).reshape(len(ti), fz.N_TASK_INT),
+        "TI": i64(ti).reshape(len(ti), fz.N_TASK_INT), "TF": f64(tf).reshape(len(tf), 2),
         "MU": np.stack([f64(i["mean"]) for i in imputers]), "LO": np.stack([f64(i["lower"]) for i in imputers]),
         "HI": np.stack([f64(i["upper"]) for i in imputers]),
         "BIN": np.stack([np.asarray(i["binary"], np.bool_) for i in imputers]),

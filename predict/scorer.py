@@ -253,6 +253,7 @@ class Scorer:
         self._background = background
         self._limits = self._warning_limits(background)
         self._programs: dict = {}
+        self._fused_consts: dict = {}
         self._rules = self._field_rules()
         self._wrules = self._warning_rules()
 
@@ -781,7 +782,10 @@ class Scorer:
         if comparator in self.network_only:
             return [self._compute_network(F, comparator, t, z) for t in tasks], arm_iv
         groups = rt.pattern_groups(F) if n else None
-        fused = self._fused(F, comparator, groups, arms) if 0 < n <= FUSED_MAX_ROWS else None
+        if 0 < n <= FUSED_MAX_ROWS:
+            done = self._compute_fused(F, comparator, tasks, arms, groups, z)
+            if done is not None:
+                return done
         todo = []  # (position in out, task, exercise, comparator, benefit, se_est, var_missing, tau, lim)
         arm_rows: list = []  # (task, estimate, SE, missing-data variance) per arm, exercise then comparator
         for t in tasks:
@@ -790,7 +794,7 @@ class Scorer:
                 nan = np.full(n, np.nan)
                 out.append(_Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
                 continue
-            r = fused[t.task] if fused is not None else rt.task_scores(exp, F, comparator, arms=arms, groups=groups)
+            r = rt.task_scores(exp, F, comparator, arms=arms, groups=groups)
             se_arm = r["arm_se"]
             if se_arm is not None:  # one pass over the missing-data draws serves the benefit and both arms
                 va, vc = r["arm_var_missing"]
@@ -831,21 +835,32 @@ class Scorer:
         self._programs[comparator] = prog
         return prog
 
-    def _fused(self, F: np.ndarray, comparator: str, groups, arms: bool) -> dict | None:
-        """{task: what runtime.task_scores returns} from the fused kernel, or None."""
+    def _compute_fused(self, F: np.ndarray, comparator: str, tasks: list[_Task], arms: bool, groups,
+                       z: float) -> tuple[list[_Computed], dict] | None:
+        """:meth:`_compute` from the fused kernel's output, which includes the intervals (the same
+        arithmetic, done in the kernel: a few numpy calls per task cost more than the whole
+        computation for one patient). None if there is no program for ``comparator``."""
         prog = self._program(comparator)
         if prog is None:
             return None
-        res = prog.run(F, groups, arms=arms, threads=1)
-        out = {}
-        for j, pos in enumerate(prog.tasks):
-            t = self._tasks[pos]
-            arm = arms and t.outcome_type == "continuous" and not np.isnan(res[fz.O_SEA, j, 0])
-            out[t.task] = {"exercise": res[fz.O_A, j], "comparator": res[fz.O_C, j], "benefit": res[fz.O_B, j],
-                           "se_est": res[fz.O_SE, j], "var_missing": res[fz.O_VAR, j],
-                           "arm_se": (res[fz.O_SEA, j], res[fz.O_SEC, j]) if arm else None,
-                           "arm_var_missing": (res[fz.O_VA, j], res[fz.O_VC, j]) if arm else None}
-        return out
+        res = prog.run(F, groups, arms=arms, threads=1, z=z)
+        n = F.shape[0]
+        pos = self._fused_consts.get(comparator)
+        if pos is None:
+            pos = self._fused_consts[comparator] = {self._tasks[q].task: j for j, q in enumerate(prog.tasks)}
+        arm_iv: dict = {}
+        out = []
+        for t in tasks:
+            j = pos.get(t.task)
+            if j is None:  # the comparator is not one of this task's classes
+                nan = np.full(n, np.nan)
+                out.append(_Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
+                continue
+            out.append(_Computed(t, True, res[fz.O_A, j], res[fz.O_C, j], res[fz.O_B, j],
+                                 (res[fz.O_CILO, j], res[fz.O_CIHI, j]), (res[fz.O_PILO, j], res[fz.O_PIHI, j])))
+            if arms and t.outcome_type == "continuous" and res[fz.O_SEA, j, 0] == res[fz.O_SEA, j, 0]:
+                arm_iv[t.task] = (res[fz.O_EXLO, j], res[fz.O_EXHI, j], res[fz.O_CPLO, j], res[fz.O_CPHI, j])
+        return out, arm_iv
 
     @staticmethod
     def _arm_bounds(est: np.ndarray, se: np.ndarray, var_missing: np.ndarray, z: float):

@@ -67,11 +67,28 @@ def _features(X, exp, rng) -> np.ndarray:
     return np.vstack([full, F, more])
 
 
+def _clip(x, lo, hi):
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def _compare(prog, exps, F, comp, arms):
-    out = prog.run(F, arms=arms, threads=1)
+    z = 1.959963984540054
+    out = prog.run(F, arms=arms, threads=1, z=z)
     for j, pos in enumerate(prog.tasks):
         exp = exps[pos]
         ref = rt.task_scores(exp, F, comp, arms=arms)
+        # the intervals, as Scorer._compute forms them from these numbers
+        lim = 100.0 if exp["outcome_type"] == "continuous" else 1.0
+        se = np.sqrt(ref["se_est"] ** 2 + ref["var_missing"])
+        sp = np.sqrt(se ** 2 + float(exp["interval"]["tau"].get(comp, 0.0)) ** 2)
+        for row, want in ((fz.O_CILO, ref["benefit"] - z * se), (fz.O_CIHI, ref["benefit"] + z * se),
+                          (fz.O_PILO, ref["benefit"] - z * sp), (fz.O_PIHI, ref["benefit"] + z * sp)):
+            np.testing.assert_allclose(out[row, j], _clip(want, -lim, lim), rtol=1e-9, atol=1e-9)
+        if ref["arm_se"] is not None:
+            for k, (est, lo_row) in enumerate(((ref["exercise"], fz.O_EXLO), (ref["comparator"], fz.O_CPLO))):
+                sd = np.sqrt(ref["arm_se"][k] ** 2 + ref["arm_var_missing"][k])
+                np.testing.assert_allclose(out[lo_row, j], _clip(est - z * sd, 0, 100), rtol=1e-9, atol=1e-9)
+                np.testing.assert_allclose(out[lo_row + 1, j], _clip(est + z * sd, 0, 100), rtol=1e-9, atol=1e-9)
         for key, row in ROWS.items():
             np.testing.assert_allclose(out[row, j], ref[key], rtol=1e-9, atol=1e-10,
                                        err_msg=f"{exp['kind']} {exp['outcome_type']} {comp} {key}")
