@@ -204,7 +204,7 @@ def server_stack() -> dict:
     import importlib.util
 
     return {"uvicorn_http": "httptools" if importlib.util.find_spec("httptools") else "h11",
-            "uvicorn_loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"}
+            "uvicorn_loop": "asyncio"}  # both servers are started with the asyncio loop (lbp-benefit serve: always)
 
 
 def http(model: Path, scorer, comp: str, duration: float, n_soak: int, workers: int = 1, rounds: int = 3) -> dict:
@@ -222,7 +222,8 @@ def http(model: Path, scorer, comp: str, duration: float, n_soak: int, workers: 
     ours = start([sys.executable, "-m", "lbp_benefit", "serve", "--model", str(model), "--port", str(ours_port),
                   "--workers", str(workers)], env, f"http://127.0.0.1:{ours_port}/readyz")
     bare = start([sys.executable, "-m", "uvicorn", "--factory", "benchmarks.bare_lightgbm_api:create_app",
-                  "--port", str(bare_port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
+                  "--port", str(bare_port), "--log-level", "warning", "--no-access-log", "--workers", str(workers),
+                  "--loop", "asyncio"],
                  env, f"http://127.0.0.1:{bare_port}/docs")
     try:
         body = json.dumps({"patient": scorer.example_patient(), "comparator": comp})

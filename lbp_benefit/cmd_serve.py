@@ -71,6 +71,10 @@ def serve(
 
     import uvicorn
 
+    # The standard asyncio event loop, not uvloop even where it is installed: /v1/score computes on
+    # the loop, and under uvloop a few requests at concurrency 64 waited seconds (p99 6.3 s vs 0.33 s
+    # with asyncio, same throughput; BENCHMARKS.md). HTTP parsing by httptools (a dependency).
+    loop = "asyncio"
     # uvicorn's own access log would print raw paths and query strings: ours logs route templates only.
     if workers > 1:
         # Workers are fresh processes: they rebuild the app from the environment (the model was verified
@@ -81,8 +85,8 @@ def serve(
                            "LBP_CORS_ORIGINS": settings.cors_origins, "LBP_LOG_LEVEL": log_level})
         del app
         uvicorn.run("serving.app:create_app_from_env", factory=True, workers=workers, host=host, port=port,
-                    access_log=False, log_config=None, log_level=log_level.lower(), server_header=False)
+                    access_log=False, log_config=None, log_level=log_level.lower(), server_header=False, loop=loop)
         return
     # uvicorn's own access log would print raw paths and query strings: ours logs route templates only.
     uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, log_level=log_level.lower(),
-                server_header=False)
+                server_header=False, loop=loop)

@@ -51,7 +51,7 @@ LITTLE_DATA_TRIALS = 3
 # up to this many patients per call go through the fused kernel (predict/_fused.py: one compiled
 # pass per patient, no per-task Python); larger batches through the per-task vectorised functions,
 # which amortise their overhead over the rows and use SIMD across patients (faster per patient there)
-FUSED_MAX_ROWS = 64
+FUSED_MAX_ROWS = 128
 PARALLEL_MIN_ROWS = 1000  # smaller batches are scored on the calling thread
 RARE_LEVEL_N = 30  # a binary/categorical level seen in fewer training participants is flagged
 _OK_NUM = (int, float, np.integer, np.floating)
