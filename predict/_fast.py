@@ -194,13 +194,70 @@ def _forest_draws(D, miss, roots, feat, thr, nanch, mtype, left, right, leafv):
     return out
 
 
+def _jit_inline(f):
+    """numba.njit(inline="always"): pasted into its callers at numba's IR level (no call, no
+    reference counting of its array arguments); for small helpers of the hot loops."""
+    if not AVAILABLE:  # pragma: no cover
+        return f
+    try:
+        return numba.njit(cache=True, nogil=True, inline="always")(f)
+    except Exception:  # noqa: BLE001
+        return numba.njit(nogil=True, inline="always")(f)
+
+
+@_jit_inline
+def mask_walk(node, M, full, X, xo, miss, feat, thr, ch, leafv, acc, snode, smask):
+    """All M draws of one patient down one tree from ``node`` (the first split on a missing
+    feature) together, as a bit mask split at each node by one comparison per draw: a node is
+    visited once, not once per draw. X[f, d]: draw d's value of feature f (complete: the split is
+    x <= threshold); xo[f]: the value of an observed feature (the same in every draw). Leaves
+    reached by some draws add their value to acc[d]; the value of a leaf reached by all draws is
+    returned instead (the caller adds it once). M <= 62."""
+    shared = 0.0
+    top = 0
+    snode[0] = node
+    smask[0] = full
+    while top >= 0:
+        nd = snode[top]
+        mk = smask[top]
+        top -= 1
+        if nd < 0:
+            lv = leafv[-nd - 1]
+            if mk == full:
+                shared += lv
+            else:
+                for d in range(M):
+                    acc[d] += lv * ((mk >> d) & 1)
+            continue
+        fe = feat[nd]
+        th = thr[nd]
+        if not miss[fe]:
+            top += 1
+            snode[top] = ch[2 * nd + (xo[fe] > th)]
+            smask[top] = mk
+            continue
+        r = np.int64(0)
+        for d in range(M):
+            r |= np.int64(X[fe, d] > th) << d
+        rm = mk & r
+        lm = mk & ~r
+        if lm != 0:
+            top += 1
+            snode[top] = ch[2 * nd]
+            smask[top] = lm
+        if rm != 0:
+            top += 1
+            snode[top] = ch[2 * nd + 1]
+            smask[top] = rm
+    return shared
+
+
 @_jit
 def _forest_draws_plain(D, miss, roots, feat, thr, ch, leafv):
     """forest_draws for forests without missing type Zero, on draws without NaN (they are
-    complete), so a split is x <= threshold. Each tree is walked once per patient to its first
-    split on a missing feature (or a leaf: shared by all draws); from there the M draws go down
-    together as a bit mask, split at each node by one comparison per draw, so a node is visited
-    once per patient rather than once per draw (M <= 62)."""
+    complete), so a split is x <= threshold: each tree is walked once per patient to its first
+    split on a missing feature (or a leaf: shared by all draws), then all draws go on together
+    (:func:`mask_walk`; M <= 62)."""
     n, M = D.shape[0], D.shape[1]
     out = np.zeros((n, M))
     snode = np.empty(4096, np.int64)
@@ -208,48 +265,18 @@ def _forest_draws_plain(D, miss, roots, feat, thr, ch, leafv):
     full = (np.int64(1) << M) - 1
     for i in range(n):
         common = 0.0
+        xo = D[i, 0]
+        X = D[i].T
+        mi = miss[i]
+        acc = out[i]
         for t in range(roots.size):
             node = roots[t]
-            while node >= 0 and not miss[i, feat[node]]:
-                node = ch[2 * node + (D[i, 0, feat[node]] > thr[node])]
+            while node >= 0 and not mi[feat[node]]:
+                node = ch[2 * node + (xo[feat[node]] > thr[node])]
             if node < 0:
                 common += leafv[-node - 1]
                 continue
-            top = 0
-            snode[0] = node
-            smask[0] = full
-            while top >= 0:
-                nd = snode[top]
-                mk = smask[top]
-                top -= 1
-                if nd < 0:
-                    lv = leafv[-nd - 1]
-                    if mk == full:
-                        common += lv
-                    else:
-                        for d in range(M):
-                            out[i, d] += lv * ((mk >> d) & 1)
-                    continue
-                fe = feat[nd]
-                th = thr[nd]
-                if not miss[i, fe]:
-                    top += 1
-                    snode[top] = ch[2 * nd + (D[i, 0, fe] > th)]
-                    smask[top] = mk
-                    continue
-                r = np.int64(0)
-                for d in range(M):
-                    r |= np.int64(D[i, d, fe] > th) << d
-                rm = mk & r
-                lm = mk & ~r
-                if lm != 0:
-                    top += 1
-                    snode[top] = ch[2 * nd]
-                    smask[top] = lm
-                if rm != 0:
-                    top += 1
-                    snode[top] = ch[2 * nd + 1]
-                    smask[top] = rm
+            common += mask_walk(node, M, full, X, xo, mi, feat, thr, ch, leafv, acc, snode, smask)
         for d in range(M):
             out[i, d] += common
     return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict._fast import _ZERO
+from predict._fast import _ZERO, mask_walk
 from predict._fast import numba as _numba
 
 
@@ -51,13 +51,14 @@ def _helper(f):
 
 # leaf table columns (int): see predict/program.py, which fills them
 K_KIND, K_LINK, K_PROG, K_MOD, K_THETA, K_K, K_C, K_D, K_NPROG, K_NMOD, K_FA, K_FB, K_TREEIN, K_NUIS, \
-    K_IV, K_V, K_VM, K_ARM, K_AVA, K_AVC, K_DES, K_CONT = range(22)
-N_LEAF_INT = 22
+    K_IV, K_V, K_VM, K_ARM, K_AVA, K_AVC, K_DES, K_CONT, K_ROLE = range(23)
+N_LEAF_INT = 23
 KIND_LIN, KIND_T, KIND_XDR = 0, 1, 2
 IV_DELTA, IV_VARMODEL, IV_NONE = 0, 1, 2
 # task table columns (int)
-T_L0, T_L1, T_STACKED, T_CONT, T_ARMS, T_M, T_IMP = range(7)
-N_TASK_INT = 7
+# (members MEM[T_L0:T_L1]; evaluation order ORD[T_O0:T_O1]: each member after its X/DR nuisance)
+T_L0, T_L1, T_STACKED, T_CONT, T_ARMS, T_M, T_IMP, T_O0, T_O1 = range(9)
+N_TASK_INT = 9
 # output rows
 O_A, O_C, O_B, O_SE, O_VAR, O_SEA, O_SEC, O_VA, O_VC, O_CILO, O_CIHI, O_PILO, O_PIHI, O_EXLO, O_EXHI, O_CPLO, \
     O_CPHI = range(17)
@@ -115,8 +116,7 @@ def _forest_point(f, x, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv):
 def _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, leafv, FZ, FD, snode, smask):
     """FD[f, :M] = the forest's raw score on each draw (column d of XT, p x M). Each tree is walked
     once on the draw-invariant values xo to its first split on a missing feature (or to a leaf,
-    shared by all draws); from there all draws go down together as a bit mask, split at each node
-    by one comparison per draw, so a node is visited once per patient, not once per draw. Draws
+    shared by all draws); from there all draws go down together (predict._fast.mask_walk). Draws
     are complete (no NaN): a split is x <= threshold, except that a forest with missing type
     Zero sends zeros the missing way (such forests walk each draw separately)."""
     common = 0.0
@@ -146,43 +146,7 @@ def _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, le
                         nd = ch[2 * nd + (v > thr[nd])]
                 FD[f, d] += leafv[-nd - 1]
             continue
-        top = 0
-        snode[0] = node
-        smask[0] = full
-        while top > 0 or top == 0:
-            nd = snode[top]
-            mk = smask[top]
-            top -= 1
-            if nd < 0:
-                lv = leafv[-nd - 1]
-                if mk == full:
-                    common += lv
-                else:
-                    for d in range(M):
-                        FD[f, d] += lv * ((mk >> d) & 1)
-            else:
-                fe = feat[nd]
-                th = thr[nd]
-                if not miss[fe]:
-                    top += 1
-                    snode[top] = ch[2 * nd + (xo[fe] > th)]
-                    smask[top] = mk
-                else:
-                    r = np.int64(0)
-                    for d in range(M):
-                        r |= np.int64(XT[fe, d] > th) << d
-                    rm = mk & r
-                    lm = mk & ~r
-                    if lm != 0:
-                        top += 1
-                        snode[top] = ch[2 * nd]
-                        smask[top] = lm
-                    if rm != 0:
-                        top += 1
-                        snode[top] = ch[2 * nd + 1]
-                        smask[top] = rm
-            if top < 0:
-                break
+        common += mask_walk(node, M, full, XT, xo, miss, feat, thr, ch, leafv, FD[f], snode, smask)
     for d in range(M):
         FD[f, d] += common
 
@@ -234,7 +198,7 @@ def _quad(Vm, g, K):
 
 
 @_kernel
-def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, LW, LWN, THETA, VV, VM, DES,
+def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD, LW, LWN, THETA, VV, VM, DES,
          BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CLOC, CIS, CDEST, CDW, CEW, CENTER,
          FI, FZ, roots, feat, thr, nanch, mtype, left, right, ch, leafv, max_design, max_K, out):
     p = F.shape[1]
@@ -300,142 +264,112 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, LW
                     v = HI[im, j]
                 fimp[j] = v
             # --- point predictions and SEs of every leaf this task uses (members and nuisances)
-            for m in range(l0, l1):
-                lm = MEM[m]
-                for step in range(2):
-                    l = LI[lm, K_NUIS] if step == 0 else lm
-                    if l < 0:
-                        continue
-                    kind = LI[l, K_KIND]
-                    if kind == KIND_XDR:
-                        nu = LI[l, K_NUIS]
-                        xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
-                        h = _forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv)
-                        if LI[l, K_FB] >= 0:
-                            h = LF[l, 1] * h + LF[l, 2] * _forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
-                                                                      nanch, mtype, ch, leafv)
-                        bc = LF[l, 0] + h
-                        a = la[nu]
-                        la[l] = a
-                        if LI[l, K_CONT] == 1:
-                            lc[l] = a + bc
-                        else:
-                            c = a - bc
-                            lc[l] = 0.0 if c < 0.0 else (1.0 if c > 1.0 else c)
+            for q in range(TI[t, T_O0], TI[t, T_O1]):
+                l = ORD[q]
+                kind = LI[l, K_KIND]
+                if kind == KIND_XDR:
+                    nu = LI[l, K_NUIS]
+                    xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
+                    h = _forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv)
+                    if LI[l, K_FB] >= 0:
+                        h = LF[l, 1] * h + LF[l, 2] * _forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
+                                                                  nanch, mtype, ch, leafv)
+                    bc = LF[l, 0] + h
+                    a = la[nu]
+                    la[l] = a
+                    if LI[l, K_CONT] == 1:
+                        lc[l] = a + bc
                     else:
-                        off = LI[l, K_THETA]
-                        C = LI[l, K_C]
-                        npg, nmd = LI[l, K_NPROG], LI[l, K_NMOD]
-                        Kt = LI[l, K_K]
-                        base = THETA[off]
-                        if LI[l, K_PROG] >= 0:
-                            _block_point(LI[l, K_PROG], fimp, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV,
-                                         CLOC, CIS, CDEST, CDW, CENTER, v0, Pd)
-                            s = 0.0
-                            for j in range(npg):
-                                s += Pd[j] * THETA[off + 1 + C + j]
-                            base += s
-                        eta_a = base
-                        if LI[l, K_MOD] >= 0:
-                            _block_point(LI[l, K_MOD], fimp, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV,
-                                         CLOC, CIS, CDEST, CDW, CENTER, v0, Md)
-                            s = 0.0
-                            for j in range(nmd):
-                                s += Md[j] * THETA[off + Kt - nmd + j]
-                            eta_a = base + s
-                        eta_c = base + THETA[off + LI[l, K_D]]
-                        ea[l] = eta_a
-                        ec[l] = eta_c
-                        link = LI[l, K_LINK]
-                        if kind == KIND_T:
-                            xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
-                            la[l] = _mean(eta_a + _forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch,
-                                                                mtype, ch, leafv), link)
-                            if LI[l, K_FB] >= 0:
-                                lc[l] = _mean(eta_c + _forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
-                                                                    nanch, mtype, ch, leafv), link)
-                            else:
-                                lc[l] = np.nan
+                        c = a - bc
+                        lc[l] = 0.0 if c < 0.0 else (1.0 if c > 1.0 else c)
+                else:
+                    off = LI[l, K_THETA]
+                    C = LI[l, K_C]
+                    npg, nmd = LI[l, K_NPROG], LI[l, K_NMOD]
+                    Kt = LI[l, K_K]
+                    base = THETA[off]
+                    if LI[l, K_PROG] >= 0:
+                        _block_point(LI[l, K_PROG], fimp, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV,
+                                     CLOC, CIS, CDEST, CDW, CENTER, v0, Pd)
+                        s = 0.0
+                        for j in range(npg):
+                            s += Pd[j] * THETA[off + 1 + C + j]
+                        base += s
+                    eta_a = base
+                    if LI[l, K_MOD] >= 0:
+                        _block_point(LI[l, K_MOD], fimp, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV,
+                                     CLOC, CIS, CDEST, CDW, CENTER, v0, Md)
+                        s = 0.0
+                        for j in range(nmd):
+                            s += Md[j] * THETA[off + Kt - nmd + j]
+                        eta_a = base + s
+                    eta_c = base + THETA[off + LI[l, K_D]]
+                    ea[l] = eta_a
+                    ec[l] = eta_c
+                    link = LI[l, K_LINK]
+                    if kind == KIND_T:
+                        xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
+                        la[l] = _mean(eta_a + _forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch,
+                                                            mtype, ch, leafv), link)
+                        if LI[l, K_FB] >= 0:
+                            lc[l] = _mean(eta_c + _forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
+                                                                nanch, mtype, ch, leafv), link)
                         else:
-                            la[l] = _mean(eta_a, link)
-                            lc[l] = _mean(eta_c, link)
-                        if step == 1 and LI[l, K_IV] == IV_DELTA:
-                            d = LI[l, K_D]
-                            Vm = VV[LI[l, K_V]:LI[l, K_V] + Kt * Kt].reshape((Kt, Kt))
-                            # gradients as dense K-vectors: the quadratic forms vectorise
+                            lc[l] = np.nan
+                    else:
+                        la[l] = _mean(eta_a, link)
+                        lc[l] = _mean(eta_c, link)
+                    if LI[l, K_IV] == IV_DELTA:
+                        d = LI[l, K_D]
+                        Vm = VV[LI[l, K_V]:LI[l, K_V] + Kt * Kt].reshape((Kt, Kt))
+                        # gradients as dense K-vectors: the quadratic forms vectorise
+                        for j in range(Kt):
+                            g[j] = 0.0
+                        if link == 0:  # benefit = e_d - [0.., M]
+                            g[d] = 1.0
+                            for j in range(nmd):
+                                g[Kt - nmd + j] = -Md[j]
+                        else:
+                            pa, pc = _expit(eta_a), _expit(eta_c)
+                            wa, wc = pa * (1 - pa), pc * (1 - pc)
+                            g[0] = wa - wc
+                            g[d] = -wc
+                            for j in range(npg):
+                                g[1 + C + j] = (wa - wc) * Pd[j]
+                            for j in range(nmd):
+                                g[Kt - nmd + j] = wa * Md[j]
+                        q = _quad(Vm, g, Kt)
+                        lse[l] = np.sqrt(q if q > 0.0 else 0.0)
+                        if do_arms and LI[l, K_ARM] == 1:
+                            # exercise: [1, 0.., P, M]; comparator: [1, e_d, P, 0]
                             for j in range(Kt):
                                 g[j] = 0.0
-                            if link == 0:  # benefit = e_d - [0.., M]
-                                g[d] = 1.0
-                                for j in range(nmd):
-                                    g[Kt - nmd + j] = -Md[j]
-                            else:
-                                pa, pc = _expit(eta_a), _expit(eta_c)
-                                wa, wc = pa * (1 - pa), pc * (1 - pc)
-                                g[0] = wa - wc
-                                g[d] = -wc
-                                for j in range(npg):
-                                    g[1 + C + j] = (wa - wc) * Pd[j]
-                                for j in range(nmd):
-                                    g[Kt - nmd + j] = wa * Md[j]
+                            g[0] = 1.0
+                            for j in range(npg):
+                                g[1 + C + j] = Pd[j]
+                            for j in range(nmd):
+                                g[Kt - nmd + j] = Md[j]
                             q = _quad(Vm, g, Kt)
-                            lse[l] = np.sqrt(q if q > 0.0 else 0.0)
-                            if do_arms and LI[l, K_ARM] == 1:
-                                # exercise: [1, 0.., P, M]; comparator: [1, e_d, P, 0]
-                                for j in range(Kt):
-                                    g[j] = 0.0
-                                g[0] = 1.0
-                                for j in range(npg):
-                                    g[1 + C + j] = Pd[j]
-                                for j in range(nmd):
-                                    g[Kt - nmd + j] = Md[j]
-                                q = _quad(Vm, g, Kt)
-                                lsa[l] = np.sqrt(q if q > 0.0 else 0.0)
-                                for j in range(nmd):
-                                    g[Kt - nmd + j] = 0.0
-                                g[d] = 1.0
-                                q = _quad(Vm, g, Kt)
-                                lsc[l] = np.sqrt(q if q > 0.0 else 0.0)
-                    if step == 1 and LI[l, K_IV] == IV_VARMODEL:
-                        do = LI[l, K_DES]
-                        vmo = LI[l, K_VM]
-                        s = VM[vmo]
-                        for j in range(p):
-                            s += ((fimp[j] - DES[do + j]) / DES[do + p + j]) * VM[vmo + 1 + j]
-                        for j in range(p):
-                            if miss[j]:
-                                s += VM[vmo + 1 + p + j]
-                        lse[l] = np.sqrt(np.exp(s))
-                        if do_arms and LI[l, K_ARM] == 1:
-                            for which in range(2):
-                                ao = LI[l, K_AVA] if which == 0 else LI[l, K_AVC]
-                                s = VM[ao]
-                                for j in range(p):
-                                    s += ((fimp[j] - DES[do + j]) / DES[do + p + j]) * VM[ao + 1 + j]
-                                for j in range(p):
-                                    if miss[j]:
-                                        s += VM[ao + 1 + p + j]
-                                if which == 0:
-                                    lsa[l] = np.sqrt(np.exp(s))
-                                else:
-                                    lsc[l] = np.sqrt(np.exp(s))
+                            lsa[l] = np.sqrt(q if q > 0.0 else 0.0)
+                            for j in range(nmd):
+                                g[Kt - nmd + j] = 0.0
+                            g[d] = 1.0
+                            q = _quad(Vm, g, Kt)
+                            lsc[l] = np.sqrt(q if q > 0.0 else 0.0)
+                if LI[l, K_IV] == IV_VARMODEL:
+                    do = LI[l, K_DES]
+                    lse[l] = _varmodel_se(VM, LI[l, K_VM], DES, do, fimp, miss, p)
+                    if do_arms and LI[l, K_ARM] == 1:
+                        lsa[l] = _varmodel_se(VM, LI[l, K_AVA], DES, do, fimp, miss, p)
+                        lsc[l] = _varmodel_se(VM, LI[l, K_AVC], DES, do, fimp, miss, p)
             # --- combine the members (stack) into the task's numbers
             if stacked:
-                act = 0.0
-                bc = 0.0
                 se = 0.0
                 for m in range(l0, l1):
                     lm = MEM[m]
-                    act += LWN[m] * la[lm]
-                    bm = (lc[lm] - la[lm]) if LI[lm, K_CONT] == 1 else (la[lm] - lc[lm])
-                    bc += LW[m] * bm
+                    lb[lm] = (lc[lm] - la[lm]) if LI[lm, K_CONT] == 1 else (la[lm] - lc[lm])
                     se += LW[m] * lse[lm]
-                if cont:
-                    cval = act + bc
-                else:
-                    cval = act - bc
-                    cval = 0.0 if cval < 0.0 else (1.0 if cval > 1.0 else cval)
-                aval = act
+                aval, cval = _combine(l0, l1, MEM, LW, LWN, la, lb, cont)
                 if do_arms:
                     sa = 0.0
                     sc = 0.0
@@ -471,92 +405,72 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, LW
                 continue
             # --- the conditional draws (M x p), built once per patient and task
             for j in range(p):
-                v = cm[j]
-                if BIN[im, j]:
-                    v = np.rint(v)
-                if v < LO[im, j]:
-                    v = LO[im, j]
-                elif v > HI[im, j]:
-                    v = HI[im, j]
-                xo[j] = v
+                xo[j] = _draw_value(cm[j], BIN[im, j], LO[im, j], HI[im, j])
             for d in range(M):
                 for j in range(p):
-                    if miss[j]:
-                        v = cm[j] + N[k, t, d, j]
-                        if BIN[im, j]:
-                            v = np.rint(v)
-                        if v < LO[im, j]:
-                            v = LO[im, j]
-                        elif v > HI[im, j]:
-                            v = HI[im, j]
-                        XT[j, d] = v
-                    else:
-                        XT[j, d] = xo[j]
+                    XT[j, d] = _draw_value(cm[j] + N[k, t, d, j], BIN[im, j], LO[im, j], HI[im, j]) if miss[j] \
+                        else xo[j]
             # the exercise arm's level is needed on the draws only for the arms' variances and for
             # binary outcomes; otherwise the benefit alone (prognostic terms and X/DR nuisances cancel)
             need_a = do_arms or not cont
-            for m in range(l0, l1):
-                lm = MEM[m]
-                for step in range(2):
-                    l = LI[lm, K_NUIS] if step == 0 else lm
-                    if l < 0 or (step == 0 and not need_a):
+            for q in range(TI[t, T_O0], TI[t, T_O1]):
+                l = ORD[q]
+                if LI[l, K_ROLE] == 1 and not need_a:  # an X/DR nuisance: only the exercise level
+                    continue
+                for which in range(2):
+                    f = LI[l, K_FA] if which == 0 else LI[l, K_FB]
+                    if f < 0:
                         continue
-                    for which in range(2):
-                        f = LI[l, K_FA] if which == 0 else LI[l, K_FB]
-                        if f < 0:
-                            continue
-                        _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, leafv, FZ, FD, snode,
-                                      smask)
-                    if LI[l, K_KIND] == KIND_XDR:
-                        continue
-                    for d in range(M):
-                        DP[l, d] = 0.0
-                        DM[l, d] = 0.0
-                    if LI[l, K_PROG] >= 0 and (need_a or LI[l, K_LINK] != 0):
-                        _block_draws(LI[l, K_PROG], XT, M, miss, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN,
-                                     CLEV, CEW, v0, DP[l])
-                    if LI[l, K_MOD] >= 0:
-                        _block_draws(LI[l, K_MOD], XT, M, miss, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN,
-                                     CLEV, CEW, v0, DM[l])
+                    _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, leafv, FZ, FD, snode,
+                                  smask)
+                if LI[l, K_KIND] == KIND_XDR:
+                    continue
+                for d in range(M):
+                    DP[l, d] = 0.0
+                    DM[l, d] = 0.0
+                if LI[l, K_PROG] >= 0 and (need_a or LI[l, K_LINK] != 0):
+                    _block_draws(LI[l, K_PROG], XT, M, miss, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN,
+                                 CLEV, CEW, v0, DP[l])
+                if LI[l, K_MOD] >= 0:
+                    _block_draws(LI[l, K_MOD], XT, M, miss, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN,
+                                 CLEV, CEW, v0, DM[l])
             for d in range(M):
-                for m in range(l0, l1):
-                    lm = MEM[m]
-                    for step in range(2):
-                        l = LI[lm, K_NUIS] if step == 0 else lm
-                        if l < 0 or (step == 0 and not need_a):
+                for q in range(TI[t, T_O0], TI[t, T_O1]):
+                    l = ORD[q]
+                    if LI[l, K_ROLE] == 1 and not need_a:
+                        continue
+                    kind = LI[l, K_KIND]
+                    if kind == KIND_XDR:
+                        h = FD[LI[l, K_FA], d]
+                        if LI[l, K_FB] >= 0:
+                            h = LF[l, 1] * h + LF[l, 2] * FD[LI[l, K_FB], d]
+                        bc = LF[l, 0] + h
+                        if not need_a:  # continuous: comparator - exercise = bc
+                            lb[l] = bc
                             continue
-                        kind = LI[l, K_KIND]
-                        if kind == KIND_XDR:
-                            h = FD[LI[l, K_FA], d]
-                            if LI[l, K_FB] >= 0:
-                                h = LF[l, 1] * h + LF[l, 2] * FD[LI[l, K_FB], d]
-                            bc = LF[l, 0] + h
-                            if not need_a:  # continuous: comparator - exercise = bc
-                                lb[l] = bc
-                                continue
-                            a = la[LI[l, K_NUIS]]
-                            la[l] = a
-                            if LI[l, K_CONT] == 1:
-                                lc[l] = a + bc
-                                lb[l] = lc[l] - a
-                            else:
-                                c = a - bc
-                                lc[l] = 0.0 if c < 0.0 else (1.0 if c > 1.0 else c)
-                                lb[l] = a - lc[l]
-                            continue
-                        link = LI[l, K_LINK]
-                        xa = ea[l] + DP[l, d] + DM[l, d]
-                        xc = ec[l] + DP[l, d]
-                        if kind == KIND_T:
-                            xa += FD[LI[l, K_FA], d]
-                            if LI[l, K_FB] >= 0:
-                                xc += FD[LI[l, K_FB], d]
-                        la[l] = _mean(xa, link)
-                        lc[l] = _mean(xc, link)
+                        a = la[LI[l, K_NUIS]]
+                        la[l] = a
                         if LI[l, K_CONT] == 1:
-                            lb[l] = lc[l] - la[l]
+                            lc[l] = a + bc
+                            lb[l] = lc[l] - a
                         else:
-                            lb[l] = la[l] - lc[l]
+                            c = a - bc
+                            lc[l] = 0.0 if c < 0.0 else (1.0 if c > 1.0 else c)
+                            lb[l] = a - lc[l]
+                        continue
+                    link = LI[l, K_LINK]
+                    xa = ea[l] + DP[l, d] + DM[l, d]
+                    xc = ec[l] + DP[l, d]
+                    if kind == KIND_T:
+                        xa += FD[LI[l, K_FA], d]
+                        if LI[l, K_FB] >= 0:
+                            xc += FD[LI[l, K_FB], d]
+                    la[l] = _mean(xa, link)
+                    lc[l] = _mean(xc, link)
+                    if LI[l, K_CONT] == 1:
+                        lb[l] = lc[l] - la[l]
+                    else:
+                        lb[l] = la[l] - lc[l]
                 if not need_a:  # continuous benefit only
                     if stacked:
                         bsum = 0.0
@@ -567,18 +481,7 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, LW
                         db[d] = lb[MEM[l0]]
                     continue
                 if stacked:
-                    act = 0.0
-                    bc = 0.0
-                    for m in range(l0, l1):
-                        lm = MEM[m]
-                        act += LWN[m] * la[lm]
-                        bc += LW[m] * lb[lm]
-                    if cont:
-                        cval = act + bc
-                    else:
-                        cval = act - bc
-                        cval = 0.0 if cval < 0.0 else (1.0 if cval > 1.0 else cval)
-                    aval = act
+                    aval, cval = _combine(l0, l1, MEM, LW, LWN, la, lb, cont)
                 else:
                     aval = la[MEM[l0]]
                     cval = lc[MEM[l0]]
@@ -590,6 +493,52 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, LW
                 out[O_VA, t, i] = _var(da, M)
                 out[O_VC, t, i] = _var(dc, M)
             _intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)
+
+
+@_helper
+def _draw_value(v, binary, lo, hi):
+    """A drawn (or observed) feature value as the draws hold it: binary features rounded (half to
+    even, as numpy.round), then bounded to the imputer's range (predict._fast.fill_draws)."""
+    if binary:
+        v = np.rint(v)
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return v
+
+
+@_helper
+def _varmodel_se(VM, vo, DES, do, fimp, miss, p):
+    """sqrt(exp(u'v)) with u = [1, standardised imputed features, missing indicators] and v the
+    bootstrap variance model at VM[vo:] (predict.runtime.varmodel_design)."""
+    s = VM[vo]
+    for j in range(p):
+        s += ((fimp[j] - DES[do + j]) / DES[do + p + j]) * VM[vo + 1 + j]
+    for j in range(p):
+        if miss[j]:
+            s += VM[vo + 1 + p + j]
+    return np.sqrt(np.exp(s))
+
+
+@_helper
+def _combine(l0, l1, MEM, LW, LWN, la, lb, cont):
+    """A stack's expected outcomes from its members' (la: exercise, lb: benefit, comparator -
+    exercise for continuous outcomes, exercise - comparator for binary): exercise = the members'
+    mean with normalised weights, comparator = exercise + the weighted benefits (binary: exercise -
+    them, clipped to [0, 1]), as predict.runtime forms them."""
+    act = 0.0
+    bc = 0.0
+    for m in range(l0, l1):
+        lm = MEM[m]
+        act += LWN[m] * la[lm]
+        bc += LW[m] * lb[lm]
+    if cont:
+        cval = act + bc
+    else:
+        cval = act - bc
+        cval = 0.0 if cval < 0.0 else (1.0 if cval > 1.0 else cval)
+    return act, cval
 
 
 @_helper

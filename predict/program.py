@@ -196,6 +196,7 @@ class _Builder:
                 raise _Unsupported("X/DR nuisance is not a T-learner")
             rec[fz.K_KIND] = fz.KIND_XDR
             rec[fz.K_NUIS] = self.leaf(nu, comparator, nuisance=True)
+            self.leaf_int[rec[fz.K_NUIS]][fz.K_ROLE] = 1
             if kind == "x_learner":
                 e = float(exp["combine"]["e"])
                 rec[fz.K_FA] = self.forest(exp, "tau0")
@@ -305,7 +306,7 @@ class Program:
         N = np.stack([q[1] for q in parts])
         inv = np.ascontiguousarray(inv, dtype=np.int64)
         a = self.a
-        args = (a["TF"], a["TI"], a["MU"], a["LO"], a["HI"], a["BIN"], a["LI"], a["LF"], a["MEM"], a["LW"], a["LWN"], a["THETA"],
+        args = (a["TF"], a["TI"], a["MU"], a["LO"], a["HI"], a["BIN"], a["LI"], a["LF"], a["MEM"], a["ORD"], a["LW"], a["LWN"], a["THETA"],
                 a["VV"], a["VM"], a["DES"], a["BI"], a["CF"], a["CK"], a["CTJ"], a["CT2"], a["CT1"], a["CR1"],
                 a["CR2"], a["CIN"], a["CLEV"], a["CLOC"], a["CIS"], a["CDEST"], a["CDW"], a["CEW"],
                 a["CENTER"], a["FI"], a["FZ"], a["roots"], a["feat"], a["thr"], a["nanch"], a["mtype"], a["left"],
@@ -346,7 +347,7 @@ def warm_up() -> bool:
     f1 = lambda: np.zeros(0)  # noqa: E731
     p = 1
     args = (np.zeros((0, fz.N_TASK_INT), np.int64), np.zeros((0, p)), np.zeros((0, p)), np.zeros((0, p)),
-            np.zeros((0, p), np.bool_), np.zeros((0, fz.N_LEAF_INT), np.int64), np.zeros((0, 3)), i1(), f1(), f1(),
+            np.zeros((0, p), np.bool_), np.zeros((0, fz.N_LEAF_INT), np.int64), np.zeros((0, 3)), i1(), i1(), f1(), f1(),
             f1(), f1(), f1(), f1(), np.zeros((0, 4), np.int64), i1(), i1(), f1(), f1(), f1(), f1(), f1(), f1(), f1(),
             f1(), f1(), i1(), f1(), f1(), f1(), np.zeros((0, 2), np.int64), i1(), i1(), i1(), f1(), i1(), i1(), i1(),
             i1(), i1(), f1(), 1, 1, np.zeros((9, 0, 0)))
@@ -365,6 +366,7 @@ def compile_program(exps: list[dict], comparator: str) -> Program | None:
     b = _Builder(p)
     tasks, imputers, ti, tf = [], [], [], []
     mem_ids: list[int] = []
+    order: list[int] = []
     mem_w: list[float] = []
     mem_wn: list[float] = []
     try:
@@ -399,7 +401,11 @@ def compile_program(exps: list[dict], comparator: str) -> Program | None:
                 m1, stacked = m0 + 1, 0
             arms_ok = int(cont and all(b.leaf_int[mem_ids[m]][fz.K_ARM] == 1 for m in range(m0, m1)))
             M = int(np.asarray(imp["z"]).shape[0])
-            ti.append([m0, m1, stacked, int(cont), arms_ok, M, len(imputers)])
+            o0 = len(order)
+            for m in range(m0, m1):
+                nu = b.leaf_int[mem_ids[m]][fz.K_NUIS]
+                order.extend(([nu] if nu >= 0 else []) + [mem_ids[m]])
+            ti.append([m0, m1, stacked, int(cont), arms_ok, M, len(imputers), o0, len(order)])
             tf.append([float(exp["interval"]["tau"].get(comparator, 0.0)), 100.0 if cont else 1.0])
             tasks.append(pos)
             imputers.append(imp)
@@ -417,7 +423,7 @@ def compile_program(exps: list[dict], comparator: str) -> Program | None:
         "HI": np.stack([f64(i["upper"]) for i in imputers]),
         "BIN": np.stack([np.asarray(i["binary"], np.bool_) for i in imputers]),
         "LI": i64(b.leaf_int).reshape(len(b.leaf_int), fz.N_LEAF_INT), "LF": f64(b.leaf_float).reshape(-1, 3),
-        "MEM": i64(mem_ids), "LW": f64(mem_w), "LWN": f64(mem_wn),
+        "MEM": i64(mem_ids), "ORD": i64(order), "LW": f64(mem_w), "LWN": f64(mem_wn),
         "THETA": cat(b.theta), "VV": cat(b.V), "VM": cat(b.VM), "DES": cat(b.DES),
         "BI": i64(b.blocks).reshape(len(b.blocks), 4), "CENTER": cat(b.center),
         "FI": i64(b.forests).reshape(len(b.forests), 2), "FZ": i64(b.forest_zero), "max_K": int(b.max_K), "max_design": int(b.max_design),
