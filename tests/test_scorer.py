@@ -294,3 +294,70 @@ def test_results_are_plain_json(scorer, patients):
         _plain_json(res)
         assert to_jsonable(res) == res
         json.dumps(res, allow_nan=False)
+
+
+# ------------------------------------------------------------------ the small-request fast paths
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import predict.scorer as scorer_mod  # noqa: E402
+
+
+def _value_strategy(scorer, name):
+    """Valid and invalid values for one input: in range, out of range, wrong types, NaN, inf,
+    unknown levels, booleans, None."""
+    typ = scorer._types[scorer._names.index(name)]
+    lo, hi = scorer._range.get(name) or (0.0, 100.0)
+    bad = st.sampled_from([None, True, "x", float("nan"), float("inf"), -float("inf"), [1], 1e9, -1e9])
+    if typ == "categorical":
+        good = st.sampled_from([str(c) for c in scorer._cats.get(name, [])] or ["a"])
+    elif typ == "binary":
+        good = st.sampled_from([0, 1, 0.0, 1.0, 2, 0.5])
+    else:
+        good = st.one_of(st.floats(lo - 5, hi + 5, allow_nan=False), st.integers(int(lo) - 5, int(hi) + 5))
+    return st.one_of(good, good, bad)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_small_request_validation_agrees_with_the_general_path(scorer, data):
+    """Property: for any one patient (valid or not), the plain-Python check of small requests
+    either declines (None: the general path then reports the problems) or gives exactly the
+    general path's feature matrix; it never accepts what the general path refuses."""
+    names = data.draw(st.lists(st.sampled_from(scorer._names + ["shoe_size"]), unique=True, max_size=8))
+    p = {n: data.draw(_value_strategy(scorer, n)) if n != "shoe_size" else 42 for n in names}
+    for b in scorer.baselines:
+        if data.draw(st.booleans()) or b not in p:
+            p[b] = data.draw(st.one_of(st.floats(0, 100), st.just(50)))
+    fast = scorer._valid_small([p])
+    many = [dict(p) for _ in range(scorer_mod.FUSED_MAX_ROWS + 1)]  # too many for the fast path
+    try:
+        F, _ = scorer.validate(many)
+    except ValidationFailed:
+        assert fast is None, p
+        return
+    if fast is not None:
+        np.testing.assert_array_equal(fast[0], F[0])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_small_request_warnings_agree_with_the_general_path(scorer, data):
+    """Property: the per-value warnings of small requests are the column-wise ones, in order."""
+    rows = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        row = []
+        for name, typ in zip(scorer._names, scorer._types):
+            lo, hi = scorer._range.get(name) or (0.0, 100.0)
+            if typ == "binary":
+                v = data.draw(st.sampled_from([0.0, 1.0, np.nan]))
+            elif typ == "categorical":
+                v = data.draw(st.sampled_from([0.0, np.nan]))
+            else:
+                v = data.draw(st.one_of(st.just(np.nan), st.floats(lo, hi)))
+            row.append(v)
+        rows.append(row)
+    F = np.array(rows, float)
+    small = scorer._patient_warnings(F)
+    big = scorer._patient_warnings(np.vstack([F] * (scorer_mod.FUSED_MAX_ROWS // len(F) + 1)))
+    assert small == big[:len(F)]
