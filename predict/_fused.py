@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict._fast import _ZERO, mask_walk
-from predict._fast import numba as _numba
+from predict._fast import lgb_step, mask_walk, njit
 
 
 # reassociation and contraction only: reductions (dot products, quadratic forms) may be vectorised;
@@ -34,20 +33,11 @@ from predict._fast import numba as _numba
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
-def _kernel(f):
-    if _numba is None:  # pragma: no cover
-        return f
-    return _numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)(f)
-
-
-def _helper(f):
-    """A function the kernel calls (compiled separately; LLVM may still inline it). Helpers are
-    called per forest, block or leaf, never per tree node, so the reference counting of their
-    array arguments is negligible; pasting them into the kernel at numba's IR level instead made
-    the first compilation several times slower for no measurable gain."""
-    if _numba is None:  # pragma: no cover
-        return f
-    return _numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)(f)
+# The kernel and its helpers. Helpers are compiled separately (LLVM may still inline them) and
+# called per forest, block or leaf, never per tree node, so the reference counting of their array
+# arguments is negligible; pasting them into the kernel at numba's IR level instead made the first
+# compilation several times slower for no measurable gain.
+_compiled = njit(fastmath=_FASTMATH)
 
 # leaf table columns (int): see predict/program.py, which fills them
 K_KIND, K_LINK, K_PROG, K_MOD, K_THETA, K_K, K_C, K_D, K_NPROG, K_NMOD, K_FA, K_FB, K_TREEIN, K_NUIS, \
@@ -65,7 +55,7 @@ O_A, O_C, O_B, O_SE, O_VAR, O_SEA, O_SEC, O_VA, O_VC, O_CILO, O_CIHI, O_PILO, O_
 N_OUT = 17
 
 
-@_helper
+@_compiled
 def _bval(x, kind, tj, t2, t1, r1, r2, inv_norm, level):
     """A basis column's raw value (before standardisation): linear, RCS term (r1 = c1 / d,
     r2 = c2 / d, inv_norm = 1 / norm: predict._fast's constants, divided once) or one-hot."""
@@ -76,13 +66,13 @@ def _bval(x, kind, tj, t2, t1, r1, r2, inv_norm, level):
     return 1.0 if x == level else 0.0
 
 
-@_helper
+@_compiled
 def _cube(v):
     u = v if v > 0.0 else 0.0
     return u * u * u
 
 
-@_helper
+@_compiled
 def _expit(x):
     if x < -40.0:
         x = -40.0
@@ -91,28 +81,23 @@ def _expit(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-@_helper
+@_compiled
 def _mean(eta, link):
     return _expit(eta) if link == 1 else eta
 
 
-@_helper
-def _forest_point(f, x, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv):
+@_compiled
+def _forest_point(f, x, FI, roots, feat, thr, nanch, mtype, ch, leafv):
     s = 0.0
-    zero = FZ[f] == 1
     for t in range(FI[f, 0], FI[f, 1]):
         node = roots[t]
         while node >= 0:
-            v = x[feat[node]]
-            if v != v or (zero and mtype[node] == 1 and v >= -_ZERO and v <= _ZERO):
-                node = nanch[node]
-            else:
-                node = ch[2 * node + (v > thr[node])]
+            node = lgb_step(x[feat[node]], thr[node], mtype[node], nanch[node], ch[2 * node], ch[2 * node + 1])
         s += leafv[-node - 1]
     return s
 
 
-@_helper
+@_compiled
 def _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, leafv, FZ, FD, snode, smask):
     """FD[f, :M] = the forest's raw score on each draw (column d of XT, p x M). Each tree is walked
     once on the draw-invariant values xo to its first split on a missing feature (or to a leaf,
@@ -127,11 +112,7 @@ def _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, le
     for t in range(FI[f, 0], FI[f, 1]):
         node = roots[t]
         while node >= 0 and not miss[feat[node]]:
-            v = xo[feat[node]]
-            if zero and v >= -_ZERO and v <= _ZERO and mtype[node] == 1:
-                node = nanch[node]
-            else:
-                node = ch[2 * node + (v > thr[node])]
+            node = lgb_step(xo[feat[node]], thr[node], mtype[node], nanch[node], ch[2 * node], ch[2 * node + 1])
         if node < 0:
             common += leafv[-node - 1]
             continue
@@ -139,11 +120,8 @@ def _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, le
             for d in range(M):
                 nd = node
                 while nd >= 0:
-                    v = XT[feat[nd], d]
-                    if v >= -_ZERO and v <= _ZERO and mtype[nd] == 1:
-                        nd = nanch[nd]
-                    else:
-                        nd = ch[2 * nd + (v > thr[nd])]
+                    nd = lgb_step(XT[feat[nd], d], thr[nd], mtype[nd], nanch[nd], ch[2 * nd],
+                                  ch[2 * nd + 1])
                 FD[f, d] += leafv[-nd - 1]
             continue
         common += mask_walk(node, M, full, XT, xo, miss, feat, thr, ch, leafv, FD[f], snode, smask)
@@ -151,7 +129,7 @@ def _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, le
         FD[f, d] += common
 
 
-@_helper
+@_compiled
 def _block_point(b, x, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CLOC, CIS, CDEST, CDW, CENTER, v0, dst):
     """Design vector of block b at complete x into dst[:n_design] (centred if the block is), and
     each column's raw basis value into v0 (the reference for the draws' deltas)."""
@@ -167,7 +145,7 @@ def _block_point(b, x, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CLOC, CIS
             dst[j] -= CENTER[BI[b, 3] + j]
 
 
-@_helper
+@_compiled
 def _block_draws(b, XT, M, miss, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CEW, v0, acc):
     """acc[:M] += the change of the block's linear predictor between each draw and the imputed
     point: only the columns of missing features move (v0: their values at the point)."""
@@ -181,7 +159,7 @@ def _block_draws(b, XT, M, miss, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV,
                            - v0[k])
 
 
-@_helper
+@_compiled
 def _quad(Vm, g, K):
     """g' V g for a dense g (K) and V (K x K)."""
     q = 0.0
@@ -197,10 +175,10 @@ def _quad(Vm, g, K):
     return q
 
 
-@_kernel
+@_compiled
 def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD, LW, LWN, THETA, VV, VM, DES,
          BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CLOC, CIS, CDEST, CDW, CEW, CENTER,
-         FI, FZ, roots, feat, thr, nanch, mtype, left, right, ch, leafv, max_design, max_K, out):
+         FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, max_design, max_K, out):
     p = F.shape[1]
     T = TI.shape[0]
     L = LI.shape[0]
@@ -270,9 +248,9 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, OR
                 if kind == KIND_XDR:
                     nu = LI[l, K_NUIS]
                     xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
-                    h = _forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv)
+                    h = _forest_point(LI[l, K_FA], xt, FI, roots, feat, thr, nanch, mtype, ch, leafv)
                     if LI[l, K_FB] >= 0:
-                        h = LF[l, 1] * h + LF[l, 2] * _forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
+                        h = LF[l, 1] * h + LF[l, 2] * _forest_point(LI[l, K_FB], xt, FI, roots, feat, thr,
                                                                   nanch, mtype, ch, leafv)
                     bc = LF[l, 0] + h
                     a = la[nu]
@@ -309,10 +287,10 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, OR
                     link = LI[l, K_LINK]
                     if kind == KIND_T:
                         xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
-                        la[l] = _mean(eta_a + _forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch,
+                        la[l] = _mean(eta_a + _forest_point(LI[l, K_FA], xt, FI, roots, feat, thr, nanch,
                                                             mtype, ch, leafv), link)
                         if LI[l, K_FB] >= 0:
-                            lc[l] = _mean(eta_c + _forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
+                            lc[l] = _mean(eta_c + _forest_point(LI[l, K_FB], xt, FI, roots, feat, thr,
                                                                 nanch, mtype, ch, leafv), link)
                         else:
                             lc[l] = np.nan
@@ -495,7 +473,7 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, OR
             _intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)
 
 
-@_helper
+@_compiled
 def _draw_value(v, binary, lo, hi):
     """A drawn (or observed) feature value as the draws hold it: binary features rounded (half to
     even, as numpy.round), then bounded to the imputer's range (predict._fast.fill_draws)."""
@@ -508,7 +486,7 @@ def _draw_value(v, binary, lo, hi):
     return v
 
 
-@_helper
+@_compiled
 def _varmodel_se(VM, vo, DES, do, fimp, miss, p):
     """sqrt(exp(u'v)) with u = [1, standardised imputed features, missing indicators] and v the
     bootstrap variance model at VM[vo:] (predict.runtime.varmodel_design)."""
@@ -521,7 +499,7 @@ def _varmodel_se(VM, vo, DES, do, fimp, miss, p):
     return np.sqrt(np.exp(s))
 
 
-@_helper
+@_compiled
 def _combine(l0, l1, MEM, LW, LWN, la, lb, cont):
     """A stack's expected outcomes from its members' (la: exercise, lb: benefit, comparator -
     exercise for continuous outcomes, exercise - comparator for binary): exercise = the members'
@@ -541,7 +519,7 @@ def _combine(l0, l1, MEM, LW, LWN, la, lb, cont):
     return act, cval
 
 
-@_helper
+@_compiled
 def _clip(x, lo, hi):
     """np.minimum(np.maximum(x, lo), hi): NaN stays NaN."""
     if x != x:
@@ -549,7 +527,7 @@ def _clip(x, lo, hi):
     return lo if x < lo else (hi if x > hi else x)
 
 
-@_helper
+@_compiled
 def _intervals(out, t, i, z, tau, lim, do_arms):
     b = out[O_B, t, i]
     se = np.sqrt(out[O_SE, t, i] ** 2 + out[O_VAR, t, i])
@@ -571,7 +549,7 @@ def _intervals(out, t, i, z, tau, lim, do_arms):
             out[r, t, i] = np.nan
 
 
-@_helper
+@_compiled
 def _var(a, M):
     s = 0.0
     for d in range(M):

@@ -23,6 +23,11 @@ from predict import _fused as fz
 from predict import runtime as rt
 
 PARALLEL_MIN_ROWS = 4096
+# the program's tables in the order predict._fused._run takes them (after F, inv, A, N, rows, arms, z)
+KERNEL_ARRAYS = ("TF", "TI", "MU", "LO", "HI", "BIN", "LI", "LF", "MEM", "ORD", "LW", "LWN", "THETA", "VV", "VM",
+                 "DES", "BI", "CF", "CK", "CTJ", "CT2", "CT1", "CR1", "CR2", "CIN", "CLEV", "CLOC", "CIS", "CDEST",
+                 "CDW", "CEW", "CENTER", "FI", "FZ", "roots", "feat", "thr", "nanch", "mtype", "ch", "leafv",
+                 "max_design", "max_K")
 PATTERN_CACHE = 512  # missing-data patterns kept per program (each T x (p x p + M x p) floats)
 
 
@@ -66,7 +71,7 @@ class _Builder:
         self.n_center = 0
         self.forests: list[list[int]] = []
         self.forest_zero: list[int] = []
-        self.nodes: dict[str, list] = {k: [] for k in ("roots", "feat", "thr", "nanch", "mtype", "left", "right", "ch", "leafv")}
+        self.nodes: dict[str, list] = {k: [] for k in ("roots", "feat", "thr", "nanch", "mtype", "ch", "leafv")}
         self.n_nodes = 0
         self.n_leaves = 0
         self.n_roots = 0
@@ -103,12 +108,8 @@ class _Builder:
         nd["thr"].append(fo["thr"].astype(float))
         nd["nanch"].append(remap(fo["nanch"]))
         nd["mtype"].append(fo["mtype"].astype(np.int64))
-        nd["left"].append(remap(fo["left"]))
-        nd["right"].append(remap(fo["right"]))
+        nd["ch"].append(remap(fo["ch"]))
         nd["leafv"].append(fo["leafv"].astype(float))
-        ch = np.empty(2 * fo["feat"].size, np.int64)
-        ch[0::2], ch[1::2] = remap(fo["left"]), remap(fo["right"])
-        nd["ch"].append(ch)
         r0 = self.n_roots
         self.n_roots += fo["roots"].size
         self.n_nodes += fo["feat"].size
@@ -188,6 +189,7 @@ class _Builder:
         rec[fz.K_NUIS] = rec[fz.K_FA] = rec[fz.K_FB] = rec[fz.K_PROG] = rec[fz.K_MOD] = -1
         rec[fz.K_V] = rec[fz.K_VM] = rec[fz.K_AVA] = rec[fz.K_AVC] = rec[fz.K_DES] = -1
         rec[fz.K_CONT] = 1 if exp["outcome_type"] == "continuous" else 0
+        rec[fz.K_ROLE] = 1 if nuisance else 0
         rec[fz.K_TREEIN] = 0 if exp.get("tree_missing", "native") == "native" else 1
         iv = exp.get("interval") if not nuisance else None
         if kind in ("x_learner", "dr_learner"):
@@ -196,7 +198,6 @@ class _Builder:
                 raise _Unsupported("X/DR nuisance is not a T-learner")
             rec[fz.K_KIND] = fz.KIND_XDR
             rec[fz.K_NUIS] = self.leaf(nu, comparator, nuisance=True)
-            self.leaf_int[rec[fz.K_NUIS]][fz.K_ROLE] = 1
             if kind == "x_learner":
                 e = float(exp["combine"]["e"])
                 rec[fz.K_FA] = self.forest(exp, "tau0")
@@ -267,6 +268,7 @@ class Program:
         self.tasks = tasks  # positions (in the exports given to compile_program) of the compiled tasks
         self.imputers = imputers
         self.a = arrays
+        self.kernel_args = tuple(arrays[k] for k in KERNEL_ARRAYS)  # _fused._run's, after F .. z
         self.p = p
         self.M = M
         self._patterns: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
@@ -305,12 +307,7 @@ class Program:
         A = np.stack([q[0] for q in parts])
         N = np.stack([q[1] for q in parts])
         inv = np.ascontiguousarray(inv, dtype=np.int64)
-        a = self.a
-        args = (a["TF"], a["TI"], a["MU"], a["LO"], a["HI"], a["BIN"], a["LI"], a["LF"], a["MEM"], a["ORD"], a["LW"], a["LWN"], a["THETA"],
-                a["VV"], a["VM"], a["DES"], a["BI"], a["CF"], a["CK"], a["CTJ"], a["CT2"], a["CT1"], a["CR1"],
-                a["CR2"], a["CIN"], a["CLEV"], a["CLOC"], a["CIS"], a["CDEST"], a["CDW"], a["CEW"],
-                a["CENTER"], a["FI"], a["FZ"], a["roots"], a["feat"], a["thr"], a["nanch"], a["mtype"], a["left"],
-                a["right"], a["ch"], a["leafv"], a["max_design"], a["max_K"], out)
+        args = (*self.kernel_args, out)
         k = default_threads() if threads is None else max(1, int(threads))
         if k == 1 or n < PARALLEL_MIN_ROWS:
             fz._run(F, inv, A, N, 0, n, arms, float(z), *args)
@@ -343,17 +340,43 @@ def warm_up() -> bool:
     installing takes some 20 s; scoring a first patient would otherwise pay it."""
     if not _fast.AVAILABLE or not _fast.ready():
         return False
-    i1 = lambda: np.zeros(0, np.int64)  # noqa: E731
-    f1 = lambda: np.zeros(0)  # noqa: E731
-    p = 1
-    args = (np.zeros((0, fz.N_TASK_INT), np.int64), np.zeros((0, p)), np.zeros((0, p)), np.zeros((0, p)),
-            np.zeros((0, p), np.bool_), np.zeros((0, fz.N_LEAF_INT), np.int64), np.zeros((0, 3)), i1(), i1(), f1(), f1(),
-            f1(), f1(), f1(), f1(), np.zeros((0, 4), np.int64), i1(), i1(), f1(), f1(), f1(), f1(), f1(), f1(), f1(),
-            f1(), f1(), i1(), f1(), f1(), f1(), np.zeros((0, 2), np.int64), i1(), i1(), i1(), f1(), i1(), i1(), i1(),
-            i1(), i1(), f1(), 1, 1, np.zeros((9, 0, 0)))
-    fz._run(np.zeros((0, p)), i1(), np.zeros((0, 0, p, p)), np.zeros((0, 0, 1, p)), 0, 0, False, 1.96,
-            np.zeros((0, 2)), *args)
+    empty = Program([], [], _pack(_Builder(1), 1, [], [], [], [], [], [], []), 1, 1)
+    fz._run(np.zeros((0, 1)), np.zeros(0, np.int64), np.zeros((0, 0, 1, 1)), np.zeros((0, 0, 1, 1)), 0, 0, False,
+            1.96, *empty.kernel_args, np.zeros((fz.N_OUT, 0, 0)))
     return True
+
+
+def _pack(b: _Builder, p: int, ti: list, tf: list, imputers: list, mem_ids: list, order: list, mem_w: list,
+          mem_wn: list) -> dict:
+    """The builder's lists as the kernel's contiguous arrays (see :data:`KERNEL_ARRAYS`)."""
+    cat = lambda parts, dt=float: np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0, dt), dtype=dt)  # noqa: E731
+    i64 = lambda v: np.ascontiguousarray(np.asarray(v, np.int64))  # noqa: E731
+    f64 = lambda v: np.ascontiguousarray(np.asarray(v, float))  # noqa: E731
+
+    def per_imputer(key: str, dt) -> np.ndarray:
+        rows = [np.asarray(i[key], dt) for i in imputers]
+        return np.ascontiguousarray(np.stack(rows) if rows else np.zeros((0, p), dt))
+
+    arrays = {
+        "TI": i64(ti).reshape(len(ti), fz.N_TASK_INT), "TF": f64(tf).reshape(len(tf), 2),
+        "MU": per_imputer("mean", float), "LO": per_imputer("lower", float), "HI": per_imputer("upper", float),
+        "BIN": per_imputer("binary", np.bool_),
+        "LI": i64(b.leaf_int).reshape(len(b.leaf_int), fz.N_LEAF_INT), "LF": f64(b.leaf_float).reshape(-1, 3),
+        "MEM": i64(mem_ids), "ORD": i64(order), "LW": f64(mem_w), "LWN": f64(mem_wn),
+        "THETA": cat(b.theta), "VV": cat(b.V), "VM": cat(b.VM), "DES": cat(b.DES),
+        "BI": i64(b.blocks).reshape(len(b.blocks), 4), "CENTER": cat(b.center),
+        "FI": i64(b.forests).reshape(len(b.forests), 2), "FZ": i64(b.forest_zero), "max_K": int(b.max_K), "max_design": int(b.max_design),
+    }
+    for k, col in (("CF", "feat"), ("CK", "kind"), ("CDEST", "dest")):
+        arrays[k] = i64(b.cols[col])
+    for k, col in (("CTJ", "tj"), ("CT2", "t2"), ("CT1", "t1"), ("CR1", "r1"), ("CR2", "r2"), ("CIN", "inv_norm"),
+                   ("CLEV", "level"), ("CLOC", "loc"), ("CIS", "inv_scale"), ("CDW", "dw"), ("CEW", "ew")):
+        arrays[k] = f64(b.cols[col])
+    for k in ("roots", "feat", "nanch", "mtype", "ch"):
+        arrays[k] = cat(b.nodes[k], np.int64) if b.nodes[k] else np.zeros(0, np.int64)
+    for k in ("thr", "leafv"):
+        arrays[k] = cat(b.nodes[k]) if b.nodes[k] else np.zeros(0)
+    return arrays
 
 
 def compile_program(exps: list[dict], comparator: str) -> Program | None:
@@ -414,27 +437,5 @@ def compile_program(exps: list[dict], comparator: str) -> Program | None:
     if not tasks:
         return None
     M = max(r[fz.T_M] for r in ti)
-    cat = lambda parts, dt=float: np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0, dt), dtype=dt)  # noqa: E731
-    i64 = lambda v: np.ascontiguousarray(np.asarray(v, np.int64))  # noqa: E731
-    f64 = lambda v: np.ascontiguousarray(np.asarray(v, float))  # noqa: E731
-    arrays = {
-        "TI": i64(ti).reshape(len(ti), fz.N_TASK_INT), "TF": f64(tf).reshape(len(tf), 2),
-        "MU": np.stack([f64(i["mean"]) for i in imputers]), "LO": np.stack([f64(i["lower"]) for i in imputers]),
-        "HI": np.stack([f64(i["upper"]) for i in imputers]),
-        "BIN": np.stack([np.asarray(i["binary"], np.bool_) for i in imputers]),
-        "LI": i64(b.leaf_int).reshape(len(b.leaf_int), fz.N_LEAF_INT), "LF": f64(b.leaf_float).reshape(-1, 3),
-        "MEM": i64(mem_ids), "ORD": i64(order), "LW": f64(mem_w), "LWN": f64(mem_wn),
-        "THETA": cat(b.theta), "VV": cat(b.V), "VM": cat(b.VM), "DES": cat(b.DES),
-        "BI": i64(b.blocks).reshape(len(b.blocks), 4), "CENTER": cat(b.center),
-        "FI": i64(b.forests).reshape(len(b.forests), 2), "FZ": i64(b.forest_zero), "max_K": int(b.max_K), "max_design": int(b.max_design),
-    }
-    for k, col in (("CF", "feat"), ("CK", "kind"), ("CDEST", "dest")):
-        arrays[k] = i64(b.cols[col])
-    for k, col in (("CTJ", "tj"), ("CT2", "t2"), ("CT1", "t1"), ("CR1", "r1"), ("CR2", "r2"), ("CIN", "inv_norm"),
-                   ("CLEV", "level"), ("CLOC", "loc"), ("CIS", "inv_scale"), ("CDW", "dw"), ("CEW", "ew")):
-        arrays[k] = f64(b.cols[col])
-    for k in ("roots", "feat", "nanch", "mtype", "left", "right", "ch"):
-        arrays[k] = cat(b.nodes[k], np.int64) if b.nodes[k] else np.zeros(0, np.int64)
-    for k in ("thr", "leafv"):
-        arrays[k] = cat(b.nodes[k]) if b.nodes[k] else np.zeros(0)
+    arrays = _pack(b, p, ti, tf, imputers, mem_ids, order, mem_w, mem_wn)
     return Program(tasks, imputers, arrays, p, M)

@@ -253,7 +253,7 @@ class Scorer:
         self._background = background
         self._limits = self._warning_limits(background)
         self._programs: dict = {}
-        self._fused_consts: dict = {}
+        self._fused_positions: dict = {}
         self._rules = self._field_rules()
         self._wrules = self._warning_rules()
 
@@ -845,9 +845,9 @@ class Scorer:
             return None
         res = prog.run(F, groups, arms=arms, threads=1, z=z)
         n = F.shape[0]
-        pos = self._fused_consts.get(comparator)
+        pos = self._fused_positions.get(comparator)
         if pos is None:
-            pos = self._fused_consts[comparator] = {self._tasks[q].task: j for j, q in enumerate(prog.tasks)}
+            pos = self._fused_positions[comparator] = {self._tasks[q].task: j for j, q in enumerate(prog.tasks)}
         arm_iv: dict = {}
         out = []
         for t in tasks:

@@ -43,7 +43,7 @@ from ._optim import fd_jacobian as _fd_jacobian
 from ._optim import chol_perturbation, fd_jacobian_forward, lbfgsb_escape, lbfgsb_probed
 from .lmm import _sd_corr, _vc_names
 from ._threads import single_threaded_blas
-from .results import MixedResult, boundary_messages
+from .results import MixedResult, boundary_messages, labelled_fields
 
 SINGULAR_TOL = 1e-4
 LOG2PI = math.log(2 * math.pi)
@@ -484,35 +484,20 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
             vc_cov[:, j] = np.nan
     re_sd_se = np.sqrt(np.diag(vc_cov)[:q])
 
-    fn, rn = d.fixed_names, d.random_names
-    # One Index per axis, shared by every Series/DataFrame below (building an Index from a list
-    # of strings costs ~0.1 ms; a result needs a dozen).
-    fi, ri_, vi, li = pd.Index(fn), pd.Index(rn), pd.Index(vc_names), pd.Index(d.labels)
     loglik = -F + prob.lchoose
+    fields = labelled_fields(d, m, beta, vcov, G, sd, corr, re_sd_se, vc_names, vc_vals, vc_cov, blups)
+    fi = fields["params"].index
     return MixedResult(
         model="binomial GLMM (logit link)",
         method=method_label,
-        fixed_names=fn,
-        random_names=rn,
-        group_labels=list(d.labels),
-        nobs=d.n,
-        ngroups=m,
-        params=pd.Series(beta, index=fi, name="params"),
-        vcov=pd.DataFrame(vcov, index=fi, columns=fi),
+        **fields,
         vcov_note="vcov = beta block of the inverse finite-difference Hessian of the deviance in (theta, beta) "
                   "(lme4 default); theta-conditional version in extra['bse_conditional']",
-        re_cov=pd.DataFrame(G, index=ri_, columns=ri_),
-        re_sd=pd.Series(sd, index=ri_, name="sd"),
-        re_corr=pd.DataFrame(corr, index=ri_, columns=ri_),
-        re_sd_se=pd.Series(re_sd_se, index=ri_, name="sd_se"),
-        vc_params=pd.Series(vc_vals, index=vi),
-        vc_vcov=pd.DataFrame(vc_cov, index=vi, columns=vi),
         sigma=None,
         sigma_by_group=None,
         loglik=loglik,
         reml_criterion=None,
         deviance=-2 * loglik,
-        blups=pd.DataFrame(blups, index=li, columns=ri_),
         blup_cond_var=cond_var,
         converged=converged,
         status=status,

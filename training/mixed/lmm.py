@@ -43,7 +43,7 @@ from ._lapack import cho_factor_upper, cho_solve_upper
 from ._optim import fd_jacobian as _fd_jacobian
 from ._optim import chol_perturbation, lbfgsb_probed
 from ._threads import single_threaded_blas
-from .results import MixedResult, boundary_messages
+from .results import MixedResult, boundary_messages, labelled_fields
 
 LOG2PI = math.log(2 * math.pi)
 SINGULAR_TOL = 1e-4
@@ -384,34 +384,17 @@ def fit_lmm(y, X, Z, groups, *, method: str = "REML", re_cov: str = "unstructure
 
     re_sd_se = np.sqrt(np.maximum(np.diag(vc_cov)[:q], 0))
     re_sd_se[~np.isfinite(np.diag(vc_cov)[:q])] = np.nan
-    fn = d.fixed_names
-    # One Index per axis, shared by every Series/DataFrame below (building an Index from a list
-    # of strings costs ~0.1 ms; a result needs a dozen).
-    fi, ri_, vi, li = pd.Index(fn), pd.Index(rn), pd.Index(vc_names), pd.Index(d.labels)
     method_label = method
     result = MixedResult(
         model="linear mixed model",
         method=method_label,
-        fixed_names=fn,
-        random_names=rn,
-        group_labels=list(d.labels),
-        nobs=d.n,
-        ngroups=m,
-        params=pd.Series(beta, index=fi, name="params"),
-        vcov=pd.DataFrame(vcov, index=fi, columns=fi),
+        **labelled_fields(d, m, beta, vcov, G, sd, corr, re_sd_se, vc_names, vc_vals, vc_cov, b),
         vcov_note="vcov = (X' V^-1 X)^-1 at the " + method + " estimates of the variance parameters",
-        re_cov=pd.DataFrame(G, index=ri_, columns=ri_),
-        re_sd=pd.Series(sd, index=ri_, name="sd"),
-        re_corr=pd.DataFrame(corr, index=ri_, columns=ri_),
-        re_sd_se=pd.Series(re_sd_se, index=ri_, name="sd_se"),
-        vc_params=pd.Series(vc_vals, index=vi),
-        vc_vcov=pd.DataFrame(vc_cov, index=vi, columns=vi),
         sigma=None if by_group else math.sqrt(sigma2),
-        sigma_by_group=pd.Series(np.sqrt(sigma2 * dg), index=li, name="sigma") if by_group else None,
+        sigma_by_group=pd.Series(np.sqrt(sigma2 * dg), index=pd.Index(d.labels), name="sigma") if by_group else None,
         loglik=-0.5 * dev,
         reml_criterion=dev if method == "REML" else None,
         deviance=dev if method == "ML" else None,
-        blups=pd.DataFrame(b, index=li, columns=ri_),
         blup_cond_var=cv,
         converged=converged,
         status=status,

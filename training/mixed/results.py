@@ -23,6 +23,26 @@ def _num(x):
     return x if math.isfinite(x) else None
 
 
+def labelled_fields(d, m: int, beta, vcov, G, sd, corr, re_sd_se, vc_names: list, vc_vals, vc_cov, blups) -> dict:
+    """The :class:`MixedResult` fields both fitters fill the same way: names, counts, and the
+    estimates as Series/DataFrames labelled by the design ``d``'s fixed and random names, group
+    labels and the variance-component names. One Index per axis, shared by every frame (building
+    an Index from a list of strings costs ~0.1 ms; a result needs a dozen)."""
+    fi, ri_, vi, li = pd.Index(d.fixed_names), pd.Index(d.random_names), pd.Index(vc_names), pd.Index(d.labels)
+    return dict(
+        fixed_names=d.fixed_names, random_names=d.random_names, group_labels=list(d.labels), nobs=d.n, ngroups=m,
+        params=pd.Series(beta, index=fi, name="params"),
+        vcov=pd.DataFrame(vcov, index=fi, columns=fi),
+        re_cov=pd.DataFrame(G, index=ri_, columns=ri_),
+        re_sd=pd.Series(sd, index=ri_, name="sd"),
+        re_corr=pd.DataFrame(corr, index=ri_, columns=ri_),
+        re_sd_se=pd.Series(re_sd_se, index=ri_, name="sd_se"),
+        vc_params=pd.Series(vc_vals, index=vi),
+        vc_vcov=pd.DataFrame(vc_cov, index=vi, columns=vi),
+        blups=pd.DataFrame(blups, index=li, columns=ri_),
+    )
+
+
 @dataclass
 class MixedResult:
     """A fitted mixed model.
