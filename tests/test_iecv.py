@@ -7,7 +7,7 @@ from threadpoolctl import threadpool_limits
 
 from training.iecv import holdout_trials, run_iecv
 from training.learners.effect_model import ConstantEffect, EffectModel
-from training.learners.toy import toy_trials
+from training.simulate.small_trials import small_trials
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ class Spy(ConstantEffect):
 
 @pytest.fixture(scope="module")
 def data():
-    X, y, truth = toy_trials(n_trials=10, n_per_arm=60, seed=21, noise=8.0, effect_mod=7.0)
+    X, y, truth = small_trials(n_trials=10, n_per_arm=60, seed=21, noise=8.0, effect_mod=7.0)
     return X.assign(value=y), truth
 
 
@@ -69,10 +69,10 @@ def test_iecv_parallel_equals_serial(data):
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
 
 
-def _analysis_from_toy(n_trials=6, seed=31):
+def _analysis_from_small_trials(n_trials=6, seed=31):
     parts = []
     for outcome, kind in (("pain", "continuous"), ("global_recovery", "binary")):
-        X, y, _ = toy_trials(n_trials=n_trials, n_per_arm=50, seed=seed, noise=8.0, effect_mod=5.0, outcome=kind,
+        X, y, _ = small_trials(n_trials=n_trials, n_per_arm=50, seed=seed, noise=8.0, effect_mod=5.0, outcome=kind,
                              missing=0.1)
         parts.append(X.assign(outcome=outcome, follow_up="short", value=y))
     return pd.concat(parts, ignore_index=True)
@@ -84,7 +84,7 @@ def test_run_training_writes_run_folder(tmp_path):
     from training.train import TrainSettings, run_training
 
     cfg = load_config(None)
-    analysis = _analysis_from_toy()
+    analysis = _analysis_from_small_trials()
     s = TrainSettings(seed=2, learners=("constant", "effect_model"), n_boot_linear=5, n_boot_trees=0,
                       iecv_metrics_boot=5, workers=1, subgroup_boot=5)
     res = run_training(analysis, cfg, tmp_path / "run", s)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from training.learners import ConstantEffect, EffectModel
-from training.learners.toy import toy_trials
+from training.simulate.small_trials import small_trials
 from training.learners.trial_specific import InTrialBenefit
 
 
 @pytest.fixture(scope="module")
 def heterogeneous():
-    return toy_trials(n_trials=18, n_per_arm=100, seed=11, noise=10.0, effect_mod=4.0, tau=4.0)
+    return small_trials(n_trials=18, n_per_arm=100, seed=11, noise=10.0, effect_mod=4.0, tau=4.0)
 
 
 def test_blups_recover_trial_effects_and_lower_pehe(heterogeneous):
@@ -46,7 +46,7 @@ def test_blups_recover_trial_effects_and_lower_pehe(heterogeneous):
 
 
 def test_no_heterogeneity_leaves_predictions_nearly_unchanged():
-    X, y, _ = toy_trials(n_trials=14, n_per_arm=80, seed=3, noise=10.0, effect_mod=0.0, tau=0.0)
+    X, y, _ = small_trials(n_trials=14, n_per_arm=80, seed=3, noise=10.0, effect_mod=0.0, tau=0.0)
     base = ConstantEffect(n_boot=20).fit(X, y)
     it = InTrialBenefit(base).fit(X, y)
     p0, p1 = base.predict(X), it.predict(X)
@@ -69,7 +69,7 @@ def test_rows_of_unfitted_trials_get_the_new_setting_interval(heterogeneous):
 
 
 def test_unfitted_use_is_an_error():
-    X, y, _ = toy_trials(n_trials=6, n_per_arm=30, seed=1)
+    X, y, _ = small_trials(n_trials=6, n_per_arm=30, seed=1)
     with pytest.raises(RuntimeError, match="not fitted"):
         InTrialBenefit(ConstantEffect(n_boot=0)).fit(X, y)
     with pytest.raises(RuntimeError, match="not fitted"):

@@ -12,7 +12,7 @@ from training.learners.effect_model import EffectModel
 from training.learners.intervals import cluster_bootstrap
 from training.learners.meta_learners import TLearner
 from training.learners.missing import GaussianImputer
-from training.learners.toy import toy_trials
+from training.simulate.small_trials import small_trials
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +23,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def fitted():
-    X, y, truth = toy_trials(n_trials=14, n_per_arm=80, seed=11, noise=10.0, effect_mod=5.0, missing=0.1,
+    X, y, truth = small_trials(n_trials=14, n_per_arm=80, seed=11, noise=10.0, effect_mod=5.0, missing=0.1,
                              systematic=True, tau=2.0)
     return X, y, truth, EffectModel(n_boot=30).fit(X, y)
 
@@ -121,7 +121,7 @@ def test_moment_matched_draws_make_the_missing_variance_of_a_linear_prediction_e
 
 
 def test_tree_interval_export_and_widening():
-    X, y, _ = toy_trials(n_trials=10, n_per_arm=60, seed=12, noise=10.0, effect_mod=5.0)
+    X, y, _ = small_trials(n_trials=10, n_per_arm=60, seed=12, noise=10.0, effect_mod=5.0)
     m = TLearner(n_boot=4).fit(X, y)
     Xd = X.head(40).copy()
     p0 = m.predict_interval(Xd)
@@ -149,7 +149,7 @@ def test_tree_learner_exports_per_arm_variance_models_from_its_bootstrap():
     is calibrated to it) and gives arm SEs for scoring."""
     from predict import runtime as prt
 
-    X, y, _ = toy_trials(n_trials=10, n_per_arm=60, seed=12, noise=10.0, effect_mod=5.0, missing=0.1)
+    X, y, _ = small_trials(n_trials=10, n_per_arm=60, seed=12, noise=10.0, effect_mod=5.0, missing=0.1)
     m = TLearner(n_boot=6).fit(X, y)
     exp = prt.prepare_export(m.to_export())
     iv = exp["interval"]

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from training.learners import export as rt
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.risk_model import RiskModel
-from training.learners.toy import CLASS_EFFECT, toy_trials
+from training.simulate.small_trials import CLASS_EFFECT, small_trials
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def linear_data():
-    return toy_trials(n_trials=14, n_per_arm=120, seed=3, noise=6.0, effect_mod=6.0)
+    return small_trials(n_trials=14, n_per_arm=120, seed=3, noise=6.0, effect_mod=6.0)
 
 
 def test_effect_model_recovers_linear_modifier(linear_data):
@@ -54,7 +54,7 @@ def test_constant_model_has_no_heterogeneity_and_right_class_effects(linear_data
 
 
 def test_effect_model_prefers_constant_without_modification():
-    X, y, truth = toy_trials(n_trials=12, n_per_arm=60, seed=5, noise=15.0, effect_mod=0.0)
+    X, y, truth = small_trials(n_trials=12, n_per_arm=60, seed=5, noise=15.0, effect_mod=0.0)
     m = EffectModel(n_boot=0).fit(X, y)
     p = m.predict(X)
     # heavily shrunk: predicted benefits barely vary (true SD 0)
@@ -112,7 +112,7 @@ def test_class_without_data_is_unavailable_and_nan(linear_data):
 
 
 def test_binary_outcome_effect_model():
-    X, y, truth = toy_trials(n_trials=14, n_per_arm=120, seed=4, outcome="binary", effect_mod=8.0)
+    X, y, truth = small_trials(n_trials=14, n_per_arm=120, seed=4, outcome="binary", effect_mod=8.0)
     m = EffectModel(outcome_type="binary", n_boot=10).fit(X, y)
     p = m.predict_interval(X)
     b = p["benefit_vs_no_treatment"]

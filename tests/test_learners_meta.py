@@ -11,7 +11,7 @@ from training.learners import export as rt
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.meta_learners import DRLearner, TLearner, XLearner
 from training.learners.stacking import StackedLearner, r_loss, stack_weights
-from training.learners.toy import toy_trials
+from training.simulate.small_trials import small_trials
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +22,12 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def noiseless():
-    return toy_trials(n_trials=12, n_per_arm=150, seed=7, noise=0.0, effect_mod=6.0, bmi_mod=3.0)
+    return small_trials(n_trials=12, n_per_arm=150, seed=7, noise=0.0, effect_mod=6.0, bmi_mod=3.0)
 
 
 @pytest.fixture(scope="module")
 def noisy():
-    X, y, t = toy_trials(n_trials=10, n_per_arm=50, seed=8, noise=10.0, effect_mod=5.0, missing=0.15)
+    X, y, t = small_trials(n_trials=10, n_per_arm=50, seed=8, noise=10.0, effect_mod=5.0, missing=0.15)
     return X, y, t
 
 
@@ -74,7 +74,7 @@ def test_lightgbm_contributions_match_shap_treeexplainer(noisy):
 
 def test_trial_offsets_do_not_leak_into_benefit():
     """Trials differ hugely in outcome level but effects are constant: benefits stay flat."""
-    X, y, truth = toy_trials(n_trials=12, n_per_arm=80, seed=9, noise=8.0, effect_mod=0.0)
+    X, y, truth = small_trials(n_trials=12, n_per_arm=80, seed=9, noise=8.0, effect_mod=0.0)
     shift = X["trial"].map({t: 25.0 * (i % 2) for i, t in enumerate(sorted(X["trial"].unique()))}).to_numpy()
     m = TLearner(n_boot=0).fit(X, y + shift)
     p = m.predict(X)

@@ -22,14 +22,14 @@ from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.meta_learners import DRLearner, TLearner, XLearner
 from training.learners.risk_model import RiskModel
 from training.learners.stacking import StackedLearner
-from training.learners.toy import toy_trials
+from training.simulate.small_trials import small_trials
 
 pytestmark = pytest.mark.skipif(not _fast.AVAILABLE, reason="numba not installed: no fused program")
 ROWS = {"exercise": fz.O_A, "comparator": fz.O_C, "benefit": fz.O_B, "se_est": fz.O_SE, "var_missing": fz.O_VAR}
 
 
 def _fit(outcome: str):
-    X, y, _ = toy_trials(n_trials=8, n_per_arm=40, seed=21, noise=10.0, effect_mod=5.0, outcome=outcome,
+    X, y, _ = small_trials(n_trials=8, n_per_arm=40, seed=21, noise=10.0, effect_mod=5.0, outcome=outcome,
                          missing=0.15)
     kw = dict(outcome_type=outcome)
     with threadpool_limits(1):
@@ -57,7 +57,7 @@ def _features(X, exp, rng) -> np.ndarray:
     F = rt.feature_matrix(exp["features"], X.head(60))
     F = np.vstack([F, F[:5]])
     F[-5:, :] = np.nan  # every covariate missing
-    F[-5:, -1] = 50.0  # (the toy data's last feature is a baseline: keep one value)
+    F[-5:, -1] = 50.0  # (the small-trials data's last feature is a baseline: keep one value)
     full = F[:10].copy()
     for j in range(full.shape[1]):
         col = full[:, j]

@@ -1,5 +1,6 @@
-"""A small seeded generator of pooled trials with a known individual benefit, for tests and
-docs (the full simulator lives in ``training.simulate``).
+"""Small seeded pooled trials with a known individual benefit, for tests and docs: a quick
+stand-in for the calibrated simulator (``training.simulate.simulate_dataset``) when a test needs
+a few hundred rows with a simple, known benefit function.
 
 Continuous outcome (0-100, higher = worse)::
 
@@ -17,7 +18,7 @@ import pandas as pd
 CLASS_EFFECT = {"no_treatment": 10.0, "usual_care": 8.0, "other_conservative": -2.0}
 
 
-def toy_trials(n_trials: int = 12, n_per_arm: int = 60, seed: int = 0, noise: float = 12.0,
+def small_trials(n_trials: int = 12, n_per_arm: int = 60, seed: int = 0, noise: float = 12.0,
                effect_mod: float = 4.0, bmi_mod: float = 0.0, outcome: str = "continuous",
                missing: float = 0.0, systematic: bool = False, exercise_only: int = 2,
                tau: float = 0.0) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
