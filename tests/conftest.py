@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.example import example_data_dir
+from training.example_data import example_data_dir
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 import pytest
 
-from training.example import example_data_dir
+from training.example_data import example_data_dir
 
 LONG = ["outcome", "follow_up", "comparison", "variable", "level", "model", "studies", "participants",
         "estimate", "ci_low", "ci_high", "p", "tau", "status"]
