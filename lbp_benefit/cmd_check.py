@@ -13,7 +13,7 @@ def run_check(data: Path, config: Optional[Path], out: Optional[Path], drop_inva
     from lbp_benefit.progress import progress_over
     from training.dataset import load_dataset
     from training.harmonise import harmonise
-    from training.report import attrition_table_text
+    from lbp_benefit.attrition_text import attrition_table_text
 
     console = Console()
     ds = load_dataset(data, config, drop_invalid=drop_invalid)

@@ -1,4 +1,4 @@
-"""Plain-text renderings of reports for the terminal."""
+"""The attrition report as a plain-text table for the terminal (`lbp-benefit check`)."""
 from __future__ import annotations
 
 import pandas as pd
