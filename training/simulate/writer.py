@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import yaml
 
-from training.simulate.scenario import COVARIATES
+from training.simulate.scenario import COVARIATES, SYNTHETIC_NOTE
 
 TRUTH_DECIMALS = 6
 CHUNK_ROWS = 500_000
@@ -103,7 +103,6 @@ def _readme(sim) -> str:
 
 def write_dataset(sim, folder: Path, report: pd.DataFrame | None = None) -> Path:
     from training.config import load_config
-    from training.simulate.generator import SYNTHETIC_NOTE
 
     folder = Path(folder)
     (folder / "truth").mkdir(parents=True, exist_ok=True)
