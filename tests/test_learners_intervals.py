@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from training.learners import export as rt
 from training.learners.effect_model import EffectModel
 from training.learners.intervals import cluster_bootstrap
-from training.learners.meta_learners import TLearner
+from training.learners.boosted import TLearner
 from training.learners.missing import GaussianImputer
 from training.simulate.small_trials import small_trials
 

@@ -19,7 +19,7 @@ from predict import _fast
 from predict import _fused as fz
 from predict.program import compile_program
 from training.learners.effect_model import ConstantEffect, EffectModel
-from training.learners.meta_learners import DRLearner, TLearner, XLearner
+from training.learners.boosted import DRLearner, TLearner, XLearner
 from training.learners.risk_model import RiskModel
 from training.learners.stacking import StackedLearner
 from training.simulate.small_trials import small_trials

@@ -36,7 +36,7 @@ from training.cards.subgroups import subgroup_performance
 from training.learners.base import class_support as _class_support  # noqa: F401 - re-export for callers
 from training.learners.base import feature_spec_from_config, outcome_type_of, task_frame
 from training.learners.effect_model import ConstantEffect, EffectModel
-from training.learners.meta_learners import DRLearner, TLearner, XLearner
+from training.learners.boosted import DRLearner, TLearner, XLearner
 from training.learners.risk_model import RiskModel
 from training.learners.stacking import StackedLearner
 
@@ -222,7 +222,7 @@ def _trial_effects(model, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
 
 def _groups(learners) -> list:
     """Jobs: the linear learners together, and the tree learners together (T, X and DR share
-    their outcome boosters and cross-fits through the cache in ``meta_learners``)."""
+    their outcome boosters and cross-fits through the cache in ``boosted``)."""
     lin = [n for n in learners if n in ("constant", "effect_model", "risk_model")]
     xdr = [n for n in learners if n in ("t_learner", "x_learner", "dr_learner")]
     rest = [n for n in learners if n not in lin + xdr]

@@ -6,7 +6,7 @@ of the exported dict (:mod:`training.learners.export`, numpy + lightgbm only).
 """
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.export import explain_from_export, predict_from_export
-from training.learners.meta_learners import DRLearner, TLearner, XLearner
+from training.learners.boosted import DRLearner, TLearner, XLearner
 from training.learners.missing import GaussianImputer
 from training.learners.risk_model import RiskModel
 from training.learners.stacking import StackedLearner, r_loss, stack_weights

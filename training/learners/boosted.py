@@ -1,4 +1,4 @@
-"""LightGBM meta-learners: T-, X- and DR-learner, adapted to pooled randomised trials.
+"""Boosted (LightGBM) meta-learners: T-, X- and DR-learner, adapted to pooled randomised trials.
 
 Common to all three:
 

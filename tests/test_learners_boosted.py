@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from training.learners import export as rt
 from training.learners.effect_model import ConstantEffect, EffectModel
-from training.learners.meta_learners import DRLearner, TLearner, XLearner
+from training.learners.boosted import DRLearner, TLearner, XLearner
 from training.learners.stacking import StackedLearner, r_loss, stack_weights
 from training.simulate.small_trials import small_trials
 
@@ -141,7 +141,7 @@ def test_crossfit_cache_key_covers_the_imputation():
     trials in the other order) must not share a cached cross-fit: the key includes Fi and P."""
     from types import SimpleNamespace
 
-    from training.learners.meta_learners import XLearner
+    from training.learners.boosted import XLearner
 
     rng = np.random.default_rng(0)
     F = rng.normal(size=(20, 3))
