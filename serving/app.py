@@ -29,7 +29,7 @@ from serving.errors import request_validation_handler
 from serving.interface import Loader, ScorerLike, check_scorer, default_loader, is_synthetic
 from serving.limits import BodySizeLimitMiddleware
 from serving.logs import LOGGER, AccessMiddleware
-from serving.metrics import Metrics
+from serving.telemetry import Metrics
 from serving.routes import health, model, score
 from serving.schemas import build_models
 from serving.settings import ServingSettings

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.metrics import Metrics
+from serving.telemetry import Metrics
 
 LOGGER = "lbp_benefit.serving"
 ACCESS_LOGGER = "lbp_benefit.serving.access"

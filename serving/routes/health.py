@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from serving.metrics import CONTENT_TYPE
+from serving.telemetry import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
 
