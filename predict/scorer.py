@@ -29,6 +29,9 @@ import pandas as pd
 
 from predict import network as netrt
 from predict import _fused as fz
+from predict import imputed as imputed_inputs
+from predict import network_arms
+from predict import verdict as verdicts
 from predict import runtime as rt
 from predict.artifact import Artifact, ArtifactError, load_artifact, sha256_bytes
 from predict.errors import LbpError, Problem, ValidationFailed
@@ -780,7 +783,12 @@ class Scorer:
         arm_iv: dict = {}
         n = F.shape[0]
         if comparator in self.network_only:
-            return [self._compute_network(F, comparator, t, z) for t in tasks], arm_iv
+            comp = [self._compute_network(F, comparator, t, z) for t in tasks]
+            for c in comp if arms else []:
+                iv = network_arms.arm_bounds(c.task.exp, F, c.exercise, c.benefit, c.ci, z) if c.available else None
+                if iv is not None:
+                    arm_iv[c.task.task] = iv
+            return comp, arm_iv
         groups = rt.pattern_groups(F) if n else None
         if 0 < n <= FUSED_MAX_ROWS:
             done = self._compute_fused(F, comparator, tasks, arms, groups, z)
@@ -959,15 +967,18 @@ class Scorer:
     def _score(self, F: np.ndarray, comparator: str, tasks: list[_Task], explain: bool, top: int) -> list[dict]:
         comp, arm_iv = self._compute(F, comparator, tasks, arms=True)
         n = F.shape[0]
-        warns = self._patient_warnings(F)
+        warns = self._imputation_warned(F, self._patient_warnings(F))
         req_warn = self._request_warnings(comparator, tasks)
         missing = self._missing_lists(F)
         factors: list[list[dict]] = [[] for _ in range(n)]
+        imputed_factors: list[list[dict]] = [[] for _ in range(n)]
         et = self._explained_task(comparator, tasks) if explain else None
         explained = None
         if et is not None and n:
             base, contrib = self._explain(F, comparator, et)
-            factors = self._top_factors(contrib, et, comparator, top)
+            entered, imputed = imputed_inputs.split_contributions(contrib, F)  # explanations from entered inputs only
+            factors = self._top_factors(entered, et, comparator, top)
+            imputed_factors = self._top_factors(imputed, et, comparator, top)
             explained = {"task": et.task, "comparator": comparator,
                          "method": self._explain_method(et),
                          "units": self._factor_units(et, comparator)}
@@ -1042,12 +1053,21 @@ class Scorer:
                     if c.available:
                         d["comparator"]["basis"] = basis
                 outs[t.task] = d
-            r = {"scores": scores, "outcomes": outs, "top_factors": factors[i], "missing": missing[i],
-                 "warnings": warns[i] + req_warn}
+            r = {"scores": scores, "outcomes": outs, "top_factors": factors[i], "imputed_factors": imputed_factors[i],
+                 "missing": missing[i], "warnings": warns[i] + req_warn}
             if explained is not None:
                 r["explained"] = explained
             results.append(r)
-        return results
+        return verdicts.annotate(results)
+
+    def _imputation_warned(self, F: np.ndarray, warns: list[list[str]]) -> list[list[str]]:
+        """``warns`` with the heavy-imputation warning (predict/imputed.py) first where it applies."""
+        cols = [self._index[c] for c in self.schema.names]
+        share = imputed_inputs.share_threshold(self.manifest)
+        for w, extra in zip(warns, imputed_inputs.imputation_warnings(F, cols, share)):
+            if extra:
+                w.insert(0, extra)
+        return warns
 
     def score_table(self, patients: Any, comparator: str, outcomes: Sequence[str] | None = None, *,
                     explain: bool = False, top: int = 3, details: bool = True,
@@ -1108,7 +1128,7 @@ class Scorer:
             texts = np.array([";".join(nm for nm, m in zip(names, row) if m) for row in keys] or [""], dtype=object)
             cols["missing"] = texts[inv].tolist() if n else []
             req = self._request_warnings(comparator, tasks)
-            cols["warnings"] = [" | ".join(w + req) for w in self._patient_warnings(F)]
+            cols["warnings"] = [" | ".join(w + req) for w in self._imputation_warned(F, self._patient_warnings(F))]
         return pd.DataFrame(cols)
 
     # ------------------------------------------------------------------ result pieces

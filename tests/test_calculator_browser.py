@@ -115,8 +115,10 @@ def test_fill_submit_and_read_the_result(server, browser, scorer, tmp_path):
     assert "Pain intensity at about 3 months (short-term follow-up)" in card.locator("h3").inner_text()
     assert abs(_n(card.locator(".v-ex").inner_text()) - pain["exercise"]["expected"]) <= 0.051
     assert abs(_n(card.locator(".v-cmp").inner_text()) - pain["comparator"]["expected"]) <= 0.051
+    # the verdict and its probability from the predictive distribution (predict/verdict.py), nothing ticked
     verdict = card.locator(".swe-verdict").inner_text()
-    assert ("Does not clear" in verdict) == (pain["clears_smallest_worthwhile"] is False)
+    assert verdict == pain["verdict"]["words"].capitalize() + " to clear the smallest worthwhile effect"
+    assert card.locator(".v-prob").inner_text() == f"{round(100 * pain['verdict']['probability'])}%"
     swe = re.search(r"for this patient " + NUM + " points", card.inner_text())
     assert swe and abs(_n(swe.group(1)) - pain["smallest_worthwhile"]["threshold"]) <= 0.051
     assert "Functional limitations at about 6 months (moderate-term follow-up)" in page.inner_text("#results")
@@ -124,23 +126,43 @@ def test_fill_submit_and_read_the_result(server, browser, scorer, tmp_path):
     rec = expect["outcomes"]["global_recovery__moderate"]
     sentence = page.inner_text(".recovery-sentence")
     ne, nc = round(rec["exercise"]["expected"] * 100), round(rec["comparator"]["expected"] * 100)
-    assert sentence == f"{ne} of 100 people like you recover with exercise therapy, {nc} with usual care."
+    def per(iv):
+        return f" ({round(100 * iv[0])}\u2013{round(100 * iv[1])})" if iv else " (no interval available)"
+
+    assert sentence == (f"{ne} of 100{per(rec['exercise']['interval'])} people like this recover with exercise therapy, "
+                        f"{nc} of 100{per(rec['comparator']['interval'])} with usual care.")
     filled = page.locator('[data-outcome="global_recovery"] figure').first.locator("g.icon-on-ex")
     assert filled.count() == ne
 
     factors = page.locator("#factors li .lab").all_inner_texts()
-    assert [f.replace(" (not given)", "") for f in factors] == [f["label"] for f in expect["top_factors"]]
+    assert factors == [f["label"] for f in expect["top_factors"]]  # entered inputs only
+    if expect["imputed_factors"]:
+        assert "Not entered, so not a reason about this patient" in page.inner_text("#factors")
     missing = page.inner_text("#missing")
     assert "Not given:" in missing and "Education beyond high school" in missing and "Age," not in missing
 
+    # intervals visible by default (no toggle), each with what it is about
     shown = "e => getComputedStyle(e).display !== 'none'"  # (a horizontal line has no height for is_visible)
-    assert not page.locator('[data-outcome="pain"] line.ci').evaluate(shown)  # ranges on demand
-    assert "95% confidence interval" not in page.locator('[data-outcome="pain"]').inner_text()
-    page.get_by_label("Show ranges (95% intervals)").check()
+    assert page.locator("#show-ranges").count() == 0
     assert page.locator('[data-outcome="pain"] line.ci').evaluate(shown)
+    text = page.locator('[data-outcome="pain"]').inner_text()
     lo, hi = pain["benefit"]["ci"]
-    m = re.search(r"95% confidence interval " + NUM + " to " + NUM, page.locator('[data-outcome="pain"]').inner_text())
+    m = re.search(r"95% confidence interval " + NUM + " to " + NUM + " points: the average for patients like this one",
+                  text)
     assert m and abs(_n(m.group(1)) - lo) <= 0.051 and abs(_n(m.group(2)) - hi) <= 0.051
+    plo, phi = pain["benefit"]["prediction_interval"]
+    m = re.search(r"95% prediction interval " + NUM + " to " + NUM + " points: for (a patient like this treated in )?a new "
+                  "clinic", text)
+    assert m and abs(_n(m.group(1)) - plo) <= 0.051 and abs(_n(m.group(2)) - phi) <= 0.051
+    assert ("the same as the confidence interval" in text) == pain["benefit"]["pi_equals_ci"]
+    for arm, cls in (("exercise", ".arm-ex"), ("comparator", ".arm-cmp")):
+        iv = pain[arm]["interval"]
+        shown_iv = card.locator(cls).inner_text()
+        if iv is None:
+            assert shown_iv == " (no interval available)" or shown_iv == "(no interval available)"
+        else:
+            m = re.search(r"95% CI " + NUM + " to " + NUM, shown_iv)
+            assert m and abs(_n(m.group(1)) - iv[0]) <= 0.051 and abs(_n(m.group(2)) - iv[1]) <= 0.051
     assert page.get_by_role("link", name="Read the model card").get_attribute("href") == "/calculator/model-card"
 
     # nothing leaves for elsewhere, nothing is stored, no CSP violation or script error

@@ -178,8 +178,11 @@ the result then says how the model handled it.</p>
 <p id="form-status" class="status" role="status"></p>
 </form>
 <section id="results" aria-labelledby="results-title" hidden>
-<div class="results-head"><h2 id="results-title" tabindex="-1">Result</h2>
-<label class="toggle"><input type="checkbox" id="show-ranges"> Show ranges (95% intervals)</label></div>
+<div class="results-head"><h2 id="results-title" tabindex="-1">Result</h2></div>
+<p class="hint" id="interval-key">Every number comes with its 95% intervals: the <strong>confidence interval</strong>
+is for the average patient like this one; the <strong>prediction interval</strong> is for such a patient treated in
+a new clinic (it adds the differences between trials, and equals the confidence interval where the trials showed
+none).</p>
 <div id="results-body"></div></section>
 <noscript><p class="banner">This calculator needs JavaScript (served by this server; nothing is loaded from
 elsewhere).</p></noscript>

@@ -1,10 +1,14 @@
 """CDS Hooks cards from a prediction and its input report.
 
 One card per call: the summary gives the predicted benefit of exercise vs the default comparator
-with its 95% interval (< 140 characters, as the specification requires); the Markdown detail gives
-the benefit vs every comparator, the explanation (top factors), the inputs used with their sources
-and conversions, the missing inputs, what in the record was not used and why, and the model's
-warnings, the synthetic-data warning first when it applies. ``source`` links to the model card.
+with its 95% CI and its smallest-worthwhile verdict (< 140 characters, as the specification
+requires); the Markdown detail says what the intervals and the verdict mean, gives a table of the
+benefit vs every comparator, then per comparator each outcome's expected value under each arm
+(recovery as people per 100) with intervals, the benefit with its CI and PI, the verdict with its
+probability (predict/verdict.py) and that comparator's own warnings; then the explanation from the
+entered inputs only, the imputed inputs that moved the prediction listed apart, the inputs used
+with their sources and conversions, the missing inputs and what in the record was not used and
+why, the synthetic-data warning first when it applies. ``source`` links to the model card.
 Text that comes from the record is escaped so it cannot inject Markdown or HTML.
 """
 from __future__ import annotations
@@ -43,6 +47,55 @@ def _fmt_benefit(outcome: str, est: float, lo: float | None, hi: float | None) -
     return f"{f(est)}{ci}"
 
 
+def _iv(iv: Any, f) -> str | None:
+    return f"{f(iv[0])} to {f(iv[1])}" if iv and iv[0] is not None and iv[1] is not None else None
+
+
+def _per100(x: float) -> str:
+    return f"{100 * x:.0f}"
+
+
+def _benefit_text(o: dict) -> str:
+    """The benefit with both intervals (and the verdict for pain/function), in words."""
+    b = o["benefit"]
+    rec = o.get("outcome") == "global_recovery"
+    f = (lambda x: f"{100 * x:+.0f}") if rec else (lambda x: f"{x:+.1f}")
+    unit = " per 100" if rec else " points"
+    ci, pi = _iv(b.get("ci"), f), _iv(b.get("prediction_interval"), f)
+    ivs = []
+    ivs.append(f"95% CI {ci}" if ci else "no confidence interval available")
+    if b.get("pi_equals_ci") and pi:
+        ivs.append("PI the same (τ = 0)")
+    else:
+        ivs.append(f"95% PI {pi}" if pi else "no prediction interval available")
+    text = f"difference {f(b['estimate'])}{unit} ({'; '.join(ivs)})"
+    v = o.get("verdict")
+    if v:
+        text += (f"; smallest worthwhile effect {o['verdict']['threshold']:.1f}: **{v['words']}** "
+                 f"to clear it (probability {100 * v['probability']:.0f}% in a new clinic)")
+    return text
+
+
+def _arms_text(o: dict, comparator: str) -> str:
+    """Expected outcome (or recovery as absolute risks) under each arm, each with its interval."""
+    rec = o.get("outcome") == "global_recovery"
+    parts = []
+    for arm, label in (("exercise", "exercise"), ("comparator", comparator_label(comparator))):
+        a = o.get(arm) or {}
+        v = a.get("expected")
+        if v is None:
+            return ""
+        iv = a.get("interval")
+        if rec:
+            ivt = f" ({_iv(iv, _per100)})" if _iv(iv, _per100) else " (no interval available)"
+            parts.append(f"{_per100(v)} of 100{ivt} recover with {label}")
+        else:
+            g = lambda x: f"{x:.1f}"  # noqa: E731
+            ivt = f" ({_iv(iv, g)})" if _iv(iv, g) else " (no interval available)"
+            parts.append(f"expected {g(v)}{ivt} with {label}")
+    return ", ".join(parts)
+
+
 def _tasks(result: dict) -> list[tuple[str, dict]]:
     """Available tasks, pain first, shortest follow-up first."""
     items = [(k, v) for k, v in (result.get("outcomes") or {}).items() if v.get("available", True) and v.get("benefit")]
@@ -60,9 +113,33 @@ def _summary(result: dict, comparator: str, synthetic: bool) -> str:
     b = t["benefit"]
     ci = b.get("ci") or [None, None]
     what = "recovery" if t["outcome"] == "global_recovery" else f"{t['outcome']}/100"
+    v = t.get("verdict")
+    worth = f"; {v['words']} worthwhile" if v else ""
     text = (f"Exercise vs {comparator_label(comparator)}: {what} benefit {_fmt_benefit(t['outcome'], b['estimate'], *ci)}"
-            f" at {HORIZON.get(t.get('follow_up'), t.get('follow_up', ''))}{tail}")
+            f" at {HORIZON.get(t.get('follow_up'), t.get('follow_up', ''))}{worth}{tail}")
+    if len(text) > SUMMARY_MAX and worth:
+        text = text.replace(worth, "")
     return text if len(text) <= SUMMARY_MAX else text[:SUMMARY_MAX - 1] + "…"
+
+
+def _comparator_block(result: dict, comparator: str, keys: list[str], synthetic_warning_words: str) -> list[str]:
+    """One comparator: each outcome's arms and benefit with intervals and verdict, then its warnings."""
+    lines = ["", f"**vs {comparator_label(comparator)}**", ""]
+    outs = result.get("outcomes") or {}
+    for key in keys:
+        o = outs.get(key) or {}
+        name = "global recovery" if o.get("outcome") == "global_recovery" else f"{o.get('outcome', key)} (0-100)"
+        horizon = HORIZON.get(o.get("follow_up"), o.get("follow_up") or "")
+        b = o.get("benefit") or {}
+        if not o.get("available", True) or b.get("estimate") is None:
+            lines.append(f"- {name}, {horizon}: no prediction against this comparator")
+            continue
+        arms = _arms_text(o, comparator)
+        lines.append(f"- {name}, {horizon}: {arms + '; ' if arms else ''}{_benefit_text(o)}")
+    warns = [w for w in result.get("warnings") or [] if synthetic_warning_words not in w]
+    for w in warns:
+        lines.append(f"- warning: {md(w)}")
+    return lines
 
 
 def _table(results: dict[str, dict], comparators: list[str]) -> list[str]:
@@ -74,9 +151,11 @@ def _table(results: dict[str, dict], comparators: list[str]) -> list[str]:
         for c in comparators:
             o = (results[c].get("outcomes") or {}).get(key) or {}
             b = o.get("benefit")
-            cells.append(_fmt_benefit(t["outcome"], b["estimate"], *(b.get("ci") or [None, None]))
-                         if b and b.get("estimate") is not None else "n/a")
-        name = "global recovery (probability)" if t["outcome"] == "global_recovery" else f"{t['outcome']} (0-100)"
+            cell = (_fmt_benefit(t["outcome"], b["estimate"], *(b.get("ci") or [None, None]))
+                    if b and b.get("estimate") is not None else "n/a")
+            v = o.get("verdict")
+            cells.append(cell + (f", {v['words']} worthwhile" if v else ""))
+        name = "global recovery (per 100)" if t["outcome"] == "global_recovery" else f"{t['outcome']} (0-100)"
         lines.append(f"| {name} | {HORIZON.get(t.get('follow_up'), t.get('follow_up'))} | " + " | ".join(cells) + " |")
     return lines
 
@@ -112,6 +191,15 @@ def source_of(model_id: str, synthetic: bool, card_url: str) -> dict:
     return {"label": label, "url": card_url}
 
 
+INTRO = ("**Predicted benefit of exercise therapy** (comparator minus exercise; positive favours exercise). "
+         "Pain and function on 0-100 (higher = worse); global recovery as people per 100. Every number has its "
+         "95% intervals: **CI** = the average for patients like this one; **PI** = for such a patient treated in a "
+         "new clinic (adds the differences between trials; the same as the CI where the trials showed none, τ = 0). "
+         "**Smallest worthwhile effect** = 20% of the patient's baseline score; the verdict is the probability that "
+         "the benefit exceeds it in a new clinic: very likely ≥ 90%, likely 66-90%, possibly 33-66%, unlikely < 33%.")
+SYNTHETIC_WORDS = "synthetic (simulated) data"
+
+
 def prediction_card(results: dict[str, dict], comparators: list[str], mapped: MapResult, labels: dict[str, str],
                     source: dict, synthetic: bool, synthetic_warning: str) -> dict:
     """The card for a scored patient; ``results`` maps each comparator (default first) to its result."""
@@ -119,16 +207,24 @@ def prediction_card(results: dict[str, dict], comparators: list[str], mapped: Ma
     detail: list[str] = []
     if synthetic:
         detail += [f"> **Synthetic data: not for clinical use.** {md(synthetic_warning)}", ""]
-    detail += ["**Predicted benefit of exercise therapy** (comparator minus exercise; positive favours exercise; "
-               "95% confidence intervals). Pain and function on 0-100 (higher = worse); recovery as a difference "
-               "in probability.", ""]
+    detail += [INTRO, ""]
     detail += _table(results, comparators)
+    keys = [k for k, _ in _tasks(primary)]
+    for c in comparators:
+        detail += _comparator_block(results[c], c, keys, SYNTHETIC_WORDS)
     factors = primary.get("top_factors") or []
+    ex = primary.get("explained") or {}
     if factors:
-        ex = primary.get("explained") or {}
-        detail += ["", f"**Why** ({md(ex.get('units', 'contribution to the benefit'))})", ""]
+        detail += ["", f"**Why**, from the inputs that were entered "
+                       f"({md(ex.get('units', 'contribution to the benefit'))})", ""]
         for f in factors:
             detail.append(f"- {md(f.get('label') or f['name'])}: {f['contribution']:+.1f} (favours {md(f.get('favours', '?'))})")
+    imputed = primary.get("imputed_factors") or []
+    if imputed:
+        detail += ["", "**Imputed inputs that moved the prediction** (not entered: filled in from the entered ones; "
+                       "not a reason about this patient)", ""]
+        for f in imputed:
+            detail.append(f"- {md(f.get('label') or f['name'])}: {f['contribution']:+.1f} (imputed)")
     detail += _inputs_section(mapped, labels)
     missing = primary.get("missing") or []
     if missing:
@@ -136,9 +232,6 @@ def prediction_card(results: dict[str, dict], comparators: list[str], mapped: Ma
         detail += ["", f"**Missing inputs** ({len(missing)}): {names}.", "",
                    f"How the model handles them: {md(missing[0].get('handled_as', 'imputed'))}."]
     detail += _findings_section(mapped)
-    warnings = [w for w in primary.get("warnings") or [] if "synthetic" not in w]
-    if warnings:
-        detail += ["", "**Model warnings**", ""] + [f"- {md(w)}" for w in warnings]
     indicator = "warning" if any(f.kind in PROBLEM_KINDS for f in mapped.findings) else "info"
     return _base(_summary(primary, comparators[0], synthetic), indicator, detail, source)
 

@@ -215,38 +215,57 @@
   function isRecovery(t) { return "p_exercise" in t || (t.scale || "").indexOf("probability") === 0 || t.outcome === "global_recovery"; }
   function ivText(prefix, iv, unit) { return iv ? prefix + fmt(iv[0]) + " to " + fmt(iv[1]) + (unit || "") : ""; }
 
+  // the benefit's two intervals, each with what it is about (predict/verdict.py labels)
+  function intervalList(b, f, unit) {
+    var ci = pair(b.ci), pi = pair(b.prediction_interval), ul = el("ul", { "class": "intervals" });
+    var txt = function (iv) { return f(iv[0]) + " to " + f(iv[1]) + unit; };
+    ul.appendChild(el("li", { "class": "range iv-ci" }, [el("strong", { text: "95% confidence interval " + (ci ? txt(ci) : "not available") }),
+      ": the average for patients like this one."]));
+    ul.appendChild(el("li", { "class": "range iv-pi" }, pi && ci && b.pi_equals_ci
+      ? [el("strong", { text: "95% prediction interval " + txt(pi) }), ": for a new clinic \u2014 the same as the confidence interval, " +
+         "because the trials showed no differences between them (\u03c4 = 0); it is not a range for this individual patient."]
+      : [el("strong", { text: "95% prediction interval " + (pi ? txt(pi) : "not available") }),
+         ": for a patient like this treated in a new clinic (adds the differences between trials)."]));
+    return ul;
+  }
+
   function continuousCard(t, comp) {
     var name = outcomeLabel(t.outcome), fu = followUp(t.follow_up), b = t.benefit || {};
     var ex = t.exercise || {}, cp = t.comparator || {};
     var swe = t.smallest_worthwhile && num(t.smallest_worthwhile.threshold) ? t.smallest_worthwhile.threshold : null;
     var card = el("section", { "class": "card", "data-outcome": t.outcome }, [el("h3", { text: name + " at " + fu })]);
     if (t.available === false) { card.appendChild(el("p", { text: "This model has no prediction against " + comp + " for this outcome." })); return card; }
+    var noIv = " (no interval available)";
     card.appendChild(el("p", { "class": "lead" }, [
       "Expected score: ", el("strong", { "class": "v-ex", text: fmt(ex.expected) }), " with exercise therapy",
-      span(ivText(" (", pair(ex.interval), ")"), "range"), ", ",
+      span(pair(ex.interval) ? ivText(" (95% CI ", pair(ex.interval), ")") : noIv, "range arm-ex"), ", ",
       el("strong", { "class": "v-cmp", text: fmt(cp.expected) }), " with " + comp,
-      span(ivText(" (", pair(cp.interval), ")"), "range"), " (0\u2013100, higher = worse)."]));
+      span(pair(cp.interval) ? ivText(" (95% CI ", pair(cp.interval), ")") : noIv, "range arm-cmp"),
+      " (0\u2013100, higher = worse)."]));
     var dir = num(b.estimate) ? (b.estimate >= 0 ? " in favour of exercise therapy" : " in favour of " + comp) : "";
-    card.appendChild(el("p", {}, ["Difference: ", el("strong", { "class": "v-ben", text: fmt(Math.abs(b.estimate)) + " points" }), dir,
-      span(ivText(" (95% confidence interval ", pair(b.ci)) + ivText("; 95% prediction interval in a new setting ",
-        pair(b.prediction_interval)) + (pair(b.ci) ? ")" : ""), "range"), "."]));
-    var c = t.clears_smallest_worthwhile;
-    var verdict = c === true ? ["yes", "\u2713 Clears the smallest worthwhile effect"]
-      : c === false ? ["no", "\u2717 Does not clear the smallest worthwhile effect"]
-      : ["unknown", "Smallest worthwhile effect not assessed"];
-    card.appendChild(el("p", {}, [el("span", { "class": "verdict swe-verdict " + verdict[0], text: verdict[1] }),
+    card.appendChild(el("p", {}, ["Difference: ", el("strong", { "class": "v-ben", text: fmt(Math.abs(b.estimate)) + " points" }), dir, "."]));
+    card.appendChild(intervalList(b, function (v) { return fmt(v); }, " points"));
+    var v = t.verdict;
+    var words = v ? v.words.charAt(0).toUpperCase() + v.words.slice(1) + " to clear the smallest worthwhile effect"
+      : "Smallest worthwhile effect not assessed";
+    card.appendChild(el("p", {}, [el("span", { "class": "verdict swe-verdict " + (v ? v.level : "unknown"), text: words }),
       num(swe) ? " \u2014 for this patient " + fmt(swe) + " points (" + ((t.smallest_worthwhile.rule) || "20% of the baseline score") + ")." : ""]));
+    if (v) card.appendChild(el("p", { "class": "verdict-probability" }, [
+      "Probability that the benefit exceeds it: ", el("strong", { "class": "v-prob", text: Math.round(v.probability * 100) + "%" }),
+      " for a patient like this in a new clinic" + (num(v.probability_average_patient) && !v.pi_equals_ci
+        ? " (" + Math.round(v.probability_average_patient * 100) + "% for the average patient like this)" : "") +
+      ". Very likely \u2265 90%, likely 66\u201390%, possibly 33\u201366%, unlikely < 33%."]));
     var armIv = pair(ex.interval) || pair(cp.interval);
     card.appendChild(el("div", { "class": "charts" }, [
       el("figure", {}, [expectedChart([
         { label: "Exercise therapy", v: ex.expected, interval: ex.interval, dot: "dot-ex", ci: "ci-ex" },
         { label: comp.charAt(0).toUpperCase() + comp.slice(1), v: cp.expected, interval: cp.interval, dot: "dot-cmp", ci: "ci-cmp" }],
         "Expected " + lower(name) + " score: " + fmt(ex.expected) + " with exercise, " + fmt(cp.expected) + " with " + comp),
-        el("figcaption", { text: "Expected score on 0\u2013100 (lower is better)." + (armIv ? "" :
-          " The model gives intervals for the difference, not for each arm.") })]),
+        el("figcaption", { text: "Expected score on 0\u2013100 (lower is better); bars: 95% confidence intervals." + (armIv ? "" :
+          " No interval is available for each arm: the model gives intervals for the difference only.") })]),
       el("figure", {}, [benefitChart(b, swe, "Benefit of exercise: " + fmt(b.estimate) + " points; smallest worthwhile effect " + fmt(swe)),
         el("figcaption", { text: "Difference (" + comp + " minus exercise): right of 0 favours exercise. Dashed line: smallest worthwhile effect." }),
-        el("figcaption", { "class": "range", text: "Thick bar: 95% confidence interval; thin line: 95% prediction interval for a new setting." })])]));
+        el("figcaption", { "class": "range", text: "Thick bar: 95% confidence interval (average patient like this); thin line: 95% prediction interval (a new clinic)." })])]));
     return card;
   }
 
@@ -259,7 +278,11 @@
     if (t.available === false || ne === null || nc === null) {
       card.appendChild(el("p", { text: "This model has no prediction against " + comp + " for this outcome." })); return card;
     }
-    var sentence = ne + " of 100 people like you recover with exercise therapy, " + nc + " with " + comp + ".";
+    var per = function (iv) { return fmt(iv[0] * 100, 0) + "\u2013" + fmt(iv[1] * 100, 0); };
+    var ie = pair((t.exercise || {}).interval), ic = pair((t.comparator || {}).interval);
+    var sentence = ne + " of 100" + (ie ? " (" + per(ie) + ")" : " (no interval available)") +
+      " people like this recover with exercise therapy, " + nc + " of 100" + (ic ? " (" + per(ic) + ")" : " (no interval available)") +
+      " with " + comp + ".";
     card.appendChild(el("p", { "class": "lead recovery-sentence", text: sentence }));
     card.appendChild(el("div", { "class": "icons" }, [
       el("figure", {}, [iconArray(ne, "icon-on-ex", ne + " of 100 recover with exercise therapy"),
@@ -267,14 +290,9 @@
       el("figure", {}, [iconArray(nc, "icon-on-cmp", nc + " of 100 recover with " + comp),
         el("figcaption", { text: comp.charAt(0).toUpperCase() + comp.slice(1) + ": " + nc + " of 100" })])]));
     var diff = ne - nc;  // of the rounded counts, so that it matches the icon arrays
-    var ci = pair(d.ci), pi = pair(d.prediction_interval);
-    var per = function (iv) { return fmt(iv[0] * 100, 0) + " to " + fmt(iv[1] * 100, 0); };
-    var same = ci && pi && pi[0] === ci[0] && pi[1] === ci[1];
     card.appendChild(el("p", {}, [
-      "Difference: " + Math.abs(diff) + " " + (diff >= 0 ? "more" : "fewer") + " per 100 recover with exercise therapy",
-      span((ci ? " (95% confidence interval " + per(ci) + " per 100" : "") +
-        (pi && !same ? (ci ? "; " : " (") + "95% prediction interval in a new setting " + per(pi) : "") +
-        (ci || pi ? ")" : ""), "range"), "."]));
+      "Difference: " + Math.abs(diff) + " " + (diff >= 0 ? "more" : "fewer") + " per 100 recover with exercise therapy."]));
+    card.appendChild(intervalList(d, function (v) { return signed(v * 100, 0); }, " per 100"));
     return card;
   }
 
@@ -284,7 +302,7 @@
     var units = ((res.explained && res.explained.units) || f[0].units || "").replace(/_/g, " ");
     var given = {};
     (res.missing || []).forEach(function (m) { given[m.name] = false; });
-    card.appendChild(el("p", { text: "The largest contributions to this patient's predicted benefit of exercise. " +
+    card.appendChild(el("p", { text: "The largest contributions of the inputs you entered to this patient's predicted benefit of exercise. " +
       "Positive values favour exercise therapy, negative " + comp + ". Units: " + units + "." }));
     var max = Math.max.apply(null, f.map(function (x) { return Math.abs(x.contribution) || 0; })) || 1;
     var ul = el("ul", { "class": "factors" });
@@ -293,11 +311,15 @@
       var bar = sv("svg", { "class": "bar", viewBox: "0 0 130 14", preserveAspectRatio: "none", "aria-hidden": "true" }, [
         sv("line", { "class": "zero", x1: 65, x2: 65, y1: 0, y2: 14 }),
         sv("rect", { "class": pos ? "bar-pos" : "bar-neg", x: pos ? 65 : 65 - w, y: 2, width: Math.max(w, 1), height: 10 })]);
-      var lab = (x.label || x.name) + (given[x.name] === false ? " (not given)" : "");
+      var lab = (x.label || x.name) + (given[x.name] === false ? " (not given)" : "");  // not given: older servers only
       ul.appendChild(el("li", {}, [span(lab, "lab"), bar,
         span(signed(x.contribution, 2) + " (favours " + (pos ? "exercise" : comp) + ")", "val")]));
     });
     card.appendChild(ul);
+    var imp = res.imputed_factors || [];
+    if (imp.length) card.appendChild(el("p", { "class": "hint imputed-factors" }, ["Not entered, so not a reason about this patient: " +
+      "the model filled in " + imp.map(function (x) { return (x.label || x.name) + " (" + signed(x.contribution, 2) + ")"; }).join(", ") +
+      " from the entered inputs, and these imputed values moved the prediction."]));
     if (res.explained && res.explained.method) card.appendChild(el("p", { "class": "hint", text: "Method: " + res.explained.method + "." }));
     return card;
   }
@@ -357,10 +379,6 @@
       clearErrors(); status("");
       document.getElementById("results").hidden = true;
       document.getElementById("results-body").textContent = "";
-    });
-    var toggle = document.getElementById("show-ranges");
-    toggle.addEventListener("change", function () {
-      document.getElementById("results").classList.toggle("ranges-on", toggle.checked);
     });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();

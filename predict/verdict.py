@@ -1,0 +1,156 @@
+"""Verdicts from uncertainty: how likely a patient's benefit clears the smallest worthwhile effect.
+
+The scorer reports, per outcome, the benefit of exercise (comparator minus exercise, 0–100,
+positive favours exercise) with a 95% confidence interval (CI: the *average* benefit for patients
+like this one, estimation and missing-input uncertainty) and a 95% prediction interval (PI: the
+benefit *in a new clinic*, which adds the between-trial heterogeneity τ). Both are normal
+intervals, so each implies a normal distribution of the benefit,
+
+    benefit ~ N(estimate, SE²)  with  SE = half-width / z(0.975),
+
+from which the probability that the benefit exceeds the threshold T (the smallest worthwhile effect,
+20% of the patient's baseline score) is
+
+    P(benefit > T) = Φ((estimate − T) / SE).
+
+The **verdict** uses the prediction interval's distribution (SE_PI = √(SE_CI² + τ²)): a clinician
+decides for one patient in their own clinic, which is a new setting for the model — the
+predictive distribution, not the precision of the average. The probability under the CI's
+distribution (patients like this on average) is reported next to it. Where τ = 0 the two coincide
+and the result says so.
+
+The probability is worded in four levels (:data:`LEVELS`), in the calibrated language of the IPCC
+uncertainty guidance (Mastrandrea et al. 2010: "likely" ≥ 66%, "very likely" ≥ 90%,
+"unlikely" < 33%): a verdict never turns on 0.1 point either side of the threshold, as a
+point-estimate rule does (benefit 12.31 vs threshold 12.4 with a CI of 3.3–21.3 is "possibly",
+not "does not clear").
+
+Interval half-widths are recovered from the reported (clipped) bounds: where one bound was clipped
+to the scale's limit, the other side's half-width is used. Everything here is plain Python (no
+numpy): it runs per patient on the JSON result.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+LEVEL = 0.95
+Z = 1.959963984540054  # z(0.975)
+# (lowest probability, key, words); the first whose lowest probability is <= P applies
+LEVELS = (
+    (0.90, "very_likely", "very likely"),
+    (0.66, "likely", "likely"),
+    (0.33, "possibly", "possibly"),
+    (0.0, "unlikely", "unlikely"),
+)
+BASIS = "prediction_interval"
+BASIS_TEXT = "the 95% prediction interval (a new clinic), i.e. including between-trial heterogeneity"
+CI_LABEL = ("95% confidence interval: the average benefit for patients like this one "
+            "(how precisely the model knows the average)")
+PI_LABEL = ("95% prediction interval: the benefit for a patient like this one treated in a new clinic "
+            "(adds the differences between trials and clinics)")
+SAME_LABEL = ("the prediction interval equals the confidence interval because the trials showed no "
+              "between-trial heterogeneity (τ = 0) for this outcome; it is not a range for the individual patient")
+ARM_LABEL = "95% confidence interval of the expected outcome for patients like this one under that treatment"
+NETWORK_ARM_LABEL = ("95% interval of the expected outcome under that treatment for patients like this one, from the "
+                     "exercise arm's and the network benefit's uncertainty added as if perfectly correlated "
+                     "(conservative: their covariance is not known)")
+NO_ARM_INTERVAL = "no interval available: the model holds no per-arm uncertainty for this outcome"
+DEFINITION = ("P(benefit > smallest worthwhile effect) = Φ((estimate − threshold) / SE), SE = half-width of the "
+              "95% interval / 1.96; the verdict uses the prediction interval (a new clinic); the words: "
+              "very likely ≥ 90%, likely 66–90%, possibly 33–66%, unlikely < 33%")
+RATIONALE = ("A yes/no rule on the point estimate flips on a fraction of a point and hides the uncertainty; the "
+             "probability that the benefit exceeds the smallest worthwhile effect states how sure the model is, "
+             "and the prediction interval is used because the patient is treated in a clinic the model has not "
+             "seen. The four words follow the IPCC calibrated uncertainty language (Mastrandrea et al. 2010).")
+
+
+def norm_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def level_of(p: float) -> tuple[str, str]:
+    """(key, words) of probability ``p`` (0..1)."""
+    for lo, key, words in LEVELS:
+        if p >= lo:
+            return key, words
+    return LEVELS[-1][1], LEVELS[-1][2]
+
+
+def se_from_interval(estimate: Any, iv: Any, limit: float) -> float | None:
+    """The SE behind a reported 95% interval ``[low, high]`` around ``estimate`` (bounds clipped
+    to ±``limit``): the half-width / z of an unclipped side. None if unknown."""
+    if estimate is None or not iv or iv[0] is None or iv[1] is None:
+        return None
+    lo, hi, b = float(iv[0]), float(iv[1]), float(estimate)
+    lo_ok, hi_ok = lo > -limit + 1e-9, hi < limit - 1e-9
+    if lo_ok and hi_ok:
+        return (hi - lo) / (2 * Z)
+    if hi_ok:
+        return (hi - b) / Z
+    if lo_ok:
+        return (b - lo) / Z
+    return None
+
+
+def probability_above(estimate: float, se: float | None, threshold: float) -> float | None:
+    """P(benefit > threshold) under N(estimate, se²); a step at the threshold if se = 0."""
+    if se is None or estimate is None or threshold is None:
+        return None
+    if se <= 0:
+        return 1.0 if estimate > threshold else 0.0
+    return norm_cdf((float(estimate) - float(threshold)) / se)
+
+
+def verdict(estimate: Any, ci: Any, pi: Any, threshold: Any, limit: float = 100.0) -> dict | None:
+    """The verdict dict of one outcome (None if the benefit or threshold is unknown)."""
+    if estimate is None or threshold is None:
+        return None
+    se_ci = se_from_interval(estimate, ci, limit)
+    se_pi = se_from_interval(estimate, pi, limit)
+    p = probability_above(estimate, se_pi, threshold)
+    p_avg = probability_above(estimate, se_ci, threshold)
+    if p is None:
+        return None
+    key, words = level_of(p)
+    same = bool(ci and pi and ci[0] == pi[0] and ci[1] == pi[1])
+    return {
+        "level": key,
+        "words": words,
+        "text": f"{words} to clear the smallest worthwhile effect",
+        "probability": round(p, 4),
+        "probability_average_patient": None if p_avg is None else round(p_avg, 4),
+        "threshold": threshold,
+        "basis": BASIS,
+        "pi_equals_ci": same,
+    }
+
+
+def annotate(results: list[dict]) -> list[dict]:
+    """Add, in place, to every continuous outcome with a smallest worthwhile threshold its
+    ``verdict`` (see :func:`verdict`), to every benefit its plain-language interval ``labels``,
+    to every arm without an interval an explicit ``interval_note``, and to the result the
+    ``verdict_definition``. Returns ``results``."""
+    for r in results:
+        for o in (r.get("outcomes") or {}).values():
+            b = o.get("benefit") or {}
+            binary = o.get("smallest_worthwhile") is None
+            ci, pi = b.get("ci"), b.get("prediction_interval")
+            same = bool(ci and pi and ci[0] is not None and ci[0] == pi[0] and ci[1] == pi[1])
+            b["labels"] = {"ci": CI_LABEL, "prediction_interval": SAME_LABEL if same else PI_LABEL}
+            b["pi_equals_ci"] = same
+            for arm in ("exercise", "comparator"):
+                a = o.get(arm)
+                if isinstance(a, dict) and a.get("expected") is not None:
+                    if a.get("interval") is None:
+                        a["interval_note"] = NO_ARM_INTERVAL
+                    else:
+                        a["interval_label"] = NETWORK_ARM_LABEL if (arm == "comparator" and "basis" in a) else ARM_LABEL
+            if binary or not o.get("available", True):
+                o["verdict"] = None
+                continue
+            th = (o.get("smallest_worthwhile") or {}).get("threshold")
+            o["verdict"] = verdict(b.get("estimate"), ci, pi, th, 100.0)
+        r["verdict_definition"] = {"definition": DEFINITION, "basis": BASIS_TEXT,
+                                   "levels": [{"level": k, "words": w, "from_probability": lo} for lo, k, w in LEVELS]}
+    return results

@@ -1,0 +1,77 @@
+"""Verdicts from uncertainty (predict/verdict.py) and entered-vs-imputed explanations
+(predict/imputed.py), alone and in the scorer's results."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from predict import imputed, verdict as V
+
+
+def test_levels_and_their_boundaries():
+    assert [V.level_of(p)[0] for p in (0.95, 0.90, 0.8999, 0.66, 0.6599, 0.33, 0.3299, 0.0)] == [
+        "very_likely", "very_likely", "likely", "likely", "possibly", "possibly", "unlikely", "unlikely"]
+
+
+def test_the_audit_examples_no_longer_flip_on_the_point_estimate():
+    # pain 12.31 vs threshold 12.4 with CI 3.3-21.3: the point rule said "does not clear"
+    v = V.verdict(12.31, [3.3, 21.3], [3.3, 21.3], 12.4)
+    assert v["level"] == "possibly" and v["probability"] == pytest.approx(0.4922, abs=1e-3) and v["pi_equals_ci"]
+    # function 10.3 vs 8.2 with CI 2.5-18.2: the point rule said "clears"
+    v = V.verdict(10.3, [2.5, 18.2], [1.0, 19.6], 8.2)
+    se = (19.6 - 1.0) / (2 * 1.959963984540054)
+    assert v["probability"] == pytest.approx(0.5 * math.erfc(-(10.3 - 8.2) / se / math.sqrt(2)), abs=1e-4)
+    assert v["level"] == "likely" and v["basis"] == "prediction_interval"
+    # the probability under the CI (average patient) is larger than under the wider PI when above the threshold
+    assert v["probability_average_patient"] > v["probability"]
+
+
+def test_se_from_a_clipped_interval_uses_the_unclipped_side():
+    assert V.se_from_interval(95.0, [85.2, 100.0], 100) == pytest.approx(9.8 / 1.959963984540054)
+    assert V.se_from_interval(-95.0, [-100.0, -85.2], 100) == pytest.approx(9.8 / 1.959963984540054)
+    assert V.se_from_interval(0.0, [-100.0, 100.0], 100) is None
+    assert V.se_from_interval(1.0, [None, 2.0], 100) is None
+    assert V.verdict(None, [1, 2], [1, 2], 3) is None
+
+
+def test_split_contributions_and_the_imputation_warning():
+    F = np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]])
+    c = np.array([[0.5, 2.0, -1.0], [1.0, 1.0, 1.0]])
+    ent, imp = imputed.split_contributions(c, F)
+    assert ent.tolist() == [[0.5, 0.0, -1.0], [0.0, 0.0, 0.0]] and imp.tolist() == [[0.0, 2.0, 0.0], [1.0, 1.0, 1.0]]
+    w = imputed.imputation_warnings(F, [0, 1, 2], 0.5)
+    assert w[0] is None and w[1].startswith("3 of the model's 3 effect modifiers were not entered")
+    assert imputed.share_threshold({"imputed_share_warning": 0.25}) == 0.25
+    assert imputed.share_threshold({"imputed_share_warning": True}) == imputed.IMPUTED_SHARE_WARN
+
+
+def test_scorer_results_carry_verdicts_labels_and_entered_factors_only(scorer):
+    p = {"baseline_pain": 62.0, "baseline_function": 41.0, "age": 47, "female": 1}
+    r = scorer.score([p], "usual_care")[0]
+    missing = {m["name"] for m in r["missing"]}
+    assert missing and not ({f["name"] for f in r["top_factors"]} & missing)
+    assert {f["name"] for f in r["imputed_factors"]} <= missing
+    share = len(missing) / len(scorer.schema.names)
+    assert (share > imputed.IMPUTED_SHARE_WARN) == any("effect modifiers were not entered" in w for w in r["warnings"])
+    for o in r["outcomes"].values():
+        b = o["benefit"]
+        assert b["labels"]["ci"] == V.CI_LABEL and b["pi_equals_ci"] == (b["ci"] == b["prediction_interval"])
+        for arm in ("exercise", "comparator"):
+            assert (o[arm]["interval"] is None and o[arm]["expected"] is not None) == ("interval_note" in o[arm])
+        if o["outcome"] == "global_recovery" or not o["available"]:
+            assert o["verdict"] is None
+            continue
+        v = o["verdict"]
+        th = o["smallest_worthwhile"]["threshold"]
+        se = (b["prediction_interval"][1] - b["prediction_interval"][0]) / (2 * V.Z)
+        assert v["threshold"] == th
+        assert v["probability"] == pytest.approx(0.5 * math.erfc(-(b["estimate"] - th) / se / math.sqrt(2)), abs=1e-4)
+        assert v["level"] == V.level_of(v["probability"])[0]
+    assert r["verdict_definition"]["definition"] == V.DEFINITION
+
+
+def test_heavy_imputation_warning_in_the_table_too(scorer):
+    df = scorer.score_table([{"baseline_pain": 50.0, "baseline_function": 40.0}], "usual_care")
+    assert "effect modifiers were not entered" in df["warnings"][0]
