@@ -51,6 +51,8 @@ def _register() -> None:
     app.command("network")(__import__("lbp_benefit.cmd_network", fromlist=["network"]).network)
     from lbp_benefit import cmd_validate
     app.command("validate")(cmd_validate.validate)
+    from lbp_benefit.cmd_config import config_app
+    app.add_typer(config_app, name="config")
     try:
         from lbp_benefit import cmd_simulate
     except ImportError:  # pragma: no cover - optional while a module is being built

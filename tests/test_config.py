@@ -26,25 +26,124 @@ def _raw():
     return load_config().raw
 
 
-@pytest.mark.parametrize("mutate,needle", [
-    (lambda r: r.update(colour="red"), "unknown keys colour"),
-    (lambda r: r["covariates"].update(x={"type": "ordinal"}), "type 'ordinal'"),
-    (lambda r: r["covariates"].update(x={"type": "continuous", "range": [5, 1]}), "low < high"),
-    (lambda r: r["covariates"].update(x={"type": "categorical"}), "needs its categories"),
-    (lambda r: r["outcomes"]["pain"].update(instruments=["vas_0_10", "foo"]), "unknown instruments foo"),
-    (lambda r: r["treatments"].update(active="yoga"), "active treatment 'yoga'"),
-    (lambda r: r["comparisons"].update(bad=["exercise"]), "not comparator classes"),
-    (lambda r: r["follow_up"]["short"].update(up_to=30), "overlap"),
-    (lambda r: r["covariates"].update(trial={"type": "binary"}), "reserved"),
-])
-def test_bad_config_is_refused_with_reason(mutate, needle):
-    raw = _raw()
+def test_default_config_has_the_study_level_fields():
+    cfg = load_config()
+    assert cfg.adjust_for == ("age", "female")  # formerly hard-coded in training.meta.design
+    assert cfg.intervention_label == "exercise therapy" and cfg.comparator_label == "non-exercise care"
+    assert cfg.outcomes["pain"].smallest_worthwhile == {"relative": 0.2}
+    assert cfg.outcome_type("pain") == "continuous" and cfg.outcome_type("global_recovery") == "binary"
+    assert cfg.recovery_sources == ["pain", "function"] and cfg.has_baseline("global_recovery")
+    assert cfg.min_trial_size == 10 and cfg.plausible == {}
+
+
+def _set(path, value):
+    def mutate(r):
+        d = r
+        for k in path[:-1]:
+            d = d[k]
+        d[path[-1]] = value
+    return mutate
+
+
+def _drop(path):
+    def mutate(r):
+        d = r
+        for k in path[:-1]:
+            d = d[k]
+        del d[path[-1]]
+    return mutate
+
+
+# Every mistake class: (mutation, the key path the message names, what it says).
+MISTAKES = [
+    # unknown / misspelt keys, at every level, with the nearest valid key
+    (_set(["colour"], "red"), "colour", "unknown key"),
+    (_set(["outcomes", "pain", "recovery_min_pts"], 20), "outcomes.pain.recovery_min_pts", "did you mean 'recovery_min_points'"),
+    (_set(["global_recovery", "relatve"], 0.3), "global_recovery.relatve", "did you mean 'relative'"),
+    (_set(["covariates", "age", "rnage"], [0, 1]), "covariates.age.rnage", "did you mean 'range'"),
+    (_set(["treatments", "activ"], "exercise"), "treatments.activ", "did you mean 'active'"),
+    (_set(["follow_up", "short", "target"], 13), "follow_up.short.target", "did you mean 'target_week'"),
+    # wrong types
+    (_set(["covariates", "x"], {"type": "ordinal"}), "covariates.x.type", "'ordinal'"),
+    (_set(["covariates", "age", "range"], "18-100"), "covariates.age.range", "valid"),
+    (_set(["follow_up", "short", "target_week"], "thirteen"), "follow_up.short.target_week", "number"),
+    (_set(["outcomes", "pain", "instruments"], "vas_0_10"), "outcomes.pain.instruments", "list"),
+    (_set(["min_trial_size"], 0), "min_trial_size", "greater than or equal to 1"),
+    (_set(["adjust_for"], "age"), "adjust_for", "list"),
+    # inconsistent values
+    (_set(["covariates", "x"], {"type": "continuous", "range": [5, 1]}), "covariates.x", "low < high"),
+    (_set(["covariates", "x"], {"type": "categorical"}), "covariates.x", "needs 'categories'"),
+    (_set(["covariates", "x"], {"type": "categorical", "categories": ["a", "b"], "reference": "c"}), "covariates.x", "reference 'c'"),
+    (_set(["covariates", "x"], {"type": "continuous", "range": [0, 10], "plausible": [0, 20]}), "covariates.x", "within range"),
+    (_set(["treatments", "active"], "yoga"), "treatments", "active treatment 'yoga'"),
+    (_set(["comparisons", "bad"], ["exercise"]), "comparisons.bad", "not a comparator class"),
+    (_set(["follow_up", "short", "up_to"], 30), "follow_up.moderate", "overlaps"),
+    (_set(["covariates", "trial"], {"type": "binary"}), "covariates.trial", "reserved"),
+    (_set(["adjust_for"], ["age", "sex"]), "adjust_for", "'sex' is not a declared covariate"),
+    (_set(["subgroups", "bmii"], [25]), "subgroups.bmii", "did you mean 'bmi'"),
+    # missing instrument / unknown instrument
+    (_drop(["outcomes", "pain", "instruments"]), "outcomes.pain", "needs 'instruments'"),
+    (_set(["outcomes", "pain", "instruments"], ["vas_0_10", "vas_10"]), "outcomes.pain.instruments", "unknown instrument 'vas_10'"),
+    (_drop(["treatments"]), "treatments", "is required"),
+    (_drop(["follow_up"]), "follow_up", "is required"),
+    # outcome kind mismatches
+    (_set(["outcomes", "death"], {"kind": "binary", "direction": "higher_is_worse", "baseline": True}), "outcomes.death", "no baseline"),
+    (_set(["outcomes", "death"], {"kind": "binary"}), "outcomes.death", "needs 'direction'"),
+    (_set(["outcomes", "death"], {"kind": "binary", "direction": "higher_is_worse", "instruments": ["vas_0_10"]}),
+     "outcomes.death.instruments", "needs a 0/1 instrument"),
+    (_set(["outcomes", "pain", "direction"], "higher_is_better"), "outcomes.pain", "'direction' is for binary outcomes"),
+    (_set(["outcomes", "pain", "kind"], "ordinal"), "outcomes.pain.kind", "'ordinal'"),
+    (_set(["outcomes", "pain", "baseline"], False), "outcomes.pain", "recovery_min_points needs a baseline"),
+    (_set(["global_recovery", "adjust_for"], "pian"), "global_recovery.adjust_for", "did you mean 'pain'"),
+    (_set(["outcomes", "pain", "smallest_worthwhile"], {"absolute": 10, "relative": 0.2}), "outcomes.pain.smallest_worthwhile",
+     "exactly one"),
+    (_set(["outcomes", "pain", "follow_up"], ["shrot"]), "outcomes.pain.follow_up", "did you mean 'short'"),
+]
+
+
+@pytest.mark.parametrize("mutate,path,needle", MISTAKES, ids=[f"{m[1]}:{m[2]}" for m in MISTAKES])
+def test_every_config_mistake_is_one_line_naming_file_and_key(mutate, path, needle):
     import copy
 
-    raw = copy.deepcopy(raw)
+    raw = copy.deepcopy(_raw())
     mutate(raw)
-    with pytest.raises(LbpError, match=needle):
+    with pytest.raises(LbpError) as info:
         parse_config(raw, source="x.yaml")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"study config x.yaml: {path}: "), lines[0]
+    assert needle in lines[0], lines[0]
+
+
+def test_several_mistakes_give_one_line_each():
+    import copy
+
+    raw = copy.deepcopy(_raw())
+    raw["colour"] = "red"
+    raw["outcomes"]["pain"]["recovery_min_pts"] = 20
+    with pytest.raises(LbpError) as info:
+        parse_config(raw, source="x.yaml")
+    assert len(str(info.value).splitlines()) == 2
+
+
+def test_misspelt_recovery_key_is_not_silently_ignored(tmp_path):
+    """The issue's example: 'recovery_min_pts' used to switch recovery off without a word."""
+    p = tmp_path / "study.yaml"
+    raw = _raw()
+    raw["outcomes"]["pain"] = {k: v for k, v in raw["outcomes"]["pain"].items() if k != "recovery_min_points"}
+    raw["outcomes"]["pain"]["recovery_min_pts"] = 20
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(LbpError, match=r"study.yaml: outcomes.pain.recovery_min_pts: unknown key \(did you mean"):
+        load_config(p)
+
+
+def test_json_schema_forbids_unknown_keys():
+    from training.config_schema import json_schema
+
+    s = json_schema()
+    assert s["additionalProperties"] is False
+    assert {"treatments", "outcomes", "adjust_for", "min_trial_size"} <= set(s["properties"])
+    assert s["$defs"]["Outcome"]["additionalProperties"] is False
 
 
 def test_config_file_errors_name_the_file(tmp_path):

@@ -41,10 +41,22 @@ class Harmonised:
 
 
 def to_0_100(outcomes: pd.DataFrame, cfg: StudyConfig) -> np.ndarray:
-    """Each row's value on the common 0–100 scale (higher = worse)."""
+    """Each row's value on the common scale: 0–100 (higher = worse) for continuous outcomes; for
+    binary outcomes 0/1 with **1 = the good result** (the event itself when the config says
+    ``direction: higher_is_better``, else its absence), so benefit is always a risk difference of
+    the good result, active minus comparator."""
     scaled = np.full(len(outcomes), np.nan)
+    raw = outcomes["value"].to_numpy(float)
+    binary = {o for o, s in cfg.outcomes.items() if s.kind == "binary"}
+    good_event = {o for o in binary if cfg.outcomes[o].direction == "higher_is_better"}
+    is_bin = outcomes["outcome"].isin(binary).to_numpy()
     for code, idx in outcomes.groupby("instrument").indices.items():
-        scaled[idx] = cfg.instruments[code].to_0_100(outcomes["value"].to_numpy()[idx])
+        idx = idx[~is_bin[idx]]
+        if len(idx):
+            scaled[idx] = cfg.instruments[code].to_0_100(raw[idx])
+    if is_bin.any():
+        good = outcomes["outcome"].isin(good_event).to_numpy()
+        scaled[is_bin] = np.where(good[is_bin], raw[is_bin], 1.0 - raw[is_bin])
     return scaled
 
 
@@ -87,24 +99,31 @@ def harmonise(ds: Dataset, progress: Callable | None = None) -> Harmonised:
     out = ds.outcomes.copy()
     out["value_0_100"] = to_0_100(out, cfg)
     base = out[out["week"] == 0]
+    base = base[base["outcome"].isin(cfg.baseline_outcomes)]
     baselines = base.pivot_table(index=["trial", "participant"], columns="outcome", values="value_0_100", aggfunc="first")
-    baselines = baselines.reindex(columns=list(cfg.outcomes)).add_prefix("baseline_").reset_index()
+    baselines = baselines.reindex(columns=cfg.baseline_outcomes).add_prefix("baseline_").reset_index()
     baselines.columns.name = None
     follow = select_follow_up(out[out["week"] > 0], cfg)
     parts = ds.participants.merge(baselines, on=["trial", "participant"], how="left")
     parts["treat"] = (parts["treatment"] == cfg.active).astype(int)
     frames = []
-    for name in cfg.outcomes:
+    for name, spec in cfg.outcomes.items():
         f = follow[follow["outcome"] == name][["trial", "participant", "follow_up", "week", "instrument", "value_0_100"]]
+        if spec.follow_up is not None:
+            f = f[f["follow_up"].isin(spec.follow_up)]
         f = f.rename(columns={"value_0_100": "value"})
         m = parts.merge(f, on=["trial", "participant"], how="inner")
         m["outcome"] = name
-        m["baseline"] = m[f"baseline_{name}"]
-        frames.append(m[~m["baseline"].isna()])
-    if cfg.recovery_relative is not None and all(o.recovery_min_points is not None for o in cfg.outcomes.values()):
+        if spec.baseline:
+            m["baseline"] = m[f"baseline_{name}"]
+            frames.append(m[~m["baseline"].isna()])
+        else:  # no baseline: every participant with a follow-up is analysed
+            m["baseline"] = np.nan
+            frames.append(m)
+    if cfg.recovery is not None:
         frames.append(_recovery_rows(parts, follow, cfg))
     lead = ["trial", "participant", "arm", "treatment", "subtype", "treat", "outcome", "follow_up", "week", "instrument", "value", "baseline"]
-    rest = [f"baseline_{o}" for o in cfg.outcomes] + cfg.covariates.names
+    rest = [f"baseline_{o}" for o in cfg.baseline_outcomes] + cfg.covariates.names
     analysis = pd.concat(frames, ignore_index=True)[lead + rest] if frames else pd.DataFrame(columns=lead + rest)
     order = {w: i for i, w in enumerate(cfg.window_names)}
     analysis = analysis.assign(_o=analysis["follow_up"].map(order)).sort_values(
@@ -117,12 +136,14 @@ def harmonise(ds: Dataset, progress: Callable | None = None) -> Harmonised:
 def _recovery_rows(parts: pd.DataFrame, follow: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     wide = follow.pivot_table(index=["trial", "participant", "follow_up"], columns="outcome", values="value_0_100", aggfunc="first")
     weeks = follow.pivot_table(index=["trial", "participant", "follow_up"], columns="outcome", values="week", aggfunc="first")
-    wide = wide.reindex(columns=list(cfg.outcomes)).reset_index()
-    weeks = weeks.reindex(columns=list(cfg.outcomes))
+    sources = cfg.recovery_sources
+    wide = wide.reindex(columns=sources).reset_index()
+    weeks = weeks.reindex(columns=sources)
     m = parts.merge(wide, on=["trial", "participant"], how="inner")
     crit = np.column_stack([
-        recovered(m[f"baseline_{o}"].to_numpy(float), m[o].to_numpy(float), cfg.recovery_relative, spec.recovery_min_points)
-        for o, spec in cfg.outcomes.items()
+        recovered(m[f"baseline_{o}"].to_numpy(float), m[o].to_numpy(float), cfg.recovery_relative,
+                  cfg.outcomes[o].recovery_min_points)
+        for o in sources
     ])
     evaluable = ~np.isnan(crit)
     if cfg.recovery_combine == "any":
@@ -133,7 +154,7 @@ def _recovery_rows(parts: pd.DataFrame, follow: pd.DataFrame, cfg: StudyConfig) 
     wk = weeks.reindex(pd.MultiIndex.from_frame(m[["trial", "participant", "follow_up"]]))
     m["week"] = wk.bfill(axis=1).iloc[:, 0].to_numpy()
     m["instrument"] = ""
-    m["outcome"] = RECOVERY
+    m["outcome"] = cfg.recovery_name
     adj = cfg.recovery_adjust_for
     m["baseline"] = m[f"baseline_{adj}"] if adj else np.nan
     return m[~np.isnan(value)]
@@ -152,10 +173,13 @@ def attrition_report(ds: Dataset, baselines: pd.DataFrame, follow: pd.DataFrame,
     parts = ds.participants
     n_valid = parts.groupby("trial").size()
     collected = ds.outcomes.groupby(["trial", "outcome"]).size()
-    with_base = {o: baselines.loc[~baselines[f"baseline_{o}"].isna()].groupby("trial").size() for o in cfg.outcomes}
+    # Outcomes without a baseline: every valid participant of a trial that collected it is eligible.
+    with_base = {o: (baselines.loc[~baselines[f"baseline_{o}"].isna()].groupby("trial").size() if s.baseline else n_valid)
+                 for o, s in cfg.outcomes.items()}
+    RECOVERY = cfg.recovery_name
     has_recovery = RECOVERY in set(analysis["outcome"])
     if has_recovery:
-        any_base = baselines[[f"baseline_{o}" for o in cfg.outcomes]].notna().any(axis=1)
+        any_base = baselines[[f"baseline_{o}" for o in cfg.recovery_sources]].notna().any(axis=1)
         with_base[RECOVERY] = baselines.loc[any_base].groupby("trial").size()
     analysed = analysis.groupby(["trial", "outcome", "follow_up"]).size()
     rows = []
@@ -166,7 +190,7 @@ def attrition_report(ds: Dataset, baselines: pd.DataFrame, follow: pd.DataFrame,
         valid = int(n_valid.get(trial, 0))
         for o in outcomes:
             if o == RECOVERY:
-                is_collected = any((trial, x) in collected.index for x in cfg.outcomes)
+                is_collected = any((trial, x) in collected.index for x in cfg.recovery_sources)
             else:
                 is_collected = (trial, o) in collected.index
             wb = int(with_base[o].get(trial, 0)) if is_collected else 0

@@ -127,7 +127,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
     with threadpool_limits(1):
         for outcome, fu, df in _tasks(analysis, cfg):
             task = f"{outcome}__{fu}"
-            otype = outcome_type_of(outcome)
+            otype = outcome_type_of(outcome, cfg)
             hold = holdout_trials(df, cfg.active)
             row = {"task": task, "outcome": outcome, "follow_up": fu, "outcome_type": otype,
                    "participants": len(df), "trials": df["trial"].nunique(), "comparator_trials": len(hold)}

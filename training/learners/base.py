@@ -41,8 +41,11 @@ FEW_TRIALS = 2  # a comparator class with fewer trials (or < FEW_PARTICIPANTS) i
 FEW_PARTICIPANTS = 60
 
 
-def outcome_type_of(outcome: str) -> str:
-    """``'binary'`` for global recovery (1 = recovered, good), else ``'continuous'`` (0-100, higher = worse)."""
+def outcome_type_of(outcome: str, cfg=None) -> str:
+    """``'binary'`` for a binary outcome of the study config (harmonised so that 1 = good, e.g. global
+    recovery) else ``'continuous'`` (0-100, higher = worse); without a config, by the legacy name."""
+    if cfg is not None:
+        return cfg.outcome_type(outcome)
     return "binary" if outcome in BINARY_OUTCOMES else "continuous"
 
 
@@ -52,14 +55,15 @@ def orient(y: np.ndarray, outcome_type: str) -> np.ndarray:
 
 
 def feature_spec_from_config(cfg) -> dict:
-    """Feature names/types from a study config: its covariates then ``baseline_<outcome>``."""
+    """Feature names/types from a study config: its covariates then ``baseline_<outcome>`` of every
+    outcome measured at baseline."""
     names, types, cats = [], [], {}
     for c in cfg.covariates.covariates:
         names.append(c.name)
         types.append(c.type)
         if c.type == "categorical":
             cats[c.name] = list(c.categories)
-    for o in cfg.outcomes:
+    for o in getattr(cfg, "baseline_outcomes", cfg.outcomes):
         names.append(f"baseline_{o}")
         types.append("continuous")
     return {"names": names, "types": types, "categories": cats}

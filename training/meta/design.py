@@ -25,7 +25,7 @@ import pandas as pd
 from predict.errors import LbpError
 from training.meta.rows import Rows, group_centre
 
-ADJUST_FOR = ("age", "female")
+ADJUST_FOR = ("age", "female")  # the seed paper's set; a study's own set is StudyConfig.adjust_for
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class ModelSpec:
     adjusted: bool = False
     binary_outcome: bool = False
     modifier_uncentred_levels: bool = False  # subgroup-effect variant (forest plots)
+    adjust_for: tuple[str, ...] = ADJUST_FOR  # covariates of the adjusted models (from the config)
+    baseline: bool = True  # adjust for the outcome's baseline (False: the outcome has none)
 
     @property
     def label(self) -> str:
@@ -90,14 +92,14 @@ def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercis
     if not isinstance(rows, Rows):
         rows = Rows(select_rows(analysis, spec, active) if rows is None else rows)
     n_candidates = len(rows)
-    needed = ["value", "baseline"]
+    needed = ["value", "baseline"] if spec.baseline else ["value"]
     m = spec.modifier
     if m is not None and not rows.has(m):
         raise LbpError(f"{spec.label}: modifier {m!r} is not in the analysis data")
     if m is not None:
         needed.append(m)
     if spec.adjusted:
-        needed += [a for a in ADJUST_FOR if a not in needed]
+        needed += [a for a in spec.adjust_for if a not in needed]
     nan = {v: np.isnan(rows.col(v)) for v in needed}
     miss = {v: int(b.sum()) for v, b in nan.items()}
     keep = ~np.logical_or.reduce(list(nan.values()))
@@ -116,21 +118,24 @@ def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercis
     dummies[np.arange(len(t)), codes] = 1.0
     for j, lab in enumerate(labels):
         cols[f"trial[{lab}]"] = dummies[:, j]
-    adjust = [a for a in ADJUST_FOR if spec.adjusted and a != m]
-    centre = ["baseline", *adjust] + ([m] if m is not None else [])
-    centred, means = group_centre(np.column_stack([rows.col(c)[keep] for c in centre]), codes)
-    y0c = centred[:, 0]
-    cols["baseline_c"] = y0c
+    adjust = [a for a in spec.adjust_for if spec.adjusted and a != m]
+    lead = ["baseline"] if spec.baseline else []
+    centre = [*lead, *adjust] + ([m] if m is not None else [])
+    if centre:
+        centred, means = group_centre(np.column_stack([rows.col(c)[keep] for c in centre]), codes)
+    if spec.baseline:
+        y0c = centred[:, 0]
+        cols["baseline_c"] = y0c
     cols["treat"] = t
-    zcols = {"treat": t, "baseline_c": y0c}
-    for j, a in enumerate(adjust, start=1):
+    zcols = {"treat": t, **({"baseline_c": y0c} if spec.baseline else {})}
+    for j, a in enumerate(adjust, start=len(lead)):
         ac = centred[:, j]
         cols[f"{a}_c"] = ac
         cols[f"treat:{a}_c"] = t * ac
         zcols[f"{a}_c"] = ac
     if m is not None:
         z = rows.col(m)[keep]
-        same_as_baseline = np.allclose(z, rows.col("baseline")[keep])
+        same_as_baseline = spec.baseline and np.allclose(z, rows.col("baseline")[keep])
         zc, zbar = centred[:, -1], means[:, -1]
         if not same_as_baseline:
             cols[f"{m}_c"] = zc
@@ -142,7 +147,7 @@ def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercis
         if np.allclose(cols[f"treat:{m}_c"], 0):
             raise LbpError(f"{spec.label}: {m!r} does not vary within any trial; no within-trial interaction to estimate")
     # A covariate constant within every trial carries no within-trial information.
-    prefixes = ("baseline_c", f"{m}_c", "age_c", "female_c")
+    prefixes = ("baseline_c", f"{m}_c", *(f"{a}_c" for a in adjust))
     names = [c for c, v in cols.items() if not (c.startswith(prefixes) and np.allclose(v, 0))]
     znames = [c for c, v in zcols.items() if not np.allclose(v, 0)]
     index = rows.index[keep]

@@ -17,10 +17,9 @@ import pandas as pd
 from predict.errors import LbpError
 from training.config import StudyConfig
 from training.harmonise import RECOVERY, Harmonised
-from training.meta.design import ModelSpec
 from training.meta.forest import forest_plot
 from training.meta.run import Runner
-from training.meta.specs import all_specs, comparison_sets, modifiers
+from training.meta.specs import all_specs, comparison_sets, modifiers, spec_for
 from training.meta.tables import fmt_estimate, fmt_p, paper_table, variable_label, write_table
 
 LONG_COLUMNS = ["outcome", "follow_up", "comparison", "variable", "level", "model", "studies", "participants",
@@ -80,9 +79,9 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
     sets = comparison_sets(cfg)
     primary = primary_comparison or (comparisons[0] if comparisons else next(iter(sets)))
     first_w = (follow_ups or cfg.window_names)[0]
-    outcomes = [o for o in list(cfg.outcomes) + [RECOVERY] if o in available]
+    outcomes = [o for o in list(cfg.outcomes) + [cfg.recovery_name] if o in available]
     sub_jobs = [(o, m) for o in outcomes for m in (only_modifiers or modifiers(cfg))] if forest else []
-    sub_specs = [ModelSpec(o, first_w, primary, sets[primary], m, True, o == RECOVERY) for o, m in sub_jobs]
+    sub_specs = [spec_for(cfg, o, first_w, primary, sets[primary], m, True) for o, m in sub_jobs]
     with Runner(h.analysis, active=cfg.active, residual=residual, workers=workers) as run:
         fits = run.submit_fits(specs, progress)
         subs = run.submit_subgroups(cfg, sub_specs, progress)
@@ -107,7 +106,7 @@ def _tables(out: Path, cfg: StudyConfig, inter: pd.DataFrame, first_w: str, prim
     for (o, w, c), _ in inter.groupby(["outcome", "follow_up", "comparison"], sort=False):
         t = paper_table(inter, cfg, o, w, c)
         stem = PAPER_TABLE.get(o, f"table_{o}") if (w == first_w and c == primary) else f"{o}_{w}_{c}"
-        odds = o == RECOVERY
+        odds = cfg.outcome_type(o) == "binary"
         title = (f"Treatment–covariate interactions: {o}, {w} term, exercise vs {c.replace('_', ' ')} "
                  f"({'odds ratio' if odds else 'mean difference, 0–100'})")
         note = ("Interaction on the odds-ratio scale (>1: more recovery with exercise for that level)." if odds else
@@ -131,7 +130,7 @@ def _forest_plots(run: Runner, cfg, out, follow_up, comparison, outcomes, jobs, 
             continue
         figures.append(run.submit(
             forest_plot, s, labels, f"{o.replace('_', ' ').capitalize()}: exercise vs {comparison.replace('_', ' ')}, "
-            f"{follow_up} term (adjusted)", o == RECOVERY, out / "figures" / f"figure{3 + i}_{o}"))
+            f"{follow_up} term (adjusted)", cfg.outcome_type(o) == "binary", out / "figures" / f"figure{3 + i}_{o}"))
     return sub, figures
 
 
@@ -147,7 +146,7 @@ def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFr
              "| outcome | follow-up | comparison | studies | participants | estimate (95% CI) | p | tau | 95% PI | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in overall.itertuples():
-        odds = r.outcome == RECOVERY
+        odds = cfg.outcome_type(r.outcome) == "binary"
         pi = fmt_estimate(r.estimate, r.pi_low, r.pi_high, odds).split(" ", 1)[-1] if not np.isnan(r.pi_low) else ""
         lines.append(f"| {r.outcome} | {r.follow_up} | {r.comparison} | {r.studies} | {r.participants} | "
                      f"{('OR ' if odds else 'MD ') + fmt_estimate(r.estimate, r.ci_low, r.ci_high, odds)} | {fmt_p(r.p)} | "

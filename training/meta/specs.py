@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from predict.errors import LbpError
 from training.config import StudyConfig
-from training.harmonise import RECOVERY
 from training.meta.design import ModelSpec
 
 
 def modifiers(cfg: StudyConfig) -> list[str]:
-    """Candidate modifiers: every declared covariate plus the baseline of every outcome."""
-    return list(cfg.covariates.names) + [f"baseline_{o}" for o in cfg.outcomes]
+    """Candidate modifiers: every declared covariate plus the baseline of every outcome that has one."""
+    return list(cfg.covariates.names) + [f"baseline_{o}" for o in cfg.baseline_outcomes]
 
 
 def outcomes(cfg: StudyConfig, available: set[str]) -> list[str]:
-    return [o for o in list(cfg.outcomes) + [RECOVERY] if o in available]
+    return [o for o in list(cfg.outcomes) + [cfg.recovery_name] if o in available]
+
+
+def spec_for(cfg: StudyConfig, outcome: str, follow_up: str, comparison: str, comparators, modifier=None,
+             adjusted: bool = False) -> ModelSpec:
+    """A model spec with the study's outcome kind, baseline and adjustment set."""
+    return ModelSpec(outcome, follow_up, comparison, tuple(comparators), modifier, adjusted,
+                     cfg.outcome_type(outcome) == "binary", adjust_for=tuple(cfg.adjust_for),
+                     baseline=cfg.has_baseline(outcome))
 
 
 def comparison_sets(cfg: StudyConfig) -> dict[str, tuple[str, ...]]:
@@ -35,13 +42,12 @@ def all_specs(cfg: StudyConfig, available_outcomes: set[str], follow_ups: list[s
     chosen = comparisons or list(sets)
     specs = []
     for o in outcomes(cfg, available_outcomes):
-        binary = o == RECOVERY
         for w in follow_ups:
             for c in chosen:
-                specs.append(ModelSpec(o, w, c, sets[c], None, False, binary))
+                specs.append(spec_for(cfg, o, w, c, sets[c]))
                 if not interactions:
                     continue
                 for m in (only_modifiers or modifiers(cfg)):
                     for adj in (False, True):
-                        specs.append(ModelSpec(o, w, c, sets[c], m, adj, binary))
+                        specs.append(spec_for(cfg, o, w, c, sets[c], m, adj))
     return specs

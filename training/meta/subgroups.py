@@ -19,7 +19,7 @@ from scipy import stats
 
 from predict.errors import LbpError
 from training.config import StudyConfig
-from training.meta.design import ADJUST_FOR, ModelSpec, _centre, select_rows
+from training.meta.design import ModelSpec, _centre, select_rows
 from training.mixed import fit_glmm_binomial, fit_lmm
 
 
@@ -51,7 +51,7 @@ def subgroup_effects(analysis: pd.DataFrame, cfg: StudyConfig, spec: ModelSpec,
     ``rows`` may pass :func:`select_rows` for this spec (shared with the other models on them)."""
     m = spec.modifier
     d = select_rows(analysis, spec, cfg.active) if rows is None else rows
-    needed = ["value", "baseline", m] + ([a for a in ADJUST_FOR if a != m] if spec.adjusted else [])
+    needed = ["value"] + (["baseline"] if spec.baseline else []) + [m] + ([a for a in spec.adjust_for if a != m] if spec.adjusted else [])
     d = d.dropna(subset=needed).sort_values(["trial", "participant"], kind="mergesort")
     level, labels = categorise(d[m], m, cfg)
     d = d.assign(_level=level.to_numpy())
@@ -59,19 +59,20 @@ def subgroup_effects(analysis: pd.DataFrame, cfg: StudyConfig, spec: ModelSpec,
     g = d["trial"]
     t = d["treat"].to_numpy(float)
     X = pd.DataFrame({f"trial[{k}]": (g == k).to_numpy(float) for k in sorted(g.unique())}, index=d.index)
-    y0c, _ = _centre(d["baseline"].astype(float), g)
-    X["baseline_c"] = y0c
+    if spec.baseline:
+        y0c, _ = _centre(d["baseline"].astype(float), g)
+        X["baseline_c"] = y0c
     for i, lab in enumerate(present):
         ind = (d["_level"] == lab).to_numpy(float)
         if i > 0:
             X[f"level[{lab}]"] = ind
         X[f"treat:level[{lab}]"] = t * ind
     if spec.adjusted:
-        for a in ADJUST_FOR:
+        for a in spec.adjust_for:
             if a != m:
                 ac, _ = _centre(d[a].astype(float), g)
                 X[f"{a}_c"] = ac
-    Z = pd.DataFrame({"treat": t, "baseline_c": y0c}, index=d.index)
+    Z = pd.DataFrame({"treat": t, **({"baseline_c": y0c} if spec.baseline else {})}, index=d.index)
     keep = [c for c in X.columns if not np.allclose(X[c], 0)]
     X = X[keep]
     y = d["value"].to_numpy(float)
