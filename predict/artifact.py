@@ -17,7 +17,10 @@ from typing import Any
 
 from predict.errors import LbpError
 
-SCHEMA_VERSION = "1.0"
+# the artifact's format version (manifest "schema_version"); what each version holds and the one
+# migration (1.0 -> 2.0) are predict.model_format's
+SCHEMA_VERSION = "2.0"
+READABLE_SCHEMA_VERSIONS = ("1.0", "2.0")
 MANIFEST = "manifest.json"
 ALLOWED_SUFFIXES = (".json", ".csv", ".txt", ".md", ".html", ".parquet", ".png", ".svg")
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".npy", ".npz", ".pt", ".pth", ".sav", ".dill", ".cloudpickle")
@@ -117,7 +120,7 @@ def _read_source(path: Path) -> dict[str, bytes]:
     raise ArtifactError(f"model artifact {path} not found (a folder or a .zip of one)")
 
 
-def load_artifact(path: str | Path, *, supported: tuple[str, ...] = (SCHEMA_VERSION,),
+def load_artifact(path: str | Path, *, supported: tuple[str, ...] = READABLE_SCHEMA_VERSIONS,
                   required: tuple[str, ...] = ()) -> Artifact:
     """Read and verify an artifact. Raises :class:`ArtifactError` on any mismatch."""
     path = Path(path)

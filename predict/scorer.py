@@ -33,19 +33,14 @@ from predict import imputed as imputed_inputs
 from predict import network_arms
 from predict import verdict as verdicts
 from predict import runtime as rt
-from predict.artifact import Artifact, ArtifactError, load_artifact, sha256_bytes
+from predict import model_format as mf
+from predict.artifact import Artifact, load_artifact
 from predict.errors import LbpError, Problem, ValidationFailed
 from predict.program import compile_program, default_threads
 from predict.program import pool as program_pool
 from predict.schema import FeatureSchema
 
-MODEL_FORMAT = "lbp-benefit-model"
-BOOSTER_REF = "$booster"
 ID_COLUMNS = ("trial", "participant")
-REQUIRED_MANIFEST = ("format", "model_id", "created", "package_version", "seed", "synthetic", "training_data",
-                     "feature_schema", "baselines", "outcomes", "comparators", "sparse_comparators", "follow_ups",
-                     "tasks", "card", "content_sha256")
-KNOWN_KINDS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner", "stacked")
 SWE_FRACTION = 0.2  # smallest worthwhile effect: 20% of the patient's baseline (pain, function)
 LEVEL = 0.95
 TOP_FACTORS = 5
@@ -61,78 +56,6 @@ _OK_NUM = (int, float, np.integer, np.floating)
 
 
 # ----------------------------------------------------------------------------- helpers
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
-
-
-def _content_digest(manifest: dict) -> str:
-    body = {k: v for k, v in manifest.items() if k not in ("created", "content_sha256")}
-    return sha256_bytes(_canonical(body).encode("utf-8"))
-
-
-def _model_id(hashes: Iterable[str]) -> str:
-    import hashlib
-
-    return "lbp-" + hashlib.sha256("\n".join(sorted(hashes)).encode("ascii")).hexdigest()[:12]
-
-
-def _resolve_boosters(exp: dict, art: Artifact, task: str, used: set) -> dict:
-    """Replace each ``{"$booster": path}`` by a LightGBM Booster loaded from the verified bytes."""
-    import lightgbm as lgb
-
-    b = exp.get("boosters")
-    if isinstance(b, dict):
-        for name, ref in list(b.items()):
-            if not (isinstance(ref, dict) and set(ref) == {BOOSTER_REF} and isinstance(ref[BOOSTER_REF], str)):
-                raise ArtifactError(f"{art.source}: model/{task}.json booster {name!r} is not a "
-                                    f'{{"{BOOSTER_REF}": "model/{task}/<name>.txt"}} reference')
-            path = ref[BOOSTER_REF]
-            if not (path.startswith(f"model/{task}/") and path.endswith(".txt")):
-                raise ArtifactError(f"{art.source}: model/{task}.json points to {path!r}, outside model/{task}/")
-            try:
-                text = art.file(path).decode("utf-8")
-                b[name] = lgb.Booster(model_str=text)
-            except ArtifactError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - LightGBM raises its own error types
-                raise ArtifactError(f"{art.source}: {path} is not a LightGBM model ({type(exc).__name__})") from exc
-            used.add(path)
-    if isinstance(exp.get("nuisance"), dict):
-        _resolve_boosters(exp["nuisance"], art, task, used)
-    for sub in (exp.get("members") or {}).get("exports") or []:
-        _resolve_boosters(sub, art, task, used)
-    return exp
-
-
-def _kinds_ok(exp: dict) -> bool:
-    if exp.get("kind") not in KNOWN_KINDS:
-        return False
-    subs = [exp["nuisance"]] if isinstance(exp.get("nuisance"), dict) else []
-    subs += (exp.get("members") or {}).get("exports") or []
-    return all(_kinds_ok(s) for s in subs)
-
-
-def _check_network_comparators(m: dict, tasks: list, src: str) -> None:
-    """The manifest's ``network_comparators`` agree with the network files (optional field)."""
-    nc = m.get("network_comparators")
-    nets = {t.task: t.net for t in tasks if t.net is not None}
-    if nc is None:
-        if nets:
-            raise ArtifactError(f"{src}: network files without the manifest's network_comparators")
-        return
-    if not isinstance(nc, list) or not all(isinstance(c, dict) and isinstance(c.get("node"), str) for c in nc):
-        raise ArtifactError(f"{src}: manifest network_comparators must be a list of objects with a node")
-    nodes = [c["node"] for c in nc]
-    have = {n for net in nets.values() for n in net["nodes"]}
-    if len(set(nodes)) != len(nodes) or set(nodes) != have:
-        raise ArtifactError(f"{src}: manifest network_comparators {nodes} differ from the network files' {sorted(have)}")
-    for c in nc:
-        want = "learner" if c["node"] in m["comparators"] else netrt.MODEL_NAME
-        per = {t: net["evidence"][c["node"]] for t, net in nets.items() if c["node"] in net["nodes"]}
-        if c.get("scored_by") != want or c.get("tasks") != per:
-            raise ArtifactError(f"{src}: manifest network_comparators entry for {c['node']!r} differs from the network files")
-
-
 _BLAS = None
 
 
@@ -221,8 +144,9 @@ class Scorer:
     """:meth:`score` returns plain JSON values only (dicts with str keys, lists, str, bool, None,
     finite Python floats and ints): the service sends them without converting them again."""
 
-    def __init__(self, artifact: Artifact, tasks: list[_Task], schema: FeatureSchema, background: pd.DataFrame | None):
-        m = artifact.manifest
+    def __init__(self, artifact: Artifact, tasks: list[_Task], schema: FeatureSchema, background: pd.DataFrame | None,
+                 manifest: dict | None = None):
+        m = artifact.manifest if manifest is None else manifest
         self.artifact = artifact
         self.manifest: dict = m
         self.model_id: str = m["model_id"]
@@ -265,109 +189,18 @@ class Scorer:
     def load(cls, path: str | Path) -> "Scorer":
         """Load and verify the artifact at ``path`` (folder or .zip). Raises
         :class:`predict.artifact.ArtifactError` for anything missing, altered or unexpected."""
-        art = load_artifact(path, required=("card.md", "card.json"))
-        m = art.manifest
-        src = art.source
-        miss = [k for k in REQUIRED_MANIFEST if k not in m]
-        if miss:
-            raise ArtifactError(f"{src}: not an lbp-benefit model artifact (manifest lacks {', '.join(miss)})")
-        if m["format"] != MODEL_FORMAT:
-            raise ArtifactError(f"{src}: manifest format {m['format']!r} is not {MODEL_FORMAT!r}")
-        if _content_digest(m) != m["content_sha256"]:
-            raise ArtifactError(f"{src}: the manifest's fields do not match its content_sha256 (manifest edited)")
-        if m["card"] != {"markdown": "card.md", "json": "card.json"}:
-            raise ArtifactError(f"{src}: manifest card entry must name card.md and card.json")
-        listing = m["files"]
-        model_files = sorted(n for n in listing if n.startswith("model/"))
-        recomputed = _model_id(listing[n]["sha256"] for n in model_files)
-        if recomputed != m["model_id"]:
-            raise ArtifactError(f"{src}: model_id {m['model_id']!r} does not match the model files ({recomputed})")
-        if not isinstance(m["tasks"], list) or not m["tasks"]:
-            raise ArtifactError(f"{src}: the manifest lists no tasks")
-        try:
-            schema = FeatureSchema.from_list(m["feature_schema"])
-        except (LbpError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{src}: manifest feature_schema is invalid ({exc})") from exc
-        baselines = list(m["baselines"])
-        expected_features = schema.names + baselines
-        tasks, used = [], set()
-        for t in m["tasks"]:
-            name = t.get("task")
-            fname = f"model/{name}.json"
-            if t.get("model") != fname or fname not in listing:
-                raise ArtifactError(f"{src}: task {name!r}: model file {fname} is not in the artifact")
-            try:
-                exp = json.loads(art.file(fname).decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ArtifactError(f"{src}: {fname} is not valid JSON ({exc})") from exc
-            if exp.get("format") != rt.FORMAT or exp.get("version") != rt.VERSION:
-                raise ArtifactError(f"{src}: {fname} is not an {rt.FORMAT} v{rt.VERSION} export")
-            if not _kinds_ok(exp):
-                raise ArtifactError(f"{src}: {fname} holds an unknown learner kind")
-            if exp["features"]["names"] != expected_features:
-                raise ArtifactError(f"{src}: {fname} features differ from the manifest's feature schema + baselines")
-            if exp.get("outcome_type") != t.get("outcome_type") or list(exp["comparators"]) != list(t.get("comparators", [])):
-                raise ArtifactError(f"{src}: {fname} does not match its task entry in the manifest")
-            mine: set = set()
-            _resolve_boosters(exp, art, name, mine)
+        art = load_artifact(path, supported=mf.READABLE_VERSIONS, required=("card.md", "card.json"))
+        vm = mf.verify(art)
+        tasks = []
+        for vt in vm.tasks:
+            e, exp = vt.entry, vt.export
             rt.prepare_fast(exp)
-            if sorted(mine) != sorted(t.get("boosters", [])):
-                raise ArtifactError(f"{src}: task {name!r}: booster files differ from the manifest's task entry")
-            used |= mine
-            otype = exp["outcome_type"]
-            outcome = t["outcome"]
-            prefix = "recovery" if outcome == "global_recovery" else outcome
-            base = f"baseline_{outcome}" if otype == "continuous" and f"baseline_{outcome}" in baselines else None
-            net = None
-            if t.get("network") is not None:
-                nname = f"model/network/{name}.json"
-                if t["network"] != nname or nname not in listing or otype != "continuous":
-                    raise ArtifactError(f"{src}: task {name!r}: network file must be {nname} (continuous tasks only)")
-                try:
-                    net = json.loads(art.file(nname).decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    raise ArtifactError(f"{src}: {nname} is not valid JSON ({exc})") from exc
-                why = netrt.check(net, list(exp["features"]["names"]), list(exp["features"]["types"]), m.get("active", "exercise"))
-                if why or net.get("outcome") != outcome or net.get("follow_up") != t["follow_up"]:
-                    raise ArtifactError(f"{src}: {nname}: {why or 'outcome/follow-up differ from its task'}")
-                used.add(nname)
-            tasks.append(_Task(name, outcome, t["follow_up"], otype, str(t.get("learner", exp["kind"])), exp, prefix, base,
-                               net))
-        orphans = sorted(set(model_files) - used - {f"model/{t.task}.json" for t in tasks})
-        if orphans:
-            raise ArtifactError(f"{src}: model files not used by any task: {', '.join(orphans)}")
-        comps = [c for c in m["comparators"]]
-        have = {c for t in tasks for c in t.exp["comparators"]}
-        if set(comps) != have:
-            raise ArtifactError(f"{src}: manifest comparators {comps} differ from the models' {sorted(have)}")
-        _check_network_comparators(m, tasks, src)
-        if sorted({t.outcome for t in tasks}) != sorted(m["outcomes"]) or \
-                sorted({t.follow_up for t in tasks}) != sorted(m["follow_ups"]):
-            raise ArtifactError(f"{src}: manifest outcomes/follow_ups differ from its tasks")
-        run_json = "report/run.json"
-        if run_json in listing:
-            rj = art.json(run_json)
-            if "synthetic" in rj and bool(rj["synthetic"]) != bool(m["synthetic"]):
-                raise ArtifactError(f"{src}: manifest and report/run.json disagree on 'synthetic'")
-        background = None
-        bg_name = (m.get("background") or {}).get("file")
-        if bg_name:
-            import io
-
-            try:
-                background = pd.read_csv(io.BytesIO(art.file(bg_name)), keep_default_na=False, dtype=str)
-            except ArtifactError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any parse failure is a bad artifact
-                raise ArtifactError(f"{src}: {bg_name} is not a readable CSV ({exc})") from exc
-        try:
-            card = art.json("card.json")
-            art.text("card.md")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"{src}: the model card is not readable ({exc})") from exc
-        if not isinstance(card, dict):
-            raise ArtifactError(f"{src}: card.json must be a JSON object")
-        return cls(art, tasks, schema, background)
+            prefix = "recovery" if e.outcome == "global_recovery" else e.outcome
+            base = f"baseline_{e.outcome}"
+            base = base if e.outcome_type == "continuous" and base in vm.manifest["baselines"] else None
+            tasks.append(_Task(e.task, e.outcome, e.follow_up, e.outcome_type, str(e.learner or exp["kind"]), exp,
+                               prefix, base, vt.network))
+        return cls(art, tasks, vm.schema, vm.background, manifest=vm.manifest)
 
     # ------------------------------------------------------------------ info
     def __repr__(self) -> str:

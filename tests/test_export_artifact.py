@@ -15,7 +15,7 @@ import pytest
 from predict.artifact import ArtifactError, sha256_bytes
 from predict.scorer import Scorer
 from tests._small_model import train_and_export
-from training.export_model import content_digest, model_id_of
+from predict.model_format import content_digest, model_id_of
 
 
 def _manifest(art: Path) -> dict:
@@ -51,7 +51,8 @@ def test_layout_and_manifest(sm):
     hashes = {n: v["sha256"] for n, v in m["files"].items() if n.startswith("model/")}
     assert m["model_id"] == model_id_of(hashes) and m["model_id"].startswith("lbp-") and len(m["model_id"]) == 16
     assert m["content_sha256"] == content_digest(m)
-    assert m["synthetic"] is True and m["seed"] == 1 and m["schema_version"] == "1.0"
+    assert m["synthetic"] is True and m["seed"] == 1 and m["schema_version"] == "2.0"
+    assert m["environment"]["packages"]["lightgbm"] and m["environment"]["python"]
     assert m["created"].endswith("Z")
     assert m["baselines"] == ["baseline_pain", "baseline_function"]
     assert m["outcomes"] == ["pain", "function", "global_recovery"]

@@ -12,7 +12,7 @@ import pytest
 import predict.runtime as rt
 from predict import Scorer, ValidationFailed
 from predict.artifact import load_artifact
-from predict.scorer import _resolve_boosters
+from predict.model_format import resolve_boosters as _resolve_boosters
 from serving.interface import check_scorer
 from tests._small_model import assert_nested_close
 

@@ -33,11 +33,12 @@ import numpy as np
 import pandas as pd
 
 from predict import __version__
-from predict.artifact import SCHEMA_VERSION, sha256_bytes, write_artifact
+from predict import model_format as mf
+from predict.artifact import load_artifact, sha256_bytes, write_artifact
 from predict.errors import LbpError
 
-BOOSTER_REF = "$booster"
-NETWORK_DIR = "model/network"  # per continuous task: the one-stage IPD network model (training.network.benefit_model)
+BOOSTER_REF = mf.BOOSTER_REF
+NETWORK_DIR = mf.NETWORK_DIR  # per continuous task: the one-stage IPD network model (training.network.benefit_model)
 BACKGROUND = "background.csv"
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 MIN_N_QUANTILES = 50  # fewer observed values: no quantiles at all
@@ -53,23 +54,6 @@ _RUN_DROP = ("timings", "seconds", "machine", "config_source")  # time-, machine
 
 
 # ----------------------------------------------------------------------------- helpers
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
-
-
-def model_id_of(file_hashes: dict[str, str]) -> str:
-    """``lbp-`` + the first 12 hex of SHA-256 over the sorted model-file hashes (joined by newlines)."""
-    h = hashlib.sha256("\n".join(sorted(file_hashes.values())).encode("ascii")).hexdigest()
-    return "lbp-" + h[:12]
-
-
-def content_digest(manifest: dict) -> str:
-    """SHA-256 of the canonical JSON of the manifest without ``created`` and ``content_sha256``:
-    detects edited manifest fields (it is a checksum, not a signature)."""
-    body = {k: v for k, v in manifest.items() if k not in ("created", "content_sha256")}
-    return sha256_bytes(canonical_json(body).encode("utf-8"))
-
-
 def data_fingerprint(analysis: pd.DataFrame) -> str:
     """SHA-256 of the harmonised analysis table written canonically: columns in name order, every
     value as text (floats with ``%.10g``, missing as empty), rows sorted as text, ``\\n`` line ends."""
@@ -325,10 +309,11 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
         if not src.is_file():
             raise LbpError(f"{run}: {src.relative_to(run)} is missing")
         exp = json.loads(src.read_text("utf-8"))
-        if exp.get("format") != "lbp-benefit-learner":
+        if exp.get("format") != mf.LEARNER_FORMAT:
             raise LbpError(f"{src}: not an exported learner (format {exp.get('format')!r})")
+        mf.parse_learner(exp, str(src))  # the typed record: refuses what a reader would refuse
         ext, texts = externalise_boosters(exp, task)
-        files[f"model/{task}.json"] = (canonical_json(ext) + "\n").encode("utf-8")
+        files[f"model/{task}.json"] = (mf.canonical_json(ext) + "\n").encode("utf-8")
         for name, s in texts.items():
             files[name] = s.encode("utf-8")
         exports[task] = exp
@@ -341,12 +326,12 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
         net_src = run / "network" / f"{task}.json"
         if network_trained and net_src.is_file():
             net = json.loads(net_src.read_text("utf-8"))
-            files[f"{NETWORK_DIR}/{task}.json"] = (canonical_json(net) + "\n").encode("utf-8")
+            files[f"{NETWORK_DIR}/{task}.json"] = (mf.canonical_json(net) + "\n").encode("utf-8")
             networks[task] = net
             entry["network"] = f"{NETWORK_DIR}/{task}.json"
         tasks.append(entry)
     model_hashes = {n: sha256_bytes(b) for n, b in files.items()}
-    model_id = model_id_of(model_hashes)
+    model_id = mf.model_id_of(model_hashes)
 
     # ---- features, background
     first = next(iter(exports.values()))
@@ -385,13 +370,14 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
     outcomes = list(dict.fromkeys(t["outcome"] for t in tasks))
     fus = [w for w in cfg.window_names if any(t["follow_up"] == w for t in tasks)]
     manifest: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "format": "lbp-benefit-model",
+        "schema_version": mf.FORMAT_VERSION,
+        "format": mf.MODEL_FORMAT,
         "model_id": model_id,
         "created": None,  # filled in last: the only time-varying field
         "package_version": __version__,
         "git_commit": git_commit(),
         "seed": runj.get("seed"),
+        "environment": mf.environment(),
         "synthetic": bool(runj.get("synthetic", False)),
         "study": cfg.name,
         "active": cfg.active,
@@ -423,7 +409,7 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
                        "kind": "aggregated: per-feature observed counts, % missing, trials, quantiles p01-p99 and "
                                "level counts; no participant-level rows",
                        "used_for": "out-of-range and little-data warnings"},
-        "card": {"markdown": "card.md", "json": "card.json"},
+        "card": dict(mf.CARD),
     }
     if network_trained:
         manifest["network"] = {
@@ -457,7 +443,7 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
 
     listing = {n: {"sha256": sha256_bytes(files[n]), "bytes": len(files[n])} for n in sorted(files)}
     manifest["files"] = listing
-    manifest["content_sha256"] = content_digest(manifest)
+    manifest["content_sha256"] = mf.content_digest(manifest)
     del manifest["files"]  # write_artifact adds the same listing back, last
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -472,6 +458,7 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
         written = json.loads((stage / "manifest.json").read_text("utf-8"))
         if written["files"] != listing:  # pragma: no cover - write_artifact hashes the same bytes
             raise LbpError("artifact listing mismatch while writing")
+        mf.verify(load_artifact(stage, supported=(mf.FORMAT_VERSION,)))  # what a reader checks, before it goes live
         if out.exists():
             old = out.with_name(f".{out.name}.old-{model_id}")
             shutil.rmtree(old, ignore_errors=True)
