@@ -1,0 +1,92 @@
+"""ML-NMR (training/network/mlnmr*.py): integration points, the Bayesian NMA against the
+frequentist one (metafor-checked), known truth, and loud convergence failures.
+
+Kept small: JAX compiles each model once per test (a few seconds); the multinma plaque-psoriasis
+comparison and the many-seed coverage run are in benchmarks/bench_mlnmr*.py."""
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from predict.errors import LbpError
+from training.network.mlnmr_data import build_network, copula_correlation, quantile, sobol_normals
+
+SENN = str(resources.files("training.network").joinpath("examples/senn2013_arms.csv"))
+
+
+def test_integration_points_reproduce_margins_and_correlation():
+    R = np.array([[1.0, 0.5], [0.5, 1.0]])
+    U = sobol_normals(1024, R, seed=3)
+    x = quantile("gamma", U[:, 0], 18.0, 12.0)
+    assert x.mean() == pytest.approx(18.0, rel=0.01) and x.std() == pytest.approx(12.0, rel=0.03)
+    b = quantile("bernoulli", U[:, 1], 0.3)
+    assert b.mean() == pytest.approx(0.3, abs=0.002)
+    ln = quantile("logitnormal", U[:, 0], 0.3, 0.15)
+    assert ln.mean() == pytest.approx(0.3, abs=0.003) and ln.std() == pytest.approx(0.15, rel=0.03)
+    n = quantile("normal", U[:, 1], 50.0, 10.0)
+    from scipy.stats import spearmanr
+    assert spearmanr(x, n)[0] == pytest.approx(6 / np.pi * np.arcsin(0.5 / 2), abs=0.03)
+    with pytest.raises(LbpError, match="impossible"):
+        quantile("logitnormal", U[:, 0], 0.5, 0.6)
+
+
+def test_copula_correlation_from_ipd_spearman():
+    rng = np.random.default_rng(0)
+    z = rng.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]], size=4000)
+    ipd = pd.DataFrame({"trial": np.repeat(["a", "b"], 2000), "x1": np.exp(z[:, 0]), "x2": z[:, 1]})
+    R = copula_correlation(ipd, ["x1", "x2"])
+    assert R[0, 1] == pytest.approx(0.6, abs=0.03)  # rank correlation is invariant to exp()
+
+
+def test_aggregate_input_errors_name_trial_and_column():
+    agd = pd.DataFrame({"trial": ["t1", "t1", "t2", "t2"], "treatment": ["a", "b", "a", "c"], "n": [10, 10, 12, 12],
+                        "mean": [1.0, 2.0, 1.5, 0.5], "sd": [1.0, 1.0, 1.0, 1.0],
+                        "age_mean": [40, np.nan, np.nan, np.nan], "age_sd": [10, 10, 10, 10]})
+    with pytest.raises(LbpError, match="trial t2 has no 'age_mean'"):
+        build_network(None, agd, covariates=["age"])
+    agd["age_mean"] = agd["age_mean"].fillna(42.0)
+    nd = build_network(None, agd, covariates=["age"], reference="a", n_int=32)
+    assert nd.agd_X.shape == (4, 32, 1) and nd.agd_X[1, :, 0].mean() == pytest.approx(42.0, abs=0.2)
+    assert nd.study_base.tolist() == [0, 0]
+    with pytest.raises(LbpError, match="sd \\(or se\\)"):
+        build_network(None, agd.drop(columns=["sd"]))
+
+
+@pytest.fixture(scope="module")
+def senn_fe():
+    from training.network.mlnmr import Priors, fit_mlnmr
+
+    agd = pd.read_csv(SENN)
+    nd = build_network(None, agd, reference="placebo")
+    return fit_mlnmr(nd, effects="fixed", priors=Priors(intercept=100, trt=100), num_warmup=200, num_samples=200,
+                     num_chains=2, seed=1)
+
+
+def test_bayesian_fixed_effect_nma_matches_frequentist(senn_fe):
+    """Aggregate data only, vague priors: posterior mean and SD = the common-effect GLS estimate and
+    SE (training.network.nma.fit_nma, itself equal to metafor to 5 digits) within Monte Carlo error."""
+    from training.network.data import load_aggregate
+    from training.network.nma import fit_nma
+
+    ref = fit_nma(load_aggregate(SENN), reference="placebo", method="fixed")
+    d = senn_fe.d()
+    assert senn_fe.diagnostics["ok"], senn_fe.diagnostics["problems"]
+    for j, t in enumerate(senn_fe.data.treatments[1:], start=1):
+        ess = senn_fe.diagnostics["by_parameter"][f"d[{t}]"]["ess_bulk"]
+        se = float(np.sqrt(ref.vcov.loc[t, t]))
+        mcse = d[:, j].std() / np.sqrt(ess)
+        assert abs(d[:, j].mean() - ref.d[t]) < 4 * mcse + 0.01 * se, t
+        assert d[:, j].std() == pytest.approx(se, rel=0.15), t
+
+
+def test_bad_sampling_fails_loudly():
+    from training.network.mlnmr import ConvergenceError, fit_mlnmr
+
+    agd = pd.read_csv(SENN)
+    nd = build_network(None, agd, reference="placebo")
+    with pytest.raises(ConvergenceError, match="did not converge") as e:
+        fit_mlnmr(nd, effects="random", num_warmup=3, num_samples=12, num_chains=2, seed=0)
+    assert e.value.diagnostics["problems"]
