@@ -28,7 +28,7 @@ def serve(
     workers: int = typer.Option(1, "--workers", envvar="LBP_WORKERS", show_envvar=True, min=1,
                                 help="Worker processes (one per core scales throughput: scoring is CPU-bound "
                                      "and Python holds one core per process). Each loads and verifies the model; "
-                                     "/metrics then counts per worker."),
+                                     "/metrics adds up all workers (PROMETHEUS_MULTIPROC_DIR)."),
     check_only: bool = typer.Option(False, "--check-only",
                                     help="Load, verify and warm up the model, print its id, and exit without serving."),
 ) -> None:
@@ -84,8 +84,23 @@ def serve(
                            "LBP_ALLOW_UNAUTHENTICATED": str(settings.allow_unauthenticated).lower(),
                            "LBP_CORS_ORIGINS": settings.cors_origins, "LBP_LOG_LEVEL": log_level})
         del app
-        uvicorn.run("serving.app:create_app_from_env", factory=True, workers=workers, host=host, port=port,
-                    access_log=False, log_config=None, log_level=log_level.lower(), server_header=False, loop=loop)
+        # /metrics adds up every worker's counts: prometheus_client's multiprocess mode, through files in
+        # PROMETHEUS_MULTIPROC_DIR (the one given, emptied, or a fresh temporary one removed at exit).
+        import shutil
+        import tempfile
+
+        from serving.telemetry import MULTIPROC_ENV, prepare_multiprocess_dir
+
+        given = os.environ.get(MULTIPROC_ENV)
+        metrics_dir = prepare_multiprocess_dir(given or tempfile.mkdtemp(prefix="lbp-metrics-"))
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+        try:
+            uvicorn.run("serving.app:create_app_from_env", factory=True, workers=workers, host=host, port=port,
+                        access_log=False, log_config=None, log_level=log_level.lower(), server_header=False,
+                        loop=loop)
+        finally:
+            if not given:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
         return
     # uvicorn's own access log would print raw paths and query strings: ours logs route templates only.
     uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, log_level=log_level.lower(),

@@ -29,7 +29,8 @@ from serving.errors import request_validation_handler
 from serving.interface import Loader, ScorerLike, check_scorer, default_loader, is_synthetic
 from serving.limits import BodySizeLimitMiddleware
 from serving.logs import LOGGER, AccessMiddleware
-from serving.telemetry import Metrics
+from serving.scoring import ScoringService
+from serving.telemetry import Telemetry
 from serving.routes import health, model, score
 from serving.schemas import build_models
 from serving.settings import ServingSettings
@@ -77,7 +78,8 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
         check_scorer(scorer)
     model_id = str(scorer.manifest.get("model_id"))
     models = build_models(scorer, settings.max_batch)
-    metrics = Metrics()
+    telemetry = Telemetry()
+    scoring = ScoringService(scorer, models, telemetry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -88,14 +90,15 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
                 log.error("model warm-up failed", extra={"model_id": model_id, "error_type": type(exc).__name__})
                 raise
         app.state.ready = True
-        metrics.set(metrics.ready, 1)
+        telemetry.ready.set(1)
         log.info("ready", extra={"model_id": model_id})
         try:
             yield
         finally:
             app.state.ready = False
-            metrics.set(metrics.ready, 0)
+            telemetry.ready.set(0)
             log.info("stopping", extra={"model_id": model_id})
+            telemetry.close()
 
     app = FastAPI(
         title="lbp-benefit scoring service",
@@ -110,17 +113,18 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
     app.state.scorer = scorer
     app.state.model_id = model_id
     app.state.models = models
-    app.state.metrics = metrics
+    app.state.telemetry = telemetry
+    app.state.scoring = scoring
     app.state.ready = False
-    metrics.set(metrics.ready, 0)
-    metrics.set(metrics.model_info, 1, (model_id, str(scorer.manifest.get("schema_version", "")),
-                                        str(is_synthetic(scorer.manifest)).lower()))
+    telemetry.ready.set(0)
+    telemetry.model_info.labels(model_id, str(scorer.manifest.get("schema_version", "")),
+                                str(is_synthetic(scorer.manifest)).lower()).set(1)
 
     guard = [Depends(require_api_key)] if settings.auth_enabled else [Depends(require_loopback_or_allowed)]
     app.include_router(score.build_router(models, guard))
     app.include_router(model.build_router(models, guard, public_card=settings.public_model_card))
     app.include_router(health.router)
-    app.include_router(cds_routes.build_router(scorer, settings))  # CDS Hooks: own JWT auth (docs/cds-hooks.md)
+    app.include_router(cds_routes.build_router(scoring, settings))  # CDS Hooks: own JWT auth (docs/cds-hooks.md)
     app.include_router(build_calculator_router(models, scorer))  # the web page; same access terms
     app.include_router(health.build_metrics_router(guard if settings.metrics_require_auth else []))
     app.add_exception_handler(RequestValidationError, request_validation_handler)
@@ -137,7 +141,7 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
             allow_credentials=False,
             max_age=600,
         )
-    app.add_middleware(AccessMiddleware, metrics=metrics, model_id=lambda: model_id)
+    app.add_middleware(AccessMiddleware, telemetry=telemetry, model_id=lambda: model_id)
 
     log.info("model loaded", extra={"model_id": model_id, "schema_version": scorer.manifest.get("schema_version"),
                                     "synthetic": is_synthetic(scorer.manifest),

@@ -18,8 +18,8 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from predict.errors import LbpError, ValidationFailed
 from serving.logs import LOGGER, request_id_of, route_template
+from serving.scoring import SCORING_ENDPOINTS, ScoringRefused
 
 log = logging.getLogger(LOGGER)
 
@@ -69,12 +69,13 @@ def validation_body(errors: Sequence[dict], hints: dict[str, str], max_batch: in
 
 def _count_invalid(request: Request, n_errors: int, error_type: str) -> None:
     route = route_template(request.scope)
-    metrics = request.app.state.metrics
-    if route.startswith("/v1/score"):
-        metrics.inc(metrics.score_requests, (route, "invalid"))
-    # Only counts and types: the fields' values (and the messages, which may quote them) stay out of logs.
-    log.info("invalid request", extra={"request_id": request_id_of(request.scope), "route": route,
-                                       "n_errors": n_errors, "error_type": error_type})
+    scoring = request.app.state.scoring
+    if route in SCORING_ENDPOINTS:
+        scoring.count_invalid(route, request_id_of(request.scope), n_errors, error_type)
+    else:
+        # Only counts and types: the fields' values (and the messages, which may quote them) stay out of logs.
+        log.info("invalid request", extra={"request_id": request_id_of(request.scope), "route": route,
+                                           "n_errors": n_errors, "error_type": error_type})
 
 
 async def request_validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -83,17 +84,17 @@ async def request_validation_handler(request: Request, exc: RequestValidationErr
     return JSONResponse(status_code=422, content=body)
 
 
-def scorer_refusal(request: Request, exc: LbpError) -> JSONResponse:
-    """The scorer refused the input (after the schema accepted it): 422 with its problems."""
-    if isinstance(exc, ValidationFailed):
-        items = [{"loc": ["body"] + ([p.column] if p.column else []), "field": p.column or "body",
-                  "type": p.code, "msg": p.message,
-                  **({"patient_index": int(p.row)} if p.row is not None else {})} for p in exc.errors]
-    else:
-        items = [{"loc": ["body"], "field": "body", "type": "refused", "msg": str(exc)}]
-    _count_invalid(request, len(items), type(exc).__name__)
+def refusal_body(refused: ScoringRefused) -> dict:
+    """The 422 body when the model refused the input after the schema accepted it (already counted)."""
+    items = [{"loc": ["body"] + ([p.column] if p.column else []), "field": p.column or "body",
+              "type": p.code, "msg": p.message,
+              **({"patient_index": int(p.row)} if p.row is not None else {})} for p in refused.problems]
     names = list(dict.fromkeys(i["field"] for i in items))
-    return JSONResponse(status_code=422, content={
-        "message": f"the model refused the input: {len(items)} problem{'s' if len(items) != 1 else ''}"
-                   + (f" ({', '.join(names[:20])})" if names else ""),
-        "detail": items})
+    return {"message": f"the model refused the input: {len(items)} problem{'s' if len(items) != 1 else ''}"
+                       + (f" ({', '.join(names[:20])})" if names else ""),
+            "detail": items}
+
+
+def failure_body(request_id: str | None) -> dict:
+    """The 500 body when scoring failed (already logged by type)."""
+    return {"detail": "scoring failed; quote the request id", "request_id": request_id}

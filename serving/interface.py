@@ -3,29 +3,10 @@
 The HTTP layer is written against :class:`ScorerLike`, a structural protocol. The real
 :class:`predict.Scorer` (``Scorer.load(path)``) satisfies it; tests use a small double.
 
-Score result, one per patient, in the order given (the HTTP layer treats it as opaque JSON
-and passes it through)::
-
-    {
-      "outcomes": {
-        "pain": {
-          "exercise":   {"expected": 31.2, "interval": [22.0, 40.5]},
-          "comparator": {"expected": 39.3, "interval": [30.1, 48.6]},
-          "benefit": {"estimate": 8.1, "ci": [4.0, 12.2], "prediction_interval": [-6.5, 22.7]},
-          "clears_smallest_worthwhile": false
-        },
-        "function": {...same shape as pain...},
-        "global_recovery": {"p_exercise": 0.46, "p_comparator": 0.35,
-                            "difference": {"estimate": 0.11, "ci": [0.04, 0.18]}}
-      },
-      "top_factors": [{"name": "fear_avoidance", "label": "Fear-avoidance beliefs",
-                       "contribution": 2.4, "units": "points on the 0-100 pain scale"}],
-      "missing": [{"name": "bmi", "handled_as": "imputed: trial-specific median"}],
-      "warnings": ["age is near the edge of the training data (18-80 years)"]
-    }
-
-Benefit is comparator minus exercise on the 0-100 scales (higher = worse), so a positive
-benefit favours exercise.
+``score`` returns one result per patient, in the order given: a JSON-able dict the service passes
+through unchanged (``result`` / ``results`` of the score responses). Its fields are documented
+with the scorer (``docs/artifact.md``); ``docs/serving.md`` shows a real response, produced from
+the small test model and checked by ``tests/test_serving_docs.py`` so it cannot drift.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.telemetry import Metrics
+from serving.telemetry import Telemetry
 
 LOGGER = "lbp_benefit.serving"
 ACCESS_LOGGER = "lbp_benefit.serving.access"
@@ -94,9 +94,9 @@ class AccessMiddleware:
     ``/v1/`` routes (which carry patient data), ``Cache-Control: no-store``.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, model_id: Callable[[], str | None]) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry, model_id: Callable[[], str | None]) -> None:
         self.app = app
-        self.metrics = metrics
+        self.telemetry = telemetry
         self.model_id = model_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,20 +124,20 @@ class AccessMiddleware:
             await send(message)
 
         start = time.perf_counter()
-        self.metrics.inc(self.metrics.in_flight)
+        self.telemetry.in_flight.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
             status["code"] = 500
             raise
         finally:
-            self.metrics.inc(self.metrics.in_flight, amount=-1)
+            self.telemetry.in_flight.dec()
             elapsed = time.perf_counter() - start
             route = route_template(scope)
             method = scope.get("method", "")
             code = str(status["code"])
-            self.metrics.inc(self.metrics.requests, (method, route, code))
-            self.metrics.observe(self.metrics.latency, elapsed, (method, route, code))
+            self.telemetry.requests.labels(method, route, code).inc()
+            self.telemetry.latency.labels(method, route, code).observe(elapsed)
             access_log.info(
                 "request",
                 extra={"request_id": rid, "method": method, "route": route, "status": status["code"],

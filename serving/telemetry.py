@@ -1,118 +1,86 @@
-"""Prometheus metrics in the text exposition format (version 0.0.4), without a client library.
+"""The service's Prometheus metrics, kept by ``prometheus_client``.
 
-One :class:`Metrics` per app (no global registry, so several apps in one process, as in tests,
-do not share counts). Labels are route templates, methods, status codes, comparators and
+One :class:`Telemetry` per app. Labels are route templates, methods, status codes, comparators and
 outcome names only: never anything from a request body or query.
+
+Two modes, chosen when the app is built:
+
+* **one process** (``PROMETHEUS_MULTIPROC_DIR`` unset): the metrics live in the app's own
+  ``CollectorRegistry`` (several apps in one process, as in tests, do not share counts);
+* **several worker processes** (``PROMETHEUS_MULTIPROC_DIR`` set, as ``lbp-benefit serve --workers N``
+  does): ``prometheus_client``'s multiprocess mode. Each worker writes its values to memory-mapped
+  files in that directory and ``/metrics``, whichever worker answers, adds up every worker's files,
+  so one scrape sees the whole server. The directory must be empty when the server starts
+  (``serve`` creates a fresh one, or empties the one given; see :func:`prepare_multiprocess_dir`).
 """
 from __future__ import annotations
 
-import math
-import threading
-from dataclasses import dataclass, field
+import os
+from pathlib import Path
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
+                               disable_created_metrics, generate_latest, multiprocess)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 5000)
 
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(names: tuple[str, ...], values: tuple[str, ...], extra: tuple[tuple[str, str], ...] = ()) -> str:
-    pairs = list(zip(names, values)) + list(extra)
-    if not pairs:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(str(v))}"' for k, v in pairs) + "}"
+# The *_created series (a creation timestamp per label set) are noise for these dashboards.
+disable_created_metrics()
 
 
-def _num(x: float) -> str:
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    if float(x).is_integer():
-        return str(int(x))
-    return repr(float(x))
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory when multiprocess mode is on, else None."""
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
-@dataclass
-class _Family:
-    name: str
-    help: str
-    kind: str  # counter | gauge | histogram
-    labelnames: tuple[str, ...]
-    buckets: tuple[float, ...] = ()
-    values: dict = field(default_factory=dict)
+def prepare_multiprocess_dir(path: str | Path) -> Path:
+    """Create ``path`` (or empty the metric files a previous run left in it) for a new server."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("*.db"):
+        f.unlink()
+    return folder
 
 
-class Metrics:
-    """A small, thread-safe registry with the service's metrics."""
+class Telemetry:
+    """The service's metrics (attributes are ``prometheus_client`` metric objects)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._families: dict[str, _Family] = {}
-        self.requests = self._add("lbp_http_requests_total", "HTTP requests by method, route template and status.",
-                                  "counter", ("method", "route", "status"))
-        self.latency = self._add("lbp_http_request_duration_seconds",
+        self.multiprocess = multiprocess_dir() is not None
+        # Multiprocess mode: the values go to files, read back by a MultiProcessCollector per scrape;
+        # the metric objects are registered nowhere. One process: they live in this app's registry.
+        self.registry = None if self.multiprocess else CollectorRegistry(auto_describe=True)
+        reg = {"registry": self.registry}
+        self.requests = Counter("lbp_http_requests", "HTTP requests by method, route template and status.",
+                                ("method", "route", "status"), **reg)
+        self.latency = Histogram("lbp_http_request_duration_seconds",
                                  "HTTP request latency by method, route template and status.",
-                                 "histogram", ("method", "route", "status"), LATENCY_BUCKETS)
-        self.in_flight = self._add("lbp_http_requests_in_flight", "HTTP requests being served.", "gauge", ())
-        self.scored = self._add("lbp_patients_scored_total", "Patients scored, by endpoint and comparator.",
-                                "counter", ("endpoint", "comparator"))
-        self.score_requests = self._add("lbp_score_requests_total",
-                                        "Scoring requests by endpoint and result (ok, invalid, error).",
-                                        "counter", ("endpoint", "result"))
-        self.batch_size = self._add("lbp_score_batch_size", "Patients per batch request.", "histogram", (),
-                                    BATCH_BUCKETS)
-        self.ready = self._add("lbp_model_ready", "1 when the model is loaded and warmed up.", "gauge", ())
-        self.model_info = self._add("lbp_model_info", "The loaded model (value is always 1).", "gauge",
-                                    ("model_id", "schema_version", "synthetic"))
+                                 ("method", "route", "status"), buckets=LATENCY_BUCKETS, **reg)
+        self.in_flight = Gauge("lbp_http_requests_in_flight", "HTTP requests being served.",
+                               multiprocess_mode="livesum", **reg)
+        self.scored = Counter("lbp_patients_scored", "Patients scored, by endpoint and comparator.",
+                              ("endpoint", "comparator"), **reg)
+        self.score_requests = Counter("lbp_score_requests", "Scoring requests by endpoint and result "
+                                      "(ok, invalid, error).", ("endpoint", "result"), **reg)
+        self.batch_size = Histogram("lbp_score_batch_size", "Patients per batch request.", buckets=BATCH_BUCKETS,
+                                    **reg)
+        # Ready only when every live worker is (livemin); model_info is 1 in each worker (livemax).
+        self.ready = Gauge("lbp_model_ready", "1 when the model is loaded and warmed up (in every worker).",
+                           multiprocess_mode="livemin", **reg)
+        self.model_info = Gauge("lbp_model_info", "The loaded model (value is always 1).",
+                                ("model_id", "schema_version", "synthetic"), multiprocess_mode="livemax", **reg)
 
-    def _add(self, name, help_, kind, labelnames, buckets=()) -> str:
-        self._families[name] = _Family(name, help_, kind, tuple(labelnames), tuple(buckets))
-        return name
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this app (of every worker, in multiprocess mode)."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
 
-    def inc(self, name: str, labels: tuple[str, ...] = (), amount: float = 1.0) -> None:
-        with self._lock:
-            fam = self._families[name]
-            fam.values[labels] = fam.values.get(labels, 0.0) + amount
-
-    def set(self, name: str, value: float, labels: tuple[str, ...] = ()) -> None:
-        with self._lock:
-            self._families[name].values[labels] = float(value)
-
-    def observe(self, name: str, value: float, labels: tuple[str, ...] = ()) -> None:
-        with self._lock:
-            fam = self._families[name]
-            state = fam.values.get(labels)
-            if state is None:
-                state = fam.values[labels] = {"buckets": [0] * len(fam.buckets), "sum": 0.0, "count": 0}
-            for i, bound in enumerate(fam.buckets):
-                if value <= bound:
-                    state["buckets"][i] += 1
-            state["sum"] += value
-            state["count"] += 1
-
-    def value(self, name: str, labels: tuple[str, ...] = ()) -> float:
-        """Current value of a counter/gauge (for tests and readiness); 0 when never set."""
-        with self._lock:
-            v = self._families[name].values.get(labels, 0.0)
-            return v["count"] if isinstance(v, dict) else v
-
-    def render(self) -> str:
-        lines: list[str] = []
-        with self._lock:
-            for fam in self._families.values():
-                lines.append(f"# HELP {fam.name} {fam.help}")
-                lines.append(f"# TYPE {fam.name} {fam.kind}")
-                for labels, v in sorted(fam.values.items()):
-                    if fam.kind == "histogram":
-                        for bound, n in zip(fam.buckets, v["buckets"]):
-                            lb = _labels(fam.labelnames, labels, (("le", _num(bound)),))
-                            lines.append(f"{fam.name}_bucket{lb} {n}")
-                        lb = _labels(fam.labelnames, labels, (("le", "+Inf"),))
-                        lines.append(f"{fam.name}_bucket{lb} {v['count']}")
-                        lines.append(f"{fam.name}_sum{_labels(fam.labelnames, labels)} {_num(v['sum'])}")
-                        lines.append(f"{fam.name}_count{_labels(fam.labelnames, labels)} {v['count']}")
-                    else:
-                        lines.append(f"{fam.name}{_labels(fam.labelnames, labels)} {_num(v)}")
-        return "\n".join(lines) + "\n"
+    def close(self) -> None:
+        """At shutdown: in multiprocess mode, drop this worker's live gauges from the sums."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())

@@ -379,6 +379,14 @@ def test_logs_are_json_and_contain_no_patient_data(caplog):
 
 # ---------------------------------------------------------------- metrics
 
+def samples(text: str) -> dict:
+    """Prometheus exposition text -> {(sample name, sorted label pairs): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(smp.name, tuple(sorted(smp.labels.items()))): smp.value
+            for fam in text_string_to_metric_families(text) for smp in fam.samples}
+
+
 def test_metrics_exposition():
     with client() as c:
         c.post("/v1/score", json=body())
@@ -387,14 +395,18 @@ def test_metrics_exposition():
         r = c.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
-    assert 'lbp_http_requests_total{method="POST",route="/v1/score",status="200"} 1' in text
-    assert 'lbp_http_requests_total{method="POST",route="/v1/score",status="422"} 1' in text
-    assert 'lbp_http_request_duration_seconds_bucket{method="POST",route="/v1/score",status="200",le="+Inf"} 1' in text
-    assert 'lbp_http_request_duration_seconds_count{method="POST",route="/v1/score/batch",status="200"} 1' in text
-    assert 'lbp_patients_scored_total{endpoint="/v1/score/batch",comparator="no_treatment"} 3' in text
-    assert 'lbp_score_requests_total{endpoint="/v1/score",result="invalid"} 1' in text
-    assert 'lbp_model_ready 1' in text
-    assert 'lbp_model_info{model_id="double-1",schema_version="1.0",synthetic="true"} 1' in text
+    got = samples(text)
+    assert got["lbp_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "200"))] == 1
+    assert got["lbp_http_requests_total", (("method", "POST"), ("route", "/v1/score"), ("status", "422"))] == 1
+    assert got["lbp_http_request_duration_seconds_bucket",
+               (("le", "+Inf"), ("method", "POST"), ("route", "/v1/score"), ("status", "200"))] == 1
+    assert got["lbp_http_request_duration_seconds_count",
+               (("method", "POST"), ("route", "/v1/score/batch"), ("status", "200"))] == 1
+    assert got["lbp_patients_scored_total", (("comparator", "no_treatment"), ("endpoint", "/v1/score/batch"))] == 3
+    assert got["lbp_score_requests_total", (("endpoint", "/v1/score"), ("result", "invalid"))] == 1
+    assert got["lbp_score_batch_size_sum", ()] == 3
+    assert got["lbp_model_ready", ()] == 1
+    assert got["lbp_model_info", (("model_id", "double-1"), ("schema_version", "1.0"), ("synthetic", "true"))] == 1
     # every sample line is "name{labels} number"
     sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"]*",?)*\})? [-+0-9.eEInf]+$')
     for line in text.splitlines():
@@ -564,3 +576,27 @@ def test_public_model_card_setting_opens_only_the_card():
         assert c.post("/v1/score", json={}).status_code == 401
     with TestClient(_create(DoubleScorer(), _S(api_keys="k1", warmup=False))) as c:
         assert c.get("/v1/model/card").status_code == 401
+
+
+def test_calculator_scores_through_the_shared_service_metrics():
+    with client() as c:
+        assert c.post("/calculator/score", json=body()).status_code == 200
+        assert c.post("/calculator/score", json=body(age=500)).status_code == 422
+        got = samples(c.get("/metrics").text)
+    assert got["lbp_score_requests_total", (("endpoint", "/calculator/score"), ("result", "ok"))] == 1
+    assert got["lbp_score_requests_total", (("endpoint", "/calculator/score"), ("result", "invalid"))] == 1
+    assert got["lbp_patients_scored_total", (("comparator", "usual_care"), ("endpoint", "/calculator/score"))] == 1
+
+
+def test_serving_has_no_cross_module_private_imports():
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in (root / "serving").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                offenders += [f"{path.relative_to(root)}: {node.module}.{a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
+    assert offenders == []

@@ -77,7 +77,7 @@ def test_model_card_and_metrics_over_http(server, scorer):
     assert m["manifest"]["content_sha256"] == scorer.manifest["content_sha256"]
     assert card.status_code == 200 and card.headers["content-type"].startswith("text/markdown")
     assert scorer.model_id in card.text
-    assert "lbp_model_ready 1" in metrics
+    assert "lbp_model_ready 1.0" in metrics
     age = spec["components"]["schemas"]["Patient"]["properties"]["age"]
     assert "x-unit" in str(age) or "years" in str(age)
 

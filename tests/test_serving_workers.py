@@ -1,5 +1,6 @@
 """``lbp-benefit serve --workers 2``: worker processes rebuild the app from the environment and
-serve the same model (same id, same scores as in-process) over HTTP on 127.0.0.1."""
+serve the same model (same id, same scores as in-process) over HTTP on 127.0.0.1, and every
+``/metrics`` scrape counts the requests of both workers (prometheus_client multiprocess mode)."""
 from __future__ import annotations
 
 import os
@@ -14,15 +15,20 @@ import pytest
 from predict import Scorer
 from tests._small_model import small_model
 from tests._uvicorn import free_port
+from tests.test_serving_app import samples
 
 COMP = "usual_care"
 
 
-def test_two_workers_serve_the_same_model():
+def test_two_workers_serve_the_same_model(tmp_path):
     sm = small_model()
     scorer = Scorer.load(sm.artifact)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LBP_") or k == "LBP_HOME"}
+    prom_dir = tmp_path / "prom"
+    prom_dir.mkdir()
+    (prom_dir / "counter_999999.db").write_bytes(b"stale")  # a previous run's file: serve must clear it
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
     proc = subprocess.Popen([sys.executable, "-m", "lbp_benefit", "serve", "--model", str(sm.artifact),
                              "--port", str(port), "--workers", "2", "--log-level", "warning"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -53,6 +59,18 @@ def test_two_workers_serve_the_same_model():
                 for k, v in want.items():
                     got = body["result"]["scores"][k]
                     assert (v is None and got is None) or got == pytest.approx(v, rel=1e-9, abs=1e-12), k
+            # prometheus_client multiprocess mode: every scrape, whichever worker answers, counts all six
+            totals = set()
+            for _ in range(8):
+                got = samples(c.get("/metrics").text)
+                totals.add(got[("lbp_score_requests_total", (("endpoint", "/v1/score"), ("result", "ok")))])
+                totals.add(got[("lbp_http_requests_total",
+                                (("method", "POST"), ("route", "/v1/score"), ("status", "200")))])
+                assert got[("lbp_model_ready", ())] == 1
+            assert totals == {6.0}
+        # both workers write their values to the shared directory (one file set per process id)
+        pids = {f.stem.rsplit("_", 1)[-1] for f in prom_dir.glob("gauge_livemin_*.db")}
+        assert len(pids) == 2, sorted(f.name for f in prom_dir.iterdir())
     finally:
         _stop(proc)
 

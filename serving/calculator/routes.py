@@ -18,8 +18,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 
 from serving.auth import check_loopback_or_allowed, key_matches
 from serving.calculator import page
-from serving.routes.score import _envelope, _patient_dict, _score
+from serving.routes.score import score_response
 from serving.schemas import RequestModels
+from serving.scoring import ScoringService
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -79,12 +80,8 @@ def build_router(models: RequestModels, scorer) -> APIRouter:
                         headers={**HEADERS, "Cache-Control": "no-cache"})
 
     def calculator_score(request: Request, body: ScoreRequest) -> JSONResponse:  # type: ignore[valid-type]
-        results = _score(request, "/calculator/score", [_patient_dict(body.patient)], body.comparator, None)
-        if isinstance(results, JSONResponse):
-            results.headers["Cache-Control"] = "no-store"
-            return results
-        return JSONResponse({**_envelope(request, body.comparator), "result": results[0]},
-                            headers={"Cache-Control": "no-store"})
+        return score_response(request, "/calculator/score", [ScoringService.patient_inputs(body.patient)],
+                              body.comparator, None, batch=False, headers={"Cache-Control": "no-store"})
 
     def model_card(request: Request) -> PlainTextResponse:
         return PlainTextResponse(request.app.state.scorer.card_markdown, headers=HEADERS)

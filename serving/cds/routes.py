@@ -23,9 +23,10 @@ from serving.cds.codes import Registry, load_registry
 from serving.cds.fhir_map import MapResult, map_prefetch
 from serving.cds.jwt_auth import CdsAuthError, CdsJwtVerifier, load_trusted_issuers
 from serving.errors import validation_body
-from serving.interface import ScorerLike, is_synthetic, to_jsonable
+from serving.interface import ScorerLike, is_synthetic
 from serving.logs import LOGGER, request_id_of
 from serving.schemas import SYNTHETIC_WARNING
+from serving.scoring import ScoringFailed, ScoringRefused, ScoringService
 from serving.settings import ServingSettings
 
 log = logging.getLogger(LOGGER)
@@ -117,8 +118,9 @@ def _precondition_failed(missing: list[str]) -> JSONResponse:
 class _Service:
     """The state of the CDS endpoints for one loaded model."""
 
-    def __init__(self, scorer: ScorerLike, settings: ServingSettings, today: Callable[[], date] | None):
-        self.scorer, self.settings = scorer, settings
+    def __init__(self, scoring: ScoringService, settings: ServingSettings, today: Callable[[], date] | None):
+        self.scoring, self.settings = scoring, settings
+        self.scorer = scorer = scoring.scorer
         self.registry = load_registry(settings.cds_codes)
         issuers = load_trusted_issuers(settings.cds_trusted_issuers) if settings.cds_trusted_issuers else {}
         self.verifier = CdsJwtVerifier(issuers)
@@ -160,26 +162,33 @@ class _Service:
             lines.append(f"{cards.md(self.labels.get(feature, feature))}: record one of " + "; ".join(cards.md(c) for c in codes))
         return lines
 
-    def card(self, mapped: MapResult, card_url: str) -> dict:
-        source = cards.source_of(str(self.scorer.manifest.get("model_id")), self.synthetic, card_url)
+    def card(self, mapped: MapResult, card_url: str, route: str, request_id: str | None) -> dict:
+        source = cards.source_of(self.scoring.model_id, self.synthetic, card_url)
         missing = [b for b in self.scorer.baselines if b not in mapped.inputs]
         if missing:
             reason = "baseline " + " and ".join(m.replace("baseline_", "") for m in missing) + " score missing"
+            self.scoring.count_invalid(route, request_id, len(missing), "MissingBaseline")
             return cards.unavailable_card(reason, mapped, self.labels, source, self.synthetic, SYNTHETIC_WARNING,
                                           self.how_to_fix(missing))
         try:
-            results = {c: to_jsonable(self.scorer.score([dict(mapped.inputs)], c, None)[0]) for c in self.comparators}
-        except LbpError as exc:
-            problems = [f"{p.column}: {p.message}" for p in getattr(exc, "errors", [])] or [str(exc)]
+            # The same checks, metrics and logs as /v1/score: the request model, then the scorer.
+            inputs = self.scoring.check_patient(dict(mapped.inputs), endpoint=route, request_id=request_id)
+            scored = self.scoring.score_comparators([inputs], self.comparators, endpoint=route, request_id=request_id)
+        except ScoringRefused as exc:
+            problems = [f"{p.column}: {p.message}" if p.column else p.message for p in exc.problems]
             return cards.unavailable_card("the model refused the inputs", mapped, self.labels, source,
                                           self.synthetic, SYNTHETIC_WARNING, [cards.md(p) for p in problems])
+        results = {c: scored[c][0] for c in self.comparators}
         return cards.prediction_card(results, self.comparators, mapped, self.labels, source, self.synthetic,
                                      SYNTHETIC_WARNING)
 
 
-def build_router(scorer: ScorerLike, settings: ServingSettings, today: Callable[[], date] | None = None) -> APIRouter:
-    """The CDS Hooks router; raises :class:`LbpError` on a bad registry, issuers file or comparator."""
-    svc = _Service(scorer, settings, today)
+def build_router(scoring: ScoringService, settings: ServingSettings,
+                 today: Callable[[], date] | None = None) -> APIRouter:
+    """The CDS Hooks router for the app's scoring service; raises :class:`LbpError` on a bad registry,
+    issuers file or comparator."""
+    svc = _Service(scoring, settings, today)
+    scorer = scoring.scorer
     router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"], dependencies=[Depends(svc.authenticate)])
     refused = {401: {"description": "Missing, expired, replayed or untrusted CDS client JWT (or none trusted)."}}
 
@@ -215,25 +224,22 @@ def build_router(scorer: ScorerLike, settings: ServingSettings, today: Callable[
             return JSONResponse({"cards": []})
         card_url = svc.base_url(request) + "/v1/model/card"
         rid = request_id_of(request.scope)
-        metrics = request.app.state.metrics
         route = f"/cds-services/{service_id}"
 
         def work() -> dict:
             mapped = map_prefetch(prefetch, body.context["patientId"], svc.registry, scorer.schema,
                                   list(scorer.baselines), svc.today())
-            return svc.card(mapped, card_url)
+            return svc.card(mapped, card_url, route, rid)
 
         try:
             card = await run_in_threadpool(work)
-        except Exception as exc:  # noqa: BLE001 - the HTTP boundary; messages may quote the record: not logged
-            metrics.inc(metrics.score_requests, (route, "error"))
-            log.error("CDS Hooks call failed", extra={"request_id": rid, "route": route,
-                                                      "error_type": type(exc).__name__})
+        except ScoringFailed:  # counted and logged by the scoring service
             return JSONResponse(status_code=500, content={"detail": "the CDS service failed; quote the request id",
                                                           "request_id": rid})
-        metrics.inc(metrics.score_requests, (route, "ok"))
-        log.info("CDS Hooks card", extra={"request_id": rid, "route": route, "n_patients": 1,
-                                          "model_id": scorer.manifest.get("model_id")})
+        except Exception as exc:  # noqa: BLE001 - the HTTP boundary; messages may quote the record: not logged
+            scoring.count_failure(route, rid, type(exc).__name__)
+            return JSONResponse(status_code=500, content={"detail": "the CDS service failed; quote the request id",
+                                                          "request_id": rid})
         return JSONResponse({"cards": [card]})
 
     router.add_api_route("", discovery, methods=["GET"], summary="CDS Hooks discovery", responses=refused)

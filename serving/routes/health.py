@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from serving.telemetry import CONTENT_TYPE
 
@@ -23,9 +23,10 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "not ready", "model_id": state.model_id}, status_code=503)
 
 
-def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus text exposition: request counts and latencies by route and status, scoring counts."""
-    return PlainTextResponse(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition: request counts and latencies by route and status, scoring counts
+    (of every worker process under ``serve --workers N``)."""
+    return Response(request.app.state.telemetry.render(), media_type=CONTENT_TYPE)
 
 
 def build_metrics_router(dependencies: list) -> APIRouter:

@@ -3,20 +3,16 @@
 Note: no ``from __future__ import annotations`` here: the endpoints are annotated with request
 models generated at app creation, which FastAPI must see as classes, not strings.
 """
-import logging
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from predict.errors import LbpError
-from serving.errors import scorer_refusal
-from serving.interface import is_synthetic, to_jsonable
-from serving.logs import LOGGER, request_id_of
-from serving.schemas import SYNTHETIC_WARNING, RequestModels
-
-log = logging.getLogger(LOGGER)
+from serving.errors import failure_body, refusal_body
+from serving.logs import request_id_of
+from serving.schemas import RequestModels
+from serving.scoring import ScoringFailed, ScoringRefused, ScoringService
 
 _422_EXAMPLE = {
     "message": "2 invalid fields: patient.baseline_pain, patient.shoe_size",
@@ -45,48 +41,20 @@ class ScoreJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def _patient_dict(patient) -> dict:
-    # Absent and null are the same: missing. The scorer sees only the values given.
-    return patient.model_dump(by_alias=True, exclude_none=True)
-
-
-def _score(request: Request, endpoint: str, patients: list[dict], comparator: str,
-           outcomes: list[str] | None) -> list[dict] | JSONResponse:
-    state = request.app.state
-    metrics = state.metrics
+def score_response(request: Request, endpoint: str, patients: list[dict], comparator: str,
+                   outcomes: list[str] | None, *, batch: bool, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Score through the app's :class:`~serving.scoring.ScoringService` and answer: the envelope with
+    ``result`` (or ``results`` for a batch), 422 if the model refused the input, 500 if it failed."""
+    service: ScoringService = request.app.state.scoring
     rid = request_id_of(request.scope)
     try:
-        results = state.scorer.score(patients, comparator, list(outcomes) if outcomes else None)
-    except LbpError as exc:
-        return scorer_refusal(request, exc)
-    except Exception as exc:  # noqa: BLE001 - the HTTP boundary; the message may quote input, so it is not logged
-        metrics.inc(metrics.score_requests, (endpoint, "error"))
-        log.error("scoring failed", extra={"request_id": rid, "route": endpoint, "model_id": state.model_id,
-                                           "error_type": type(exc).__name__, "n_patients": len(patients)})
-        return JSONResponse(status_code=500, content={"detail": "scoring failed; quote the request id",
-                                                      "request_id": rid})
-    if not isinstance(results, list) or len(results) != len(patients):
-        metrics.inc(metrics.score_requests, (endpoint, "error"))
-        log.error("scorer returned the wrong number of results",
-                  extra={"request_id": rid, "route": endpoint, "model_id": state.model_id,
-                         "n_patients": len(patients), "error_type": "ResultCountMismatch"})
-        return JSONResponse(status_code=500, content={"detail": "scoring failed; quote the request id",
-                                                      "request_id": rid})
-    metrics.inc(metrics.score_requests, (endpoint, "ok"))
-    metrics.inc(metrics.scored, (endpoint, comparator), amount=len(patients))
-    log.info("scored", extra={"request_id": rid, "route": endpoint, "model_id": state.model_id,
-                              "n_patients": len(patients)})
-    if getattr(state.scorer, "json_results", False) is True:  # predict.Scorer: already plain JSON
-        return results
-    return to_jsonable(results)
-
-
-def _envelope(request: Request, comparator: str) -> dict:
-    scorer = request.app.state.scorer
-    out: dict[str, Any] = {"model_id": request.app.state.model_id, "comparator": comparator}
-    if is_synthetic(scorer.manifest):
-        out["synthetic_data_warning"] = SYNTHETIC_WARNING
-    return out
+        results = service.score(patients, comparator, outcomes, endpoint=endpoint, request_id=rid)
+    except ScoringRefused as exc:
+        return JSONResponse(status_code=422, content=refusal_body(exc), headers=headers)
+    except ScoringFailed:
+        return JSONResponse(status_code=500, content=failure_body(rid), headers=headers)
+    key, value = ("results", results) if batch else ("result", results[0])
+    return ScoreJSONResponse({**service.envelope(comparator), key: value}, headers=headers)
 
 
 def build_router(models: RequestModels, dependencies: list) -> APIRouter:
@@ -100,19 +68,14 @@ def build_router(models: RequestModels, dependencies: list) -> APIRouter:
         # One patient is about a millisecond of CPU: scored on the event loop itself, which is
         # faster under load than a hop to the thread pool and back (and GIL contention there).
         # Batches (up to LBP_MAX_BATCH patients) stay on the thread pool.
-        results = _score(request, "/v1/score", [_patient_dict(body.patient)], body.comparator, body.outcomes)
-        if isinstance(results, JSONResponse):
-            return results
-        return ScoreJSONResponse({**_envelope(request, body.comparator), "result": results[0]})
+        return score_response(request, "/v1/score", [ScoringService.patient_inputs(body.patient)], body.comparator,
+                              body.outcomes, batch=False)
 
     def score_batch(request: Request, body: BatchScoreRequest) -> JSONResponse:  # type: ignore[valid-type]
         """Score several patients against one comparator; results come in request order."""
-        patients = [_patient_dict(p) for p in body.patients]
-        request.app.state.metrics.observe(request.app.state.metrics.batch_size, len(patients))
-        results = _score(request, "/v1/score/batch", patients, body.comparator, body.outcomes)
-        if isinstance(results, JSONResponse):
-            return results
-        return ScoreJSONResponse({**_envelope(request, body.comparator), "results": results})
+        patients = [ScoringService.patient_inputs(p) for p in body.patients]
+        request.app.state.scoring.telemetry.batch_size.observe(len(patients))
+        return score_response(request, "/v1/score/batch", patients, body.comparator, body.outcomes, batch=True)
 
     router.add_api_route("", score, methods=["POST"], summary="Score one patient",
                          response_model=None, responses={200: {"model": models.score_response}, **ERROR_RESPONSES})
