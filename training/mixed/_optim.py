@@ -74,6 +74,72 @@ def chol_perturbation(q, ri, ci):
     return perturb
 
 
+NEAR_ZERO = 1e-3  # a diagonal element this small is probed for a descent into the interior
+INWARD_H = 1e-6
+LINE = 1e-6 * 2.0 ** np.arange(22)  # 1e-6 .. ~2.1: trial values of a probed diagonal element
+
+
+def inward_slope(fun_grad, x, j, h=INWARD_H):
+    """Derivative of the criterion into the interior at ``x`` with ``x[j] = 0``, per unit of
+    ``x[j]**2`` (the variance direction).
+
+    In a Cholesky parametrisation the criterion is even in a diagonal element at 0 (for a
+    diagonal G; for an unstructured G when the rest of its column is 0), so its first derivative
+    there is exactly 0 and a point on the boundary is a minimum in that coordinate only if the
+    second-order term is >= 0. With f(x_j) = f0 + s x_j^2 + O(x_j^4), g_j(h) / (2h) = s + O(h^2),
+    from one analytic gradient. A positive first derivative (an unstructured column with other
+    entries) shows up as a large positive value, a negative one as a large negative value.
+    """
+    xt = np.array(x, float)
+    xt[j] = h
+    _, g = fun_grad(xt)
+    return float(g[j]) / (2 * h)
+
+
+def boundary_descent(fun_grad, x, f, diag_idx, fun=None, near=NEAR_ZERO):
+    """A point better than ``x`` (value ``f``) reached by raising one near-zero diagonal element
+    (``x[j] <= near``) whose inward slope (:func:`inward_slope`) is negative, or None.
+
+    This is the check that a boundary point (or a point where the optimiser stalled close to
+    the boundary, where the gradient is ~0 as well) is a minimum: a negative slope into the
+    interior means it is a saddle. The element is set along a geometric grid (``LINE``) with the
+    others fixed; the best value below ``f`` is returned as (x, f)."""
+    fun = fun or (lambda z: fun_grad(z)[0])
+    best_x, best_f = None, f - 1e-13 * (1 + abs(f))
+    for j in diag_idx:
+        if x[j] > near:
+            continue
+        xs = np.array(x, float)
+        xs[j] = 0.0
+        if not inward_slope(fun_grad, xs, j) < -1e-10 * (1 + abs(f)):
+            continue
+        for h in LINE:
+            xt = xs.copy()
+            xt[j] = h
+            ft = fun(xt)
+            if ft < best_f:
+                best_x, best_f = xt, ft
+    return (best_x, best_f) if best_x is not None else None
+
+
+def positive_curvature_step(H, g):
+    """Newton step -H^-1 g restricted to the directions of positive curvature of H.
+
+    A plain Newton step on an indefinite H goes *up* along a direction of negative curvature
+    (towards a saddle or a maximum, e.g. to 0 in a variance coordinate whose 0 is a saddle);
+    those directions are left to the optimiser and the boundary probes. Returns (step,
+    whether any direction was dropped)."""
+    Hs = 0.5 * (H + H.T)
+    if not np.all(np.isfinite(Hs)):
+        raise np.linalg.LinAlgError("non-finite Hessian")
+    lam, V = np.linalg.eigh(Hs)
+    keep = lam > 0
+    if keep.all():
+        return np.linalg.solve(Hs, g), False
+    coef = (V.T @ g)[keep] / lam[keep]
+    return V[:, keep] @ coef, bool((~keep).any())
+
+
 def lbfgsb_escape(fun_grad, x0, bounds, diag_idx, options, max_rounds=5, perturb=None, fun=None):
     """L-BFGS-B with a check of boundary stationary points.
 
@@ -82,7 +148,10 @@ def lbfgsb_escape(fun_grad, x0, bounds, diag_idx, options, max_rounds=5, perturb
     even when moving inside would lower the deviance (a saddle, not a minimum). After each run,
     for every diagonal element at 0 a set of inward moves is tried (``perturb(x, j)`` -> list of
     candidate points; default: x[j] = a few small values); if the deviance drops the optimisation
-    restarts from the best candidate. ``fun`` (value only) is used for the candidates if given.
+    restarts from the best candidate. When none of those moves helps, every near-zero diagonal
+    element (also one where L-BFGS-B stalled just above 0, where the gradient vanishes as well) is
+    checked for a negative slope into the interior (:func:`boundary_descent`). ``fun`` (value
+    only) is used for the candidates if given.
 
     Returns (x, f, last scipy result, total iterations, number of restarts).
     """
@@ -97,8 +166,6 @@ def lbfgsb_escape(fun_grad, x0, bounds, diag_idx, options, max_rounds=5, perturb
         x, f = res.x.copy(), float(res.fun)
         nit += int(res.nit)
         at0 = [j for j in diag_idx if x[j] <= 1e-10]
-        if not at0:
-            break
         best_x, best_f = None, f - 1e-10 * (1 + abs(f))
         for j in at0:
             for xt in perturb(x, j):
@@ -106,8 +173,14 @@ def lbfgsb_escape(fun_grad, x0, bounds, diag_idx, options, max_rounds=5, perturb
                 if ft < best_f:
                     best_x, best_f = xt, ft
         if best_x is None:
-            break
-        x = best_x
+            # No candidate of the coarse moves: is every near-zero element a minimum in its
+            # variance direction? (L-BFGS-B also stalls *near* 0 at a saddle: the gradient
+            # vanishes there too.)
+            found = boundary_descent(fun_grad, x, f, diag_idx, fun=fun)
+            if found is None:
+                break
+            best_x = found[0]
+        x, f = best_x, fun(best_x)
         restarts += 1
     return x, f, res, nit, restarts
 
@@ -139,3 +212,42 @@ def lbfgsb_probed(fun_grad, x0, bounds, diag_idx, options, probe=True, perturb=N
         msg = (f"a boundary start reached a better optimum than the interior one "
                f"(objective {f:.8g} vs {f_first:.8g}); the better one is reported")
     return x, f, res, nit, msg
+
+
+def newton_polish(fun_grad, x, f, bounds, free_fn, max_newton):
+    """Newton steps on the free coordinates (finite-difference Hessian of the analytic gradient),
+    restricted to directions of positive curvature; a step is taken only if it does not raise the
+    criterion. Returns (x, f, steps)."""
+    lo = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
+    hi = np.array([b[1] if b[1] is not None else np.inf for b in bounds])
+    nit = 0
+    for _ in range(max_newton):
+        free = free_fn(x)
+        if not free.any():
+            break
+        _, g = fun_grad(x)
+        if g is None or np.max(np.abs(g[free])) < 1e-9:
+            break
+
+        def gfree(z, free=free):
+            xx = x.copy()
+            xx[free] = z
+            return fun_grad(xx)[1][free]
+
+        H = fd_jacobian(gfree, x[free], 1e-6)
+        try:
+            step, _ = positive_curvature_step(H, g[free])
+        except np.linalg.LinAlgError:
+            break
+        improved = False
+        for t in (1.0, 0.5, 0.25, 0.1):
+            xn = x.copy()
+            xn[free] = np.clip(x[free] - t * step, lo[free], hi[free])
+            fn, gn = fun_grad(xn)
+            if np.isfinite(fn) and fn <= f:
+                x, f, improved = xn, fn, True
+                break
+        nit += 1
+        if not improved:
+            break
+    return x, f, nit

@@ -14,7 +14,9 @@ Estimation: the marginal likelihood  prod_g  int prod_i f(y_i | u) phi(u) du  is
   step-halving), and the Laplace approximation is taken there. (beta, L) are optimised jointly by
   L-BFGS-B with the analytic gradient of the Laplace approximation (including the dependence of
   the modes and of the curvature on the parameters), then polished by a Newton step on a
-  finite-difference Hessian of that gradient.
+  finite-difference Hessian of that gradient (never a step that raises the criterion or follows
+  a direction of negative curvature); a variance at (or stalled near) zero is then checked for a
+  descent into the interior, and the optimisation restarts from the better point if there is one.
 * ``method="agq"``: adaptive Gauss-Hermite quadrature centred at the conditional modes and
   scaled by the Cholesky factor of the curvature there, with a product rule of ``n_agq`` points
   per dimension (q <= 3). Started from the Laplace fit; gradients by finite differences.
@@ -40,7 +42,8 @@ from predict.errors import LbpError
 from ._inputs import Design, check_choice, prepare, tril_index
 from ._lapack import solve_upper
 from ._optim import fd_jacobian as _fd_jacobian
-from ._optim import chol_perturbation, fd_jacobian_forward, lbfgsb_escape, lbfgsb_probed
+from ._optim import (boundary_descent, chol_perturbation, fd_jacobian_forward, lbfgsb_escape, lbfgsb_probed,
+                     positive_curvature_step)
 from .lmm import _sd_corr, _vc_names
 from ._threads import single_threaded_blas
 from .results import MixedResult, boundary_messages, labelled_fields
@@ -340,8 +343,8 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
 
     diag_idx = list(np.flatnonzero(prob.is_diag))
     perturb = chol_perturbation(d.q, prob.ri, prob.ci)
-    x, _, res, nit, probe_msg = lbfgsb_probed(fg, x0, bounds, diag_idx,
-                                              dict(maxiter=5000, maxfun=20000, ftol=1e-15, gtol=1e-9, maxcor=30),
+    opts = dict(maxiter=5000, maxfun=20000, ftol=1e-15, gtol=1e-9, maxcor=30)
+    x, _, res, nit, probe_msg = lbfgsb_probed(fg, x0, bounds, diag_idx, opts,
                                               probe=re_cov == "unstructured", perturb=perturb,
                                               fun=lambda xx: prob.laplace(to_beta(xx), xx[:kt], want_grad=False)[0])
     ok_opt = bool(res.success)
@@ -353,6 +356,14 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
 
         fun_val = lambda xx: fg(xx)[0]  # noqa: E731
         x, H, nit2 = _polish(fun_val, grad_x, x, bounds, free_fn)
+        for _ in range(3):  # a saddle on (or stalled near) the boundary: restart from the better point
+            found = boundary_descent(fg, x, fun_val(x), diag_idx, fun=fun_val)
+            if found is None:
+                break
+            x, _, res, nit_more, _ = lbfgsb_escape(fg, found[0], bounds, diag_idx, opts, perturb=perturb, fun=fun_val)
+            ok_opt, opt_msg = bool(res.success), str(res.message)
+            x, H, nit_more2 = _polish(fun_val, grad_x, x, bounds, free_fn)
+            nit += nit_more + nit_more2
         method_label = "Laplace"
     else:
         gh_z, gh_w = np.polynomial.hermite_e.hermegauss(n_agq)
@@ -544,7 +555,7 @@ def _polish(fun_val, grad_x, x, bounds, free_fn, hess=None, max_newton=3):
         if not fr.any() or np.abs(g).max() < 1e-8:
             break
         try:
-            step = np.linalg.solve(H, g)
+            step, _ = positive_curvature_step(H, g)
         except np.linalg.LinAlgError:
             break
         moved = False

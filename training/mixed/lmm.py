@@ -13,10 +13,13 @@ lme4) and sigma_g^2 = sigma^2 d_g (d_ref = 1 for the largest group). beta (GLS) 
 profiled out of the (restricted) likelihood; the profiled deviance is minimised over the entries
 of L (diagonal >= 0, so boundary fits are reachable) and log sqrt(d_g) by L-BFGS-B with analytic
 gradients, then polished by Newton steps on a finite-difference Hessian of the analytic gradient.
-Two safeguards (see ``_optim``): a boundary point where the optimiser stops is checked for a
-descent direction into the interior (the gradient there is exactly zero in this parametrisation),
-and for unstructured G an interior optimum is compared with optima reached from boundary starts
-(rank-deficient G); the best is kept and a message says so.
+Safeguards (see ``_optim``): a boundary point where the optimiser stops, or a point where it
+stalls just above the boundary, is checked for a descent direction into the interior (the
+gradient vanishes there in this parametrisation, so only the slope in the variance direction
+tells a minimum from a saddle), also after the Newton polish, which never takes a step that raises
+the criterion or follows a direction of negative curvature; for unstructured G an interior
+optimum is compared with optima reached from boundary starts (rank-deficient G); the best is kept
+and a message says so. :func:`profiled_criterion` exposes the criterion for such checks.
 Everything is computed from per-group cross-products (X_g'X_g, X_g'Z_g, Z_g'Z_g, ...) with the
 Woodbury identity  (d I + Z L L'Z')^{-1} = (I - Z L M^{-1} L'Z')/d,  M = L'Z'Z L + d I,
 so no n x n (or even n_g x n_g) matrix is formed and the cost per evaluation does not depend on n.
@@ -41,7 +44,7 @@ from predict.errors import LbpError
 from ._inputs import Design, check_choice, prepare, tril_index
 from ._lapack import cho_factor_upper, cho_solve_upper
 from ._optim import fd_jacobian as _fd_jacobian
-from ._optim import chol_perturbation, lbfgsb_probed
+from ._optim import boundary_descent, chol_perturbation, lbfgsb_escape, lbfgsb_probed, newton_polish
 from ._threads import single_threaded_blas
 from .results import MixedResult, boundary_messages, labelled_fields
 
@@ -229,47 +232,45 @@ class _LmmProblem:
         return np.concatenate([theta0, np.clip(eta[self.free_g], -10, 10)])
 
 
-def _minimise(fun_grad, x0, bounds, free_fn, probe=False, perturb=None, max_newton=4, fun=None):
+def _minimise(fun_grad, x0, bounds, free_fn, probe=False, perturb=None, max_newton=4, fun=None, max_rounds=4):
     """L-BFGS-B (with boundary checks, see :mod:`._optim`), then Newton polishing on the free
-    (non-boundary) coordinates. ``fun`` (value only) serves the boundary probes, which need no
-    gradient. Returns (x, f, scipy result, iterations, probe message)."""
+    (non-boundary) coordinates, then a check that no near-zero variance coordinate has a negative
+    slope into the interior (a saddle); if one has, the optimisation restarts from the better
+    point. ``fun`` (value only) serves the boundary probes, which need no gradient. Returns
+    (x, f, scipy result, iterations, probe message)."""
     diag_idx = [i for i, b in enumerate(bounds) if b[0] == 0.0]
-    x, f, res, nit, msg = lbfgsb_probed(fun_grad, x0, bounds, diag_idx,
-                                        dict(maxiter=5000, maxfun=20000, ftol=1e-15, gtol=1e-10, maxcor=20),
-                                        probe=probe, perturb=perturb, fun=fun)
-    lo = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
-    hi = np.array([b[1] if b[1] is not None else np.inf for b in bounds])
-    for _ in range(max_newton):
-        free = free_fn(x)
-        if not free.any():
+    opts = dict(maxiter=5000, maxfun=20000, ftol=1e-15, gtol=1e-10, maxcor=20)
+    x, f, res, nit, msg = lbfgsb_probed(fun_grad, x0, bounds, diag_idx, opts, probe=probe, perturb=perturb, fun=fun)
+    for _ in range(max_rounds):
+        x, f, nit_polish = newton_polish(fun_grad, x, f, bounds, free_fn, max_newton)
+        nit += nit_polish
+        found = boundary_descent(fun_grad, x, f, diag_idx, fun=fun)
+        if found is None:
             break
-        _, g = fun_grad(x)
-        if g is None or np.max(np.abs(g[free])) < 1e-9:
-            break
-
-        def gfree(z, free=free):
-            xx = x.copy()
-            xx[free] = z
-            return fun_grad(xx)[1][free]
-
-        H = _fd_jacobian(gfree, x[free], 1e-6)
-        H = 0.5 * (H + H.T)
-        try:
-            step = np.linalg.solve(H, g[free])
-        except np.linalg.LinAlgError:
-            break
-        improved = False
-        for t in (1.0, 0.5, 0.25, 0.1):
-            xn = x.copy()
-            xn[free] = np.clip(x[free] - t * step, lo[free], hi[free])
-            fn, gn = fun_grad(xn)
-            if np.isfinite(fn) and fn <= f + 1e-12 * max(1.0, abs(f)):
-                x, f, improved = xn, fn, True
-                break
-        nit += 1
-        if not improved:
-            break
+        x, f, res, nit_more, _ = lbfgsb_escape(fun_grad, found[0], bounds, diag_idx, opts, perturb=perturb, fun=fun)
+        nit += nit_more
     return x, f, res, nit, msg
+
+
+def profiled_criterion(y, X, Z, groups, *, method: str = "REML", re_cov: str = "unstructured"):
+    """The criterion :func:`fit_lmm` minimises (common residual variance), for independent checks.
+
+    Returns ``f(theta) -> (criterion, gradient)``: -2 x the (restricted) log-likelihood on
+    lme4's scale (``-2 * MixedResult.loglik`` at the fitted ``theta``), profiled over beta and
+    sigma^2, as a function of ``theta`` = :attr:`MixedResult.theta` (the relative Cholesky factor
+    of G / sigma^2 on the scale of the Z columns, lme4's theta), with its analytic gradient.
+    """
+    check_choice(method, "method", ("REML", "ML"))
+    check_choice(re_cov, "re_cov", ("unstructured", "diagonal"))
+    d = prepare(y, X, Z, groups)
+    prob = _LmmProblem(d, method == "REML", re_cov, False)
+    scale = d.z_scale[prob.ri]
+
+    def f(theta):
+        dev, grad = prob.evaluate(np.asarray(theta, float) * scale)
+        return dev, (None if grad is None else grad * scale)
+
+    return f
 
 
 def _vc_names(random_names, re_cov):
