@@ -124,7 +124,10 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
     app.include_router(score.build_router(models, guard))
     app.include_router(model.build_router(models, guard, public_card=settings.public_model_card))
     app.include_router(health.router)
-    app.include_router(cds_routes.build_router(scoring, settings))  # CDS Hooks: own JWT auth (docs/cds-hooks.md)
+    cds_router = cds_routes.build_router(scoring, settings)  # CDS Hooks: own JWT auth (docs/cds-hooks.md)
+    app.include_router(cds_router)
+    app.include_router(cds_routes.build_monitoring_router(cds_router.cds_service, guard))
+    app.state.extra_metrics = [lambda: cds_routes.prometheus_text(cds_router.cds_service)]
     app.include_router(build_calculator_router(models, scorer))  # the web page; same access terms
     app.include_router(health.build_metrics_router(guard if settings.metrics_require_auth else []))
     app.add_exception_handler(RequestValidationError, request_validation_handler)

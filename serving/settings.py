@@ -24,6 +24,13 @@ environment variable           default          meaning
                                                 and the card's model-card link derive from it
 ``LBP_CDS_COMPARATOR``         ``usual_care``   comparator of the CDS card's summary
 ``LBP_CDS_CODES``              (none)           YAML file replacing/adding CDS code registry entries
+``LBP_CDS_FEEDBACK_DB``        (SQLite file)    database URL of CDS feedback and issued cards
+                                                (default ``sqlite:///$LBP_HOME/cds-feedback.sqlite``)
+``LBP_CDS_BAND_EDGES``         ``0,5,10``       predicted-benefit band edges (0-100 points) of
+                                                the override-rate metric
+``LBP_CDS_FHIR_FETCH``         ``true``         fetch missing prefetch from ``fhirServer``
+``LBP_CDS_FHIR_SERVERS``       (any)            comma-separated allowed ``fhirServer`` prefixes
+``LBP_CDS_FHIR_TIMEOUT_S``     ``2.0``          timeout of each FHIR server request (seconds)
 =============================  ===============  ==================================================
 """
 from __future__ import annotations
@@ -61,6 +68,11 @@ class ServingSettings(BaseSettings):
     cds_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
     cds_comparator: str | None = None
     cds_codes: Path | None = None
+    cds_feedback_db: str | None = None
+    cds_band_edges: str = Field(default="0,5,10", pattern=r"^\s*-?\d+(\.\d+)?(\s*,\s*-?\d+(\.\d+)?)*\s*$")
+    cds_fhir_fetch: bool = True
+    cds_fhir_servers: str = ""
+    cds_fhir_timeout_s: float = Field(default=2.0, gt=0, le=30)
 
     @property
     def api_key_list(self) -> list[str]:

@@ -203,7 +203,7 @@ def test_other_patient_unknown_type_invalid_stale_and_unknown_codes_are_reported
     r = run(pre)
     assert r.inputs["baseline_pain"] == 60.0 and r.inputs["baseline_function"] == 38.0
     by_where = {f.where: f for f in r.findings}
-    assert by_where["Observation/pain-x"].kind == "contradictory"
+    assert by_where["Observation/pain-x"].kind == "other_patient" and r.foreign == ["Observation/pain-x"]
     assert by_where["AllergyIntolerance"].kind == "unknown"
     assert by_where["Observation/bad-1"].kind == "invalid" and "status" in by_where["Observation/bad-1"].message
     assert by_where["Observation/bad-2"].kind == "invalid" and "valueInteger" in by_where["Observation/bad-2"].message
@@ -237,7 +237,8 @@ def test_patient_that_is_not_the_context_patient_is_not_used():
     pre["patient"] = patient(pid="other-patient")
     r = run(pre)
     assert "age" not in r.inputs and "female" not in r.inputs
-    assert any(f.kind == "contradictory" and f.where == "Patient/other-patient" for f in r.findings)
+    assert any(f.kind == "other_patient" and f.where == "Patient/other-patient" for f in r.findings)
+    assert r.foreign == ["Patient/other-patient"]
 
 
 def test_site_codes_and_questionnaire_response_from_a_registry_file(tmp_path):

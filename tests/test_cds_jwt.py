@@ -49,7 +49,7 @@ def issuers_file(keys, tmp_path_factory):
     return f
 
 
-def token(key, aud=SERVICE, alg="RS384", iss=ISS, exp_in=300, kid=None, drop=(), **claims) -> str:
+def token(key, aud=SERVICE, alg="RS384", iss=ISS, exp_in=300, kid="rsa-1", drop=(), **claims) -> str:
     now = int(time.time())
     payload = {"iss": iss, "aud": aud, "iat": now, "exp": now + exp_in, "jti": uuid.uuid4().hex, **claims}
     for c in drop:
@@ -68,7 +68,8 @@ def test_valid_rsa_pss_and_ec_tokens_are_accepted(keys, issuers_file):
 @pytest.mark.parametrize("case, reason", [
     ("missing", "missing_token"), ("expired", "expired"), ("foreign", "signature"), ("issuer", "untrusted_issuer"),
     ("audience", "audience"), ("no_jti", "missing_claim"), ("no_exp", "missing_claim"), ("hmac", "algorithm"),
-    ("none", "algorithm"), ("garbage", "malformed"), ("ec_as_es256", "no_key"),
+    ("none", "algorithm"), ("garbage", "malformed"), ("ec_as_es256", "no_key"), ("no_kid", "missing_kid"),
+    ("wrong_kid", "no_key"),
 ])
 def test_bad_tokens_are_refused(keys, issuers_file, case, reason):
     v = CdsJwtVerifier(load_trusted_issuers(issuers_file))
@@ -85,6 +86,8 @@ def test_bad_tokens_are_refused(keys, issuers_file, case, reason):
                                    None, algorithm="none"),
         "garbage": lambda: "not.a.jwt",
         "ec_as_es256": lambda: token(ec.generate_private_key(ec.SECP256R1()), alg="ES256", kid="ec-1"),
+        "no_kid": lambda: token(keys["rsa"], kid=None),  # CDS Hooks 2.0: kid is required
+        "wrong_kid": lambda: token(keys["ec"], alg="ES384", kid="not-configured"),
     }[case]()
     with pytest.raises(CdsAuthError) as err:
         v.verify(tok, SERVICE)
@@ -144,7 +147,7 @@ class TinyScorer:
 
 def app_client(issuers=None, **kw) -> TestClient:
     settings = ServingSettings(model_path=None, api_keys="", warmup=False, cds_trusted_issuers=issuers,
-                               cds_base_url=BASE, **kw)
+                               cds_base_url=BASE, **{"cds_feedback_db": "sqlite://", **kw})
     return TestClient(create_app(TinyScorer(), settings), client=("127.0.0.1", 5000))
 
 

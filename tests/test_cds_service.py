@@ -44,7 +44,7 @@ def key(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(scorer, key):
     settings = ServingSettings(model_path=None, api_keys="", warmup=False, cds_trusted_issuers=key[1],
-                               cds_base_url=BASE)
+                               cds_base_url=BASE, cds_feedback_db=f"sqlite:///{key[1].parent / 'feedback.sqlite'}")
     with TestClient(create_app(scorer, settings), client=("127.0.0.1", 5000)) as c:
         yield c
 

@@ -22,10 +22,11 @@ from serving.cds.fhir_map import MapResult
 SUMMARY_MAX = 140
 HORIZON = {"short": "~3 months", "moderate": "~6 months", "long": "~12 months"}
 OUTCOME_ORDER = ("pain", "function", "global_recovery")
-PROBLEM_KINDS = ("contradictory", "wrong_unit", "out_of_range", "invalid")
+PROBLEM_KINDS = ("contradictory", "wrong_unit", "out_of_range", "invalid", "other_patient", "fetch_failed")
 KIND_LABEL = {"contradictory": "contradictory", "wrong_unit": "wrong unit", "out_of_range": "out of range",
               "invalid": "invalid", "unknown": "unknown", "stale": "too old", "ignored": "not used",
-              "not_provided": "not provided"}
+              "not_provided": "not provided", "other_site": "other body site", "other_patient": "another patient",
+              "fetch_failed": "could not be fetched", "not_sent": "not sent"}
 _MD = re.compile(r"([\\`*_{}\[\]<>|#!~])")
 
 

@@ -7,19 +7,20 @@ named, not a patient's card later.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from predict.errors import LbpError
+from serving.cds.questionnaire import QuestionnaireEntry, match, parse_entry
 
 DEFAULT_PATH = Path(__file__).with_name("codes.yaml")
 OBS_KINDS = ("score", "quantity", "coded")
 DERIVED = ("height_m", "weight_kg")
 CONDITION_ROLES = ("episode", "present")
-SECTIONS = ("observations", "conditions", "questionnaires", "referrals")
+SECTIONS = ("observations", "conditions", "questionnaires", "referrals", "body_sites")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Code:
     code: str
     display: str = ""
     source: str = ""
+    max_age_days: int | None = None  # overrides the entry's limit for this code
 
     @property
     def key(self) -> tuple[str, str]:
@@ -63,6 +65,12 @@ class ObservationEntry:
     answers: tuple[Answer, ...] = ()
     plausible: tuple[float, float] | None = None
     max_age_days: int | None = None
+    body_site: str | None = None  # a body_sites group: a bodySite outside it means another site
+
+    def max_age_for(self, system: str | None, code: str | None) -> int | None:
+        """The staleness limit of this code: the code's own ``max_age_days``, else the entry's."""
+        c = next((c for c in self.codes if c.key == (system, code)), None)
+        return c.max_age_days if c is not None and c.max_age_days is not None else self.max_age_days
 
 
 @dataclass(frozen=True)
@@ -75,23 +83,12 @@ class ConditionEntry:
 
 
 @dataclass(frozen=True)
-class QuestionnaireEntry:
-    """A QuestionnaireResponse whose total (item ``total_link_ids``) on ``scale`` feeds ``feature``."""
-    id: str
-    label: str
-    feature: str
-    urls: tuple[str, ...]
-    total_link_ids: tuple[str, ...]
-    scale: tuple[float, float]
-    max_age_days: int | None = None
-
-
-@dataclass(frozen=True)
 class Registry:
     observations: tuple[ObservationEntry, ...]
     conditions: tuple[ConditionEntry, ...]
     questionnaires: tuple[QuestionnaireEntry, ...]
     referrals: tuple[Code, ...]
+    body_sites: dict[str, tuple[Code, ...]] = field(default_factory=dict)
 
     def observation_for(self, system: str | None, code: str | None) -> ObservationEntry | None:
         for e in self.observations:
@@ -105,11 +102,9 @@ class Registry:
                 return e
         return None
 
-    def questionnaire_for(self, url: str | None) -> QuestionnaireEntry | None:
-        if not url:
-            return None
-        base = url.split("|", 1)[0]  # canonical|version
-        return next((q for q in self.questionnaires if base in q.urls), None)
+    def questionnaire_for(self, url: str | None) -> tuple[QuestionnaireEntry | None, str]:
+        """The entry for a questionnaire canonical (with or without ``|version``) and a note."""
+        return match(self.questionnaires, url)
 
     def episode_codes(self) -> set[tuple[str, str]]:
         return {c.key for e in self.conditions if e.role == "episode" for c in e.codes}
@@ -139,7 +134,10 @@ def _code(d: Any, where: str) -> Code:
         raise _err(where, "each code needs a system and a code (strings)")
     if not str(d.get("source", "")).strip():
         raise _err(where, f"code {d['code']} needs a source (where its meaning was checked)")
-    return Code(d["system"], d["code"], str(d.get("display", "")), str(d["source"]))
+    age = d.get("max_age_days")
+    if age is not None and (not isinstance(age, int) or isinstance(age, bool) or age <= 0):
+        raise _err(where, f"code {d['code']}: max_age_days must be a positive integer")
+    return Code(d["system"], d["code"], str(d.get("display", "")), str(d["source"]), age)
 
 
 def _codes(d: dict, where: str) -> tuple[Code, ...]:
@@ -180,9 +178,12 @@ def _observation(d: dict, where: str) -> ObservationEntry:
     age = d.get("max_age_days")
     if age is not None and (not isinstance(age, int) or age <= 0):
         raise _err(where, "max_age_days must be a positive integer")
+    site = d.get("body_site")
+    if site is not None and not isinstance(site, str):
+        raise _err(where, "body_site names a group of the body_sites section")
     return ObservationEntry(d["id"], str(d.get("label", d["id"])), _codes(d, where), kind, feature, derive, scale,
                             {str(k): float(v) for k, v in units.items()} if units else None, answers,
-                            _pair(d.get("plausible"), where, "plausible"), age)
+                            _pair(d.get("plausible"), where, "plausible"), age, site)
 
 
 def _condition(d: dict, where: str) -> ConditionEntry:
@@ -192,17 +193,6 @@ def _condition(d: dict, where: str) -> ConditionEntry:
     if role == "present" and not d.get("feature"):
         raise _err(where, "a 'present' condition needs the binary feature it sets")
     return ConditionEntry(d["id"], str(d.get("label", d["id"])), role, _codes(d, where), d.get("feature"))
-
-
-def _questionnaire(d: dict, where: str) -> QuestionnaireEntry:
-    urls, links = d.get("urls"), d.get("total_link_ids")
-    if not d.get("feature") or not isinstance(urls, list) or not urls or not isinstance(links, list) or not links:
-        raise _err(where, "a questionnaire needs feature, urls and total_link_ids")
-    scale = _pair(d.get("scale"), where, "scale")
-    if scale is None:
-        raise _err(where, "a questionnaire needs the scale [low, high] of its total")
-    return QuestionnaireEntry(d["id"], str(d.get("label", d["id"])), d["feature"], tuple(map(str, urls)),
-                              tuple(map(str, links)), scale, d.get("max_age_days"))
 
 
 def _read(path: Path) -> dict:
@@ -235,15 +225,24 @@ def load_registry(extra: str | Path | None = None) -> Registry:
             data[sec] = _merge(data.get(sec) or [], site.get(sec) or [], f"{extra} [{sec}]")
         if "referrals" in site:
             data["referrals"] = site["referrals"]
+        if site.get("body_sites"):
+            data["body_sites"] = {**(data.get("body_sites") or {}), **site["body_sites"]}
     obs, cond, qs = [], [], []
     for sec, build, out in (("observations", _observation, obs), ("conditions", _condition, cond),
-                            ("questionnaires", _questionnaire, qs)):
+                            ("questionnaires", parse_entry, qs)):
         for i, d in enumerate(data.get(sec) or []):
             if not isinstance(d, dict) or not isinstance(d.get("id"), str):
                 raise _err(f"[{sec}][{i}]", "every entry needs an id")
             out.append(build(d, f"[{sec}] {d['id']}"))
+    sites_raw = data.get("body_sites") or {}
+    if not isinstance(sites_raw, dict):
+        raise _err("[body_sites]", "must map a group name to a list of codes")
+    sites = {str(k): _codes({"codes": v}, f"[body_sites] {k}") for k, v in sites_raw.items()}
+    for e in obs:
+        if e.body_site is not None and e.body_site not in sites:
+            raise _err(f"[observations] {e.id}", f"body_site {e.body_site} is not a group of the body_sites section")
     reg = Registry(tuple(obs), tuple(cond), tuple(qs),
-                   tuple(_code(c, "[referrals]") for c in data.get("referrals") or []))
+                   tuple(_code(c, "[referrals]") for c in data.get("referrals") or []), sites)
     seen: dict[tuple[str, str], str] = {}
     for e in (*reg.observations, *reg.conditions):
         for c in e.codes:

@@ -3,9 +3,12 @@ unknown or contradictory.
 
 Rules (docs/cds-hooks.md): a value is used only when its code is in the registry, its unit is one
 the registry accepts for that code and it lies on the code's scale; scores are rescaled linearly to
-the model's 0-100 and every conversion is reported. The most recent value within the code's
-``max_age_days`` wins; two different values on that same day are contradictory and neither is used.
-Nothing is guessed: a value that looks like it is on another scale is reported, not converted.
+the model's 0-100 and every conversion is reported. Observations are dated by ``temporal`` (an
+ongoing ``effectivePeriod`` is current); the most recent value within the code's ``max_age_days``
+wins; two different values on that same day are contradictory and neither is used. An entry with a
+``body_site`` group uses only Observations without a ``bodySite`` or with one in that group.
+QuestionnaireResponses are scored by ``questionnaire``. Nothing is guessed: a value that looks like
+it is on another scale is reported, not converted.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from predict.schema import FeatureSchema
 from serving.cds.codes import Code, ObservationEntry, Registry
 from serving.cds.fhir_clinical import conditions_and_medications, patient_inputs
 from serving.cds.fhir_read import Candidate as _Cand, Collected, Finding, collect, fhir_date, ref
+from serving.cds.questionnaire import score_response
+from serving.cds.temporal import observation_when
 
 UCUM = "http://unitsofmeasure.org"
 OK_OBS_STATUS = ("final", "amended", "corrected")
@@ -31,6 +36,8 @@ class Used:
     source: str
     detail: str
     when: date | None = None
+    reference: str | None = None
+    code: str | None = None
 
 
 @dataclass
@@ -40,6 +47,8 @@ class MapResult:
     findings: list[Finding]
     missing: list[str]
     provided_keys: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)  # resources of another patient: no prediction
+    fetch_failed: dict[str, str] = field(default_factory=dict)  # prefetch key -> why it could not be fetched
 
 
 def _fmt(x: float) -> str:
@@ -96,16 +105,31 @@ class _Mapper:
         if obs.dataAbsentReason is not None:
             self.bad("ignored", where, "carries a dataAbsentReason instead of a value: not used", target)
             return
-        when = fhir_date(obs.effectiveDateTime or obs.effectiveInstant
-                         or (obs.effectivePeriod.end or obs.effectivePeriod.start if obs.effectivePeriod else None)
-                         or obs.issued)[0]
-        if not self.fresh(when, entry.max_age_days, where, target):
+        if entry.body_site and not self._site_ok(obs, entry, where, target):
+            return
+        when = observation_when(obs, self.today)
+        if not when.current and not self.fresh(when.day, entry.max_age_for(match[0].system, match[0].code),
+                                               where, target):
             return
         got = {"score": self._score, "quantity": self._quantity, "coded": self._coded}[entry.kind](obs, entry, where)
         if got is not None:
             value, detail = got
-            code = Code(match[0].system or "", match[0].code or "").short()
-            self.add(target, _Cand(value, when, f"{where}, {code}", detail), bool(entry.derive))
+            code = Code(match[0].system or "", match[0].code or "")
+            if when.current or not when.basis.startswith("effective"):
+                detail += f"; {when.describe()}"
+            self.add(target, _Cand(value, when.day, f"{where}, {code.short()}", detail, where,
+                                   f"{code.system}|{code.code}"), bool(entry.derive))
+
+    def _site_ok(self, obs: Any, entry: ObservationEntry, where: str, target: str | None) -> bool:
+        if obs.bodySite is None:
+            return True
+        allowed = {c.key for c in self.reg.body_sites.get(entry.body_site, ())}
+        if any((c.system, c.code) in allowed for c in _codings(obs.bodySite)):
+            return True
+        site = _code_list(obs.bodySite) if _codings(obs.bodySite) else (obs.bodySite.text or "(no coding)")
+        self.bad("other_site", where, f"{entry.label} at body site {site}, not a {entry.body_site.replace('_', ' ')} "
+                                      "site: not used", target)
+        return False
 
     def _unit_factor(self, q: Any, entry: ObservationEntry, where: str) -> float | None:
         if q.system and q.system != UCUM and q.code:
@@ -182,9 +206,12 @@ class _Mapper:
     # ------------------------------------------------------------------ QuestionnaireResponse
     def questionnaire(self, qr: Any) -> None:
         where = ref(qr)
-        entry = self.reg.questionnaire_for(qr.questionnaire)
+        entry, note = self.reg.questionnaire_for(qr.questionnaire)
         if entry is None:
-            self.unknown.setdefault("QuestionnaireResponse", []).append(str(qr.questionnaire or "(no questionnaire)"))
+            if note:
+                self.bad("unknown", where, f"{note}: not used")
+            else:
+                self.unknown.setdefault("QuestionnaireResponse", []).append(str(qr.questionnaire))
             return
         if qr.status not in ("completed", "amended"):
             self.bad("ignored", where, f"has status '{qr.status}' (not completed): not used", entry.feature)
@@ -192,32 +219,14 @@ class _Mapper:
         when = fhir_date(qr.authored)[0]
         if not self.fresh(when, entry.max_age_days, where, entry.feature):
             return
-        answers = [a for it in _items(qr.item) if it.linkId in entry.total_link_ids for a in (it.answer or [])]
-        nums = [float(v) for a in answers for v in (a.valueInteger, a.valueDecimal,
-                                                    a.valueQuantity.value if a.valueQuantity else None)
-                if v is not None]
-        if len(nums) != 1:
-            self.bad("invalid", where, f"needs exactly one numeric answer in item {'/'.join(entry.total_link_ids)} "
-                                       f"(found {len(nums)}): not used", entry.feature)
+        scored = score_response(qr, entry)
+        for kind, msg in scored.problems:
+            self.bad(kind, where, msg, entry.feature)
+        if scored.value is None:
             return
-        lo, hi = entry.scale
-        if not lo <= nums[0] <= hi:
-            self.bad("out_of_range", where, f"total {_fmt(nums[0])} is outside {_fmt(lo)}-{_fmt(hi)} for "
-                                            f"{entry.label}: not used", entry.feature)
-            return
-        value = (nums[0] - lo) / (hi - lo) * 100.0
-        self.add(entry.feature, _Cand(value, when, f"{where} ({entry.label})",
-                                      f"total {_fmt(nums[0])} ({_fmt(lo)}-{_fmt(hi)}) → {_fmt(value)} on 0-100"))
-
-
-def _items(items: Any) -> list[Any]:
-    out = []
-    for it in items or []:
-        out.append(it)
-        out.extend(_items(it.item))
-        for a in it.answer or []:
-            out.extend(_items(a.item))
-    return out
+        detail = scored.detail + (f" ({note})" if note else "")
+        self.add(entry.feature, _Cand(scored.value, when, f"{where} ({entry.label})", detail, where,
+                                      str(qr.questionnaire)))
 
 
 def _resolve(m: _Mapper, feature: str, cands: list[_Cand]) -> _Cand | None:
@@ -230,7 +239,8 @@ def _resolve(m: _Mapper, feature: str, cands: list[_Cand]) -> _Cand | None:
         return None
     best = top[0]
     if len(cands) > 1:
-        best = _Cand(best.value, best.when, best.source, best.detail + f" (most recent of {len(cands)})")
+        best = _Cand(best.value, best.when, best.source, best.detail + f" (most recent of {len(cands)})",
+                     best.reference, best.code)
     return best
 
 
@@ -257,7 +267,9 @@ def map_prefetch(prefetch: dict[str, Any], patient_id: str, reg: Registry, schem
         if best is not None:
             chosen[feature] = best
     _derive_bmi(m, chosen)
-    return _validated(m, chosen, schema, baselines, got.provided_keys)
+    out = _validated(m, chosen, schema, baselines, got.provided_keys)
+    out.foreign, out.fetch_failed = list(got.foreign), dict(got.fetch_failed)
+    return out
 
 
 def _derive_bmi(m: _Mapper, chosen: dict[str, _Cand]) -> None:
@@ -269,7 +281,8 @@ def _derive_bmi(m: _Mapper, chosen: dict[str, _Cand]) -> None:
     detail = f"weight {w.detail} ({w.source}) / height {h.detail} ({h.source}) squared = {_fmt(bmi)} kg/m2"
     direct = chosen.get("bmi")
     if direct is None and "bmi" not in {f.feature for f in m.findings if f.kind == "contradictory"}:
-        chosen["bmi"] = _Cand(bmi, w.when, "computed from weight and height", detail)
+        chosen["bmi"] = _Cand(bmi, w.when, "computed from weight and height", detail,
+                              f"{w.reference}, {h.reference}", f"{w.code}, {h.code}")
     elif direct is not None and direct.when == w.when and abs(direct.value - bmi) > BMI_TOLERANCE:
         m.bad("contradictory", "bmi", f"recorded BMI {direct.detail} ({direct.source}) differs from {detail} on the "
                                       "same day: none used", "bmi")
@@ -294,7 +307,7 @@ def _validated(m: _Mapper, chosen: dict[str, _Cand], schema: FeatureSchema, base
             m.bad("out_of_range", c.source, f"{feature}: {problem} ({c.detail}): not used", feature)
             continue
         inputs[feature] = value
-        used.append(Used(feature, value, c.source, c.detail, c.when))
+        used.append(Used(feature, value, c.source, c.detail, c.when, c.reference, c.code))
     names = list(baselines) + list(schema.names)
     return MapResult(inputs, sorted(used, key=lambda u: names.index(u.feature)), m.findings,
                      [n for n in names if n not in inputs], provided)

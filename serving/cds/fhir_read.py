@@ -2,8 +2,19 @@
 
 Each resource is validated on its own with the ``fhir.resources.R4B`` models (R4 payloads parse
 with them for the resources used here; the package's default models are R5), so one bad entry is
-reported and skipped instead of sinking the whole Bundle. Resources of another patient, of an
-unsupported type or invalid are reported as :class:`Finding`\\ s and never used.
+reported and skipped instead of sinking the whole Bundle. Resources of an unsupported type or
+invalid are reported as :class:`Finding`\\ s and never used.
+
+Two more things are collected for the caller (routes: the first stops the prediction, the second
+changes what the card asks for):
+
+* **another patient's resource** (a ``subject`` reference, or the Patient's ``id``, that is not
+  ``context.patientId``): a record that mixes patients cannot be trusted for any input
+  (``Collected.foreign``);
+* **a fetch failure**: an ``OperationOutcome`` sent in place of a prefetch result (CDS Hooks 2.0: a
+  client that could not fetch a prefetch template may send an OperationOutcome), or one with an
+  ``error``/``fatal`` issue inside a search Bundle. It means "could not be read", not "no data"
+  (``Collected.fetch_failed``: prefetch key → the outcome's diagnostics).
 """
 from __future__ import annotations
 
@@ -23,7 +34,7 @@ _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
 @dataclass
 class Finding:
     """Something in the input that was not used, and why. ``kind``: invalid, unknown, contradictory,
-    wrong_unit, out_of_range, stale, ignored, not_provided."""
+    wrong_unit, out_of_range, stale, ignored, not_provided, other_site, other_patient, fetch_failed."""
     kind: str
     where: str
     message: str
@@ -37,6 +48,8 @@ class Candidate:
     when: date | None
     source: str
     detail: str
+    reference: str | None = None  # the FHIR resource, e.g. Observation/pain-1
+    code: str | None = None       # system|code read
 
 
 @dataclass
@@ -45,6 +58,8 @@ class Collected:
     resources: dict[str, list] = field(default_factory=lambda: {t: [] for t in SUPPORTED if t != "Patient"})
     findings: list[Finding] = field(default_factory=list)
     provided_keys: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)  # resources of another patient
+    fetch_failed: dict[str, str] = field(default_factory=dict)  # prefetch key -> OperationOutcome diagnostics
 
 
 def ref(resource: Any) -> str:
@@ -93,10 +108,28 @@ def _subject_ok(res: Any, patient_id: str, out: Collected) -> bool:
         out.findings.append(Finding("unknown", ref(res), "its subject is not a Patient reference: not used"))
         return False
     if m.group(1) != patient_id:
-        out.findings.append(Finding("contradictory", ref(res),
-                                    "belongs to another patient than the hook's context.patientId: not used"))
+        out.foreign.append(ref(res))
+        out.findings.append(Finding("other_patient", ref(res),
+                                    "belongs to another patient than the hook's context.patientId"))
         return False
     return True
+
+
+def outcome_text(oo: dict) -> str:
+    """The diagnostics (or details text, or code) of an OperationOutcome's issues, shortened."""
+    parts = []
+    for issue in oo.get("issue") or [] if isinstance(oo.get("issue"), list) else []:
+        if not isinstance(issue, dict):
+            continue
+        details = issue.get("details") if isinstance(issue.get("details"), dict) else {}
+        text = issue.get("diagnostics") or details.get("text") or issue.get("code") or "error"
+        parts.append(f"{issue.get('severity', 'error')}: {text}")
+    return ("; ".join(str(p) for p in parts) or "OperationOutcome without issues")[:300]
+
+
+def _is_failure(oo: dict) -> bool:
+    issues = oo.get("issue") if isinstance(oo.get("issue"), list) else []
+    return not issues or any(isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in issues)
 
 
 def _entries(key: str, value: Any, out: Collected) -> list[tuple[str, Any]]:
@@ -127,13 +160,22 @@ def collect(prefetch: dict[str, Any], patient_id: str) -> Collected:
     for key, value in prefetch.items():
         if value is None:
             out.findings.append(Finding("not_provided", f"prefetch.{key}",
-                                        "the CDS client sent no data for this prefetch key"))
+                                        "the CDS client has no data for this prefetch key"))
+            continue
+        if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
+            out.fetch_failed[key] = outcome_text(value)
+            out.findings.append(Finding("fetch_failed", f"prefetch.{key}", "the CDS client could not fetch it ("
+                                        + out.fetch_failed[key] + "): what it holds is unknown, not absent"))
             continue
         out.provided_keys.append(key)
         for where, obj in _entries(key, value, out):
             rtype = obj.get("resourceType")
             if rtype == "OperationOutcome":
-                continue  # search warnings from the client's FHIR server
+                if _is_failure(obj):  # an error inside a search result: the result is incomplete
+                    out.fetch_failed[key] = outcome_text(obj)
+                    out.findings.append(Finding("fetch_failed", f"prefetch.{key}", "the search reported an error ("
+                                                + out.fetch_failed[key] + "): the result may be incomplete"))
+                continue  # warnings and information: search notes from the client's FHIR server
             if rtype not in SUPPORTED:
                 unsupported[str(rtype)] = unsupported.get(str(rtype), 0) + 1
                 continue
@@ -160,6 +202,7 @@ def collect(prefetch: dict[str, Any], patient_id: str) -> Collected:
 
 def _take_patient(res: Any, patient_id: str, out: Collected) -> None:
     if res.id != patient_id:
-        out.findings.append(Finding("contradictory", ref(res), "is not the hook's context.patientId: not used"))
+        out.foreign.append(ref(res))
+        out.findings.append(Finding("other_patient", ref(res), "is not the hook's context.patientId"))
     else:
         out.patient = res

@@ -5,7 +5,9 @@ trusted client. Trust is configuration only (``LBP_CDS_TRUSTED_ISSUERS``): a JSO
 mapping each allowed ``iss`` to its public keys, as PEM files or a JWKS JSON file; nothing is
 fetched from ``jku`` URLs. Only asymmetric algorithms are accepted (RS256, RS384, PS256, PS384,
 PS512, ES256, ES384), chosen by the *configured key's* type, never by the token header alone, so
-``none`` and HMAC are impossible. Required claims: ``iss``, ``aud`` (the exact URL of the endpoint
+``none`` and HMAC are impossible. The header must carry a ``kid`` (CDS Hooks 2.0: "kid: the
+identifier of the key-pair used to sign this JWT", required); it selects the issuer's key (a key
+configured without a kid matches any kid). Required claims: ``iss``, ``aud`` (the exact URL of the endpoint
 called), ``exp``, ``iat`` and ``jti``; a ``jti`` seen before (until its ``exp``) is a replay.
 
 Issuers file::
@@ -188,7 +190,9 @@ class CdsJwtVerifier:
         if not keys:
             raise CdsAuthError("untrusted_issuer", "the JWT issuer (iss) is not a trusted CDS client")
         kid = header.get("kid")
-        candidates = [k for k in keys if alg in k.algorithms and (kid is None or k.kid in (None, kid))]
+        if not isinstance(kid, str) or not kid:
+            raise CdsAuthError("missing_kid", "the JWT header needs a kid (the id of the client's signing key)")
+        candidates = [k for k in keys if alg in k.algorithms and k.kid in (None, kid)]
         if not candidates:
             raise CdsAuthError("no_key", "no trusted key of this issuer matches the JWT's kid and alg")
         for k in candidates:

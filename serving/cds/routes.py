@@ -1,44 +1,39 @@
-"""CDS Hooks endpoints: ``GET /cds-services`` (discovery) and ``POST /cds-services/{id}``.
+"""CDS Hooks endpoints: ``GET /cds-services`` (discovery), ``POST /cds-services/{id}`` (a hook call)
+and ``POST /cds-services/{id}/feedback`` (CDS Hooks 2.0 feedback); plus the monitoring route
+``GET /v1/monitoring/cds-feedback`` (override rate by predicted-benefit band, behind the API key).
 
-Every call, discovery included, is authenticated by the CDS client's JWT (``jwt_auth``); with no
-trusted issuer configured every call gets 401 and the log says how to configure one. The service
-reads only the prefetched resources (it never queries ``fhirServer``): if the prefetch keys it
-needs are absent the answer is 412 with an OperationOutcome, as the specification allows.
+Every CDS Hooks call, discovery and feedback included, is authenticated by the CDS client's JWT
+(``jwt_auth``; audience = the endpoint called). Prefetch keys the request lacks are fetched from
+``fhirServer`` when the request carries ``fhirServer`` and ``fhirAuthorization`` (``fhir_fetch``);
+without them, a request lacking ``patient`` or both score keys answers 412 with an OperationOutcome.
 """
 from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime, timezone
-from typing import Callable
+from datetime import date
+from typing import Callable, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from predict.errors import LbpError
-from serving.cds import cards
-from serving.cds.codes import Registry, load_registry
-from serving.cds.fhir_map import MapResult, map_prefetch
-from serving.cds.jwt_auth import CdsAuthError, CdsJwtVerifier, load_trusted_issuers
+from serving.cds.discovery import HOOKS, REFERRAL_ID, discovery_document
+from serving.cds.fhir_fetch import fetch_missing, server_problem
+from serving.cds.fhir_map import map_prefetch
+from serving.cds.fhir_read import Finding
+from serving.cds.service import CdsService, pick_comparator  # noqa: F401 - pick_comparator re-exported
 from serving.errors import validation_body
-from serving.interface import ScorerLike, is_synthetic
+from serving.scoring import ScoringFailed, ScoringService
 from serving.logs import LOGGER, request_id_of
-from serving.schemas import SYNTHETIC_WARNING
-from serving.scoring import ScoringFailed, ScoringRefused, ScoringService
 from serving.settings import ServingSettings
 
 log = logging.getLogger(LOGGER)
 
-SERVICE_ID = "lbp-exercise-benefit"
-REFERRAL_ID = "lbp-exercise-benefit-referral"
-HOOKS = {SERVICE_ID: "patient-view", REFERRAL_ID: "order-select"}
 REQUIRED_PREFETCH = "patient"
 SCORE_PREFETCH = ("observations", "questionnaires")
-HOW_TO_CONFIGURE = ("set LBP_CDS_TRUSTED_ISSUERS to a JSON or YAML file mapping each CDS client's issuer (iss) to "
-                    "its public keys (PEM files or a JWKS file), and LBP_CDS_BASE_URL to this service's public base "
-                    "URL; see docs/cds-hooks.md")
+UUID = r"^(urn:uuid:)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 class CdsRequest(BaseModel):
@@ -52,50 +47,40 @@ class CdsRequest(BaseModel):
     prefetch: dict | None = None
 
 
-def _prefetch_templates(reg: Registry) -> dict[str, str]:
-    pid = "{{context.patientId}}"
-    obs = ",".join(f"{c.system}|{c.code}" for e in reg.observations for c in e.codes)
-    cond = ",".join(f"{c.system}|{c.code}" for e in reg.conditions for c in e.codes)
-    out = {"patient": f"Patient/{pid}",
-           "observations": f"Observation?patient={pid}&code={obs}&_sort=-date",
-           "conditions": f"Condition?patient={pid}&code={cond}",
-           "medications": f"MedicationStatement?patient={pid}&status=active"}
-    urls = [u for q in reg.questionnaires for u in q.urls]
-    if urls:
-        out["questionnaires"] = f"QuestionnaireResponse?patient={pid}&questionnaire={','.join(urls)}&_sort=-authored"
-    return out
+class OverrideReason(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    reason: dict | None = None  # a Coding
+    userComment: str | None = Field(default=None, max_length=2000)
 
 
-def discovery_document(reg: Registry, synthetic: bool) -> dict:
-    note = " Trained on synthetic (simulated) data: not for clinical use." if synthetic else ""
-    prefetch = _prefetch_templates(reg)
-    base = ("Predicted individual benefit of exercise therapy for low back pain versus other care, with 95% "
-            "intervals, from a model of pooled randomised-trial data." + note)
-    return {"services": [
-        {"hook": "patient-view", "id": SERVICE_ID, "title": "Exercise therapy benefit (low back pain)",
-         "description": base, "prefetch": prefetch,
-         "usageRequirements": "Needs a recent baseline pain score (0-10 NRS) and a disability score (Oswestry or "
-                              "Roland-Morris) for the patient; see the service documentation for the codes."},
-        {"hook": "order-select", "id": REFERRAL_ID, "title": "Exercise therapy benefit for a physiotherapy referral",
-         "description": base + " Answers when a physiotherapy or exercise-therapy ServiceRequest is selected.",
-         "prefetch": prefetch},
-    ]}
+class FeedbackItem(BaseModel):
+    """One CDS Hooks 2.0 Feedback entry."""
+    model_config = ConfigDict(extra="allow")
+    card: str = Field(pattern=UUID)
+    outcome: Literal["accepted", "overridden"]
+    acceptedSuggestions: list[dict] | None = Field(default=None, max_length=100)
+    overrideReason: OverrideReason | None = None
+    outcomeTimestamp: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "FeedbackItem":
+        if self.outcome == "overridden" and self.acceptedSuggestions:
+            raise ValueError("acceptedSuggestions is only for an accepted card")
+        if self.outcome == "accepted" and self.overrideReason is not None:
+            raise ValueError("overrideReason is only for an overridden card")
+        return self
 
 
-def pick_comparator(scorer: ScorerLike, configured: str | None) -> str:
-    if configured:
-        if configured not in scorer.comparators:
-            raise LbpError(f"LBP_CDS_COMPARATOR={configured} is not one of the model's comparators: "
-                           f"{', '.join(scorer.comparators)}")
-        return configured
-    return "usual_care" if "usual_care" in scorer.comparators else scorer.comparators[0]
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=100)
 
 
-def _is_referral(ctx: dict, reg: Registry) -> bool:
+def _is_referral(ctx: dict, svc: CdsService) -> bool:
     """True if a selected draft order is a ServiceRequest with a registry referral code."""
     selections = ctx.get("selections") or []
     draft = ctx.get("draftOrders") or {}
-    codes = {c.key for c in reg.referrals}
+    codes = {c.key for c in svc.registry.referrals}
     for e in draft.get("entry") or [] if isinstance(draft, dict) else []:
         r = e.get("resource") if isinstance(e, dict) else None
         if not isinstance(r, dict) or r.get("resourceType") != "ServiceRequest":
@@ -108,86 +93,32 @@ def _is_referral(ctx: dict, reg: Registry) -> bool:
     return False
 
 
-def _precondition_failed(missing: list[str]) -> JSONResponse:
-    text = (f"prefetch lacks {', '.join(missing)}: this service reads only prefetched data and does not query "
-            "fhirServer; send the prefetch templates from GET /cds-services")
+def _precondition_failed(missing: list[str], why: str) -> JSONResponse:
+    text = (f"prefetch lacks {', '.join(missing)} and the service cannot fetch it ({why}); send the prefetch "
+            "templates from GET /cds-services, or fhirServer with fhirAuthorization")
     return JSONResponse(status_code=412, content={"resourceType": "OperationOutcome", "issue": [
         {"severity": "error", "code": "required", "diagnostics": text}]})
 
 
-class _Service:
-    """The state of the CDS endpoints for one loaded model."""
+def _invalid(errors: list[dict]) -> JSONResponse:
+    return JSONResponse(status_code=422, content=validation_body(
+        [{**e, "loc": ("body", *e.get("loc", ()))} for e in errors], {}, 1))
 
-    def __init__(self, scoring: ScoringService, settings: ServingSettings, today: Callable[[], date] | None):
-        self.scoring, self.settings = scoring, settings
-        self.scorer = scorer = scoring.scorer
-        self.registry = load_registry(settings.cds_codes)
-        issuers = load_trusted_issuers(settings.cds_trusted_issuers) if settings.cds_trusted_issuers else {}
-        self.verifier = CdsJwtVerifier(issuers)
-        self.comparator = pick_comparator(scorer, settings.cds_comparator)
-        self.comparators = [self.comparator] + [c for c in scorer.comparators if c != self.comparator]
-        self.synthetic = is_synthetic(scorer.manifest)
-        self.today = today or (lambda: datetime.now(timezone.utc).date())
-        self.labels = {c.name: c.label or c.name for c in scorer.schema}
-        self.labels.update({"baseline_pain": "Baseline pain (0-100)", "baseline_function": "Baseline function (0-100)"})
-        if not issuers:
-            log.warning("CDS Hooks endpoints refuse every call (401): no trusted CDS client; " + HOW_TO_CONFIGURE)
 
-    def base_url(self, request: Request) -> str:
-        return (self.settings.cds_base_url or str(request.base_url)).rstrip("/")
-
-    def authenticate(self, request: Request) -> None:
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        service_id = request.path_params.get("service_id")
-        audience = self.base_url(request) + "/cds-services" + (f"/{service_id}" if service_id else "")
-        try:
-            self.verifier.verify(token.strip() if scheme.lower() == "bearer" else None, audience)
-        except CdsAuthError as exc:
-            extra = {"request_id": request_id_of(request.scope), "route": "/cds-services", "reason": exc.reason}
-            if exc.reason == "no_trusted_issuer":
-                log.warning("CDS Hooks call refused: no trusted CDS client; " + HOW_TO_CONFIGURE, extra=extra)
-            else:
-                log.warning("CDS Hooks call refused", extra=extra)
-            raise HTTPException(status_code=401, detail=str(exc),
-                                headers={"WWW-Authenticate": 'Bearer realm="cds-services"'}) from exc
-
-    def how_to_fix(self, missing: list[str]) -> list[str]:
-        lines = []
-        for feature in missing:
-            codes = [f"{e.label} ({', '.join(f'{c.system}|{c.code}' for c in e.codes)})"
-                     for e in self.registry.observations if e.feature == feature]
-            codes += [f"{q.label} (QuestionnaireResponse {', '.join(q.urls)})"
-                      for q in self.registry.questionnaires if q.feature == feature]
-            lines.append(f"{cards.md(self.labels.get(feature, feature))}: record one of " + "; ".join(cards.md(c) for c in codes))
-        return lines
-
-    def card(self, mapped: MapResult, card_url: str, route: str, request_id: str | None) -> dict:
-        source = cards.source_of(self.scoring.model_id, self.synthetic, card_url)
-        missing = [b for b in self.scorer.baselines if b not in mapped.inputs]
-        if missing:
-            reason = "baseline " + " and ".join(m.replace("baseline_", "") for m in missing) + " score missing"
-            self.scoring.count_invalid(route, request_id, len(missing), "MissingBaseline")
-            return cards.unavailable_card(reason, mapped, self.labels, source, self.synthetic, SYNTHETIC_WARNING,
-                                          self.how_to_fix(missing))
-        try:
-            # The same checks, metrics and logs as /v1/score: the request model, then the scorer.
-            inputs = self.scoring.check_patient(dict(mapped.inputs), endpoint=route, request_id=request_id)
-            scored = self.scoring.score_comparators([inputs], self.comparators, endpoint=route, request_id=request_id)
-        except ScoringRefused as exc:
-            problems = [f"{p.column}: {p.message}" if p.column else p.message for p in exc.problems]
-            return cards.unavailable_card("the model refused the inputs", mapped, self.labels, source,
-                                          self.synthetic, SYNTHETIC_WARNING, [cards.md(p) for p in problems])
-        results = {c: scored[c][0] for c in self.comparators}
-        return cards.prediction_card(results, self.comparators, mapped, self.labels, source, self.synthetic,
-                                     SYNTHETIC_WARNING)
+async def _body(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
+    try:
+        return model.model_validate(json.loads(await request.body()))
+    except (ValueError, ValidationError) as exc:
+        errors = exc.errors(include_url=False, include_context=False) if isinstance(exc, ValidationError) else [
+            {"loc": (), "type": "json_invalid", "msg": "the body is not valid JSON"}]
+        return _invalid(errors)
 
 
 def build_router(scoring: ScoringService, settings: ServingSettings,
                  today: Callable[[], date] | None = None) -> APIRouter:
-    """The CDS Hooks router for the app's scoring service; raises :class:`LbpError` on a bad registry,
-    issuers file or comparator."""
-    svc = _Service(scoring, settings, today)
+    """The CDS Hooks router for the app's scoring service (its :class:`CdsService` is
+    ``router.cds_service``); raises :class:`LbpError` on a bad registry, issuers file or comparator."""
+    svc = CdsService(scoring, settings, today)
     scorer = scoring.scorer
     router = APIRouter(prefix="/cds-services", tags=["CDS Hooks"], dependencies=[Depends(svc.authenticate)])
     refused = {401: {"description": "Missing, expired, replayed or untrusted CDS client JWT (or none trusted)."}}
@@ -198,38 +129,48 @@ def build_router(scoring: ScoringService, settings: ServingSettings,
     async def call(request: Request, service_id: str) -> JSONResponse:
         if service_id not in HOOKS:
             return JSONResponse(status_code=404, content={"detail": f"no CDS service '{service_id}'"})
-        try:
-            body = CdsRequest.model_validate(json.loads(await request.body()))
-        except (ValueError, ValidationError) as exc:
-            errors = exc.errors() if isinstance(exc, ValidationError) else [
-                {"loc": (), "type": "json_invalid", "msg": "the body is not valid JSON"}]
-            errors = [{**e, "loc": ("body", *e.get("loc", ()))} for e in errors]
-            return JSONResponse(status_code=422, content=validation_body(errors, {}, 1))
+        body = await _body(request, CdsRequest)
+        if isinstance(body, JSONResponse):
+            return body
         problems = []
         if body.hook != HOOKS[service_id]:
-            problems.append({"loc": ("body", "hook"), "type": "value_error",
+            problems.append({"loc": ("hook",), "type": "value_error",
                              "msg": f"service {service_id} answers the '{HOOKS[service_id]}' hook"})
-        if not isinstance(body.context.get("patientId"), str) or not body.context.get("patientId"):
-            problems.append({"loc": ("body", "context", "patientId"), "type": "missing",
+        pid = body.context.get("patientId")
+        if not isinstance(pid, str) or not pid:
+            problems.append({"loc": ("context", "patientId"), "type": "missing",
                              "msg": "context.patientId (a string) is required"})
         if problems:
-            return JSONResponse(status_code=422, content=validation_body(problems, {}, 1))
-        prefetch = body.prefetch or {}
-        missing = [k for k in (REQUIRED_PREFETCH,) if k not in prefetch]
+            return _invalid(problems)
+        if service_id == REFERRAL_ID and not _is_referral(body.context, svc):
+            return JSONResponse({"cards": []})
+        prefetch = dict(body.prefetch or {})
+        absent = [k for k in svc.templates if k not in prefetch]
+        fetched: list[str] = []
+        why = "LBP_CDS_FHIR_FETCH is off" if not settings.cds_fhir_fetch else server_problem(
+            body.fhirServer, body.fhirAuthorization, pid, svc.fhir_servers)
+        if absent and why is None:
+            prefetch.update(await fetch_missing(body.fhirServer, body.fhirAuthorization, pid, svc.templates, absent,
+                                                settings.cds_fhir_timeout_s))
+            fetched = absent
+        missing = [f"'{k}'" for k in (REQUIRED_PREFETCH,) if k not in prefetch]
         if not any(k in prefetch for k in SCORE_PREFETCH):
             missing.append(" or ".join(f"'{k}'" for k in SCORE_PREFETCH))
         if missing:
-            return _precondition_failed([m if m.startswith("'") else f"'{m}'" for m in missing])
-        if service_id == REFERRAL_ID and not _is_referral(body.context, svc.registry):
-            return JSONResponse({"cards": []})
+            return _precondition_failed(missing, why or "unknown")
         card_url = svc.base_url(request) + "/v1/model/card"
         rid = request_id_of(request.scope)
         route = f"/cds-services/{service_id}"
+        not_sent = {k: f"not sent by the CDS client and not fetched: {why}" for k in absent if k not in fetched}
 
         def work() -> dict:
-            mapped = map_prefetch(prefetch, body.context["patientId"], svc.registry, scorer.schema,
-                                  list(scorer.baselines), svc.today())
-            return svc.card(mapped, card_url, route, rid)
+            mapped = map_prefetch(prefetch, pid, svc.registry, scorer.schema, list(scorer.baselines), svc.today())
+            for k, text in not_sent.items():
+                mapped.fetch_failed[k] = text
+                mapped.findings.append(Finding("not_sent", f"prefetch.{k}", text))
+            issued = svc.card(mapped, card_url, route, rid, fetched)
+            svc.record(issued, service_id)
+            return issued.card
 
         try:
             card = await run_in_threadpool(work)
@@ -242,6 +183,27 @@ def build_router(scoring: ScoringService, settings: ServingSettings,
                                                           "request_id": rid})
         return JSONResponse({"cards": [card]})
 
+    async def feedback(request: Request, service_id: str) -> JSONResponse:
+        if service_id not in HOOKS:
+            return JSONResponse(status_code=404, content={"detail": f"no CDS service '{service_id}'"})
+        body = await _body(request, FeedbackRequest)
+        if isinstance(body, JSONResponse):
+            return body
+        items = [f.model_dump() for f in body.feedback]
+        for f in items:
+            f["card"] = f["card"].removeprefix("urn:uuid:").lower()
+        rid = request_id_of(request.scope)
+        try:
+            known = await run_in_threadpool(svc.store.record_feedback, service_id, items)
+        except Exception as exc:  # noqa: BLE001 - the database may be down; say so, never 500 silently
+            log.error("CDS Hooks feedback not stored", extra={"request_id": rid, "route": "/cds-services/feedback",
+                                                              "error_type": type(exc).__name__})
+            return JSONResponse(status_code=503, content={"detail": "feedback could not be stored; retry later",
+                                                          "request_id": rid})
+        log.info("CDS Hooks feedback", extra={"request_id": rid, "route": "/cds-services/feedback",
+                                              "n_patients": len(items)})
+        return JSONResponse({"stored": len(items), "unknown_cards": len(items) - known})
+
     router.add_api_route("", discovery, methods=["GET"], summary="CDS Hooks discovery", responses=refused)
     router.add_api_route("/{service_id}", call, methods=["POST"], summary="Call a CDS service (CDS Hooks request)",
                          responses={**refused, 404: {"description": "Unknown service id."},
@@ -249,4 +211,40 @@ def build_router(scoring: ScoringService, settings: ServingSettings,
                                     422: {"description": "Not a valid CDS Hooks request for this service."}},
                          openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                              "schema": CdsRequest.model_json_schema()}}}})
+    router.add_api_route("/{service_id}/feedback", feedback, methods=["POST"],
+                         summary="CDS Hooks feedback: a card accepted or overridden",
+                         responses={**refused, 404: {"description": "Unknown service id."},
+                                    422: {"description": "Not a valid feedback request."},
+                                    503: {"description": "The feedback database is unavailable."}},
+                         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                             "schema": FeedbackRequest.model_json_schema()}}}})
+    router.cds_service = svc  # type: ignore[attr-defined]
     return router
+
+
+def build_monitoring_router(svc: CdsService, dependencies: list) -> APIRouter:
+    """``GET /v1/monitoring/cds-feedback``: cards issued, feedback and override rate (Wilson 95% CI)
+    by predicted-benefit band (HTI-1 ongoing monitoring); same access terms as the model routes."""
+    r = APIRouter(tags=["monitoring"], dependencies=dependencies)
+
+    async def overrides() -> JSONResponse:
+        try:
+            stats = await run_in_threadpool(svc.store.override_rates, svc.edges)
+        except Exception as exc:  # noqa: BLE001
+            log.error("CDS feedback statistics unavailable", extra={"error_type": type(exc).__name__})
+            return JSONResponse(status_code=503, content={"detail": "the feedback database is unavailable"})
+        return JSONResponse({"model_id": svc.scorer.manifest.get("model_id"), **stats})
+
+    r.add_api_route("/v1/monitoring/cds-feedback", overrides, methods=["GET"],
+                    summary="Override rate of CDS cards by predicted-benefit band",
+                    responses={503: {"description": "The feedback database is unavailable."}})
+    return r
+
+
+def prometheus_text(svc: CdsService) -> str:
+    """The override-rate metrics for ``/metrics`` ('' when the database is unavailable)."""
+    try:
+        return svc.store.prometheus(svc.edges)
+    except Exception as exc:  # noqa: BLE001 - /metrics must answer even without the feedback database
+        log.error("CDS feedback metrics unavailable", extra={"error_type": type(exc).__name__})
+        return ""

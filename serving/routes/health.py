@@ -25,8 +25,10 @@ def readyz(request: Request) -> JSONResponse:
 
 def metrics(request: Request) -> Response:
     """Prometheus text exposition: request counts and latencies by route and status, scoring counts
-    (of every worker process under ``serve --workers N``)."""
-    return Response(request.app.state.telemetry.render(), media_type=CONTENT_TYPE)
+    (of every worker process under ``serve --workers N``), and the CDS feedback override rates (read
+    from their database, so the same in every worker)."""
+    extra = "".join(f() for f in getattr(request.app.state, "extra_metrics", ()))
+    return Response(request.app.state.telemetry.render() + extra.encode(), media_type=CONTENT_TYPE)
 
 
 def build_metrics_router(dependencies: list) -> APIRouter:
