@@ -48,6 +48,8 @@ def _register() -> None:
     app.command("card")(cmd_card.card)
     app.command("score")(cmd_score.score)
     app.command("serve")(cmd_serve.serve)
+    from lbp_benefit import cmd_cds
+    app.add_typer(cmd_cds.app, name="cds")
     app.command("network")(__import__("lbp_benefit.cmd_network", fromlist=["network"]).network)
     from lbp_benefit import cmd_validate
     app.command("validate")(cmd_validate.validate)
