@@ -234,8 +234,7 @@ class FeedbackStore:
         lines += [f'lbp_cds_feedback_total{{band="{b}",outcome="{o}"}} {v[o]}'
                   for b, v in stats.items() for o in ("accepted", "overridden")]
         lines += ["# HELP lbp_cds_override_rate Overridden / (accepted + overridden) cards, by band "
-                  "(NaN without feedback).", "# TYPE lbp_cds_override_rate gauge"]
-        lines += [f'lbp_cds_override_rate{{band="{b}"}} '
-                  f'{"NaN" if v["override_rate"] is None else repr(float(v["override_rate"]))}'
-                  for b, v in stats.items()]
+                  "(no sample for a band without feedback).", "# TYPE lbp_cds_override_rate gauge"]
+        lines += [f'lbp_cds_override_rate{{band="{b}"}} {float(v["override_rate"])!r}'
+                  for b, v in stats.items() if v["override_rate"] is not None]
         return "\n".join(lines) + "\n"
