@@ -227,7 +227,7 @@ def one(args) -> list:
         best = cv.best_learner()
         models = dict(fitted)
         if w:
-            models["selected"] = StackedLearner([fitted[k] for k in w], list(w.values()), list(w)).fit()
+            models["selected"] = StackedLearner.from_fitted([fitted[k] for k in w], list(w.values()), list(w))
         else:
             models["selected"] = fitted[best]
         secs["selected"] = cv_seconds + sum(secs[k] for k in w or [best])

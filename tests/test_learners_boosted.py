@@ -103,7 +103,7 @@ def test_stacking_never_loses_to_constant_in_sample(noisy):
     # the convex optimum: no other point of the simplex does better
     grid = [loss(B @ np.array([a, 1 - a])) for a in np.linspace(0, 1, 201)]
     assert loss(B @ w) <= min(grid) + 1e-9
-    st = StackedLearner([const, eff], w, ["constant", "effect_model"]).fit()
+    st = StackedLearner.from_fitted([const, eff], w, ["constant", "effect_model"])
     exp = json.loads(json.dumps(st.to_export()))
     pd.testing.assert_frame_equal(st.predict_interval(X.head(50)), rt.predict_from_export(exp, X.head(50)))
     ex = st.explain(X.head(10), "usual_care")

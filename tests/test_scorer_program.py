@@ -39,7 +39,7 @@ def _fit(outcome: str):
         t = TLearner(n_boot=5, **kw).fit(X, y)
         x = XLearner(n_boot=5, **kw).fit(X, y)
         dr = DRLearner(n_boot=5, **kw).fit(X, y)
-        stack = StackedLearner([lin, x, dr, risk], [0.4, 0.25, 0.2, 0.15]).fit()
+        stack = StackedLearner.from_fitted([lin, x, dr, risk], [0.4, 0.25, 0.2, 0.15])
     exps = [m.to_export() for m in (lin, const, risk, t, x, dr)] + [stack.export_]
     return X, exps
 

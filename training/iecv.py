@@ -30,7 +30,9 @@ from training.cards.subgroups import SUBGROUP_COVARIATES
 import pandas as pd
 
 from predict.errors import LbpError
-from training.learners.base import allocation_share, orient
+from training.learners.base import allocation_share
+from training.learners.boosted import CrossFitCache, accepts_crossfit_cache
+from training.orientation import higher_is_better, orient
 from training.learners.stacking import comparator_mix, r_loss, r_loss_parts, stack_weights
 
 SIMPLICITY = ("constant", "risk_model", "effect_model", "dr_learner", "x_learner", "t_learner")
@@ -179,9 +181,12 @@ def _one_fold(k: int) -> tuple[list, list, list, list]:
     y = test[y_col].to_numpy(float)
     e = allocation_share(trial_arr, treat == 1, treat == 0)
     preds, per_trial, skipped = [], [], []
+    cache = CrossFitCache()  # the fold's boosted learners share outcome boosters and cross-fits
     for name, factory in learners.items():
         try:
-            lr = factory().fit(train.drop(columns=[y_col]), train[y_col].to_numpy(float))
+            lr = factory()
+            Xtr, ytr = train.drop(columns=[y_col]), train[y_col].to_numpy(float)
+            lr = lr.fit(Xtr, ytr, crossfit_cache=cache) if accepts_crossfit_cache(lr) else lr.fit(Xtr, ytr)
         except ValueError as exc:
             skipped.append({"trial": h, "learner": name, "reason": str(exc)})
             continue
@@ -202,7 +207,7 @@ def _one_fold(k: int) -> tuple[list, list, list, list]:
         if not np.isfinite(b).any():
             skipped.append({"trial": h, "learner": name, "reason": "no comparator class of this trial in training"})
             continue
-        rl = r_loss(np.nan_to_num(b), orient(y, otype), treat, trial_arr, e, None)
+        rl = r_loss(np.nan_to_num(b), orient(y, higher_is_better(otype)), treat, trial_arr, e, None)
         per_trial.append({"learner": name, "trial": h, "metric": "r_loss", "estimate": rl, "ci_low": np.nan,
                           "ci_high": np.nan, "n": int(te.sum())})
         if st["metrics"]:
@@ -288,7 +293,7 @@ def pooled_r_loss(pred: pd.DataFrame, outcome_type: str) -> pd.DataFrame:
     for lr, g in pred.groupby("learner", sort=False):
         ok = np.isfinite(g["benefit"].to_numpy())
         gg = g[ok]
-        rl = r_loss(gg["benefit"].to_numpy(), orient(gg["y"].to_numpy(), outcome_type), gg["treat"].to_numpy(),
+        rl = r_loss(gg["benefit"].to_numpy(), orient(gg["y"].to_numpy(), higher_is_better(outcome_type)), gg["treat"].to_numpy(),
                     gg["trial"].astype(str).to_numpy(), gg["e"].to_numpy(), None)
         rows.append({"learner": lr, "r_loss": rl, "n": int(ok.sum())})
     out = pd.DataFrame(rows)
@@ -307,7 +312,7 @@ def stacking_from_predictions(pred: pd.DataFrame, outcome_type: str) -> dict:
     ok = np.isfinite(B).all(axis=1)
     if ok.sum() < 10:
         return {}
-    w = stack_weights(B[ok], orient(info["y"].to_numpy()[ok], outcome_type), info["treat"].to_numpy()[ok],
+    w = stack_weights(B[ok], orient(info["y"].to_numpy()[ok], higher_is_better(outcome_type)), info["treat"].to_numpy()[ok],
                       info["trial"].astype(str).to_numpy()[ok], info["e"].to_numpy()[ok], None)
     return dict(zip(names, map(float, w)))
 
@@ -321,7 +326,7 @@ def select_one_se(pred: pd.DataFrame, outcome_type: str, order: Sequence[str] = 
     ok = np.isfinite(wide.to_numpy()).all(axis=1)
     wide, info = wide[ok], info[ok]
     trial = info["trial"].astype(str).to_numpy()
-    gt, tt, keep = r_loss_parts(orient(info["y"].to_numpy(), outcome_type), info["treat"].to_numpy(), trial,
+    gt, tt, keep = r_loss_parts(orient(info["y"].to_numpy(), higher_is_better(outcome_type)), info["treat"].to_numpy(), trial,
                                 info["e"].to_numpy(), None)
     losses = {k: ((gt - tt * wide[k].to_numpy()) ** 2)[keep] for k in wide.columns}
     tr = trial[keep]

@@ -33,10 +33,9 @@ import numpy as np
 import pandas as pd
 
 from training.cards.subgroups import subgroup_performance
-from training.learners.base import class_support as _class_support  # noqa: F401 - re-export for callers
 from training.learners.base import feature_spec_from_config, outcome_type_of, task_frame
 from training.learners.effect_model import ConstantEffect, EffectModel
-from training.learners.boosted import DRLearner, TLearner, XLearner
+from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
 from training.learners.stacking import StackedLearner
 
@@ -222,7 +221,7 @@ def _trial_effects(model, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
 
 def _groups(learners) -> list:
     """Jobs: the linear learners together, and the tree learners together (T, X and DR share
-    their outcome boosters and cross-fits through the cache in ``boosted``)."""
+    their outcome boosters and cross-fits through one ``CrossFitCache``)."""
     lin = [n for n in learners if n in ("constant", "effect_model", "risk_model")]
     xdr = [n for n in learners if n in ("t_learner", "x_learner", "dr_learner")]
     rest = [n for n in learners if n not in lin + xdr]
@@ -238,11 +237,15 @@ def _fit_job(i: int):
     out = {}
     from threadpoolctl import threadpool_limits
 
+    cache = CrossFitCache()  # the group's boosted learners share outcome boosters and cross-fits
     with threadpool_limits(1):
         for n in group:
             t = time.time()
             lr = make_learner(n, otype, cfg, s.seed, boot_trees=s.n_boot_trees, boot_linear=s.n_boot_linear)
-            lr.fit(X, y)
+            if accepts_crossfit_cache(lr):
+                lr.fit(X, y, crossfit_cache=cache)
+            else:
+                lr.fit(X, y)
             for attr in ("boot_predictions_", "boot_arm_predictions_"):
                 if hasattr(lr, attr):
                     delattr(lr, attr)
@@ -291,7 +294,7 @@ def _select(fitted: dict, res, s: TrainSettings):
         w = {k: v for k, v in res.stack_weights.items() if v > 1e-6 and k in fitted}
         if w:
             names = list(w)
-            st = StackedLearner([fitted[n] for n in names], [w[n] for n in names], names).fit()
+            st = StackedLearner.from_fitted([fitted[n] for n in names], [w[n] for n in names], names)
             return st, {"model": "stacked", "weights": w, "rule": "convex R-loss stacking on IECV predictions",
                         "best_single": best, "r_loss": rl}
     return fitted[best], {"model": best, "rule": "lowest pooled IECV R-loss", "r_loss": rl}

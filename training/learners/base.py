@@ -1,7 +1,9 @@
 """Shared contract of the benefit learners.
 
-Every learner follows the scikit-learn estimator contract: ``__init__`` stores parameters,
-``fit(X, y)`` returns ``self`` and fitted state ends in ``_``. ``X`` is a pandas DataFrame with
+Every learner is a scikit-learn estimator (``sklearn.base.BaseEstimator``): ``__init__`` only
+stores its parameters, ``get_params`` / ``set_params`` / ``clone`` / the repr come from
+scikit-learn (``set_params`` refuses unknown names), ``fit(X, y)`` returns ``self`` and fitted
+state ends in ``_``. ``X`` is a pandas DataFrame with
 one row per participant of one outcome x follow-up task: columns ``trial`` and ``treatment``
 (the class) plus the features; ``y`` is the outcome (0-100 higher = worse for continuous
 outcomes; 0/1 with 1 = good, e.g. global recovery, for binary outcomes).
@@ -32,7 +34,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from sklearn.base import BaseEstimator
+
 from training.learners import export as rt
+from training.orientation import higher_is_better, orient
 
 RESERVED = ("trial", "participant", "arm", "treatment", "subtype", "treat", "outcome", "follow_up",
             "week", "instrument", "value", "baseline")
@@ -47,11 +52,6 @@ def outcome_type_of(outcome: str, cfg=None) -> str:
     if cfg is not None:
         return cfg.outcome_type(outcome)
     return "binary" if outcome in BINARY_OUTCOMES else "continuous"
-
-
-def orient(y: np.ndarray, outcome_type: str) -> np.ndarray:
-    """Outcome oriented so that larger = better (benefit direction)."""
-    return -np.asarray(y, float) if outcome_type == "continuous" else np.asarray(y, float)
 
 
 def feature_spec_from_config(cfg) -> dict:
@@ -105,7 +105,7 @@ def allocation_share(trial: np.ndarray, is_active: np.ndarray, is_comparator: np
     return e
 
 
-class Prepared:
+class TaskArrays:
     """Arrays of one task: features F (NaN = missing), outcome y, class labels, trial codes."""
 
     def __init__(self, X: pd.DataFrame, y: Any, spec: dict, active: str, outcome_type: str):
@@ -125,14 +125,14 @@ class Prepared:
         self.active = active
         self.treat = (self.cls == active).astype(float)
         self.outcome_type = outcome_type
-        self.g = orient(self.y, outcome_type)
+        self.g = orient(self.y, higher_is_better(outcome_type))
 
     @property
     def n(self) -> int:
         return self.y.size
 
 
-def class_support(prep: Prepared, classes: Sequence[str]) -> tuple[list, list, dict]:
+def class_support(prep: TaskArrays, classes: Sequence[str]) -> tuple[list, list, dict]:
     """(comparators with data, unavailable comparators, per-class support): a comparator
     has data if some trial has both it and the active class."""
     comps, unavailable, support = [], [], {}
@@ -149,7 +149,7 @@ def class_support(prep: Prepared, classes: Sequence[str]) -> tuple[list, list, d
     return comps, unavailable, support
 
 
-class BenefitLearner:
+class BenefitLearner(BaseEstimator):
     """Base of the learners: prediction, intervals, explanations and export from ``export_``."""
 
     kind = "base"
@@ -192,17 +192,6 @@ class BenefitLearner:
     @property
     def comparators_(self) -> list:
         return list(self.export_["comparators"])
-
-    def get_params(self, deep: bool = True) -> dict:
-        import inspect
-
-        sig = inspect.signature(type(self).__init__)
-        return {k: getattr(self, k) for k in sig.parameters if k != "self"}
-
-    def set_params(self, **params) -> "BenefitLearner":
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
 
     def summary(self) -> pd.DataFrame:  # overridden where coefficients make sense
         self._check_fitted()

@@ -31,13 +31,37 @@ import pandas as pd
 
 from training.learners import export as rt
 from training.learners.base import BenefitLearner, allocation_share
-from training.learners.effect_model import MAIN_SD, _LinearData, linear_benefit, row_folds
+from training.learners.effect_model import MAIN_SD, LinearData, linear_benefit, row_folds
 from training.learners.intervals import (cluster_bootstrap, fit_variance_model, residual_tau,
                                          varmodel_design_spec)
 from training.learners.linear import StructuredFit, linear_block, make_basis, prior_lambda
 from training.learners.stacking import comparator_mix
 
-_CROSSFIT_CACHE: dict = {}
+
+
+class CrossFitCache:
+    """Outcome boosters and cross-fits keyed by (data, seed, settings), bounded (oldest dropped).
+
+    The T-, X- and DR-learner fitted on the same data with the same seed need the same outcome
+    boosters and the same cross-fit; passing one cache to their ``fit`` (``crossfit_cache=``, as
+    training and IECV do for a group of learners) computes them once. Without one, each ``fit``
+    uses a fresh cache of its own (nothing is shared between instances behind the caller's back)."""
+
+    def __init__(self, max_items: int = 96):
+        self.max_items = max_items
+        self._items: dict = {}
+
+    def get(self, key: str, compute):
+        if key not in self._items:
+            if len(self._items) >= self.max_items:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = compute()
+        return self._items[key]
+
+
+def accepts_crossfit_cache(learner) -> bool:
+    """Whether ``learner.fit`` takes ``crossfit_cache=`` (the boosted learners)."""
+    return isinstance(learner, _MetaBase)
 OUTCOME_PARAMS = dict(learning_rate=0.05, num_leaves=7, min_data_in_leaf=30, feature_fraction=0.8,
                       bagging_fraction=0.8, bagging_freq=1, lambda_l2=10.0, num_rounds=150)
 # binary outcomes carry less information per participant: fewer, larger-leaf trees
@@ -117,12 +141,7 @@ class _MetaBase(BenefitLearner):
     def _t_core(self, d, seed: int) -> dict:
         """Base + two boosters (active, pooled control) on the arrays of d (cached: the T-, X-
         and DR-learner fitted on the same data with the same seed share it)."""
-        key = self._key(d, "t_core", seed)
-        if key not in _CROSSFIT_CACHE:
-            if len(_CROSSFIT_CACHE) >= 96:
-                _CROSSFIT_CACHE.pop(next(iter(_CROSSFIT_CACHE)))
-            _CROSSFIT_CACHE[key] = self._t_core_compute(d, seed)
-        return _CROSSFIT_CACHE[key]
+        return self._cache.get(self._key(d, "t_core", seed), lambda: self._t_core_compute(d, seed))
 
     def _t_core_compute(self, d, seed: int) -> dict:
         base = self._base(d)
@@ -146,14 +165,8 @@ class _MetaBase(BenefitLearner):
         """Out-of-fold expected outcomes (mean scale) per class for rows of comparator trials,
         with the held-out trial's intercept re-estimated from its own outcomes. Cached per
         data/seed/settings so the X- and DR-learner share one cross-fit."""
-        key = self._key(d, "crossfit", n_folds, seed)
-        if key in _CROSSFIT_CACHE:
-            return _CROSSFIT_CACHE[key]
-        mu = self._crossfit_compute(d, Pcols, n_folds, seed)
-        if len(_CROSSFIT_CACHE) >= 96:
-            _CROSSFIT_CACHE.pop(next(iter(_CROSSFIT_CACHE)))
-        _CROSSFIT_CACHE[key] = mu
-        return mu
+        return self._cache.get(self._key(d, "crossfit", n_folds, seed),
+                               lambda: self._crossfit_compute(d, Pcols, n_folds, seed))
 
     def _crossfit_compute(self, d, Pcols, n_folds: int, seed: int):
         n = d.y.size
@@ -190,8 +203,17 @@ class _MetaBase(BenefitLearner):
         return {c: float(np.mean(v)) for c, v in b.items()}
 
     # ---------------------------------------------------------------- fit
-    def fit(self, X: pd.DataFrame, y) -> "_MetaBase":
-        d = _LinearData(self, X, y)
+    def fit(self, X: pd.DataFrame, y, crossfit_cache: CrossFitCache | None = None) -> "_MetaBase":
+        """Fit on the rows of one task; ``crossfit_cache`` shares outcome boosters and cross-fits
+        with other boosted learners fitted on the same data (:class:`CrossFitCache`)."""
+        self._cache = crossfit_cache if crossfit_cache is not None else CrossFitCache()
+        try:
+            return self._fit(X, y)
+        finally:
+            del self._cache
+
+    def _fit(self, X: pd.DataFrame, y) -> "_MetaBase":
+        d = LinearData(self, X, y)
         self._imputer_export = d.imputer.export()
         Pcols = make_basis(d.Fi, d.spec, 3, True)
         d.P = rt.basis(Pcols, d.Fi)
@@ -270,11 +292,24 @@ class TLearner(_MetaBase):
 
     kind = "t_learner"
 
+    # Not parameters of the T-learner (it has no effect booster and no cross-fit of its own):
+    # fixed, as class attributes, so that __init__ stores only its own parameters.
+    effect_params = None
+    n_folds = 5
+    boot_folds = 3
+
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  outcome_params: dict | None = None, tree_missing: str = "native", n_boot: int = 20,
                  n_draws: int = 20, random_state: int = 0):
-        super().__init__(outcome_type, active, classes, features, outcome_params, None, tree_missing,
-                         n_boot=n_boot, n_draws=n_draws, random_state=random_state)
+        self.outcome_type = outcome_type
+        self.active = active
+        self.classes = classes
+        self.features = features
+        self.outcome_params = outcome_params
+        self.tree_missing = tree_missing
+        self.n_boot = n_boot
+        self.n_draws = n_draws
+        self.random_state = random_state
 
     def _core(self, d, Pcols, seed, n_folds):
         return self._t_core(d, seed)

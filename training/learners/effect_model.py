@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from training.learners import export as rt
-from training.learners.base import BenefitLearner, Prepared, allocation_share, class_support
+from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import (StructuredFit, linear_block, make_basis, prior_lambda,
                                       trial_centre)
@@ -65,12 +65,12 @@ def linear_benefit(theta: np.ndarray, P: np.ndarray, Mc: np.ndarray, comps: list
     return out
 
 
-class _LinearData:
+class LinearData:
     """Design pieces shared by the linear learners for one training set."""
 
     def __init__(self, learner, X, y):
         spec = learner._spec(X)
-        prep = Prepared(X, y, spec, learner.active, learner.outcome_type)
+        prep = TaskArrays(X, y, spec, learner.active, learner.outcome_type)
         classes = learner.classes if learner.classes is not None else sorted(set(prep.cls))
         comps, unavailable, support = class_support(prep, classes)
         if not comps:
@@ -162,7 +162,7 @@ class EffectModel(BenefitLearner):
         self.random_state = random_state
 
     # -- design
-    def _design(self, d: _LinearData):
+    def _design(self, d: LinearData):
         Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
         mods = d.spec["names"] if self.modifiers is None else list(self.modifiers)
         Mcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines, only=mods) if mods else []
@@ -171,7 +171,7 @@ class EffectModel(BenefitLearner):
         return Pcols, Mcols, P, M
 
     def fit(self, X: pd.DataFrame, y) -> "EffectModel":
-        d = _LinearData(self, X, y)
+        d = LinearData(self, X, y)
         Pcols, Mcols, P, M = self._design(d)
         fam = d.family
         main_sd = self.main_sd if self.main_sd is not None else MAIN_SD[fam]
@@ -229,7 +229,7 @@ class EffectModel(BenefitLearner):
         self.n_features_in_ = len(d.spec["names"])
         return self
 
-    def _select_sd(self, d: _LinearData, P, M, grid, lam_main, sigma2, prog):
+    def _select_sd(self, d: LinearData, P, M, grid, lam_main, sigma2, prog):
         fam = d.family
         folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
         losses = {sd: [] for sd in grid}
@@ -295,9 +295,24 @@ class ConstantEffect(EffectModel):
 
     kind = "constant"
 
+    # The effect model's settings that make it the average-effect model: fixed, as class attributes,
+    # so that __init__ stores only this learner's own parameters.
+    modifiers = ()
+    interaction_sd = 0.0
+    interaction_grid = None
+    n_folds = 5
+
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  main_sd=None, n_knots: int = 3, splines: bool = True, n_boot: int = 100, n_draws: int = 20,
                  shrinkage_bias: bool = True, random_state: int = 0):
-        super().__init__(outcome_type, active, classes, features, modifiers=[], interaction_sd=0.0,
-                         main_sd=main_sd, n_knots=n_knots, splines=splines, n_boot=n_boot, n_draws=n_draws,
-                         shrinkage_bias=shrinkage_bias, random_state=random_state)
+        self.outcome_type = outcome_type
+        self.active = active
+        self.classes = classes
+        self.features = features
+        self.main_sd = main_sd
+        self.n_knots = n_knots
+        self.splines = splines
+        self.n_boot = n_boot
+        self.n_draws = n_draws
+        self.shrinkage_bias = shrinkage_bias
+        self.random_state = random_state

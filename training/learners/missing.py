@@ -30,6 +30,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from training.learners import export as rt
 
@@ -72,7 +73,7 @@ def moment_matched_normal(rng: np.random.Generator, M: int, p: int) -> np.ndarra
     return Q * np.sqrt(M - 1)
 
 
-class GaussianImputer:
+class GaussianImputer(BaseEstimator):
     """Two-level Gaussian imputer (see module docstring). ``shrink`` = k in n/(n+k)."""
 
     def __init__(self, n_draws: int = 20, shrink: float = 5.0, random_state: int = 0):

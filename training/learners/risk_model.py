@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from training.learners import export as rt
-from training.learners.effect_model import MAIN_SD, EffectModel, _LinearData
+from training.learners.effect_model import MAIN_SD, EffectModel, LinearData
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import StructuredFit, make_basis, prior_lambda, trial_centre
 
@@ -50,7 +50,7 @@ class RiskModel(EffectModel):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y) -> "RiskModel":
-        d = _LinearData(self, X, y)
+        d = LinearData(self, X, y)
         fam = d.family
         Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
         P = rt.basis(Pcols, d.Fi)

@@ -104,10 +104,13 @@ def stack_weights(b_mix: np.ndarray, g: np.ndarray, treat: np.ndarray, trial: np
 
 
 class StackedLearner(BenefitLearner):
-    """A fixed non-negative combination of fitted learners (weights from IECV predictions):
+    """A fixed non-negative combination of learners (weights from IECV predictions):
     benefit = sum_k w_k b_k(x); expected outcome under the active class = weighted mean of the
     members' (normalised weights); SE = sum_k w_k SE_k (members treated as perfectly
-    correlated: conservative). tau = weighted mean of members' tau."""
+    correlated: conservative). tau = weighted mean of members' tau.
+
+    ``fit(X, y)`` fits a clone of every member on the data and combines them;
+    :meth:`from_fitted` combines learners that are already fitted (training's final fits)."""
 
     kind = "stacked"
 
@@ -116,8 +119,28 @@ class StackedLearner(BenefitLearner):
         self.weights = weights
         self.names = names
 
-    def fit(self, X=None, y=None):
-        exps = [lr.to_export() for lr in self.learners]
+    def fit(self, X, y) -> "StackedLearner":
+        """Fit a clone of every member on ``X, y`` (one shared cross-fit cache for the boosted
+        members, as in training) and combine them with the fixed weights."""
+        from sklearn.base import clone
+
+        from training.learners.boosted import CrossFitCache, accepts_crossfit_cache
+
+        cache = CrossFitCache()
+        fitted = []
+        for lr in self.learners:
+            member = clone(lr)
+            fitted.append(member.fit(X, y, crossfit_cache=cache) if accepts_crossfit_cache(member)
+                          else member.fit(X, y))
+        return self._combine(fitted)
+
+    @classmethod
+    def from_fitted(cls, learners: list, weights, names: list | None = None) -> "StackedLearner":
+        """The stack of already fitted ``learners`` (not refitted)."""
+        return cls(learners, weights, names)._combine(list(learners))
+
+    def _combine(self, fitted: list) -> "StackedLearner":
+        exps = [lr.to_export() for lr in fitted]
         w = [float(v) for v in np.asarray(self.weights, float)]
         first = exps[0]
         comps = first["comparators"]
@@ -126,6 +149,7 @@ class StackedLearner(BenefitLearner):
                 raise ValueError("stacked learners must share their comparators")
         tau = {c: float(sum(wi * e["interval"]["tau"].get(c, 0.0) for wi, e in zip(w, exps)) / max(sum(w), 1e-12))
                for c in comps}
+        self.learners_ = fitted
         self.export_ = {
             "format": first["format"], "version": first["version"], "kind": "stacked",
             "outcome_type": first["outcome_type"], "active": first["active"], "comparators": comps,

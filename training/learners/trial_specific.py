@@ -35,13 +35,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from scipy import stats
 
-from training.learners.base import BenefitLearner, orient
+from training.learners.base import BenefitLearner
+from training.orientation import higher_is_better, orient
 from training.learners.intervals import tau_from_deviations, trial_deviations
 
 
-class InTrialBenefit:
+class InTrialBenefit(BaseEstimator):
     """Benefit of each participant in their own (fitted) trial; see module docstring.
 
     Parameters: ``learner`` a fitted benefit learner; ``min_trials`` trials per class below
@@ -73,7 +75,8 @@ class InTrialBenefit:
             if col in p:
                 m = cls == c
                 own[m] = p[col].to_numpy()[m]
-        r = orient(y, otype) - orient(own, otype)
+        hib = higher_is_better(otype)
+        r = orient(y, hib) - orient(own, hib)
         rows = trial_deviations(r, trial, cls, active, comps)
         self.tau_ = tau_from_deviations(rows, comps, self.min_trials)
         dev = pd.DataFrame(rows, columns=["trial", "comparator", "n_active", "n_comparator", "raw", "se"])

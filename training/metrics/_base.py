@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from predict.errors import LbpError
+from training.orientation import orient
 
 OUTCOME_TYPES = ("continuous", "binary")
 
@@ -140,11 +141,6 @@ def propensity_array(propensity: Any, treat: np.ndarray, codes: np.ndarray) -> n
     if ((e <= 0) | (e >= 1)).any():
         raise LbpError("propensity must be strictly between 0 and 1")
     return e
-
-
-def orient(y: np.ndarray, higher_is_better: bool) -> np.ndarray:
-    """Oriented outcome: larger = better for the patient."""
-    return y.copy() if higher_is_better else -y
 
 
 @dataclass

@@ -27,13 +27,13 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from predict.errors import LbpError
+from training.orientation import orient
 from training.metrics._base import (
     MetricResult,
     Prepared,
     as_1d,
     as_2d,
     fnum,
-    orient,
     prepare,
     propensity_array,
     rng_of,

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from predict.errors import LbpError
+from training.orientation import orient
 from training.metrics._base import (
     MetricResult,
     as_1d,
-    orient,
     prepare,
     propensity_array,
     rng_of,
