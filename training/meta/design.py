@@ -85,10 +85,11 @@ def _trials_with_both_arms(d: pd.DataFrame) -> list:
 
 
 def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercise",
-                 rows: pd.DataFrame | Rows | None = None) -> Design:
+                 rows: pd.DataFrame | Rows | None = None, min_trials: int = 2) -> Design:
     """Build (y, X, Z, groups) for one model; raises LbpError if nothing is left to fit.
     ``rows`` may pass the result of :func:`select_rows` for this spec, or better a :class:`Rows`
-    made from it once and shared by the many models on the same rows (numpy, no re-sorting)."""
+    made from it once and shared by the many models on the same rows (numpy, no re-sorting).
+    ``min_trials=1`` allows a single trial (the single-trial analysis of a one-trial dataset)."""
     if not isinstance(rows, Rows):
         rows = Rows(select_rows(analysis, spec, active) if rows is None else rows)
     n_candidates = len(rows)
@@ -107,8 +108,8 @@ def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercis
     keep &= rows.trials_with_both_arms(keep)[rows.codes]
     codes_all = rows.codes[keep]
     present = np.unique(codes_all)
-    if len(present) < 2:
-        raise LbpError(f"{spec.label}: fewer than 2 trials with both arms and complete data")
+    if len(present) < min_trials:
+        raise LbpError(f"{spec.label}: fewer than {min_trials} trial(s) with both arms and complete data")
     codes = np.searchsorted(present, codes_all)  # 0..k-1 over the trials left, in label order
     k = len(present)
     labels = rows.trial_labels[present]

@@ -7,7 +7,11 @@ freedom (k trials): with 7–10 trials z intervals under-covered (0.89–0.91) i
 study while t(k−1) covered 0.94–0.97 (BENCHMARKS.md). Within-trial interactions use z, where
 t(k−1) over-covered (1.00 at k = 5). The 95% prediction interval for the treatment effect
 in a new trial is θ ± t_{k−2, 0.975}·√(SE² + τ²) with k trials (Higgins et al. 2009; Riley et
-al. 2011), reported for overall-effect models.
+al. 2011), reported for overall-effect models. Next to every overall effect the common-effect
+(stratified) estimate and the two-stage Hartung–Knapp–Sidik–Jonkman interval are reported
+(``ce_*``, ``hksj_*`` columns, :mod:`training.meta.few_trials`), so that with few trials the effect
+of the model choice is visible. A dataset of one trial gets the single-trial analysis (ANCOVA or
+logistic regression, stratified model with k = 1), labelled in the ``analysis`` column.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from scipy import stats
 
 from predict.errors import LbpError
 from training.meta.design import Design
+from training.meta.few_trials import common_effect, two_stage
 from training.mixed import fit_glmm_binomial, fit_lmm
 
 
@@ -25,6 +30,31 @@ def fit_design(design: Design, residual: str = "common"):
     if design.spec.binary_outcome:
         return fit_glmm_binomial(design.y, design.X, design.Z, design.groups, method="laplace", re_cov="diagonal")
     return fit_lmm(design.y, design.X, design.Z, design.groups, method="REML", re_cov="diagonal", residual=residual)
+
+
+ONE_STAGE = {False: "one-stage random effects (REML)", True: "one-stage random effects (ML, Laplace)"}
+FEW_COLUMNS = ["ce_estimate", "ce_ci_low", "ce_ci_high", "ce_p", "ce_label", "hksj_estimate", "hksj_ci_low",
+               "hksj_ci_high", "hksj_p", "hksj_tau", "hksj_studies", "hksj_label"]
+
+
+def _few_trials(design: Design) -> dict:
+    """Common-effect (stratified) and two-stage HKSJ columns of an overall-effect row."""
+    ce, hk = common_effect(design, "treat"), two_stage(design)
+    out = {"ce_estimate": ce["estimate"], "ce_ci_low": ce["ci_low"], "ce_ci_high": ce["ci_high"], "ce_p": ce["p"],
+           "ce_label": f"{ce['label']}, {ce['inference']}" if ce["inference"] else ce["label"],
+           "hksj_estimate": hk["estimate"], "hksj_ci_low": hk["ci_low"], "hksj_ci_high": hk["ci_high"],
+           "hksj_p": hk["p"], "hksj_tau": hk["tau"], "hksj_studies": hk["k"], "hksj_label": hk["label"]}
+    return out, [m for m in (ce["message"], hk["message"]) if m]
+
+
+def _single_trial(design: Design, row: dict, target: str) -> dict:
+    ce = common_effect(design, target)
+    status = "ok" if np.isfinite(ce["estimate"]) else "not estimable"
+    return {**row, "estimate": ce["estimate"], "se": ce["se"], "ci_low": ce["ci_low"], "ci_high": ce["ci_high"],
+            "p": ce["p"], "tau": np.nan, "tau_at_boundary": False, "pi_low": np.nan, "pi_high": np.nan,
+            "inference": ce["inference"], "status": status, "analysis": ce["label"],
+            "message": "; ".join(m for m in ("one trial: no between-trial variation to estimate, no pooling",
+                                             ce["message"]) if m)}
 
 
 def fit_model(design: Design, residual: str = "common") -> dict:
@@ -37,17 +67,22 @@ def fit_model(design: Design, residual: str = "common") -> dict:
         "studies": design.studies, "participants": design.participants,
         "excluded_missing": design.n_missing, "scale": "log_or" if spec.binary_outcome else "md",
     }
+    if design.studies == 1:
+        return _single_trial(design, row, target)
     try:
         res = fit_design(design, residual)
     except LbpError as exc:
         return {**row, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
                 "tau": np.nan, "tau_at_boundary": False, "pi_low": np.nan, "pi_high": np.nan, "inference": "",
-                "status": "failed", "message": str(exc)}
+                "status": "failed", "message": str(exc), "analysis": ONE_STAGE[spec.binary_outcome]}
+    if spec.modifier is None:
+        few, few_msgs = _few_trials(design)
+        row.update(few)
     est = float(res.params[target])
     se = float(res.bse[target])
     tau = float(res.re_sd["treat"]) if "treat" in res.re_sd.index else 0.0
     k = design.studies
-    messages = list(res.messages)
+    messages = list(res.messages) + (few_msgs if spec.modifier is None else [])
     # Trial-level treatment terms (treat, and treat x the modifier's trial mean) leave k - 2
     # degrees of freedom for tau; with none left the likelihood is flat in tau (any value fits
     # equally; the within-trial estimate and SE do not depend on it), so tau is not reported.
@@ -72,5 +107,5 @@ def fit_model(design: Design, residual: str = "common") -> dict:
         "p": float(2 * sf(abs(est / se))) if se > 0 else np.nan,
         "tau": tau, "tau_at_boundary": bool(tau_identified and tau <= 1e-8 * max(1.0, abs(est))),
         "pi_low": pi[0], "pi_high": pi[1], "inference": f"t({k - 1})" if use_t else "z", "status": res.status,
-        "message": "; ".join(messages),
+        "message": "; ".join(messages), "analysis": ONE_STAGE[spec.binary_outcome],
     }

@@ -17,6 +17,7 @@ import pandas as pd
 from predict.errors import LbpError
 from training.config import StudyConfig
 from training.harmonise import RECOVERY, Harmonised
+from training.meta.fit import FEW_COLUMNS
 from training.meta.forest import forest_plot
 from training.meta.run import Runner
 from training.meta.specs import all_specs, comparison_sets, modifiers, spec_for
@@ -24,7 +25,8 @@ from training.meta.tables import fmt_estimate, fmt_p, paper_table, variable_labe
 
 LONG_COLUMNS = ["outcome", "follow_up", "comparison", "variable", "level", "model", "studies", "participants",
                 "estimate", "ci_low", "ci_high", "p", "tau", "status"]
-EXTRA_COLUMNS = ["se", "inference", "tau_at_boundary", "pi_low", "pi_high", "excluded_missing", "scale", "message"]
+EXTRA_COLUMNS = ["se", "inference", "tau_at_boundary", "pi_low", "pi_high", "excluded_missing", "scale", "analysis",
+                 "message"]
 PAPER_TABLE = {"pain": "table4_pain", "function": "table5_function", RECOVERY: "table6_global_recovery"}
 
 
@@ -57,7 +59,9 @@ def _level(cfg: StudyConfig, variable: str) -> str:
 def _long(rows: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     rows = rows.copy()
     rows["level"] = [_level(cfg, v) for v in rows["variable"]]
-    return rows[LONG_COLUMNS + EXTRA_COLUMNS]
+    if "analysis" not in rows:
+        rows["analysis"] = ""
+    return rows[LONG_COLUMNS + EXTRA_COLUMNS + [c for c in FEW_COLUMNS if c in rows.columns]]
 
 
 def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, comparisons: list[str] | None = None,
@@ -88,7 +92,7 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
         analysis_data(h).to_csv(out / "analysis_data.csv", index=False)
         rows = _long(pd.DataFrame(fits()), cfg)
         overall = rows[rows.variable == "treatment"].reset_index(drop=True)
-        inter = rows[rows.variable != "treatment"].reset_index(drop=True)
+        inter = rows[rows.variable != "treatment"].drop(columns=[c for c in FEW_COLUMNS if c in rows]).reset_index(drop=True)
         overall.to_csv(out / "overall.csv", index=False)
         inter.to_csv(out / "interactions.csv", index=False)
         subgroups, figures = pd.DataFrame(), []
@@ -142,15 +146,29 @@ def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFr
              "interactions: Wald z. tau = between-trial SD of the treatment effect; "
              "PI = 95% prediction interval for a new trial (t with k−2 df). Status 'singular' means a variance "
              "component is at zero (tau_at_boundary says whether it is tau). tau is blank where it is not identified "
-             "(two trials and a trial-mean interaction term: no trial-level degree of freedom left).", "", "## Overall effects", "",
-             "| outcome | follow-up | comparison | studies | participants | estimate (95% CI) | p | tau | 95% PI | status |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "(two trials and a trial-mean interaction term: no trial-level degree of freedom left).", "",
+             "Next to each one-stage random-effects estimate: the **common-effect (stratified)** estimate (no random "
+             "effects; trial-specific intercepts and baseline slopes; t on n−p df, logistic: z) and the **two-stage "
+             "random-effects** estimate with the **Hartung–Knapp–Sidik–Jonkman** 95% CI (per-trial regressions, "
+             "Paule–Mandel tau, t with k−1 df). With few trials they can disagree: the common-effect interval ignores "
+             "between-trial variation, the random-effects intervals include it but are wide when k is small. "
+             "A dataset of one trial gets the single-trial analysis (ANCOVA or logistic regression), labelled so.",
+             "", "## Overall effects", "",
+             "| outcome | follow-up | comparison | studies | participants | analysis | estimate (95% CI) | p | tau | "
+             "95% PI | common effect (stratified) | two-stage RE, HKSJ 95% CI | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in overall.itertuples():
         odds = cfg.outcome_type(r.outcome) == "binary"
         pi = fmt_estimate(r.estimate, r.pi_low, r.pi_high, odds).split(" ", 1)[-1] if not np.isnan(r.pi_low) else ""
-        lines.append(f"| {r.outcome} | {r.follow_up} | {r.comparison} | {r.studies} | {r.participants} | "
+        ce = hk = ""
+        if hasattr(r, "ce_estimate") and isinstance(r.ce_label, str):
+            ce = fmt_estimate(r.ce_estimate, r.ce_ci_low, r.ce_ci_high, odds) + (
+                f", p {fmt_p(r.ce_p)}" if np.isfinite(r.ce_p) else "")
+            hk = fmt_estimate(r.hksj_estimate, r.hksj_ci_low, r.hksj_ci_high, odds) + (
+                f", p {fmt_p(r.hksj_p)}" if np.isfinite(r.hksj_p) else "") + f" (k={int(r.hksj_studies)})"
+        lines.append(f"| {r.outcome} | {r.follow_up} | {r.comparison} | {r.studies} | {r.participants} | {r.analysis} | "
                      f"{('OR ' if odds else 'MD ') + fmt_estimate(r.estimate, r.ci_low, r.ci_high, odds)} | {fmt_p(r.p)} | "
-                     f"{'' if np.isnan(r.tau) else f'{r.tau:.2f}'} | {pi} | {r.status} |")
+                     f"{'' if np.isnan(r.tau) else f'{r.tau:.2f}'} | {pi} | {ce} | {hk} | {r.status} |")
     n_bad = int((inter.status != "ok").sum())
     lines += ["", "## Interactions", "",
               f"{len(inter)} interaction models; {n_bad} not 'ok' (singular, not converged, failed or not estimable; "

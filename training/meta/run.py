@@ -56,8 +56,12 @@ def _rows_for(spec: ModelSpec) -> Rows:
 
 
 def _one(spec: ModelSpec) -> dict:
+    rows = _rows_for(spec)
+    # A dataset (for this outcome, follow-up and comparison) of one trial gets the single-trial
+    # analysis; with several trials a model needs at least two of them.
+    min_trials = 1 if len(rows.trial_labels) == 1 else 2
     try:
-        design = build_design(_ANALYSIS, spec, _ACTIVE, rows=_rows_for(spec))
+        design = build_design(_ANALYSIS, spec, _ACTIVE, rows=rows, min_trials=min_trials)
     except LbpError as exc:
         return {
             "outcome": spec.outcome, "follow_up": spec.follow_up, "comparison": spec.comparison,
@@ -65,7 +69,7 @@ def _one(spec: ModelSpec) -> dict:
             "studies": 0, "participants": 0, "excluded_missing": np.nan, "scale": "log_or" if spec.binary_outcome else "md",
             "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan, "tau": np.nan,
             "tau_at_boundary": False, "pi_low": np.nan, "pi_high": np.nan, "inference": "", "status": "not estimable",
-            "message": str(exc),
+            "message": str(exc), "analysis": "",
         }
     return fit_model(design, _RESIDUAL)
 

@@ -1,0 +1,192 @@
+"""What the choice of model does when there are few trials (or one).
+
+With few trials the between-trial SD tau is poorly estimated and the one-stage random-effects
+interval on t(k−1) can be very wide (or, with tau at 0, too narrow). Next to it the replication
+reports, each labelled:
+
+* the **common-effect (stratified) estimate**: the same design with no random effects, trial-
+  specific intercepts and trial-specific slopes for the baseline and the adjustment covariates
+  (stratified), one common treatment effect; least squares (t on n − p df) for continuous
+  outcomes, logistic regression by maximum likelihood (Wald z) for binary ones. With one trial
+  this *is* the single-trial analysis (ANCOVA / logistic regression).
+* the **two-stage random-effects estimate with the Hartung–Knapp–Sidik–Jonkman interval**: per
+  trial the same regression gives the treatment effect and its variance v_i; tau² by Paule–Mandel;
+  μ = Σ w_i y_i / Σ w_i with w_i = 1 / (v_i + tau²); the HKSJ variance
+  q / Σ w_i, q = Σ w_i (y_i − μ)² / (k − 1), with a t(k − 1) interval (Hartung & Knapp 2001;
+  Sidik & Jonkman 2002; IntHout et al. 2014). Trials whose own estimate is not finite (a logistic
+  regression without events in an arm) are left out and counted.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+
+from training.meta.design import Design
+
+COMMON_LABEL = "common effect (stratified)"
+SINGLE_LINEAR = "single trial: ANCOVA (least squares)"
+SINGLE_BINARY = "single trial: logistic regression"
+HKSJ_LABEL = "two-stage random effects (Paule–Mandel tau), Hartung–Knapp–Sidik–Jonkman CI"
+
+
+def stratified_matrix(design: Design) -> tuple[np.ndarray, list[str]]:
+    """Fixed columns of the stratified model: the design's X without its covariate main effects,
+    each replaced by one slope per trial (the random slopes of the one-stage model made fixed)."""
+    X = design.X
+    groups = pd.Series(design.groups, index=X.index)
+    slopes = [c for c in design.Z.columns if c != "treat"]
+    keep = [c for c in X.columns if c not in slopes]
+    cols = [X[c].to_numpy(float) for c in keep]
+    names = list(keep)
+    for c in slopes:
+        v = design.Z[c].to_numpy(float)
+        for g in sorted(groups.unique(), key=str):
+            col = v * (groups == g).to_numpy(float)
+            if np.any(col != 0):
+                cols.append(col)
+                names.append(f"{c}|trial[{g}]")
+    return np.column_stack(cols), names
+
+
+def ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Least squares: (beta, covariance sigma² (X'X)⁻¹, residual df); columns must be of full rank."""
+    n, p = X.shape
+    Q, R = np.linalg.qr(X)
+    if np.min(np.abs(np.diag(R))) < 1e-10 * max(1.0, np.abs(np.diag(R)).max()):
+        raise np.linalg.LinAlgError("design not of full column rank")
+    beta = np.linalg.solve(R, Q.T @ y)
+    df = n - p
+    if df <= 0:
+        raise np.linalg.LinAlgError("no residual degrees of freedom")
+    s2 = float(((y - X @ beta) ** 2).sum() / df)
+    Rinv = np.linalg.inv(R)
+    return beta, s2 * Rinv @ Rinv.T, df
+
+
+def logistic(y: np.ndarray, X: np.ndarray, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic regression by Newton's method with step-halving: (beta, inverse information).
+    Raises FloatingPointError when an estimate diverges (separation)."""
+    p = X.shape[1]
+    beta = np.zeros(p)
+
+    def nll(b):
+        eta = X @ b
+        return float(-(y * eta - np.logaddexp(0.0, eta)).sum())
+
+    f = nll(beta)
+    for _ in range(max_iter):
+        mu = special.expit(X @ beta)
+        w = mu * (1 - mu)
+        H = (X * w[:, None]).T @ X
+        step = np.linalg.solve(H, X.T @ (y - mu))
+        t = 1.0
+        while t > 1e-10:
+            fn = nll(beta + t * step)
+            if fn <= f + 1e-12 * abs(f):
+                break
+            t *= 0.5
+        beta, f = beta + t * step, fn
+        if np.abs(t * step).max() < 1e-10:
+            break
+    mu = special.expit(X @ beta)
+    info = (X * (mu * (1 - mu))[:, None]).T @ X
+    cov = np.linalg.inv(info)
+    if np.abs(beta).max() > 15 or not np.all(np.isfinite(cov)) or np.sqrt(np.abs(np.diag(cov))).max() > 1e3:
+        raise FloatingPointError("estimates diverge (separation: no events, or only events, in an arm)")
+    return beta, cov
+
+
+def _wald(est: float, se: float, df: int | None) -> dict:
+    q = stats.t.ppf(0.975, df) if df else stats.norm.ppf(0.975)
+    p = 2 * (stats.t.sf(abs(est / se), df) if df else stats.norm.sf(abs(est / se)))
+    return {"estimate": est, "se": se, "ci_low": est - q * se, "ci_high": est + q * se, "p": float(p),
+            "inference": f"t({df})" if df else "z"}
+
+
+def common_effect(design: Design, target: str) -> dict:
+    """The stratified common-effect (or, with one trial, the single-trial) fit of ``target``."""
+    X, names = stratified_matrix(design)
+    j = names.index(target)
+    y = np.asarray(design.y, float)
+    binary = design.spec.binary_outcome
+    single = design.studies == 1
+    label = (SINGLE_BINARY if binary else SINGLE_LINEAR) if single else COMMON_LABEL
+    try:
+        if binary:
+            beta, cov = logistic(y, X)
+            out = _wald(float(beta[j]), float(math.sqrt(cov[j, j])), None)
+        else:
+            beta, cov, df = ols(y, X)
+            out = _wald(float(beta[j]), float(math.sqrt(cov[j, j])), df)
+    except (np.linalg.LinAlgError, FloatingPointError) as exc:
+        return {"label": label, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                "p": np.nan, "inference": "", "message": f"{label} not estimable: {exc}"}
+    return {"label": label, **out, "message": ""}
+
+
+def per_trial_effects(design: Design, target: str = "treat") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per-trial estimate and variance of ``target`` from the same regression within each trial;
+    returns (estimates, variances, trials left out with the reason)."""
+    X, names = stratified_matrix(design)
+    y = np.asarray(design.y, float)
+    groups = np.asarray(design.groups).astype(str)
+    est, var, skipped = [], [], []
+    for g in sorted(set(groups)):
+        rows = groups == g
+        Xg = X[rows]
+        used = [i for i, n in enumerate(names) if np.any(Xg[:, i] != 0)]
+        Xg = Xg[:, used]
+        j = [names[i] for i in used].index(target)
+        try:
+            if design.spec.binary_outcome:
+                beta, cov = logistic(y[rows], Xg)
+            else:
+                beta, cov, _ = ols(y[rows], Xg)
+        except (np.linalg.LinAlgError, FloatingPointError) as exc:
+            skipped.append(f"{g} ({exc})")
+            continue
+        est.append(float(beta[j]))
+        var.append(float(cov[j, j]))
+    return np.array(est), np.array(var), skipped
+
+
+def paule_mandel(y: np.ndarray, v: np.ndarray) -> float:
+    """Paule–Mandel tau²: the root of Σ (y_i − μ(tau²))² / (v_i + tau²) = k − 1 (0 if none)."""
+    k = len(y)
+
+    def gen_q(t2):
+        w = 1 / (v + t2)
+        mu = (w * y).sum() / w.sum()
+        return float((w * (y - mu) ** 2).sum()) - (k - 1)
+
+    if k < 2 or gen_q(0.0) <= 0:
+        return 0.0
+    hi = max(float(np.var(y, ddof=1)), 1e-8)
+    while gen_q(hi) > 0:
+        hi *= 2
+    return float(optimize.brentq(gen_q, 0.0, hi, xtol=1e-12 * max(1.0, hi)))
+
+
+def hksj(y: np.ndarray, v: np.ndarray) -> dict:
+    """Random-effects estimate with the Hartung–Knapp–Sidik–Jonkman interval (Paule–Mandel tau²)."""
+    k = len(y)
+    t2 = paule_mandel(y, v)
+    w = 1 / (v + t2)
+    mu = float((w * y).sum() / w.sum())
+    q = float((w * (y - mu) ** 2).sum() / (k - 1))
+    se = math.sqrt(q / w.sum())
+    return {**_wald(mu, se, k - 1), "tau": math.sqrt(t2), "k": k}
+
+
+def two_stage(design: Design) -> dict:
+    """Two-stage random-effects estimate of the treatment effect with the HKSJ interval."""
+    y, v, skipped = per_trial_effects(design)
+    note = f"trials left out of the two-stage analysis: {', '.join(skipped)}" if skipped else ""
+    if len(y) < 2:
+        return {"label": HKSJ_LABEL, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                "p": np.nan, "tau": np.nan, "k": len(y), "inference": "",
+                "message": "; ".join(m for m in (note, "two-stage random effects need at least 2 trials with an estimate") if m)}
+    return {"label": HKSJ_LABEL, **hksj(y, v), "message": note}
