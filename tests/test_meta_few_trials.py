@@ -116,7 +116,7 @@ def test_single_trial_is_an_ancova_labelled_as_such():
 
 
 def test_replicate_on_one_trial_reports_the_single_trial_analysis(tmp_path):
-    from training.example import example_data_dir
+    from training.example_data import example_data_dir
 
     src = example_data_dir()
     data = tmp_path / "one"
