@@ -149,6 +149,12 @@ def fit_peers(df, y, feats, comps, seed, ok_rows, new_df=None):
     return out
 
 
+def within_trial_sd(b, trial) -> float:
+    """SD of the predicted benefit among participants of the same trial (same comparator mix),
+    averaged over trials: the predicted heterogeneity (0 for an average-effect model)."""
+    return float(pd.Series(np.asarray(b, float)).groupby(np.asarray(trial)).std(ddof=0).mean())
+
+
 def c_benefit(b, y, treat, trial):
     from training.metrics import c_for_benefit
 
@@ -161,6 +167,8 @@ def c_benefit(b, y, treat, trial):
 
 def one(args) -> list:
     scenario, seed, outcome, follow_up, peers, n_boot_lin, n_boot_tree = args
+    train_scenario, _, new_scenario = scenario.partition(">")
+    new_scenario = new_scenario or train_scenario
     from threadpoolctl import threadpool_limits
 
     from training.iecv import _benefit_mix, run_iecv
@@ -171,9 +179,10 @@ def one(args) -> list:
     warnings.simplefilter("ignore")
     rows = []
     with threadpool_limits(1):
-        df, truth, cfg, recols = load_task(scenario, seed, outcome, follow_up)
-        # an independent dataset (new trials of the same design) for out-of-sample evaluation
-        ndf, ntruth, _, _ = load_task(scenario, seed + 10_000, outcome, follow_up)
+        df, truth, cfg, recols = load_task(train_scenario, seed, outcome, follow_up)
+        # an independent dataset (new trials of the same design, or of the scenario after '>') for
+        # out-of-sample evaluation
+        ndf, ntruth, _, _ = load_task(new_scenario, seed + 10_000, outcome, follow_up)
         otype = "continuous" if outcome != "global_recovery" else "binary"
         feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
         X = df[["trial", "treatment"] + feats]
@@ -204,10 +213,30 @@ def one(args) -> list:
         # in-trial models must not apply a fitted trial's deviation to a new trial of the same name)
         NX = ndf[["trial", "treatment"] + feats].assign(trial=lambda d: "new:" + d["trial"].astype(str))
 
-        def new_metrics(bn):
-            return {"pehe_new": float(np.sqrt(np.mean((bn[nok] - nt_mix[nok]) ** 2))),
-                    "c_for_benefit_new": c_benefit(bn[nok], ny[nok], ntreat[nok], ntrial[nok]),
-                    "c_oracle_new": oracle_c_new}
+        def new_metrics(bn, pn=None):
+            out = {"pehe_new": float(np.sqrt(np.mean((bn[nok] - nt_mix[nok]) ** 2))),
+                   "bias_new": float(np.mean(bn[nok] - nt_mix[nok])),
+                   "c_for_benefit_new": c_benefit(bn[nok], ny[nok], ntreat[nok], ntrial[nok]),
+                   "c_oracle_new": oracle_c_new}
+            if pn is not None and f"benefit_vs_{ncomps[0]}_pi_low" in pn:
+                # new-setting PI per class vs the new trial's class-specific truth, overall and by
+                # distance from the training support (predict.support)
+                hits, rare, far = [], [], []
+                for i, c in enumerate(ncomps):
+                    if f"benefit_vs_{c}_pi_low" not in pn:
+                        continue
+                    msk = nok & (nW[:, i] > 0)
+                    tc = ntruth[f"benefit_vs_{c}"].to_numpy()[msk]
+                    hits.append((tc >= pn[f"benefit_vs_{c}_pi_low"].to_numpy()[msk])
+                                & (tc <= pn[f"benefit_vs_{c}_pi_high"].to_numpy()[msk]))
+                    rare.append(pn["support_rare"].to_numpy()[msk] if "support_rare" in pn else np.zeros(msk.sum(), bool))
+                    far.append(pn["support_factor"].to_numpy()[msk] > 1 if "support_factor" in pn else np.zeros(msk.sum(), bool))
+                h, r, f = np.concatenate(hits), np.concatenate(rare), np.concatenate(far)
+                out.update({"coverage_pi_new": float(h.mean()),
+                            "coverage_pi_new_inside": float(h[~f].mean()) if (~f).any() else np.nan,
+                            "coverage_pi_new_beyond": float(h[f].mean()) if f.any() else np.nan,
+                            "share_new_beyond": float(f.mean()), "share_new_rare": float(r.mean())})
+            return out
         # grouped 5-fold CV for selection (IECV-style, fewer folds)
         tcodes = pd.factorize(df["trial"])[0]
         has = np.array([ok[tcodes == k].any() for k in range(tcodes.max() + 1)])
@@ -270,10 +299,14 @@ def one(args) -> list:
             for c in m.comparators_:
                 if f"benefit_vs_{c}" in truth:
                     all_err.append(p[f"benefit_vs_{c}"].to_numpy() - truth[f"benefit_vs_{c}"].to_numpy())
-            bn = _benefit_mix(m.predict(NX), ntrial, ncls, cfg.active, ncomps)
+            pn = m.predict_interval(NX)
+            if hasattr(m, "support_scores"):
+                sc = m.support_scores(NX)
+                pn = pn.assign(support_rare=sc["rare"], support_factor=sc["factor"])
+            bn = _benefit_mix(pn, ntrial, ncls, cfg.active, ncomps)
             rows.append({"scenario": scenario, "seed": seed, "learner": name, "pehe": float(np.sqrt(np.mean(err ** 2))),
-                         "pehe_avg_trial": float(np.sqrt(np.mean((b[ok] - t_avg[ok]) ** 2))), **new_metrics(bn),
-                         "bias": float(np.mean(err)), "coverage_ci": cov_ci, "coverage_pi": cov_pi,
+                         "pehe_avg_trial": float(np.sqrt(np.mean((b[ok] - t_avg[ok]) ** 2))), **new_metrics(bn, pn),
+                         "spread": within_trial_sd(b[ok], trial[ok]), "bias": float(np.mean(err)), "coverage_ci": cov_ci, "coverage_pi": cov_pi,
                          "coverage_ci_avg_trial": cov_avg,
                          "c_for_benefit": c_benefit(b[ok], y[ok], treat[ok], trial[ok]), "c_oracle": oracle_c,
                          "pehe_all_classes": float(np.sqrt(np.mean(np.concatenate(all_err) ** 2))),
@@ -293,7 +326,7 @@ def one(args) -> list:
                     cov = float(np.mean((t_mix[ok] >= lo) & (t_mix[ok] <= hi)))
                 rows.append({"scenario": scenario, "seed": seed, "learner": name, "pehe": float(np.sqrt(np.mean(err ** 2))),
                              "pehe_avg_trial": float(np.sqrt(np.mean((b - t_avg[ok]) ** 2))), **new_metrics(bn),
-                             "bias": float(np.mean(err)), "coverage_ci": cov, "coverage_pi": np.nan,
+                             "spread": within_trial_sd(b, trial[ok]), "bias": float(np.mean(err)), "coverage_ci": cov, "coverage_pi": np.nan,
                              "c_for_benefit": c_benefit(b, y[ok], treat[ok], trial[ok]), "c_oracle": oracle_c,
                              "sd_true_benefit": float(np.std(t_mix[ok])), "fit_seconds": s, "n": int(ok.sum())})
     return rows
@@ -303,7 +336,9 @@ def summarise(res: pd.DataFrame) -> pd.DataFrame:
     g = res.groupby(["scenario", "learner"])
     s = g.agg(seeds=("seed", "nunique"), pehe=("pehe", "mean"), pehe_sd=("pehe", "std"),
               pehe_avg_trial=("pehe_avg_trial", "mean"), pehe_new=("pehe_new", "mean"),
-              c_new=("c_for_benefit_new", "mean"), c_oracle_new=("c_oracle_new", "mean"), bias=("bias", "mean"),
+              c_new=("c_for_benefit_new", "mean"), bias_new=("bias_new", "mean"), spread=("spread", "mean"),
+              **{k: (k, "mean") for k in ("coverage_pi_new", "coverage_pi_new_inside", "coverage_pi_new_beyond",
+                                          "share_new_beyond", "share_new_rare") if k in res}, c_oracle_new=("c_oracle_new", "mean"), bias=("bias", "mean"),
               coverage_ci=("coverage_ci", "mean"), coverage_pi=("coverage_pi", "mean"),
               **({"coverage_ci_avg": ("coverage_ci_avg_trial", "mean")} if "coverage_ci_avg_trial" in res else {}),
               c_for_benefit=("c_for_benefit", "mean"), c_oracle=("c_oracle", "mean"),

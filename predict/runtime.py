@@ -191,6 +191,7 @@ def impute_mean(imp: dict, F: np.ndarray) -> np.ndarray:
     S = np.asarray(imp["cov"], float)
     out = F.copy()
     keys, inv = _patterns(F)
+    skey = None if imp.get("_cache") is not None else hash(S.tobytes())
     for k, m in enumerate(keys):
         if not m.any():
             continue
@@ -198,10 +199,33 @@ def impute_mean(imp: dict, F: np.ndarray) -> np.ndarray:
         o = ~m
         cm = np.broadcast_to(mu[m], (rows.sum(), m.sum())).copy()
         if o.any():
-            A = _pattern_solve(imp, S, m, need_L=False)[0]
+            A = _regression_cached(imp, S, m, skey)
             cm += (F[np.ix_(rows, o)] - mu[o]) @ A
         out[np.ix_(rows, m)] = cm
     return _bound(imp, out)
+
+
+_REG_CACHE: dict = {}
+
+
+def _regression_cached(imp: dict, S: np.ndarray, m: np.ndarray, skey) -> np.ndarray:
+    """A = S_oo^-1 S_om of :func:`_pattern_solve`, cached by covariance (hash of its bytes, then
+    checked equal) and pattern for unprepared exports too: training calls ``impute_mean``
+    thousands of times on the same few dozen missing-data patterns (same numbers, solved once)."""
+    if skey is None:
+        return _pattern_solve(imp, S, m, need_L=False)[0]
+    entry = _REG_CACHE.get(skey)
+    if entry is None or entry[0].shape != S.shape or not np.array_equal(entry[0], S):
+        if len(_REG_CACHE) > 64:
+            _REG_CACHE.clear()
+        entry = _REG_CACHE[skey] = (S.copy(), {})
+    key = m.tobytes()
+    A = entry[1].get(key)
+    if A is None:
+        if len(entry[1]) > 4096:
+            entry[1].clear()
+        A = entry[1][key] = _pattern_solve(imp, S, m, need_L=False)[0]
+    return A
 
 
 def _pattern_solve(imp: dict, S: np.ndarray, m: np.ndarray, need_L: bool = True):
@@ -1133,7 +1157,10 @@ def predict_from_export(exp: dict, X: pd.DataFrame, intervals: bool = True, leve
     ``benefit_vs_<c>_se``, ``_ci_low``/``_ci_high`` (confidence interval for the patient's
     benefit in an average trial: bootstrap SE combined with the spread over the patient's
     missing covariates) and ``_pi_low``/``_pi_high`` (adds the between-trial SD tau: a new
-    setting). Unavailable classes (no training data) are NaN."""
+    setting). Both are widened by the extrapolation factor of :mod:`predict.support` for patients
+    beyond the training support. Unavailable classes (no training data) are NaN."""
+    from predict.support import support_scores
+
     F = feature_matrix(exp["features"], X)
     ex, ben = point(exp, F)
     out = {f"expected_{exp['active']}": ex["__active__"]}
@@ -1150,14 +1177,15 @@ def predict_from_export(exp: dict, X: pd.DataFrame, intervals: bool = True, leve
         se_b = estimation_se(exp, F)
         vm = missing_variance(exp, F)
         lim = 1.0 if exp["outcome_type"] == "binary" else 100.0
+        f = support_scores(exp.get("support"), F)["factor"]  # >= 1: widening for extrapolation
         for c in exp["comparators"]:
-            se = np.sqrt(se_b[c] ** 2 + vm[c])
+            se = f * np.sqrt(se_b[c] ** 2 + vm[c])
             tau = float(exp["interval"]["tau"].get(c, 0.0))
             b = ben[c]
             out[f"benefit_vs_{c}_se"] = se
             out[f"benefit_vs_{c}_ci_low"] = np.clip(b - z * se, -lim, lim)
             out[f"benefit_vs_{c}_ci_high"] = np.clip(b + z * se, -lim, lim)
-            sp = np.sqrt(se ** 2 + tau ** 2)
+            sp = np.sqrt(se ** 2 + (f * tau) ** 2)
             out[f"benefit_vs_{c}_pi_low"] = np.clip(b - z * sp, -lim, lim)
             out[f"benefit_vs_{c}_pi_high"] = np.clip(b + z * sp, -lim, lim)
         for c in exp.get("unavailable", []):

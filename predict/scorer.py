@@ -34,6 +34,7 @@ from predict import network_arms
 from predict import verdict as verdicts
 from predict import runtime as rt
 from predict import model_format as mf
+from predict import support
 from predict.artifact import Artifact, load_artifact
 from predict.errors import LbpError, Problem, ValidationFailed
 from predict.program import compile_program, default_threads
@@ -604,6 +605,16 @@ class Scorer:
     # ------------------------------------------------------------------ computation
     def _compute(self, F: np.ndarray, comparator: str, tasks: list[_Task],
                  arms: bool = False) -> tuple[list[_Computed], dict]:
+        """:meth:`_compute_raw`, the intervals widened for patients beyond the training support
+        (:func:`predict.support.widen_task`)."""
+        out, arm_iv = self._compute_raw(F, comparator, tasks, arms)
+        for c in out:
+            if c.available and c.learner is None:
+                c.ci, c.pi = support.widen_task(c.task.exp, F, c.benefit, c.ci, c.pi)
+        return out, arm_iv
+
+    def _compute_raw(self, F: np.ndarray, comparator: str, tasks: list[_Task],
+                     arms: bool = False) -> tuple[list[_Computed], dict]:
         """Per task the point predictions and benefit intervals; with ``arms``, also the per-arm
         95% CIs of the expected outcome (see :meth:`_arm_interval`) as {task: (exercise low,
         exercise high, comparator low, comparator high)} arrays over patients.
@@ -801,6 +812,8 @@ class Scorer:
         comp, arm_iv = self._compute(F, comparator, tasks, arms=True)
         n = F.shape[0]
         warns = self._imputation_warned(F, self._patient_warnings(F))
+        for w, note in zip(warns, support.patient_notes([t.exp for t in tasks], F)):
+            w += note
         req_warn = self._request_warnings(comparator, tasks)
         missing = self._missing_lists(F)
         factors: list[list[dict]] = [[] for _ in range(n)]
@@ -961,7 +974,9 @@ class Scorer:
             texts = np.array([";".join(nm for nm, m in zip(names, row) if m) for row in keys] or [""], dtype=object)
             cols["missing"] = texts[inv].tolist() if n else []
             req = self._request_warnings(comparator, tasks)
-            cols["warnings"] = [" | ".join(w + req) for w in self._imputation_warned(F, self._patient_warnings(F))]
+            notes = support.patient_notes([t.exp for t in tasks], F)
+            cols["warnings"] = [" | ".join(w + note + req) for w, note in
+                                zip(self._imputation_warned(F, self._patient_warnings(F)), notes)]
         return pd.DataFrame(cols)
 
     # ------------------------------------------------------------------ result pieces

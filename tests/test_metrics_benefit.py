@@ -66,6 +66,19 @@ def test_concordance_counts_obs_ties_not_comparable():
     assert (num, den) == (1.0, 2.0)
 
 
+def test_concordance_direct_count_equals_kendall_route(monkeypatch):
+    """Small samples count P - Q directly; the result equals scipy's kendalltau route exactly."""
+    from training.metrics import _stats
+
+    rng = np.random.default_rng(5)
+    for n in (2, 7, 60, 200):
+        pred, obs = np.round(rng.normal(size=n), 1), rng.integers(0, 5, n).astype(float)
+        direct = concordance_counts(pred, obs)
+        monkeypatch.setattr(_stats, "DIRECT_MAX_N", 0)
+        assert concordance_counts(pred, obs) == direct
+        monkeypatch.setattr(_stats, "DIRECT_MAX_N", 200)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(-3, 3), st.integers(-2, 2)), min_size=2, max_size=40))
 def test_concordance_matches_brute_force(pairs):

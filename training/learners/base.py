@@ -184,6 +184,24 @@ class BenefitLearner(BaseEstimator):
         self._check_fitted()
         return rt.explain_from_export(self.export_, X, comparator)
 
+    def support_scores(self, X: pd.DataFrame) -> dict:
+        """Per patient the distance from the training support (``predict.support``): ``z``,
+        ``percentile``, interval widening ``factor`` and ``rare`` flag."""
+        from predict.support import support_scores
+
+        self._check_fitted()
+        return support_scores(self.export_.get("support"), rt.feature_matrix(self.export_["features"], X))
+
+    def _attach_support(self, X: pd.DataFrame) -> None:
+        """Store the training support of the inputs that drive this learner's effect modification
+        (``training.learners.support``); skipped without intervals (``n_boot=0``, e.g. in IECV)."""
+        if getattr(self, "n_boot", 1) == 0:
+            self.export_["support"] = {"method": "none", "features": [], "reason": "no intervals (n_boot=0)"}
+            return
+        from training.learners.support import learner_support
+
+        self.export_["support"] = learner_support(self, X, rt.feature_matrix(self.export_["features"], X))
+
     def to_export(self) -> dict:
         """The fitted state as plain JSON numbers + LightGBM model strings (a deep copy)."""
         self._check_fitted()

@@ -261,6 +261,7 @@ class _MetaBase(BenefitLearner):
         self.boot_arm_predictions_ = arm_preds
         self.export_ = exp
         self.n_features_in_ = len(d.spec["names"])
+        self._attach_support(X)
         return self
 
 

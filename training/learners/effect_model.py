@@ -227,6 +227,7 @@ class EffectModel(BenefitLearner):
                             "lambda_interaction": lam_int if sd > 0 else None})
         self.export_ = exp
         self.n_features_in_ = len(d.spec["names"])
+        self._attach_support(X)
         return self
 
     def _select_sd(self, d: LinearData, P, M, grid, lam_main, sigma2, prog):

@@ -101,6 +101,7 @@ class RiskModel(EffectModel):
         self.interaction_sd_ = isd
         self.cv_ = None
         self.n_features_in_ = len(d.spec["names"])
+        self._attach_support(X)
         return self
 
     def prognostic_index(self, X: pd.DataFrame) -> np.ndarray:

@@ -157,6 +157,8 @@ class StackedLearner(BenefitLearner):
             "imputer": first["imputer"],
             "members": {"weights": w, "names": self.names or [e["kind"] for e in exps], "exports": exps},
             "interval": {"method": "stack", "tau": tau},
+            # the extrapolation check of the heaviest member (predict.support)
+            "support": exps[int(np.argmax(w))].get("support", {"method": "none", "features": []}),
             "meta": {**first.get("meta", {}), "stack_weights": dict(zip(self.names or [e["kind"] for e in exps], w))},
         }
         return self
