@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_limits
 
 from predict import support as sp
 from training.learners.effect_model import ConstantEffect, EffectModel
-from training.learners.toy import toy_trials
+from training.simulate.small_trials import small_trials as toy_trials
 
 
 @pytest.fixture(autouse=True)
