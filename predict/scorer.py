@@ -30,7 +30,7 @@ import pandas as pd
 from predict import network as netrt
 from predict import _fused as fz
 from predict import imputed as imputed_inputs
-from predict import network_arms
+from predict import arm_intervals
 from predict import verdict as verdicts
 from predict import runtime as rt
 from predict import model_format as mf
@@ -629,7 +629,7 @@ class Scorer:
         if comparator in self.network_only:
             comp = [self._compute_network(F, comparator, t, z) for t in tasks]
             for c in comp if arms else []:
-                iv = network_arms.arm_bounds(c.task.exp, F, c.exercise, c.benefit, c.ci, z) if c.available else None
+                iv = arm_intervals.arm_bounds(c.task.exp, F, c.exercise, c.benefit, c.ci, z) if c.available else None
                 if iv is not None:
                     arm_iv[c.task.task] = iv
             return comp, arm_iv

@@ -17,6 +17,19 @@ from training.cards.schema import validate_mct_v002
 from training.cards.subgroups import COLUMNS, subgroup_performance
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run_plot(kind: str) -> bytes:
+    """A small real PNG standing for a training run's plot (its text chunk says which)."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", f"run-plot-{kind}")
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 220, 240)).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
 TASKS = ["pain__short", "pain__moderate", "global_recovery__short"]
 IECV = ["pain__short", "global_recovery__short"]
 TRIALS = [f"T{i:02d}" for i in range(1, 7)]
@@ -97,7 +110,7 @@ def make_report(d: Path, synthetic: bool = True, subgroups: bool = False, plots_
     (d / "plots").mkdir()
     for t in plots_for:
         for k in ("iecv_forest", "benefit_calibration"):
-            (d / "plots" / f"{t}__{k}.png").write_bytes(PNG + b"run-plot-" + k.encode())
+            (d / "plots" / f"{t}__{k}.png").write_bytes(run_plot(k))
     (d / "summaries").mkdir()
     pd.DataFrame({"term": ["intercept", "active x [age]", "active x [age:rcs1]", "active x [heavy_physical_work]"],
                   "coef": [30.0, 0.2, 0.1, 1.3], "se": [1.0, 0.5, 0.5, 0.4], "z": [30, 0.4, 0.2, 3.25]}
@@ -239,7 +252,10 @@ def test_card_sections_banner_and_schema(report: Path):
 def test_figures_copied_or_redrawn(tmp_path: Path):
     report = make_report(tmp_path / "r", plots_for=("global_recovery__short",))
     card = build_card(report, make_manifest())
-    assert card.figures["global_recovery__short__iecv_forest.png"] == PNG + b"run-plot-iecv_forest"
+    from training.synthetic_label import label_png
+
+    # copied from the run (then labelled: a synthetic model's figures all carry the synthetic band)
+    assert card.figures["global_recovery__short__iecv_forest.png"] == label_png(run_plot("iecv_forest"))
     for name in ("pain__short__benefit_calibration.png", "pain__short__iecv_forest.png"):
         assert card.figures[name].startswith(PNG)  # redrawn from the CSVs
         assert f"]({name})" in card.markdown
@@ -266,16 +282,20 @@ def test_hti1_has_31_attributes(report: Path):
     attrs = card.json["extensions"]["onc_hti1"]["attributes"]
     assert [a["number"] for a in attrs] == list(range(1, 32))
     assert len({a["category"] for a in attrs}) == 9
-    assert all(a["answer"] and a["status"] in ("answered", "not_applicable", "not_yet_available") for a in attrs)
+    assert all(a["answer"] and a["status"] == "answered" and a["section"] in SECTION_IDS for a in attrs)
     by = {a["number"]: a for a in attrs}
-    assert all(by[k]["status"] == "not_applicable" for k in (17, 18, 19, 20, 23, 24, 27, 29))  # synthetic
-    assert "0.550" in by[21]["answer"] and by[22]["status"] == "not_yet_available"
+    # synthetic default: the owner's statements say plainly what is true (no external validation, no funding)
+    assert all("None has been done" in by[k]["answer"] for k in (17, 19, 20, 23, 24))
+    assert by[2]["answer"].startswith("None.") and "issue tracker" in by[1]["answer"]
+    assert "0.550" in by[21]["answer"] and "not computed" in by[22]["answer"]
     assert "female: sex" in by[12]["answer"] and "race" in by[12]["answer"]
-    md_rows = [ln for ln in card.markdown.split("## 13.")[1].split("## 14.")[0].splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    sec = next(n for n, (sid, _) in enumerate(SECTION_ORDER, start=1) if sid == "hti1")
+    md_rows = [ln for ln in card.markdown.split(f"## {sec}.")[1].split(f"## {sec + 1}.")[0].splitlines()
+               if ln.startswith("| ") and ln[2].isdigit()]
     assert len(md_rows) == 31
     real = build_card(make_report(report.parent / "real", synthetic=False), make_manifest(synthetic=False))
     rb = {a["number"]: a for a in real.json["extensions"]["onc_hti1"]["attributes"]}
-    assert rb[17]["status"] == "not_yet_available"
+    assert rb[17]["status"] == "not_stated" and "Not stated by the model owner" in rb[17]["answer"]
 
 
 def test_tripod_items(report: Path):
@@ -452,4 +472,4 @@ def test_card_command_on_artifact(report: Path, tmp_path: Path):
 def test_write_card(tmp_path: Path, report: Path):
     card = build_card(report, make_manifest())
     paths = write_card(card, tmp_path / "o")
-    assert {p.name for p in paths} == {"card.md", "card.json"} | set(card.figures)
+    assert {p.name for p in paths} == {"card.md", "card.json", "card.chai.xml"} | set(card.figures)

@@ -35,6 +35,7 @@ import pandas as pd
 from predict import __version__
 from predict import model_format as mf
 from predict.artifact import load_artifact, sha256_bytes, write_artifact
+from predict.arm_intervals import available as arm_intervals_available
 from predict.errors import LbpError
 
 BOOSTER_REF = mf.BOOSTER_REF
@@ -410,6 +411,8 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
                                "level counts; no participant-level rows",
                        "used_for": "out-of-range and little-data warnings"},
         "card": dict(mf.CARD),
+        # per task: does the scorer give per-arm 95% CIs (the model card claims them only where true)
+        "arm_intervals": {t: arm_intervals_available(e) for t, e in sorted(exports.items())},
     }
     if network_trained:
         manifest["network"] = {

@@ -369,6 +369,10 @@ def _plots(d: Path, task: str, res, how: dict) -> None:
 
 def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs) -> None:
     lines = ["# Training run", ""]
+    if synthetic and (out / "plots").is_dir():
+        from training.synthetic_label import label_folder
+
+        label_folder(out / "plots")  # every figure of a synthetic run says so
     if synthetic:
         lines += ["**SYNTHETIC DATA** (embedded simulator default): not for clinical use.", ""]
     lines += [f"Total time {secs:.0f} s.", "", "## Tasks", "", _md(tasks) if len(tasks) else "(none)", ""]

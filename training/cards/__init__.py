@@ -22,13 +22,15 @@ class Card:
     figures: dict[str, bytes] = field(default_factory=dict)  # PNG bytes by file name (stored under card/<name>)
 
 
-def build_card(report_dir: Path, manifest: dict, *, figure_prefix: str = "") -> Card:
+def build_card(report_dir: Path, manifest: dict, *, figure_prefix: str = "", owner: dict | None = None) -> Card:
     """Build the model card from a training run's report folder and the artifact manifest.
 
     ``figure_prefix`` is prepended to figure links in the Markdown (default ``""``: the PNGs sit
     beside ``card.md``, as in the artifact's ``card/`` folder and ``lbp-benefit card --out``).
     Raises :class:`predict.errors.LbpError` if a required input is missing or malformed.
     Deterministic given the same inputs (the manifest's ``created`` time appears as given).
+    ``owner``: the model owner's statements (:func:`training.cards.owner.load_owner`); default: the
+    packaged statements for a synthetic model, none (said "not stated") for a real one.
     """
     from training.cards.content import build_sections
     from training.cards.figures import build_figures
@@ -36,9 +38,13 @@ def build_card(report_dir: Path, manifest: dict, *, figure_prefix: str = "") -> 
     from training.cards.render import banner, render_markdown
     from training.cards.schema import card_json, validate_mct_v002
 
+    from training.cards.owner import load_owner
+
     inp = read_inputs(report_dir, manifest)
+    if owner is None and inp.synthetic:
+        owner = load_owner()
     figures = build_figures(inp)
-    sections = build_sections(inp, figures, figure_prefix)
+    sections = build_sections(inp, figures, figure_prefix, owner)
     md = render_markdown(inp, sections)
     listed = [f["name"] for f in next(s for s in sections if s.id == "figures").data["figures"]]
     js = card_json(inp, sections, listed, banner(inp))
@@ -49,14 +55,18 @@ def build_card(report_dir: Path, manifest: dict, *, figure_prefix: str = "") -> 
 
 
 def write_card(card: Card, out: Path) -> list[Path]:
-    """Write ``card.md``, ``card.json`` and the figures into folder ``out``; return the paths."""
+    """Write ``card.md``, ``card.json``, ``card.chai.xml`` (CHAI Applied Model Card v0.2, validated
+    against its XSD) and the figures into folder ``out``; return the paths."""
     import json
+
+    from training.cards.chai import checked_xml
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "card.md", out / "card.json"]
+    paths = [out / "card.md", out / "card.json", out / "card.chai.xml"]
     paths[0].write_text(card.markdown, "utf-8")
     paths[1].write_text(json.dumps(card.json, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    paths[2].write_text(checked_xml(card.json), "utf-8")
     for name, data in sorted(card.figures.items()):
         p = out / name
         p.write_bytes(data)

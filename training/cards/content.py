@@ -30,7 +30,9 @@ SECTION_ORDER = [
     ("subgroups", "Subgroup performance (sex, age, BMI, work status)"),
     ("limitations", "Limitations and caveats"),
     ("ethics", "Ethical considerations"),
-    ("tripod_ai", "TRIPOD+AI items this card answers"),
+    ("point_of_care", "What a clinician sees: intervals and the smallest-worthwhile verdict"),
+    ("organisation", "Developer, funding, oversight, monitoring and updates"),
+    ("tripod_ai", "TRIPOD+AI checklist"),
     ("hti1", "ONC HTI-1 predictive DSI source attributes"),
     ("card_format", "About this card"),
 ]
@@ -134,7 +136,7 @@ def headline_learner(inp: CardInputs, task: str) -> str | None:
     return None
 
 
-def _n_trials_manifest(m: dict) -> tuple[int | None, int | None]:
+def n_trials_manifest(m: dict) -> tuple[int | None, int | None]:
     td = m.get("training_data") or {}
     trials = td.get("trials") or {}
     n = td.get("n_participants")
@@ -143,7 +145,7 @@ def _n_trials_manifest(m: dict) -> tuple[int | None, int | None]:
     return (len(trials) if trials else None), n
 
 
-def _feature_schema(m: dict) -> list[dict]:
+def feature_schema(m: dict) -> list[dict]:
     fs = m.get("feature_schema") or []
     if isinstance(fs, dict):  # {name: spec}
         fs = [{"name": k, **(v or {})} for k, v in fs.items()]
@@ -201,8 +203,11 @@ def s_model_details(inp: CardInputs) -> Section:
         "contact": m.get("contact"),
         "output": ("Per patient, outcome and follow-up: predicted benefit of exercise therapy vs each available "
                    "comparator class (positive = exercise better; 0–100 points for pain and function, risk "
-                   "difference for global recovery), the expected outcome under exercise and under each comparator, "
-                   "each with a 95% interval; unavailable classes are reported as such."),
+                   "difference for global recovery) with a 95% confidence interval (the average patient like this) "
+                   "and a 95% prediction interval (a new clinic); for pain and function the probability that the "
+                   "benefit exceeds the smallest worthwhile effect in four verdict words; the expected outcome under "
+                   "exercise and under each comparator, with a 95% CI for pain and function (none for the "
+                   "probability of recovery under each arm, which is said); unavailable classes are reported as such."),
         "how_predictions_are_calculated": ("The artifact stores each task's selected model as plain JSON (linear "
                                            "coefficients, imputation model) and LightGBM text; the runtime scorer "
                                            "(`predict`) evaluates it; the HTTP API and CDS Hooks service serve it."),
@@ -237,7 +242,7 @@ def s_intended_use(inp: CardInputs) -> Section:
     s = Section("intended_use", dict(SECTION_ORDER)["intended_use"])
     s.data = {"uses": list(T.INTENDED_USE), "users": list(T.INTENDED_USERS), "settings": list(T.INTENDED_SETTINGS),
               "decision_role": "informs", "expertise": "A clinician who manages low back pain; the output needs no "
-              "statistical training but must be read with its interval."}
+              "statistical training; every number is shown with its intervals and their meaning."}
     if inp.synthetic:
         s.md += ["Because this model is synthetic, the uses below describe what the *method* is for; this "
                  "model itself is for demonstration, testing and methods research only.", ""]
@@ -253,7 +258,7 @@ def s_out_of_scope(inp: CardInputs) -> Section:
     items = list(T.OUT_OF_SCOPE)
     if not inp.synthetic:
         items = items[1:]
-    unavailable, sparse = _comparator_flags(inp)
+    unavailable, sparse = comparator_flags(inp)
     if unavailable:
         items.append("Comparator classes with no trial in the training data (no prediction): " + ", ".join(unavailable) + ".")
     s.data = {"items": items}
@@ -261,7 +266,7 @@ def s_out_of_scope(inp: CardInputs) -> Section:
     return s
 
 
-def _comparator_flags(inp: CardInputs) -> tuple[list[str], list[str]]:
+def comparator_flags(inp: CardInputs) -> tuple[list[str], list[str]]:
     m = inp.manifest
     sparse = _names(m.get("sparse_comparators"))
     comps = _names(m.get("comparators"))
@@ -281,10 +286,10 @@ def _comparator_flags(inp: CardInputs) -> tuple[list[str], list[str]]:
 def s_training_data(inp: CardInputs) -> Section:
     m = inp.manifest
     s = Section("training_data", dict(SECTION_ORDER)["training_data"])
-    k, n = _n_trials_manifest(m)
+    k, n = n_trials_manifest(m)
     td = m.get("training_data") or {}
     trials = td.get("trials") or {}
-    unavailable, sparse = _comparator_flags(inp)
+    unavailable, sparse = comparator_flags(inp)
     comps = _names(m.get("comparators"))
     fus = m.get("follow_ups")
     fu_names = _names(fus)
@@ -474,7 +479,7 @@ def _learner_entry(learners: list[str]) -> str:
 def s_modifiers(inp: CardInputs) -> Section:
     m = inp.manifest
     s = Section("modifiers", dict(SECTION_ORDER)["modifiers"])
-    fs = _feature_schema(m)
+    fs = feature_schema(m)
     learners = list(inp.run.get("learners") or [])
     cov = {r["covariate"]: r for r in (covariate_summary(inp) or [])}
     baselines = _names(m.get("baselines"))
@@ -751,7 +756,7 @@ def s_subgroups(inp: CardInputs) -> Section:
 def s_limitations(inp: CardInputs) -> Section:
     s = Section("limitations", dict(SECTION_ORDER)["limitations"])
     pkg = ([T.SYNTHETIC_LIMITATION] if inp.synthetic else []) + list(T.PACKAGE_LIMITATIONS)
-    unavailable, sparse = _comparator_flags(inp)
+    unavailable, sparse = comparator_flags(inp)
     if sparse:
         pkg.append("Sparse comparator classes in this model: " + ", ".join(sparse) + ".")
     if not inp.available.get("subgroup_performance.csv"):
@@ -774,165 +779,6 @@ def s_ethics(inp: CardInputs) -> Section:
     return s
 
 
-def tripod_answers(inp: CardInputs, sections: dict[str, Section]) -> list[dict]:
-    sec_title = dict(SECTION_ORDER)
-    k, n = _n_trials_manifest(inp.manifest)
-    iecv = inp.iecv_tasks()
-    ans = {
-        "3b": "Adults with persistent non-specific low back pain considering exercise therapy; clinicians (see Intended use).",
-        "3c": "Fairness context and inputs in Ethical considerations; subgroup performance by sex, age, BMI and work status.",
-        "5a": ("Synthetic trials from the calibrated simulator" if inp.synthetic else "Pooled randomised trials") +
-              f": {k if k is not None else NA} trials.",
-        "5b": "Not available: accrual and follow-up dates are not part of the data format.",
-        "6a": "Per trial not in the data format; settings of the seed paper's trials given in Training data.",
-        "6b": T.SEED_ELIGIBILITY + ".",
-        "6c": "Arms mapped to treatment classes; class-specific average effects, shared effect modification; exercise-only trials train prognosis.",
-        "7": "Outcomes to 0–100 (higher = worse), follow-up windows, global recovery definition, within-trial centring.",
-        "8a": "Pain, functional limitations (0–100) and global recovery at ~13, 26 and 52 weeks.",
-        "9a": "All candidate modifiers of the study config, not selected on the outcome.",
-        "9b": "Feature schema: type, unit, plausible range, label per modifier.",
-        "10": f"No formal sample-size calculation; {n if n is not None else NA} participants available (per task counts given).",
-        "11": "Two-level normal imputation for linear learners; LightGBM native missing handling.",
-        "12a": "Leave one trial out (internal-external cross-validation)." if iecv else "No IECV was run for this model.",
-        "12b": "Continuous modifiers linear + restricted cubic spline in the effect model; centred within trial.",
-        "12c": "Learners and selection/stacking rule in Methods; penalties tuned by trial-grouped CV of the R-loss.",
-        "12d": "Per-trial metrics pooled by REML random effects with tau, I² and prediction intervals." if iecv else NA,
-        "12e": "c-for-benefit, calibration for benefit, E-for-benefit, AUTOC/Qini, outcome calibration.",
-        "12g": "Exported JSON/LightGBM text evaluated by the runtime scorer; HTTP API.",
-        "13": "Not applicable (no classification thresholds).",
-        "14": "Subgroup performance by sex, age band, BMI band and work status" +
-              ("." if inp.available.get("subgroup_performance.csv") else " (not computed for this model)."),
-        "15": "Continuous predicted benefit with 95% interval; no threshold is applied by the model.",
-        "16": "IECV refits all steps without the held-out trial; final model refit on all trials.",
-        "18e": "Synthetic data reproducible from the seed." if inp.synthetic else "IPD held by the trialists.",
-        "18f": "Open source (lbp-benefit, Apache-2.0); git commit in Model details.",
-        "20b": "Aggregate availability per covariate and participants per trial and class in Training data.",
-        "21": "Participants and trials per task, attrition per outcome and window in Training data.",
-        "22": "The artifact holds the full model (coefficients, trees, imputation model); summaries of interactions in Candidate modifiers.",
-        "23a": "Pooled IECV metrics with 95% CIs and calibration-for-benefit plots." if iecv else "Not available (no IECV).",
-        "23b": "Subgroups and between-trial heterogeneity (tau, I², prediction intervals, forest plots)." if iecv else "Not available.",
-        "26": "Limitations and caveats, including the seed paper's.",
-        "27a": "Out-of-range or mistyped inputs refused; missing covariates imputed; described in Model details.",
-        "27b": "Clinician reads an information card; no statistical expertise required; interval shown.",
-    }
-    out = []
-    for item, topic, sid in T.TRIPOD_ITEMS:
-        out.append({"item": item, "topic": topic, "section": sid, "section_title": sec_title.get(sid, sid),
-                    "answer": ans.get(item, NA)})
-    return out
-
-
-def s_tripod(inp: CardInputs, sections: dict[str, Section]) -> Section:
-    s = Section("tripod_ai", dict(SECTION_ORDER)["tripod_ai"])
-    items = tripod_answers(inp, sections)
-    s.md += ["TRIPOD+AI (Collins et al., BMJ 2024;385:e078378) items relevant to a pooled-trial benefit model, where "
-             "this card answers them (item numbers as transcribed; check against the checklist).", ""]
-    s.md += md_table(["item", "topic", "answer", "section"],
-                     [[i["item"], i["topic"], i["answer"], i["section_title"]] for i in items])
-    s.data = {"standard": "TRIPOD+AI 2024 (Collins GS et al., BMJ 2024;385:e078378)", "items": items}
-    return s
-
-
-def hti1_answers(inp: CardInputs, sections: dict[str, Section]) -> list[dict]:
-    m = inp.manifest
-    syn = inp.synthetic
-    fs = _feature_schema(m)
-    names = [f["name"] for f in fs]
-    demo = [f"{n}: {T.HTI1_DEMOGRAPHIC[n]}" for n in names if n in T.HTI1_DEMOGRAPHIC]
-    iecv = inp.iecv_tasks()
-    perf = sections.get("performance")
-    headline = []
-    for t in iecv:
-        lr = headline_learner(inp, t)
-        p = inp.iecv[t].pooled
-        r = p[(p["learner"] == lr) & (p["metric"] == "c_for_benefit")]
-        r2 = p[(p["learner"] == lr) & (p["metric"] == "calibration_slope_for_benefit")]
-        part = f"{t}: c-for-benefit {fci(*r.iloc[0][['estimate', 'ci_low', 'ci_high']])}" if len(r) else f"{t}: c-for-benefit {NA}"
-        if len(r2):
-            part += f", calibration slope for benefit {fci(*r2.iloc[0][['estimate', 'ci_low', 'ci_high']])}"
-        headline.append(part)
-    sp = inp.subgroup_performance
-    rep = NA
-    if sp is not None and len(sp):
-        k = sp[sp["metric"] == "c_for_benefit"].drop_duplicates(["task", "subgroup_variable", "subgroup_level"])
-        first = sorted(set(k["task"]))[0] if len(k) else None
-        if first is not None:
-            kk = k[(k["task"] == first) & (k["subgroup_variable"] != "all")]
-            rep = f"held-out participants in {first}: " + "; ".join(
-                f"{r['subgroup_variable']} {r['subgroup_level']} n={int(r['n'])}" for r in kk.to_dict("records"))
-    unavailable, sparse = _comparator_flags(inp)
-    ny = "not_yet_available"
-    A = "answered"
-    S = {
-        1: (A, f"{m.get('developer', 'lbp-benefit developers')}; contact: {m.get('contact') or 'the project issue tracker'}."),
-        2: (ny, "No funding source is recorded for this model." if not m.get("funding") else str(m.get("funding"))),
-        3: (A, sections["model_details"].data["output"]),
-        4: (A, "Prediction (of individual treatment benefit and of outcomes under each treatment)."),
-        5: (A, ("SYNTHETIC model for demonstration and testing only; the method is intended to " if syn else "To ")
-            + "estimate how much an adult with persistent low back pain is expected to benefit from exercise therapy vs "
-              "alternatives, to inform shared decisions."),
-        6: (A, "Adults (> 18 years) with non-specific persistent (> 12 weeks) low back pain, alone or with leg pain."),
-        7: (A, "Clinicians managing low back pain (physiotherapists, GPs, musculoskeletal physicians); researchers."),
-        8: (A, "Informs clinical management; does not augment or replace it."),
-        9: (A, " ".join(sections["out_of_scope"].data["items"])),
-        10: (A, "See Limitations and caveats: " + "; ".join(n for n, _ in T.SEED_LIMITATIONS) + "; "
-             + ("synthetic training data; " if syn else "") + "no external validation."),
-        11: (A, ("Synthetic participants generated to match the design of " + T.SEED_SHORT + ". " if syn else "")
-             + "Randomised trials of exercise therapy in adults with persistent non-specific low back pain at moderate "
-               "to low risk of bias; per task, participants with a baseline and a follow-up in the window; comparator "
-               "classes without any trial excluded" + (f" ({', '.join(unavailable)})" if unavailable else "") + "."),
-        12: (A, "Inputs: " + ("; ".join(demo) if demo else "none of these") + ". Not used: " + T.HTI1_NOT_USED + "."),
-        13: (A if rep != NA else ny, ("Aggregate counts by subgroup, " + rep + "." if rep != NA else
-                                       "Subgroup counts not computed for this model.")
-             + " Seed paper's trials: " + T.SEED_SETTINGS + "."
-             + (" Synthetic: the simulator reproduces these summaries only." if syn else "")
-             + " Race and ethnicity are not in the data."),
-        14: (A, ("None: synthetic data have no relevance to any deployed setting. " if syn else "")
-             + "Seed paper's trials: " + T.SEED_SETTINGS + ". Trial participants may differ from routine-care "
-               "patients; deployers should compare their population."),
-        15: (A, "Candidate modifiers include sex, age, BMI and employment only as effect modifiers; performance "
-                "is reported by subgroup; no fairness constraint is imposed on the model."),
-        16: (A, "Within-trial estimation (trial fixed effects, modifiers centred at trial means), known randomisation "
-                "probabilities, trial-grouped tuning and leave-one-trial-out validation; trials selected at moderate to low risk of bias."),
-        17: ("not_applicable" if syn else ny, "No external validation has been done" + (" (synthetic model)." if syn else ".")),
-        18: ("not_applicable" if syn else ny, "No external validation has been done."),
-        19: ("not_applicable" if syn else ny, "No external validation has been done."),
-        20: ("not_applicable" if syn else ny, "No external validation has been done; IECV is internal-external, not external."),
-        21: (A if iecv else ny, ("Internal-external cross-validation (leave one trial out), pooled: " + "; ".join(headline) + "."
-                                  + (" Synthetic data." if syn else "")) if iecv else "No IECV run for this model."),
-        22: (A if inp.available.get("subgroup_performance.csv") else ny,
-             "Subgroup performance (sex, age, BMI, work status) on IECV held-out predictions; see Subgroup performance."
-             if inp.available.get("subgroup_performance.csv") else "Subgroup performance not computed for this model."),
-        23: ("not_applicable" if syn else ny, "No validation on external data."),
-        24: ("not_applicable" if syn else ny, "No fairness assessment on external data."),
-        25: ("not_applicable" if syn else ny, "No evaluation of the model's use on patient outcomes."),
-        26: ("not_applicable" if syn else ny, "No monitoring is in place; deployers should re-validate on local data "
-                                               "(training.metrics) before and during use."),
-        27: ("not_applicable" if syn else ny, "No local validation."),
-        28: ("not_applicable" if syn else ny, "No fairness monitoring is in place."),
-        29: ("not_applicable" if syn else ny, "No local fairness assessment."),
-        30: (A, "Retrained with `lbp-benefit train` when new trial IPD become available; each retraining is a new model id "
-                "and card. No fixed schedule."),
-        31: (ny, "No schedule; a model found miscalibrated is retrained and re-issued with a new card."),
-    }
-    out = []
-    for num, cat, attr in T.HTI1_ATTRIBUTES:
-        status, answer = S[num]
-        out.append({"number": num, "category": cat, "attribute": attr, "status": status, "answer": answer})
-    return out
-
-
-def s_hti1(inp: CardInputs, sections: dict[str, Section]) -> Section:
-    s = Section("hti1", dict(SECTION_ORDER)["hti1"])
-    items = hti1_answers(inp, sections)
-    s.md += ["Source attributes a predictive decision support intervention exposes under ONC HTI-1 "
-             "(45 CFR 170.315(b)(11)(iv)(B)). Status: answered, not applicable or not yet available. " + T.HTI1_NOTE, ""]
-    s.md += md_table(["#", "category", "attribute", "status", "answer"],
-                     [[i["number"], i["category"], i["attribute"], i["status"].replace("_", " "), i["answer"]] for i in items])
-    s.data = {"regulation": "ONC HTI-1, 45 CFR 170.315(b)(11)(iv)(B)", "note": T.HTI1_NOTE, "attributes": items}
-    return s
-
-
 def s_card_format(inp: CardInputs) -> Section:
     s = Section("card_format", dict(SECTION_ORDER)["card_format"])
     s.md += ["Generated by `lbp-benefit card` (training.cards) from the training run's report files and the artifact "
@@ -948,7 +794,12 @@ def s_card_format(inp: CardInputs) -> Section:
     return s
 
 
-def build_sections(inp: CardInputs, figures: dict[str, bytes], figure_prefix: str = "") -> list[Section]:
+def build_sections(inp: CardInputs, figures: dict[str, bytes], figure_prefix: str = "",
+                   owner: dict | None = None) -> list[Section]:
+    """Every section in :data:`SECTION_ORDER`; ``owner``: the model owner's statements
+    (training/cards/owner.py; None = not stated)."""
+    from training.cards.regulatory import s_hti1, s_organisation, s_point_of_care, s_tripod
+
     secs: dict[str, Section] = {}
     secs["model_details"] = s_model_details(inp)
     secs["intended_use"] = s_intended_use(inp)
@@ -961,7 +812,9 @@ def build_sections(inp: CardInputs, figures: dict[str, bytes], figure_prefix: st
     secs["subgroups"] = s_subgroups(inp)
     secs["limitations"] = s_limitations(inp)
     secs["ethics"] = s_ethics(inp)
-    secs["tripod_ai"] = s_tripod(inp, secs)
-    secs["hti1"] = s_hti1(inp, secs)
+    secs["point_of_care"] = s_point_of_care(inp)
+    secs["organisation"] = s_organisation(inp, owner)
+    secs["tripod_ai"] = s_tripod(inp, secs, owner)
+    secs["hti1"] = s_hti1(inp, secs, owner)
     secs["card_format"] = s_card_format(inp)
     return [secs[i] for i in SECTION_IDS]

@@ -116,7 +116,8 @@ def subgroup_png(sp: pd.DataFrame, task: str) -> bytes | None:
 
 def build_figures(inp: CardInputs) -> dict[str, bytes]:
     """PNG bytes by file name (``<task>__benefit_calibration.png``, ``<task>__iecv_forest.png``,
-    ``<task>__subgroups.png``)."""
+    ``<task>__subgroups.png``); a synthetic model's carry the synthetic-data band
+    (training/synthetic_label.py)."""
     from training.cards.content import headline_learner
 
     out: dict[str, bytes] = {}
@@ -144,4 +145,8 @@ def build_figures(inp: CardInputs) -> dict[str, bytes]:
             png = subgroup_png(sp.assign(task=sp["task"].astype(str)), task)
             if png:
                 out[f"{task or 'all'}__subgroups.png"] = png
+    if inp.synthetic:  # every figure of a synthetic model carries the label (copied plots included)
+        from training.synthetic_label import label_png
+
+        out = {k: label_png(v) for k, v in out.items()}
     return out

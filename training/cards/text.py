@@ -129,42 +129,7 @@ ETHICS = [
      "data. The scoring service does not log patient values."),
 ]
 
-# TRIPOD+AI 2024 (Collins et al., BMJ 2024;385:e078378): item -> (topic, card section id)
-TRIPOD_ITEMS = [
-    ("3b", "Target population, place in the care pathway, intended users", "intended_use"),
-    ("3c", "Known health inequalities; fairness context", "ethics"),
-    ("5a", "Data sources (which randomised trials)", "training_data"),
-    ("5b", "Dates of accrual and end of follow-up", "training_data"),
-    ("6a", "Setting(s) and centres", "training_data"),
-    ("6b", "Eligibility criteria of participants", "training_data"),
-    ("6c", "Treatments received and how they were handled", "methods"),
-    ("7", "Data preparation and harmonisation across trials", "methods"),
-    ("8a", "Outcome definition, time horizon and assessment", "methods"),
-    ("9a", "Choice of predictors", "modifiers"),
-    ("9b", "Predictor definitions, units and measurement", "modifiers"),
-    ("10", "Sample size", "training_data"),
-    ("11", "Handling of missing data", "methods"),
-    ("12a", "Partitioning for evaluation (leave one trial out)", "methods"),
-    ("12b", "Handling of predictors in the analysis", "modifiers"),
-    ("12c", "Model type, building and hyperparameter tuning", "methods"),
-    ("12d", "Heterogeneity across clusters (trials)", "performance"),
-    ("12e", "Performance measures (discrimination, calibration, utility)", "methods"),
-    ("12g", "How predictions are calculated", "model_details"),
-    ("13", "Class imbalance", "methods"),
-    ("14", "Fairness assessment", "subgroups"),
-    ("15", "Output type and thresholds", "model_details"),
-    ("16", "Differences between development and evaluation data", "methods"),
-    ("18e", "Data availability", "training_data"),
-    ("18f", "Code availability", "model_details"),
-    ("20b", "Participant characteristics", "training_data"),
-    ("21", "Numbers of participants and outcome events per analysis", "training_data"),
-    ("22", "Full model specification", "model_details"),
-    ("23a", "Performance with CIs, calibration plots", "performance"),
-    ("23b", "Performance in subgroups and between-trial heterogeneity", "subgroups"),
-    ("26", "Limitations", "limitations"),
-    ("27a", "Handling of poor-quality, missing or out-of-range input at deployment", "model_details"),
-    ("27b", "User interaction and expertise required", "intended_use"),
-]
+# the TRIPOD+AI checklist (all items) lives in training/cards/regulatory.py
 
 # ONC HTI-1 predictive DSI source attributes, 45 CFR 170.315(b)(11)(iv)(B): (number, category, attribute)
 HTI1_ATTRIBUTES = [

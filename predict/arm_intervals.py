@@ -1,4 +1,10 @@
-"""Per-arm intervals for comparators scored by the one-stage IPD network model.
+"""Per-arm intervals: which learners have them, and those of network-only comparators.
+
+:func:`available` says whether a task's exported learner holds per-arm uncertainty (the
+conditions of ``predict.runtime.arm_se``): the export records it in the manifest
+(``arm_intervals``) so that the model card claims an interval only where the scorer gives one.
+
+For network-only comparators:
 
 For a network-only node the scorer predicts the outcome under exercise with the task's learner
 and the outcome under the node as exercise + the network model's benefit (predict/network.py).
@@ -13,6 +19,24 @@ from __future__ import annotations
 import numpy as np
 
 from predict import runtime as rt
+
+TREE_KINDS = ("t_learner", "x_learner", "dr_learner")
+
+
+def available(exp: dict) -> bool:
+    """True if the scorer gives per-arm 95% CIs for this export (continuous outcomes only)."""
+    if exp.get("outcome_type") != "continuous":
+        return False
+    return _single(exp) if exp.get("kind") != "stacked" else all(_single(e) for e in exp["members"]["exports"])
+
+
+def _single(exp: dict) -> bool:
+    iv = exp.get("interval") or {}
+    if exp.get("kind") in TREE_KINDS:
+        return iv.get("method") == "varmodel" and isinstance(iv.get("arm_varmodel"), dict)
+    lin = exp.get("linear")
+    return exp.get("kind") in rt.LINEAR_KINDS and lin is not None and lin.get("link") == "identity" \
+        and iv.get("method") == "delta"
 
 
 def arm_bounds(exp: dict, F: np.ndarray, exercise: np.ndarray, benefit: np.ndarray,
