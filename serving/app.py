@@ -127,6 +127,7 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
     cds_router = cds_routes.build_router(scoring, settings)  # CDS Hooks: own JWT auth (docs/cds-hooks.md)
     app.include_router(cds_router)
     app.include_router(cds_routes.build_monitoring_router(cds_router.cds_service, guard))
+    app.state.cds_service = cds_router.cds_service
     app.state.extra_metrics = [lambda: cds_routes.prometheus_text(cds_router.cds_service)]
     app.include_router(build_calculator_router(models, scorer))  # the web page; same access terms
     app.include_router(health.build_metrics_router(guard if settings.metrics_require_auth else []))

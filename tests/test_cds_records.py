@@ -281,3 +281,19 @@ def test_temporal_rule_ignores_timing_and_dates_undated_as_invalid():
     obs["effectiveTiming"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
     r = run(with_obs(obs, drop=("pain-1",)))
     assert "baseline_pain" not in r.inputs and kinds(r, "baseline_pain") == {"invalid"}
+
+
+def test_the_worked_site_configuration_of_the_docs_loads_and_reads_its_forms(tmp_path):
+    """docs/cds-hooks.md's worked configuration is valid and does what the text says."""
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cds-hooks.md").read_text("utf-8")
+    block = re.search(r"# /etc/lbp/cds-codes.yaml.*?\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "site.yaml").write_text(block)
+    reg = load_registry(tmp_path / "site.yaml")
+    assert reg.observation_for("https://ehr.example-hospital.org/codes", "RMDQ-TOTAL").id == "rmdq_0_24"
+    assert reg.observation_for("urn:lbp-benefit:cds", "rmdq-0-24") is None  # replaced by id
+    assert reg.observation_for(LOINC, "72514-3").max_age_days == 60
+    assert {"education_beyond_high_school", "physically_active"} <= reg.features()
+    entry, note = reg.questionnaire_for("https://forms.example-hospital.org/Questionnaire/odi|2.1a")
+    assert entry.instrument == "odi" and note == ""
