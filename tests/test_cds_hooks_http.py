@@ -73,6 +73,7 @@ def test_complete_card_carries_uuid_and_an_account_of_every_input(client, key, s
     assert names[:2] == list(scorer.baselines) and set(names) == set(scorer.baselines) | set(scorer.schema.names)
     pain = next(i for i in e["inputs"] if i["name"] == "baseline_pain")
     assert pain["status"] == "used" and pain["value"] == 60.0 and "rescaled from 0-10" in pain["conversion"]
+    assert pain["unit"] == "0-100"
     assert pain["source"] == {"references": ["Observation/pain-1"], "code": "http://loinc.org|72514-3",
                               "date": pain["source"]["date"]}
     edu = next(i for i in e["inputs"] if i["status"] == "missing")

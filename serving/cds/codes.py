@@ -8,6 +8,7 @@ named, not a patient's card later.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -90,17 +91,17 @@ class Registry:
     referrals: tuple[Code, ...]
     body_sites: dict[str, tuple[Code, ...]] = field(default_factory=dict)
 
+    @cached_property
+    def _by_code(self) -> dict[tuple[str, str], ObservationEntry | ConditionEntry]:
+        return {c.key: e for e in (*self.conditions, *self.observations) for c in e.codes}
+
     def observation_for(self, system: str | None, code: str | None) -> ObservationEntry | None:
-        for e in self.observations:
-            if any(c.key == (system, code) for c in e.codes):
-                return e
-        return None
+        e = self._by_code.get((system, code))
+        return e if isinstance(e, ObservationEntry) else None
 
     def condition_for(self, system: str | None, code: str | None) -> ConditionEntry | None:
-        for e in self.conditions:
-            if any(c.key == (system, code) for c in e.codes):
-                return e
-        return None
+        e = self._by_code.get((system, code))
+        return e if isinstance(e, ConditionEntry) else None
 
     def questionnaire_for(self, url: str | None) -> tuple[QuestionnaireEntry | None, str]:
         """The entry for a questionnaire canonical (with or without ``|version``) and a note."""

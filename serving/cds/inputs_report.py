@@ -69,10 +69,10 @@ def why_missing(feature: str, mapped: MapResult, slots: dict[str, tuple[str, ...
     return reasons
 
 
-def build(mapped: MapResult, names: list[str], labels: dict[str, str], reg: Registry, *, prediction: bool,
-          reason: str | None, band: str, fetched: list[str], scale_notes: dict[str, str] | None = None) -> dict:
-    """The extension object for one card."""
-    slots = feature_slots(reg)
+def build(mapped: MapResult, names: list[str], labels: dict[str, str], slots: dict[str, tuple[str, ...]], *,
+          prediction: bool, reason: str | None, band: str, fetched: list[str],
+          units: dict[str, str | None] | None = None) -> dict:
+    """The extension object for one card (``slots``: :func:`feature_slots` of the registry)."""
     used = {u.feature: u for u in mapped.used}
     inputs = []
     for name in names:
@@ -82,7 +82,7 @@ def build(mapped: MapResult, names: list[str], labels: dict[str, str], reg: Regi
             item.update(status="used", value=u.value, conversion=u.detail,
                         source={"references": _references(u), "code": u.code,
                                 "date": u.when.isoformat() if u.when else None},
-                        unit=(scale_notes or {}).get(name))
+                        unit=(units or {}).get(name))
         else:
             item.update(status="missing", why=why_missing(name, mapped, slots))
         inputs.append(item)

@@ -75,6 +75,8 @@ class CdsService:
         self.labels = {c.name: c.label or c.name for c in scorer.schema}
         self.labels.update({"baseline_pain": "Baseline pain (0-100)", "baseline_function": "Baseline function (0-100)"})
         self.names = list(scorer.baselines) + [n for n in scorer.schema.names if n not in scorer.baselines]
+        self.units = {b: "0-100" for b in scorer.baselines}
+        self.units.update({c.name: c.unit or ("0/1" if c.type == "binary" else None) for c in scorer.schema})
         self.templates = prefetch_templates(self.registry)
         self.slots = inputs_report.feature_slots(self.registry)
         self.edges = parse_edges(settings.cds_band_edges)
@@ -172,8 +174,8 @@ class CdsService:
         kind = ((results or {}).get(self.comparator, {}).get("outcomes") or {}).get(outcome, {}).get("outcome")
         band = NO_PREDICTION if results is None else band_of(estimate, kind, self.edges)
         card.setdefault("extension", {})[inputs_report.EXTENSION_KEY] = inputs_report.build(
-            mapped, self.names, self.labels, self.registry, prediction=results is not None, reason=reason,
-            band=band, fetched=fetched)
+            mapped, self.names, self.labels, self.slots, prediction=results is not None, reason=reason,
+            band=band, fetched=fetched, units=self.units)
         return Issued(card, band, outcome, estimate)
 
     def record(self, issued: Issued, service_id: str) -> None:
