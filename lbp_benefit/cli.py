@@ -18,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 _state = {"debug": False}
@@ -39,7 +40,8 @@ def _root(
 
 
 def _register() -> None:
-    from lbp_benefit import cmd_card, cmd_check, cmd_demo, cmd_replicate, cmd_score, cmd_serve, cmd_train
+    from lbp_benefit import (cmd_card, cmd_cds, cmd_check, cmd_config, cmd_demo, cmd_network, cmd_replicate,
+                             cmd_score, cmd_serve, cmd_simulate, cmd_train, cmd_validate)
 
     app.command("check")(cmd_check.check)
     app.command("demo")(cmd_demo.demo)
@@ -48,17 +50,10 @@ def _register() -> None:
     app.command("card")(cmd_card.card)
     app.command("score")(cmd_score.score)
     app.command("serve")(cmd_serve.serve)
-    from lbp_benefit import cmd_cds
     app.add_typer(cmd_cds.app, name="cds")
-    app.command("network")(__import__("lbp_benefit.cmd_network", fromlist=["network"]).network)
-    from lbp_benefit import cmd_validate
+    app.command("network")(cmd_network.network)
     app.command("validate")(cmd_validate.validate)
-    from lbp_benefit.cmd_config import config_app
-    app.add_typer(config_app, name="config")
-    try:
-        from lbp_benefit import cmd_simulate
-    except ImportError:  # pragma: no cover - optional while a module is being built
-        return
+    app.add_typer(cmd_config.config_app, name="config")
     app.command("simulate")(cmd_simulate.simulate)
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(name="cds", help="CDS Hooks service: check its configuration.", no_args_is_help=True)
+app = typer.Typer(name="cds", help="CDS Hooks service: check its configuration.", no_args_is_help=True,
+                  rich_markup_mode="markdown")
 
 
 @app.command("check-config")

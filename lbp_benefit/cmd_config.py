@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 config_app = typer.Typer(help="The study config (study.yaml): its JSON Schema, a draft from your data, a check.",
-                         no_args_is_help=True)
+                         no_args_is_help=True, rich_markup_mode="markdown")
 
 
 @config_app.command("schema")
