@@ -159,3 +159,25 @@ def test_pooling_errors():
         pool_random_effects([0.1, 0.2])
     with pytest.raises(LbpError, match="no trial"):
         pool_random_effects([np.nan], [0.1])
+
+
+def test_i2_with_a_dominant_trial_has_no_cancellation_and_no_warning():
+    """A trial with a tiny variance makes (sum w)^2 - sum w^2 cancel to 0 in floating point (the
+    divide-by-zero warning `make demo` printed); the cross-product form stays exact."""
+    import warnings
+
+    from training.metrics.pooling import pool_random_effects, typical_within_variance
+
+    y, se = np.array([0.1, 0.3, -0.2]), np.array([1e-10, 0.2, 0.3])
+    w = 1 / se**2
+    exact = 2 * (w[0] * w[1] + w[0] * w[2] + w[1] * w[2])
+    assert typical_within_variance(w) == pytest.approx(2 * w.sum() / exact, rel=1e-12)
+    assert np.sum(w) ** 2 - np.sum(w**2) != pytest.approx(exact, rel=1e-3)  # the old form's cancellation
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = pool_random_effects(y, se=se)
+    assert np.isfinite(r.i2) and 0 <= r.i2 <= 1
+    # ordinary weights: the same value as the textbook formula
+    w2 = 1 / np.array([0.2, 0.3, 0.25, 0.4]) ** 2
+    naive = 3 * w2.sum() / (w2.sum() ** 2 - np.sum(w2**2))
+    assert typical_within_variance(w2) == pytest.approx(naive, rel=1e-13)

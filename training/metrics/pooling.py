@@ -125,6 +125,19 @@ class PooledResult(MetricResult):
     weights: list | None = None
 
 
+def typical_within_variance(w: np.ndarray) -> float:
+    """Higgins & Thompson's typical within-trial variance s^2 = (k - 1) sum w / ((sum w)^2 - sum w^2)
+    for inverse-variance weights ``w`` (k >= 2).
+
+    The denominator is computed as sum_i w_i (sum_{j != i} w_j), not as the difference of two
+    squares: when one trial's variance is tiny its weight dominates, (sum w)^2 and sum w^2 agree to
+    every digit and their difference cancels to 0 (s^2 = inf with a divide-by-zero warning, seen on
+    the default data), while the sum of cross products stays exact."""
+    w = np.asarray(w, float)
+    others = np.array([np.sum(np.delete(w, i)) for i in range(w.size)])
+    return float((w.size - 1) * np.sum(w) / np.sum(w * others))
+
+
 def pool_random_effects(
     estimates: Sequence[float], se: Sequence[float] | None = None, *,
     ci_low: Sequence[float] | None = None, ci_high: Sequence[float] | None = None,
@@ -195,7 +208,7 @@ def pool_random_effects(
         crit = stats.t.ppf(0.5 + ci_level / 2, k - 1)
     else:
         crit = stats.norm.ppf(0.5 + ci_level / 2)
-    s2 = (k - 1) * np.sum(w_fe) / (np.sum(w_fe) ** 2 - np.sum(w_fe**2)) if k > 1 else np.nan
+    s2 = typical_within_variance(w_fe) if k > 1 else np.nan
     i2 = float(tau2 / (tau2 + s2)) if k > 1 and (tau2 + s2) > 0 else 0.0
     if k >= 3:
         half = stats.t.ppf(0.5 + ci_level / 2, k - 2) * np.sqrt(tau2 + se_mu**2)
