@@ -253,9 +253,15 @@ def session(app_name: str = "lbp-benefit"):
         return
     from pyspark import SparkConf
 
-    if (SparkConf().get("spark.master") or "local").startswith("local"):
+    conf = SparkConf()
+    if (conf.get("spark.master") or "local").startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter
-    spark = SparkSession.builder.appName(app_name).getOrCreate()
+    builder = SparkSession.builder.appName(app_name)
+    if conf.get("spark.ui.showConsoleProgress") is None:
+        # Spark redraws a stage progress bar on stderr: fine in a terminal, a flood of lines in a
+        # log file or CI output. Shown only when stderr is a terminal (unless configured).
+        builder = builder.config("spark.ui.showConsoleProgress", "true" if sys.stderr.isatty() else "false")
+    spark = builder.getOrCreate()
     try:
         yield spark
     finally:
