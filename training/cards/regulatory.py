@@ -12,8 +12,9 @@ from typing import Any
 
 from predict import verdict as V
 from training.cards import text as T
-from training.cards.content import (NA, SECTION_ORDER, Section, comparator_flags, fci, feature_schema,
-                                    headline_learner, md_table, n_trials_manifest)
+from training.cards.data_sections import comparator_flags
+from training.cards.format import fci, md_table
+from training.cards.section import NA, SECTION_ORDER, Section, feature_schema, headline_learner, n_trials_manifest
 from training.cards.inputs import CardInputs
 
 NOT_STATED = "Not stated by the model owner (no owner file was given to `lbp-benefit card --owner`)"
