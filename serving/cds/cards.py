@@ -40,12 +40,14 @@ def comparator_label(name: str) -> str:
 
 
 def _fmt_benefit(outcome: str, est: float, lo: float | None, hi: float | None) -> str:
-    if outcome == "global_recovery":
-        f = lambda x: f"{100 * x:+.0f}%"  # noqa: E731
+    if outcome == "global_recovery":  # a difference in people per 100, not a relative "%"
+        f = lambda x: f"{100 * x:+.0f}"  # noqa: E731
+        unit = " per 100"
     else:
         f = lambda x: f"{x:+.1f}"  # noqa: E731
+        unit = ""
     ci = f" (95% CI {f(lo)} to {f(hi)})" if lo is not None and hi is not None else ""
-    return f"{f(est)}{ci}"
+    return f"{f(est)}{unit}{ci}"
 
 
 def _iv(iv: Any, f) -> str | None:
@@ -88,11 +90,11 @@ def _arms_text(o: dict, comparator: str) -> str:
             return ""
         iv = a.get("interval")
         if rec:
-            ivt = f" ({_iv(iv, _per100)})" if _iv(iv, _per100) else " (no interval available)"
+            ivt = f" (95% CI {_iv(iv, _per100)})" if _iv(iv, _per100) else " (no interval available)"
             parts.append(f"{_per100(v)} of 100{ivt} recover with {label}")
         else:
             g = lambda x: f"{x:.1f}"  # noqa: E731
-            ivt = f" ({_iv(iv, g)})" if _iv(iv, g) else " (no interval available)"
+            ivt = f" (95% CI {_iv(iv, g)})" if _iv(iv, g) else " (no interval available)"
             parts.append(f"expected {g(v)}{ivt} with {label}")
     return ", ".join(parts)
 
@@ -107,7 +109,7 @@ def _tasks(result: dict) -> list[tuple[str, dict]]:
 
 def _summary(result: dict, comparator: str, synthetic: bool) -> str:
     tasks = _tasks(result)
-    tail = "; SYNTHETIC model, not for clinical use" if synthetic else ""
+    tail = "; SYNTHETIC, not for clinical use" if synthetic else ""
     if not tasks:
         return f"Exercise therapy benefit vs {comparator_label(comparator)}: no outcome available{tail}"[:SUMMARY_MAX]
     _, t = tasks[0]
@@ -156,7 +158,7 @@ def _table(results: dict[str, dict], comparators: list[str]) -> list[str]:
                     if b and b.get("estimate") is not None else "n/a")
             v = o.get("verdict")
             cells.append(cell + (f", {v['words']} worthwhile" if v else ""))
-        name = "global recovery (per 100)" if t["outcome"] == "global_recovery" else f"{t['outcome']} (0-100)"
+        name = "global recovery (difference per 100)" if t["outcome"] == "global_recovery" else f"{t['outcome']} (0-100)"
         lines.append(f"| {name} | {HORIZON.get(t.get('follow_up'), t.get('follow_up'))} | " + " | ".join(cells) + " |")
     return lines
 
