@@ -22,6 +22,9 @@ def train(
     n_boot_trees: int = typer.Option(10, "--n-boot-trees", help="Trial-cluster bootstrap replicates for the LightGBM learners."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes (IECV folds and final fits)."),
     drop_invalid: bool = typer.Option(False, "--drop-invalid", help="Exclude invalid participants/trials instead of stopping."),
+    strict: bool = typer.Option(False, "--strict", help="Treat data warnings (implausible values set to missing, ignored rows, small trials) as errors."),
+    fast: bool = typer.Option(False, "--fast", help="A quick run for small data and tests: linear learners only (constant, effect_model, "
+                              "risk_model) unless --learner is given, 20 bootstrap replicates, no network model."),
     network: bool = typer.Option(True, "--network/--no-network", help="Also fit the one-stage IPD network model per "
                                  "continuous task, so that every network node (e.g. each other-conservative subtype) "
                                  "can be scored (docs/network.md)."),
@@ -37,7 +40,9 @@ def train(
 
     if select not in ("stack", "best", "best1se"):
         raise LbpError("--select must be 'stack', 'best' or 'best1se'")
-    learners = list(learner) if learner else list(LEARNERS)
+    learners = list(learner) if learner else (["constant", "effect_model", "risk_model"] if fast else list(LEARNERS))
+    if fast:
+        n_boot, n_boot_trees, network = min(n_boot, 20), min(n_boot_trees, 5), False
     bad = [x for x in learners if x not in LEARNERS]
     if bad:
         raise LbpError(f"--learner {', '.join(bad)}: choose from {', '.join(LEARNERS)}")
@@ -45,7 +50,9 @@ def train(
         raise LbpError("--workers must be >= 1")
     if n_boot < 0 or n_boot_trees < 0:
         raise LbpError("--n-boot and --n-boot-trees must be >= 0")
-    ds, synthetic = load_source(data, config, seed, drop_invalid=drop_invalid)
+    ds, synthetic = load_source(data, config, seed, drop_invalid=drop_invalid, strict=strict)
+    for w in ds.warnings:
+        typer.echo(f"warning {w}", err=True)
     if synthetic:
         typer.echo(SYNTHETIC_NOTE, err=True)
     h = harmonise(ds)
@@ -62,6 +69,12 @@ def train(
     if synthetic:
         (out / "SYNTHETIC_DATA.txt").write_text(SYNTHETIC_NOTE + "\n", "utf-8")
     ok = res.tasks[res.tasks["status"] == "ok"] if len(res.tasks) else res.tasks
+    for _, r in res.tasks.iterrows():
+        if r["status"] != "ok":
+            typer.echo(f"{r['task']}: not trained - {r['status']}", err=True)
+    if not len(ok):
+        raise LbpError(f"nothing could be trained: {len(res.tasks)} outcome x follow-up tasks formed, none usable "
+                       "(see the reasons above and tasks.csv; check the attrition report with 'lbp-benefit check')")
     for _, r in ok.iterrows():
         typer.echo(f"{r['task']}: selected {r['selected']}" + (" (IECV)" if r.get("iecv") else ""))
     typer.echo(f"{len(ok)} tasks trained in {res.seconds:.0f} s; wrote {out}/")

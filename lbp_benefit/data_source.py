@@ -12,11 +12,12 @@ SYNTHETIC_NOTE = ("SYNTHETIC DATA: the embedded default is the calibrated simula
                   "results are not for clinical use.")
 
 
-def load_source(data: Optional[Path], config: Optional[Path], seed: int = 1, drop_invalid: bool = False) -> tuple[Dataset, bool]:
+def load_source(data: Optional[Path], config: Optional[Path], seed: int = 1, drop_invalid: bool = False,
+                strict: bool = False) -> tuple[Dataset, bool]:
     """(dataset, is_synthetic). Without ``--data`` the default scenario is simulated and read back
-    through the same loader as user data."""
+    through the same loader as user data. ``strict``: warnings are errors."""
     if data is not None:
-        return load_dataset(data, config, drop_invalid=drop_invalid), False
+        return load_dataset(data, config, drop_invalid=drop_invalid, strict=strict), False
     from training.simulate import simulate_dataset
 
     sim = simulate_dataset("hayden2020", seed=seed)

@@ -34,6 +34,8 @@ class Dataset:
     received: pd.Series  # participants received per trial (before any exclusion)
     excluded: pd.DataFrame  # trial, participant, reason (only with drop_invalid)
     warnings: list[Problem] = field(default_factory=list)
+    implausible: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["trial", "participant", "covariate", "value"]))
+    small_trials: dict = field(default_factory=dict)  # trial -> participants, below config.min_trial_size
 
     @property
     def n_trials(self) -> int:
@@ -53,6 +55,7 @@ class _Collector:
         self.bad_participants: dict[tuple[str, str], str] = {}
         self.bad_trials: dict[str, str] = {}
         self.bad_outcome_lines: set[int] = set()
+        self.implausible: list[pd.DataFrame] = []
 
     def add(self, p: Problem) -> None:
         n = self.counts.get(p.code, 0)
@@ -66,7 +69,8 @@ class _Collector:
         elif p.scope == "trial" and p.trial is not None:
             self.bad_trials.setdefault(p.trial, p.code)
 
-    def rows(self, df: pd.DataFrame, mask: np.ndarray, code: str, column: str | None, message, scope="participant") -> None:
+    def rows(self, df: pd.DataFrame, mask: np.ndarray, code: str, column: str | None, message, scope="participant",
+             severity: str = "error") -> None:
         """One problem per offending row (listed up to the cap, all counted); ``message(row)`` builds the text."""
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
@@ -77,12 +81,12 @@ class _Collector:
         for _, r in bad.head(listed).iterrows():
             self.add(
                 Problem(code, message(r), file=file, trial=r.get("trial") or None, participant=r.get("participant") or None,
-                        row=int(r["__line"]), column=column, scope=scope)
+                        row=int(r["__line"]), column=column, scope=scope, severity=severity)
             )
         rest = bad.iloc[listed:]
         if len(rest):
             self.counts[code] = self.counts.get(code, 0) + len(rest)
-            if scope == "participant":
+            if scope == "participant" and severity == "error":
                 for t, p in zip(rest["trial"], rest["participant"]):
                     self.bad_participants.setdefault((t, p), code)
 
@@ -174,8 +178,23 @@ def _check_participants(df: pd.DataFrame, cfg: StudyConfig, col: _Collector) -> 
             bad = present & ((vals < lo) | (vals > hi))
             unit = f" {spec.unit}" if spec.unit else ""
             col.rows(df, bad, "out_of_range", spec.name,
-                     lambda r, s=spec, lo=lo, hi=hi, u=unit: f"{r[s.name]} is outside the plausible range {lo:g}–{hi:g}{u}")
-        out[spec.name] = np.where(nonnum, np.nan, vals)
+                     lambda r, s=spec, lo=lo, hi=hi, u=unit: f"{r[s.name]} is outside the range {lo:g}–{hi:g}{u} (impossible)")
+        vals = np.where(nonnum, np.nan, vals)
+        if spec.type == "continuous" and spec.name in cfg.plausible:
+            plo, phi = cfg.plausible[spec.name]
+            odd = ~np.isnan(vals) & ((vals < plo) | (vals > phi))
+            if spec.range is not None:
+                odd &= (vals >= spec.range[0]) & (vals <= spec.range[1])
+            if odd.any():
+                unit = f" {spec.unit}" if spec.unit else ""
+                col.rows(df, odd, "implausible_value", spec.name,
+                         lambda r, s=spec, lo=plo, hi=phi, u=unit:
+                         f"{r[s.name]} is outside the plausible range {lo:g}–{hi:g}{u}: set to missing (participant kept)",
+                         severity="warning")
+                col.implausible.append(pd.DataFrame({"trial": df["trial"].to_numpy()[odd], "participant": df["participant"].to_numpy()[odd],
+                                                     "covariate": spec.name, "value": vals[odd]}))
+                vals = np.where(odd, np.nan, vals)
+        out[spec.name] = vals
     return out
 
 
@@ -187,8 +206,19 @@ def _check_outcomes(df: pd.DataFrame, cfg: StudyConfig, keys: set, col: _Collect
     col.rows(df, orphan, "unknown_participant", "participant",
              lambda r: "outcome row for a participant not in the participants table", scope="row")
     unknown_out = ~df["outcome"].isin(cfg.outcomes).to_numpy()
-    col.rows(df, unknown_out, "unknown_outcome", "outcome",
-             lambda r: f"outcome {r['outcome']!r} is not one of {', '.join(cfg.outcomes)}")
+    if unknown_out.any():
+        names = df.loc[unknown_out, "outcome"].value_counts()
+        col.add(Problem("unknown_outcome", f"{int(unknown_out.sum())} rows of outcomes the study config does not name are ignored: "
+                        + ", ".join(f"{k!r} ({v})" for k, v in names.items()), file=file, column="outcome", severity="warning"))
+        df = df[~unknown_out].reset_index(drop=True)
+        df.attrs["file"] = file
+        orphan = orphan[~unknown_out]
+        unknown_out = unknown_out[~unknown_out]
+    # A binary outcome's instrument cell may be empty when the outcome declares one instrument.
+    single = {o: s.instruments[0] for o, s in cfg.outcomes.items() if len(s.instruments) == 1}
+    empty_ins = (df["instrument"] == "").to_numpy() & df["outcome"].isin(single).to_numpy()
+    if empty_ins.any():
+        df.loc[empty_ins, "instrument"] = df.loc[empty_ins, "outcome"].map(single)
     unknown_ins = ~df["instrument"].isin(cfg.instruments).to_numpy()
     col.rows(df, unknown_ins, "unknown_instrument", "instrument",
              lambda r: f"instrument {r['instrument']!r} is not in the registry; declare it under 'instruments' in the study config")
@@ -240,6 +270,14 @@ def _check_outcomes(df: pd.DataFrame, cfg: StudyConfig, keys: set, col: _Collect
         if n_same:
             col.add(Problem("identical_duplicate", f"{n_same} outcome rows repeat an identical measurement and are counted once",
                             file=file, severity="warning"))
+    no_base = {o for o, s in cfg.outcomes.items() if not s.baseline}
+    at0 = (out["week"].to_numpy() == 0) & out["outcome"].isin(no_base).to_numpy()
+    if at0.any():
+        col.add(Problem("baseline_not_used", f"{int(at0.sum())} week-0 rows of outcomes without a baseline in the config "
+                        f"({', '.join(sorted(set(out.loc[at0, 'outcome'])))}) are ignored", file=file, severity="warning"))
+        out = out[~at0]
+        value = value[~at0]
+        bad_val = bad_val[~at0]
     n_empty = int((np.isnan(value) & ~bad_val).sum())
     if n_empty:
         col.add(Problem("empty_value", f"{n_empty} outcome rows have an empty value and are treated as not measured",
@@ -249,12 +287,14 @@ def _check_outcomes(df: pd.DataFrame, cfg: StudyConfig, keys: set, col: _Collect
     return out
 
 
-def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = None, *, drop_invalid: bool = False) -> Dataset:
+def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = None, *, drop_invalid: bool = False,
+                 strict: bool = False) -> Dataset:
     """Read, validate and type a dataset folder.
 
     Raises :class:`ValidationFailed` listing every problem (unless ``drop_invalid`` and
     all problems are participant- or trial-level, in which case those are excluded and
-    recorded in ``Dataset.excluded``).
+    recorded in ``Dataset.excluded``). With ``strict`` every warning (implausible values,
+    ignored rows and columns, small trials) is an error too.
     """
     folder = Path(data)
     if not folder.is_dir():
@@ -276,8 +316,16 @@ def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = Non
     keys = set(zip(parts["trial"], parts["participant"]))
     outs = _check_outcomes(odf, cfg, pd.MultiIndex.from_tuples(list(keys)) if keys else pd.MultiIndex.from_tuples([], names=["a", "b"]), col)
     received = parts[parts["trial"] != ""].groupby("trial").size()
+    small = {str(t): int(n) for t, n in received.items() if n < cfg.min_trial_size}
+    for t, n in small.items():
+        col.add(Problem("small_trial", f"only {n} participants (min_trial_size {cfg.min_trial_size}): the trial is pooled "
+                        "but never held out alone in cross-validation", file=pdf.attrs.get("file"), trial=t, severity="warning"))
     errors = col.errors()
     warnings = [p for p in col.problems if p.severity == "warning"]
+    if strict and warnings:
+        raise ValidationFailed([Problem(w.code, w.message + " [--strict]", file=w.file, trial=w.trial, participant=w.participant,
+                                        row=w.row, column=w.column, scope=w.scope) for w in warnings] + errors,
+                               what=f"dataset {folder} (--strict: warnings are errors)")
     if errors and (not drop_invalid or col.file_errors()):
         raise ValidationFailed(errors + warnings, what=f"dataset {folder}")
     excluded = _exclusions(parts, col)
@@ -298,6 +346,9 @@ def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = Non
         participants=parts.drop(columns="__line").reset_index(drop=True),
         outcomes=outs.drop(columns="__line").reset_index(drop=True),
         received=received, excluded=excluded, warnings=warnings,
+        implausible=(pd.concat(col.implausible, ignore_index=True) if col.implausible
+                     else pd.DataFrame(columns=["trial", "participant", "covariate", "value"])),
+        small_trials=small,
     )
 
 

@@ -340,7 +340,7 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
     for t, e in exports.items():
         if e["features"]["names"] != feats["names"]:
             raise LbpError(f"{run}: task {t} has other features than the first task; cannot build one schema")
-    baselines = [f"baseline_{o}" for o in cfg.outcomes]
+    baselines = [f"baseline_{o}" for o in getattr(cfg, "baseline_outcomes", cfg.outcomes)]
     trees_native = any(_uses_native_tree_missing(e) for e in exports.values())
     handled = MISSING_LINEAR + (MISSING_TREES if trees_native else "")
     schema = []

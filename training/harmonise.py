@@ -219,4 +219,6 @@ def covariate_availability(ds: Dataset) -> pd.DataFrame:
     long["observed"] = long["observed"].astype(int)
     long["pct_missing"] = (100 * (1 - long["observed"] / long["participants"])).round(1)
     long["collected"] = long["observed"] > 0
-    return long[["trial", "covariate", "participants", "observed", "pct_missing", "collected"]]
+    imp = ds.implausible.groupby(["trial", "covariate"]).size() if len(ds.implausible) else pd.Series(dtype=int)
+    long["implausible_set_missing"] = [int(imp.get((t, c), 0)) for t, c in zip(long["trial"], long["covariate"])]
+    return long[["trial", "covariate", "participants", "observed", "pct_missing", "collected", "implausible_set_missing"]]

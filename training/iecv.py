@@ -70,14 +70,23 @@ class IecvResult:
         return str(self.r_loss.sort_values("r_loss").iloc[0]["learner"])
 
 
-def holdout_trials(df: pd.DataFrame, active: str) -> list:
-    """Trials with both the active class and a non-active class."""
+def holdout_trials(df: pd.DataFrame, active: str, min_size: int = 1) -> list:
+    """Trials with both the active class and a non-active class (and at least ``min_size`` rows:
+    smaller trials stay in every training fold and are never held out alone; see :func:`small_holdouts`)."""
     out = []
     for t, g in df.groupby("trial", sort=True):
         cls = set(g["treatment"])
-        if active in cls and len(cls - {active}) > 0:
+        if active in cls and len(cls - {active}) > 0 and len(g) >= min_size:
             out.append(t)
     return out
+
+
+def small_holdouts(df: pd.DataFrame, active: str, min_size: int) -> list[dict]:
+    """The comparative trials too small to be held out alone, with the reason (for skipped.csv)."""
+    big = set(holdout_trials(df, active, min_size))
+    return [{"trial": t, "learner": "*", "reason": f"only {n} participants (< min_trial_size {min_size}): "
+             "kept in every training fold, not held out alone"}
+            for t in holdout_trials(df, active) if t not in big for n in [int((df["trial"] == t).sum())]]
 
 
 def _benefit_mix(pred: pd.DataFrame, trial: np.ndarray, cls: np.ndarray, active: str, comps: list) -> np.ndarray:
@@ -220,21 +229,23 @@ def _one_fold(k: int) -> tuple[list, list, list, list]:
 def run_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, active: str = "exercise",
              trials: Sequence[str] | None = None, metrics: bool = True, n_boot: int = 100, seed: int = 0,
              workers: int = 1, groups: Sequence[Sequence[str]] | None = None,
-             progress: Callable | None = None) -> IecvResult:
+             progress: Callable | None = None, min_trial_size: int = 1) -> IecvResult:
     """Leave-one-trial-out over ``trials`` (default: every trial with active + comparator arms).
 
     ``learners``: name -> zero-argument factory returning an unfitted learner. ``df`` holds the
     task's rows (``trial``, ``treatment``, features and ``y_col``). ``workers`` > 1 runs folds in
     forked processes (results identical to ``workers=1``). ``groups``: hold out these groups of
-    trials instead (k-fold by trial); per-trial metrics then refer to the group."""
+    trials instead (k-fold by trial); per-trial metrics then refer to the group. Trials with fewer
+    than ``min_trial_size`` rows are not held out alone (listed in ``skipped`` with the reason)."""
     global _STATE
     t0 = time.time()
     if groups is not None:  # grouped hold-outs (k-fold by trial), e.g. for benchmarks
         groups = [list(g) for g in groups]
         hold = ["+".join(g) for g in groups]
     else:
-        hold = list(trials) if trials is not None else holdout_trials(df, active)
+        hold = list(trials) if trials is not None else holdout_trials(df, active, min_trial_size)
         groups = [[h] for h in hold]
+    small = small_holdouts(df, active, min_trial_size) if trials is None and min_trial_size > 1 else []
     _STATE = {"groups": groups, "df": df, "y_col": y_col, "learners": learners, "outcome_type": outcome_type, "active": active,
               "hold": hold, "metrics": metrics, "n_boot": n_boot, "seed": seed}
     ks = list(range(len(hold)))
@@ -249,7 +260,7 @@ def run_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, ac
             outs = [_one_fold(k) for k in (ks if progress is None else progress(ks, "IECV"))]
     finally:
         _STATE = {}
-    preds, per_trial, skipped, folds = [], [], [], {}
+    preds, per_trial, skipped, folds = [], [], list(small), {}
     for h, (p, pt, sk, fold) in zip(hold, outs):
         preds += p
         per_trial += pt

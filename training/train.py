@@ -127,10 +127,11 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
         for outcome, fu, df in _tasks(analysis, cfg):
             task = f"{outcome}__{fu}"
             otype = outcome_type_of(outcome, cfg)
-            hold = holdout_trials(df, cfg.active)
+            min_size = int(getattr(cfg, "min_trial_size", 1))
+            hold = holdout_trials(df, cfg.active, min_size)
             row = {"task": task, "outcome": outcome, "follow_up": fu, "outcome_type": otype,
                    "participants": len(df), "trials": df["trial"].nunique(), "comparator_trials": len(hold)}
-            if not hold:
+            if not holdout_trials(df, cfg.active):
                 task_rows.append({**row, "status": "no trial compares the active class with a comparator"})
                 continue
             X, y = _xy(df, cfg)
@@ -141,7 +142,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 factories = {n: (lambda n=n, otype=otype: make_learner(n, otype, cfg, s.seed, n_boot=0))
                              for n in s.learners}
                 res = run_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active, n_boot=s.iecv_metrics_boot,
-                               seed=s.seed, workers=s.workers, progress=progress)
+                               seed=s.seed, workers=s.workers, progress=progress, min_trial_size=min_size)
                 iecv_res[task] = res
                 _write_iecv(out / "iecv" / task, res)
                 pooled_all.append(res.pooled.assign(task=task))

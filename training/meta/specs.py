@@ -42,7 +42,8 @@ def all_specs(cfg: StudyConfig, available_outcomes: set[str], follow_ups: list[s
     chosen = comparisons or list(sets)
     specs = []
     for o in outcomes(cfg, available_outcomes):
-        for w in follow_ups:
+        own = getattr(cfg.outcome(o), "follow_up", None)
+        for w in [w for w in follow_ups if own is None or w in own]:
             for c in chosen:
                 specs.append(spec_for(cfg, o, w, c, sets[c]))
                 if not interactions:

@@ -1,0 +1,22 @@
+"""Shared helpers of the bring-your-own-IPD example converters (examples/<trial>/make_data.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def write(folder: Path, parts: pd.DataFrame, outs: pd.DataFrame) -> None:
+    """Write the two tables of the data format (docs/data-format.md); missing = empty cell."""
+    folder.mkdir(parents=True, exist_ok=True)
+    parts.to_csv(folder / "participants.csv", index=False, lineterminator="\n")
+    outs.to_csv(folder / "outcomes.csv", index=False, lineterminator="\n", float_format="%.6g")
+
+
+def yes_no(s: pd.Series) -> pd.Series:
+    """'Yes'/'No' (any case, padded; also 'Y'/'N' and '1_yes'/'0_no') -> 1/0; anything else missing."""
+    t = s.astype(str).str.strip().str.lower()
+    out = pd.Series(pd.NA, index=s.index, dtype="Int64")
+    out[t.isin(["yes", "y", "1_yes"])] = 1
+    out[t.isin(["no", "n", "0_no"])] = 0
+    return out
