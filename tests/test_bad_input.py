@@ -1,6 +1,7 @@
 """Every kind of bad input gets an error that names the culprit (file, trial, participant, column)."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from predict.errors import ValidationFailed
@@ -69,7 +70,6 @@ CASES = [
     ("unknown_instrument", lambda f: _o(f, lambda d: _set(d, 0, "instrument", "sf36")), "unknown_instrument", ["outcomes.csv line 2", "sf36"]),
     ("instrument_wrong_outcome", lambda f: _o(f, lambda d: d.assign(instrument=d["instrument"].where(
         ~((d["trial"] == "T01") & (d["outcome"] == "pain")), "rmdq_0_24"))), "instrument_not_for_outcome", ["trial 'T01'", "rmdq_0_24", "'pain'"]),
-    ("unknown_outcome", lambda f: _o(f, lambda d: _set(d, 0, "outcome", "sleep")), "unknown_outcome", ["line 2", "'sleep'"]),
     ("value_out_of_range", lambda f: _o(f, lambda d: _set(d, 1, "value", "30")), "value_out_of_range", ["line 3", "participant '1'", "rmdq_0_24", "0–24"]),
     ("value_not_number", lambda f: _o(f, lambda d: _set(d, 0, "value", "n/a")), "not_a_number", ["column 'value'", "'n/a'"]),
     ("week_negative", lambda f: _o(f, lambda d: _set(d, 2, "week", "-4")), "negative_week", ["line 4", "column 'week'"]),
@@ -148,3 +148,56 @@ def test_warnings_for_unknown_columns_and_empty_values(example_copy):
     codes = {w.code for w in ds.warnings}
     assert {"unknown_column", "empty_value"} <= codes
     assert any("shoe_size" in str(w) for w in ds.warnings)
+
+
+def test_rows_of_outcomes_not_in_the_config_are_ignored_and_counted(example_copy):
+    """Issue 18, item 5: an outcome the config does not name is not an error (it used to make
+    --drop-invalid drop almost every participant); --strict makes it one."""
+    n_rows = len(read(example_copy, "outcomes"))
+    _o(example_copy, lambda d: _set(_set(d, 0, "outcome", "sleep"), 1, "outcome", "sleep"))
+    ds = load_dataset(example_copy)
+    warn = [w for w in ds.warnings if w.code == "unknown_outcome"]
+    assert len(warn) == 1 and "2 rows" in warn[0].message and "'sleep' (2)" in warn[0].message
+    assert len(ds.outcomes) == n_rows - 2 and not len(ds.excluded)
+    with pytest.raises(ValidationFailed, match="unknown_outcome"):
+        load_dataset(example_copy, strict=True)
+
+
+def test_implausible_covariate_is_a_warning_set_to_missing_and_counted(example_copy):
+    """Issue 18, item 6: outside the plausible range = warning, value missing, participant kept;
+    outside the hard range = error; --strict turns the warning into an error."""
+    import yaml
+
+    from training.config import load_config
+    from training.harmonise import harmonise
+
+    raw = load_config().raw
+    raw["covariates"]["episode_months"] = {"type": "continuous", "unit": "months", "range": [0, 1200], "plausible": [0, 720]}
+    (example_copy / "study.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    parts = read(example_copy, "participants")
+    _p(example_copy, lambda d: _set(d, 0, "episode_months", "780"))
+    ds = load_dataset(example_copy)
+    w = [p for p in ds.warnings if p.code == "implausible_value"]
+    assert len(w) == 1 and "780" in w[0].message and "plausible range 0–720" in w[0].message and w[0].row == 2
+    first = ds.participants.iloc[0]
+    assert len(ds.participants) == len(parts) and np.isnan(first["episode_months"])
+    assert ds.implausible[["covariate", "value"]].values.tolist() == [["episode_months", 780.0]]
+    ca = harmonise(ds).covariate_availability.set_index(["trial", "covariate"])
+    assert ca.loc[(first["trial"], "episode_months"), "implausible_set_missing"] == 1
+    with pytest.raises(ValidationFailed, match="implausible_value"):
+        load_dataset(example_copy, strict=True)
+    _p(example_copy, lambda d: _set(d, 0, "episode_months", "1300"))
+    with pytest.raises(ValidationFailed, match="outside the range 0–1200"):
+        load_dataset(example_copy)
+
+
+def test_small_trial_is_flagged(example_copy):
+    import yaml
+
+    from training.config import load_config
+
+    raw = load_config().raw
+    raw["min_trial_size"] = 10 ** 6
+    (example_copy / "study.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    ds = load_dataset(example_copy)
+    assert ds.small_trials and {w.trial for w in ds.warnings if w.code == "small_trial"} == set(ds.small_trials)
