@@ -97,6 +97,10 @@ def test_run_training_writes_run_folder(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert set(run["selection"]) == {"pain__short", "global_recovery__short"}
     assert (out / "iecv" / "pain__short" / "pooled.csv").is_file()
+    report = (out / "report.md").read_text()
+    assert report.count("**Verdict:**") == 2  # one sentence per task (training.verdicts)
+    assert any(s in report for s in ("The evidence supports individual", "inconclusive", "do not show individual",
+                                     "could not be assessed"))
     assert (out / "plots" / "pain__short__iecv_forest.png").is_file()
     exp = json.loads((out / "models" / "pain__short" / "selected.json").read_text())
     p = rt.predict_from_export(exp, analysis[analysis["outcome"] == "pain"].head(5))

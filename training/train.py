@@ -38,6 +38,7 @@ from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
 from training.learners.stacking import StackedLearner
+from training.verdicts import heterogeneity_verdict
 
 LEARNERS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner")
 
@@ -389,6 +390,7 @@ def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, syntheti
         if len(key):
             lines += ["Pooled over held-out trials (REML random effects; 95% CI and prediction interval):", "",
                       _md(key.round(3)), ""]
+        lines += ["**Verdict:** " + _verdict(t, res, selected.get(t, {}))["sentence"], ""]
     sp = pd.DataFrame(support_rows)
     if len(sp):
         none = sp[sp["trials"] == 0]
@@ -401,6 +403,21 @@ def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, syntheti
                   + (", ".join(f"{r.comparator} ({r.task}: {r.trials} trials, {r.participants} participants)"
                                for r in sparse.itertuples()) or "none"), ""]
     (out / "report.md").write_text("\n".join(lines), "utf-8")
+
+
+def _verdict(task: str, res, how: dict) -> dict:
+    """The heterogeneity verdict (training.verdicts) from the pooled IECV metrics of the selected
+    learner (the best single learner when the selection is a stack, which IECV does not score)."""
+    learners = set(res.pooled["learner"]) if len(res.pooled) else set()
+    name = how.get("model") if how.get("model") in learners else how.get("best_single") or (
+        res.best_learner() if len(res.r_loss) else None)
+    g = res.pooled[res.pooled["learner"] == name].set_index("metric") if name in learners else pd.DataFrame()
+
+    def tri(m):
+        return tuple(float(v) for v in g.loc[m, ["estimate", "ci_low", "ci_high"]]) if m in g.index else None
+
+    return heterogeneity_verdict(tri("c_for_benefit"), tri("calibration_slope_for_benefit"), tri("autoc"),
+                                 label=f"{task} ({name}, pooled over held-out trials)")
 
 
 def _md(df: pd.DataFrame) -> str:

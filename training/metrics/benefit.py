@@ -170,7 +170,28 @@ def _setup_pairs(benefit, y, treat, outcome_type, higher_is_better, cluster, mat
             raise LbpError("pair_prediction='cross' needs y0_pred and y1_pred")
         g0 = orient(as_1d(y0_pred, "y0_pred", p.n), higher_is_better)
         g1 = orient(as_1d(y1_pred, "y1_pred", p.n), higher_is_better)
-    return p, _PairData(p.benefit, p.g, p.treat, p.codes, Xa, g0, g1), pair_prediction
+    return p, _PairData(snap_ties(p.benefit), p.g, p.treat, p.codes, Xa, g0, g1), pair_prediction
+
+
+def snap_ties(b: np.ndarray, rel: float = 1e-9) -> np.ndarray:
+    """Predicted benefits equal up to floating-point noise made exactly equal.
+
+    A model with one common effect computes it as a difference of two outcome predictions, which
+    differ from the constant in the last bits by an amount that follows the prognosis; ranked as
+    they are, that noise (correlated with the outcome) looks like discrimination. Values within
+    ``rel`` x max(1, max |b|) of the previous distinct value (in sorted order) are tied, so a
+    constant predictor scores exactly 0.5, ties counting 1/2 as in the published definition."""
+    b = np.asarray(b, float)
+    if b.size < 2:
+        return b
+    order = np.argsort(b, kind="mergesort")
+    sb = b[order]
+    tol = rel * max(1.0, float(np.nanmax(np.abs(sb))) if np.isfinite(sb).any() else 1.0)
+    new_group = np.concatenate([[True], np.diff(sb) > tol])
+    heads = sb[new_group][np.cumsum(new_group) - 1]
+    out = np.empty_like(b)
+    out[order] = heads
+    return out
 
 
 @dataclass(frozen=True)
@@ -627,6 +648,7 @@ def dr_scores(g: np.ndarray, t: np.ndarray, codes: np.ndarray, e: np.ndarray,
 def _toc_unit(priority: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     """TOC at q_j = j/n, j=1..n, units sorted by decreasing priority; tied priorities share the
     mean score of their block (so the curve does not depend on arbitrary tie order)."""
+    priority = snap_ties(priority)  # equal up to floating-point noise = tied (see snap_ties)
     order = np.argsort(-priority, kind="stable")
     pr, gm = priority[order], gamma[order]
     _, start, counts = np.unique(-pr, return_index=True, return_counts=True)

@@ -9,6 +9,7 @@ from training.validate.casemix import case_mix
 from training.validate.data import build_tasks, load_new_trial
 from training.validate.sections import FEW, benefit_section, outcome_section
 from training.validate.update import recalibrate
+from training.verdicts import separable_case_mix_warning
 
 
 def _baseline_table(folder, cfg):
@@ -62,6 +63,9 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
         warns.append(f"model tasks without data in the new trial: {', '.join(notes['model_tasks_not_in_new_trial'])}")
     train = _baseline_table(train_data, cfg).baselines if train_data is not None else None
     cm = case_mix(h.baselines, scorer, train, cfg)
+    sep = separable_case_mix_warning(cm["membership"].get("c_statistic"))
+    if sep:
+        warns.append(sep)
     if cm["lacking"]:
         warns.append(f"the new trial lacks covariate(s) {', '.join(cm['lacking'])}: treated as missing "
                      f"(the model imputes them; predictions are less individual)")

@@ -13,6 +13,7 @@ import numpy as np
 from predict.errors import LbpError
 from training import metrics as M
 from training.validate.data import TaskData
+from training.verdicts import heterogeneity_verdict, spread_warning
 
 SWE_FRACTION = 0.2  # the seed paper's smallest worthwhile effect: 20% of the patient's baseline
 FEW = 100  # fewer participants in a comparison: warn that the intervals are wide
@@ -98,6 +99,18 @@ def benefit_section(td: TaskData, comp: str, active: str, n_boot: int, seed: int
     objs["rate"] = rate
     dec, objs["decision"] = decision_section(td, rows, b, y, t, cl, n_boot, seed)
     sec["net_benefit"] = dec
+    units = "points" if td.outcome_type == "continuous" else "risk difference"
+    c = sec["c_for_benefit"]
+    triple = lambda d, k, lo, hi: (d.get(k), d.get(lo), d.get(hi)) if k in d else None  # noqa: E731
+    slope = triple(sec["calibration_for_benefit"], "slope", "slope_ci_low", "slope_ci_high")
+    rt = sec["rank_average_treatment_effect"]
+    average = triple(rt, "ate", "ate_ci_low", "ate_ci_high")
+    v = heterogeneity_verdict(triple(c, "c_for_benefit", "ci_low", "ci_high"), slope,
+                              triple(rt, "autoc", "autoc_ci_low", "autoc_ci_high"), average, units)
+    sec["verdict"] = v
+    w = spread_warning(sec["predicted_benefit"]["sd"], slope, average, v["level"], units)
+    if w:
+        sec["warnings"].append(w)
     return sec, objs
 
 

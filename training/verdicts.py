@@ -1,0 +1,116 @@
+"""The wording of every verdict on heterogeneity of benefit (``validate`` and ``train`` reports).
+
+One place decides, from the interval estimates, whether the evidence supports individual
+differences in benefit or says to use the average effect, and phrases it; the reports only
+show the sentence. The rule (the c-for-benefit of van Klaveren et al. 2018 for ranking, the
+calibration-for-benefit slope for the size of the predicted differences, RATE/AUTOC of Yadlowsky
+et al. 2021 as a further test of ranking):
+
+* **supported**: the c-for-benefit interval lies above 0.5 *and* the calibration-for-benefit
+  slope interval above 0 (the model ranks who benefits more, and the differences it predicts
+  show up in the outcomes);
+* **inconclusive**: only one of the three (c-for-benefit above 0.5, slope above 0, AUTOC above 0)
+  excludes "no heterogeneity";
+* **not supported**: none does: use the average effect;
+* **not assessable**: none of the metrics could be estimated.
+
+Warnings: a case-mix membership C above 0.99 (the new data are almost perfectly separable from
+the training data, so the model extrapolates), and a spread of predicted benefits the data
+cannot support (calibration-for-benefit slope interval entirely below 1, or no evidence of
+heterogeneity while the predicted benefits vary by more than the uncertainty of the average
+effect itself).
+"""
+from __future__ import annotations
+
+import math
+
+SEPARABLE_C = 0.99
+
+
+def _ok(t) -> bool:
+    return t is not None and all(v is not None and math.isfinite(float(v)) for v in t)
+
+
+def _fmt(t, d=2) -> str:
+    est, lo, hi = t
+    return f"{est:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
+
+
+def heterogeneity_verdict(c_for_benefit=None, slope=None, autoc=None, average=None, units: str = "",
+                          label: str = "") -> dict:
+    """Verdict from (estimate, ci_low, ci_high) triples (None or non-finite: not estimated).
+
+    ``average`` is the average effect (estimate, CI) quoted when the verdict is to use it;
+    ``units`` its units; ``label`` names what is judged (e.g. "pain, short term vs usual care").
+    Returns {"level", "sentence", "evidence": {metric: {...}}}.
+    """
+    ev = {}
+    if _ok(c_for_benefit):
+        ev["c_for_benefit"] = {"estimate": c_for_benefit[0], "ci": list(c_for_benefit[1:]), "null": 0.5,
+                               "excludes_null": c_for_benefit[1] > 0.5}
+    if _ok(slope):
+        ev["calibration_for_benefit_slope"] = {"estimate": slope[0], "ci": list(slope[1:]), "null": 0.0,
+                                               "excludes_null": slope[1] > 0}
+    if _ok(autoc):
+        ev["rate_autoc"] = {"estimate": autoc[0], "ci": list(autoc[1:]), "null": 0.0, "excludes_null": autoc[1] > 0}
+    pre = f"{label}: " if label else ""
+    if not ev:
+        return {"level": "not_assessable", "evidence": ev,
+                "sentence": f"{pre}Heterogeneity of benefit could not be assessed: none of c-for-benefit, "
+                            "calibration for benefit or RATE could be estimated on these data."}
+    parts = []
+    if "c_for_benefit" in ev:
+        parts.append(f"c-for-benefit {_fmt(c_for_benefit)} ({'above' if ev['c_for_benefit']['excludes_null'] else 'includes'} 0.5)")
+    if "calibration_for_benefit_slope" in ev:
+        s = ev["calibration_for_benefit_slope"]
+        parts.append(f"calibration-for-benefit slope {_fmt(slope)} ({'above' if s['excludes_null'] else 'includes'} 0)")
+    if "rate_autoc" in ev:
+        parts.append(f"RATE AUTOC {_fmt(autoc, 3)} ({'above' if ev['rate_autoc']['excludes_null'] else 'includes'} 0)")
+    evidence = "; ".join(parts)
+    rank = ev.get("c_for_benefit", {}).get("excludes_null", False)
+    size = ev.get("calibration_for_benefit_slope", {}).get("excludes_null", False)
+    n_pos = sum(e["excludes_null"] for e in ev.values())
+    avg = ""
+    if _ok(average):
+        avg = f" ({_fmt(average)}{' ' + units if units else ''})"
+    if rank and size:
+        level = "supported"
+        sentence = (f"{pre}the evidence supports individual differences in benefit: the model ranks who benefits more "
+                    f"and the differences it predicts show up in the outcomes ({evidence}). Individual predictions "
+                    f"of benefit can be used, with their intervals.")
+    elif n_pos >= 1:
+        level = "inconclusive"
+        sentence = (f"{pre}the evidence for individual differences in benefit is inconclusive ({evidence}). "
+                    f"Use the average effect{avg} unless other evidence supports individual predictions.")
+    else:
+        level = "not_supported"
+        sentence = (f"{pre}the data do not show individual differences in benefit ({evidence}): the model cannot "
+                    f"tell who benefits more from who benefits less. Use the average effect{avg} for everyone.")
+    return {"level": level, "sentence": sentence if pre else sentence[0].upper() + sentence[1:], "evidence": ev}
+
+
+def separable_case_mix_warning(membership_c) -> str | None:
+    """A warning when the new data are almost perfectly separable from the training data."""
+    if membership_c is None or not math.isfinite(float(membership_c)) or membership_c <= SEPARABLE_C:
+        return None
+    return (f"the new data's case-mix is almost perfectly separable from the training data (membership C "
+            f"{membership_c:.3f} > {SEPARABLE_C}): the model is applied outside the population it learnt from, and "
+            f"every benefit metric here describes extrapolation")
+
+
+def spread_warning(pred_sd, slope=None, average=None, level: str = "", units: str = "") -> str | None:
+    """A warning when the predicted benefits vary more than the data can support."""
+    if pred_sd is None or not math.isfinite(float(pred_sd)) or pred_sd <= 0:
+        return None
+    u = f" {units}" if units else ""
+    if _ok(slope) and slope[2] < 1:
+        return (f"the predicted benefits are spread more widely than the data support (SD {pred_sd:.3g}{u}; "
+                f"calibration-for-benefit slope {_fmt(slope)}, below 1: observed differences are smaller than "
+                f"predicted); shrink them towards the average effect")
+    if level in ("not_supported", "not_assessable") and _ok(average):
+        half = (average[2] - average[1]) / 2
+        if pred_sd > half:
+            return (f"the predicted benefits vary (SD {pred_sd:.3g}{u}) by more than the uncertainty of the average "
+                    f"effect itself (95% CI half-width {half:.3g}{u}) while the data show no individual differences: "
+                    f"the spread is not supported by these data")
+    return None
