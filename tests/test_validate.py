@@ -179,3 +179,30 @@ def test_bad_input_named(sm, tmp_path):
 
     with pytest.raises(LbpError, match="not found"):
         validate_model(sm.artifact, tmp_path / "nope", None)
+
+
+def test_report_reads_top_down_at_laptop_and_phone_widths(full):
+    """report.html in headless Chromium: verdict screens first (the first verdict visible without
+    scrolling), then the case-mix, then the full table; nothing wider than the window."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian chromium is absent (scripts/install_system_deps.sh)")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    _, out = full
+    html = (out / "report.html").read_text()
+    first_screen, case_mix, table = (html.index("class='screen'"), html.index("<h2>Case-mix"),
+                                     html.index("<h2>Every metric"))
+    assert first_screen < case_mix < table
+    assert "The evidence" in html or "The data do not show" in html
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            for w, h in ((1366, 768), (390, 844)):
+                page = b.new_page(viewport={"width": w, "height": h})
+                page.goto((out / "report.html").as_uri())
+                assert page.evaluate("document.documentElement.scrollWidth") <= w
+                box = page.locator(".verdict").first.bounding_box()
+                assert box is not None and box["y"] < h
+                page.close()
+        finally:
+            b.close()

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from training.metrics import plots as P
+from training.validate.screens import CSS, screens
 
 METRIC_FIELDS = {  # (json path in a section, metric name, estimate key, ci low key, ci high key)
     "performance": [("citl", "citl"), ("slope", "slope"), ("r2", "r2"), ("c_statistic", "c_statistic"), ("brier", "brier")],
@@ -132,36 +133,46 @@ def _fmt(v, d=3) -> str:
 
 
 def _html(result: dict, metrics: pd.DataFrame, cm: pd.DataFrame, pngs: dict[str, bytes]) -> str:
+    """Top-down: warnings in a few lines, one screen per outcome and comparator (verdict, deciding
+    metrics, calibration-for-benefit and decision-curve plots), then the case-mix, then every
+    metric and the remaining plots."""
     m = result["model"]
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Validation report</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:2px 6px}.warn{color:#a40}img{max-width:48%}</style></head><body>",
+    active = str(m.get("active") or "intervention").replace("_", " ")
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>"
+             "<meta name='viewport' content='width=device-width, initial-scale=1'><title>Validation report</title>",
+             f"<style>{CSS}</style></head><body>",
              f"<h1>Validation of model {html.escape(m['model_id'])} on {html.escape(result['data']['name'])}</h1>"]
     if m.get("synthetic"):
         parts.append("<p class='warn'><b>The model was trained on SYNTHETIC (simulated) data: not for clinical use.</b></p>")
-    parts.append(f"<p>{html.escape(result['data'].get('label', ''))}</p>")
-    if result["warnings"]:
-        parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li class='warn'>{html.escape(w)}</li>" for w in result["warnings"]) + "</ul>")
-    parts.append("<h2>Metrics (estimate, 95% CI)</h2>" + metrics.to_html(index=False, na_rep="–", float_format=lambda x: f"{x:.4g}"))
-    refused = [(t, c, b["reason"]) for t, tt in result["tasks"].items() for c, b in tt["benefit_predictions"].items()
-               if b.get("status") == "refused"]
-    if refused:
-        parts.append("<h3>Benefit metrics refused</h3><ul>" + "".join(
-            f"<li>{html.escape(t)} vs {html.escape(c)}: {html.escape(r)}</li>" for t, c, r in refused) + "</ul>")
+    if result["data"].get("label"):
+        parts.append(f"<p>{html.escape(result['data']['label'])}</p>")
+    general = [w for w in result["warnings"] if " vs " not in w.split(":")[0] and not w.startswith("the model was trained on synthetic")]
+    if general:
+        parts.append("<ul class='warn'>" + "".join(f"<li>{html.escape(w)}</li>" for w in general) + "</ul>")
+    parts += screens(result, pngs, active)
     mc = result["case_mix"]["membership"]
-    parts.append("<h2>Case-mix</h2>")
-    parts.append(f"<p>Membership-model C-statistic: {_fmt(mc.get('c_statistic'))} "
-                 f"[{_fmt(mc.get('ci_low'))}, {_fmt(mc.get('ci_high'))}] {html.escape(mc.get('reason', ''))}</p>")
+    parts.append("<h2>Case-mix: the new data against the training data</h2>")
+    parts.append(f"<p>Membership-model C-statistic (0.5: the same case-mix; 1: completely separable): "
+                 f"{_fmt(mc.get('c_statistic'))} [{_fmt(mc.get('ci_low'))}, {_fmt(mc.get('ci_high'))}] "
+                 f"{html.escape(mc.get('reason', ''))}</p>")
     lack = result["case_mix"]["lacking"]
-    parts.append(f"<p>Covariates the new trial lacks: {html.escape(', '.join(lack) or 'none')}</p>")
-    parts.append(cm.to_html(index=False, na_rep="–", float_format=lambda x: f"{x:.3g}"))
+    parts.append(f"<p>Covariates the new data lack: {html.escape(', '.join(lack) or 'none')}</p>")
+    parts.append("<div class='scroll'>" + cm.to_html(index=False, na_rep="–", float_format=lambda x: f"{x:.3g}") + "</div>")
+    parts.append("<h2>Every metric (estimate, 95% CI)</h2><div class='scroll'>"
+                 + metrics.to_html(index=False, na_rep="–", float_format=lambda x: f"{x:.4g}") + "</div>")
     if result.get("update"):
-        parts.append("<h2>Recalibration update (reported separately; the shipped model is unchanged)</h2><pre>"
-                     + html.escape(json.dumps(result["update"], indent=1)) + "</pre>")
-    parts.append("<h2>Plots</h2>")
-    for name, png in pngs.items():
-        parts.append(f"<img alt='{html.escape(name)}' title='{html.escape(name)}' src='data:image/png;base64,"
-                     f"{base64.b64encode(png).decode('ascii')}'>")
+        parts.append("<h2>Recalibration update (reported separately; the shipped model is unchanged)</h2>"
+                     "<details><summary>the update's coefficients (JSON)</summary><div class='scroll'><pre>"
+                     + html.escape(json.dumps(result["update"], indent=1)) + "</pre></div></details>")
+    shown = {f"{t}__{c}__{n}" for t, tt in result["tasks"].items() for c in tt["benefit_predictions"]
+             for n in ("calibration_for_benefit", "decision_curve")}
+    rest = {k: v for k, v in pngs.items() if k not in shown}
+    if rest:
+        parts.append("<h2>Outcome calibration and TOC curves</h2><div class='plots'>")
+        for name, png in rest.items():
+            parts.append(f"<img alt='{html.escape(name)}' title='{html.escape(name)}' src='data:image/png;base64,"
+                         f"{base64.b64encode(png).decode('ascii')}'>")
+        parts.append("</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -106,7 +106,8 @@ def benefit_section(td: TaskData, comp: str, active: str, n_boot: int, seed: int
     rt = sec["rank_average_treatment_effect"]
     average = triple(rt, "ate", "ate_ci_low", "ate_ci_high")
     v = heterogeneity_verdict(triple(c, "c_for_benefit", "ci_low", "ci_high"), slope,
-                              triple(rt, "autoc", "autoc_ci_low", "autoc_ci_high"), average, units)
+                              triple(rt, "autoc", "autoc_ci_low", "autoc_ci_high"), average,
+                              f"{units}; positive: better with {active.replace('_', ' ')}")
     sec["verdict"] = v
     w = spread_warning(sec["predicted_benefit"]["sd"], slope, average, v["level"], units)
     if w:
