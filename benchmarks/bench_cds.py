@@ -8,6 +8,8 @@ complete record of tests/test_cds_fhir_map.py (Patient; pain, ODI, FABQ, BMI, sm
 employment Observations; LBP and sciatica Conditions; a MedicationStatement) plus an ODI
 QuestionnaireResponse scored from its ten sections (a site codes file configures it), so every
 reader runs. Each request carries a fresh ES384 client JWT, signed before the clock starts.
+The server's CPU time per call (user + system, from /proc) is reported too: it does not depend on
+how busy the shared machine is, the wall-clock latency does.
 The feedback store is a SQLite file in a temporary folder (each card is recorded, as in service).
 
 Reported: client-side latency p50/p95/p99/max (ms) over ``--n`` calls after 30 warm-up calls;
@@ -84,6 +86,12 @@ def token(key) -> str:
                       key, algorithm="ES384", headers={"kid": "bench-1"})
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -130,10 +138,13 @@ def http(model: Path, d: Path, key, n: int) -> dict:
                 card = r.json()["cards"][0]
                 if r.status_code != 200 or not card["summary"].startswith("Exercise vs"):
                     raise RuntimeError(f"unexpected answer {r.status_code}: {r.text[:200]}")
+                if i == 29:
+                    cpu0 = cpu_seconds(p.pid)
                 if i >= 30:
                     lat.append(ms)
+            server_cpu_ms = (cpu_seconds(p.pid) - cpu0) * 1000 / n
         return {"n": n, "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95), "p99_ms": pct(lat, 99), "max_ms": max(lat),
-                "mean_ms": statistics.fmean(lat), "loadavg_before": load0, "loadavg_after": os.getloadavg(),
+                "mean_ms": statistics.fmean(lat), "server_cpu_ms_per_call": server_cpu_ms, "loadavg_before": load0, "loadavg_after": os.getloadavg(),
                 "card_summary": card["summary"]}
     finally:
         p.terminate()
