@@ -20,7 +20,7 @@ from serving.cds.inputs_report import EXTENSION_KEY
 from serving.settings import ServingSettings
 from tests._fhir_server import fhir_server
 from tests._small_model import small_model
-from tests.test_cds_fhir_map import bundle, complete_prefetch, observation
+from tests.test_cds_fhir_map import complete_prefetch, observation
 from tests.test_cds_service import BASE, ISS, PID, auth, key  # noqa: F401 - key is a fixture
 
 SERVICE = "/cds-services/lbp-exercise-benefit"
@@ -271,3 +271,16 @@ def test_check_config_prints_what_was_loaded_and_every_problem(key, tmp_path, mo
     assert cli(main, ["cds", "check-config"]) == 1
     out = capsys.readouterr().out
     assert "error: LBP_CDS_TRUSTED_ISSUERS is not set" in out and "error: CDS code registry [observations] bad" in out
+
+
+def test_cards_are_served_when_the_feedback_database_is_down(scorer, key, tmp_path, caplog):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the database folder should be")
+    with make_client(scorer, key, f"sqlite:///{blocker / 'fb.sqlite'}") as c:
+        (card,) = post(c, key, complete_prefetch(today(), PID)).json()["cards"]
+        assert card["summary"].startswith("Exercise vs usual care")
+        item = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-01-05T10:11:12Z"}
+        assert feedback(c, key, [item]).status_code == 503
+        assert c.get("/v1/monitoring/cds-feedback", headers={"X-API-Key": "mon-key"}).status_code == 503
+        assert c.get("/metrics").status_code == 200
+    assert any("not recorded" in r.getMessage() for r in caplog.records)

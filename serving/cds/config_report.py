@@ -14,7 +14,7 @@ from typing import Any
 
 from predict.errors import LbpError
 from serving.cds.codes import Registry, load_registry
-from serving.cds.feedback import default_url, parse_edges
+from serving.cds.feedback import FeedbackStore, default_url, parse_edges
 from serving.cds.jwt_auth import TrustedKey, load_trusted_issuers
 from serving.settings import ServingSettings
 
@@ -102,23 +102,14 @@ def check_config(settings: ServingSettings, scorer: Any | None = None) -> Report
         rep.errors.append(f"LBP_CDS_BAND_EDGES: {exc}")
     url = settings.cds_feedback_db or default_url()
     rep.lines.append(f"feedback database: {mask_url(url)}")
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        parent = Path(url[len("sqlite:///"):]).expanduser().parent
-        probe = parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir() or not _writable(probe):
-            rep.errors.append(f"feedback database folder {parent} cannot be created or written")
+    store = FeedbackStore(url)
+    if not store.exists() and not store.creatable():
+        rep.errors.append(f"feedback database {mask_url(url)}: its folder cannot be created or written")
     elif not url.startswith("sqlite"):
         rep.lines.append("  (a database server: its driver must be installed; the tables are created on first use)")
     rep.lines.append(f"FHIR fetch: {'on' if settings.cds_fhir_fetch else 'off'}, timeout "
                      f"{settings.cds_fhir_timeout_s:g} s, servers: {settings.cds_fhir_servers or 'any https'}")
     return rep
-
-
-def _writable(path: Path) -> bool:
-    import os
-    return os.access(path, os.W_OK | os.X_OK)
 
 
 def _registry_lines(rep: Report, reg: Registry, settings: ServingSettings) -> None:

@@ -182,6 +182,8 @@ class FeedbackStore:
         """Per band: cards issued, feedback by outcome (last feedback per card), override rate with
         its Wilson 95% interval. Feedback about unknown cards is counted apart."""
         if self._engine is None and not self.exists():  # never create the database just to read zeros
+            if not self.creatable():
+                raise OSError(f"the feedback database {self.url} cannot be created")
             issued, rows = {}, []
         else:
             issued, rows = self._counts()
@@ -192,6 +194,13 @@ class FeedbackStore:
         if not self.url.startswith("sqlite:///") or self.url in ("sqlite://", "sqlite:///:memory:"):
             return True
         return Path(self.url[len("sqlite:///"):]).expanduser().exists()
+
+    def creatable(self) -> bool:
+        """A SQLite file's nearest existing folder is a writable directory."""
+        probe = Path(self.url[len("sqlite:///"):]).expanduser().parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
 
     def _counts(self) -> tuple[dict, list]:
         with self.engine.connect() as c:

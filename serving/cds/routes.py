@@ -23,7 +23,7 @@ from serving.cds.discovery import HOOKS, REFERRAL_ID, discovery_document
 from serving.cds.fhir_fetch import fetch_missing, server_problem
 from serving.cds.fhir_map import map_prefetch
 from serving.cds.fhir_read import Finding
-from serving.cds.service import CdsService, pick_comparator  # noqa: F401 - pick_comparator re-exported
+from serving.cds.service import CdsService
 from serving.errors import validation_body
 from serving.scoring import ScoringFailed, ScoringService
 from serving.logs import LOGGER, request_id_of
@@ -169,7 +169,7 @@ def build_router(scoring: ScoringService, settings: ServingSettings,
                 mapped.fetch_failed[k] = text
                 mapped.findings.append(Finding("not_sent", f"prefetch.{k}", text))
             issued = svc.card(mapped, card_url, route, rid, fetched)
-            svc.record(issued, service_id)
+            svc.record(issued, service_id, rid)
             return issued.card
 
         try:

@@ -178,7 +178,15 @@ class CdsService:
             band=band, fetched=fetched, units=self.units)
         return Issued(card, band, outcome, estimate)
 
-    def record(self, issued: Issued, service_id: str) -> None:
-        """Store the issued card's uuid and band (the feedback endpoint refers to the uuid)."""
-        self.store.record_card(issued.card["uuid"], service_id, self.scoring.model_id,
-                               issued.band, issued.outcome, issued.estimate)
+    def record(self, issued: Issued, service_id: str, request_id: str | None = None) -> bool:
+        """Store the issued card's uuid and band (the feedback endpoint refers to the uuid). A database
+        failure is logged and does not withhold the card (its feedback will count as unknown)."""
+        try:
+            self.store.record_card(issued.card["uuid"], service_id, self.scoring.model_id,
+                                   issued.band, issued.outcome, issued.estimate)
+        except Exception as exc:  # noqa: BLE001 - monitoring must not block care
+            log.error("CDS card not recorded in the feedback store",
+                      extra={"request_id": request_id, "route": f"/cds-services/{service_id}",
+                             "error_type": type(exc).__name__})
+            return False
+        return True
