@@ -150,11 +150,11 @@ def test_fhir_server_errors_and_timeouts_are_fetch_failures(scorer, key, db_url)
     with make_client(scorer, key, db_url, cds_fhir_timeout_s=0.5) as c, \
             fhir_server(_record_resources()) as (base, state):
         state.fail.add("Observation")
-        state.slow["Condition"] = 1.5
+        state.slow["Condition"] = 6.0
         auth_ = {"access_token": "fhir-token-1", "token_type": "Bearer"}
         t0 = time.perf_counter()
         (card,) = post(c, key, None, fhirServer=base, fhirAuthorization=auth_).json()["cards"]
-        assert time.perf_counter() - t0 < 1.4  # the slow search does not hold the card
+        assert time.perf_counter() - t0 < 5.0  # the 6 s search does not hold the card (0.5 s timeout)
         e = ext(card)
         assert e["fetch_failures"]["observations"] == "error: Observation search failed"
         assert "did not answer within 0.5 s" in e["fetch_failures"]["conditions"]
