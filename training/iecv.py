@@ -268,9 +268,14 @@ def run_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, ac
         folds[h] = fold
     per = pd.DataFrame(per_trial, columns=["learner", "trial", "metric", "estimate", "ci_low", "ci_high", "n"])
     pred = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
+    weights = stacking_from_predictions(pred, outcome_type) if len(pred) else {}
+    if metrics and weights:  # the deployed stack's own held-out performance (training/iecv_stack.py)
+        from training.iecv_stack import stacked_per_trial
+
+        st = stacked_per_trial(pred, weights, outcome_type, n_boot, seed, trial_metrics)
+        per = pd.concat([per, st], ignore_index=True) if len(st) else per
     pooled = pool_per_trial(per)
     rl = pooled_r_loss(pred, outcome_type) if len(pred) else pd.DataFrame(columns=["learner", "r_loss"])
-    weights = stacking_from_predictions(pred, outcome_type) if len(pred) else {}
     return IecvResult(per, pooled, rl, pred, weights, folds, skipped, time.time() - t0)
 
 

@@ -12,32 +12,11 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from predict.errors import LbpError
+from training.cards.interpret import interpret
 
 NS = "https://mc.chai.org/v0.2/schema.xsd"
 XSD = Path(__file__).with_name("schemas") / "chai-applied-model-card-v0.2.xsd"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
-
-# what each benefit metric's value means for a clinician deciding with the model
-_MEANING = {
-    "c_for_benefit": lambda e: (f"c-for-benefit {e:.2f}: of two patients, the one predicted to benefit more does "
-                                f"benefit more {100 * e:.0f}% of the time (50% = chance); "
-                                + ("close to chance, so the ranking of patients by predicted benefit is weak"
-                                   if e < 0.6 else "a useful ranking of patients by benefit")),
-    "calibration_slope_for_benefit": lambda e: (f"calibration slope for benefit {e:.2f} (1 = ideal): "
-                                                + ("predicted differences between patients are too large (shrink them)"
-                                                   if e < 0.8 else "predicted differences between patients are too "
-                                                   "small" if e > 1.2 else "differences between patients are about "
-                                                   "right in size")),
-    "e_avg_for_benefit": lambda e: f"E-for-benefit {e:.2f}: the average error of a patient's predicted benefit, in "
-                                   "outcome units",
-    "outcome_slope": lambda e: f"outcome calibration slope {e:.2f} (1 = ideal) for the expected outcome under each arm",
-}
-
-
-def interpret(metric: str, estimate: float | None) -> str | None:
-    f = _MEANING.get(metric)
-    return f(float(estimate)) if f is not None and estimate is not None else None
-
 
 def _el(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     e = ET.SubElement(parent, f"{{{NS}}}{tag}")
@@ -139,11 +118,12 @@ def chai_xml(card_json: dict) -> str:
     for task, d in sorted((perf.get("tasks") or {}).items()):
         lr = d["headline_learner"]
         for row in d["pooled"] or []:
-            if row["learner"] != lr or row["metric"] not in _MEANING:
+            if row["learner"] != lr or row["metric"] not in ("c_for_benefit", "calibration_slope_for_benefit") \
+                    or interpret(row["metric"], row["estimate"]) is None:
                 continue
             results.append((f"{task} {row['metric']} ({lr})", {"kind": "interval", "value": row["estimate"],
                             "ci_low": row["ci_low"], "ci_high": row["ci_high"], "level": 0.95}))
-            meaning.append(f"{task}: " + interpret(row["metric"], row["estimate"]))
+            meaning.append(f"{task}: " + interpret(row["metric"], row["estimate"], row["ci_low"], row["ci_high"]))
     no = perf.get("tasks_without_iecv") or []
     process = ("Internal-external cross-validation: each trial held out in turn, the whole pipeline refitted on the "
                "others, per-trial metrics pooled by random effects." + (f" Not run for {', '.join(no)}." if no else ""))

@@ -17,6 +17,7 @@ from training.cards.format import fci, fnum, jnum, md_table, records, sig  # noq
 from training.cards.data_sections import (comparator_flags, covariate_summary, s_comparators,  # noqa: F401
                                           s_modifiers, s_training_data)
 from training.cards.inputs import CardInputs
+from training.cards.interpret import interpret
 from training.cards.section import (NA, SECTION_IDS, SECTION_ORDER, Section, feature_schema,  # noqa: F401
                                     headline_learner, n_trials_manifest, names, outcome_type_of)
 
@@ -204,9 +205,13 @@ def s_performance(inp: CardInputs) -> Section:
         pooled = it.pooled
         p = pooled[pooled["learner"] == lr].set_index("metric")
         note = ""
-        if sel.get("model") == "stacked":
-            note = (f" The selected model is a stack; the numbers are its best single learner `{lr}` (the stack "
-                    "itself is not re-validated by nested IECV).")
+        if sel.get("model") == "stacked" and lr == "stacked":
+            note = (" These are the deployed stack's own held-out numbers (its members' predictions combined with "
+                    "its weights). The weights were chosen on these same held-out predictions, so they are slightly "
+                    "optimistic (not nested cross-validation); each member's numbers are in the card's JSON.")
+        elif sel.get("model") == "stacked":
+            note = (f" The selected model is a stack; the numbers are its best single learner `{lr}` (this run did "
+                    "not compute the stack's own held-out performance).")
         s.md += [f"### {task}", "", f"Learner: `{lr}`.{note}", ""]
         rows = []
         for mname in PERF_ORDER:
@@ -222,6 +227,11 @@ def s_performance(inp: CardInputs) -> Section:
                          int(r["k"]) if "k" in r and pd.notna(r.get("k")) else "–"])
         s.md += md_table(["metric", "ideal", "estimate (95% CI)", "95% PI", "tau", "I²", "trials"], rows) if rows else \
             ["No pooled metric for this learner."]
+        meaning = [interpret(mname, p.loc[mname]["estimate"], p.loc[mname]["ci_low"], p.loc[mname]["ci_high"])
+                   for mname in PERF_ORDER if mname in p.index]
+        meaning = [x for x in meaning if x]
+        if meaning:
+            s.md += ["", "**What this means for a clinician.** " + "; ".join(meaning) + "."]
         rl = it.r_loss
         if rl is not None and len(rl):
             s.md += ["", "Held-out R-loss by learner (lower is better; gain vs the constant-effect model):", ""]
@@ -244,7 +254,11 @@ def s_performance(inp: CardInputs) -> Section:
         }
     no_iecv = [t for t in inp.task_names() if t not in tasks]
     if no_iecv:
-        s.md += [f"Not cross-validated by trial (no IECV run): {', '.join(no_iecv)}."]
+        fus = inp.run.get("iecv_follow_ups")
+        why = (f"the training run validated the follow-up window(s) {', '.join(fus)} only (`iecv_follow_ups`), to "
+               "bound training time" if fus else "the training run did not validate them")
+        s.md += [f"Not cross-validated by trial: {', '.join(no_iecv)}, because {why}. Their intervals are "
+                 "model-based only; read them as less well checked."]
     data["tasks_without_iecv"] = no_iecv
     s.data = data
     return s
@@ -298,7 +312,7 @@ def s_subgroups(inp: CardInputs) -> Section:
         keys = g[["subgroup_variable", "subgroup_level", "n", "n_trials"]].drop_duplicates(["subgroup_variable", "subgroup_level"])
         keys = keys.assign(_o=keys["subgroup_variable"].map(lambda v: SUBGROUP_ORDER.get(str(v), 9)))
         keys = keys.sort_values(["_o"], kind="mergesort")
-        rows = []
+        rows, flags = [], []
         for k in keys.to_dict("records"):
             gg = g[(g["subgroup_variable"] == k["subgroup_variable"]) & (g["subgroup_level"] == k["subgroup_level"])].set_index("metric")
             row = [SUBGROUP_LABEL.get(str(k["subgroup_variable"]), str(k["subgroup_variable"])), str(k["subgroup_level"]),
@@ -308,7 +322,16 @@ def s_subgroups(inp: CardInputs) -> Section:
                 row.append(fci(gg.loc[mname, "estimate"], gg.loc[mname, "ci_low"], gg.loc[mname, "ci_high"], dig)
                            if mname in gg.index else "–")
             rows.append(row)
+            if "calibration_slope_for_benefit" in gg.index and str(k["subgroup_variable"]) != "all":
+                e = gg.loc["calibration_slope_for_benefit", "estimate"]
+                if pd.notna(e) and (e < 0.5 or e > 2.0):
+                    flags.append(f"{SUBGROUP_LABEL.get(str(k['subgroup_variable']), k['subgroup_variable'])} "
+                                 f"{k['subgroup_level']}: " + interpret("calibration_slope_for_benefit", e))
         s.md += md_table(["subgroup", "level", "n / trials"] + [T.METRICS[m][0] for m in metrics], rows) + [""]
+        if flags:
+            s.md += ["**Where the model is miscalibrated for benefit** (slope below 0.5 or above 2): "
+                     + "; ".join(flags) + ". For these patients read the predicted benefit's size with extra "
+                     "caution.", ""]
     s.data = {"available": True,
               "rows": records(sp.sort_values(["task", "subgroup_variable", "subgroup_level", "metric"], kind="mergesort"))}
     return s

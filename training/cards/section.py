@@ -38,12 +38,13 @@ class Section:
 
 
 def headline_learner(inp: CardInputs, task: str) -> str | None:
-    """The learner whose IECV numbers represent the selected model: the selected learner, or
-    for a stack its best single learner (the stack itself is not re-validated)."""
+    """The learner whose IECV numbers represent the selected model: the selected learner (a stack:
+    its own held-out performance, ``training/iecv_stack.py``, when the run has it; runs from before
+    that: its best single learner)."""
     sel = inp.selection.get(task, {})
     it = inp.iecv.get(task)
     have = set(it.pooled["learner"]) if it is not None and it.pooled is not None else set()
-    for cand in (sel.get("best_single"), sel.get("model")):
+    for cand in (sel.get("model"), sel.get("best_single")):
         if cand and cand in have:
             return cand
     if have:
