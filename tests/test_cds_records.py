@@ -230,6 +230,10 @@ def test_questionnaire_config_errors_name_the_entry(tmp_path):
                  " item_link_ids: [a, b]}\n")
     with pytest.raises(LbpError, match=r"q1.*10 items"):
         load_registry(f)
+    f.write_text("questionnaires:\n  - {id: q1, feature: baseline_function, urls: [u|1], total_link_ids: [t], scale: [0, 50]}\n"
+                 "  - {id: q2, feature: baseline_function, urls: [u|1], total_link_ids: [t], scale: [0, 100]}\n")
+    with pytest.raises(LbpError, match=r"q2.*also listed under q1"):
+        load_registry(f)
 
 
 # ----------------------------------------------------------------------------- body site

@@ -244,6 +244,12 @@ def load_registry(extra: str | Path | None = None) -> Registry:
             raise _err(f"[observations] {e.id}", f"body_site {e.body_site} is not a group of the body_sites section")
     reg = Registry(tuple(obs), tuple(cond), tuple(qs),
                    tuple(_code(c, "[referrals]") for c in data.get("referrals") or []), sites)
+    canon: dict[str, str] = {}
+    for q in reg.questionnaires:
+        for url in q.urls:
+            if url in canon and canon[url] != q.id:
+                raise _err(f"[questionnaires] {q.id}", f"canonical {url} is also listed under {canon[url]}")
+            canon[url] = q.id
     seen: dict[tuple[str, str], str] = {}
     for e in (*reg.observations, *reg.conditions):
         for c in e.codes:
