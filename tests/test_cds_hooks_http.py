@@ -91,6 +91,7 @@ def test_another_patients_resource_stops_the_prediction_and_the_card_says_why(cl
     e = ext(card)
     assert e["prediction"] is False and e["other_patient_resources"] == ["Observation/pain-other"]
     assert e["band"] == "no_prediction"
+    assert {i["status"] for i in e["inputs"]} == {"read", "missing"}  # nothing was scored
 
 
 def test_fetch_failure_is_not_no_data_and_the_card_does_not_ask_to_record_scores(client, key):
@@ -163,7 +164,7 @@ def test_fhir_server_errors_and_timeouts_are_fetch_failures(scorer, key, db_url)
 
 def test_no_prefetch_and_no_fhir_authorization_is_412_and_http_to_a_remote_server_is_refused(client, key):
     r = post(client, key, None, fhirServer="https://ehr.example.org/fhir")
-    assert r.status_code == 412 and "fhirAuthorization" in r.json()["issue"][0]["diagnostics"]
+    assert r.status_code == 412 and "no fhirAuthorization" in r.json()["issue"][0]["diagnostics"]
     r = post(client, key, None, fhirServer="http://ehr.example.org/fhir",
              fhirAuthorization={"access_token": "t", "token_type": "Bearer"})
     assert r.status_code == 412 and "https" in r.json()["issue"][0]["diagnostics"]

@@ -41,7 +41,8 @@ def server_problem(fhir_server: str | None, auth: dict | None, patient_id: str,
                    allowed: list[str]) -> str | None:
     """Why the service may not fetch from this server for this request (None: it may)."""
     if not fhir_server or not isinstance(auth, dict):
-        return "the request has no fhirServer and fhirAuthorization"
+        lacking = [n for n, v in (("fhirServer", fhir_server), ("fhirAuthorization", auth)) if not v]
+        return "the request has no " + " and no ".join(lacking or ["usable fhirAuthorization"])
     if str(auth.get("token_type", "")).lower() != "bearer" or not isinstance(auth.get("access_token"), str) \
             or not auth["access_token"]:
         return "fhirAuthorization needs token_type Bearer and an access_token"

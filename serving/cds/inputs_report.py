@@ -2,7 +2,7 @@
 ``extension`` under the key :data:`EXTENSION_KEY` (schema in docs/cds-hooks.md).
 
 For each input of the model (the baselines first, then the schema's order): ``status`` ``used``
-with the value on the model's scale, the conversion applied and the source (FHIR resource
+(``read`` on a card without a prediction) with the value on the model's scale, the conversion applied and the source (FHIR resource
 references, the code or questionnaire read, the date); or ``missing`` with every reason found
 (a record problem naming the resource, a prefetch that could not be fetched, no code configured
 for the input, or simply no value in the record). Plus everything in the record that was not used
@@ -79,7 +79,7 @@ def build(mapped: MapResult, names: list[str], labels: dict[str, str], slots: di
         item: dict[str, Any] = {"name": name, "label": labels.get(name, name)}
         u = used.get(name)
         if u is not None:
-            item.update(status="used", value=u.value, conversion=u.detail,
+            item.update(status="used" if prediction else "read", value=u.value, conversion=u.detail,
                         source={"references": _references(u), "code": u.code,
                                 "date": u.when.isoformat() if u.when else None},
                         unit=(units or {}).get(name))
