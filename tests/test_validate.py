@@ -54,6 +54,10 @@ def test_report_files_and_keys(full):
     assert any("synthetic" in w for w in js["warnings"])
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "SYNTHETIC" in html
+    from training.synthetic_label import is_labelled
+
+    plots = sorted((out / "plots").glob("*.png"))
+    assert plots and all(is_labelled(p.read_bytes()) for p in plots)  # a synthetic model's figures say so
     m = pd.read_csv(out / "metrics.csv")
     ok = m.dropna(subset=["estimate", "ci_low", "ci_high"])
     assert len(ok) > 20

@@ -194,6 +194,10 @@ def write_report(out: Path, result: dict, objs: dict, units: dict) -> dict:
         for name, df in _curves(o, task).items():
             df.to_csv(out / "curves" / f"{name}.csv", index=False, lineterminator="\n")
         pngs.update(make_plots(task, units.get(task, ""), o))
+    if (clean.get("model") or {}).get("synthetic"):  # every figure of a synthetic model says so
+        from training.synthetic_label import label_png
+
+        pngs = {k: label_png(v) for k, v in pngs.items()}
     for name, png in pngs.items():
         (out / "plots" / f"{name}.png").write_bytes(png)
     (out / "report.html").write_text(_html(clean, metrics, cm, pngs), "utf-8")
