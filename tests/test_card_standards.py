@@ -182,3 +182,15 @@ def test_a_real_model_card_has_unlabelled_figures(tmp_path):
 
     real = build_card(make_report(tmp_path / "r", synthetic=False), make_manifest(synthetic=False))
     assert real.figures and not any(is_labelled(p) for p in real.figures.values())
+
+
+def test_metric_interpretation_reads_the_interval():
+    from training.cards.interpret import MEANING, interpret
+
+    assert "cannot be told apart from chance" in interpret("c_for_benefit", 0.53, 0.49, 0.57)
+    assert "weak ranking" in interpret("c_for_benefit", 0.53, 0.51, 0.56)
+    assert "too large" in interpret("calibration_slope_for_benefit", 0.30, 0.1, 0.5)
+    assert "too large by about 1.50" in interpret("citl_for_benefit", -1.5, -2.5, -0.5)
+    assert "includes 0" in interpret("citl_for_benefit", -0.45, -2.4, 1.5)
+    assert interpret("c_for_benefit", float("nan")) is None and interpret("unknown", 1.0) is None
+    assert all(interpret(m, 0.7, 0.6, 0.8) for m in MEANING)

@@ -38,12 +38,17 @@ def _slope(e, ci):
 
 
 def _citl(e, ci):
-    return (f"calibration-in-the-large for benefit {e:.2f} (0 = ideal): on average the predicted benefit is "
-            f"{'too large' if e < 0 else 'too small'} by about {abs(e):.2f} outcome units")
+    if ci is not None and ci[0] <= 0 <= ci[1]:
+        return (f"calibration-in-the-large for benefit {e:.2f} (0 = ideal; observed minus predicted): its CI includes "
+                "0, so no systematic over- or under-prediction of the average benefit is shown")
+    return (f"calibration-in-the-large for benefit {e:.2f} (0 = ideal; observed minus predicted): on average the "
+            f"predicted benefit is {'too large' if e < 0 else 'too small'} by about {abs(e):.2f} outcome units")
 
 
 def _intercept(e, ci):
-    return f"calibration intercept for benefit {e:.2f} (0 = ideal): the benefit predicted as zero is really about {e:.2f}"
+    zero = ci is not None and ci[0] <= 0 <= ci[1]
+    return (f"calibration intercept for benefit {e:.2f} (0 = ideal): patients predicted to gain nothing "
+            + ("gain about nothing (CI includes 0)" if zero else f"gain about {e:.2f} in reality"))
 
 
 def _eavg(e, ci):
