@@ -128,7 +128,8 @@ def _record_resources():
     return out
 
 
-def test_without_prefetch_the_service_fetches_the_patients_compartment(client, key, scorer):
+def test_without_prefetch_the_service_fetches_the_patients_compartment(client, key, scorer, caplog):
+    caplog.set_level(logging.DEBUG)
     with fhir_server(_record_resources(), page_size=4) as (base, state):
         auth_ = {"access_token": "fhir-token-1", "token_type": "Bearer", "expires_in": 300,
                  "scope": "patient/Observation.read patient/Patient.read", "subject": "cds-service"}
@@ -145,6 +146,8 @@ def test_without_prefetch_the_service_fetches_the_patients_compartment(client, k
                                          "/fhir/MedicationStatement"}
     assert all(q["query"].get("patient") == [PID] for q in reqs if q["path"] != f"/fhir/Patient/{PID}")
     assert sum(q["path"] == "/fhir/Observation" for q in reqs) == 2  # 6 observations, pages of 4: next link
+    logged = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
+    assert PID not in logged and "fhir-token-1" not in logged  # no patient id (httpx's URL lines), no token
 
 
 def test_fhir_server_errors_and_timeouts_are_fetch_failures(scorer, key, db_url):

@@ -10,7 +10,8 @@ Limits, so a hook call stays well within the client's patience and never reads b
 * the patient id must be a FHIR id (``[A-Za-z0-9-.]{1,64}``); ``fhirServer`` must be ``https``
   (``http`` only on a loopback host) and, when ``LBP_CDS_FHIR_SERVERS`` is set, start with one of
   its prefixes;
-* ``Authorization: Bearer <access_token>``; the token is never logged or stored;
+* ``Authorization: Bearer <access_token>``; the token is never logged or stored, and httpx's own
+  request log lines (which carry the URL, hence the patient id) are silenced;
 * timeouts (``LBP_CDS_FHIR_TIMEOUT_S`` per request), no redirects, at most :data:`MAX_PAGES` pages
   per search (``next`` links only on the same server), the keys fetched concurrently.
 
@@ -20,12 +21,17 @@ so it is reported as a fetch failure, never as "no data".
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from serving.settings import is_loopback
+
+# httpx logs every request line (URL with the patient id in its query) at INFO: never let it through.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_PAGES = 5
