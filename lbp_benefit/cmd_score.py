@@ -10,8 +10,8 @@ import typer
 def score(
     model: Path = typer.Option(..., "--model", help="Model artifact (folder or .zip)."),
     input: Optional[Path] = typer.Option(None, "--input", help="CSV, one row per patient: covariate columns plus "
-                                         "baseline_pain and baseline_function (0-100, higher = worse); optional "
-                                         "trial and participant columns are kept."),
+                                         "the baselines of the outcomes scored (e.g. baseline_pain, 0-100, higher = "
+                                         "worse); optional trial and participant columns are kept."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder in the data format (baselines from week 0)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Study config for --data (default: the folder's study.yaml)."),
     comparator: str = typer.Option(..., "--comparator", help="Comparator class (e.g. usual_care)."),
@@ -19,7 +19,10 @@ def score(
     outcome: Optional[List[str]] = typer.Option(None, "--outcome", help="Outcomes to score (repeatable; default all)."),
     explain: bool = typer.Option(False, "--explain", help="Add the top 3 contributing factors per patient."),
     drop_incomplete: bool = typer.Option(False, "--drop-incomplete", help="With --data: leave out participants "
-                                         "without both baselines (reported) instead of stopping."),
+                                         "without every baseline (reported) instead of writing them with an error."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse the whole input (exit 2, every problem listed) if any "
+                                "row cannot be scored; by default every scoreable row is written and the others get "
+                                "an 'error' column naming the problem."),
     engine: str = typer.Option("pandas", "--engine", help="pandas (in-process) or spark: --input is then a Parquet "
                                "path or a table name, --output a Parquet folder, and invalid rows are written with "
                                "an error column (docs/spark.md; needs the [spark] extra and Java)."),
@@ -56,6 +59,7 @@ def score(
             raise LbpError(f"--input {input} is not a readable CSV ({exc})") from exc
         source = input.name
         line_of = lambda i: i + 2  # noqa: E731 - header is line 1
+        df = _numbers_per_cell(df, set(cat) | set(ids))
     else:
         from training.dataset import load_dataset
         from training.harmonise import harmonise
@@ -66,17 +70,18 @@ def score(
             [b for b in scorer.baselines if b in h.baselines.columns]
         df = h.baselines[keep].reset_index(drop=True)
         if drop_incomplete:
-            ok = df[[b for b in scorer.baselines if b in df.columns]].notna().all(axis=1)
+            need = [b for b in scorer.required_baselines(list(outcome) if outcome else None) if b in df.columns]
+            ok = df[need].notna().all(axis=1)
             if (~ok).any():
-                typer.echo(f"left out {int((~ok).sum())} participant(s) without both baselines", err=True)
+                typer.echo(f"left out {int((~ok).sum())} participant(s) without the baselines of the outcomes scored", err=True)
             df = df[ok].reset_index(drop=True)
         source = str(data)
         line_of = None
-    try:
-        out = _score_chunks(scorer, df, comparator, list(outcome) if outcome else None, explain, progress_over)
-    except ValidationFailed as exc:
+    outcomes = list(outcome) if outcome else None
+
+    def located(problems):
         probs = []
-        for p in exc.problems:
+        for p in problems:
             where = {}
             if p.row is not None and line_of is not None:
                 where = {"file": source, "row": line_of(p.row)}
@@ -84,10 +89,21 @@ def score(
                 r = df.iloc[p.row]
                 where = {"trial": str(r.get("trial")), "participant": str(r.get("participant"))}
             probs.append(Problem(p.code, p.message, column=p.column, scope=p.scope, severity=p.severity, **where))
-        raise ValidationFailed(probs, what=source or "patients") from None
+        return probs
+
+    try:
+        out, errors = score_rows(scorer, df, comparator, outcomes, explain, progress_over, strict)
+    except ValidationFailed as exc:
+        raise ValidationFailed(located(exc.problems), what=source or "patients") from None
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output, index=False)
-    typer.echo(f"scored {len(out)} patient(s) vs {comparator} with model {scorer.model_id}; wrote {output}")
+    n_bad = int(out["error"].ne("").sum()) if "error" in out else 0
+    typer.echo(f"scored {len(out) - n_bad} patient(s) vs {comparator} with model {scorer.model_id}; "
+               f"{n_bad} row(s) could not be scored (see the 'error' column); wrote {output}")
+    for p in located(errors)[:5]:
+        typer.echo(f"  not scored: {p}", err=True)
+    if n_bad > 5:
+        typer.echo(f"  ... and {n_bad - 5} more rows (the 'error' column names each problem)", err=True)
 
 
 def _score_spark(scorer, model, input, data, comparator, output, outcome, explain) -> None:
@@ -107,11 +123,49 @@ def _score_spark(scorer, model, input, data, comparator, output, outcome, explai
                f"{bad} row(s) failed validation (see the error column); wrote {output}")
 
 
-def _score_chunks(scorer, df, comparator, outcomes, explain, progress, chunk: int = 4000):
+def score_rows(scorer, df, comparator, outcomes, explain, progress, strict: bool = False, chunk: int = 4000):
+    """Score every row that can be scored: (table in input order with an ``error`` column, empty where
+    scored; the problems of the rows left out). Only the baselines of the outcomes scored are required.
+    Problems of the request itself and, with ``strict``, any row problem raise :class:`ValidationFailed`
+    listing every problem."""
     import pandas as pd
 
-    scorer.validate(df)  # every problem at once, before scoring
-    starts = list(range(0, len(df), chunk)) or [0]
-    parts = [scorer.score_table(df.iloc[s:s + chunk], comparator, outcomes, explain=explain)
-             for s in progress(starts, "scoring", total=len(starts))]
-    return pd.concat(parts, ignore_index=True)
+    from predict.errors import ValidationFailed
+
+    try:  # every problem at once, before scoring
+        scorer.validate(df, scorer.required_baselines(outcomes))
+        row_probs = []
+    except ValidationFailed as exc:
+        row_probs = exc.problems
+        if strict or any(p.row is None for p in row_probs):
+            raise
+    bad = sorted({int(p.row) for p in row_probs})
+    good = df.drop(index=df.index[bad]).reset_index(drop=True) if bad else df.reset_index(drop=True)
+    starts = list(range(0, len(good), chunk)) or [0]
+    parts = [scorer.score_table(good.iloc[s:s + chunk], comparator, outcomes, explain=explain)
+             for s in progress(starts, "scoring", total=len(starts))] if len(good) else []
+    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    bad_set = set(bad)
+    scored.index = [i for i in range(len(df)) if i not in bad_set]
+    text: dict[int, list[str]] = {}
+    for p in row_probs:
+        text.setdefault(int(p.row), []).append(f"{p.column}: {p.message}" if p.column else p.message)
+    if bad:
+        ids = [c for c in ("trial", "participant") if c in df.columns]
+        failed = pd.DataFrame({c: df[c].iloc[bad].astype(str).to_numpy() for c in ids}, index=bad)
+        scored = pd.concat([scored, failed]).sort_index()
+    scored["error"] = ["; ".join(text[i]) if i in text else "" for i in scored.index]
+    return scored.reset_index(drop=True), row_probs
+
+
+def _numbers_per_cell(df, text_columns: set):
+    """A numeric column with one bad cell is read as text by pandas: turn the cells that are numbers back
+    into numbers, so that only the bad cell's row is refused (and named), not the whole column."""
+    import pandas as pd
+
+    for c in df.columns:
+        if c in text_columns or pd.api.types.is_numeric_dtype(df[c]):
+            continue
+        num = pd.to_numeric(df[c], errors="coerce")
+        df[c] = pd.Series([float(n) if pd.notna(n) else (None if pd.isna(v) else v) for n, v in zip(num, df[c])], index=df.index, dtype=object)
+    return df

@@ -37,6 +37,7 @@ from predict import model_format as mf
 from predict import support
 from predict.artifact import Artifact, load_artifact
 from predict.errors import LbpError, Problem, ValidationFailed
+from predict.required_inputs import required_baselines
 from predict.program import compile_program, default_threads
 from predict.program import pool as program_pool
 from predict.schema import FeatureSchema
@@ -313,16 +314,22 @@ class Scorer:
                 cols[name] = [p.get(name) if isinstance(p, dict) else None for p in patients]
         return n, cols, probs, None
 
-    def validate(self, patients: Any) -> tuple[np.ndarray, pd.DataFrame | None]:
+    def required_baselines(self, outcomes: Sequence[str] | None = None) -> set[str]:
+        """The baseline inputs needed to score ``outcomes`` (default all): see predict.required_inputs."""
+        return required_baselines(self.baselines, self._select(outcomes))
+
+    def validate(self, patients: Any, required: set[str] | None = None) -> tuple[np.ndarray, pd.DataFrame | None]:
         """The feature matrix (n x features, NaN = missing) of valid input; raises
-        :class:`ValidationFailed` naming every bad field and patient index (0-based)."""
+        :class:`ValidationFailed` naming every bad field and patient index (0-based).
+        ``required``: the baselines that must be given (default all; see predict.required_inputs)."""
+        need = set(self.baselines) if required is None else set(required)
         F = self._valid_small(patients)
         if F is not None:
             return F, None
         n, cols, probs, ids = self._columns(patients)
         F = np.full((n, len(self._names)), np.nan)
         for j, (name, typ) in enumerate(zip(self._names, self._types)):
-            required = name in self.baselines
+            required = name in need
             col = cols.get(name)
             if col is None:
                 if required and n:
@@ -781,8 +788,9 @@ class Scorer:
         """Validate the request and the patients together (every problem reported at once):
         (feature matrix, id columns or None, selected tasks)."""
         probs = self._check_request(comparator, outcomes)
+        need = None if probs or outcomes is None else required_baselines(self.baselines, self._select(outcomes))
         try:
-            F, ids = self.validate(patients)
+            F, ids = self.validate(patients, need)
         except ValidationFailed as exc:
             raise ValidationFailed(probs + exc.problems, what="patients") from None
         if probs:
@@ -968,7 +976,7 @@ class Scorer:
                     cols[f"factor{r + 1}_contribution"] = np.take_along_axis(contrib, order[:, r:r + 1], 1)[:, 0]
         if details:
             miss = np.isnan(F)
-            cov_idx = [self._index[c] for c in self.schema.names]
+            cov_idx = [self._index[c] for c in self.schema.names + self.baselines]  # a baseline not required may be missing
             names = [self._names[j] for j in cov_idx]
             keys, inv = rt.pattern_groups(np.where(miss[:, cov_idx], np.nan, 0.0))  # one string per pattern
             texts = np.array([";".join(nm for nm, m in zip(names, row) if m) for row in keys] or [""], dtype=object)
@@ -981,9 +989,11 @@ class Scorer:
 
     # ------------------------------------------------------------------ result pieces
     def _missing_lists(self, F: np.ndarray) -> list[list[dict]]:
-        cov = [(self._index[c], c) for c in self.schema.names]
+        # Baselines are listed too: one not required for the requested outcomes may be left out (then imputed).
+        cov = [(self._index[c], c) for c in self.schema.names + self.baselines]
         miss = np.isnan(F[:, [j for j, _ in cov]]) if cov else np.zeros((F.shape[0], 0), bool)
-        entries = [{"name": name, "handled_as": self._missing_text.get(name, "allowed")} for _, name in cov]
+        like_covariates = next(iter(self._missing_text.values()), "allowed")
+        entries = [{"name": name, "handled_as": self._missing_text.get(name, like_covariates)} for _, name in cov]
         return [[entries[k] for k in np.flatnonzero(row)] for row in miss]
 
     def _explain_method(self, t: _Task) -> str:

@@ -51,15 +51,41 @@ def test_score_input_csv_errors_name_line_and_column(sm, tmp_path):
     df = pd.DataFrame({"baseline_pain": [62, 140], "baseline_function": [41, 30], "age": ["47", "old"]})
     src = tmp_path / "bad.csv"
     df.to_csv(src, index=False)
+    # Default: every scoreable row is written; the others get an 'error' column naming the problem.
     r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
                               "--output", str(tmp_path / "o.csv")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    res = pd.read_csv(tmp_path / "o.csv", keep_default_na=False)
+    assert len(res) == 2 and res["error"].iloc[0] == "" and res["pain_short_benefit"].iloc[0] != ""
+    assert "baseline_pain" in res["error"].iloc[1] and "age" in res["error"].iloc[1] and res["pain_short_benefit"].iloc[1] == ""
+    assert "scored 1 patient(s)" in r.output and "1 row(s) could not be scored" in r.output
+    # --strict: the whole input is refused, every problem named with its line.
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
+                              "--output", str(tmp_path / "o2.csv"), "--strict"])
     assert isinstance(r.exception, ValidationFailed)
     where = {(p.row, p.column) for p in r.exception.errors}
     assert (3, "baseline_pain") in where and (3, "age") in where  # line 3 of the file (header = line 1)
-    assert not (tmp_path / "o.csv").exists()
+    assert not (tmp_path / "o2.csv").exists()
     r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", "surgery",
                               "--output", str(tmp_path / "o.csv")])
     assert isinstance(r.exception, LbpError) and "surgery" in str(r.exception)
+
+
+def test_score_one_outcome_needs_only_its_baseline(sm, tmp_path):
+    """Issue 18, item 10: `score --outcome pain` does not need baseline_function (it is imputed like
+    any missing input and listed as missing); scoring every outcome still needs it."""
+    df = pd.DataFrame({"baseline_pain": [62, 55], "age": [47, 60]})
+    src = tmp_path / "pain_only.csv"
+    df.to_csv(src, index=False)
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
+                              "--output", str(tmp_path / "o.csv"), "--outcome", "pain", "--strict"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    res = pd.read_csv(tmp_path / "o.csv", keep_default_na=False)
+    assert res["pain_short_benefit"].astype(float).notna().all() and (res["error"] == "").all()
+    assert res["missing"].str.contains("baseline_function").all()
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
+                              "--output", str(tmp_path / "o2.csv"), "--strict"])
+    assert isinstance(r.exception, ValidationFailed) and {p.column for p in r.exception.errors} == {"baseline_function"}
 
 
 def test_score_data_folder(sm, tmp_path):
