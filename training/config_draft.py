@@ -106,7 +106,7 @@ def draft_config(data: str | Path, active: str | None = None) -> dict:
             instruments[c] = {"min": float(np.nanmin(vals)), "max": float(np.nanmax(vals)), "direction": "higher_is_worse",
                               "label": f"{c}: observed {np.nanmin(vals):g}-{np.nanmax(vals):g}; EDIT to the instrument's true range"}
     raw = {
-        "name": folder.resolve().name, "description": f"Drafted by 'lbp-benefit config init' from {folder}; edit before use.",
+        "name": (folder.resolve().parent.name if folder.resolve().name in ("data", "train") else folder.resolve().name), "description": f"Drafted by 'lbp-benefit config init' from {folder}; edit before use.",
         "treatments": {"active": active, "classes": classes},
         "covariates": covariates, "adjust_for": [], "outcomes": outcomes, "instruments": instruments,
         "follow_up": _windows(week[~np.isnan(week)]), "min_trial_size": 10,
