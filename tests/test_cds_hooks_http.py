@@ -270,6 +270,14 @@ def test_check_config_prints_what_was_loaded_and_every_problem(key, tmp_path, mo
     out = capsys.readouterr().out if cli(main, ["cds", "check-config"]) == 0 else pytest.fail(capsys.readouterr().out)
     assert ISS in out and "https://ehr.example.org/codes|EDU → education (site)" in out
     assert "warning: LBP_CDS_BASE_URL is not set" in out and "a PEM key without a pinned kid" in out
+    assert cli(main, ["cds", "check-config", "--model", str(small_model().artifact)]) == 0
+    out = capsys.readouterr().out
+    assert "mapped from FHIR" in out and "warning: model inputs with no FHIR mapping" in out
+    assert "registry inputs the model does not have (read, then not used): education" in out
+    monkeypatch.setenv("LBP_CDS_COMPARATOR", "surgery")
+    assert cli(main, ["cds", "check-config", "--model", str(small_model().artifact)]) == 1
+    assert "error: LBP_CDS_COMPARATOR=surgery is not one of the model's comparators" in capsys.readouterr().out
+    monkeypatch.delenv("LBP_CDS_COMPARATOR")
     monkeypatch.delenv("LBP_CDS_TRUSTED_ISSUERS")
     site.write_text("observations:\n  - {id: bad, feature: x, kind: nope, codes: []}\n")
     assert cli(main, ["cds", "check-config"]) == 1

@@ -301,3 +301,49 @@ def test_the_worked_site_configuration_of_the_docs_loads_and_reads_its_forms(tmp
     assert {"education_beyond_high_school", "physically_active"} <= reg.features()
     entry, note = reg.questionnaire_for("https://forms.example-hospital.org/Questionnaire/odi|2.1a")
     assert entry.instrument == "odi" and note == ""
+
+
+def test_a_synthea_shaped_record_as_a_fhir_server_returns_it():
+    """Resources in the shapes Synthea writes (vital-signs and survey Observations with `issued`,
+    `encounter`, UCUM units; 'Chronic low back pain (finding)'; 'Never smoked tobacco (finding)'),
+    with the server-style `Patient/<id>` references a prefetch search returns."""
+    def obs(oid, code, display, category, days_ago, **value):
+        when = day(days_ago) + "T10:23:45+00:00"
+        return {"resourceType": "Observation", "id": oid, "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                          "code": category, "display": category}]}],
+                "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+                "subject": {"reference": f"Patient/{PID}"}, "encounter": {"reference": "Encounter/enc-77"},
+                "effectiveDateTime": when, "issued": when.replace("10:23:45", "10:23:45.123"), **value}
+
+    def q(value, unit):
+        return {"valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
+
+    pre = {"patient": {"resourceType": "Patient", "id": PID, "gender": "male", "birthDate": "1969-02-11",
+                       "name": [{"use": "official", "family": "Kihn564", "given": ["Eli"], "prefix": ["Mr."]}]},
+           "observations": bundle(
+               obs("o-pain", "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported", "survey",
+                   12, **q(4, "{score}")),
+               obs("o-h", "8302-2", "Body Height", "vital-signs", 12, **q(181.2, "cm")),
+               obs("o-w", "29463-7", "Body Weight", "vital-signs", 12, **q(88.4, "kg")),
+               obs("o-bmi", "39156-5", "Body Mass Index", "vital-signs", 12, **q(26.92, "kg/m2")),
+               obs("o-smk", "72166-2", "Tobacco smoking status", "survey", 12, valueCodeableConcept={
+                   "coding": [{"system": SNOMED, "code": "266919005", "display": "Never smoked tobacco (finding)"}]}),
+               obs("o-odi", "97909-6", "Oswestry disability index score ODI", "survey", 12, **q(34, "{score}"))),
+           "conditions": bundle({
+               "resourceType": "Condition", "id": "c-clbp",
+               "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                              "code": "active"}]},
+               "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                                                  "code": "confirmed"}]},
+               "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                                         "code": "encounter-diagnosis"}]}],
+               "code": {"coding": [{"system": SNOMED, "code": "278860009", "display": "Chronic low back pain (finding)"}]},
+               "subject": {"reference": f"Patient/{PID}"}, "encounter": {"reference": "Encounter/enc-12"},
+               "onsetDateTime": day(700) + "T08:00:00+00:00", "recordedDate": day(700) + "T08:00:00+00:00"})}
+    r = run(pre)
+    assert r.inputs["baseline_pain"] == 40.0 and r.inputs["baseline_function"] == 34.0
+    assert r.inputs["bmi"] == 26.92 and r.inputs["current_smoker"] == 0 and r.inputs["female"] == 0
+    assert r.inputs["episode_months"] == pytest.approx(700 / 30.4375, abs=0.05)
+    assert not r.foreign and not r.fetch_failed
+    assert not [f for f in r.findings if f.kind in ("invalid", "contradictory", "wrong_unit", "out_of_range")]
