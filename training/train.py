@@ -90,13 +90,24 @@ def make_learner(name: str, outcome_type: str, cfg, seed: int, n_boot: int | Non
     raise ValueError(f"unknown learner {name!r}; choose from {', '.join(LEARNERS)}")
 
 
-def _tasks(analysis: pd.DataFrame, cfg) -> list:
+def _tasks(analysis: pd.DataFrame, cfg, empty: list | None = None) -> list:
+    """(outcome, follow-up, rows) of every task with data; tasks of the config that cannot be formed
+    are appended to ``empty`` as task rows saying why."""
     out = []
-    outcomes = list(dict.fromkeys(list(cfg.outcomes) + sorted(set(analysis["outcome"]) - set(cfg.outcomes))))
+    named = list(getattr(cfg, "all_outcomes", cfg.outcomes))
+    outcomes = list(dict.fromkeys(named + sorted(set(analysis["outcome"]) - set(named))))
     for o in outcomes:
+        spec = cfg.outcome(o) if hasattr(cfg, "outcome") else None
         for w in cfg.window_names:
+            if spec is not None and spec.follow_up is not None and w not in spec.follow_up:
+                continue
             df = task_frame(analysis, o, w)
             if len(df) == 0:
+                if empty is not None and spec is not None:
+                    need = " and a baseline" if cfg.has_baseline(o) else ""
+                    empty.append({"task": f"{o}__{w}", "outcome": o, "follow_up": w, "outcome_type": cfg.outcome_type(o),
+                                  "participants": 0, "trials": 0, "comparator_trials": 0,
+                                  "status": f"not formed: no participant has a measurement in window {w!r}{need}"})
                 continue
             out.append((o, w, df))
     return out
@@ -125,7 +136,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
     task_rows, support_rows, selected, iecv_res, pooled_all, timings = [], [], {}, {}, [], {}
     jobs, task_info, task_xy = [], {}, {}
     with threadpool_limits(1):
-        for outcome, fu, df in _tasks(analysis, cfg):
+        for outcome, fu, df in _tasks(analysis, cfg, task_rows):
             task = f"{outcome}__{fu}"
             otype = outcome_type_of(outcome, cfg)
             min_size = int(getattr(cfg, "min_trial_size", 1))
