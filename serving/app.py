@@ -109,6 +109,7 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs else None,
     )
+    _openapi_with_real_examples(app, models)
     app.state.settings = settings
     app.state.scorer = scorer
     app.state.model_id = model_id
@@ -152,6 +153,22 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
                                     "auth": "api-key" if settings.auth_enabled else
                                     ("off" if settings.allow_unauthenticated else "loopback-only")})
     return app
+
+
+def _openapi_with_real_examples(app: FastAPI, models) -> None:
+    """Render the OpenAPI document with the response examples as the model answered them: FastAPI
+    drops null values from examples, and a real result has nulls (e.g. an interval not available)."""
+    render = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schemas = render().get("components", {}).get("schemas", {})
+            for name, example in models.response_examples.items():
+                if name in schemas:
+                    schemas[name]["examples"] = [example]
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app_from_env() -> FastAPI:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
 from predict.schema import CovariateSpec
-from serving.interface import BASELINE_RANGE, ScorerLike, is_synthetic
+from serving.interface import BASELINE_RANGE, ScorerLike, is_synthetic, to_jsonable
 
 SYNTHETIC_WARNING = (
     "This model was trained on synthetic (simulated) data. Its predictions only demonstrate the "
@@ -120,32 +120,19 @@ class RequestModels:
     model_info: type[BaseModel]
     hints: dict[str, str] = field(default_factory=dict)
     example_patient: dict[str, Any] = field(default_factory=dict)
+    response_examples: dict[str, Any] = field(default_factory=dict)
+    """Real responses to the request examples, by schema name (null values kept: FastAPI drops
+    them from examples when it renders the OpenAPI document, so the app puts these back)."""
 
 
-def example_result(scorer: ScorerLike) -> dict[str, Any]:
-    """A realistic per-patient result, for the OpenAPI examples."""
-    outcomes: dict[str, Any] = {}
-    for o in scorer.outcomes:
-        if o == "global_recovery" or o.endswith("recovery"):
-            outcomes[o] = {"p_exercise": 0.46, "p_comparator": 0.35,
-                           "difference": {"estimate": 0.11, "ci": [0.04, 0.18]}}
-        else:
-            outcomes[o] = {
-                "exercise": {"expected": 31.2, "interval": [22.0, 40.5]},
-                "comparator": {"expected": 39.3, "interval": [30.1, 48.6]},
-                "benefit": {"estimate": 8.1, "ci": [4.0, 12.2], "prediction_interval": [-6.5, 22.7]},
-                "clears_smallest_worthwhile": False,
-            }
-    first = scorer.schema.covariates[0] if len(scorer.schema) else None
-    factors = []
-    if first is not None:
-        factors.append({"name": first.name, "label": first.label or first.name, "contribution": 2.4,
-                        "units": "points on the 0-100 scale"})
-    missing = []
-    if len(scorer.schema) > 1:
-        c = scorer.schema.covariates[-1]
-        missing.append({"name": c.name, "handled_as": "imputed: trial-specific median"})
-    return {"outcomes": outcomes, "top_factors": factors, "missing": missing, "warnings": []}
+def example_results(scorer: ScorerLike, patients: list[dict[str, Any]], comparator: str) -> list[dict] | None:
+    """The model's real results for the OpenAPI example patients (so the documented examples are
+    what the service returns for those requests), or None if the model cannot score them."""
+    try:
+        results = to_jsonable(scorer.score([dict(p) for p in patients], comparator, None))
+    except Exception:  # noqa: BLE001 - an example only; warm-up and /readyz report a model that cannot score
+        return None
+    return results if isinstance(results, list) and len(results) == len(patients) else None
 
 
 def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
@@ -198,11 +185,11 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         comparator=(comparator_t, comparator_field),
         outcomes=(list[outcome_t] | None, outcomes_field),
     )
+    batch_patients = [example, {k: v for k, v in example.items() if k in scorer.baselines}]
     batch = create_model(
         "BatchScoreRequest",
         __config__=ConfigDict(extra="forbid", json_schema_extra={
-            "examples": [{"patients": [example, {k: v for k, v in example.items() if k in scorer.baselines}],
-                          "comparator": comparator_example}]}),
+            "examples": [{"patients": batch_patients, "comparator": comparator_example}]}),
         __doc__=f"Score up to {max_batch} patients against one comparator; results come in the same order.",
         __validators__=validators,
         patients=(list[patient], Field(..., min_length=1, max_length=max_batch,
@@ -213,12 +200,15 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
 
     model_id = str(scorer.manifest.get("model_id"))
     warn = SYNTHETIC_WARNING if is_synthetic(scorer.manifest) else None
-    result = example_result(scorer)
-    one = {"model_id": model_id, "comparator": comparator_example, "result": result}
-    many = {"model_id": model_id, "comparator": comparator_example, "results": [result]}
+    # The response examples are real: the example request (above) scored by the loaded model, in
+    # the envelope the score routes add (tests compare them with /v1/score's answer).
+    results = example_results(scorer, batch_patients, comparator_example)
+    one: dict[str, Any] = {"model_id": model_id, "comparator": comparator_example}
     if warn:
         one["synthetic_data_warning"] = warn
-        many["synthetic_data_warning"] = warn
+    many = dict(one)
+    result = results[0] if results else None
+    one["result"], many["results"] = result, results
     result_doc = ("Per-patient result: predicted outcomes under exercise and the comparator, the benefit "
                   "(comparator minus exercise on 0-100 scales; positive favours exercise) with confidence and "
                   "prediction intervals, the factors that moved it most, how missing inputs were handled, "
@@ -226,13 +216,13 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
     warn_field = Field(default=None, description="Present (and must be shown to users) when the model was "
                                                  "trained on synthetic data.")
     score_response = create_model(
-        "ScoreResponse", __config__=ConfigDict(json_schema_extra={"examples": [one]}),
+        "ScoreResponse", __config__=ConfigDict(json_schema_extra={"examples": [one]} if result else None),
         model_id=(str, ...), comparator=(str, ...),
         synthetic_data_warning=(str | None, warn_field),
         result=(dict[str, Any], Field(..., description=result_doc)),
     )
     batch_response = create_model(
-        "BatchScoreResponse", __config__=ConfigDict(json_schema_extra={"examples": [many]}),
+        "BatchScoreResponse", __config__=ConfigDict(json_schema_extra={"examples": [many]} if result else None),
         model_id=(str, ...), comparator=(str, ...),
         synthetic_data_warning=(str | None, warn_field),
         results=(list[dict[str, Any]], Field(..., description="One result per patient, in request order. "
@@ -254,4 +244,5 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         manifest=(dict[str, Any], Field(..., description="The artifact manifest.")),
         card=(dict[str, Any], Field(..., description="The model card as JSON.")),
     )
-    return RequestModels(patient, score, batch, score_response, batch_response, model_info, hints, example)
+    examples = {"ScoreResponse": one, "BatchScoreResponse": many} if results else {}
+    return RequestModels(patient, score, batch, score_response, batch_response, model_info, hints, example, examples)
