@@ -40,6 +40,13 @@ class ModelSpec:
     modifier_uncentred_levels: bool = False  # subgroup-effect variant (forest plots)
     adjust_for: tuple[str, ...] = ADJUST_FOR  # covariates of the adjusted models (from the config)
     baseline: bool = True  # adjust for the outcome's baseline (False: the outcome has none)
+    levels: tuple = ()  # ((categorical covariate, (reference, other levels...)), ...) of those used
+
+    def expand(self, variable: str) -> list[str]:
+        """A categorical covariate's indicator columns (``name[level]``, reference left out); a
+        numeric covariate is itself."""
+        lv = dict(self.levels).get(variable)
+        return [f"{variable}[{level}]" for level in lv[1:]] if lv else [variable]
 
     @property
     def label(self) -> str:
@@ -101,7 +108,7 @@ def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercis
         needed.append(m)
     if spec.adjusted:
         needed += [a for a in spec.adjust_for if a not in needed]
-    nan = {v: np.isnan(rows.col(v)) for v in needed}
+    nan = {v: np.isnan(rows.col(spec.expand(v)[0])) for v in needed}
     miss = {v: int(b.sum()) for v, b in nan.items()}
     keep = ~np.logical_or.reduce(list(nan.values()))
     # Trials must still have both arms after exclusions.
@@ -119,9 +126,10 @@ def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercis
     dummies[np.arange(len(t)), codes] = 1.0
     for j, lab in enumerate(labels):
         cols[f"trial[{lab}]"] = dummies[:, j]
-    adjust = [a for a in spec.adjust_for if spec.adjusted and a != m]
+    adjust = [c for a in spec.adjust_for if spec.adjusted and a != m for c in spec.expand(a)]
     lead = ["baseline"] if spec.baseline else []
-    centre = [*lead, *adjust] + ([m] if m is not None else [])
+    mcols = spec.expand(m) if m is not None else []
+    centre = [*lead, *adjust, *mcols]
     if centre:
         centred, means = group_centre(np.column_stack([rows.col(c)[keep] for c in centre]), codes)
     if spec.baseline:
@@ -134,21 +142,22 @@ def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercis
         cols[f"{a}_c"] = ac
         cols[f"treat:{a}_c"] = t * ac
         zcols[f"{a}_c"] = ac
-    if m is not None:
-        z = rows.col(m)[keep]
+    for i, mc in enumerate(mcols, start=len(centre) - len(mcols)):
+        z = rows.col(mc)[keep]
         same_as_baseline = spec.baseline and np.allclose(z, rows.col("baseline")[keep])
-        zc, zbar = centred[:, -1], means[:, -1]
+        zc, zbar = centred[:, i], means[:, i]
         if not same_as_baseline:
-            cols[f"{m}_c"] = zc
-        cols[f"treat:{m}_c"] = t * zc
+            cols[f"{mc}_c"] = zc
+        cols[f"treat:{mc}_c"] = t * zc
         # Across-trial association, kept apart so γ_W uses within-trial information only.
         spread = np.unique(np.round(zbar, 12))
         if len(spread) > 1:
-            cols[f"treat:{m}_trialmean"] = t * (zbar - zbar.mean())
-        if np.allclose(cols[f"treat:{m}_c"], 0):
-            raise LbpError(f"{spec.label}: {m!r} does not vary within any trial; no within-trial interaction to estimate")
-    # A covariate constant within every trial carries no within-trial information.
-    prefixes = ("baseline_c", f"{m}_c", *(f"{a}_c" for a in adjust))
+            cols[f"treat:{mc}_trialmean"] = t * (zbar - zbar.mean())
+    if mcols and all(np.allclose(cols[f"treat:{mc}_c"], 0) for mc in mcols):
+        raise LbpError(f"{spec.label}: {m!r} does not vary within any trial; no within-trial interaction to estimate")
+    # A covariate (or level) constant within every trial carries no within-trial information.
+    prefixes = ("baseline_c", *(f"{mc}_c" for mc in mcols), *(f"{a}_c" for a in adjust),
+                *(f"treat:{mc}_c" for mc in mcols if len(mcols) > 1))
     names = [c for c, v in cols.items() if not (c.startswith(prefixes) and np.allclose(v, 0))]
     znames = [c for c, v in zcols.items() if not np.allclose(v, 0)]
     index = rows.index[keep]

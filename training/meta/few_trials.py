@@ -106,21 +106,30 @@ def _wald(est: float, se: float, df: int | None) -> dict:
             "inference": f"t({df})" if df else "z"}
 
 
+def stratified_fit(design: Design) -> tuple[list[str], np.ndarray, np.ndarray, int | None]:
+    """The stratified common-effect model: (column names, estimates, covariance, residual df for
+    a t reference or None for z). Raises LinAlgError / FloatingPointError when not estimable."""
+    X, names = stratified_matrix(design)
+    y = np.asarray(design.y, float)
+    if design.spec.binary_outcome:
+        beta, cov = logistic(y, X)
+        return names, beta, cov, None
+    beta, cov, df = ols(y, X)
+    return names, beta, cov, df
+
+
+def fit_label(design: Design) -> str:
+    single = design.studies == 1
+    return (SINGLE_BINARY if design.spec.binary_outcome else SINGLE_LINEAR) if single else COMMON_LABEL
+
+
 def common_effect(design: Design, target: str) -> dict:
     """The stratified common-effect (or, with one trial, the single-trial) fit of ``target``."""
-    X, names = stratified_matrix(design)
-    j = names.index(target)
-    y = np.asarray(design.y, float)
-    binary = design.spec.binary_outcome
-    single = design.studies == 1
-    label = (SINGLE_BINARY if binary else SINGLE_LINEAR) if single else COMMON_LABEL
+    label = fit_label(design)
     try:
-        if binary:
-            beta, cov = logistic(y, X)
-            out = _wald(float(beta[j]), float(math.sqrt(cov[j, j])), None)
-        else:
-            beta, cov, df = ols(y, X)
-            out = _wald(float(beta[j]), float(math.sqrt(cov[j, j])), df)
+        names, beta, cov, df = stratified_fit(design)
+        j = names.index(target)
+        out = _wald(float(beta[j]), float(math.sqrt(cov[j, j])), df)
     except (np.linalg.LinAlgError, FloatingPointError) as exc:
         return {"label": label, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                 "p": np.nan, "inference": "", "message": f"{label} not estimable: {exc}"}

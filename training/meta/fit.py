@@ -22,7 +22,7 @@ from scipy import stats
 
 from predict.errors import LbpError
 from training.meta.design import Design
-from training.meta.few_trials import common_effect, two_stage
+from training.meta.few_trials import common_effect, fit_label, stratified_fit, two_stage
 from training.mixed import fit_glmm_binomial, fit_lmm
 
 
@@ -47,7 +47,55 @@ def _few_trials(design: Design) -> dict:
     return out, [m for m in (ce["message"], hk["message"]) if m]
 
 
+def _levels(row: dict, spec, names: list[str], beta, cov, dist, levels: tuple, base: dict) -> dict:
+    """A categorical modifier: one row per non-reference level (its within-trial interaction vs
+    the reference level) and a joint Wald test of all of them (chi-squared on k − 1 df, or F with
+    a t reference), returned as the joint row with the level rows under ``per_level``."""
+    m, ref = spec.modifier, levels[0]
+    idx = [names.index(f"treat:{m}[{lv}]_c") if f"treat:{m}[{lv}]_c" in names else None for lv in levels[1:]]
+    ppf, sf, df = dist
+    z = ppf(0.975)
+    per = []
+    for lv, j in zip(levels[1:], idx):
+        r = {**row, **base, "level": f"{lv} vs {ref}"}
+        if j is None:
+            per.append({**r, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
+                        "status": "not estimable", "message": f"level {lv!r} does not vary within any trial"})
+            continue
+        est, se = float(beta[j]), float(math.sqrt(cov[j, j]))
+        per.append({**r, "estimate": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se,
+                    "p": float(2 * sf(abs(est / se))) if se > 0 else np.nan})
+    use = [j for j in idx if j is not None]
+    b = np.asarray(beta)[use]
+    V = np.asarray(cov)[np.ix_(use, use)]
+    try:
+        stat = float(b @ np.linalg.solve(V, b))
+        q = len(use)
+        p = float(stats.f.sf(stat / q, q, df) if df else stats.chi2.sf(stat, q))
+        test = (f"joint Wald test of the {q} level interaction(s): {'F' if df else 'chi2'} = "
+                f"{stat / q if df else stat:.3f} on {q}{f', {df}' if df else ''} df")
+    except np.linalg.LinAlgError:
+        p, test = np.nan, "joint Wald test not estimable (singular covariance)"
+    joint = {**row, **base, "level": f"joint test ({len(use)} df)", "estimate": np.nan, "se": np.nan,
+             "ci_low": np.nan, "ci_high": np.nan, "p": p,
+             "message": "; ".join(x for x in (base.get("message", ""), test) if x), "per_level": per}
+    return joint
+
+
 def _single_trial(design: Design, row: dict, target: str) -> dict:
+    lv = dict(design.spec.levels).get(design.spec.modifier) if design.spec.modifier else None
+    if lv and len(lv) > 2:
+        label = fit_label(design)
+        base = {"tau": np.nan, "tau_at_boundary": False, "pi_low": np.nan, "pi_high": np.nan, "status": "ok",
+                "analysis": label, "message": "one trial: no between-trial variation to estimate, no pooling"}
+        try:
+            names, beta, cov, df = stratified_fit(design)
+        except (np.linalg.LinAlgError, FloatingPointError) as exc:
+            return {**row, **base, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                    "p": np.nan, "inference": "", "status": "not estimable", "message": f"{label} not estimable: {exc}"}
+        dist = ((lambda x: stats.t.ppf(x, df)), (lambda x: stats.t.sf(x, df)), df) if df else (
+            stats.norm.ppf, stats.norm.sf, None)
+        return _levels(row, design.spec, names, beta, cov, dist, lv, {**base, "inference": f"t({df})" if df else "z"})
     ce = common_effect(design, target)
     status = "ok" if np.isfinite(ce["estimate"]) else "not estimable"
     return {**row, "estimate": ce["estimate"], "se": ce["se"], "ci_low": ce["ci_low"], "ci_high": ce["ci_high"],
@@ -67,6 +115,10 @@ def fit_model(design: Design, residual: str = "common") -> dict:
         "studies": design.studies, "participants": design.participants,
         "excluded_missing": design.n_missing, "scale": "log_or" if spec.binary_outcome else "md",
     }
+    levels = dict(spec.levels).get(spec.modifier) if spec.modifier else None
+    if levels and len(levels) == 2:  # two levels: one indicator, one row
+        target = f"treat:{spec.modifier}[{levels[1]}]_c"
+        row["level"] = f"{levels[1]} vs {levels[0]}"
     if design.studies == 1:
         return _single_trial(design, row, target)
     try:
@@ -78,8 +130,6 @@ def fit_model(design: Design, residual: str = "common") -> dict:
     if spec.modifier is None:
         few, few_msgs = _few_trials(design)
         row.update(few)
-    est = float(res.params[target])
-    se = float(res.bse[target])
     tau = float(res.re_sd["treat"]) if "treat" in res.re_sd.index else 0.0
     k = design.studies
     messages = list(res.messages) + (few_msgs if spec.modifier is None else [])
@@ -97,6 +147,14 @@ def fit_model(design: Design, residual: str = "common") -> dict:
     ppf = (lambda x: stats.t.ppf(x, k - 1)) if use_t else stats.norm.ppf
     sf = (lambda x: stats.t.sf(x, k - 1)) if use_t else stats.norm.sf
     z = ppf(0.975)
+    if levels and len(levels) > 2:
+        base = {"tau": tau, "tau_at_boundary": bool(tau_identified and tau <= 1e-8), "pi_low": np.nan,
+                "pi_high": np.nan, "inference": "z", "status": res.status, "message": "; ".join(messages),
+                "analysis": ONE_STAGE[spec.binary_outcome]}
+        names = list(res.params.index)
+        return _levels(row, spec, names, res.params.to_numpy(), res.vcov.to_numpy(), (ppf, sf, None), levels, base)
+    est = float(res.params[target])
+    se = float(res.bse[target])
     if spec.modifier is None and k > 2 and tau_identified:
         half = stats.t.ppf(0.975, k - 2) * math.sqrt(se**2 + tau**2)
         pi = (est - half, est + half)

@@ -1,6 +1,7 @@
 """Forest plots of subgroup treatment effects (PNG and SVG), like the paper's Figures 3–5."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -12,8 +13,10 @@ import pandas as pd  # noqa: E402
 
 
 def forest_plot(sub: pd.DataFrame, labels: dict[str, str], title: str, odds: bool, path_stem: Path,
-                favours: tuple[str, str] = ("favours exercise", "favours comparator")) -> None:
-    """One row per subgroup level, grouped by modifier; estimate with 95% CI."""
+                intervention: str = "intervention", lower_is_better: bool = True, outcome_label: str = "the outcome") -> None:
+    """One row per subgroup level (every level of a categorical modifier), grouped by modifier;
+    estimate with 95% CI. Axis words come from the study config (intervention, outcome, direction)."""
+    favours = (f"favours {intervention}", "favours comparator")
     rows = []
     for variable, grp in sub.groupby("variable", sort=False):
         rows.append((labels.get(variable, variable), None))
@@ -34,15 +37,18 @@ def forest_plot(sub: pd.DataFrame, labels: dict[str, str], title: str, odds: boo
     ax.axvline(ref, color="grey", lw=0.8, ls="--")
     if odds:
         ax.set_xscale("log")
-        ax.set_xlabel(f"Odds ratio of global recovery, exercise vs comparator (>1 {favours[0]})")
+        ax.set_xlabel(f"Odds ratio of {outcome_label}, {intervention} vs comparator (>1 {favours[0]})")
     else:
-        ax.set_xlabel(f"Mean difference, exercise − comparator (0–100; <0 {favours[0]})")
+        ax.set_xlabel(f"Mean difference in {outcome_label}, {intervention} − comparator "
+                      f"({'<0' if lower_is_better else '>0'} {favours[0]})")
     ax.set_yticks([])
     ax.set_ylim(0.3, n + 0.7)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 70), fontsize=9)
+    ax.xaxis.label.set_text(textwrap.fill(ax.get_xlabel(), 75))
+    ax.xaxis.label.set_fontsize(8)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    fig.subplots_adjust(left=0.42, right=0.97, top=1 - 0.5 / (0.28 * n + 1.6), bottom=0.9 / (0.28 * n + 1.6))
+    fig.subplots_adjust(left=0.42, right=0.97, top=1 - 0.6 / (0.28 * n + 1.6), bottom=0.95 / (0.28 * n + 1.6))
     path_stem.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path_stem.with_suffix(".png"), dpi=110)
     fig.savefig(path_stem.with_suffix(".svg"))

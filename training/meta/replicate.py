@@ -53,15 +53,26 @@ def analysis_data(h: Harmonised) -> pd.DataFrame:
 
 
 def _level(cfg: StudyConfig, variable: str) -> str:
-    return "exercise" if variable == "treatment" else variable_label(cfg, variable)[1]
+    return (cfg.intervention_label or cfg.active) if variable == "treatment" else variable_label(cfg, variable)[1]
 
 
 def _long(rows: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     rows = rows.copy()
-    rows["level"] = [_level(cfg, v) for v in rows["variable"]]
+    given = rows["level"] if "level" in rows else pd.Series([None] * len(rows), index=rows.index)
+    rows["level"] = [g if isinstance(g, str) and g else _level(cfg, v) for g, v in zip(given, rows["variable"])]
     if "analysis" not in rows:
         rows["analysis"] = ""
     return rows[LONG_COLUMNS + EXTRA_COLUMNS + [c for c in FEW_COLUMNS if c in rows.columns]]
+
+
+def _flatten(fits: list[dict]) -> list[dict]:
+    """A categorical modifier's joint-test row followed by its per-level rows."""
+    out = []
+    for r in fits:
+        per = r.pop("per_level", None) if isinstance(r, dict) else None
+        out.append(r)
+        out.extend(per or [])
+    return out
 
 
 def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, comparisons: list[str] | None = None,
@@ -90,14 +101,14 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
         fits = run.submit_fits(specs, progress)
         subs = run.submit_subgroups(cfg, sub_specs, progress)
         analysis_data(h).to_csv(out / "analysis_data.csv", index=False)
-        rows = _long(pd.DataFrame(fits()), cfg)
+        rows = _long(pd.DataFrame(_flatten(fits())), cfg)
         overall = rows[rows.variable == "treatment"].reset_index(drop=True)
         inter = rows[rows.variable != "treatment"].drop(columns=[c for c in FEW_COLUMNS if c in rows]).reset_index(drop=True)
         overall.to_csv(out / "overall.csv", index=False)
         inter.to_csv(out / "interactions.csv", index=False)
         subgroups, figures = pd.DataFrame(), []
         if forest:
-            subgroups, figures = _forest_plots(run, cfg, out, first_w, primary, outcomes, sub_jobs, subs())
+            subgroups, figures = _forest_plots(run, cfg, out, first_w, primary, outcomes, sub_jobs, subs(), inter)
         _tables(out, cfg, inter, first_w, primary)
         for f in figures:
             f.result()
@@ -111,14 +122,34 @@ def _tables(out: Path, cfg: StudyConfig, inter: pd.DataFrame, first_w: str, prim
         t = paper_table(inter, cfg, o, w, c)
         stem = PAPER_TABLE.get(o, f"table_{o}") if (w == first_w and c == primary) else f"{o}_{w}_{c}"
         odds = cfg.outcome_type(o) == "binary"
-        title = (f"Treatment–covariate interactions: {o}, {w} term, exercise vs {c.replace('_', ' ')} "
-                 f"({'odds ratio' if odds else 'mean difference, 0–100'})")
-        note = ("Interaction on the odds-ratio scale (>1: more recovery with exercise for that level)." if odds else
-                "Interaction as a mean difference on 0–100 (negative: better outcome with exercise for that level).")
-        write_table(t, tables, stem, title, note + " Adjusted: plus age and sex (fixed and random).")
+        act = cfg.intervention_label or cfg.active.replace("_", " ")
+        title = (f"Treatment–covariate interactions: {o}, {w} term, {act} vs {c.replace('_', ' ')} "
+                 f"({'odds ratio' if odds else 'mean difference'})")
+        spec = cfg.outcome(o)
+        better = "negative" if spec is None or spec.direction == "higher_is_worse" else "positive"
+        note = (f"Interaction on the odds-ratio scale (>1: the good outcome more likely with {act} for that level)."
+                if odds else f"Interaction as a mean difference in outcome units ({better}: better outcome with {act} "
+                             f"for that level).")
+        adj = ", ".join(variable_label(cfg, a)[0] for a in cfg.adjust_for) or "nothing"
+        cat = (" A categorical modifier has one row per level (its interaction vs the reference level) and a joint "
+               "Wald test of all levels (p in its row).")
+        write_table(t, tables, stem, title, note + f" Adjusted: plus {adj} (fixed and random)." + cat)
 
 
-def _forest_plots(run: Runner, cfg, out, follow_up, comparison, outcomes, jobs, results) -> tuple[pd.DataFrame, list]:
+def _joint_labels(cfg, inter: pd.DataFrame | None, o: str, follow_up: str, comparison: str) -> dict[str, str]:
+    """Modifier labels; a categorical one carries its joint Wald p (adjusted interaction model)."""
+    labels = {m: variable_label(cfg, m)[0] for m in modifiers(cfg)}
+    if inter is None or inter.empty:
+        return labels
+    j = inter[(inter.outcome == o) & (inter.follow_up == follow_up) & (inter.comparison == comparison)
+              & (inter.model == "adjusted") & inter.level.astype(str).str.startswith("joint test")]
+    for r in j.itertuples():
+        labels[r.variable] = f"{labels.get(r.variable, r.variable)} (interaction, {r.level}: p {fmt_p(r.p) or '–'})"
+    return labels
+
+
+def _forest_plots(run: Runner, cfg, out, follow_up, comparison, outcomes, jobs, results,
+                  inter: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list]:
     """Write ``subgroup_effects.csv`` and queue one forest plot per outcome on the workers;
     returns the subgroup rows and the plot jobs (wait on their ``result()``)."""
     frames = [r.assign(outcome=o) for (o, _), r in zip(jobs, results) if r is not None]
@@ -126,15 +157,19 @@ def _forest_plots(run: Runner, cfg, out, follow_up, comparison, outcomes, jobs, 
         return pd.DataFrame(), []
     sub = pd.concat(frames, ignore_index=True)
     sub.to_csv(out / "subgroup_effects.csv", index=False)
-    labels = {m: variable_label(cfg, m)[0] for m in modifiers(cfg)}
     figures = []
     for i, o in enumerate(outcomes):
         s = sub[sub.outcome == o]
         if s.empty:
             continue
+        labels = _joint_labels(cfg, inter, o, follow_up, comparison)
         figures.append(run.submit(
-            forest_plot, s, labels, f"{o.replace('_', ' ').capitalize()}: exercise vs {comparison.replace('_', ' ')}, "
-            f"{follow_up} term (adjusted)", cfg.outcome_type(o) == "binary", out / "figures" / f"figure{3 + i}_{o}"))
+            forest_plot, s, labels, f"{o.replace('_', ' ').capitalize()}: "
+            f"{cfg.intervention_label or cfg.active.replace('_', ' ')} vs {comparison.replace('_', ' ')}, "
+            f"{follow_up} term (adjusted)", cfg.outcome_type(o) == "binary", out / "figures" / f"figure{3 + i}_{o}",
+            intervention=cfg.intervention_label or cfg.active.replace("_", " "),
+            lower_is_better=cfg.outcome(o) is None or cfg.outcome(o).direction == "higher_is_worse",
+            outcome_label=(cfg.outcome(o).label if cfg.outcome(o) is not None and cfg.outcome(o).label else o.replace("_", " "))))
     return sub, figures
 
 

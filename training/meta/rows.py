@@ -8,8 +8,12 @@ subset with numpy masks and centres its covariates in one grouped mean (:func:`g
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+
+from predict.errors import LbpError
 
 
 class Rows:
@@ -31,9 +35,20 @@ class Rows:
         return column in self.frame.columns
 
     def col(self, column: str) -> np.ndarray:
-        """A column as float (cached: the same few columns serve every model)."""
+        """A column as float (cached: the same few columns serve every model). ``name[level]`` is
+        the 0/1 indicator of a categorical column's level (NaN where the column is missing)."""
         if column not in self._cols:
-            self._cols[column] = self.frame[column].to_numpy(float)
+            lv = re.fullmatch(r"(.+)\[(.*)\]", column)
+            if column not in self.frame.columns and lv and lv.group(1) in self.frame.columns:
+                v = self.frame[lv.group(1)]
+                self._cols[column] = np.where(v.isna(), np.nan, (v.astype(str) == lv.group(2)).astype(float))
+                return self._cols[column]
+            try:
+                self._cols[column] = self.frame[column].to_numpy(float)
+            except (TypeError, ValueError):
+                bad = next((x for x in self.frame[column].dropna() if not _is_number(x)), None)
+                raise LbpError(f"column {column!r} has non-numeric values (e.g. {bad!r}); a covariate with "
+                               f"levels must be declared 'categorical' with its categories in the study config")
         return self._cols[column]
 
     def trials_with_both_arms(self, keep: np.ndarray) -> np.ndarray:
@@ -59,3 +74,11 @@ def group_centre(values: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.
     """
     means = pd.DataFrame(values).groupby(codes, sort=True).mean().to_numpy()[codes]
     return values - means, means
+
+
+def _is_number(x) -> bool:
+    try:
+        float(x)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -135,7 +136,9 @@ class Runner:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=exc[0] is not None)
 
-    def submit(self, fn, *args):
+    def submit(self, fn, *args, **kwargs):
+        if kwargs:
+            fn = partial(fn, **kwargs)
         return self.pool.submit(fn, *args) if self.pool is not None else _Deferred(fn, args)
 
     def _queue(self, fn, specs, extra, label, progress, size=CHUNK):

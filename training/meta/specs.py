@@ -21,7 +21,18 @@ def spec_for(cfg: StudyConfig, outcome: str, follow_up: str, comparison: str, co
     """A model spec with the study's outcome kind, baseline and adjustment set."""
     return ModelSpec(outcome, follow_up, comparison, tuple(comparators), modifier, adjusted,
                      cfg.outcome_type(outcome) == "binary", adjust_for=tuple(cfg.adjust_for),
-                     baseline=cfg.has_baseline(outcome))
+                     baseline=cfg.has_baseline(outcome), levels=categorical_levels(cfg, [modifier, *cfg.adjust_for]))
+
+
+def categorical_levels(cfg: StudyConfig, names) -> tuple:
+    """((name, (reference, other levels...)), ...) for the categorical covariates among ``names``."""
+    out = []
+    for name in dict.fromkeys(n for n in names if n):
+        c = cfg.covariates[name] if name in cfg.covariates.names else None
+        if c is not None and c.type == "categorical":
+            ref = c.reference if c.reference in c.categories else c.categories[0]
+            out.append((name, (ref, *[x for x in c.categories if x != ref])))
+    return tuple(out)
 
 
 def comparison_sets(cfg: StudyConfig) -> dict[str, tuple[str, ...]]:

@@ -31,6 +31,11 @@ def categorise(values: pd.Series, variable: str, cfg: StudyConfig) -> tuple[pd.S
         labels = ["no", "yes"]
         out = values.map({0.0: "no", 1.0: "yes"})
         return out, labels
+    if variable in cfg.covariates and cfg.covariates[variable].type == "categorical":
+        spec = cfg.covariates[variable]
+        ref = spec.reference if spec.reference in spec.categories else spec.categories[0]
+        labels = [ref, *[c for c in spec.categories if c != ref]]
+        return values.astype(object).where(values.notna(), None), labels
     v = values.astype(float)
     if v.isna().all():
         raise LbpError(f"{variable}: no observed values to form subgroups")
@@ -69,9 +74,13 @@ def subgroup_effects(analysis: pd.DataFrame, cfg: StudyConfig, spec: ModelSpec,
         X[f"treat:level[{lab}]"] = t * ind
     if spec.adjusted:
         for a in spec.adjust_for:
-            if a != m:
-                ac, _ = _centre(d[a].astype(float), g)
-                X[f"{a}_c"] = ac
+            if a == m:
+                continue
+            lv = dict(spec.levels).get(a)
+            cols = {f"{a}[{x}]": (d[a].astype(str) == x).astype(float) for x in lv[1:]} if lv else {a: d[a].astype(float)}
+            for name, v in cols.items():
+                ac, _ = _centre(v, g)
+                X[f"{name}_c"] = ac
     Z = pd.DataFrame({"treat": t, **({"baseline_c": y0c} if spec.baseline else {})}, index=d.index)
     keep = [c for c in X.columns if not np.allclose(X[c], 0)]
     X = X[keep]

@@ -48,20 +48,23 @@ def paper_table(interactions: pd.DataFrame, cfg: StudyConfig, outcome: str, foll
     d = interactions[(interactions.outcome == outcome) & (interactions.follow_up == follow_up)
                      & (interactions.comparison == comparison)]
     odds = outcome == RECOVERY
-    first = {}  # (variable, model) -> its first row; one pass instead of a filter per cell
+    first = {}  # (variable, level, model) -> its first row; one pass instead of a filter per cell
     for r in d.itertuples(index=False):
-        first.setdefault((r.variable, r.model), r)
+        first.setdefault((r.variable, r.level, r.model), r)
     rows = []
-    for variable in dict.fromkeys(d["variable"]):
+    for variable, lev in dict.fromkeys(zip(d["variable"], d["level"])):
         label, level = variable_label(cfg, variable)
-        row = {"variable": label, "level": level}
+        categorical = level == "level"  # a categorical modifier: one row per level and its joint test
+        row = {"variable": label, "level": lev if categorical else level}
         for model in ("unadjusted", "adjusted"):
-            r = first.get((variable, model))
+            r = first.get((variable, lev, model))
             if r is None:
                 continue
             row[f"{model}_studies"] = int(r.studies)
             row[f"{model}_participants"] = int(r.participants)
-            row[f"{model}_{'or' if odds else 'md'}_95ci"] = fmt_estimate(r.estimate, r.ci_low, r.ci_high, odds)
+            joint = categorical and str(lev).startswith("joint test")
+            row[f"{model}_{'or' if odds else 'md'}_95ci"] = (
+                "(all levels)" if joint else fmt_estimate(r.estimate, r.ci_low, r.ci_high, odds))
             row[f"{model}_p"] = fmt_p(r.p)
             row[f"{model}_status"] = r.status
         rows.append(row)
