@@ -209,6 +209,9 @@ def s_performance(inp: CardInputs) -> Section:
             note = (" These are the deployed stack's own held-out numbers (its members' predictions combined with "
                     "its weights). The weights were chosen on these same held-out predictions, so they are slightly "
                     "optimistic (not nested cross-validation); each member's numbers are in the card's JSON.")
+        elif sel.get("model") == "stacked" and set(k for k, v in (sel.get("weights") or {}).items() if v > 1e-6) == {lr}:
+            note = (f" The selected stack gives all its weight to `{lr}`, so these are the deployed model's own "
+                    "held-out numbers.")
         elif sel.get("model") == "stacked":
             note = (f" The selected model is a stack; the numbers are its best single learner `{lr}` (this run did "
                     "not compute the stack's own held-out performance).")

@@ -27,7 +27,10 @@ def _c_benefit(e, ci):
 
 
 def _slope(e, ci):
-    if e < 0.8:
+    if e < 0:
+        what = ("the predicted differences between patients point the wrong way: those predicted to benefit more "
+                "benefited less")
+    elif e < 0.8:
         what = ("predicted differences between patients are too large: a patient predicted to benefit much more "
                 "than average benefits less so in reality")
     elif e > 1.2:
