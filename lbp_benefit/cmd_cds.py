@@ -19,11 +19,20 @@ def check_config(
     from serving.cds.config_report import check_config as run_check
     from serving.settings import ServingSettings
 
+    from pydantic import ValidationError
+
+    try:
+        settings = ServingSettings()
+    except ValidationError as exc:  # a setting that does not parse: name every one
+        for e in exc.errors():
+            names = ", ".join(f"LBP_{str(p).upper()}" for p in e.get("loc", ()))
+            typer.echo(f"error: {names}: {e.get('msg', 'invalid')}")
+        raise typer.Exit(1) from None
     scorer = None
     if model is not None:
         from predict import Scorer
         scorer = Scorer.load(model)
-    rep = run_check(ServingSettings(), scorer)
+    rep = run_check(settings, scorer)
     for line in rep.lines:
         typer.echo(line)
     for w in rep.warnings:

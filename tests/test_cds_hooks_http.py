@@ -240,6 +240,12 @@ def test_a_token_without_kid_is_refused(client, key):
 
 
 # ----------------------------------------------------------------------------- configuration
+def test_bad_band_edges_stop_the_app_with_the_setting_named(scorer, key, db_url):
+    from predict.errors import LbpError
+    with pytest.raises(LbpError, match="LBP_CDS_BAND_EDGES=5,5: band edges must be strictly increasing"):
+        make_client(scorer, key, db_url, cds_band_edges="5,5")
+
+
 def test_startup_log_summarises_issuers_keys_and_codes(scorer, key, db_url, caplog):
     caplog.set_level(logging.INFO, logger="lbp_benefit.serving")
     with make_client(scorer, key, db_url):
@@ -283,6 +289,11 @@ def test_check_config_prints_what_was_loaded_and_every_problem(key, tmp_path, mo
     assert cli(main, ["cds", "check-config"]) == 1
     out = capsys.readouterr().out
     assert "error: LBP_CDS_TRUSTED_ISSUERS is not set" in out and "error: CDS code registry [observations] bad" in out
+    monkeypatch.setenv("LBP_CDS_BAND_EDGES", "5,zero")
+    monkeypatch.setenv("LBP_CDS_FHIR_TIMEOUT_S", "-1")
+    assert cli(main, ["cds", "check-config"]) == 1
+    out = capsys.readouterr().out
+    assert "error: LBP_CDS_BAND_EDGES:" in out and "error: LBP_CDS_FHIR_TIMEOUT_S:" in out
 
 
 def test_cards_are_served_when_the_feedback_database_is_down(scorer, key, tmp_path, caplog):

@@ -79,7 +79,10 @@ class CdsService:
         self.units.update({c.name: c.unit or ("0/1" if c.type == "binary" else None) for c in scorer.schema})
         self.templates = prefetch_templates(self.registry)
         self.slots = inputs_report.feature_slots(self.registry)
-        self.edges = parse_edges(settings.cds_band_edges)
+        try:
+            self.edges = parse_edges(settings.cds_band_edges)
+        except ValueError as exc:
+            raise LbpError(f"LBP_CDS_BAND_EDGES={settings.cds_band_edges}: {exc}") from None
         self.store = FeedbackStore(settings.cds_feedback_db)
         self.fhir_servers = [s.strip() for s in settings.cds_fhir_servers.split(",") if s.strip()]
         log.info(startup_summary(settings, self.registry, issuers, self.store.url))
