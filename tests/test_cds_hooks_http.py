@@ -198,6 +198,7 @@ def test_feedback_is_stored_and_gives_the_override_rate_by_band(scorer, key, tmp
         feedback(c, key, [{"card": "urn:uuid:" + cards[0]["uuid"], "outcome": "overridden", "outcomeTimestamp": ts}])
         assert c.get("/v1/monitoring/cds-feedback").status_code == 401  # behind the API key
         stats = c.get("/v1/monitoring/cds-feedback", headers={"X-API-Key": "mon-key"}).json()
+        assert stats["model_id"] == scorer.model_id
         b = stats["bands"][band]
         assert (b["cards_issued"], b["accepted"], b["overridden"], b["override_rate"]) == (3, 0, 2, 1.0)
         assert b["override_rate_ci95"] == pytest.approx(list(wilson(2, 2)))
@@ -205,9 +206,12 @@ def test_feedback_is_stored_and_gives_the_override_rate_by_band(scorer, key, tmp
         metrics = c.get("/metrics").text
         assert f'lbp_cds_override_rate{{band="{band}"}} 1.0' in metrics
         assert f'lbp_cds_cards_issued_total{{band="{band}"}} 3' in metrics
-    # durable: a new store on the same URL sees everything
-    again = FeedbackStore(url).override_rates((0.0, 5.0, 10.0))
-    assert again["bands"][band]["cards_issued"] == 3
+    # durable: a new store on the same URL sees everything; cards of another model are not counted
+    store = FeedbackStore(url)
+    assert store.override_rates((0.0, 5.0, 10.0), scorer.model_id)["bands"][band]["cards_issued"] == 3
+    store.record_card(str(uuid.uuid4()), "lbp-exercise-benefit", "older-model", band, None, 7.0)
+    assert store.override_rates((0.0, 5.0, 10.0), scorer.model_id)["bands"][band]["cards_issued"] == 3
+    assert store.override_rates((0.0, 5.0, 10.0))["bands"][band]["cards_issued"] == 4
 
 
 @pytest.mark.parametrize("item, where", [

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, func, insert,
-                        select)
+                        or_, select, true)
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
@@ -178,16 +178,19 @@ class FeedbackStore:
                 CARDS.c.uuid.in_([r["card_uuid"] for r in rows]))).scalar_one()
         return int(known)
 
-    def override_rates(self, edges: tuple[float, ...]) -> dict[str, Any]:
+    def override_rates(self, edges: tuple[float, ...], model_id: str | None = None) -> dict[str, Any]:
         """Per band: cards issued, feedback by outcome (last feedback per card), override rate with
-        its Wilson 95% interval. Feedback about unknown cards is counted apart."""
+        its Wilson 95% interval; only the cards of ``model_id`` when given (the model in use).
+        Feedback about unknown cards is counted apart."""
         if self._engine is None and not self.exists():  # never create the database just to read zeros
             if not self.creatable():
                 raise OSError(f"the feedback database {self.url} cannot be created")
             issued, rows = {}, []
         else:
-            issued, rows = self._counts()
-        return self._rates(issued, rows, edges)
+            issued, rows = self._counts(model_id)
+        out = self._rates(issued, rows, edges)
+        out["model_id"] = model_id
+        return out
 
     def exists(self) -> bool:
         """False only for a SQLite file that was never created."""
@@ -202,14 +205,16 @@ class FeedbackStore:
             probe = probe.parent
         return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
 
-    def _counts(self) -> tuple[dict, list]:
+    def _counts(self, model_id: str | None) -> tuple[dict, list]:
+        mine = true() if model_id is None else CARDS.c.model_id == model_id
         with self.engine.connect() as c:
-            issued = dict(c.execute(select(CARDS.c.band, func.count()).group_by(CARDS.c.band)).all())
+            issued = dict(c.execute(select(CARDS.c.band, func.count()).where(mine).group_by(CARDS.c.band)).all())
             last = (select(FEEDBACK.c.card_uuid, func.max(FEEDBACK.c.id).label("last_id"))
                     .group_by(FEEDBACK.c.card_uuid).subquery())
             rows = c.execute(select(CARDS.c.band, FEEDBACK.c.outcome, func.count())
                              .select_from(FEEDBACK.join(last, FEEDBACK.c.id == last.c.last_id)
                                           .outerjoin(CARDS, CARDS.c.uuid == FEEDBACK.c.card_uuid))
+                             .where(or_(CARDS.c.uuid.is_(None), mine))
                              .group_by(CARDS.c.band, FEEDBACK.c.outcome)).all()
         return issued, rows
 
@@ -231,10 +236,10 @@ class FeedbackStore:
         return {"bands": bands, "feedback_for_unknown_cards": unknown,
                 "band_edges": list(edges), "interval": "Wilson score 95%"}
 
-    def prometheus(self, edges: tuple[float, ...]) -> str:
+    def prometheus(self, edges: tuple[float, ...], model_id: str | None = None) -> str:
         """The override-rate metrics in the Prometheus text format (read from the database, so every
         worker process reports the same totals)."""
-        stats = self.override_rates(edges)["bands"]
+        stats = self.override_rates(edges, model_id)["bands"]
         lines = ["# HELP lbp_cds_cards_issued_total CDS Hooks cards issued, by predicted-benefit band.",
                  "# TYPE lbp_cds_cards_issued_total counter"]
         lines += [f'lbp_cds_cards_issued_total{{band="{b}"}} {v["cards_issued"]}' for b, v in stats.items()]

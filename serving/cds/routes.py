@@ -224,16 +224,17 @@ def build_router(scoring: ScoringService, settings: ServingSettings,
 
 def build_monitoring_router(svc: CdsService, dependencies: list) -> APIRouter:
     """``GET /v1/monitoring/cds-feedback``: cards issued, feedback and override rate (Wilson 95% CI)
-    by predicted-benefit band (HTI-1 ongoing monitoring); same access terms as the model routes."""
+    by predicted-benefit band, for the cards of the model in use (HTI-1 ongoing monitoring); same
+    access terms as the model routes."""
     r = APIRouter(tags=["monitoring"], dependencies=dependencies)
 
     async def overrides() -> JSONResponse:
         try:
-            stats = await run_in_threadpool(svc.store.override_rates, svc.edges)
+            stats = await run_in_threadpool(svc.store.override_rates, svc.edges, svc.scoring.model_id)
         except Exception as exc:  # noqa: BLE001
             log.error("CDS feedback statistics unavailable", extra={"error_type": type(exc).__name__})
             return JSONResponse(status_code=503, content={"detail": "the feedback database is unavailable"})
-        return JSONResponse({"model_id": svc.scorer.manifest.get("model_id"), **stats})
+        return JSONResponse(stats)
 
     r.add_api_route("/v1/monitoring/cds-feedback", overrides, methods=["GET"],
                     summary="Override rate of CDS cards by predicted-benefit band",
@@ -244,7 +245,7 @@ def build_monitoring_router(svc: CdsService, dependencies: list) -> APIRouter:
 def prometheus_text(svc: CdsService) -> str:
     """The override-rate metrics for ``/metrics`` ('' when the database is unavailable)."""
     try:
-        return svc.store.prometheus(svc.edges)
+        return svc.store.prometheus(svc.edges, svc.scoring.model_id)
     except Exception as exc:  # noqa: BLE001 - /metrics must answer even without the feedback database
         log.error("CDS feedback metrics unavailable", extra={"error_type": type(exc).__name__})
         return ""
