@@ -5,6 +5,7 @@ start-up configuration summary and ``lbp-benefit cds check-config``."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from predict import Scorer
 from serving.app import create_app
-from serving.cds.feedback import FeedbackStore, wilson
+from serving.cds.feedback import FeedbackStore, band_of, wilson
 from serving.cds.inputs_report import EXTENSION_KEY
 from serving.settings import ServingSettings
 from tests._fhir_server import fhir_server
@@ -79,6 +80,8 @@ def test_complete_card_carries_uuid_and_an_account_of_every_input(client, key, s
     edu = next(i for i in e["inputs"] if i["status"] == "missing")
     assert edu["why"] and edu["why"][0]["kind"] in ("no_mapping", "not_in_record")
     assert e["prediction"] is True and e["band"] in ("<0", "0-5", "5-10", ">=10") and e["missing"]
+    shown = float(re.search(r"pain/100 benefit ([+-]\d+\.\d)", card["summary"]).group(1))
+    assert e["band"] == band_of(shown, "pain", (0.0, 5.0, 10.0))  # the band of the benefit the summary shows
 
 
 def test_another_patients_resource_stops_the_prediction_and_the_card_says_why(client, key):
