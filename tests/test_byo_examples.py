@@ -175,3 +175,25 @@ def test_check_exits_non_zero_when_nothing_can_be_analysed(tmp_path):
     assert "throat_pain/hour_4: no participant can be analysed (no participant has a week-0 baseline)" in out
     assert "nothing can be analysed" in p.stderr
     assert "rows of outcomes the study config does not name are ignored: 'sore_throat' (233)" in out
+
+
+def test_tree_learners_fit_on_tiny_trials():
+    """Issue 18, item 4: the X-, DR- and T-learners crashed (LightGBM 'num_data > 0') on two sites of
+    22 and 3 participants (bagging left no row of the 3-participant site's single control)."""
+    from training.config import load_config
+    from training.dataset import load_dataset
+    from training.harmonise import harmonise
+    from training.learners.base import task_frame
+    from training.train import _xy, make_learner
+
+    cfg = load_config(EX / "indo_rct" / "study.yaml")
+    h = harmonise(load_dataset(EX / "indo_rct" / "data", cfg))
+    d = task_frame(h.analysis, "pancreatitis", "after_ercp")
+    d = d[d["trial"].isin(["UK", "Case"])].reset_index(drop=True)
+    assert d.groupby("trial").size().to_dict() == {"Case": 3, "UK": 22}
+    X, y = _xy(d, cfg)
+    for name in ("t_learner", "x_learner", "dr_learner"):
+        for n_boot in (0, 3):
+            lr = make_learner(name, "binary", cfg, 1, n_boot=n_boot).fit(X, y)
+            b = lr.predict(X).filter(like="benefit_vs_placebo").iloc[:, 0]
+            assert b.notna().all() and b.between(-1, 1).all(), (name, n_boot)

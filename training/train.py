@@ -170,6 +170,12 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
         sg_parts = []
         for task, (outcome, fu, otype, row, res) in task_info.items():
             fitted = {n: fitted_all[(task, n)] for n in s.learners if (task, n) in fitted_all}
+            failed = {n: fitted_all[("__failed__", task, n)] for n in s.learners if ("__failed__", task, n) in fitted_all}
+            for n, why in failed.items():
+                say(f"{task}: learner {n} not fitted ({why})")
+            if not fitted:
+                task_rows.append({**row, "status": "no learner could be fitted: " + "; ".join(f"{n}: {w}" for n, w in failed.items())})
+                continue
             mdir = out / "models" / task
             mdir.mkdir(parents=True, exist_ok=True)
             for n, lr in fitted.items():
@@ -187,7 +193,8 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             _trial_effects(sel, *task_xy[task]).to_csv(out / "summaries" / f"{task}__trial_effects.csv", index=False)
             selected[task] = how
             timings[task]["fit_s"] = round(sum(fitted_all.get(("__t__", task, n), 0.0) for n in s.learners), 2)
-            task_rows.append({**row, "status": "ok", "selected": how["model"], "iecv": res is not None})
+            task_rows.append({**row, "status": "ok", "selected": how["model"], "iecv": res is not None,
+                              **({"learners_not_fitted": "; ".join(f"{n}: {w}" for n, w in failed.items())} if failed else {})})
             if res is not None:
                 _plots(out / "plots", task, res, how)
                 if s.subgroup_boot > 0:
@@ -255,10 +262,16 @@ def _fit_job(i: int):
         for n in group:
             t = time.time()
             lr = make_learner(n, otype, cfg, s.seed, boot_trees=s.n_boot_trees, boot_linear=s.n_boot_linear)
-            if accepts_crossfit_cache(lr):
-                lr.fit(X, y, crossfit_cache=cache)
-            else:
-                lr.fit(X, y)
+            try:
+                if accepts_crossfit_cache(lr):
+                    lr.fit(X, y, crossfit_cache=cache)
+                else:
+                    lr.fit(X, y)
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+                # One learner that cannot be fitted on these data (e.g. tree learners on tiny trials)
+                # is left out of this task with the reason; the others go on.
+                out[("__failed__", task, n)] = f"{type(exc).__name__}: {exc}"
+                continue
             for attr in ("boot_predictions_", "boot_arm_predictions_"):
                 if hasattr(lr, attr):
                     delattr(lr, attr)
@@ -295,8 +308,10 @@ def _select(fitted: dict, res, s: TrainSettings):
     if res is None or res.r_loss.empty:
         name = "effect_model" if "effect_model" in fitted else next(iter(fitted))
         return fitted[name], {"model": name, "rule": "no IECV for this task: effect model (penalty by grouped CV)"}
-    best = res.best_learner()
     rl = res.r_loss.set_index("learner")["r_loss"].to_dict()
+    best = res.best_learner()
+    if best not in fitted:  # the best held-out learner could not be fitted on all the data
+        best = min((n for n in rl if n in fitted), key=lambda n: rl[n], default=next(iter(fitted)))
     if s.select == "best1se":
         from training.iecv import select_one_se
 
@@ -305,6 +320,9 @@ def _select(fitted: dict, res, s: TrainSettings):
                               "best_single": best, "r_loss": rl}
     if s.select == "stack" and res.stack_weights:
         w = {k: v for k, v in res.stack_weights.items() if v > 1e-6 and k in fitted}
+        if any(v > 1e-6 and k not in fitted for k, v in res.stack_weights.items()) and w:
+            total = sum(w.values())  # a stacked learner could not be fitted on all the data: renormalise
+            w = {k: v / total for k, v in w.items()}
         if w:
             names = list(w)
             st = StackedLearner.from_fitted([fitted[n] for n in names], [w[n] for n in names], names)

@@ -75,6 +75,10 @@ def _train(F, label, init, objective, params: dict, seed: int) -> str:
     rounds = int(p.pop("num_rounds"))
     p.update(objective=objective, verbose=-1, num_threads=1, seed=seed, deterministic=True,
              force_row_wise=True, feature_pre_filter=False)
+    if len(label) == 0:  # e.g. a bootstrap replicate or cross-fit fold of tiny trials without this arm
+        raise ValueError("no participants of this arm in the data to fit a tree booster on (trials too small)")
+    if len(label) * float(p.get("bagging_fraction", 1.0)) < 2:  # bagging would leave no row (LightGBM: num_data > 0)
+        p.update(bagging_fraction=1.0, bagging_freq=0)
     ds = lgb.Dataset(F, label=label, init_score=init, params={"verbose": -1})
     return lgb.train(p, ds, num_boost_round=rounds).model_to_string()
 
