@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from predict.errors import LbpError
+from predict.model_format import FORMAT_VERSION
 from training.cards import Card, build_card, write_card
 from training.cards.content import SECTION_IDS, SECTION_ORDER
 from training.cards.schema import validate_mct_v002
@@ -41,7 +42,7 @@ def make_manifest(synthetic: bool = True) -> dict:
     trials = {t: {"participants": 100 + 10 * i, "by_class": {"exercise": 50 + 5 * i, "usual_care": 50 + 5 * i}}
               for i, t in enumerate(TRIALS)}
     return {
-        "schema_version": "1.0", "model_id": "lbp-test-model", "created": "2025-03-04T05:06:07Z",
+        "schema_version": FORMAT_VERSION, "model_id": "lbp-test-model", "created": "2025-03-04T05:06:07Z",
         "package_version": "0.1.0", "git_commit": "0123abc", "seed": 7, "synthetic": synthetic,
         "training_data": {"fingerprint": "sha256:feedface", "trials": trials,
                           "n_participants": sum(v["participants"] for v in trials.values())},

@@ -48,6 +48,12 @@ def test_two_workers_serve_the_same_model(tmp_path):
             proc.kill()
             err = proc.communicate(timeout=10)[1].decode(errors="replace")[-3000:]
             pytest.fail(f"server not ready (exit code {proc.poll()}):\n{err}")
+        # /readyz answered by one worker; lbp_model_ready is the minimum over live workers, so wait
+        # (bounded) until the other has warmed up too before reading the gauge as 1.
+        while time.time() < deadline:
+            if samples(httpx.get(base + "/metrics", timeout=5).text).get(("lbp_model_ready", ())) == 1:
+                break
+            time.sleep(0.3)
         patient = scorer.example_patient()
         want = scorer.score([patient], COMP)[0]["scores"]
         with httpx.Client(base_url=base, timeout=30) as c:
