@@ -174,6 +174,9 @@ def test_no_prefetch_and_no_fhir_authorization_is_412_and_http_to_a_remote_serve
     r = post(client, key, None, fhirServer="http://ehr.example.org/fhir",
              fhirAuthorization={"access_token": "t", "token_type": "Bearer"})
     assert r.status_code == 412 and "https" in r.json()["issue"][0]["diagnostics"]
+    r = post(client, key, None, fhirServer="https://ehr.example.org/fhir",
+             fhirAuthorization={"access_token": "t", "token_type": "Bearer", "patient": "pat-other"})
+    assert r.status_code == 412 and "scoped to another patient" in r.json()["issue"][0]["diagnostics"]
 
 
 # ----------------------------------------------------------------------------- feedback and monitoring

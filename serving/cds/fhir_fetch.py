@@ -7,7 +7,8 @@ Limits, so a hook call stays well within the client's patience and never reads b
 
 * only the service's own templates, with ``{{context.patientId}}`` filled in, each checked to be a
   read of ``Patient/<id>`` or a search with ``patient=<id>`` (the patient's compartment);
-* the patient id must be a FHIR id (``[A-Za-z0-9-.]{1,64}``); ``fhirServer`` must be ``https``
+* the patient id must be a FHIR id (``[A-Za-z0-9-.]{1,64}``) and, when ``fhirAuthorization.patient``
+  is given, that patient; ``fhirServer`` must be ``https``
   (``http`` only on a loopback host) and, when ``LBP_CDS_FHIR_SERVERS`` is set, start with one of
   its prefixes;
 * ``Authorization: Bearer <access_token>``; the token is never logged or stored, and httpx's own
@@ -54,6 +55,8 @@ def server_problem(fhir_server: str | None, auth: dict | None, patient_id: str,
         return "fhirAuthorization needs token_type Bearer and an access_token"
     if not FHIR_ID.match(patient_id):
         return "context.patientId is not a FHIR id"
+    if auth.get("patient") not in (None, patient_id):  # CDS Hooks 2.0: the patient a token is scoped to
+        return "fhirAuthorization is scoped to another patient than context.patientId"
     try:
         parts = urlsplit(fhir_server)
     except ValueError:
