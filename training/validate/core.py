@@ -42,6 +42,9 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
             raise LbpError(f"task(s) {', '.join(unknown)} not in the model ({', '.join(scorer.tasks)})")
     wanted = tasks
     tasks, notes = build_tasks(h, scorer, active)
+    for td in tasks:  # the decision threshold: the outcome's smallest worthwhile effect from the config
+        spec = cfg.outcome(td.outcome)
+        td.smallest_worthwhile = spec.smallest_worthwhile if spec is not None else None
     if wanted is not None:
         tasks = [t for t in tasks if t.task in wanted]
         notes["model_tasks_not_in_new_trial"] = [t for t in notes["model_tasks_not_in_new_trial"] if t in wanted]

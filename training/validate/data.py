@@ -70,6 +70,7 @@ class TaskData:
     benefit: dict = field(default_factory=dict)
     pred_active: dict = field(default_factory=dict)
     pred_comp: dict = field(default_factory=dict)
+    smallest_worthwhile: dict | None = None  # from the study config: {'relative': f} or {'absolute': x}
 
     @property
     def higher_is_better(self) -> bool:

@@ -75,11 +75,14 @@ def metric_rows(result: dict) -> pd.DataFrame:
                     add("benefit_predictions", task, comp, name, {"n": b.get("n"), **d}, est, ci)
             nb = (b.get("net_benefit") or {}).get("at_smallest_worthwhile")
             if nb:
+                # the seed paper's rule keeps its historical metric name; any other configured rule is generic
+                at = ("20pct_baseline" if nb.get("kind", "relative") == "relative" and abs(nb["threshold"] - 0.2) < 1e-9
+                      else "smallest_worthwhile")
                 rows.append({"section": "decision", "task": task, "comparator": comp,
-                             "metric": "net_benefit_model_at_20pct_baseline", "estimate": nb["net_benefit_model"],
+                             "metric": f"net_benefit_model_at_{at}", "estimate": nb["net_benefit_model"],
                              "ci_low": nb["ci"][0], "ci_high": nb["ci"][1], "n": b.get("n")})
                 rows.append({"section": "decision", "task": task, "comparator": comp,
-                             "metric": "net_benefit_model_minus_treat_all_at_20pct_baseline",
+                             "metric": f"net_benefit_model_minus_treat_all_at_{at}",
                              "estimate": nb["difference_vs_all"], "ci_low": nb["difference_vs_all_ci"][0],
                              "ci_high": nb["difference_vs_all_ci"][1], "n": b.get("n")})
     return pd.DataFrame(rows, columns=["section", "task", "comparator", "metric", "estimate", "ci_low", "ci_high", "n"])

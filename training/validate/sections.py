@@ -15,7 +15,22 @@ from training import metrics as M
 from training.validate.data import TaskData
 from training.verdicts import heterogeneity_verdict, spread_warning
 
-SWE_FRACTION = 0.2  # the seed paper's smallest worthwhile effect: 20% of the patient's baseline
+SWE_FRACTION = 0.2  # default smallest worthwhile effect when the config gives none: 20% of the baseline
+
+
+def swe_rule(td: TaskData) -> tuple[str, float, str] | None:
+    """The smallest worthwhile effect of the task's outcome: ('relative', fraction of the patient's
+    baseline, rule) or ('absolute', outcome units / risk difference, rule); None when there is no
+    usable rule (a relative rule without a baseline, or a binary outcome without an absolute one)."""
+    swe = td.smallest_worthwhile or {}
+    if "absolute" in swe:
+        unit = "points" if td.outcome_type == "continuous" else "risk difference"
+        return "absolute", float(swe["absolute"]), f"{swe['absolute']:g} {unit} (study config)"
+    if td.outcome_type != "continuous" or not np.isfinite(td.baseline).any():
+        return None
+    if "relative" in swe:
+        return "relative", float(swe["relative"]), f"{swe['relative']:.0%} of the patient's baseline (study config)"
+    return "relative", SWE_FRACTION, f"{SWE_FRACTION:.0%} of the patient's baseline (default; no smallest_worthwhile in the config)"
 FEW = 100  # fewer participants in a comparison: warn that the intervals are wide
 
 
@@ -120,18 +135,22 @@ def decision_section(td: TaskData, rows, b, y, t, cl, n_boot: int, seed: int) ->
     treat-none. Continuous outcomes: thresholds are fractions of the patient's own baseline (the
     seed paper's rule is 0.2); binary outcomes: absolute risk differences."""
     common = dict(outcome_type=td.outcome_type, higher_is_better=td.higher_is_better, cluster=cl)
-    if td.outcome_type == "continuous":
+    rule = swe_rule(td)
+    if rule is not None and rule[0] == "relative":
         base = td.baseline[rows]
         if not np.isfinite(base).all():
             return _ne("baseline missing for some participants"), None
-        thr = np.round(np.linspace(0.0, 0.5, 21), 3)
+        thr = np.round(np.linspace(0.0, max(0.5, 2.5 * rule[1]), 21), 3)
         r, why = attempt(lambda: M.net_benefit(b, y, t, thresholds=thr, threshold_scale=base, n_boot=n_boot,
                                                random_state=seed, **common))
-        scale, at = "fraction of the patient's baseline score (threshold = fraction x baseline, outcome points)", SWE_FRACTION
+        scale, at = "fraction of the patient's baseline score (threshold = fraction x baseline, outcome points)", rule[1]
     else:
-        thr = np.round(np.linspace(0.0, 0.2, 21), 3)
+        top = 2.5 * rule[1] if rule is not None else (0.2 if td.outcome_type == "binary" else 2.5 * float(np.nanstd(b)))
+        thr = np.unique(np.round(np.concatenate([np.linspace(0.0, top, 21), [rule[1]] if rule else []]), 6))
         r, why = attempt(lambda: M.net_benefit(b, y, t, thresholds=thr, n_boot=n_boot, random_state=seed, **common))
-        scale, at = "absolute difference in the probability of the outcome", None
+        scale = ("absolute difference in the probability of the outcome" if td.outcome_type == "binary"
+                 else "outcome points (absolute)")
+        at = rule[1] if rule is not None else None
     if r is None:
         return _ne(why), None
     d = r.to_dict()
@@ -140,7 +159,7 @@ def decision_section(td: TaskData, rows, b, y, t, cl, n_boot: int, seed: int) ->
     if at is not None:
         k = int(np.argmin(np.abs(r.thresholds - at)))
         d["at_smallest_worthwhile"] = {
-            "threshold": float(r.thresholds[k]), "rule": "20% of the patient's baseline (seed paper)",
+            "threshold": float(r.thresholds[k]), "rule": rule[2], "kind": rule[0],
             "net_benefit_model": float(r.net_benefit_model[k]),
             "ci": [float(r.net_benefit_model_ci_low[k]), float(r.net_benefit_model_ci_high[k])],
             "net_benefit_all": float(r.net_benefit_all[k]),

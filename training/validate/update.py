@@ -17,7 +17,7 @@ from scipy import stats
 from training import metrics as M
 from training.metrics._stats import logistic_fit, ols_sandwich
 from training.validate.data import TaskData
-from training.validate.sections import SWE_FRACTION, attempt
+from training.validate.sections import attempt, swe_rule
 
 Z = stats.norm.ppf(0.975)
 
@@ -64,12 +64,12 @@ def recalibrate(td: TaskData, benefit_objs: dict, n_boot: int, seed: int) -> dic
              "slope": {"estimate": cal.slope, "ci_low": cal.slope_ci_low, "ci_high": cal.slope_ci_high}}
         rows = objs["rows"]
         b = cal.intercept + cal.slope * td.benefit[comp][rows]
-        if td.outcome_type == "continuous":
-            base = td.baseline[rows]
+        rule = swe_rule(td)
+        if rule is not None:
+            scale = dict(threshold_scale=td.baseline[rows]) if rule[0] == "relative" else {}
             nb, why = attempt(lambda: M.net_benefit(b, td.y[rows], td.treat[rows], outcome_type=td.outcome_type,
                                                     higher_is_better=td.higher_is_better, cluster=td.trial[rows],
-                                                    thresholds=[SWE_FRACTION], threshold_scale=base, n_boot=n_boot,
-                                                    random_state=seed))
+                                                    thresholds=[rule[1]], n_boot=n_boot, random_state=seed, **scale))
             if nb is not None:
                 d["apparent_net_benefit_at_smallest_worthwhile"] = {
                     "net_benefit_model": float(nb.net_benefit_model[0]),
