@@ -176,8 +176,8 @@ def _forest_plots(run: Runner, cfg, out, follow_up, comparison, outcomes, jobs, 
 def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFrame, first_w: str, primary: str) -> None:
     lines = ["# One-stage IPD meta-analysis", "",
              f"Config: {cfg.name}. Continuous outcomes: linear mixed model (REML), trial-specific fixed intercepts, "
-             "random treatment effect and random baseline slope, adjusted for baseline. Global recovery: logistic "
-             "mixed model (ML, Laplace). Overall effects: Wald 95% CIs and p on t with k−1 df (k trials); "
+             "random treatment effect and, for an outcome with a baseline, a random baseline slope (adjusted for "
+             "the baseline). Binary outcomes: logistic mixed model (ML, Laplace). Overall effects: Wald 95% CIs and p on t with k−1 df (k trials); "
              "interactions: Wald z. tau = between-trial SD of the treatment effect; "
              "PI = 95% prediction interval for a new trial (t with k−2 df). Status 'singular' means a variance "
              "component is at zero (tau_at_boundary says whether it is tau). tau is blank where it is not identified "
@@ -208,6 +208,7 @@ def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFr
     lines += ["", "## Interactions", "",
               f"{len(inter)} interaction models; {n_bad} not 'ok' (singular, not converged, failed or not estimable; "
               "see the status and message columns of interactions.csv).",
-              f"Primary tables (follow-up {first_w}, comparison {primary}): tables/table4_pain, "
-              "tables/table5_function, tables/table6_global_recovery (.csv/.md/.html).", ""]
+              f"Primary tables (follow-up {first_w}, comparison {primary}): "
+              + ", ".join(f"tables/{PAPER_TABLE.get(o, f'table_{o}')}" for o in dict.fromkeys(inter.outcome))
+              + " (.csv/.md/.html).", ""]
     (out / "report.md").write_text("\n".join(lines) + "\n", "utf-8")

@@ -94,8 +94,11 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def make_plots(task: str, units: str, objs: dict) -> dict[str, bytes]:
-    """PNG bytes per plot name for one task (outcome calibration + per comparator benefit plots)."""
+def make_plots(task: str, units: str, objs: dict, result_nb: dict | None = None) -> dict[str, bytes]:
+    """PNG bytes per plot name for one task (outcome calibration + per comparator benefit plots).
+    ``result_nb``: {task: {comparator: the net benefit's at_smallest_worthwhile record}} (its
+    ``kind`` says whether thresholds are fractions of the baseline)."""
+    result_nb = result_nb or {}
     out = {}
     o = objs.get("outcome", {})
     if o.get("curve") is not None:
@@ -108,7 +111,8 @@ def make_plots(task: str, units: str, objs: dict) -> dict[str, bytes]:
         if b.get("rate") is not None:
             out[f"{task}__{comp}__toc"] = _png(P.plot_toc(b["rate"], units=units, title=f"TOC: {task} vs {comp}"))
         if b.get("decision") is not None:
-            dec_units = "x baseline" if units.startswith("points") else units
+            relative = ((result_nb.get(task, {}).get(comp) or {}).get("kind", "relative") == "relative")
+            dec_units = "x baseline" if units.startswith("points") and relative else units
             out[f"{task}__{comp}__decision_curve"] = _png(P.plot_decision_curve(
                 b["decision"], units=dec_units, title=f"Decision curve: {task} vs {comp}"))
     return out
@@ -196,7 +200,9 @@ def write_report(out: Path, result: dict, objs: dict, units: dict) -> dict:
     for task, o in objs.items():
         for name, df in _curves(o, task).items():
             df.to_csv(out / "curves" / f"{name}.csv", index=False, lineterminator="\n")
-        pngs.update(make_plots(task, units.get(task, ""), o))
+        nb = {task: {c: (b.get("net_benefit") or {}).get("at_smallest_worthwhile")
+                     for c, b in clean["tasks"].get(task, {}).get("benefit_predictions", {}).items()}}
+        pngs.update(make_plots(task, units.get(task, ""), o, nb))
     if (clean.get("model") or {}).get("synthetic"):  # every figure of a synthetic model says so
         from training.synthetic_label import label_png
 
