@@ -818,6 +818,11 @@ class Scorer:
 
     def _score(self, F: np.ndarray, comparator: str, tasks: list[_Task], explain: bool, top: int) -> list[dict]:
         comp, arm_iv = self._compute(F, comparator, tasks, arms=True)
+        for c in comp:  # recovery under each arm (predict/arm_intervals.py), where the learner allows it
+            if c.available and c.learner is None and c.task.outcome_type == "binary":
+                parts = arm_intervals.binary_parts(c.task.exp, F, comparator)
+                if parts is not None:
+                    arm_iv[c.task.task] = arm_intervals.binary_interval(parts, verdicts.Z)
         n = F.shape[0]
         warns = self._imputation_warned(F, self._patient_warnings(F))
         for w, note in zip(warns, support.patient_notes([t.exp for t in tasks], F)):

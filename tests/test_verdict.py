@@ -75,3 +75,37 @@ def test_scorer_results_carry_verdicts_labels_and_entered_factors_only(scorer):
 def test_heavy_imputation_warning_in_the_table_too(scorer):
     df = scorer.score_table([{"baseline_pain": 50.0, "baseline_function": 40.0}], "usual_care")
     assert "effect modifiers were not entered" in df["warnings"][0]
+
+
+def test_recovery_arm_intervals_match_a_monte_carlo_of_the_bootstrap_covariance(scorer):
+    """P(recovery) under each arm (predict/arm_intervals.py): for a patient with every input, the
+    95% interval must be the 2.5% and 97.5% quantiles of P over theta ~ N(theta_hat, V) through
+    the logistic link (an independent computation); the scorer's point value is its centre's expit."""
+    from predict import arm_intervals as A
+    from predict import runtime as rt
+
+    t = next(t for t in scorer._tasks if t.outcome_type == "binary" and A.available(t.exp))
+    full = {c.name: (c.categories[0] if c.type == "categorical" else 0 if c.type == "binary" else
+                     (c.range[0] + c.range[1]) / 2 if c.range else 1.0) for c in scorer.schema.covariates}
+    full.update({"baseline_pain": 62.0, "baseline_function": 41.0})
+    F, _ = scorer.validate([full])
+    comp = t.exp["comparators"][0]
+    lin = t.exp["linear"]
+    Fimp = rt.impute_mean(t.exp["imputer"], F)
+    eta, grad = rt.linear_parts(lin, list(t.exp["comparators"]), Fimp)
+    V = np.asarray(t.exp["interval"]["theta_cov"], float)
+    th = np.asarray(lin["theta"], float)
+    D = np.random.default_rng(3).multivariate_normal(np.zeros(th.size), V, size=40000)
+    r = scorer.score([full], comp)[0]["outcomes"][t.task]
+    for k, arm in (("__active__", "exercise"), (comp, "comparator")):
+        g = grad[k][0]
+        p = 1 / (1 + np.exp(-(g @ th + D @ g)))
+        lo, hi = r[arm]["interval"]
+        assert lo == pytest.approx(np.quantile(p, 0.025), abs=0.01) and hi == pytest.approx(np.quantile(p, 0.975), abs=0.01)
+        assert lo < r[arm]["expected"] < hi
+    # with inputs missing the interval widens (the spread over their conditional draws is added)
+    F2, _ = scorer.validate([{"baseline_pain": 62.0, "baseline_function": 41.0}])
+    (_, sd_missing), _ = A.binary_parts(t.exp, F2, comp)
+    _, grad2 = rt.linear_parts(lin, list(t.exp["comparators"]), rt.impute_mean(t.exp["imputer"], F2))
+    g2 = grad2["__active__"][0]
+    assert sd_missing[0] > np.sqrt(g2 @ V @ g2) + 1e-6  # logit scale: estimation SE plus the draws' spread
