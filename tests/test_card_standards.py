@@ -194,3 +194,27 @@ def test_metric_interpretation_reads_the_interval():
     assert "includes 0" in interpret("citl_for_benefit", -0.45, -2.4, 1.5)
     assert interpret("c_for_benefit", float("nan")) is None and interpret("unknown", 1.0) is None
     assert all(interpret(m, 0.7, 0.6, 0.8) for m in MEANING)
+
+
+def test_owner_file_feeds_the_card_and_bad_files_are_named(tmp_path):
+    import yaml
+
+    from predict.errors import LbpError
+    from tests.test_cards import make_manifest, make_report
+    from training.cards.owner import DEFAULT, load_owner
+
+    data = yaml.safe_load(DEFAULT.read_text("utf-8"))
+    data["funding"] = "Grant XYZ-123 from the Example Health Fund"
+    f = tmp_path / "owner.yaml"
+    f.write_text(yaml.safe_dump(data), "utf-8")
+    real = build_card(make_report(tmp_path / "r", synthetic=False), make_manifest(synthetic=False), owner=load_owner(f))
+    attrs = {a["number"]: a for a in real.json["extensions"]["onc_hti1"]["attributes"]}
+    assert attrs[2]["answer"].startswith("Grant XYZ-123") and all(a["status"] == "answered" for a in attrs.values())
+    assert "Grant XYZ-123" in chai.chai_xml(real.json) and chai.validate(chai.chai_xml(real.json)) == []
+    del data["funding"]
+    f.write_text(yaml.safe_dump({**data, "extra": "x"}), "utf-8")
+    with pytest.raises(LbpError, match="unknown key.*extra"):
+        load_owner(f)
+    f.write_text(yaml.safe_dump(data), "utf-8")
+    with pytest.raises(LbpError, match="funding"):
+        load_owner(f)
