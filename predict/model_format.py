@@ -285,6 +285,9 @@ class ModelManifest(_Record):
     active: str = "exercise"
     environment: dict | None = Field(description="Python, platform and package versions at export; None: "
                                                  "not recorded (migrated from format 1.0)")
+    training_environment: dict | None = Field(default=None, description="What the model was trained with: Python, "
+                                              "platform, package versions, the BLAS kernels and whether they were the "
+                                              "pinned ones (training/determinism.py); None: not recorded")
     training_data: dict
     feature_schema: list[dict]
     baselines: list[str]

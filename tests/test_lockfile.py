@@ -45,3 +45,18 @@ def test_the_lock_pins_exact_versions_only():
     text = (ROOT / "requirements.lock").read_text()
     lines = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
     assert lines and all(re.match(r"[A-Za-z0-9._-]+==\S+ \\$", line) for line in lines), lines[:5]
+
+
+def test_training_runs_on_the_pinned_blas_kernels():
+    """The test process (tests/conftest.py) and the command line (lbp_benefit/__init__.py) ask
+    OpenBLAS for one kernel family before numpy loads; on another CPU the model ids would differ."""
+    import sys
+
+    import numpy  # noqa: F401 - loads OpenBLAS
+
+    from training.determinism import BLAS_CORETYPE, _cpu_has_avx2, training_environment
+
+    env = training_environment()
+    if _cpu_has_avx2() and sys.platform == "linux":
+        assert env["blas_kernels_pinned"], env["blas"]
+        assert {b["architecture"] for b in env["blas"] if b["internal_api"] == "openblas"} == {BLAS_CORETYPE}

@@ -51,7 +51,7 @@ MISSING_TREES = "; tree models route it down their learned missing-value branch"
 CONTINUOUS_SCALE = "0-100 points, higher = worse"
 BINARY_SCALE = "probability of global recovery"
 # report/ files copied from the run folder (all aggregate; no participant-level rows)
-_RUN_DROP = ("timings", "seconds", "machine", "config_source")  # time-, machine- or path-dependent
+_RUN_DROP = ("timings", "seconds", "machine", "config_source", "training_environment")  # time-, machine- or path-dependent
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -379,6 +379,8 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
         "git_commit": git_commit(),
         "seed": runj.get("seed"),
         "environment": mf.environment(),
+        # what the model was trained with (packages, BLAS kernels): which build a card describes
+        "training_environment": runj.get("training_environment"),
         "synthetic": bool(runj.get("synthetic", False)),
         "study": cfg.name,
         "active": cfg.active,

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from training.cards.subgroups import subgroup_performance
+from training.determinism import training_environment
 from training.learners.base import feature_spec_from_config, outcome_type_of, task_frame
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
@@ -224,7 +225,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
         "config_source": cfg.source, "learners": list(s.learners), "select": s.select,
         "iecv_follow_ups": iecv_fus, "n_boot_linear": s.n_boot_linear, "n_boot_trees": s.n_boot_trees,
         "selection": selected, "network": network_status, "timings": timings, "seconds": round(secs, 1), "machine": _machine(),
-        "versions": _versions(),
+        "versions": _versions(), "training_environment": training_environment(),
     }
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str), "utf-8")
     _report(out, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs)

@@ -50,6 +50,7 @@ def s_model_details(inp: CardInputs) -> Section:
         "seed": m.get("seed", run.get("seed")),
         "synthetic": inp.synthetic,
         "training_data_fingerprint": (m.get("training_data") or {}).get("fingerprint"),
+        "training_environment": m.get("training_environment"),
         "study": run.get("study"),
         "learners_fitted": list(run.get("learners") or []),
         "selection_rule": run.get("select"),
@@ -84,6 +85,7 @@ def s_model_details(inp: CardInputs) -> Section:
         ["training data fingerprint", f"`{data['training_data_fingerprint']}`" if data["training_data_fingerprint"] else NA],
         ["study config", data["study"] or NA],
         ["learners fitted", ", ".join(data["learners_fitted"]) or NA],
+        ["build", build_text(data["training_environment"])],
         ["license", data["license"]],
         ["developer", data["developer"] + (f" ({data['contact']})" if data["contact"] else "")],
     ])
@@ -93,6 +95,22 @@ def s_model_details(inp: CardInputs) -> Section:
              "**Selected model per task** (outcome × follow-up):", ""]
     s.md += md_table(["task", "selected model", "rule"], sel_rows)
     return s
+
+
+def build_text(env: dict | None) -> str:
+    """Which build the card describes: the packages and BLAS kernels the model was trained with, and
+    how far another build may differ (training/determinism.py)."""
+    if not env:
+        return NA + " (trained before the training environment was recorded)"
+    pk = env.get("packages") or {}
+    versions = ", ".join(f"{k} {v}" for k, v in pk.items() if k in ("numpy", "scipy", "scikit-learn", "lightgbm") and v)
+    kernels = sorted({str(b.get("architecture")) for b in env.get("blas") or [] if b.get("architecture")})
+    how = ("the pinned OpenBLAS kernels (" + ", ".join(kernels) + ")" if env.get("blas_kernels_pinned")
+           else "OpenBLAS kernels " + (", ".join(kernels) or "unknown") + " (not the pinned ones)")
+    return (f"Python {env.get('python')} on {env.get('machine')}; {versions}; {how}. Training with the versions of "
+            "requirements.lock and the pinned kernels (x86_64 with AVX2) rebuilds this model id; other package "
+            "versions or BLAS kernels give a different model id whose numbers differ by floating-point rounding "
+            "carried through the fits (on the small test model every file changed, not the conclusions).")
 
 
 def s_intended_use(inp: CardInputs) -> Section:
