@@ -50,10 +50,11 @@ def pin_blas_kernels() -> str | None:
 
 
 def blas_record() -> list[dict]:
-    """The BLAS libraries loaded (threadpoolctl): library, version, kernel architecture, threads."""
+    """The BLAS libraries loaded (threadpoolctl): library, version, kernel architecture (not the thread
+    count: it does not change the model, and it differs between the processes of one run)."""
     from threadpoolctl import threadpool_info
 
-    keep = ("internal_api", "prefix", "version", "architecture", "threading_layer", "num_threads")
+    keep = ("internal_api", "prefix", "version", "architecture", "threading_layer")
     return [{k: info.get(k) for k in keep} for info in threadpool_info() if info.get("user_api") == "blas"]
 
 
