@@ -52,6 +52,9 @@ def test_verdict_levels_and_wording():
     assert v["sentence"].startswith("pain vs usual care: the data do not show") and "includes 0.5" in v["sentence"]
     v = heterogeneity_verdict((0.58, 0.52, 0.64), (0.2, -0.5, 0.9), None)
     assert v["level"] == "inconclusive"
+    v = heterogeneity_verdict((0.41, 0.29, 0.48), (-0.2, -1.7, 1.3), (-1.4, -3.8, -0.2), (-0.1, -1.3, 1.1))
+    assert v["level"] == "not_supported" and "(below 0.5)" in v["sentence"] and "(below 0)" in v["sentence"]
+    assert "ranks benefit in the wrong direction" in v["sentence"]
     v = heterogeneity_verdict(None, (np.nan, np.nan, np.nan), None)
     assert v["level"] == "not_assessable"
 

@@ -31,6 +31,11 @@ def _ok(t) -> bool:
     return t is not None and all(v is not None and math.isfinite(float(v)) for v in t)
 
 
+def _side(t, null: float) -> str:
+    """Where a (estimate, low, high) interval lies relative to the null value."""
+    return "above" if t[1] > null else "below" if t[2] < null else "includes"
+
+
 def _fmt(t, d=2) -> str:
     est, lo, hi = t
     return f"{est:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
@@ -59,14 +64,15 @@ def heterogeneity_verdict(c_for_benefit=None, slope=None, autoc=None, average=No
                 "sentence": f"{pre}Heterogeneity of benefit could not be assessed: none of c-for-benefit, "
                             "calibration for benefit or RATE could be estimated on these data."}
     parts = []
-    if "c_for_benefit" in ev:
-        parts.append(f"c-for-benefit {_fmt(c_for_benefit)} ({'above' if ev['c_for_benefit']['excludes_null'] else 'includes'} 0.5)")
-    if "calibration_for_benefit_slope" in ev:
-        s = ev["calibration_for_benefit_slope"]
-        parts.append(f"calibration-for-benefit slope {_fmt(slope)} ({'above' if s['excludes_null'] else 'includes'} 0)")
-    if "rate_autoc" in ev:
-        parts.append(f"RATE AUTOC {_fmt(autoc, 3)} ({'above' if ev['rate_autoc']['excludes_null'] else 'includes'} 0)")
+    for key, name, t, null, d in (("c_for_benefit", "c-for-benefit", c_for_benefit, "0.5", 2),
+                                  ("calibration_for_benefit_slope", "calibration-for-benefit slope", slope, "0", 2),
+                                  ("rate_autoc", "RATE AUTOC", autoc, "0", 3)):
+        if key in ev:
+            side = _side(t, float(null))
+            ev[key]["side"] = side
+            parts.append(f"{name} {_fmt(t, d)} ({'includes' if side == 'includes' else side} {null})")
     evidence = "; ".join(parts)
+    wrong = any(e["side"] == "below" for e in ev.values())
     rank = ev.get("c_for_benefit", {}).get("excludes_null", False)
     size = ev.get("calibration_for_benefit_slope", {}).get("excludes_null", False)
     n_pos = sum(e["excludes_null"] for e in ev.values())
@@ -84,8 +90,10 @@ def heterogeneity_verdict(c_for_benefit=None, slope=None, autoc=None, average=No
                     f"Use the average effect{avg} unless other evidence supports individual predictions.")
     else:
         level = "not_supported"
-        sentence = (f"{pre}the data do not show individual differences in benefit ({evidence}): the model cannot "
-                    f"tell who benefits more from who benefits less. Use the average effect{avg} for everyone.")
+        how = ("the model ranks benefit in the wrong direction" if wrong else
+               "the model cannot tell who benefits more from who benefits less")
+        sentence = (f"{pre}the data do not show individual differences in benefit ({evidence}): {how}. "
+                    f"Use the average effect{avg} for everyone.")
     return {"level": level, "sentence": sentence if pre else sentence[0].upper() + sentence[1:], "evidence": ev}
 
 

@@ -10,6 +10,7 @@ import html
 import io
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -103,18 +104,18 @@ def make_plots(task: str, units: str, objs: dict, result_nb: dict | None = None)
     o = objs.get("outcome", {})
     if o.get("curve") is not None:
         out[f"{task}__outcome_calibration"] = _png(P.plot_outcome_calibration(o["curve"], o["pred"], units=units,
-                                                                              title=f"Outcome calibration: {task}"))
+                                                                              title=textwrap.fill(f"Outcome calibration: {task}", 48)))
     for comp, b in objs.get("benefit", {}).items():
         if b.get("groups") is not None:
             out[f"{task}__{comp}__calibration_for_benefit"] = _png(P.plot_calibration_for_benefit(
-                b["groups"], b.get("pairs"), units=units, title=f"Calibration for benefit: {task} vs {comp}"))
+                b["groups"], b.get("pairs"), units=units, title=textwrap.fill(f"Calibration for benefit: {task} vs {comp}", 48)))
         if b.get("rate") is not None:
-            out[f"{task}__{comp}__toc"] = _png(P.plot_toc(b["rate"], units=units, title=f"TOC: {task} vs {comp}"))
+            out[f"{task}__{comp}__toc"] = _png(P.plot_toc(b["rate"], units=units, title=textwrap.fill(f"TOC: {task} vs {comp}", 48)))
         if b.get("decision") is not None:
             relative = ((result_nb.get(task, {}).get(comp) or {}).get("kind", "relative") == "relative")
             dec_units = "x baseline" if units.startswith("points") and relative else units
             out[f"{task}__{comp}__decision_curve"] = _png(P.plot_decision_curve(
-                b["decision"], units=dec_units, title=f"Decision curve: {task} vs {comp}"))
+                b["decision"], units=dec_units, title=textwrap.fill(f"Decision curve: {task} vs {comp}", 48)))
     return out
 
 
