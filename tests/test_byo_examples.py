@@ -10,7 +10,8 @@ Overall effects are cross-checked against independent statsmodels fits of the sa
 - indomethacin (binary outcome without a baseline, 4 sites, one with 3 participants) and OPT's
   preterm birth: the between-site SD is at 0, so the logistic mixed model equals a site-stratified
   logistic regression (statsmodels Logit), tolerance 1e-4 in the log odds ratio;
-- licorice (one trial, a binary and a continuous outcome, no baselines): the constant-effect learner
+- licorice (one trial, a binary and a continuous outcome, no baselines): replicate's single-trial
+  analysis against statsmodels OLS / Logit, tolerance 1e-4; and the constant-effect learner
   (prognostic terms with splines) against a statsmodels ANCOVA / logistic regression with linear
   terms, tolerance a quarter of the statsmodels standard error.
 """
@@ -148,6 +149,14 @@ def test_overall_effects_match_statsmodels(run):
         assert abs(r["estimate"] - m.params["treat"]) < 1e-4 and abs(r["se"] - m.bse["treat"]) < 1e-3
         assert np.exp(r["estimate"]) > 1  # indomethacin raises the odds of staying free of pancreatitis
     else:
+        # replicate's single-trial analysis (ANCOVA / logistic regression) against statsmodels, to 1e-4
+        for o, w, fit in (("sore_throat", "pacu_30min", smf.logit), ("throat_pain", "hour_4", smf.ols)):
+            d = a[a.outcome == o]
+            m = fit("value ~ treat", d)
+            m = m.fit(disp=0) if fit is smf.logit else m.fit()
+            r = _overall(run, o, w)
+            assert r["studies"] == 1 and r["participants"] == len(d) == 233
+            assert abs(r["estimate"] - m.params["treat"]) < 1e-4 and abs(r["se"] - m.bse["treat"]) < 1e-4
         for task, o, fit in (("sore_throat__pacu_30min", "sore_throat", smf.logit),
                              ("throat_pain__hour_4", "throat_pain", smf.ols)):
             d = a[a.outcome == o].assign(comp=lambda x: (x.treatment == "sugar_water").astype(int))
