@@ -54,16 +54,10 @@ BASELINE_RANGE = (0.0, 100.0)
 
 
 def default_loader(path: Path) -> ScorerLike:
-    """``predict.Scorer.load(path)``, imported only when needed."""
-    try:
-        import predict
+    """``predict.Scorer.load(path)``: verifies the artifact (hashes, format) or raises."""
+    from predict import Scorer
 
-        scorer_cls = getattr(predict, "Scorer", None)
-        if scorer_cls is None:
-            from predict.scorer import Scorer as scorer_cls  # type: ignore[no-redef]
-    except ImportError as exc:
-        raise LbpError("this installation has no model scorer (predict.Scorer); cannot load a model") from exc
-    return scorer_cls.load(path)
+    return Scorer.load(path)
 
 
 def check_scorer(scorer: Any) -> ScorerLike:

@@ -74,7 +74,8 @@ class Design:
         return int(len(self.y))
 
 
-def _centre(values: pd.Series, groups: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def centre_within(values: pd.Series, groups: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Values minus their group means, and the group means (per row)."""
     means = values.groupby(groups, observed=True).transform("mean")
     return (values - means).to_numpy(float), means.to_numpy(float)
 

@@ -19,7 +19,7 @@ from scipy import stats
 
 from predict.errors import LbpError
 from training.config import StudyConfig
-from training.meta.design import ModelSpec, _centre, select_rows
+from training.meta.design import ModelSpec, centre_within, select_rows
 from training.mixed import fit_glmm_binomial, fit_lmm
 
 
@@ -65,7 +65,7 @@ def subgroup_effects(analysis: pd.DataFrame, cfg: StudyConfig, spec: ModelSpec,
     t = d["treat"].to_numpy(float)
     X = pd.DataFrame({f"trial[{k}]": (g == k).to_numpy(float) for k in sorted(g.unique())}, index=d.index)
     if spec.baseline:
-        y0c, _ = _centre(d["baseline"].astype(float), g)
+        y0c, _ = centre_within(d["baseline"].astype(float), g)
         X["baseline_c"] = y0c
     for i, lab in enumerate(present):
         ind = (d["_level"] == lab).to_numpy(float)
@@ -79,7 +79,7 @@ def subgroup_effects(analysis: pd.DataFrame, cfg: StudyConfig, spec: ModelSpec,
             lv = dict(spec.levels).get(a)
             cols = {f"{a}[{x}]": (d[a].astype(str) == x).astype(float) for x in lv[1:]} if lv else {a: d[a].astype(float)}
             for name, v in cols.items():
-                ac, _ = _centre(v, g)
+                ac, _ = centre_within(v, g)
                 X[f"{name}_c"] = ac
     Z = pd.DataFrame({"treat": t, **({"baseline_c": y0c} if spec.baseline else {})}, index=d.index)
     keep = [c for c in X.columns if not np.allclose(X[c], 0)]

@@ -36,7 +36,7 @@ import pandas as pd
 import yaml
 
 from training.simulate.generator import SimulatedData, simulate_dataset
-from training.simulate.scenario import OUTCOMES, Scenario, _build, load_scenario
+from training.simulate.scenario import OUTCOMES, Scenario, build_scenario, load_scenario
 
 PASSIVE = "passive_physio"
 PASSIVE_EFFECT = {"pain": -4.0, "function": -3.0}  # exercise minus passive, short term (assumption)
@@ -102,7 +102,7 @@ def network_scenario(base: str = "hayden2020", include_base_trials: bool = True)
     raw["effects"][PASSIVE] = dict(PASSIVE_EFFECT)
     text = yaml.safe_dump(raw, sort_keys=True)
     digest = "net" + hashlib.sha256(text.encode()).hexdigest()[:13]
-    scen = _build(raw, digest, raw["name"])
+    scen = build_scenario(raw, digest, raw["name"])
     cfg = scen.config
     cfg = dataclasses.replace(cfg, treatment_classes=tuple(cfg.treatment_classes) + (PASSIVE,))
     new_trials = []

@@ -205,7 +205,7 @@ def load_scenario(name: str = "hayden2020") -> Scenario:
     if isinstance(name, Scenario):
         return name
     raw, text = _resolve(str(name))
-    return _build(raw, hashlib.sha256(text.encode()).hexdigest()[:16], str(name))
+    return build_scenario(raw, hashlib.sha256(text.encode()).hexdigest()[:16], str(name))
 
 
 def _need(d: dict, key: str, where: str) -> Any:
@@ -214,7 +214,7 @@ def _need(d: dict, key: str, where: str) -> Any:
     return d[key]
 
 
-def _build(raw: dict, digest: str, where: str) -> Scenario:
+def build_scenario(raw: dict, digest: str, where: str) -> Scenario:
     cfg = load_config()
     classes = cfg.treatment_classes
     windows = {w.name: w for w in cfg.windows}
