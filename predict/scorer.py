@@ -318,6 +318,13 @@ class Scorer:
         """The baseline inputs needed to score ``outcomes`` (default all): see predict.required_inputs."""
         return required_baselines(self.baselines, self._select(outcomes))
 
+    def support_scores(self, patients: Any) -> dict[str, dict]:
+        """Per task, how far each patient lies from the task model's training support
+        (:func:`predict.support.support_scores`: ``z``, ``percentile``, interval widening
+        ``factor`` and ``rare`` arrays over patients)."""
+        F, _ = self.validate(patients)
+        return {t.task: support.support_scores(t.exp.get("support"), F) for t in self._tasks}
+
     def validate(self, patients: Any, required: set[str] | None = None) -> tuple[np.ndarray, pd.DataFrame | None]:
         """The feature matrix (n x features, NaN = missing) of valid input; raises
         :class:`ValidationFailed` naming every bad field and patient index (0-based).

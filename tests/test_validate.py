@@ -210,3 +210,32 @@ def test_report_reads_top_down_at_laptop_and_phone_widths(full):
                 page.close()
         finally:
             b.close()
+
+
+def test_verdict_and_extrapolation_bands_against_truth(sm, tmp_path):
+    """Simulated new trial with its truth: the extrapolation section's bands partition the scored
+    participants, the observed effect is the plain difference in means, and PI coverage of the
+    true benefit is reported per band."""
+    from training.config import resolve_config
+    from training.harmonise import harmonise
+    from training.simulate import simulate_dataset
+
+    folder = tmp_path / "data"
+    simulate_dataset("new_trial", seed=4, n_participants=180).write(folder)
+    assert (folder / "truth" / "truth.csv").is_file()
+    res = validate_model(sm.artifact, folder, None, n_boot=N_BOOT, seed=1, tasks=ONE)
+    b = res["tasks"]["pain__short"]["benefit_predictions"]["usual_care"]
+    assert "verdict" in b  # training.verdicts (the report's own verdict)
+    ex = b["extrapolation"]
+    assert ex["status"] == "ok"
+    bands = {x["band"]: x for x in ex["bands"]}
+    assert bands["within_support"]["n"] + bands["beyond_support"]["n"] == bands["all"]["n"] == ex["n"]
+    assert 0.0 <= bands["all"]["coverage_pi_true_benefit"] <= 1.0
+    from training.validate.data import load_new_trial
+
+    a = harmonise(load_new_trial(folder, resolve_config(folder, None))).analysis
+    a = a[(a["outcome"] == "pain") & (a["follow_up"] == "short")]
+    a = a[a["baseline_pain"].notna() & a["baseline_function"].notna()]  # the scorer needs both baselines
+    y1 = a.loc[a["treatment"] == "exercise", "value"]
+    y0 = a.loc[a["treatment"] == "usual_care", "value"]
+    assert (len(y1) + len(y0), bands["all"]["observed"]) == (ex["n"], pytest.approx(y0.mean() - y1.mean(), abs=1e-9))

@@ -7,6 +7,7 @@ from typing import Callable
 from predict.errors import LbpError
 from training.validate.casemix import case_mix
 from training.validate.data import build_tasks, load_new_trial
+from training.validate.extrapolation import extrapolation_section
 from training.validate.sections import FEW, benefit_section, outcome_section
 from training.validate.update import recalibrate
 from training.verdicts import separable_case_mix_warning
@@ -41,7 +42,7 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
         if unknown:
             raise LbpError(f"task(s) {', '.join(unknown)} not in the model ({', '.join(scorer.tasks)})")
     wanted = tasks
-    tasks, notes = build_tasks(h, scorer, active)
+    tasks, notes = build_tasks(h, scorer, active, data)
     for td in tasks:  # the decision threshold: the outcome's smallest worthwhile effect from the config
         spec = cfg.outcome(td.outcome)
         td.smallest_worthwhile = spec.smallest_worthwhile if spec is not None else None
@@ -99,6 +100,8 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
                             f"the model has no prediction for comparator {c!r}"}
                 continue
             bsecs[c], bobjs[c] = benefit_section(td, c, active, n_boot, seed)
+            if bsecs[c].get("status") == "ok":
+                bsecs[c]["extrapolation"] = extrapolation_section(td, c, active)
             for w in bsecs[c].get("warnings", []):
                 if w not in warns:
                     warns.append(f"{td.task} vs {c}: {w}")

@@ -71,6 +71,9 @@ class TaskData:
     pred_active: dict = field(default_factory=dict)
     pred_comp: dict = field(default_factory=dict)
     smallest_worthwhile: dict | None = None  # from the study config: {'relative': f} or {'absolute': x}
+    pi: dict = field(default_factory=dict)  # c -> (low, high) 95% new-setting prediction interval
+    support: dict = field(default_factory=dict)  # predict.support scores of the task's model per row
+    truth: dict = field(default_factory=dict)  # c -> true benefit (simulated data with truth/ only)
 
     @property
     def higher_is_better(self) -> bool:
@@ -105,7 +108,7 @@ def _task_prefix(t: dict) -> str:
     return f"{'recovery' if t['outcome'] == RECOVERY else t['outcome']}_{t['follow_up']}"
 
 
-def build_tasks(h, scorer, active: str) -> tuple[list[TaskData], dict]:
+def build_tasks(h, scorer, active: str, folder: str | Path | None = None) -> tuple[list[TaskData], dict]:
     """Score the new trial's participants against every comparator class they were randomised to
     (that the model covers) and line the predictions up with the harmonised outcomes."""
     table, notes = scoring_table(h, scorer)
@@ -114,6 +117,7 @@ def build_tasks(h, scorer, active: str) -> tuple[list[TaskData], dict]:
     notes["comparators_not_in_model"] = [c for c in classes if c not in scorer.comparators]
     score_with = covered or scorer.comparators[:1]
     scores = {c: scorer.score_table(table, c, details=False) for c in score_with}
+    support = scorer.support_scores(table) if hasattr(scorer, "support_scores") else {}
     key = table["trial"].astype(str) + "\x1f" + table["participant"].astype(str)
     out, missing_tasks = [], []
     a = h.analysis
@@ -130,6 +134,7 @@ def build_tasks(h, scorer, active: str) -> tuple[list[TaskData], dict]:
         bin_ = t["outcome_type"] == "binary"
         act_col, comp_col, ben_col = ((f"{p}_p_exercise", f"{p}_p_comparator", f"{p}_ard") if bin_
                                       else (f"{p}_exercise", f"{p}_comparator", f"{p}_benefit"))
+        pi_cols = (f"{p}_ard_pi_low", f"{p}_ard_pi_high") if bin_ else (f"{p}_benefit_pi_low", f"{p}_benefit_pi_high")
         cls = rows["treatment"].astype(str).to_numpy()
         td = TaskData(t["task"], t["outcome"], t["follow_up"], t["outcome_type"], rows["trial"].astype(str).to_numpy(), cls,
                       (cls == active).astype(int), rows["value"].to_numpy(float),
@@ -139,11 +144,34 @@ def build_tasks(h, scorer, active: str) -> tuple[list[TaskData], dict]:
             td.benefit[c] = sc[ben_col].to_numpy(float)[pos]
             td.pred_active[c] = sc[act_col].to_numpy(float)[pos]
             td.pred_comp[c] = sc[comp_col].to_numpy(float)[pos]
+            if all(k in sc.columns for k in pi_cols):
+                td.pi[c] = (sc[pi_cols[0]].to_numpy(float)[pos], sc[pi_cols[1]].to_numpy(float)[pos])
             own = cls == c
             td.own_pred[own] = td.pred_comp[c][own]
+        if t["task"] in support:
+            td.support = {k: np.asarray(v)[pos] for k, v in support[t["task"]].items()}
+        if folder is not None:
+            td_truth(td, folder, rows)
         first = next(iter(scores))
         td.own_pred[td.treat == 1] = td.pred_active[first][td.treat == 1]
         out.append(td)
     notes["model_tasks_not_in_new_trial"] = missing_tasks
     notes["scored_participants"] = int(len(table))
     return out, notes
+
+
+def td_truth(td: TaskData, folder: str | Path, rows: pd.DataFrame) -> None:
+    """Simulated new trials (``lbp-benefit simulate`` writes ``truth/truth.csv`` into the data
+    folder; never an input of the model): the true benefit vs each class per row, for coverage."""
+    f = Path(folder) / "truth" / "truth.csv"
+    if not f.is_file():
+        return
+    tr = pd.read_csv(f, dtype={"trial": str, "participant": str})
+    tr = tr[(tr["outcome"] == td.outcome) & (tr["follow_up"] == td.follow_up)]
+    key = tr["trial"] + "\x1f" + tr["participant"]
+    rk = rows["trial"].astype(str) + "\x1f" + rows["participant"].astype(str)
+    pos = pd.Index(key).get_indexer(rk)
+    for col in tr.columns:
+        if col.startswith("benefit_vs_"):
+            v = tr[col].to_numpy(float)
+            td.truth[col[len("benefit_vs_"):]] = np.where(pos >= 0, v[np.maximum(pos, 0)], np.nan)

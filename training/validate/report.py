@@ -158,6 +158,20 @@ def _html(result: dict, metrics: pd.DataFrame, cm: pd.DataFrame, pngs: dict[str,
     if general:
         parts.append("<ul class='warn'>" + "".join(f"<li>{html.escape(w)}</li>" for w in general) + "</ul>")
     parts += screens(result, pngs, active)
+    ext = [(t, c, b["extrapolation"]) for t, tt in result["tasks"].items()
+           for c, b in tt["benefit_predictions"].items() if (b.get("extrapolation") or {}).get("status") == "ok"]
+    if ext:
+        parts.append("<h2>Extrapolation: participants beyond the training support</h2><table><tr><th>task</th><th>vs</th>"
+                     "<th>share beyond</th><th>share rare</th><th>observed − predicted (within / beyond)</th>"
+                     "<th>PI coverage of the true benefit (within / beyond; simulated data)</th></tr>")
+        for t, c, ex in ext:
+            bd = {b["band"]: b for b in ex.get("bands", [])}
+            w, o = bd.get("within_support", {}), bd.get("beyond_support", {})
+            parts.append(f"<tr><td>{html.escape(t)}</td><td>{html.escape(c)}</td><td>{_fmt(ex.get('share_beyond_support'))}</td>"
+                         f"<td>{_fmt(ex.get('share_rare'))}</td><td>{_fmt(w.get('observed_minus_predicted'))} / "
+                         f"{_fmt(o.get('observed_minus_predicted'))}</td><td>{_fmt(w.get('coverage_pi_true_benefit'))} / "
+                         f"{_fmt(o.get('coverage_pi_true_benefit'))}</td></tr>")
+        parts.append("</table>")
     mc = result["case_mix"]["membership"]
     parts.append("<h2>Case-mix: the new data against the training data</h2>")
     parts.append(f"<p>Membership-model C-statistic (0.5: the same case-mix; 1: completely separable): "
