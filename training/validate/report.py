@@ -161,7 +161,7 @@ def _html(result: dict, metrics: pd.DataFrame, cm: pd.DataFrame, pngs: dict[str,
     ext = [(t, c, b["extrapolation"]) for t, tt in result["tasks"].items()
            for c, b in tt["benefit_predictions"].items() if (b.get("extrapolation") or {}).get("status") == "ok"]
     if ext:
-        parts.append("<h2>Extrapolation: participants beyond the training support</h2><table><tr><th>task</th><th>vs</th>"
+        parts.append("<h2>Extrapolation: participants beyond the training support</h2><div class='scroll'><table><tr><th>task</th><th>vs</th>"
                      "<th>share beyond</th><th>share rare</th><th>observed − predicted (within / beyond)</th>"
                      "<th>PI coverage of the true benefit (within / beyond; simulated data)</th></tr>")
         for t, c, ex in ext:
@@ -171,7 +171,7 @@ def _html(result: dict, metrics: pd.DataFrame, cm: pd.DataFrame, pngs: dict[str,
                          f"<td>{_fmt(ex.get('share_rare'))}</td><td>{_fmt(w.get('observed_minus_predicted'))} / "
                          f"{_fmt(o.get('observed_minus_predicted'))}</td><td>{_fmt(w.get('coverage_pi_true_benefit'))} / "
                          f"{_fmt(o.get('coverage_pi_true_benefit'))}</td></tr>")
-        parts.append("</table>")
+        parts.append("</table></div>")
     mc = result["case_mix"]["membership"]
     parts.append("<h2>Case-mix: the new data against the training data</h2>")
     parts.append(f"<p>Membership-model C-statistic (0.5: the same case-mix; 1: completely separable): "
