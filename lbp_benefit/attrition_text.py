@@ -9,10 +9,11 @@ def attrition_table_text(att: pd.DataFrame) -> str:
     if att.empty:
         return "attrition: no participants"
     num = [c for c in att.columns if c not in ("trial", "outcome")]
-    totals = att.groupby("outcome", sort=False)[num].sum().reset_index()
+    totals = att.groupby("outcome", sort=False)[num].sum(min_count=1).reset_index()  # n/a windows stay empty
     totals.insert(0, "trial", "ALL")
     table = pd.concat([att, totals], ignore_index=True)
     short = {c: c.replace("excluded_invalid", "invalid").replace("missing_followup_", "no_fu_")
              .replace("missing_baseline", "no_base").replace("with_baseline", "base").replace("not_collected", "not_coll")
              for c in table.columns}
-    return "Attrition (participants) by trial and outcome:\n" + table.rename(columns=short).to_string(index=False)
+    return ("Attrition (participants) by trial and outcome (- = window not analysed for the outcome):\n"
+            + table.astype(object).where(table.notna(), "-").rename(columns=short).to_string(index=False))

@@ -18,6 +18,7 @@ def replicate(
     residual: str = typer.Option("common", "--residual", help="'common' or 'by_trial' (trial-specific residual variances)."),
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes."),
     no_forest: bool = typer.Option(False, "--no-forest", help="Skip subgroup forest plots."),
+    strict: bool = typer.Option(False, "--strict", help="Treat data warnings (implausible values set to missing, ignored rows, small trials) as errors."),
 ) -> None:
     """Fit overall effects and treatment–covariate interactions; write tables, plots and long-form CSVs."""
     from lbp_benefit.data_source import SYNTHETIC_NOTE, load_source
@@ -28,7 +29,7 @@ def replicate(
 
     if residual not in ("common", "by_trial"):
         raise LbpError("--residual must be 'common' or 'by_trial'")
-    ds, synthetic = load_source(data, config, seed)
+    ds, synthetic = load_source(data, config, seed, strict=strict)
     if synthetic:
         typer.echo(SYNTHETIC_NOTE, err=True)
     h = harmonise(ds)

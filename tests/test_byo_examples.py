@@ -86,6 +86,10 @@ def test_end_to_end_from_the_committed_config(run):
     out, trial = run["out"], run["trial"]
     analysis = pd.read_csv(out / "check" / "analysis_data.csv")
     assert len(analysis) > 0
+    if trial == "opt":  # outcome-specific windows: the others are empty (not applicable), not 'missing'
+        att = pd.read_csv(out / "check" / "attrition.csv")
+        pre = att[att.outcome == "preterm"]
+        assert pre["analysed_visit3"].isna().all() and pre["analysed_birth"].sum() == 814
     tasks = pd.read_csv(out / "train" / "tasks.csv")
     assert (tasks["status"] == "ok").all(), tasks
     expected = {"opt": {"probing_depth__visit3", "probing_depth__visit5", "preterm__birth"},

@@ -199,12 +199,20 @@ def attrition_report(ds: Dataset, baselines: pd.DataFrame, follow: pd.DataFrame,
                 "not_collected": 0 if is_collected else valid, "missing_baseline": valid - wb if is_collected else 0,
                 "with_baseline": wb,
             }
+            own = getattr(cfg.outcome(o), "follow_up", None) if hasattr(cfg, "outcome") else None
             for w in cfg.window_names:
+                if own is not None and w not in own:  # a window this outcome is not analysed in: not applicable
+                    row[f"missing_followup_{w}"] = row[f"analysed_{w}"] = None
+                    continue
                 a = int(analysed.get((trial, o, w), 0))
                 row[f"missing_followup_{w}"] = wb - a
                 row[f"analysed_{w}"] = a
             rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if out.isna().any().any():  # empty = not applicable (outcome-specific windows)
+        win = [c for c in out.columns if c.startswith(("missing_followup_", "analysed_"))]
+        out[win] = out[win].astype("Int64")
+    return out
 
 
 def covariate_availability(ds: Dataset) -> pd.DataFrame:
