@@ -9,7 +9,10 @@ Prints counts, the most negative slope, timing; ``--lme4 DIR`` also writes the d
 ``--labels`` (default: the audited saddle models) as CSV and fits them with R lme4
 (benchmarks/r/boundary_lme4.R), writing ``DIR/lme4.json``.
 
-    .venv/bin/python benchmarks/bench_mixed_boundary.py [--seed 1] [--lme4 DIR]
+With ``--logistic`` the 333 logistic (Laplace) models are scanned as well, with
+:func:`training.mixed.glmm.laplace_criterion` (grid check of every zero SD, fixed effects at the fit).
+
+    .venv/bin/python benchmarks/bench_mixed_boundary.py [--seed 1] [--lme4 DIR] [--logistic]
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ from training.dataset import load_dataset
 from training.harmonise import harmonise
 from training.meta.design import build_design
 from training.meta.specs import all_specs
-from training.mixed import fit_lmm
+from training.mixed import fit_glmm_binomial, fit_lmm
+from training.mixed.glmm import laplace_criterion
 from training.mixed.lmm import profiled_criterion
 from training.simulate import simulate_dataset
 
@@ -60,18 +64,46 @@ def scan(D, res):
     return out
 
 
+def scan_logistic(h, specs) -> None:
+    t0 = time.perf_counter()
+    n = comps = saddles = 0
+    worst = np.inf
+    for s in specs:
+        try:
+            D = build_design(h.analysis, s, h.config.active)
+        except Exception:
+            continue
+        n += 1
+        res = fit_glmm_binomial(D.y, D.X, D.Z, D.groups, method="laplace", re_cov="diagonal")
+        f = laplace_criterion(D.y, D.X, D.Z, D.groups, re_cov="diagonal")
+        th, b = np.asarray(res.theta, float), res.params.to_numpy()
+        z = np.sqrt((D.Z.to_numpy() ** 2).mean(0))
+        f0 = f(th, b)
+        for j in np.flatnonzero(th * z <= ZERO):
+            comps += 1
+            best = min(f(np.where(np.arange(len(th)) == j, v / z[j], th), b) for v in np.geomspace(1e-4, 3, 25)) - f0
+            worst = min(worst, best)
+            saddles += best < -1e-7
+    print(f"{n} logistic models fitted and scanned in {time.perf_counter() - t0:.1f} s; {comps} components at ~0; "
+          f"lowest grid change {worst:.3g}; saddles (grid lower by > 1e-7): {saddles}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--lme4", type=Path, default=None)
     ap.add_argument("--labels", nargs="*", default=AUDITED)
+    ap.add_argument("--logistic", action="store_true")
     args = ap.parse_args()
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; nproc={os.cpu_count()}; "
           f"load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         simulate_dataset("hayden2020", seed=args.seed).write(Path(tmp))
         h = harmonise(load_dataset(Path(tmp)))
-    specs = [s for s in all_specs(h.config, set(h.analysis["outcome"])) if not s.binary_outcome]
+    every = all_specs(h.config, set(h.analysis["outcome"]))
+    specs = [s for s in every if not s.binary_outcome]
+    if args.logistic:
+        scan_logistic(h, [s for s in every if s.binary_outcome])
     designs = {}
     for s in specs:
         try:

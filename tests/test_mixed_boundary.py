@@ -19,6 +19,7 @@ import pytest
 
 from training.mixed import fit_glmm_binomial, fit_lmm
 from training.mixed._optim import boundary_descent, inward_slope, positive_curvature_step
+from training.mixed.glmm import laplace_criterion
 from training.mixed.lmm import profiled_criterion
 
 REF = Path(__file__).parent / "data" / "lme4_boundary_reference.json"
@@ -157,3 +158,6 @@ def test_logistic_fit_does_not_stop_at_a_saddle():
     res = fit_glmm_binomial(y, X, t[:, None], g, fixed_names=[f"trial{j}" for j in range(k)] + ["treat"],
                             random_names=["treat"], re_cov="diagonal")
     assert res.status == "ok" and res.re_sd["treat"] > 0.2
+    f = laplace_criterion(y, X, t[:, None], g, re_cov="diagonal")
+    assert f(res.theta, res.params.to_numpy()) == pytest.approx(-2 * res.loglik, abs=1e-8)
+    assert f(np.zeros(1), res.params.to_numpy()) > -2 * res.loglik + 1.0  # tau = 0 is clearly worse here

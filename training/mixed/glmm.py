@@ -526,6 +526,25 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
     )
 
 
+def laplace_criterion(y, X, Z, groups, *, re_cov: str = "unstructured", trials_n=None):
+    """The criterion :func:`fit_glmm_binomial` (Laplace) minimises, for independent checks:
+    ``f(theta, beta) -> -2 log L`` (Laplace; ``-2 * MixedResult.loglik`` at the fit) with ``theta`` =
+    :attr:`MixedResult.theta` (Cholesky factor of G on the scale of the Z columns) and ``beta`` =
+    the fixed effects in the order of the X columns."""
+    check_choice(re_cov, "re_cov", ("unstructured", "diagonal"))
+    n = len(np.asarray(y)) if np.ndim(y) else 0
+    ntr0 = _check_binomial(y, trials_n, n)
+    d = prepare(y, X, Z, groups)
+    prob = _GlmmProblem(d, ntr0[d.order], re_cov)
+    scale = d.z_scale[prob.ri]
+
+    def f(theta, beta):
+        F, _ = prob.laplace(np.asarray(beta, float), np.asarray(theta, float) * scale, want_grad=False)
+        return 2 * (F - prob.lchoose)
+
+    return f
+
+
 def _put(x, mask, vals):
     xx = x.copy()
     xx[mask] = vals
