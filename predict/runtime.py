@@ -37,6 +37,9 @@ Export dict layout (``format`` = ``"lbp-benefit-learner"``, ``version`` = 1)::
     interval      {"method": "delta" | "varmodel" | "stack", "theta_cov": [[...]] (delta),
                    "varmodel": {c: [coef]}, "design": {"loc", "scale"} (varmodel),
                    "tau": {c: between-trial SD, "__pooled__": SD}, "n_boot": B}
+    support       the training support of the inputs driving effect modification, for the
+                   extrapolation check and interval widening (layout in :mod:`predict.support`;
+                   absent in older models: no widening)
     meta          free-form (outcome, follow-up, trials, selection ...); not used to predict
 
 Estimand (all kinds): for a patient with covariates x, the expected outcome under each class
