@@ -24,10 +24,15 @@ NaN), the trial's comparator class as one-hot features (so their effect can diff
 trial one-hot as controls W, folds grouped by trial, and (not being able to take known
 propensities) a constant-prior propensity model.
 
+A scenario ``TRAIN>NEW`` (e.g. ``plateau>edge_trial``) trains on ``TRAIN`` and evaluates the new-trial
+metrics on data of scenario ``NEW`` (a case-mix shift); ``coverage_pi_new`` (inside / beyond the
+training support of ``predict.support``) is the new trials' PI coverage of their trial-specific truth,
+``spread`` the within-trial SD of the predicted benefit.
+
 Usage::
 
     python benchmarks/bench_learners.py --out benchmarks/results/learners.csv \
-        [--scenarios hayden2020 none strong nonlinear] [--seeds-default 10] [--seeds-other 5] \
+        [--scenarios hayden2020 none strong nonlinear plateau curvilinear interaction 'plateau>edge_trial'] [--seeds-default 10] [--seeds-other 5] \
         [--workers 2] [--no-peers]
 """
 from __future__ import annotations
