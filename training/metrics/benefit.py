@@ -474,7 +474,7 @@ def calibration_for_benefit(
     base = np.hstack([_design(p, prog), b[:, None]])
     X = np.hstack([base, t[:, None], (t * b)[:, None]])
     if np.ptp(b[t == 1]) == 0:
-        raise LbpError("predicted benefit is constant among exercise participants: slope not identifiable")
+        raise LbpError("predicted benefit is constant among the intervention (treat = 1) participants: slope not identifiable")
     beta, cov, df = ols_sandwich(X, p.g, p.codes, se)
     ia, isl = X.shape[1] - 2, X.shape[1] - 1
     a, s = beta[ia], beta[isl]

@@ -108,7 +108,7 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
         result["tasks"][td.task] = {"outcome": td.outcome, "follow_up": td.follow_up, "outcome_type": td.outcome_type,
                                     "outcome_predictions": osec, "benefit_predictions": bsecs}
         objs[td.task] = {"outcome": oobj, "benefit": bobjs}
-        units[td.task] = "points 0-100" if td.outcome_type == "continuous" else "risk difference"
+        units[td.task] = "points" if td.outcome_type == "continuous" else "risk difference"
         if update:
             updates[td.task] = recalibrate(td, {c: o for c, o in bobjs.items() if o}, n_boot, seed)
     if all(b.get("status") != "ok" for t in result["tasks"].values() for b in t["benefit_predictions"].values()):

@@ -70,7 +70,7 @@ def outcome_section(td: TaskData, n_boot: int, seed: int) -> tuple[dict, dict]:
 
 def benefit_section(td: TaskData, comp: str, active: str, n_boot: int, seed: int) -> tuple[dict, dict]:
     """c-for-benefit, calibration for benefit (regression and groups), E-for-benefit, RATE
-    (AUTOC, Qini, TOC) and the decision curve for exercise-vs-``comp`` participants."""
+    (AUTOC, Qini, TOC) and the decision curve for active-vs-``comp`` participants."""
     rows = ((td.cls == active) | (td.cls == comp)) & np.isfinite(td.benefit[comp]) & np.isfinite(td.y)
     n1, n0 = int((rows & (td.treat == 1)).sum()), int((rows & (td.treat == 0)).sum())
     sec: dict = {"comparator": comp, "n": int(rows.sum()), "n_active": n1, "n_comparator": n0, "warnings": []}
@@ -155,7 +155,7 @@ def decision_section(td: TaskData, rows, b, y, t, cl, n_boot: int, seed: int) ->
         return _ne(why), None
     d = r.to_dict()
     d["threshold_scale"] = scale
-    d["units"] = "outcome points (0-100) per patient" if td.outcome_type == "continuous" else "extra good outcomes per patient"
+    d["units"] = "outcome points per patient" if td.outcome_type == "continuous" else "extra good outcomes per patient"
     if at is not None:
         k = int(np.argmin(np.abs(r.thresholds - at)))
         d["at_smallest_worthwhile"] = {
