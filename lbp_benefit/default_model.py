@@ -19,14 +19,11 @@ from pathlib import Path
 from typing import Callable
 
 from predict import __version__
+from predict.inputs import EXAMPLE_PATIENT  # noqa: F401 - the example patient is written once, in predict/inputs.py
 
 DEFAULT_SEED = 1
 REQUIRED_MANIFEST_KEYS = ("network_comparators",)  # model-format revision: a cached model without these is stale
 
-EXAMPLE_PATIENT = {
-    "baseline_pain": 62.0, "baseline_function": 41.0, "age": 47, "female": 1, "fear_avoidance": 55.0,
-    "bmi": 27.5, "employed": 1, "leg_pain": 0, "episode_months": 18.0,
-}
 EXAMPLE_COMPARATOR = "usual_care"
 
 

@@ -1,7 +1,7 @@
 """Per-arm intervals: which learners have them, and those of network-only comparators.
 
 :func:`available` says whether a task's exported learner holds per-arm uncertainty (the
-conditions of ``predict.runtime.arm_se``): the export records it in the manifest
+conditions of ``predict.uncertainty.arm_se``): the export records it in the manifest
 (``arm_intervals``) so that the model card claims an interval only where the scorer gives one.
 
 For network-only comparators:
@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict import runtime as rt
+from predict.batch import task_scores
+from predict.impute import impute_mean
+from predict.linear import LINEAR_KINDS, linear_parts
+from predict.uncertainty import arm_missing_variance
 
 TREE_KINDS = ("t_learner", "x_learner", "dr_learner")
 
 
 def available(exp: dict) -> bool:
     """True if the scorer gives per-arm 95% CIs for this export: continuous outcomes (the
-    conditions of ``runtime.arm_se``) and binary outcomes of a single linear logistic learner with
+    conditions of ``uncertainty.arm_se``) and binary outcomes of a single linear logistic learner with
     a bootstrap covariance (:func:`binary_parts`; stacks of binary learners: not available)."""
     if exp.get("outcome_type") == "binary":
         return _binary_single(exp)
@@ -39,14 +42,14 @@ def _single(exp: dict) -> bool:
     if exp.get("kind") in TREE_KINDS:
         return iv.get("method") == "varmodel" and isinstance(iv.get("arm_varmodel"), dict)
     lin = exp.get("linear")
-    return exp.get("kind") in rt.LINEAR_KINDS and lin is not None and lin.get("link") == "identity" \
+    return exp.get("kind") in LINEAR_KINDS and lin is not None and lin.get("link") == "identity" \
         and iv.get("method") == "delta"
 
 
 def _binary_single(exp: dict) -> bool:
     lin = exp.get("linear")
     iv = exp.get("interval") or {}
-    return exp.get("kind") in rt.LINEAR_KINDS and lin is not None and lin.get("link") == "logit" \
+    return exp.get("kind") in LINEAR_KINDS and lin is not None and lin.get("link") == "logit" \
         and iv.get("method") == "delta" and iv.get("theta_cov") is not None
 
 
@@ -66,10 +69,10 @@ def binary_parts(exp: dict, F: np.ndarray, comparator: str):
     if not available(exp) or F.shape[0] == 0 or comparator not in exp["comparators"]:
         return None
     lin = exp["linear"]
-    Fimp = rt.impute_mean(exp["imputer"], F)
-    eta, grad = rt.linear_parts(lin, list(exp["comparators"]), Fimp)
+    Fimp = impute_mean(exp["imputer"], F)
+    eta, grad = linear_parts(lin, list(exp["comparators"]), Fimp)
     V = np.asarray(exp["interval"]["theta_cov"], float)
-    _, va, vc = rt.arm_missing_variance(exp, F, comparator)
+    _, va, vc = arm_missing_variance(exp, F, comparator)
     out = []
     for k, vm in (("__active__", va), (comparator, vc)):
         g = grad[k]
@@ -94,7 +97,7 @@ def arm_bounds(exp: dict, F: np.ndarray, exercise: np.ndarray, benefit: np.ndarr
     comps = list(exp.get("comparators") or [])
     if exp.get("outcome_type") != "continuous" or not comps or F.shape[0] == 0:
         return None
-    r = rt.task_scores(exp, F, comps[0], arms=True, groups=groups)
+    r = task_scores(exp, F, comps[0], arms=True, groups=groups)
     if r.get("arm_se") is None:
         return None
     sd_a = np.sqrt(np.asarray(r["arm_se"][0], float) ** 2 + np.asarray(r["arm_var_missing"][0], float))

@@ -1,9 +1,9 @@
-"""A model's tasks compiled into one flat program for the fused kernel (:mod:`predict._fused`).
+"""A model's tasks compiled into one flat program for the fused kernel (:mod:`predict.fused`).
 
 :func:`compile_program` turns the prepared exports of every task (learners, stacks, X/DR
 nuisances, LightGBM forests, linear blocks, interval models) and one comparator into integer and
 float tables; :meth:`Program.run` scores a feature matrix with them and returns what
-:func:`predict.runtime.task_scores` returns per task. The per-learner functions in
+:func:`predict.batch.task_scores` returns per task. The per-learner functions in
 :mod:`predict.runtime` stay the reference (and the path used without numba or for anything this
 compiler does not take: it returns None then); tests compare the two to 1e-9.
 
@@ -18,16 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from predict import _fast
-from predict import _fused as fz
-from predict import runtime as rt
+from predict import fused as fz
+from predict import kernels
+from predict.batch import fast_ready
+from predict.impute import pattern_groups, pattern_part
+from predict.linear import LINEAR_KINDS
+from predict.tables import KernelTables, pack_tables
 
 PARALLEL_MIN_ROWS = 4096
-# the program's tables in the order predict._fused._run takes them (after F, inv, A, N, rows, arms, z)
-KERNEL_ARRAYS = ("TF", "TI", "MU", "LO", "HI", "BIN", "LI", "LF", "MEM", "ORD", "LW", "LWN", "THETA", "VV", "VM",
-                 "DES", "BI", "CF", "CK", "CTJ", "CT2", "CT1", "CR1", "CR2", "CIN", "CLEV", "CLOC", "CIS", "CDEST",
-                 "CDW", "CEW", "CENTER", "FI", "FZ", "roots", "feat", "thr", "nanch", "mtype", "ch", "leafv",
-                 "max_design", "max_K")
+
+
 PATTERN_CACHE = 512  # missing-data patterns kept per program (each T x (p x p + M x p) floats)
 
 
@@ -160,7 +160,7 @@ class _Builder:
             self.cols[k].extend(v[order].tolist())
         self.cols["dest"].extend(dest[order].tolist())
         self.cols["dw"].extend(dw[order].tolist())
-        # the draws' delta weights, as predict.runtime._block_delta forms them
+        # the draws' delta weights, as predict.linear.block_delta forms them
         if blk["type"] == "index":
             ew = np.asarray(blk["beta"], float) * coef[0] / cc["scale"]
         else:
@@ -206,7 +206,7 @@ class _Builder:
             else:
                 rec[fz.K_FA] = self.forest(exp, "tau")
             flt[0] = float(exp["combine"]["class_benefit"][comparator])
-        elif kind in rt.LINEAR_KINDS or kind == "t_learner":
+        elif kind in LINEAR_KINDS or kind == "t_learner":
             lin = exp["linear"]
             theta = np.asarray(lin["theta"], float)
             n_prog, n_mod = int(lin["n_prog"]), int(lin["n_mod"])
@@ -229,7 +229,7 @@ class _Builder:
             raise _Unsupported(f"learner kind {kind}")
         if iv is None:
             rec[fz.K_IV] = fz.IV_NONE
-        elif iv.get("method") == "delta" and kind in rt.LINEAR_KINDS:
+        elif iv.get("method") == "delta" and kind in LINEAR_KINDS:
             V = np.asarray(iv["theta_cov"], float)
             if V.shape != (rec[fz.K_K], rec[fz.K_K]):
                 raise _Unsupported("theta_cov shape")
@@ -267,8 +267,7 @@ class Program:
     def __init__(self, tasks: list[int], imputers: list[dict], arrays: dict, p: int, M: int):
         self.tasks = tasks  # positions (in the exports given to compile_program) of the compiled tasks
         self.imputers = imputers
-        self.a = arrays
-        self.kernel_args = tuple(arrays[k] for k in KERNEL_ARRAYS)  # _fused._run's, after F .. z
+        self.tables = KernelTables(**arrays)
         self.p = p
         self.M = M
         self._patterns: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
@@ -284,7 +283,7 @@ class Program:
         N = np.zeros((T, M, p))
         if m.any():
             for t, imp in enumerate(self.imputers):
-                A[t], N[t, :np.asarray(imp["z"]).shape[0]] = rt.pattern_part(imp, m)
+                A[t], N[t, :np.asarray(imp["z"]).shape[0]] = pattern_part(imp, m)
         with self._lock:
             if len(self._patterns) >= PATTERN_CACHE:
                 self._patterns.clear()
@@ -294,27 +293,27 @@ class Program:
     def run(self, F: np.ndarray, groups=None, arms: bool = False, threads: int | None = None,
             z: float = 1.959963984540054) -> np.ndarray:
         """Scores (17, T, n) of the compiled tasks for the feature matrix F (NaN = missing); rows
-        as in :mod:`predict._fused` (intervals at the normal quantile ``z``).
-        ``groups``: :func:`predict.runtime.pattern_groups` of F."""
+        as in :mod:`predict.fused` (intervals at the normal quantile ``z``).
+        ``groups``: :func:`predict.impute.pattern_groups` of F."""
         F = np.ascontiguousarray(F, dtype=np.float64)
         n = F.shape[0]
         T = len(self.tasks)
         out = np.empty((fz.N_OUT, T, n))
         if n == 0 or T == 0:
             return out
-        keys, inv = groups if groups is not None else rt.pattern_groups(F)
+        keys, inv = groups if groups is not None else pattern_groups(F)
         parts = [self._pattern(m) for m in keys]
         A = np.stack([q[0] for q in parts])
         N = np.stack([q[1] for q in parts])
         inv = np.ascontiguousarray(inv, dtype=np.int64)
-        args = (*self.kernel_args, out)
+        args = (*self.tables, out)
         k = default_threads() if threads is None else max(1, int(threads))
         if k == 1 or n < PARALLEL_MIN_ROWS:
-            fz._run(F, inv, A, N, 0, n, arms, float(z), *args)
+            fz.run(F, inv, A, N, 0, n, arms, float(z), *args)
             return out
         bounds = np.linspace(0, n, k + 1).astype(int)
         ex = pool(k)
-        futs = [ex.submit(fz._run, F, inv, A, N, int(bounds[j]), int(bounds[j + 1]), arms, float(z), *args)
+        futs = [ex.submit(fz.run, F, inv, A, N, int(bounds[j]), int(bounds[j + 1]), arms, float(z), *args)
                 for j in range(k)]
         for f in futs:
             f.result()
@@ -338,53 +337,30 @@ def warm_up() -> bool:
     """Compile the fused kernel now (or load it from numba's on-disk cache) by calling it on an
     empty program of the right types; True if it is usable. The first compilation after
     installing takes some 20 s; scoring a first patient would otherwise pay it."""
-    if not _fast.AVAILABLE or not _fast.ready():
+    if not kernels.AVAILABLE or not kernels.ready():
         return False
-    empty = Program([], [], _pack(_Builder(1), 1, [], [], [], [], [], [], []), 1, 1)
-    fz._run(np.zeros((0, 1)), np.zeros(0, np.int64), np.zeros((0, 0, 1, 1)), np.zeros((0, 0, 1, 1)), 0, 0, False,
-            1.96, *empty.kernel_args, np.zeros((fz.N_OUT, 0, 0)))
+    empty = Program([], [], pack_tables(_Builder(1), 1, [], [], [], [], [], [], []), 1, 1)
+    fz.run(np.zeros((0, 1)), np.zeros(0, np.int64), np.zeros((0, 0, 1, 1)), np.zeros((0, 0, 1, 1)), 0, 0, False,
+            1.96, *empty.tables, np.zeros((fz.N_OUT, 0, 0)))
     return True
-
-
-def _pack(b: _Builder, p: int, ti: list, tf: list, imputers: list, mem_ids: list, order: list, mem_w: list,
-          mem_wn: list) -> dict:
-    """The builder's lists as the kernel's contiguous arrays (see :data:`KERNEL_ARRAYS`)."""
-    cat = lambda parts, dt=float: np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0, dt), dtype=dt)  # noqa: E731
-    i64 = lambda v: np.ascontiguousarray(np.asarray(v, np.int64))  # noqa: E731
-    f64 = lambda v: np.ascontiguousarray(np.asarray(v, float))  # noqa: E731
-
-    def per_imputer(key: str, dt) -> np.ndarray:
-        rows = [np.asarray(i[key], dt) for i in imputers]
-        return np.ascontiguousarray(np.stack(rows) if rows else np.zeros((0, p), dt))
-
-    arrays = {
-        "TI": i64(ti).reshape(len(ti), fz.N_TASK_INT), "TF": f64(tf).reshape(len(tf), 2),
-        "MU": per_imputer("mean", float), "LO": per_imputer("lower", float), "HI": per_imputer("upper", float),
-        "BIN": per_imputer("binary", np.bool_),
-        "LI": i64(b.leaf_int).reshape(len(b.leaf_int), fz.N_LEAF_INT), "LF": f64(b.leaf_float).reshape(-1, 3),
-        "MEM": i64(mem_ids), "ORD": i64(order), "LW": f64(mem_w), "LWN": f64(mem_wn),
-        "THETA": cat(b.theta), "VV": cat(b.V), "VM": cat(b.VM), "DES": cat(b.DES),
-        "BI": i64(b.blocks).reshape(len(b.blocks), 4), "CENTER": cat(b.center),
-        "FI": i64(b.forests).reshape(len(b.forests), 2), "FZ": i64(b.forest_zero), "max_K": int(b.max_K), "max_design": int(b.max_design),
-    }
-    for k, col in (("CF", "feat"), ("CK", "kind"), ("CDEST", "dest")):
-        arrays[k] = i64(b.cols[col])
-    for k, col in (("CTJ", "tj"), ("CT2", "t2"), ("CT1", "t1"), ("CR1", "r1"), ("CR2", "r2"), ("CIN", "inv_norm"),
-                   ("CLEV", "level"), ("CLOC", "loc"), ("CIS", "inv_scale"), ("CDW", "dw"), ("CEW", "ew")):
-        arrays[k] = f64(b.cols[col])
-    for k in ("roots", "feat", "nanch", "mtype", "ch"):
-        arrays[k] = cat(b.nodes[k], np.int64) if b.nodes[k] else np.zeros(0, np.int64)
-    for k in ("thr", "leafv"):
-        arrays[k] = cat(b.nodes[k]) if b.nodes[k] else np.zeros(0)
-    return arrays
 
 
 def compile_program(exps: list[dict], comparator: str) -> Program | None:
     """The program scoring ``comparator`` for every export in ``exps`` that has it as a class
-    (exports prepared by :func:`predict.runtime.prepare_fast`); None if numba is unavailable or
-    anything is outside what the kernel reproduces (the caller then uses runtime.task_scores)."""
-    if not _fast.AVAILABLE or not _fast.ready() or not exps:
-        return None
+    (exports prepared by :func:`predict.batch.prepare_fast`); None if numba is unavailable or
+    anything is outside what the kernel reproduces (the caller then uses batch.task_scores).
+    :func:`compile_program_why` says why."""
+    return compile_program_why(exps, comparator)[0]
+
+
+def compile_program_why(exps: list[dict], comparator: str) -> tuple[Program | None, str]:
+    """(:func:`compile_program`, why it is None: "" when compiled)."""
+    if not kernels.AVAILABLE:
+        return None, "numba is not available (or LBP_NO_NUMBA is set)"
+    if not kernels.ready():
+        return None, f"the compiled kernels failed their self-test ({kernels.self_test_error() or 'no detail'})"
+    if not exps:
+        return None, "no task"
     p = len(exps[0]["features"]["names"])
     b = _Builder(p)
     tasks, imputers, ti, tf = [], [], [], []
@@ -396,7 +372,7 @@ def compile_program(exps: list[dict], comparator: str) -> Program | None:
         for pos, exp in enumerate(exps):
             if comparator not in exp["comparators"]:
                 continue
-            if not rt.fast_ready(exp) or len(exp["features"]["names"]) != p:
+            if not fast_ready(exp) or len(exp["features"]["names"]) != p:
                 raise _Unsupported("export not prepared for the fast path")
             imp = exp["imputer"]
             if np.asarray(imp["mean"]).size != p:
@@ -432,10 +408,10 @@ def compile_program(exps: list[dict], comparator: str) -> Program | None:
             tf.append([float(exp["interval"]["tau"].get(comparator, 0.0)), 100.0 if cont else 1.0])
             tasks.append(pos)
             imputers.append(imp)
-    except (_Unsupported, KeyError, TypeError, ValueError, IndexError):
-        return None
+    except (_Unsupported, KeyError, TypeError, ValueError, IndexError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
     if not tasks:
-        return None
+        return None, f"no task has {comparator!r} as a class"
     M = max(r[fz.T_M] for r in ti)
-    arrays = _pack(b, p, ti, tf, imputers, mem_ids, order, mem_w, mem_wn)
-    return Program(tasks, imputers, arrays, p, M)
+    arrays = pack_tables(b, p, ti, tf, imputers, mem_ids, order, mem_w, mem_wn)
+    return Program(tasks, imputers, arrays, p, M), ""

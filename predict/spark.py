@@ -29,7 +29,8 @@ import pandas as pd
 
 from predict.artifact import MANIFEST, ArtifactError
 from predict.errors import LbpError, ValidationFailed
-from predict.scorer import ID_COLUMNS, Scorer
+from predict.inputs import ID_COLUMNS
+from predict.scorer import Scorer
 
 ERROR = "error"
 ROW_INDEX = "row_index"

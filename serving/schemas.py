@@ -241,6 +241,11 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         covariates=(list[dict[str, Any]], Field(..., description="The feature schema: name, type, label, unit, "
                                                  "range, categories.")),
         limits=(dict[str, int], Field(..., description="max_batch and max_body_bytes of this server.")),
+        scoring=(dict[str, Any], Field({}, description="How this server computes scores: 'compiled' (the compiled "
+                                         "program scores requests) or 'reference' (numpy reference functions: same "
+                                         "numbers, slower), 'kernels' (why the compiled kernels are unavailable, if "
+                                         "they are) and 'programs' (per comparator scored so far: 'compiled' or "
+                                         "'not compiled: <why>').")),
         manifest=(dict[str, Any], Field(..., description="The artifact manifest.")),
         card=(dict[str, Any], Field(..., description="The model card as JSON.")),
     )

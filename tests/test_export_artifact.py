@@ -80,25 +80,25 @@ def test_no_participant_level_rows(sm):
 
 
 def test_runtime_is_independent_of_training():
-    code = ("import sys, predict, predict.scorer, predict.runtime\n"
+    code = ("import sys, predict, predict.scorer, predict.runtime, predict.model_format\n"
             "bad = [m for m in sys.modules if m.startswith(('training', 'sklearn', 'serving'))]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_training_reexports_runtime():
-    import predict.runtime as rt
-    from training.learners import export as ex
+def test_learners_use_the_runtime_functions():
+    """No re-export shim: the learners' prediction functions are the runtime's own."""
+    import training.learners as lr
+    from predict.explain import explain_from_export
+    from predict.runtime import predict_from_export
 
-    for name in ("predict_from_export", "explain_from_export", "point", "estimation_se", "missing_variance",
-                 "booster", "feature_matrix", "impute_mean", "_expected", "FORMAT", "VERSION"):
-        assert getattr(ex, name) is getattr(rt, name)
+    assert lr.predict_from_export is predict_from_export and lr.explain_from_export is explain_from_export
 
 
 def test_booster_strings_and_objects_are_accepted(sm):
     import lightgbm as lgb
 
-    import predict.runtime as rt
+    import predict.trees as rt
 
     text = (sm.artifact / "model/pain__short/active.txt").read_text("utf-8")
     b = rt.booster(text)

@@ -80,7 +80,7 @@ def _analysis_from_small_trials(n_trials=6, seed=31):
 
 def test_run_training_writes_run_folder(tmp_path):
     from training.config import load_config
-    from training.learners import export as rt
+    from tests._runtime import rt
     from training.train import TrainSettings, run_training
 
     cfg = load_config(None)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from training.learners import export as rt
+from tests._runtime import rt
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.boosted import DRLearner, TLearner, XLearner
 from training.learners.stacking import StackedLearner, r_loss, stack_weights

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from training.learners import export as rt
+from tests._runtime import rt
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.risk_model import RiskModel
 from training.simulate.small_trials import CLASS_EFFECT, small_trials

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import predict.runtime as rt
+from tests._runtime import rt
 from predict import Scorer, ValidationFailed
 from predict.artifact import load_artifact
 from predict.model_format import resolve_boosters as _resolve_boosters
@@ -304,7 +304,7 @@ def test_results_are_plain_json(scorer, patients):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import predict.scorer as scorer_mod  # noqa: E402
+import predict.inputs as inputs_mod  # noqa: E402
 
 
 def _value_strategy(scorer, name):
@@ -333,8 +333,8 @@ def test_small_request_validation_agrees_with_the_general_path(scorer, data):
     for b in scorer.baselines:
         if data.draw(st.booleans()) or b not in p:
             p[b] = data.draw(st.one_of(st.floats(0, 100), st.just(50)))
-    fast = scorer._valid_small([p])
-    many = [dict(p) for _ in range(scorer_mod.FUSED_MAX_ROWS + 1)]  # too many for the fast path
+    fast = scorer.inputs._valid_small([p])
+    many = [dict(p) for _ in range(inputs_mod.SMALL_MAX_ROWS + 1)]  # too many for the fast path
     try:
         F, _ = scorer.validate(many)
     except ValidationFailed:
@@ -362,6 +362,6 @@ def test_small_request_warnings_agree_with_the_general_path(scorer, data):
             row.append(v)
         rows.append(row)
     F = np.array(rows, float)
-    small = scorer._patient_warnings(F)
-    big = scorer._patient_warnings(np.vstack([F] * (scorer_mod.FUSED_MAX_ROWS // len(F) + 1)))
+    small = scorer.warnings.patient(F)
+    big = scorer.warnings.patient(np.vstack([F] * (inputs_mod.SMALL_MAX_ROWS // len(F) + 1)))
     assert small == big[:len(F)]

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import predict.runtime as rt
-from predict import Scorer, _fast
+from tests._runtime import rt
+from predict import Scorer
+from predict import kernels as _fast
 from tests._small_model import assert_nested_close
 
 COMP = "usual_care"
@@ -185,7 +186,7 @@ def test_categorical_boosters_fall_back_to_lightgbm():
 def test_without_numba_the_plain_path_scores_the_same(sm, scorer, patients, tmp_path):
     """LBP_NO_NUMBA=1 (or numba absent): predict works on numpy + LightGBM alone, same numbers."""
     patients.to_csv(tmp_path / "p.csv", index=False)
-    code = ("import sys, pandas as pd; from predict import Scorer, _fast; assert not _fast.AVAILABLE; "
+    code = ("import sys, pandas as pd; from predict import Scorer, kernels as _fast; assert not _fast.AVAILABLE; "
             f"s = Scorer.load({str(sm.artifact)!r}); "
             f"s.score_table(pd.read_csv({str(tmp_path / 'p.csv')!r}), {COMP!r}).to_csv({str(tmp_path / 'o.csv')!r}, index=False)")
     env = dict(os.environ, LBP_NO_NUMBA="1")

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-import predict.runtime as rt
-from predict import _fast
-from predict import _fused as fz
+from tests._runtime import rt
+from predict import fused as fz
+from predict import kernels as _fast
 from predict.program import compile_program
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.boosted import DRLearner, TLearner, XLearner

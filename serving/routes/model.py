@@ -28,6 +28,7 @@ def build_router(models: RequestModels, dependencies: list, public_card: bool = 
             "outcomes": list(scorer.outcomes),
             "covariates": scorer.schema.to_list(),
             "limits": {"max_batch": state.settings.max_batch, "max_body_bytes": state.settings.max_body_bytes},
+            "scoring": to_jsonable(scorer.scoring_status()) if hasattr(scorer, "scoring_status") else {},
             "manifest": to_jsonable(scorer.manifest),
             "card": to_jsonable(scorer.card),
         }

@@ -8,7 +8,7 @@ one row per participant of one outcome x follow-up task: columns ``trial`` and `
 (the class) plus the features; ``y`` is the outcome (0-100 higher = worse for continuous
 outcomes; 0/1 with 1 = good, e.g. global recovery, for binary outcomes).
 
-The whole fitted state is the JSON-able dict ``export_`` (see :mod:`training.learners.export`);
+The whole fitted state is the JSON-able dict ``export_`` (see :mod:`predict.runtime`);
 ``predict`` / ``predict_interval`` / ``explain`` are pure functions of it, so the exported
 model reproduces the learner exactly.
 
@@ -36,7 +36,9 @@ import pandas as pd
 
 from sklearn.base import BaseEstimator
 
-from training.learners import export as rt
+from predict.explain import explain_from_export
+from predict.features import feature_matrix
+from predict.runtime import predict_from_export
 from training.orientation import higher_is_better, orient
 
 RESERVED = ("trial", "participant", "arm", "treatment", "subtype", "treat", "outcome", "follow_up",
@@ -111,7 +113,7 @@ class TaskArrays:
     def __init__(self, X: pd.DataFrame, y: Any, spec: dict, active: str, outcome_type: str):
         if "trial" not in X.columns or "treatment" not in X.columns:
             raise ValueError("X needs columns 'trial' and 'treatment' to fit a benefit learner")
-        self.F = rt.feature_matrix(spec, X)
+        self.F = feature_matrix(spec, X)
         self.y = np.asarray(y, float).reshape(-1)
         if self.y.size != len(X):
             raise ValueError(f"y has {self.y.size} values for {len(X)} rows")
@@ -168,7 +170,7 @@ class BenefitLearner(BaseEstimator):
         """Expected outcome under the active class and each comparator (``expected_<class>``)
         and the benefit vs each comparator (``benefit_vs_<c>``, positive = active better)."""
         self._check_fitted()
-        return rt.predict_from_export(self.export_, X, intervals=False)
+        return predict_from_export(self.export_, X, intervals=False)
 
     def predict_benefit(self, X: pd.DataFrame, comparator: str) -> np.ndarray:
         return self.predict(X)[f"benefit_vs_{comparator}"].to_numpy()
@@ -177,12 +179,12 @@ class BenefitLearner(BaseEstimator):
         """Point predictions plus ``benefit_vs_<c>_se``, ``_ci_low/_ci_high`` (the patient's
         benefit in an average trial) and ``_pi_low/_pi_high`` (a new setting: adds tau)."""
         self._check_fitted()
-        return rt.predict_from_export(self.export_, X, intervals=True, level=level)
+        return predict_from_export(self.export_, X, intervals=True, level=level)
 
     def explain(self, X: pd.DataFrame, comparator: str) -> pd.DataFrame:
         """Per-patient additive contributions to ``benefit_vs_<comparator>`` (outcome units)."""
         self._check_fitted()
-        return rt.explain_from_export(self.export_, X, comparator)
+        return explain_from_export(self.export_, X, comparator)
 
     def support_scores(self, X: pd.DataFrame) -> dict:
         """Per patient the distance from the training support (``predict.support``): ``z``,

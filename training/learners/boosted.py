@@ -29,7 +29,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from training.learners import export as rt
+from predict.evaluate import expected, point
+from predict.impute import impute_mean
+from predict.linear import basis
+from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
+from predict.numeric import expit
 from training.learners.base import BenefitLearner, allocation_share
 from training.learners.effect_model import MAIN_SD, LinearData, linear_benefit, row_folds
 from training.learners.intervals import (cluster_bootstrap, fit_variance_model, residual_tau,
@@ -157,7 +161,7 @@ class _MetaBase(BenefitLearner):
         return {"theta": base.theta_.tolist(), "boosters": {"active": b1, "control": b0}}
 
     def _t_export(self, d, core: dict, Pcols) -> dict:
-        exp = {"format": rt.FORMAT, "version": rt.VERSION, "kind": "t_learner", "outcome_type": self.outcome_type,
+        exp = {"format": LEARNER_FORMAT, "version": LEARNER_VERSION, "kind": "t_learner", "outcome_type": self.outcome_type,
                "active": d.prep.active, "comparators": d.comps, "unavailable": getattr(d, "unavailable", []),
                "features": d.spec, "imputer": self._imputer_export, "tree_missing": self.tree_missing,
                "linear": {"link": "identity" if d.family == "gaussian" else "logit", "prog": linear_block(Pcols),
@@ -185,7 +189,7 @@ class _MetaBase(BenefitLearner):
             core = self._t_core(sub, seed + 10 * k)
             exp = self._t_export(sub, core, Pcols)
             Fte = d.F[te] if self.tree_missing == "native" else d.Fi[te]
-            ex = rt._expected(exp, Fte, d.Fi[te])
+            ex = expected(exp, Fte, d.Fi[te])
             # classes absent from the training folds borrow the pooled control prediction
             for c in d.comps:
                 if c not in ex:
@@ -220,12 +224,12 @@ class _MetaBase(BenefitLearner):
         d = LinearData(self, X, y)
         self._imputer_export = d.imputer.export()
         Pcols = make_basis(d.Fi, d.spec, 3, True)
-        d.P = rt.basis(Pcols, d.Fi)
+        d.P = basis(Pcols, d.Fi)
         core = self._core(d, Pcols, self.random_state, self.n_folds)
         exp = self._assemble(d, core, Pcols)
         exp["meta"] = d.base_export(self, self.kind)["meta"]
         # trial-cluster bootstrap -> per-row variance -> exportable variance model
-        exp["interval"] = {"method": "varmodel", "design": varmodel_design_spec(rt.impute_mean(exp["imputer"], d.F)),
+        exp["interval"] = {"method": "varmodel", "design": varmodel_design_spec(impute_mean(exp["imputer"], d.F)),
                            "tau": {}, "n_boot": 0}
         preds, arm_preds = [], []
         for b, (idx, codes) in enumerate(cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls)):
@@ -234,7 +238,7 @@ class _MetaBase(BenefitLearner):
             sub = _subset(d, idx, codes)
             cb = self._core(sub, Pcols, self.random_state + 1000 * (b + 1), self.boot_folds)
             eb = self._assemble(sub, cb, Pcols)
-            ex, ben = rt.point(eb, d.F)
+            ex, ben = point(eb, d.F)
             preds.append(np.column_stack([ben[c] for c in d.comps]))
             arm_preds.append(np.column_stack([ex[k] for k in ["__active__"] + d.comps]))
         if len(preds) >= 3:
@@ -275,7 +279,7 @@ def _intercept_shift(y, mu_own, family) -> float:
     eta = np.log(np.clip(mu_own, 1e-9, 1 - 1e-9) / np.clip(1 - mu_own, 1e-9, 1))
     delta = 0.0
     for _ in range(30):
-        p = rt.expit(eta + delta)
+        p = expit(eta + delta)
         step = np.sum(y - p) / max(np.sum(p * (1 - p)), 1e-9)
         delta += step
         if abs(step) < 1e-10:
@@ -287,7 +291,7 @@ def _shift(mu, delta, family):
     if family == "gaussian":
         return mu + delta
     eta = np.log(np.clip(mu, 1e-9, 1 - 1e-9) / np.clip(1 - mu, 1e-9, 1))
-    return rt.expit(eta + delta)
+    return expit(eta + delta)
 
 
 class TLearner(_MetaBase):

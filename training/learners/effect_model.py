@@ -32,7 +32,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.learners import export as rt
+from predict.linear import basis
+from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
+from predict.numeric import expit
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import (StructuredFit, linear_block, make_basis, prior_lambda,
@@ -61,7 +63,7 @@ def linear_benefit(theta: np.ndarray, P: np.ndarray, Mc: np.ndarray, comps: list
     out = {}
     for i, c in enumerate(comps):
         ec = base + off[i]
-        out[c] = ec - ea if family == "gaussian" else rt.expit(ea) - rt.expit(ec)
+        out[c] = ec - ea if family == "gaussian" else expit(ea) - expit(ec)
     return out
 
 
@@ -95,7 +97,7 @@ class LinearData:
 
     def base_export(self, learner, kind: str) -> dict:
         return {
-            "format": rt.FORMAT, "version": rt.VERSION, "kind": kind, "outcome_type": learner.outcome_type,
+            "format": LEARNER_FORMAT, "version": LEARNER_VERSION, "kind": kind, "outcome_type": learner.outcome_type,
             "active": self.prep.active, "comparators": self.comps, "unavailable": self.unavailable,
             "features": self.spec, "imputer": self.imputer.export(),
             "meta": {"n": int(self.y.size), "trials": int(self.trial.max() + 1), "support": self.support,
@@ -166,8 +168,8 @@ class EffectModel(BenefitLearner):
         Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
         mods = d.spec["names"] if self.modifiers is None else list(self.modifiers)
         Mcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines, only=mods) if mods else []
-        P = rt.basis(Pcols, d.Fi)
-        M = rt.basis(Mcols, d.Fi) if Mcols else np.zeros((d.Fi.shape[0], 0))
+        P = basis(Pcols, d.Fi)
+        M = basis(Mcols, d.Fi) if Mcols else np.zeros((d.Fi.shape[0], 0))
         return Pcols, Mcols, P, M
 
     def fit(self, X: pd.DataFrame, y) -> "EffectModel":
@@ -219,7 +221,7 @@ class EffectModel(BenefitLearner):
             cov = np.atleast_2d(cov) + fit.shrinkage_cov(sigma2)
         self.boot_theta_ = thetas
         eta = fit.eta_
-        g_hat = -eta if fam == "gaussian" else rt.expit(eta)
+        g_hat = -eta if fam == "gaussian" else expit(eta)
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas))}

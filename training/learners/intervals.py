@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.learners import export as rt
+from predict.impute import impute_mean
+from predict.uncertainty import varmodel_design
 
 
 def cluster_bootstrap(trial: np.ndarray, has_comparator: np.ndarray, n_boot: int, random_state: int = 0,
@@ -112,8 +113,8 @@ def fit_variance_model(exp: dict, F: np.ndarray, var: np.ndarray, ridge: float =
     missing indicators]; returns coefficients (exp(U w) = modelled variance). A constant
     (log mean variance) correction keeps the mean modelled variance equal to the mean
     bootstrap variance."""
-    Fimp = rt.impute_mean(exp["imputer"], F)
-    U = rt.varmodel_design(exp, F, Fimp)
+    Fimp = impute_mean(exp["imputer"], F)
+    U = varmodel_design(exp, F, Fimp)
     lv = np.log(np.clip(var, 1e-12, None))
     pen = np.full(U.shape[1], ridge)
     pen[0] = 0.0

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.learners import export as rt
+from predict.linear import basis
+from predict.numeric import expit
 
 RCS_QUANTILES = {3: (0.10, 0.50, 0.90), 4: (0.05, 0.35, 0.65, 0.95), 5: (0.05, 0.275, 0.5, 0.725, 0.95)}
 
@@ -44,7 +45,7 @@ def make_basis(F: np.ndarray, spec: dict, n_knots: int = 3, splines: bool = True
                         cand.append({"feature": j, "kind": "rcs", "knots": knots.tolist(), "term": t})
         for c in cand:
             c["loc"], c["scale"] = 0.0, 1.0
-            v = rt.basis([c], F)[:, 0]
+            v = basis([c], F)[:, 0]
             sd = float(v.std())
             if sd < 1e-9:
                 continue
@@ -73,7 +74,7 @@ def fit_penalised(X: np.ndarray, y: np.ndarray, pen: np.ndarray, family: str, of
     b = np.zeros(X.shape[1])
     P2 = P  # for the logistic model the penalty is 0.5 * pen * b^2 on the log-likelihood
     for _ in range(max_iter):
-        mu = rt.expit(X @ b + off)
+        mu = expit(X @ b + off)
         W = np.clip(mu * (1 - mu), 1e-8, None)
         grad = X.T @ (y - mu) - P2 @ b
         H = (X * W[:, None]).T @ X + P2 + 1e-10 * np.eye(X.shape[1])
@@ -124,7 +125,7 @@ class StructuredFit:
         if self.family == "gaussian":
             W = np.ones(X.shape[0])
         else:
-            mu = rt.expit(self.eta_)
+            mu = expit(self.eta_)
             W = mu * (1 - mu)
         H = (X * W[:, None]).T @ X + np.diag(pen) + 1e-10 * np.eye(X.shape[1])
         A = np.linalg.inv(H)

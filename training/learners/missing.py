@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from training.learners import export as rt
+from predict.impute import impute_mean
 
 
 def _psd(S: np.ndarray, floor: np.ndarray) -> np.ndarray:
@@ -130,9 +130,9 @@ class GaussianImputer(BaseEstimator):
         for k in np.unique(idx[known]):
             rows = known & (idx == k)
             imp = {"mean": self.trial_mean_[k], "cov": self.cov_within_, "lower": self.lower_, "upper": self.upper_}
-            out[rows] = rt.impute_mean(imp, F[rows])
+            out[rows] = impute_mean(imp, F[rows])
         if (~known).any():
-            out[~known] = rt.impute_mean(self.export(), F[~known])
+            out[~known] = impute_mean(self.export(), F[~known])
         return out
 
     def export(self) -> dict:

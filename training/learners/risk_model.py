@@ -21,7 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.learners import export as rt
+from predict.features import feature_matrix
+from predict.impute import impute_mean
+from predict.linear import basis, block_matrix
+from predict.numeric import expit
 from training.learners.effect_model import MAIN_SD, EffectModel, LinearData
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import StructuredFit, make_basis, prior_lambda, trial_centre
@@ -53,7 +56,7 @@ class RiskModel(EffectModel):
         d = LinearData(self, X, y)
         fam = d.family
         Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
-        P = rt.basis(Pcols, d.Fi)
+        P = basis(Pcols, d.Fi)
         # stage 1: treatment-blind prognostic model (trial intercepts + P), all rows
         prog_sd = self.prognostic_sd if self.prognostic_sd is not None else (5.0 if fam == "gaussian" else 0.5)
         s1 = StructuredFit(fam, 0.0, 1e12).fit(d.y, d.trial, np.full(d.y.size, "_"), d.treat, [], P,
@@ -90,7 +93,7 @@ class RiskModel(EffectModel):
         cov = np.cov(thetas, rowvar=False) if len(thetas) > 2 else np.zeros((s2.theta_.size,) * 2)
         if self.shrinkage_bias:
             cov = np.atleast_2d(cov) + s2.shrinkage_cov(sigma2)
-        g_hat = -s2.eta_ if fam == "gaussian" else rt.expit(s2.eta_)
+        g_hat = -s2.eta_ if fam == "gaussian" else expit(s2.eta_)
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas))}
@@ -107,6 +110,6 @@ class RiskModel(EffectModel):
     def prognostic_index(self, X: pd.DataFrame) -> np.ndarray:
         """The treatment-blind prognostic index (SD units; higher = higher expected outcome)."""
         self._check_fitted()
-        F = rt.feature_matrix(self.export_["features"], X)
-        Fi = rt.impute_mean(self.export_["imputer"], F)
-        return rt.block_matrix(self.export_["linear"]["prog"], Fi, centred=False)[:, 0]
+        F = feature_matrix(self.export_["features"], X)
+        Fi = impute_mean(self.export_["imputer"], F)
+        return block_matrix(self.export_["linear"]["prog"], Fi, centred=False)[:, 0]

@@ -2,7 +2,7 @@
 
 It evaluates the program built by :mod:`predict.program` (flat arrays describing each task's
 imputer, learners, stack weights and interval models) and computes, per task and patient, what
-:func:`predict.runtime.task_scores` computes: the expected outcome under exercise and under the
+:func:`predict.batch.task_scores` computes: the expected outcome under exercise and under the
 comparator, the benefit, its estimation SE, the variance of the benefit over the conditional draws
 of the patient's missing features, and the per-arm SEs and draw variances. Same estimands, same
 draws, same arithmetic up to floating-point summation order (tests compare the two paths).
@@ -12,7 +12,7 @@ its time in Python and numpy call overhead (nine tasks, thirteen learners, dozen
 each); here the whole patient is a few thousand floating-point operations. For batches the draws
 are built one at a time on the stack instead of as (n, M, p) arrays, each tree is walked once per
 patient to its first split on a missing feature, and a linear learner's predictor moves on each
-draw only through the basis columns of the missing features (as in :mod:`predict._fast`).
+draw only through the basis columns of the missing features (as in :mod:`predict.kernels`).
 
 Output ``out`` (17, T, n): exercise, comparator, benefit, se_est, var_missing (benefit), arm SE
 exercise, arm SE comparator, draw variance exercise, draw variance comparator (these four NaN
@@ -25,19 +25,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict._fast import lgb_step, mask_walk, njit
+from predict.fused_steps import FASTMATH, combine, draw_value, intervals, var, varmodel_se
+from predict.kernels import lgb_step, mask_walk, njit
 
 
-# reassociation and contraction only: reductions (dot products, quadratic forms) may be vectorised;
-# NaN and infinity keep their IEEE meaning (missing values are NaN)
-_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
 # The kernel and its helpers. Helpers are compiled separately (LLVM may still inline them) and
 # called per forest, block or leaf, never per tree node, so the reference counting of their array
 # arguments is negligible; pasting them into the kernel at numba's IR level instead made the first
 # compilation several times slower for no measurable gain.
-_compiled = njit(fastmath=_FASTMATH)
+_compiled = njit(fastmath=FASTMATH)
 
 # leaf table columns (int): see predict/program.py, which fills them
 K_KIND, K_LINK, K_PROG, K_MOD, K_THETA, K_K, K_C, K_D, K_NPROG, K_NMOD, K_FA, K_FB, K_TREEIN, K_NUIS, \
@@ -49,16 +47,15 @@ IV_DELTA, IV_VARMODEL, IV_NONE = 0, 1, 2
 # (members MEM[T_L0:T_L1]; evaluation order ORD[T_O0:T_O1]: each member after its X/DR nuisance)
 T_L0, T_L1, T_STACKED, T_CONT, T_ARMS, T_M, T_IMP, T_O0, T_O1 = range(9)
 N_TASK_INT = 9
-# output rows
-O_A, O_C, O_B, O_SE, O_VAR, O_SEA, O_SEC, O_VA, O_VC, O_CILO, O_CIHI, O_PILO, O_PIHI, O_EXLO, O_EXHI, O_CPLO, \
-    O_CPHI = range(17)
-N_OUT = 17
+# output rows (predict/fused_steps.py, which writes the intervals into them)
+from predict.fused_steps import (N_OUT, O_A, O_B, O_C, O_CIHI, O_CILO, O_CPHI, O_CPLO, O_EXHI, O_EXLO,  # noqa: E402,F401
+                                 O_PIHI, O_PILO, O_SE, O_SEA, O_SEC, O_VA, O_VAR, O_VC)
 
 
 @_compiled
 def _bval(x, kind, tj, t2, t1, r1, r2, inv_norm, level):
     """A basis column's raw value (before standardisation): linear, RCS term (r1 = c1 / d,
-    r2 = c2 / d, inv_norm = 1 / norm: predict._fast's constants, divided once) or one-hot."""
+    r2 = c2 / d, inv_norm = 1 / norm: predict.kernels's constants, divided once) or one-hot."""
     if kind == 0:
         return x
     if kind == 1:
@@ -101,7 +98,7 @@ def _forest_point(f, x, FI, roots, feat, thr, nanch, mtype, ch, leafv):
 def _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, leafv, FZ, FD, snode, smask):
     """FD[f, :M] = the forest's raw score on each draw (column d of XT, p x M). Each tree is walked
     once on the draw-invariant values xo to its first split on a missing feature (or to a leaf,
-    shared by all draws); from there all draws go down together (predict._fast.mask_walk). Draws
+    shared by all draws); from there all draws go down together (predict.kernels.mask_walk). Draws
     are complete (no NaN): a split is x <= threshold, except that a forest with missing type
     Zero sends zeros the missing way (such forests walk each draw separately)."""
     common = 0.0
@@ -176,7 +173,7 @@ def _quad(Vm, g, K):
 
 
 @_compiled
-def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD, LW, LWN, THETA, VV, VM, DES,
+def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD, LW, LWN, THETA, VV, VM, DES,
          BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CLOC, CIS, CDEST, CDW, CEW, CENTER,
          FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, max_design, max_K, out):
     p = F.shape[1]
@@ -336,10 +333,10 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, OR
                             lsc[l] = np.sqrt(q if q > 0.0 else 0.0)
                 if LI[l, K_IV] == IV_VARMODEL:
                     do = LI[l, K_DES]
-                    lse[l] = _varmodel_se(VM, LI[l, K_VM], DES, do, fimp, miss, p)
+                    lse[l] = varmodel_se(VM, LI[l, K_VM], DES, do, fimp, miss, p)
                     if do_arms and LI[l, K_ARM] == 1:
-                        lsa[l] = _varmodel_se(VM, LI[l, K_AVA], DES, do, fimp, miss, p)
-                        lsc[l] = _varmodel_se(VM, LI[l, K_AVC], DES, do, fimp, miss, p)
+                        lsa[l] = varmodel_se(VM, LI[l, K_AVA], DES, do, fimp, miss, p)
+                        lsc[l] = varmodel_se(VM, LI[l, K_AVC], DES, do, fimp, miss, p)
             # --- combine the members (stack) into the task's numbers
             if stacked:
                 se = 0.0
@@ -347,7 +344,7 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, OR
                     lm = MEM[m]
                     lb[lm] = (lc[lm] - la[lm]) if LI[lm, K_CONT] == 1 else (la[lm] - lc[lm])
                     se += LW[m] * lse[lm]
-                aval, cval = _combine(l0, l1, MEM, LW, LWN, la, lb, cont)
+                aval, cval = combine(l0, l1, MEM, LW, LWN, la, lb, cont)
                 if do_arms:
                     sa = 0.0
                     sc = 0.0
@@ -379,14 +376,14 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, OR
                 if do_arms:
                     out[O_VA, t, i] = 0.0
                     out[O_VC, t, i] = 0.0
-                _intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)
+                intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)
                 continue
             # --- the conditional draws (M x p), built once per patient and task
             for j in range(p):
-                xo[j] = _draw_value(cm[j], BIN[im, j], LO[im, j], HI[im, j])
+                xo[j] = draw_value(cm[j], BIN[im, j], LO[im, j], HI[im, j])
             for d in range(M):
                 for j in range(p):
-                    XT[j, d] = _draw_value(cm[j] + N[k, t, d, j], BIN[im, j], LO[im, j], HI[im, j]) if miss[j] \
+                    XT[j, d] = draw_value(cm[j] + N[k, t, d, j], BIN[im, j], LO[im, j], HI[im, j]) if miss[j] \
                         else xo[j]
             # the exercise arm's level is needed on the draws only for the arms' variances and for
             # binary outcomes; otherwise the benefit alone (prognostic terms and X/DR nuisances cancel)
@@ -459,104 +456,15 @@ def _run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, OR
                         db[d] = lb[MEM[l0]]
                     continue
                 if stacked:
-                    aval, cval = _combine(l0, l1, MEM, LW, LWN, la, lb, cont)
+                    aval, cval = combine(l0, l1, MEM, LW, LWN, la, lb, cont)
                 else:
                     aval = la[MEM[l0]]
                     cval = lc[MEM[l0]]
                 da[d] = aval
                 dc[d] = cval
                 db[d] = (cval - aval) if cont else (aval - cval)
-            out[O_VAR, t, i] = _var(db, M)
+            out[O_VAR, t, i] = var(db, M)
             if do_arms:
-                out[O_VA, t, i] = _var(da, M)
-                out[O_VC, t, i] = _var(dc, M)
-            _intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)
-
-
-@_compiled
-def _draw_value(v, binary, lo, hi):
-    """A drawn (or observed) feature value as the draws hold it: binary features rounded (half to
-    even, as numpy.round), then bounded to the imputer's range (predict._fast.fill_draws)."""
-    if binary:
-        v = np.rint(v)
-    if v < lo:
-        return lo
-    if v > hi:
-        return hi
-    return v
-
-
-@_compiled
-def _varmodel_se(VM, vo, DES, do, fimp, miss, p):
-    """sqrt(exp(u'v)) with u = [1, standardised imputed features, missing indicators] and v the
-    bootstrap variance model at VM[vo:] (predict.runtime.varmodel_design)."""
-    s = VM[vo]
-    for j in range(p):
-        s += ((fimp[j] - DES[do + j]) / DES[do + p + j]) * VM[vo + 1 + j]
-    for j in range(p):
-        if miss[j]:
-            s += VM[vo + 1 + p + j]
-    return np.sqrt(np.exp(s))
-
-
-@_compiled
-def _combine(l0, l1, MEM, LW, LWN, la, lb, cont):
-    """A stack's expected outcomes from its members' (la: exercise, lb: benefit, comparator -
-    exercise for continuous outcomes, exercise - comparator for binary): exercise = the members'
-    mean with normalised weights, comparator = exercise + the weighted benefits (binary: exercise -
-    them, clipped to [0, 1]), as predict.runtime forms them."""
-    act = 0.0
-    bc = 0.0
-    for m in range(l0, l1):
-        lm = MEM[m]
-        act += LWN[m] * la[lm]
-        bc += LW[m] * lb[lm]
-    if cont:
-        cval = act + bc
-    else:
-        cval = act - bc
-        cval = 0.0 if cval < 0.0 else (1.0 if cval > 1.0 else cval)
-    return act, cval
-
-
-@_compiled
-def _clip(x, lo, hi):
-    """np.minimum(np.maximum(x, lo), hi): NaN stays NaN."""
-    if x != x:
-        return x
-    return lo if x < lo else (hi if x > hi else x)
-
-
-@_compiled
-def _intervals(out, t, i, z, tau, lim, do_arms):
-    b = out[O_B, t, i]
-    se = np.sqrt(out[O_SE, t, i] ** 2 + out[O_VAR, t, i])
-    sp = np.sqrt(se ** 2 + tau ** 2)
-    out[O_CILO, t, i] = _clip(b - z * se, -lim, lim)
-    out[O_CIHI, t, i] = _clip(b + z * se, -lim, lim)
-    out[O_PILO, t, i] = _clip(b - z * sp, -lim, lim)
-    out[O_PIHI, t, i] = _clip(b + z * sp, -lim, lim)
-    if do_arms:
-        sa = np.sqrt(out[O_SEA, t, i] ** 2 + out[O_VA, t, i])
-        sc = np.sqrt(out[O_SEC, t, i] ** 2 + out[O_VC, t, i])
-        a, c = out[O_A, t, i], out[O_C, t, i]
-        out[O_EXLO, t, i] = _clip(a - z * sa, 0.0, 100.0)
-        out[O_EXHI, t, i] = _clip(a + z * sa, 0.0, 100.0)
-        out[O_CPLO, t, i] = _clip(c - z * sc, 0.0, 100.0)
-        out[O_CPHI, t, i] = _clip(c + z * sc, 0.0, 100.0)
-    else:
-        for r in range(O_EXLO, O_CPHI + 1):
-            out[r, t, i] = np.nan
-
-
-@_compiled
-def _var(a, M):
-    s = 0.0
-    for d in range(M):
-        s += a[d]
-    mu = s / M
-    q = 0.0
-    for d in range(M):
-        e = a[d] - mu
-        q += e * e
-    return q / (M - 1)
+                out[O_VA, t, i] = var(da, M)
+                out[O_VC, t, i] = var(dc, M)
+            intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)

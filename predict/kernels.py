@@ -19,6 +19,8 @@ plain numpy + LightGBM functions; tests compare the two.
 """
 from __future__ import annotations
 
+import logging
+
 import os
 
 import numpy as np
@@ -330,172 +332,33 @@ def forest_draws(fo: dict, D: np.ndarray, miss: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- linear blocks
-def compile_columns(cols: list) -> dict:
-    """Per basis column: feature, kind (0 linear, 1 rcs, 2 one-hot), the spline constants and the
-    one-hot level, and the scale (the location cancels in differences)."""
-    n = len(cols)
-    out = {k: np.zeros(n) for k in ("tj", "t2", "t1", "c1", "c2", "d", "norm", "level", "scale")}
-    feat = np.zeros(n, np.int64)
-    kind = np.zeros(n, np.int64)
-    out["loc"] = np.zeros(n)
-    for i, c in enumerate(cols):
-        feat[i] = c["feature"]
-        out["scale"][i] = c["scale"]
-        out["loc"][i] = c["loc"]
-        if c["kind"] == "linear":
-            kind[i] = 0
-        elif c["kind"] == "rcs":
-            t = np.asarray(c["knots"], float)
-            k, j = t.size, c["term"]
-            kind[i] = 1
-            out["tj"][i], out["t2"][i], out["t1"][i] = t[j], t[k - 2], t[k - 1]
-            out["c1"][i], out["c2"][i], out["d"][i] = t[k - 1] - t[j], t[k - 2] - t[j], t[k - 1] - t[k - 2]
-            out["norm"][i] = (t[-1] - t[0]) ** 2
-        elif c["kind"] == "onehot":
-            kind[i] = 2
-            out["level"][i] = c["level"]
-        else:
-            raise ValueError(f"unknown basis kind {c['kind']!r}")
-    out["feat"], out["kind"] = feat, kind
-    return out
-
-
-@_jit
-def _p3(v):
-    u = v if v > 0.0 else 0.0
-    return u * u * u
-
-
-@_jit
-def _linear_delta(D, Fim, miss, w, feat, kind, tj, t2, t1, c1, c2, dd, norm, level, out):
-    n, M = D.shape[0], D.shape[1]
-    for i in range(n):
-        for k in range(feat.size):
-            f = feat[k]
-            wk = w[k]
-            if not miss[i, f] or wk == 0.0:
-                continue
-            kk = kind[k]
-            if kk == 0:
-                b0 = Fim[i, f]
-                for d in range(M):
-                    out[i, d] += wk * (D[i, d, f] - b0)
-            elif kk == 1:
-                a, b, c, e, g, h, q = tj[k], t2[k], t1[k], c1[k], c2[k], dd[k], norm[k]
-                x = Fim[i, f]
-                b0 = (_p3(x - a) - _p3(x - b) * e / h + _p3(x - c) * g / h) / q
-                for d in range(M):
-                    x = D[i, d, f]
-                    out[i, d] += wk * ((_p3(x - a) - _p3(x - b) * e / h + _p3(x - c) * g / h) / q - b0)
-            else:
-                lv = level[k]
-                b0 = 1.0 if Fim[i, f] == lv else 0.0
-                for d in range(M):
-                    out[i, d] += wk * ((1.0 if D[i, d, f] == lv else 0.0) - b0)
-
-
-def linear_delta(cc: dict, w: np.ndarray, D: np.ndarray, Fim: np.ndarray, miss: np.ndarray, out: np.ndarray) -> None:
-    """out (n, M) += sum over columns k of a missing feature of w_k (b_k(draw) - b_k(imputed)),
-    D (n, M, p) the draws, Fim (n, p) the conditional-mean imputation."""
-    _linear_delta(D, np.ascontiguousarray(Fim, dtype=np.float64), miss, np.ascontiguousarray(w, dtype=np.float64),
-                  cc["feat"], cc["kind"], cc["tj"], cc["t2"], cc["t1"], cc["c1"], cc["c2"], cc["d"], cc["norm"],
-                  cc["level"], out)
-
-
-# ----------------------------------------------------------------------------- draws
-@_jit
-def _fill_draws(CM, inv, noise, binary, lo, hi, out):
-    n, M, p = out.shape
-    for i in range(n):
-        k = inv[i]
-        for d in range(M):
-            for j in range(p):
-                v = CM[i, j] + noise[k, d, j]
-                if binary[j]:
-                    v = np.rint(v)
-                if v < lo[j]:
-                    v = lo[j]
-                elif v > hi[j]:
-                    v = hi[j]
-                out[i, d, j] = v
-
-
-def fill_draws(CM: np.ndarray, inv: np.ndarray, noise: np.ndarray, binary: np.ndarray, lo: np.ndarray,
-               hi: np.ndarray) -> np.ndarray:
-    """Draws (n, M, p): CM (n, p, the conditional mean, observed entries = the data) plus the
-    noise of each row's pattern (K, M, p; zero where observed), binary features rounded (half to
-    even, as numpy.round), clipped to [lo, hi]."""
-    M = noise.shape[1]
-    out = np.empty((CM.shape[0], M, CM.shape[1]))
-    _fill_draws(np.ascontiguousarray(CM), np.ascontiguousarray(inv, dtype=np.int64), np.ascontiguousarray(noise),
-                np.ascontiguousarray(binary, dtype=np.bool_), np.ascontiguousarray(lo, dtype=np.float64),
-                np.ascontiguousarray(hi, dtype=np.float64), out)
-    return out
-
-
-@_jit
-def _cond_mean(F, mu, A, inv, out):
-    n, p = F.shape
-    for i in range(n):
-        Ak = A[inv[i]]
-        for j in range(p):
-            v = F[i, j]
-            if v == v:
-                out[i, j] = v
-                continue
-            s = mu[j]
-            for o in range(p):
-                x = F[i, o]
-                if x == x:
-                    s += (x - mu[o]) * Ak[o, j]
-            out[i, j] = s
-
-
-def cond_mean(F: np.ndarray, mu: np.ndarray, A: np.ndarray, inv: np.ndarray) -> np.ndarray:
-    """Observed entries kept; a missing entry j of row i = mu_j + (x_o - mu_o) A_k[o, j] with A_k
-    (p, p) the regression of the missing on the observed features of the row's pattern k."""
-    out = np.empty(F.shape)
-    _cond_mean(np.ascontiguousarray(F, dtype=np.float64), mu, A, np.ascontiguousarray(inv, dtype=np.int64), out)
-    return out
-
-
-@_jit
-def _basis(F, feat, kind, tj, t2, t1, c1, c2, dd, norm, level, loc, scale, out):
-    n = F.shape[0]
-    for i in range(n):
-        for k in range(feat.size):
-            x = F[i, feat[k]]
-            kk = kind[k]
-            if kk == 0:
-                v = x
-            elif kk == 1:
-                v = (_p3(x - tj[k]) - _p3(x - t2[k]) * c1[k] / dd[k] + _p3(x - t1[k]) * c2[k] / dd[k]) / norm[k]
-            else:
-                v = 1.0 if x == level[k] else 0.0
-            out[i, k] = (v - loc[k]) / scale[k]
-
-
-def basis(cc: dict, F: np.ndarray) -> np.ndarray:
-    """The standardised basis columns (n, K) of a complete F: runtime.basis, in one pass."""
-    out = np.empty((F.shape[0], cc["feat"].size))
-    _basis(np.ascontiguousarray(F, dtype=np.float64), cc["feat"], cc["kind"], cc["tj"], cc["t2"], cc["t1"], cc["c1"],
-           cc["c2"], cc["d"], cc["norm"], cc["level"], cc["loc"], cc["scale"], out)
-    return out
-
-
 _READY: bool | None = None
+_SELF_TEST_ERROR = ""
+log = logging.getLogger("predict.kernels")
 
 
 def ready() -> bool:
     """True when the kernels compile (or load from numba's cache) and give the expected numbers
-    on a small case; checked once per process. False: the runtime's plain functions are used."""
+    on a small case; checked once per process. False: the runtime's plain functions are used, and
+    the reason is logged (a warning) and given by :func:`self_test_error` (shown in /v1/model)."""
     global _READY
     if _READY is None:
         _READY = AVAILABLE and _self_test()
+        if AVAILABLE and not _READY:
+            log.warning("the compiled scoring kernels failed their self-test (%s): scoring uses the numpy "
+                        "reference functions (same numbers, slower)", _SELF_TEST_ERROR)
     return _READY
 
 
+def self_test_error() -> str:
+    """Why the self-test failed ("" if it passed or has not run)."""
+    return _SELF_TEST_ERROR
+
+
 def _self_test() -> bool:
+    global _SELF_TEST_ERROR
+    from predict.column_kernels import basis, compile_columns, cond_mean, fill_draws, linear_delta
+
     try:
         fo = {"roots": np.array([0], np.int32), "feat": np.array([0], np.int32), "thr": np.array([0.5]),
               "nanch": np.array([-2], np.int32), "mtype": np.array([2], np.int8), "left": np.array([-1], np.int32),
@@ -524,6 +387,9 @@ def _self_test() -> bool:
         Dd = fill_draws(np.array([[0.4, 2.0]]), np.array([0]), np.array([[[0.2, 0.0], [-0.1, 0.0]]]),
                         np.array([True, False]), np.array([0.0, 0.0]), np.array([1.0, 1.5]))
         ok &= Dd.tolist() == [[[1.0, 1.5], [0.0, 1.5]]]
+        if not ok:
+            _SELF_TEST_ERROR = "wrong numbers on the self-test case"
         return bool(ok)
-    except Exception:  # noqa: BLE001 - any failure: the plain path
+    except Exception as exc:  # noqa: BLE001 - any failure: the plain path, logged by ready()
+        _SELF_TEST_ERROR = f"{type(exc).__name__}: {exc}"
         return False

@@ -1,0 +1,224 @@
+"""The computation of a request: per task, the expected outcome under each arm, the benefit and
+its intervals (and the per-arm intervals), for one comparator, from the learner exports, the
+compiled program or the IPD network model; and the explanation of one task's benefit.
+
+Intervals: SE = sqrt(estimation SE^2 + missing-data variance); CI = benefit -+ z SE; the
+prediction interval adds the between-trial SD tau; clipped to the outcome's range (+-100 points,
++-1 for a probability difference). Per-arm CIs: sqrt(arm SE^2 + draw variance), clipped to 0-100.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from predict import fused as fz
+from predict import network as netrt
+from predict import support
+from predict import arm_intervals
+from predict.batch import task_scores
+from predict.evaluate import expected
+from predict.explain import explain as explain_benefit
+from predict.impute import impute_mean, impute_mean_fast, pattern_groups, pattern_solve
+from predict.numeric import clip, norm_ppf
+from predict.program import compile_program_why
+from predict.task import Computed, Task
+
+log = logging.getLogger("predict.compute")
+LEVEL = 0.95
+# up to this many patients per call go through the fused kernel (predict/fused.py: one compiled
+# pass per patient, no per-task Python); larger batches through the per-task vectorised functions,
+# which amortise their overhead over the rows and use SIMD across patients (faster per patient there)
+FUSED_MAX_ROWS = 128
+
+
+class Engine:
+    """Computes scores for the tasks of one loaded model (thread-safe; programs compiled on first use)."""
+
+    def __init__(self, tasks: list[Task], index: dict[str, int], network_only: list[str]):
+        self._tasks = list(tasks)
+        self._index = dict(index)
+        self.network_only = list(network_only)
+        self._programs: dict = {}
+        self._fused_positions: dict = {}
+        self.compile_status: dict[str, str] = {}  # per comparator: "compiled" or "not compiled: <why>"
+
+    def compute(self, F: np.ndarray, comparator: str, tasks: list[Task],
+                arms: bool = False) -> tuple[list[Computed], dict]:
+        """:meth:`compute_unwidened`, the intervals widened for patients beyond the training
+        support (:func:`predict.support.widen_task`)."""
+        out, arm_iv = self.compute_unwidened(F, comparator, tasks, arms)
+        for c in out:
+            if c.available and c.learner is None:
+                c.ci, c.pi = support.widen_task(c.task.exp, F, c.benefit, c.ci, c.pi)
+        return out, arm_iv
+
+    def compute_unwidened(self, F: np.ndarray, comparator: str, tasks: list[Task],
+                          arms: bool = False) -> tuple[list[Computed], dict]:
+        """Per task the point predictions and benefit intervals; with ``arms``, also the per-arm
+        95% CIs of the expected outcome (see :meth:`_arm_bounds`) as {task: (exercise low,
+        exercise high, comparator low, comparator high)} arrays over patients.
+
+        The intervals of all tasks are computed together on stacked (task x patient) arrays: the
+        same elementwise operations as one task at a time (identical numbers), without numpy's
+        per-call overhead nine times over (it dominated scoring one patient).
+
+        Paths: up to :data:`FUSED_MAX_ROWS` patients, the compiled program (:mod:`predict.program`)
+        when it compiled; larger batches, the per-task batch functions (:mod:`predict.batch`: the
+        compiled kernels per task, faster there, BENCHMARKS.md); a network-only comparator, the
+        IPD network model."""
+        z = norm_ppf(0.5 + LEVEL / 2)
+        out: list = []
+        arm_iv: dict = {}
+        n = F.shape[0]
+        if comparator in self.network_only:
+            comp = [self._compute_network(F, comparator, t, z) for t in tasks]
+            for c in comp if arms else []:
+                iv = arm_intervals.arm_bounds(c.task.exp, F, c.exercise, c.benefit, c.ci, z) if c.available else None
+                if iv is not None:
+                    arm_iv[c.task.task] = iv
+            return comp, arm_iv
+        groups = pattern_groups(F) if n else None
+        if 0 < n <= FUSED_MAX_ROWS:
+            done = self._compute_fused(F, comparator, tasks, arms, groups, z)
+            if done is not None:
+                return done
+        todo = []  # (position in out, task, exercise, comparator, benefit, se_est, var_missing, tau, lim)
+        arm_rows: list = []  # (task, estimate, SE, missing-data variance) per arm, exercise then comparator
+        for t in tasks:
+            exp = t.exp
+            if comparator not in exp["comparators"] or n == 0:
+                nan = np.full(n, np.nan)
+                out.append(Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
+                continue
+            r = task_scores(exp, F, comparator, arms=arms, groups=groups)
+            se_arm = r["arm_se"]
+            if se_arm is not None:  # one pass over the missing-data draws serves the benefit and both arms
+                va, vc = r["arm_var_missing"]
+                arm_rows.append((t, r["exercise"], se_arm[0], va))
+                arm_rows.append((t, r["comparator"], se_arm[1], vc))
+            todo.append((len(out), t, r["exercise"], r["comparator"], r["benefit"], r["se_est"], r["var_missing"],
+                         float(exp["interval"]["tau"].get(comparator, 0.0)),
+                         1.0 if t.outcome_type == "binary" else 100.0))
+            out.append(None)
+        if todo:
+            ben = np.array([d[4] for d in todo], float).reshape(len(todo), n)
+            se_est = np.array([d[5] for d in todo], float).reshape(len(todo), n)
+            var_m = np.array([d[6] for d in todo], float).reshape(len(todo), n)
+            tau = np.array([d[7] for d in todo], float)[:, None]
+            lim = np.array([d[8] for d in todo], float)[:, None]
+            se = np.sqrt(se_est ** 2 + var_m)
+            sp = np.sqrt(se ** 2 + tau ** 2)
+            nlim = -lim
+            ci_lo, ci_hi = clip(ben - z * se, nlim, lim), clip(ben + z * se, nlim, lim)
+            pi_lo, pi_hi = clip(ben - z * sp, nlim, lim), clip(ben + z * sp, nlim, lim)
+            for k, (pos, t, a, c, b, *_rest) in enumerate(todo):
+                out[pos] = Computed(t, True, a, c, b, (ci_lo[k], ci_hi[k]), (pi_lo[k], pi_hi[k]))
+        if arm_rows:
+            est = np.array([d[1] for d in arm_rows], float).reshape(len(arm_rows), n)
+            se_a = np.array([d[2] for d in arm_rows], float).reshape(len(arm_rows), n)
+            var_a = np.array([d[3] for d in arm_rows], float).reshape(len(arm_rows), n)
+            lo, hi = self._arm_bounds(est, se_a, var_a, z)
+            for k in range(0, len(arm_rows), 2):
+                arm_iv[arm_rows[k][0].task] = (lo[k], hi[k], lo[k + 1], hi[k + 1])
+        return out, arm_iv
+
+    def program(self, comparator: str):
+        """The fused program (predict/program.py) scoring ``comparator`` for every task, compiled
+        on first use; None where numba is unavailable, a learner is outside what it takes or the
+        comparator is a network-only node (the IPD network model scores it). A learner comparator
+        that does not compile is logged (a warning) and recorded in :attr:`compile_status`."""
+        if comparator in self._programs:
+            return self._programs[comparator]
+        if comparator in self.network_only:
+            return None
+        prog, why = compile_program_why([t.exp for t in self._tasks], comparator)
+        if prog is None:
+            log.warning("scoring %s: the compiled program is not used (%s); the per-task functions score "
+                        "every batch", comparator, why)
+        self._programs[comparator] = prog
+        self.compile_status[comparator] = "compiled" if prog is not None else f"not compiled: {why}"
+        return prog
+
+    def _compute_fused(self, F: np.ndarray, comparator: str, tasks: list[Task], arms: bool, groups,
+                       z: float) -> tuple[list[Computed], dict] | None:
+        """:meth:`_compute` from the fused kernel's output, which includes the intervals (the same
+        arithmetic, done in the kernel: a few numpy calls per task cost more than the whole
+        computation for one patient). None if there is no program for ``comparator``."""
+        prog = self.program(comparator)
+        if prog is None:
+            return None
+        res = prog.run(F, groups, arms=arms, threads=1, z=z)
+        n = F.shape[0]
+        pos = self._fused_positions.get(comparator)
+        if pos is None:
+            pos = self._fused_positions[comparator] = {self._tasks[q].task: j for j, q in enumerate(prog.tasks)}
+        arm_iv: dict = {}
+        out = []
+        for t in tasks:
+            j = pos.get(t.task)
+            if j is None:  # the comparator is not one of this task's classes
+                nan = np.full(n, np.nan)
+                out.append(Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
+                continue
+            out.append(Computed(t, True, res[fz.O_A, j], res[fz.O_C, j], res[fz.O_B, j],
+                                 (res[fz.O_CILO, j], res[fz.O_CIHI, j]), (res[fz.O_PILO, j], res[fz.O_PIHI, j])))
+            if arms and t.outcome_type == "continuous" and res[fz.O_SEA, j, 0] == res[fz.O_SEA, j, 0]:
+                arm_iv[t.task] = (res[fz.O_EXLO, j], res[fz.O_EXHI, j], res[fz.O_CPLO, j], res[fz.O_CPHI, j])
+        return out, arm_iv
+
+    @staticmethod
+    def _arm_bounds(est: np.ndarray, se: np.ndarray, var_missing: np.ndarray, z: float):
+        """95% CI of the expected outcome under one arm for patients like this in an average trial:
+        the learner's estimation SE (bootstrap delta method) and the spread over draws of missing
+        inputs, clipped to 0-100. Returns (low, high) arrays shaped like ``est``."""
+        sd = np.sqrt(se ** 2 + var_missing)
+        return clip(est - z * sd, 0.0, 100.0), clip(est + z * sd, 0.0, 100.0)
+
+    def _compute_network(self, F: np.ndarray, node: str, t: Task, z: float) -> Computed:
+        """Benefit vs a network-only node from the task's IPD network model (predict/network.py):
+        delta-method SE, plus the conditional variance of missing modifiers; PI adds tau. The
+        exercise prediction is the task learner's; the comparator's = exercise + benefit."""
+        n = F.shape[0]
+        if t.net is None or node not in t.net["nodes"] or n == 0:
+            nan = np.full(n, np.nan)
+            return Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan), netrt.MODEL_NAME, None)
+        exp, net = t.exp, t.net
+        Fimp = impute_mean(exp["imputer"], F)
+        active = expected(exp, F, Fimp)["__active__"]
+        mods = list(net["model"]["modifiers"])
+        cols = [self._index[mname] for mname in mods]
+        ben, se = netrt.benefit(net, node, Fimp[:, cols] if cols else np.zeros((n, 0)))
+        var_miss = np.zeros(n)
+        if cols:
+            w = np.zeros(F.shape[1])
+            w[cols] = netrt.slopes(net, node)
+            imp = exp["imputer"]
+            S = np.asarray(imp["cov"], float)
+            keys, inv = pattern_groups(F)
+            for k, msk in enumerate(keys):
+                if not msk[cols].any():
+                    continue
+                L = pattern_solve(imp, S, msk)[1]
+                var_miss[inv == k] = float(np.sum((L.T @ w[msk]) ** 2))
+        se = np.sqrt(se ** 2 + var_miss)
+        tau = float(net["model"]["tau"])
+        sp = np.sqrt(se ** 2 + tau ** 2)
+        ci = (np.clip(ben - z * se, -100.0, 100.0), np.clip(ben + z * se, -100.0, 100.0))
+        pi = (np.clip(ben - z * sp, -100.0, 100.0), np.clip(ben + z * sp, -100.0, 100.0))
+        e = net["evidence"][node]
+        ev = {"type": e["evidence"], "direct_trials": e["direct_trials"], "direct_participants": e["direct_participants"],
+              "trials": e["trials"], "participants": e["participants"]}
+        return Computed(t, True, active, active + ben, ben, ci, pi, netrt.MODEL_NAME, ev)
+
+    def explain(self, F: np.ndarray, comparator: str, t: Task) -> tuple[np.ndarray, np.ndarray]:
+        exp = t.exp
+        Fimp = impute_mean_fast(exp["imputer"], F)
+        base, contrib = explain_benefit(exp, F, Fimp, comparator)
+        return base, contrib
+
+    def explained_task(self, comparator: str, tasks: list[Task]) -> Task | None:
+        for t in tasks:
+            if comparator in t.exp["comparators"]:
+                return t
+        return None

@@ -1,0 +1,106 @@
+"""Per-patient steps of the fused kernel (:func:`predict.fused.run`), compiled with the same
+options: a conditional draw's value, the variance-model SE, the stack combination, the intervals
+and the variance over draws."""
+from __future__ import annotations
+
+import numpy as np
+
+from predict.kernels import njit
+
+# reassociation and contraction only: reductions (dot products, quadratic forms) may be vectorised;
+# NaN and infinity keep their IEEE meaning (missing values are NaN)
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+_compiled = njit(fastmath=FASTMATH)
+# output rows of the kernel (T tasks x n patients each)
+O_A, O_C, O_B, O_SE, O_VAR, O_SEA, O_SEC, O_VA, O_VC, O_CILO, O_CIHI, O_PILO, O_PIHI, O_EXLO, O_EXHI, O_CPLO, \
+    O_CPHI = range(17)
+N_OUT = 17
+
+
+@_compiled
+def draw_value(v, binary, lo, hi):
+    """A drawn (or observed) feature value as the draws hold it: binary features rounded (half to
+    even, as numpy.round), then bounded to the imputer's range (predict.kernels.fill_draws)."""
+    if binary:
+        v = np.rint(v)
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return v
+
+
+@_compiled
+def varmodel_se(VM, vo, DES, do, fimp, miss, p):
+    """sqrt(exp(u'v)) with u = [1, standardised imputed features, missing indicators] and v the
+    bootstrap variance model at VM[vo:] (predict.uncertainty.varmodel_design)."""
+    s = VM[vo]
+    for j in range(p):
+        s += ((fimp[j] - DES[do + j]) / DES[do + p + j]) * VM[vo + 1 + j]
+    for j in range(p):
+        if miss[j]:
+            s += VM[vo + 1 + p + j]
+    return np.sqrt(np.exp(s))
+
+
+@_compiled
+def combine(l0, l1, MEM, LW, LWN, la, lb, cont):
+    """A stack's expected outcomes from its members' (la: exercise, lb: benefit, comparator -
+    exercise for continuous outcomes, exercise - comparator for binary): exercise = the members'
+    mean with normalised weights, comparator = exercise + the weighted benefits (binary: exercise -
+    them, clipped to [0, 1]), as predict.runtime forms them."""
+    act = 0.0
+    bc = 0.0
+    for m in range(l0, l1):
+        lm = MEM[m]
+        act += LWN[m] * la[lm]
+        bc += LW[m] * lb[lm]
+    if cont:
+        cval = act + bc
+    else:
+        cval = act - bc
+        cval = 0.0 if cval < 0.0 else (1.0 if cval > 1.0 else cval)
+    return act, cval
+
+
+@_compiled
+def clip(x, lo, hi):
+    """np.minimum(np.maximum(x, lo), hi): NaN stays NaN."""
+    if x != x:
+        return x
+    return lo if x < lo else (hi if x > hi else x)
+
+
+@_compiled
+def intervals(out, t, i, z, tau, lim, do_arms):
+    b = out[O_B, t, i]
+    se = np.sqrt(out[O_SE, t, i] ** 2 + out[O_VAR, t, i])
+    sp = np.sqrt(se ** 2 + tau ** 2)
+    out[O_CILO, t, i] = clip(b - z * se, -lim, lim)
+    out[O_CIHI, t, i] = clip(b + z * se, -lim, lim)
+    out[O_PILO, t, i] = clip(b - z * sp, -lim, lim)
+    out[O_PIHI, t, i] = clip(b + z * sp, -lim, lim)
+    if do_arms:
+        sa = np.sqrt(out[O_SEA, t, i] ** 2 + out[O_VA, t, i])
+        sc = np.sqrt(out[O_SEC, t, i] ** 2 + out[O_VC, t, i])
+        a, c = out[O_A, t, i], out[O_C, t, i]
+        out[O_EXLO, t, i] = clip(a - z * sa, 0.0, 100.0)
+        out[O_EXHI, t, i] = clip(a + z * sa, 0.0, 100.0)
+        out[O_CPLO, t, i] = clip(c - z * sc, 0.0, 100.0)
+        out[O_CPHI, t, i] = clip(c + z * sc, 0.0, 100.0)
+    else:
+        for r in range(O_EXLO, O_CPHI + 1):
+            out[r, t, i] = np.nan
+
+
+@_compiled
+def var(a, M):
+    s = 0.0
+    for d in range(M):
+        s += a[d]
+    mu = s / M
+    q = 0.0
+    for d in range(M):
+        e = a[d] - mu
+        q += e * e
+    return q / (M - 1)

@@ -1,0 +1,223 @@
+"""The missing-data model: Gaussian conditional imputation of a patient's missing features
+given the observed ones (the learner export's ``imputer``: pooled mean, total covariance, stored
+standard-normal draws ``z``, bounds and binary flags).
+
+- :func:`impute_mean`: the conditional mean (what the linear parts see);
+- :func:`impute_draws`: M conditional draws (deterministic: from ``z``) for the spread of the
+  prediction over the missing values;
+- :func:`pattern_groups` / :func:`pattern_solve` / :func:`pattern_part`: per missing-data pattern,
+  the regression of the missing on the observed features and the Cholesky factor of their
+  conditional covariance (cached per pattern on a prepared export).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from predict import column_kernels, kernels
+
+
+def pattern_groups(F: np.ndarray):
+    """Distinct missing-data patterns (rows of booleans, in lexicographic order) and each row's
+    pattern index. Rows are packed into integers first (fast for large n)."""
+    miss = np.isnan(F)
+    n, p = miss.shape
+    if n == 0:
+        return np.zeros((0, p), bool), np.zeros(0, np.int64)
+    if n == 1:
+        return miss, np.zeros(1, np.int64)
+    if not miss.any():
+        return np.zeros((1, p), bool), np.zeros(n, np.int64)
+    if 0 < p <= 62:
+        w = np.left_shift(np.int64(1), np.arange(p - 1, -1, -1, dtype=np.int64))
+        code = miss.astype(np.int64) @ w
+        ucode, inv = np.unique(code, return_inverse=True)
+        keys = ((ucode[:, None] & w[None, :]) != 0)
+        return keys, inv.reshape(-1)
+    keys, inv = np.unique(miss, axis=0, return_inverse=True)
+    return keys, inv.reshape(-1)
+
+
+def impute_mean(imp: dict, F: np.ndarray) -> np.ndarray:
+    """Conditional mean of the missing features given the observed ones, under the imputer's
+    multivariate normal (pooled mean, total covariance: a patient from a new trial)."""
+    mu = np.asarray(imp["mean"], float)
+    S = np.asarray(imp["cov"], float)
+    out = F.copy()
+    keys, inv = pattern_groups(F)
+    skey = None if imp.get("_cache") is not None else hash(S.tobytes())
+    for k, m in enumerate(keys):
+        if not m.any():
+            continue
+        rows = inv == k
+        o = ~m
+        cm = np.broadcast_to(mu[m], (rows.sum(), m.sum())).copy()
+        if o.any():
+            A = _regression_cached(imp, S, m, skey)
+            cm += (F[np.ix_(rows, o)] - mu[o]) @ A
+        out[np.ix_(rows, m)] = cm
+    return bound(imp, out)
+
+
+_REG_CACHE: dict = {}
+
+
+def _regression_cached(imp: dict, S: np.ndarray, m: np.ndarray, skey) -> np.ndarray:
+    """A = S_oo^-1 S_om of :func:`pattern_solve`, cached by covariance (hash of its bytes, then
+    checked equal) and pattern for unprepared exports too: training calls ``impute_mean``
+    thousands of times on the same few dozen missing-data patterns (same numbers, solved once)."""
+    if skey is None:
+        return pattern_solve(imp, S, m, need_L=False)[0]
+    entry = _REG_CACHE.get(skey)
+    if entry is None or entry[0].shape != S.shape or not np.array_equal(entry[0], S):
+        if len(_REG_CACHE) > 64:
+            _REG_CACHE.clear()
+        entry = _REG_CACHE[skey] = (S.copy(), {})
+    key = m.tobytes()
+    A = entry[1].get(key)
+    if A is None:
+        if len(entry[1]) > 4096:
+            entry[1].clear()
+        A = entry[1][key] = pattern_solve(imp, S, m, need_L=False)[0]
+    return A
+
+
+def pattern_solve(imp: dict, S: np.ndarray, m: np.ndarray, need_L: bool = True):
+    """For missing pattern ``m``: (A = S_oo^-1 S_om, L with L L' = the conditional covariance of the
+    missing given the observed). Cached per pattern when ``imp`` carries a ``_cache`` dict
+    (:func:`prepare_export`); the numbers are the same either way."""
+    cache = imp.get("_cache")
+    key = m.tobytes() if cache is not None else None
+    if key is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    o = ~m
+    Sc = S[np.ix_(m, m)]
+    A = None
+    if o.any():
+        A = np.linalg.solve(S[np.ix_(o, o)], S[np.ix_(o, m)])
+        Sc = Sc - S[np.ix_(m, o)] @ A
+    if key is None and not need_L:
+        return A, None
+    L = cond_factor(Sc)
+    if key is not None:
+        if len(cache) > 4096:
+            cache.clear()
+        cache[key] = (A, L)
+    return A, L
+
+
+COND_JITTER = (1e-12, 1e-10, 1e-8, 1e-6)  # relative diagonal jitter tried in turn (cond_factor)
+
+
+def cond_factor(S: np.ndarray) -> np.ndarray:
+    """The lower-triangular Cholesky factor L (L L' = S) of a conditional covariance: the draws'
+    noise is ``z @ L.T``. Cholesky is unique for a positive-definite matrix and a smooth function
+    of it, so the draws (and the intervals built on them) move by rounding only when S moves by
+    rounding, on any machine or BLAS; an eigendecomposition is not (eigenvector signs and, for
+    close eigenvalues, the basis itself can flip under a 1e-16 change). A semi-definite S (a
+    zero-variance feature, an exactly collinear pair; or one made slightly indefinite by
+    rounding) gets a diagonal jitter of 1e-12, then 1e-10, 1e-8, 1e-6 times its mean diagonal
+    until the factorisation succeeds (a standard deviation of at most 1e-3 of the features'
+    typical scale on otherwise degenerate directions); a matrix that still fails is factored
+    through its eigenvalues clipped at 0 (symmetric square root; never happens for imputers
+    fitted by training.learners.missing, whose covariance is positive definite)."""
+    S = (S + S.T) / 2
+    if S.size == 0:
+        return np.zeros_like(S)
+    try:
+        return np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        pass
+    d = np.diag(S)
+    scale = float(np.mean(np.abs(d))) or 1.0
+    for j in COND_JITTER:
+        try:
+            return np.linalg.cholesky(S + np.diag(np.full(d.size, j * scale)))
+        except np.linalg.LinAlgError:
+            continue
+    w, V = np.linalg.eigh(S)  # pragma: no cover - pathological input only
+    return (V * np.sqrt(np.clip(w, 0, None))) @ V.T
+
+
+def bound(imp: dict, F: np.ndarray) -> np.ndarray:
+    lo = np.asarray(imp["lower"], float)
+    hi = np.asarray(imp["upper"], float)
+    return np.minimum(np.maximum(F, lo), hi)  # np.clip, without its overhead
+
+
+def impute_draws(imp: dict, F: np.ndarray) -> np.ndarray:
+    """M conditional draws of the missing features (M from the stored standard-normal matrix
+    ``z``, so the draws are deterministic): array (M, n, p). Observed entries are kept."""
+    mu = np.asarray(imp["mean"], float)
+    S = np.asarray(imp["cov"], float)
+    Z = np.asarray(imp["z"], float)
+    M = Z.shape[0]
+    out = np.repeat(F[None, :, :], M, axis=0)
+    keys, inv = pattern_groups(F)
+    for k, m in enumerate(keys):
+        if not m.any():
+            continue
+        rows = np.flatnonzero(inv == k)
+        o = ~m
+        cm = np.broadcast_to(mu[m], (rows.size, m.sum())).copy()
+        A, L = pattern_solve(imp, S, m)
+        if o.any():
+            cm += (F[np.ix_(rows, o)] - mu[o]) @ A
+        noise = Z[:, m] @ L.T  # (M, |m|)
+        mi = np.flatnonzero(m)
+        out[:, rows[:, None], mi[None, :]] = cm[None, :, :] + noise[:, None, :]
+    binary = np.asarray(imp["binary"], bool)
+    out[:, :, binary] = np.round(out[:, :, binary])
+    return bound(imp, out)
+
+
+def pattern_part(imp: dict, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For missing pattern ``m`` (p booleans): A (p, p; the regression of the missing on the
+    observed features, zero elsewhere) and the draws' noise (M, p; Z[:, m] L', zero where
+    observed), the same A and L as :func:`impute_mean` / :func:`impute_draws`. Cached per pattern
+    in ``imp["_fcache"]`` when :func:`prepare_export` made one."""
+    cache = imp.get("_fcache")
+    key = m.tobytes()
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    mu = np.asarray(imp["mean"], float)
+    S = np.asarray(imp["cov"], float)
+    Z = np.asarray(imp["z"], float)
+    M, p = Z.shape[0], mu.size
+    A, L = pattern_solve(imp, S, m)
+    Af = np.zeros((p, p))
+    if A is not None:
+        Af[np.ix_(~m, m)] = A
+    Nf = np.zeros((M, p))
+    Nf[:, m] = Z[:, m] @ L.T
+    if cache is not None:
+        if len(cache) >= 1024:  # (p x p + M x p) floats each
+            cache.clear()
+        cache[key] = (Af, Nf)
+    return Af, Nf
+
+
+def impute_mean_fast(imp: dict, F: np.ndarray, groups=None) -> np.ndarray:
+    """:func:`impute_mean` through the cached per-pattern regressions (:func:`pattern_part`) and the
+    compiled conditional mean when numba is available (same numbers up to rounding)."""
+    if not (kernels.AVAILABLE and kernels.ready()):
+        return impute_mean(imp, F)
+    keys, inv = groups if groups is not None else pattern_groups(F)
+    A_all, _ = pattern_parts(imp, keys)
+    return bound(imp, column_kernels.cond_mean(F, np.asarray(imp["mean"], float), A_all, inv))
+
+
+def pattern_parts(imp: dict, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pattern_part` of every pattern in ``keys`` (K, p), stacked: (K, p, p), (K, M, p);
+    zeros for the complete pattern."""
+    p = np.asarray(imp["mean"]).size
+    M = np.asarray(imp["z"]).shape[0]
+    A_all = np.zeros((len(keys), p, p))
+    N_all = np.zeros((len(keys), M, p))
+    for k, m in enumerate(keys):
+        if m.any():
+            A_all[k], N_all[k] = pattern_part(imp, m)
+    return A_all, N_all

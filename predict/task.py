@@ -1,0 +1,36 @@
+"""The scorer's view of one task (outcome x follow-up) and of its computed numbers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a loaded model: its learner export (prepared) and network model, if any."""
+
+    task: str
+    outcome: str
+    follow_up: str
+    outcome_type: str
+    learner: str
+    exp: dict
+    prefix: str  # flat-name prefix: the outcome, or "recovery" for global recovery
+    baseline: str | None  # the baseline input of the same scale (continuous outcomes)
+    net: dict | None = None  # the task's one-stage IPD network model (predict/network.py), if any
+
+
+@dataclass
+class Computed:
+    """Per requested task: arrays over patients (NaN where the comparator has no prediction)."""
+
+    task: Task
+    available: bool
+    exercise: np.ndarray
+    comparator: np.ndarray
+    benefit: np.ndarray
+    ci: tuple[np.ndarray, np.ndarray]
+    pi: tuple[np.ndarray, np.ndarray]
+    learner: str | None = None  # the model that produced it when not the task's learner ("ipd_network")
+    evidence: dict | None = None  # network comparators: evidence type, trials, participants

@@ -1,0 +1,200 @@
+"""Uncertainty of a predicted benefit (and of each arm's expected outcome):
+
+- estimation: the trial-cluster bootstrap, by the delta method on the coefficients' covariance
+  (linear learners), a log-linear model of the bootstrap variance (tree learners) or the members'
+  SEs combined (stacks): :func:`estimation_se`, :func:`arm_se`;
+- missing data: the variance of the prediction over conditional draws of the patient's missing
+  features: :func:`missing_variance` (every comparator), :func:`missing_variance_fast` (one),
+  :func:`arm_missing_variance` (benefit and both arms in one pass).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from predict.evaluate import benefit_from_expected, benefit_only, expected
+from predict.impute import impute_draws, impute_mean
+from predict.linear import LINEAR_KINDS, block_matrix, linear_eta, linear_parts, theta_split
+from predict.numeric import expit, quad
+
+
+_VSUB: dict = {}
+
+
+def delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str) -> np.ndarray:
+    """SE of the benefit vs ``c`` by the delta method (same as the gradient form in
+    :func:`estimation_se`), building only the needed columns."""
+    C = len(comparators)
+    i = list(comparators).index(c)
+    theta, b0, offs, beta, gamma = theta_split(lin, C)
+    M = block_matrix(lin.get("modifier"), F)
+    n = F.shape[0]
+    d = 1 + i
+    if lin["link"] == "identity":
+        # G = grad_c - grad_active = e_d - [0, .., M]
+        q = np.full(n, V[d, d])
+        if gamma.size:
+            key = (id(V), d)
+            sub = _VSUB.get(key)
+            if sub is None or sub[0] is not V:  # V's blocks, kept with V (its id is not reused meanwhile)
+                mod = np.arange(theta.size - gamma.size, theta.size)
+                sub = _VSUB[key] = (V, V[mod, d], V[np.ix_(mod, mod)])
+                if len(_VSUB) > 4096:
+                    _VSUB.clear()
+            q = q - 2 * (M @ sub[1]) + quad(M, sub[2])
+        return np.sqrt(q.clip(0))
+    mod = np.arange(theta.size - gamma.size, theta.size)
+    eta = linear_eta(lin, comparators, F)
+    pa, pc = expit(eta["__active__"]), expit(eta[c])
+    wa, wc = pa * (1 - pa), pc * (1 - pc)
+    P = block_matrix(lin["prog"], F, centred=False)
+    G = np.zeros((n, theta.size))
+    G[:, 0] = wa - wc
+    G[:, d] = -wc
+    G[:, 1 + C: 1 + C + beta.size] = (wa - wc)[:, None] * P
+    if gamma.size:
+        G[:, mod] = wa[:, None] * M
+    return np.sqrt(quad(G, V).clip(0))
+
+
+def _arm_se_single(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
+    """SE of the expected outcome under exercise and under ``comparator``: delta method on the
+    bootstrap covariance for a linear learner with identity link; for tree learners the bootstrap
+    variance model per arm (``interval.arm_varmodel``, artifacts from 2026-11-22 on); None otherwise."""
+    iv = exp.get("interval") or {}
+    arm_vm = iv.get("arm_varmodel")
+    if exp["kind"] in ("t_learner", "x_learner", "dr_learner") and isinstance(arm_vm, dict) \
+            and iv.get("method") == "varmodel" and comparator in arm_vm and F is not None:
+        U = varmodel_design(exp, F, Fimp)
+        return tuple(np.sqrt(np.exp(U @ np.asarray(arm_vm[k], float))) for k in ("__active__", comparator))
+    lin = exp.get("linear")
+    if exp["kind"] not in LINEAR_KINDS or lin is None or lin["link"] != "identity" \
+            or exp["interval"].get("method") != "delta":
+        return None
+    comps = list(exp["comparators"])
+    V = np.asarray(exp["interval"]["theta_cov"], float)
+    P = block_matrix(lin["prog"], Fimp, centred=False)
+    M = block_matrix(lin.get("modifier"), Fimp)
+    n, C = Fimp.shape[0], len(comps)
+    if V.shape[0] != 1 + C + P.shape[1] + M.shape[1]:  # unexpected layout: the general form
+        _, grad = linear_parts(lin, comps, Fimp)
+        return tuple(np.sqrt(quad(grad[k], V).clip(0)) for k in ("__active__", comparator))
+    # the gradients of linear_parts for the two classes only
+    g_a = np.zeros((n, V.shape[0]))
+    g_a[:, 0] = 1.0
+    g_a[:, 1 + C: 1 + C + P.shape[1]] = P
+    g_a[:, 1 + C + P.shape[1]:] = M
+    g_c = g_a.copy()
+    g_c[:, 1 + C + P.shape[1]:] = 0.0
+    g_c[:, 1 + comps.index(comparator)] = 1.0
+    return tuple(np.sqrt(quad(g, V).clip(0)) for g in (g_a, g_c))
+
+
+def arm_se(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
+    """(SE under exercise, SE under ``comparator``) of the expected continuous outcome from
+    estimation: the trial-cluster bootstrap covariance by the delta method (linear learners) or
+    the bootstrap's per-arm variance model (tree learners); None where the learner has no per-arm
+    uncertainty (tree learners exported before the per-arm model; binary outcomes). A stack adds
+    its members' SEs with the stack's coefficients
+    (perfect correlation: conservative), as for the benefit. ``F``: the raw features (NaN =
+    missing), needed for the tree learners' variance models."""
+    if exp.get("outcome_type") != "continuous":
+        return None
+    if exp["kind"] != "stacked":
+        return _arm_se_single(exp, Fimp, comparator, F)
+    mem = exp["members"]
+    w = np.asarray(mem["weights"], float)
+    wn = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
+    parts = [_arm_se_single(e, Fimp, comparator, F) for e in mem["exports"]]
+    if any(p is None for p in parts):
+        return None
+    # stack: active = sum wn_i a_i; comparator = active + sum w_i (c_i - a_i)
+    se_a = sum(abs(a) * p[0] for a, p in zip(wn, parts))
+    se_c = sum(abs(a - b) * p[0] + abs(b) * p[1] for a, b, p in zip(wn, w, parts))
+    return se_a, se_c
+
+
+def arm_missing_variance(exp: dict, F: np.ndarray, comparator: str):
+    """One pass over the conditional draws of the patient's missing features: the variance of
+    the benefit (comparator - exercise, continuous outcomes; as :func:`missing_variance_fast`, up
+    to floating-point rounding) and of the expected outcome under each arm (0 for complete rows).
+    Returns (var benefit, var exercise, var comparator)."""
+    miss = np.isnan(F).any(axis=1)
+    vb, va, vc = np.zeros(F.shape[0]), np.zeros(F.shape[0]), np.zeros(F.shape[0])
+    if not miss.any():
+        return vb, va, vc
+    D = impute_draws(exp["imputer"], F[miss])
+    M, n, p = D.shape
+    if M < 2:
+        return vb, va, vc
+    flat = D.reshape(M * n, p)
+    ex = expected(exp, flat, flat)
+    a, c = ex["__active__"].reshape(M, n), ex[comparator].reshape(M, n)
+    vb[miss] = (c - a).var(axis=0, ddof=1)
+    va[miss] = a.var(axis=0, ddof=1)
+    vc[miss] = c.var(axis=0, ddof=1)
+    return vb, va, vc
+
+
+def missing_variance_fast(exp: dict, F: np.ndarray, comparator: str) -> np.ndarray:
+    """:func:`missing_variance` for one comparator through :func:`benefit_only` (same draws;
+    equal up to floating-point rounding)."""
+    miss_rows = np.isnan(F).any(axis=1)
+    out = np.zeros(F.shape[0])
+    if not miss_rows.any():
+        return out
+    Fm = F[miss_rows]
+    D = impute_draws(exp["imputer"], Fm)
+    M, n, p = D.shape
+    stacked = D.reshape(M * n, p)
+    ben = benefit_only(exp, stacked, stacked, comparator)
+    out[miss_rows] = ben.reshape(M, n).var(axis=0, ddof=1) if M > 1 else 0.0
+    return out
+
+
+def missing_variance(exp: dict, F: np.ndarray, comparators: list | None = None) -> dict:
+    """Per comparator, the variance of the predicted benefit over conditional draws of the
+    patient's missing features (0 for complete rows): the information lost by not knowing them.
+    ``comparators``: only these (default all)."""
+    miss_rows = np.isnan(F).any(axis=1)
+    comps = exp["comparators"] if comparators is None else list(comparators)
+    out = {c: np.zeros(F.shape[0]) for c in comps}
+    if not miss_rows.any():
+        return out
+    Fm = F[miss_rows]
+    D = impute_draws(exp["imputer"], Fm)
+    M, n, p = D.shape
+    stacked = D.reshape(M * n, p)
+    ex = expected(exp, stacked, stacked)
+    ben = benefit_from_expected(exp, ex)
+    for c in comps:
+        out[c][miss_rows] = ben[c].reshape(M, n).var(axis=0, ddof=1) if M > 1 else 0.0
+    return out
+
+
+def estimation_se(exp: dict, F: np.ndarray, Fimp: np.ndarray | None = None, comparators: list | None = None) -> dict:
+    """Per comparator, the SE of the predicted benefit from the trial-cluster bootstrap
+    (delta method on the bootstrap covariance for linear kinds; the stored variance model for
+    tree kinds; the weighted sum of member SEs for a stack, i.e. perfectly correlated)."""
+    iv = exp["interval"]
+    comps = exp["comparators"] if comparators is None else list(comparators)
+    if Fimp is None:
+        Fimp = impute_mean(exp["imputer"], F)
+    if iv["method"] == "delta":
+        lin = exp["linear"]
+        V = np.asarray(iv["theta_cov"], float)
+        return {c: delta_se(lin, exp["comparators"], Fimp, V, c) for c in comps}
+    if iv["method"] == "varmodel":
+        U = varmodel_design(exp, F, Fimp)
+        return {c: np.sqrt(np.exp(U @ np.asarray(iv["varmodel"][c], float))) for c in comps}
+    if iv["method"] == "stack":
+        mem = exp["members"]
+        ses = [estimation_se(e, F, Fimp, comps) for e in mem["exports"]]
+        return {c: sum(w * s[c] for w, s in zip(mem["weights"], ses)) for c in comps}
+    raise ValueError(f"unknown interval method {iv['method']!r}")
+
+
+def varmodel_design(exp: dict, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:
+    """[1, standardised imputed features, missing indicators] for the bootstrap-variance model."""
+    vm = exp["interval"]["design"]
+    Z = (Fimp - np.asarray(vm["loc"], float)) / np.asarray(vm["scale"], float)
+    return np.hstack([np.ones((F.shape[0], 1)), Z, np.isnan(F).astype(float)])
