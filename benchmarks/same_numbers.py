@@ -3,7 +3,7 @@
     # 1. on the old code: score 10,000 simulated patients (with missing values) and save everything
     PYTHONPATH=<old checkout> python benchmarks/same_numbers.py save --model ART --out REF.npz
     # 2. on the new code: score the same patients with the same artifact and compare
-    PYTHONPATH=$PWD python benchmarks/same_numbers.py check --model ART --ref REF.npz [--model2 NEW_ART]
+    PYTHONPATH=$PWD python benchmarks/same_numbers.py check --model ART --ref REF.npz [--ref REF2.npz] [--model2 NEW_ART]
 
 Patients: simulated participants (scenario hayden2020, seed 2) with their realistic missing
 covariates, repeated to ``--n`` rows, and in a third of the rows (seeded) up to four more
@@ -90,6 +90,7 @@ def outputs(scorer, df) -> dict[str, np.ndarray | str]:
         t = scorer.score_table(df, comp, explain=True, details=True, threads=1)
         num = [c for c in t.columns if t[c].dtype.kind == "f"]
         out[f"table/{comp}/floats"] = t[num].to_numpy(float)
+        out[f"table/{comp}/fcolumns"] = json.dumps(num)
         out[f"table/{comp}/columns"] = json.dumps(list(t.columns))
         out[f"table/{comp}/text"] = hashlib.sha256(
             json.dumps(t[[c for c in t.columns if c not in num]].astype(str).to_numpy().tolist()).encode()).hexdigest()
@@ -102,8 +103,23 @@ def outputs(scorer, df) -> dict[str, np.ndarray | str]:
     return out
 
 
-def compare(ref: dict, new: dict, tol: float) -> list[str]:
+def _float_columns(d: dict, k: str) -> list[str] | None:
+    """The float columns of a saved table (older saves list only every column: the text columns
+    are factor<k>_name, missing and warnings)."""
+    if k.replace("/floats", "/fcolumns") in d:
+        return json.loads(d[k.replace("/floats", "/fcolumns")])
+    cols = d.get(k.replace("/floats", "/columns"))
+    if cols is None:
+        return None
+    return [c for c in json.loads(cols) if not (c.endswith("_name") or c in ("missing", "warnings"))]
+
+
+def compare(ref: dict, new: dict, tol: float, notes: list[str] | None = None) -> list[str]:
+    """Differences beyond ``tol`` (empty: the same numbers). A table whose float columns changed
+    is compared on the columns both have (``notes`` says which were added or dropped); results
+    whose structure changed (keys added by other changes) cannot be aligned: noted, not compared."""
     bad = []
+    notes = [] if notes is None else notes
     for k, v in ref.items():
         if k not in new:
             bad.append(f"{k}: missing in the new outputs")
@@ -111,10 +127,23 @@ def compare(ref: dict, new: dict, tol: float) -> list[str]:
         w = new[k]
         if isinstance(v, str):
             if v != w:
-                bad.append(f"{k}: differs")
+                (notes if k.endswith(("/shape", "/text", "/columns")) else bad).append(f"{k}: differs")
             continue
-        if v.shape != w.shape:
-            bad.append(f"{k}: shape {v.shape} vs {w.shape}")
+        if v.shape != w.shape and k.startswith("table/") and k.endswith("/floats"):
+            cr, cn = _float_columns(ref, k), _float_columns(new, k)
+            if cr is None or cn is None or len(cr) != v.shape[1] or len(cn) != w.shape[1]:
+                bad.append(f"{k}: shape {v.shape} vs {w.shape}")
+                continue
+            common = [c for c in cr if c in cn]
+            notes.append(f"{k}: compared on {len(common)} common columns (added {sorted(set(cn) - set(cr))}, "
+                         f"dropped {sorted(set(cr) - set(cn))})")
+            v = v[:, [cr.index(c) for c in common]]
+            w = w[:, [cn.index(c) for c in common]]
+        elif v.shape != w.shape:
+            if k.startswith("dicts"):
+                notes.append(f"{k}: not compared (the result's structure differs: {v.shape} vs {w.shape})")
+            else:
+                bad.append(f"{k}: shape {v.shape} vs {w.shape}")
             continue
         nan_v, nan_w = np.isnan(v), np.isnan(w)
         if (nan_v != nan_w).any():
@@ -149,7 +178,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model2", type=Path, default=None)
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--ref", type=Path, default=None)
+    ap.add_argument("--ref", type=Path, action="append", default=None, help="saved outputs (repeat to compare with several)")
     ap.add_argument("--tol", type=float, default=1e-10)
     a = ap.parse_args(argv)
     from predict import Scorer
@@ -164,14 +193,22 @@ def main(argv=None) -> int:
         np.savez_compressed(a.out, **{k: (np.asarray(v) if isinstance(v, str) else v) for k, v in got.items()})
         print(f"saved {len(got)} outputs to {a.out}")
         return 0
-    ref = load_ref(a.ref)
     status = 0
-    for label, new in ((str(a.model), got),) + (((str(a.model2), outputs(Scorer.load(a.model2), df)),) if a.model2 else ()):
-        bad = compare(ref, new, a.tol)
-        n_floats = sum(v.size for v in ref.values() if isinstance(v, np.ndarray))
-        print(f"{label}: {n_floats} numbers compared, largest absolute difference {max_diff(ref, new):.3g}; "
-              + ("SAME (within %g)" % a.tol if not bad else "DIFFERENT:\n  " + "\n  ".join(bad)))
-        status |= bool(bad)
+    news = [(str(a.model), got)]
+    if a.model2:
+        news.append((str(a.model2), outputs(Scorer.load(a.model2), df)))
+    for ref_path in a.ref:
+        ref = load_ref(ref_path)
+        for label, new in news:
+            notes: list[str] = []
+            bad = compare(ref, new, a.tol, notes)
+            n_floats = sum(v.size for v in ref.values() if isinstance(v, np.ndarray))
+            print(f"{label} vs {ref_path.name}: {n_floats} reference numbers, largest absolute difference where "
+                  f"aligned {max_diff(ref, new):.3g}; "
+                  + ("SAME (within %g)" % a.tol if not bad else "DIFFERENT:\n  " + "\n  ".join(bad)))
+            for n in notes:
+                print("  note:", n)
+            status |= bool(bad)
     return status
 
 

@@ -1,7 +1,8 @@
 """Clinical warnings: every warning text a scored patient can carry is worded here, once.
 
 - per patient (:meth:`ClinicalWarnings.patient`): an input outside the range of most training
-  participants (the prediction extrapolates), an input the model has little data on, a rare
+  participants (the prediction extrapolates), a patient far from the training support
+  (:func:`support_notes`), an input the model has little data on, a rare
   binary/categorical level, most effect modifiers imputed (:mod:`predict.imputed`);
 - per request (:meth:`ClinicalWarnings.request`): no trial compared exercise with the comparator
   for some task, few trials did, the comparator is scored by the IPD network model (indirect
@@ -12,6 +13,7 @@ The thresholds come from the artifact's aggregated background table (background.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,6 +28,17 @@ LITTLE_DATA_TRIALS = 3
 RARE_LEVEL_N = 30  # a binary/categorical level seen in fewer training participants is flagged
 SMALL_MAX_ROWS = 128  # up to this many patients are checked per value (no array calls)
 SYNTHETIC = "the model was trained on synthetic (simulated) data: not for clinical use"
+RARE_TEXT = ("patients like this were rare in the trials (further from the centre of the training data than "
+             "{pct:.0f}% of the trial participants): the prediction extrapolates; its intervals were widened "
+             "{f:.1f}-fold")
+
+
+def support_notes(exps: list, F: np.ndarray) -> list[list[str]]:
+    """Per patient, the "patients like this were rare" warning (largest widening over the tasks'
+    supports, :mod:`predict.support`; none when no task finds the patient rare)."""
+    rare, pct, fac = support.rare_patients(exps, F)
+    return [[RARE_TEXT.format(pct=min(float(pct[i]), 99.9) if math.isfinite(pct[i]) else 99.0, f=float(fac[i]))]
+            if rare[i] else [] for i in range(len(rare))]
 
 
 class ClinicalWarnings:
@@ -54,7 +67,7 @@ class ClinicalWarnings:
         support (worded there, with the distance they report)."""
         warns = self._imputation_warned(F, self._patient_warnings(F))
         if tasks:
-            for w, note in zip(warns, support.patient_notes([t.exp for t in tasks], F)):
+            for w, note in zip(warns, support_notes([t.exp for t in tasks], F)):
                 w += note
         return warns
 

@@ -31,7 +31,6 @@ Model layout (key ``support`` of a learner export)::
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -40,9 +39,6 @@ QUANTILE_LEVELS = np.linspace(0.0, 1.0, 21)
 CUT_LEVEL = 0.95
 RARE_LEVEL = 0.99
 POWER = 2.0
-RARE_TEXT = ("patients like this were rare in the trials (further from the centre of the training data than "
-             "{pct:.0f}% of the trial participants): the prediction extrapolates; its intervals were widened "
-             "{f:.1f}-fold")
 
 
 def _wh(d2: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -139,10 +135,6 @@ def widen(estimate: np.ndarray, low: np.ndarray, high: np.ndarray, factor: np.nd
     return lo, hi
 
 
-def rare_text(percentile: float, factor: float) -> str:
-    return RARE_TEXT.format(pct=min(percentile, 99.9) if math.isfinite(percentile) else 99.0, f=factor)
-
-
 def widen_task(exp: dict, F: np.ndarray, estimate: np.ndarray, ci: tuple, pi: tuple) -> tuple[tuple, tuple]:
     """A task's benefit CI and PI (``(low, high)`` arrays over patients) widened for extrapolation
     by the factor of the task's own ``support`` entry (unchanged without one)."""
@@ -156,9 +148,10 @@ def widen_task(exp: dict, F: np.ndarray, estimate: np.ndarray, ci: tuple, pi: tu
     return widen(estimate, ci[0], ci[1], f, lim), widen(estimate, pi[0], pi[1], f, lim)
 
 
-def patient_notes(exps: list, F: np.ndarray) -> list[list[str]]:
-    """Per patient, the "patients like this were rare" note (largest widening over the tasks'
-    supports; none when no task finds the patient rare)."""
+def rare_patients(exps: list, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per patient: rare for any task's support, the largest percentile and the largest widening
+    factor over the tasks (the "patients like this were rare" warning is worded in
+    :mod:`predict.clinical_warnings`)."""
     n = np.asarray(F).shape[0]
     pct = np.zeros(n)
     fac = np.ones(n)
@@ -168,4 +161,4 @@ def patient_notes(exps: list, F: np.ndarray) -> list[list[str]]:
         rare |= s["rare"]
         pct = np.fmax(pct, s["percentile"])
         fac = np.maximum(fac, s["factor"])
-    return [[rare_text(float(pct[i]), float(fac[i]))] if rare[i] else [] for i in range(n)]
+    return rare, pct, fac

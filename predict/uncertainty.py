@@ -113,41 +113,44 @@ def arm_se(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = 
     return se_a, se_c
 
 
+def missing_draws(exp: dict, F: np.ndarray):
+    """The conditional draws of the missing features of the rows of F that have any, flattened:
+    (which rows, draws (M * n, p) or None when no row has a missing feature, M, n). Every
+    missing-data variance below is the variance over these draws (ddof 1; 0 with one draw)."""
+    rows = np.isnan(F).any(axis=1)
+    if not rows.any():
+        return rows, None, 0, 0
+    D = impute_draws(exp["imputer"], F[rows])
+    M, n, p = D.shape
+    return rows, D.reshape(M * n, p), M, n
+
+
+def _draw_var(values: np.ndarray, M: int, n: int):
+    return values.reshape(M, n).var(axis=0, ddof=1) if M > 1 else 0.0
+
+
 def arm_missing_variance(exp: dict, F: np.ndarray, comparator: str):
     """One pass over the conditional draws of the patient's missing features: the variance of
     the benefit (comparator - exercise, continuous outcomes; as :func:`missing_variance_fast`, up
     to floating-point rounding) and of the expected outcome under each arm (0 for complete rows).
     Returns (var benefit, var exercise, var comparator)."""
-    miss = np.isnan(F).any(axis=1)
     vb, va, vc = np.zeros(F.shape[0]), np.zeros(F.shape[0]), np.zeros(F.shape[0])
-    if not miss.any():
+    miss, flat, M, n = missing_draws(exp, F)
+    if flat is None or M < 2:
         return vb, va, vc
-    D = impute_draws(exp["imputer"], F[miss])
-    M, n, p = D.shape
-    if M < 2:
-        return vb, va, vc
-    flat = D.reshape(M * n, p)
     ex = expected(exp, flat, flat)
-    a, c = ex["__active__"].reshape(M, n), ex[comparator].reshape(M, n)
-    vb[miss] = (c - a).var(axis=0, ddof=1)
-    va[miss] = a.var(axis=0, ddof=1)
-    vc[miss] = c.var(axis=0, ddof=1)
+    a, c = ex["__active__"], ex[comparator]
+    vb[miss], va[miss], vc[miss] = _draw_var(c - a, M, n), _draw_var(a, M, n), _draw_var(c, M, n)
     return vb, va, vc
 
 
 def missing_variance_fast(exp: dict, F: np.ndarray, comparator: str) -> np.ndarray:
     """:func:`missing_variance` for one comparator through :func:`benefit_only` (same draws;
     equal up to floating-point rounding)."""
-    miss_rows = np.isnan(F).any(axis=1)
     out = np.zeros(F.shape[0])
-    if not miss_rows.any():
-        return out
-    Fm = F[miss_rows]
-    D = impute_draws(exp["imputer"], Fm)
-    M, n, p = D.shape
-    stacked = D.reshape(M * n, p)
-    ben = benefit_only(exp, stacked, stacked, comparator)
-    out[miss_rows] = ben.reshape(M, n).var(axis=0, ddof=1) if M > 1 else 0.0
+    miss, flat, M, n = missing_draws(exp, F)
+    if flat is not None:
+        out[miss] = _draw_var(benefit_only(exp, flat, flat, comparator), M, n)
     return out
 
 
@@ -155,19 +158,13 @@ def missing_variance(exp: dict, F: np.ndarray, comparators: list | None = None) 
     """Per comparator, the variance of the predicted benefit over conditional draws of the
     patient's missing features (0 for complete rows): the information lost by not knowing them.
     ``comparators``: only these (default all)."""
-    miss_rows = np.isnan(F).any(axis=1)
     comps = exp["comparators"] if comparators is None else list(comparators)
     out = {c: np.zeros(F.shape[0]) for c in comps}
-    if not miss_rows.any():
-        return out
-    Fm = F[miss_rows]
-    D = impute_draws(exp["imputer"], Fm)
-    M, n, p = D.shape
-    stacked = D.reshape(M * n, p)
-    ex = expected(exp, stacked, stacked)
-    ben = benefit_from_expected(exp, ex)
-    for c in comps:
-        out[c][miss_rows] = ben[c].reshape(M, n).var(axis=0, ddof=1) if M > 1 else 0.0
+    miss, flat, M, n = missing_draws(exp, F)
+    if flat is not None:
+        ben = benefit_from_expected(exp, expected(exp, flat, flat))
+        for c in comps:
+            out[c][miss] = _draw_var(ben[c], M, n)
     return out
 
 

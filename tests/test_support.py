@@ -7,6 +7,7 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from predict import support as sp
+from predict.clinical_warnings import support_notes
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.simulate.small_trials import small_trials as toy_trials
 
@@ -98,7 +99,7 @@ def test_learner_widens_only_beyond_the_support_and_says_so(fitted):
         wp = p[f"benefit_vs_{c}_pi_high"] - p[f"benefit_vs_{c}_pi_low"]
         wp0 = q[f"benefit_vs_{c}_pi_high"] - q[f"benefit_vs_{c}_pi_low"]
         assert float(wp.iloc[0]) == pytest.approx(s["factor"][1] * float(wp0.iloc[0]), rel=1e-9)
-    note = sp.patient_notes([exp], m_features(exp, far))[0]
+    note = support_notes([exp], m_features(exp, far))[0]
     assert note and note[0].startswith("patients like this were rare in the trials")
 
 
@@ -117,6 +118,6 @@ def pd_concat(a, b):
 
 
 def m_features(exp, X):
-    from predict.runtime import feature_matrix
+    from predict.features import feature_matrix
 
     return feature_matrix(exp["features"], X)

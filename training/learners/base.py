@@ -192,7 +192,7 @@ class BenefitLearner(BaseEstimator):
         from predict.support import support_scores
 
         self._check_fitted()
-        return support_scores(self.export_.get("support"), rt.feature_matrix(self.export_["features"], X))
+        return support_scores(self.export_.get("support"), feature_matrix(self.export_["features"], X))
 
     def _attach_support(self, X: pd.DataFrame) -> None:
         """Store the training support of the inputs that drive this learner's effect modification
@@ -202,7 +202,7 @@ class BenefitLearner(BaseEstimator):
             return
         from training.learners.support import learner_support
 
-        self.export_["support"] = learner_support(self, X, rt.feature_matrix(self.export_["features"], X))
+        self.export_["support"] = learner_support(self, X, feature_matrix(self.export_["features"], X))
 
     def to_export(self) -> dict:
         """The fitted state as plain JSON numbers + LightGBM model strings (a deep copy)."""

@@ -27,7 +27,7 @@ MIN_IMPORTANCE = 1e-6  # outcome units (points / risk difference): below this a 
 
 def modifier_importance(learner, X: pd.DataFrame) -> pd.Series:
     """Per feature: SD of its contribution to the predicted benefit (module docstring)."""
-    from predict.runtime import explain_from_export
+    from predict.explain import explain_from_export
 
     exp = copy.deepcopy(learner.export_)  # explaining caches evaluation plans inside the export
     names = exp["features"]["names"]
