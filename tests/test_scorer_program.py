@@ -1,4 +1,4 @@
-"""The fused program (predict/program.py + predict/_fused.py) against the per-learner reference
+"""The fused program (predict/program.py + predict/fused.py) against the per-learner reference
 functions of predict.runtime: every learner kind (linear, T, X, DR; stacks of them; continuous
 and binary outcomes), every comparator, with and without the per-arm uncertainty, on complete
 rows, partly and wholly missing rows; equal to 1e-9 (floating-point summation order aside).
