@@ -82,7 +82,7 @@ def test_recovery_arm_intervals_match_a_monte_carlo_of_the_bootstrap_covariance(
     95% interval must be the 2.5% and 97.5% quantiles of P over theta ~ N(theta_hat, V) through
     the logistic link (an independent computation); the scorer's point value is its centre's expit."""
     from predict import arm_intervals as A
-    from predict import runtime as rt
+    from tests._runtime import rt
 
     t = next(t for t in scorer._tasks if t.outcome_type == "binary" and A.available(t.exp))
     full = {c.name: (c.categories[0] if c.type == "categorical" else 0 if c.type == "binary" else
