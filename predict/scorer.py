@@ -35,6 +35,7 @@ from predict import network as netrt
 from predict import arm_intervals
 from predict import imputed as imputed_inputs
 from predict import kernels
+from predict import support
 from predict import verdict as verdicts
 from predict.artifact import Artifact, load_artifact
 from predict.batch import prepare_fast
