@@ -218,3 +218,23 @@ def test_owner_file_feeds_the_card_and_bad_files_are_named(tmp_path):
     f.write_text(yaml.safe_dump(data), "utf-8")
     with pytest.raises(LbpError, match="funding"):
         load_owner(f)
+
+
+def test_cds_card_shows_every_comparators_warnings_and_absolute_risks(scorer):
+    from serving.cds.cards import prediction_card
+    from serving.cds.fhir_map import MapResult
+
+    patient = {"baseline_pain": 62.0, "baseline_function": 41.0, "age": 47, "female": 1}
+    comps = list(scorer.comparators)[:3]
+    results = {c: scorer.score([patient], c)[0] for c in comps}
+    results[comps[-1]]["warnings"].append("few trials compared exercise with X (1 trials, 40 participants)")
+    card = prediction_card(results, comps, MapResult(inputs=patient, used=[], findings=[], missing=[]), {},
+                           {"label": "m", "url": "http://127.0.0.1/card"}, True, "synthetic")
+    d = card["detail"]
+    blocks = d.split("**vs ")
+    last = next(b for b in blocks if b.startswith(comps[-1].replace("_", " ")) or b.startswith("other conservative"))
+    assert "warning: few trials compared exercise with X" in last
+    assert "effect modifiers were not entered" in d  # heavy imputation (14 of 17 not entered)
+    rec = next(o for o in results[comps[0]]["outcomes"].values() if o["outcome"] == "global_recovery" and o["available"])
+    assert f"{100 * rec['exercise']['expected']:.0f} of 100" in d and "per 100" in d and not re.search(r"[+-]\d+% \(95% CI", d)
+    assert "**Why**, from the inputs that were entered" in d

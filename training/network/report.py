@@ -162,6 +162,11 @@ def write_report(res: NMAResult, out: str | Path, reference: str | None = None, 
         summ.update(extra)
     network_plot(res, out / "network.png")
     forest(res, ref, out / "forest.png", label)
+    if synthetic:  # every figure of synthetic data says so
+        from training.synthetic_label import label_png
+
+        for name in ("network.png", "forest.png"):
+            (out / name).write_bytes(label_png((out / name).read_bytes()))
     league = res.league()
     league.to_csv(out / "league.csv")
     pw = res.pairwise()
