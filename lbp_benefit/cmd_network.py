@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -17,7 +17,19 @@ def network(
     follow_up: str = typer.Option("short", "--follow-up", help="Follow-up window (short, moderate, long)."),
     reference: str = typer.Option("exercise", "--reference", help="Reference treatment for the forest plot."),
     measure: str = typer.Option("MD", "--measure", help="MD (0-100 mean difference) or SMD (aggregate arm data only)."),
-    method: str = typer.Option("REML", "--method", help="REML, ML or fixed (common effect)."),
+    method: str = typer.Option("nma-frequentist", "--method", help="nma-frequentist (contrast NMA, REML), nma-bayesian "
+                               "(Bayesian arm-based NMA, NumPyro) or ml-nmr (Bayesian multilevel network meta-regression "
+                               "of IPD + aggregate). REML, ML or fixed: nma-frequentist with that heterogeneity estimator."),
+    tau_method: str = typer.Option("REML", "--tau-method", help="nma-frequentist: REML, ML or fixed (common effect)."),
+    effects: str = typer.Option("random", "--effects", help="Bayesian methods: random or fixed treatment effects."),
+    samples: int = typer.Option(500, "--samples", help="Bayesian methods: warm-up and kept draws per chain."),
+    chains: int = typer.Option(4, "--chains", help="Bayesian methods: chains."),
+    covariate: Optional[List[str]] = typer.Option(None, "--covariate", help="ml-nmr: covariates (repeatable; default "
+                                                  "baseline, age, female). Aggregate rows need <cov>_mean (and _sd)."),
+    target: Optional[str] = typer.Option(None, "--target", help="ml-nmr: target population covariate values, e.g. "
+                                         "'age=50,female=1,baseline=60' (default: the network's overall means)."),
+    checks: bool = typer.Option(True, "--checks/--no-checks", help="Bayesian methods: also fit the UME model "
+                                "(inconsistency) and the prior-sensitivity model."),
     larger_better: bool = typer.Option(False, "--larger-better", help="Higher outcome values are better (ranking)."),
     seed: int = typer.Option(1, "--seed", help="Simulator seed when neither --data nor --aggregate is given."),
     ipd_model: bool = typer.Option(True, "--ipd-model/--no-ipd-model", help="Also fit the one-stage IPD network model."),
@@ -30,6 +42,16 @@ def network(
     from training.network.nma import fit_nma
     from training.network.report import write_report
 
+    if method in ("REML", "ML", "fixed"):
+        method, tau_method = "nma-frequentist", method
+    if method not in ("nma-frequentist", "nma-bayesian", "ml-nmr"):
+        raise LbpError("--method must be nma-frequentist, nma-bayesian or ml-nmr")
+    if tau_method not in ("REML", "ML", "fixed"):
+        raise LbpError("--tau-method must be REML, ML or fixed")
+    if effects not in ("random", "fixed"):
+        raise LbpError("--effects must be random or fixed")
+    if samples < 50 or chains < 1:
+        raise LbpError("--samples must be >= 50 and --chains >= 1")
     if measure not in ("MD", "SMD"):
         raise LbpError("--measure must be MD or SMD")
     if measure == "SMD" and (data is not None or aggregate is None):
@@ -54,6 +76,36 @@ def network(
         from training.network.data import read_table
 
         agg_table = read_table(aggregate)
+    if method != "nma-frequentist":
+        from training.network.mlnmr_lbp import DEFAULT_COVARIATES
+        from training.network.mlnmr_report import run_report
+
+        if measure != "MD":
+            raise LbpError("--measure SMD is for nma-frequentist only")
+        tgt = {}
+        for part in (target or "").split(","):
+            if part.strip():
+                k, _, v = part.partition("=")
+                try:
+                    tgt[k.strip()] = float(v)
+                except ValueError:
+                    raise LbpError(f"--target: {part!r} is not name=number") from None
+        covs = list(covariate) if covariate else list(DEFAULT_COVARIATES)
+        summ = run_report(method, analysis, agg_table, outcome, follow_up, out, reference=reference,
+                          covariates=covs if method == "ml-nmr" else (), target=tgt, effects=effects, samples=samples,
+                          chains=chains, seed=seed, lower_better=not larger_better, checks=checks, synthetic=synthetic,
+                          truth={k: float(v) for k, v in truth.items()} if truth is not None else None)
+        if synthetic:
+            (out / "SYNTHETIC_DATA.txt").write_text("SYNTHETIC DATA: simulated network; not for clinical use.\n", "utf-8")
+        d = summ["diagnostics"]
+        typer.echo(f"{summ['data']['trials']} trials ({summ['data']['ipd_trials']} IPD), {len(summ['data']['treatments'])} "
+                   f"treatments; {method}, {effects} effects; max R-hat {d['max_rhat']:.3f}, min ESS {d['min_ess_bulk']:.0f}, "
+                   f"{d['divergences']} divergences")
+        for r in summ["effects_target"]:
+            typer.echo(f"  {r['treatment']:<22} {r['mean']:7.2f} ({r['cri'][0]:.2f} to {r['cri'][1]:.2f})  "
+                       f"SUCRA {summ['ranking'][r['treatment']]['sucra']:.2f}")
+        typer.echo(f"wrote {out}/ (report.html, network.json, effects_target.csv, ...)")
+        return
     ipd_st = ipd_contrasts(analysis, outcome, follow_up) if analysis is not None else []
     agg_st = aggregate_contrasts(agg_table, outcome, follow_up, measure, file=str(aggregate or "simulated aggregate")) \
         if agg_table is not None else []
@@ -61,7 +113,7 @@ def network(
     if not studies:
         raise LbpError(f"no trials with {outcome} at follow-up {follow_up!r}")
     res = fit_nma(studies, reference=reference if reference in {t for s in studies for t in s.treatments} else None,
-                  method=method, small_values="bad" if larger_better else "good", measure=measure)
+                  method=tau_method, small_values="bad" if larger_better else "good", measure=measure)
     extra = {"outcome": outcome, "follow_up": follow_up, "trials_given_both_ways_ipd_used": dup}
     if analysis is not None and ipd_model:
         try:

@@ -28,6 +28,11 @@ def train(
     network: bool = typer.Option(True, "--network/--no-network", help="Also fit the one-stage IPD network model per "
                                  "continuous task, so that every network node (e.g. each other-conservative subtype) "
                                  "can be scored (docs/network.md)."),
+    network_method: str = typer.Option("ml-nmr", "--network-method", help="'ml-nmr' (Bayesian ML-NMR of the IPD plus "
+                                       "the --network-aggregate trials; docs/network.md) or 'ipd' (one-stage IPD model)."),
+    network_aggregate: Optional[str] = typer.Option(None, "--network-aggregate", help="Aggregate arm CSV for ML-NMR "
+                                                    "(default without --data: the simulator's active/passive/combined "
+                                                    "physiotherapy trials, 'default')."),
     artifact: bool = typer.Option(True, "--artifact/--no-artifact", help="Also write the model artifact to OUT/artifact/ "
                                   "(what `score --model` and `serve --model` read)."),
 ) -> None:
@@ -46,6 +51,8 @@ def train(
     bad = [x for x in learners if x not in LEARNERS]
     if bad:
         raise LbpError(f"--learner {', '.join(bad)}: choose from {', '.join(LEARNERS)}")
+    if network_method not in ("ml-nmr", "ipd"):
+        raise LbpError("--network-method must be 'ml-nmr' or 'ipd'")
     if workers < 1:
         raise LbpError("--workers must be >= 1")
     if n_boot < 0 or n_boot_trees < 0:
@@ -63,7 +70,8 @@ def train(
     fus = [] if no_iecv else (list(iecv_follow_up) if iecv_follow_up else None)
     settings = TrainSettings(seed=seed, learners=learners, iecv_follow_ups=fus, select=select,
                              n_boot_linear=n_boot, n_boot_trees=n_boot_trees, workers=workers,
-                             network=network)
+                             network=network, network_method=network_method,
+                             network_aggregate=network_aggregate or ("default" if synthetic else None))
     res = run_training(h.analysis, cfg, out, settings, synthetic=synthetic, progress=progress_over,
                        log=lambda m: typer.echo(m, err=True))
     if synthetic:

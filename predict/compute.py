@@ -14,6 +14,7 @@ import numpy as np
 
 from predict import fused as fz
 from predict import network as netrt
+from predict import network_posterior as netpost
 from predict import support
 from predict import arm_intervals
 from predict.batch import task_scores
@@ -188,7 +189,8 @@ class Engine:
         active = expected(exp, F, Fimp)["__active__"]
         mods = list(net["model"]["modifiers"])
         cols = [self._index[mname] for mname in mods]
-        ben, se = netrt.benefit(net, node, Fimp[:, cols] if cols else np.zeros((n, 0)))
+        Zm = Fimp[:, cols] if cols else np.zeros((n, 0))
+        ben, se = netrt.benefit(net, node, Zm)
         var_miss = np.zeros(n)
         if cols:
             w = np.zeros(F.shape[1])
@@ -201,14 +203,18 @@ class Engine:
                     continue
                 L = pattern_solve(imp, S, msk)[1]
                 var_miss[inv == k] = float(np.sum((L.T @ w[msk]) ** 2))
-        se = np.sqrt(se ** 2 + var_miss)
-        tau = float(net["model"]["tau"])
-        sp = np.sqrt(se ** 2 + tau ** 2)
-        ci = (np.clip(ben - z * se, -100.0, 100.0), np.clip(ben + z * se, -100.0, 100.0))
-        pi = (np.clip(ben - z * sp, -100.0, 100.0), np.clip(ben + z * sp, -100.0, 100.0))
+        if netpost.has_posterior(net):  # ML-NMR: intervals from the stored posterior draws
+            ben, se, ci, pi = netpost.intervals(net, node, Zm, var_miss, z)
+        else:
+            se = np.sqrt(se ** 2 + var_miss)
+            tau = float(net["model"]["tau"])
+            sp = np.sqrt(se ** 2 + tau ** 2)
+            ci = (np.clip(ben - z * se, -100.0, 100.0), np.clip(ben + z * se, -100.0, 100.0))
+            pi = (np.clip(ben - z * sp, -100.0, 100.0), np.clip(ben + z * sp, -100.0, 100.0))
         e = net["evidence"][node]
         ev = {"type": e["evidence"], "direct_trials": e["direct_trials"], "direct_participants": e["direct_participants"],
-              "trials": e["trials"], "participants": e["participants"]}
+              "trials": e["trials"], "participants": e["participants"],
+              **({"source": e["source"]} if "source" in e else {})}  # ML-NMR: direct (IPD) / aggregate only / indirect
         return Computed(t, True, active, active + ben, ben, ci, pi, netrt.MODEL_NAME, ev)
 
     def explain(self, F: np.ndarray, comparator: str, t: Task) -> tuple[np.ndarray, np.ndarray]:

@@ -62,7 +62,9 @@ def check(net: dict, features: list[str], types: list[str], reference: str) -> s
             return f"node {c!r} has no coefficient"
         if ev[c].get("evidence") not in ("direct only", "direct and indirect", "indirect only"):
             return f"node {c!r}: unknown evidence type"
-    return None
+    from predict.network_posterior import check as check_posterior  # ML-NMR draws (optional block)
+
+    return check_posterior(net)
 
 
 def design(net: dict, node: str, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

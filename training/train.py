@@ -57,6 +57,8 @@ class TrainSettings:
     workers: int = 2
     subgroup_boot: int = 50  # bootstrap replicates for IECV subgroup performance (0: skip it)
     network: bool = True  # also fit the one-stage IPD network model per continuous task (docs/network.md)
+    network_method: str = "ipd"  # "ml-nmr": Bayesian ML-NMR of the IPD + network_aggregate (docs/network.md)
+    network_aggregate: str | None = None  # aggregate arm CSV for ML-NMR ("default": the simulator's physio set)
 
 
 @dataclass
@@ -213,7 +215,13 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
 
             t_net = time.time()
             net_tasks = [(o, fu, otype, task_frame(analysis, o, fu)) for t, (o, fu, otype, _r, _res) in task_info.items()]
-            network_status = write_run_network(out, analysis, net_tasks, feature_spec_from_config(cfg), log=say)
+            agg = None
+            if s.network_method == "ml-nmr" and s.network_aggregate:
+                from training.simulate.network import default_aggregate
+
+                agg = default_aggregate() if s.network_aggregate == "default" else pd.read_csv(s.network_aggregate)
+            network_status = write_run_network(out, analysis, net_tasks, feature_spec_from_config(cfg), log=say,
+                                               method=s.network_method, aggregate=agg, seed=s.seed)
             timings["network_s"] = round(time.time() - t_net, 2)
     tasks = pd.DataFrame(task_rows)
     tasks.to_csv(out / "tasks.csv", index=False)

@@ -125,8 +125,12 @@ def fit_task_network(df: pd.DataFrame, outcome: str, follow_up: str, features: d
     }
 
 
-def write_run_network(out, analysis: pd.DataFrame, tasks: list, features: dict, log=None) -> dict:
-    """Fit every continuous task's network into ``out/network/``; returns the status by task."""
+def write_run_network(out, analysis: pd.DataFrame, tasks: list, features: dict, log=None, method: str = "ipd",
+                      aggregate: pd.DataFrame | None = None, seed: int = 0) -> dict:
+    """Fit every continuous task's network into ``out/network/``; returns the status by task.
+    ``method="ml-nmr"`` with ``aggregate`` arm summaries fits the Bayesian ML-NMR of the task's IPD
+    plus the aggregate trials (training.network.mlnmr_task); a task without aggregate rows, or
+    whose ML-NMR fails (diagnostics included), gets the one-stage IPD model (status says why)."""
     import json
     from pathlib import Path
 
@@ -139,8 +143,19 @@ def write_run_network(out, analysis: pd.DataFrame, tasks: list, features: dict, 
         if otype != "continuous":
             status[task] = {"status": "skipped", "reason": "binary outcome: the network model is for continuous outcomes"}
             continue
+        payload, note = None, ""
+        if method == "ml-nmr" and aggregate is not None:
+            from training.network.mlnmr_task import fit_task_mlnmr
+
+            try:
+                payload = fit_task_mlnmr(with_nodes(df), outcome, fu, features, aggregate, seed=seed)
+            except LbpError as exc:
+                note = f"ML-NMR not used ({exc}); "
+                say(f"network {task}: {note}")
         try:
-            payload = fit_task_network(df, outcome, fu, features)
+            if payload is None:
+                payload = fit_task_network(df, outcome, fu, features)
+                payload["modifier_status"] = note + payload["modifier_status"]
         except LbpError as exc:
             status[task] = {"status": "skipped", "reason": str(exc)}
             say(f"network {task}: skipped ({exc})")

@@ -10,7 +10,7 @@ sizes are fixed (a fixed-seed draw rescaled to the published totals exactly). Fo
 trials (assumption, not in the seed) close loops through usual care / no treatment so that
 inconsistency checks have something to test: ``P30``, ``P31`` passive vs usual care, ``P32``
 passive vs no treatment, ``P33`` combined vs usual care. Every P trial pins mean age 46.9 and BMI
-25.8 and measures age, sex, BMI and episode duration; follow-up at 12 and 26 weeks (every third
+25.8 and its baseline pain/function at the n-weighted published group baselines (``_baselines``) and measures age, sex, BMI and episode duration; follow-up at 12 and 26 weeks (every third
 trial also 52). Seven P trials (``IPD_P_TRIALS``) come as IPD, the rest as aggregate only.
 
 Generating model: exactly the hayden2020 process (``training.simulate.generator``) with one more
@@ -41,6 +41,10 @@ from training.simulate.scenario import OUTCOMES, Scenario, build_scenario, load_
 PASSIVE = "passive_physio"
 PASSIVE_EFFECT = {"pain": -4.0, "function": -3.0}  # exercise minus passive, short term (assumption)
 SEED_TOTALS = {"exercise": 1271, PASSIVE: 912, "combined": 521}
+# published baseline pain (0-10 VAS/NRS, x10): active 5.3, passive 5.8, combined 5.3; RMQ 10.4/10.0/10.2 of
+# 24 (~43/100) and ODI 35.4/30.8/37.8 -> function ~40 on 0-100 (seed: physiohub_active_vs_passive_nma)
+SEED_BASELINE_PAIN = {"exercise": 53.0, PASSIVE: 58.0, "combined": 53.0}
+SEED_BASELINE_FUNCTION = 40.0
 DESIGNS = ([("exercise", PASSIVE)] * 12 + [("exercise", "combined")] * 6 + [(PASSIVE, "combined")] * 5
            + [("exercise", PASSIVE, "combined")] * 6)
 EXTRA_TRIALS = [((PASSIVE, "usual_care"), (60, 60)), ((PASSIVE, "usual_care"), (45, 45)),
@@ -67,6 +71,16 @@ def _arm_sizes() -> list[list[int]]:
     return sizes
 
 
+def _baselines(classes, sizes) -> dict:
+    """Pinned baseline means of a P trial: the n-weighted mean of the seed's published group
+    baselines over the trial's arms (pain 0–10 -> 0–100; function from RMQ 0–24 and ODI, ~40 on
+    0–100); arms differ only by chance, as randomised arms do. Other classes (loop-closing trials)
+    count as exercise."""
+    w = np.array(sizes, float)
+    pain = np.array([SEED_BASELINE_PAIN.get(c, SEED_BASELINE_PAIN["exercise"]) for c in classes])
+    return {"baseline_pain": round(float(w @ pain / w.sum()), 2), "baseline_function": SEED_BASELINE_FUNCTION}
+
+
 def _arm(cls: str, n: int, label: str) -> dict:
     if cls == PASSIVE:
         return {"arm": label, "treatment": "other_conservative", "n": n, "subtype": PASSIVE}
@@ -82,7 +96,7 @@ def p_trials() -> list[dict]:
         weeks = {"short": [12], "moderate": [26]} | ({"long": [52]} if i % 3 == 2 else {})
         out.append({"id": tid, "setting": "primary_care" if i % 2 else "secondary_care", "country": "multicountry",
                     "pain": "vas_0_10" if i % 2 else "nrs_0_10", "function": "rmdq_0_24" if i % 3 else "odi_0_100",
-                    "weeks": weeks, "casemix": {"age": 46.9, "bmi": 25.8},
+                    "weeks": weeks, "casemix": {"age": 46.9, "bmi": 25.8, **_baselines(classes, sizes)},
                     "arms": [_arm(c, int(n), c if c != PASSIVE else "passive") for c, n in zip(classes, sizes)]})
     return out
 
@@ -172,14 +186,39 @@ def analysis_frame(sim: SimulatedData, trials: list | None = None) -> pd.DataFra
     return a
 
 
+def default_aggregate() -> pd.DataFrame:
+    """The shipped aggregate set of the seed's network (``training/network/examples/
+    physio_nma_aggregate.csv``): every P trial's arm summaries and covariate summaries from
+    ``simulate_network(seed=AGGREGATE_SEED, include_base_trials=False, ipd_p_trials=())``
+    (regenerate with ``scripts/make_physio_aggregate.py``). SYNTHETIC."""
+    from importlib import resources
+
+    return pd.read_csv(resources.files("training.network").joinpath("examples/physio_nma_aggregate.csv"))
+
+
+AGGREGATE_SEED = 2025
+
+
 def aggregate_summaries(sim: SimulatedData, trials: list) -> pd.DataFrame:
     """Arm-level n, mean and SD of the observed 0–100 follow-up scores, per trial, node, outcome
-    and follow-up (what a published trial report gives)."""
+    and follow-up (what a published trial report gives), with the same participants' covariate
+    summaries ``<cov>_mean`` / ``<cov>_sd`` (baseline score, age, BMI, episode months; ``female_mean``
+    a proportion) for ML-NMR."""
     a = analysis_frame(sim, trials)
     if a.empty:
         return pd.DataFrame(columns=["trial", "treatment", "outcome", "follow_up", "n", "mean", "sd"])
-    g = a.groupby(["trial", "node", "outcome", "follow_up"], observed=True, sort=True)["value"]
-    out = g.agg(n="count", mean="mean", sd="std").reset_index().rename(columns={"node": "treatment"})
+    keys = ["trial", "node", "outcome", "follow_up"]
+    g = a.groupby(keys, observed=True, sort=True)
+    out = g["value"].agg(n="count", mean="mean", sd="std").reset_index()
+    # covariate summaries of the same participants (what a trial's baseline table reports; ML-NMR)
+    for c in ("baseline",) + MEASURED:
+        if c not in a.columns:
+            continue
+        st = g[c].agg(["mean", "std"]).reset_index(drop=True)
+        out[f"{c}_mean"] = st["mean"].to_numpy()
+        if c != "female":
+            out[f"{c}_sd"] = st["std"].to_numpy()
+    out = out.rename(columns={"node": "treatment"})
     return out[out["n"] >= 2].reset_index(drop=True)
 
 

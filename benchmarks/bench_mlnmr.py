@@ -1,0 +1,139 @@
+"""ML-NMR against the network simulator's truth, and its fitting time.
+
+Coverage (``--seeds N``, default 20): per seed, ``simulate_network(seed, include_base_trials=False)``
+(the 33 active/passive/combined physiotherapy trials: 7 as IPD, 26 as aggregate arm summaries
+with covariate summaries), pain at short-term follow-up, ML-NMR with covariates baseline, age,
+female (random effects, interactions shared by exercise content, 4 chains). Checked per node:
+
+* population-adjusted effect: the posterior of d_c(x̄) at the network's mean covariates against
+  the realised truth (the average over every simulated participant of E[Y | c] − E[Y | exercise],
+  ``realised_truth``);
+* individual benefit: for up to 150 IPD participants per seed, the 95% CrI of d_c + (x − x̄)'γ_c
+  against that participant's true E[Y | c, x] − E[Y | exercise, x] (truth table).
+
+Timing (``--time-default``): the default network (the 27 hayden2020 IPD trials + 7 IPD P trials +
+the 26 aggregate P trials; pain, short term) with 4 chains x (500 warm-up + 500 draws), wall and
+CPU seconds (the machine's load is recorded).
+
+    PYTHONPATH=. python benchmarks/bench_mlnmr.py --seeds 20 [--samples 300] [--time-default]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+NODE_TRUTH = {"passive_physio": "passive_physio", "combined": "combined", "usual_care": "usual_care",
+              "no_treatment_placebo": "no_treatment"}
+
+
+def one_seed(seed: int, samples: int) -> dict:
+    from training.network.mlnmr_lbp import fit_lbp_network
+    from training.simulate.network import realised_truth, simulate_network
+
+    ns = simulate_network(seed=seed, include_base_trials=False)
+    a = ns.ipd_analysis()
+    t0 = time.perf_counter()
+    fit = fit_lbp_network(a, ns.aggregate, "pain", "short", num_warmup=samples, num_samples=samples, seed=seed,
+                          check=False)
+    secs = time.perf_counter() - t0
+    D = fit.data
+    truth = realised_truth(ns.sim, "pain", "short")
+    re = fit.relative_effects(D.centre)
+    pop = {}
+    for node, cls in NODE_TRUTH.items():
+        if node in D.treatments and cls in truth:
+            v = re[:, D.treatments.index(node)]
+            lo, hi = np.quantile(v, [0.025, 0.975])
+            pop[node] = {"mean": float(v.mean()), "lo": float(lo), "hi": float(hi), "truth": float(truth[cls]),
+                         "covered": bool(lo <= truth[cls] <= hi)}
+    # individual benefits of IPD participants
+    tt = ns.sim.truth
+    tt = tt[(tt["outcome"] == "pain") & (tt["follow_up"] == "short")]
+    ipd = a[(a["outcome"] == "pain") & (a["follow_up"] == "short")].dropna(subset=list(D.covariates))
+    ipd = ipd.merge(tt, on=["trial", "participant", "follow_up", "outcome"], how="inner", suffixes=("", "_t"))
+    ipd = ipd.sample(n=min(150, len(ipd)), random_state=seed)
+    ind = {}
+    g = fit.gamma()
+    d = fit.d()
+    X = ipd[list(D.covariates)].to_numpy(float) - D.centre
+    for node, cls in NODE_TRUTH.items():
+        col = f"benefit_vs_{cls}"
+        if node not in D.treatments or col not in ipd.columns:
+            continue
+        j = D.treatments.index(node)
+        B = d[:, j][:, None] + np.einsum("np,sp->sn", X, g[:, j, :])  # (draws, participants)
+        lo, hi = np.quantile(B, [0.025, 0.975], axis=0)
+        tr = ipd[col].to_numpy(float)
+        ind[node] = {"n": int(len(tr)), "covered": float(np.mean((lo <= tr) & (tr <= hi))),
+                     "mean_width": float(np.mean(hi - lo))}
+    dg = fit.diagnostics
+    return {"seed": seed, "seconds": round(secs, 1), "ok": dg["ok"], "max_rhat": dg["max_rhat"],
+            "min_ess_bulk": dg["min_ess_bulk"], "divergences": dg["divergences"], "population": pop, "individual": ind,
+            "tau": float(np.median(fit.tau()))}
+
+
+def time_default(samples: int) -> dict:
+    from training.network.mlnmr_lbp import fit_lbp_network
+    from training.simulate.network import simulate_network
+
+    ns = simulate_network(seed=1)
+    a = ns.ipd_analysis()
+    c0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    fit = fit_lbp_network(a, ns.aggregate, "pain", "short", num_warmup=samples, num_samples=samples, check=False)
+    wall = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {"wall_seconds_incl_compile": round(wall, 1), "sampling_seconds": round(fit.seconds, 1),
+            "cpu_seconds": round(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime, 1),
+            "loadavg_1_5_15": os.getloadavg(), "data": fit.data.summary(),
+            "diagnostics": {k: v for k, v in fit.diagnostics.items() if k != "by_parameter"}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--samples", type=int, default=300)
+    ap.add_argument("--time-default", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/mlnmr_coverage.json"))
+    a = ap.parse_args()
+    res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform(),
+           "cpus": os.cpu_count(), "samples": a.samples, "seeds": []}
+    if a.out.is_file():
+        old = json.loads(a.out.read_text("utf-8"))
+        res["seeds"] = [s for s in old.get("seeds", []) if s["seed"] < a.first_seed]
+    for s in range(a.first_seed, a.first_seed + a.seeds):
+        r = one_seed(s, a.samples)
+        res["seeds"].append(r)
+        print(json.dumps({k: r[k] for k in ("seed", "seconds", "ok", "max_rhat")}), flush=True)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(res, indent=1), "utf-8")
+    pops = [(n, v["covered"]) for r in res["seeds"] for n, v in r["population"].items()]
+    inds = [(n, v["covered"], v["n"]) for r in res["seeds"] for n, v in r["individual"].items()]
+    res["summary"] = {
+        "seeds": len(res["seeds"]), "converged": sum(r["ok"] for r in res["seeds"]),
+        "population_coverage": float(np.mean([c for _, c in pops])) if pops else None,
+        "population_coverage_by_node": {n: float(np.mean([c for m, c in pops if m == n])) for n in {m for m, _ in pops}},
+        "individual_coverage": float(np.average([c for _, c, _ in inds], weights=[k for *_, k in inds])) if inds else None,
+        "individual_coverage_by_node": {n: float(np.average([c for m, c, _ in inds if m == n],
+                                                            weights=[k for m, _, k in inds if m == n]))
+                                        for n in {m for m, *_ in inds}},
+        "median_fit_seconds": float(np.median([r["seconds"] for r in res["seeds"]])),
+    }
+    if a.time_default:
+        res["default_network_timing"] = time_default(500)
+    a.out.write_text(json.dumps(res, indent=1), "utf-8")
+    print(json.dumps(res["summary"], indent=1))
+    if "default_network_timing" in res:
+        print(json.dumps({k: v for k, v in res["default_network_timing"].items() if k != "data"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
