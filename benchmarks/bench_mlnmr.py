@@ -33,7 +33,7 @@ NODE_TRUTH = {"passive_physio": "passive_physio", "combined": "combined", "usual
               "no_treatment_placebo": "no_treatment"}
 
 
-def one_seed(seed: int, samples: int) -> dict:
+def one_seed(seed: int, samples: int, chains: int = 4) -> dict:
     from training.network.mlnmr_lbp import fit_lbp_network
     from training.simulate.network import realised_truth, simulate_network
 
@@ -41,7 +41,7 @@ def one_seed(seed: int, samples: int) -> dict:
     a = ns.ipd_analysis()
     t0 = time.perf_counter()
     fit = fit_lbp_network(a, ns.aggregate, "pain", "short", num_warmup=samples, num_samples=samples, seed=seed,
-                          check=False)
+                          num_chains=chains, check=False)
     secs = time.perf_counter() - t0
     D = fit.data
     truth = realised_truth(ns.sim, "pain", "short")
@@ -101,16 +101,22 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--samples", type=int, default=300)
+    ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--time-default", action="store_true")
+    ap.add_argument("--summary-of", type=Path, nargs="*", help="only summarise these result files together")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/mlnmr_coverage.json"))
     a = ap.parse_args()
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform(),
-           "cpus": os.cpu_count(), "samples": a.samples, "seeds": []}
+           "cpus": os.cpu_count(), "samples": a.samples, "chains": a.chains, "seeds": []}
+    if a.summary_of:
+        for f in a.summary_of:
+            res["seeds"] += json.loads(f.read_text("utf-8"))["seeds"]
+        a.seeds = 0
     if a.out.is_file():
         old = json.loads(a.out.read_text("utf-8"))
         res["seeds"] = [s for s in old.get("seeds", []) if s["seed"] < a.first_seed]
     for s in range(a.first_seed, a.first_seed + a.seeds):
-        r = one_seed(s, a.samples)
+        r = one_seed(s, a.samples, a.chains)
         res["seeds"].append(r)
         print(json.dumps({k: r[k] for k in ("seed", "seconds", "ok", "max_rhat")}), flush=True)
         a.out.parent.mkdir(parents=True, exist_ok=True)

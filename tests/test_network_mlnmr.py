@@ -90,3 +90,54 @@ def test_bad_sampling_fails_loudly():
     with pytest.raises(ConvergenceError, match="did not converge") as e:
         fit_mlnmr(nd, effects="random", num_warmup=3, num_samples=12, num_chains=2, seed=0)
     assert e.value.diagnostics["problems"]
+
+
+def test_export_payload_scores_from_posterior_draws(senn_fe):
+    """The exported network file passes the runtime's check; the runtime's intervals are the
+    quantiles of the stored draws (CrI) and of draws + tau * z_new (PrI; fixed effects: tau = 0)."""
+    from predict import network as netrt
+    from predict import network_posterior as netpost
+    from training.network.mlnmr_export import scoring_payload
+
+    net = scoring_payload(senn_fe, "hba1c", "short", {}, n_draws=200)
+    assert netrt.check(net, [], [], "placebo") is None
+    node = "metformin"
+    est, se, ci, pi = netpost.intervals(net, node, np.zeros((2, 0)), np.zeros(2), 1.959963984540054)
+    j = net["posterior"]["terms"].index(f"node[{node}]")
+    draws = np.array(net["posterior"]["draws"])[:, j]
+    assert est[0] == pytest.approx(draws.mean()) and se[0] == pytest.approx(draws.std(ddof=1))
+    assert ci[0][0] == pytest.approx(np.quantile(draws, 0.025)) and ci[1][1] == pytest.approx(np.quantile(draws, 0.975))
+    assert pi[0][0] == pytest.approx(ci[0][0])  # fixed effects
+    assert net["evidence"][node]["source"] == "direct (aggregate only)"
+    bad = dict(net, posterior=dict(net["posterior"], tau=[1.0]))
+    assert "inconsistent shapes" in netrt.check(bad, [], [], "placebo")
+
+
+def test_continuous_ipd_sufficient_statistics_likelihood_is_exact():
+    """The IPD likelihood from per-arm sufficient statistics equals the row-wise Gaussian one."""
+    from numpyro.infer.util import log_density
+    from scipy import stats
+
+    from training.network.mlnmr import Priors, _jax, make_model
+
+    _jax()
+    rng = np.random.default_rng(5)
+    n = 60
+    ipd = pd.DataFrame({"trial": np.repeat(["t1", "t2"], n // 2), "treatment": np.tile(["a", "b", "c"], n // 3),
+                        "x": rng.normal(40, 10, n), "y": rng.normal(50, 15, n)})
+    nd = build_network(ipd, None, outcome="y", covariates=["x"], reference="a", classes={"b": "k", "c": "k"})
+    pr = Priors()
+    model, _ = make_model(nd, "fixed", "identity", pr, "consistency", "bernoulli2")
+    par = {"mu": np.array([48.0, 52.0]), "d": np.array([-3.0, 2.0]), "beta": np.array([0.4]),
+           "gamma": np.array([[-0.2]]), "sigma": np.array([14.0, 16.0])}
+    lp, _ = log_density(model, (), {}, par)
+    slope = {0: 0.4, 1: 0.2, 2: 0.2}
+    d = {0: 0.0, 1: -3.0, 2: 2.0}
+    xc = ipd["x"].to_numpy() - nd.centre[0]
+    t = ipd["treatment"].map({"a": 0, "b": 1, "c": 2}).to_numpy()
+    s = (ipd["trial"] == "t2").to_numpy().astype(int)
+    eta = par["mu"][s] + np.array([d[k] for k in t]) + xc * np.array([slope[k] for k in t])
+    manual = stats.norm.logpdf(ipd["y"], eta, par["sigma"][s]).sum() + stats.norm.logpdf(par["mu"], 0, pr.intercept).sum() \
+        + stats.norm.logpdf(par["d"], 0, pr.trt).sum() + stats.norm.logpdf([0.4, -0.2], 0, pr.reg).sum() \
+        + stats.halfnorm.logpdf(par["sigma"], scale=pr.aux).sum()
+    assert float(lp) == pytest.approx(manual, rel=1e-10)

@@ -86,14 +86,43 @@ def _arrays(data: NetworkData, consistency: str):
     ipd_sid = data.arm_study[data.ipd_arm]
     ipd_studies = sorted(set(ipd_sid.tolist()))
     sig_ix = np.searchsorted(np.array(ipd_studies, int), ipd_sid) if len(ipd_sid) else np.zeros(0, int)
+    # covariates are sampled on a standardised scale (x - centre) / scale, so that the regression
+    # coefficients have posterior scales like the other parameters (NUTS step sizes, mass matrix)
+    p_ = len(data.covariates)
+    scale = np.ones(p_)
+    if p_:
+        parts = [data.ipd_X - data.centre] + ([(data.agd_X - data.centre).reshape(-1, p_)] if len(data.agd_arm) else [])
+        allx = np.concatenate(parts, 0)
+        sd = allx.std(0) if len(allx) > 1 else np.ones(p_)
+        scale = np.where(sd > 1e-8, sd, 1.0)
+    suff = None
+    if data.outcome_type == "continuous" and len(data.ipd_y):
+        arms = np.unique(data.ipd_arm)
+        Xc = (data.ipd_X - data.centre) / scale
+        y = data.ipd_y
+        grp = np.searchsorted(arms, data.ipd_arm)
+        k = len(arms)
+        p = Xc.shape[1]
+        n = np.bincount(grp, minlength=k).astype(float)
+        Sy, Syy = np.bincount(grp, y, k), np.bincount(grp, y * y, k)
+        Sx = np.zeros((k, p))
+        Sxy = np.zeros((k, p))
+        Sxx = np.zeros((k, p, p))
+        np.add.at(Sx, grp, Xc)
+        np.add.at(Sxy, grp, Xc * y[:, None])
+        np.add.at(Sxx, grp, Xc[:, :, None] * Xc[:, None, :])
+        sig_arm = np.searchsorted(np.array(ipd_studies, int), data.arm_study[arms])
+        suff = {"arm": jnp.asarray(arms), "n": jnp.asarray(n), "Sy": jnp.asarray(Sy), "Syy": jnp.asarray(Syy),
+                "Sx": jnp.asarray(Sx), "Sxy": jnp.asarray(Sxy), "Sxx": jnp.asarray(Sxx), "sig": jnp.asarray(sig_arm)}
     return {
+        "suff": suff,
         "arm_study": jnp.asarray(data.arm_study), "arm_trt": jnp.asarray(data.arm_trt),
         "arm_base": jnp.asarray(data.arm_base), "base_trt": jnp.asarray(data.arm_trt[data.arm_base]),
         "arm_cls": jnp.asarray(data.cls[data.arm_trt]), "arm_comp": jnp.asarray(np.maximum(arm_comp, 0)),
         "arm_is_base": jnp.asarray(arm_comp < 0), "ipd_arm": jnp.asarray(data.ipd_arm),
-        "ipd_X": jnp.asarray(data.ipd_X - data.centre), "ipd_y": jnp.asarray(data.ipd_y),
+        "scale": scale, "ipd_X": jnp.asarray((data.ipd_X - data.centre) / scale), "ipd_y": jnp.asarray(data.ipd_y),
         "sig_ix": jnp.asarray(sig_ix), "n_sig": len(ipd_studies), "agd_arm": jnp.asarray(data.agd_arm),
-        "agd_X": jnp.asarray(data.agd_X - data.centre), "agd_y": jnp.asarray(data.agd_y),
+        "agd_X": jnp.asarray((data.agd_X - data.centre) / scale), "agd_y": jnp.asarray(data.agd_y),
         "agd_se": jnp.asarray(data.agd_se), "agd_n": jnp.asarray(data.agd_n), "comps": comps,
     }
 
@@ -124,19 +153,29 @@ def make_model(data: NetworkData, effects: str, link: str, priors: Priors, consi
             u = numpyro.sample("u", dist.Normal(0.0, 1.0).expand([narm]))
             eta_arm = eta_arm + tau / math.sqrt(2.0) * (u - u[A["arm_base"]])
         if p:
-            beta = numpyro.sample("beta", dist.Normal(0.0, priors.reg).expand([p]))
+            sc = jnp.asarray(A["scale"])  # priors are on the original covariate scale
+            beta = numpyro.sample("beta", dist.Normal(0.0, priors.reg * sc))
             if nc > 1:
-                g = numpyro.sample("gamma", dist.Normal(0.0, priors.reg).expand([nc - 1, p]))
+                g = numpyro.sample("gamma", dist.Normal(0.0, priors.reg * jnp.broadcast_to(sc, (nc - 1, p))))
                 slope = beta + jnp.concatenate([jnp.zeros((1, p)), g])[A["arm_cls"]]  # (arms, p)
             else:
                 slope = jnp.broadcast_to(beta, (narm, p))
         if len(data.ipd_y):
             eta = eta_arm[A["ipd_arm"]]
-            if p:
+            if p and data.outcome_type != "continuous":
                 eta = eta + jnp.sum(A["ipd_X"] * slope[A["ipd_arm"]], -1)
             if data.outcome_type == "continuous":
+                # exact Gaussian likelihood from per-arm sufficient statistics (O(arms·p²), not O(N·p))
                 sigma = numpyro.sample("sigma", dist.HalfNormal(priors.aux).expand([A["n_sig"]]))
-                numpyro.sample("y_ipd", dist.Normal(eta, sigma[A["sig_ix"]]), obs=A["ipd_y"])
+                st = A["suff"]
+                a_ = eta_arm[st["arm"]]
+                sq = st["Syy"] - 2 * a_ * st["Sy"] + st["n"] * a_ ** 2
+                if p:
+                    s_ = slope[st["arm"]]
+                    sq = sq - 2 * jnp.sum(s_ * st["Sxy"], -1) + 2 * a_ * jnp.sum(s_ * st["Sx"], -1) \
+                        + jnp.einsum("ap,apq,aq->a", s_, st["Sxx"], s_)
+                sg = sigma[st["sig"]]
+                numpyro.factor("y_ipd", jnp.sum(-st["n"] * (jnp.log(sg) + 0.5 * math.log(2 * math.pi)) - sq / (2 * sg ** 2)))
             elif link == "probit":
                 y = A["ipd_y"]
                 numpyro.factor("y_ipd", jnp.sum(y * log_ndtr(eta) + (1 - y) * log_ndtr(-eta)))
@@ -316,13 +355,17 @@ def fit_mlnmr(data: NetworkData, *, effects: str = "random", link: str | None = 
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=False)
     t0 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging",))
+    mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps"))
     secs = time.perf_counter() - t0
     draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    for k in ("beta", "gamma"):  # back to the original covariate scale
+        if k in draws:
+            draws[k] = draws[k] / A["scale"]
     div = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
     fit = MLNMRFit(data, effects, link, consistency, likelihood, priors, draws, {}, secs, A["comps"])
     fit.diagnostics = diagnose(draws, div, lambda n, k: param_labels(fit, n, k), thresholds)
-    fit.diagnostics.update({"chains": num_chains, "warmup": num_warmup, "samples": num_samples,
+    steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"])
+    fit.diagnostics.update({"mean_leapfrog_steps": round(float(steps.mean()), 1), "chains": num_chains, "warmup": num_warmup, "samples": num_samples,
                             "chain_method": chain_method, "seconds": round(secs, 2)})
     if check and not fit.diagnostics["ok"]:
         raise ConvergenceError("ML-NMR did not converge: " + "; ".join(fit.diagnostics["problems"])

@@ -17,7 +17,7 @@ from predict.errors import LbpError
 from training.network.mlnmr_lbp import DEFAULT_COVARIATES, fit_lbp_network
 
 MAX_MISSING = 0.10
-MCMC = {"num_warmup": 300, "num_samples": 300, "num_chains": 4}
+MCMC = {"num_warmup": 300, "num_samples": 200, "num_chains": 4}
 
 
 def usable_covariates(ipd: pd.DataFrame, agd: pd.DataFrame, features: dict) -> list[str]:
