@@ -109,8 +109,13 @@ def main() -> None:
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform(),
            "cpus": os.cpu_count(), "samples": a.samples, "chains": a.chains, "seeds": []}
     if a.summary_of:
+        seen = set()
         for f in a.summary_of:
-            res["seeds"] += json.loads(f.read_text("utf-8"))["seeds"]
+            for r in json.loads(f.read_text("utf-8"))["seeds"]:
+                if r["seed"] not in seen:
+                    seen.add(r["seed"])
+                    res["seeds"].append(r)
+        res["seeds"].sort(key=lambda r: r["seed"])
         a.seeds = 0
     if a.out.is_file():
         old = json.loads(a.out.read_text("utf-8"))

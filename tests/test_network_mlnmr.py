@@ -141,3 +141,25 @@ def test_continuous_ipd_sufficient_statistics_likelihood_is_exact():
         + stats.norm.logpdf(par["d"], 0, pr.trt).sum() + stats.norm.logpdf([0.4, -0.2], 0, pr.reg).sum() \
         + stats.halfnorm.logpdf(par["sigma"], scale=pr.aux).sum()
     assert float(lp) == pytest.approx(manual, rel=1e-10)
+
+
+def test_cli_network_nma_bayesian_writes_report_and_fails_loudly_when_not_converged(tmp_path, capsys):
+    """`network --method nma-bayesian` writes the Bayesian report; with far too few draws the
+    diagnostics fail, the report says NOT CONVERGED and the command exits non-zero."""
+    from lbp_benefit.cli import main
+
+    out = tmp_path / "o"
+    try:
+        main(["network", "--method", "nma-bayesian", "--aggregate", SENN, "--reference", "placebo", "--samples", "50",
+              "--chains", "1", "--no-checks", "--out", str(out)])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code != 0 and "diagnostics failed" in err
+    html = (out / "report.html").read_text("utf-8")
+    assert "NOT CONVERGED" in html and "SUCRA" in html.upper()
+    rank = pd.read_csv(out / "ranking.csv")
+    assert len(rank) == 10 and rank["sucra"].between(0, 1).all()
+    ev = pd.read_csv(out / "evidence.csv")
+    assert set(ev["evidence"]) <= {"direct (aggregate only)", "indirect only"}
