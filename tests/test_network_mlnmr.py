@@ -127,9 +127,10 @@ def test_continuous_ipd_sufficient_statistics_likelihood_is_exact():
                         "x": rng.normal(40, 10, n), "y": rng.normal(50, 15, n)})
     nd = build_network(ipd, None, outcome="y", covariates=["x"], reference="a", classes={"b": "k", "c": "k"})
     pr = Priors()
-    model, _ = make_model(nd, "fixed", "identity", pr, "consistency", "bernoulli2")
-    par = {"mu": np.array([48.0, 52.0]), "d": np.array([-3.0, 2.0]), "beta": np.array([0.4]),
-           "gamma": np.array([[-0.2]]), "sigma": np.array([14.0, 16.0])}
+    model, A = make_model(nd, "fixed", "identity", pr, "consistency", "bernoulli2")
+    sc = float(A["scale"][0])  # coefficients are sampled per standardised covariate
+    par = {"mu": np.array([48.0, 52.0]), "d": np.array([-3.0, 2.0]), "beta": np.array([0.4 * sc]),
+           "gamma": np.array([[-0.2 * sc]]), "sigma": np.array([14.0, 16.0])}
     lp, _ = log_density(model, (), {}, par)
     slope = {0: 0.4, 1: 0.2, 2: 0.2}
     d = {0: 0.0, 1: -3.0, 2: 2.0}
@@ -139,7 +140,7 @@ def test_continuous_ipd_sufficient_statistics_likelihood_is_exact():
     eta = par["mu"][s] + np.array([d[k] for k in t]) + xc * np.array([slope[k] for k in t])
     manual = stats.norm.logpdf(ipd["y"], eta, par["sigma"][s]).sum() + stats.norm.logpdf(par["mu"], 0, pr.intercept).sum() \
         + stats.norm.logpdf(par["d"], 0, pr.trt).sum() + stats.norm.logpdf([0.4, -0.2], 0, pr.reg).sum() \
-        + stats.halfnorm.logpdf(par["sigma"], scale=pr.aux).sum()
+        + stats.halfnorm.logpdf(par["sigma"], scale=pr.aux).sum() - 2 * np.log(sc)  # Jacobian of the rescaling
     assert float(lp) == pytest.approx(manual, rel=1e-10)
 
 
