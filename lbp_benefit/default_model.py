@@ -50,7 +50,7 @@ def default_settings():
     """The training settings of the default model: those of ``lbp-benefit train`` (seed 1)."""
     from training.train import TrainSettings
 
-    return TrainSettings(seed=DEFAULT_SEED, network=True, network_method="ml-nmr", network_aggregate="default")
+    return TrainSettings(seed=DEFAULT_SEED, network=True)
 
 
 def is_current(art: Path) -> bool:
