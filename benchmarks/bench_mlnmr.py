@@ -117,7 +117,7 @@ def main() -> None:
                     res["seeds"].append(r)
         res["seeds"].sort(key=lambda r: r["seed"])
         a.seeds = 0
-    if a.out.is_file():
+    if a.out.is_file() and not a.summary_of:  # resume: keep the seeds before --first-seed
         old = json.loads(a.out.read_text("utf-8"))
         res["seeds"] = [s for s in old.get("seeds", []) if s["seed"] < a.first_seed]
     for s in range(a.first_seed, a.first_seed + a.seeds):
