@@ -1,6 +1,6 @@
 # Before anything loads numpy: the pinned OpenBLAS kernels (training/determinism.py), so the models the
 # tests train, and the model ids the docs quote, are the same on every x86_64 machine.
-from training.determinism import pin_blas_kernels
+from lbp_benefit.blas import pin_blas_kernels
 
 pin_blas_kernels()
 

@@ -10,7 +10,7 @@ kernels forced to SkylakeX, Haswell and Prescott gave three different model ids 
 threads (OMP/OPENBLAS_NUM_THREADS=1) and numba's target CPU did not change it. (Unpinned package
 versions were the other cause: requirements.lock fixes those.)
 
-:func:`pin_blas_kernels` therefore asks OpenBLAS (numpy's and scipy's) for one kernel family,
+``lbp_benefit.blas.pin_blas_kernels`` therefore asks OpenBLAS (numpy's and scipy's) for one kernel family,
 ``Haswell`` (AVX2 + FMA: every x86_64 server CPU since 2013, Intel and AMD). It must run before
 numpy is loaded: ``lbp_benefit`` (the command line) and the tests call it first. A process that
 loaded numpy earlier keeps the CPU's own kernels; :func:`blas_record` tells which kernels a run
@@ -23,30 +23,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from pathlib import Path
 
-BLAS_CORETYPE = "Haswell"
 ENV = "OPENBLAS_CORETYPE"
-
-
-def _cpu_has_avx2() -> bool:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return " avx2 " in f" {flags.split(':', 1)[-1].strip()} " and " fma " in f" {flags.split(':', 1)[-1].strip()} "
-
-
-def pin_blas_kernels() -> str | None:
-    """Set ``OPENBLAS_CORETYPE=Haswell`` (unless it is set already, or the CPU lacks AVX2/FMA, or
-    numpy is loaded: then it would no longer apply). Returns the core type asked for, or None."""
-    if ENV in os.environ:
-        return os.environ[ENV]
-    if platform.machine() not in ("x86_64", "AMD64") or "numpy" in sys.modules or not _cpu_has_avx2():
-        return None
-    os.environ[ENV] = BLAS_CORETYPE
-    return BLAS_CORETYPE
 
 
 def blas_record() -> list[dict]:
@@ -72,5 +50,11 @@ def training_environment() -> dict:
     blas = blas_record()
     return {"python": platform.python_version(), "implementation": sys.implementation.name,
             "platform": platform.platform(terse=True), "machine": platform.machine(), "packages": pk,
-            "blas": blas, "blas_kernels_pinned": bool(blas) and all(b.get("architecture") == BLAS_CORETYPE
-                                                                   for b in blas if b.get("internal_api") == "openblas")}
+            "blas": blas, "blas_kernels_pinned": _pinned(blas)}
+
+
+def _pinned(blas: list[dict]) -> bool:
+    """Whether every OpenBLAS library ran the kernels that ``OPENBLAS_CORETYPE`` asked for."""
+    asked = os.environ.get(ENV, "").lower()
+    openblas = [b for b in blas if b.get("internal_api") == "openblas"]
+    return bool(asked) and bool(openblas) and all(str(b.get("architecture", "")).lower() == asked for b in openblas)
