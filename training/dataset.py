@@ -46,7 +46,7 @@ class Dataset:
         return len(self.participants)
 
 
-class _Collector:
+class ProblemCollector:
     """Accumulates problems, capping how many of each kind are listed."""
 
     def __init__(self) -> None:
@@ -101,13 +101,14 @@ class _Collector:
         return [p for p in self.problems if p.severity == "error" and p.scope == "file"]
 
 
-def _require_columns(df: pd.DataFrame, required, col: _Collector) -> None:
+def _require_columns(df: pd.DataFrame, required, col: ProblemCollector) -> None:
     missing = [c for c in required if c not in df.columns]
     if missing:
         col.add(Problem("missing_column", f"required column(s) missing: {', '.join(missing)}", file=df.attrs["file"], row=1))
 
 
-def _check_participants(df: pd.DataFrame, cfg: StudyConfig, col: _Collector) -> pd.DataFrame:
+def check_participants(df: pd.DataFrame, cfg: StudyConfig, col: ProblemCollector) -> pd.DataFrame:
+    """Check ``participants.csv`` against the config; problems go to ``col``; returns the rows kept."""
     file = df.attrs["file"]
     for key in ("trial", "participant", "arm", "treatment"):
         df[key] = df[key].astype(str).str.strip()
@@ -198,7 +199,8 @@ def _check_participants(df: pd.DataFrame, cfg: StudyConfig, col: _Collector) -> 
     return out
 
 
-def _check_outcomes(df: pd.DataFrame, cfg: StudyConfig, keys: set, col: _Collector) -> pd.DataFrame:
+def check_outcomes(df: pd.DataFrame, cfg: StudyConfig, keys: set, col: ProblemCollector) -> pd.DataFrame:
+    """Check ``outcomes.csv`` against the config and the participant ``keys``; problems go to ``col``."""
     file = df.attrs["file"]
     for key in ("trial", "participant", "outcome", "instrument"):
         df[key] = df[key].astype(str).str.strip()
@@ -300,7 +302,7 @@ def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = Non
     if not folder.is_dir():
         raise LbpError(f"dataset folder {folder} not found")
     cfg = config if isinstance(config, StudyConfig) else resolve_config(folder, config)
-    col = _Collector()
+    col = ProblemCollector()
     ppath, probs = find_table(folder, "participants")
     opath, probs2 = find_table(folder, "outcomes")
     for p in probs + probs2:
@@ -312,9 +314,9 @@ def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = Non
     _require_columns(odf, O_REQUIRED, col)
     if col.file_errors():
         raise ValidationFailed(col.errors(), what=f"dataset {folder}")
-    parts = _check_participants(pdf, cfg, col)
+    parts = check_participants(pdf, cfg, col)
     keys = set(zip(parts["trial"], parts["participant"]))
-    outs = _check_outcomes(odf, cfg, pd.MultiIndex.from_tuples(list(keys)) if keys else pd.MultiIndex.from_tuples([], names=["a", "b"]), col)
+    outs = check_outcomes(odf, cfg, pd.MultiIndex.from_tuples(list(keys)) if keys else pd.MultiIndex.from_tuples([], names=["a", "b"]), col)
     received = parts[parts["trial"] != ""].groupby("trial").size()
     small = {str(t): int(n) for t, n in received.items() if n < cfg.min_trial_size}
     for t, n in small.items():
@@ -352,7 +354,7 @@ def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = Non
     )
 
 
-def _exclusions(parts: pd.DataFrame, col: _Collector) -> pd.DataFrame:
+def _exclusions(parts: pd.DataFrame, col: ProblemCollector) -> pd.DataFrame:
     rows = []
     for trial, code in col.bad_trials.items():
         for pid in parts.loc[parts["trial"] == trial, "participant"]:

@@ -337,13 +337,19 @@ class XLearner(_MetaBase):
 
     kind = "x_learner"
 
-    def _core(self, d, Pcols, seed, n_folds):
+    def _nuisances(self, d, Pcols, seed, n_folds):
+        """The T-learner nuisance, cross-fitted outcome models oriented to the benefit direction
+        (``o`` flips a continuous higher-is-worse outcome), the class average benefits and the rows
+        with a usable propensity and active-arm prediction."""
         nuis = self._t_core(d, seed)
         mu = self._crossfit(d, Pcols, n_folds, seed)
         cb = self._class_benefit(d, nuis["theta"])
         ok = np.isfinite(d.e) & np.isfinite(mu["__active__"])
-        cont = d.family == "gaussian"
-        o = (lambda v: -v) if cont else (lambda v: v)
+        o = (lambda v: -v) if d.family == "gaussian" else (lambda v: v)
+        return nuis, mu, cb, ok, o
+
+    def _core(self, d, Pcols, seed, n_folds):
+        nuis, mu, cb, ok, o = self._nuisances(d, Pcols, seed, n_folds)
         g1 = o(mu["__active__"])
         g0 = {c: o(mu[c]) for c in d.comps}
         g0mix = sum(d.W[:, i] * np.nan_to_num(g0[c]) for i, c in enumerate(d.comps))
@@ -377,12 +383,7 @@ class DRLearner(XLearner):
     kind = "dr_learner"
 
     def _core(self, d, Pcols, seed, n_folds):
-        nuis = self._t_core(d, seed)
-        mu = self._crossfit(d, Pcols, n_folds, seed)
-        cb = self._class_benefit(d, nuis["theta"])
-        ok = np.isfinite(d.e) & np.isfinite(mu["__active__"])
-        cont = d.family == "gaussian"
-        o = (lambda v: -v) if cont else (lambda v: v)
+        nuis, mu, cb, ok, o = self._nuisances(d, Pcols, seed, n_folds)
         g1 = o(mu["__active__"])
         g0own = np.full(d.y.size, np.nan)
         g0mix = sum(d.W[:, i] * np.nan_to_num(o(mu[c])) for i, c in enumerate(d.comps))

@@ -31,13 +31,13 @@ def load_new_trial(folder: str | Path, cfg):
             raise
     # Only single-arm errors: re-run the same checks with that one check relaxed.
     folder = Path(folder)
-    col = D._Collector()
+    col = D.ProblemCollector()
     ppath, _ = D.find_table(folder, "participants")
     opath, _ = D.find_table(folder, "outcomes")
     pdf, odf = D.read_table(ppath), D.read_table(opath)
-    parts = D._check_participants(pdf, cfg, col)
+    parts = D.check_participants(pdf, cfg, col)
     keys = pd.MultiIndex.from_tuples(list(zip(parts["trial"], parts["participant"])))
-    outs = D._check_outcomes(odf, cfg, keys, col)
+    outs = D.check_outcomes(odf, cfg, keys, col)
     col.problems = [p for p in col.problems if p.code != "single_arm_trial"]
     if col.errors():
         raise ValidationFailed(col.errors(), what=f"dataset {folder}")
