@@ -105,6 +105,13 @@ def _invalid(errors: list[dict]) -> JSONResponse:
         [{**e, "loc": ("body", *e.get("loc", ()))} for e in errors], {}, 1))
 
 
+async def _service_body(request: Request, service_id: str, model: type[BaseModel]) -> BaseModel | JSONResponse:
+    """The request body of CDS service ``service_id`` as ``model``, or the 404 / 422 answer."""
+    if service_id not in HOOKS:
+        return JSONResponse(status_code=404, content={"detail": f"no CDS service '{service_id}'"})
+    return await _body(request, model)
+
+
 async def _body(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
     try:
         return model.model_validate(json.loads(await request.body()))
@@ -127,9 +134,7 @@ def build_router(scoring: ScoringService, settings: ServingSettings,
         return discovery_document(svc.registry, svc.synthetic)
 
     async def call(request: Request, service_id: str) -> JSONResponse:
-        if service_id not in HOOKS:
-            return JSONResponse(status_code=404, content={"detail": f"no CDS service '{service_id}'"})
-        body = await _body(request, CdsRequest)
+        body = await _service_body(request, service_id, CdsRequest)
         if isinstance(body, JSONResponse):
             return body
         problems = []
@@ -184,9 +189,7 @@ def build_router(scoring: ScoringService, settings: ServingSettings,
         return JSONResponse({"cards": [card]})
 
     async def feedback(request: Request, service_id: str) -> JSONResponse:
-        if service_id not in HOOKS:
-            return JSONResponse(status_code=404, content={"detail": f"no CDS service '{service_id}'"})
-        body = await _body(request, FeedbackRequest)
+        body = await _service_body(request, service_id, FeedbackRequest)
         if isinstance(body, JSONResponse):
             return body
         items = [f.model_dump() for f in body.feedback]
