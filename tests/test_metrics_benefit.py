@@ -21,7 +21,7 @@ from training.metrics import (
     rank_average_treatment_effect,
 )
 from training.metrics._stats import concordance_counts
-from training.metrics.benefit import _toc_unit
+from training.metrics.rate import _toc_unit
 
 
 def brute_c(pred, obs):

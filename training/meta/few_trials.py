@@ -22,9 +22,10 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import optimize, stats
 
 from training.meta.design import Design
+from training.mixed.glm import logistic_glm
 
 COMMON_LABEL = "common effect (stratified)"
 SINGLE_LINEAR = "single trial: ANCOVA (least squares)"
@@ -66,33 +67,10 @@ def ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return beta, s2 * Rinv @ Rinv.T, df
 
 
-def logistic(y: np.ndarray, X: np.ndarray, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic regression by Newton's method with step-halving: (beta, inverse information).
+def logistic(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic regression (:func:`training.mixed.glm.logistic_glm`): (beta, inverse information).
     Raises FloatingPointError when an estimate diverges (separation)."""
-    p = X.shape[1]
-    beta = np.zeros(p)
-
-    def nll(b):
-        eta = X @ b
-        return float(-(y * eta - np.logaddexp(0.0, eta)).sum())
-
-    f = nll(beta)
-    for _ in range(max_iter):
-        mu = special.expit(X @ beta)
-        w = mu * (1 - mu)
-        H = (X * w[:, None]).T @ X
-        step = np.linalg.solve(H, X.T @ (y - mu))
-        t = 1.0
-        while t > 1e-10:
-            fn = nll(beta + t * step)
-            if fn <= f + 1e-12 * abs(f):
-                break
-            t *= 0.5
-        beta, f = beta + t * step, fn
-        if np.abs(t * step).max() < 1e-10:
-            break
-    mu = special.expit(X @ beta)
-    info = (X * (mu * (1 - mu))[:, None]).T @ X
+    beta, info = logistic_glm(X, np.asarray(y, float), np.ones(len(y)))
     cov = np.linalg.inv(info)
     if np.abs(beta).max() > 15 or not np.all(np.isfinite(cov)) or np.sqrt(np.abs(np.diag(cov))).max() > 1e3:
         raise FloatingPointError("estimates diverge (separation: no events, or only events, in an arm)")

@@ -7,21 +7,20 @@ exercise; ``cluster`` (trial id) optional - matching/grouping within cluster, cl
 CIs. Every result is a frozen dataclass with a JSON-able ``to_dict()``. See docs/metrics.md.
 """
 from training.metrics.benefit import (
-    BenefitCalibrationResult,
     CForBenefitResult,
     EForBenefitResult,
+    MatchedPairs,
+    c_for_benefit,
+    e_for_benefit,
+    match_pairs,
+)
+from training.metrics.benefit_calibration import (
+    BenefitCalibrationResult,
     GroupedCalibrationResult,
     IteCalibrationResult,
-    MatchedPairs,
-    RateResult,
-    c_for_benefit,
     calibration_for_benefit,
     calibration_for_benefit_groups,
     calibration_for_ite,
-    dr_scores,
-    e_for_benefit,
-    match_pairs,
-    rank_average_treatment_effect,
 )
 from training.metrics.decision import DecisionCurveResult, net_benefit
 from training.metrics.outcome import (
@@ -33,6 +32,7 @@ from training.metrics.outcome import (
     outcome_performance,
 )
 from training.metrics.pooling import PooledResult, pool_metric, pool_random_effects
+from training.metrics.rate import RateResult, dr_scores, rank_average_treatment_effect
 
 __all__ = [
     "BenefitCalibrationResult", "CForBenefitResult", "CalibrationCurveResult", "DecisionCurveResult",

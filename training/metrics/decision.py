@@ -10,7 +10,7 @@ difference for binary). Treating costs c (burden, time, cost expressed in benefi
 NB_model = share selected x (mean effect among the selected - c): "the observed benefit among
 those the model would treat, weighted by their share", net of the threshold. Estimated from
 randomised data with doubly robust (AIPW) scores using the known allocation ratio
-(:func:`training.metrics.benefit.dr_scores`), which equals a difference in means within the
+(:func:`training.metrics.rate.dr_scores`), which equals a difference in means within the
 selected subgroup up to chance imbalance and is unbiased because randomisation is known.
 This follows the treatment-selection decision analysis of Vickers, Kattan & Sargent (Trials
 2007;8:14, "Method for evaluating prediction models that predict treatment benefit") and the
@@ -36,7 +36,7 @@ from training.metrics._base import (
     rng_of,
     run_bootstrap,
 )
-from training.metrics.benefit import dr_scores
+from training.metrics.rate import dr_scores
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from training.metrics._stats import loess
-from training.metrics.benefit import GroupedCalibrationResult, MatchedPairs, RateResult
+from training.metrics.benefit import MatchedPairs
+from training.metrics.benefit_calibration import GroupedCalibrationResult
+from training.metrics.rate import RateResult
 from training.metrics.decision import DecisionCurveResult
 from training.metrics.outcome import CalibrationCurveResult
 

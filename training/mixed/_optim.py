@@ -259,3 +259,80 @@ def newton_polish(fun_grad, x, f, bounds, free_fn, max_newton):
         if not improved:
             break
     return x, f, nit
+
+
+def hessian_fd(fun, x, h=1e-4):
+    """Symmetric second-difference Hessian of a scalar function."""
+    k = len(x)
+    H = np.empty((k, k))
+    f0 = fun(x)
+    fp = np.empty(k)
+    fm = np.empty(k)
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = h
+        fp[i], fm[i] = fun(x + e), fun(x - e)
+        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h ** 2
+    for i in range(k):
+        for j in range(i):
+            ei = np.zeros(k)
+            ej = np.zeros(k)
+            ei[i] = h
+            ej[j] = h
+            H[i, j] = H[j, i] = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)) / (4 * h * h)
+    return H
+
+
+def put(x, mask, vals):
+    """A copy of ``x`` with ``x[mask] = vals``."""
+    xx = x.copy()
+    xx[mask] = vals
+    return xx
+
+
+def newton_polish_hessian(fun_val, grad_x, x, bounds, free_fn, hess=None, max_newton=3):
+    """The GLMM's Newton polish: like :func:`newton_polish` on the free coordinates, but with a
+    Hessian from ``hess`` (or forward differences of the gradient) that is also returned, for the
+    standard errors; returns the point, the Hessian (free coordinates) at it, and the steps taken."""
+    lo = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
+    hi = np.array([b[1] if b[1] is not None else np.inf for b in bounds])
+
+    def hessian(xx, fr):
+        if hess is not None:
+            return hess(xx, fr)
+        # Forward differences of the analytic gradient: half the Laplace evaluations of central
+        # differences (the Hessian is ~40% of a fit's cost); SEs agree with lme4 to well under 1e-3.
+        Hh = fd_jacobian_forward(lambda zz: grad_x(put(xx, fr, zz))[fr], xx[fr], h_rel=1e-6)
+        return 0.5 * (Hh + Hh.T)
+
+    f = fun_val(x)
+    fr = free_fn(x)
+    H = hessian(x, fr)
+    steps = 0
+    for _ in range(max_newton):
+        g = grad_x(x)[fr]
+        if not fr.any() or np.abs(g).max() < 1e-8:
+            break
+        try:
+            step, _ = positive_curvature_step(H, g)
+        except np.linalg.LinAlgError:
+            break
+        moved = False
+        for t in (1.0, 0.5, 0.25):
+            xn = x.copy()
+            xn[fr] = np.clip(x[fr] - t * step, lo[fr], hi[fr])
+            fn = fun_val(xn)
+            if fn <= f:
+                moved = True
+                break
+        if not moved:
+            break
+        size = np.abs(xn - x).max()
+        x, f = xn, fn
+        steps += 1
+        fr = free_fn(x)
+        if size > 1e-3 or len(H) != fr.sum():
+            H = hessian(x, fr)
+        if size < 1e-9:
+            break
+    return x, H, steps

@@ -41,9 +41,10 @@ from predict.errors import LbpError
 
 from ._inputs import Design, check_choice, prepare, tril_index
 from ._lapack import solve_upper
+from .glm import binomial_sizes, logistic_glm
 from ._optim import fd_jacobian as _fd_jacobian
-from ._optim import (boundary_descent, chol_perturbation, fd_jacobian_forward, lbfgsb_escape, lbfgsb_probed,
-                     positive_curvature_step)
+from ._optim import (boundary_descent, chol_perturbation, hessian_fd, lbfgsb_escape, lbfgsb_probed,
+                     newton_polish_hessian, put)
 from .lmm import _sd_corr, _vc_names
 from ._threads import single_threaded_blas
 from .results import MixedResult, boundary_messages, labelled_fields
@@ -202,89 +203,6 @@ class _GlmmProblem:
         return -logL.sum(), md
 
 
-def _glm_start(X, y, ntr):
-    """Logistic regression (no random effects) by Newton's method with step-halving."""
-    p_ = X.shape[1]
-    beta = np.zeros(p_)
-    pbar = np.clip((y.sum() + 0.5) / (ntr.sum() + 1.0), 1e-6, 1 - 1e-6)
-    # intercept-like start: solve X b ~ logit(pbar) in least squares
-    beta = np.linalg.lstsq(X, np.full(len(y), math.log(pbar / (1 - pbar))), rcond=None)[0]
-
-    def nll(b):
-        eta = X @ b
-        return -(y * eta - ntr * np.logaddexp(0, eta)).sum()
-
-    f = nll(beta)
-    for _ in range(100):
-        eta = X @ beta
-        p = special.expit(eta)
-        w = ntr * p * (1 - p)
-        g = X.T @ (y - ntr * p)
-        Hm = (X * w[:, None]).T @ X + 1e-10 * np.eye(p_)
-        step = np.linalg.solve(Hm, g)
-        t = 1.0
-        while t > 1e-8:
-            fn = nll(beta + t * step)
-            if fn <= f + 1e-12 * abs(f):
-                break
-            t *= 0.5
-        beta, f = beta + t * step, fn
-        if np.abs(t * step).max() < 1e-10:
-            break
-    eta = X @ beta
-    p = special.expit(eta)
-    w = ntr * p * (1 - p)
-    return beta, (X * np.maximum(w, 1e-8)[:, None]).T @ X
-
-
-def _hessian_fd(fun, x, h=1e-4):
-    """Symmetric second-difference Hessian of a scalar function."""
-    k = len(x)
-    H = np.empty((k, k))
-    f0 = fun(x)
-    fp = np.empty(k)
-    fm = np.empty(k)
-    for i in range(k):
-        e = np.zeros(k)
-        e[i] = h
-        fp[i], fm[i] = fun(x + e), fun(x - e)
-        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h ** 2
-    for i in range(k):
-        for j in range(i):
-            ei = np.zeros(k)
-            ej = np.zeros(k)
-            ei[i] = h
-            ej[j] = h
-            H[i, j] = H[j, i] = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)) / (4 * h * h)
-    return H
-
-
-def _check_binomial(y, trials_n, n):
-    y = np.asarray(y, dtype=float)
-    if trials_n is None:
-        ntr = np.ones(n)
-    else:
-        ntr = np.asarray(trials_n, dtype=float).ravel()
-        if ntr.shape[0] != n:
-            raise LbpError(f"trials_n has {ntr.shape[0]} entries but y has {n}")
-        if not np.all(np.isfinite(ntr)):
-            raise LbpError("trials_n contains missing or non-finite values")
-        if (ntr < 1).any() or (ntr != np.round(ntr)).any():
-            raise LbpError("trials_n must be positive integers (binomial sizes)")
-    if y.ndim == 1 and np.all(np.isfinite(y)):
-        if trials_n is None:
-            bad = (y != 0) & (y != 1)
-            if bad.any():
-                raise LbpError(f"y must be 0/1 for a Bernoulli outcome (trials_n not given); "
-                               f"{int(bad.sum())} row(s) are not (first row {int(np.flatnonzero(bad)[0])})")
-        else:
-            bad = (y < 0) | (y > ntr) | (y != np.round(y))
-            if bad.any():
-                raise LbpError(f"y must be integer counts between 0 and trials_n; {int(bad.sum())} row(s) are not "
-                               f"(first row {int(np.flatnonzero(bad)[0])})")
-    return ntr
-
-
 @single_threaded_blas
 def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace", n_agq: int = 9,
                       re_cov: str = "unstructured", fixed_names=None, random_names=None,
@@ -307,7 +225,7 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
     check_choice(method, "method", ("laplace", "agq"))
     check_choice(re_cov, "re_cov", ("unstructured", "diagonal"))
     n = len(np.asarray(y)) if np.ndim(y) else 0
-    ntr0 = _check_binomial(y, trials_n, n)
+    ntr0 = binomial_sizes(y, trials_n, n)
     d = prepare(y, X, Z, groups, fixed_names, random_names)
     ntr = ntr0[d.order]
     if method == "agq":
@@ -319,7 +237,7 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
             raise LbpError(f"n_agq={n_agq} with {d.q} random effects gives {n_agq ** d.q} nodes; use fewer points")
 
     prob = _GlmmProblem(d, ntr, re_cov)
-    beta0, info0 = _glm_start(d.X, d.y, ntr)
+    beta0, info0 = logistic_glm(d.X, d.y, ntr)
     R = np.linalg.cholesky(info0).T  # beta = beta0 + R^-1 gamma
     kt = prob.k_theta
 
@@ -355,14 +273,14 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
             return fg(xx)[1]
 
         fun_val = lambda xx: fg(xx)[0]  # noqa: E731
-        x, H, nit2 = _polish(fun_val, grad_x, x, bounds, free_fn)
+        x, H, nit2 = newton_polish_hessian(fun_val, grad_x, x, bounds, free_fn)
         for _ in range(3):  # a saddle on (or stalled near) the boundary: restart from the better point
             found = boundary_descent(fg, x, fun_val(x), diag_idx, fun=fun_val)
             if found is None:
                 break
             x, _, res, nit_more, _ = lbfgsb_escape(fg, found[0], bounds, diag_idx, opts, perturb=perturb, fun=fun_val)
             ok_opt, opt_msg = bool(res.success), str(res.message)
-            x, H, nit_more2 = _polish(fun_val, grad_x, x, bounds, free_fn)
+            x, H, nit_more2 = newton_polish_hessian(fun_val, grad_x, x, bounds, free_fn)
             nit += nit_more + nit_more2
         method_label = "Laplace"
     else:
@@ -389,10 +307,10 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
             return g
 
         def hess_agq(xx, fr):
-            return _hessian_fd(lambda zz: fun_val(_put(xx, fr, zz)), xx[fr], 1e-4)
+            return hessian_fd(lambda zz: fun_val(put(xx, fr, zz)), xx[fr], 1e-4)
 
         # Newton from the Laplace optimum (usually 1-2 steps); L-BFGS-B only if that fails.
-        x, H, nit2 = _polish(fun_val, grad_x, x, bounds, free_fn, hess=hess_agq, max_newton=6)
+        x, H, nit2 = newton_polish_hessian(fun_val, grad_x, x, bounds, free_fn, hess=hess_agq, max_newton=6)
         fr = free_fn(x)
         if np.abs(grad_x(x)[fr]).max() > 1e-5:
             x, _, res, nit_agq, _ = lbfgsb_escape(lambda xx: (fun_val(xx), grad_x(xx)), x, bounds, diag_idx,
@@ -400,7 +318,7 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
             nit += nit_agq
             ok_opt = bool(res.success) or ok_opt
             opt_msg = str(res.message)
-            x, H, nit3 = _polish(fun_val, grad_x, x, bounds, free_fn, hess=hess_agq)
+            x, H, nit3 = newton_polish_hessian(fun_val, grad_x, x, bounds, free_fn, hess=hess_agq)
             nit2 += nit3
         method_label = f"AGQ({n_agq})"
     nit += nit2
@@ -479,7 +397,7 @@ def fit_glmm_binomial(y, X, Z, groups, *, trials_n=None, method: str = "laplace"
 
         fr_t = free[:kt]
         if fr_t.any():
-            J = _fd_jacobian(lambda tt: psi(_put(theta, fr_t, tt)), theta[fr_t], 1e-6)
+            J = _fd_jacobian(lambda tt: psi(put(theta, fr_t, tt)), theta[fr_t], 1e-6)
             vc_cov = J @ cov_x[np.ix_(np.flatnonzero(fr_t), np.flatnonzero(fr_t))] @ J.T
         rel_sd = np.sqrt((lam_std ** 2).sum(axis=1))
         bad = [j for j in range(q) if rel_sd[j] < SINGULAR_TOL]
@@ -533,7 +451,7 @@ def laplace_criterion(y, X, Z, groups, *, re_cov: str = "unstructured", trials_n
     the fixed effects in the order of the X columns."""
     check_choice(re_cov, "re_cov", ("unstructured", "diagonal"))
     n = len(np.asarray(y)) if np.ndim(y) else 0
-    ntr0 = _check_binomial(y, trials_n, n)
+    ntr0 = binomial_sizes(y, trials_n, n)
     d = prepare(y, X, Z, groups)
     prob = _GlmmProblem(d, ntr0[d.order], re_cov)
     scale = d.z_scale[prob.ri]
@@ -543,56 +461,3 @@ def laplace_criterion(y, X, Z, groups, *, re_cov: str = "unstructured", trials_n
         return 2 * (F - prob.lchoose)
 
     return f
-
-
-def _put(x, mask, vals):
-    xx = x.copy()
-    xx[mask] = vals
-    return xx
-
-
-def _polish(fun_val, grad_x, x, bounds, free_fn, hess=None, max_newton=3):
-    """Newton steps on the free coordinates with a finite-difference Hessian; returns the
-    point, the Hessian (free coordinates) at it, and the number of steps taken."""
-    lo = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
-    hi = np.array([b[1] if b[1] is not None else np.inf for b in bounds])
-
-    def hessian(xx, fr):
-        if hess is not None:
-            return hess(xx, fr)
-        # Forward differences of the analytic gradient: half the Laplace evaluations of central
-        # differences (the Hessian is ~40% of a fit's cost); SEs agree with lme4 to well under 1e-3.
-        Hh = fd_jacobian_forward(lambda zz: grad_x(_put(xx, fr, zz))[fr], xx[fr], h_rel=1e-6)
-        return 0.5 * (Hh + Hh.T)
-
-    f = fun_val(x)
-    fr = free_fn(x)
-    H = hessian(x, fr)
-    steps = 0
-    for _ in range(max_newton):
-        g = grad_x(x)[fr]
-        if not fr.any() or np.abs(g).max() < 1e-8:
-            break
-        try:
-            step, _ = positive_curvature_step(H, g)
-        except np.linalg.LinAlgError:
-            break
-        moved = False
-        for t in (1.0, 0.5, 0.25):
-            xn = x.copy()
-            xn[fr] = np.clip(x[fr] - t * step, lo[fr], hi[fr])
-            fn = fun_val(xn)
-            if fn <= f:
-                moved = True
-                break
-        if not moved:
-            break
-        size = np.abs(xn - x).max()
-        x, f = xn, fn
-        steps += 1
-        fr = free_fn(x)
-        if size > 1e-3 or len(H) != fr.sum():
-            H = hessian(x, fr)
-        if size < 1e-9:
-            break
-    return x, H, steps
