@@ -289,6 +289,12 @@ def check_outcomes(df: pd.DataFrame, cfg: StudyConfig, keys: set, col: ProblemCo
     return out
 
 
+def dataset_label(folder: str | Path, cfg: StudyConfig) -> str:
+    """How a dataset is named in its validation errors: the folder and the study config applied
+    (a folder without ``study.yaml`` read without ``--config`` gets the default config)."""
+    return f"dataset {folder} (study config: {cfg.source})"
+
+
 def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = None, *, drop_invalid: bool = False,
                  strict: bool = False) -> Dataset:
     """Read, validate and type a dataset folder.
@@ -308,12 +314,12 @@ def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = Non
     for p in probs + probs2:
         col.add(p)
     if col.file_errors():
-        raise ValidationFailed(col.errors(), what=f"dataset {folder}")
+        raise ValidationFailed(col.errors(), what=dataset_label(folder, cfg))
     pdf, odf = read_table(ppath), read_table(opath)
     _require_columns(pdf, P_REQUIRED, col)
     _require_columns(odf, O_REQUIRED, col)
     if col.file_errors():
-        raise ValidationFailed(col.errors(), what=f"dataset {folder}")
+        raise ValidationFailed(col.errors(), what=dataset_label(folder, cfg))
     parts = check_participants(pdf, cfg, col)
     keys = set(zip(parts["trial"], parts["participant"]))
     outs = check_outcomes(odf, cfg, pd.MultiIndex.from_tuples(list(keys)) if keys else pd.MultiIndex.from_tuples([], names=["a", "b"]), col)
@@ -327,9 +333,9 @@ def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = Non
     if strict and warnings:
         raise ValidationFailed([Problem(w.code, w.message + " [--strict]", file=w.file, trial=w.trial, participant=w.participant,
                                         row=w.row, column=w.column, scope=w.scope) for w in warnings] + errors,
-                               what=f"dataset {folder} (--strict: warnings are errors)")
+                               what=dataset_label(folder, cfg) + " (--strict: warnings are errors)")
     if errors and (not drop_invalid or col.file_errors()):
-        raise ValidationFailed(errors + warnings, what=f"dataset {folder}")
+        raise ValidationFailed(errors + warnings, what=dataset_label(folder, cfg))
     excluded = _exclusions(parts, col)
     if len(excluded):
         drop = pd.MultiIndex.from_frame(excluded[["trial", "participant"]])

@@ -40,7 +40,7 @@ def load_new_trial(folder: str | Path, cfg):
     outs = D.check_outcomes(odf, cfg, keys, col)
     col.problems = [p for p in col.problems if p.code != "single_arm_trial"]
     if col.errors():
-        raise ValidationFailed(col.errors(), what=f"dataset {folder}")
+        raise ValidationFailed(col.errors(), what=D.dataset_label(folder, cfg))
     received = parts.groupby("trial").size()
     return D.Dataset(path=folder, config=cfg, participants=parts.drop(columns="__line").reset_index(drop=True),
                      outcomes=outs.drop(columns="__line").reset_index(drop=True), received=received,
