@@ -15,5 +15,6 @@ def attrition_table_text(att: pd.DataFrame) -> str:
     short = {c: c.replace("excluded_invalid", "invalid").replace("missing_followup_", "no_fu_")
              .replace("missing_baseline", "no_base").replace("with_baseline", "base").replace("not_collected", "not_coll")
              for c in table.columns}
-    return ("Attrition (participants) by trial and outcome (- = window not analysed for the outcome):\n"
+    return ("Attrition (participants) by trial and outcome (- = not applicable: a window not analysed for the outcome, "
+            "or the baseline columns of an outcome without a baseline):\n"
             + table.astype(object).where(table.notna(), "-").rename(columns=short).to_string(index=False))

@@ -183,12 +183,14 @@ class Scorer:
         """The baseline inputs needed to score ``outcomes`` (default all): see predict.required_inputs."""
         return required_baselines(self.baselines, self._select(outcomes))
 
-    def support_scores(self, patients: Any) -> dict[str, dict]:
+    def support_scores(self, patients: Any, outcomes: Sequence[str] | None = None) -> dict[str, dict]:
         """Per task, how far each patient lies from the task model's training support
         (:func:`predict.support.support_scores`: ``z``, ``percentile``, interval widening
-        ``factor`` and ``rare`` arrays over patients)."""
-        F, _ = self.validate(patients)
-        return {t.task: support.support_scores(t.exp.get("support"), F) for t in self._tasks}
+        ``factor`` and ``rare`` arrays over patients). ``outcomes``: outcome or task names (as in
+        :meth:`score`); only their baselines are required (default: every task, every baseline)."""
+        need = None if outcomes is None else required_baselines(self.baselines, self._select(outcomes))
+        F, _ = self.validate(patients, need)
+        return {t.task: support.support_scores(t.exp.get("support"), F) for t in self._select(outcomes)}
 
     def validate(self, patients: Any, required: set[str] | None = None) -> tuple[np.ndarray, pd.DataFrame | None]:
         """The feature matrix (n x features, NaN = missing) of valid input and the id columns of a

@@ -90,6 +90,13 @@ def test_end_to_end_from_the_committed_config(run):
         att = pd.read_csv(out / "check" / "attrition.csv")
         pre = att[att.outcome == "preterm"]
         assert pre["analysed_visit3"].isna().all() and pre["analysed_birth"].sum() == 814
+        # a binary event without a baseline: its baseline columns are not applicable (empty), and the
+        # eligible participants (valid, outcome collected) split into missing follow-up + analysed
+        assert pre["with_baseline"].isna().all() and pre["missing_baseline"].isna().all()
+        assert ((pre["valid"] - pre["not_collected"]) == pre["missing_followup_birth"] + pre["analysed_birth"]).all()
+        assert "baseline columns of an outcome without a baseline" in run["check"].stdout
+        pd_ = att[att.outcome == "probing_depth"]
+        assert (pd_["valid"] == pd_["not_collected"] + pd_["missing_baseline"] + pd_["with_baseline"]).all()
     tasks = pd.read_csv(out / "train" / "tasks.csv")
     assert (tasks["status"] == "ok").all(), tasks
     expected = {"opt": {"probing_depth__visit3", "probing_depth__visit5", "preterm__birth"},

@@ -167,6 +167,9 @@ def attrition_report(ds: Dataset, baselines: pd.DataFrame, follow: pd.DataFrame,
 
     Invariants (tested): received = excluded_invalid + valid; valid = not_collected +
     missing_baseline + with_baseline; with_baseline = missing_followup_<w> + analysed_<w>.
+    For an outcome without a baseline, ``missing_baseline`` and ``with_baseline`` are not
+    applicable (empty): every valid participant of a trial that collected it is eligible, so
+    valid - not_collected = missing_followup_<w> + analysed_<w>.
     """
     cfg = ds.config
     excluded = ds.excluded.groupby("trial").size() if len(ds.excluded) else pd.Series(dtype=int)
@@ -194,10 +197,13 @@ def attrition_report(ds: Dataset, baselines: pd.DataFrame, follow: pd.DataFrame,
             else:
                 is_collected = (trial, o) in collected.index
             wb = int(with_base[o].get(trial, 0)) if is_collected else 0
+            has_base = o == RECOVERY or cfg.has_baseline(o)
             row = {
                 "trial": trial, "outcome": o, "received": received, "excluded_invalid": n_ex, "valid": valid,
-                "not_collected": 0 if is_collected else valid, "missing_baseline": valid - wb if is_collected else 0,
-                "with_baseline": wb,
+                "not_collected": 0 if is_collected else valid,
+                # not applicable (empty) for an outcome without a baseline
+                "missing_baseline": (valid - wb if is_collected else 0) if has_base else None,
+                "with_baseline": wb if has_base else None,
             }
             own = getattr(cfg.outcome(o), "follow_up", None) if hasattr(cfg, "outcome") else None
             for w in cfg.window_names:
@@ -209,9 +215,10 @@ def attrition_report(ds: Dataset, baselines: pd.DataFrame, follow: pd.DataFrame,
                 row[f"analysed_{w}"] = a
             rows.append(row)
     out = pd.DataFrame(rows)
-    if out.isna().any().any():  # empty = not applicable (outcome-specific windows)
-        win = [c for c in out.columns if c.startswith(("missing_followup_", "analysed_"))]
-        out[win] = out[win].astype("Int64")
+    if out.isna().any().any():  # empty = not applicable (outcome-specific windows, outcomes without a baseline)
+        na = [c for c in out.columns if c.startswith(("missing_followup_", "analysed_"))
+              or c in ("missing_baseline", "with_baseline")]
+        out[na] = out[na].astype("Int64")
     return out
 
 

@@ -103,11 +103,16 @@ def s_training_data(inp: CardInputs) -> Section:
     a = inp.attrition
     if a is not None and len(a):
         an = [c for c in a.columns if c.startswith("analysed_")]
-        agg = a.groupby("outcome", sort=False)[["received", "valid"] + [c for c in ("not_collected", "missing_baseline", "with_baseline") if c in a.columns] + an].sum()
-        s.md += ["**Attrition** (summed over trials; from the harmonisation report):", ""]
-        s.md += md_table(["outcome"] + list(agg.columns), [[o] + [int(v) for v in agg.loc[o]] for o in agg.index])
+        cols = ["received", "valid"] + [c for c in ("not_collected", "missing_baseline", "with_baseline") if c in a.columns] + an
+        # empty = not applicable (baseline columns of an outcome without a baseline, windows not analysed)
+        agg = a.groupby("outcome", sort=False)[cols].sum(min_count=1)
+        na = " n/a = not applicable" if agg.isna().any().any() else ""
+        s.md += [f"**Attrition** (summed over trials; from the harmonisation report){';' + na if na else ''}:", ""]
+        s.md += md_table(["outcome"] + list(agg.columns), [[o] + ["n/a" if pd.isna(v) else int(v) for v in agg.loc[o]]
+                                                           for o in agg.index])
         s.md += [""]
-        data["attrition_by_outcome"] = {str(o): {c: int(agg.loc[o, c]) for c in agg.columns} for o in agg.index}
+        data["attrition_by_outcome"] = {str(o): {c: None if pd.isna(agg.loc[o, c]) else int(agg.loc[o, c])
+                                                 for c in agg.columns} for o in agg.index}
     else:
         s.md += ["Attrition: not available (attrition.csv missing).", ""]
         data["attrition_by_outcome"] = None

@@ -49,9 +49,15 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
     if wanted is not None:
         tasks = [t for t in tasks if t.task in wanted]
         notes["model_tasks_not_in_new_trial"] = [t for t in notes["model_tasks_not_in_new_trial"] if t in wanted]
+    if wanted is not None:
+        notes["excluded"] = {k: v for k, v in notes["excluded"].items() if k in wanted}
+        notes["model_tasks_not_scored"] = [t for t in notes["model_tasks_not_scored"] if t in wanted]
     if not tasks:
+        why = "; ".join(f"{k}: " + ", ".join(f"{e['participants']} {e['reason']}" for e in v)
+                        for k, v in notes["excluded"].items() if v)
         raise LbpError(f"the new trial {data} has none of the model's tasks ({', '.join(scorer.tasks)}) with a "
-                       f"baseline and follow-up; check outcomes and follow-up windows in the config")
+                       f"scoreable participant with follow-up" + (f" ({why})" if why else "")
+                       + "; check outcomes, baselines and follow-up windows in the config")
     warns = []
     if scorer.synthetic:
         warns.append("the model was trained on synthetic (simulated) data: not for clinical use")
@@ -60,9 +66,11 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
                      f"no benefit metrics")
     for name, k in notes["set_missing_out_of_range"].items():
         warns.append(f"{k} value(s) of {name} outside the model's plausible range were treated as missing")
-    if notes["no_baseline"]:
-        warns.append(f"{notes['no_baseline']} participant(s) without every baseline the model needs "
-                     f"({', '.join(scorer.baselines)}) were not scored")
+    for task, ex in notes["excluded"].items():  # per task: participants with its outcome not scored, and why
+        for e in ex:
+            warns.append(f"{task}: {e['participants']} participant(s) with this outcome not scored: {e['reason']}")
+    if notes["model_tasks_not_scored"]:
+        warns.append(f"model tasks with nobody scoreable in the new trial: {', '.join(notes['model_tasks_not_scored'])}")
     if notes["model_tasks_not_in_new_trial"]:
         warns.append(f"model tasks without data in the new trial: {', '.join(notes['model_tasks_not_in_new_trial'])}")
     train = _baseline_table(train_data, cfg).baselines if train_data is not None else None
@@ -81,7 +89,8 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
         "data": {"name": str(Path(data).name), "label": label, "config": cfg.source, "n_participants": n,
                  "trials": sorted(set(h.baselines["trial"].astype(str))),
                  "by_class": {str(k): int(v) for k, v in h.baselines["treatment"].value_counts().sort_index().items()},
-                 "scored_participants": notes["scored_participants"]},
+                 "scored_participants": notes["scored_participants"],
+                 "excluded_by_task": notes["excluded"]},
         "settings": {"n_boot": n_boot, "seed": seed, "ci_level": 0.95, "update": update,
                      "train_data": str(train_data) if train_data is not None else None},
         "warnings": warns, "case_mix": cm, "tasks": {},
@@ -106,6 +115,7 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
                 if w not in warns:
                     warns.append(f"{td.task} vs {c}: {w}")
         result["tasks"][td.task] = {"outcome": td.outcome, "follow_up": td.follow_up, "outcome_type": td.outcome_type,
+                                    "participants": int(len(td.y)), "excluded": notes["excluded"].get(td.task, []),
                                     "outcome_predictions": osec, "benefit_predictions": bsecs}
         objs[td.task] = {"outcome": oobj, "benefit": bobjs}
         units[td.task] = "points" if td.outcome_type == "continuous" else "risk difference"

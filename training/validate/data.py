@@ -14,10 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from predict.errors import LbpError, ValidationFailed
-
-RECOVERY = "global_recovery"
-
+from predict.errors import ValidationFailed
 
 def load_new_trial(folder: str | Path, cfg):
     """``training.dataset.load_dataset``, except that single-arm trials are not an error."""
@@ -81,16 +78,16 @@ class TaskData:
 
 
 def scoring_table(h, scorer) -> tuple[pd.DataFrame, dict]:
-    """Per participant: ids + the model's inputs. Values outside the model's plausible range
-    become missing (counted); participants without a required baseline are left out (counted)."""
+    """Per participant: ids + the model's inputs (every baseline column of the model, NaN where the
+    new trial has none). Values outside the model's plausible range become missing (counted).
+    Which participants a task can score depends on that task's required baselines
+    (:func:`build_tasks`)."""
     base = h.baselines
     cols = ["trial", "participant"] + [c for c in scorer.schema.names if c in base.columns]
-    absent = [b for b in scorer.baselines if b not in base.columns]
-    if absent:
-        raise LbpError(f"the new trial's config has no outcome for the model's required baseline(s) "
-                       f"{', '.join(absent)}; declare the same outcomes as the model ({', '.join(scorer.outcomes)})")
-    df = base[cols + list(scorer.baselines)].copy().reset_index(drop=True)
-    notes: dict = {"set_missing_out_of_range": {}, "no_baseline": 0}
+    df = base[cols].copy().reset_index(drop=True)
+    for b in scorer.baselines:
+        df[b] = base[b].to_numpy() if b in base.columns else np.nan
+    notes: dict = {"set_missing_out_of_range": {}}
     for spec in scorer.schema.covariates:
         if spec.name in df.columns and spec.type == "continuous" and spec.range is not None:
             v = pd.to_numeric(df[spec.name], errors="coerce")
@@ -98,43 +95,58 @@ def scoring_table(h, scorer) -> tuple[pd.DataFrame, dict]:
             if bad.any():
                 notes["set_missing_out_of_range"][spec.name] = int(bad.sum())
                 df.loc[bad, spec.name] = np.nan
-    ok = df[list(scorer.baselines)].notna().all(axis=1)
-    notes["no_baseline"] = int((~ok).sum())
-    return df[ok].reset_index(drop=True), notes
+    return df, notes
 
 
-def _task_prefix(t: dict) -> str:
-    """Flat score-name prefix (docs/artifact.md): ``recovery_<fu>`` for global recovery, else ``<outcome>_<fu>``."""
-    return f"{'recovery' if t['outcome'] == RECOVERY else t['outcome']}_{t['follow_up']}"
+def _key(df: pd.DataFrame) -> pd.Index:
+    return pd.Index(df["trial"].astype(str) + "\x1f" + df["participant"].astype(str))
 
 
 def build_tasks(h, scorer, active: str, folder: str | Path | None = None) -> tuple[list[TaskData], dict]:
     """Score the new trial's participants against every comparator class they were randomised to
-    (that the model covers) and line the predictions up with the harmonised outcomes."""
+    (that the model covers) and line the predictions up with the harmonised outcomes.
+
+    Requirements are per task: a participant is scored for a task when the baselines that task
+    needs are present (:meth:`predict.Scorer.required_baselines`: a continuous outcome's own
+    baseline; every baseline for the derived recovery outcome); other baselines are ordinary
+    inputs (missing = imputed). ``notes["excluded"]``: per task, the participants with that
+    task's outcome who could not be scored, with the reason."""
     table, notes = scoring_table(h, scorer)
     classes = sorted(set(h.baselines["treatment"]) - {active})
     covered = [c for c in classes if c in scorer.comparators]
     notes["comparators_not_in_model"] = [c for c in classes if c not in scorer.comparators]
     score_with = covered or scorer.comparators[:1]
-    scores = {c: scorer.score_table(table, c, details=False) for c in score_with}
-    support = scorer.support_scores(table) if hasattr(scorer, "support_scores") else {}
-    key = table["trial"].astype(str) + "\x1f" + table["participant"].astype(str)
-    out, missing_tasks = [], []
     a = h.analysis
-    for t in scorer.manifest["tasks"]:
+    present = [t for t in scorer.manifest["tasks"]
+               if ((a["outcome"] == t["outcome"]) & (a["follow_up"] == t["follow_up"])).any()]
+    notes["model_tasks_not_in_new_trial"] = [t["task"] for t in scorer.manifest["tasks"] if t not in present]
+    # tasks grouped by the baselines they require: one scoring call per group and comparator
+    groups: dict[tuple, list[str]] = {}
+    for t in present:
+        groups.setdefault(tuple(sorted(scorer.required_baselines([t["task"]]))), []).append(t["task"])
+    scored: dict[str, tuple] = {}  # task -> (key index of scored rows, scores by comparator, support)
+    scored_any = np.zeros(len(table), bool)
+    for need, names in groups.items():
+        ok = table[list(need)].notna().all(axis=1).to_numpy() if need else np.ones(len(table), bool)
+        scored_any |= ok
+        sub = table[ok].reset_index(drop=True)
+        sc = {c: scorer.score_table(sub, c, names, details=False) for c in score_with}
+        sup = scorer.support_scores(sub, names) if hasattr(scorer, "support_scores") else {}
+        for name in names:
+            scored[name] = (_key(sub), sc, sup.get(name))
+    out, excluded = [], {}
+    for t in present:
         rows = a[(a["outcome"] == t["outcome"]) & (a["follow_up"] == t["follow_up"])]
-        if not len(rows):
-            missing_tasks.append(t["task"])
-            continue
-        rk = rows["trial"].astype(str) + "\x1f" + rows["participant"].astype(str)
-        pos = pd.Index(key).get_indexer(rk)
+        key, scores, sup = scored[t["task"]]
+        pos = key.get_indexer(_key(rows))
         keep = pos >= 0
+        excluded[t["task"]] = _exclusions(rows[~keep], table, scorer.required_baselines([t["task"]]))
+        if not keep.any():  # nobody scoreable for this task: reported with the reasons, no metrics
+            notes.setdefault("model_tasks_not_scored", []).append(t["task"])
+            continue
         rows, pos = rows[keep], pos[keep]
-        p = _task_prefix(t)
+        act_col, comp_col, ben_col, _, _, pi_lo, pi_hi = scorer.output_columns([t["task"]])
         bin_ = t["outcome_type"] == "binary"
-        act_col, comp_col, ben_col = ((f"{p}_p_exercise", f"{p}_p_comparator", f"{p}_ard") if bin_
-                                      else (f"{p}_exercise", f"{p}_comparator", f"{p}_benefit"))
-        pi_cols = (f"{p}_ard_pi_low", f"{p}_ard_pi_high") if bin_ else (f"{p}_benefit_pi_low", f"{p}_benefit_pi_high")
         cls = rows["treatment"].astype(str).to_numpy()
         td = TaskData(t["task"], t["outcome"], t["follow_up"], t["outcome_type"], rows["trial"].astype(str).to_numpy(), cls,
                       (cls == active).astype(int), rows["value"].to_numpy(float),
@@ -144,20 +156,35 @@ def build_tasks(h, scorer, active: str, folder: str | Path | None = None) -> tup
             td.benefit[c] = sc[ben_col].to_numpy(float)[pos]
             td.pred_active[c] = sc[act_col].to_numpy(float)[pos]
             td.pred_comp[c] = sc[comp_col].to_numpy(float)[pos]
-            if all(k in sc.columns for k in pi_cols):
-                td.pi[c] = (sc[pi_cols[0]].to_numpy(float)[pos], sc[pi_cols[1]].to_numpy(float)[pos])
+            if pi_lo in sc.columns and pi_hi in sc.columns:
+                td.pi[c] = (sc[pi_lo].to_numpy(float)[pos], sc[pi_hi].to_numpy(float)[pos])
             own = cls == c
             td.own_pred[own] = td.pred_comp[c][own]
-        if t["task"] in support:
-            td.support = {k: np.asarray(v)[pos] for k, v in support[t["task"]].items()}
+        if sup is not None:
+            td.support = {k: np.asarray(v)[pos] for k, v in sup.items()}
         if folder is not None:
             td_truth(td, folder, rows)
         first = next(iter(scores))
         td.own_pred[td.treat == 1] = td.pred_active[first][td.treat == 1]
         out.append(td)
-    notes["model_tasks_not_in_new_trial"] = missing_tasks
-    notes["scored_participants"] = int(len(table))
+    notes["excluded"] = excluded
+    notes.setdefault("model_tasks_not_scored", [])
+    notes["scored_participants"] = int(scored_any.sum())
     return out, notes
+
+
+def _exclusions(rows: pd.DataFrame, table: pd.DataFrame, need: set[str]) -> list[dict]:
+    """Why each participant with the task's outcome was not scored, counted by reason: the
+    required baselines they lack (named), else not in the participants' table."""
+    if not len(rows):
+        return []
+    pos = _key(table).get_indexer(_key(rows))
+    reasons = []
+    for p in pos:
+        lack = [b for b in sorted(need) if pd.isna(table[b].iat[p])] if p >= 0 else []
+        reasons.append(f"no {', '.join(lack)} (required by the task)" if lack else "no participant row to score")
+    counts = pd.Series(reasons).value_counts()
+    return [{"reason": str(r), "participants": int(n)} for r, n in counts.items()]
 
 
 def td_truth(td: TaskData, folder: str | Path, rows: pd.DataFrame) -> None:

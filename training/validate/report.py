@@ -76,9 +76,7 @@ def metric_rows(result: dict) -> pd.DataFrame:
                     add("benefit_predictions", task, comp, name, {"n": b.get("n"), **d}, est, ci)
             nb = (b.get("net_benefit") or {}).get("at_smallest_worthwhile")
             if nb:
-                # the seed paper's rule keeps its historical metric name; any other configured rule is generic
-                at = ("20pct_baseline" if nb.get("kind", "relative") == "relative" and abs(nb["threshold"] - 0.2) < 1e-9
-                      else "smallest_worthwhile")
+                at = "smallest_worthwhile"  # the outcome's configured rule (absolute or relative): in report.json
                 rows.append({"section": "decision", "task": task, "comparator": comp,
                              "metric": f"net_benefit_model_at_{at}", "estimate": nb["net_benefit_model"],
                              "ci_low": nb["ci"][0], "ci_high": nb["ci"][1], "n": b.get("n")})

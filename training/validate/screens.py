@@ -95,6 +95,14 @@ def _img(name: str, png: bytes | None) -> str:
             f"{base64.b64encode(png).decode('ascii')}'>")
 
 
+def _not_scored(excluded: list[dict]) -> str:
+    """The task's participants with its outcome who could not be scored, by reason."""
+    if not excluded:
+        return ""
+    return ("<p class='small'>Not scored for this outcome: "
+            + "; ".join(f"{e['participants']} ({html.escape(e['reason'])})" for e in excluded) + "</p>")
+
+
 def screens(result: dict, pngs: dict[str, bytes], active: str) -> list[str]:
     """HTML of one screen per task (outcome x follow-up) and comparator with benefit metrics."""
     parts = []
@@ -118,6 +126,7 @@ def screens(result: dict, pngs: dict[str, bytes], active: str) -> list[str]:
                 f"<p class='verdict {html.escape(v.get('level', ''))}'>{html.escape(v.get('sentence', ''))}</p>"
                 f"<p class='small'>{b.get('n', 0)} participants ({b.get('n_active', 0)} {html.escape(active)}, "
                 f"{b.get('n_comparator', 0)} {html.escape(comp)})</p>"
+                + _not_scored(t.get("excluded") or [])
                 + (f"<ul class='warn'>{warns}</ul>" if warns else "")
                 + "<div class='scroll'><table class='key'><tr><th>metric</th><th>estimate [95% CI]</th>"
                   f"<th>what it says</th></tr>{rows}</table></div>"
