@@ -138,7 +138,10 @@ class EffectModel(BenefitLearner):
     dict (default: every non-reserved column); ``modifiers`` candidate modifier names (default
     all features; empty = constant-effect model); ``interaction_sd`` prior SD of standardised
     interactions (None = choose by grouped CV of the R-loss from ``interaction_grid``);
-    ``n_boot`` trial-cluster bootstrap replicates; ``n_draws`` imputation draws for scoring.
+    ``n_boot`` trial-cluster bootstrap replicates; ``n_draws`` imputation draws for scoring;
+    ``missing`` 'conditional_mean' (fit on conditional means within trial) or 'mi' (fit on
+    ``n_imputations`` multilevel multiple imputations that include outcome and treatment, pooled
+    by Rubin's rules: ``training.impute.learner``).
     """
 
     kind = "effect_model"
@@ -146,7 +149,8 @@ class EffectModel(BenefitLearner):
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  modifiers=None, interaction_sd=None, interaction_grid=None, main_sd=None, n_knots: int = 3,
                  splines: bool = True, n_boot: int = 100, n_folds: int = 5, n_draws: int = 20,
-                 shrinkage_bias: bool = True, random_state: int = 0):
+                 shrinkage_bias: bool = True, missing: str = "conditional_mean", n_imputations: int = 5,
+                 random_state: int = 0):
         self.outcome_type = outcome_type
         self.active = active
         self.classes = classes
@@ -161,20 +165,33 @@ class EffectModel(BenefitLearner):
         self.n_folds = n_folds
         self.n_draws = n_draws
         self.shrinkage_bias = shrinkage_bias
+        self.missing = missing
+        self.n_imputations = n_imputations
         self.random_state = random_state
 
     # -- design
-    def _design(self, d: LinearData):
+    def _design(self, d: LinearData, Fi=None):
+        """(Pcols, Mcols, P, M): the basis is fixed by the conditional-mean matrix ``d.Fi``; with
+        ``Fi`` (a multiply imputed set) P and M are that set's values on the same basis."""
         Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
         mods = d.spec["names"] if self.modifiers is None else list(self.modifiers)
         Mcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines, only=mods) if mods else []
-        P = basis(Pcols, d.Fi)
-        M = basis(Mcols, d.Fi) if Mcols else np.zeros((d.Fi.shape[0], 0))
+        F = d.Fi if Fi is None else Fi
+        P = basis(Pcols, F)
+        M = basis(Mcols, F) if Mcols else np.zeros((F.shape[0], 0))
         return Pcols, Mcols, P, M
 
     def fit(self, X: pd.DataFrame, y) -> "EffectModel":
+        from training.impute.learner import completed_sets, rubin_cov
+
         d = LinearData(self, X, y)
-        Pcols, Mcols, P, M = self._design(d)
+        sets = completed_sets(self, d)
+        Pcols, Mcols, P, M = self._design(d, sets[0])
+        Ps, Ms = [P], [M]
+        for Fm in sets[1:]:
+            _, _, Pm, Mm = self._design(d, Fm)
+            Ps.append(Pm)
+            Ms.append(Mm)
         fam = d.family
         main_sd = self.main_sd if self.main_sd is not None else MAIN_SD[fam]
         const = StructuredFit(fam, prior_lambda(fam, 1.0, main_sd), 1e12).fit(
@@ -183,7 +200,6 @@ class EffectModel(BenefitLearner):
         lam_main = prior_lambda(fam, sigma2, main_sd)
         C = len(d.comps)
         prog = P @ const.theta_[1 + C:1 + C + P.shape[1]]
-        Mw = trial_centre(M, d.trial)
         self.cv_ = None
         if M.shape[1] == 0:
             sd = 0.0
@@ -195,38 +211,50 @@ class EffectModel(BenefitLearner):
         self.interaction_sd_ = sd
         lam_int = prior_lambda(fam, sigma2, sd)
         if sd == 0.0:
-            Mcols, M, Mw = [], M[:, :0], Mw[:, :0]
-        fit = StructuredFit(fam, lam_main, lam_int).fit(d.y, d.trial, d.cls, d.treat, d.comps, P, Mw)
-        Mbar = M.mean(axis=0)
+            Mcols = []
+            Ms = [m[:, :0] for m in Ms]
+        fits = [StructuredFit(fam, lam_main, lam_int).fit(d.y, d.trial, d.cls, d.treat, d.comps, Pm, trial_centre(Mm, d.trial))
+                for Pm, Mm in zip(Ps, Ms)]
+        fit = fits[0]
+        theta = np.mean([f.theta_ for f in fits], axis=0)
+        Mbar = np.mean([Mm.mean(axis=0) for Mm in Ms], axis=0)
         kind = self.kind if Mcols or self.kind != "effect_model" else "constant"
         exp = d.base_export(self, kind)
         exp["linear"] = {
             "link": "identity" if fam == "gaussian" else "logit",
             "prog": linear_block(Pcols), "modifier": linear_block(Mcols, Mbar) if Mcols else None,
-            "theta": fit.theta_.tolist(), "n_prog": len(Pcols), "n_mod": len(Mcols),
+            "theta": theta.tolist(), "n_prog": len(Pcols), "n_mod": len(Mcols),
         }
-        self.theta_ = fit.theta_
-        self.alpha_trial_ = dict(zip(sorted(set(d.trial_labels)), fit.alpha_trial_.tolist()))
-        # bootstrap covariance (penalties fixed)
-        thetas = []
-        for idx, codes in cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls):
+        self.theta_ = theta
+        self.alpha_trial_ = dict(zip(sorted(set(d.trial_labels)), np.mean([f.alpha_trial_ for f in fits], axis=0).tolist()))
+        # bootstrap covariance (penalties fixed); with MI replicate b uses imputed set b mod M
+        thetas, by_set = [], [[] for _ in sets]
+        for b, (idx, codes) in enumerate(cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls)):
             if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
                 continue  # a class lost all its trials: skip (its offset is not identified)
-            Pb, Mb = P[idx], trial_centre(M[idx], codes)
+            m = b % len(sets)
+            Pb, Mb = Ps[m][idx], trial_centre(Ms[m][idx], codes)
             fb = StructuredFit(fam, lam_main, lam_int).fit(d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps, Pb, Mb)
             thetas.append(fb.theta_)
+            by_set[m].append(fb.theta_)
         thetas = np.array(thetas)
-        cov = np.cov(thetas, rowvar=False) if len(thetas) > 2 else np.zeros((fit.theta_.size,) * 2)
+        mi_summary = None
+        if len(sets) > 1:
+            cov, mi_summary = rubin_cov(np.array([f.theta_ for f in fits]), [np.array(v) for v in by_set])
+        else:
+            cov = np.cov(thetas, rowvar=False) if len(thetas) > 2 else np.zeros((fit.theta_.size,) * 2)
         if self.shrinkage_bias:
-            cov = np.atleast_2d(cov) + fit.shrinkage_cov(sigma2)
+            cov = np.atleast_2d(cov) + np.mean([f.shrinkage_cov(sigma2) for f in fits], axis=0)
         self.boot_theta_ = thetas
-        eta = fit.eta_
+        eta = np.mean([f.eta_ for f in fits], axis=0)
         g_hat = -eta if fam == "gaussian" else expit(eta)
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas))}
         exp["meta"].update({"interaction_sd": sd, "sigma2": sigma2, "lambda_main": lam_main,
                             "lambda_interaction": lam_int if sd > 0 else None})
+        if d.mi_report is not None:
+            exp["meta"]["missing"] = {**d.mi_report, "rubin": mi_summary}
         self.export_ = exp
         self.n_features_in_ = len(d.spec["names"])
         self._attach_support(X)
@@ -304,6 +332,8 @@ class ConstantEffect(EffectModel):
     interaction_sd = 0.0
     interaction_grid = None
     n_folds = 5
+    missing = "conditional_mean"  # no modifiers: nothing for multiple imputation to preserve
+    n_imputations = 5
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  main_sd=None, n_knots: int = 3, splines: bool = True, n_boot: int = 100, n_draws: int = 20,
