@@ -113,3 +113,44 @@ def test_config_init_drafts_a_valid_config_from_the_data(tmp_path):
     assert cfg.outcomes["score"].kind == "continuous" and cfg.outcomes["score"].baseline
     assert cfg.instruments["bdi"].min == 10 and cfg.instruments["bdi"].max == 25
     assert [w.target_week for w in cfg.windows] == [4.0, 8.0]
+
+
+def test_config_init_windows_follow_each_outcome_and_unequal_follow_up(tmp_path):
+    """Found on real trials (survival::colon, survival::cgd0, medicaldata::strep_tb): the draft made
+    one window per distinct week for every outcome, so (a) two outcomes recorded at different
+    horizons (death at 5 years, recurrence at 3) each got a window with nobody in it ('no
+    participant can be analysed'), (b) an event recorded at the end of each patient's own follow-up
+    (13 to 63 weeks) was split into four windows of a quarter of the patients each, and (c) an empty
+    instrument cell (allowed for an outcome's single instrument) became an instrument named ''."""
+    import numpy as np
+    import pandas as pd
+
+    from training.config_draft import draft_yaml
+    from training.dataset import load_dataset
+    from training.harmonise import harmonise
+
+    n = 40
+    ids = [str(i) for i in range(n)]
+    pd.DataFrame({"trial": ["T"] * n, "participant": ids, "arm": ["a", "b"] * (n // 2),
+                  "treatment": ["drug", "placebo"] * (n // 2)}).to_csv(tmp_path / "participants.csv", index=False)
+    rng = np.random.default_rng(1)
+    rows = [("T", p, "death5y", "event", 261, i % 2) for i, p in enumerate(ids)]
+    rows += [("T", p, "recur3y", "", 157, (i // 2) % 2) for i, p in enumerate(ids)]
+    rows += [("T", p, "infection", "event", float(rng.integers(13, 64)), i % 3 == 0) for i, p in enumerate(ids)]
+    rows += [("T", p, "score", "", w, 1 + (i + w) % 5) for i, p in enumerate(ids) for w in (0, 4, 13)]
+    pd.DataFrame(rows, columns=["trial", "participant", "outcome", "instrument", "week", "value"]).replace(
+        {True: 1, False: 0}).to_csv(tmp_path / "outcomes.csv", index=False)
+    (tmp_path / "study.yaml").write_text(draft_yaml(tmp_path, active="drug"))
+    cfg = load_config(tmp_path / "study.yaml")
+    assert cfg.outcomes["recur3y"].kind == "binary" and "" not in cfg.instruments
+    assert cfg.outcomes["score"].instruments == ("score_scale",) and cfg.instruments["score_scale"].max == 5
+    windows = {w.name: w for w in cfg.windows}
+    inf = cfg.outcomes["infection"].follow_up
+    assert inf is not None and len(inf) == 1  # one window for the event, whatever the patient's follow-up
+    weeks = [r[4] for r in rows if r[2] == "infection"]
+    assert windows[inf[0]].after < min(weeks) and windows[inf[0]].up_to >= max(weeks)
+    a = harmonise(load_dataset(tmp_path, cfg)).analysis
+    for o, expected in (("death5y", n), ("recur3y", n), ("infection", n), ("score", n)):
+        got = a[a.outcome == o].groupby("follow_up").size()
+        assert set(got.index) == set(cfg.outcomes[o].follow_up or windows), (o, got)  # no empty window
+        assert (got == expected).all(), (o, got)

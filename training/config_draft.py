@@ -4,8 +4,11 @@ Everything is read from the data and written as a starting point for the user to
 types (0/1 columns binary, text columns categorical with their levels, other numbers continuous
 with the observed range as the plausible range), treatment classes (the most frequent class is
 *guessed* as the comparator-free active class only if the user does not say), outcomes with their
-instruments (0/1 values → a binary outcome without baseline; values at week 0 → a baseline) and
-follow-up windows around the observed post-baseline weeks.
+instruments (0/1 values → a binary outcome, which has no baseline; values at week 0 → a baseline;
+an empty instrument cell → the outcome's single instrument) and follow-up windows around the
+observed post-baseline weeks: one per distinct visit week, or one around the median for an outcome
+recorded once per participant at scattered weeks (an event at the end of each patient's own
+follow-up); an outcome seen in some windows only gets ``follow_up:`` listing those.
 """
 from __future__ import annotations
 
@@ -46,18 +49,47 @@ def _covariate(name: str, col: pd.Series) -> dict:
     return {"type": "continuous", "plausible": [lo, hi]}
 
 
-def _windows(weeks: np.ndarray) -> dict:
-    """One window per distinct post-baseline week (up to 4, else quartiles), split at midpoints."""
-    post = np.unique(weeks[weeks > 0])
+def _clusters(weeks: np.ndarray, participants: np.ndarray) -> list[tuple[float, float, float]]:
+    """The visits of one outcome as (target, first, last) week clusters. An outcome measured at most
+    once per participant after baseline at scattered weeks (an event recorded at the end of each
+    patient's own follow-up) is ONE cluster around its median week; otherwise one cluster per
+    distinct post-baseline week (up to 4, else quartiles)."""
+    m = weeks > 0
+    post, who = weeks[m], participants[m]
     if not len(post):
+        return []
+    distinct = np.unique(post)
+    if len(distinct) > 1 and pd.Series(who).duplicated().sum() == 0 and len(distinct) > 4:
+        return [(float(np.median(post)), float(distinct[0]), float(distinct[-1]))]
+    targets = distinct if len(distinct) <= 4 else np.unique(np.quantile(distinct, [0.25, 0.5, 0.75, 1.0], method="nearest"))
+    return [(float(t), float(t), float(t)) for t in targets]
+
+
+def _windows(clusters: list[tuple[float, float, float]]) -> dict:
+    """Non-overlapping windows around the clusters of every outcome (overlapping clusters merge),
+    split half-way between neighbours; the last ends at the last observed week."""
+    if not clusters:
         return {"end": {"target_week": 1.0, "after": 0.0, "up_to": 1.0}}
-    targets = post if len(post) <= 4 else np.unique(np.quantile(post, [0.25, 0.5, 0.75, 1.0], method="nearest"))
+    merged: list[list[float]] = []
+    for t, lo, hi in sorted(clusters, key=lambda c: (c[1], c[2])):
+        if merged and lo <= merged[-1][2]:
+            last = merged[-1]
+            last[1], last[2] = min(last[1], lo), max(last[2], hi)
+            last[0] = min(max(last[0], last[1]), last[2])
+        else:
+            merged.append([t, lo, hi])
     out, after = {}, 0.0
-    for i, t in enumerate(targets):
-        up_to = float(t) if i == len(targets) - 1 else float((t + targets[i + 1]) / 2)
-        out[f"week_{float(t):g}".replace(".", "_")] = {"target_week": float(t), "after": after, "up_to": up_to}
-        after = up_to
+    for i, (t, lo, hi) in enumerate(merged):
+        up_to = hi if i == len(merged) - 1 else (hi + merged[i + 1][1]) / 2
+        out[f"week_{t:g}".replace(".", "_")] = {"target_week": t, "after": after, "up_to": float(up_to)}
+        after = float(up_to)
     return out
+
+
+def _windows_of(weeks: np.ndarray, windows: dict) -> list[str]:
+    """The windows holding at least one of these post-baseline weeks."""
+    post = weeks[weeks > 0]
+    return [name for name, w in windows.items() if ((post > w["after"]) & (post <= w["up_to"])).any()]
 
 
 def draft_config(data: str | Path, active: str | None = None) -> dict:
@@ -86,12 +118,22 @@ def draft_config(data: str | Path, active: str | None = None) -> dict:
     covariates = {c: _covariate(c, parts[c].astype(str).str.strip()) for c in parts.columns if c not in BASE_COLUMNS}
     week = pd.to_numeric(outs["week"], errors="coerce").to_numpy(float)
     value = pd.to_numeric(outs["value"], errors="coerce").to_numpy(float)
+    who = (outs["trial"].astype(str) + "\x1f" + outs["participant"].astype(str)).to_numpy()
+    instrument = outs["instrument"].fillna("").astype(str).str.strip().replace("nan", "").to_numpy()
+    groups = outs.groupby(outs["outcome"].astype(str).str.strip()).indices
+    clusters = {name: _clusters(week[idx][~np.isnan(week[idx])], who[idx][~np.isnan(week[idx])])
+                for name, idx in groups.items()}
+    windows = _windows([c for cs in clusters.values() for c in cs])
     outcomes, instruments = {}, {}
-    for name, idx in outs.groupby(outs["outcome"].astype(str).str.strip()).indices.items():
+    for name, idx in groups.items():
         v, w = value[idx], week[idx]
-        codes = sorted(set(outs["instrument"].astype(str).str.strip().to_numpy()[idx]))
-        if set(np.unique(v[~np.isnan(v)])) <= {0.0, 1.0} and not (w == 0).any():
-            outcomes[name] = {"kind": "binary", "direction": "higher_is_worse", "label": f"{name} (1 = event; EDIT direction)"}
+        codes = sorted(set(instrument[idx]) - {""})  # an empty cell: the outcome's single instrument
+        if not codes:
+            codes = [EVENT] if set(np.unique(v[~np.isnan(v)])) <= {0.0, 1.0} else [f"{name}_scale"]
+        if set(np.unique(v[~np.isnan(v)])) <= {0.0, 1.0}:
+            note = "; its week-0 rows are ignored: a binary outcome has no baseline" if (w == 0).any() else ""
+            outcomes[name] = {"kind": "binary", "direction": "higher_is_worse",
+                              "label": f"{name} (1 = event; EDIT direction{note})"}
             if codes != [EVENT]:
                 outcomes[name]["instruments"] = codes
                 for c in codes:
@@ -102,14 +144,18 @@ def draft_config(data: str | Path, active: str | None = None) -> dict:
         for c in codes:
             if c in BUILTIN:
                 continue
-            vals = value[idx][outs["instrument"].astype(str).str.strip().to_numpy()[idx] == c]
+            vals = value[idx][np.isin(instrument[idx], [c, ""] if len(codes) == 1 else [c])]
             instruments[c] = {"min": float(np.nanmin(vals)), "max": float(np.nanmax(vals)), "direction": "higher_is_worse",
                               "label": f"{c}: observed {np.nanmin(vals):g}-{np.nanmax(vals):g}; EDIT to the instrument's true range"}
+    for name, idx in groups.items():  # an outcome seen in some windows only is analysed in those
+        used = _windows_of(week[idx][~np.isnan(week[idx])], windows)
+        if used and len(used) < len(windows):
+            outcomes[name]["follow_up"] = used
     raw = {
         "name": (folder.resolve().parent.name if folder.resolve().name in ("data", "train") else folder.resolve().name), "description": f"Drafted by 'lbp-benefit config init' from {folder}; edit before use.",
         "treatments": {"active": active, "classes": classes},
         "covariates": covariates, "adjust_for": [], "outcomes": outcomes, "instruments": instruments,
-        "follow_up": _windows(week[~np.isnan(week)]), "min_trial_size": 10,
+        "follow_up": windows, "min_trial_size": 10,
     }
     parse_config(raw, source=f"draft for {folder}")  # the draft must itself be a valid config
     return raw
