@@ -101,6 +101,25 @@ def test_binary_common_effect_matches_logistic_regression():
     assert ce["inference"] == "z"
 
 
+def test_binary_common_effect_leaves_out_trials_without_outcome_variation():
+    """Many small centres (the CGD trial: 13 hospitals, two with no infection at all): a centre whose
+    participants all have the same outcome made the stratified common effect 'not estimable'
+    (its intercept diverges). Its profile likelihood is flat in the effect, so the maximum likelihood
+    equals the fit without it: the estimate must match statsmodels Logit on the other centres."""
+    a = _analysis(k=5, binary=True, n=40, seed=11)
+    a.loc[a.trial == "C2", "value"] = 1.0
+    a.loc[a.trial == "C4", "value"] = 0.0
+    d = build_design(a, _spec(binary=True), "active")
+    ce = common_effect(d, "treat")
+    kept = a[~a.trial.isin(["C2", "C4"])]
+    df = kept.assign(bc=kept.baseline - kept.groupby("trial").baseline.transform("mean"))
+    f = sm.Logit.from_formula("value ~ 0 + C(trial) + C(trial):bc + treat", df).fit(disp=0)
+    assert ce["estimate"] == pytest.approx(f.params["treat"], abs=1e-6)
+    assert ce["se"] == pytest.approx(f.bse["treat"], rel=1e-5)
+    assert "2 trial(s) where every participant had the same outcome left out" in ce["message"]
+    assert "C2, C4" in ce["message"]
+
+
 def test_single_trial_is_an_ancova_labelled_as_such():
     a = _analysis(k=1, n=60)
     d = build_design(a, _spec(), "active", min_trials=1)
@@ -139,3 +158,18 @@ def test_replicate_on_one_trial_reports_the_single_trial_analysis(tmp_path):
     f = sm.OLS.from_formula("value ~ treat + baseline", o).fit()
     assert row.estimate == pytest.approx(f.params["treat"], abs=1e-6) and len(p) > 0
     assert "single trial" in (out / "report.md").read_text()
+
+
+def test_diverging_logistic_interaction_is_not_estimable_not_a_number():
+    """Found on survival::cgd0: 3 of 128 patients on steroids, all free of infection, gave an
+    interaction 'log OR 56, SE 590906' reported as a number (status 'singular') and overflowed the
+    forest plot. A diverging logistic estimate is separation: reported as not estimable, saying so."""
+    a = _analysis(k=4, binary=True, n=40, seed=5)
+    a["rare"] = 0.0
+    for trial, arm, n, y in (("C1", 1, 3, 1.0), ("C1", 0, 3, 0.0), ("C2", 1, 3, 1.0), ("C2", 0, 3, 0.0)):
+        idx = a.index[(a.trial == trial) & (a.treat == arm)][:n]
+        a.loc[idx, "rare"], a.loc[idx, "value"] = 1.0, y  # the rare level: every active event-free, no control
+    spec = ModelSpec("y", "end", "any", ("control",), "rare", False, True, adjust_for=(), baseline=True)
+    row = fit_model(build_design(a, spec, "active"))
+    assert row["status"] == "not estimable" and np.isnan(row["estimate"]) and np.isnan(row["ci_low"])
+    assert "estimate diverges" in row["message"] and "separation" in row["message"]

@@ -15,6 +15,11 @@ reports, each labelled:
   q / Σ w_i, q = Σ w_i (y_i − μ)² / (k − 1), with a t(k − 1) interval (Hartung & Knapp 2001;
   Sidik & Jonkman 2002; IntHout et al. 2014). Trials whose own estimate is not finite (a logistic
   regression without events in an arm) are left out and counted.
+
+For a binary outcome a trial whose participants all have the same outcome carries no information on
+a common treatment effect: its own intercept runs off to ±infinity and the maximum likelihood of the
+other parameters equals the fit without it. The stratified fit therefore leaves such trials out and
+says which (otherwise many small centres would make the common effect "not estimable").
 """
 from __future__ import annotations
 
@@ -84,12 +89,31 @@ def _wald(est: float, se: float, df: int | None) -> dict:
             "inference": f"t({df})" if df else "z"}
 
 
+def uninformative_trials(design: Design) -> list[str]:
+    """Trials (of a binary outcome, with other trials beside them) in which every participant has
+    the same outcome: no information on a common effect in the stratified model."""
+    if not design.spec.binary_outcome or design.studies < 2:
+        return []
+    y = pd.Series(np.asarray(design.y, float)).groupby(np.asarray(design.groups).astype(str)).nunique()
+    const = sorted(y.index[y == 1])
+    return const if len(const) < len(y) else []
+
+
 def stratified_fit(design: Design) -> tuple[list[str], np.ndarray, np.ndarray, int | None]:
     """The stratified common-effect model: (column names, estimates, covariance, residual df for
-    a t reference or None for z). Raises LinAlgError / FloatingPointError when not estimable."""
+    a t reference or None for z). Raises LinAlgError / FloatingPointError when not estimable.
+    Binary outcomes: trials of :func:`uninformative_trials` are left out (an exact simplification
+    of the maximum likelihood, see the module docstring)."""
     X, names = stratified_matrix(design)
     y = np.asarray(design.y, float)
     if design.spec.binary_outcome:
+        drop = uninformative_trials(design)
+        if drop:
+            rows = ~np.isin(np.asarray(design.groups).astype(str), drop)
+            X, y = X[rows], y[rows]
+            used = np.any(X != 0, axis=0)
+            used[names.index("treat")] = True
+            X, names = X[:, used], [n for n, u in zip(names, used) if u]
         beta, cov = logistic(y, X)
         return names, beta, cov, None
     beta, cov, df = ols(y, X)
@@ -106,12 +130,17 @@ def common_effect(design: Design, target: str) -> dict:
     label = fit_label(design)
     try:
         names, beta, cov, df = stratified_fit(design)
+        if target not in names:
+            raise np.linalg.LinAlgError(f"'{target}' does not vary in the trials with an estimable fit")
         j = names.index(target)
         out = _wald(float(beta[j]), float(math.sqrt(cov[j, j])), df)
     except (np.linalg.LinAlgError, FloatingPointError) as exc:
         return {"label": label, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                 "p": np.nan, "inference": "", "message": f"{label} not estimable: {exc}"}
-    return {"label": label, **out, "message": ""}
+    drop = uninformative_trials(design)
+    note = (f"{label}: {len(drop)} trial(s) where every participant had the same outcome left out (no "
+            f"information on the effect): {', '.join(drop)}") if drop else ""
+    return {"label": label, **out, "message": note}
 
 
 def per_trial_effects(design: Design, target: str = "treat") -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -37,6 +37,12 @@ FEW_COLUMNS = ["ce_estimate", "ce_ci_low", "ce_ci_high", "ce_p", "ce_label", "hk
                "hksj_ci_high", "hksj_p", "hksj_tau", "hksj_studies", "hksj_label"]
 
 
+def diverged(est: float, se: float) -> bool:
+    """A logistic estimate that ran off (|log OR| > 15 or SE > 1000, as in
+    :func:`training.meta.few_trials.logistic`): separation, not a number to report."""
+    return not (math.isfinite(est) and math.isfinite(se)) or abs(est) > 15 or se > 1e3
+
+
 def _few_trials(design: Design) -> dict:
     """Common-effect (stratified) and two-stage HKSJ columns of an overall-effect row."""
     ce, hk = common_effect(design, "treat"), two_stage(design)
@@ -63,6 +69,11 @@ def _levels(row: dict, spec, names: list[str], beta, cov, dist, levels: tuple, b
                         "status": "not estimable", "message": f"level {lv!r} does not vary within any trial"})
             continue
         est, se = float(beta[j]), float(math.sqrt(cov[j, j]))
+        if spec.binary_outcome and diverged(est, se):
+            per.append({**r, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
+                        "status": "not estimable", "message": f"level {lv!r}: estimate diverges (log odds ratio "
+                        f"{est:.3g}, SE {se:.3g}): separation, e.g. no events (or only events) in one arm of the level"})
+            continue
         per.append({**r, "estimate": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se,
                     "p": float(2 * sf(abs(est / se))) if se > 0 else np.nan})
     use = [j for j in idx if j is not None]
@@ -155,6 +166,12 @@ def fit_model(design: Design, residual: str = "common") -> dict:
         return _levels(row, spec, names, res.params.to_numpy(), res.vcov.to_numpy(), (ppf, sf, None), levels, base)
     est = float(res.params[target])
     se = float(res.bse[target])
+    if spec.binary_outcome and diverged(est, se):
+        return {**row, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
+                "tau": tau, "tau_at_boundary": False, "pi_low": np.nan, "pi_high": np.nan, "inference": "",
+                "status": "not estimable", "analysis": ONE_STAGE[spec.binary_outcome],
+                "message": "; ".join([f"{row['variable']}: estimate diverges (log odds ratio {est:.3g}, SE {se:.3g}): "
+                                      "separation, e.g. no events (or only events) in one arm of a level"] + messages)}
     if spec.modifier is None and k > 2 and tau_identified:
         half = stats.t.ppf(0.975, k - 2) * math.sqrt(se**2 + tau**2)
         pi = (est - half, est + half)

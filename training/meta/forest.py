@@ -30,7 +30,10 @@ def forest_plot(sub: pd.DataFrame, labels: dict[str, str], title: str, odds: boo
                 fontsize=8, fontweight="bold" if r is None else "normal")
         if r is None:
             continue
-        est, lo, hi = (np.exp([r.estimate, r.ci_low, r.ci_high]) if odds else (r.estimate, r.ci_low, r.ci_high))
+        with np.errstate(over="ignore"):
+            est, lo, hi = (np.exp([r.estimate, r.ci_low, r.ci_high]) if odds else (r.estimate, r.ci_low, r.ci_high))
+        if not np.all(np.isfinite([est, lo, hi])):  # not estimable: said in the table, no bar drawn
+            continue
         ax.plot([lo, hi], [y, y], color="black", lw=1)
         ax.plot([est], [y], "s", color="#1f5fa8", ms=5)
     ref = 1.0 if odds else 0.0
