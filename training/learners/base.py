@@ -58,13 +58,16 @@ def outcome_type_of(outcome: str, cfg=None) -> str:
 
 def feature_spec_from_config(cfg) -> dict:
     """Feature names/types from a study config: its covariates then ``baseline_<outcome>`` of every
-    outcome measured at baseline."""
+    outcome measured at baseline. A categorical covariate's levels start with the config's
+    ``reference`` level (the learners' one-hot terms are each level vs the first)."""
     names, types, cats = [], [], {}
     for c in cfg.covariates.covariates:
         names.append(c.name)
         types.append(c.type)
         if c.type == "categorical":
-            cats[c.name] = list(c.categories)
+            ref = getattr(c, "reference", None)
+            levels = list(c.categories)
+            cats[c.name] = ([ref] + [lv for lv in levels if lv != ref]) if ref in levels else levels
     for o in getattr(cfg, "baseline_outcomes", cfg.outcomes):
         names.append(f"baseline_{o}")
         types.append("continuous")

@@ -299,12 +299,16 @@ class EffectModel(BenefitLearner):
         lin = exp["linear"]
         names = ["intercept"] + [f"offset[{c}]" for c in exp["comparators"]]
         fn = exp["features"]["names"]
+        cats = exp["features"].get("categories", {})
 
         def lab(c):
             if c["kind"] == "rcs":
                 return f"{fn[c['feature']]}:rcs{c['term'] + 1}"
-            if c["kind"] == "onehot":
-                return f"{fn[c['feature']]}={int(c['level'])}"
+            if c["kind"] == "onehot":  # level k vs the reference (the first level)
+                levels = cats.get(fn[c["feature"]], [])
+                k = int(c["level"])
+                return (f"{fn[c['feature']]}={levels[k]} vs {levels[0]}" if k < len(levels)
+                        else f"{fn[c['feature']]}={k}")
             return fn[c["feature"]]
         if lin["prog"]["type"] == "index":
             names.append("prog[prognostic_index]")
