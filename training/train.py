@@ -435,7 +435,7 @@ def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, syntheti
         sparse = sp[sp["sparse"] & (sp["trials"] > 0)]
         lines += ["## Comparator classes", "",
                   "Effect modification is shared across comparator classes; each class has its own average effect.", "",
-                  "- No trial compares exercise with (no prediction): "
+                  "- No trial compares the intervention with (no prediction): "
                   + (", ".join(f"{r.comparator} ({r.task})" for r in none.itertuples()) or "none"),
                   "- Sparse (< 2 trials or < 60 participants; the class average effect rests on little data): "
                   + (", ".join(f"{r.comparator} ({r.task}: {r.trials} trials, {r.participants} participants)"

@@ -128,6 +128,5 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
     if update:
         result["update"] = updates
     if out is not None:
-        write_report(Path(out), result, objs, units)
-        say(f"wrote {out}/report.html, report.json, metrics.csv")
+        write_report(Path(out), result, objs, units)  # the caller says where (the CLI: once, after the warnings)
     return result
