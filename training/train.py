@@ -39,7 +39,7 @@ from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
 from training.learners.stacking import StackedLearner
-from training.verdicts import heterogeneity_verdict
+from training.train_warnings import case_mix_warnings, separable_trials, task_type, task_verdict
 
 LEARNERS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner")
 
@@ -236,7 +236,9 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
         "versions": _versions(), "training_environment": training_environment(),
     }
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str), "utf-8")
-    _report(out, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs)
+    held = sorted({h for r in iecv_res.values() for h in r.folds})
+    case_mix = separable_trials(analysis, held, feature_spec_from_config(cfg)["names"]) if held else {}
+    _report(out, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs, case_mix)
     return TrainResult(out, tasks, selected, iecv_res, secs)
 
 
@@ -407,7 +409,7 @@ def _plots(d: Path, task: str, res, how: dict) -> None:
         plt.close(fig)
 
 
-def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs) -> None:
+def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs, case_mix=None) -> None:
     lines = ["# Training run", ""]
     if synthetic and (out / "plots").is_dir():
         from training.synthetic_label import label_folder
@@ -428,7 +430,10 @@ def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, syntheti
         if len(key):
             lines += ["Pooled over held-out trials (REML random effects; 95% CI and prediction interval):", "",
                       _md(key.round(3)), ""]
-        lines += ["**Verdict:** " + _verdict(t, res, selected.get(t, {}))["sentence"], ""]
+        v, warns = task_verdict(t, res, selected.get(t, {}), task_type(tasks, t))
+        lines += ["**Verdict:** " + v["sentence"], ""]
+        warns += case_mix_warnings({h: c for h, c in (case_mix or {}).items() if h in res.folds})
+        lines += [f"**Warning:** {w}." for w in warns] + ([""] if warns else [])
     sp = pd.DataFrame(support_rows)
     if len(sp):
         none = sp[sp["trials"] == 0]
@@ -441,21 +446,6 @@ def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, syntheti
                   + (", ".join(f"{r.comparator} ({r.task}: {r.trials} trials, {r.participants} participants)"
                                for r in sparse.itertuples()) or "none"), ""]
     (out / "report.md").write_text("\n".join(lines), "utf-8")
-
-
-def _verdict(task: str, res, how: dict) -> dict:
-    """The heterogeneity verdict (training.verdicts) from the pooled IECV metrics of the selected
-    learner (the best single learner when the selection is a stack, which IECV does not score)."""
-    learners = set(res.pooled["learner"]) if len(res.pooled) else set()
-    name = how.get("model") if how.get("model") in learners else how.get("best_single") or (
-        res.best_learner() if len(res.r_loss) else None)
-    g = res.pooled[res.pooled["learner"] == name].set_index("metric") if name in learners else pd.DataFrame()
-
-    def tri(m):
-        return tuple(float(v) for v in g.loc[m, ["estimate", "ci_low", "ci_high"]]) if m in g.index else None
-
-    return heterogeneity_verdict(tri("c_for_benefit"), tri("calibration_slope_for_benefit"), tri("autoc"),
-                                 label=f"{task} ({name}, pooled over held-out trials)")
 
 
 def _md(df: pd.DataFrame) -> str:

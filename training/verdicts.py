@@ -97,11 +97,12 @@ def heterogeneity_verdict(c_for_benefit=None, slope=None, autoc=None, average=No
     return {"level": level, "sentence": sentence if pre else sentence[0].upper() + sentence[1:], "evidence": ev}
 
 
-def separable_case_mix_warning(membership_c) -> str | None:
-    """A warning when the new data are almost perfectly separable from the training data."""
+def separable_case_mix_warning(membership_c, what: str = "the new data's", against: str = "the training data") -> str | None:
+    """A warning when the case-mix of ``what`` (possessive: the new data's; in ``train``, a held-out
+    trial's) is almost perfectly separable from ``against`` (the training data; the other trials)."""
     if membership_c is None or not math.isfinite(float(membership_c)) or membership_c <= SEPARABLE_C:
         return None
-    return (f"the new data's case-mix is almost perfectly separable from the training data (membership C "
+    return (f"{what} case-mix is almost perfectly separable from {against} (membership C "
             f"{membership_c:.3f} > {SEPARABLE_C}): the model is applied outside the population it learnt from, and "
             f"every benefit metric here describes extrapolation")
 
