@@ -31,6 +31,8 @@ Model layout (key ``support`` of a learner export)::
 """
 from __future__ import annotations
 
+import math
+import threading
 
 import numpy as np
 
@@ -107,6 +109,130 @@ def fit_support(mean, cov, F_train: np.ndarray, features=None, power: float = PO
             "power": float(power), "n": int(z.size)}
 
 
+class _Prepared:
+    """A ``support`` entry as arrays, with the Cholesky factor of ``cov`` restricted to each
+    observed-feature pattern met so far (the same factor :func:`mahalanobis` computes per call)."""
+
+    __slots__ = ("feats", "mean", "cov", "quantiles", "cut", "rare", "power", "factors", "rows")
+
+    def __init__(self, support: dict):
+        self.feats = np.asarray(support["features"], np.intp)
+        self.mean = np.asarray(support["mean"], float)
+        self.cov = np.asarray(support["cov"], float)
+        self.quantiles = np.asarray(support["quantiles"], float)
+        self.cut = float(support["cut"])
+        self.rare = float(support["rare"])
+        self.power = float(support.get("power", POWER))
+        self.factors: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self.rows: dict[bytes, tuple[list[int], list[float], list[list[float]]]] = {}
+
+    def factor(self, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean of the observed features, Cholesky factor of their covariance) for pattern ``o``."""
+        key = o.tobytes()
+        hit = self.factors.get(key)
+        if hit is None:
+            Soo = self.cov[np.ix_(o, o)]
+            try:
+                L = np.linalg.cholesky(Soo)
+            except np.linalg.LinAlgError:
+                L = np.linalg.cholesky(Soo + np.eye(o.sum()) * 1e-9 * max(float(np.mean(np.diag(Soo))), 1e-12))
+            if len(self.factors) > 4096:
+                self.factors.clear()
+            hit = self.factors[key] = (self.mean[o], L)
+        return hit
+
+    def one(self, x: np.ndarray) -> dict:
+        """:func:`support_scores` of one patient (``x``: all p features), in Python floats: a single
+        patient's few numbers cost numpy more in per-call overhead than in arithmetic. The same
+        formulas; the distance by forward substitution with the pattern's Cholesky factor (equal to
+        the array path up to rounding, ~1e-15 relative)."""
+        v = x[self.feats]
+        o = ~np.isnan(v)
+        key = o.tobytes()
+        hit = self.rows.get(key)
+        if hit is None:
+            idx = [int(j) for j in np.flatnonzero(o)]
+            if idx:
+                mu, L = self.factor(o)
+                hit = (idx, [float(m) for m in mu], L.tolist())
+            else:
+                hit = (idx, [], [])
+            if len(self.rows) > 4096:
+                self.rows.clear()
+            self.rows[key] = hit
+        idx, mu, L = hit
+        k = len(idx)
+        if k == 0:
+            return {"z": -math.inf, "percentile": 0.0, "factor": 1.0, "rare": False}
+        vals = v.tolist()
+        w: list[float] = []
+        d2 = 0.0
+        for i, j in enumerate(idx):  # W = L^-1 (x_o - mu_o), forward substitution
+            row = L[i]
+            t = vals[j] - mu[i]
+            for m in range(i):
+                t -= row[m] * w[m]
+            t /= row[i]
+            w.append(t)
+            d2 += t * t
+        c = 2.0 / (9.0 * k)
+        z = (math.cbrt(d2 / k) - (1.0 - c)) / math.sqrt(c)
+        pct = 100.0 * float(np.interp(z, self.quantiles, QUANTILE_LEVELS, left=0.0, right=1.0)) \
+            if math.isfinite(z) else 0.0
+        r2 = k * max(1.0 - c + self.cut * math.sqrt(c), 0.0) ** 3
+        ratio = math.sqrt(d2 / max(r2, 1e-12))
+        return {"z": z, "percentile": pct, "factor": max(ratio, 1.0) ** self.power,
+                "rare": math.isfinite(z) and z > self.rare}
+
+    def distances(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`mahalanobis` of the rows of F (all p features) over this entry's features: the
+        same arithmetic, with the per-pattern factors computed once per model, not per call."""
+        X = np.asarray(F, float)[:, self.feats]
+        n = X.shape[0]
+        obs = ~np.isnan(X)
+        if n == 1:  # one patient (an API request): one pattern, no grouping
+            d2, k = np.zeros(1), np.zeros(1)
+            o = obs[0]
+            if o.any():
+                mu, L = self.factor(o)
+                W = np.linalg.solve(L, (X[0, o] - mu)[:, None])
+                d2[0] = np.sum(W * W, axis=0)[0]
+                k[0] = o.sum()
+            return d2, k
+        d2, k = np.zeros(n), np.zeros(n)
+        if n == 0:
+            return d2, k
+        keys, inv = np.unique(obs, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        for j, o in enumerate(keys):
+            if not o.any():
+                continue
+            rows = inv == j
+            mu, L = self.factor(o)
+            W = np.linalg.solve(L, (X[np.ix_(rows, o)] - mu).T)
+            d2[rows] = np.sum(W * W, axis=0)
+            k[rows] = o.sum()
+        return d2, k
+
+
+_PREPARED: dict[int, tuple[dict, _Prepared]] = {}
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared(support: dict) -> _Prepared:
+    """The :class:`_Prepared` form of a ``support`` entry, kept per entry (by identity: the entry is
+    held with it, so its id is not reused while cached); the export itself is not modified."""
+    hit = _PREPARED.get(id(support))
+    if hit is not None and hit[0] is support:
+        return hit[1]
+    prep = _Prepared(support)
+    with _PREPARED_LOCK:
+        if len(_PREPARED) > 256:
+            _PREPARED.clear()
+        _PREPARED[id(support)] = (support, prep)
+    return prep
+
+
 def support_scores(support: dict | None, F: np.ndarray) -> dict:
     """Per patient: ``z`` (calibrated distance score), ``percentile`` (share of training
     participants closer to the centre, 0-100), ``factor`` (interval widening, >= 1) and ``rare``
@@ -115,14 +241,18 @@ def support_scores(support: dict | None, F: np.ndarray) -> dict:
     if not support or not support.get("features"):
         return {"z": np.full(n, np.nan), "percentile": np.full(n, np.nan), "factor": np.ones(n),
                 "rare": np.zeros(n, bool)}
-    d2, k = mahalanobis(support["mean"], support["cov"], np.asarray(F, float)[:, support["features"]])
+    prep = _prepared(support)
+    if n == 1:
+        one = prep.one(np.asarray(F, float)[0])
+        return {"z": np.array([one["z"]]), "percentile": np.array([one["percentile"]]),
+                "factor": np.array([one["factor"]]), "rare": np.array([one["rare"]])}
+    d2, k = prep.distances(F)
     z = _wh(d2, k)
-    q = np.asarray(support["quantiles"], float)
-    pct = np.where(np.isfinite(z), 100.0 * np.interp(z, q, QUANTILE_LEVELS, left=0.0, right=1.0), 0.0)
-    r2 = _radius2(float(support["cut"]), k)
+    pct = np.where(np.isfinite(z), 100.0 * np.interp(z, prep.quantiles, QUANTILE_LEVELS, left=0.0, right=1.0), 0.0)
+    r2 = _radius2(prep.cut, k)
     ratio = np.where(k > 0, np.sqrt(d2 / np.maximum(r2, 1e-12)), 0.0)
-    factor = np.maximum(ratio, 1.0) ** float(support.get("power", POWER))
-    rare = np.isfinite(z) & (z > float(support["rare"]))
+    factor = np.maximum(ratio, 1.0) ** prep.power
+    rare = np.isfinite(z) & (z > prep.rare)
     return {"z": z, "percentile": pct, "factor": factor, "rare": rare}
 
 

@@ -37,6 +37,36 @@ def test_mahalanobis_matches_an_independent_computation_with_missing_values():
             assert d2[i] == 0.0
 
 
+def test_scores_of_one_patient_equal_those_of_a_batch_and_of_the_plain_computation():
+    """support_scores of one patient (the API's case: Python floats, per-pattern Cholesky factors
+    kept per support entry) equals the batch path and a computation from mahalanobis() itself."""
+    rng = np.random.default_rng(5)
+    p = 7
+    A = rng.normal(size=(p, p))
+    S = A @ A.T + np.eye(p)
+    mu = rng.normal(size=p)
+    X = rng.normal(size=(400, p)) @ np.linalg.cholesky(S).T + mu
+    X[rng.random(X.shape) < 0.3] = np.nan
+    feats = [0, 2, 3, 5, 6]
+    sup = sp.fit_support(mu, S, X, features=feats)
+    F = np.vstack([X[:200], rng.normal(size=(200, p)) * 4 + mu])  # inside and far beyond the support
+    F[rng.random(F.shape) < 0.3] = np.nan
+    F[7, feats] = np.nan  # no feature of the distance observed
+    batch = sp.support_scores(sup, F)
+    d2, k = sp.mahalanobis(sup["mean"], sup["cov"], F[:, feats])  # the plain computation, per call
+    kk = np.maximum(k, 1)
+    z = np.where(k > 0, (np.cbrt(d2 / kk) - (1 - 2 / (9 * kk))) / np.sqrt(2 / (9 * kk)), -np.inf)  # Wilson-Hilferty
+    assert np.allclose(batch["z"], z, rtol=1e-12, atol=1e-12) and np.array_equal(np.isinf(batch["z"]), k == 0)
+    assert (batch["factor"] > 1).any() and batch["rare"].any() and k[7] == 0
+    for i in range(F.shape[0]):
+        one = sp.support_scores(sup, F[i:i + 1])
+        assert one["rare"][0] == batch["rare"][i]
+        for key, tol in (("z", 1e-12), ("percentile", 1e-10), ("factor", 1e-12)):
+            assert one[key][0] == pytest.approx(batch[key][i], rel=1e-12, abs=tol), (i, key)
+    again = sp.support_scores(sup, F)  # the cached factors give the same numbers
+    assert all(np.array_equal(again[key], batch[key]) for key in batch)
+
+
 def test_calibrated_on_gaussian_training_data():
     """Wilson-Hilferty scores of chi-square distances are ~N(0, 1); the training cut leaves 5% of
     the training rows widened and 1% rare, whatever the number of observed features."""
