@@ -115,24 +115,24 @@ class ScoringService:
             raise refused from None
         except Exception as exc:  # noqa: BLE001 - a service boundary; the message may quote input: not logged
             error_type = exc.error_type if isinstance(exc, ScoringFailed) else type(exc).__name__
-            self.telemetry.score_requests.labels(endpoint, "error").inc()
+            self.telemetry.count_score(endpoint, "error")
             log.error("scoring failed", extra={**extra, "error_type": error_type})
             raise ScoringFailed(error_type) from None
-        self.telemetry.score_requests.labels(endpoint, "ok").inc()
+        self.telemetry.count_score(endpoint, "ok")
         for comparator in comparators:
-            self.telemetry.scored.labels(endpoint, comparator).inc(len(patients))
+            self.telemetry.count_scored(endpoint, comparator, len(patients))
         log.info("scored", extra=extra)
         return out
 
     def count_invalid(self, endpoint: str, request_id: str | None, n_errors: int, error_type: str) -> None:
         """Count and log a refused scoring request (only counts and types: values stay out of logs)."""
-        self.telemetry.score_requests.labels(endpoint, "invalid").inc()
+        self.telemetry.count_score(endpoint, "invalid")
         log.info("invalid request", extra={"request_id": request_id, "route": endpoint, "n_errors": n_errors,
                                            "error_type": error_type})
 
     def count_failure(self, endpoint: str, request_id: str | None, error_type: str) -> None:
         """Count and log a failure around scoring (e.g. reading a CDS prefetch), by type only."""
-        self.telemetry.score_requests.labels(endpoint, "error").inc()
+        self.telemetry.count_score(endpoint, "error")
         log.error("scoring failed", extra={"request_id": request_id, "route": endpoint, "model_id": self.model_id,
                                            "error_type": error_type})
 

@@ -35,6 +35,7 @@ environment variable           default          meaning
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from pathlib import Path
 
@@ -87,8 +88,10 @@ class ServingSettings(BaseSettings):
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(host: str) -> bool:
-    """True for addresses (or names) that only this machine can reach."""
+    """True for addresses (or names) that only this machine can reach. (Cached: asked for the
+    client address of every request when no API keys are set.)"""
     h = host.strip().strip("[]").lower()
     if h in LOOPBACK_NAMES:
         return True

@@ -72,6 +72,38 @@ class Telemetry:
         self.model_info = Gauge("lbp_model_info", "The loaded model (value is always 1).",
                                 ("model_id", "schema_version", "synthetic"), multiprocess_mode="livemax", **reg)
 
+        # The labelled children used on every request, by label values: ``labels()`` builds and looks
+        # up a key under a lock on each call; a child, once made, is the same object for the life of
+        # the metric (prometheus_client's documented way to avoid that per-call cost).
+        self._request_children: dict[tuple[str, str, str], tuple] = {}
+        self._score_children: dict[tuple[str, str], object] = {}
+        self._scored_children: dict[tuple[str, str], object] = {}
+
+    def observe_request(self, method: str, route: str, status: str, seconds: float) -> None:
+        """One HTTP request answered: ``lbp_http_requests_total`` and its latency histogram."""
+        key = (method, route, status)
+        pair = self._request_children.get(key)
+        if pair is None:
+            pair = self._request_children[key] = (self.requests.labels(*key), self.latency.labels(*key))
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def count_score(self, endpoint: str, result: str) -> None:
+        """One scoring request: ``lbp_score_requests_total{endpoint,result}`` (ok, invalid, error)."""
+        key = (endpoint, result)
+        child = self._score_children.get(key)
+        if child is None:
+            child = self._score_children[key] = self.score_requests.labels(*key)
+        child.inc()
+
+    def count_scored(self, endpoint: str, comparator: str, n: int) -> None:
+        """``n`` patients scored: ``lbp_patients_scored_total{endpoint,comparator}``."""
+        key = (endpoint, comparator)
+        child = self._scored_children.get(key)
+        if child is None:
+            child = self._scored_children[key] = self.scored.labels(*key)
+        child.inc(n)
+
     def render(self) -> bytes:
         """The Prometheus text exposition of this app (of every worker, in multiprocess mode)."""
         if not self.multiprocess:
