@@ -237,10 +237,13 @@ def test_with_keys_every_route_needs_one_and_browsers_can_use_basic_auth():
 def test_calculator_requests_log_no_patient_data(caplog):
     secrets = ["47.123", "61.987", "147.321"]
     lines: list[str] = []
+    routes: set = set()
 
     class Collect(logging.Handler):
         def emit(self, record):
-            lines.append(JsonFormatter().format(record) + repr(record.__dict__))
+            line = JsonFormatter().format(record)
+            routes.add(json.loads(line).get("route"))
+            lines.append(line + repr(record.__dict__))
 
     root, handler = logging.getLogger(), Collect()
     root.addHandler(handler)
@@ -257,6 +260,6 @@ def test_calculator_requests_log_no_patient_data(caplog):
         root.removeHandler(handler)
         root.setLevel(old)
     everything = "\n".join(lines + [r.getMessage() for r in caplog.records])
-    assert '"route": "/calculator/score"' in everything
+    assert "/calculator/score" in routes
     for s in secrets:
         assert s not in everything, f"{s} leaked into the logs"
