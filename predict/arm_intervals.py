@@ -4,6 +4,17 @@
 conditions of ``predict.uncertainty.arm_se``): the export records it in the manifest
 (``arm_intervals``) so that the model card claims an interval only where the scorer gives one.
 
+Binary outcomes (:func:`binary_parts`): the estimand is P(recovery | arm, x) in an average trial
+(trial effects at their weighted mean), the probability the learner predicts. A single logistic
+learner: delta method on the logit scale with its bootstrap covariance. A stack (any mix of
+logistic and tree members): each member's SE of the arm probability (logistic: p(1-p) times the
+logit-scale delta SE; tree learners: the bootstrap's per-arm variance model ``arm_varmodel``)
+added with the stack's weights as if perfectly correlated (the convention of the continuous
+stacks in ``predict.uncertainty.arm_se``: conservative, as |cov| <= SD_i SD_j), plus the variance
+over conditional draws of missing inputs; the 95% interval is formed on the logit scale around
+the stack's probability (SD / p(1-p), delta method) so it stays in 0-1. Coverage of the true
+average-trial probability on the simulator: ``benchmarks/bench_binary_stack.py``.
+
 For network-only comparators:
 
 For a network-only node the scorer predicts the outcome under exercise with the task's learner
@@ -19,19 +30,23 @@ from __future__ import annotations
 import numpy as np
 
 from predict.batch import task_scores
+from predict.evaluate import expected
 from predict.impute import impute_mean
 from predict.linear import LINEAR_KINDS, linear_parts
-from predict.uncertainty import arm_missing_variance
+from predict.uncertainty import arm_missing_variance, varmodel_design
 
 TREE_KINDS = ("t_learner", "x_learner", "dr_learner")
 
 
 def available(exp: dict) -> bool:
     """True if the scorer gives per-arm 95% CIs for this export: continuous outcomes (the
-    conditions of ``uncertainty.arm_se``) and binary outcomes of a single linear logistic learner with
-    a bootstrap covariance (:func:`binary_parts`; stacks of binary learners: not available)."""
+    conditions of ``uncertainty.arm_se``) and binary outcomes of a linear logistic learner with
+    a bootstrap covariance, a tree learner with a per-arm bootstrap variance model, or a stack of
+    such members (:func:`binary_parts`)."""
     if exp.get("outcome_type") == "binary":
-        return _binary_single(exp)
+        if exp.get("kind") == "stacked":
+            return all(_binary_member(e) for e in exp["members"]["exports"])
+        return _binary_member(exp)
     if exp.get("outcome_type") != "continuous":
         return False
     return _single(exp) if exp.get("kind") != "stacked" else all(_single(e) for e in exp["members"]["exports"])
@@ -53,13 +68,66 @@ def _binary_single(exp: dict) -> bool:
         and iv.get("method") == "delta" and iv.get("theta_cov") is not None
 
 
+def _binary_member(exp: dict) -> bool:
+    return _binary_single(exp) or (exp.get("kind") in TREE_KINDS and _single(exp))
+
+
 def _expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(q / (1 - q))
+
+
+def binary_member_se(exp: dict, F: np.ndarray, comparator: str):
+    """(SE under exercise, SE under ``comparator``) of one binary member's predicted probability
+    from estimation (no missing-input part): p(1-p) sqrt(g' V g) for a logistic learner (delta
+    method, V the trial-cluster bootstrap covariance), sqrt(exp(U w)) of the bootstrap's per-arm
+    variance model for a tree learner. ``F``: raw features (NaN = missing)."""
+    Fimp = impute_mean(exp["imputer"], F)
+    if exp.get("kind") in TREE_KINDS:
+        U = varmodel_design(exp, F, Fimp)
+        vm = exp["interval"]["arm_varmodel"]
+        return tuple(np.sqrt(np.exp(U @ np.asarray(vm[k], float))) for k in ("__active__", comparator))
+    eta, grad = linear_parts(exp["linear"], list(exp["comparators"]), Fimp)
+    V = np.asarray(exp["interval"]["theta_cov"], float)
+    out = []
+    for k in ("__active__", comparator):
+        p = _expit(eta[k])
+        se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", grad[k], V, grad[k]), 0.0, None))
+        out.append(p * (1 - p) * se)
+    return tuple(out)
+
+
+def stack_binary_parts(exp: dict, F: np.ndarray, comparator: str):
+    """:func:`binary_parts` of a stack (a single tree learner: a stack of one): per arm, the logit
+    of the stack's probability and its SD on the logit scale. The stack's probabilities: exercise sum_i v_i a_i (v = weights / their sum), the
+    comparator exercise - sum_i w_i (a_i - c_i); their SEs the same combinations of the members'
+    SEs in absolute value (perfect correlation), exercise sum v_i SE(a_i), comparator
+    sum |v_i - w_i| SE(a_i) + w_i SE(c_i); plus the missing-input variance; mapped to the logit
+    scale by the delta method."""
+    mem = exp["members"] if exp.get("kind") == "stacked" else {"weights": [1.0], "exports": [exp]}
+    w = np.asarray(mem["weights"], float)
+    v = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
+    parts = [binary_member_se(e, F, comparator) for e in mem["exports"]]
+    se_a = sum(vi * p[0] for vi, p in zip(v, parts))
+    se_c = sum(abs(vi - wi) * p[0] + wi * p[1] for vi, wi, p in zip(v, w, parts))
+    ex = expected(exp, F, impute_mean(exp["imputer"], F))
+    _, va, vc = arm_missing_variance(exp, F, comparator)
+    out = []
+    for k, se, vm in (("__active__", se_a, va), (comparator, se_c, vc)):
+        p = np.asarray(ex[k], float)
+        d = np.maximum(p * (1 - p), 1e-12)
+        out.append((_logit(p), np.sqrt(se ** 2 + vm) / d))
+    return out
+
+
 def binary_parts(exp: dict, F: np.ndarray, comparator: str):
-    """Per arm (exercise, then ``comparator``) the linear predictor's estimate and SD on the logit
-    scale for a single linear logistic learner, or None if not :func:`available`: estimation SE
+    """Per arm (exercise, then ``comparator``) the estimate and SD on the logit scale, or None if
+    not :func:`available`. Stacks and tree learners: :func:`stack_binary_parts`. A single linear
+    logistic learner: the linear predictor with estimation SE
     sqrt(g' V g) (g the gradient in theta, V the trial-cluster bootstrap covariance
     ``interval.theta_cov``) combined with the spread over the conditional draws of missing inputs
     (their variance of P(recovery) mapped to the logit scale by the delta method, / (p(1-p))^2).
@@ -68,6 +136,8 @@ def binary_parts(exp: dict, F: np.ndarray, comparator: str):
     not: with 7 bootstrap replicates and p near 0.06 it understates the spread by a third)."""
     if not available(exp) or F.shape[0] == 0 or comparator not in exp["comparators"]:
         return None
+    if exp.get("kind") == "stacked" or exp.get("kind") in TREE_KINDS:  # a tree learner: a stack of one
+        return stack_binary_parts(exp, F, comparator)
     lin = exp["linear"]
     Fimp = impute_mean(exp["imputer"], F)
     eta, grad = linear_parts(lin, list(exp["comparators"]), Fimp)

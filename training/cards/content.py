@@ -64,8 +64,9 @@ def s_model_details(inp: CardInputs) -> Section:
                    "and a 95% prediction interval (a new clinic); for pain and function the probability that the "
                    "benefit exceeds the smallest worthwhile effect in four verdict words; the expected outcome under "
                    "exercise and under each comparator (recovery: the probability, as people per 100), with a 95% "
-                   "CI wherever the task's learner holds per-arm uncertainty (which tasks: What a clinician sees) "
-                   "and 'no interval available' said otherwise; unavailable classes are reported as such."),
+                   "CI wherever the task's learner holds per-arm uncertainty (every task of a model trained with the "
+                   "default bootstrap; which tasks: What a clinician sees) and 'no interval available' said "
+                   "otherwise; unavailable classes are reported as such."),
         "how_predictions_are_calculated": ("The artifact stores each task's selected model as plain JSON (linear "
                                            "coefficients, imputation model) and LightGBM text; the runtime scorer "
                                            "(`predict`) evaluates it; the HTTP API and CDS Hooks service serve it."),

@@ -20,6 +20,14 @@ from training.cards.inputs import CardInputs
 NOT_STATED = "Not stated by the model owner (no owner file was given to `lbp-benefit card --owner`)"
 ANSWERED, NOT_APPLICABLE = "answered", "not_applicable"
 
+ARM_METHOD = ("The expected outcome under each arm (recovery: the probability) has a 95% CI of its value for "
+              "patients like this one in an average trial. A single learner: the trial-cluster bootstrap (delta "
+              "method on the coefficients' covariance; tree learners: the bootstrap's per-arm variance model). A "
+              "stack: its members' standard errors added with the stack's weights as if perfectly correlated "
+              "(conservative), plus the spread over the conditional draws of inputs not entered; probabilities get "
+              "the interval on the logit scale, so it stays within 0-100%. Checked against the simulator's truth "
+              "(benchmarks/bench_binary_stack.py, BENCHMARKS.md).")
+
 # Result paths (predict.Scorer.score) of the outputs the card says have an interval, per task; tested
 # against scored patients (tests/test_card_standards.py).
 def interval_claims(inp: CardInputs) -> tuple[list[dict], list[dict]]:
@@ -42,8 +50,8 @@ def interval_claims(inp: CardInputs) -> tuple[list[dict], list[dict]]:
                      "under the comparator (95% CI; conservative for network comparators)"}]
     without = []
     if arm_no:
-        why = ("the task's learner holds no per-arm uncertainty for it, e.g. a stack with tree learners for recovery"
-               if isinstance(arms, dict) else "not recorded in this artifact's manifest")
+        why = ("the task's learner holds no per-arm uncertainty for it (a tree learner exported without the "
+               "bootstrap's per-arm variance model)" if isinstance(arms, dict) else "not recorded in this artifact's manifest")
         without.append({"path": "exercise.interval / comparator.interval", "tasks": arm_no,
                         "what": f"expected outcome under each arm: no interval ({why}); the result says so "
                                 "(`interval_note`) and the difference has its CI and PI"})
@@ -66,7 +74,7 @@ def s_point_of_care(inp: CardInputs) -> Section:
     s.data = {"verdict_definition": V.DEFINITION, "verdict_basis": V.BASIS, "verdict_rationale": V.RATIONALE,
               "levels": levels, "threshold_rule": "20% of the patient's baseline score (pain, function)",
               "interval_labels": {"ci": V.CI_LABEL, "prediction_interval": V.PI_LABEL, "pi_equals_ci": V.SAME_LABEL},
-              "outputs_with_interval": with_iv, "outputs_without_interval": without,
+              "outputs_with_interval": with_iv, "outputs_without_interval": without, "arm_interval_method": ARM_METHOD,
               "explanations": "from entered inputs only; imputed inputs listed apart (imputed_factors)",
               "imputation_warning": "a warning when more than 50% of the effect modifiers were imputed"}
     s.md += ["The API, the web calculator, the CDS Hooks card and this card use the same definitions "
@@ -82,7 +90,8 @@ def s_point_of_care(inp: CardInputs) -> Section:
                      [["very likely", "≥ 90%"], ["likely", "66% to < 90%"], ["possibly", "33% to < 66%"],
                       ["unlikely", "< 33%"]])
     s.md += ["", "No verdict is given for global recovery (no smallest worthwhile difference is defined for it); "
-             "its difference has a CI and a PI.", "", "**Outputs with an interval**", ""]
+             "its difference has a CI and a PI.", "", "**Per-arm intervals.** " + ARM_METHOD, "",
+             "**Outputs with an interval**", ""]
     s.md += [f"- `{c['path']}`: {c['what']}; tasks: {', '.join(c['tasks'])}" for c in with_iv]
     s.md += ["", "**Outputs without an interval** (said explicitly wherever shown)", ""]
     s.md += [f"- `{c['path']}`: {c['what']}; tasks: {', '.join(c['tasks'])}" for c in without] or ["- none"]
@@ -376,7 +385,8 @@ def hti1_answers(inp: CardInputs, sections: dict[str, Section], owner: dict | No
     for num, cat, attr in T.HTI1_ATTRIBUTES:
         answer, sid = S[num]
         status = "not_stated" if NOT_STATED in answer else ANSWERED
-        out.append({"number": num, "category": cat, "attribute": attr, "status": status, "answer": answer,
+        out.append({"number": num, "paragraph": T.HTI1_PARAGRAPH[num], "category": cat, "attribute": attr,
+                    "status": status, "answer": answer,
                     "section": sid, "section_title": _title(sid)})
     return out
 
@@ -387,8 +397,9 @@ def s_hti1(inp: CardInputs, sections: dict[str, Section], owner: dict | None) ->
     s.md += ["Source attributes a predictive decision support intervention exposes under ONC HTI-1 "
              "(45 CFR 170.315(b)(11)(iv)(B)), each answered with where in this card. Organisational facts come "
              "from the model owner's statements (Developer, funding, oversight). " + T.HTI1_NOTE, ""]
-    s.md += md_table(["#", "category", "attribute", "answer", "where in this card"],
-                     [[i["number"], i["category"], i["attribute"], i["answer"], i["section_title"]] for i in items])
+    s.md += md_table(["#", "paragraph", "category", "attribute", "answer", "where in this card"],
+                     [[i["number"], i["paragraph"].replace("170.315(b)(11)(iv)", ""), i["category"], i["attribute"],
+                       i["answer"], i["section_title"]] for i in items])
     s.data = {"regulation": "ONC HTI-1, 45 CFR 170.315(b)(11)(iv)(B)", "note": T.HTI1_NOTE, "attributes": items}
     return s
 
