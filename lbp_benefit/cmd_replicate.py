@@ -44,7 +44,7 @@ def replicate(
         from training.synthetic_label import label_folder
 
         (out / "SYNTHETIC_DATA.txt").write_text(SYNTHETIC_NOTE + "\n", "utf-8")
-        label_folder(out)  # every PNG figure (forest plots) carries the synthetic band
+        label_folder(out)  # every figure (forest plots, PNG and SVG) carries the synthetic band
     h.attrition.to_csv(out / "attrition.csv", index=False)
     bad = res.interactions[res.interactions.status != "ok"]
     typer.echo((out / "report.md").read_text("utf-8").split("## Interactions")[0].rstrip())

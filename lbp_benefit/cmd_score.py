@@ -96,6 +96,9 @@ def score(
     except ValidationFailed as exc:
         raise ValidationFailed(located(exc.problems), what=source or "patients") from None
     output.parent.mkdir(parents=True, exist_ok=True)
+    from predict.synthetic_marker import mark_table
+
+    out = mark_table(out, scorer.synthetic)  # first column 'synthetic' on every row of a synthetic model's file
     out.to_csv(output, index=False)
     n_bad = int(out["error"].ne("").sum()) if "error" in out else 0
     typer.echo(f"scored {len(out) - n_bad} patient(s) vs {comparator} with model {scorer.model_id}; "

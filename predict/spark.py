@@ -289,7 +289,13 @@ def score_to_parquet(spark, source: str, output: str | Path, model_path: str | P
     (rows written, rows with an error)."""
     from pyspark.sql import functions as F
 
+    from predict.synthetic_marker import COLUMN, COLUMN_DESCRIPTION, LABEL
+
+    scorer = scorer if scorer is not None else Scorer.load(model_path)
     out = score_spark(read_input(spark, source), model_path, comparator, outcomes, explain=explain, scorer=scorer)
+    if scorer.synthetic:  # first column 'synthetic' on every row; the label in the column's Parquet metadata
+        mark = F.lit(True).alias(COLUMN, metadata={"label": LABEL, "comment": COLUMN_DESCRIPTION})
+        out = out.select(mark, *[c for c in out.columns if c != COLUMN])
     out.write.mode("overwrite").parquet(str(output))
     n, bad = spark.read.parquet(str(output)).select(F.count(F.lit(1)), F.count(ERROR)).first()
     return int(n), int(bad)

@@ -38,7 +38,8 @@ def test_score_input_csv(sm, scorer, tmp_path):
     r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP, "--output", str(out)])
     assert r.exit_code == 0, r.output + repr(r.exception)
     res = pd.read_csv(out)
-    assert list(res.columns[:1]) == ["participant"]
+    assert list(res.columns[:2]) == ["synthetic", "participant"]  # a synthetic model's file says so on every row
+    assert res["synthetic"].dtype == bool and res["synthetic"].all()
     assert set(scorer.output_columns()) <= set(res.columns)
     assert {"pain_short_benefit", "pain_short_benefit_low", "pain_short_benefit_high", "recovery_moderate_ard",
             "recovery_moderate_p_exercise", "recovery_moderate_p_comparator", "function_moderate_comparator"} <= set(res.columns)

@@ -181,7 +181,12 @@ def test_cli_engine_spark_parquet_and_table(spark, scorer, patients, tmp_path):
         assert "5 row(s) failed validation" in r.output
         res = pd.read_parquet(out)
         assert len(res) == 60 and res["error"].notna().sum() == 5
-        assert list(res.columns) == ["trial", "participant"] + scorer.output_columns() + ["missing", "warnings", "error"]
+        # a synthetic model's file: first column 'synthetic', true on every row, the label in its metadata
+        assert list(res.columns) == ["synthetic", "trial", "participant"] + scorer.output_columns() + \
+            ["missing", "warnings", "error"]
+        assert res["synthetic"].all()
+        field = spark.read.parquet(str(out)).schema["synthetic"]
+        assert field.metadata["label"] == "SYNTHETIC DATA \u2014 NOT FOR CLINICAL USE"
     csv = tmp_path / "p.csv"
     patients.head(3).to_csv(csv, index=False)
     r = _run(score, "score", ["--model", art, "--input", str(csv), "--comparator", COMP, "--output",
