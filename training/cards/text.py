@@ -131,40 +131,62 @@ ETHICS = [
 
 # the TRIPOD+AI checklist (all items) lives in training/cards/regulatory.py
 
-# ONC HTI-1 predictive DSI source attributes, 45 CFR 170.315(b)(11)(iv)(B): (number, category, attribute)
-HTI1_ATTRIBUTES = [
-    (1, "Details and output", "Name and contact information for the developer"),
-    (2, "Details and output", "Funding source of the intervention's development"),
-    (3, "Details and output", "Description of the value that the intervention produces as an output"),
-    (4, "Details and output", "Whether the output is a prediction, classification, recommendation, evaluation, analysis or other"),
-    (5, "Purpose", "Intended use of the intervention"),
-    (6, "Purpose", "Intended patient population(s)"),
-    (7, "Purpose", "Intended user(s)"),
-    (8, "Purpose", "Intended decision-making role (informs, augments, replaces clinical management)"),
-    (9, "Cautioned out-of-scope use", "Tasks, situations or populations where a user is cautioned against applying the intervention"),
-    (10, "Cautioned out-of-scope use", "Known risks, inappropriate settings, inappropriate uses, known limitations"),
-    (11, "Development details and input features", "Exclusion and inclusion criteria that influenced the training data set"),
-    (12, "Development details and input features", "Use of race, ethnicity, language, sexual orientation, gender identity, sex, date of birth, social determinants of health and health status assessments as input features"),
-    (13, "Development details and input features", "Description of demographic representativeness according to those variables"),
-    (14, "Development details and input features", "Description of relevance of training data to intended deployed setting"),
-    (15, "Fairness in development", "Approach to require and facilitate fairness in development"),
-    (16, "Fairness in development", "Approaches to manage, reduce or eliminate bias"),
-    (17, "External validation", "Data source, clinical setting or environment where the intervention's validity and fairness were assessed"),
-    (18, "External validation", "Party that conducted the external testing"),
-    (19, "External validation", "Description of demographic representativeness of the external data"),
-    (20, "External validation", "Description of the external validation process"),
-    (21, "Quantitative performance measures", "Validity of the intervention in test data derived from the same source as the initial training data"),
-    (22, "Quantitative performance measures", "Fairness of the intervention in test data derived from the same source as the initial training data"),
-    (23, "Quantitative performance measures", "Validity of the intervention in data external to or from a different source than the training data"),
-    (24, "Quantitative performance measures", "Fairness of the intervention in data external to or from a different source than the training data"),
-    (25, "Quantitative performance measures", "References to evaluation of use of the intervention on outcomes (e.g. morbidity, mortality, length of stay)"),
-    (26, "Ongoing maintenance", "Update and continued validation or fairness assessment schedule: process and frequency of monitoring validity"),
-    (27, "Ongoing maintenance", "Validity of the intervention in local data"),
-    (28, "Ongoing maintenance", "Process and frequency of monitoring fairness"),
-    (29, "Ongoing maintenance", "Fairness of the intervention in local data"),
-    (30, "Update schedule", "Process and frequency of updates to the intervention"),
-    (31, "Update schedule", "Frequency with which performance is corrected when risks to validity or fairness are identified"),
+# ONC HTI-1 predictive DSI source attributes, 45 CFR 170.315(b)(11)(iv)(B): (number, category, attribute), in the
+# order and wording of the regulation's paragraphs (B)(1)(i) ... (B)(9)(ii) (see HTI1_NOTE for the source read)
+_C = ["Details and output of the intervention", "Purpose of the intervention",
+      "Cautioned out-of-scope use of the intervention", "Intervention development details and input features",
+      "Process used to ensure fairness in development of the intervention", "External validation process",
+      "Quantitative measures of performance", "Ongoing maintenance of intervention implementation and use",
+      "Update and continued validation or fairness assessment schedule"]
+_V = "the variables in paragraph (b)(11)(iv)(A)(5)-(13)"
+_A = [
+    (1, ["Name and contact information for the intervention developer",
+         "Funding source of the technical implementation for the intervention(s) development",
+         "Description of value that the intervention produces as an output",
+         "Whether the intervention output is a prediction, classification, recommendation, evaluation, analysis, or "
+         "other type of output"]),
+    (2, ["Intended use of the intervention", "Intended patient population(s) for the intervention's use",
+         "Intended user(s)",
+         "Intended decision-making role for which the intervention was designed to be used/for (e.g., informs, "
+         "augments, replaces clinical management)"]),
+    (3, ["Description of tasks, situations, or populations where a user is cautioned against applying the "
+         "intervention", "Known risks, inappropriate settings, inappropriate uses, or known limitations"]),
+    (4, ["Exclusion and inclusion criteria that influenced the training data set",
+         f"Use of {_V} as input features (race, ethnicity, language, sexual orientation, gender identity, sex, date "
+         "of birth, social determinants of health, health status assessments)",
+         f"Description of demographic representativeness according to {_V} including, at a minimum, those used as "
+         "input features in the intervention",
+         "Description of relevance of training data to intended deployed setting"]),
+    (5, ["Description of the approach the intervention developer has taken to ensure that the intervention's "
+         "output is fair", "Description of approaches to manage, reduce, or eliminate bias"]),
+    (6, ["Description of the data source, clinical setting, or environment where an intervention's validity and "
+         "fairness has been assessed, other than the source of training and testing data",
+         "Party that conducted the external testing",
+         f"Description of demographic representativeness of external data according to {_V} including, at a "
+         "minimum, those used as input features in the intervention",
+         "Description of external validation process"]),
+    (7, ["Validity of intervention in test data derived from the same source as the initial training data",
+         "Fairness of intervention in test data derived from the same source as the initial training data",
+         "Validity of intervention in data external to or from a different source than the initial training data",
+         "Fairness of intervention in data external to or from a different source than the initial training data",
+         "References to evaluation of use of the intervention on outcomes, including bibliographic citations or "
+         "hyperlinks to evaluations of how well the intervention reduced morbidity, mortality, length of stay, or "
+         "other outcomes"]),
+    (8, ["Description of process and frequency by which the intervention's validity is monitored over time",
+         "Validity of intervention in local data",
+         "Description of the process and frequency by which the intervention's fairness is monitored over time",
+         "Fairness of intervention in local data"]),
+    (9, ["Description of process and frequency by which the intervention is updated",
+         "Description of frequency by which the intervention's performance is corrected when risks related to "
+         "validity and fairness are identified"]),
 ]
+_ROMAN = ["i", "ii", "iii", "iv", "v"]
+HTI1_ATTRIBUTES = []
+HTI1_PARAGRAPH: dict[int, str] = {}
+for _k, _items in _A:
+    for _j, _text in enumerate(_items):
+        HTI1_ATTRIBUTES.append((len(HTI1_ATTRIBUTES) + 1, _C[_k - 1], _text))
+        HTI1_PARAGRAPH[len(HTI1_ATTRIBUTES)] = f"170.315(b)(11)(iv)(B)({_k})({_ROMAN[_j]})"
 SEED_ELIGIBILITY = ("Randomised trials of any form of exercise therapy compared with any or no other intervention in "
                     "adults (> 18 years) with non-specific persistent (> 12 weeks) low back pain, alone or with leg "
                     "pain, rated moderate to low risk of bias (at least 6 of 12 Cochrane Back and Neck items at low risk)")
@@ -173,8 +195,13 @@ SEED_SETTINGS = ("Trials in Australia and Denmark (4 each), Italy and the Nether
                  "10 in secondary care, 6 in primary care, 5 in occupational and 6 in general-population or mixed "
                  "settings; mean age by trial 37.0–60.1 years; 0–78% female participants")
 
-HTI1_NOTE = ("Attribute wording transcribed from secondary sources (31 attributes in 9 categories); check it "
-             "against the eCFR text of 45 CFR 170.315(b)(11)(iv)(B) before relying on it for certification.")
+HTI1_NOTE = ("Attribute names and order follow the regulatory text of 45 CFR 170.315(b)(11)(iv)(B)(1)-(9) as "
+             "adopted by the ONC HTI-1 final rule (89 FR 1192, 9 January 2024; 31 attributes in 9 categories). "
+             "Source read: the final rule's amendatory text for part 170 was found (a copy of the Federal Register "
+             "text), but its paragraph (b)(11) could not be opened in the environment that wrote this card; the "
+             "wording was taken from two independent transcriptions of the regulation that agree where both were "
+             "readable (OpenEMR's list of the ONC predictive DSI source attributes; Aidbox's (b)(11) documentation) "
+             "and its nine category headings. Check against the eCFR before relying on it for certification.")
 
 # features that HTI-1 attribute 12 asks about, as named in the default study config
 HTI1_DEMOGRAPHIC = {
