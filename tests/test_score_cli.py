@@ -95,7 +95,7 @@ def test_score_data_folder(sm, tmp_path):
                               "--output", str(out), "--drop-incomplete", "--explain", "--outcome", "pain"])
     assert r.exit_code == 0, r.output + repr(r.exception)
     res = pd.read_csv(out, dtype={"participant": str})
-    assert list(res.columns[:2]) == ["trial", "participant"]
+    assert list(res.columns[:3]) == ["synthetic", "trial", "participant"] and res["synthetic"].all()
     assert "factor1_name" in res.columns and "pain_short_benefit" in res.columns
     assert not any(c.startswith("recovery_") for c in res.columns)
     assert len(res) > 100
