@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from predict.errors import LbpError
+from predict.yaml_file import load_yaml
 from predict.schema import CovariateSpec, FeatureSchema
 from training import config_schema as S
 from training.instruments import Instrument, registry
@@ -248,13 +249,7 @@ def load_config(path: str | Path | None = None) -> StudyConfig:
     path = Path(path)
     if not path.is_file():
         raise LbpError(f"study config {path} not found")
-    try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise LbpError(f"study config {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except yaml.YAMLError as exc:
-        raise LbpError(f"study config {path}: invalid YAML ({exc})") from exc
-    return parse_config(raw, source=str(path))
+    return parse_config(load_yaml(path, "study config"), source=str(path))
 
 
 def resolve_config(data: str | Path | None, config: str | Path | None) -> StudyConfig:

@@ -12,9 +12,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from predict.errors import LbpError
+from predict.yaml_file import load_yaml
+from serving.cds.registry_entry import RegistryEntry
 from serving.cds.questionnaire import QuestionnaireEntry, match, parse_entry
 
 DEFAULT_PATH = Path(__file__).with_name("codes.yaml")
@@ -52,11 +52,9 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class ObservationEntry:
+class ObservationEntry(RegistryEntry):
     """An Observation code: a ``score`` on ``scale`` (rescaled to 0-100), a ``quantity`` in ``units``
     (factor to the model's unit), or a ``coded`` answer; feeds ``feature`` or a ``derive`` value."""
-    id: str
-    label: str
     codes: tuple[Code, ...]
     kind: str
     feature: str | None = None
@@ -75,9 +73,9 @@ class ObservationEntry:
 
 
 @dataclass(frozen=True)
-class ConditionEntry:
-    id: str
-    label: str
+class ConditionEntry(RegistryEntry):
+    """A Condition code: ``episode`` (the current episode: its onset gives episode_months) or
+    ``present`` (an active condition sets the binary ``feature``)."""
     role: str
     codes: tuple[Code, ...]
     feature: str | None = None
@@ -197,12 +195,7 @@ def _condition(d: dict, where: str) -> ConditionEntry:
 
 
 def _read(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text("utf-8"))
-    except OSError as exc:
-        raise LbpError(f"cannot read the CDS code registry {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise LbpError(f"the CDS code registry {path} is not valid YAML: {exc}") from exc
+    data = load_yaml(path, "the CDS code registry")
     if not isinstance(data, dict) or set(data) - set(SECTIONS):
         raise LbpError(f"the CDS code registry {path} must be a mapping with sections {', '.join(SECTIONS)}")
     return data

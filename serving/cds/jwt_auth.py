@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jwt
-import yaml
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from predict.errors import LbpError
+from predict.yaml_file import load_yaml
 
 RSA_ALGS = ("RS256", "RS384", "PS256", "PS384", "PS512")
 EC_ALGS = {"secp256r1": ("ES256",), "secp384r1": ("ES384",)}
@@ -117,10 +117,7 @@ def _jwks_keys(path: Path) -> list[TrustedKey]:
 def load_trusted_issuers(path: str | Path) -> dict[str, tuple[TrustedKey, ...]]:
     """Read the issuers file (JSON or YAML): ``{issuers: {iss: {keys: [...], jwks: file}}}``."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text("utf-8"))  # YAML is a superset of JSON
-    except (OSError, yaml.YAMLError) as exc:
-        raise LbpError(f"cannot read LBP_CDS_TRUSTED_ISSUERS file {path}: {exc}") from exc
+    doc = load_yaml(path, "LBP_CDS_TRUSTED_ISSUERS file")  # YAML is a superset of JSON
     issuers = doc.get("issuers") if isinstance(doc, dict) else None
     if not isinstance(issuers, dict) or not issuers:
         raise LbpError(f"{path}: expected a mapping 'issuers: {{<iss>: {{keys: [...]}} or {{jwks: file}}}}'")

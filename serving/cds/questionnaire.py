@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from predict.errors import LbpError
+from serving.cds.registry_entry import RegistryEntry
 
 INSTRUMENTS = {
     "odi": {"n_items": 10, "item_range": (0.0, 5.0), "min_answered": 9, "multiple": "highest"},
@@ -50,10 +51,8 @@ TOTAL_TOLERANCE = 0.5  # on 0-100
 
 
 @dataclass(frozen=True)
-class QuestionnaireEntry:
+class QuestionnaireEntry(RegistryEntry):
     """A questionnaire feeding ``feature`` (on 0-100), scored by ``instrument``."""
-    id: str
-    label: str
     feature: str
     urls: tuple[str, ...]
     instrument: str = "total"

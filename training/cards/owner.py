@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from predict.errors import LbpError
+from predict.yaml_file import load_yaml
 
 DEFAULT = Path(__file__).with_name("owner_default.yaml")
 
@@ -24,12 +25,7 @@ def keys() -> list[str]:
 def load_owner(path: str | Path | None = None) -> dict[str, str]:
     """The owner's statements (the packaged synthetic default when ``path`` is None)."""
     p = Path(path) if path is not None else DEFAULT
-    try:
-        data = yaml.safe_load(p.read_text("utf-8"))
-    except OSError as exc:
-        raise LbpError(f"{p}: cannot read the model owner's file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise LbpError(f"{p}: not valid YAML ({exc})") from exc
+    data = load_yaml(p, "the model owner's file")
     if not isinstance(data, dict):
         raise LbpError(f"{p}: must be a YAML mapping of key: statement")
     want = keys()
