@@ -4,6 +4,8 @@
     PYTHONPATH=<old checkout> python benchmarks/same_numbers.py save --model ART --out REF.npz
     # 2. on the new code: score the same patients with the same artifact and compare
     PYTHONPATH=$PWD python benchmarks/same_numbers.py check --model ART --ref REF.npz [--ref REF2.npz] [--model2 NEW_ART]
+    # or both steps in one: each side's code in its own process (PYTHONPATH=<tree>)
+    python benchmarks/same_numbers.py compare --model ART --before <old checkout> [--after .] [--out DIR]
 
 Patients: simulated participants (scenario hayden2020, seed 2) with their realistic missing
 covariates, repeated to ``--n`` rows, and in a third of the rows (seeded) up to four more
@@ -171,9 +173,37 @@ def load_ref(path: Path) -> dict:
     return {k: (str(z[k]) if z[k].dtype.kind == "U" else z[k]) for k in z.files}
 
 
+def _compare_trees(a) -> int:
+    """``save`` with the code of ``--before``, then ``check`` with the code of ``--after``, each in its
+    own process with ``PYTHONPATH`` set to its tree (this script is run from ``--after``)."""
+    import os
+    import subprocess
+
+    if a.before is None:
+        raise SystemExit("compare needs --before <source tree of the previous version>")
+    out = a.out or Path(tempfile.mkdtemp(prefix="same-numbers-"))
+    out.mkdir(parents=True, exist_ok=True)
+    ref = out / "before.npz"
+    common = ["--model", str(a.model.resolve()), "--n", str(a.n)]
+    for side, tree, args in (("before", a.before, ["save", "--out", str(ref)]),
+                             ("after", a.after, ["check", "--ref", str(ref), "--tol", str(a.tol)]
+                              + (["--model2", str(a.model2.resolve())] if a.model2 else []))):
+        tree = tree.resolve()
+        rev = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True).stdout.strip() or "?"
+        print(f"[{side}] {tree} (commit {rev})", flush=True)
+        r = subprocess.run([sys.executable, str(Path(__file__).resolve())] + args + common, cwd=str(tree),
+                           env={**os.environ, "PYTHONPATH": str(tree)})
+        if r.returncode:
+            return r.returncode
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=("save", "check"))
+    ap.add_argument("mode", choices=("save", "check", "compare"))
+    ap.add_argument("--before", type=Path, default=None, help="compare: the source tree of the previous version")
+    ap.add_argument("--after", type=Path, default=ROOT, help="compare: the source tree of the new version")
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--model2", type=Path, default=None)
     ap.add_argument("--n", type=int, default=10000)
@@ -181,6 +211,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ref", type=Path, action="append", default=None, help="saved outputs (repeat to compare with several)")
     ap.add_argument("--tol", type=float, default=1e-10)
     a = ap.parse_args(argv)
+    if a.mode == "compare":
+        return _compare_trees(a)
     from predict import Scorer
 
     sc = Scorer.load(a.model)

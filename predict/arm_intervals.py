@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict.batch import task_scores
 from predict.evaluate import expected
+from predict.reference import task_scores
 from predict.impute import impute_mean
 from predict.linear import LINEAR_KINDS, linear_parts
 from predict.uncertainty import arm_missing_variance, varmodel_design
@@ -161,16 +161,21 @@ def binary_interval(parts, z: float):
 
 
 def arm_bounds(exp: dict, F: np.ndarray, exercise: np.ndarray, benefit: np.ndarray,
-               ci: tuple[np.ndarray, np.ndarray], z: float, groups=None):
+               ci: tuple[np.ndarray, np.ndarray], z: float, groups=None, sd_exercise=None):
     """(exercise low, exercise high, node low, node high) over patients, or None where the task's
-    learner has no per-arm uncertainty (then the result says "no interval available")."""
+    learner has no per-arm uncertainty (then the result says "no interval available").
+    ``sd_exercise``: the exercise arm's SD (estimation and missing inputs) if the caller has it
+    (the compiled program gives it), else computed with the numpy reference."""
     comps = list(exp.get("comparators") or [])
     if exp.get("outcome_type") != "continuous" or not comps or F.shape[0] == 0:
         return None
-    r = task_scores(exp, F, comps[0], arms=True, groups=groups)
-    if r.get("arm_se") is None:
-        return None
-    sd_a = np.sqrt(np.asarray(r["arm_se"][0], float) ** 2 + np.asarray(r["arm_var_missing"][0], float))
+    if sd_exercise is not None:
+        sd_a = np.asarray(sd_exercise, float)
+    else:
+        r = task_scores(exp, F, comps[0], arms=True)
+        if r.get("arm_se") is None:
+            return None
+        sd_a = np.sqrt(np.asarray(r["arm_se"][0], float) ** 2 + np.asarray(r["arm_var_missing"][0], float))
     se_b = (np.asarray(ci[1], float) - np.asarray(ci[0], float)) / (2 * z)
     node = exercise + benefit
     sd_c = sd_a + se_b

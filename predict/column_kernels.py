@@ -1,7 +1,8 @@
-"""Compiled kernels of the linear columns and of the missing-data draws (numba, nogil): a block's
-standardised basis columns in one pass, the change of a linear predictor on each conditional draw
-(only the missing features' columns move), the conditional mean and the draws themselves. The same
-arithmetic as :mod:`predict.linear` and :mod:`predict.impute` (tests compare them)."""
+"""Compiled kernels of the linear columns and of the conditional mean (numba, nogil): a block's
+basis columns as flat arrays (:func:`compile_columns`, which the compiled program is built from), its
+standardised columns in one pass (:func:`basis`) and the conditional mean of the missing features
+(:func:`cond_mean`). The same arithmetic as :mod:`predict.linear` and :mod:`predict.impute` (tests
+compare them)."""
 from __future__ import annotations
 
 import numpy as np
@@ -45,73 +46,6 @@ def compile_columns(cols: list) -> dict:
 def _p3(v):
     u = v if v > 0.0 else 0.0
     return u * u * u
-
-
-@_jit
-def _linear_delta(D, Fim, miss, w, feat, kind, tj, t2, t1, c1, c2, dd, norm, level, out):
-    n, M = D.shape[0], D.shape[1]
-    for i in range(n):
-        for k in range(feat.size):
-            f = feat[k]
-            wk = w[k]
-            if not miss[i, f] or wk == 0.0:
-                continue
-            kk = kind[k]
-            if kk == 0:
-                b0 = Fim[i, f]
-                for d in range(M):
-                    out[i, d] += wk * (D[i, d, f] - b0)
-            elif kk == 1:
-                a, b, c, e, g, h, q = tj[k], t2[k], t1[k], c1[k], c2[k], dd[k], norm[k]
-                x = Fim[i, f]
-                b0 = (_p3(x - a) - _p3(x - b) * e / h + _p3(x - c) * g / h) / q
-                for d in range(M):
-                    x = D[i, d, f]
-                    out[i, d] += wk * ((_p3(x - a) - _p3(x - b) * e / h + _p3(x - c) * g / h) / q - b0)
-            else:
-                lv = level[k]
-                b0 = 1.0 if Fim[i, f] == lv else 0.0
-                for d in range(M):
-                    out[i, d] += wk * ((1.0 if D[i, d, f] == lv else 0.0) - b0)
-
-
-def linear_delta(cc: dict, w: np.ndarray, D: np.ndarray, Fim: np.ndarray, miss: np.ndarray, out: np.ndarray) -> None:
-    """out (n, M) += sum over columns k of a missing feature of w_k (b_k(draw) - b_k(imputed)),
-    D (n, M, p) the draws, Fim (n, p) the conditional-mean imputation."""
-    _linear_delta(D, np.ascontiguousarray(Fim, dtype=np.float64), miss, np.ascontiguousarray(w, dtype=np.float64),
-                  cc["feat"], cc["kind"], cc["tj"], cc["t2"], cc["t1"], cc["c1"], cc["c2"], cc["d"], cc["norm"],
-                  cc["level"], out)
-
-
-# ----------------------------------------------------------------------------- draws
-@_jit
-def _fill_draws(CM, inv, noise, binary, lo, hi, out):
-    n, M, p = out.shape
-    for i in range(n):
-        k = inv[i]
-        for d in range(M):
-            for j in range(p):
-                v = CM[i, j] + noise[k, d, j]
-                if binary[j]:
-                    v = np.rint(v)
-                if v < lo[j]:
-                    v = lo[j]
-                elif v > hi[j]:
-                    v = hi[j]
-                out[i, d, j] = v
-
-
-def fill_draws(CM: np.ndarray, inv: np.ndarray, noise: np.ndarray, binary: np.ndarray, lo: np.ndarray,
-               hi: np.ndarray) -> np.ndarray:
-    """Draws (n, M, p): CM (n, p, the conditional mean, observed entries = the data) plus the
-    noise of each row's pattern (K, M, p; zero where observed), binary features rounded (half to
-    even, as numpy.round), clipped to [lo, hi]."""
-    M = noise.shape[1]
-    out = np.empty((CM.shape[0], M, CM.shape[1]))
-    _fill_draws(np.ascontiguousarray(CM), np.ascontiguousarray(inv, dtype=np.int64), np.ascontiguousarray(noise),
-                np.ascontiguousarray(binary, dtype=np.bool_), np.ascontiguousarray(lo, dtype=np.float64),
-                np.ascontiguousarray(hi, dtype=np.float64), out)
-    return out
 
 
 @_jit

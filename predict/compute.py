@@ -9,6 +9,7 @@ prediction interval adds the between-trial SD tau; clipped to the outcome's rang
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 
@@ -17,20 +18,17 @@ from predict import network as netrt
 from predict import network_posterior as netpost
 from predict import support
 from predict import arm_intervals
-from predict.batch import task_scores
-from predict.evaluate import expected
 from predict.explain import explain as explain_benefit
 from predict.impute import impute_mean, impute_mean_fast, pattern_groups, pattern_solve
 from predict.numeric import clip, norm_ppf
 from predict.program import compile_program_why
+from predict.reference import task_scores
 from predict.task import Computed, Task
 
 log = logging.getLogger("predict.compute")
 LEVEL = 0.95
-# up to this many patients per call go through the fused kernel (predict/fused.py: one compiled
-# pass per patient, no per-task Python); larger batches through the per-task vectorised functions,
-# which amortise their overhead over the rows and use SIMD across patients (faster per patient there)
-FUSED_MAX_ROWS = 128
+EXERCISE_CACHE = 8  # feature matrices whose exercise-arm predictions are kept (network-only nodes)
+EXERCISE_CACHE_BYTES = 1 << 16  # ... if no larger than this (requests, not tables)
 
 
 class Engine:
@@ -43,6 +41,8 @@ class Engine:
         self._programs: dict = {}
         self._fused_positions: dict = {}
         self.compile_status: dict[str, str] = {}  # per comparator: "compiled" or "not compiled: <why>"
+        self._exercise_cache: dict = {}
+        self._lock = threading.Lock()
 
     def compute(self, F: np.ndarray, comparator: str, tasks: list[Task],
                 arms: bool = False) -> tuple[list[Computed], dict]:
@@ -64,26 +64,24 @@ class Engine:
         same elementwise operations as one task at a time (identical numbers), without numpy's
         per-call overhead nine times over (it dominated scoring one patient).
 
-        Paths: up to :data:`FUSED_MAX_ROWS` patients, the compiled program (:mod:`predict.program`)
-        when it compiled; larger batches, the per-task batch functions (:mod:`predict.batch`: the
-        compiled kernels per task, faster there, BENCHMARKS.md); a network-only comparator, the
-        IPD network model."""
+        Paths (two): the compiled program (:mod:`predict.program`) when it compiled, for every
+        batch size; else the numpy reference (:func:`predict.reference.task_scores`). A
+        network-only comparator: the IPD network model, with the exercise arm from the same paths."""
         z = norm_ppf(0.5 + LEVEL / 2)
         out: list = []
         arm_iv: dict = {}
         n = F.shape[0]
         if comparator in self.network_only:
-            comp = [self._compute_network(F, comparator, t, z) for t in tasks]
+            exercise = self._exercise_arm(F, tasks, z)
+            comp = [self._compute_network(F, comparator, t, z, exercise.get(t.task)) for t in tasks]
             for c in comp if arms else []:
-                iv = arm_intervals.arm_bounds(c.task.exp, F, c.exercise, c.benefit, c.ci, z) if c.available else None
-                if iv is not None:
-                    arm_iv[c.task.task] = iv
+                ex = exercise.get(c.task.task)
+                if c.available and ex is not None and ex[1] is not None:
+                    arm_iv[c.task.task] = arm_intervals.arm_bounds(c.task.exp, F, c.exercise, c.benefit, c.ci, z,
+                                                                   sd_exercise=ex[1])
             return comp, arm_iv
-        groups = pattern_groups(F) if n else None
-        if 0 < n <= FUSED_MAX_ROWS:
-            done = self._compute_fused(F, comparator, tasks, arms, groups, z)
-            if done is not None:
-                return done
+        if n and self.program(comparator) is not None:
+            return self._compute_fused(F, comparator, tasks, arms, z)
         todo = []  # (position in out, task, exercise, comparator, benefit, se_est, var_missing, tau, lim)
         arm_rows: list = []  # (task, estimate, SE, missing-data variance) per arm, exercise then comparator
         for t in tasks:
@@ -92,7 +90,7 @@ class Engine:
                 nan = np.full(n, np.nan)
                 out.append(Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
                 continue
-            r = task_scores(exp, F, comparator, arms=arms, groups=groups)
+            r = task_scores(exp, F, comparator, arms=arms)
             se_arm = r["arm_se"]
             if se_arm is not None:  # one pass over the missing-data draws serves the benefit and both arms
                 va, vc = r["arm_var_missing"]
@@ -135,22 +133,24 @@ class Engine:
             return None
         prog, why = compile_program_why([t.exp for t in self._tasks], comparator)
         if prog is None:
-            log.warning("scoring %s: the compiled program is not used (%s); the per-task functions score "
-                        "every batch", comparator, why)
+            log.warning("scoring %s: the compiled program is not used (%s); the numpy reference scores "
+                        "every batch (same numbers, slower)", comparator, why)
         self._programs[comparator] = prog
         self.compile_status[comparator] = "compiled" if prog is not None else f"not compiled: {why}"
         return prog
 
-    def _compute_fused(self, F: np.ndarray, comparator: str, tasks: list[Task], arms: bool, groups,
-                       z: float) -> tuple[list[Computed], dict] | None:
-        """:meth:`_compute` from the fused kernel's output, which includes the intervals (the same
-        arithmetic, done in the kernel: a few numpy calls per task cost more than the whole
-        computation for one patient). None if there is no program for ``comparator``."""
+    def _compute_fused(self, F: np.ndarray, comparator: str, tasks: list[Task], arms: bool,
+                       z: float, raw: bool = False) -> tuple[list[Computed], dict]:
+        """:meth:`compute_unwidened` from the compiled program's output, which includes the
+        intervals (the same arithmetic, done in the kernel: a few numpy calls per task cost more
+        than the whole computation for one patient)."""
         prog = self.program(comparator)
-        if prog is None:
-            return None
-        res = prog.run(F, groups, arms=arms, threads=1, z=z)
+        res = prog.run(F, pattern_groups(F), arms=arms, threads=1, z=z)
         n = F.shape[0]
+        if raw:  # the exercise arm alone: {task: (expected outcome, arm SE, draw variance)}
+            pos = {self._tasks[q].task: j for j, q in enumerate(prog.tasks)}
+            return {t.task: (res[fz.O_A, pos[t.task]], res[fz.O_SEA, pos[t.task]], res[fz.O_VA, pos[t.task]])
+                    for t in tasks if t.task in pos}, {}
         pos = self._fused_positions.get(comparator)
         if pos is None:
             pos = self._fused_positions[comparator] = {self._tasks[q].task: j for j, q in enumerate(prog.tasks)}
@@ -176,17 +176,60 @@ class Engine:
         sd = np.sqrt(se ** 2 + var_missing)
         return clip(est - z * sd, 0.0, 100.0), clip(est + z * sd, 0.0, 100.0)
 
-    def _compute_network(self, F: np.ndarray, node: str, t: Task, z: float) -> Computed:
+    def _exercise_arm(self, F: np.ndarray, tasks: list[Task], z: float) -> dict:
+        """Per task with a network model: (the learner's expected outcome under exercise, its SD
+        for the per-arm interval or None) over the patients F. It does not depend on the node, so
+        it is computed once per patient for every network-only node (a CDS card asks for several):
+        by the compiled program of the task's first comparator (with the per-arm uncertainty), or
+        the numpy reference; the last few feature matrices' results are kept."""
+        key = None
+        if F.nbytes <= EXERCISE_CACHE_BYTES:
+            key = (F.tobytes(), F.shape, tuple(t.task for t in tasks))
+            with self._lock:
+                hit = self._exercise_cache.get(key)
+            if hit is not None:
+                return hit
+        out: dict = {}
+        by_comp: dict[str, list[Task]] = {}
+        for t in tasks:
+            comps = list(t.exp.get("comparators") or [])
+            if t.net is not None and comps and F.shape[0]:
+                by_comp.setdefault(comps[0], []).append(t)
+        for comp, ts in by_comp.items():
+            prog = self.program(comp)
+            if prog is not None:
+                res, _ = self._compute_fused(F, comp, ts, True, z, raw=True)
+                for t in ts:
+                    if t.task in res:
+                        a, sea, va = res[t.task]
+                        out[t.task] = (a, None if np.isnan(sea).any() else np.sqrt(sea ** 2 + va))
+                continue
+            for t in ts:
+                r = task_scores(t.exp, F, comp, arms=True)
+                sd = None
+                if r["arm_se"] is not None:
+                    sd = np.sqrt(np.asarray(r["arm_se"][0], float) ** 2 + np.asarray(r["arm_var_missing"][0], float))
+                out[t.task] = (r["exercise"], sd)
+        if key is None:
+            return out
+        with self._lock:
+            if len(self._exercise_cache) >= EXERCISE_CACHE:
+                self._exercise_cache.pop(next(iter(self._exercise_cache)))
+            self._exercise_cache[key] = out
+        return out
+
+    def _compute_network(self, F: np.ndarray, node: str, t: Task, z: float, exercise) -> Computed:
         """Benefit vs a network-only node from the task's IPD network model (predict/network.py):
         delta-method SE, plus the conditional variance of missing modifiers; PI adds tau. The
-        exercise prediction is the task learner's; the comparator's = exercise + benefit."""
+        exercise prediction is the task learner's (``exercise``: :meth:`_exercise_arm`'s entry);
+        the comparator's = exercise + benefit."""
         n = F.shape[0]
-        if t.net is None or node not in t.net["nodes"] or n == 0:
+        if t.net is None or node not in t.net["nodes"] or n == 0 or exercise is None:
             nan = np.full(n, np.nan)
             return Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan), netrt.MODEL_NAME, None)
         exp, net = t.exp, t.net
         Fimp = impute_mean(exp["imputer"], F)
-        active = expected(exp, F, Fimp)["__active__"]
+        active = exercise[0]
         mods = list(net["model"]["modifiers"])
         cols = [self._index[mname] for mname in mods]
         Zm = Fimp[:, cols] if cols else np.zeros((n, 0))

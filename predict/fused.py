@@ -2,7 +2,7 @@
 
 It evaluates the program built by :mod:`predict.program` (flat arrays describing each task's
 imputer, learners, stack weights and interval models) and computes, per task and patient, what
-:func:`predict.batch.task_scores` computes: the expected outcome under exercise and under the
+:func:`predict.reference.task_scores` computes: the expected outcome under exercise and under the
 comparator, the benefit, its estimation SE, the variance of the benefit over the conditional draws
 of the patient's missing features, and the per-arm SEs and draw variances. Same estimands, same
 draws, same arithmetic up to floating-point summation order (tests compare the two paths).
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict.fused_steps import FASTMATH, combine, draw_value, intervals, var, varmodel_se
+from predict.fused_steps import FASTMATH, LANES, combine, draw_value, forest_point, intervals, var, varmodel_se
 from predict.kernels import lgb_step, mask_walk, njit
 
 
@@ -81,17 +81,6 @@ def _expit(x):
 @_compiled
 def _mean(eta, link):
     return _expit(eta) if link == 1 else eta
-
-
-@_compiled
-def _forest_point(f, x, FI, roots, feat, thr, nanch, mtype, ch, leafv):
-    s = 0.0
-    for t in range(FI[f, 0], FI[f, 1]):
-        node = roots[t]
-        while node >= 0:
-            node = lgb_step(x[feat[node]], thr[node], mtype[node], nanch[node], ch[2 * node], ch[2 * node + 1])
-        s += leafv[-node - 1]
-    return s
 
 
 @_compiled
@@ -175,7 +164,7 @@ def _quad(Vm, g, K):
 @_compiled
 def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD, LW, LWN, THETA, VV, VM, DES,
          BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CLOC, CIS, CDEST, CDW, CEW, CENTER,
-         FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, max_design, max_K, out):
+         FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, LD, LR, LFE, LTH, LNA, LCH, LV, max_design, max_K, out):
     p = F.shape[1]
     T = TI.shape[0]
     L = LI.shape[0]
@@ -198,6 +187,7 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
     lsc = np.empty(L)
     XT = np.empty((p, max(Mmax, 1)))
     snode = np.empty(4096, np.int64)
+    lanes = np.empty(LANES, np.int64)
     smask = np.empty(4096, np.int64)
     FD = np.empty((max(FI.shape[0], 1), max(Mmax, 1)))
     DP = np.empty((L, max(Mmax, 1)))
@@ -245,10 +235,12 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
                 if kind == KIND_XDR:
                     nu = LI[l, K_NUIS]
                     xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
-                    h = _forest_point(LI[l, K_FA], xt, FI, roots, feat, thr, nanch, mtype, ch, leafv)
+                    h = forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, LD, LR,
+                                     LFE, LTH, LNA, LCH, LV, lanes)
                     if LI[l, K_FB] >= 0:
-                        h = LF[l, 1] * h + LF[l, 2] * _forest_point(LI[l, K_FB], xt, FI, roots, feat, thr,
-                                                                  nanch, mtype, ch, leafv)
+                        h = LF[l, 1] * h + LF[l, 2] * forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
+                                                                  nanch, mtype, ch, leafv, LD, LR, LFE, LTH, LNA,
+                                                                  LCH, LV, lanes)
                     bc = LF[l, 0] + h
                     a = la[nu]
                     la[l] = a
@@ -284,11 +276,13 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
                     link = LI[l, K_LINK]
                     if kind == KIND_T:
                         xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
-                        la[l] = _mean(eta_a + _forest_point(LI[l, K_FA], xt, FI, roots, feat, thr, nanch,
-                                                            mtype, ch, leafv), link)
+                        fa = forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, LD,
+                                          LR, LFE, LTH, LNA, LCH, LV, lanes)
+                        la[l] = _mean(eta_a + fa, link)
                         if LI[l, K_FB] >= 0:
-                            lc[l] = _mean(eta_c + _forest_point(LI[l, K_FB], xt, FI, roots, feat, thr,
-                                                                nanch, mtype, ch, leafv), link)
+                            lc[l] = _mean(eta_c + forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
+                                                                nanch, mtype, ch, leafv, LD, LR, LFE, LTH, LNA, LCH,
+                                                                LV, lanes), link)
                         else:
                             lc[l] = np.nan
                     else:

@@ -1,11 +1,11 @@
 """Per-patient steps of the fused kernel (:func:`predict.fused.run`), compiled with the same
-options: a conditional draw's value, the variance-model SE, the stack combination, the intervals
-and the variance over draws."""
+options: a forest's raw score, a conditional draw's value, the variance-model SE, the stack
+combination, the intervals and the variance over draws."""
 from __future__ import annotations
 
 import numpy as np
 
-from predict.kernels import njit
+from predict.kernels import lgb_step, njit
 
 # reassociation and contraction only: reductions (dot products, quadratic forms) may be vectorised;
 # NaN and infinity keep their IEEE meaning (missing values are NaN)
@@ -104,3 +104,46 @@ def var(a, M):
         e = a[d] - mu
         q += e * e
     return q / (M - 1)
+
+
+LANES = 16  # trees walked side by side by _forest_point
+
+
+@_compiled
+def forest_point(f, x, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, LD, LR, LFE, LTH, LNA, LCH, LV, lanes):
+    """The forest's raw score at x (LightGBM's decision rule; trees summed in order). Forests
+    without missing type Zero are walked LANES trees at a time through their lockstep form
+    (leaves lead to themselves: a walk of the trees' largest depth ends on every tree's leaf), so
+    independent walks overlap instead of one chain of dependent loads at a time."""
+    s = 0.0
+    t = FI[f, 0]
+    t1 = FI[f, 1]
+    if FZ[f] == 0:
+        while t + LANES <= t1:
+            dep = 0
+            for g in range(LANES):
+                lanes[g] = LR[t + g]
+                if LD[t + g] > dep:
+                    dep = LD[t + g]
+            for _ in range(dep):
+                for g in range(LANES):
+                    nd = lanes[g]
+                    v = x[LFE[nd]]
+                    lanes[g] = LNA[nd] if v != v else LCH[2 * nd + (v > LTH[nd])]
+            for g in range(LANES):
+                s += LV[lanes[g]]
+            t += LANES
+        while t < t1:
+            nd = LR[t]
+            for _ in range(LD[t]):
+                v = x[LFE[nd]]
+                nd = LNA[nd] if v != v else LCH[2 * nd + (v > LTH[nd])]
+            s += LV[nd]
+            t += 1
+        return s
+    for t in range(FI[f, 0], FI[f, 1]):
+        node = roots[t]
+        while node >= 0:
+            node = lgb_step(x[feat[node]], thr[node], mtype[node], nanch[node], ch[2 * node], ch[2 * node + 1])
+        s += leafv[-node - 1]
+    return s

@@ -5,14 +5,10 @@ Nothing here changes what is computed, only how fast:
 * :func:`compile_forest` turns a LightGBM booster (numerical splits only) into flat arrays, and
   :func:`forest_raw` reproduces ``booster.predict(X, raw_score=True)`` (LightGBM's decision rule:
   NaN -> 0 unless the split's missing type is NaN; missing type Zero/NaN go to the default side);
-* :func:`forest_draws` evaluates a forest on M conditional draws of each patient's missing
-  features, walking each tree once per patient down to the first split on a missing feature and
-  only then once per draw (trees whose path uses observed features only are shared by all draws);
-* :func:`linear_delta` adds, per draw, the change of an additive basis block (linear, restricted
-  cubic spline and one-hot columns) between the drawn and the conditional-mean-imputed values of
-  the missing features only (the other columns do not move between draws);
-* :func:`fill_draws` builds the draws themselves (conditional mean + pattern noise, binary
-  rounding, bounds) in one pass.
+* :func:`lgb_step` and :func:`mask_walk`, the decision rule and the walk of all of a patient's
+  conditional draws down a tree at once, which the compiled program (:mod:`predict.fused`) uses;
+* :func:`compile_forest` also gives the forest's lockstep form (leaves lead to themselves), in
+  which several walks run side by side.
 
 Without numba (or with ``LBP_NO_NUMBA=1``) :data:`AVAILABLE` is False and the runtime uses its
 plain numpy + LightGBM functions; tests compare the two.
@@ -169,32 +165,6 @@ def _forest_raw(X, roots, feat, thr, nanch, mtype, ch, leafv):
     return out
 
 
-@_jit
-def _forest_draws(D, miss, roots, feat, thr, nanch, mtype, ch, leafv):
-    """General form (any missing type): see forest_draws."""
-    n, M = D.shape[0], D.shape[1]
-    out = np.zeros((n, M))
-    for i in range(n):
-        common = 0.0
-        for t in range(roots.size):
-            node = roots[t]
-            while node >= 0 and not miss[i, feat[node]]:
-                node = lgb_step(D[i, 0, feat[node]], thr[node], mtype[node], nanch[node], ch[2 * node],
-                                ch[2 * node + 1])
-            if node < 0:
-                common += leafv[-node - 1]
-                continue
-            for d in range(M):
-                nd = node
-                while nd >= 0:
-                    nd = lgb_step(D[i, d, feat[nd]], thr[nd], mtype[nd], nanch[nd], ch[2 * nd],
-                                  ch[2 * nd + 1])
-                out[i, d] += leafv[-nd - 1]
-        for d in range(M):
-            out[i, d] += common
-    return out
-
-
 @_jit_inline
 def mask_walk(node, M, full, X, xo, miss, feat, thr, ch, leafv, acc, snode, smask):
     """All M draws of one patient down one tree from ``node`` (the first split on a missing
@@ -240,36 +210,6 @@ def mask_walk(node, M, full, X, xo, miss, feat, thr, ch, leafv, acc, snode, smas
             snode[top] = ch[2 * nd + 1]
             smask[top] = rm
     return shared
-
-
-@_jit
-def _forest_draws_plain(D, miss, roots, feat, thr, ch, leafv):
-    """forest_draws for forests without missing type Zero, on draws without NaN (they are
-    complete), so a split is x <= threshold: each tree is walked once per patient to its first
-    split on a missing feature (or a leaf: shared by all draws), then all draws go on together
-    (:func:`mask_walk`; M <= 62)."""
-    n, M = D.shape[0], D.shape[1]
-    out = np.zeros((n, M))
-    snode = np.empty(4096, np.int64)
-    smask = np.empty(4096, np.int64)
-    full = (np.int64(1) << M) - 1
-    for i in range(n):
-        common = 0.0
-        xo = D[i, 0]
-        X = D[i].T
-        mi = miss[i]
-        acc = out[i]
-        for t in range(roots.size):
-            node = roots[t]
-            while node >= 0 and not mi[feat[node]]:
-                node = ch[2 * node + (xo[feat[node]] > thr[node])]
-            if node < 0:
-                common += leafv[-node - 1]
-                continue
-            common += mask_walk(node, M, full, X, xo, mi, feat, thr, ch, leafv, acc, snode, smask)
-        for d in range(M):
-            out[i, d] += common
-    return out
 
 
 _LOCK_ROWS = 32
@@ -320,17 +260,6 @@ def forest_raw(fo: dict, X: np.ndarray) -> np.ndarray:
     return _forest_raw(X, *_forest_args(fo))
 
 
-def forest_draws(fo: dict, D: np.ndarray, miss: np.ndarray) -> np.ndarray:
-    """Raw scores on draws D (n, M, p) whose features vary between draws only where ``miss``
-    (n, p) is True: (n, M)."""
-    if not fo["has_zero"] and D.shape[1] <= 62 and not np.isnan(D).any():
-        return _forest_draws_plain(np.ascontiguousarray(D, dtype=np.float64),
-                                   np.ascontiguousarray(miss, dtype=np.bool_), fo["roots"], fo["feat"], fo["thr"],
-                                   fo["ch"], fo["leafv"])
-    return _forest_draws(np.ascontiguousarray(D, dtype=np.float64), np.ascontiguousarray(miss, dtype=np.bool_),
-                         *_forest_args(fo))
-
-
 # ----------------------------------------------------------------------------- linear blocks
 _READY: bool | None = None
 _SELF_TEST_ERROR = ""
@@ -357,7 +286,7 @@ def self_test_error() -> str:
 
 def _self_test() -> bool:
     global _SELF_TEST_ERROR
-    from predict.column_kernels import basis, compile_columns, cond_mean, fill_draws, linear_delta
+    from predict.column_kernels import basis, compile_columns, cond_mean
 
     try:
         fo = {"roots": np.array([0], np.int32), "feat": np.array([0], np.int32), "thr": np.array([0.5]),
@@ -366,27 +295,16 @@ def _self_test() -> bool:
               "ch": np.array([-1, -2], np.int32)}
         X = np.array([[0.0, 0.0], [1.0, 0.0], [np.nan, 0.0]])
         ok = forest_raw(fo, X).tolist() == [1.0, 2.0, 2.0]
-        D = np.array([[[0.0, 0.0], [1.0, 0.0]]])
-        miss = np.array([[True, False]])
-        ok &= forest_draws(fo, D, miss).tolist() == [[1.0, 2.0]]
-        fo2 = dict(fo, has_zero=True)
-        ok &= forest_draws(fo2, D, miss).tolist() == [[1.0, 2.0]]
+        ok &= _forest_raw(X, *_forest_args(fo)).tolist() == [1.0, 2.0, 2.0]
         cc = compile_columns([{"feature": 0, "kind": "linear", "loc": 1.0, "scale": 2.0},
                               {"feature": 0, "kind": "rcs", "knots": [0.0, 1.0, 2.0], "term": 0, "loc": 0.0,
                                "scale": 1.0},
                               {"feature": 1, "kind": "onehot", "level": 1.0, "loc": 0.0, "scale": 1.0}])
         B = basis(cc, np.array([[3.0, 1.0]]))
         ok &= np.allclose(B, [[1.0, (27.0 - 8.0 * 2.0 + 1.0 * 1.0) / 4.0, 1.0]])
-        out = np.zeros((1, 1))
-        linear_delta(cc, np.array([1.0, 0.0, 0.0]), np.array([[[3.0, 1.0]]]), np.array([[1.0, 1.0]]),
-                     np.array([[True, False]]), out)
-        ok &= out.tolist() == [[2.0]]
         CM = cond_mean(np.array([[np.nan, 2.0]]), np.array([0.0, 1.0]), np.array([[[0.0, 0.0], [0.5, 0.0]]]),
                        np.array([0]))
         ok &= CM.tolist() == [[0.5, 2.0]]
-        Dd = fill_draws(np.array([[0.4, 2.0]]), np.array([0]), np.array([[[0.2, 0.0], [-0.1, 0.0]]]),
-                        np.array([True, False]), np.array([0.0, 0.0]), np.array([1.0, 1.5]))
-        ok &= Dd.tolist() == [[[1.0, 1.5], [0.0, 1.5]]]
         if not ok:
             _SELF_TEST_ERROR = "wrong numbers on the self-test case"
         return bool(ok)

@@ -4,12 +4,8 @@ matrix and the learners' linear predictors
     eta_c = intercept + offset_c + P beta;  eta_active = intercept + P beta + (M - center) gamma
 
 with ``theta`` = [intercept, offsets..., beta..., gamma...] (:func:`theta_split`).
-:func:`memo_scope` lets one scoring pass compute each block's basis once per feature matrix.
 """
 from __future__ import annotations
-
-import contextlib
-import threading
 
 import numpy as np
 
@@ -108,31 +104,9 @@ def basis_compiled(plan: dict, F: np.ndarray) -> np.ndarray:
     return (out - plan["loc"]) / plan["scale"]
 
 
-_MEMO = threading.local()
-
-
-@contextlib.contextmanager
-def memo_scope():
-    """Within this block (on this thread), :func:`block_matrix` and :func:`linear_eta` compute each
-    block's basis and each linear predictor once per feature matrix (keyed by the arrays' ids, kept
-    alive with their entries); nested scopes share the outer memo."""
-    outer = getattr(_MEMO, "d", None)
-    _MEMO.d = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _MEMO.d = outer
-
-
 def block_matrix(block: dict | None, F: np.ndarray, centred: bool = True) -> np.ndarray:
     if block is None:
         return np.zeros((F.shape[0], 0))
-    memo = getattr(_MEMO, "d", None)
-    if memo is not None:  # inside task_scores: each block's basis at each F is computed once
-        key = (id(block), id(F), centred)
-        hit = memo.get(key)
-        if hit is not None and hit[0] is F:
-            return hit[1]
     cc = block.get("_cols")
     if cc is not None:
         B = column_kernels.basis(cc, F)
@@ -143,8 +117,6 @@ def block_matrix(block: dict | None, F: np.ndarray, centred: bool = True) -> np.
         B = B @ np.asarray(block["beta"], float)[:, None]
     if centred:
         B = B - np.asarray(block["center"], float)
-    if memo is not None:
-        memo[key] = (F, B)  # F is kept alive with its entry: its id cannot be reused meanwhile
     return B
 
 
@@ -190,19 +162,6 @@ def _theta_split_impl(lin: dict, C: int):
 
 def linear_eta(lin: dict, comparators: list, F: np.ndarray) -> dict:
     """The linear predictors of :func:`linear_parts` without building the design matrices."""
-    memo = getattr(_MEMO, "d", None)
-    if memo is not None:
-        key = (id(lin), id(F), "eta")
-        hit = memo.get(key)
-        if hit is not None and hit[0] is F:
-            return dict(hit[1])
-        eta = _linear_eta(lin, comparators, F)
-        memo[key] = (F, eta)
-        return dict(eta)
-    return _linear_eta(lin, comparators, F)
-
-
-def _linear_eta(lin: dict, comparators: list, F: np.ndarray) -> dict:
     C = len(comparators)
     theta, b0, offs, beta, gamma = theta_split(lin, C)
     P = block_matrix(lin["prog"], F, centred=False)
@@ -220,15 +179,3 @@ def _linear_eta(lin: dict, comparators: list, F: np.ndarray) -> dict:
 
 
 LINEAR_KINDS = ("constant", "effect_model", "risk_model")
-
-
-def block_delta(block: dict | None, coef: np.ndarray, D: np.ndarray, Fim: np.ndarray, miss: np.ndarray,
-                 out: np.ndarray) -> None:
-    if block is None or coef.size == 0:
-        return
-    cc = block["_cols"]
-    if block["type"] == "index":
-        w = np.asarray(block["beta"], float) * coef[0] / cc["scale"]
-    else:
-        w = coef / cc["scale"]
-    column_kernels.linear_delta(cc, w, D, Fim, miss, out)

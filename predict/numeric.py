@@ -49,13 +49,6 @@ def quad(G: np.ndarray, V: np.ndarray) -> np.ndarray:
     return GV.sum(axis=1)
 
 
-def var_rows(a: np.ndarray) -> np.ndarray:
-    """``a.var(axis=1, ddof=1)`` (same arithmetic: mean, squared deviations, sum / (M - 1))
-    without ndarray.var's Python overhead."""
-    d = a - a.sum(axis=1, keepdims=True) / a.shape[1]
-    return (d * d).sum(axis=1) / (a.shape[1] - 1)
-
-
 def mean_fn(link: str):
     return (lambda e: e) if link == "identity" else expit
 

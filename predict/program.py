@@ -3,7 +3,7 @@
 :func:`compile_program` turns the prepared exports of every task (learners, stacks, X/DR
 nuisances, LightGBM forests, linear blocks, interval models) and one comparator into integer and
 float tables; :meth:`Program.run` scores a feature matrix with them and returns what
-:func:`predict.batch.task_scores` returns per task. The per-learner functions in
+:func:`predict.reference.task_scores` returns per task. The per-learner functions in
 :mod:`predict.runtime` stay the reference (and the path used without numba or for anything this
 compiler does not take: it returns None then); tests compare the two to 1e-9.
 
@@ -20,9 +20,9 @@ import numpy as np
 
 from predict import fused as fz
 from predict import kernels
-from predict.batch import fast_ready
 from predict.impute import pattern_groups, pattern_part
 from predict.linear import LINEAR_KINDS
+from predict.prepared import fast_ready
 from predict.tables import KernelTables, pack_tables
 
 PARALLEL_MIN_ROWS = 4096
@@ -71,7 +71,9 @@ class _Builder:
         self.n_center = 0
         self.forests: list[list[int]] = []
         self.forest_zero: list[int] = []
-        self.nodes: dict[str, list] = {k: [] for k in ("roots", "feat", "thr", "nanch", "mtype", "ch", "leafv")}
+        self.nodes: dict[str, list] = {k: [] for k in ("roots", "feat", "thr", "nanch", "mtype", "ch", "leafv", "LD", "LR",
+                                                      "LFE", "LTH", "LNA", "LCH", "LV")}
+        self.n_lock = 0
         self.n_nodes = 0
         self.n_leaves = 0
         self.n_roots = 0
@@ -110,6 +112,16 @@ class _Builder:
         nd["mtype"].append(fo["mtype"].astype(np.int64))
         nd["ch"].append(remap(fo["ch"]))
         nd["leafv"].append(fo["leafv"].astype(float))
+        lk = fo["lock"]
+        lo_ = self.n_lock
+        nd["LD"].append(lk["depth"].astype(np.int64))
+        nd["LR"].append(lk["roots"].astype(np.int64) + lo_)
+        nd["LFE"].append(lk["feat"].astype(np.int64))
+        nd["LTH"].append(lk["thr"].astype(float))
+        nd["LNA"].append(lk["nanch"].astype(np.int64) + lo_)
+        nd["LCH"].append(lk["ch"].astype(np.int64) + lo_)
+        nd["LV"].append(lk["val"].astype(float))
+        self.n_lock += lk["val"].size
         r0 = self.n_roots
         self.n_roots += fo["roots"].size
         self.n_nodes += fo["feat"].size
@@ -347,8 +359,8 @@ def warm_up() -> bool:
 
 def compile_program(exps: list[dict], comparator: str) -> Program | None:
     """The program scoring ``comparator`` for every export in ``exps`` that has it as a class
-    (exports prepared by :func:`predict.batch.prepare_fast`); None if numba is unavailable or
-    anything is outside what the kernel reproduces (the caller then uses batch.task_scores).
+    (exports prepared by :func:`predict.prepared.prepare_fast`); None if numba is unavailable or
+    anything is outside what the kernel reproduces (the caller then uses the numpy reference).
     :func:`compile_program_why` says why."""
     return compile_program_why(exps, comparator)[0]
 

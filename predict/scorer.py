@@ -13,8 +13,8 @@ contributing factors, how missing inputs were handled, and warnings.
 
 The scorer composes the runtime's parts, one job each (docs/artifact.md draws the path):
 :mod:`predict.model_format` (verify the artifact), :mod:`predict.inputs` (validation),
-:mod:`predict.compute` (numbers and intervals, through :mod:`predict.program` or
-:mod:`predict.batch`), :mod:`predict.explain` (contributions), :mod:`predict.clinical_warnings`
+:mod:`predict.compute` (numbers and intervals, through the compiled program
+:mod:`predict.program` or the numpy reference :mod:`predict.reference`), :mod:`predict.explain` (contributions), :mod:`predict.clinical_warnings`
 (every warning's wording) and :mod:`predict.results` (assembly).
 
 Conventions: pain and function are 0-100, higher = worse; benefit = comparator minus exercise,
@@ -38,12 +38,12 @@ from predict import kernels
 from predict import support
 from predict import verdict as verdicts
 from predict.artifact import Artifact, load_artifact
-from predict.batch import prepare_fast
 from predict.clinical_warnings import ClinicalWarnings
-from predict.compute import FUSED_MAX_ROWS, Engine
+from predict.compute import Engine
 from predict.errors import ValidationFailed
 from predict.impute import pattern_groups
 from predict.inputs import PatientInputs, example_patient, request_problems
+from predict.prepared import prepare_fast
 from predict.program import default_threads
 from predict.required_inputs import required_baselines
 from predict.program import pool as program_pool
@@ -223,8 +223,8 @@ class Scorer:
         (``pain__short``); default all. Raises :class:`ValidationFailed` for bad input.
         """
         F, _, tasks = self._checked(patients, comparator, outcomes)
-        if F.shape[0] <= FUSED_MAX_ROWS and self.engine.program(comparator) is not None:
-            return self._score(F, comparator, tasks, explain, top)  # no BLAS in the fused kernel
+        if F.shape[0] < PARALLEL_MIN_ROWS and self.engine.program(comparator) is not None:
+            return self._score(F, comparator, tasks, explain, top)  # no BLAS in the compiled program
         with _one_blas_thread():
             parts = self._split(F.shape[0], None)
             if len(parts) == 1:

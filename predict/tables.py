@@ -56,6 +56,13 @@ class KernelTables(NamedTuple):
     mtype: np.ndarray   # per node: LightGBM missing type
     ch: np.ndarray      # per node: left and right children
     leafv: np.ndarray   # per leaf: value
+    LD: np.ndarray      # per tree: depth (steps of a lockstep walk)
+    LR: np.ndarray      # per tree: root in the lockstep form (leaves are nodes that lead to themselves)
+    LFE: np.ndarray     # per lockstep node: split feature (0 for a leaf)
+    LTH: np.ndarray     # per lockstep node: threshold (+inf for a leaf)
+    LNA: np.ndarray     # per lockstep node: child taken by a missing value
+    LCH: np.ndarray     # per lockstep node: left and right children
+    LV: np.ndarray      # per lockstep node: leaf value (0 for an internal node)
     max_design: int     # widest block design (scratch size)
     max_K: int          # longest theta (scratch size)
 
@@ -92,8 +99,8 @@ def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, or
     for k, col in (("CTJ", "tj"), ("CT2", "t2"), ("CT1", "t1"), ("CR1", "r1"), ("CR2", "r2"), ("CIN", "inv_norm"),
                    ("CLEV", "level"), ("CLOC", "loc"), ("CIS", "inv_scale"), ("CDW", "dw"), ("CEW", "ew")):
         arrays[k] = f64(b.cols[col])
-    for k in ("roots", "feat", "nanch", "mtype", "ch"):
+    for k in ("roots", "feat", "nanch", "mtype", "ch", "LD", "LR", "LFE", "LNA", "LCH"):
         arrays[k] = cat(b.nodes[k], np.int64) if b.nodes[k] else np.zeros(0, np.int64)
-    for k in ("thr", "leafv"):
+    for k in ("thr", "leafv", "LTH", "LV"):
         arrays[k] = cat(b.nodes[k]) if b.nodes[k] else np.zeros(0)
     return arrays

@@ -1,7 +1,7 @@
 """Trees: LightGBM boosters from their native text (cached), raw scores and TreeSHAP
 contributions, and which feature matrix a learner's trees see (``tree_missing``).
 
-A booster's raw score comes from the compiled forest when :func:`predict.batch.prepare_fast` made
+A booster's raw score comes from the compiled forest when :func:`predict.prepared.prepare_fast` made
 one (same numbers as LightGBM, summed in the same order), else from LightGBM itself.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The scorer's fast path (predict/_fast.py kernels + runtime.task_scores) against the plain
-numpy + LightGBM functions: same numbers (floating-point rounding aside), LightGBM's own tree
+"""The scorer's compiled program (predict/program.py, fused.py, kernels.py) against the plain
+numpy + LightGBM functions of the reference (predict/reference.py and what it calls): same numbers (floating-point rounding aside), LightGBM's own tree
 predictions reproduced exactly, deterministic, and intervals that still widen as inputs go missing."""
 from __future__ import annotations
 
@@ -163,12 +163,7 @@ def test_forests_reproduce_lightgbm_exactly(scorer):
         Z[rng.random(Z.shape) < 0.25] = np.nan
         Z[rng.random(Z.shape) < 0.1] = 0.0
         np.testing.assert_array_equal(_fast.forest_raw(fo, Z), b.predict(Z, raw_score=True, num_threads=1))
-        # the draws kernel = the plain kernel on every draw
-        D = np.repeat(np.nan_to_num(Z[:50])[:, None, :], 6, axis=1)
-        miss = rng.random((50, nf)) < 0.4
-        D[np.broadcast_to(miss[:, None, :], D.shape)] = rng.normal(40, 20, size=int(miss.sum()) * 6)
-        ref = b.predict(D.reshape(-1, nf), raw_score=True, num_threads=1).reshape(50, 6)
-        np.testing.assert_allclose(_fast.forest_draws(fo, D, miss), ref, rtol=1e-12, atol=1e-12)
+        # (the compiled program's walks of the draws: tests/test_two_paths.py, against LightGBM)
 
 
 @needs_numba
@@ -199,7 +194,7 @@ def test_without_numba_the_plain_path_scores_the_same(sm, scorer, patients, tmp_
 
 
 def test_copies_of_prepared_exports_are_independent(scorer):
-    """The fast path's caches live in the export; a deep copy scores the same."""
+    """A deep copy of a prepared export scores the same."""
     t = scorer._tasks[0]
     exp2 = copy.deepcopy(t.exp)
     F, _ = scorer.validate([{"baseline_pain": 60.0, "baseline_function": 40.0}])

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from predict import batch, fused as fz, kernels
+from predict import fused as fz, kernels, prepared, reference
 from predict.features import feature_matrix
 from predict.program import compile_program
 from tests.test_scorer_program import _fit
@@ -30,9 +30,9 @@ def paths():
     out = {}
     for outcome in ("continuous", "binary"):
         X, exps = _fit(outcome)
-        compiled = [batch.prepare_fast(copy.deepcopy(e)) for e in exps]
-        reference = [batch.prepare_export(copy.deepcopy(e)) for e in exps]
-        assert all(batch.fast_ready(e) for e in compiled) and not any(batch.fast_ready(e) for e in reference)
+        compiled = [prepared.prepare_fast(copy.deepcopy(e)) for e in exps]
+        reference = [prepared.prepare_export(copy.deepcopy(e)) for e in exps]
+        assert all(prepared.fast_ready(e) for e in compiled) and not any(prepared.fast_ready(e) for e in reference)
         F0 = feature_matrix(exps[0]["features"], X)
         out[outcome] = (F0, compiled, reference)
     return out
@@ -55,15 +55,15 @@ def _patients(F0: np.ndarray, seed: int, n: int, p_missing: float) -> np.ndarray
 @given(seed=st.integers(0, 2**31 - 1), outcome=st.sampled_from(["continuous", "binary"]),
        p_missing=st.sampled_from([0.0, 0.1, 0.4, 0.8]), arms=st.booleans())
 def test_compiled_program_equals_the_numpy_reference(paths, seed, outcome, p_missing, arms):
-    F0, compiled, reference = paths[outcome]
+    F0, compiled, reference_exps = paths[outcome]
     F = _patients(F0, seed, 25, p_missing)
     for comp in compiled[0]["comparators"]:
         prog = compile_program(compiled, comp)
         assert prog is not None
         out = prog.run(F, arms=arms, threads=1)
         for j, pos in enumerate(prog.tasks):
-            ref = batch.task_scores(reference[pos], F, comp, arms=arms)
-            what = f"{reference[pos]['kind']} {outcome} vs {comp}"
+            ref = reference.task_scores(reference_exps[pos], F, comp, arms=arms)
+            what = f"{reference_exps[pos]['kind']} {outcome} vs {comp}"
             for key, row in ROWS.items():
                 np.testing.assert_allclose(out[row, j], ref[key], rtol=TOL, atol=TOL, err_msg=f"{what}: {key}")
             if arms and ref["arm_se"] is not None:
