@@ -2,10 +2,11 @@
 feature matrix (NaN = missing), or :class:`predict.errors.ValidationFailed` naming every bad field
 and patient at once; and the request's own fields (comparator, outcomes).
 
-One set of rules (:meth:`PatientInputs.rules`, derived from the feature schema and the baselines'
-range) is applied two ways: per value in plain Python for a few dict patients that pass every rule
-(:meth:`PatientInputs.validate` returns at once), column-wise otherwise, naming each problem; tests
-hold the two to the same decisions and the same matrix.
+One implementation (:meth:`PatientInputs.validate`): the input is read into the feature matrix
+(per value where it must be: dicts, text and boolean columns; numeric DataFrame columns whole), a
+value that cannot be a number or a category level named as it is read; then every rule derived
+from the feature schema and the baselines' range is checked on the whole matrix at once (a few
+array operations, whatever the number of patients or inputs) and each problem named.
 """
 from __future__ import annotations
 
@@ -16,12 +17,30 @@ import numpy as np
 import pandas as pd
 
 from predict.errors import Problem, ValidationFailed
+from predict.kernels import njit
 
 ID_COLUMNS = ("trial", "participant")
-SMALL_MAX_ROWS = 128  # up to this many dict patients are checked per value first (no array calls)
 _OK_NUM = (int, float, np.integer, np.floating)
 EXAMPLE_PATIENT = {"baseline_pain": 62.0, "baseline_function": 41.0, "age": 47, "female": 1, "fear_avoidance": 55.0,
                    "bmi": 27.5, "employed": 1, "leg_pain": 0, "episode_months": 18.0}
+
+
+@njit()
+def _all_clear(X, lo, hi, required, binary):
+    """True when every value passes every rule: in [lo, hi] (finite bounds for numbers, so an
+    infinity fails; 0-1 for binary inputs, which must also be 0 or 1), and only inputs that are not
+    required missing (NaN). One pass, stopping at the first failure; the problems are then named
+    by :meth:`PatientInputs.validate`."""
+    n, p = X.shape
+    for i in range(n):
+        for j in range(p):
+            v = X[i, j]
+            if v != v:
+                if required[j]:
+                    return False
+            elif v < lo[j] or v > hi[j] or (binary[j] and v != 0.0 and v != 1.0):
+                return False
+    return True
 
 
 def example_patient(schema, baselines: Sequence[str]) -> dict:
@@ -71,11 +90,63 @@ class PatientInputs:
         self._range = dict(ranges)
         self._unit = dict(units)
         self._allowed = set(self._names)
-        self._rules = self.rules()
+        kinds = [2 if t == "categorical" else 1 if t == "binary" else 0 for t in self._types]
+        self._levels = [{str(c): float(k) for k, c in enumerate(self._cats.get(nm, []))} for nm in self._names]
+        self._read = {nm: (j, kinds[j], self._levels[j]) for j, nm in enumerate(self._names)}
+        p = len(self._names)
+        self._numeric = np.array([k != 2 for k in kinds])  # what the value checks below apply to
+        self._binary = np.array([k == 1 for k in kinds])
+        lo = np.full(p, -np.inf)
+        hi = np.full(p, np.inf)
+        for j, nm in enumerate(self._names):
+            if kinds[j] == 0 and self._range.get(nm) is not None:
+                lo[j], hi[j] = (float(v) for v in self._range[nm])
+        self._ranged = self._numeric & ~self._binary & (np.isfinite(lo) | np.isfinite(hi))
+        self._lo, self._hi = lo, hi
+        # the all-clear test of validate: numbers finite and in their range, binary ones in 0-1 (and 0
+        # or 1), category levels (already read as level numbers) anything
+        big = np.finfo(float).max
+        self._qlo = np.where(self._binary, 0.0, np.where(self._numeric, np.maximum(lo, -big), -np.inf))
+        self._qhi = np.where(self._binary, 1.0, np.where(self._numeric, np.minimum(hi, big), np.inf))
+        self._required: dict = {}
 
-    def _columns(self, patients: Any) -> tuple[int, dict[str, list | np.ndarray], list[Problem], pd.DataFrame | None]:
-        """Input -> (n, raw columns by feature name, problems so far, id columns)."""
+    def _required_mask(self, required: set[str] | None) -> np.ndarray:
+        """Which inputs must be given: the baselines, or ``required`` (kept per distinct set)."""
+        key = None if required is None else frozenset(required)
+        hit = self._required.get(key)
+        if hit is None:
+            need = set(self.baselines) if required is None else set(required)
+            hit = self._required[key] = np.array([nm in need for nm in self._names])
+        return hit
+
+    def _read_value(self, X: np.ndarray, i: int, j: int, kind: int, levels: dict, v: Any, bad: list) -> None:
+        """One given value into X[i, j] (None: left missing), or a problem into ``bad`` as
+        (column, stage 0, row, Problem): not a number (a boolean, text), or not a category level."""
+        if v is None:
+            return
+        t = type(v)
+        if kind == 2:
+            if isinstance(v, str) and v in levels:
+                X[i, j] = levels[v]
+            else:
+                bad.append((j, 0, i, Problem("bad_value", f"{v!r} is not one of {', '.join(levels)}", row=i,
+                                             column=self._names[j], scope="participant")))
+            return
+        if t is float or t is int or (t is not bool and t is not np.bool_ and isinstance(v, _OK_NUM)):
+            X[i, j] = v
+            return
+        what = "a boolean" if isinstance(v, (bool, np.bool_)) else f"{t.__name__} {v!r}"
+        expect = "the integer 0 or 1" if kind == 1 else "a number"
+        bad.append((j, 0, i, Problem("bad_type", f"{what} is not {expect}", row=i, column=self._names[j],
+                                     scope="participant")))
+
+    def _matrix(self, patients: Any) -> tuple[np.ndarray, list[Problem], list, pd.DataFrame | None]:
+        """Input -> (X: n x features, NaN where a value is absent, None, NaN or unreadable; problems
+        with the input as a whole (not a patient, unknown fields); problems with single values
+        (column, stage, row, Problem); id columns of a DataFrame or None)."""
         probs: list[Problem] = []
+        bad: list = []
+        p = len(self._names)
         if isinstance(patients, pd.DataFrame):
             df = patients
             ids = df[[c for c in ID_COLUMNS if c in df.columns]].reset_index(drop=True)
@@ -83,173 +154,78 @@ class PatientInputs:
                 if c not in self._allowed and c not in ID_COLUMNS:
                     probs.append(Problem("unknown_field", f"unknown field {c!r}: the model has no input of this name",
                                          column=str(c), scope="file"))
-            cols = {}
+            X = np.full((len(df), p), np.nan)
             for name in self._names:
-                if name in df.columns:
-                    s = df[name]
-                    if pd.api.types.is_bool_dtype(s.dtype):
-                        cols[name] = list(s.astype(object))
-                    elif pd.api.types.is_numeric_dtype(s.dtype):
-                        cols[name] = s.to_numpy(dtype=float, na_value=np.nan)
-                    else:
-                        cols[name] = [None if (v is None or (isinstance(v, float) and v != v) or v is pd.NA) else v
-                                      for v in s.tolist()]
-            return len(df), cols, probs, ids
+                if name not in df.columns:
+                    continue
+                j, kind, levels = self._read[name]
+                s = df[name]
+                if kind != 2 and pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+                    X[:, j] = s.to_numpy(dtype=float, na_value=np.nan)
+                    continue
+                for i, v in enumerate(s.tolist()):
+                    if v is pd.NA or (isinstance(v, float) and v != v):
+                        continue
+                    self._read_value(X, i, j, kind, levels, v, bad)
+            return X, probs, bad, ids
         if isinstance(patients, dict):
             patients = [patients]
         if not isinstance(patients, (list, tuple)):
             raise ValidationFailed([Problem("bad_input", "patients must be a dict, a list of dicts or a DataFrame",
                                             scope="file")], what="patients")
-        n = len(patients)
-        keys: set = set()
-        for i, p in enumerate(patients):
-            if not isinstance(p, dict):
+        X = np.full((len(patients), p), np.nan)
+        unknown: list[Problem] = []
+        read = self._read
+        for i, pt in enumerate(patients):
+            if not isinstance(pt, dict):
                 probs.append(Problem("bad_input", "a patient must be a JSON object / dict", row=i, scope="participant"))
-            else:
-                keys.update(p.keys())
-        unknown = keys - self._allowed
-        if unknown:
-            for i, p in enumerate(patients):
-                if isinstance(p, dict):
-                    for k in sorted(map(str, set(p) & unknown)):
-                        probs.append(Problem("unknown_field", f"unknown field {k!r}: the model has no input of this name",
-                                             row=i, column=k, scope="participant"))
-        cols = {}
-        for name in self._names:
-            if name in keys:
-                cols[name] = [p.get(name) if isinstance(p, dict) else None for p in patients]
-        return n, cols, probs, None
+                continue
+            odd = None
+            for k, v in pt.items():
+                r = read.get(k)
+                if r is None:
+                    odd = [k] if odd is None else odd + [k]
+                    continue
+                if v is not None:
+                    if type(v) is float or (type(v) is int and r[1] != 2):
+                        X[i, r[0]] = v
+                    else:
+                        self._read_value(X, i, r[0], r[1], r[2], v, bad)
+            for k in sorted(map(str, odd or ())):
+                unknown.append(Problem("unknown_field", f"unknown field {k!r}: the model has no input of this name",
+                                       row=i, column=k, scope="participant"))
+        return X, probs + unknown, bad, None
 
     def validate(self, patients: Any, required: set[str] | None = None) -> tuple[np.ndarray, pd.DataFrame | None]:
         """The feature matrix (n x features, NaN = missing) of valid input; raises
-        :class:`ValidationFailed` naming every bad field and patient index (0-based).
-        ``required``: the baselines that must be given (default all; see predict.required_inputs)."""
-        need = set(self.baselines) if required is None else set(required)
-        F = self._valid_small(patients)  # requires every baseline: else the general path below
-        if F is not None:
-            return F, None
-        n, cols, probs, ids = self._columns(patients)
-        F = np.full((n, len(self._names)), np.nan)
-        for j, (name, typ) in enumerate(zip(self._names, self._types)):
-            required = name in need
-            col = cols.get(name)
-            if col is None:
-                if required and n:
-                    probs += [Problem("required", f"{name} is required (a number from 0 to 100)", row=i, column=name,
-                                      scope="participant") for i in range(n)]
-                continue
-            if typ == "categorical":
-                levels = {str(c): k for k, c in enumerate(self._cats.get(name, []))}
-                for i, v in enumerate(col):
-                    if v is None:
-                        continue
-                    if isinstance(v, str) and v in levels:
-                        F[i, j] = levels[v]
-                    else:
-                        probs.append(Problem("bad_value", f"{v!r} is not one of {', '.join(levels)}", row=i,
-                                             column=name, scope="participant"))
-                continue
-            if isinstance(col, np.ndarray):
-                x = col
-            else:
-                types = set(map(type, col))
-                bad_types = {t for t in types if t is not type(None) and (t is bool or t is np.bool_ or
-                                                                        not issubclass(t, _OK_NUM))}
-                if bad_types:
-                    clean = []
-                    for i, v in enumerate(col):
-                        if v is not None and type(v) in bad_types:
-                            what = "a boolean" if isinstance(v, (bool, np.bool_)) else f"{type(v).__name__} {v!r}"
-                            expect = "the integer 0 or 1" if typ == "binary" else "a number"
-                            probs.append(Problem("bad_type", f"{what} is not {expect}", row=i, column=name,
-                                                 scope="participant"))
-                            clean.append(None)
-                        else:
-                            clean.append(v)
-                    col = clean
-                x = np.array(col, dtype=float)
-            inf = np.isinf(x)
-            if inf.any():
-                probs += [Problem("bad_value", "not a finite number", row=int(i), column=name, scope="participant")
-                          for i in np.flatnonzero(inf)]
-                x = np.where(inf, np.nan, x)
-            if required:
-                miss = np.isnan(x)
-                if miss.any():
-                    probs += [Problem("required", f"{name} is required (a number from 0 to 100)", row=int(i),
-                                      column=name, scope="participant") for i in np.flatnonzero(miss)]
-            if typ == "binary":
-                bad = ~np.isnan(x) & (x != 0) & (x != 1)
-                probs += [Problem("bad_value", f"{x[i]:g} is not 0 or 1", row=int(i), column=name, scope="participant")
-                          for i in np.flatnonzero(bad)]
-            else:
-                rng = self._range.get(name)
-                if rng is not None:
-                    with np.errstate(invalid="ignore"):
-                        bad = (x < rng[0]) | (x > rng[1])
-                    unit = self._unit.get(name)
-                    u = f" {unit}" if unit else ""
-                    probs += [Problem("out_of_range", f"{x[i]:g} is outside the plausible range {rng[0]:g}–{rng[1]:g}{u}",
-                                      row=int(i), column=name, scope="participant") for i in np.flatnonzero(bad)]
-            F[:, j] = x
-        if probs:
-            raise ValidationFailed(probs, what="patients")
-        return F, ids
-
-    def rules(self) -> list[tuple]:
-        """Per input (position, name, kind 0 number / 1 binary / 2 categorical, required, low,
-        high, levels): the checks of :meth:`validate` in a form a plain loop can apply."""
-        rules = []
-        for j, (name, typ) in enumerate(zip(self._names, self._types)):
-            kind = 2 if typ == "categorical" else 1 if typ == "binary" else 0
-            lo, hi = self._range.get(name) or (-math.inf, math.inf)
-            levels = {str(c): float(k) for k, c in enumerate(self._cats.get(name, []))}
-            rules.append((j, name, kind, name in self.baselines, float(lo), float(hi), levels))
-        return rules
-
-    def _valid_small(self, patients: Any) -> np.ndarray | None:
-        """The feature matrix of a dict or a short list of dicts when every value passes every
-        check of :meth:`validate`, computed with plain Python (a request for one patient need not
-        go through the column-wise machinery); None as soon as anything is off or unusual, and
-        :meth:`validate` then runs in full and names each problem."""
-        if isinstance(patients, dict):
-            patients = [patients]
-        if not isinstance(patients, list) or not 0 < len(patients) <= SMALL_MAX_ROWS:
-            return None
-        rules = self._rules
-        allowed = self._allowed
-        F = np.full((len(patients), len(rules)), np.nan)
-        for i, p in enumerate(patients):
-            if type(p) is not dict:
-                return None
-            for k in p:
-                if k not in allowed:
-                    return None
-            for j, name, kind, required, lo, hi, levels in rules:
-                v = p.get(name)
-                if v is None:
-                    if required:
-                        return None
-                    continue
-                if kind == 2:
-                    if type(v) is not str or v not in levels:
-                        return None
-                    F[i, j] = levels[v]
-                    continue
-                t = type(v)
-                if t is not float and t is not int:
-                    return None
-                x = float(v)
-                if x != x:
-                    if required:
-                        return None
-                    continue
-                if x in (math.inf, -math.inf):
-                    return None
-                if kind == 1:
-                    if x != 0.0 and x != 1.0:
-                        return None
-                elif not lo <= x <= hi:  # also refuses infinities
-                    return None
-                F[i, j] = x
-        return F
+        :class:`ValidationFailed` naming every bad field and patient index (0-based), in the order
+        of the inputs and, per input, unreadable values, infinities, missing required values, then
+        values outside their range. ``required``: the baselines that must be given (default all;
+        see predict.required_inputs)."""
+        X, probs, bad, ids = self._matrix(patients)
+        req = self._required_mask(required)
+        if not bad and not probs and _all_clear(X, self._qlo, self._qhi, req, self._binary):
+            return X, ids
+        inf = np.isinf(X) & self._numeric
+        X[inf] = np.nan
+        absent = np.isnan(X) & req & self._numeric
+        off_binary = self._binary & (X != 0) & (X != 1) & ~np.isnan(X)
+        out_of_range = self._ranged & ((X < self._lo) | (X > self._hi))
+        names = self._names
+        for i, j in zip(*np.nonzero(inf)):
+            bad.append((j, 1, i, Problem("bad_value", "not a finite number", row=int(i), column=names[j],
+                                         scope="participant")))
+        for i, j in zip(*np.nonzero(absent)):
+            bad.append((j, 2, i, Problem("required", f"{names[j]} is required (a number from 0 to 100)", row=int(i),
+                                         column=names[j], scope="participant")))
+        for i, j in zip(*np.nonzero(off_binary)):
+            bad.append((j, 3, i, Problem("bad_value", f"{X[i, j]:g} is not 0 or 1", row=int(i), column=names[j],
+                                         scope="participant")))
+        for i, j in zip(*np.nonzero(out_of_range)):
+            unit = self._unit.get(names[j])
+            u = f" {unit}" if unit else ""
+            bad.append((j, 3, i, Problem("out_of_range", f"{X[i, j]:g} is outside the plausible range "
+                                         f"{self._lo[j]:g}–{self._hi[j]:g}{u}", row=int(i), column=names[j],
+                                         scope="participant")))
+        bad.sort(key=lambda b: (b[0], b[1], b[2]))
+        raise ValidationFailed(probs + [b[3] for b in bad], what="patients")

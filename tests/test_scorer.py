@@ -304,7 +304,7 @@ def test_results_are_plain_json(scorer, patients):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import predict.inputs as inputs_mod  # noqa: E402
+import predict.clinical_warnings as warnings_mod  # noqa: E402
 
 
 def _value_strategy(scorer, name):
@@ -324,24 +324,35 @@ def _value_strategy(scorer, name):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
-def test_small_request_validation_agrees_with_the_general_path(scorer, data):
-    """Property: for any one patient (valid or not), the plain-Python check of small requests
-    either declines (None: the general path then reports the problems) or gives exactly the
-    general path's feature matrix; it never accepts what the general path refuses."""
+def test_validation_decides_each_patient_alone(scorer, data):
+    """Property: for any one patient (valid or not), validating it alone and among copies of
+    itself gives the same decision: the same feature-matrix row, or the same problems (named by
+    field, message and kind) for every copy; a list of dicts and a DataFrame of numbers agree."""
     names = data.draw(st.lists(st.sampled_from(scorer._names + ["shoe_size"]), unique=True, max_size=8))
     p = {n: data.draw(_value_strategy(scorer, n)) if n != "shoe_size" else 42 for n in names}
     for b in scorer.baselines:
         if data.draw(st.booleans()) or b not in p:
             p[b] = data.draw(st.one_of(st.floats(0, 100), st.just(50)))
-    fast = scorer.inputs._valid_small([p])
-    many = [dict(p) for _ in range(inputs_mod.SMALL_MAX_ROWS + 1)]  # too many for the fast path
-    try:
-        F, _ = scorer.validate(many)
-    except ValidationFailed:
-        assert fast is None, p
-        return
-    if fast is not None:
-        np.testing.assert_array_equal(fast[0], F[0])
+    k = data.draw(st.integers(2, 200))
+
+    def outcome(patients):
+        try:
+            return scorer.validate(patients)[0], None
+        except ValidationFailed as exc:
+            return None, [(q.code, q.column, q.message, q.row) for q in exc.problems]
+
+    F1, probs1 = outcome([p])
+    Fk, probsk = outcome([dict(p) for _ in range(k)])
+    assert (F1 is None) == (Fk is None), p
+    if F1 is not None:
+        np.testing.assert_array_equal(np.vstack([F1] * k), Fk)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p.values()):
+            Fd, _ = outcome(pd.DataFrame([p] * k))
+            np.testing.assert_array_equal(Fd, Fk)
+    else:
+        per_row = [(c, col, msg) for c, col, msg, row in probs1]
+        assert sorted((c, col, msg) for c, col, msg, row in probsk) == sorted(per_row * k)
+        assert {row for *_, row in probsk} <= set(range(k))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -363,5 +374,5 @@ def test_small_request_warnings_agree_with_the_general_path(scorer, data):
         rows.append(row)
     F = np.array(rows, float)
     small = scorer.warnings.patient(F)
-    big = scorer.warnings.patient(np.vstack([F] * (inputs_mod.SMALL_MAX_ROWS // len(F) + 1)))
+    big = scorer.warnings.patient(np.vstack([F] * (warnings_mod.SMALL_MAX_ROWS // len(F) + 1)))
     assert small == big[:len(F)]
