@@ -20,7 +20,7 @@ N_OUT = 17
 @_compiled
 def draw_value(v, binary, lo, hi):
     """A drawn (or observed) feature value as the draws hold it: binary features rounded (half to
-    even, as numpy.round), then bounded to the imputer's range (predict.kernels.fill_draws)."""
+    even, as numpy.round), then bounded to the imputer's range (as predict.impute.impute_draws forms the draws)."""
     if binary:
         v = np.rint(v)
     if v < lo:

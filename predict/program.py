@@ -172,7 +172,7 @@ class _Builder:
             self.cols[k].extend(v[order].tolist())
         self.cols["dest"].extend(dest[order].tolist())
         self.cols["dw"].extend(dw[order].tolist())
-        # the draws' delta weights, as predict.linear.block_delta forms them
+        # the draws' delta weights: a column's coefficient over its scale (the index block's beta times its coefficient)
         if blk["type"] == "index":
             ew = np.asarray(blk["beta"], float) * coef[0] / cc["scale"]
         else:
