@@ -61,8 +61,8 @@ def senn_fe():
 
     agd = pd.read_csv(SENN)
     nd = build_network(None, agd, reference="placebo")
-    return fit_mlnmr(nd, effects="fixed", priors=Priors(intercept=100, trt=100), num_warmup=200, num_samples=200,
-                     num_chains=2, seed=1)
+    return fit_mlnmr(nd, effects="fixed", priors=Priors(intercept=100, trt=100), num_warmup=300, num_samples=500,
+                     num_chains=2, seed=1, dense_mass=True)
 
 
 def test_bayesian_fixed_effect_nma_matches_frequentist(senn_fe):

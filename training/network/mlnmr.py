@@ -59,9 +59,9 @@ class Priors:
 
 @dataclass(frozen=True)
 class Thresholds:
-    rhat: float = 1.05
-    ess_bulk: float = 100.0
-    ess_tail: float = 100.0
+    rhat: float = 1.01      # Vehtari et al. 2021 (rank-normalised split R-hat)
+    ess_bulk: float = 400.0  # 100 per chain with 4 chains
+    ess_tail: float = 400.0
     divergences: int = 0
 
 
@@ -127,8 +127,10 @@ def _arrays(data: NetworkData, consistency: str):
     }
 
 
-def make_model(data: NetworkData, effects: str, link: str, priors: Priors, consistency: str, likelihood: str):
-    """The NumPyro model function (closure over the data arrays)."""
+def make_model(data: NetworkData, effects: str, link: str, priors: Priors, consistency: str, likelihood: str,
+               marginal: bool = False):
+    """The NumPyro model function (closure over the data arrays). ``marginal`` (continuous outcomes,
+    identity link): μ_j and δ_jk integrated out exactly (training.network.mlnmr_gauss)."""
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
@@ -137,9 +139,17 @@ def make_model(data: NetworkData, effects: str, link: str, priors: Priors, consi
     A = _arrays(data, consistency)
     ns, nt, p, nc = len(data.studies), len(data.treatments), len(data.covariates), len(data.class_names)
     narm = len(data.arm_trt)
+    if marginal:
+        from training.network.mlnmr_gauss import arm_statistics, loglik
+
+        if data.outcome_type != "continuous" or link != "identity":
+            raise LbpError("the marginalised ML-NMR is for continuous outcomes on the identity link")
+        A["gauss"] = arm_statistics(data, A["scale"])
+        gst = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in A["gauss"].items()}
 
     def model():
-        mu = numpyro.sample("mu", dist.Normal(0.0, priors.intercept).expand([ns]))
+        if not marginal:
+            mu = numpyro.sample("mu", dist.Normal(0.0, priors.intercept).expand([ns]))
         if consistency == "ume":
             c = numpyro.sample("c", dist.Normal(0.0, priors.trt).expand([max(len(A["comps"]), 1)]))
             rel = jnp.where(A["arm_is_base"], 0.0, c[A["arm_comp"]])
@@ -147,6 +157,19 @@ def make_model(data: NetworkData, effects: str, link: str, priors: Priors, consi
             dr = numpyro.sample("d", dist.Normal(0.0, priors.trt).expand([nt - 1]))
             d = jnp.concatenate([jnp.zeros(1), dr])
             rel = d[A["arm_trt"]] - d[A["base_trt"]]
+        if marginal:
+            tau = numpyro.sample("tau", dist.HalfNormal(priors.het)) if effects == "random" else 0.0
+            slope = jnp.zeros((narm, 0))
+            if p:
+                sc = jnp.asarray(A["scale"])
+                beta = numpyro.sample("beta", dist.Normal(0.0, priors.reg * sc))
+                slope = jnp.broadcast_to(beta, (narm, p))
+                if nc > 1:
+                    g = numpyro.sample("gamma", dist.Normal(0.0, priors.reg * jnp.broadcast_to(sc, (nc - 1, p))))
+                    slope = beta + jnp.concatenate([jnp.zeros((1, p)), g])[A["arm_cls"]]
+            sigma = numpyro.sample("sigma", dist.HalfNormal(priors.aux).expand([gst["n_sig"]])) if gst["n_sig"] else None
+            numpyro.factor("y", loglik(gst, rel, slope, sigma, tau, priors.intercept))
+            return
         eta_arm = mu[A["arm_study"]] + rel
         if effects == "random":
             tau = numpyro.sample("tau", dist.HalfNormal(priors.het))
@@ -292,7 +315,7 @@ def diagnose(draws: dict, diverging: np.ndarray, labels_of, thr: Thresholds) -> 
 
     by = {}
     for name, a in draws.items():
-        if name == "u":
+        if name in ("u", "delta"):  # per-arm random effects: reported through tau
             continue
         flat = a.reshape(a.shape[0], a.shape[1], -1)
         labels = labels_of(name, flat.shape[2])
@@ -331,9 +354,11 @@ def fit_mlnmr(data: NetworkData, *, effects: str = "random", link: str | None = 
               consistency: str = "consistency", likelihood: str = "bernoulli2", num_warmup: int = 500,
               num_samples: int = 500, num_chains: int = 4, chain_method: str = "sequential", seed: int = 0,
               thresholds: Thresholds = Thresholds(), check: bool = True, target_accept: float = 0.9,
-              dense_mass: bool = False) -> MLNMRFit:
+              dense_mass: bool = False, marginal: bool | None = None) -> MLNMRFit:
     """Fit the ML-NMR by NUTS. Raises :class:`ConvergenceError` when ``check`` and the diagnostics
-    fail (``thresholds``); with ``check=False`` the problems are only reported in ``diagnostics``."""
+    fail (``thresholds``); with ``check=False`` the problems are only reported in ``diagnostics``.
+    ``marginal`` (default: every continuous outcome): sample with μ_j and δ_jk integrated out
+    (training.network.mlnmr_gauss) and draw them afterwards from their exact conditional posterior."""
     if effects not in ("random", "fixed"):
         raise LbpError(f"effects must be random or fixed (got {effects!r})")
     if consistency not in ("consistency", "ume"):
@@ -349,7 +374,9 @@ def fit_mlnmr(data: NetworkData, *, effects: str = "random", link: str | None = 
     from numpyro.infer import MCMC, NUTS, init_to_uniform
 
     numpyro.set_host_device_count(1)
-    model, A = make_model(data, effects, link, priors, consistency, likelihood)
+    if marginal is None:
+        marginal = data.outcome_type == "continuous"
+    model, A = make_model(data, effects, link, priors, consistency, likelihood, marginal=marginal)
     kernel = NUTS(model, target_accept_prob=target_accept, init_strategy=init_to_uniform(radius=0.1),
                   dense_mass=dense_mass)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
@@ -358,6 +385,8 @@ def fit_mlnmr(data: NetworkData, *, effects: str = "random", link: str | None = 
     mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps"))
     secs = time.perf_counter() - t0
     draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    if marginal:
+        draws.update(_recover_intercepts(data, A, draws, effects, consistency, priors, seed))
     for k in ("beta", "gamma"):  # back to the original covariate scale
         if k in draws:
             draws[k] = draws[k] / A["scale"]
@@ -365,9 +394,39 @@ def fit_mlnmr(data: NetworkData, *, effects: str = "random", link: str | None = 
     fit = MLNMRFit(data, effects, link, consistency, likelihood, priors, draws, {}, secs, A["comps"])
     fit.diagnostics = diagnose(draws, div, lambda n, k: param_labels(fit, n, k), thresholds)
     steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"])
-    fit.diagnostics.update({"mean_leapfrog_steps": round(float(steps.mean()), 1), "chains": num_chains, "warmup": num_warmup, "samples": num_samples,
+    fit.diagnostics.update({"marginalised": bool(marginal), "dense_mass": bool(dense_mass),
+                            "mean_leapfrog_steps": round(float(steps.mean()), 1), "chains": num_chains, "warmup": num_warmup, "samples": num_samples,
                             "chain_method": chain_method, "seconds": round(secs, 2)})
     if check and not fit.diagnostics["ok"]:
         raise ConvergenceError("ML-NMR did not converge: " + "; ".join(fit.diagnostics["problems"])
                                + " — more warmup/samples, stronger priors or fixed effects may help", fit.diagnostics)
     return fit
+
+
+def _recover_intercepts(data: NetworkData, A: dict, draws: dict, effects: str, consistency: str, priors: Priors,
+                        seed: int) -> dict:
+    """μ (chains, draws, trials) and δ (chains, draws, arms) of a marginalised fit, drawn from their
+    exact conditional posterior at every draw (on the sampler's standardised covariate scale)."""
+    from training.network.mlnmr_gauss import conditional_draws
+
+    ch, nd = next(iter(draws.values())).shape[:2]
+    S, narm, p = ch * nd, len(data.arm_trt), len(data.covariates)
+    flat = {k: v.reshape((S,) + v.shape[2:]) for k, v in draws.items()}
+    if consistency == "ume":
+        comp = np.asarray(A["arm_comp"])
+        rel = np.where(np.asarray(A["arm_is_base"])[None], 0.0, flat["c"][:, comp])
+    else:
+        d = np.concatenate([np.zeros((S, 1)), flat["d"]], 1)
+        rel = d[:, data.arm_trt] - d[:, data.arm_trt[data.arm_base]]
+    slope = np.zeros((S, narm, p))
+    if p:
+        slope = np.repeat(flat["beta"][:, None, :], narm, 1)
+        if "gamma" in flat:
+            g = np.concatenate([np.zeros((S, 1, p)), flat["gamma"]], 1)
+            slope = slope + g[:, data.cls[data.arm_trt], :]
+    tau = flat["tau"] if effects == "random" else np.zeros(S)
+    mu, delta = conditional_draws(A["gauss"], rel, slope, flat.get("sigma"), tau, priors.intercept, seed=seed + 1)
+    out = {"mu": mu.reshape(ch, nd, -1)}
+    if effects == "random":
+        out["delta"] = delta.reshape(ch, nd, -1)
+    return out

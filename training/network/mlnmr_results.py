@@ -106,7 +106,9 @@ def linear_predictors(fit: MLNMRFit, max_draws: int = 1000) -> tuple[np.ndarray,
         d = fit.d()[idx]
         rel = d[:, D.arm_trt] - d[:, D.arm_trt[D.arm_base]]
     eta_arm = mu[:, D.arm_study] + rel
-    if fit.effects == "random":
+    if fit.effects == "random" and "delta" in fit.draws:  # marginalised fit: δ drawn from its conditional
+        eta_arm = eta_arm + fit.flat("delta")[idx]
+    elif fit.effects == "random":
         u = fit.flat("u")[idx]
         eta_arm = eta_arm + fit.tau()[idx, None] / np.sqrt(2.0) * (u - u[:, D.arm_base])
     p = len(D.covariates)

@@ -1,0 +1,110 @@
+"""The identity-link ML-NMR with trial intercepts and random effects integrated out
+(training/network/mlnmr_gauss.py): its likelihood is the exact marginal of the row-wise model,
+checked against one dense multivariate normal of every observation; the intercepts and random
+effects drawn afterwards follow their exact conditional posterior. Small fixtures, no sampling."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from training.network.mlnmr_data import build_network
+
+
+def _network():
+    rng = np.random.default_rng(11)
+    rows = []
+    for trial, trts, n in (("i1", ["a", "b"], 14), ("i2", ["a", "b", "c"], 9)):
+        for t in trts:
+            x = rng.normal(40, 10, n)
+            rows += [{"trial": trial, "treatment": t, "x": xi, "y": 50 + 0.3 * xi + rng.normal(0, 12)} for xi in x]
+    ipd = pd.DataFrame(rows)
+    agd = pd.DataFrame({"trial": ["g1", "g1", "g2", "g2", "g2"], "treatment": ["a", "c", "b", "c", "a"],
+                        "n": [30, 31, 20, 22, 21], "mean": [61.0, 58.0, 60.5, 57.0, 63.0], "sd": [14.0, 15, 13, 12, 14],
+                        "x_mean": [42.0, 41.0, 38.0, 39.0, 38.5], "x_sd": [9.0, 10.0, 11.0, 10.0, 9.5]})
+    return build_network(ipd, agd, outcome="y", covariates=["x"], reference="a", classes={"b": "k", "c": "k"},
+                         n_int=16)
+
+
+def _dense_marginal(nd, d, beta, gam, sigma, tau, s_mu):
+    """log N(all observations | fixed part, s_mu^2 (same trial) + tau^2 Sigma_delta + residual):
+    IPD rows one by one, aggregate arms as their means; no sufficient statistics."""
+    slope = {0: beta, 1: beta + gam, 2: beta + gam}
+    y, mean, trial, arm, resid = [], [], [], [], []
+    for r in range(len(nd.ipd_y)):
+        a = nd.ipd_arm[r]
+        k, b = nd.arm_trt[a], nd.arm_trt[nd.arm_base[a]]
+        y.append(nd.ipd_y[r])
+        mean.append(d[k] - d[b] + (nd.ipd_X[r, 0] - nd.centre[0]) * slope[k])
+        trial.append(nd.arm_study[a]); arm.append(a)
+        resid.append(sigma[nd.ipd_studies.index(nd.studies[nd.arm_study[a]])] ** 2)
+    for i, a in enumerate(nd.agd_arm):
+        k, b = nd.arm_trt[a], nd.arm_trt[nd.arm_base[a]]
+        y.append(nd.agd_y[i])
+        mean.append(d[k] - d[b] + (nd.agd_X[i, :, 0].mean() - nd.centre[0]) * slope[k])
+        trial.append(nd.arm_study[a]); arm.append(a); resid.append(nd.agd_se[i] ** 2)
+    trial, arm = np.array(trial), np.array(arm)
+    nb = np.array([arm_ != nd.arm_base[arm_] for arm_ in arm])
+    same_t = trial[:, None] == trial[None, :]
+    same_a = arm[:, None] == arm[None, :]
+    cov = s_mu ** 2 * same_t + tau ** 2 * same_t * (nb[:, None] & nb[None, :]) * np.where(same_a, 1.0, 0.5)
+    cov = cov + np.diag(resid)
+    return stats.multivariate_normal.logpdf(y, mean, cov)
+
+
+@pytest.mark.parametrize("tau", [0.0, 3.0])
+def test_marginal_likelihood_equals_dense_multivariate_normal(tau):
+    from numpyro.infer.util import log_density
+
+    from training.network.mlnmr import Priors, _jax, make_model
+
+    _jax()
+    nd = _network()
+    pr = Priors(intercept=20.0)
+    model, A = make_model(nd, "random" if tau else "fixed", "identity", pr, "consistency", "bernoulli2", marginal=True)
+    sc = float(A["scale"][0])
+    d = np.array([0.0, -2.0, 1.5])
+    beta, gam = 0.3, -0.1
+    sigma = np.array([12.0, 13.5])
+    par = {"d": d[1:], "beta": np.array([beta * sc]), "gamma": np.array([[gam * sc]]), "sigma": sigma}
+    if tau:
+        par["tau"] = np.array(tau)
+    lp, _ = log_density(model, (), {}, par)
+    prior = stats.norm.logpdf(d[1:], 0, pr.trt).sum() + stats.norm.logpdf([beta, gam], 0, pr.reg).sum() \
+        + stats.halfnorm.logpdf(sigma, scale=pr.aux).sum() - 2 * np.log(sc) \
+        + (stats.halfnorm.logpdf(tau, scale=pr.het) if tau else 0.0)
+    assert float(lp) == pytest.approx(_dense_marginal(nd, d, beta, gam, sigma, tau, pr.intercept) + prior, rel=1e-9)
+
+
+def test_conditional_draws_match_the_gaussian_posterior():
+    """Intercepts and random effects: the draws' mean and covariance equal the precision-form
+    posterior (P^-1 + V^-1)^-1 computed independently, per trial."""
+    from training.network.mlnmr_gauss import arm_statistics, conditional_draws
+
+    nd = _network()
+    st = arm_statistics(nd, np.ones(1))
+    S, narm = 40000, len(nd.arm_trt)
+    rel = np.zeros((S, narm))
+    slope = np.zeros((S, narm, 1))
+    sigma = np.full((S, 2), 12.0)
+    tau, s_mu = 3.0, 20.0
+    mu, delta = conditional_draws(st, rel, slope, sigma, np.full(S, tau), s_mu, seed=3)
+    for s in range(len(nd.studies)):
+        arms = np.flatnonzero(nd.arm_study == s)
+        base = nd.arm_base[arms[0]]
+        nb = [a for a in arms if a != base]
+        # parameters (mu, delta of non-baseline arms); arm intercept = mu + delta
+        H = np.column_stack([np.ones(len(arms))] + [(arms == a).astype(float) for a in nb])
+        prior = np.diag([s_mu ** 2] + [tau ** 2] * len(nb))
+        prior[1:, 1:] = tau ** 2 * (0.5 + 0.5 * np.eye(len(nb)))
+        v = np.where(st["is_ipd"][arms], 144.0 / st["n"][arms], st["agd_var"][arms])
+        r = st["m"][arms] - st["xbar"][arms, 0] * 0.0
+        prec = np.linalg.inv(prior) + H.T @ np.diag(1 / v) @ H
+        cov = np.linalg.inv(prec)
+        mean = cov @ H.T @ (r / v)
+        got = np.column_stack([mu[:, s]] + [delta[:, a] for a in nb])
+        se = np.sqrt(np.diag(cov) / S)
+        assert np.all(np.abs(got.mean(0) - mean) < 5 * se), s
+        assert np.allclose(np.cov(got, rowvar=False), cov, rtol=0.05, atol=0.02 * cov.max())
+        assert np.all(delta[:, base] == 0.0)
