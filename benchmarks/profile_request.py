@@ -13,7 +13,7 @@ scoring service, the scorer and its parts, orjson, ...) and the inclusive time o
 request, both per request. The profiler inflates Python-heavy parts more than C-heavy ones, so the
 shares are read against pass 1's unprofiled total.
 
-``--bare``: the same for ``benchmarks/bare_lightgbm_api.py`` (LightGBM + TreeSHAP), the comparison
+``--bare`` (``--bare-no-shap``): the same for ``benchmarks/bare_lightgbm_api.py`` (LightGBM + TreeSHAP; without TreeSHAP), the comparison
 endpoint of ``bench_scoring.py``. ``--multiprocess``: ``PROMETHEUS_MULTIPROC_DIR`` set (a fresh
 temporary directory), as ``lbp-benefit serve --workers N`` runs its workers.
 """
@@ -111,14 +111,14 @@ def build_ours(model: Path, log_level: str, stub: bool = False):
     return app, "/v1/score", body
 
 
-def build_bare():
+def build_bare(shap: bool = True):
     import numpy as np
 
     from bare_lightgbm_api import create_app
 
     rng = np.random.default_rng(0)
     feats = [None if rng.random() < 0.3 else float(rng.normal()) for _ in range(19)]
-    return create_app(), "/score", json.dumps({"features": feats})
+    return create_app(), "/score" if shap else "/score?shap=false", json.dumps({"features": feats})
 
 
 class Switch:
@@ -188,7 +188,7 @@ def run(app, path: str, body: str, seconds: float, profile: bool) -> dict:
     def drive():
         try:
             url = f"http://127.0.0.1:{port}{path}"
-            wait_ready(f"http://127.0.0.1:{port}/openapi.json" if path == "/score" else f"http://127.0.0.1:{port}/readyz")
+            wait_ready(f"http://127.0.0.1:{port}/openapi.json" if path.startswith("/score") else f"http://127.0.0.1:{port}/readyz")
             wrk(url, body, 1, 2)  # warm-up
             sw.want = True
             c0, t0 = time.process_time(), time.perf_counter()
@@ -218,6 +218,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path)
     ap.add_argument("--bare", action="store_true")
+    ap.add_argument("--bare-no-shap", action="store_true", help="the bare endpoint without TreeSHAP")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--multiprocess", action="store_true")
     ap.add_argument("--log-level", default="info")
@@ -234,8 +235,11 @@ def main(argv=None) -> int:
         mpdir = tempfile.mkdtemp(prefix="lbp-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = mpdir
     try:
-        app, path, body = build_bare() if a.bare else build_ours(a.model, a.log_level, a.stub_scorer)
-        res = {"machine": machine(), "target": "bare" if a.bare else "ours", "multiprocess": a.multiprocess,
+        if a.bare or a.bare_no_shap:
+            app, path, body = build_bare(shap=not a.bare_no_shap)
+        else:
+            app, path, body = build_ours(a.model, a.log_level, a.stub_scorer)
+        res = {"machine": machine(), "target": "bare, no TreeSHAP" if a.bare_no_shap else "bare" if a.bare else "ours", "multiprocess": a.multiprocess,
                "log_level": a.log_level, "stub_scorer": a.stub_scorer, "model": str(a.model) if a.model else None}
         res["unprofiled"] = run(app, path, body, a.seconds, profile=False)
         if not a.no_profile:
