@@ -61,34 +61,59 @@ def _radius2(z: float, k: np.ndarray) -> np.ndarray:
     return np.maximum(k, 1.0) * np.clip(1.0 - c + z * np.sqrt(c), 0.0, None) ** 3
 
 
+class Factors:
+    """A mean and covariance with the Cholesky factor of the covariance restricted to each
+    observed-feature pattern, computed once per pattern (kept in :attr:`by_pattern`)."""
+
+    def __init__(self, mean, cov):
+        self.mean = np.asarray(mean, float)
+        self.cov = np.asarray(cov, float)
+        self.by_pattern: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def factor(self, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean of the observed features, Cholesky factor of their covariance) for pattern ``o``."""
+        key = o.tobytes()
+        hit = self.by_pattern.get(key)
+        if hit is None:
+            Soo = self.cov[np.ix_(o, o)]
+            try:
+                L = np.linalg.cholesky(Soo)
+            except np.linalg.LinAlgError:
+                L = np.linalg.cholesky(Soo + np.eye(o.sum()) * 1e-9 * max(float(np.mean(np.diag(Soo))), 1e-12))
+            if len(self.by_pattern) > 4096:
+                self.by_pattern.clear()
+            hit = self.by_pattern[key] = (self.mean[o], L)
+        return hit
+
+    def distances(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(squared Mahalanobis distance over each row's observed features, number observed) of the
+        rows of ``X`` (these features, NaN = missing); one Cholesky solve per missing-data pattern."""
+        X = np.asarray(X, float)
+        n = X.shape[0]
+        d2, k = np.zeros(n), np.zeros(n)
+        if n == 0:
+            return d2, k
+        obs = ~np.isnan(X)
+        if n == 1:  # one patient (an API request): one pattern, no grouping
+            keys, inv = obs, np.zeros(1, np.intp)
+        else:
+            keys, inv = np.unique(obs, axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+        for j, o in enumerate(keys):
+            if not o.any():
+                continue
+            rows = inv == j
+            mu, L = self.factor(o)
+            W = np.linalg.solve(L, (X[np.ix_(rows, o)] - mu).T)
+            d2[rows] = np.sum(W * W, axis=0)
+            k[rows] = o.sum()
+        return d2, k
+
+
 def mahalanobis(mean, cov, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(squared Mahalanobis distance over each row's observed features, number observed);
-    one Cholesky solve per missing-data pattern."""
-    mu = np.asarray(mean, float)
-    S = np.asarray(cov, float)
-    F = np.asarray(F, float)
-    n, p = F.shape
-    d2 = np.zeros(n)
-    k = np.zeros(n)
-    if n == 0:
-        return d2, k
-    obs = ~np.isnan(F)
-    keys, inv = np.unique(obs, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
-    for j, o in enumerate(keys):
-        if not o.any():
-            continue
-        rows = inv == j
-        R = F[np.ix_(rows, o)] - mu[o]
-        Soo = S[np.ix_(o, o)]
-        try:
-            L = np.linalg.cholesky(Soo)
-        except np.linalg.LinAlgError:
-            L = np.linalg.cholesky(Soo + np.eye(o.sum()) * 1e-9 * max(float(np.mean(np.diag(Soo))), 1e-12))
-        W = np.linalg.solve(L, R.T)
-        d2[rows] = np.sum(W * W, axis=0)
-        k[rows] = o.sum()
-    return d2, k
+    one Cholesky solve per missing-data pattern (:class:`Factors`)."""
+    return Factors(mean, cov).distances(F)
 
 
 def fit_support(mean, cov, F_train: np.ndarray, features=None, power: float = POWER) -> dict:
@@ -110,36 +135,19 @@ def fit_support(mean, cov, F_train: np.ndarray, features=None, power: float = PO
 
 
 class _Prepared:
-    """A ``support`` entry as arrays, with the Cholesky factor of ``cov`` restricted to each
-    observed-feature pattern met so far (the same factor :func:`mahalanobis` computes per call)."""
+    """A ``support`` entry as arrays, its :class:`Factors` (the Cholesky factor per observed-feature
+    pattern met so far) and, per pattern, the same numbers as Python lists for :meth:`one`."""
 
-    __slots__ = ("feats", "mean", "cov", "quantiles", "cut", "rare", "power", "factors", "rows")
+    __slots__ = ("feats", "quantiles", "cut", "rare", "power", "factors", "rows")
 
     def __init__(self, support: dict):
         self.feats = np.asarray(support["features"], np.intp)
-        self.mean = np.asarray(support["mean"], float)
-        self.cov = np.asarray(support["cov"], float)
         self.quantiles = np.asarray(support["quantiles"], float)
         self.cut = float(support["cut"])
         self.rare = float(support["rare"])
         self.power = float(support.get("power", POWER))
-        self.factors: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self.factors = Factors(support["mean"], support["cov"])
         self.rows: dict[bytes, tuple[list[int], list[float], list[list[float]]]] = {}
-
-    def factor(self, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mean of the observed features, Cholesky factor of their covariance) for pattern ``o``."""
-        key = o.tobytes()
-        hit = self.factors.get(key)
-        if hit is None:
-            Soo = self.cov[np.ix_(o, o)]
-            try:
-                L = np.linalg.cholesky(Soo)
-            except np.linalg.LinAlgError:
-                L = np.linalg.cholesky(Soo + np.eye(o.sum()) * 1e-9 * max(float(np.mean(np.diag(Soo))), 1e-12))
-            if len(self.factors) > 4096:
-                self.factors.clear()
-            hit = self.factors[key] = (self.mean[o], L)
-        return hit
 
     def one(self, x: np.ndarray) -> dict:
         """:func:`support_scores` of one patient (``x``: all p features), in Python floats: a single
@@ -153,7 +161,7 @@ class _Prepared:
         if hit is None:
             idx = [int(j) for j in np.flatnonzero(o)]
             if idx:
-                mu, L = self.factor(o)
+                mu, L = self.factors.factor(o)
                 hit = (idx, [float(m) for m in mu], L.tolist())
             else:
                 hit = (idx, [], [])
@@ -183,36 +191,6 @@ class _Prepared:
         ratio = math.sqrt(d2 / max(r2, 1e-12))
         return {"z": z, "percentile": pct, "factor": max(ratio, 1.0) ** self.power,
                 "rare": math.isfinite(z) and z > self.rare}
-
-    def distances(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`mahalanobis` of the rows of F (all p features) over this entry's features: the
-        same arithmetic, with the per-pattern factors computed once per model, not per call."""
-        X = np.asarray(F, float)[:, self.feats]
-        n = X.shape[0]
-        obs = ~np.isnan(X)
-        if n == 1:  # one patient (an API request): one pattern, no grouping
-            d2, k = np.zeros(1), np.zeros(1)
-            o = obs[0]
-            if o.any():
-                mu, L = self.factor(o)
-                W = np.linalg.solve(L, (X[0, o] - mu)[:, None])
-                d2[0] = np.sum(W * W, axis=0)[0]
-                k[0] = o.sum()
-            return d2, k
-        d2, k = np.zeros(n), np.zeros(n)
-        if n == 0:
-            return d2, k
-        keys, inv = np.unique(obs, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-        for j, o in enumerate(keys):
-            if not o.any():
-                continue
-            rows = inv == j
-            mu, L = self.factor(o)
-            W = np.linalg.solve(L, (X[np.ix_(rows, o)] - mu).T)
-            d2[rows] = np.sum(W * W, axis=0)
-            k[rows] = o.sum()
-        return d2, k
 
 
 _PREPARED: dict[int, tuple[dict, _Prepared]] = {}
@@ -246,7 +224,7 @@ def support_scores(support: dict | None, F: np.ndarray) -> dict:
         one = prep.one(np.asarray(F, float)[0])
         return {"z": np.array([one["z"]]), "percentile": np.array([one["percentile"]]),
                 "factor": np.array([one["factor"]]), "rare": np.array([one["rare"]])}
-    d2, k = prep.distances(F)
+    d2, k = prep.factors.distances(np.asarray(F, float)[:, prep.feats])
     z = _wh(d2, k)
     pct = np.where(np.isfinite(z), 100.0 * np.interp(z, prep.quantiles, QUANTILE_LEVELS, left=0.0, right=1.0), 0.0)
     r2 = _radius2(prep.cut, k)
