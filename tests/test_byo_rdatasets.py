@@ -200,3 +200,20 @@ def test_repeated_measures_higher_is_better_arthritis(run):
         assert r["participants"] == len(d) == n and r["analysis"] == "single trial: ANCOVA (least squares)"
         assert abs(r["estimate"] - m.params["treat"]) < 1e-4 and abs(r["se"] - m.bse["treat"]) < 1e-4
         assert r["estimate"] < 0  # auranofin: better self-assessment = lower on the package's scale
+
+
+def test_train_case_mix_check_takes_text_categories_of_any_dtype():
+    """Found on survival::cgd0 (text-coded hospital_type): train's case-mix check mean-imputed every
+    column that was not of dtype object, and pandas' string dtype is not object: 'TypeError: Cannot
+    perform reduction mean with string dtype' ended training after the fits."""
+    import numpy as np
+
+    from training.train_warnings import separable_trials
+
+    rng = np.random.default_rng(2)
+    n = 60
+    a = pd.DataFrame({"trial": np.repeat(["A", "B", "C"], n // 3), "participant": [str(i) for i in range(n)],
+                      "age": rng.normal(50, 10, n), "kind": pd.array(rng.choice(["x", "y", "z"], n), dtype="string")})
+    a.loc[3, "age"] = np.nan
+    out = separable_trials(a, ["A", "B"], ["age", "kind"])
+    assert set(out) == {"A", "B"} and all(0.0 <= c <= 1.0 for c in out.values())

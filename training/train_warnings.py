@@ -82,7 +82,7 @@ def separable_trials(analysis: pd.DataFrame, trials, names: list[str]) -> dict[s
             continue
         # numeric covariates mean-imputed (without missing indicators: covariates that whole trials
         # did not collect would otherwise separate the trials by data collection, not by patients)
-        num = [n for n in own if parts[n].dtype != object]
+        num = [n for n in own if pd.api.types.is_numeric_dtype(parts[n])]  # text (object or string dtype) is categorical
         fill = parts[num].mean()
         c = membership_c(new[own].fillna(fill), rest[own].fillna(fill), own).get("c_statistic")
         if c is not None:
