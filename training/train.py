@@ -49,6 +49,10 @@ class TrainSettings:
     seed: int = 1
     learners: Sequence[str] = LEARNERS
     iecv_follow_ups: Sequence[str] | None = None  # default: the first (short-term) window
+    # other windows (with IECV not disabled): IECV of the learner deployed there alone (no selection is made
+    # for them, so the other learners' held-out predictions would not be used): the deployed model's
+    # performance for every task at a fraction of the cost
+    iecv_deployed_elsewhere: bool = True
     select: str = "stack"  # 'stack' | 'best' | 'best1se'
     n_boot_linear: int = 100
     n_boot_trees: int = 10
@@ -137,6 +141,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
         (out / sub).mkdir(parents=True, exist_ok=True)
     iecv_fus = list(s.iecv_follow_ups) if s.iecv_follow_ups is not None else cfg.window_names[:1]
     task_rows, support_rows, selected, iecv_res, pooled_all, timings = [], [], {}, {}, [], {}
+    deployed_iecv: dict = {}  # task -> IECV of the learner deployed without selection (iecv_deployed_elsewhere)
     jobs, task_info, task_xy = [], {}, {}
     with threadpool_limits(1):
         for outcome, fu, df in _tasks(analysis, cfg, task_rows):
@@ -161,6 +166,14 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 iecv_res[task] = res
                 _write_iecv(out / "iecv" / task, res)
                 pooled_all.append(res.pooled.assign(task=task))
+            elif iecv_fus and s.iecv_deployed_elsewhere and len(hold) >= s.min_holdout_trials:
+                name = _deployed_without_selection(s.learners)
+                say(f"IECV {task}: {len(hold)} held-out trials x the learner deployed without selection ({name})")
+                dep = run_iecv(X.assign(_y=y), "_y",
+                               {name: (lambda otype=otype: make_learner(name, otype, cfg, s.seed, n_boot=0))},
+                               otype, cfg.active, n_boot=s.iecv_metrics_boot, seed=s.seed, workers=s.workers,
+                               progress=progress, min_trial_size=min_size)
+                deployed_iecv[task] = dep
             timings[task] = {"iecv_s": round(time.time() - t0, 2)}
             task_info[task] = (outcome, fu, otype, row, res)
             task_xy[task] = (X, y)
@@ -190,6 +203,14 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             for c, v in next(iter(fitted.values())).export_["meta"]["support"].items():
                 support_rows.append({"task": task, "comparator": c, **v})
             sel, how = _select(fitted, res, s)
+            if res is None and task in deployed_iecv and deployed_iecv[task].pooled is not None \
+                    and how["model"] in set(deployed_iecv[task].pooled["learner"]):
+                res = deployed_iecv[task]  # the deployed model's own held-out performance (it selected nothing)
+                how = {**how, "rule": how["rule"] + "; validated by IECV of this learner alone (no selection)",
+                       "iecv": "deployed learner only"}
+                iecv_res[task] = res
+                _write_iecv(out / "iecv" / task, res)
+                pooled_all.append(res.pooled.assign(task=task))
             sexp = sel.to_export()
             sexp.setdefault("meta", {}).update({"outcome": outcome, "follow_up": fu, "selection": how})
             (mdir / "selected.json").write_text(json.dumps(sexp), "utf-8")
@@ -197,6 +218,8 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             selected[task] = how
             timings[task]["fit_s"] = round(sum(fitted_all.get(("__t__", task, n), 0.0) for n in s.learners), 2)
             task_rows.append({**row, "status": "ok", "selected": how["model"], "iecv": res is not None,
+                              "iecv_learners": ("deployed learner only" if how.get("iecv") else "all learners (selection)")
+                              if res is not None else "",
                               **({"learners_not_fitted": "; ".join(f"{n}: {w}" for n, w in failed.items())} if failed else {})})
             if res is not None:
                 _plots(out / "plots", task, res, how)
@@ -311,6 +334,11 @@ def _run_jobs(jobs: list, cfg, s: TrainSettings, progress) -> dict:
     finally:
         _JOBS = {}
     return res
+
+
+def _deployed_without_selection(learners: Sequence[str]) -> str:
+    """The learner :func:`_select` deploys for a task without IECV (when it can be fitted)."""
+    return "effect_model" if "effect_model" in learners else next(iter(learners))
 
 
 def _select(fitted: dict, res, s: TrainSettings):

@@ -179,6 +179,8 @@ def s_methods(inp: CardInputs) -> Section:
         "software": run.get("versions"),
         "seconds": run.get("seconds"),
     }
+    dep = [t for t in inp.task_names() if (inp.selection.get(t) or {}).get("iecv") == "deployed learner only"]
+    data["iecv_deployed_learner_only"] = dep
     sel_text = {"stack": "convex (non-negative, sum-to-one) R-loss stacking of the learners on the IECV held-out predictions",
                 "best": "the learner with the lowest pooled held-out R-loss",
                 "best1se": "the simplest learner within one trial-clustered SE of the lowest held-out R-loss"}.get(
@@ -191,9 +193,13 @@ def s_methods(inp: CardInputs) -> Section:
         f"- **Learners fitted.** {', '.join(learners) or NA} (docs/learners.md).",
         f"- **Trials.** {data['trial_handling']}.",
         f"- **Missing data.** {data['missing_data']}.",
-        f"- **Validation.** {data['validation']}; IECV follow-ups: {', '.join(run.get('iecv_follow_ups') or []) or 'none'}.",
+        f"- **Validation.** {data['validation']}; IECV of every learner (for selection and stacking): "
+        f"{', '.join(run.get('iecv_follow_ups') or []) or 'none'} follow-up; "
+        + (f"IECV of the deployed learner alone (no selection made): {', '.join(dep)}." if dep else
+           "no other task was cross-validated."),
         f"- **Metrics.** {data['metrics']} (docs/metrics.md).",
-        f"- **Selection.** {sel_text}; tasks without IECV use the effect model (penalty by trial-grouped CV).",
+        f"- **Selection.** {sel_text}; tasks outside those follow-ups use the effect model (penalty by trial-grouped "
+        "CV) without selection.",
         f"- **Uncertainty.** Trial-cluster bootstrap of the final models ({run.get('n_boot_linear', NA)} replicates for "
         f"linear learners, {run.get('n_boot_trees', NA)} for tree learners) gives the 95% intervals of predictions.",
         f"- **Class imbalance.** {data['class_imbalance']}.",
@@ -236,6 +242,9 @@ def s_performance(inp: CardInputs) -> Section:
         elif sel.get("model") == "stacked":
             note = (f" The selected model is a stack; the numbers are its best single learner `{lr}` (this run did "
                     "not compute the stack's own held-out performance).")
+        elif sel.get("iecv") == "deployed learner only" and lr == sel.get("model"):
+            note = (" The deployed model's own held-out numbers: this task deploys the effect model without any "
+                    "selection, so only it was cross-validated (not optimistic by selection).")
         s.md += [f"### {task}", "", f"Learner: `{lr}`.{note}", ""]
         rows = []
         for mname in PERF_ORDER:
