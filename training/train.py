@@ -206,8 +206,8 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             if res is None and task in deployed_iecv and deployed_iecv[task].pooled is not None \
                     and how["model"] in set(deployed_iecv[task].pooled["learner"]):
                 res = deployed_iecv[task]  # the deployed model's own held-out performance (it selected nothing)
-                how = {**how, "rule": how["rule"] + "; validated by IECV of this learner alone (no selection)",
-                       "iecv": "deployed learner only"}
+                how = {**how, "rule": "effect model without selection (penalty by grouped CV); its own IECV "
+                                      "(this learner alone)", "iecv": "deployed learner only"}
                 iecv_res[task] = res
                 _write_iecv(out / "iecv" / task, res)
                 pooled_all.append(res.pooled.assign(task=task))

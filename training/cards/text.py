@@ -100,8 +100,9 @@ PACKAGE_LIMITATIONS = [
     "make the best held-out figures slightly optimistic.",
     "c-for-benefit is not a proper scoring rule and depends on the matching; read it with the "
     "calibration for benefit.",
-    "Tasks without IECV (moderate and long term by default) use the effect model; their performance "
-    "has not been cross-validated by trial.",
+    "Tasks outside the IECV follow-ups (moderate and long term by default) use the effect model without "
+    "selection; their performance is that of the effect model cross-validated alone (or, in a run with IECV "
+    "switched off, not cross-validated by trial: the Performance section lists such tasks).",
 ]
 SYNTHETIC_LIMITATION = ("Trained on synthetic data: the simulator reproduces the published trial design and "
                         "summaries, and its own assumed effect modifiers; performance here measures how well the "
