@@ -17,7 +17,8 @@ PI coverage (where the learner gives intervals), c-for-benefit on observed outco
 ``c_for_benefit``, optimistic for flexible learners; out-of-sample ``c_for_benefit_new``) vs the
 oracle's (the true benefit as the predictor), and fit time. Participants of trials without a comparator are not scored (their comparator is
 undefined); ``pehe_all_classes`` scores our learners on every participant against every class
-with data.
+with data; ``pehe_<class>`` / ``classmean_<class>`` per comparator class (our learners vs the true
+class mean as predictor).
 
 Peers get the same features (mean-imputed with missing indicators: CausalForestDML rejects
 NaN), the trial's comparator class as one-hot features (so their effect can differ by class),
@@ -158,6 +159,21 @@ def within_trial_sd(b, trial) -> float:
     """SD of the predicted benefit among participants of the same trial (same comparator mix),
     averaged over trials: the predicted heterogeneity (0 for an average-effect model)."""
     return float(pd.Series(np.asarray(b, float)).groupby(np.asarray(trial)).std(ddof=0).mean())
+
+
+def per_class(p, truth, ok, Wmix, comps) -> dict:
+    """Per comparator class: root PEHE of the prediction against the class-specific truth
+    (``pehe_<class>``, participants of trials with that class) and of the true class mean as the
+    predictor (``classmean_<class>``: a perfect average-effect model for that class)."""
+    out = {}
+    for i, c in enumerate(comps):
+        msk = ok & (Wmix[:, i] > 0)
+        if f"benefit_vs_{c}" not in p or not msk.any():
+            continue
+        tc = truth[f"benefit_vs_{c}"].to_numpy()[msk]
+        out[f"pehe_{c}"] = float(np.sqrt(np.mean((p[f"benefit_vs_{c}"].to_numpy()[msk] - tc) ** 2)))
+        out[f"classmean_{c}"] = float(np.std(tc))
+    return out
 
 
 def c_benefit(b, y, treat, trial):
@@ -316,7 +332,8 @@ def one(args) -> list:
                          "c_for_benefit": c_benefit(b[ok], y[ok], treat[ok], trial[ok]), "c_oracle": oracle_c,
                          "pehe_all_classes": float(np.sqrt(np.mean(np.concatenate(all_err) ** 2))),
                          "sd_true_benefit": float(np.std(t_mix[ok])), "fit_seconds": secs.get(name, np.nan),
-                         "n": int(ok.sum()), "weights": json.dumps(w) if name == "selected" else (b1 if name == "selected_1se" else "")})
+                         "n": int(ok.sum()), "weights": json.dumps(w) if name == "selected" else (b1 if name == "selected_1se" else ""),
+                         **per_class(p, truth, ok, Wmix, comps_present)})
         if peers:
             for name, res in fit_peers(df, y, feats, comps_present, seed, ok, ndf.loc[nok]).items():
                 if isinstance(res, str):

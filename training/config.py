@@ -77,6 +77,7 @@ class StudyConfig:
     plausible: dict = field(default_factory=dict)  # covariate -> (low, high) soft range
     recovery: OutcomeSpec | None = None  # the derived global-recovery outcome, when configured
     subgroups: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)  # TrainOptions: missing, imputations, class_shrinkage
 
     @property
     def window_names(self) -> list[str]:
@@ -238,6 +239,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> StudyConfig:
         intervention_label=tr.intervention_label or tr.active.replace("_", " "),
         comparator_label=tr.comparator_label or "comparator", min_trial_size=m.min_trial_size,
         plausible=plausible, recovery=recovery, subgroups={k: list(v) for k, v in m.subgroups.items()},
+        train=m.train.model_dump(),
     )
 
 

@@ -180,6 +180,18 @@ class GlobalRecovery(_Strict):
     smallest_worthwhile: Optional[SmallestWorthwhile] = None
 
 
+class TrainOptions(_Strict):
+    """How ``train`` handles missing covariates and sparse comparator classes (docs/learners.md)."""
+
+    missing: Literal["conditional_mean", "mi"] = Field(
+        "conditional_mean", description="Missing covariates in the linear learners: 'conditional_mean' (within-trial "
+        "conditional means) or 'mi' (multilevel multiple imputation with outcome and treatment, Rubin's rules).")
+    imputations: int = Field(5, ge=2, le=100, description="Number of imputations with missing: mi.")
+    class_shrinkage: bool = Field(
+        False, description="Pull each comparator class's average effect towards its comparison set by empirical Bayes "
+        "(classes with few trials or participants move most).")
+
+
 class StudySchema(_Strict):
     """A study config (``study.yaml``)."""
 
@@ -195,6 +207,7 @@ class StudySchema(_Strict):
     global_recovery: Optional[GlobalRecovery] = None
     subgroups: dict[str, list[float]] = Field(default_factory=dict)
     min_trial_size: int = Field(10, ge=1, description="Trials with fewer participants are flagged by check and never held out alone.")
+    train: TrainOptions = Field(default_factory=TrainOptions, description="Options of the benefit learners (train).")
 
     @field_validator("covariates", mode="before")
     @classmethod

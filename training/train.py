@@ -81,10 +81,14 @@ def make_learner(name: str, outcome_type: str, cfg, seed: int, n_boot: int | Non
                   features=feature_spec_from_config(cfg), random_state=seed)
     bl = boot_linear if n_boot is None else n_boot
     bt = boot_trees if n_boot is None else n_boot
+    opts = getattr(cfg, "train", None) or {}
+    shrink = dict(class_shrinkage=bool(opts.get("class_shrinkage", False)),
+                  class_groups=[list(v) for v in getattr(cfg, "comparisons", {}).values()] or None)
     if name == "constant":
-        return ConstantEffect(n_boot=bl, **common)
+        return ConstantEffect(n_boot=bl, **shrink, **common)
     if name == "effect_model":
-        return EffectModel(n_boot=bl, **common)
+        return EffectModel(n_boot=bl, missing=opts.get("missing", "conditional_mean"),
+                           n_imputations=int(opts.get("imputations", 5)), **shrink, **common)
     if name == "risk_model":
         return RiskModel(n_boot=bl, **common)
     if name == "t_learner":

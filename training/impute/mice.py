@@ -9,7 +9,11 @@ Wood 2011; Tilling et al. 2016 for interactions), with trial intercepts that res
 
 - **continuous** x_j: x_j = a_k + Z beta + e, e ~ N(0, s^2): trial fixed intercepts a_k (within-trial
   least squares), proper draws (beta*, s*) from the posterior under a flat prior (Rubin 1987;
-  ``mice``'s ``norm``), a_k* | beta* ~ N(mean_k(x_j - Z beta*), s*^2 / n_k);
+  ``mice``'s ``norm``), a_k* | beta* ~ N(mean_k(x_j - Z beta*), s*^2 / n_k); the imputed value is
+  then an observed value by predictive mean matching (a random one of the 5 donors whose predicted
+  means are closest to the missing row's drawn prediction; ``mice``'s ``pmm``, ``micemd``'s
+  ``2l.2stage.pmm``), which keeps skewed covariates (episode duration) inside their observed shape
+  - a normal draw put implausible values there and distorted every interaction;
 - **binary** x_j: logistic with a global intercept and penalised trial deviations (N(0, 3^2) on
   the logit scale, so that trials where x_j is all 0 or all 1 stay finite), draws from the
   normal approximation N(b_hat, H^-1), x_j* ~ Bernoulli;
@@ -24,8 +28,13 @@ Wood 2011; Tilling et al. 2016 for interactions), with trial intercepts that res
 
 The chain starts at the conditional means (``GaussianImputer``), sweeps the incomplete covariates
 in order of increasing missingness, and keeps one completed data set every ``n_between`` sweeps
-after ``n_burn`` burn-in sweeps (a single chain, as ``jomo`` does). Imputed continuous values stay
-within the observed range. Predictors are standardised once (from the starting values).
+after ``n_burn`` burn-in sweeps (a single chain, as ``jomo`` does). The outcome enters by arm
+(y, t and t x y), so the covariate's relation to the outcome may differ between the arms - which is
+what an interaction is - while the other covariates' coefficients and the trial intercepts are
+shared by the arms (fitting every model separately by arm left too few comparator rows for
+covariates measured in a few trials, and the noisy comparator-arm slopes biased the interactions).
+Predictive-mean-matching donors come from the same arm (a normal draw with one residual variance
+for both arms attenuated the interaction to about 60% in tests/test_impute_mice.py's setting). Predictors are standardised once (from the starting values).
 
 Libraries: scikit-learn's ``IterativeImputer`` and statsmodels' ``MICE`` impute from pooled
 (single-level) models without trial effects, so a systematically missing covariate would get one
@@ -41,6 +50,8 @@ from predict.numeric import expit
 from training.learners.missing import GaussianImputer
 
 TRIAL_PRIOR_SD = 3.0  # logit-scale prior SD of a trial's deviation (binary covariates)
+PMM_DONORS = 5  # predictive mean matching donors (mice's default)
+PRED_PRIOR_SD = 3.0  # logit-scale prior SD per predictor SD (keeps separated fits finite)
 
 
 def dersimonian_laird(a: np.ndarray, v: np.ndarray) -> tuple[float, float, float]:
@@ -57,21 +68,40 @@ def dersimonian_laird(a: np.ndarray, v: np.ndarray) -> tuple[float, float, float
     return float(np.sum(ws * a) / ws.sum()), float(1 / ws.sum()), tau2
 
 
-def _logistic(X: np.ndarray, y: np.ndarray, pen: np.ndarray, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
-    """Penalised logistic regression by Newton: (b_hat, inverse Hessian)."""
-    b = np.zeros(X.shape[1])
+def pmm_donors(pred_obs: np.ndarray, pred_mis: np.ndarray, rng, k: int = 0) -> np.ndarray:
+    """Index (into the observed rows) of a random donor among the ``k`` observed rows whose
+    predicted means are closest to each missing row's."""
+    k = k or PMM_DONORS
+    order = np.argsort(pred_obs, kind="stable")
+    srt = pred_obs[order]
+    n = srt.size
+    k = min(k, n)
+    pos = np.searchsorted(srt, pred_mis)
+    cand = np.clip(pos[:, None] + np.arange(-k, k)[None, :], 0, n - 1)
+    dist = np.abs(srt[cand] - pred_mis[:, None])
+    dist[:, 1:][cand[:, 1:] == cand[:, :-1]] = np.inf  # clipped duplicates at the ends
+    near = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    pick = near[np.arange(pred_mis.size), rng.integers(k, size=pred_mis.size)]
+    return order[cand[np.arange(pred_mis.size), pick]]
+
+
+def _logistic(X: np.ndarray, y: np.ndarray, pen: np.ndarray, b0: np.ndarray | None = None,
+              iters: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Penalised logistic regression by Newton from ``b0`` (the previous sweep's fit: the chain
+    moves little between sweeps, so a few steps converge): (b_hat, inverse Hessian)."""
+    b = np.zeros(X.shape[1]) if b0 is None or b0.size != X.shape[1] else b0.copy()
     P = np.diag(pen)
     for _ in range(iters):
         mu = expit(X @ b)
         W = np.clip(mu * (1 - mu), 1e-9, None)
         H = (X * W[:, None]).T @ X + P
-        step = np.linalg.solve(H, X.T @ (y - mu) - P @ b)
-        b += step
-        if np.max(np.abs(step)) < 1e-8:
+        L = linalg.cho_factor(H, lower=True)
+        step = linalg.cho_solve(L, X.T @ (y - mu) - P @ b)
+        big = np.max(np.abs(step))
+        b += step * min(1.0, 2.0 / big) if big > 0 else step  # damped: no overshoot from a far start
+        if big < 1e-6:
             break
-    mu = expit(X @ b)
-    H = (X * np.clip(mu * (1 - mu), 1e-9, None)[:, None]).T @ X + P
-    return b, np.linalg.inv(H)
+    return b, linalg.cho_solve(L, np.eye(b.size))
 
 
 class MultilevelMICE(BaseEstimator):
@@ -102,7 +132,7 @@ class MultilevelMICE(BaseEstimator):
         y = np.asarray(y, float)
         ys = (y - y.mean()) / (y.std() or 1.0)
         t = np.asarray(treat, float)
-        arms = [np.flatnonzero(t == v) for v in np.unique(t)]
+        aux = np.column_stack([ys, t, t * ys])  # outcome, arm and their interaction
         loc = X.mean(axis=0)
         scale = X.std(axis=0)
         scale[scale < 1e-12] = 1.0
@@ -111,21 +141,22 @@ class MultilevelMICE(BaseEstimator):
         lo = np.array([F[obs[:, j], j].min() if obs[:, j].any() else -np.inf for j in range(p)])
         hi = np.array([F[obs[:, j], j].max() if obs[:, j].any() else np.inf for j in range(p)])
         self.report_ = {}
+        self._warm = {}  # covariate -> last logistic fit (Newton warm start)
         out = []
         sweeps = self.n_burn + self.n_between * (self.n_imputations - 1) + 1
         keep_at = {self.n_burn + self.n_between * m for m in range(self.n_imputations)}
         for s in range(sweeps):
             for j in todo:
-                Z = np.column_stack([(np.delete(X, j, axis=1) - np.delete(loc, j)) / np.delete(scale, j), ys])
-                u = rng.standard_normal(J)  # a trial's own deviation, shared by its arms
-                for rows in arms:
-                    r = (F[rows, j], obs[rows, j], Z[rows], code[rows], J, rng, j, u)
-                    if types[j] == "categorical":
-                        X[rows, j] = self._hot_deck(F[rows, j], obs[rows, j], code[rows], J, rng)
-                    elif types[j] == "binary":
-                        X[rows, j] = self._binary(*r)
-                    else:
-                        X[rows, j] = np.clip(self._continuous(*r), lo[j], hi[j])
+                Zo = (np.delete(X, j, axis=1) - np.delete(loc, j)) / np.delete(scale, j)
+                Z = np.column_stack([Zo, t[:, None] * Zo, aux])
+                u = rng.standard_normal(J)  # each trial's own deviation (systematically missing trials)
+                r = (F[:, j], obs[:, j], Z, code, J, rng, j, u, t)
+                if types[j] == "categorical":
+                    X[:, j] = self._hot_deck(F[:, j], obs[:, j], code, J, rng)
+                elif types[j] == "binary":
+                    X[:, j] = self._binary(*r)
+                else:
+                    X[:, j] = self._continuous(*r)
             if s in keep_at:
                 out.append(X.copy())
         self.n_sweeps_ = sweeps
@@ -133,11 +164,10 @@ class MultilevelMICE(BaseEstimator):
 
     # ---------------------------------------------------------------- conditional models
     def _account(self, j: int, K: int, sys_trials: int, tau2: float) -> None:
-        prev = self.report_.get(j)
-        self.report_[j] = {"trials_measured": max(K, prev["trials_measured"] if prev else 0),
-                           "trials_systematically_missing": sys_trials, "tau_intercept": float(np.sqrt(tau2))}
+        self.report_[j] = {"trials_measured": K, "trials_systematically_missing": sys_trials,
+                           "tau_intercept": float(np.sqrt(tau2))}
 
-    def _continuous(self, x, ob, Z, code, J, rng, j, u) -> np.ndarray:
+    def _continuous(self, x, ob, Z, code, J, rng, j, u, arm) -> np.ndarray:
         c = code[ob]
         nk = np.bincount(c, minlength=J).astype(float)
         measured = nk > 0
@@ -163,11 +193,22 @@ class MultilevelMICE(BaseEstimator):
         else:
             tau2 = dersimonian_laird(a_hat[measured], s2 / nk[measured])[2]
         self._account(j, int(measured.sum()), int(sys_k.sum()), tau2)
-        cm = code[miss]
-        out[miss] = a_star[cm] + Z[miss] @ beta_star + np.sqrt(s2_star) * rng.standard_normal(miss.sum())
+        # predictive mean matching: each missing value is an observed value of a donor whose
+        # predicted mean is among the PMM_DONORS closest to the missing row's (drawn) prediction
+        # (donors from the same arm: the spread of x around its prediction may differ by arm)
+        pred = a_hat[code] + Z @ beta
+        pred_star = a_star[code] + Z @ beta_star
+        for v in np.unique(arm):
+            don = ob & (arm == v)
+            rec = miss & (arm == v)
+            if not rec.any():
+                continue
+            if not don.any():
+                don = ob
+            out[rec] = x[don][pmm_donors(pred[don], pred_star[rec], rng)]
         return out
 
-    def _binary(self, x, ob, Z, code, J, rng, j, u) -> np.ndarray:
+    def _binary(self, x, ob, Z, code, J, rng, j, u, arm) -> np.ndarray:
         c = code[ob]
         nk = np.bincount(c, minlength=J)
         measured = np.flatnonzero(nk > 0)
@@ -176,8 +217,9 @@ class MultilevelMICE(BaseEstimator):
         D = np.zeros((ob.sum(), K))
         D[np.arange(ob.sum()), [pos[k] for k in c]] = 1.0
         Xd = np.column_stack([np.ones(ob.sum()), D, Z[ob]])
-        pen = np.concatenate([[1e-6], np.full(K, 1 / TRIAL_PRIOR_SD ** 2), np.full(Z.shape[1], 1e-2)])
-        b, V = _logistic(Xd, x[ob], pen)
+        pen = np.concatenate([[1e-4], np.full(K, 1 / TRIAL_PRIOR_SD ** 2), np.full(Z.shape[1], 1 / PRED_PRIOR_SD ** 2)])
+        b, V = _logistic(Xd, x[ob], pen, self._warm.get(j))
+        self._warm[j] = b
         Lv = np.linalg.cholesky(V + 1e-12 * np.eye(V.shape[0]))
         b_star = b + Lv @ rng.standard_normal(b.size)
         # trial intercept a_k = b0 + d_k and its variance (for the between-trial moments)

@@ -141,7 +141,9 @@ class EffectModel(BenefitLearner):
     ``n_boot`` trial-cluster bootstrap replicates; ``n_draws`` imputation draws for scoring;
     ``missing`` 'conditional_mean' (fit on conditional means within trial) or 'mi' (fit on
     ``n_imputations`` multilevel multiple imputations that include outcome and treatment, pooled
-    by Rubin's rules: ``training.impute.learner``).
+    by Rubin's rules: ``training.impute.learner``); ``class_shrinkage`` pulls the class average
+    effects towards their comparison set (``class_groups``: lists of classes, e.g. the config's
+    comparison sets) by empirical Bayes (``training.learners.shrinkage``).
     """
 
     kind = "effect_model"
@@ -150,7 +152,7 @@ class EffectModel(BenefitLearner):
                  modifiers=None, interaction_sd=None, interaction_grid=None, main_sd=None, n_knots: int = 3,
                  splines: bool = True, n_boot: int = 100, n_folds: int = 5, n_draws: int = 20,
                  shrinkage_bias: bool = True, missing: str = "conditional_mean", n_imputations: int = 5,
-                 random_state: int = 0):
+                 class_shrinkage: bool = False, class_groups=None, random_state: int = 0):
         self.outcome_type = outcome_type
         self.active = active
         self.classes = classes
@@ -167,6 +169,8 @@ class EffectModel(BenefitLearner):
         self.shrinkage_bias = shrinkage_bias
         self.missing = missing
         self.n_imputations = n_imputations
+        self.class_shrinkage = class_shrinkage
+        self.class_groups = class_groups
         self.random_state = random_state
 
     # -- design
@@ -193,13 +197,17 @@ class EffectModel(BenefitLearner):
             Ps.append(Pm)
             Ms.append(Mm)
         fam = d.family
+        # penalty, sigma and the CV choice of the interaction SD come from the conditional-mean
+        # matrix: multiple imputations use the outcome, so a held-out fold's imputed modifiers would
+        # carry its own outcomes into the CV loss (leakage that picked too little shrinkage)
+        P0, M0 = (P, M) if len(sets) == 1 else self._design(d)[2:]
         main_sd = self.main_sd if self.main_sd is not None else MAIN_SD[fam]
         const = StructuredFit(fam, prior_lambda(fam, 1.0, main_sd), 1e12).fit(
-            d.y, d.trial, d.cls, d.treat, d.comps, P, np.zeros((d.y.size, 0)))
+            d.y, d.trial, d.cls, d.treat, d.comps, P0, np.zeros((d.y.size, 0)))
         sigma2 = const.sigma2_ if fam == "gaussian" else 1.0
         lam_main = prior_lambda(fam, sigma2, main_sd)
         C = len(d.comps)
-        prog = P @ const.theta_[1 + C:1 + C + P.shape[1]]
+        prog = P0 @ const.theta_[1 + C:1 + C + P0.shape[1]]
         self.cv_ = None
         if M.shape[1] == 0:
             sd = 0.0
@@ -207,7 +215,7 @@ class EffectModel(BenefitLearner):
             sd = float(self.interaction_sd)
         else:
             grid = self.interaction_grid or (GAUSSIAN_GRID if fam == "gaussian" else LOGIT_GRID)
-            sd, self.cv_ = self._select_sd(d, P, M, grid, lam_main, sigma2, prog)
+            sd, self.cv_ = self._select_sd(d, P0, M0, grid, lam_main, sigma2, prog)
         self.interaction_sd_ = sd
         lam_int = prior_lambda(fam, sigma2, sd)
         if sd == 0.0:
@@ -249,6 +257,13 @@ class EffectModel(BenefitLearner):
         eta = np.mean([f.eta_ for f in fits], axis=0)
         g_hat = -eta if fam == "gaussian" else expit(eta)
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
+        if self.class_shrinkage and len(d.comps) > 1:
+            from training.learners.shrinkage import shrink_offsets
+
+            few = [tau.get(c, tau["__pooled__"]) ** 2 / max(d.support[c]["trials"], 1) if d.support[c]["trials"] < 3
+                   else 0.0 for c in d.comps]
+            theta, cov, exp["meta"]["class_shrinkage"] = shrink_offsets(theta, cov, d.comps, self.class_groups, few)
+            exp["linear"]["theta"], self.theta_ = theta.tolist(), theta
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas))}
         exp["meta"].update({"interaction_sd": sd, "sigma2": sigma2, "lambda_main": lam_main,
@@ -341,7 +356,7 @@ class ConstantEffect(EffectModel):
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  main_sd=None, n_knots: int = 3, splines: bool = True, n_boot: int = 100, n_draws: int = 20,
-                 shrinkage_bias: bool = True, random_state: int = 0):
+                 shrinkage_bias: bool = True, class_shrinkage: bool = False, class_groups=None, random_state: int = 0):
         self.outcome_type = outcome_type
         self.active = active
         self.classes = classes
@@ -352,4 +367,6 @@ class ConstantEffect(EffectModel):
         self.n_boot = n_boot
         self.n_draws = n_draws
         self.shrinkage_bias = shrinkage_bias
+        self.class_shrinkage = class_shrinkage
+        self.class_groups = class_groups
         self.random_state = random_state
