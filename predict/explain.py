@@ -31,7 +31,7 @@ def linear_terms(lin: dict, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 def block_by_feature(block, F, coef, p, centred):
     out = np.zeros((F.shape[0], p))
-    if block is None or len(coef) == 0:
+    if block is None or len(coef) == 0 or not block["basis"]:  # no features (a study without covariates)
         return out
     cc = block.get("_cols")
     B = column_kernels.basis(cc, F) if cc is not None else basis(block["basis"], F)

@@ -94,8 +94,8 @@ class PatientInputs:
         self._levels = [{str(c): float(k) for k, c in enumerate(self._cats.get(nm, []))} for nm in self._names]
         self._read = {nm: (j, kinds[j], self._levels[j]) for j, nm in enumerate(self._names)}
         p = len(self._names)
-        self._numeric = np.array([k != 2 for k in kinds])  # what the value checks below apply to
-        self._binary = np.array([k == 1 for k in kinds])
+        self._numeric = np.array([k != 2 for k in kinds], dtype=bool)  # what the value checks below apply to
+        self._binary = np.array([k == 1 for k in kinds], dtype=bool)
         lo = np.full(p, -np.inf)
         hi = np.full(p, np.inf)
         for j, nm in enumerate(self._names):

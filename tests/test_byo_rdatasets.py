@@ -217,3 +217,47 @@ def test_train_case_mix_check_takes_text_categories_of_any_dtype():
     a.loc[3, "age"] = np.nan
     out = separable_trials(a, ["A", "B"], ["age", "kind"])
     assert set(out) == {"A", "B"} and all(0.0 <= c <= 1.0 for c in out.values())
+
+
+def test_three_arm_trial_without_covariates_runs_end_to_end(tmp_path):
+    """Found on MASS::bacteria (3 arms, 50 children, no covariates; H. influenzae at weeks 2-11):
+    config init lumped the two comparator arms into one comparison; with no covariate every learner
+    crashed ('zero-size array to reduction operation maximum'), then scoring ('ufunc invert') and
+    validate ('KeyError: flag'); and a model predicting one benefit for everyone got c-for-benefit
+    '0.50 [0.50, 0.50]', a zero-width interval, and 'the data do not show individual differences'.
+    Synthetic data of that shape (two trials here, to hold one out)."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    arms = ["placebo", "drug", "drug_plus"]
+    parts, outs = [], []
+    for t in ("A", "B"):
+        for i in range(60):
+            arm = arms[i % 3]
+            parts.append({"trial": t, "participant": str(i), "arm": arm, "treatment": arm})
+            p = {"placebo": 0.8, "drug": 0.6, "drug_plus": 0.5}[arm]
+            for w in (2, 6):
+                outs.append({"trial": t, "participant": str(i), "outcome": "infected", "instrument": "",
+                             "week": w, "value": int(rng.random() < p)})
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame(parts).to_csv(data / "participants.csv", index=False)
+    pd.DataFrame(outs).to_csv(data / "outcomes.csv", index=False)
+    cli("config", "init", "--data", str(data), "--active", "drug_plus", "--out", str(data / "study.yaml"))
+    import yaml
+
+    raw = yaml.safe_load((data / "study.yaml").read_text())
+    assert raw["comparisons"] == {"placebo": ["placebo"], "drug": ["drug"]} and raw["covariates"] == {}
+    cli("train", "--fast", "--data", str(data), "--out", str(tmp_path / "train"), "--workers", "1", "--no-iecv")
+    s = cli("score", "--model", str(tmp_path / "train" / "artifact"), "--data", str(data), "--comparator", "placebo",
+            "--output", str(tmp_path / "s.csv"))
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert len(scores) == 120 and scores.filter(like="_ard").notna().all().all()
+    cli("validate", "--model", str(tmp_path / "train" / "artifact"), "--data", str(data), "--out",
+        str(tmp_path / "val"), "--n-boot", "20")
+    rep = json.loads((tmp_path / "val" / "report.json").read_text())
+    for t in rep["tasks"].values():
+        for b in t["benefit_predictions"].values():
+            assert b["verdict"]["level"] == "not_assessable", b["verdict"]
+            assert "same benefit for every participant" in b["verdict"]["sentence"]
+            assert b["c_for_benefit"]["ci_low"] is None and b["c_for_benefit"]["ci_high"] is None

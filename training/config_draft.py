@@ -154,6 +154,8 @@ def draft_config(data: str | Path, active: str | None = None) -> dict:
     raw = {
         "name": (folder.resolve().parent.name if folder.resolve().name in ("data", "train") else folder.resolve().name), "description": f"Drafted by 'lbp-benefit config init' from {folder}; edit before use.",
         "treatments": {"active": active, "classes": classes},
+        # two or more comparator classes (a three-arm trial): each compared on its own, not lumped together
+        **({"comparisons": {c: [c] for c in classes if c != active}} if len(classes) > 2 else {}),
         "covariates": covariates, "adjust_for": [], "outcomes": outcomes, "instruments": instruments,
         "follow_up": windows, "min_trial_size": 10,
     }

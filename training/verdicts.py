@@ -123,3 +123,15 @@ def spread_warning(pred_sd, slope=None, average=None, level: str = "", units: st
                     f"effect itself (95% CI half-width {half:.3g}{u}) while the data show no individual differences: "
                     f"the spread is not supported by these data")
     return None
+
+
+def constant_prediction_verdict(average=None, units: str = "", label: str = "") -> dict:
+    """The verdict when the model predicts the same benefit for everyone (a study without effect
+    modifiers, or a model shrunk to the constant effect): c-for-benefit is 0.5 by definition and its
+    bootstrap interval [0.5, 0.5] has zero width because nothing varies, not because it is known."""
+    pre = f"{label}: " if label else ""
+    avg = f" ({_fmt(average)} {units})" if _ok(average) else ""
+    return {"level": "not_assessable", "evidence": {},
+            "sentence": f"{pre}The model predicts the same benefit for every participant, so individual differences "
+                        f"in benefit cannot be assessed (c-for-benefit is 0.5 by definition; its interval is not "
+                        f"estimable). Use the average effect{avg}."}

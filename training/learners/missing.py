@@ -36,6 +36,8 @@ from predict.impute import impute_mean
 
 
 def _psd(S: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    if S.size == 0:  # a study without covariates or baselines: nothing to impute
+        return S
     S = (S + S.T) / 2
     w, V = np.linalg.eigh(S)
     w = np.clip(w, 1e-6 * max(w.max(), 1e-12), None)

@@ -65,6 +65,11 @@ def _summary(v: pd.Series, typ: str) -> dict:
             "sd": float(x.std(ddof=1)) if x.size > 1 else float("nan")}
 
 
+CASE_MIX_COLUMNS = ["covariate", "type", "n_new", "pct_missing_new", "mean_new", "sd_new", "n_training",
+                    "mean_training", "sd_training", "training_source", "approximate", "standardised_difference",
+                    "flag", "below_training_range", "above_training_range", "training_range"]
+
+
 def case_mix(new: pd.DataFrame, scorer, train: pd.DataFrame | None = None, new_config=None) -> dict:
     """``new``/``train``: one row per participant with covariates and baselines (never written)."""
     bg = pd.read_csv(io.BytesIO(scorer.artifact.file(scorer.manifest["background"]["file"])), dtype={"levels": str},
@@ -104,7 +109,7 @@ def case_mix(new: pd.DataFrame, scorer, train: pd.DataFrame | None = None, new_c
             r["above_training_range"] = int((x > s_tr["high"]).sum())
             r["training_range"] = f"central {s_tr['central']}: {s_tr['low']:.4g} to {s_tr['high']:.4g}"
         rows.append(r)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=CASE_MIX_COLUMNS)  # a study without covariates: an empty table
     extra = []
     if new_config is not None:
         extra = [c for c in new_config.covariates.names if c not in types]

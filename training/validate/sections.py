@@ -13,7 +13,7 @@ import numpy as np
 from predict.errors import LbpError
 from training import metrics as M
 from training.validate.data import TaskData
-from training.verdicts import heterogeneity_verdict, spread_warning
+from training.verdicts import constant_prediction_verdict, heterogeneity_verdict, spread_warning
 
 SWE_FRACTION = 0.2  # default smallest worthwhile effect when the config gives none: 20% of the baseline
 
@@ -123,6 +123,12 @@ def benefit_section(td: TaskData, comp: str, active: str, n_boot: int, seed: int
     v = heterogeneity_verdict(triple(c, "c_for_benefit", "ci_low", "ci_high"), slope,
                               triple(rt, "autoc", "autoc_ci_low", "autoc_ci_high"), average,
                               f"{units}; positive: better with {active.replace('_', ' ')}")
+    if np.ptp(b) <= 1e-12 * max(1.0, float(np.abs(b).max())):  # one benefit for all: nothing to rank
+        v = constant_prediction_verdict(average, f"{units}; positive: better with {active.replace('_', ' ')}")
+        for key, cis in (("c_for_benefit", ("ci_low", "ci_high")),
+                         ("rank_average_treatment_effect", ("autoc_ci_low", "autoc_ci_high", "qini_ci_low", "qini_ci_high"))):
+            sec[key] = {**sec[key], **{k: None for k in cis if k in sec[key]},
+                        "note": "constant predicted benefit: interval not estimable (zero width because nothing varies)"}
     sec["verdict"] = v
     w = spread_warning(sec["predicted_benefit"]["sd"], slope, average, v["level"], units)
     if w:
