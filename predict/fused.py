@@ -44,7 +44,7 @@ N_LEAF_INT = 23
 KIND_LIN, KIND_T, KIND_XDR = 0, 1, 2
 IV_DELTA, IV_VARMODEL, IV_NONE = 0, 1, 2
 # task table columns (int)
-# (members MEM[T_L0:T_L1]; evaluation order ORD[T_O0:T_O1]: each member after its X/DR nuisance)
+# (members leaves.member[T_L0:T_L1]; evaluation order leaves.order[T_O0:T_O1]: each member after its X/DR nuisance)
 T_L0, T_L1, T_STACKED, T_CONT, T_ARMS, T_M, T_IMP, T_O0, T_O1 = range(9)
 N_TASK_INT = 9
 # output rows (predict/fused_steps.py, which writes the intervals into them)
@@ -84,65 +84,86 @@ def _mean(eta, link):
 
 
 @_compiled
-def _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, leafv, FZ, FD, snode, smask):
+def _forest_draws(f, xo, XT, M, miss, forests, FD, snode, smask):
     """FD[f, :M] = the forest's raw score on each draw (column d of XT, p x M). Each tree is walked
     once on the draw-invariant values xo to its first split on a missing feature (or to a leaf,
     shared by all draws); from there all draws go down together (predict.kernels.mask_walk). Draws
     are complete (no NaN): a split is x <= threshold, except that a forest with missing type
     Zero sends zeros the missing way (such forests walk each draw separately)."""
+    forest_zero, forest_trees, root, node_feature = forests.zero, forests.trees, forests.root, forests.feature
+    threshold = forests.threshold
+    missing_type = forests.missing_type
+    nan_child = forests.nan_child
+    children = forests.children
+    leaf_value = forests.leaf_value
     common = 0.0
     for d in range(M):
         FD[f, d] = 0.0
-    zero = FZ[f] == 1
+    zero = forest_zero[f] == 1
     full = (np.int64(1) << M) - 1
-    for t in range(FI[f, 0], FI[f, 1]):
-        node = roots[t]
-        while node >= 0 and not miss[feat[node]]:
-            node = lgb_step(xo[feat[node]], thr[node], mtype[node], nanch[node], ch[2 * node], ch[2 * node + 1])
+    for t in range(forest_trees[f, 0], forest_trees[f, 1]):
+        node = root[t]
+        while node >= 0 and not miss[node_feature[node]]:
+            node = lgb_step(xo[node_feature[node]], threshold[node], missing_type[node],
+                            nan_child[node], children[2 * node], children[2 * node + 1])
         if node < 0:
-            common += leafv[-node - 1]
+            common += leaf_value[-node - 1]
             continue
         if zero or M > 62:
             for d in range(M):
                 nd = node
                 while nd >= 0:
-                    nd = lgb_step(XT[feat[nd], d], thr[nd], mtype[nd], nanch[nd], ch[2 * nd],
-                                  ch[2 * nd + 1])
-                FD[f, d] += leafv[-nd - 1]
+                    nd = lgb_step(XT[node_feature[nd], d], threshold[nd], missing_type[nd],
+                                  nan_child[nd], children[2 * nd], children[2 * nd + 1])
+                FD[f, d] += leaf_value[-nd - 1]
             continue
-        common += mask_walk(node, M, full, XT, xo, miss, feat, thr, ch, leafv, FD[f], snode, smask)
+        common += mask_walk(node, M, full, XT, xo, miss, node_feature, threshold, children,
+                            leaf_value, FD[f], snode, smask)
     for d in range(M):
         FD[f, d] += common
 
 
 @_compiled
-def _block_point(b, x, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CLOC, CIS, CDEST, CDW, CENTER, v0, dst):
+def _block_point(b, x, columns, center, v0, dst):
     """Design vector of block b at complete x into dst[:n_design] (centred if the block is), and
     each column's raw basis value into v0 (the reference for the draws' deltas)."""
-    nd = BI[b, 2]
+    block, col_feature, col_kind, knot = columns.block, columns.feature, columns.kind, columns.knot
+    knot_penult = columns.knot_penult
+    knot_last = columns.knot_last
+    ratio_last = columns.ratio_last
+    ratio_penult = columns.ratio_penult
+    inv_norm, level, dest, design_weight = columns.inv_norm, columns.level, columns.dest, columns.design_weight
+    loc, inv_scale = columns.loc, columns.inv_scale
+    nd = block[b, 2]
     for j in range(nd):
         dst[j] = 0.0
-    for k in range(BI[b, 0], BI[b, 1]):
-        v = _bval(x[CF[k]], CK[k], CTJ[k], CT2[k], CT1[k], CR1[k], CR2[k], CIN[k], CLEV[k])
+    for k in range(block[b, 0], block[b, 1]):
+        v = _bval(x[col_feature[k]], col_kind[k], knot[k], knot_penult[k],
+                  knot_last[k], ratio_last[k], ratio_penult[k], inv_norm[k],
+                  level[k])
         v0[k] = v
-        dst[CDEST[k]] += CDW[k] * ((v - CLOC[k]) * CIS[k])
-    if BI[b, 3] >= 0:
+        dst[dest[k]] += design_weight[k] * ((v - loc[k]) * inv_scale[k])
+    if block[b, 3] >= 0:
         for j in range(nd):
-            dst[j] -= CENTER[BI[b, 3] + j]
+            dst[j] -= center[block[b, 3] + j]
 
 
 @_compiled
-def _block_draws(b, XT, M, miss, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CEW, v0, acc):
+def _block_draws(b, XT, M, miss, columns, v0, acc):
     """acc[:M] += the change of the block's linear predictor between each draw and the imputed
     point: only the columns of missing features move (v0: their values at the point)."""
-    for k in range(BI[b, 0], BI[b, 1]):
-        f = CF[k]
-        w = CEW[k]
+    block, col_feature, draw_weight, col_kind = columns.block, columns.feature, columns.draw_weight, columns.kind
+    knot, knot_penult, knot_last, ratio_last = columns.knot, columns.knot_penult, columns.knot_last, columns.ratio_last
+    ratio_penult, inv_norm, level = columns.ratio_penult, columns.inv_norm, columns.level
+    for k in range(block[b, 0], block[b, 1]):
+        f = col_feature[k]
+        w = draw_weight[k]
         if not miss[f] or w == 0.0:
             continue
         for d in range(M):
-            acc[d] += w * (_bval(XT[f, d], CK[k], CTJ[k], CT2[k], CT1[k], CR1[k], CR2[k], CIN[k], CLEV[k])
-                           - v0[k])
+            acc[d] += w * (_bval(XT[f, d], col_kind[k], knot[k], knot_penult[k],
+                                 knot_last[k], ratio_last[k], ratio_penult[k],
+                                 inv_norm[k], level[k]) - v0[k])
 
 
 @_compiled
@@ -162,22 +183,29 @@ def _quad(Vm, g, K):
 
 
 @_compiled
-def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD, LW, LWN, THETA, VV, VM, DES,
-         BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV, CLOC, CIS, CDEST, CDW, CEW, CENTER,
-         FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, LD, LR, LFE, LTH, LNA, LCH, LV, max_design, max_K, out):
+def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, forests, max_design_width,
+        max_theta, out):
+    task_ints, task_floats = tasks.ints, tasks.floats
+    leaf_ints, leaf_order, leaf_floats, member_leaf = leaves.ints, leaves.order, leaves.floats, leaves.member
+    member_w, member_wn = leaves.weight, leaves.weight_norm
+    col_feature = columns.feature
+    forest_trees = forests.trees
+    imp_mean, imp_lower, imp_upper, imp_binary = imputers.mean, imputers.lower, imputers.upper, imputers.binary
+    theta, center, theta_cov, varmodel = coefs.theta, coefs.center, coefs.theta_cov, coefs.varmodel
+    design = coefs.design
     p = F.shape[1]
-    T = TI.shape[0]
-    L = LI.shape[0]
-    n_cols = CF.shape[0]
+    T = task_ints.shape[0]
+    L = leaf_ints.shape[0]
+    n_cols = col_feature.shape[0]
     Mmax = N.shape[2]
     cm = np.empty(p)
     fimp = np.empty(p)
     xo = np.empty(p)
     miss = np.zeros(p, np.bool_)
     v0 = np.empty(max(n_cols, 1))
-    Pd = np.empty(max_design)
-    Md = np.empty(max_design)
-    g = np.zeros(max(max_K, 1))
+    Pd = np.empty(max_design_width)
+    Md = np.empty(max_design_width)
+    g = np.zeros(max(max_theta, 1))
     ea = np.empty(L)
     ec = np.empty(L)
     la = np.empty(L)
@@ -189,7 +217,7 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
     snode = np.empty(4096, np.int64)
     lanes = np.empty(LANES, np.int64)
     smask = np.empty(4096, np.int64)
-    FD = np.empty((max(FI.shape[0], 1), max(Mmax, 1)))
+    FD = np.empty((max(forest_trees.shape[0], 1), max(Mmax, 1)))
     DP = np.empty((L, max(Mmax, 1)))
     DM = np.empty((L, max(Mmax, 1)))
     lb = np.empty(L)
@@ -203,94 +231,87 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
             miss[j] = F[i, j] != F[i, j]
             nmiss += miss[j]
         for t in range(T):
-            l0, l1 = TI[t, T_L0], TI[t, T_L1]
-            cont = TI[t, T_CONT] == 1
-            stacked = TI[t, T_STACKED] == 1
-            do_arms = arms and TI[t, T_ARMS] == 1
-            M = TI[t, T_M]
-            im = TI[t, T_IMP]
+            l0, l1 = task_ints[t, T_L0], task_ints[t, T_L1]
+            cont = task_ints[t, T_CONT] == 1
+            stacked = task_ints[t, T_STACKED] == 1
+            do_arms = arms and task_ints[t, T_ARMS] == 1
+            M = task_ints[t, T_M]
+            im = task_ints[t, T_IMP]
             # --- conditional-mean imputation (observed entries kept), bounded
             for j in range(p):
                 v = F[i, j]
                 if v == v:
                     cm[j] = v
                     continue
-                s = MU[im, j]
+                s = imp_mean[im, j]
                 for o in range(p):
                     x = F[i, o]
                     if x == x:
-                        s += (x - MU[im, o]) * A[k, t, o, j]
+                        s += (x - imp_mean[im, o]) * A[k, t, o, j]
                 cm[j] = s
             for j in range(p):
                 v = cm[j]
-                if v < LO[im, j]:
-                    v = LO[im, j]
-                elif v > HI[im, j]:
-                    v = HI[im, j]
+                if v < imp_lower[im, j]:
+                    v = imp_lower[im, j]
+                elif v > imp_upper[im, j]:
+                    v = imp_upper[im, j]
                 fimp[j] = v
             # --- point predictions and SEs of every leaf this task uses (members and nuisances)
-            for q in range(TI[t, T_O0], TI[t, T_O1]):
-                l = ORD[q]
-                kind = LI[l, K_KIND]
+            for q in range(task_ints[t, T_O0], task_ints[t, T_O1]):
+                l = leaf_order[q]
+                kind = leaf_ints[l, K_KIND]
                 if kind == KIND_XDR:
-                    nu = LI[l, K_NUIS]
-                    xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
-                    h = forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, LD, LR,
-                                     LFE, LTH, LNA, LCH, LV, lanes)
-                    if LI[l, K_FB] >= 0:
-                        h = LF[l, 1] * h + LF[l, 2] * forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
-                                                                  nanch, mtype, ch, leafv, LD, LR, LFE, LTH, LNA,
-                                                                  LCH, LV, lanes)
-                    bc = LF[l, 0] + h
+                    nu = leaf_ints[l, K_NUIS]
+                    xt = F[i] if leaf_ints[l, K_TREEIN] == 0 else fimp
+                    h = forest_point(leaf_ints[l, K_FA], xt, forests, lanes)
+                    if leaf_ints[l, K_FB] >= 0:
+                        h = (leaf_floats[l, 1] * h
+                             + leaf_floats[l, 2] * forest_point(leaf_ints[l, K_FB], xt, forests, lanes))
+                    bc = leaf_floats[l, 0] + h
                     a = la[nu]
                     la[l] = a
-                    if LI[l, K_CONT] == 1:
+                    if leaf_ints[l, K_CONT] == 1:
                         lc[l] = a + bc
                     else:
                         c = a - bc
                         lc[l] = 0.0 if c < 0.0 else (1.0 if c > 1.0 else c)
                 else:
-                    off = LI[l, K_THETA]
-                    C = LI[l, K_C]
-                    npg, nmd = LI[l, K_NPROG], LI[l, K_NMOD]
-                    Kt = LI[l, K_K]
-                    base = THETA[off]
-                    if LI[l, K_PROG] >= 0:
-                        _block_point(LI[l, K_PROG], fimp, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV,
-                                     CLOC, CIS, CDEST, CDW, CENTER, v0, Pd)
+                    off = leaf_ints[l, K_THETA]
+                    C = leaf_ints[l, K_C]
+                    npg, nmd = leaf_ints[l, K_NPROG], leaf_ints[l, K_NMOD]
+                    Kt = leaf_ints[l, K_K]
+                    base = theta[off]
+                    if leaf_ints[l, K_PROG] >= 0:
+                        _block_point(leaf_ints[l, K_PROG], fimp, columns, center, v0, Pd)
                         s = 0.0
                         for j in range(npg):
-                            s += Pd[j] * THETA[off + 1 + C + j]
+                            s += Pd[j] * theta[off + 1 + C + j]
                         base += s
                     eta_a = base
-                    if LI[l, K_MOD] >= 0:
-                        _block_point(LI[l, K_MOD], fimp, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN, CLEV,
-                                     CLOC, CIS, CDEST, CDW, CENTER, v0, Md)
+                    if leaf_ints[l, K_MOD] >= 0:
+                        _block_point(leaf_ints[l, K_MOD], fimp, columns, center, v0, Md)
                         s = 0.0
                         for j in range(nmd):
-                            s += Md[j] * THETA[off + Kt - nmd + j]
+                            s += Md[j] * theta[off + Kt - nmd + j]
                         eta_a = base + s
-                    eta_c = base + THETA[off + LI[l, K_D]]
+                    eta_c = base + theta[off + leaf_ints[l, K_D]]
                     ea[l] = eta_a
                     ec[l] = eta_c
-                    link = LI[l, K_LINK]
+                    link = leaf_ints[l, K_LINK]
                     if kind == KIND_T:
-                        xt = F[i] if LI[l, K_TREEIN] == 0 else fimp
-                        fa = forest_point(LI[l, K_FA], xt, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, LD,
-                                          LR, LFE, LTH, LNA, LCH, LV, lanes)
+                        xt = F[i] if leaf_ints[l, K_TREEIN] == 0 else fimp
+                        fa = forest_point(leaf_ints[l, K_FA], xt, forests, lanes)
                         la[l] = _mean(eta_a + fa, link)
-                        if LI[l, K_FB] >= 0:
-                            lc[l] = _mean(eta_c + forest_point(LI[l, K_FB], xt, FI, FZ, roots, feat, thr,
-                                                                nanch, mtype, ch, leafv, LD, LR, LFE, LTH, LNA, LCH,
-                                                                LV, lanes), link)
+                        if leaf_ints[l, K_FB] >= 0:
+                            lc[l] = _mean(eta_c + forest_point(leaf_ints[l, K_FB], xt, forests, lanes), link)
                         else:
                             lc[l] = np.nan
                     else:
                         la[l] = _mean(eta_a, link)
                         lc[l] = _mean(eta_c, link)
-                    if LI[l, K_IV] == IV_DELTA:
-                        d = LI[l, K_D]
-                        Vm = VV[LI[l, K_V]:LI[l, K_V] + Kt * Kt].reshape((Kt, Kt))
+                    if leaf_ints[l, K_IV] == IV_DELTA:
+                        d = leaf_ints[l, K_D]
+                        Vm = theta_cov[leaf_ints[l, K_V]:leaf_ints[l, K_V] + Kt * Kt].reshape((Kt, Kt))
                         # gradients as dense K-vectors: the quadratic forms vectorise
                         for j in range(Kt):
                             g[j] = 0.0
@@ -309,7 +330,7 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
                                 g[Kt - nmd + j] = wa * Md[j]
                         q = _quad(Vm, g, Kt)
                         lse[l] = np.sqrt(q if q > 0.0 else 0.0)
-                        if do_arms and LI[l, K_ARM] == 1:
+                        if do_arms and leaf_ints[l, K_ARM] == 1:
                             # exercise: [1, 0.., P, M]; comparator: [1, e_d, P, 0]
                             for j in range(Kt):
                                 g[j] = 0.0
@@ -325,31 +346,31 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
                             g[d] = 1.0
                             q = _quad(Vm, g, Kt)
                             lsc[l] = np.sqrt(q if q > 0.0 else 0.0)
-                if LI[l, K_IV] == IV_VARMODEL:
-                    do = LI[l, K_DES]
-                    lse[l] = varmodel_se(VM, LI[l, K_VM], DES, do, fimp, miss, p)
-                    if do_arms and LI[l, K_ARM] == 1:
-                        lsa[l] = varmodel_se(VM, LI[l, K_AVA], DES, do, fimp, miss, p)
-                        lsc[l] = varmodel_se(VM, LI[l, K_AVC], DES, do, fimp, miss, p)
+                if leaf_ints[l, K_IV] == IV_VARMODEL:
+                    do = leaf_ints[l, K_DES]
+                    lse[l] = varmodel_se(varmodel, leaf_ints[l, K_VM], design, do, fimp, miss, p)
+                    if do_arms and leaf_ints[l, K_ARM] == 1:
+                        lsa[l] = varmodel_se(varmodel, leaf_ints[l, K_AVA], design, do, fimp, miss, p)
+                        lsc[l] = varmodel_se(varmodel, leaf_ints[l, K_AVC], design, do, fimp, miss, p)
             # --- combine the members (stack) into the task's numbers
             if stacked:
                 se = 0.0
                 for m in range(l0, l1):
-                    lm = MEM[m]
-                    lb[lm] = (lc[lm] - la[lm]) if LI[lm, K_CONT] == 1 else (la[lm] - lc[lm])
-                    se += LW[m] * lse[lm]
-                aval, cval = combine(l0, l1, MEM, LW, LWN, la, lb, cont)
+                    lm = member_leaf[m]
+                    lb[lm] = (lc[lm] - la[lm]) if leaf_ints[lm, K_CONT] == 1 else (la[lm] - lc[lm])
+                    se += member_w[m] * lse[lm]
+                aval, cval = combine(l0, l1, leaves, la, lb, cont)
                 if do_arms:
                     sa = 0.0
                     sc = 0.0
                     for m in range(l0, l1):
-                        lm = MEM[m]
-                        sa += abs(LWN[m]) * lsa[lm]
-                        sc += abs(LWN[m] - LW[m]) * lsa[lm] + abs(LW[m]) * lsc[lm]
+                        lm = member_leaf[m]
+                        sa += abs(member_wn[m]) * lsa[lm]
+                        sc += abs(member_wn[m] - member_w[m]) * lsa[lm] + abs(member_w[m]) * lsc[lm]
                     out[O_SEA, t, i] = sa
                     out[O_SEC, t, i] = sc
             else:
-                lm = MEM[l0]
+                lm = member_leaf[l0]
                 aval = la[lm]
                 cval = lc[lm]
                 se = lse[lm]
@@ -370,56 +391,56 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
                 if do_arms:
                     out[O_VA, t, i] = 0.0
                     out[O_VC, t, i] = 0.0
-                intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)
+                intervals(out, t, i, z, task_floats[t, 0], task_floats[t, 1], do_arms)
                 continue
             # --- the conditional draws (M x p), built once per patient and task
             for j in range(p):
-                xo[j] = draw_value(cm[j], BIN[im, j], LO[im, j], HI[im, j])
+                xo[j] = draw_value(cm[j], imp_binary[im, j], imp_lower[im, j], imp_upper[im, j])
             for d in range(M):
                 for j in range(p):
-                    XT[j, d] = draw_value(cm[j] + N[k, t, d, j], BIN[im, j], LO[im, j], HI[im, j]) if miss[j] \
-                        else xo[j]
+                    if miss[j]:
+                        XT[j, d] = draw_value(cm[j] + N[k, t, d, j], imp_binary[im, j], imp_lower[im, j],
+                                              imp_upper[im, j])
+                    else:
+                        XT[j, d] = xo[j]
             # the exercise arm's level is needed on the draws only for the arms' variances and for
             # binary outcomes; otherwise the benefit alone (prognostic terms and X/DR nuisances cancel)
             need_a = do_arms or not cont
-            for q in range(TI[t, T_O0], TI[t, T_O1]):
-                l = ORD[q]
-                if LI[l, K_ROLE] == 1 and not need_a:  # an X/DR nuisance: only the exercise level
+            for q in range(task_ints[t, T_O0], task_ints[t, T_O1]):
+                l = leaf_order[q]
+                if leaf_ints[l, K_ROLE] == 1 and not need_a:  # an X/DR nuisance: only the exercise level
                     continue
                 for which in range(2):
-                    f = LI[l, K_FA] if which == 0 else LI[l, K_FB]
+                    f = leaf_ints[l, K_FA] if which == 0 else leaf_ints[l, K_FB]
                     if f < 0:
                         continue
-                    _forest_draws(f, xo, XT, M, miss, FI, roots, feat, thr, nanch, mtype, ch, leafv, FZ, FD, snode,
-                                  smask)
-                if LI[l, K_KIND] == KIND_XDR:
+                    _forest_draws(f, xo, XT, M, miss, forests, FD, snode, smask)
+                if leaf_ints[l, K_KIND] == KIND_XDR:
                     continue
                 for d in range(M):
                     DP[l, d] = 0.0
                     DM[l, d] = 0.0
-                if LI[l, K_PROG] >= 0 and (need_a or LI[l, K_LINK] != 0):
-                    _block_draws(LI[l, K_PROG], XT, M, miss, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN,
-                                 CLEV, CEW, v0, DP[l])
-                if LI[l, K_MOD] >= 0:
-                    _block_draws(LI[l, K_MOD], XT, M, miss, BI, CF, CK, CTJ, CT2, CT1, CR1, CR2, CIN,
-                                 CLEV, CEW, v0, DM[l])
+                if leaf_ints[l, K_PROG] >= 0 and (need_a or leaf_ints[l, K_LINK] != 0):
+                    _block_draws(leaf_ints[l, K_PROG], XT, M, miss, columns, v0, DP[l])
+                if leaf_ints[l, K_MOD] >= 0:
+                    _block_draws(leaf_ints[l, K_MOD], XT, M, miss, columns, v0, DM[l])
             for d in range(M):
-                for q in range(TI[t, T_O0], TI[t, T_O1]):
-                    l = ORD[q]
-                    if LI[l, K_ROLE] == 1 and not need_a:
+                for q in range(task_ints[t, T_O0], task_ints[t, T_O1]):
+                    l = leaf_order[q]
+                    if leaf_ints[l, K_ROLE] == 1 and not need_a:
                         continue
-                    kind = LI[l, K_KIND]
+                    kind = leaf_ints[l, K_KIND]
                     if kind == KIND_XDR:
-                        h = FD[LI[l, K_FA], d]
-                        if LI[l, K_FB] >= 0:
-                            h = LF[l, 1] * h + LF[l, 2] * FD[LI[l, K_FB], d]
-                        bc = LF[l, 0] + h
+                        h = FD[leaf_ints[l, K_FA], d]
+                        if leaf_ints[l, K_FB] >= 0:
+                            h = leaf_floats[l, 1] * h + leaf_floats[l, 2] * FD[leaf_ints[l, K_FB], d]
+                        bc = leaf_floats[l, 0] + h
                         if not need_a:  # continuous: comparator - exercise = bc
                             lb[l] = bc
                             continue
-                        a = la[LI[l, K_NUIS]]
+                        a = la[leaf_ints[l, K_NUIS]]
                         la[l] = a
-                        if LI[l, K_CONT] == 1:
+                        if leaf_ints[l, K_CONT] == 1:
                             lc[l] = a + bc
                             lb[l] = lc[l] - a
                         else:
@@ -427,16 +448,16 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
                             lc[l] = 0.0 if c < 0.0 else (1.0 if c > 1.0 else c)
                             lb[l] = a - lc[l]
                         continue
-                    link = LI[l, K_LINK]
+                    link = leaf_ints[l, K_LINK]
                     xa = ea[l] + DP[l, d] + DM[l, d]
                     xc = ec[l] + DP[l, d]
                     if kind == KIND_T:
-                        xa += FD[LI[l, K_FA], d]
-                        if LI[l, K_FB] >= 0:
-                            xc += FD[LI[l, K_FB], d]
+                        xa += FD[leaf_ints[l, K_FA], d]
+                        if leaf_ints[l, K_FB] >= 0:
+                            xc += FD[leaf_ints[l, K_FB], d]
                     la[l] = _mean(xa, link)
                     lc[l] = _mean(xc, link)
-                    if LI[l, K_CONT] == 1:
+                    if leaf_ints[l, K_CONT] == 1:
                         lb[l] = lc[l] - la[l]
                     else:
                         lb[l] = la[l] - lc[l]
@@ -444,16 +465,16 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
                     if stacked:
                         bsum = 0.0
                         for m in range(l0, l1):
-                            bsum += LW[m] * lb[MEM[m]]
+                            bsum += member_w[m] * lb[member_leaf[m]]
                         db[d] = bsum
                     else:
-                        db[d] = lb[MEM[l0]]
+                        db[d] = lb[member_leaf[l0]]
                     continue
                 if stacked:
-                    aval, cval = combine(l0, l1, MEM, LW, LWN, la, lb, cont)
+                    aval, cval = combine(l0, l1, leaves, la, lb, cont)
                 else:
-                    aval = la[MEM[l0]]
-                    cval = lc[MEM[l0]]
+                    aval = la[member_leaf[l0]]
+                    cval = lc[member_leaf[l0]]
                 da[d] = aval
                 dc[d] = cval
                 db[d] = (cval - aval) if cont else (aval - cval)
@@ -461,4 +482,4 @@ def run(F, inv, A, N, r0, r1, arms, z, TF, TI, MU, LO, HI, BIN, LI, LF, MEM, ORD
             if do_arms:
                 out[O_VA, t, i] = var(da, M)
                 out[O_VC, t, i] = var(dc, M)
-            intervals(out, t, i, z, TF[t, 0], TF[t, 1], do_arms)
+            intervals(out, t, i, z, task_floats[t, 0], task_floats[t, 1], do_arms)

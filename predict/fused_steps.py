@@ -31,30 +31,31 @@ def draw_value(v, binary, lo, hi):
 
 
 @_compiled
-def varmodel_se(VM, vo, DES, do, fimp, miss, p):
+def varmodel_se(varmodel, vo, design, do, fimp, miss, p):
     """sqrt(exp(u'v)) with u = [1, standardised imputed features, missing indicators] and v the
-    bootstrap variance model at VM[vo:] (predict.uncertainty.varmodel_design)."""
-    s = VM[vo]
+    bootstrap variance model at varmodel[vo:] (predict.uncertainty.varmodel_design)."""
+    s = varmodel[vo]
     for j in range(p):
-        s += ((fimp[j] - DES[do + j]) / DES[do + p + j]) * VM[vo + 1 + j]
+        s += ((fimp[j] - design[do + j]) / design[do + p + j]) * varmodel[vo + 1 + j]
     for j in range(p):
         if miss[j]:
-            s += VM[vo + 1 + p + j]
+            s += varmodel[vo + 1 + p + j]
     return np.sqrt(np.exp(s))
 
 
 @_compiled
-def combine(l0, l1, MEM, LW, LWN, la, lb, cont):
+def combine(l0, l1, leaves, la, lb, cont):
     """A stack's expected outcomes from its members' (la: exercise, lb: benefit, comparator -
     exercise for continuous outcomes, exercise - comparator for binary): exercise = the members'
     mean with normalised weights, comparator = exercise + the weighted benefits (binary: exercise -
     them, clipped to [0, 1]), as predict.runtime forms them."""
+    member_leaf, member_wn, member_w = leaves.member, leaves.weight_norm, leaves.weight
     act = 0.0
     bc = 0.0
     for m in range(l0, l1):
-        lm = MEM[m]
-        act += LWN[m] * la[lm]
-        bc += LW[m] * lb[lm]
+        lm = member_leaf[m]
+        act += member_wn[m] * la[lm]
+        bc += member_w[m] * lb[lm]
     if cont:
         cval = act + bc
     else:
@@ -110,40 +111,57 @@ LANES = 16  # trees walked side by side by _forest_point
 
 
 @_compiled
-def forest_point(f, x, FI, FZ, roots, feat, thr, nanch, mtype, ch, leafv, LD, LR, LFE, LTH, LNA, LCH, LV, lanes):
+def forest_point(f, x, forests, lanes):
     """The forest's raw score at x (LightGBM's decision rule; trees summed in order). Forests
     without missing type Zero are walked LANES trees at a time through their lockstep form
     (leaves lead to themselves: a walk of the trees' largest depth ends on every tree's leaf), so
     independent walks overlap instead of one chain of dependent loads at a time."""
+    forest_trees, forest_zero, lock_root, depth = forests.trees, forests.zero, forests.lock_root, forests.depth
+    lock_feature = forests.lock_feature
+    lock_nan_child = forests.lock_nan_child
+    lock_children = forests.lock_children
+    lock_threshold = forests.lock_threshold
+    lock_value, root, node_feature, threshold = forests.lock_value, forests.root, forests.feature, forests.threshold
+    missing_type = forests.missing_type
+    nan_child = forests.nan_child
+    children = forests.children
+    leaf_value = forests.leaf_value
     s = 0.0
-    t = FI[f, 0]
-    t1 = FI[f, 1]
-    if FZ[f] == 0:
+    t = forest_trees[f, 0]
+    t1 = forest_trees[f, 1]
+    if forest_zero[f] == 0:
         while t + LANES <= t1:
             dep = 0
             for g in range(LANES):
-                lanes[g] = LR[t + g]
-                if LD[t + g] > dep:
-                    dep = LD[t + g]
+                lanes[g] = lock_root[t + g]
+                if depth[t + g] > dep:
+                    dep = depth[t + g]
             for _ in range(dep):
                 for g in range(LANES):
                     nd = lanes[g]
-                    v = x[LFE[nd]]
-                    lanes[g] = LNA[nd] if v != v else LCH[2 * nd + (v > LTH[nd])]
+                    v = x[lock_feature[nd]]
+                    if v != v:
+                        lanes[g] = lock_nan_child[nd]
+                    else:
+                        lanes[g] = lock_children[2 * nd + (v > lock_threshold[nd])]
             for g in range(LANES):
-                s += LV[lanes[g]]
+                s += lock_value[lanes[g]]
             t += LANES
         while t < t1:
-            nd = LR[t]
-            for _ in range(LD[t]):
-                v = x[LFE[nd]]
-                nd = LNA[nd] if v != v else LCH[2 * nd + (v > LTH[nd])]
-            s += LV[nd]
+            nd = lock_root[t]
+            for _ in range(depth[t]):
+                v = x[lock_feature[nd]]
+                if v != v:
+                    nd = lock_nan_child[nd]
+                else:
+                    nd = lock_children[2 * nd + (v > lock_threshold[nd])]
+            s += lock_value[nd]
             t += 1
         return s
-    for t in range(FI[f, 0], FI[f, 1]):
-        node = roots[t]
+    for t in range(forest_trees[f, 0], forest_trees[f, 1]):
+        node = root[t]
         while node >= 0:
-            node = lgb_step(x[feat[node]], thr[node], mtype[node], nanch[node], ch[2 * node], ch[2 * node + 1])
-        s += leafv[-node - 1]
+            node = lgb_step(x[node_feature[node]], threshold[node], missing_type[node],
+                            nan_child[node], children[2 * node], children[2 * node + 1])
+        s += leaf_value[-node - 1]
     return s

@@ -276,10 +276,10 @@ class _Builder:
 class Program:
     """The compiled tables for one comparator (see module docstring). Thread-safe once built."""
 
-    def __init__(self, tasks: list[int], imputers: list[dict], arrays: dict, p: int, M: int):
+    def __init__(self, tasks: list[int], imputers: list[dict], tables: KernelTables, p: int, M: int):
         self.tasks = tasks  # positions (in the exports given to compile_program) of the compiled tasks
         self.imputers = imputers
-        self.tables = KernelTables(**arrays)
+        self.tables: KernelTables = tables
         self.p = p
         self.M = M
         self._patterns: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
@@ -425,5 +425,5 @@ def compile_program_why(exps: list[dict], comparator: str) -> tuple[Program | No
     if not tasks:
         return None, f"no task has {comparator!r} as a class"
     M = max(r[fz.T_M] for r in ti)
-    arrays = pack_tables(b, p, ti, tf, imputers, mem_ids, order, mem_w, mem_wn)
-    return Program(tasks, imputers, arrays, p, M), ""
+    tables = pack_tables(b, p, ti, tf, imputers, mem_ids, order, mem_w, mem_wn)
+    return Program(tasks, imputers, tables, p, M), ""

@@ -1,5 +1,11 @@
-"""The compiled program's tables: one typed structure (:class:`KernelTables`), in the order the
-fused kernel (:func:`predict.fused.run`) takes them, and their packing into contiguous arrays."""
+"""The compiled program's tables: one typed structure (:class:`KernelTables`) of named parts, in
+the order the fused kernel (:func:`predict.fused.run`) takes them, and their packing into
+contiguous arrays from a program builder's lists (:func:`pack_tables`).
+
+Integer tables index into the float tables. A "leaf" is one non-stacked learner: a stack member,
+an X/DR learner's nuisance T-learner or a plain learner. The column constants of the integer
+tables (``K_*`` for leaves, ``T_*`` for tasks) are defined in :mod:`predict.fused`.
+"""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -9,62 +15,97 @@ import numpy as np
 from predict import fused as fz
 
 
+class TaskTables(NamedTuple):
+    """Per task (T of them)."""
+
+    floats: np.ndarray  # (T, 2): between-trial SD tau for the comparator; outcome limit (100 or 1)
+    ints: np.ndarray    # (T, 9): member range, stacked, continuous, arms, M draws, imputer, order range (fused.T_*)
+
+
+class ImputerTables(NamedTuple):
+    """Per imputer (one per task), each (imputers, p)."""
+
+    mean: np.ndarray    # pooled means
+    lower: np.ndarray   # lower bounds of imputed and drawn values
+    upper: np.ndarray   # upper bounds
+    binary: np.ndarray  # binary features (draws rounded)
+
+
+class LeafTables(NamedTuple):
+    """Per leaf learner, and the stacks' members."""
+
+    ints: np.ndarray         # (leaves, 23): kind, link, blocks, theta offset, forests, interval model ... (fused.K_*)
+    floats: np.ndarray       # (leaves, 3): class benefit (X/DR), X-learner weights e and 1 - e
+    member: np.ndarray       # leaf of each stack member (tasks' ranges in TaskTables.ints)
+    order: np.ndarray        # evaluation order of leaves per task (each X/DR nuisance before its learner)
+    weight: np.ndarray       # member weights (stack coefficients)
+    weight_norm: np.ndarray  # member weights normalised to sum 1 (the active arm's average)
+
+
+class CoefTables(NamedTuple):
+    """Coefficients, concatenated over leaves (offsets in LeafTables.ints)."""
+
+    theta: np.ndarray      # coefficient vectors [intercept, offsets, beta, gamma]
+    theta_cov: np.ndarray  # bootstrap covariances of theta, row by row (delta method)
+    varmodel: np.ndarray   # variance-model coefficients (benefit and per arm)
+    design: np.ndarray     # variance-model designs (loc, scale)
+    center: np.ndarray     # modifier blocks' centres
+
+
+class ColumnTables(NamedTuple):
+    """Linear blocks and their basis columns (standardised linear, spline and one-hot columns)."""
+
+    block: np.ndarray          # (blocks, 4): first column, end column, design width, centre offset (-1: none)
+    feature: np.ndarray        # per column: feature index
+    kind: np.ndarray           # per column: 0 linear, 1 restricted cubic spline, 2 one-hot
+    knot: np.ndarray           # spline: its knot t_j
+    knot_penult: np.ndarray    # spline: the last knot but one t_(k-1)
+    knot_last: np.ndarray      # spline: the last knot t_k
+    ratio_last: np.ndarray     # spline: (t_k - t_j) / (t_k - t_(k-1))
+    ratio_penult: np.ndarray   # spline: (t_(k-1) - t_j) / (t_k - t_(k-1))
+    inv_norm: np.ndarray       # spline: 1 / (t_k - t_1)^2
+    level: np.ndarray          # one-hot: the level
+    loc: np.ndarray            # standardisation location
+    inv_scale: np.ndarray      # 1 / standardisation scale
+    dest: np.ndarray           # destination in the block's design (0 for an index block)
+    design_weight: np.ndarray  # weight into the design (index block: beta; else 1)
+    draw_weight: np.ndarray    # weight of the column's change on a draw (coefficient / scale)
+
+
+class ForestTables(NamedTuple):
+    """LightGBM forests (numerical splits) as flat trees, and each tree's lockstep form."""
+
+    trees: np.ndarray           # (forests, 2): range of the forest's trees
+    zero: np.ndarray            # per forest: uses LightGBM's zero-as-missing rule somewhere
+    root: np.ndarray            # per tree: root node (>= 0) or leaf (~l)
+    feature: np.ndarray         # per node: split feature
+    threshold: np.ndarray       # per node: threshold
+    nan_child: np.ndarray       # per node: child taken by a missing value
+    missing_type: np.ndarray    # per node: LightGBM missing type (0 none, 1 zero, 2 NaN)
+    children: np.ndarray        # per node: left and right children side by side
+    leaf_value: np.ndarray      # per leaf: value
+    depth: np.ndarray           # per tree: depth (steps of a lockstep walk)
+    lock_root: np.ndarray       # per tree: root in the lockstep form (leaves are nodes that lead to themselves)
+    lock_feature: np.ndarray    # per lockstep node: split feature (0 for a leaf)
+    lock_threshold: np.ndarray  # per lockstep node: threshold (+inf for a leaf)
+    lock_nan_child: np.ndarray  # per lockstep node: child taken by a missing value
+    lock_children: np.ndarray   # per lockstep node: left and right children
+    lock_value: np.ndarray      # per lockstep node: leaf value (0 for an internal node)
+
+
 class KernelTables(NamedTuple):
     """A compiled program's tables: what :func:`predict.fused.run` takes after the patients
     (``F, inv, A, N, r0, r1, arms, z``) and before ``out``, in this order (checked against the
-    kernel's signature on import). Integer tables index into the float tables; "leaf" = one
-    non-stacked learner (a stack member, an X/DR nuisance T-learner or a plain learner)."""
+    kernel's signature on import)."""
 
-    TF: np.ndarray      # (T, 2) per task: between-trial SD tau for the comparator; outcome limit (100 or 1)
-    TI: np.ndarray      # (T, 9) per task: member range, stacked, continuous, arms, M draws, imputer, order range (fused.T_*)
-    MU: np.ndarray      # (imputers, p) imputer means
-    LO: np.ndarray      # (imputers, p) imputer lower bounds
-    HI: np.ndarray      # (imputers, p) imputer upper bounds
-    BIN: np.ndarray     # (imputers, p) binary features (draws rounded)
-    LI: np.ndarray      # (leaves, 23) per leaf: kind, link, blocks, theta offset, forests, interval model ... (fused.K_*)
-    LF: np.ndarray      # (leaves, 3) per leaf: class benefit (X/DR), X-learner weights e and 1 - e
-    MEM: np.ndarray     # stack members: leaf ids, tasks' ranges in TI
-    ORD: np.ndarray     # evaluation order of leaves per task (each X/DR nuisance before its learner)
-    LW: np.ndarray      # member weights (stack coefficients)
-    LWN: np.ndarray     # member weights normalised to sum 1 (the active arm's average)
-    THETA: np.ndarray   # concatenated coefficient vectors [intercept, offsets, beta, gamma]
-    VV: np.ndarray      # concatenated bootstrap covariances of theta (delta method)
-    VM: np.ndarray      # concatenated variance-model coefficients (benefit and per arm)
-    DES: np.ndarray     # concatenated variance-model designs (loc, scale)
-    BI: np.ndarray      # (blocks, 4) per linear block: first column, end column, design width, centre offset
-    CF: np.ndarray      # per basis column: feature index
-    CK: np.ndarray      # per basis column: kind (linear, spline, one-hot)
-    CTJ: np.ndarray     # per spline column: knot t_j
-    CT2: np.ndarray     # per spline column: knot t_(k-1)
-    CT1: np.ndarray     # per spline column: last knot t_k
-    CR1: np.ndarray     # per spline column: (t_k - t_j) / (t_k - t_(k-1))
-    CR2: np.ndarray     # per spline column: (t_(k-1) - t_j) / (t_k - t_(k-1))
-    CIN: np.ndarray     # per spline column: 1 / (t_k - t_1)^2
-    CLEV: np.ndarray    # per one-hot column: the level
-    CLOC: np.ndarray    # per column: standardisation location
-    CIS: np.ndarray     # per column: 1 / standardisation scale
-    CDEST: np.ndarray   # per column: destination in the block's design (0 for an index block)
-    CDW: np.ndarray     # per column: weight into the design (index block: beta; else 1)
-    CEW: np.ndarray     # per column: weight of its change on a draw (coefficient / scale)
-    CENTER: np.ndarray  # concatenated modifier centres
-    FI: np.ndarray      # (forests, 2) per forest: range of its trees' roots
-    FZ: np.ndarray      # per forest: uses LightGBM's zero-as-missing rule somewhere
-    roots: np.ndarray   # per tree: root node (>= 0) or leaf (~l)
-    feat: np.ndarray    # per node: split feature
-    thr: np.ndarray     # per node: threshold
-    nanch: np.ndarray   # per node: child taken by a missing value
-    mtype: np.ndarray   # per node: LightGBM missing type
-    ch: np.ndarray      # per node: left and right children
-    leafv: np.ndarray   # per leaf: value
-    LD: np.ndarray      # per tree: depth (steps of a lockstep walk)
-    LR: np.ndarray      # per tree: root in the lockstep form (leaves are nodes that lead to themselves)
-    LFE: np.ndarray     # per lockstep node: split feature (0 for a leaf)
-    LTH: np.ndarray     # per lockstep node: threshold (+inf for a leaf)
-    LNA: np.ndarray     # per lockstep node: child taken by a missing value
-    LCH: np.ndarray     # per lockstep node: left and right children
-    LV: np.ndarray      # per lockstep node: leaf value (0 for an internal node)
-    max_design: int     # widest block design (scratch size)
-    max_K: int          # longest theta (scratch size)
+    tasks: TaskTables
+    imputers: ImputerTables
+    leaves: LeafTables
+    coefs: CoefTables
+    columns: ColumnTables
+    forests: ForestTables
+    max_design_width: int  # widest block design (scratch size)
+    max_theta: int         # longest theta (scratch size)
 
 
 _KERNEL_PARAMS = getattr(fz.run, "py_func", fz.run).__code__.co_varnames[8:8 + len(KernelTables._fields)]
@@ -73,9 +114,8 @@ if tuple(_KERNEL_PARAMS) != KernelTables._fields:  # pragma: no cover - a progra
 
 
 def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, order: list, mem_w: list,
-          mem_wn: list) -> dict:
-    """A program builder's lists (predict.program) as the kernel's contiguous arrays, by the field
-    names of :class:`KernelTables`."""
+                mem_wn: list) -> KernelTables:
+    """A program builder's lists (predict.program) as the kernel's contiguous arrays."""
     cat = lambda parts, dt=float: np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0, dt), dtype=dt)  # noqa: E731
     i64 = lambda v: np.ascontiguousarray(np.asarray(v, np.int64))  # noqa: E731
     f64 = lambda v: np.ascontiguousarray(np.asarray(v, float))  # noqa: E731
@@ -84,23 +124,26 @@ def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, or
         rows = [np.asarray(i[key], dt) for i in imputers]
         return np.ascontiguousarray(np.stack(rows) if rows else np.zeros((0, p), dt))
 
-    arrays = {
-        "TI": i64(ti).reshape(len(ti), fz.N_TASK_INT), "TF": f64(tf).reshape(len(tf), 2),
-        "MU": per_imputer("mean", float), "LO": per_imputer("lower", float), "HI": per_imputer("upper", float),
-        "BIN": per_imputer("binary", np.bool_),
-        "LI": i64(b.leaf_int).reshape(len(b.leaf_int), fz.N_LEAF_INT), "LF": f64(b.leaf_float).reshape(-1, 3),
-        "MEM": i64(mem_ids), "ORD": i64(order), "LW": f64(mem_w), "LWN": f64(mem_wn),
-        "THETA": cat(b.theta), "VV": cat(b.V), "VM": cat(b.VM), "DES": cat(b.DES),
-        "BI": i64(b.blocks).reshape(len(b.blocks), 4), "CENTER": cat(b.center),
-        "FI": i64(b.forests).reshape(len(b.forests), 2), "FZ": i64(b.forest_zero), "max_K": int(b.max_K), "max_design": int(b.max_design),
-    }
-    for k, col in (("CF", "feat"), ("CK", "kind"), ("CDEST", "dest")):
-        arrays[k] = i64(b.cols[col])
-    for k, col in (("CTJ", "tj"), ("CT2", "t2"), ("CT1", "t1"), ("CR1", "r1"), ("CR2", "r2"), ("CIN", "inv_norm"),
-                   ("CLEV", "level"), ("CLOC", "loc"), ("CIS", "inv_scale"), ("CDW", "dw"), ("CEW", "ew")):
-        arrays[k] = f64(b.cols[col])
-    for k in ("roots", "feat", "nanch", "mtype", "ch", "LD", "LR", "LFE", "LNA", "LCH"):
-        arrays[k] = cat(b.nodes[k], np.int64) if b.nodes[k] else np.zeros(0, np.int64)
-    for k in ("thr", "leafv", "LTH", "LV"):
-        arrays[k] = cat(b.nodes[k]) if b.nodes[k] else np.zeros(0)
-    return arrays
+    nodes = {k: cat(v, np.int64 if k not in ("thr", "leafv", "LTH", "LV") else float) for k, v in b.nodes.items()}
+    c = b.cols
+    return KernelTables(
+        tasks=TaskTables(floats=f64(tf).reshape(len(tf), 2), ints=i64(ti).reshape(len(ti), fz.N_TASK_INT)),
+        imputers=ImputerTables(mean=per_imputer("mean", float), lower=per_imputer("lower", float),
+                               upper=per_imputer("upper", float), binary=per_imputer("binary", np.bool_)),
+        leaves=LeafTables(ints=i64(b.leaf_int).reshape(len(b.leaf_int), fz.N_LEAF_INT),
+                          floats=f64(b.leaf_float).reshape(-1, 3), member=i64(mem_ids), order=i64(order),
+                          weight=f64(mem_w), weight_norm=f64(mem_wn)),
+        coefs=CoefTables(theta=cat(b.theta), theta_cov=cat(b.V), varmodel=cat(b.VM), design=cat(b.DES),
+                         center=cat(b.center)),
+        columns=ColumnTables(block=i64(b.blocks).reshape(len(b.blocks), 4), feature=i64(c["feat"]),
+                             kind=i64(c["kind"]), knot=f64(c["tj"]), knot_penult=f64(c["t2"]), knot_last=f64(c["t1"]),
+                             ratio_last=f64(c["r1"]), ratio_penult=f64(c["r2"]), inv_norm=f64(c["inv_norm"]),
+                             level=f64(c["level"]), loc=f64(c["loc"]), inv_scale=f64(c["inv_scale"]),
+                             dest=i64(c["dest"]), design_weight=f64(c["dw"]), draw_weight=f64(c["ew"])),
+        forests=ForestTables(trees=i64(b.forests).reshape(len(b.forests), 2), zero=i64(b.forest_zero),
+                             root=nodes["roots"], feature=nodes["feat"], threshold=nodes["thr"],
+                             nan_child=nodes["nanch"], missing_type=nodes["mtype"], children=nodes["ch"],
+                             leaf_value=nodes["leafv"], depth=nodes["LD"], lock_root=nodes["LR"],
+                             lock_feature=nodes["LFE"], lock_threshold=nodes["LTH"], lock_nan_child=nodes["LNA"],
+                             lock_children=nodes["LCH"], lock_value=nodes["LV"]),
+        max_design_width=int(b.max_design), max_theta=int(b.max_K))
