@@ -12,6 +12,7 @@ follow-up); an outcome seen in some windows only gets ``follow_up:`` listing tho
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +36,29 @@ def _numeric(col: pd.Series) -> pd.Series | None:
 def _covariate(name: str, col: pd.Series) -> dict:
     num = _numeric(col)
     observed = col.replace("", np.nan).dropna()
-    if num is None:
+    if num is None:  # text: categorical; the reference is the most frequent level (a stable comparison)
         levels = sorted(str(v) for v in observed.unique())
-        return {"type": "categorical", "categories": levels, "reference": levels[0] if levels else None}
+        counts = observed.astype(str).value_counts()
+        ref = min(levels, key=lambda lv: (-int(counts.get(lv, 0)), lv)) if levels else None
+        return {"type": "categorical", "categories": levels, "reference": ref}
     vals = num.dropna()
     if len(vals) and set(vals.unique()) <= {0.0, 1.0}:
         return {"type": "binary"}
     if not len(vals):
         return {"type": "continuous"}
-    lo, hi = float(vals.min()), float(vals.max())
+    lo, hi = _outward(float(vals.min()), math.floor), _outward(float(vals.max()), math.ceil)
     if lo == hi:
         hi = lo + 1.0
     return {"type": "continuous", "plausible": [lo, hi]}
+
+
+def _outward(x: float, rnd) -> float:
+    """x rounded outward (floor for a lower bound, ceil for an upper one) to 4 significant digits, so
+    that the drafted range reads '17.48' rather than '17.4876708984375' and still covers every value."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    q = 10.0 ** (math.floor(math.log10(abs(x))) - 3)
+    return float(round(rnd(x / q) * q, 12))
 
 
 def _clusters(weeks: np.ndarray, participants: np.ndarray) -> list[tuple[float, float, float]]:
