@@ -59,6 +59,10 @@ def test_report_files_and_keys(full):
     plots = sorted((out / "plots").glob("*.png"))
     assert plots and all(is_labelled(p.read_bytes()) for p in plots)  # a synthetic model's figures say so
     m = pd.read_csv(out / "metrics.csv")
+    # a synthetic model's tables say so on every row (predict/synthetic_marker.py)
+    assert m.columns[0] == "synthetic" and m["synthetic"].all()
+    assert pd.read_csv(out / "case_mix.csv")["synthetic"].all()
+    assert all(pd.read_csv(f)["synthetic"].all() for f in (out / "curves").glob("*.csv"))
     ok = m.dropna(subset=["estimate", "ci_low", "ci_high"])
     assert len(ok) > 20
     assert (ok["ci_low"] <= ok["ci_high"]).all()

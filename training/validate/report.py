@@ -207,12 +207,15 @@ def write_report(out: Path, result: dict, objs: dict, units: dict) -> dict:
     clean = _clean(result)
     (out / "report.json").write_text(json.dumps(clean, indent=2, sort_keys=False) + "\n", "utf-8")
     metrics = metric_rows(clean)
-    metrics.to_csv(out / "metrics.csv", index=False, lineterminator="\n")
-    cm.to_csv(out / "case_mix.csv", index=False, lineterminator="\n")
+    from predict.synthetic_marker import mark_table
+
+    syn = bool((clean.get("model") or {}).get("synthetic"))  # every table of a synthetic model says so per row
+    mark_table(metrics, syn).to_csv(out / "metrics.csv", index=False, lineterminator="\n")
+    mark_table(cm, syn).to_csv(out / "case_mix.csv", index=False, lineterminator="\n")
     pngs = {}
     for task, o in objs.items():
         for name, df in _curves(o, task).items():
-            df.to_csv(out / "curves" / f"{name}.csv", index=False, lineterminator="\n")
+            mark_table(df, syn).to_csv(out / "curves" / f"{name}.csv", index=False, lineterminator="\n")
         nb = {task: {c: (b.get("net_benefit") or {}).get("at_smallest_worthwhile")
                      for c, b in clean["tasks"].get(task, {}).get("benefit_predictions", {}).items()}}
         pngs.update(make_plots(task, units.get(task, ""), o, nb))
