@@ -261,3 +261,23 @@ def test_three_arm_trial_without_covariates_runs_end_to_end(tmp_path):
             assert b["verdict"]["level"] == "not_assessable", b["verdict"]
             assert "same benefit for every participant" in b["verdict"]["sentence"]
             assert b["c_for_benefit"]["ci_low"] is None and b["c_for_benefit"]["ci_high"] is None
+
+
+def test_validate_warns_when_predicted_outcomes_leave_the_scale():
+    """Found on medicaldata::strep_tb (radiological outcome piled up at the best score): the linear
+    model predicted -26.7 on the 0-100 scale, silently."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from training.validate.sections import outcome_section
+
+    rng = np.random.default_rng(0)
+    pred = np.concatenate([rng.uniform(10, 90, 40), [-26.7, -3.0, 104.0]])
+    td = SimpleNamespace(own_pred=pred, y=np.clip(pred + rng.normal(0, 5, pred.size), 0, 100),
+                         trial=np.zeros(pred.size), outcome_type="continuous")
+    sec, _ = outcome_section(td, n_boot=20, seed=1)
+    assert sec["outside_scale"] == 3
+    assert sec["warnings"] and "3 of 43 participants' predicted outcome lies outside the 0-100 scale" in sec["warnings"][0]
+    td.own_pred = np.clip(pred, 0, 100)
+    assert outcome_section(td, n_boot=20, seed=1)[0]["warnings"] == []

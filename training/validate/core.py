@@ -106,6 +106,7 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
     for td in tasks:
         say(f"validating {td.task}")
         osec, oobj = outcome_section(td, n_boot, seed)
+        warns.extend(f"{td.task}: {w}" for w in osec.get("warnings", []))
         bsecs, bobjs = {}, {}
         for c in comps:
             if c not in td.benefit:

@@ -55,8 +55,18 @@ def outcome_section(td: TaskData, n_boot: int, seed: int) -> tuple[dict, dict]:
     y, pred, cl = td.y[ok], td.own_pred[ok], td.trial[ok]
     if td.outcome_type == "binary":
         pred = np.clip(pred, 1e-6, 1 - 1e-6)
-    sec: dict = {"n": int(ok.sum()), "outcome_type": td.outcome_type}
+    sec: dict = {"n": int(ok.sum()), "outcome_type": td.outcome_type, "warnings": []}
     objs: dict = {}
+    if td.outcome_type == "continuous" and pred.size:
+        # found on medicaldata::strep_tb: a linear model of an outcome piled up at the scale's floor
+        # predicted -27 on the 0-100 scale for patients in rare covariate levels
+        out = (pred < 0) | (pred > 100)
+        sec["outside_scale"] = int(out.sum())
+        if out.any():
+            sec["warnings"].append(
+                f"{int(out.sum())} of {pred.size} participants' predicted outcome lies outside the 0-100 scale "
+                f"(from {pred.min():.1f} to {pred.max():.1f}): the linear model extrapolates past the scale's floor "
+                f"or ceiling, so those predictions, and the benefits built on them, are less reliable")
     r, why = attempt(lambda: M.outcome_performance(y, pred, outcome_type=td.outcome_type, cluster=cl,
                                                    n_boot=n_boot, random_state=seed))
     sec["performance"] = r.to_dict() if r is not None else _ne(why)
