@@ -21,6 +21,7 @@ from predict import arm_intervals
 from predict.explain import explain as explain_benefit
 from predict.impute import impute_mean, impute_mean_fast, pattern_groups, pattern_solve
 from predict.numeric import clip, norm_ppf
+from predict.prepared import CompiledExports
 from predict.program import compile_program_why
 from predict.reference import task_scores
 from predict.task import Computed, Task
@@ -34,8 +35,11 @@ EXERCISE_CACHE_BYTES = 1 << 16  # ... if no larger than this (requests, not tabl
 class Engine:
     """Computes scores for the tasks of one loaded model (thread-safe; programs compiled on first use)."""
 
-    def __init__(self, tasks: list[Task], index: dict[str, int], network_only: list[str]):
+    def __init__(self, tasks: list[Task], index: dict[str, int], network_only: list[str], compiled: bool = True):
         self._tasks = list(tasks)
+        # the compiled forests and basis columns the programs are built from (owned here, not
+        # written into the exports); None: every comparator is scored by the numpy reference
+        self.compiled = CompiledExports([t.exp for t in self._tasks]) if compiled else None
         self._index = dict(index)
         self.network_only = list(network_only)
         self._programs: dict = {}
@@ -131,7 +135,10 @@ class Engine:
             return self._programs[comparator]
         if comparator in self.network_only:
             return None
-        prog, why = compile_program_why([t.exp for t in self._tasks], comparator)
+        if self.compiled is None:
+            prog, why = None, "switched off (Scorer.load(..., compiled=False))"
+        else:
+            prog, why = compile_program_why([t.exp for t in self._tasks], comparator, self.compiled)
         if prog is None:
             log.warning("scoring %s: the compiled program is not used (%s); the numpy reference scores "
                         "every batch (same numbers, slower)", comparator, why)

@@ -7,11 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from predict import column_kernels
 from predict.evaluate import point
 from predict.features import feature_matrix
 from predict.impute import impute_mean
-from predict.linear import basis, linear_eta
+from predict.linear import basis, basis_compiled, linear_eta
 from predict.numeric import expit
 from predict.trees import booster_contrib, tree_input
 
@@ -33,8 +32,8 @@ def block_by_feature(block, F, coef, p, centred):
     out = np.zeros((F.shape[0], p))
     if block is None or len(coef) == 0 or not block["basis"]:  # no features (a study without covariates)
         return out
-    cc = block.get("_cols")
-    B = column_kernels.basis(cc, F) if cc is not None else basis(block["basis"], F)
+    plan = block.get("_plan")
+    B = basis_compiled(plan, F) if plan is not None else basis(block["basis"], F)
     if block["type"] == "index":
         w = np.asarray(block["beta"], float) * coef[0]
         ctr = np.asarray(block["center"], float)[0] * coef[0] if centred else 0.0

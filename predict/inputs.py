@@ -10,7 +10,6 @@ array operations, whatever the number of patients or inputs) and each problem na
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict import column_kernels
 
 
 def _pos3(v: np.ndarray) -> np.ndarray:
@@ -107,12 +106,8 @@ def basis_compiled(plan: dict, F: np.ndarray) -> np.ndarray:
 def block_matrix(block: dict | None, F: np.ndarray, centred: bool = True) -> np.ndarray:
     if block is None:
         return np.zeros((F.shape[0], 0))
-    cc = block.get("_cols")
-    if cc is not None:
-        B = column_kernels.basis(cc, F)
-    else:
-        plan = block.get("_plan")
-        B = basis_compiled(plan, F) if plan is not None else basis(block["basis"], F)
+    plan = block.get("_plan")
+    B = basis_compiled(plan, F) if plan is not None else basis(block["basis"], F)
     if block["type"] == "index":
         B = B @ np.asarray(block["beta"], float)[:, None]
     if centred:

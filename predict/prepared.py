@@ -1,7 +1,8 @@
-"""A loaded learner export made ready to score: its lists of numbers as float arrays, each linear
-block's vectorised evaluation plan (:func:`prepare_export`) and, with numba, the compiled forests
-and basis columns the compiled program (:mod:`predict.program`) is built from
-(:func:`prepare_fast`). Predictions are unchanged (the numpy reference reads the same numbers).
+"""A loaded learner export made ready to score: its lists of numbers as float arrays and each
+linear block's vectorised evaluation plan (:func:`prepare_export`, on the scorer's own copy), and,
+with numba, the compiled forests and basis columns the compiled program (:mod:`predict.program`)
+is built from (:class:`CompiledExports`, kept beside the exports, not in them). Predictions are
+unchanged (the numpy reference reads the same numbers).
 """
 from __future__ import annotations
 
@@ -16,34 +17,68 @@ from predict.trees import booster
 log = logging.getLogger("predict.prepared")
 
 
-def fast_ready(exp: dict) -> bool:
-    """True when the compiled program (:mod:`predict.program`) can take ``exp`` (prepared by
-    :func:`prepare_export` with numba available and every booster and linear layout supported)."""
-    return bool(exp.get("_fast_ok"))
+class CompiledExports:
+    """The compiled forests and basis columns of a model's prepared exports, from which the
+    compiled program (:mod:`predict.program`) is built: made once (at load), owned by whoever
+    scores (the scorer's engine), never written into the exports. Keyed by the identity of the
+    (sub-)exports and blocks, which it keeps alive."""
 
+    def __init__(self, exps: list[dict]):
+        self._keep = list(exps)
+        self._forests: dict[int, dict] = {}
+        self._columns: dict[int, dict] = {}
+        self._ok: dict[int, bool] = {}
+        for e in self._keep:
+            self._compile(e)
 
-def _fast_prepare(exp: dict) -> bool:
-    """Compile ``exp``'s boosters and linear blocks for the compiled program; True if all of it (and its
-    sub-exports) is supported."""
-    if not kernels.AVAILABLE or not kernels.ready():
-        return False
-    ok = True
-    b = exp.get("boosters")
-    if isinstance(b, dict) and b:
-        forests = {}
-        for name, model in b.items():
-            try:
-                fo = kernels.compile_forest(booster(model))
-            except Exception as exc:  # noqa: BLE001 - anything unexpected: LightGBM does it (logged)
-                log.warning("booster %s is not compiled (%s: %s): LightGBM scores it", name, type(exc).__name__, exc)
-                fo = None
-            if fo is not None:
-                forests[name] = fo
-            else:
-                ok = False
-        exp["_forests"] = forests
-    lin = exp.get("linear")
-    if isinstance(lin, dict):
+    def ready(self, exp: dict) -> bool:
+        """True when the program can take ``exp``: numba available, every booster and linear layout
+        of it (and of its sub-exports) supported."""
+        return self._ok.get(id(exp), False)
+
+    def forest(self, exp: dict, name: str) -> dict | None:
+        """The compiled forest of booster ``name`` of ``exp`` (None if it was not compiled)."""
+        return self._forests.get(id(exp), {}).get(name)
+
+    def columns(self, block: dict) -> dict | None:
+        """The basis columns of a linear block (:func:`predict.column_kernels.compile_columns`)."""
+        return self._columns.get(id(block))
+
+    def _compile(self, exp: dict) -> bool:
+        ok = kernels.AVAILABLE and kernels.ready()
+        if ok:
+            ok = self._compile_boosters(exp) & self._compile_linear(exp)
+        for sub in ([exp["nuisance"]] if isinstance(exp.get("nuisance"), dict) else []) + \
+                list((exp.get("members") or {}).get("exports") or []):
+            ok = self._compile(sub) and ok
+        if exp.get("kind") not in LINEAR_KINDS + ("t_learner", "x_learner", "dr_learner", "stacked"):
+            ok = False
+        self._ok[id(exp)] = bool(ok)
+        return bool(ok)
+
+    def _compile_boosters(self, exp: dict) -> bool:
+        ok = True
+        b = exp.get("boosters")
+        if isinstance(b, dict) and b:
+            forests = self._forests.setdefault(id(exp), {})
+            for name, model in b.items():
+                try:
+                    fo = kernels.compile_forest(booster(model))
+                except Exception as exc:  # noqa: BLE001 - anything unexpected: LightGBM does it (logged)
+                    log.warning("booster %s is not compiled (%s: %s): LightGBM scores it", name, type(exc).__name__,
+                                exc)
+                    fo = None
+                if fo is not None:
+                    forests[name] = fo
+                else:
+                    ok = False
+        return ok
+
+    def _compile_linear(self, exp: dict) -> bool:
+        lin = exp.get("linear")
+        if not isinstance(lin, dict):
+            return True
+        ok = True
         C = len(exp.get("comparators") or [])
         sizes = []
         for key in ("prog", "modifier"):
@@ -52,7 +87,7 @@ def _fast_prepare(exp: dict) -> bool:
                 sizes.append(0)
                 continue
             try:
-                blk["_cols"] = column_kernels.compile_columns(blk["basis"])
+                self._columns[id(blk)] = column_kernels.compile_columns(blk["basis"])
             except (ValueError, KeyError, TypeError):
                 ok = False
                 continue
@@ -60,12 +95,7 @@ def _fast_prepare(exp: dict) -> bool:
         theta = np.asarray(lin["theta"], float)
         if len(sizes) != 2 or sizes != [lin["n_prog"], lin["n_mod"]] or theta.size != 1 + C + sum(sizes):
             ok = False
-    for sub in ([exp["nuisance"]] if isinstance(exp.get("nuisance"), dict) else []) + \
-            list((exp.get("members") or {}).get("exports") or []):
-        ok = _fast_prepare(sub) and ok
-    if exp.get("kind") not in LINEAR_KINDS + ("t_learner", "x_learner", "dr_learner", "stacked"):
-        ok = False
-    return ok
+        return ok
 
 
 def prepare_export(exp: dict) -> dict:
@@ -105,13 +135,4 @@ def prepare_export(exp: dict) -> dict:
         prepare_export(exp["nuisance"])
     for sub in (exp.get("members") or {}).get("exports") or []:
         prepare_export(sub)
-    return exp
-
-
-def prepare_fast(exp: dict) -> dict:
-    """:func:`prepare_export` plus the compiled forests and basis columns the compiled program is built from (``_forests``,
-    ``_cols``; ``_fast_ok`` = usable), in place. Without numba nothing is added and the plain
-    functions are used."""
-    prepare_export(exp)
-    exp["_fast_ok"] = _fast_prepare(exp)
     return exp

@@ -22,7 +22,7 @@ from predict import fused as fz
 from predict import kernels
 from predict.impute import pattern_groups, pattern_part
 from predict.linear import LINEAR_KINDS
-from predict.prepared import fast_ready
+from predict.prepared import CompiledExports
 from predict.tables import KernelTables, pack_tables
 
 PARALLEL_MIN_ROWS = 4096
@@ -52,8 +52,9 @@ class _Unsupported(Exception):
 
 
 class _Builder:
-    def __init__(self, p: int):
+    def __init__(self, p: int, compiled: CompiledExports | None = None):
         self.p = p
+        self.compiled = compiled
         self.leaf_int: list[list[int]] = []
         self.leaf_float: list[list[float]] = []
         self.theta: list[np.ndarray] = []
@@ -90,7 +91,7 @@ class _Builder:
         return off
 
     def forest(self, exp: dict, name: str) -> int:
-        fo = (exp.get("_forests") or {}).get(name)
+        fo = self.compiled.forest(exp, name)
         if fo is None:
             raise _Unsupported(f"booster {name} not compiled")
         hit = self.forest_ids.get(id(fo))
@@ -137,7 +138,7 @@ class _Builder:
             if coef.size:
                 raise _Unsupported("coefficients without a block")
             return -1
-        cc = blk.get("_cols")
+        cc = self.compiled.columns(blk)
         if cc is None:
             raise _Unsupported("block not compiled")
         ncol = cc["feat"].size
@@ -357,15 +358,17 @@ def warm_up() -> bool:
     return True
 
 
-def compile_program(exps: list[dict], comparator: str) -> Program | None:
+def compile_program(exps: list[dict], comparator: str, compiled: CompiledExports | None = None) -> Program | None:
     """The program scoring ``comparator`` for every export in ``exps`` that has it as a class
-    (exports prepared by :func:`predict.prepared.prepare_fast`); None if numba is unavailable or
-    anything is outside what the kernel reproduces (the caller then uses the numpy reference).
+    (exports prepared by :func:`predict.prepared.prepare_export`; ``compiled``: their compiled forests
+    and columns, made here if not given); None if numba is unavailable or anything is outside what
+    the kernel reproduces (the caller then uses the numpy reference).
     :func:`compile_program_why` says why."""
-    return compile_program_why(exps, comparator)[0]
+    return compile_program_why(exps, comparator, compiled)[0]
 
 
-def compile_program_why(exps: list[dict], comparator: str) -> tuple[Program | None, str]:
+def compile_program_why(exps: list[dict], comparator: str,
+                        compiled: CompiledExports | None = None) -> tuple[Program | None, str]:
     """(:func:`compile_program`, why it is None: "" when compiled)."""
     if not kernels.AVAILABLE:
         return None, "numba is not available (or LBP_NO_NUMBA is set)"
@@ -374,7 +377,8 @@ def compile_program_why(exps: list[dict], comparator: str) -> tuple[Program | No
     if not exps:
         return None, "no task"
     p = len(exps[0]["features"]["names"])
-    b = _Builder(p)
+    compiled = CompiledExports(exps) if compiled is None else compiled
+    b = _Builder(p, compiled)
     tasks, imputers, ti, tf = [], [], [], []
     mem_ids: list[int] = []
     order: list[int] = []
@@ -384,7 +388,7 @@ def compile_program_why(exps: list[dict], comparator: str) -> tuple[Program | No
         for pos, exp in enumerate(exps):
             if comparator not in exp["comparators"]:
                 continue
-            if not fast_ready(exp) or len(exp["features"]["names"]) != p:
+            if not compiled.ready(exp) or len(exp["features"]["names"]) != p:
                 raise _Unsupported("export not prepared for the fast path")
             imp = exp["imputer"]
             if np.asarray(imp["mean"]).size != p:

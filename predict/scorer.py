@@ -43,7 +43,7 @@ from predict.compute import Engine
 from predict.errors import ValidationFailed
 from predict.impute import pattern_groups
 from predict.inputs import PatientInputs, example_patient, request_problems
-from predict.prepared import prepare_fast
+from predict.prepared import prepare_export
 from predict.program import default_threads
 from predict.required_inputs import required_baselines
 from predict.program import pool as program_pool
@@ -86,7 +86,7 @@ class Scorer:
     finite Python floats and ints): the service sends them without converting them again."""
 
     def __init__(self, artifact: Artifact, tasks: list[Task], schema: FeatureSchema, background: pd.DataFrame | None,
-                 manifest: dict | None = None):
+                 manifest: dict | None = None, compiled: bool = True):
         m = artifact.manifest if manifest is None else manifest
         self.artifact = artifact
         self.manifest: dict = m
@@ -122,27 +122,29 @@ class Scorer:
         self.inputs = PatientInputs(self._names, self._types, self._cats, self.baselines, self._range, self._unit)
         self.warnings = ClinicalWarnings(self._names, self._types, self._cats, self.baselines, self._label, self._unit,
                                          schema.names, background, m, self.network_only)
-        self.engine = Engine(tasks, self._index, self.network_only)
+        self.engine = Engine(tasks, self._index, self.network_only, compiled=compiled)
         # baselines listed too: one not required for the requested outcomes may be left out (then imputed)
         self.text = ResultText(self._names, self._label, schema.names + self.baselines, self._missing_text)
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path) -> "Scorer":
+    def load(cls, path: str | Path, *, compiled: bool = True) -> "Scorer":
         """Load and verify the artifact at ``path`` (folder or .zip). Raises
-        :class:`predict.artifact.ArtifactError` for anything missing, altered or unexpected."""
+        :class:`predict.artifact.ArtifactError` for anything missing, altered or unexpected.
+        ``compiled=False``: score with the numpy reference only (the specification; slower), e.g.
+        to check the compiled program's numbers."""
         art = load_artifact(path, supported=mf.READABLE_VERSIONS, required=("card.md", "card.json"))
         vm = mf.verify(art)
         tasks = []
         for vt in vm.tasks:
             e, exp = vt.entry, vt.export
-            prepare_fast(exp)
+            prepare_export(exp)
             prefix = "recovery" if e.outcome == "global_recovery" else e.outcome
             base = f"baseline_{e.outcome}"
             base = base if e.outcome_type == "continuous" and base in vm.manifest["baselines"] else None
             tasks.append(Task(e.task, e.outcome, e.follow_up, e.outcome_type, str(e.learner or exp["kind"]), exp,
                                prefix, base, vt.network))
-        return cls(art, tasks, vm.schema, vm.background, manifest=vm.manifest)
+        return cls(art, tasks, vm.schema, vm.background, manifest=vm.manifest, compiled=compiled)
 
     # ------------------------------------------------------------------ info
     def __repr__(self) -> str:

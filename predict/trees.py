@@ -1,8 +1,8 @@
 """Trees: LightGBM boosters from their native text (cached), raw scores and TreeSHAP
 contributions, and which feature matrix a learner's trees see (``tree_missing``).
 
-A booster's raw score comes from the compiled forest when :func:`predict.prepared.prepare_fast` made
-one (same numbers as LightGBM, summed in the same order), else from LightGBM itself.
+This is the reference: raw scores are LightGBM's own. The compiled program evaluates the same
+trees from ``booster.dump_model()`` (:mod:`predict.kernels`) and reproduces them exactly.
 """
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import threading
 from typing import Any
 
 import numpy as np
-
-from predict import kernels
 
 
 _BOOSTER_CACHE: dict[int, tuple[str, Any]] = {}
@@ -52,11 +50,8 @@ def booster_contrib(model_str, F: np.ndarray) -> np.ndarray:
 
 
 def raw_score(exp: dict, name: str, F: np.ndarray) -> np.ndarray:
-    """Raw score of booster ``name`` of ``exp``: the compiled forest when :func:`prepare_export`
-    made one (same numbers as LightGBM, summed in the same order), else LightGBM."""
-    fo = (exp.get("_forests") or {}).get(name)
-    if fo is not None:
-        return kernels.forest_raw(fo, F)
+    """Raw score of booster ``name`` of ``exp`` (LightGBM's own prediction: the reference; the
+    compiled program reproduces it exactly)."""
     return booster_raw(exp["boosters"][name], F)
 
 

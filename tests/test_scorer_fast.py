@@ -22,28 +22,9 @@ COMP = "usual_care"
 needs_numba = pytest.mark.skipif(not _fast.AVAILABLE, reason="numba not installed: the plain path is the only path")
 
 
-def _strip_fast(exp: dict) -> None:
-    """Back to what prepare_export alone gives: the plain numpy + LightGBM functions."""
-    for k in ("_forests", "_fast_ok"):
-        exp.pop(k, None)
-    for key in ("prog", "modifier"):
-        blk = (exp.get("linear") or {}).get(key)
-        if isinstance(blk, dict):
-            blk.pop("_cols", None)
-    if isinstance(exp.get("imputer"), dict):
-        exp["imputer"]["_fcache"] = {}
-    if isinstance(exp.get("nuisance"), dict):
-        _strip_fast(exp["nuisance"])
-    for sub in (exp.get("members") or {}).get("exports") or []:
-        _strip_fast(sub)
-
-
 @pytest.fixture(scope="module")
 def plain(sm):
-    s = Scorer.load(sm.artifact)
-    for t in s._tasks:
-        _strip_fast(t.exp)
-    return s
+    return Scorer.load(sm.artifact, compiled=False)
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +46,16 @@ def patients(sm):
 
 
 @needs_numba
-def test_the_fast_path_is_used(scorer):
-    assert all(rt.fast_ready(t.exp) for t in scorer._tasks)
-    assert any(t.exp.get("_forests") or any(m.get("_forests") for m in (t.exp.get("members") or {}).get("exports", []))
-               for t in scorer._tasks)
+def test_the_fast_path_is_used(scorer, plain):
+    """The compiled program scores every learner comparator (its forests and columns are kept by the
+    scorer's engine, not written into the exports); compiled=False scores with the reference."""
+    assert all(scorer.engine.compiled.ready(t.exp) for t in scorer._tasks)
+    assert not any("_forests" in t.exp or "_fast_ok" in t.exp for t in scorer._tasks)
+    for comp in scorer.learner_comparators:
+        scorer.score([scorer.example_patient()], comp)
+        plain.score([plain.example_patient()], comp)
+    assert scorer.scoring_status()["path"] == "compiled"
+    assert plain.scoring_status()["path"] == "reference"
 
 
 def test_fast_and_plain_paths_agree(scorer, plain, patients):

@@ -49,7 +49,7 @@ def exports():
     out = {}
     for outcome in ("continuous", "binary"):
         X, exps = _fit(outcome)
-        out[outcome] = (X, [rt.prepare_fast(copy.deepcopy(e)) for e in exps])
+        out[outcome] = (X, [rt.prepare_export(copy.deepcopy(e)) for e in exps])
     return out
 
 
@@ -144,7 +144,7 @@ def test_splitting_a_batch_over_threads_changes_nothing(exports, monkeypatch):
 def test_unsupported_exports_give_no_program(exports):
     _, exps = exports["continuous"]
     odd = copy.deepcopy(exps[0])
-    odd["_fast_ok"] = False  # e.g. a booster the compiled evaluator does not reproduce
+    odd["kind"] = "not_a_kind"  # e.g. a learner the compiled program does not know
     assert compile_program([odd], "usual_care") is None
     assert compile_program(exps, "not_a_class") is None
 

@@ -30,9 +30,9 @@ def paths():
     out = {}
     for outcome in ("continuous", "binary"):
         X, exps = _fit(outcome)
-        compiled = [prepared.prepare_fast(copy.deepcopy(e)) for e in exps]
+        compiled = [prepared.prepare_export(copy.deepcopy(e)) for e in exps]
         reference = [prepared.prepare_export(copy.deepcopy(e)) for e in exps]
-        assert all(prepared.fast_ready(e) for e in compiled) and not any(prepared.fast_ready(e) for e in reference)
+        assert all(prepared.CompiledExports(compiled).ready(e) for e in compiled)
         F0 = feature_matrix(exps[0]["features"], X)
         out[outcome] = (F0, compiled, reference)
     return out
