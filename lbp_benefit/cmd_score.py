@@ -27,7 +27,7 @@ def score(
                                "path or a table name, --output a Parquet folder, and invalid rows are written with "
                                "an error column (docs/spark.md; needs the [spark] extra and Java)."),
 ) -> None:
-    """Score patients: expected outcomes under exercise and the comparator, benefit with intervals, recovery."""
+    """Score patients: expected outcomes under the intervention and the comparator, and the benefit with its intervals (column names in docs/artifact.md)."""
     import pandas as pd
 
     from lbp_benefit.progress import progress_over

@@ -123,19 +123,20 @@ def example_text(scorer=None, comparator: str = EXAMPLE_COMPARATOR) -> str:
     comp = comparator if comparator in scorer.comparators else scorer.comparators[0]
     patient = {k: v for k, v in example_patient().items() if k in scorer.schema or k in scorer.baselines}
     r = scorer.score([patient], comp)[0]
-    lines = [f"Example patient ({', '.join(f'{k}={v:g}' for k, v in patient.items())}), exercise vs {comp}, "
+    act = scorer.labels["intervention"]
+    lines = [f"Example patient ({', '.join(f'{k}={v:g}' for k, v in patient.items())}), {act} vs {comp}, "
              f"model {scorer.model_id}:"]
     for task, o in r["outcomes"].items():
         if not o["available"]:
-            lines.append(f"  {task}: no prediction (no trial compared exercise with {comp})")
+            lines.append(f"  {task}: no prediction (no trial compared {act} with {comp})")
             continue
         b = o["benefit"]
         if o["scale"].startswith("probability"):
-            lines.append(f"  {task}: P(recovery) exercise {o['exercise']['expected']:.2f} vs {comp} "
+            lines.append(f"  {task}: {o['scale']}: {act} {o['intervention']['expected']:.2f} vs {comp} "
                          f"{o['comparator']['expected']:.2f}; difference {b['estimate']:+.2f} "
                          f"(95% CI {b['ci'][0]:+.2f} to {b['ci'][1]:+.2f})")
         else:
-            lines.append(f"  {task}: exercise {o['exercise']['expected']:.1f} vs {comp} "
+            lines.append(f"  {task}: {act} {o['intervention']['expected']:.1f} vs {comp} "
                          f"{o['comparator']['expected']:.1f} (0-100, higher = worse); benefit {b['estimate']:+.1f} "
                          f"(95% CI {b['ci'][0]:+.1f} to {b['ci'][1]:+.1f}; new setting "
                          f"{b['prediction_interval'][0]:+.1f} to {b['prediction_interval'][1]:+.1f})"

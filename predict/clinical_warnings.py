@@ -4,7 +4,7 @@
   participants (the prediction extrapolates), a patient far from the training support
   (:func:`support_notes`), an input the model has little data on, a rare
   binary/categorical level, most effect modifiers imputed (:mod:`predict.imputed`);
-- per request (:meth:`ClinicalWarnings.request`): no trial compared exercise with the comparator
+- per request (:meth:`ClinicalWarnings.request`): no trial compared the active class with the comparator
   for some task, few trials did, the comparator is scored by the IPD network model (indirect
   evidence only, few trials), the model was trained on synthetic data.
 
@@ -56,6 +56,7 @@ class ClinicalWarnings:
         self._unit = dict(units)
         self._covariates = list(covariates)
         self.manifest = manifest
+        self.active = str(manifest.get("active") or "the intervention").replace("_", " ")  # the active class, in words
         self.synthetic = bool(manifest["synthetic"])
         self.network_only = list(network_only)
         self._limits = self._warning_limits(background)
@@ -80,7 +81,7 @@ class ClinicalWarnings:
         out = []
         unavailable = [t.task for t in tasks if comparator not in t.exp["comparators"]]
         if unavailable:
-            out.append(f"no trial compared exercise with {comparator} for {', '.join(unavailable)}: "
+            out.append(f"no trial compared {self.active} with {comparator} for {', '.join(unavailable)}: "
                        "no prediction there")
         sparse = []
         for t in tasks:
@@ -92,7 +93,7 @@ class ClinicalWarnings:
             pa = sorted({s[2] for s in sparse})
             tr_txt = f"{tr[0]}" if len(tr) == 1 else f"{tr[0]}-{tr[-1]}"
             pa_txt = f"{pa[0]}" if len(pa) == 1 else f"{pa[0]}-{pa[-1]}"
-            out.append(f"few trials compared exercise with {comparator} ({tr_txt} trials, {pa_txt} participants, "
+            out.append(f"few trials compared {self.active} with {comparator} ({tr_txt} trials, {pa_txt} participants, "
                        f"in {len(sparse)} of {len(tasks)} outcome x follow-up predictions): its average effect "
                        "rests on little data")
         if self.synthetic:
@@ -202,7 +203,7 @@ class ClinicalWarnings:
             out.append(f"no network model covers {comparator} for {', '.join(unavailable)}: no prediction there")
         ind = [t for t in have if t.net["evidence"][comparator]["evidence"] == "indirect only"]
         if ind:
-            out.append(f"no trial compared exercise with {comparator} directly ({', '.join(t.task for t in ind)}): "
+            out.append(f"no trial compared {self.active} with {comparator} directly ({', '.join(t.task for t in ind)}): "
                        "the comparison rests on indirect evidence only, through the network's other treatments "
                        "(it assumes consistency of direct and indirect evidence)")
         few = [(t.task, t.net["evidence"][comparator]) for t in have

@@ -3,9 +3,10 @@ result per patient (:func:`assemble`; the shape is documented in docs/artifact.m
 pieces of a result: the flat score names (:func:`flat_names`), the top contributing factors, the
 missing inputs and how they were handled, and the wording of what an explanation means.
 
-Conventions: pain and function are 0-100, higher = worse; benefit = comparator minus exercise,
-so a positive benefit favours exercise. Global recovery is a probability; its difference is
-P(recovery | exercise) - P(recovery | comparator), positive favours exercise.
+Conventions: continuous outcomes are 0-100, higher = worse; benefit = comparator minus
+intervention, so a positive benefit favours the intervention. Binary outcomes are the probability
+of the good result; the difference is P(good | intervention) - P(good | comparator), positive
+favours the intervention. Names and words come from the model's manifest (predict/outcome_text.py).
 """
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from predict import network as netrt
+from predict import outcome_text as words
 from predict import verdict as verdicts
 from predict.task import Computed, Task
 
-SWE_FRACTION = 0.2  # smallest worthwhile effect: 20% of the patient's baseline (pain, function)
 TOP_FACTORS = 5
 
 
@@ -39,21 +40,20 @@ def finite_rows(rows: list, n: int) -> list[list]:
 
 
 def flat_names(t: Task) -> list[str]:
-    p = f"{t.prefix}_{t.follow_up}"
-    if t.outcome_type == "binary":
-        return [f"{p}_p_exercise", f"{p}_p_comparator", f"{p}_ard", f"{p}_ard_low", f"{p}_ard_high",
-                f"{p}_ard_pi_low", f"{p}_ard_pi_high"]
-    return [f"{p}_exercise", f"{p}_comparator", f"{p}_benefit", f"{p}_benefit_low", f"{p}_benefit_high",
-            f"{p}_benefit_pi_low", f"{p}_benefit_pi_high"]
+    """The task's 7 flat score names (:func:`predict.outcome_text.flat_names`)."""
+    return words.flat_names(f"{t.outcome}_{t.follow_up}", t.outcome_type == "binary")
 
 
 def assemble(F: np.ndarray, comparator: str, comp: list[Computed], arm_iv: dict, index: dict[str, int],
              warns: list[list[str]], req_warn: list[str], missing: list[list[dict]], factors: list[list[dict]],
-             imputed_factors: list[list[dict]], explained: dict | None) -> list[dict]:
+             imputed_factors: list[list[dict]], explained: dict | None, outcome_defs: dict | None = None,
+             arm_labels: dict | None = None) -> list[dict]:
     """One result per patient (rows of F) from the computed tasks ``comp``, the per-arm intervals
-    ``arm_iv``, the patients' and the request's warnings, the missing inputs and the factors."""
+    ``arm_iv``, the patients' and the request's warnings, the missing inputs and the factors;
+    ``outcome_defs`` / ``arm_labels``: :func:`predict.outcome_text.definitions` / ``labels``."""
+    defs = outcome_defs if outcome_defs is not None else words.definitions({}, [c.task for c in comp])
+    arm = arm_labels or {words.INTERVENTION: words.INTERVENTION, words.COMPARATOR: words.COMPARATOR}
     n = F.shape[0]
-    base_cols = {c.task.baseline: F[:, index[c.task.baseline]].tolist() for c in comp if c.task.baseline}
     # every number of every task in one (rows x patients) array, turned into Python lists at once
     rows: list = []
     layout = []
@@ -68,32 +68,30 @@ def assemble(F: np.ndarray, comparator: str, comp: list[Computed], arm_iv: dict,
             k_iv = len(rows)
             rows += list(iv)
         k_swe = None
-        if not binary and t.baseline:
+        th = words.thresholds(defs[t.outcome], F[:, index[t.baseline]] if t.baseline else None, n)
+        if th is not None:
             k_swe = len(rows)
-            rows.append(SWE_FRACTION * F[:, index[t.baseline]])
-        layout.append((c, t, k0, k_iv, k_swe, binary))
+            rows.append(th)
+        layout.append((c, t, k0, k_iv, k_swe, th, binary))
     table = finite_rows(rows, n)
     per_task = []
-    for c, t, k0, k_iv, k_swe, binary in layout:
+    for c, t, k0, k_iv, k_swe, th_raw, binary in layout:
         cols = table[k0:k0 + 7]
         iv = None
         if k_iv is not None:
             ex_lo, ex_hi, cp_lo, cp_hi = table[k_iv:k_iv + 4]
-            iv = {"exercise": [[x, y] for x, y in zip(ex_lo, ex_hi)],
-                  "comparator": [[x, y] for x, y in zip(cp_lo, cp_hi)]}
+            iv = {words.INTERVENTION: [[x, y] for x, y in zip(ex_lo, ex_hi)],
+                  words.COMPARATOR: [[x, y] for x, y in zip(cp_lo, cp_hi)]}
         swe = table[k_swe] if k_swe is not None else None
-        per_task.append((c, t, flat_names(t), cols, c.benefit.tolist(), iv, swe, binary,
+        per_task.append((c, t, flat_names(t), cols, c.benefit.tolist(), iv, swe, th_raw, binary,
                          c.learner == netrt.MODEL_NAME))
-    scale_bin, scale_cont = "probability of global recovery", "0-100 points, higher = worse"
-    def_bin = "P(recovery | exercise) - P(recovery | comparator); positive favours exercise"
-    def_cont = "comparator minus exercise on 0-100; positive favours exercise"
-    rule = "20% of the patient's baseline score"
-    basis = "the exercise prediction plus the network model's benefit"
+    text = {o: (words.scale(d), words.benefit_definition(d, arm), words.rule_text(d)) for o, d in defs.items()}
+    basis = f"the {arm[words.INTERVENTION]} prediction plus the network model's benefit"
     results = []
     for i in range(n):
         scores: dict[str, Any] = {}
         outs: dict[str, Any] = {}
-        for c, t, names, cols, braw, iv, swe, binary, network in per_task:
+        for c, t, names, cols, braw, iv, swe, th_raw, binary, network in per_task:
             ex, cp, b, lo, hi, plo, phi = (col[i] for col in cols)
             scores[names[0]] = ex
             scores[names[1]] = cp
@@ -102,23 +100,23 @@ def assemble(F: np.ndarray, comparator: str, comp: list[Computed], arm_iv: dict,
             scores[names[4]] = hi
             scores[names[5]] = plo
             scores[names[6]] = phi
+            sc, definition, rule = text[t.outcome]
             d: dict[str, Any] = {
                 "outcome": t.outcome, "follow_up": t.follow_up, "learner": c.learner or t.learner,
                 "available": c.available,
-                "scale": scale_bin if binary else scale_cont,
-                "exercise": {"expected": ex, "interval": iv["exercise"][i] if iv is not None else None},
+                "scale": sc,
+                words.INTERVENTION: {"label": arm[words.INTERVENTION], "expected": ex,
+                                     "interval": iv[words.INTERVENTION][i] if iv is not None else None},
                 "comparator": {"class": comparator, "expected": cp,
                                "interval": iv["comparator"][i] if iv is not None else None},
                 "benefit": {"estimate": b, "ci": [lo, hi], "prediction_interval": [plo, phi],
-                            "definition": def_bin if binary else def_cont},
+                            "definition": definition},
             }
-            if binary:
+            if swe is None:
                 d["clears_smallest_worthwhile"] = None
             else:
-                th = swe[i] if swe is not None else None
-                d["smallest_worthwhile"] = {"threshold": th, "rule": rule}
-                d["clears_smallest_worthwhile"] = (bool(braw[i] >= SWE_FRACTION * base_cols[t.baseline][i])
-                                                   if (swe is not None and c.available) else None)
+                d["smallest_worthwhile"] = {"threshold": swe[i], "rule": rule}
+                d["clears_smallest_worthwhile"] = bool(braw[i] >= th_raw[i]) if c.available else None
             if network:
                 d["evidence"] = c.evidence
                 if c.available:
@@ -136,7 +134,9 @@ class ResultText:
     """The wording of a model's result pieces: input labels, how each missing input is handled,
     what an explanation's numbers mean."""
 
-    def __init__(self, names: Sequence[str], labels: dict, covariates: Sequence[str], missing_text: dict):
+    def __init__(self, names: Sequence[str], labels: dict, covariates: Sequence[str], missing_text: dict,
+                 outcome_defs: dict | None = None):
+        self._defs = dict(outcome_defs or {})
         self._names = list(names)
         self._index = {n: j for j, n in enumerate(self._names)}
         self._label = dict(labels)
@@ -157,9 +157,8 @@ class ResultText:
                 "relative to the model's reference patient (trial-mean-centred modifiers)")
 
     def factor_units(self, t: Task, comparator: str) -> str:
-        if t.outcome_type == "binary":
-            return f"change in the difference in probability of global recovery ({t.follow_up}-term, vs {comparator})"
-        return f"points of benefit on the 0-100 {t.outcome} scale ({t.follow_up}-term, vs {comparator})"
+        defn = self._defs.get(t.outcome) or words.definitions({}, [t])[t.outcome]
+        return words.factor_units(defn, t.outcome, t.follow_up, comparator)
 
     def top_factors(self, contrib: np.ndarray, t: Task, comparator: str, top: int) -> list[list[dict]]:
         k = min(top, contrib.shape[1])
@@ -175,6 +174,6 @@ class ResultText:
                 name = self._names[j]
                 items.append({"name": name, "label": self._label.get(name, name),
                               "contribution": v if math.isfinite(v) else None,
-                              "favours": "exercise" if v > 0 else "comparator", "units": units})
+                              "favours": words.INTERVENTION if v > 0 else words.COMPARATOR, "units": units})
             out.append(items)
         return out

@@ -35,6 +35,7 @@ from predict import network as netrt
 from predict import arm_intervals
 from predict import imputed as imputed_inputs
 from predict import kernels
+from predict import outcome_text
 from predict import support
 from predict import verdict as verdicts
 from predict.artifact import Artifact, load_artifact
@@ -123,8 +124,12 @@ class Scorer:
         self.warnings = ClinicalWarnings(self._names, self._types, self._cats, self.baselines, self._label, self._unit,
                                          schema.names, background, m, self.network_only)
         self.engine = Engine(tasks, self._index, self.network_only, compiled=compiled)
+        # names and words of the outputs from the manifest (predict/outcome_text.py)
+        self.outcome_definitions: dict[str, dict] = outcome_text.definitions(m, tasks)
+        self.labels: dict[str, str] = outcome_text.labels(m)
         # baselines listed too: one not required for the requested outcomes may be left out (then imputed)
-        self.text = ResultText(self._names, self._label, schema.names + self.baselines, self._missing_text)
+        self.text = ResultText(self._names, self._label, schema.names + self.baselines, self._missing_text,
+                               self.outcome_definitions)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -139,7 +144,7 @@ class Scorer:
         for vt in vm.tasks:
             e, exp = vt.entry, vt.export
             prepare_export(exp)
-            prefix = "recovery" if e.outcome == "global_recovery" else e.outcome
+            prefix = e.outcome
             base = f"baseline_{e.outcome}"
             base = base if e.outcome_type == "continuous" and base in vm.manifest["baselines"] else None
             tasks.append(Task(e.task, e.outcome, e.follow_up, e.outcome_type, str(e.learner or exp["kind"]), exp,
@@ -258,7 +263,7 @@ class Scorer:
                          "method": self.text.explain_method(et),
                          "units": self.text.factor_units(et, comparator)}
         return assemble(F, comparator, comp, arm_iv, self._index, warns, req_warn, missing, factors, imputed_factors,
-                        explained)
+                        explained, self.outcome_definitions, self.labels)
 
     def score_table(self, patients: Any, comparator: str, outcomes: Sequence[str] | None = None, *,
                     explain: bool = False, top: int = 3, details: bool = True,

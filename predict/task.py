@@ -16,7 +16,7 @@ class Task:
     outcome_type: str
     learner: str
     exp: dict
-    prefix: str  # flat-name prefix: the outcome, or "recovery" for global recovery
+    prefix: str  # the outcome's name (flat score names are <outcome>_<follow_up>_...: predict/outcome_text.py)
     baseline: str | None  # the baseline input of the same scale (continuous outcomes)
     net: dict | None = None  # the task's one-stage IPD network model (predict/network.py), if any
 
@@ -27,7 +27,7 @@ class Computed:
 
     task: Task
     available: bool
-    exercise: np.ndarray
+    exercise: np.ndarray  # the intervention (active class) arm
     comparator: np.ndarray
     benefit: np.ndarray
     ci: tuple[np.ndarray, np.ndarray]

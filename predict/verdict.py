@@ -1,15 +1,15 @@
 """Verdicts from uncertainty: how likely a patient's benefit clears the smallest worthwhile effect.
 
-The scorer reports, per outcome, the benefit of exercise (comparator minus exercise, 0–100,
-positive favours exercise) with a 95% confidence interval (CI: the *average* benefit for patients
+The scorer reports, per outcome, the benefit of the intervention (comparator minus intervention,
+0–100, positive favours the intervention; binary outcomes: a risk difference of the good result) with a 95% confidence interval (CI: the *average* benefit for patients
 like this one, estimation and missing-input uncertainty) and a 95% prediction interval (PI: the
 benefit *in a new clinic*, which adds the between-trial heterogeneity τ). Both are normal
 intervals, so each implies a normal distribution of the benefit,
 
     benefit ~ N(estimate, SE²)  with  SE = half-width / z(0.975),
 
-from which the probability that the benefit exceeds the threshold T (the smallest worthwhile effect,
-20% of the patient's baseline score) is
+from which the probability that the benefit exceeds the threshold T (the outcome's configured
+smallest worthwhile effect: a fraction of the patient's baseline score, or an absolute effect) is
 
     P(benefit > T) = Φ((estimate − T) / SE).
 
@@ -134,23 +134,24 @@ def annotate(results: list[dict]) -> list[dict]:
     for r in results:
         for o in (r.get("outcomes") or {}).values():
             b = o.get("benefit") or {}
-            binary = o.get("smallest_worthwhile") is None
+            no_rule = o.get("smallest_worthwhile") is None  # none configured for the outcome
+            limit = 1.0 if str(o.get("scale", "")).startswith("probability") else 100.0
             ci, pi = b.get("ci"), b.get("prediction_interval")
             same = bool(ci and pi and ci[0] is not None and ci[0] == pi[0] and ci[1] == pi[1])
             b["labels"] = {"ci": CI_LABEL, "prediction_interval": SAME_LABEL if same else PI_LABEL}
             b["pi_equals_ci"] = same
-            for arm in ("exercise", "comparator"):
+            for arm in ("intervention", "comparator"):
                 a = o.get(arm)
                 if isinstance(a, dict) and a.get("expected") is not None:
                     if a.get("interval") is None:
                         a["interval_note"] = NO_ARM_INTERVAL
                     else:
                         a["interval_label"] = NETWORK_ARM_LABEL if (arm == "comparator" and "basis" in a) else ARM_LABEL
-            if binary or not o.get("available", True):
+            if no_rule or not o.get("available", True):
                 o["verdict"] = None
                 continue
             th = (o.get("smallest_worthwhile") or {}).get("threshold")
-            o["verdict"] = verdict(b.get("estimate"), ci, pi, th, 100.0)
+            o["verdict"] = verdict(b.get("estimate"), ci, pi, th, limit)
         r["verdict_definition"] = {"definition": DEFINITION, "basis": BASIS_TEXT,
                                    "levels": [{"level": k, "words": w, "from_probability": lo} for lo, k, w in LEVELS]}
     return results

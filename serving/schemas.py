@@ -162,7 +162,8 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
 
     comparator_t = Literal[tuple(scorer.comparators)]  # type: ignore[valid-type]
     outcome_t = Literal[tuple(scorer.outcomes)]  # type: ignore[valid-type]
-    comparator_field = Field(..., description="The alternative to exercise therapy to compare with.",
+    act = (getattr(scorer, "labels", None) or {}).get("intervention", "the intervention")
+    comparator_field = Field(..., description=f"The alternative to {act} to compare with.",
                              examples=[scorer.comparators[0]])
     outcomes_field = Field(default=None, min_length=1,
                            description="Outcomes to predict (default: all the model has).",
@@ -209,8 +210,9 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
     many = dict(one)
     result = results[0] if results else None
     one["result"], many["results"] = result, results
-    result_doc = ("Per-patient result: predicted outcomes under exercise and the comparator, the benefit "
-                  "(comparator minus exercise on 0-100 scales; positive favours exercise) with confidence and "
+    result_doc = (f"Per-patient result: predicted outcomes under {act} (key 'intervention') and the comparator, "
+                  f"the benefit (continuous outcomes: comparator minus intervention on 0-100 scales; binary outcomes: "
+                  f"the difference in the probability of the good result; positive favours {act}) with confidence and "
                   "prediction intervals, the factors that moved it most, how missing inputs were handled, "
                   "and warnings.")
     warn_field = Field(default=None, description="Present (and must be shown to users) when the model was "
@@ -235,7 +237,7 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         synthetic_data_warning=(str | None, warn_field),
         baselines=(list[str], ...), comparators=(list[str], ...), outcomes=(list[str], ...),
         network_comparators=(list[dict[str, Any]], Field([], description="Every comparator node of the treatment "
-                                                          "network: evidence vs exercise ('direct' or 'indirect only', "
+                                                          "network: evidence vs the intervention ('direct' or 'indirect only', "
                                                           "per task with trials and participants) and scored_by "
                                                           "('learner' or 'ipd_network').")),
         covariates=(list[dict[str, Any]], Field(..., description="The feature schema: name, type, label, unit, "

@@ -17,6 +17,7 @@ Overall effects are cross-checked against independent statsmodels fits of the sa
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -110,6 +111,24 @@ def test_end_to_end_from_the_committed_config(run):
     assert len(scores) == n
     main = [c for c in scores.columns if c.endswith(("_benefit", "_ard"))]
     assert len(main) == len(expected) and scores[main].notna().all().all()
+    # condition-neutral names: <outcome>_<follow_up>_ + the arms' roles; no other condition's words
+    for task in expected:
+        o, fu = task.split("__")
+        assert {f"{o}_{fu}_intervention", f"{o}_{fu}_p_intervention"} & set(scores.columns), task
+    assert not [c for c in scores.columns if "exercise" in c or "recovery" in c]
+    # the configured smallest worthwhile effects (absolute, per outcome) reach the results
+    from predict import Scorer
+
+    sc = Scorer.load(out / "train" / "artifact")
+    cfg_swe = {"opt": {"probing_depth": 2.0, "preterm": 0.05}, "indo_rct": {"pancreatitis": 0.03},
+               "licorice": {"sore_throat": 0.1, "throat_pain": 10.0}}[trial]
+    assert {o: d["smallest_worthwhile"]["absolute"] for o, d in sc.outcome_definitions.items()} == cfg_swe
+    r = sc.score(sc.example_patient(), COMPARATOR[trial])[0]
+    for t, o in r["outcomes"].items():
+        assert o["smallest_worthwhile"]["threshold"] == pytest.approx(cfg_swe[o["outcome"]])
+        assert "exercise" not in json.dumps(o) and "recovery" not in json.dumps(o)
+        if o["outcome"] in ("preterm", "pancreatitis"):  # bad events: the good result is their absence
+            assert o["scale"] == f"probability of no {o['outcome']}"
 
 
 def test_small_trial_is_flagged_and_not_held_out(run):
@@ -120,8 +139,6 @@ def test_small_trial_is_flagged_and_not_held_out(run):
     out = run["out"] / "train_all"
     cli("train", "--fast", "--data", str(EX / "indo_rct" / "data"), "--config", str(EX / "indo_rct" / "study.yaml"),
         "--out", str(out), "--workers", "1", "--no-artifact")
-    import json
-
     folds = json.loads((out / "iecv" / "pancreatitis__after_ercp" / "folds.json").read_text())
     assert folds["held_out"] == ["IU", "UK", "UM"] and all("Case" in t for t in folds["train_trials"].values())
     skipped = pd.read_csv(out / "iecv" / "pancreatitis__after_ercp" / "skipped.csv")

@@ -48,12 +48,12 @@ class Double:
             b = 0.1 * p["baseline_pain"]
             out.append({"outcomes": {
                 "pain__short": {"outcome": "pain", "follow_up": "short", "available": True,
-                                "exercise": {"expected": 40.0}, "comparator": {"class": comparator, "expected": 40.0 + b},
+                                "intervention": {"expected": 40.0}, "comparator": {"class": comparator, "expected": 40.0 + b},
                                 "benefit": {"estimate": b, "ci": [b - 2, b + 2], "prediction_interval": [b - 9, b + 9]},
                                 "smallest_worthwhile": {"threshold": 0.2 * p["baseline_pain"]},
                                 "clears_smallest_worthwhile": False},
                 "global_recovery__moderate": {"outcome": "global_recovery", "follow_up": "moderate", "available": True,
-                                              "exercise": {"expected": 0.6}, "comparator": {"expected": 0.5},
+                                              "intervention": {"expected": 0.6}, "comparator": {"expected": 0.5},
                                               "benefit": {"estimate": 0.1, "ci": [0.0, 0.2]}}},
                 "top_factors": [], "missing": [{"name": n, "handled_as": "imputed"}
                                                for n in self.schema.names if n not in p], "warnings": []})

@@ -113,7 +113,7 @@ def test_fill_submit_and_read_the_result(server, browser, scorer, tmp_path):
     pain = expect["outcomes"]["pain__short"]
     card = page.locator('[data-outcome="pain"]')
     assert "Pain intensity at about 3 months (short-term follow-up)" in card.locator("h3").inner_text()
-    assert abs(_n(card.locator(".v-ex").inner_text()) - pain["exercise"]["expected"]) <= 0.051
+    assert abs(_n(card.locator(".v-ex").inner_text()) - pain["intervention"]["expected"]) <= 0.051
     assert abs(_n(card.locator(".v-cmp").inner_text()) - pain["comparator"]["expected"]) <= 0.051
     # the verdict and its probability from the predictive distribution (predict/verdict.py), nothing ticked
     verdict = card.locator(".swe-verdict").inner_text()
@@ -125,11 +125,11 @@ def test_fill_submit_and_read_the_result(server, browser, scorer, tmp_path):
 
     rec = expect["outcomes"]["global_recovery__moderate"]
     sentence = page.inner_text(".recovery-sentence")
-    ne, nc = round(rec["exercise"]["expected"] * 100), round(rec["comparator"]["expected"] * 100)
+    ne, nc = round(rec["intervention"]["expected"] * 100), round(rec["comparator"]["expected"] * 100)
     def per(iv):
         return f" ({round(100 * iv[0])}\u2013{round(100 * iv[1])})" if iv else " (no interval available)"
 
-    assert sentence == (f"{ne} of 100{per(rec['exercise']['interval'])} people like this recover with exercise therapy, "
+    assert sentence == (f"{ne} of 100{per(rec['intervention']['interval'])} people like this recover with exercise therapy, "
                         f"{nc} of 100{per(rec['comparator']['interval'])} with usual care.")
     filled = page.locator('[data-outcome="global_recovery"] figure').first.locator("g.icon-on-ex")
     assert filled.count() == ne
@@ -155,7 +155,7 @@ def test_fill_submit_and_read_the_result(server, browser, scorer, tmp_path):
                   "clinic", text)
     assert m and abs(_n(m.group(1)) - plo) <= 0.051 and abs(_n(m.group(2)) - phi) <= 0.051
     assert ("the same as the confidence interval" in text) == pain["benefit"]["pi_equals_ci"]
-    for arm, cls in (("exercise", ".arm-ex"), ("comparator", ".arm-cmp")):
+    for arm, cls in (("intervention", ".arm-ex"), ("comparator", ".arm-cmp")):
         iv = pain[arm]["interval"]
         shown_iv = card.locator(cls).inner_text()
         if iv is None:

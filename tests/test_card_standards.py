@@ -123,7 +123,7 @@ def test_every_output_the_card_says_has_an_interval_has_one(card, scorer):
                         checked += 1
                 for c in without:  # what the card says has none: the result says so (never a bare number)
                     if task in c["tasks"]:
-                        for arm in ("exercise", "comparator"):
+                        for arm in ("intervention", "comparator"):
                             assert o[arm]["interval"] is not None or o[arm]["interval_note"].startswith("no interval")
     assert checked > 20
     assert set(scorer.manifest["arm_intervals"]) == set(scorer.tasks)
@@ -236,5 +236,5 @@ def test_cds_card_shows_every_comparators_warnings_and_absolute_risks(scorer):
     assert "warning: few trials compared exercise with X" in last
     assert "effect modifiers were not entered" in d  # heavy imputation (14 of 17 not entered)
     rec = next(o for o in results[comps[0]]["outcomes"].values() if o["outcome"] == "global_recovery" and o["available"])
-    assert f"{100 * rec['exercise']['expected']:.0f} of 100" in d and "per 100" in d and not re.search(r"[+-]\d+% \(95% CI", d)
+    assert f"{100 * rec['intervention']['expected']:.0f} of 100" in d and "per 100" in d and not re.search(r"[+-]\d+% \(95% CI", d)
     assert "**Why**, from the inputs that were entered" in d

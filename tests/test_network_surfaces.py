@@ -61,7 +61,7 @@ def test_network_node_scores_equal_the_models_own_prediction(scorer, h):
         b = o["benefit"]
         assert all(np.isfinite([b["estimate"], *b["ci"], *b["prediction_interval"]]))
         assert b["prediction_interval"][0] < b["ci"][0] < b["estimate"] < b["ci"][1] < b["prediction_interval"][1]
-        assert o["comparator"]["expected"] == pytest.approx(o["exercise"]["expected"] + b["estimate"], abs=1e-9)
+        assert o["comparator"]["expected"] == pytest.approx(o["intervention"]["expected"] + b["estimate"], abs=1e-9)
         net = next(t.net for t in scorer._tasks if t.task == task)
         fit = _refit(h.analysis, net)
         prof = pd.DataFrame([{m: PATIENT[m] for m in fit.modifiers}])

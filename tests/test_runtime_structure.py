@@ -69,7 +69,7 @@ def test_no_runtime_module_over_500_lines():
 
 @pytest.mark.parametrize("phrase", ["the prediction extrapolates", "the model has little data on",
                                     "few training participants had", "the model was trained on synthetic (simulated) data: not for clinical use",
-                                    "no trial compared exercise with"])
+                                    "no trial compared {self.active} with"])
 def test_clinical_warnings_are_worded_in_one_file(phrase):
     where = [str(p.relative_to(ROOT)) for p in _modules("predict") if phrase in p.read_text("utf-8")]
     assert where == ["predict/clinical_warnings.py"], where

@@ -55,33 +55,33 @@ def test_result_shape_and_flat_names(scorer):
     r = scorer.score(p, COMP)[0]
     assert set(r) >= {"scores", "outcomes", "top_factors", "missing", "warnings"}
     assert list(r["scores"]) == scorer.output_columns()
-    for name in ("pain_short_exercise", "pain_short_comparator", "pain_short_benefit", "pain_short_benefit_low",
-                 "pain_short_benefit_high", "function_moderate_benefit", "recovery_moderate_p_exercise",
-                 "recovery_moderate_p_comparator", "recovery_moderate_ard"):
+    for name in ("pain_short_intervention", "pain_short_comparator", "pain_short_benefit", "pain_short_benefit_low",
+                 "pain_short_benefit_high", "function_moderate_benefit", "global_recovery_moderate_p_intervention",
+                 "global_recovery_moderate_p_comparator", "global_recovery_moderate_ard"):
         assert name in r["scores"]
     o = r["outcomes"]["pain__short"]
     b = o["benefit"]
-    assert b["estimate"] == pytest.approx(o["comparator"]["expected"] - o["exercise"]["expected"])
+    assert b["estimate"] == pytest.approx(o["comparator"]["expected"] - o["intervention"]["expected"])
     assert b["ci"][0] <= b["estimate"] <= b["ci"][1]
     assert b["prediction_interval"][0] <= b["ci"][0] and b["ci"][1] <= b["prediction_interval"][1]
     assert o["smallest_worthwhile"]["threshold"] == pytest.approx(0.2 * p["baseline_pain"])
     assert o["clears_smallest_worthwhile"] == (b["estimate"] >= 0.2 * p["baseline_pain"])
     rec = r["outcomes"]["global_recovery__moderate"]
     s = r["scores"]
-    assert s["recovery_moderate_ard"] == pytest.approx(s["recovery_moderate_p_exercise"] - s["recovery_moderate_p_comparator"])
-    assert 0 <= rec["exercise"]["expected"] <= 1 and rec["clears_smallest_worthwhile"] is None
+    assert s["global_recovery_moderate_ard"] == pytest.approx(s["global_recovery_moderate_p_intervention"] - s["global_recovery_moderate_p_comparator"])
+    assert 0 <= rec["intervention"]["expected"] <= 1 and rec["clears_smallest_worthwhile"] is None
     json.dumps(r)  # plain JSON
 
 
 def test_matches_the_runtime_prediction_functions(scorer, sm, patients):
     res = scorer.score_table(patients, COMP)
     for task, pre in (("pain__short", "pain_short"), ("function__moderate", "function_moderate"),
-                      ("global_recovery__moderate", "recovery_moderate")):
+                      ("global_recovery__moderate", "global_recovery_moderate")):
         ref = rt.predict_from_export(_raw_export(sm, task), patients)
-        if pre.startswith("recovery"):
-            cols = ("p_exercise", "p_comparator", "ard", "ard_low", "ard_high", "ard_pi_low", "ard_pi_high")
+        if pre.startswith("global_recovery"):
+            cols = ("p_intervention", "p_comparator", "ard", "ard_low", "ard_high", "ard_pi_low", "ard_pi_high")
         else:
-            cols = ("exercise", "comparator", "benefit", "benefit_low", "benefit_high", "benefit_pi_low", "benefit_pi_high")
+            cols = ("intervention", "comparator", "benefit", "benefit_low", "benefit_high", "benefit_pi_low", "benefit_pi_high")
         refs = ("expected_exercise", f"expected_{COMP}", f"benefit_vs_{COMP}", f"benefit_vs_{COMP}_ci_low",
                 f"benefit_vs_{COMP}_ci_high", f"benefit_vs_{COMP}_pi_low", f"benefit_vs_{COMP}_pi_high")
         for c, rc in zip(cols, refs):
@@ -188,7 +188,7 @@ def test_outcome_selection(scorer):
     p = {"baseline_pain": 40.0, "baseline_function": 30.0}
     r = scorer.score([p], COMP, outcomes=["global_recovery"])[0]
     assert list(r["outcomes"]) == ["global_recovery__moderate"]
-    assert all(k.startswith("recovery_") for k in r["scores"])
+    assert all(k.startswith("global_recovery_") for k in r["scores"])
     r = scorer.score([p], COMP, outcomes=["pain__short"])[0]
     assert list(r["outcomes"]) == ["pain__short"]
 
@@ -226,18 +226,18 @@ def test_arm_intervals_match_an_independent_delta_method(scorer):
         if t.outcome_type != "continuous":
             from predict.arm_intervals import available
 
-            has = res["exercise"]["interval"] is not None and res["comparator"]["interval"] is not None
+            has = res["intervention"]["interval"] is not None and res["comparator"]["interval"] is not None
             assert has == available(t.exp)
             continue
         exp = t.exp
         if exp["kind"] in ("t_learner", "x_learner", "dr_learner"):  # the bootstrap's per-arm variance model
             if "arm_varmodel" not in exp["interval"]:  # fewer than 3 bootstrap replicates: no model
-                assert res["exercise"]["interval"] is None and res["comparator"]["interval"] is None
+                assert res["intervention"]["interval"] is None and res["comparator"]["interval"] is None
                 continue
             F, _ = scorer.validate([patient])
             Fimp = rt.impute_mean(exp["imputer"], F)
             U = rt.varmodel_design(exp, F, Fimp)
-            for arm, key in (("exercise", "__active__"), ("comparator", "usual_care")):
+            for arm, key in (("intervention", "__active__"), ("comparator", "usual_care")):
                 half = z * math.sqrt(math.exp(float(U[0] @ np.asarray(exp["interval"]["arm_varmodel"][key], float))))
                 est = res[arm]["expected"]
                 assert res[arm]["interval"][0] == pytest.approx(max(0.0, est - half), abs=1e-6)
@@ -252,7 +252,7 @@ def test_arm_intervals_match_an_independent_delta_method(scorer):
         assert not np.isnan(F[:, [scorer._index[c] for c in scorer.schema.names if c in patient]]).any()
         theta = np.asarray(lin["theta"], float)
         V = np.asarray(exp["interval"]["theta_cov"], float)
-        for arm, key in (("exercise", "__active__"), ("comparator", "usual_care")):
+        for arm, key in (("intervention", "__active__"), ("comparator", "usual_care")):
             g = np.empty(theta.size)
             for j in range(theta.size):
                 h = 1e-6

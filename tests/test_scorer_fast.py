@@ -248,7 +248,7 @@ def test_intervals_are_stable_under_a_tiny_covariance_change(scorer, sm, patient
     for ra, rb in zip(scorer.score(recs, COMP), other.score(recs, COMP)):
         for task, oa in ra["outcomes"].items():
             ob = rb["outcomes"][task]
-            for arm in ("exercise", "comparator"):
+            for arm in ("intervention", "comparator"):
                 if oa[arm]["interval"] is not None:
                     np.testing.assert_allclose(oa[arm]["interval"], ob[arm]["interval"], rtol=0, atol=1e-6)
             for k in ("ci", "prediction_interval"):

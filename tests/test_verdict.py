@@ -58,7 +58,7 @@ def test_scorer_results_carry_verdicts_labels_and_entered_factors_only(scorer):
     for o in r["outcomes"].values():
         b = o["benefit"]
         assert b["labels"]["ci"] == V.CI_LABEL and b["pi_equals_ci"] == (b["ci"] == b["prediction_interval"])
-        for arm in ("exercise", "comparator"):
+        for arm in ("intervention", "comparator"):
             assert (o[arm]["interval"] is None and o[arm]["expected"] is not None) == ("interval_note" in o[arm])
         if o["outcome"] == "global_recovery" or not o["available"]:
             assert o["verdict"] is None
@@ -97,7 +97,7 @@ def test_recovery_arm_intervals_match_a_monte_carlo_of_the_bootstrap_covariance(
     th = np.asarray(lin["theta"], float)
     D = np.random.default_rng(3).multivariate_normal(np.zeros(th.size), V, size=40000)
     r = scorer.score([full], comp)[0]["outcomes"][t.task]
-    for k, arm in (("__active__", "exercise"), (comp, "comparator")):
+    for k, arm in (("__active__", "intervention"), (comp, "comparator")):
         g = grad[k][0]
         p = 1 / (1 + np.exp(-(g @ th + D @ g)))
         lo, hi = r[arm]["interval"]

@@ -49,7 +49,7 @@ MISSING_LINEAR = ("imputed for the linear parts: conditional mean given the pati
                   "widened by the spread over conditional draws of the missing value")
 MISSING_TREES = "; tree models route it down their learned missing-value branch"
 CONTINUOUS_SCALE = "0-100 points, higher = worse"
-BINARY_SCALE = "probability of global recovery"
+BINARY_SCALE = "probability of the good result (outcome_definitions.<outcome>.good_result)"
 # report/ files copied from the run folder (all aggregate; no participant-level rows)
 _RUN_DROP = ("timings", "seconds", "machine", "config_source", "training_environment")  # time-, machine- or path-dependent
 
@@ -114,6 +114,24 @@ def externalise_boosters(exp: dict, task: str) -> tuple[dict, dict[str, str]]:
 
     walk(out, "")
     return out, texts
+
+
+def outcome_definitions(cfg, outcomes: list[str]) -> dict[str, dict]:
+    """Per outcome of the model: label, kind, good_result (binary outcomes are harmonised to 1 = the
+    good result: the event when its direction is higher_is_better, else its absence) and the
+    smallest worthwhile effect, from the study config (read by predict/outcome_text.py)."""
+    out = {}
+    for o in outcomes:
+        spec = cfg.outcome(o)
+        kind = cfg.outcome_type(o)
+        name = o.replace("_", " ")
+        swe = getattr(spec, "smallest_worthwhile", None)
+        d = {"label": getattr(spec, "label", "") or name, "kind": kind, "smallest_worthwhile": dict(swe) if swe else None}
+        if kind == "binary":
+            good = getattr(spec, "derived", False) or getattr(spec, "direction", "") == "higher_is_better"
+            d["good_result"] = name if good else f"no {name}"
+        out[o] = d
+    return out
 
 
 def _kinds(exp: dict) -> set[str]:
@@ -400,8 +418,13 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
         "sparse_comparators": sparse,
         "tasks": tasks,
         "scales": {"continuous": CONTINUOUS_SCALE, "binary": BINARY_SCALE},
-        "smallest_worthwhile": {"rule": "relative", "fraction_of_baseline": 0.2,
-                                "description": "benefit >= 20% of the patient's baseline score (pain, function)"},
+        "smallest_worthwhile": {"rule": "per_outcome",
+                                "description": "per outcome, from the study config: outcome_definitions.<outcome>."
+                                               "smallest_worthwhile ({'relative': f}: benefit >= f x the patient's "
+                                               "baseline; {'absolute': x}: benefit >= x; null: none configured)"},
+        "labels": {"intervention": cfg.intervention_label or cfg.active.replace("_", " "),
+                   "comparator": cfg.comparator_label or "comparator"},
+        "outcome_definitions": outcome_definitions(cfg, outcomes),
         "explanation": {
             "method": "exact additive terms (linear learners); LightGBM TreeSHAP, path-dependent (tree learners); "
                       "first-order delta terms for binary outcomes",

@@ -222,6 +222,12 @@ class ModelManifest(_Record):
     tasks: list[TaskEntry] = Field(min_length=1)
     scales: dict | None = None
     smallest_worthwhile: dict | None = None
+    labels: dict[str, str] | None = Field(default=None, description="The configured labels of the arms: "
+                                          "{'intervention': ..., 'comparator': ...} (predict/outcome_text.py)")
+    outcome_definitions: dict[str, dict] | None = Field(
+        default=None, description="Per outcome: label, kind, good_result (binary: what 1 means after harmonisation) "
+                                  "and smallest_worthwhile ({'relative': f} of the baseline, {'absolute': x}, or null) "
+                                  "from the study config; None: written before these existed (predict/outcome_text.py)")
     explanation: dict | None = None
     background: dict | None = None
     card: dict[str, str]

@@ -83,7 +83,7 @@ def _arms_text(o: dict, comparator: str) -> str:
     """Expected outcome (or recovery as absolute risks) under each arm, each with its interval."""
     rec = o.get("outcome") == "global_recovery"
     parts = []
-    for arm, label in (("exercise", "exercise"), ("comparator", comparator_label(comparator))):
+    for arm, label in (("intervention", "exercise"), ("comparator", comparator_label(comparator))):
         a = o.get(arm) or {}
         v = a.get("expected")
         if v is None:

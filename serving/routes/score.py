@@ -63,8 +63,9 @@ def build_router(models: RequestModels, dependencies: list) -> APIRouter:
     BatchScoreRequest = models.batch
 
     async def score(request: Request, body: ScoreRequest) -> JSONResponse:  # type: ignore[valid-type]
-        """Predict one patient's outcomes under exercise therapy and under the comparator, and the
-        benefit of exercise. Any covariate may be absent; the baselines are required."""
+        """Predict one patient's outcomes under the intervention and under the comparator, and the
+        benefit of the intervention. Any covariate may be absent; the baselines of the outcomes
+        requested are required."""
         # One patient is about a millisecond of CPU: scored on the event loop itself, which is
         # faster under load than a hop to the thread pool and back (and GIL contention there).
         # Batches (up to LBP_MAX_BATCH patients) stay on the thread pool.

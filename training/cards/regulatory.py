@@ -47,15 +47,15 @@ def interval_claims(inp: CardInputs) -> tuple[list[dict], list[dict]]:
          "clinic)"},
     ]
     if arm_yes:
-        with_iv += [{"path": "exercise.interval", "tasks": arm_yes, "what": "expected outcome (recovery: probability) "
-                     "under exercise (95% CI)"},
-                    {"path": "comparator.interval", "tasks": arm_yes, "what": "expected outcome (recovery: probability) "
-                     "under the comparator (95% CI; conservative for network comparators)"}]
+        with_iv += [{"path": "intervention.interval", "tasks": arm_yes, "what": "expected outcome (binary outcomes: "
+                     "probability) under the intervention (95% CI)"},
+                    {"path": "comparator.interval", "tasks": arm_yes, "what": "expected outcome (binary outcomes: "
+                     "probability) under the comparator (95% CI; conservative for network comparators)"}]
     without = []
     if arm_no:
         why = ("the task's learner holds no per-arm uncertainty for it (a tree learner exported without the "
                "bootstrap's per-arm variance model)" if isinstance(arms, dict) else "not recorded in this artifact's manifest")
-        without.append({"path": "exercise.interval / comparator.interval", "tasks": arm_no,
+        without.append({"path": "intervention.interval / comparator.interval", "tasks": arm_no,
                         "what": f"expected outcome under each arm: no interval ({why}); the result says so "
                                 "(`interval_note`) and the difference has its CI and PI"})
     return with_iv, without

@@ -1,17 +1,19 @@
 """Design matrices for the one-stage IPD meta-analysis models.
 
-For trial j, participant i, treatment t (1 = exercise, 0 = comparator), baseline y0 of the
-outcome (function for global recovery) and candidate modifier z:
+For trial j, participant i, treatment t (1 = the active class of the study config, 0 = the
+comparison set), baseline y0 of the outcome (where it has one; for a derived recovery outcome the
+baseline named by ``global_recovery.adjust_for``) and candidate modifier z:
 
     g(E[y_ij]) = α_j + β·y0c_ij + θ·t_ij + φ·zc_ij + γ_W·t_ij·zc_ij + γ_A·t_ij·(z̄_j − z̄)
                  + b_0j·t_ij + b_1j·y0c_ij
 
 with α_j fixed trial-specific intercepts, y0c and zc centred about their trial means, random
 trial effects (b_0j, b_1j) ~ N(0, diag(τ², τ_y0²)) on the treatment effect and the baseline
-slope (the seed paper's specification), g the identity (continuous outcomes, REML) or the
-logit (global recovery, ML). γ_W, the *within-trial* interaction, is the reported estimate:
+slope (the seed paper's specification; without a baseline the y0 terms are absent), g the
+identity (continuous outcomes, REML) or the logit (binary outcomes, ML). γ_W, the *within-trial* interaction, is the reported estimate:
 centring removes across-trial (ecological) information, which γ_A absorbs (Riley et al. 2020;
-Hua et al. 2017). Adjusted models add age and sex centred within trial, as fixed main effects,
+Hua et al. 2017). Adjusted models add the config's ``adjust_for`` covariates (the default study:
+age and sex) centred within trial, as fixed main effects,
 fixed interactions with treatment, and random slopes. Participants missing any variable of a
 model are excluded from that model only, and counted.
 """
@@ -81,7 +83,7 @@ def centre_within(values: pd.Series, groups: pd.Series) -> tuple[np.ndarray, np.
 
 
 def select_rows(analysis: pd.DataFrame, spec: ModelSpec, active: str) -> pd.DataFrame:
-    """Rows of this outcome and follow-up, exercise or the comparison set, in trials with both."""
+    """Rows of this outcome and follow-up, the active class or the comparison set, in trials with both."""
     d = analysis[(analysis["outcome"] == spec.outcome) & (analysis["follow_up"] == spec.follow_up)]
     d = d[(d["treatment"] == active) | d["treatment"].isin(spec.comparators)]
     return d[d["trial"].isin(_trials_with_both_arms(d))]

@@ -1,7 +1,7 @@
 """Fit one model of the one-stage IPD meta-analysis and summarise it as a table row.
 
 Continuous outcomes: linear mixed model by REML (optionally trial-specific residual variances).
-Global recovery: logistic mixed model by maximum likelihood (Laplace approximation).
+Binary outcomes: logistic mixed model by maximum likelihood (Laplace approximation).
 Inference: for the overall treatment effect, Wald with a t distribution on k−1 degrees of
 freedom (k trials): with 7–10 trials z intervals under-covered (0.89–0.91) in the simulation
 study while t(k−1) covered 0.94–0.97 (BENCHMARKS.md). Within-trial interactions use z, where

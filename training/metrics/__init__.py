@@ -1,9 +1,9 @@
 """Metric library for benefit (treatment-effect) predictions and outcome predictions.
 
 One implementation serves internal-external cross-validation (leave-one-trial-out) and
-``lbp-benefit validate`` on a new trial. Conventions: predicted ``benefit`` > 0 means exercise
-is better; ``higher_is_better`` orients observed outcomes the same way; ``treat`` = 1 for
-exercise; ``cluster`` (trial id) optional - matching/grouping within cluster, cluster-bootstrap
+``lbp-benefit validate`` on a new trial. Conventions: predicted ``benefit`` > 0 means the
+intervention is better; ``higher_is_better`` orients observed outcomes the same way; ``treat`` = 1
+for the intervention; ``cluster`` (trial id) optional - matching/grouping within cluster, cluster-bootstrap
 CIs. Every result is a frozen dataclass with a JSON-able ``to_dict()``. See docs/metrics.md.
 """
 from training.metrics.benefit import (

@@ -2,13 +2,13 @@
 
 Conventions (used by every metric):
 
-* ``benefit`` (predicted) is positive when exercise is better. For a continuous outcome where
-  higher is worse (pain, disability 0-100) benefit = E[Y | comparator] - E[Y | exercise]; for a
-  binary good outcome (recovery) benefit = P(Y=1 | exercise) - P(Y=1 | comparator).
+* ``benefit`` (predicted) is positive when the intervention (the active class) is better. For a
+  continuous outcome where higher is worse (0-100) benefit = E[Y | comparator] - E[Y | intervention];
+  for a binary good outcome benefit = P(Y=1 | intervention) - P(Y=1 | comparator).
 * Observed outcomes are turned to the same sign with ``higher_is_better``: the *oriented*
   outcome is ``g = y`` if higher is better, else ``g = -y``. Observed benefit is then always
-  ``g(exercise) - g(comparator)``.
-* ``treat`` is 1 for exercise, 0 for the comparator.
+  ``g(intervention) - g(comparator)``.
+* ``treat`` is 1 for the intervention, 0 for the comparator.
 * ``cluster`` (trial id) is optional. With clusters, matching and grouping happen within a
   cluster and confidence intervals come from a cluster bootstrap (trials resampled with
   replacement, a resampled copy of a trial being a cluster of its own, then by default
@@ -123,7 +123,7 @@ def check_treat(t: np.ndarray) -> np.ndarray:
     bad = ~np.isin(t, (0.0, 1.0))
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise LbpError(f"treat must be 1 (exercise) or 0 (comparator); position {first} is {t[first]!r}")
+        raise LbpError(f"treat must be 1 (intervention) or 0 (comparator); position {first} is {t[first]!r}")
     return t.astype(int)
 
 
@@ -185,7 +185,7 @@ def prepare(
         if not both:
             raise LbpError(
                 "every cluster has a single arm: a treatment effect cannot be observed "
-                "(need exercise and comparator participants within at least one trial)"
+                "(need intervention and comparator participants within at least one trial)"
             )
     return Prepared(b, y, orient(y, higher_is_better), t, codes, labels, outcome_type)
 

@@ -2,8 +2,8 @@
 the matching-based ones.
 
 All functions follow the conventions in :mod:`training.metrics._base`: ``benefit`` > 0 means
-exercise is better; ``higher_is_better`` turns observed outcomes to the same sign
-(oriented outcome ``g``); ``treat`` is 1 for exercise; ``cluster`` (trial) is optional and,
+the intervention is better; ``higher_is_better`` turns observed outcomes to the same sign
+(oriented outcome ``g``); ``treat`` is 1 for the intervention; ``cluster`` (trial) is optional and,
 when given, matching/grouping is within cluster and CIs come from a cluster bootstrap.
 
 Metrics

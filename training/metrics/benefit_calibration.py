@@ -100,7 +100,7 @@ def calibration_for_benefit_groups(
     clusters): group = floor(G * (midrank - 1/2) / n), so groups have equal size up to ties
     and tied predictions stay together (fewer groups may result). In each group:
     predicted = mean predicted benefit; observed = difference in means (continuous) or in
-    proportions (binary) of the oriented outcome, exercise minus comparator, stratified by
+    proportions (binary) of the oriented outcome, intervention minus comparator, stratified by
     cluster with Mantel-Haenszel-type weights (see ``_stratified_effect``); Wald CI (normal).
     Perfect calibration: observed = predicted in every group (identity line).
     """
@@ -230,8 +230,8 @@ def calibration_for_ite(
 ) -> IteCalibrationResult:
     """Model-based calibration of individual treatment effects (Hoogland et al. 2024; iteval ``cal``).
 
-    Binary: with Z = +1 (exercise) / -1 (comparator), d = logit(p1) - logit(p0) and
-    offset = logit(p0) for exercise, logit(p1) for comparator participants, fit
+    Binary: with Z = +1 (intervention) / -1 (comparator), d = logit(p1) - logit(p0) and
+    offset = logit(p0) for intervention, logit(p1) for comparator participants, fit
     ``logit P(y=1) = offset [+ cluster intercepts] + a*Z + s*Z*d`` (binomial ML). A correct
     model for the treatment effect gives a = 0, s = 1 (log-odds-ratio scale). Continuous
     (extension, not in iteval): same with identity link on the oriented outcome:

@@ -1,6 +1,6 @@
 """Decision usefulness of benefit predictions: net benefit / decision curve for treatment selection.
 
-Policy: treat with exercise if predicted benefit >= c, where the threshold c is the smallest
+Policy: treat with the intervention if predicted benefit >= c, where the threshold c is the smallest
 worthwhile benefit (on the benefit scale: outcome points for continuous outcomes, risk
 difference for binary). Treating costs c (burden, time, cost expressed in benefit units), so
 
@@ -76,12 +76,12 @@ def net_benefit(
     ci_level: float = 0.95, bootstrap: str = "two_stage", random_state: Any = 0,
     threshold_scale: Any = None,
 ) -> DecisionCurveResult:
-    """Net benefit of "exercise if predicted benefit >= threshold" vs treat-all (and treat-none
+    """Net benefit of "the intervention if predicted benefit >= threshold" vs treat-all (and treat-none
     = 0) across thresholds of the smallest worthwhile benefit; see the module docstring for the
     estimand. Default thresholds: 41 points from min(0, 1st percentile) to the 99th percentile
     of predicted benefit. CIs: percentile cluster bootstrap (pointwise).
-    ``threshold_scale`` (optional, per patient, >= 0): patient i's threshold is c * s_i, e.g. the
-    seed paper's smallest worthwhile effect "20% of the patient's baseline" is c = 0.2 with
+    ``threshold_scale`` (optional, per patient, >= 0): patient i's threshold is c * s_i, e.g. a
+    relative smallest worthwhile effect "a fraction f of the patient's baseline" is c = f with
     s = baseline; then NB_model = mean 1{b_i >= c s_i}(Gamma_i - c s_i), NB_all = mean(Gamma_i - c s_i).
     """
     p = prepare(benefit, y, treat, cluster, outcome_type, higher_is_better)

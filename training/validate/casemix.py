@@ -137,7 +137,7 @@ def membership_c(new: pd.DataFrame, train: pd.DataFrame, names: list[str]) -> di
         if n not in both.columns:
             continue
         v = both[n]
-        if v.dtype == object:
+        if not pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):  # text levels (object or str dtype)
             cols.append(pd.get_dummies(v.astype("string"), prefix=n, dtype=float))
             continue
         v = pd.to_numeric(v, errors="coerce").astype(float)

@@ -34,7 +34,7 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
     say = log or (lambda m: None)
     scorer = Scorer.load(model)
     cfg = resolve_config(data, config)
-    active = scorer.manifest.get("active", "exercise")
+    active = scorer.manifest.get("active") or cfg.active
     if cfg.active != active:
         raise LbpError(f"study config {cfg.source}: active class {cfg.active!r} differs from the model's {active!r}")
     h = _baseline_table(data, cfg)
@@ -44,9 +44,11 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
             raise LbpError(f"task(s) {', '.join(unknown)} not in the model ({', '.join(scorer.tasks)})")
     wanted = tasks
     tasks, notes = build_tasks(h, scorer, active, data)
-    for td in tasks:  # the decision threshold: the outcome's smallest worthwhile effect from the config
+    model_defs = getattr(scorer, "outcome_definitions", {}) or {}
+    for td in tasks:  # the decision threshold: the outcome's smallest worthwhile effect (config, else the model's)
         spec = cfg.outcome(td.outcome)
-        td.smallest_worthwhile = spec.smallest_worthwhile if spec is not None else None
+        own = spec.smallest_worthwhile if spec is not None else None
+        td.smallest_worthwhile = own or (model_defs.get(td.outcome) or {}).get("smallest_worthwhile")
     if wanted is not None:
         tasks = [t for t in tasks if t.task in wanted]
         notes["model_tasks_not_in_new_trial"] = [t for t in notes["model_tasks_not_in_new_trial"] if t in wanted]

@@ -15,13 +15,12 @@ from training import metrics as M
 from training.validate.data import TaskData
 from training.verdicts import constant_prediction_verdict, heterogeneity_verdict, spread_warning
 
-SWE_FRACTION = 0.2  # default smallest worthwhile effect when the config gives none: 20% of the baseline
-
 
 def swe_rule(td: TaskData) -> tuple[str, float, str] | None:
     """The smallest worthwhile effect of the task's outcome: ('relative', fraction of the patient's
     baseline, rule) or ('absolute', outcome units / risk difference, rule); None when there is no
-    usable rule (a relative rule without a baseline, or a binary outcome without an absolute one)."""
+    usable rule (none configured, a relative rule without a baseline, or a binary outcome without
+    an absolute one)."""
     swe = td.smallest_worthwhile or {}
     if "absolute" in swe:
         unit = "points" if td.outcome_type == "continuous" else "risk difference"
@@ -30,7 +29,7 @@ def swe_rule(td: TaskData) -> tuple[str, float, str] | None:
         return None
     if "relative" in swe:
         return "relative", float(swe["relative"]), f"{swe['relative']:.0%} of the patient's baseline (study config)"
-    return "relative", SWE_FRACTION, f"{SWE_FRACTION:.0%} of the patient's baseline (default; no smallest_worthwhile in the config)"
+    return None  # none configured (nor in the model): no rule is invented
 FEW = 100  # fewer participants in a comparison: warn that the intervals are wide
 
 
@@ -148,8 +147,8 @@ def benefit_section(td: TaskData, comp: str, active: str, n_boot: int, seed: int
 
 def decision_section(td: TaskData, rows, b, y, t, cl, n_boot: int, seed: int) -> tuple[dict, object]:
     """Net benefit of "treat if predicted benefit >= smallest worthwhile benefit" vs treat-all and
-    treat-none. Continuous outcomes: thresholds are fractions of the patient's own baseline (the
-    seed paper's rule is 0.2); binary outcomes: absolute risk differences."""
+    treat-none. A relative rule: thresholds are fractions of the patient's own baseline; an absolute
+    one, or none: outcome points or risk differences (without a rule, no value is singled out)."""
     common = dict(outcome_type=td.outcome_type, higher_is_better=td.higher_is_better, cluster=cl)
     rule = swe_rule(td)
     if rule is not None and rule[0] == "relative":

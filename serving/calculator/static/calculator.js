@@ -212,7 +212,7 @@
   // ---------------------------------------------------------------- the result
   function followUp(f) { return cfg.follow_up_labels[f] || (f ? f + "-term follow-up" : "follow-up"); }
   function outcomeLabel(o) { return cfg.outcome_labels[o] || o; }
-  function isRecovery(t) { return "p_exercise" in t || (t.scale || "").indexOf("probability") === 0 || t.outcome === "global_recovery"; }
+  function isRecovery(t) { return "p_intervention" in t || (t.scale || "").indexOf("probability") === 0 || t.outcome === "global_recovery"; }
   function ivText(prefix, iv, unit) { return iv ? prefix + fmt(iv[0]) + " to " + fmt(iv[1]) + (unit || "") : ""; }
 
   // the benefit's two intervals, each with what it is about (predict/verdict.py labels)
@@ -231,7 +231,7 @@
 
   function continuousCard(t, comp) {
     var name = outcomeLabel(t.outcome), fu = followUp(t.follow_up), b = t.benefit || {};
-    var ex = t.exercise || {}, cp = t.comparator || {};
+    var ex = t.intervention || {}, cp = t.comparator || {};
     var swe = t.smallest_worthwhile && num(t.smallest_worthwhile.threshold) ? t.smallest_worthwhile.threshold : null;
     var card = el("section", { "class": "card", "data-outcome": t.outcome }, [el("h3", { text: name + " at " + fu })]);
     if (t.available === false) { card.appendChild(el("p", { text: "This model has no prediction against " + comp + " for this outcome." })); return card; }
@@ -270,7 +270,7 @@
   }
 
   function recoveryCard(t, comp) {
-    var pe = "p_exercise" in t ? t.p_exercise : (t.exercise || {}).expected;
+    var pe = "p_intervention" in t ? t.p_intervention : (t.intervention || {}).expected;
     var pc = "p_comparator" in t ? t.p_comparator : (t.comparator || {}).expected;
     var d = t.difference || t.benefit || {}, ne = pct(pe), nc = pct(pc);
     var card = el("section", { "class": "card", "data-outcome": t.outcome || "global_recovery" },
@@ -279,7 +279,7 @@
       card.appendChild(el("p", { text: "This model has no prediction against " + comp + " for this outcome." })); return card;
     }
     var per = function (iv) { return fmt(iv[0] * 100, 0) + "\u2013" + fmt(iv[1] * 100, 0); };
-    var ie = pair((t.exercise || {}).interval), ic = pair((t.comparator || {}).interval);
+    var ie = pair((t.intervention || {}).interval), ic = pair((t.comparator || {}).interval);
     var sentence = ne + " of 100" + (ie ? " (" + per(ie) + ")" : " (no interval available)") +
       " people like this recover with exercise therapy, " + nc + " of 100" + (ic ? " (" + per(ic) + ")" : " (no interval available)") +
       " with " + comp + ".";
