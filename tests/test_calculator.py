@@ -36,7 +36,8 @@ class Double:
         self.outcomes = ["pain", "global_recovery"]
         self.follow_ups = ["short", "moderate"]
         self.manifest = {"model_id": "double-calc", "synthetic": synthetic, "study": study,
-                         "sparse_comparators": ["no_treatment"]}
+                         "sparse_comparators": ["no_treatment"], "active": "exercise",
+                         "labels": {"intervention": "exercise therapy", "comparator": "non-exercise care"}}
         self.card_markdown = "# Model card: double-calc\n\nNot for clinical use.\n"
         self.card = {"model_id": "double-calc"}
         self.calls: list = []
@@ -115,7 +116,8 @@ def test_page_is_built_from_the_feature_schema():
     assert options == ["", "back_only", "back_and_leg"]
     comps = re.findall(r'<option value="([^"]*)"', html.split('id="f-comparator"')[1].split("</select>")[0])
     assert comps == ["no_treatment", "usual_care", "other_conservative"]
-    assert '<option value="usual_care" selected>' in html and "Few trials compared exercise with no treatment" in html
+    assert '<option value="usual_care" selected>' in html and "Few trials compared exercise therapy with no treatment" in html
+    assert "<title>Exercise therapy: individual benefit calculator</title>" in html  # the configured label
     cfg = config_of(html)
     assert [f["name"] for f in cfg["covariates"]] == ["age", "female", "fear_avoidance", "pain_site"]
     assert cfg["covariates"][0]["range"] == [18.0, 100.0] and cfg["score_url"] == "/calculator/score"

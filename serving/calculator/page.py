@@ -68,7 +68,14 @@ def config(scorer: ScorerLike) -> dict[str, Any]:
         "comparators": {c: humanise(c, COMPARATOR_LABELS) for c in scorer.comparators},
         "outcome_labels": {o: humanise(o, OUTCOME_LABELS) for o in scorer.outcomes},
         "follow_up_labels": follow_up_labels(scorer),
+        "intervention_label": intervention_label(scorer),
     }
+
+
+def intervention_label(scorer: ScorerLike) -> str:
+    """The configured label of the active class (the manifest's ``labels``; else its name)."""
+    lab = (scorer.manifest.get("labels") or {}).get("intervention")
+    return str(lab or str(scorer.manifest.get("active") or "the intervention").replace("_", " "))
 
 
 def _hint_id(name: str) -> str:
@@ -128,9 +135,10 @@ def _comparator(scorer: ScorerLike, cfg: dict) -> str:
                    for c, lab in cfg["comparators"].items())
     sparse = [cfg["comparators"][c] for c in scorer.manifest.get("sparse_comparators") or ()
               if c in cfg["comparators"]]
-    note = (f" Few trials compared exercise with {', '.join(sparse)}: those predictions rest on little data."
+    act = cfg["intervention_label"]
+    note = (f" Few trials compared {act} with {', '.join(sparse)}: those predictions rest on little data."
             if sparse else "")
-    return ('<div class="field" data-field="comparator"><label for="f-comparator">Alternative to exercise therapy'
+    return (f'<div class="field" data-field="comparator"><label for="f-comparator">Alternative to {escape(act)}'
             '</label><p class="hint" id="f-comparator-hint">The treatment the patient would get instead.'
             f'{escape(note)}</p><select id="f-comparator" name="comparator" required aria-required="true"'
             f' aria-describedby="f-comparator-hint">{opts}</select></div>')
@@ -149,18 +157,19 @@ def render(scorer: ScorerLike) -> str:
     baselines = "".join(_text_input(f, True, "0 to 100, higher = worse. Required.")
                         for f in cfg["baselines"])
     covariates = "".join(_covariate(c) for c in scorer.schema.covariates)
+    act = cfg["intervention_label"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>Exercise therapy for low back pain: individual benefit calculator</title>
+<title>{escape(act.capitalize())}: individual benefit calculator</title>
 <link rel="icon" href="{STATIC}/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="{STATIC}/calculator.css">
 <script src="{STATIC}/calculator.js" defer></script>
 </head><body>
 <a class="skip" href="#calc-form">Skip to the form</a>
-<header class="top"><h1>Exercise therapy for persistent low back pain</h1>
-<p class="sub">Predicted individual benefit of exercise therapy compared with an alternative, from pooled
+<header class="top"><h1>{escape(act.capitalize())}: individual benefit</h1>
+<p class="sub">Predicted individual benefit of {escape(act)} compared with an alternative, from pooled
 randomised-trial data. Model <code>{escape(cfg["model_id"])}</code> &middot;
 <a href="{CARD_URL}">Model card</a></p></header>
 {banner}

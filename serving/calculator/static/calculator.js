@@ -33,6 +33,15 @@
   function pair(iv) { return iv && num(iv[0]) && num(iv[1]) ? iv : null; }
   function span(text, cls) { return el("span", { "class": cls, text: text }); }
   function lower(s) { return s.charAt(0).toLowerCase() + s.slice(1); }
+  function upper(s) { return s.charAt(0).toUpperCase() + s.slice(1); }
+  // the configured intervention label (the model's manifest; the default study: "exercise therapy")
+  function act() { return (cfg && cfg.intervention_label) || "the intervention"; }
+  // what the good result of a binary outcome is, as a verb phrase ("recover"; else "have no preterm")
+  function good(t) {
+    if (t.outcome === "global_recovery") return "recover";
+    var s = t.scale || "";
+    return s.indexOf("probability of ") === 0 ? "have " + s.slice("probability of ".length) : "have the good result";
+  }
 
   // ---------------------------------------------------------------- the form
   function rangeText(s) {
@@ -237,12 +246,12 @@
     if (t.available === false) { card.appendChild(el("p", { text: "This model has no prediction against " + comp + " for this outcome." })); return card; }
     var noIv = " (no interval available)";
     card.appendChild(el("p", { "class": "lead" }, [
-      "Expected score: ", el("strong", { "class": "v-ex", text: fmt(ex.expected) }), " with exercise therapy",
+      "Expected score: ", el("strong", { "class": "v-ex", text: fmt(ex.expected) }), " with " + act(),
       span(pair(ex.interval) ? ivText(" (95% CI ", pair(ex.interval), ")") : noIv, "range arm-ex"), ", ",
       el("strong", { "class": "v-cmp", text: fmt(cp.expected) }), " with " + comp,
       span(pair(cp.interval) ? ivText(" (95% CI ", pair(cp.interval), ")") : noIv, "range arm-cmp"),
       " (0\u2013100, higher = worse)."]));
-    var dir = num(b.estimate) ? (b.estimate >= 0 ? " in favour of exercise therapy" : " in favour of " + comp) : "";
+    var dir = num(b.estimate) ? (b.estimate >= 0 ? " in favour of " + act() : " in favour of " + comp) : "";
     card.appendChild(el("p", {}, ["Difference: ", el("strong", { "class": "v-ben", text: fmt(Math.abs(b.estimate)) + " points" }), dir, "."]));
     card.appendChild(intervalList(b, function (v) { return fmt(v); }, " points"));
     var v = t.verdict;
@@ -258,13 +267,13 @@
     var armIv = pair(ex.interval) || pair(cp.interval);
     card.appendChild(el("div", { "class": "charts" }, [
       el("figure", {}, [expectedChart([
-        { label: "Exercise therapy", v: ex.expected, interval: ex.interval, dot: "dot-ex", ci: "ci-ex" },
+        { label: upper(act()), v: ex.expected, interval: ex.interval, dot: "dot-ex", ci: "ci-ex" },
         { label: comp.charAt(0).toUpperCase() + comp.slice(1), v: cp.expected, interval: cp.interval, dot: "dot-cmp", ci: "ci-cmp" }],
-        "Expected " + lower(name) + " score: " + fmt(ex.expected) + " with exercise, " + fmt(cp.expected) + " with " + comp),
+        "Expected " + lower(name) + " score: " + fmt(ex.expected) + " with " + act() + ", " + fmt(cp.expected) + " with " + comp),
         el("figcaption", { text: "Expected score on 0\u2013100 (lower is better); bars: 95% confidence intervals." + (armIv ? "" :
           " No interval is available for each arm: the model gives intervals for the difference only.") })]),
-      el("figure", {}, [benefitChart(b, swe, "Benefit of exercise: " + fmt(b.estimate) + " points; smallest worthwhile effect " + fmt(swe)),
-        el("figcaption", { text: "Difference (" + comp + " minus exercise): right of 0 favours exercise. Dashed line: smallest worthwhile effect." }),
+      el("figure", {}, [benefitChart(b, swe, "Benefit of " + act() + ": " + fmt(b.estimate) + " points; smallest worthwhile effect " + fmt(swe)),
+        el("figcaption", { text: "Difference (" + comp + " minus " + act() + "): right of 0 favours " + act() + ". Dashed line: smallest worthwhile effect." }),
         el("figcaption", { "class": "range", text: "Thick bar: 95% confidence interval (average patient like this); thin line: 95% prediction interval (a new clinic)." })])]));
     return card;
   }
@@ -281,17 +290,17 @@
     var per = function (iv) { return fmt(iv[0] * 100, 0) + "\u2013" + fmt(iv[1] * 100, 0); };
     var ie = pair((t.intervention || {}).interval), ic = pair((t.comparator || {}).interval);
     var sentence = ne + " of 100" + (ie ? " (" + per(ie) + ")" : " (no interval available)") +
-      " people like this recover with exercise therapy, " + nc + " of 100" + (ic ? " (" + per(ic) + ")" : " (no interval available)") +
+      " people like this " + good(t) + " with " + act() + ", " + nc + " of 100" + (ic ? " (" + per(ic) + ")" : " (no interval available)") +
       " with " + comp + ".";
     card.appendChild(el("p", { "class": "lead recovery-sentence", text: sentence }));
     card.appendChild(el("div", { "class": "icons" }, [
-      el("figure", {}, [iconArray(ne, "icon-on-ex", ne + " of 100 recover with exercise therapy"),
-        el("figcaption", { text: "Exercise therapy: " + ne + " of 100" })]),
-      el("figure", {}, [iconArray(nc, "icon-on-cmp", nc + " of 100 recover with " + comp),
+      el("figure", {}, [iconArray(ne, "icon-on-ex", ne + " of 100 " + good(t) + " with " + act()),
+        el("figcaption", { text: upper(act()) + ": " + ne + " of 100" })]),
+      el("figure", {}, [iconArray(nc, "icon-on-cmp", nc + " of 100 " + good(t) + " with " + comp),
         el("figcaption", { text: comp.charAt(0).toUpperCase() + comp.slice(1) + ": " + nc + " of 100" })])]));
     var diff = ne - nc;  // of the rounded counts, so that it matches the icon arrays
     card.appendChild(el("p", {}, [
-      "Difference: " + Math.abs(diff) + " " + (diff >= 0 ? "more" : "fewer") + " per 100 recover with exercise therapy."]));
+      "Difference: " + Math.abs(diff) + " " + (diff >= 0 ? "more" : "fewer") + " per 100 " + good(t) + " with " + act() + "."]));
     card.appendChild(intervalList(d, function (v) { return signed(v * 100, 0); }, " per 100"));
     return card;
   }
@@ -302,8 +311,8 @@
     var units = ((res.explained && res.explained.units) || f[0].units || "").replace(/_/g, " ");
     var given = {};
     (res.missing || []).forEach(function (m) { given[m.name] = false; });
-    card.appendChild(el("p", { text: "The largest contributions of the inputs you entered to this patient's predicted benefit of exercise. " +
-      "Positive values favour exercise therapy, negative " + comp + ". Units: " + units + "." }));
+    card.appendChild(el("p", { text: "The largest contributions of the inputs you entered to this patient's predicted benefit of " + act() + ". " +
+      "Positive values favour " + act() + ", negative " + comp + ". Units: " + units + "." }));
     var max = Math.max.apply(null, f.map(function (x) { return Math.abs(x.contribution) || 0; })) || 1;
     var ul = el("ul", { "class": "factors" });
     f.forEach(function (x) {
@@ -313,7 +322,7 @@
         sv("rect", { "class": pos ? "bar-pos" : "bar-neg", x: pos ? 65 : 65 - w, y: 2, width: Math.max(w, 1), height: 10 })]);
       var lab = (x.label || x.name) + (given[x.name] === false ? " (not given)" : "");  // not given: older servers only
       ul.appendChild(el("li", {}, [span(lab, "lab"), bar,
-        span(signed(x.contribution, 2) + " (favours " + (pos ? "exercise" : comp) + ")", "val")]));
+        span(signed(x.contribution, 2) + " (favours " + (pos ? act() : comp) + ")", "val")]));
     });
     card.appendChild(ul);
     var imp = res.imputed_factors || [];
@@ -350,7 +359,7 @@
       out.appendChild(el("div", { "class": "banner", role: "note" }, [el("strong", { text: "Synthetic data \u2014 not for clinical use. " }),
         body.synthetic_data_warning]));
     }
-    out.appendChild(el("p", { text: "Exercise therapy compared with " + comp + ", for a patient with the values entered." }));
+    out.appendChild(el("p", { text: upper(act()) + " compared with " + comp + ", for a patient with the values entered." }));
     var tasks = Object.keys(res.outcomes || {}).map(function (k) { var t = res.outcomes[k]; t.task = k; t.outcome = t.outcome || k; return t; });
     var rank = function (t) { var i = ["pain", "function"].indexOf(t.outcome); return isRecovery(t) ? 9 : (i < 0 ? 5 : i); };
     tasks.sort(function (a, b) { return rank(a) - rank(b); });
