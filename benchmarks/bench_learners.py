@@ -187,7 +187,8 @@ def c_benefit(b, y, treat, trial):
 
 
 def one(args) -> list:
-    scenario, seed, outcome, follow_up, peers, n_boot_lin, n_boot_tree = args
+    scenario, seed, outcome, follow_up, peers, n_boot_lin, n_boot_tree, *opts = args
+    train_opts = opts[0] if opts else {}
     train_scenario, _, new_scenario = scenario.partition(">")
     new_scenario = new_scenario or train_scenario
     from threadpoolctl import threadpool_limits
@@ -201,6 +202,10 @@ def one(args) -> list:
     rows = []
     with threadpool_limits(1):
         df, truth, cfg, recols = load_task(train_scenario, seed, outcome, follow_up)
+        if train_opts:  # study-config 'train:' options (e.g. class_shrinkage) for our learners
+            from dataclasses import replace
+
+            cfg = replace(cfg, train={**cfg.train, **train_opts})
         # an independent dataset (new trials of the same design, or of the scenario after '>') for
         # out-of-sample evaluation
         ndf, ntruth, _, _ = load_task(new_scenario, seed + 10_000, outcome, follow_up)
@@ -380,11 +385,14 @@ def main(argv=None):
     ap.add_argument("--n-boot", type=int, default=100)
     ap.add_argument("--n-boot-trees", type=int, default=10)
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--class-shrinkage", action="store_true",
+                    help="train: class_shrinkage for our linear learners (training.learners.shrinkage)")
     a = ap.parse_args(argv)
     jobs = []
     for sc in a.scenarios:
         n = a.seeds_default if sc == "hayden2020" else a.seeds_other
-        jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees) for s in range(1, n + 1)]
+        opts = {"class_shrinkage": True} if a.class_shrinkage else {}
+        jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees, opts) for s in range(1, n + 1)]
     t0 = time.time()
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,8 @@ def replicate(
     workers: int = typer.Option(2, "--workers", help="Parallel worker processes."),
     no_forest: bool = typer.Option(False, "--no-forest", help="Skip subgroup forest plots."),
     strict: bool = typer.Option(False, "--strict", help="Treat data warnings (implausible values set to missing, ignored rows, small trials) as errors."),
+    missing: str = typer.Option("complete_cases", "--missing", help="'complete_cases' (exclude participants missing a variable of the model) or 'mi' (multilevel multiple imputation with outcome and treatment, pooled by Rubin's rules; about M times slower)."),
+    imputations: int = typer.Option(5, "--imputations", help="Number of imputations with --missing mi."),
 ) -> None:
     """Fit overall effects and treatment–covariate interactions; write tables, plots and long-form CSVs."""
     from lbp_benefit.data_source import SYNTHETIC_NOTE, load_source
@@ -29,6 +31,10 @@ def replicate(
 
     if residual not in ("common", "by_trial"):
         raise LbpError("--residual must be 'common' or 'by_trial'")
+    if missing not in ("complete_cases", "mi"):
+        raise LbpError("--missing must be 'complete_cases' or 'mi'")
+    if imputations < 2:
+        raise LbpError("--imputations must be >= 2")
     ds, synthetic = load_source(data, config, seed, strict=strict)
     if synthetic:
         typer.echo(SYNTHETIC_NOTE, err=True)
@@ -39,7 +45,8 @@ def replicate(
             raise LbpError(f"--follow-up {w!r} is not one of {', '.join(cfg.window_names)}")
     res = run(h, out, follow_ups=follow_up or None, comparisons=comparison or None,
               residual="by_group" if residual == "by_trial" else "common", workers=workers,
-              progress=progress_over, forest=not no_forest, only_modifiers=modifier or None)
+              progress=progress_over, forest=not no_forest, only_modifiers=modifier or None,
+              missing=missing, imputations=imputations)
     if synthetic:
         from training.synthetic_label import label_folder
 

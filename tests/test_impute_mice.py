@@ -117,6 +117,12 @@ def test_meta_interaction_model_by_multiple_imputation_recovers_truth():
                           "x1": F[:, 0], "x2": F[:, 1], "xb": F[:, 2]})
         cc = fit_model(build_design(a, spec))
         mi = fit_model_mi(a, spec, m=5, seed=seed)
+        if seed == 0:  # the replicate path (worker runner, imputations shared by the models on the rows)
+            from training.meta.run import fit_many
+
+            via = fit_many(a, [spec, ModelSpec(**{**spec.__dict__, "modifier": "x2"})], workers=1, missing=("mi", 5))
+            assert via.loc[0, "estimate"] == pytest.approx(mi["estimate"], rel=1e-9)
+            assert via["imputations"].tolist() == [5, 5]
         assert mi["excluded_missing_cc"] == cc["excluded_missing"] > 0 and mi["imputations"] == 5
         assert 0 < mi["fmi"] < 1 and np.isfinite(mi["df"])
         mi_est.append(mi["estimate"])

@@ -61,17 +61,18 @@ def imputed_frames(rows: pd.DataFrame, m: int = 5, seed: int = 0) -> tuple[list,
 
 
 def fit_model_mi(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercise", m: int = 5, seed: int = 0,
-                 residual: str = "common", rows: pd.DataFrame | None = None) -> dict:
+                 residual: str = "common", rows: pd.DataFrame | None = None, frames: list | None = None) -> dict:
     """The long-form row of :func:`training.meta.fit.fit_model` for ``spec``, estimated by multiple
     imputation (module docstring); extra columns ``imputations``, ``df``, ``fmi``, ``excluded_missing_cc``
     (participants a complete-case analysis would have excluded)."""
     rows = select_rows(analysis, spec, active) if rows is None else rows
     if spec.modifier is not None and dict(spec.levels).get(spec.modifier):
-        row = fit_model(build_design(analysis, spec, active, rows=rows))
+        row = fit_model(build_design(analysis, spec, active, rows=rows), residual)
         row["message"] = "; ".join(x for x in (row.get("message", ""), "categorical modifier: complete cases") if x)
         return row
-    frames, _report = imputed_frames(rows, m, seed)
-    fits = [fit_model(build_design(None, spec, active, rows=Rows(f))) for f in frames]
+    if frames is None:
+        frames = imputed_frames(rows, m, seed)[0]
+    fits = [fit_model(build_design(None, spec, active, rows=Rows(f)), residual) for f in frames]
     ok = [f for f in fits if f.get("status") not in ("failed", "not estimable") and np.isfinite(f["estimate"])]
     if len(ok) < 2:
         raise LbpError(f"{spec.label}: fewer than 2 imputed data sets could be fitted")

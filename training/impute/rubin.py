@@ -94,7 +94,8 @@ def pool(estimates, covariances, df_com: float = np.inf) -> Pooled:
     lam = np.where(t > 0, (1 + 1 / M) * b / np.where(t > 0, t, 1.0), 0.0)
     riv = np.where(u > 0, (1 + 1 / M) * b / np.where(u > 0, u, 1.0), np.inf)
     df = np.where(b > 0, barnard_rubin_df(M, lam, df_com), df_com if np.isfinite(df_com) else np.inf)
-    fmi = np.where(np.isfinite(riv), (riv + 2 / (np.where(np.isfinite(df), df, 1e300) + 3)) / (riv + 1), 1.0)
+    r_fin = np.where(np.isfinite(riv), riv, 0.0)  # (no within variance: all information missing, fmi 1)
+    fmi = np.where(np.isfinite(riv), (r_fin + 2 / (np.where(np.isfinite(df), df, 1e300) + 3)) / (r_fin + 1), 1.0)
     return Pooled(qbar, ubar, B, T, M, df, riv, lam, fmi)
 
 

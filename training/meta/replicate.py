@@ -78,12 +78,14 @@ def _flatten(fits: list[dict]) -> list[dict]:
 def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, comparisons: list[str] | None = None,
               residual: str = "common", workers: int | None = None, progress: Callable | None = None,
               forest: bool = True, primary_comparison: str | None = None,
-              only_modifiers: list[str] | None = None) -> Replication:
+              only_modifiers: list[str] | None = None, missing: str = "complete_cases",
+              imputations: int = 5) -> Replication:
     """Fit every model and write the report folder (see the module docstring).
 
     All models, subgroup models and figures run on one :class:`~training.meta.run.Runner`; the
     main process writes ``analysis_data.csv`` while the workers fit, and the tables while they
-    draw the figures."""
+    draw the figures. ``missing='mi'``: every model by multiple imputation with Rubin's rules
+    (``training.impute.meta``) instead of complete cases."""
     cfg = h.config
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,8 @@ def replicate(h: Harmonised, out: Path, *, follow_ups: list[str] | None = None, 
     outcomes = [o for o in list(cfg.outcomes) + [cfg.recovery_name] if o in available]
     sub_jobs = [(o, m) for o in outcomes for m in (only_modifiers or modifiers(cfg))] if forest else []
     sub_specs = [spec_for(cfg, o, first_w, primary, sets[primary], m, True) for o, m in sub_jobs]
-    with Runner(h.analysis, active=cfg.active, residual=residual, workers=workers) as run:
+    with Runner(h.analysis, active=cfg.active, residual=residual, workers=workers,
+                missing=(missing, imputations)) as run:
         fits = run.submit_fits(specs, progress)
         subs = run.submit_subgroups(cfg, sub_specs, progress)
         analysis_data(h).to_csv(out / "analysis_data.csv", index=False)

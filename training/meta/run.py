@@ -27,15 +27,18 @@ from training.meta.rows import Rows
 _ANALYSIS: pd.DataFrame | None = None
 _ACTIVE = "exercise"
 _RESIDUAL = "common"
+_MISSING = ("complete_cases", 5)  # or ("mi", M): multiple imputation (training.impute.meta)
 _ROWS: dict = {}
+_MI: dict = {}  # rows key -> the M imputed copies of those rows (shared by every model on them)
 CHUNK = 20  # specs per job: small enough to balance two workers, large enough to amortise IPC
 SUBGROUP_CHUNK = 4  # subgroup models are queued last and are heavier: small jobs keep the tail short
 
 
-def _init(analysis: pd.DataFrame, active: str, residual: str) -> None:
-    global _ANALYSIS, _ACTIVE, _RESIDUAL
-    _ANALYSIS, _ACTIVE, _RESIDUAL = analysis, active, residual
+def _init(analysis: pd.DataFrame, active: str, residual: str, missing=("complete_cases", 5)) -> None:
+    global _ANALYSIS, _ACTIVE, _RESIDUAL, _MISSING
+    _ANALYSIS, _ACTIVE, _RESIDUAL, _MISSING = analysis, active, residual, tuple(missing)
     _ROWS.clear()
+    _MI.clear()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -62,6 +65,8 @@ def _one(spec: ModelSpec) -> dict:
     # analysis; with several trials a model needs at least two of them.
     min_trials = 1 if len(rows.trial_labels) == 1 else 2
     try:
+        if _MISSING[0] == "mi" and min_trials == 2:
+            return _one_mi(spec, rows)
         design = build_design(_ANALYSIS, spec, _ACTIVE, rows=rows, min_trials=min_trials)
     except LbpError as exc:
         return {
@@ -73,6 +78,16 @@ def _one(spec: ModelSpec) -> dict:
             "message": str(exc), "analysis": "",
         }
     return fit_model(design, _RESIDUAL)
+
+
+def _one_mi(spec: ModelSpec, rows: Rows) -> dict:
+    """The spec's model by multiple imputation; the M imputed copies are made once per rows."""
+    from training.impute.meta import fit_model_mi, imputed_frames
+
+    key = (spec.outcome, spec.follow_up, spec.comparators)
+    if key not in _MI:
+        _MI[key] = imputed_frames(rows.frame, _MISSING[1], seed=0)[0]
+    return fit_model_mi(_ANALYSIS, spec, _ACTIVE, residual=_RESIDUAL, rows=rows.frame, frames=_MI[key])
 
 
 def _fit_chunk(specs: list[ModelSpec]) -> list[dict]:
@@ -120,8 +135,8 @@ class Runner:
     """
 
     def __init__(self, analysis: pd.DataFrame, *, active: str = "exercise", residual: str = "common",
-                 workers: int | None = None):
-        self.args = (_slim(analysis), active, residual)
+                 workers: int | None = None, missing: tuple = ("complete_cases", 5)):
+        self.args = (_slim(analysis), active, residual, tuple(missing))
         self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
         self.pool: ProcessPoolExecutor | None = None
 
@@ -169,9 +184,11 @@ class Runner:
 
 
 def fit_many(analysis: pd.DataFrame, specs: Sequence[ModelSpec], *, active: str = "exercise", residual: str = "common",
-             workers: int | None = None, progress: Callable | None = None) -> pd.DataFrame:
-    """Fit every spec; rows come back in the order of ``specs`` whatever the scheduling."""
+             workers: int | None = None, progress: Callable | None = None,
+             missing: tuple = ("complete_cases", 5)) -> pd.DataFrame:
+    """Fit every spec; rows come back in the order of ``specs`` whatever the scheduling.
+    ``missing=("mi", M)``: by multiple imputation (``training.impute.meta``)."""
     if len(specs) < 4:
         workers = 1
-    with Runner(analysis, active=active, residual=residual, workers=workers) as run:
+    with Runner(analysis, active=active, residual=residual, workers=workers, missing=missing) as run:
         return pd.DataFrame(run.submit_fits(specs, progress)())
