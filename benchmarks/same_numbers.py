@@ -84,11 +84,12 @@ def flatten(obj) -> tuple[np.ndarray, str]:
     return np.asarray(floats, float), hashlib.sha256("\x00".join(shape).encode()).hexdigest()
 
 
-def outputs(scorer, df) -> dict[str, np.ndarray | str]:
-    """Every number the scorer gives for these patients, by name."""
+def outputs(scorer, df, comparators=None) -> dict[str, np.ndarray | str]:
+    """Every number the scorer gives for these patients, by name (and each request's results as
+    JSON, so that results whose structure changed can still be compared key by key)."""
     out: dict = {}
     recs = [{k: v for k, v in r.items() if v is not None and v == v} for r in df.to_dict("records")]
-    for comp in scorer.comparators:
+    for comp in comparators or scorer.comparators:
         t = scorer.score_table(df, comp, explain=True, details=True, threads=1)
         num = [c for c in t.columns if t[c].dtype.kind == "f"]
         out[f"table/{comp}/floats"] = t[num].to_numpy(float)
@@ -100,6 +101,7 @@ def outputs(scorer, df) -> dict[str, np.ndarray | str]:
         for s in range(0, len(recs), 100):
             res += scorer.score(recs[s:s + 100], comp)
         out[f"dicts100/{comp}/floats"], out[f"dicts100/{comp}/shape"] = flatten(res)
+        out[f"dicts100/{comp}/json"] = json.dumps(res)
         one = [scorer.score([r], comp)[0] for r in recs[:200]]
         out[f"dicts1/{comp}/floats"], out[f"dicts1/{comp}/shape"] = flatten(one)
     return out
@@ -127,6 +129,8 @@ def compare(ref: dict, new: dict, tol: float, notes: list[str] | None = None) ->
             bad.append(f"{k}: missing in the new outputs")
             continue
         w = new[k]
+        if isinstance(v, str) and k.endswith("/json"):
+            continue  # compared through the floats, or key by key below when the structure changed
         if isinstance(v, str):
             if v != w:
                 (notes if k.endswith(("/shape", "/text", "/columns")) else bad).append(f"{k}: differs")
@@ -142,7 +146,14 @@ def compare(ref: dict, new: dict, tol: float, notes: list[str] | None = None) ->
             v = v[:, [cr.index(c) for c in common]]
             w = w[:, [cn.index(c) for c in common]]
         elif v.shape != w.shape:
-            if k.startswith("dicts"):
+            jk = k.replace("/floats", "/json")
+            if k.startswith("dicts") and jk in ref and jk in new:
+                added, removed, changed, d_max, n_cmp = _compare_json(json.loads(ref[jk]), json.loads(new[jk]), tol,
+                                                                      bad, k)
+                notes.append(f"{k}: structure differs; {n_cmp} numbers at the keys both have compared (largest "
+                             f"difference {d_max:.3g}); keys added: {sorted(added) or 'none'}; removed: "
+                             f"{sorted(removed) or 'none'}; text or flags changed at: {sorted(changed) or 'none'}")
+            elif k.startswith("dicts"):
                 notes.append(f"{k}: not compared (the result's structure differs: {v.shape} vs {w.shape})")
             else:
                 bad.append(f"{k}: shape {v.shape} vs {w.shape}")
@@ -155,6 +166,38 @@ def compare(ref: dict, new: dict, tol: float, notes: list[str] | None = None) ->
         if (d > lim).any():
             bad.append(f"{k}: {int((d > lim).sum())} values differ by more than {tol:g} (max {d.max():.3g})")
     return bad
+
+
+def _compare_json(a, b, tol: float, bad: list, label: str, path: str = ""):
+    """Walk two JSON results in parallel over the keys both have: (paths added, paths removed,
+    paths whose text or flag changed, largest float difference, floats compared); float differences
+    beyond ``tol`` go to ``bad``."""
+    added, removed, changed, worst, count = set(), set(), set(), 0.0, 0
+    stack = [(a, b, path)]
+    while stack:
+        x, y, pth = stack.pop()
+        if isinstance(x, dict) and isinstance(y, dict):
+            for key in x.keys() - y.keys():
+                removed.add(f"{pth}.{key}")
+            for key in y.keys() - x.keys():
+                added.add(f"{pth}.{key}")
+            for key in x.keys() & y.keys():
+                stack.append((x[key], y[key], f"{pth}.{key}" if not pth.startswith("[") else f"{pth}.{key}"))
+        elif isinstance(x, list) and isinstance(y, list):
+            if len(x) != len(y):
+                bad.append(f"{label}: {pth}: length {len(x)} vs {len(y)}")
+                continue
+            for i, (u, v) in enumerate(zip(x, y)):
+                stack.append((u, v, pth if isinstance(u, dict) else f"{pth}[]"))
+        elif isinstance(x, float) and isinstance(y, (float, int)) and not isinstance(y, bool):
+            count += 1
+            d = abs(x - y) if x == x and y == y else (0.0 if x != x and y != y else float("inf"))
+            worst = max(worst, d)
+            if d > tol * max(1.0, abs(x)):
+                bad.append(f"{label}: {pth}: {x!r} vs {y!r}")
+        elif x != y:
+            changed.add(pth)
+    return added, removed, changed, worst, count
 
 
 def max_diff(ref: dict, new: dict) -> float:
@@ -184,7 +227,8 @@ def _compare_trees(a) -> int:
     out = a.out or Path(tempfile.mkdtemp(prefix="same-numbers-"))
     out.mkdir(parents=True, exist_ok=True)
     ref = out / "before.npz"
-    common = ["--model", str(a.model.resolve()), "--n", str(a.n)]
+    common = ["--model", str(a.model.resolve()), "--n", str(a.n)] + (["--comparators", *a.comparators]
+                                                                     if a.comparators else [])
     for side, tree, args in (("before", a.before, ["save", "--out", str(ref)]),
                              ("after", a.after, ["check", "--ref", str(ref), "--tol", str(a.tol)]
                               + (["--model2", str(a.model2.resolve())] if a.model2 else []))):
@@ -210,6 +254,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--ref", type=Path, action="append", default=None, help="saved outputs (repeat to compare with several)")
     ap.add_argument("--tol", type=float, default=1e-10)
+    ap.add_argument("--comparators", nargs="*", default=None, help="only these comparators (default all)")
     a = ap.parse_args(argv)
     if a.mode == "compare":
         return _compare_trees(a)
@@ -218,7 +263,7 @@ def main(argv=None) -> int:
     sc = Scorer.load(a.model)
     df = patients(sc, a.n)
     t0 = time.perf_counter()
-    got = outputs(sc, df)
+    got = outputs(sc, df, a.comparators)
     print(f"{a.model}: model {sc.model_id}, {len(df)} patients, {int(df[sc.schema.names].isna().any(axis=1).sum())} "
           f"with missing values, comparators {sc.comparators}; scored in {time.perf_counter() - t0:.1f} s")
     if a.mode == "save":
@@ -228,7 +273,7 @@ def main(argv=None) -> int:
     status = 0
     news = [(str(a.model), got)]
     if a.model2:
-        news.append((str(a.model2), outputs(Scorer.load(a.model2), df)))
+        news.append((str(a.model2), outputs(Scorer.load(a.model2), df, a.comparators)))
     for ref_path in a.ref:
         ref = load_ref(ref_path)
         for label, new in news:
