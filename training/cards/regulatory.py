@@ -61,6 +61,39 @@ def interval_claims(inp: CardInputs) -> tuple[list[dict], list[dict]]:
     return with_iv, without
 
 
+def swe_words(manifest: dict) -> tuple[str, str, str | None]:
+    """The smallest worthwhile effects of the model's outcomes, from its manifest
+    (:func:`predict.outcome_text.definitions`): (rule for the JSON, the sentence, the sentence on
+    outcomes without a rule or None). The default study: 20% of the baseline for pain and function,
+    none for global recovery."""
+    from predict import outcome_text as W
+    from types import SimpleNamespace
+
+    base = set(manifest.get("baselines") or [])
+    tasks = []
+    for t in manifest.get("tasks") or []:
+        if not isinstance(t, dict):  # a bare task name (partial manifests): <outcome>__<follow_up>
+            o = str(t).split("__")[0]
+            t = {"outcome": o, "outcome_type": "binary" if o == "global_recovery" else "continuous"}
+        o, kind = t.get("outcome"), t.get("outcome_type", "continuous")
+        tasks.append(SimpleNamespace(outcome=o, outcome_type=kind,
+                                     baseline=f"baseline_{o}" if f"baseline_{o}" in base and kind != "binary" else None))
+    defs = W.definitions(manifest, tasks)
+    rules: dict[str, list[str]] = {}
+    for o, d in defs.items():
+        r = W.rule_text(d)
+        if r:
+            rules.setdefault(r, []).append(o.replace("_", " "))
+    none = [o.replace("_", " ") for o, d in defs.items() if not d.get("smallest_worthwhile")]
+    js = "; ".join(f"{r} ({', '.join(os_)})" for r, os_ in rules.items()) or "none configured"
+    if len(rules) == 1 and next(iter(rules)).endswith("of the patient's baseline score"):
+        r, os_ = next(iter(rules.items()))
+        md = r.replace("baseline score", f"baseline {' or '.join(os_)} score")
+    else:
+        md = "; ".join(f"{', '.join(os_)}: {r}" for r, os_ in rules.items()) or "none configured"
+    return js, md, (" and ".join(none) if none else None)
+
+
 def owner_or(owner: dict | None, key: str) -> str:
     return owner[key] if owner and owner.get(key) else NOT_STATED
 
@@ -73,9 +106,10 @@ def _title(sid: str) -> str:
 def s_point_of_care(inp: CardInputs) -> Section:
     s = Section("point_of_care", _title("point_of_care"))
     with_iv, without = interval_claims(inp)
+    rule_js, rule_md, no_rule = swe_words(inp.manifest)
     levels = [{"level": k, "words": w, "from_probability": lo} for lo, k, w in V.LEVELS]
     s.data = {"verdict_definition": V.DEFINITION, "verdict_basis": V.BASIS, "verdict_rationale": V.RATIONALE,
-              "levels": levels, "threshold_rule": "20% of the patient's baseline score (pain, function)",
+              "levels": levels, "threshold_rule": rule_js,
               "interval_labels": {"ci": V.CI_LABEL, "prediction_interval": V.PI_LABEL, "pi_equals_ci": V.SAME_LABEL},
               "outputs_with_interval": with_iv, "outputs_without_interval": without, "arm_interval_method": ARM_METHOD,
               "explanations": "from entered inputs only; imputed inputs listed apart (imputed_factors)",
@@ -85,15 +119,15 @@ def s_point_of_care(inp: CardInputs) -> Section:
              "**Intervals.** " + V.CI_LABEL[0].upper() + V.CI_LABEL[1:] + ". " + V.PI_LABEL[0].upper() + V.PI_LABEL[1:]
              + ". Where the trials showed no between-trial heterogeneity (τ = 0) " + V.SAME_LABEL.split(" because ")[0]
              + ", and every surface says so, because it is not a range for the individual patient.", "",
-             "**Smallest worthwhile effect.** 20% of the patient's baseline pain or function score. The verdict is "
+             f"**Smallest worthwhile effect.** {rule_md[0].upper() + rule_md[1:]}. The verdict is "
              "not a yes/no on the point estimate but the probability that the benefit exceeds it: "
              + V.DEFINITION + ".", "",
              "**Why.** " + V.RATIONALE, ""]
     s.md += md_table(["words", "probability that the benefit exceeds the smallest worthwhile effect"],
                      [["very likely", "≥ 90%"], ["likely", "66% to < 90%"], ["possibly", "33% to < 66%"],
                       ["unlikely", "< 33%"]])
-    s.md += ["", "No verdict is given for global recovery (no smallest worthwhile difference is defined for it); "
-             "its difference has a CI and a PI.", "", "**Per-arm intervals.** " + ARM_METHOD, "",
+    s.md += ["", (f"No verdict is given for {no_rule} (no smallest worthwhile difference is defined for it); "
+                  "its difference has a CI and a PI.") if no_rule else "Every outcome has a verdict.", "", "**Per-arm intervals.** " + ARM_METHOD, "",
              "**Outputs with an interval**", ""]
     s.md += [f"- `{c['path']}`: {c['what']}; tasks: {', '.join(c['tasks'])}" for c in with_iv]
     s.md += ["", "**Outputs without an interval** (said explicitly wherever shown)", ""]
