@@ -281,6 +281,12 @@ def one(args) -> list:
         w = {k: v for k, v in cv.stack_weights.items() if v > 1e-6}
         best = cv.best_learner()
         models = dict(fitted)
+        # the heterogeneity gate of train's selection (training.learners.stack_gate)
+        from training.learners.stack_gate import heterogeneity_gate
+
+        gate = heterogeneity_gate(cv.predictions, otype, seed=seed)
+        if not gate["keep_stack"]:
+            w = {"constant": 1.0}
         if w:
             models["selected"] = StackedLearner.from_fitted([fitted[k] for k in w], list(w.values()), list(w))
         else:

@@ -63,6 +63,8 @@ class TrainSettings:
     network: bool = True  # also fit the one-stage IPD network model per continuous task (docs/network.md)
     network_method: str = "ipd"  # "ml-nmr": Bayesian ML-NMR of the IPD + network_aggregate (docs/network.md)
     network_aggregate: str | None = None  # aggregate arm CSV for ML-NMR ("default": the simulator's physio set)
+    gate_z: float | None = 1.0  # keep a stack only if its cross-validated held-out gain over the average-effect
+    # model exceeds gate_z trial-clustered SEs (training.learners.stack_gate); None: no gate
 
 
 @dataclass
@@ -366,12 +368,28 @@ def _select(fitted: dict, res, s: TrainSettings):
         if any(v > 1e-6 and k not in fitted for k, v in res.stack_weights.items()) and w:
             total = sum(w.values())  # a stacked learner could not be fitted on all the data: renormalise
             w = {k: v / total for k, v in w.items()}
+        gate = _gate(res, fitted, s)
+        if gate is not None and not gate["keep_stack"]:
+            return fitted["constant"], {"model": "constant", "rule": "average effect: the stack did not beat it on "
+                                        "held-out trials (" + gate["rule"] + ")", "best_single": best, "r_loss": rl,
+                                        "gate": gate, "stack_weights": w}
         if w:
             names = list(w)
             st = StackedLearner.from_fitted([fitted[n] for n in names], [w[n] for n in names], names)
             return st, {"model": "stacked", "weights": w, "rule": "convex R-loss stacking on IECV predictions",
-                        "best_single": best, "r_loss": rl}
+                        "best_single": best, "r_loss": rl, **({"gate": gate} if gate is not None else {})}
     return fitted[best], {"model": best, "rule": "lowest pooled IECV R-loss", "r_loss": rl}
+
+
+def _gate(res, fitted: dict, s: TrainSettings) -> dict | None:
+    """The heterogeneity gate (training.learners.stack_gate) on the IECV predictions, or None when
+    it does not apply (no gate, or no fitted average-effect model to fall back to)."""
+    if s.gate_z is None or "constant" not in fitted or res.predictions is None or not len(res.predictions):
+        return None
+    from training.learners.stack_gate import heterogeneity_gate
+
+    otype = fitted["constant"].export_["outcome_type"]
+    return heterogeneity_gate(res.predictions, otype, z=s.gate_z, seed=s.seed)
 
 
 def _write_iecv(d: Path, res) -> None:

@@ -108,7 +108,14 @@ def task_type(tasks: pd.DataFrame, task: str) -> str:
 def task_verdict(task: str, res, how: dict, outcome_type: str) -> tuple[dict, list[str]]:
     """The heterogeneity verdict (training.verdicts) from the pooled IECV metrics of the selected
     learner (the best single learner when the selection is a stack, which IECV does not score),
-    quoting the average effect in the held-out trials; and the predicted-benefit spread warning."""
+    quoting the average effect in the held-out trials; and the predicted-benefit spread warning.
+    When the heterogeneity gate (training.learners.stack_gate) selected the average-effect model,
+    the verdict says so."""
+    gate = how.get("gate")
+    if how.get("model") == "constant" and gate is not None and not gate["keep_stack"]:
+        return {"level": "not_supported", "evidence": {"stack_gate": gate},
+                "sentence": f"{task}: the learners did not predict benefit better than the average-effect model on "
+                            f"held-out trials ({gate['rule']}). Use the average effect for everyone."}, []
     learners = set(res.pooled["learner"]) if len(res.pooled) else set()
     name = how.get("model") if how.get("model") in learners else how.get("best_single") or (
         res.best_learner() if len(res.r_loss) else None)

@@ -1,0 +1,61 @@
+"""The heterogeneity gate: a stack is kept only if it beats the average-effect model honestly."""
+import numpy as np
+import pandas as pd
+
+from training.learners.stack_gate import clustered_gain, cv_stack, heterogeneity_gate
+
+
+def _pred(effect_mod: float, seed: int, n_trials: int = 12, n: int = 120) -> pd.DataFrame:
+    """Held-out predictions of three learners on trials where the true benefit is 5 + effect_mod * x:
+    'constant' (5), 'oracle' (the truth) and 'noise' (5 + unrelated noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in range(n_trials):
+        x = rng.normal(size=n)
+        treat = (np.arange(n) % 2).astype(float)
+        benefit = 5 + effect_mod * x
+        y = 50 + 3 * x + rng.normal(0, 10, n) - treat * benefit  # continuous: lower is better
+        z = rng.normal(size=n)
+        for name, b in (("constant", np.full(n, 5.0)), ("oracle", benefit), ("noise", 5 + 3 * z)):
+            rows.append(pd.DataFrame({"learner": name, "row": np.arange(n) + t * n, "trial": f"T{t:02d}",
+                                      "y": y, "treat": treat, "e": 0.5, "benefit": b}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_gate_rejects_a_stack_without_heterogeneity_and_keeps_real_modification():
+    kept_null = [heterogeneity_gate(_pred(0.0, s)[lambda d: d["learner"] != "oracle"], "continuous", seed=s)["keep_stack"]
+                 for s in range(6)]
+    assert sum(kept_null) <= 1  # noise-fitting stacks fail the gate
+    g = heterogeneity_gate(_pred(6.0, 1), "continuous", seed=1)
+    assert g["keep_stack"] and g["gain"] > 3 * g["se"] and "kept" in g["rule"]
+
+
+def test_gate_without_reference_or_with_few_trials_is_not_applied():
+    p = _pred(0.0, 2)
+    assert heterogeneity_gate(p[p["learner"] != "constant"], "continuous")["keep_stack"]
+    assert heterogeneity_gate(p[p["trial"].isin(["T00", "T01"])], "continuous")["keep_stack"]
+
+
+def test_cv_stack_uses_weights_fitted_without_the_group():
+    # two candidates; within each group of trials only one of them is right: out-of-group weights
+    # must differ from the in-sample ones, so a row's stacked value is not the in-sample optimum
+    p = _pred(6.0, 3)
+    wide = p.pivot_table(index="row", columns="learner", values="benefit")
+    info = p.drop_duplicates("row").set_index("row").loc[wide.index]
+    B = wide[["constant", "oracle"]].to_numpy()
+    trial = info["trial"].to_numpy()
+    b = cv_stack(B, -info["y"].to_numpy(), info["treat"].to_numpy(), trial, info["e"].to_numpy(), n_groups=4)
+    assert np.isfinite(b).all()
+    # every stacked value lies between the two candidates (convex weights)
+    lo, hi = B.min(1), B.max(1)
+    assert np.all(b >= lo - 1e-9) and np.all(b <= hi + 1e-9)
+
+
+def test_clustered_gain_matches_a_direct_computation():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=40), rng.normal(size=40)
+    cl = np.repeat(np.arange(8), 5)
+    m, se = clustered_gain(a, b, cl)
+    d = a - b
+    sums = np.array([(d[cl == k] - d.mean()).sum() for k in range(8)])
+    assert np.isclose(m, d.mean()) and np.isclose(se, np.sqrt((sums ** 2).sum() * 8 / 7) / 40)
