@@ -114,8 +114,9 @@ def task_verdict(task: str, res, how: dict, outcome_type: str) -> tuple[dict, li
     gate = how.get("gate")
     if how.get("model") == "constant" and gate is not None and not gate["keep_stack"]:
         return {"level": "not_supported", "evidence": {"stack_gate": gate},
-                "sentence": f"{task}: the learners did not predict benefit better than the average-effect model on "
-                            f"held-out trials ({gate['rule']}). Use the average effect for everyone."}, []
+                "sentence": f"{task}: the data do not show individual differences in benefit: the learners did not "
+                            f"predict benefit better than the average-effect model on held-out trials "
+                            f"({gate['rule']}). Use the average effect for everyone."}, []
     learners = set(res.pooled["learner"]) if len(res.pooled) else set()
     name = how.get("model") if how.get("model") in learners else how.get("best_single") or (
         res.best_learner() if len(res.r_loss) else None)
