@@ -58,6 +58,7 @@ class TrainSettings:
     n_boot_trees: int = 10
     iecv_metrics_boot: int = 30
     min_holdout_trials: int = 3
+    iecv_max_folds: int | None = 20  # more held-out trials than this: held out in this many groups (training.iecv)
     workers: int = 2
     subgroup_boot: int = 50  # bootstrap replicates for IECV subgroup performance (0: skip it)
     network: bool = True  # also fit the one-stage IPD network model per continuous task (docs/network.md)
@@ -164,11 +165,14 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             t0 = time.time()
             res = None
             if fu in iecv_fus and len(hold) >= s.min_holdout_trials:
-                say(f"IECV {task}: {len(hold)} held-out trials x {len(s.learners)} learners")
+                grouped = s.iecv_max_folds is not None and len(hold) > s.iecv_max_folds
+                say(f"IECV {task}: {len(hold)} held-out trials" + (f" in {s.iecv_max_folds} groups" if grouped else "")
+                    + f" x {len(s.learners)} learners")
                 factories = {n: (lambda n=n, otype=otype: make_learner(n, otype, cfg, s.seed, n_boot=0))
                              for n in s.learners}
                 res = run_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active, n_boot=s.iecv_metrics_boot,
-                               seed=s.seed, workers=s.workers, progress=progress, min_trial_size=min_size)
+                               seed=s.seed, workers=s.workers, progress=progress, min_trial_size=min_size,
+                               max_folds=s.iecv_max_folds)
                 iecv_res[task] = res
                 _write_iecv(out / "iecv" / task, res)
                 pooled_all.append(res.pooled.assign(task=task))
@@ -260,7 +264,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
     run = {
         "command": "lbp-benefit train", "seed": s.seed, "synthetic": synthetic, "study": cfg.name,
         "config_source": cfg.source, "learners": list(s.learners), "select": s.select,
-        "iecv_follow_ups": iecv_fus, "n_boot_linear": s.n_boot_linear, "n_boot_trees": s.n_boot_trees,
+        "iecv_follow_ups": iecv_fus, "iecv_max_folds": s.iecv_max_folds, "n_boot_linear": s.n_boot_linear, "n_boot_trees": s.n_boot_trees,
         "selection": selected, "network": network_status, "timings": timings, "seconds": round(secs, 1), "machine": _machine(),
         "versions": _versions(), "training_environment": training_environment(),
     }

@@ -105,6 +105,32 @@ class LinearData:
         }
 
 
+_SHARED: list = []  # [(weakref to X, y copy, settings key, LinearData)], most recent last
+
+
+def shared_linear_data(learner, X, y) -> LinearData:
+    """:class:`LinearData` of ``X, y`` for ``learner``, shared with the other learners fitted on the
+    *same* ``X`` object (and equal ``y``) with the same settings: the linear and boosted learners of
+    one training job or IECV fold then impute and build their design once instead of once each.
+    The shared object is only read by the learners (``d.P``, set by the boosted learners, is the
+    same basis for each of them)."""
+    import weakref
+
+    yv = np.asarray(y, float)
+    key = repr((learner.outcome_type, learner.active, learner.classes, learner.features,
+                getattr(learner, "n_draws", None), learner.random_state))
+    for ref, yy, k, d in _SHARED:
+        if ref() is X and k == key and yy.shape == yv.shape and np.array_equal(yy, yv, equal_nan=True):
+            return d
+    d = LinearData(learner, X, y)
+    try:
+        _SHARED.append((weakref.ref(X), yv.copy(), key, d))
+    except TypeError:  # not weak-referenceable: not shared
+        return d
+    del _SHARED[:-3]
+    return d
+
+
 def trial_folds(trial: np.ndarray, has_comp: np.ndarray, n_folds: int, seed: int) -> list:
     """Folds of comparator trials (held out); trials without a comparator always train."""
     rng = np.random.default_rng(seed)
@@ -188,7 +214,7 @@ class EffectModel(BenefitLearner):
     def fit(self, X: pd.DataFrame, y) -> "EffectModel":
         from training.impute.learner import completed_sets, rubin_cov
 
-        d = LinearData(self, X, y)
+        d = shared_linear_data(self, X, y)
         sets = completed_sets(self, d)
         Pcols, Mcols, P, M = self._design(d, sets[0])
         Ps, Ms = [P], [M]

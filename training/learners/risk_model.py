@@ -25,7 +25,7 @@ from predict.features import feature_matrix
 from predict.impute import impute_mean
 from predict.linear import basis, block_matrix
 from predict.numeric import expit
-from training.learners.effect_model import MAIN_SD, EffectModel, LinearData
+from training.learners.effect_model import MAIN_SD, EffectModel, shared_linear_data
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import StructuredFit, make_basis, prior_lambda, trial_centre
 
@@ -53,7 +53,7 @@ class RiskModel(EffectModel):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y) -> "RiskModel":
-        d = LinearData(self, X, y)
+        d = shared_linear_data(self, X, y)
         fam = d.family
         Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
         P = basis(Pcols, d.Fi)
