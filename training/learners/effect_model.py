@@ -37,8 +37,8 @@ from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, residual_tau
-from training.learners.linear import (StructuredFit, linear_block, make_basis, prior_lambda,
-                                      trial_centre)
+from training.learners.linear import (StructuredFit, TrialBlocks, linear_block, make_basis, prior_lambda,
+                                      replicate_counts, trial_centre)
 from training.learners.missing import GaussianImputer
 from training.learners.stacking import comparator_mix, mix_benefit, r_loss
 
@@ -261,16 +261,26 @@ class EffectModel(BenefitLearner):
         }
         self.theta_ = theta
         self.alpha_trial_ = dict(zip(sorted(set(d.trial_labels)), np.mean([f.alpha_trial_ for f in fits], axis=0).tolist()))
-        # bootstrap covariance (penalties fixed); with MI replicate b uses imputed set b mod M
+        # bootstrap covariance (penalties fixed); with MI replicate b uses imputed set b mod M.
+        # Gaussian, whole trials resampled: each replicate from per-trial sufficient statistics
+        # (TrialBlocks; the same theta as a refit on the replicate's rows)
+        use_blocks = fam == "gaussian" and int(d.has_comp.sum()) >= 2 and self.n_boot > 0
+        blocks = {}
         thetas, by_set = [], [[] for _ in sets]
         for b, (idx, codes) in enumerate(cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls)):
             if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
                 continue  # a class lost all its trials: skip (its offset is not identified)
             m = b % len(sets)
-            Pb, Mb = Ps[m][idx], trial_centre(Ms[m][idx], codes)
-            fb = StructuredFit(fam, lam_main, lam_int).fit(d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps, Pb, Mb)
-            thetas.append(fb.theta_)
-            by_set[m].append(fb.theta_)
+            if use_blocks:
+                if m not in blocks:
+                    blocks[m] = TrialBlocks(d.y, d.trial, d.cls, d.treat, d.comps, Ps[m], Ms[m], lam_main, lam_int)
+                th = blocks[m].theta(replicate_counts(d.trial, idx, codes, d.has_comp.size))
+            else:
+                Pb, Mb = Ps[m][idx], trial_centre(Ms[m][idx], codes)
+                th = StructuredFit(fam, lam_main, lam_int).fit(d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps,
+                                                               Pb, Mb).theta_
+            thetas.append(th)
+            by_set[m].append(th)
         thetas = np.array(thetas)
         mi_summary = None
         if len(sets) > 1:
