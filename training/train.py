@@ -64,7 +64,7 @@ class TrainSettings:
     network: bool = True  # also fit the one-stage IPD network model per continuous task (docs/network.md)
     network_method: str = "ipd"  # "ml-nmr": Bayesian ML-NMR of the IPD + network_aggregate (docs/network.md)
     network_aggregate: str | None = None  # aggregate arm CSV for ML-NMR ("default": the simulator's physio set)
-    gate_z: float | None = 1.0  # keep a stack only if its cross-validated held-out gain over the average-effect
+    gate_z: float | None = 1.645  # keep a stack only if its cross-validated held-out gain over the average-effect
     # model exceeds gate_z trial-clustered SEs (training.learners.stack_gate); None: no gate
 
 
