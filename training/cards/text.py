@@ -201,8 +201,9 @@ HTI1_NOTE = ("Attribute names and order follow the regulatory text of 45 CFR 170
              "Source read: the final rule's amendatory text for part 170 was found (a copy of the Federal Register "
              "text), but its paragraph (b)(11) could not be opened in the environment that wrote this card; the "
              "wording was taken from two independent transcriptions of the regulation that agree where both were "
-             "readable (OpenEMR's list of the ONC predictive DSI source attributes; Aidbox's (b)(11) documentation) "
-             "and its nine category headings. Check against the eCFR before relying on it for certification.")
+             "readable (OpenEMR's list of the ONC predictive DSI source attributes; Aidbox's (b)(11) documentation); "
+             "the nine category headings as Aidbox and two hospitals' HTI-1 disclosure pages list them. Check "
+             "against the eCFR before relying on it for certification.")
 
 # features that HTI-1 attribute 12 asks about, as named in the default study config
 HTI1_DEMOGRAPHIC = {
