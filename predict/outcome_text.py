@@ -1,13 +1,19 @@
 """Condition-neutral names and words of a model's outputs, from its manifest (never from one condition).
 
 **Flat score names** (``score_table`` / CSV / Spark columns and ``result["scores"]`` keys), per task
-``<outcome>_<follow_up>`` (the configured outcome and window names) and the two arms' roles:
+``<p> = <outcome>_<follow_up>`` (the configured outcome and window names; the derived global-recovery
+outcome is ``recovery_<follow_up>``) and ``<a>``, the configured intervention class (the study
+config's ``active``, e.g. ``exercise`` in the default study; ``intervention`` when it is not a plain
+name or would clash with ``comparator``):
 
-- continuous: ``<p>_intervention``, ``<p>_comparator`` (expected outcome, 0-100, higher = worse),
+- continuous: ``<p>_<a>``, ``<p>_comparator`` (expected outcome, 0-100, higher = worse),
   ``<p>_benefit`` (comparator minus intervention: positive favours the intervention),
   ``<p>_benefit_low`` / ``_high`` (95% CI), ``<p>_benefit_pi_low`` / ``_pi_high`` (95% PI);
-- binary: ``<p>_p_intervention``, ``<p>_p_comparator`` (probability of the good result),
+- binary: ``<p>_p_<a>``, ``<p>_p_comparator`` (probability of the good result),
   ``<p>_ard`` (intervention minus comparator), ``<p>_ard_low`` / ``_high``, ``<p>_ard_pi_low`` / ``_pi_high``.
+
+These are the names issue 7 fixed for the default study (``pain_short_exercise``,
+``recovery_short_p_exercise`` ...), derived from the config for any other study.
 
 **Outcome definitions** (manifest ``outcome_definitions``, written by ``training.export_model`` from
 the study config): per outcome its ``label``, ``kind``, ``good_result`` (binary: what a 1 means after
@@ -31,14 +37,31 @@ COMPARATOR = "comparator"
 CONTINUOUS_SCALE = "0-100 points, higher = worse"
 
 
-def flat_names(prefix: str, binary: bool) -> list[str]:
-    """The 7 flat score names of one task (``prefix`` = ``<outcome>_<follow_up>``), in the order
-    intervention, comparator, benefit, CI low, CI high, PI low, PI high."""
+GLOBAL_RECOVERY = "global_recovery"  # the configured derived outcome (training/config.py)
+_RESERVED = {COMPARATOR, "benefit", "ard", "p"}
+
+
+def score_prefix(outcome: str) -> str:
+    """The flat-name stem of ``outcome``: its name, or ``recovery`` for the derived global recovery."""
+    return "recovery" if outcome == GLOBAL_RECOVERY else str(outcome)
+
+
+def arm_word(manifest: dict) -> str:
+    """The intervention arm's word in flat names: the configured active class when it is a plain
+    lower-case name that cannot clash with the other names, else ``intervention``."""
+    a = str(manifest.get("active") or "")
+    ok = a.replace("_", "").isalnum() and a.isascii() and a == a.lower() and a[:1].isalpha()
+    return a if ok and a not in _RESERVED else INTERVENTION
+
+
+def flat_names(prefix: str, binary: bool, arm: str = INTERVENTION) -> list[str]:
+    """The 7 flat score names of one task (``prefix`` = ``<stem>_<follow_up>``, ``arm`` =
+    :func:`arm_word`), in the order intervention, comparator, benefit, CI low, CI high, PI low, PI high."""
     p = prefix
     if binary:
-        return [f"{p}_p_{INTERVENTION}", f"{p}_p_{COMPARATOR}", f"{p}_ard", f"{p}_ard_low", f"{p}_ard_high",
+        return [f"{p}_p_{arm}", f"{p}_p_{COMPARATOR}", f"{p}_ard", f"{p}_ard_low", f"{p}_ard_high",
                 f"{p}_ard_pi_low", f"{p}_ard_pi_high"]
-    return [f"{p}_{INTERVENTION}", f"{p}_{COMPARATOR}", f"{p}_benefit", f"{p}_benefit_low", f"{p}_benefit_high",
+    return [f"{p}_{arm}", f"{p}_{COMPARATOR}", f"{p}_benefit", f"{p}_benefit_low", f"{p}_benefit_high",
             f"{p}_benefit_pi_low", f"{p}_benefit_pi_high"]
 
 

@@ -41,7 +41,7 @@ def finite_rows(rows: list, n: int) -> list[list]:
 
 def flat_names(t: Task) -> list[str]:
     """The task's 7 flat score names (:func:`predict.outcome_text.flat_names`)."""
-    return words.flat_names(f"{t.outcome}_{t.follow_up}", t.outcome_type == "binary")
+    return words.flat_names(f"{t.prefix}_{t.follow_up}", t.outcome_type == "binary", t.arm)
 
 
 def assemble(F: np.ndarray, comparator: str, comp: list[Computed], arm_iv: dict, index: dict[str, int],

@@ -38,7 +38,7 @@ from predict import kernels
 from predict import outcome_text
 from predict import support
 from predict import verdict as verdicts
-from predict.artifact import Artifact, load_artifact
+from predict.artifact import Artifact, ArtifactError, load_artifact
 from predict.clinical_warnings import ClinicalWarnings
 from predict.compute import Engine
 from predict.errors import ValidationFailed
@@ -141,14 +141,19 @@ class Scorer:
         art = load_artifact(path, supported=mf.READABLE_VERSIONS, required=("card.md", "card.json"))
         vm = mf.verify(art)
         tasks = []
+        arm = outcome_text.arm_word(vm.manifest)
         for vt in vm.tasks:
             e, exp = vt.entry, vt.export
             prepare_export(exp)
-            prefix = e.outcome
+            prefix = outcome_text.score_prefix(e.outcome)
             base = f"baseline_{e.outcome}"
             base = base if e.outcome_type == "continuous" and base in vm.manifest["baselines"] else None
             tasks.append(Task(e.task, e.outcome, e.follow_up, e.outcome_type, str(e.learner or exp["kind"]), exp,
-                               prefix, base, vt.network))
+                               prefix, base, vt.network, arm))
+        names = [n for t in tasks for n in flat_names(t)]
+        if len(set(names)) < len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ArtifactError(f"{path}: two tasks give the same score column name(s) {dup}; rename an outcome")
         return cls(art, tasks, vm.schema, vm.background, manifest=vm.manifest, compiled=compiled)
 
     # ------------------------------------------------------------------ info

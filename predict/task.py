@@ -16,9 +16,10 @@ class Task:
     outcome_type: str
     learner: str
     exp: dict
-    prefix: str  # the outcome's name (flat score names are <outcome>_<follow_up>_...: predict/outcome_text.py)
+    prefix: str  # flat-name stem (predict/outcome_text.score_prefix): the outcome, or "recovery"
     baseline: str | None  # the baseline input of the same scale (continuous outcomes)
     net: dict | None = None  # the task's one-stage IPD network model (predict/network.py), if any
+    arm: str = "intervention"  # the intervention's word in flat names (predict/outcome_text.arm_word)
 
 
 @dataclass

@@ -111,10 +111,14 @@ def test_end_to_end_from_the_committed_config(run):
     assert len(scores) == n
     main = [c for c in scores.columns if c.endswith(("_benefit", "_ard"))]
     assert len(main) == len(expected) and scores[main].notna().all().all()
-    # condition-neutral names: <outcome>_<follow_up>_ + the arms' roles; no other condition's words
+    # condition-neutral names: <outcome>_<follow_up>_ + the configured intervention class (the study
+    # config's 'active') and the comparator's role; no other condition's words
+    import yaml
+
+    active = yaml.safe_load((EX / trial / "study.yaml").read_text())["treatments"]["active"]
     for task in expected:
         o, fu = task.split("__")
-        assert {f"{o}_{fu}_intervention", f"{o}_{fu}_p_intervention"} & set(scores.columns), task
+        assert {f"{o}_{fu}_{active}", f"{o}_{fu}_p_{active}"} & set(scores.columns), task
     assert not [c for c in scores.columns if "exercise" in c or "recovery" in c]
     # the configured smallest worthwhile effects (absolute, per outcome) reach the results
     from predict import Scorer

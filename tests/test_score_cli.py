@@ -41,11 +41,11 @@ def test_score_input_csv(sm, scorer, tmp_path):
     assert list(res.columns[:2]) == ["synthetic", "participant"]  # a synthetic model's file says so on every row
     assert res["synthetic"].dtype == bool and res["synthetic"].all()
     assert set(scorer.output_columns()) <= set(res.columns)
-    assert {"pain_short_benefit", "pain_short_benefit_low", "pain_short_benefit_high", "global_recovery_moderate_ard",
-            "global_recovery_moderate_p_intervention", "global_recovery_moderate_p_comparator", "function_moderate_comparator"} <= set(res.columns)
+    assert {"pain_short_benefit", "pain_short_benefit_low", "pain_short_benefit_high", "recovery_moderate_ard",
+            "recovery_moderate_p_exercise", "recovery_moderate_p_comparator", "function_moderate_comparator"} <= set(res.columns)
     ref = scorer.score_table(df.drop(columns=["participant"]), COMP)
     pd.testing.assert_series_equal(res["pain_short_benefit"], ref["pain_short_benefit"], check_names=False)
-    assert (res["pain_short_benefit"] - (res["pain_short_comparator"] - res["pain_short_intervention"])).abs().max() < 1e-9
+    assert (res["pain_short_benefit"] - (res["pain_short_comparator"] - res["pain_short_exercise"])).abs().max() < 1e-9
 
 
 def test_score_input_csv_errors_name_line_and_column(sm, tmp_path):

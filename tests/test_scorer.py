@@ -55,9 +55,9 @@ def test_result_shape_and_flat_names(scorer):
     r = scorer.score(p, COMP)[0]
     assert set(r) >= {"scores", "outcomes", "top_factors", "missing", "warnings"}
     assert list(r["scores"]) == scorer.output_columns()
-    for name in ("pain_short_intervention", "pain_short_comparator", "pain_short_benefit", "pain_short_benefit_low",
-                 "pain_short_benefit_high", "function_moderate_benefit", "global_recovery_moderate_p_intervention",
-                 "global_recovery_moderate_p_comparator", "global_recovery_moderate_ard"):
+    for name in ("pain_short_exercise", "pain_short_comparator", "pain_short_benefit", "pain_short_benefit_low",
+                 "pain_short_benefit_high", "function_moderate_benefit", "recovery_moderate_p_exercise",
+                 "recovery_moderate_p_comparator", "recovery_moderate_ard"):
         assert name in r["scores"]
     o = r["outcomes"]["pain__short"]
     b = o["benefit"]
@@ -68,7 +68,7 @@ def test_result_shape_and_flat_names(scorer):
     assert o["clears_smallest_worthwhile"] == (b["estimate"] >= 0.2 * p["baseline_pain"])
     rec = r["outcomes"]["global_recovery__moderate"]
     s = r["scores"]
-    assert s["global_recovery_moderate_ard"] == pytest.approx(s["global_recovery_moderate_p_intervention"] - s["global_recovery_moderate_p_comparator"])
+    assert s["recovery_moderate_ard"] == pytest.approx(s["recovery_moderate_p_exercise"] - s["recovery_moderate_p_comparator"])
     assert 0 <= rec["intervention"]["expected"] <= 1 and rec["clears_smallest_worthwhile"] is None
     json.dumps(r)  # plain JSON
 
@@ -76,12 +76,12 @@ def test_result_shape_and_flat_names(scorer):
 def test_matches_the_runtime_prediction_functions(scorer, sm, patients):
     res = scorer.score_table(patients, COMP)
     for task, pre in (("pain__short", "pain_short"), ("function__moderate", "function_moderate"),
-                      ("global_recovery__moderate", "global_recovery_moderate")):
+                      ("global_recovery__moderate", "recovery_moderate")):
         ref = rt.predict_from_export(_raw_export(sm, task), patients)
-        if pre.startswith("global_recovery"):
-            cols = ("p_intervention", "p_comparator", "ard", "ard_low", "ard_high", "ard_pi_low", "ard_pi_high")
+        if pre.startswith("recovery"):
+            cols = ("p_exercise", "p_comparator", "ard", "ard_low", "ard_high", "ard_pi_low", "ard_pi_high")
         else:
-            cols = ("intervention", "comparator", "benefit", "benefit_low", "benefit_high", "benefit_pi_low", "benefit_pi_high")
+            cols = ("exercise", "comparator", "benefit", "benefit_low", "benefit_high", "benefit_pi_low", "benefit_pi_high")
         refs = ("expected_exercise", f"expected_{COMP}", f"benefit_vs_{COMP}", f"benefit_vs_{COMP}_ci_low",
                 f"benefit_vs_{COMP}_ci_high", f"benefit_vs_{COMP}_pi_low", f"benefit_vs_{COMP}_pi_high")
         for c, rc in zip(cols, refs):
@@ -188,7 +188,7 @@ def test_outcome_selection(scorer):
     p = {"baseline_pain": 40.0, "baseline_function": 30.0}
     r = scorer.score([p], COMP, outcomes=["global_recovery"])[0]
     assert list(r["outcomes"]) == ["global_recovery__moderate"]
-    assert all(k.startswith("global_recovery_") for k in r["scores"])
+    assert all(k.startswith("recovery_") for k in r["scores"])
     r = scorer.score([p], COMP, outcomes=["pain__short"])[0]
     assert list(r["outcomes"]) == ["pain__short"]
 

@@ -93,7 +93,7 @@ def test_outcome_citl_matches_independent_scoring(sm, new_trial, full):
         arm = a["treatment"] == c
         pred[arm] = s.loc[a.loc[arm, "participant"], "pain_short_comparator"].to_numpy()
         ex = a["treatment"] == "exercise"
-        pred[ex] = s.loc[a.loc[ex, "participant"], "pain_short_intervention"].to_numpy()
+        pred[ex] = s.loc[a.loc[ex, "participant"], "pain_short_exercise"].to_numpy()
     expect = float(np.mean(a["value"] - pred))
     got = res["tasks"]["pain__short"]["outcome_predictions"]["performance"]["citl"]
     assert got == pytest.approx(expect, rel=1e-9)
