@@ -65,3 +65,15 @@ def test_training_runs_on_the_pinned_blas_kernels():
         asked = os.environ[ENV]
         assert env["blas_kernels_pinned"], env["blas"]
         assert {b["architecture"].lower() for b in env["blas"] if b["internal_api"] == "openblas"} == {asked.lower()}
+
+
+def test_blas_record_does_not_depend_on_what_was_imported_before():
+    """The training environment in the card is the same whatever the process loaded first (the card
+    of one run differed by test order when scipy's OpenBLAS was or was not loaded yet)."""
+    import subprocess
+    import sys
+
+    code = "{}import json; from training.determinism import blas_record; print(json.dumps(blas_record()))"
+    out = [subprocess.run([sys.executable, "-c", code.format(pre)], capture_output=True, text=True, check=True).stdout
+           for pre in ("", "import scipy.linalg, sklearn.linear_model, numpy; ")]
+    assert out[0] == out[1] and out[0].strip() != "[]"

@@ -28,12 +28,18 @@ ENV = "OPENBLAS_CORETYPE"
 
 
 def blas_record() -> list[dict]:
-    """The BLAS libraries loaded (threadpoolctl): library, version, kernel architecture (not the thread
-    count: it does not change the model, and it differs between the processes of one run)."""
+    """The BLAS libraries training computes with (threadpoolctl): library, version, kernel architecture
+    (not the thread count: it does not change the model, and it differs between the processes of one
+    run). numpy's and scipy's are loaded first and the list is sorted, so the record does not depend on
+    what else the process happened to import before (it did: the card of one run differed by test order)."""
+    import numpy  # noqa: F401  (each bundles its own OpenBLAS)
+    import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_info
 
     keep = ("internal_api", "prefix", "version", "architecture", "threading_layer")
-    return [{k: info.get(k) for k in keep} for info in threadpool_info() if info.get("user_api") == "blas"]
+    rows = {tuple((k, str(info.get(k))) for k in keep): {k: info.get(k) for k in keep}
+            for info in threadpool_info() if info.get("user_api") == "blas"}
+    return [rows[k] for k in sorted(rows)]
 
 
 def training_environment() -> dict:
