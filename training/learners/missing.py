@@ -22,8 +22,9 @@ positive definite.
 
 Binary features are treated as Gaussian for the regression (draws are rounded to 0/1);
 categorical features by their level index (crude; the default config has none). The
-imputation model does not include the outcome or treatment: interaction estimates from
-imputed rows are attenuated (conservative), not biased away from zero.
+imputation model does not include the outcome or treatment; for the linear learners it acts as
+regression calibration, with the imputed values treated as known. Multiple imputation that
+includes outcome and treatment is ``training.impute`` (``EffectModel(missing="mi")``).
 """
 from __future__ import annotations
 

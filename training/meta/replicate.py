@@ -62,7 +62,8 @@ def _long(rows: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     rows["level"] = [g if isinstance(g, str) and g else _level(cfg, v) for g, v in zip(given, rows["variable"])]
     if "analysis" not in rows:
         rows["analysis"] = ""
-    return rows[LONG_COLUMNS + EXTRA_COLUMNS + [c for c in FEW_COLUMNS if c in rows.columns]]
+    mi = [c for c in ("imputations", "df", "fmi", "excluded_missing_cc") if c in rows.columns]  # --missing mi
+    return rows[LONG_COLUMNS + EXTRA_COLUMNS + [c for c in FEW_COLUMNS if c in rows.columns] + mi]
 
 
 def _flatten(fits: list[dict]) -> list[dict]:
