@@ -188,7 +188,7 @@ class TrainOptions(_Strict):
         "conditional means) or 'mi' (multilevel multiple imputation with outcome and treatment, Rubin's rules).")
     imputations: int = Field(5, ge=2, le=100, description="Number of imputations with missing: mi.")
     class_shrinkage: bool = Field(
-        False, description="Pull each comparator class's average effect towards its comparison set by empirical Bayes "
+        True, description="Pull each comparator class's average effect towards its comparison set by empirical Bayes "
         "(classes with few trials or participants move most).")
 
 

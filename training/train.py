@@ -85,7 +85,7 @@ def make_learner(name: str, outcome_type: str, cfg, seed: int, n_boot: int | Non
     bl = boot_linear if n_boot is None else n_boot
     bt = boot_trees if n_boot is None else n_boot
     opts = getattr(cfg, "train", None) or {}
-    shrink = dict(class_shrinkage=bool(opts.get("class_shrinkage", False)),
+    shrink = dict(class_shrinkage=bool(opts.get("class_shrinkage", True)),
                   class_groups=[list(v) for v in getattr(cfg, "comparisons", {}).values()] or None)
     if name == "constant":
         return ConstantEffect(n_boot=bl, **shrink, **common)
