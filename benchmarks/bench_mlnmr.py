@@ -33,16 +33,47 @@ NODE_TRUTH = {"passive_physio": "passive_physio", "combined": "combined", "usual
               "no_treatment_placebo": "no_treatment"}
 
 
-def one_seed(seed: int, samples: int, chains: int = 4) -> dict:
+COVARIATES = ("baseline", "age", "female", "bmi", "episode_months")
+
+
+def projection_truth(ns, covariates, outcome: str = "pain", follow_up: str = "short") -> dict:
+    """Per node, the best linear predictor of the true individual benefit from the model's
+    covariates over every simulated participant of the network (IPD and aggregate trials): the
+    estimand of a model linear in these covariates when other (unmeasured) modifiers also act.
+    Returns node -> (intercept, coefficients)."""
+    from training.simulate.network import analysis_frame
+
+    a = analysis_frame(ns.sim)
+    a = a[(a["outcome"] == outcome) & (a["follow_up"] == follow_up)].dropna(subset=list(covariates))
+    tt = ns.sim.truth
+    tt = tt[(tt["outcome"] == outcome) & (tt["follow_up"] == follow_up)]
+    a = a.merge(tt, on=["trial", "participant", "follow_up", "outcome"], how="inner", suffixes=("", "_t"))
+    X = np.column_stack([np.ones(len(a))] + [a[c].to_numpy(float) for c in covariates])
+    out = {}
+    for node, cls in NODE_TRUTH.items():
+        col = f"benefit_vs_{cls}"
+        if col in a.columns:
+            b = np.linalg.lstsq(X, a[col].to_numpy(float), rcond=None)[0]
+            out[node] = (float(b[0]), b[1:])
+    return out
+
+
+def one_seed(seed: int, samples: int, chains: int = 4, covariates=COVARIATES, chain_method: str = "sequential") -> dict:
+    import resource
+
     from training.network.mlnmr_lbp import fit_lbp_network
     from training.simulate.network import realised_truth, simulate_network
 
     ns = simulate_network(seed=seed, include_base_trials=False)
     a = ns.ipd_analysis()
+    c0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    fit = fit_lbp_network(a, ns.aggregate, "pain", "short", num_warmup=samples, num_samples=samples, seed=seed,
-                          num_chains=chains, check=False)
+    fit = fit_lbp_network(a, ns.aggregate, "pain", "short", covariates=covariates, num_warmup=samples,
+                          num_samples=samples, seed=seed, num_chains=chains, check=False, chain_method=chain_method)
     secs = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
+    proj = projection_truth(ns, list(fit.data.covariates))
     D = fit.data
     truth = realised_truth(ns.sim, "pain", "short")
     re = fit.relative_effects(D.centre)
@@ -71,12 +102,16 @@ def one_seed(seed: int, samples: int, chains: int = 4) -> dict:
         B = d[:, j][:, None] + np.einsum("np,sp->sn", X, g[:, j, :])  # (draws, participants)
         lo, hi = np.quantile(B, [0.025, 0.975], axis=0)
         tr = ipd[col].to_numpy(float)
+        b0, b = proj[node]
+        tp = b0 + ipd[list(D.covariates)].to_numpy(float) @ b
         ind[node] = {"n": int(len(tr)), "covered": float(np.mean((lo <= tr) & (tr <= hi))),
+                     "covered_projection": float(np.mean((lo <= tp) & (tp <= hi))),
                      "mean_width": float(np.mean(hi - lo))}
     dg = fit.diagnostics
-    return {"seed": seed, "seconds": round(secs, 1), "ok": dg["ok"], "max_rhat": dg["max_rhat"],
-            "min_ess_bulk": dg["min_ess_bulk"], "divergences": dg["divergences"], "population": pop, "individual": ind,
-            "tau": float(np.median(fit.tau()))}
+    return {"seed": seed, "seconds": round(secs, 1), "cpu_seconds": round(cpu, 1), "loadavg_1": os.getloadavg()[0],
+            "ok": dg["ok"], "max_rhat": dg["max_rhat"], "min_ess_bulk": dg["min_ess_bulk"],
+            "min_ess_tail": dg["min_ess_tail"], "divergences": dg["divergences"], "problems": dg["problems"],
+            "covariates": list(D.covariates), "population": pop, "individual": ind, "tau": float(np.median(fit.tau()))}
 
 
 def time_default(samples: int) -> dict:
@@ -100,7 +135,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--first-seed", type=int, default=1)
-    ap.add_argument("--samples", type=int, default=300)
+    ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--time-default", action="store_true")
     ap.add_argument("--summary-of", type=Path, nargs="*", help="only summarise these result files together")
@@ -136,6 +171,13 @@ def main() -> None:
         "individual_coverage_by_node": {n: float(np.average([c for m, c, _ in inds if m == n],
                                                             weights=[k for m, _, k in inds if m == n]))
                                         for n in {m for m, *_ in inds}},
+        "individual_projection_coverage": float(np.average(
+            [v["covered_projection"] for r in res["seeds"] for v in r["individual"].values()],
+            weights=[v["n"] for r in res["seeds"] for v in r["individual"].values()])) if inds else None,
+        "individual_projection_coverage_by_node": {n: float(np.average(
+            [r["individual"][n]["covered_projection"] for r in res["seeds"] if n in r["individual"]],
+            weights=[r["individual"][n]["n"] for r in res["seeds"] if n in r["individual"]])) for n in {m for m, *_ in inds}},
+        "median_cpu_seconds": float(np.median([r.get("cpu_seconds", np.nan) for r in res["seeds"]])),
         "median_fit_seconds": float(np.median([r["seconds"] for r in res["seeds"]])),
     }
     if a.time_default:

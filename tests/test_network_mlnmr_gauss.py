@@ -12,6 +12,9 @@ from scipy import stats
 from training.network.mlnmr_data import build_network
 
 
+X_MEAN = [42.0, 41.0, 38.0, 39.0, 38.5]  # aggregate arms' reported covariate means
+
+
 def _network():
     rng = np.random.default_rng(11)
     rows = []
@@ -22,14 +25,15 @@ def _network():
     ipd = pd.DataFrame(rows)
     agd = pd.DataFrame({"trial": ["g1", "g1", "g2", "g2", "g2"], "treatment": ["a", "c", "b", "c", "a"],
                         "n": [30, 31, 20, 22, 21], "mean": [61.0, 58.0, 60.5, 57.0, 63.0], "sd": [14.0, 15, 13, 12, 14],
-                        "x_mean": [42.0, 41.0, 38.0, 39.0, 38.5], "x_sd": [9.0, 10.0, 11.0, 10.0, 9.5]})
+                        "x_mean": X_MEAN, "x_sd": [9.0, 10.0, 11.0, 10.0, 9.5]})
     return build_network(ipd, agd, outcome="y", covariates=["x"], reference="a", classes={"b": "k", "c": "k"},
                          n_int=16)
 
 
 def _dense_marginal(nd, d, beta, gam, sigma, tau, s_mu):
     """log N(all observations | fixed part, s_mu^2 (same trial) + tau^2 Sigma_delta + residual):
-    IPD rows one by one, aggregate arms as their means; no sufficient statistics."""
+    IPD rows one by one, aggregate arms as their means at the reported covariate means (the
+    identity link's exact integral); no sufficient statistics."""
     slope = {0: beta, 1: beta + gam, 2: beta + gam}
     y, mean, trial, arm, resid = [], [], [], [], []
     for r in range(len(nd.ipd_y)):
@@ -42,7 +46,7 @@ def _dense_marginal(nd, d, beta, gam, sigma, tau, s_mu):
     for i, a in enumerate(nd.agd_arm):
         k, b = nd.arm_trt[a], nd.arm_trt[nd.arm_base[a]]
         y.append(nd.agd_y[i])
-        mean.append(d[k] - d[b] + (nd.agd_X[i, :, 0].mean() - nd.centre[0]) * slope[k])
+        mean.append(d[k] - d[b] + (X_MEAN[i] - nd.centre[0]) * slope[k])
         trial.append(nd.arm_study[a]); arm.append(a); resid.append(nd.agd_se[i] ** 2)
     trial, arm = np.array(trial), np.array(arm)
     nb = np.array([arm_ != nd.arm_base[arm_] for arm_ in arm])
@@ -67,12 +71,13 @@ def test_marginal_likelihood_equals_dense_multivariate_normal(tau):
     d = np.array([0.0, -2.0, 1.5])
     beta, gam = 0.3, -0.1
     sigma = np.array([12.0, 13.5])
-    par = {"d": d[1:], "beta": np.array([beta * sc]), "gamma": np.array([[gam * sc]]), "sigma": sigma}
+    pad = np.full(6, 9.0)  # the sampler pads the IPD trials' residual SDs to 8 (prior only, no data)
+    par = {"d": d[1:], "beta": np.array([beta * sc]), "gamma": np.array([[gam * sc]]), "sigma": np.r_[sigma, pad]}
     if tau:
         par["tau"] = np.array(tau)
     lp, _ = log_density(model, (), {}, par)
     prior = stats.norm.logpdf(d[1:], 0, pr.trt).sum() + stats.norm.logpdf([beta, gam], 0, pr.reg).sum() \
-        + stats.halfnorm.logpdf(sigma, scale=pr.aux).sum() - 2 * np.log(sc) \
+        + stats.halfnorm.logpdf(np.r_[sigma, pad], scale=pr.aux).sum() - 2 * np.log(sc) \
         + (stats.halfnorm.logpdf(tau, scale=pr.het) if tau else 0.0)
     assert float(lp) == pytest.approx(_dense_marginal(nd, d, beta, gam, sigma, tau, pr.intercept) + prior, rel=1e-9)
 
@@ -108,3 +113,20 @@ def test_conditional_draws_match_the_gaussian_posterior():
         assert np.all(np.abs(got.mean(0) - mean) < 5 * se), s
         assert np.allclose(np.cov(got, rowvar=False), cov, rtol=0.05, atol=0.02 * cov.max())
         assert np.all(delta[:, base] == 0.0)
+
+
+def test_one_compile_serves_networks_of_the_same_structure():
+    """Two networks with different data but the same structure (treatments, covariates, padded
+    sizes) share one compiled sampler; the second fit's estimates are its own (not the first's)."""
+    from training.network.mlnmr import fit_mlnmr
+
+    nd1 = _network()
+    nd2 = _network()
+    nd2.agd_y = nd2.agd_y + np.array([0.0, -6.0, 0.0, -6.0, 0.0])  # c arms 6 points lower (c vs a: -6 more)
+    kw = dict(effects="fixed", num_warmup=150, num_samples=150, num_chains=1, seed=2, check=False)
+    f1 = fit_mlnmr(nd1, **kw)
+    f2 = fit_mlnmr(nd2, **kw)
+    assert f1.diagnostics["compiled"] and not f2.diagnostics["compiled"]
+    shift = f2.d()[:, 2].mean() - f1.d()[:, 2].mean()
+    assert -6.0 < shift < -1.0
+    assert f1.flat("sigma").shape[1] == 2 and f1.flat("mu").shape[1] == 4

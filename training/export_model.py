@@ -440,13 +440,19 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
         "arm_intervals": {t: arm_intervals_available(e) for t, e in sorted(exports.items())},
     }
     if network_trained:
+        net_tasks = {t: {"status": v.get("status"), **({"reason": v["reason"]} if "reason" in v else {}),
+                         **({"modifier_status": v["modifier_status"], "modifiers": v.get("modifiers", [])}
+                            if "modifier_status" in v else {}),
+                         **{k: v[k] for k in ("method", "ml_nmr_not_used", "diagnostics") if k in v}}
+                     for t, v in sorted(runj["network"].items()) if t in {x["task"] for x in tasks}}
+        methods = {v.get("method", "ipd") for v in net_tasks.values() if v.get("status") == "fitted"}
         manifest["network"] = {
-            "model": "one-stage IPD network model (training.network.ipd.fit_ipd_network; docs/network.md)",
-            "reference": cfg.active, "files": NETWORK_DIR + "/<task>.json",
-            "tasks": {t: {"status": v.get("status"), **({"reason": v["reason"]} if "reason" in v else {}),
-                          **({"modifier_status": v["modifier_status"], "modifiers": v.get("modifiers", [])}
-                             if "modifier_status" in v else {})}
-                      for t, v in sorted(runj["network"].items()) if t in {x["task"] for x in tasks}},
+            "model": "; ".join(m for m in (
+                "ML-NMR: Bayesian multilevel network meta-regression of the IPD and the aggregate trials (NumPyro "
+                "NUTS; training.network.mlnmr; posterior draws in the network files)" if "ml-nmr" in methods else "",
+                "one-stage IPD network model (training.network.ipd.fit_ipd_network)" if "ipd" in methods else "") if m)
+            + " (docs/network.md)",
+            "reference": cfg.active, "files": NETWORK_DIR + "/<task>.json", "tasks": net_tasks,
         }
         manifest["network_comparators"] = network_comparators(networks, comps, class_order)
     manifest["explanation"]["learners"] = sorted(set(manifest["explanation"]["learners"]))

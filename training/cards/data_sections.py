@@ -157,9 +157,11 @@ def s_comparators(inp: CardInputs) -> Section:
     s.md += [f"Every comparator in the treatment network (nodes from the data's class and subtype) against {active}. "
              f"**Direct** evidence: trials that randomised the comparator against {active}; **indirect only**: no such "
              f"trial, the comparison runs through other treatments of the network and assumes consistency. Comparators "
-             "scored by `learner` get the benefit learners' predictions; those scored by `ipd_network` get the one-stage "
-             "IPD network model's (node effects and exercise-content interactions, delta-method CI, prediction interval "
-             "with the network's tau; docs/network.md).", "",
+             "scored by `learner` get the benefit learners' predictions; those scored by `ipd_network` get the network "
+             f"model's: {net.get('model') or 'one-stage IPD network model'}. ML-NMR tasks give the posterior credible "
+             "interval and the predictive interval for a new trial from stored posterior draws; one-stage IPD tasks a "
+             "delta-method CI and a prediction interval with the network's tau. The table below gives each task's "
+             "model, its convergence diagnostics, and why ML-NMR was not used where it was not.", "",
              f"- Direct evidence: {', '.join(direct) or 'none'}.",
              f"- Indirect evidence only: {', '.join(indirect) or 'none'}.",
              f"- Direct in some tasks, indirect only in others: {', '.join(mixed) or 'none'}.", ""]
@@ -174,10 +176,11 @@ def s_comparators(inp: CardInputs) -> Section:
     st = net.get("tasks") or {}
     if st:
         s.md += ["", "**Network model per task:**", ""]
-        s.md += md_table(["task", "network model", "modifiers"],
+        s.md += md_table(["task", "network model", "modifiers", "diagnostics"],
                          [[t, v.get("status", "–") + (f" ({v['reason']})" if v.get("reason") else "")
                            + (f"; {v['modifier_status']}" if v.get("modifier_status") else ""),
-                           ", ".join(v.get("modifiers") or []) or "none"] for t, v in sorted(st.items())])
+                           ", ".join(v.get("modifiers") or []) or "none", _diag_text(v.get("diagnostics"))]
+                          for t, v in sorted(st.items())])
     s.md += [""]
     s.data = {"available": True, "reference": active, "comparators": nc, "direct": direct, "indirect_only": indirect,
               "mixed": mixed, "network_tasks": st}
@@ -300,3 +303,14 @@ def s_modifiers(inp: CardInputs) -> Section:
                       "form in the effect model", f"interaction ({prim or NA})"], rows)
     s.data = {"modifiers": data, "interaction_task": prim if inter else None, "interaction_scale": scale if inter else None}
     return s
+
+
+def _diag_text(d: dict | None) -> str:
+    """One cell: an ML-NMR task's convergence diagnostics (R-hat, ESS, divergences, draws)."""
+    if not d:
+        return "–"
+    return (f"{'passed' if d.get('ok') else 'FAILED'}: max R-hat {d.get('max_rhat', float('nan')):.3f}, "
+            f"min ESS bulk/tail {d.get('min_ess_bulk', 0):.0f}/{d.get('min_ess_tail', 0):.0f}, "
+            f"{d.get('divergences', '–')} divergences, {d.get('chains', '–')} chains x "
+            f"({d.get('warmup', '–')} + {d.get('samples', '–')})")
+

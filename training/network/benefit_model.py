@@ -29,6 +29,7 @@ NETWORK_FORMAT = "lbp-benefit-network"
 NETWORK_VERSION = 1
 MAX_MODIFIER_MISSING = 0.10
 MODEL_NAME = "ipd_network"
+NO_AGGREGATE = "no aggregate trials given (--network-aggregate)"
 
 
 def with_nodes(df: pd.DataFrame) -> pd.DataFrame:
@@ -125,12 +126,14 @@ def fit_task_network(df: pd.DataFrame, outcome: str, follow_up: str, features: d
     }
 
 
-def write_run_network(out, analysis: pd.DataFrame, tasks: list, features: dict, log=None, method: str = "ipd",
+def write_run_network(out, analysis: pd.DataFrame, tasks: list, features: dict, log=None, method: str = "ml-nmr",
                       aggregate: pd.DataFrame | None = None, seed: int = 0) -> dict:
     """Fit every continuous task's network into ``out/network/``; returns the status by task.
-    ``method="ml-nmr"`` with ``aggregate`` arm summaries fits the Bayesian ML-NMR of the task's IPD
-    plus the aggregate trials (training.network.mlnmr_task); a task without aggregate rows, or
-    whose ML-NMR fails (diagnostics included), gets the one-stage IPD model (status says why)."""
+    ``method="ml-nmr"`` (the default) with ``aggregate`` arm summaries fits the Bayesian ML-NMR of
+    the task's IPD plus the aggregate trials (training.network.mlnmr_task); a task without
+    aggregate rows, or whose ML-NMR fails (diagnostics included), gets the one-stage IPD model and
+    the reason is logged and recorded (``status.json``, the network file's ``modifier_status``, the
+    artifact manifest and the model card)."""
     import json
     from pathlib import Path
 
@@ -143,15 +146,19 @@ def write_run_network(out, analysis: pd.DataFrame, tasks: list, features: dict, 
         if otype != "continuous":
             status[task] = {"status": "skipped", "reason": "binary outcome: the network model is for continuous outcomes"}
             continue
-        payload, note = None, ""
-        if method == "ml-nmr" and aggregate is not None:
+        payload, note, fallback = None, "", None
+        if method == "ml-nmr" and aggregate is None:
+            fallback = NO_AGGREGATE
+        elif method == "ml-nmr":
             from training.network.mlnmr_task import fit_task_mlnmr
 
             try:
                 payload = fit_task_mlnmr(with_nodes(df), outcome, fu, features, aggregate, seed=seed)
             except LbpError as exc:
-                note = f"ML-NMR not used ({exc}); "
-                say(f"network {task}: {note}")
+                fallback = str(exc)
+        if fallback:
+            note = f"ML-NMR not used ({fallback}); "
+            say(f"network {task}: {'' if fallback == NO_AGGREGATE else 'WARNING '}{note}one-stage IPD network model instead")
         try:
             if payload is None:
                 payload = fit_task_network(df, outcome, fu, features)
@@ -164,7 +171,13 @@ def write_run_network(out, analysis: pd.DataFrame, tasks: list, features: dict, 
         (ndir / f"{task}.json").write_text(json.dumps(payload, indent=2, sort_keys=True), "utf-8")
         (ndir / f"{task}__card_network.json").write_text(json.dumps(card, indent=2, sort_keys=True, default=str), "utf-8")
         status[task] = {"status": "fitted", "nodes": payload["nodes"], "modifier_status": payload["modifier_status"],
-                        "modifiers": payload["model"]["modifiers"]}
+                        "modifiers": payload["model"]["modifiers"],
+                        "method": "ml-nmr" if payload.get("fit") == "ml-nmr" else "ipd",
+                        **({"ml_nmr_not_used": fallback} if fallback else {})}
+        if payload.get("fit") == "ml-nmr":
+            dg = payload["mlnmr"]["diagnostics"]
+            status[task]["diagnostics"] = {k: dg.get(k) for k in ("ok", "max_rhat", "min_ess_bulk", "min_ess_tail",
+                                                                 "divergences", "chains", "warmup", "samples", "seconds")}
         say(f"network {task}: {len(payload['nodes'])} comparator nodes ({payload['modifier_status']})")
     (ndir / "status.json").write_text(json.dumps(status, indent=2, sort_keys=True), "utf-8")
     return status

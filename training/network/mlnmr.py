@@ -140,16 +140,16 @@ def make_model(data: NetworkData, effects: str, link: str, priors: Priors, consi
     ns, nt, p, nc = len(data.studies), len(data.treatments), len(data.covariates), len(data.class_names)
     narm = len(data.arm_trt)
     if marginal:
-        from training.network.mlnmr_gauss import arm_statistics, loglik
+        from training.network.mlnmr_gauss import arm_statistics
+        from training.network.mlnmr_marginal import model_and_args
 
         if data.outcome_type != "continuous" or link != "identity":
             raise LbpError("the marginalised ML-NMR is for continuous outcomes on the identity link")
         A["gauss"] = arm_statistics(data, A["scale"])
-        gst = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in A["gauss"].items()}
+        return model_and_args(data, A, effects, consistency, priors), A
 
     def model():
-        if not marginal:
-            mu = numpyro.sample("mu", dist.Normal(0.0, priors.intercept).expand([ns]))
+        mu = numpyro.sample("mu", dist.Normal(0.0, priors.intercept).expand([ns]))
         if consistency == "ume":
             c = numpyro.sample("c", dist.Normal(0.0, priors.trt).expand([max(len(A["comps"]), 1)]))
             rel = jnp.where(A["arm_is_base"], 0.0, c[A["arm_comp"]])
@@ -157,19 +157,6 @@ def make_model(data: NetworkData, effects: str, link: str, priors: Priors, consi
             dr = numpyro.sample("d", dist.Normal(0.0, priors.trt).expand([nt - 1]))
             d = jnp.concatenate([jnp.zeros(1), dr])
             rel = d[A["arm_trt"]] - d[A["base_trt"]]
-        if marginal:
-            tau = numpyro.sample("tau", dist.HalfNormal(priors.het)) if effects == "random" else 0.0
-            slope = jnp.zeros((narm, 0))
-            if p:
-                sc = jnp.asarray(A["scale"])
-                beta = numpyro.sample("beta", dist.Normal(0.0, priors.reg * sc))
-                slope = jnp.broadcast_to(beta, (narm, p))
-                if nc > 1:
-                    g = numpyro.sample("gamma", dist.Normal(0.0, priors.reg * jnp.broadcast_to(sc, (nc - 1, p))))
-                    slope = beta + jnp.concatenate([jnp.zeros((1, p)), g])[A["arm_cls"]]
-            sigma = numpyro.sample("sigma", dist.HalfNormal(priors.aux).expand([gst["n_sig"]])) if gst["n_sig"] else None
-            numpyro.factor("y", loglik(gst, rel, slope, sigma, tau, priors.intercept))
-            return
         eta_arm = mu[A["arm_study"]] + rel
         if effects == "random":
             tau = numpyro.sample("tau", dist.HalfNormal(priors.het))
@@ -376,25 +363,37 @@ def fit_mlnmr(data: NetworkData, *, effects: str = "random", link: str | None = 
     numpyro.set_host_device_count(1)
     if marginal is None:
         marginal = data.outcome_type == "continuous"
-    model, A = make_model(data, effects, link, priors, consistency, likelihood, marginal=marginal)
-    kernel = NUTS(model, target_accept_prob=target_accept, init_strategy=init_to_uniform(radius=0.1),
-                  dense_mass=dense_mass)
-    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                chain_method=chain_method, progress_bar=False)
-    t0 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps"))
-    secs = time.perf_counter() - t0
-    draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    if marginal:
+    if marginal:  # compiled once per model structure (training.network.mlnmr_marginal)
+        from training.network.mlnmr_gauss import arm_statistics
+        from training.network.mlnmr_marginal import sample
+
+        if link != "identity":
+            raise LbpError("the marginalised ML-NMR is for continuous outcomes on the identity link")
+        A = _arrays(data, consistency)
+        A["gauss"] = arm_statistics(data, A["scale"])
+        draws, div, steps, secs, compiled = sample(
+            data, A, effects, consistency, priors, num_warmup=num_warmup, num_samples=num_samples,
+            num_chains=num_chains, chain_method=chain_method, seed=seed, target_accept=target_accept,
+            dense_mass=dense_mass)
         draws.update(_recover_intercepts(data, A, draws, effects, consistency, priors, seed))
+    else:
+        model, A = make_model(data, effects, link, priors, consistency, likelihood)
+        kernel = NUTS(model, target_accept_prob=target_accept, init_strategy=init_to_uniform(radius=0.1),
+                      dense_mass=dense_mass)
+        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                    chain_method=chain_method, progress_bar=False)
+        t0 = time.perf_counter()
+        mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps"))
+        draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+        secs = time.perf_counter() - t0
+        ex = mcmc.get_extra_fields(group_by_chain=True)
+        div, steps, compiled = np.asarray(ex["diverging"]), np.asarray(ex["num_steps"]), True
     for k in ("beta", "gamma"):  # back to the original covariate scale
         if k in draws:
             draws[k] = draws[k] / A["scale"]
-    div = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
     fit = MLNMRFit(data, effects, link, consistency, likelihood, priors, draws, {}, secs, A["comps"])
     fit.diagnostics = diagnose(draws, div, lambda n, k: param_labels(fit, n, k), thresholds)
-    steps = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["num_steps"])
-    fit.diagnostics.update({"marginalised": bool(marginal), "dense_mass": bool(dense_mass),
+    fit.diagnostics.update({"marginalised": bool(marginal), "dense_mass": bool(dense_mass), "compiled": bool(compiled),
                             "mean_leapfrog_steps": round(float(steps.mean()), 1), "chains": num_chains, "warmup": num_warmup, "samples": num_samples,
                             "chain_method": chain_method, "seconds": round(secs, 2)})
     if check and not fit.diagnostics["ok"]:

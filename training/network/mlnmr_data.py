@@ -141,6 +141,7 @@ class NetworkData:
     n_int: int
     excluded: dict = field(default_factory=dict)
     study_means: dict = field(default_factory=dict)
+    agd_xmean: np.ndarray | None = None  # (aggregate arms, p) reported covariate means (exact for the identity link)
 
     @property
     def ipd_study(self) -> np.ndarray:
@@ -288,8 +289,10 @@ def build_network(ipd: pd.DataFrame | None, agd: pd.DataFrame | None, *, outcome
         if np.any(~np.isfinite(n)) or np.any(n < 1):
             raise LbpError("aggregate arms: column 'n' must be a positive count on every row")
         agd_X = np.zeros((len(agd), n_int, p))
+        agd_xmean = np.zeros((len(agd), p))
         for j, c in enumerate(covariates):
             m, s = _arm_summaries(agd, c, margins[c])
+            agd_xmean[:, j] = m
             for a in range(len(agd)):
                 agd_X[a, :, j] = quantile(margins[c], U[:, j], m[a], s[a])
         if outcome_type == "continuous":
@@ -304,6 +307,7 @@ def build_network(ipd: pd.DataFrame | None, agd: pd.DataFrame | None, *, outcome
                 raise LbpError("aggregate arms: 'r' must be a count between 0 and n on every row")
     else:
         agd_arm, agd_X, y, se, n = np.zeros(0, int), np.zeros((0, n_int, p)), np.zeros(0), np.zeros(0), np.zeros(0)
+        agd_xmean = np.zeros((0, p))
     # centring: IPD rows weight 1, each aggregate arm's integration points weight n / n_int (multinma)
     wsum = len(ipd_y) + n.sum()
     centre = (ipd_X.sum(0) + np.einsum("a,aip->p", n / n_int, agd_X)) / wsum if p else np.zeros(0)
@@ -316,4 +320,4 @@ def build_network(ipd: pd.DataFrame | None, agd: pd.DataFrame | None, *, outcome
             means[s] = np.einsum("a,aip->p", n[sel], agd_X[sel]) / (n[sel].sum() * n_int)
     return NetworkData(outcome_type, trts, studies, covariates, cname, cls, centre, study_base, arm_study, arm_trt,
                        arm_base, ipd_arm, ipd_X, ipd_y, agd_arm, agd_X, y, se, n, source, margins, R, n_int,
-                       excluded, {s: v.tolist() for s, v in means.items()})
+                       excluded, {s: v.tolist() for s, v in means.items()}, agd_xmean)

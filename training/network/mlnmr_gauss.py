@@ -9,9 +9,11 @@ can be integrated out analytically. Per arm a of trial j with treatment k:
   ∏ N(y_i | α_a + x_i's_k, σ_j²) = N(ȳ_a | α_a + x̄_a's_k, σ_j²/n_a) ·
   (2πσ_j²)^{-(n_a-1)/2} n_a^{-1/2} exp(−(W_yy − 2s'W_xy + s'W_xx s)/(2σ_j²)), with
   α_a = μ_j + d_k − d_b + δ_jk — exact (the same likelihood as the row-wise model);
-* aggregate arm: ȳ_a ~ N(α_a + x̄_a's_k, se_a²) with x̄_a the mean of the arm's integration points
-  (the identity link makes the mean of the linear predictor over the points exact: no integration
-  error for continuous outcomes).
+* aggregate arm: ȳ_a ~ N(α_a + x̄_a's_k, se_a²) with x̄_a the arm's reported covariate means: on
+  the identity link the arm mean of the linear predictor is exactly the linear predictor at the
+  means, so no integration points are needed (the 64 QMC points' means miss the reported means by
+  up to 0.33 months for the gamma-distributed episode duration on the shipped aggregate set, 4.6
+  with 16 points).
 
 The residuals r_a = ȳ_a − x̄_a's_k − (d_k − d_b) of one trial are then jointly
 N(0, s_μ²·11' + τ²·Σ_δ + diag(v_a)) with v_a = σ_j²/n_a (IPD) or se_a² (aggregate): one small
@@ -52,7 +54,10 @@ def arm_statistics(data, scale: np.ndarray) -> dict:
             sig[a] = ipd_studies.index(int(data.arm_study[a]))
     if len(data.agd_arm):
         m[data.agd_arm] = data.agd_y
-        xbar[data.agd_arm] = ((data.agd_X - data.centre) / scale).mean(1)
+        # identity link: the arm mean of the linear predictor is the linear predictor at the arm's
+        # reported covariate means (exact; the QMC points' mean misses e.g. a gamma margin's mean)
+        xm = data.agd_xmean if data.agd_xmean is not None else data.agd_X.mean(1)
+        xbar[data.agd_arm] = (xm - data.centre) / scale
         agd_var[data.agd_arm] = data.agd_se ** 2
     ns = len(data.studies)
     arms_of = [np.flatnonzero(data.arm_study == s) for s in range(ns)]

@@ -63,7 +63,7 @@ def network_data(analysis: pd.DataFrame | None, aggregate: pd.DataFrame | None, 
 def fit_lbp_network(analysis, aggregate, outcome: str, follow_up: str, covariates=DEFAULT_COVARIATES,
                     effects: str = "random", interaction: str = "exercise_content", priors: Priors = PRIORS,
                     consistency: str = "consistency", num_warmup: int = 500, num_samples: int = 500,
-                    num_chains: int = 4, chain_method: str = "vectorized", seed: int = 0, check: bool = True,
+                    num_chains: int = 4, chain_method: str = "sequential", seed: int = 0, check: bool = True,
                     n_int: int = 64, baseline_col: str = "baseline") -> MLNMRFit:
     nd = network_data(analysis, aggregate, outcome, follow_up, covariates, interaction=interaction, n_int=n_int,
                       baseline_col=baseline_col)

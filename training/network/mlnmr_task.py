@@ -5,8 +5,8 @@ as the task's network file (training.network.mlnmr_export) so that the scorer sc
 — passive physiotherapy and combined care included — with posterior credible and predictive
 intervals.
 
-Covariates: the outcome's baseline score, age and female, each kept only if observed for at least
-90% of the task's IPD participants and summarised (``<cov>_mean``) in every aggregate trial of
+Covariates: the outcome's baseline score, age, female, BMI and episode months, each kept only if
+observed for at least 90% of the task's IPD participants and summarised (``<cov>_mean``) in every aggregate trial of
 the task; participants missing a kept covariate are excluded (counted).
 """
 from __future__ import annotations
@@ -14,16 +14,20 @@ from __future__ import annotations
 import pandas as pd
 
 from predict.errors import LbpError
-from training.network.mlnmr_lbp import DEFAULT_COVARIATES, fit_lbp_network
+from training.network.mlnmr_lbp import fit_lbp_network
 
 MAX_MISSING = 0.10
-MCMC = {"num_warmup": 300, "num_samples": 200, "num_chains": 4}
+# 4 chains x (500 + 500) by NUTS on the marginalised model (training.network.mlnmr_gauss), chains one
+# after the other: on 2 cores this used less CPU than vectorised chains (41 vs 54 CPU-s on the default
+# network's pain/short, BENCHMARKS.md); the compile is most of it
+MCMC = {"num_warmup": 500, "num_samples": 500, "num_chains": 4, "chain_method": "sequential"}
+CANDIDATES = ("baseline", "age", "female", "bmi", "episode_months")
 
 
 def usable_covariates(ipd: pd.DataFrame, agd: pd.DataFrame, features: dict) -> list[str]:
     names = set(features.get("names", []))
     out = []
-    for c in DEFAULT_COVARIATES:
+    for c in CANDIDATES:
         if c != "baseline" and c not in names:
             continue
         if c not in ipd.columns or pd.to_numeric(ipd[c], errors="coerce").isna().mean() > MAX_MISSING:
