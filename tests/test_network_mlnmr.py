@@ -102,12 +102,17 @@ def test_export_payload_scores_from_posterior_draws(senn_fe):
     net = scoring_payload(senn_fe, "hba1c", "short", {}, n_draws=200)
     assert netrt.check(net, [], [], "placebo") is None
     node = "metformin"
-    est, se, ci, pi = netpost.intervals(net, node, np.zeros((2, 0)), np.zeros(2), 1.959963984540054)
+    est, se, ci, pi = netpost.intervals_exact(net, node, np.zeros((2, 0)), np.zeros(2), 1.959963984540054)
     j = net["posterior"]["terms"].index(f"node[{node}]")
     draws = np.array(net["posterior"]["draws"])[:, j]
     assert est[0] == pytest.approx(draws.mean()) and se[0] == pytest.approx(draws.std(ddof=1))
     assert ci[0][0] == pytest.approx(np.quantile(draws, 0.025)) and ci[1][1] == pytest.approx(np.quantile(draws, 0.975))
     assert pi[0][0] == pytest.approx(ci[0][0])  # fixed effects
+    # the scorer's path: posterior mean +- 1.96 posterior SD; fixed effects: PrI = CrI
+    e2, s2, ci2, pi2 = netpost.intervals(net, node, np.zeros((2, 0)), np.zeros(2), 1.959963984540054)
+    assert e2[0] == pytest.approx(est[0]) and s2[0] == pytest.approx(se[0])
+    assert ci2[0][0] == pytest.approx(est[0] - 1.959963984540054 * se[0]) and pi2[1][0] == pytest.approx(ci2[1][0])
+    assert abs(ci2[0][0] - ci[0][0]) < 0.15 * se[0]  # near-normal posterior: within Monte Carlo error
     assert net["evidence"][node]["source"] == "direct (aggregate only)"
     bad = dict(net, posterior=dict(net["posterior"], tau=[1.0]))
     assert "inconsistent shapes" in netrt.check(bad, [], [], "placebo")
