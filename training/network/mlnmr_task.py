@@ -17,10 +17,10 @@ from predict.errors import LbpError
 from training.network.mlnmr_lbp import fit_lbp_network
 
 MAX_MISSING = 0.10
-# 4 chains x (500 + 500) by NUTS on the marginalised model (training.network.mlnmr_gauss), chains one
+# 4 chains x (1000 + 1000) by NUTS on the marginalised model (training.network.mlnmr_gauss), chains one
 # after the other: on 2 cores this used less CPU than vectorised chains (41 vs 54 CPU-s on the default
 # network's pain/short, BENCHMARKS.md); the compile is most of it
-MCMC = {"num_warmup": 500, "num_samples": 500, "num_chains": 4, "chain_method": "sequential"}
+MCMC = {"num_warmup": 1000, "num_samples": 1000, "num_chains": 4, "chain_method": "sequential"}
 CANDIDATES = ("baseline", "age", "female", "bmi", "episode_months")
 
 
