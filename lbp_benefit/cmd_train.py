@@ -28,10 +28,10 @@ def train(
     network: bool = typer.Option(True, "--network/--no-network", help="Also fit the one-stage IPD network model per "
                                  "continuous task, so that every network node (e.g. each other-conservative subtype) "
                                  "can be scored (docs/network.md)."),
-    network_method: str = typer.Option("ml-nmr", "--network-method", help="'ml-nmr' (default: Bayesian ML-NMR of the IPD "
-                                       "plus the --network-aggregate trials; a task without aggregate trials, or whose "
-                                       "ML-NMR fails its diagnostics, gets the one-stage IPD model and the reason is "
-                                       "recorded) or 'ipd' (one-stage IPD network model only); docs/network.md."),
+    network_method: str = typer.Option("ipd", "--network-method", help="'ipd' (one-stage IPD network model) or 'ml-nmr' "
+                                       "(Bayesian ML-NMR of the IPD plus the --network-aggregate trials; a task without "
+                                       "aggregate trials, or whose ML-NMR fails its diagnostics, gets the one-stage IPD "
+                                       "model and the reason is recorded; docs/network.md)."),
     network_aggregate: Optional[str] = typer.Option(None, "--network-aggregate", help="Aggregate arm CSV for ML-NMR; "
                                                     "'default' = the simulator's active/passive/combined physiotherapy "
                                                     "trials (the default without --data)."),

@@ -50,7 +50,7 @@ def default_settings():
     """The training settings of the default model: those of ``lbp-benefit train`` (seed 1)."""
     from training.train import TrainSettings
 
-    return TrainSettings(seed=DEFAULT_SEED, network=True, network_method="ml-nmr", network_aggregate="default")
+    return TrainSettings(seed=DEFAULT_SEED, network=True)
 
 
 def is_current(art: Path) -> bool:
@@ -63,11 +63,7 @@ def is_current(art: Path) -> bool:
         m = json.loads((art / "manifest.json").read_text("utf-8"))
     except (OSError, ValueError):
         return False
-    if not (isinstance(m, dict) and all(k in m for k in REQUIRED_MANIFEST_KEYS)):
-        return False
-    # the network of this version's default model records its method per task (ML-NMR since 0.2)
-    tasks = (m.get("network") or {}).get("tasks") or {}
-    return all("method" in v for v in tasks.values() if v.get("status") == "fitted")
+    return isinstance(m, dict) and all(k in m for k in REQUIRED_MANIFEST_KEYS)
 
 
 def ensure_default_model(progress: Callable | None = None, log: Callable[[str], None] | None = None) -> Path:

@@ -55,6 +55,8 @@ _RUN_DROP = ("timings", "seconds", "machine", "config_source", "training_environ
 
 
 # ----------------------------------------------------------------------------- helpers
+IPD_NETWORK = "one-stage IPD network model (training.network.ipd.fit_ipd_network; docs/network.md)"
+
 def data_fingerprint(analysis: pd.DataFrame) -> str:
     """SHA-256 of the harmonised analysis table written canonically: columns in name order, every
     value as text (floats with ``%.10g``, missing as empty), rows sorted as text, ``\\n`` line ends."""
@@ -445,9 +447,9 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
                             if "modifier_status" in v else {}),
                          **{k: v[k] for k in ("method", "ml_nmr_not_used", "diagnostics") if k in v}}
                      for t, v in sorted(runj["network"].items()) if t in {x["task"] for x in tasks}}
-        methods = {v.get("method", "ipd") for v in net_tasks.values() if v.get("status") == "fitted"}
+        methods = {v.get("method", "ipd") for v in net_tasks.values() if v.get("status") == "fitted"} or {"ipd"}
         manifest["network"] = {
-            "model": "; ".join(m for m in (
+            "model": IPD_NETWORK if methods == {"ipd"} else "; ".join(m for m in (
                 "ML-NMR: Bayesian multilevel network meta-regression of the IPD and the aggregate trials (NumPyro "
                 "NUTS; training.network.mlnmr; posterior draws in the network files)" if "ml-nmr" in methods else "",
                 "one-stage IPD network model (training.network.ipd.fit_ipd_network)" if "ipd" in methods else "") if m)

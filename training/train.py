@@ -62,7 +62,7 @@ class TrainSettings:
     workers: int = 2
     subgroup_boot: int = 50  # bootstrap replicates for IECV subgroup performance (0: skip it)
     network: bool = True  # also fit the one-stage IPD network model per continuous task (docs/network.md)
-    network_method: str = "ml-nmr"  # Bayesian ML-NMR of the IPD + network_aggregate; "ipd": one-stage IPD model (docs/network.md)
+    network_method: str = "ipd"  # "ml-nmr": Bayesian ML-NMR of the IPD + network_aggregate (docs/network.md)
     network_aggregate: str | None = None  # aggregate arm CSV for ML-NMR ("default": the simulator's physio set)
     gate_z: float | None = 1.645  # keep a stack only if its cross-validated held-out gain over the average-effect
     # model exceeds gate_z trial-clustered SEs (training.learners.stack_gate); None: no gate

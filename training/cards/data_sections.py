@@ -157,11 +157,7 @@ def s_comparators(inp: CardInputs) -> Section:
     s.md += [f"Every comparator in the treatment network (nodes from the data's class and subtype) against {active}. "
              f"**Direct** evidence: trials that randomised the comparator against {active}; **indirect only**: no such "
              f"trial, the comparison runs through other treatments of the network and assumes consistency. Comparators "
-             "scored by `learner` get the benefit learners' predictions; those scored by `ipd_network` get the network "
-             f"model's: {net.get('model') or 'one-stage IPD network model'}. ML-NMR tasks give the posterior credible "
-             "interval and the predictive interval for a new trial from stored posterior draws; one-stage IPD tasks a "
-             "delta-method CI and a prediction interval with the network's tau. The table below gives each task's "
-             "model, its convergence diagnostics, and why ML-NMR was not used where it was not.", "",
+             + (_MLNMR_TEXT.format(model=net.get("model")) if _any_mlnmr(net) else _IPD_TEXT), "",
              f"- Direct evidence: {', '.join(direct) or 'none'}.",
              f"- Indirect evidence only: {', '.join(indirect) or 'none'}.",
              f"- Direct in some tasks, indirect only in others: {', '.join(mixed) or 'none'}.", ""]
@@ -176,10 +172,11 @@ def s_comparators(inp: CardInputs) -> Section:
     st = net.get("tasks") or {}
     if st:
         s.md += ["", "**Network model per task:**", ""]
-        s.md += md_table(["task", "network model", "modifiers", "diagnostics"],
+        diag = _any_mlnmr(net)
+        s.md += md_table(["task", "network model", "modifiers"] + (["diagnostics"] if diag else []),
                          [[t, v.get("status", "–") + (f" ({v['reason']})" if v.get("reason") else "")
                            + (f"; {v['modifier_status']}" if v.get("modifier_status") else ""),
-                           ", ".join(v.get("modifiers") or []) or "none", _diag_text(v.get("diagnostics"))]
+                           ", ".join(v.get("modifiers") or []) or "none"] + ([_diag_text(v.get("diagnostics"))] if diag else [])
                           for t, v in sorted(st.items())])
     s.md += [""]
     s.data = {"available": True, "reference": active, "comparators": nc, "direct": direct, "indirect_only": indirect,
@@ -313,4 +310,18 @@ def _diag_text(d: dict | None) -> str:
             f"min ESS bulk/tail {d.get('min_ess_bulk', 0):.0f}/{d.get('min_ess_tail', 0):.0f}, "
             f"{d.get('divergences', '–')} divergences, {d.get('chains', '–')} chains x "
             f"({d.get('warmup', '–')} + {d.get('samples', '–')})")
+
+
+_IPD_TEXT = ("scored by `learner` get the benefit learners' predictions; those scored by `ipd_network` get the one-stage "
+             "IPD network model's (node effects and exercise-content interactions, delta-method CI, prediction interval "
+             "with the network's tau; docs/network.md).")
+_MLNMR_TEXT = ("scored by `learner` get the benefit learners' predictions; those scored by `ipd_network` get the network "
+               "model's: {model}. ML-NMR tasks give the posterior credible interval and the predictive interval for a "
+               "new trial from stored posterior draws; one-stage IPD tasks a delta-method CI and a prediction interval "
+               "with the network's tau. The table below gives each task's model, its convergence diagnostics, and why "
+               "ML-NMR was not used where it was not.")
+
+
+def _any_mlnmr(net: dict) -> bool:
+    return any("method" in v for v in (net.get("tasks") or {}).values())
 

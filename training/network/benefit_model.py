@@ -171,9 +171,11 @@ def write_run_network(out, analysis: pd.DataFrame, tasks: list, features: dict, 
         (ndir / f"{task}.json").write_text(json.dumps(payload, indent=2, sort_keys=True), "utf-8")
         (ndir / f"{task}__card_network.json").write_text(json.dumps(card, indent=2, sort_keys=True, default=str), "utf-8")
         status[task] = {"status": "fitted", "nodes": payload["nodes"], "modifier_status": payload["modifier_status"],
-                        "modifiers": payload["model"]["modifiers"],
-                        "method": "ml-nmr" if payload.get("fit") == "ml-nmr" else "ipd",
-                        **({"ml_nmr_not_used": fallback} if fallback else {})}
+                        "modifiers": payload["model"]["modifiers"]}
+        if method == "ml-nmr":  # (an 'ipd' run's status stays as before: same artifact, same model id)
+            status[task]["method"] = "ml-nmr" if payload.get("fit") == "ml-nmr" else "ipd"
+            if fallback:
+                status[task]["ml_nmr_not_used"] = fallback
         if payload.get("fit") == "ml-nmr":
             dg = payload["mlnmr"]["diagnostics"]
             status[task]["diagnostics"] = {k: dg.get(k) for k in ("ok", "max_rhat", "min_ess_bulk", "min_ess_tail",
