@@ -154,6 +154,25 @@ def binary_parts(exp: dict, F: np.ndarray, comparator: str):
     return out
 
 
+def binary_parts_from(exp: dict, a: np.ndarray, c: np.ndarray, se_a: np.ndarray, se_c: np.ndarray,
+                      va: np.ndarray, vc: np.ndarray):
+    """:func:`binary_parts` from the compiled program's per-arm numbers (``predict.fused``): the
+    arms' probabilities ``a``/``c``, their estimation SEs (a single logistic learner: logit
+    scale; a stack or tree learner: probability scale, the members' SEs already combined with
+    the weights) and their variances over the missing-input draws. The same arithmetic as
+    :func:`stack_binary_parts` and :func:`binary_parts` after their member loops, so the numbers
+    equal the numpy reference's (tests/test_binary_arms_compiled.py, 1e-10)."""
+    out = []
+    for p, se, vm in ((a, se_a, va), (c, se_c, vc)):
+        p = np.asarray(p, float)
+        d = np.maximum(p * (1 - p), 1e-12)
+        if exp.get("kind") == "stacked" or exp.get("kind") in TREE_KINDS:
+            out.append((_logit(p), np.sqrt(se ** 2 + vm) / d))
+        else:
+            out.append((_logit(p), np.sqrt(se ** 2 + vm / d ** 2)))
+    return out
+
+
 def binary_interval(parts, z: float):
     """95% bounds (exercise low, high, comparator low, high) of P(recovery) from :func:`binary_parts`."""
     (ea, sa), (ec, sc) = parts

@@ -171,8 +171,13 @@ class Engine:
                 continue
             out.append(Computed(t, True, res[fz.O_A, j], res[fz.O_C, j], res[fz.O_B, j],
                                  (res[fz.O_CILO, j], res[fz.O_CIHI, j]), (res[fz.O_PILO, j], res[fz.O_PIHI, j])))
-            if arms and t.outcome_type == "continuous" and res[fz.O_SEA, j, 0] == res[fz.O_SEA, j, 0]:
-                arm_iv[t.task] = (res[fz.O_EXLO, j], res[fz.O_EXHI, j], res[fz.O_CPLO, j], res[fz.O_CPHI, j])
+            if arms and n and res[fz.O_SEA, j, 0] == res[fz.O_SEA, j, 0]:
+                if t.outcome_type == "continuous":
+                    arm_iv[t.task] = (res[fz.O_EXLO, j], res[fz.O_EXHI, j], res[fz.O_CPLO, j], res[fz.O_CPHI, j])
+                else:  # P(recovery) per arm, formed on the logit scale (predict/arm_intervals.py)
+                    parts = arm_intervals.binary_parts_from(t.exp, res[fz.O_A, j], res[fz.O_C, j], res[fz.O_SEA, j],
+                                                            res[fz.O_SEC, j], res[fz.O_VA, j], res[fz.O_VC, j])
+                    arm_iv[t.task] = arm_intervals.binary_interval(parts, z)
         return out, arm_iv
 
     @staticmethod
@@ -209,7 +214,8 @@ class Engine:
                 for t in ts:
                     if t.task in res:
                         a, sea, va = res[t.task]
-                        out[t.task] = (a, None if np.isnan(sea).any() else np.sqrt(sea ** 2 + va))
+                        cont = t.outcome_type == "continuous"
+                        out[t.task] = (a, None if not cont or np.isnan(sea).any() else np.sqrt(sea ** 2 + va))
                 continue
             for t in ts:
                 r = task_scores(t.exp, F, comp, arms=True)

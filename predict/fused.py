@@ -16,10 +16,13 @@ draw only through the basis columns of the missing features (as in :mod:`predict
 
 Output ``out`` (17, T, n): exercise, comparator, benefit, se_est, var_missing (benefit), arm SE
 exercise, arm SE comparator, draw variance exercise, draw variance comparator (these four NaN
-where the task has no per-arm uncertainty or ``arms`` is False); then the intervals the scorer
+where the task has no per-arm uncertainty or ``arms`` is False; binary outcomes: a single
+logistic learner's arm SEs on the logit scale, a stack's or tree learner's on the probability
+scale, as ``predict.arm_intervals.binary_parts`` uses them); then the intervals the scorer
 reports, from the same arithmetic as ``Scorer._compute``: the benefit's CI and prediction
 interval (SE = sqrt(se_est^2 + var_missing), the PI adds the task's tau; clipped to +-lim) and
-the per-arm CIs (sqrt(arm SE^2 + draw variance), clipped to 0-100; NaN without arms).
+the per-arm CIs (sqrt(arm SE^2 + draw variance), clipped to 0-100; NaN without arms; continuous
+outcomes only: binary ones are formed on the logit scale by ``arm_intervals.binary_parts_from``).
 """
 from __future__ import annotations
 
@@ -365,8 +368,14 @@ def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, 
                     sc = 0.0
                     for m in range(l0, l1):
                         lm = member_leaf[m]
-                        sa += abs(member_wn[m]) * lsa[lm]
-                        sc += abs(member_wn[m] - member_w[m]) * lsa[lm] + abs(member_w[m]) * lsc[lm]
+                        fa = 1.0
+                        fc = 1.0
+                        if leaf_ints[lm, K_LINK] == 1 and leaf_ints[lm, K_IV] == IV_DELTA:
+                            # a logistic member's SE on the probability scale: p(1-p) x logit-scale SE
+                            fa = la[lm] * (1.0 - la[lm])
+                            fc = lc[lm] * (1.0 - lc[lm])
+                        sa += abs(member_wn[m]) * fa * lsa[lm]
+                        sc += abs(member_wn[m] - member_w[m]) * fa * lsa[lm] + abs(member_w[m]) * fc * lsc[lm]
                     out[O_SEA, t, i] = sa
                     out[O_SEC, t, i] = sc
             else:

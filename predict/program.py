@@ -248,7 +248,7 @@ class _Builder:
                 raise _Unsupported("theta_cov shape")
             rec[fz.K_IV] = fz.IV_DELTA
             rec[fz.K_V] = self._floats(self.V, "n_V", V)
-            rec[fz.K_ARM] = int(rec[fz.K_CONT] == 1 and rec[fz.K_LINK] == 0)
+            rec[fz.K_ARM] = int(rec[fz.K_LINK] == (0 if rec[fz.K_CONT] == 1 else 1))  # identity / logit
         elif iv.get("method") == "varmodel":
             des = iv["design"]
             loc, scale = np.asarray(des["loc"], float), np.asarray(des["scale"], float)
@@ -259,7 +259,7 @@ class _Builder:
             rec[fz.K_DES] = self._floats(self.DES, "n_DES", np.concatenate([loc, scale]))
             rec[fz.K_VM] = self._floats(self.VM, "n_VM", vm)
             avm = iv.get("arm_varmodel")
-            if (rec[fz.K_CONT] == 1 and kind in ("t_learner", "x_learner", "dr_learner") and isinstance(avm, dict)
+            if (kind in ("t_learner", "x_learner", "dr_learner") and isinstance(avm, dict)
                     and comparator in avm and "__active__" in avm):
                 va, vc = np.asarray(avm["__active__"], float), np.asarray(avm[comparator], float)
                 if va.size != 1 + 2 * self.p or vc.size != 1 + 2 * self.p:
@@ -414,7 +414,7 @@ def compile_program_why(exps: list[dict], comparator: str,
                 mem_w.append(1.0)
                 mem_wn.append(1.0)
                 m1, stacked = m0 + 1, 0
-            arms_ok = int(cont and all(b.leaf_int[mem_ids[m]][fz.K_ARM] == 1 for m in range(m0, m1)))
+            arms_ok = int(all(b.leaf_int[mem_ids[m]][fz.K_ARM] == 1 for m in range(m0, m1)))
             M = int(np.asarray(imp["z"]).shape[0])
             o0 = len(order)
             for m in range(m0, m1):

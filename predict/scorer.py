@@ -247,7 +247,8 @@ class Scorer:
     def _score(self, F: np.ndarray, comparator: str, tasks: list[Task], explain: bool, top: int) -> list[dict]:
         comp, arm_iv = self.engine.compute(F, comparator, tasks, arms=True)
         for c in comp:  # recovery under each arm (predict/arm_intervals.py), where the learner allows it
-            if c.available and c.learner is None and c.task.outcome_type == "binary":
+            if c.available and c.learner is None and c.task.outcome_type == "binary" and c.task.task not in arm_iv:
+                # the numpy reference (the compiled program gives these in arm_iv)
                 parts = arm_intervals.binary_parts(c.task.exp, F, comparator)
                 if parts is not None:
                     arm_iv[c.task.task] = arm_intervals.binary_interval(parts, verdicts.Z)

@@ -148,7 +148,7 @@ def test_a_recovery_stack_gets_arm_intervals_in_results_and_in_the_card(stacked_
     assert scorer.manifest["arm_intervals"][task] is True
     poc = card_from_artifact(stacked_artifact).json["extensions"]["lbp_benefit"]["sections"]["point_of_care"]
     claimed = {c["path"]: c["tasks"] for c in poc["outputs_with_interval"]}
-    assert task in claimed["exercise.interval"] and task in claimed["comparator.interval"]
+    assert task in claimed["intervention.interval"] and task in claimed["comparator.interval"]
     assert not any(task in c["tasks"] for c in poc["outputs_without_interval"])
     patients = [{"baseline_pain": 62.0, "baseline_function": 41.0, "age": 47, "female": 1},
                 {"baseline_pain": 30.0, "baseline_function": 70.0}]
@@ -158,6 +158,6 @@ def test_a_recovery_stack_gets_arm_intervals_in_results_and_in_the_card(stacked_
             if not o["available"]:
                 continue
             assert o["learner"] == "stacked"
-            for arm in ("exercise", "comparator"):
+            for arm in ("intervention", "comparator"):
                 lo, hi = o[arm]["interval"]
                 assert 0 < lo < o[arm]["expected"] < hi < 1 and "interval_note" not in o[arm]

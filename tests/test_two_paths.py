@@ -69,3 +69,58 @@ def test_compiled_program_equals_the_numpy_reference(paths, seed, outcome, p_mis
             if arms and ref["arm_se"] is not None:
                 for row, key, k in ARM_ROWS:
                     np.testing.assert_allclose(out[row, j], ref[key][k], rtol=TOL, atol=TOL, err_msg=f"{what}: {key}")
+
+
+@pytest.mark.parametrize("p_missing", [0.0, 0.4, 0.8])
+def test_binary_arm_intervals_from_the_compiled_program_equal_the_numpy_reference(paths, p_missing):
+    """The per-arm intervals of P(recovery) the scorer takes from the compiled program
+    (arm_intervals.binary_parts_from on its per-arm rows) equal arm_intervals.binary_parts's
+    (the numpy reference) for every binary learner with per-arm uncertainty and every comparator."""
+    from predict import arm_intervals as A
+
+    F0, compiled, reference_exps = paths["binary"]
+    F = _patients(F0, 7, 40, p_missing)
+    checked = 0
+    for comp in compiled[0]["comparators"]:
+        prog = compile_program(compiled, comp)
+        out = prog.run(F, arms=True, threads=1)
+        for j, pos in enumerate(prog.tasks):
+            exp = reference_exps[pos]
+            ref = A.binary_parts(exp, F, comp)
+            assert (ref is None) == np.isnan(out[fz.O_SEA, j]).all(), exp["kind"]
+            if ref is None:
+                continue
+            got = A.binary_parts_from(exp, *(out[r, j] for r in (fz.O_A, fz.O_C, fz.O_SEA, fz.O_SEC, fz.O_VA, fz.O_VC)))
+            for g, r in zip(A.binary_interval(got, 1.96), A.binary_interval(ref, 1.96)):
+                np.testing.assert_allclose(g, r, rtol=0, atol=TOL, err_msg=f"{exp['kind']} vs {comp}")
+            checked += 1
+    assert checked
+
+
+def test_the_scorer_takes_binary_arm_intervals_from_the_compiled_program(scorer):
+    """On the small model: Scorer's per-arm intervals of binary tasks (from the compiled program)
+    equal the numpy reference's (arm_intervals.binary_parts), patients with missing inputs."""
+    from predict import arm_intervals as A
+
+    F0, _ = scorer.validate([scorer.example_patient()])
+    rng = np.random.default_rng(3)
+    F = np.repeat(F0, 60, axis=0) * rng.uniform(0.8, 1.2, (60, F0.shape[1]))
+    keep = np.array([n in scorer.baselines or not np.isfinite(F0[0, j]) for j, n in enumerate(scorer._names)])
+    cont = np.array([ty == "continuous" for ty in scorer._types])
+    F[:, keep | ~cont] = F0[0, keep | ~cont]  # baselines as given; binary and categorical inputs valid
+    F[:, ~keep] = np.where(rng.random((60, int((~keep).sum()))) < 0.4, np.nan, F[:, ~keep])
+    checked = 0
+    for comp in scorer.comparators:
+        if scorer.engine.program(comp) is None:
+            continue
+        comp_out, arm_iv = scorer.engine.compute_unwidened(F, comp, scorer._select(None), arms=True)
+        for c in comp_out:
+            if not (c.available and c.learner is None and c.task.outcome_type == "binary"):
+                continue
+            ref = A.binary_parts(c.task.exp, F, comp)
+            assert (ref is None) == (c.task.task not in arm_iv)
+            if ref is not None:
+                for g, r in zip(arm_iv[c.task.task], A.binary_interval(ref, 1.959963984540054)):
+                    np.testing.assert_allclose(g, r, rtol=0, atol=TOL)
+                checked += 1
+    assert checked
