@@ -28,10 +28,12 @@ def train(
     network: bool = typer.Option(True, "--network/--no-network", help="Also fit the one-stage IPD network model per "
                                  "continuous task, so that every network node (e.g. each other-conservative subtype) "
                                  "can be scored (docs/network.md)."),
-    network_method: str = typer.Option("ipd", "--network-method", help="'ipd' (one-stage IPD network model) or 'ml-nmr' "
-                                       "(Bayesian ML-NMR of the IPD plus the --network-aggregate trials; a task without "
-                                       "aggregate trials, or whose ML-NMR fails its diagnostics, gets the one-stage IPD "
-                                       "model and the reason is recorded; docs/network.md)."),
+    network_method: Optional[str] = typer.Option(None, "--network-method", help="'ml-nmr' (Bayesian ML-NMR of the IPD "
+                                                 "plus the --network-aggregate trials; a task whose ML-NMR fails its "
+                                                 "diagnostics gets the one-stage IPD model and the reason is recorded) "
+                                                 "or 'ipd' (one-stage IPD network model). Default: 'ml-nmr' when there "
+                                                 "are aggregate trials (the embedded default has them), else 'ipd'; "
+                                                 "docs/network.md."),
     network_aggregate: Optional[str] = typer.Option(None, "--network-aggregate", help="Aggregate arm CSV for ML-NMR; "
                                                     "'default' = the simulator's active/passive/combined physiotherapy "
                                                     "trials (the default without --data)."),
@@ -53,7 +55,7 @@ def train(
     bad = [x for x in learners if x not in LEARNERS]
     if bad:
         raise LbpError(f"--learner {', '.join(bad)}: choose from {', '.join(LEARNERS)}")
-    if network_method not in ("ml-nmr", "ipd"):
+    if network_method not in (None, "ml-nmr", "ipd"):
         raise LbpError("--network-method must be 'ml-nmr' or 'ipd'")
     if workers < 1:
         raise LbpError("--workers must be >= 1")
@@ -70,10 +72,11 @@ def train(
         if w not in cfg.window_names:
             raise LbpError(f"--iecv-follow-up {w!r} is not one of {', '.join(cfg.window_names)}")
     fus = [] if no_iecv else (list(iecv_follow_up) if iecv_follow_up else None)
+    aggregate = network_aggregate or ("default" if synthetic else None)
     settings = TrainSettings(seed=seed, learners=learners, iecv_follow_ups=fus, select=select,
                              n_boot_linear=n_boot, n_boot_trees=n_boot_trees, workers=workers,
-                             network=network, network_method=network_method,
-                             network_aggregate=network_aggregate or ("default" if synthetic else None))
+                             network=network, network_method=network_method or ("ml-nmr" if aggregate else "ipd"),
+                             network_aggregate=aggregate)
     res = run_training(h.analysis, cfg, out, settings, synthetic=synthetic, progress=progress_over,
                        log=lambda m: typer.echo(m, err=True))
     if synthetic:

@@ -23,6 +23,8 @@ from predict.inputs import EXAMPLE_PATIENT  # noqa: F401 - the example patient i
 
 DEFAULT_SEED = 1
 REQUIRED_MANIFEST_KEYS = ("network_comparators",)  # model-format revision: a cached model without these is stale
+DEFAULT_MODEL_REVISION = "2026-12-07 ml-nmr"  # the default settings' revision: a cache of another one is retrained
+REVISION_FILE = "revision.txt"
 
 EXAMPLE_COMPARATOR = "usual_care"
 
@@ -50,20 +52,23 @@ def default_settings():
     """The training settings of the default model: those of ``lbp-benefit train`` (seed 1)."""
     from training.train import TrainSettings
 
-    return TrainSettings(seed=DEFAULT_SEED, network=True)
+    return TrainSettings(seed=DEFAULT_SEED, network=True, network_method="ml-nmr", network_aggregate="default")
 
 
 def is_current(art: Path) -> bool:
     """A cached artifact is reused only if it has what this version's default model has: the
-    comparator network (``network_comparators`` in the manifest, REQUIRED_MANIFEST_KEYS). One
-    cached before the network reached scoring is retrained, not silently reused."""
+    comparator network (``network_comparators`` in the manifest, REQUIRED_MANIFEST_KEYS) and the
+    training settings of this revision (``revision.txt`` beside it = DEFAULT_MODEL_REVISION; the
+    revision changes when the default settings do, e.g. the ML-NMR network). One cached before
+    either is retrained, not silently reused."""
     import json
 
     try:
         m = json.loads((art / "manifest.json").read_text("utf-8"))
+        rev = (art.parent / REVISION_FILE).read_text("utf-8").strip()
     except (OSError, ValueError):
         return False
-    return isinstance(m, dict) and all(k in m for k in REQUIRED_MANIFEST_KEYS)
+    return isinstance(m, dict) and all(k in m for k in REQUIRED_MANIFEST_KEYS) and rev == DEFAULT_MODEL_REVISION
 
 
 def ensure_default_model(progress: Callable | None = None, log: Callable[[str], None] | None = None) -> Path:
@@ -86,9 +91,10 @@ def ensure_default_model(progress: Callable | None = None, log: Callable[[str], 
             if is_current(art):  # another process trained it meanwhile
                 return art
             if (art / "manifest.json").is_file():
-                say(f"the cached default model in {art}/ predates the comparator network; retraining it")
+                say(f"the cached default model in {art}/ predates this version's default settings; retraining it")
             say(f"training the embedded default model (synthetic data; first use only) into {d}/ ...")
             _train(d, progress, say)
+            (d / REVISION_FILE).write_text(DEFAULT_MODEL_REVISION + "\n", "utf-8")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return art

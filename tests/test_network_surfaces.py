@@ -186,9 +186,14 @@ def test_stale_default_model_is_not_reused(tmp_path, sm):
 
     art = tmp_path / "artifact"
     shutil.copytree(sm.artifact, art)
+    assert not dm.is_current(art)  # no revision beside it: a cache from before the revision marker
+    (tmp_path / dm.REVISION_FILE).write_text(dm.DEFAULT_MODEL_REVISION, "utf-8")
     assert dm.is_current(art)
+    (tmp_path / dm.REVISION_FILE).write_text("an older revision", "utf-8")
+    assert not dm.is_current(art)
+    (tmp_path / dm.REVISION_FILE).write_text(dm.DEFAULT_MODEL_REVISION, "utf-8")
     m = json.loads((art / "manifest.json").read_text("utf-8"))
     m.pop("network_comparators")
     (art / "manifest.json").write_text(json.dumps(m), "utf-8")
     assert not dm.is_current(art)
-    assert dm.default_settings().network is True
+    assert dm.default_settings().network is True and dm.default_settings().network_method == "ml-nmr"

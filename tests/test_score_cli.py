@@ -106,6 +106,7 @@ def test_default_model_cache(sm, tmp_path, monkeypatch):
     monkeypatch.setenv("LBP_HOME", str(tmp_path / "home"))
     assert dm.default_model_path() == tmp_path / "home" / "default-model" / dm.__version__ / "artifact"
     shutil.copytree(sm.artifact, dm.default_model_path())
+    (dm.default_model_dir() / dm.REVISION_FILE).write_text(dm.DEFAULT_MODEL_REVISION, "utf-8")
     monkeypatch.setattr(dm, "_train", lambda *a, **k: pytest.fail("must not train when cached"))
     assert dm.ensure_default_model() == dm.default_model_path()
     text = dm.example_text(Scorer.load(dm.default_model_path()))
