@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from tests._runtime import rt
+from predict import arm_intervals as A
 from predict import fused as fz
 from predict import kernels as _fast
 from predict.program import compile_program
@@ -92,7 +93,16 @@ def _compare(prog, exps, F, comp, arms):
         for key, row in ROWS.items():
             np.testing.assert_allclose(out[row, j], ref[key], rtol=1e-9, atol=1e-10,
                                        err_msg=f"{exp['kind']} {exp['outcome_type']} {comp} {key}")
-        if ref["arm_se"] is None:
+        if exp["outcome_type"] == "binary":  # per-arm P(recovery): predict/arm_intervals.py
+            parts = A.binary_parts(exp, F, comp) if arms else None
+            if parts is None:
+                assert np.isnan(out[fz.O_SEA, j]).all() and np.isnan(out[fz.O_VA, j]).all(), exp["kind"]
+            else:
+                got = A.binary_parts_from(exp, *(out[r, j] for r in (fz.O_A, fz.O_C, fz.O_SEA, fz.O_SEC, fz.O_VA,
+                                                                     fz.O_VC)))
+                for g, w in zip(A.binary_interval(got, z), A.binary_interval(parts, z)):
+                    np.testing.assert_allclose(g, w, rtol=0, atol=1e-10, err_msg=f"{exp['kind']} {comp} arms")
+        elif ref["arm_se"] is None:
             assert np.isnan(out[fz.O_SEA, j]).all() and np.isnan(out[fz.O_VA, j]).all(), exp["kind"]
         else:
             for row, want in ((fz.O_SEA, ref["arm_se"][0]), (fz.O_SEC, ref["arm_se"][1]),
