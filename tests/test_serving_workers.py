@@ -48,10 +48,14 @@ def test_two_workers_serve_the_same_model(tmp_path):
             proc.kill()
             err = proc.communicate(timeout=10)[1].decode(errors="replace")[-3000:]
             pytest.fail(f"server not ready (exit code {proc.poll()}):\n{err}")
-        # /readyz answered by one worker; lbp_model_ready is the minimum over live workers, so wait
-        # (bounded) until the other has warmed up too before reading the gauge as 1.
+        # /readyz answered by one worker; lbp_model_ready is the minimum over the workers that have
+        # started, so wait (bounded) until both have written their value files and both are warm.
+        def started():
+            return {f.stem.rsplit("_", 1)[-1] for f in prom_dir.glob("gauge_livemin_*.db")} - {"999999"}
+
         while time.time() < deadline:
-            if samples(httpx.get(base + "/metrics", timeout=5).text).get(("lbp_model_ready", ())) == 1:
+            if len(started()) == 2 and samples(httpx.get(base + "/metrics", timeout=5).text).get(
+                    ("lbp_model_ready", ())) == 1:
                 break
             time.sleep(0.3)
         patient = scorer.example_patient()
