@@ -18,10 +18,7 @@ Overall effects are cross-checked against independent statsmodels fits of the sa
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,37 +27,14 @@ import pytest
 
 smf = pytest.importorskip("statsmodels.formula.api")
 
-ROOT = Path(__file__).resolve().parents[1]
-EX = ROOT / "examples"
+from tests._byo import EX, cli, overall, split_by_centre
 HOLD_OUT = {"opt": "NY", "indo_rct": "UM", "licorice": None}
 COMPARATOR = {"opt": "delayed_treatment", "indo_rct": "placebo", "licorice": "sugar_water"}
 
 
-def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.run([sys.executable, "-m", "lbp_benefit", *args], capture_output=True, text=True, env=env, cwd=ROOT,
-                       timeout=900)
-    if ok:
-        assert p.returncode == 0, f"{args}: exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
-    return p
-
-
 def _split(trial: str, out: Path) -> tuple[Path, Path]:
-    """Training folder (all centres but the held-out one) and validation folder (that centre); a
-    single trial is validated on its own data (apparent performance)."""
-    src = EX / trial / "data"
-    held = HOLD_OUT[trial]
-    if held is None:
-        return src, src
-    parts, outs = pd.read_csv(src / "participants.csv", dtype=str), pd.read_csv(src / "outcomes.csv", dtype=str)
-    folders = []
-    for name, keep in (("train", parts["trial"] != held), ("validate", parts["trial"] == held)):
-        d = out / name
-        d.mkdir(parents=True)
-        parts[keep].to_csv(d / "participants.csv", index=False)
-        outs[outs["trial"].isin(set(parts.loc[keep, "trial"]))].to_csv(d / "outcomes.csv", index=False)
-        folders.append(d)
-    return folders[0], folders[1]
+    """Leave-one-centre-out folders of the example (a single trial: its own data, apparent performance)."""
+    return split_by_centre(EX / trial / "data", HOLD_OUT[trial], out)
 
 
 @pytest.fixture(scope="module", params=["opt", "indo_rct", "licorice"])
@@ -151,10 +125,7 @@ def test_small_trial_is_flagged_and_not_held_out(run):
 
 
 def _overall(run, outcome, follow_up):
-    ov = pd.read_csv(run["out"] / "replicate" / "overall.csv")
-    r = ov[(ov.outcome == outcome) & (ov.follow_up == follow_up) & (ov.model == "unadjusted")]
-    assert len(r) == 1
-    return r.iloc[0]
+    return overall(run["out"], outcome, follow_up)
 
 
 def test_overall_effects_match_statsmodels(run):

