@@ -241,34 +241,10 @@ def report_files(run: Path, harmonised=None, subgroup_performance: pd.DataFrame 
 
 # ----------------------------------------------------------------------------- card
 def _build_card(report_dir: Path, manifest: dict):
-    """``training.cards.build_card`` (written in parallel); while it is not there, the clearly
-    labelled placeholder below."""
-    try:
-        from training.cards import build_card  # type: ignore[attr-defined]
-    except ImportError:
-        return _placeholder_card_TEMPORARY(report_dir, manifest)
-    # card.md sits at the artifact root and its figures in card/
+    """The model card (``training.cards.build_card``): card.md at the artifact root, figures in card/."""
+    from training.cards import build_card
+
     return build_card(report_dir, manifest, figure_prefix="card/")
-
-
-class _PlaceholderCard:
-    def __init__(self, markdown: str, js: dict):
-        self.markdown, self.json, self.figures = markdown, js, {}
-
-
-def _placeholder_card_TEMPORARY(report_dir: Path, manifest: dict) -> _PlaceholderCard:
-    """TEMPORARY FALLBACK until ``training.cards.build_card`` exists: a minimal card that says so."""
-    syn = bool(manifest.get("synthetic"))
-    md = [f"# Model card: {manifest['model_id']}", "",
-          "**PLACEHOLDER CARD**: the model-card generator (training.cards.build_card) was not available "
-          "when this artifact was written. See report/ for the training summaries.", ""]
-    if syn:
-        md += ["**SYNTHETIC DATA**: trained on simulated data; not for clinical use.", ""]
-    md += ["Tasks: " + ", ".join(t["task"] for t in manifest["tasks"]),
-           "Comparators: " + ", ".join(manifest["comparators"]), ""]
-    js = {"placeholder": True, "model_id": manifest["model_id"], "synthetic": syn,
-          "tasks": [t["task"] for t in manifest["tasks"]], "comparators": manifest["comparators"]}
-    return _PlaceholderCard("\n".join(md), js)
 
 
 # ----------------------------------------------------------------------------- network

@@ -39,7 +39,8 @@ from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
 from training.learners.stacking import StackedLearner
-from training.train_warnings import case_mix_warnings, separable_trials, task_type, task_verdict
+from training.train_report import write_iecv, write_plots, write_report
+from training.train_warnings import separable_trials
 
 LEARNERS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner")
 
@@ -174,7 +175,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                                seed=s.seed, workers=s.workers, progress=progress, min_trial_size=min_size,
                                max_folds=s.iecv_max_folds)
                 iecv_res[task] = res
-                _write_iecv(out / "iecv" / task, res)
+                write_iecv(out / "iecv" / task, res)
                 pooled_all.append(res.pooled.assign(task=task))
             elif iecv_fus and s.iecv_deployed_elsewhere and len(hold) >= s.min_holdout_trials:
                 name = _deployed_without_selection(s.learners)
@@ -219,7 +220,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 how = {**how, "rule": "effect model without selection (penalty by grouped CV); its own IECV "
                                       "(this learner alone)", "iecv": "deployed learner only"}
                 iecv_res[task] = res
-                _write_iecv(out / "iecv" / task, res)
+                write_iecv(out / "iecv" / task, res)
                 pooled_all.append(res.pooled.assign(task=task))
             sexp = sel.to_export()
             sexp.setdefault("meta", {}).update({"outcome": outcome, "follow_up": fu, "selection": how})
@@ -232,7 +233,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                               if res is not None else "",
                               **({"learners_not_fitted": "; ".join(f"{n}: {w}" for n, w in failed.items())} if failed else {})})
             if res is not None:
-                _plots(out / "plots", task, res, how)
+                write_plots(out / "plots", task, res, how)
                 if s.subgroup_boot > 0:
                     lr_name = how.get("best_single", how["model"])
                     p = res.predictions[res.predictions["learner"] == lr_name]
@@ -271,7 +272,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str), "utf-8")
     held = sorted({h for r in iecv_res.values() for h in r.folds})
     case_mix = separable_trials(analysis, held, feature_spec_from_config(cfg)["names"]) if held else {}
-    _report(out, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs, case_mix)
+    write_report(out, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs, case_mix)
     return TrainResult(out, tasks, selected, iecv_res, secs)
 
 
@@ -394,121 +395,6 @@ def _gate(res, fitted: dict, s: TrainSettings) -> dict | None:
 
     otype = fitted["constant"].export_["outcome_type"]
     return heterogeneity_gate(res.predictions, otype, z=s.gate_z, seed=s.seed)
-
-
-def _write_iecv(d: Path, res) -> None:
-    d.mkdir(parents=True, exist_ok=True)
-    res.per_trial.to_csv(d / "per_trial.csv", index=False)
-    res.pooled.to_csv(d / "pooled.csv", index=False)
-    res.r_loss.to_csv(d / "r_loss.csv", index=False)
-    (d / "stack_weights.json").write_text(json.dumps(res.stack_weights, indent=2), "utf-8")
-    (d / "folds.json").write_text(json.dumps({"held_out": list(res.folds), "seconds": round(res.seconds, 1),
-                                              "train_trials": res.folds}, indent=1), "utf-8")
-    pd.DataFrame(res.skipped, columns=["trial", "learner", "reason"]).to_csv(d / "skipped.csv", index=False)
-
-
-def _plots(d: Path, task: str, res, how: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    per = res.per_trial
-    lr = how.get("best_single", how["model"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.35 * max(per["trial"].nunique(), 4) + 1.5))
-    for ax, m, ref in zip(axes, ("c_for_benefit", "calibration_slope_for_benefit"), (0.5, 1.0)):
-        g = per[(per["learner"] == lr) & (per["metric"] == m)].reset_index(drop=True)
-        yy = np.arange(len(g))
-        lo = np.clip(np.nan_to_num(g["estimate"] - g["ci_low"]), 0, None)
-        hi = np.clip(np.nan_to_num(g["ci_high"] - g["estimate"]), 0, None)
-        ax.errorbar(g["estimate"], yy, xerr=[lo, hi], fmt="s", color="k", ms=4, capsize=2)
-        pr = res.pooled[(res.pooled["learner"] == lr) & (res.pooled["metric"] == m)]
-        if len(pr):
-            r = pr.iloc[0]
-            ax.errorbar([r["estimate"]], [-1.5], xerr=[[max(r["estimate"] - r["ci_low"], 0)], [max(r["ci_high"] - r["estimate"], 0)]],
-                        fmt="D", color="tab:red", capsize=3)
-        ax.axvline(ref, ls="--", color="grey")
-        ax.set_yticks(list(yy) + [-1.5], list(g["trial"]) + ["pooled (RE)"])
-        ax.set_title(f"{m} ({lr})", fontsize=9)
-    fig.suptitle(f"IECV per held-out trial: {task}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(d / f"{task}__iecv_forest.png", dpi=110)
-    plt.close(fig)
-    # grouped calibration for benefit on the held-out predictions: quintiles of predicted benefit,
-    # observed effect stratified by trial (within-trial comparisons; training.metrics)
-    from training import metrics as M
-
-    p = res.predictions[res.predictions["learner"] == lr].dropna(subset=["benefit"])
-    if len(p) >= 50:
-        binary = set(np.unique(p["y"])) <= {0.0, 1.0}
-        try:
-            gc = M.calibration_for_benefit_groups(p["benefit"].to_numpy(), p["y"].to_numpy(), p["treat"].to_numpy(),
-                                                  outcome_type="binary" if binary else "continuous",
-                                                  higher_is_better=binary, cluster=p["trial"].astype(str).to_numpy(),
-                                                  n_groups=5)
-        except Exception:  # noqa: BLE001 - a plot must not fail the run
-            return
-        fr = gc.to_frame()
-        fr.to_csv(d / f"{task}__benefit_calibration.csv", index=False)
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.errorbar(fr["predicted"], fr["observed"], yerr=[fr["observed"] - fr["ci_low"], fr["ci_high"] - fr["observed"]],
-                    fmt="o", color="k", capsize=3)
-        lim = [min(fr["predicted"].min(), fr["ci_low"].min()), max(fr["predicted"].max(), fr["ci_high"].max())]
-        ax.plot(lim, lim, "--", color="grey")
-        ax.set_xlabel("predicted benefit (held-out trials, quintile mean)")
-        ax.set_ylabel("observed benefit (within-trial, 95% CI)")
-        ax.set_title(f"{task}: calibration for benefit ({lr})", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(d / f"{task}__benefit_calibration.png", dpi=110)
-        plt.close(fig)
-
-
-def _report(out: Path, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs, case_mix=None) -> None:
-    lines = ["# Training run", ""]
-    if synthetic and (out / "plots").is_dir():
-        from training.synthetic_label import label_folder
-
-        label_folder(out / "plots")  # every figure of a synthetic run says so
-    if synthetic:
-        lines += ["**SYNTHETIC DATA** (embedded simulator default): not for clinical use.", ""]
-    lines += [f"Total time {secs:.0f} s.", "", "## Tasks", "", _md(tasks) if len(tasks) else "(none)", ""]
-    lines += ["## Selection", ""]
-    for t, how in selected.items():
-        lines.append(f"- **{t}**: {how['model']} ({how['rule']})" + (f"; weights {json.dumps({k: round(v, 3) for k, v in how['weights'].items()})}" if "weights" in how else ""))
-    lines.append("")
-    for t, res in iecv_res.items():
-        lines += [f"## IECV {t}", "", "Held-out R-loss (lower is better; gain vs the constant-effect model in %):", "",
-                  _md(res.r_loss.round(4)), ""]
-        key = res.pooled[res.pooled["metric"].isin(["c_for_benefit", "calibration_slope_for_benefit", "citl_for_benefit",
-                                                    "autoc", "outcome_r2", "outcome_c_statistic", "outcome_slope"])]
-        if len(key):
-            lines += ["Pooled over held-out trials (REML random effects; 95% CI and prediction interval):", "",
-                      _md(key.round(3)), ""]
-        v, warns = task_verdict(t, res, selected.get(t, {}), task_type(tasks, t))
-        lines += ["**Verdict:** " + v["sentence"], ""]
-        warns += case_mix_warnings({h: c for h, c in (case_mix or {}).items() if h in res.folds})
-        lines += [f"**Warning:** {w}." for w in warns] + ([""] if warns else [])
-    sp = pd.DataFrame(support_rows)
-    if len(sp):
-        none = sp[sp["trials"] == 0]
-        sparse = sp[sp["sparse"] & (sp["trials"] > 0)]
-        lines += ["## Comparator classes", "",
-                  "Effect modification is shared across comparator classes; each class has its own average effect.", "",
-                  "- No trial compares the intervention with (no prediction): "
-                  + (", ".join(f"{r.comparator} ({r.task})" for r in none.itertuples()) or "none"),
-                  "- Sparse (< 2 trials or < 60 participants; the class average effect rests on little data): "
-                  + (", ".join(f"{r.comparator} ({r.task}: {r.trials} trials, {r.participants} participants)"
-                               for r in sparse.itertuples()) or "none"), ""]
-    (out / "report.md").write_text("\n".join(lines), "utf-8")
-
-
-def _md(df: pd.DataFrame) -> str:
-    """A pandas frame as a Markdown table (no optional dependency)."""
-    cols = list(df.columns)
-    rows = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for r in df.itertuples(index=False):
-        rows.append("| " + " | ".join("" if (isinstance(v, float) and np.isnan(v)) else str(v) for v in r) + " |")
-    return "\n".join(rows)
 
 
 def _machine() -> dict:
