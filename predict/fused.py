@@ -131,10 +131,8 @@ def _block_point(b, x, columns, center, v0, dst):
     """Design vector of block b at complete x into dst[:n_design] (centred if the block is), and
     each column's raw basis value into v0 (the reference for the draws' deltas)."""
     block, col_feature, col_kind, knot = columns.block, columns.feature, columns.kind, columns.knot
-    knot_penult = columns.knot_penult
-    knot_last = columns.knot_last
-    ratio_last = columns.ratio_last
-    ratio_penult = columns.ratio_penult
+    knot_penult, knot_last, ratio_last, ratio_penult = (columns.knot_penult, columns.knot_last, columns.ratio_last,
+                                                        columns.ratio_penult)
     inv_norm, level, dest, design_weight = columns.inv_norm, columns.level, columns.dest, columns.design_weight
     loc, inv_scale = columns.loc, columns.inv_scale
     nd = block[b, 2]

@@ -117,15 +117,11 @@ def forest_point(f, x, forests, lanes):
     (leaves lead to themselves: a walk of the trees' largest depth ends on every tree's leaf), so
     independent walks overlap instead of one chain of dependent loads at a time."""
     forest_trees, forest_zero, lock_root, depth = forests.trees, forests.zero, forests.lock_root, forests.depth
-    lock_feature = forests.lock_feature
-    lock_nan_child = forests.lock_nan_child
-    lock_children = forests.lock_children
-    lock_threshold = forests.lock_threshold
+    lock_feature, lock_nan_child, lock_children, lock_threshold = (forests.lock_feature, forests.lock_nan_child,
+                                                                   forests.lock_children, forests.lock_threshold)
     lock_value, root, node_feature, threshold = forests.lock_value, forests.root, forests.feature, forests.threshold
-    missing_type = forests.missing_type
-    nan_child = forests.nan_child
-    children = forests.children
-    leaf_value = forests.leaf_value
+    missing_type, nan_child, children, leaf_value = (forests.missing_type, forests.nan_child, forests.children,
+                                                     forests.leaf_value)
     s = 0.0
     t = forest_trees[f, 0]
     t1 = forest_trees[f, 1]
