@@ -270,7 +270,8 @@ class Engine:
         e = net["evidence"][node]
         ev = {"type": e["evidence"], "direct_trials": e["direct_trials"], "direct_participants": e["direct_participants"],
               "trials": e["trials"], "participants": e["participants"],
-              **({"source": e["source"]} if "source" in e else {})}  # ML-NMR: direct (IPD) / aggregate only / indirect
+              **({"source": e["source"]} if "source" in e else {}),  # ML-NMR: direct (IPD) / aggregate only / indirect
+              **({"intervals": "bayesian"} if netpost.has_posterior(net) else {})}  # credible / posterior predictive
         return Computed(t, True, active, active + ben, ben, ci, pi, netrt.MODEL_NAME, ev)
 
     def explain(self, F: np.ndarray, comparator: str, t: Task) -> tuple[np.ndarray, np.ndarray]:

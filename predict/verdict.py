@@ -49,6 +49,10 @@ CI_LABEL = ("95% confidence interval: the average benefit for patients like this
             "(how precisely the model knows the average)")
 PI_LABEL = ("95% prediction interval: the benefit for a patient like this one treated in a new clinic "
             "(adds the differences between trials and clinics)")
+CRI_LABEL = ("95% credible interval (Bayesian ML-NMR posterior): the average benefit for patients like this one "
+             "(how precisely the model knows the average)")
+PRED_LABEL = ("95% posterior predictive interval: the benefit for a patient like this one treated in a new clinic "
+              "(adds the differences between trials and clinics)")
 SAME_LABEL = ("the prediction interval equals the confidence interval because the trials showed no "
               "between-trial heterogeneity (τ = 0) for this outcome; it is not a range for the individual patient")
 ARM_LABEL = "95% confidence interval of the expected outcome for patients like this one under that treatment"
@@ -138,7 +142,9 @@ def annotate(results: list[dict]) -> list[dict]:
             limit = 1.0 if str(o.get("scale", "")).startswith("probability") else 100.0
             ci, pi = b.get("ci"), b.get("prediction_interval")
             same = bool(ci and pi and ci[0] is not None and ci[0] == pi[0] and ci[1] == pi[1])
-            b["labels"] = {"ci": CI_LABEL, "prediction_interval": SAME_LABEL if same else PI_LABEL}
+            bayes = (o.get("evidence") or {}).get("intervals") == "bayesian"  # network node scored from ML-NMR draws
+            b["labels"] = {"ci": CRI_LABEL if bayes else CI_LABEL,
+                           "prediction_interval": SAME_LABEL if same else (PRED_LABEL if bayes else PI_LABEL)}
             b["pi_equals_ci"] = same
             for arm in ("intervention", "comparator"):
                 a = o.get(arm)

@@ -109,3 +109,19 @@ def test_recovery_arm_intervals_match_a_monte_carlo_of_the_bootstrap_covariance(
     _, grad2 = rt.linear_parts(lin, list(t.exp["comparators"]), rt.impute_mean(t.exp["imputer"], F2))
     g2 = grad2["__active__"][0]
     assert sd_missing[0] > np.sqrt(g2 @ V @ g2) + 1e-6  # logit scale: estimation SE plus the draws' spread
+
+
+def test_network_nodes_scored_from_ml_nmr_draws_are_labelled_credible_and_posterior_predictive():
+    """A Bayesian interval is not called a confidence interval (evidence.intervals == 'bayesian')."""
+    def result(evidence):
+        return [{"outcomes": {"pain__short": {
+            "available": True, "scale": "0-100 points, higher = worse", "smallest_worthwhile": None,
+            "benefit": {"estimate": 4.0, "ci": [1.0, 7.0], "prediction_interval": [-2.0, 10.0]},
+            **({"evidence": evidence} if evidence is not None else {})}}}]
+
+    bayes = V.annotate(result({"type": "indirect only", "intervals": "bayesian"}))[0]["outcomes"]["pain__short"]
+    freq = V.annotate(result({"type": "direct only"}))[0]["outcomes"]["pain__short"]
+    learner = V.annotate(result(None))[0]["outcomes"]["pain__short"]
+    assert bayes["benefit"]["labels"] == {"ci": V.CRI_LABEL, "prediction_interval": V.PRED_LABEL}
+    assert freq["benefit"]["labels"] == learner["benefit"]["labels"] == {"ci": V.CI_LABEL, "prediction_interval": V.PI_LABEL}
+    assert "credible" in V.CRI_LABEL and "confidence" not in V.CRI_LABEL
