@@ -259,7 +259,8 @@ class Engine:
                     continue
                 L = pattern_solve(imp, S, msk)[1]
                 var_miss[inv == k] = float(np.sum((L.T @ w[msk]) ** 2))
-        if netpost.has_posterior(net):  # ML-NMR: intervals from the stored posterior draws
+        bayes = netpost.has_posterior(net)
+        if bayes:  # ML-NMR: intervals from the stored posterior draws
             ben, se, ci, pi = netpost.intervals(net, node, Zm, var_miss, z)
         else:
             se = np.sqrt(se ** 2 + var_miss)
@@ -271,7 +272,7 @@ class Engine:
         ev = {"type": e["evidence"], "direct_trials": e["direct_trials"], "direct_participants": e["direct_participants"],
               "trials": e["trials"], "participants": e["participants"],
               **({"source": e["source"]} if "source" in e else {}),  # ML-NMR: direct (IPD) / aggregate only / indirect
-              **({"intervals": "bayesian"} if netpost.has_posterior(net) else {})}  # credible / posterior predictive
+              **({"intervals": "bayesian"} if bayes else {})}  # credible / posterior predictive
         return Computed(t, True, active, active + ben, ben, ci, pi, netrt.MODEL_NAME, ev)
 
     def explain(self, F: np.ndarray, comparator: str, t: Task) -> tuple[np.ndarray, np.ndarray]:

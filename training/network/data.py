@@ -81,6 +81,17 @@ def _numeric(df: pd.DataFrame, cols, file: str) -> None:
         df[c] = v.astype(float)
 
 
+def rows_of(table: pd.DataFrame, outcome: str, follow_up: str) -> pd.DataFrame:
+    """The rows of ``table`` for one outcome and follow-up; a table without an ``outcome`` or
+    ``follow_up`` column holds one of them only, and all its rows are kept."""
+    t = table
+    if "outcome" in t.columns:
+        t = t[t["outcome"] == outcome]
+    if "follow_up" in t.columns:
+        t = t[t["follow_up"] == follow_up]
+    return t
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():

@@ -41,7 +41,7 @@ from scipy import stats
 from predict.errors import LbpError
 from training.mixed import fit_lmm
 from training.network.classes import EXERCISE_CONTENT
-from training.network.data import StudyContrasts, load_aggregate
+from training.network.data import StudyContrasts, load_aggregate, rows_of
 
 REQUIRED = ("trial", "node", "outcome", "follow_up", "value", "baseline")
 
@@ -295,11 +295,7 @@ def aggregate_contrasts(table: pd.DataFrame, outcome: str, follow_up: str, measu
                         file: str = "aggregate table") -> list[StudyContrasts]:
     """Arm summaries of one outcome and follow-up (columns trial, treatment, n, mean, sd and,
     when present, outcome and follow_up) as per-trial contrasts."""
-    t = table
-    if "outcome" in t.columns:
-        t = t[t["outcome"] == outcome]
-    if "follow_up" in t.columns:
-        t = t[t["follow_up"] == follow_up]
+    t = rows_of(table, outcome, follow_up)
     if t.empty:
         return []
     return load_aggregate(t[["trial", "treatment", "n", "mean", "sd"]].reset_index(drop=True), measure, file=file)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from predict.errors import LbpError
 from training.network.classes import EXERCISE_CONTENT
+from training.network.data import rows_of
 from training.network.mlnmr import MLNMRFit, Priors, fit_mlnmr
 from training.network.mlnmr_data import NetworkData, build_network
 
@@ -31,28 +32,17 @@ def interaction_classes(nodes, interaction: str) -> dict:
     raise LbpError(f"interaction must be exercise_content or node (got {interaction!r})")
 
 
-def _rows(df: pd.DataFrame | None, outcome: str, follow_up: str) -> pd.DataFrame | None:
-    if df is None:
-        return None
-    d = df
-    if "outcome" in d.columns:
-        d = d[d["outcome"] == outcome]
-    if "follow_up" in d.columns:
-        d = d[d["follow_up"] == follow_up]
-    return d
-
-
 def network_data(analysis: pd.DataFrame | None, aggregate: pd.DataFrame | None, outcome: str, follow_up: str,
                  covariates=DEFAULT_COVARIATES, reference: str = "exercise", interaction: str = "exercise_content",
                  n_int: int = 64, baseline_col: str = "baseline", seed: int = 0) -> NetworkData:
     """The ML-NMR arrays of one outcome and follow-up (IPD treatment = the ``node`` column)."""
-    ipd = _rows(analysis, outcome, follow_up)
+    ipd = None if analysis is None else rows_of(analysis, outcome, follow_up)
     if ipd is not None:
         if "node" not in ipd.columns:
             raise LbpError("IPD analysis table: no 'node' column (training.network.classes.node_of)")
         ipd = ipd.rename(columns={baseline_col: "baseline"}) if baseline_col != "baseline" else ipd
         ipd = ipd.assign(treatment=ipd["node"])
-    agd = _rows(aggregate, outcome, follow_up)
+    agd = None if aggregate is None else rows_of(aggregate, outcome, follow_up)
     nodes = set(ipd["node"]) if ipd is not None else set()
     nodes |= set(agd["treatment"].astype(str)) if agd is not None else set()
     return build_network(ipd, agd, outcome="value", outcome_type="continuous", covariates=list(covariates),

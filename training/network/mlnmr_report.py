@@ -24,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from predict.errors import LbpError
+from training.network.data import rows_of
 from training.network.mlnmr import MLNMRFit, Priors, fit_mlnmr
 from training.network.mlnmr_data import NetworkData, build_network
 from training.network.mlnmr_lbp import DEFAULT_COVARIATES, PRIORS, network_data
@@ -48,9 +49,7 @@ def build(method: str, analysis, aggregate, outcome: str, follow_up: str, refere
         raise LbpError(f"unknown Bayesian method {method!r}")
     parts = [arm_summaries(analysis, outcome, follow_up)] if analysis is not None else []
     if aggregate is not None:
-        a = aggregate
-        a = a[a["outcome"] == outcome] if "outcome" in a.columns else a
-        a = a[a["follow_up"] == follow_up] if "follow_up" in a.columns else a
+        a = rows_of(aggregate, outcome, follow_up)
         if parts:
             a = a[~a["trial"].astype(str).isin(set(parts[0]["trial"].astype(str)))]
         parts.append(a[["trial", "treatment", "n", "mean", "sd"]])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from predict.errors import LbpError
+from training.network.data import rows_of
 from training.network.mlnmr_lbp import fit_lbp_network
 
 MAX_MISSING = 0.10
@@ -46,11 +47,7 @@ def fit_task_mlnmr(df: pd.DataFrame, outcome: str, follow_up: str, features: dic
     from training.network.mlnmr_export import scoring_payload
     from training.network.mlnmr_results import effects_table, evidence
 
-    agd = aggregate
-    if "outcome" in agd.columns:
-        agd = agd[agd["outcome"] == outcome]
-    if "follow_up" in agd.columns:
-        agd = agd[agd["follow_up"] == follow_up]
+    agd = rows_of(aggregate, outcome, follow_up)
     if agd.empty:
         raise LbpError(f"ML-NMR ({outcome}, {follow_up}): no aggregate arms for this outcome and follow-up")
     ipd = df[df["outcome"] == outcome] if "outcome" in df.columns else df
