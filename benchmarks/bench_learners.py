@@ -56,13 +56,13 @@ sys.path.insert(0, str(ROOT))
 OURS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner")
 
 
-def load_task(scenario: str, seed: int, outcome: str, follow_up: str):
+def load_task(scenario: str, seed: int, outcome: str, follow_up: str, n_participants: int | None = None):
     from training.dataset import load_dataset
     from training.harmonise import harmonise
     from training.learners.base import task_frame
     from training.simulate import simulate_dataset
 
-    sim = simulate_dataset(scenario, seed=seed)
+    sim = simulate_dataset(scenario, seed=seed, n_participants=n_participants)
     with tempfile.TemporaryDirectory() as tmp:
         sim.write(Path(tmp))
         ds = load_dataset(Path(tmp))
@@ -73,7 +73,7 @@ def load_task(scenario: str, seed: int, outcome: str, follow_up: str):
     tr["trial"] = tr["trial"].astype(str)
     tr["participant"] = tr["participant"].astype(str)
     df["participant"] = df["participant"].astype(str)
-    bcols = [c for c in tr.columns if c.startswith("benefit_vs_")]
+    bcols = [c for c in tr.columns if c.startswith(("benefit_vs_", "expected_"))]
     m = df[["trial", "participant"]].merge(tr[["trial", "participant"] + bcols], on=["trial", "participant"], how="left")
     # the trial's own random class effects (A_f u_t,c): truth minus these = average-trial truth
     from training.simulate.model import attenuation
@@ -84,6 +84,23 @@ def load_task(scenario: str, seed: int, outcome: str, follow_up: str):
     re = df[["trial"]].merge(te, on="trial", how="left")
     recols = {c[len("re_"):]: A * re[c].to_numpy() for c in te.columns if c.startswith("re_")}
     return df, m[bcols].reset_index(drop=True), ds.config, recols
+
+
+def big_sample(scenario: str, seed: int, outcome: str, follow_up: str, cfg, n: int):
+    """(frame, average-trial truth, comparator-trial mask) of a large independent sample of the training
+    design (seed + 20000): noise-free labels for the observed-data oracles (benchmarks/oracle_benefit.py)."""
+    from training.learners.stacking import comparator_mix
+
+    bdf, btruth, _, brecols = load_task(scenario, seed + 20_000, outcome, follow_up, n_participants=n)
+    bcls = bdf["treatment"].astype(str).to_numpy()
+    btrial = bdf["trial"].astype(str).to_numpy()
+    comps = sorted(set(bcls) - {cfg.active})
+    bok = np.array([len(set(bcls[btrial == t]) - {cfg.active}) > 0 and (bcls[btrial == t] == cfg.active).any()
+                    for t in np.unique(btrial)])
+    bok = pd.Series(bok, index=np.unique(btrial)).reindex(btrial).to_numpy()
+    W = comparator_mix(btrial, bcls, cfg.active, comps)
+    t_avg = sum(W[:, i] * (btruth[f"benefit_vs_{c}"].to_numpy() - brecols[c]) for i, c in enumerate(comps))
+    return bdf, t_avg, bok
 
 
 def peer_design(df: pd.DataFrame, feats: list, comps: list, means: pd.Series | None = None, ind_cols=None):
@@ -189,6 +206,8 @@ def c_benefit(b, y, treat, trial):
 def one(args) -> list:
     scenario, seed, outcome, follow_up, peers, n_boot_lin, n_boot_tree, *opts = args
     train_opts = opts[0] if opts else {}
+    oracle_only = bool(opts[1]) if len(opts) > 1 else False
+    oracle_scale = int(opts[2]) if len(opts) > 2 else 10
     train_scenario, _, new_scenario = scenario.partition(">")
     new_scenario = new_scenario or train_scenario
     from threadpoolctl import threadpool_limits
@@ -208,7 +227,7 @@ def one(args) -> list:
             cfg = replace(cfg, train={**cfg.train, **train_opts})
         # an independent dataset (new trials of the same design, or of the scenario after '>') for
         # out-of-sample evaluation
-        ndf, ntruth, _, _ = load_task(new_scenario, seed + 10_000, outcome, follow_up)
+        ndf, ntruth, _, nrecols = load_task(new_scenario, seed + 10_000, outcome, follow_up)
         otype = "continuous" if outcome != "global_recovery" else "binary"
         feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
         X = df[["trial", "treatment"] + feats]
@@ -234,6 +253,17 @@ def one(args) -> list:
                         for t in ntrial])
         nW = comparator_mix(ntrial, ncls, cfg.active, ncomps)
         nt_mix = sum(nW[:, i] * ntruth[f"benefit_vs_{c}"].to_numpy() for i, c in enumerate(ncomps))
+        nt_avg = nt_mix - sum(nW[:, i] * nrecols[c] for i, c in enumerate(ncomps))
+        # oracle bounds (benchmarks/oracle_benefit.py): the truth without / with the trial's own effect
+        from benchmarks.oracle_benefit import oracle_rows
+
+        exp_own = np.array([truth[f"expected_{k}"].to_numpy()[i] for i, k in enumerate(cls)])
+        big = big_sample(train_scenario, seed, outcome, follow_up, cfg, oracle_scale * len(df))
+        rows += oracle_rows({"scenario": scenario, "seed": seed}, y, cls, trial, cfg.active, exp_own, recols, Wmix,
+                            comps_present, t_mix, t_avg, ok, nt_mix, nt_avg, nok, df, ndf, feats, seed, within_trial_sd,
+                            big)
+        if oracle_only:
+            return rows
         oracle_c_new = c_benefit(nt_mix[nok], ny[nok], ntreat[nok], ntrial[nok])
         # new trials get their own labels (the simulator reuses trial names across seeds, and the
         # in-trial models must not apply a fitted trial's deviation to a new trial of the same name)
@@ -241,6 +271,7 @@ def one(args) -> list:
 
         def new_metrics(bn, pn=None):
             out = {"pehe_new": float(np.sqrt(np.mean((bn[nok] - nt_mix[nok]) ** 2))),
+                   "pehe_avg_new": float(np.sqrt(np.mean((bn[nok] - nt_avg[nok]) ** 2))),
                    "bias_new": float(np.mean(bn[nok] - nt_mix[nok])),
                    "c_for_benefit_new": c_benefit(bn[nok], ny[nok], ntreat[nok], ntrial[nok]),
                    "c_oracle_new": oracle_c_new}
@@ -366,17 +397,19 @@ def one(args) -> list:
 
 
 def summarise(res: pd.DataFrame) -> pd.DataFrame:
-    g = res.groupby(["scenario", "learner"])
-    s = g.agg(seeds=("seed", "nunique"), pehe=("pehe", "mean"), pehe_sd=("pehe", "std"),
-              pehe_avg_trial=("pehe_avg_trial", "mean"), pehe_new=("pehe_new", "mean"),
-              c_new=("c_for_benefit_new", "mean"), bias_new=("bias_new", "mean"), spread=("spread", "mean"),
-              **{k: (k, "mean") for k in ("coverage_pi_new", "coverage_pi_new_inside", "coverage_pi_new_beyond",
-                                          "share_new_beyond", "share_new_rare") if k in res}, c_oracle_new=("c_oracle_new", "mean"), bias=("bias", "mean"),
-              coverage_ci=("coverage_ci", "mean"), coverage_pi=("coverage_pi", "mean"),
-              **({"coverage_ci_avg": ("coverage_ci_avg_trial", "mean")} if "coverage_ci_avg_trial" in res else {}),
-              c_for_benefit=("c_for_benefit", "mean"), c_oracle=("c_oracle", "mean"),
-              fit_seconds=("fit_seconds", "mean"), sd_true=("sd_true_benefit", "mean")).reset_index()
-    return s
+    """Mean over seeds per scenario x learner of the metrics present in ``res``."""
+    spec = dict(seeds=("seed", "nunique"), pehe=("pehe", "mean"), pehe_sd=("pehe", "std"),
+                pehe_avg_trial=("pehe_avg_trial", "mean"), pehe_new=("pehe_new", "mean"),
+                pehe_avg_new=("pehe_avg_new", "mean"), c_new=("c_for_benefit_new", "mean"),
+                bias_new=("bias_new", "mean"), spread=("spread", "mean"),
+                **{k: (k, "mean") for k in ("coverage_pi_new", "coverage_pi_new_inside", "coverage_pi_new_beyond",
+                                            "share_new_beyond", "share_new_rare")},
+                c_oracle_new=("c_oracle_new", "mean"), bias=("bias", "mean"), coverage_ci=("coverage_ci", "mean"),
+                coverage_pi=("coverage_pi", "mean"), coverage_ci_avg=("coverage_ci_avg_trial", "mean"),
+                c_for_benefit=("c_for_benefit", "mean"), c_oracle=("c_oracle", "mean"),
+                fit_seconds=("fit_seconds", "mean"), sd_true=("sd_true_benefit", "mean"))
+    spec = {k: v for k, v in spec.items() if v[0] in res}
+    return res.groupby(["scenario", "learner"]).agg(**spec).reset_index()
 
 
 def main(argv=None):
@@ -391,6 +424,10 @@ def main(argv=None):
     ap.add_argument("--n-boot", type=int, default=100)
     ap.add_argument("--n-boot-trees", type=int, default=10)
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--oracle-only", action="store_true",
+                    help="only the oracle bounds (benchmarks/oracle_benefit.py), no learner or peer fits")
+    ap.add_argument("--oracle-scale", type=int, default=10,
+                    help="size of the noise-free sample of the observed-data oracles, in multiples of the data's")
     ap.add_argument("--class-shrinkage", action="store_true",
                     help="train: class_shrinkage for our linear learners (training.learners.shrinkage)")
     a = ap.parse_args(argv)
@@ -398,7 +435,8 @@ def main(argv=None):
     for sc in a.scenarios:
         n = a.seeds_default if sc == "hayden2020" else a.seeds_other
         opts = {"class_shrinkage": True} if a.class_shrinkage else {}
-        jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees, opts) for s in range(1, n + 1)]
+        jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees, opts, a.oracle_only, a.oracle_scale)
+                 for s in range(1, n + 1)]
     t0 = time.time()
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
