@@ -133,7 +133,9 @@ class _MetaBase(BenefitLearner):
         fam = d.family
         f0 = StructuredFit(fam, prior_lambda(fam, 1.0, MAIN_SD[fam]), 1e12).fit(
             d.y, d.trial, d.cls, d.treat, d.comps, d.P, np.zeros((d.y.size, 0)))
-        s2 = f0.sigma2_ if fam == "gaussian" else 1.0
+        if fam != "gaussian":  # the penalty does not depend on a residual variance: f0 is the fit
+            return f0
+        s2 = f0.sigma2_
         return StructuredFit(fam, prior_lambda(fam, s2, MAIN_SD[fam]), 1e12).fit(
             d.y, d.trial, d.cls, d.treat, d.comps, d.P, np.zeros((d.y.size, 0)))
 

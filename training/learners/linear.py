@@ -19,6 +19,7 @@ import numpy as np
 
 from predict.linear import basis
 from predict.numeric import expit
+from training.learners.strata_fit import Strata, block_inverse, hessian_blocks, logistic_strata
 
 RCS_QUANTILES = {3: (0.10, 0.50, 0.90), 4: (0.05, 0.35, 0.65, 0.95), 5: (0.05, 0.275, 0.5, 0.725, 0.95)}
 
@@ -102,22 +103,25 @@ class StructuredFit:
         pen = np.concatenate([np.full(J, lam_t), np.full(O.shape[1], self.lam_offset),
                               np.full(P.shape[1], self.lam_main), np.full(I.shape[1], self.lam_int)])
         nj = np.bincount(trial, minlength=J).astype(float)
+        Z = np.hstack([O, P, I])
+        X = None
         if self.family == "gaussian" and lam_t == 0.0:
             # Unpenalised trial intercepts are profiled out (Frisch-Waugh-Lovell): the penalised
             # least squares of y on [D, Z] has Z's coefficients = the penalised least squares of
             # the within-trial-centred y on the within-trial-centred Z, and alpha_j = mean_j(y - Z b).
             # Same optimum as the full system at O(n k^2) instead of O(n (J + k)^2).
-            Z = np.hstack([O, P, I])
             b = self._fit_within(y, trial, J, nj, Z, pen[J:])
-            X = None
-            eta = b[:J][trial] + Z @ b[J:]
-            self._Z = Z
+        elif self.family != "gaussian":
+            # Newton on the full system with the (diagonal) trial block eliminated in each step
+            # (training.learners.strata_fit): the same iterates and optimum without J dummy columns
+            b = logistic_strata(y, trial, J, Z, lam_t, pen[J:])
         else:
             D = np.zeros((n, J))
             D[np.arange(n), trial] = 1.0
-            X = np.hstack([D, O, P, I])
+            X = np.hstack([D, Z])
             b = fit_penalised(X, y, pen, self.family)
-            eta = X @ b
+        eta = b[:J][trial] + Z @ b[J:]
+        self._Z = Z
         self.alpha_trial_ = b[:J]
         alpha_bar = float(np.sum(nj * b[:J]) / nj.sum())
         self.theta_ = np.concatenate([[alpha_bar], b[J:]])
@@ -141,34 +145,28 @@ class StructuredFit:
         bz = np.linalg.solve(Zt.T @ Zt + np.diag(pen_z) + 1e-10 * np.eye(k), Zt.T @ yt)
         return np.concatenate([ybar - Zbar @ bz, bz])
 
-    def _design(self) -> np.ndarray:
-        if self._X is None:
-            n = self._Z.shape[0]
-            D = np.zeros((n, self._J))
-            D[np.arange(n), self._trial] = 1.0
-            return np.hstack([D, self._Z])
-        return self._X
-
     def shrinkage_cov(self, sigma2: float) -> np.ndarray:
         """Prior-expected covariance of the ridge shrinkage bias of theta: with
         H = X'WX + Lambda and A = H^-1, E[bias bias'] = sigma2 A Lambda A under the prior that the
         penalty encodes (Nychka 1988: adding it to the sampling variance gives intervals with
-        close to nominal coverage averaged over patients). Mapped to theta = [alpha_bar, ...]."""
-        X, pen = self._design(), self._pen
+        close to nominal coverage averaged over patients). Mapped to theta = [alpha_bar, ...].
+        H is assembled from its trial / Z blocks (training.learners.strata_fit), never from the
+        n x (J + k) design with trial dummies."""
+        J, pen, Z = self._J, self._pen, self._Z
         if self.family == "gaussian":
-            W = np.ones(X.shape[0])
+            W = np.ones(Z.shape[0])
         else:
             mu = expit(self.eta_)
             W = mu * (1 - mu)
-        H = (X * W[:, None]).T @ X + np.diag(pen) + 1e-10 * np.eye(X.shape[1])
-        A = np.linalg.inv(H)
+        h, B, C = hessian_blocks(Strata(self._trial, J), Z, W, pen[:J], pen[J:])
+        A = block_inverse(h, B, C)
         pen_eff = np.where(pen >= 1e11, 0.0, pen)  # "infinite" penalties mean: term absent
-        B = sigma2 * (A * pen_eff) @ A
-        J = self._J
-        T = np.zeros((X.shape[1] - J + 1, X.shape[1]))
+        Bm = sigma2 * (A * pen_eff) @ A
+        p = J + Z.shape[1]
+        T = np.zeros((p - J + 1, p))
         T[0, :J] = self._nj / self._nj.sum()
-        T[1:, J:] = np.eye(X.shape[1] - J)
-        return T @ B @ T.T
+        T[1:, J:] = np.eye(p - J)
+        return T @ Bm @ T.T
 
 
 class TrialBlocks:
