@@ -32,44 +32,42 @@ import numpy as np
 from predict.evaluate import expected
 from predict.reference import task_scores
 from predict.impute import impute_mean
-from predict.linear import LINEAR_KINDS, linear_parts
+from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
+from predict.linear import linear_parts
 from predict.uncertainty import arm_missing_variance, varmodel_design
 
-TREE_KINDS = ("t_learner", "x_learner", "dr_learner")
 
-
-def available(exp: dict) -> bool:
-    """True if the scorer gives per-arm 95% CIs for this export: continuous outcomes (the
+def available(exp: Learner | dict) -> bool:
+    """True if the scorer gives per-arm 95% CIs for this learner: continuous outcomes (the
     conditions of ``uncertainty.arm_se``) and binary outcomes of a linear logistic learner with
     a bootstrap covariance, a tree learner with a per-arm bootstrap variance model, or a stack of
     such members (:func:`binary_parts`)."""
-    if exp.get("outcome_type") == "binary":
-        if exp.get("kind") == "stacked":
-            return all(_binary_member(e) for e in exp["members"]["exports"])
-        return _binary_member(exp)
-    if exp.get("outcome_type") != "continuous":
+    L = as_learner(exp)
+    if L.outcome_type not in ("continuous", "binary"):
         return False
-    return _single(exp) if exp.get("kind") != "stacked" else all(_single(e) for e in exp["members"]["exports"])
+    members = L.members if isinstance(L, StackedLearner) else (L,)
+    return all(_AVAILABLE[type(e)](e, L.continuous) for e in members)
 
 
-def _single(exp: dict) -> bool:
-    iv = exp.get("interval") or {}
-    if exp.get("kind") in TREE_KINDS:
-        return iv.get("method") == "varmodel" and isinstance(iv.get("arm_varmodel"), dict)
-    lin = exp.get("linear")
-    return exp.get("kind") in LINEAR_KINDS and lin is not None and lin.get("link") == "identity" \
-        and iv.get("method") == "delta"
+def _trees_available(L: Learner, continuous: bool) -> bool:
+    iv = L.interval
+    return iv is not None and iv.method == "varmodel" and iv.arm_varmodel is not None
 
 
-def _binary_single(exp: dict) -> bool:
-    lin = exp.get("linear")
-    iv = exp.get("interval") or {}
-    return exp.get("kind") in LINEAR_KINDS and lin is not None and lin.get("link") == "logit" \
-        and iv.get("method") == "delta" and iv.get("theta_cov") is not None
+def _linear_available(L: LinearLearner, continuous: bool) -> bool:
+    iv = L.interval
+    if iv is None or iv.method != "delta":
+        return False
+    return L.linear.link == "identity" if continuous else (L.linear.link == "logit" and iv.theta_cov is not None)
 
 
-def _binary_member(exp: dict) -> bool:
-    return _binary_single(exp) or (exp.get("kind") in TREE_KINDS and _single(exp))
+_AVAILABLE = {LinearLearner: _linear_available, TLearner: _trees_available, EffectTreeLearner: _trees_available,
+              StackedLearner: lambda L, continuous: False}  # (a stack inside a stack: not exported)
+
+
+def _as_stack(L: Learner) -> tuple[np.ndarray, tuple]:
+    """(weights, members): a stack's, or (1,), (L,) for a single learner (a stack of one)."""
+    return (L.weights, L.members) if isinstance(L, StackedLearner) else (np.ones(1), (L,))
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -81,18 +79,19 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1 - q))
 
 
-def binary_member_se(exp: dict, F: np.ndarray, comparator: str):
+def binary_member_se(exp: Learner | dict, F: np.ndarray, comparator: str):
     """(SE under exercise, SE under ``comparator``) of one binary member's predicted probability
     from estimation (no missing-input part): p(1-p) sqrt(g' V g) for a logistic learner (delta
     method, V the trial-cluster bootstrap covariance), sqrt(exp(U w)) of the bootstrap's per-arm
     variance model for a tree learner. ``F``: raw features (NaN = missing)."""
-    Fimp = impute_mean(exp["imputer"], F)
-    if exp.get("kind") in TREE_KINDS:
-        U = varmodel_design(exp, F, Fimp)
-        vm = exp["interval"]["arm_varmodel"]
-        return tuple(np.sqrt(np.exp(U @ np.asarray(vm[k], float))) for k in ("__active__", comparator))
-    eta, grad = linear_parts(exp["linear"], list(exp["comparators"]), Fimp)
-    V = np.asarray(exp["interval"]["theta_cov"], float)
+    L = as_learner(exp)
+    Fimp = impute_mean(L.imputer, F)
+    if type(L) is not LinearLearner:  # a tree learner: its per-arm variance model
+        U = varmodel_design(L, F, Fimp)
+        vm = L.interval.arm_varmodel
+        return tuple(np.sqrt(np.exp(U @ vm[k])) for k in ("__active__", comparator))
+    eta, grad = linear_parts(L.linear, list(L.comparators), Fimp)
+    V = L.interval.theta_cov
     out = []
     for k in ("__active__", comparator):
         p = _expit(eta[k])
@@ -108,14 +107,14 @@ def stack_binary_parts(exp: dict, F: np.ndarray, comparator: str):
     SEs in absolute value (perfect correlation), exercise sum v_i SE(a_i), comparator
     sum |v_i - w_i| SE(a_i) + w_i SE(c_i); plus the missing-input variance; mapped to the logit
     scale by the delta method."""
-    mem = exp["members"] if exp.get("kind") == "stacked" else {"weights": [1.0], "exports": [exp]}
-    w = np.asarray(mem["weights"], float)
+    L = as_learner(exp)
+    w, members = _as_stack(L)
     v = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
-    parts = [binary_member_se(e, F, comparator) for e in mem["exports"]]
+    parts = [binary_member_se(e, F, comparator) for e in members]
     se_a = sum(vi * p[0] for vi, p in zip(v, parts))
     se_c = sum(abs(vi - wi) * p[0] + wi * p[1] for vi, wi, p in zip(v, w, parts))
-    ex = expected(exp, F, impute_mean(exp["imputer"], F))
-    _, va, vc = arm_missing_variance(exp, F, comparator)
+    ex = expected(L, F, impute_mean(L.imputer, F))
+    _, va, vc = arm_missing_variance(L, F, comparator)
     out = []
     for k, se, vm in (("__active__", se_a, va), (comparator, se_c, vc)):
         p = np.asarray(ex[k], float)
@@ -134,15 +133,15 @@ def binary_parts(exp: dict, F: np.ndarray, comparator: str):
     The interval is formed on the logit scale and mapped back (:func:`binary_interval`), so it
     stays in 0-1 and is exact for the estimation part however wide (a p-scale delta interval is
     not: with 7 bootstrap replicates and p near 0.06 it understates the spread by a third)."""
-    if not available(exp) or F.shape[0] == 0 or comparator not in exp["comparators"]:
+    L = as_learner(exp)
+    if not available(L) or F.shape[0] == 0 or comparator not in L.comparators:
         return None
-    if exp.get("kind") == "stacked" or exp.get("kind") in TREE_KINDS:  # a tree learner: a stack of one
-        return stack_binary_parts(exp, F, comparator)
-    lin = exp["linear"]
-    Fimp = impute_mean(exp["imputer"], F)
-    eta, grad = linear_parts(lin, list(exp["comparators"]), Fimp)
-    V = np.asarray(exp["interval"]["theta_cov"], float)
-    _, va, vc = arm_missing_variance(exp, F, comparator)
+    if not _logit_scale_se(L):  # a stack or a tree learner (a stack of one)
+        return stack_binary_parts(L, F, comparator)
+    Fimp = impute_mean(L.imputer, F)
+    eta, grad = linear_parts(L.linear, list(L.comparators), Fimp)
+    V = L.interval.theta_cov
+    _, va, vc = arm_missing_variance(L, F, comparator)
     out = []
     for k, vm in (("__active__", va), (comparator, vc)):
         g = grad[k]
@@ -154,7 +153,13 @@ def binary_parts(exp: dict, F: np.ndarray, comparator: str):
     return out
 
 
-def binary_parts_from(exp: dict, a: np.ndarray, c: np.ndarray, se_a: np.ndarray, se_c: np.ndarray,
+def _logit_scale_se(L: Learner) -> bool:
+    """True for a single linear logistic learner (its estimation SE is on the logit scale); False
+    for a stack or a tree learner (probability scale, :func:`stack_binary_parts`)."""
+    return type(L) is LinearLearner
+
+
+def binary_parts_from(exp: Learner | dict, a: np.ndarray, c: np.ndarray, se_a: np.ndarray, se_c: np.ndarray,
                       va: np.ndarray, vc: np.ndarray):
     """:func:`binary_parts` from the compiled program's per-arm numbers (``predict.fused``): the
     arms' probabilities ``a``/``c``, their estimation SEs (a single logistic learner: logit
@@ -162,11 +167,12 @@ def binary_parts_from(exp: dict, a: np.ndarray, c: np.ndarray, se_a: np.ndarray,
     the weights) and their variances over the missing-input draws. The same arithmetic as
     :func:`stack_binary_parts` and :func:`binary_parts` after their member loops, so the numbers
     equal the numpy reference's (tests/test_binary_arms_compiled.py, 1e-10)."""
+    logit_se = _logit_scale_se(as_learner(exp))
     out = []
     for p, se, vm in ((a, se_a, va), (c, se_c, vc)):
         p = np.asarray(p, float)
         d = np.maximum(p * (1 - p), 1e-12)
-        if exp.get("kind") == "stacked" or exp.get("kind") in TREE_KINDS:
+        if not logit_se:
             out.append((_logit(p), np.sqrt(se ** 2 + vm) / d))
         else:
             out.append((_logit(p), np.sqrt(se ** 2 + vm / d ** 2)))
@@ -179,19 +185,20 @@ def binary_interval(parts, z: float):
     return _expit(ea - z * sa), _expit(ea + z * sa), _expit(ec - z * sc), _expit(ec + z * sc)
 
 
-def arm_bounds(exp: dict, F: np.ndarray, exercise: np.ndarray, benefit: np.ndarray,
+def arm_bounds(exp: Learner | dict, F: np.ndarray, exercise: np.ndarray, benefit: np.ndarray,
                ci: tuple[np.ndarray, np.ndarray], z: float, groups=None, sd_exercise=None):
     """(exercise low, exercise high, node low, node high) over patients, or None where the task's
     learner has no per-arm uncertainty (then the result says "no interval available").
     ``sd_exercise``: the exercise arm's SD (estimation and missing inputs) if the caller has it
     (the compiled program gives it), else computed with the numpy reference."""
-    comps = list(exp.get("comparators") or [])
-    if exp.get("outcome_type") != "continuous" or not comps or F.shape[0] == 0:
+    L = as_learner(exp)
+    comps = list(L.comparators)
+    if not L.continuous or not comps or F.shape[0] == 0:
         return None
     if sd_exercise is not None:
         sd_a = np.asarray(sd_exercise, float)
     else:
-        r = task_scores(exp, F, comps[0], arms=True)
+        r = task_scores(L, F, comps[0], arms=True)
         if r.get("arm_se") is None:
             return None
         sd_a = np.sqrt(np.asarray(r["arm_se"][0], float) ** 2 + np.asarray(r["arm_var_missing"][0], float))

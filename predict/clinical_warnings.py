@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ import pandas as pd
 
 from predict import imputed as imputed_inputs
 from predict import support
+from predict.learner_model import as_learner
 from predict.task import Task
 
 LITTLE_DATA_N = 100  # a covariate observed for fewer training participants (or in < 3 trials) is flagged
@@ -33,12 +35,54 @@ RARE_TEXT = ("patients like this were rare in the trials (further from the centr
              "{f:.1f}-fold")
 
 
-def support_notes(exps: list, F: np.ndarray) -> list[list[str]]:
+def support_notes(learners: list, F: np.ndarray) -> list[list[str]]:
     """Per patient, the "patients like this were rare" warning (largest widening over the tasks'
-    supports, :mod:`predict.support`; none when no task finds the patient rare)."""
-    rare, pct, fac = support.rare_patients(exps, F)
+    supports, :mod:`predict.support`; none when no task finds the patient rare). ``learners``:
+    the tasks' typed learners (or learner exports)."""
+    rare, pct, fac = support.rare_patients([as_learner(e).support for e in learners], F)
     return [[RARE_TEXT.format(pct=min(float(pct[i]), 99.9) if math.isfinite(pct[i]) else 99.0, f=float(fac[i]))]
             if rare[i] else [] for i in range(len(rare))]
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """The warnings about one input (column ``column`` of the feature matrix), worded at load: a
+    value outside the range of most training participants (``range``: low, high and the text
+    before and after the value), little training data on the input (``little``), rare
+    binary/categorical levels (``rare``: (code, text) pairs)."""
+
+    column: int
+    range: tuple | None
+    little: str | None
+    rare: tuple
+
+    def texts(self, x: float) -> list[str]:
+        """The warnings an entered value ``x`` carries (none for a missing value): the one place
+        each input warning is put together."""
+        if x != x:
+            return []
+        out = []
+        rng = self.range
+        if rng is not None and (x < rng[0] or x > rng[1]):
+            out.append(f"{rng[2]}{x:g}{rng[3]}")
+        if self.little is not None:
+            out.append(self.little)
+        for code, text in self.rare:
+            if x == code:
+                out.append(text)
+        return out
+
+    def rows(self, x: np.ndarray) -> np.ndarray:
+        """The rows whose value in ``x`` may carry a warning (a superset of those :meth:`texts` words)."""
+        if self.little is not None:
+            return np.flatnonzero(~np.isnan(x))
+        hit = np.zeros(x.shape, bool)
+        if self.range is not None:
+            with np.errstate(invalid="ignore"):
+                hit |= (x < self.range[0]) | (x > self.range[1])
+        for code, _ in self.rare:
+            hit |= x == code
+        return np.flatnonzero(hit)
 
 
 class ClinicalWarnings:
@@ -68,7 +112,7 @@ class ClinicalWarnings:
         support (worded there, with the distance they report)."""
         warns = self._imputation_warned(F, self._patient_warnings(F))
         if tasks:
-            for w, note in zip(warns, support_notes([t.exp for t in tasks], F)):
+            for w, note in zip(warns, support_notes([t.model for t in tasks], F)):
                 w += note
         return warns
 
@@ -79,13 +123,13 @@ class ClinicalWarnings:
         if comparator in self.network_only:
             return self._network_warnings(comparator, tasks)
         out = []
-        unavailable = [t.task for t in tasks if comparator not in t.exp["comparators"]]
+        unavailable = [t.task for t in tasks if comparator not in t.model.comparators]
         if unavailable:
             out.append(f"no trial compared {self.active} with {comparator} for {', '.join(unavailable)}: "
                        "no prediction there")
         sparse = []
         for t in tasks:
-            s = ((t.exp.get("meta") or {}).get("support") or {}).get(comparator)
+            s = (t.model.meta.get("support") or {}).get(comparator)
             if s and s.get("sparse") and s.get("trials", 0) > 0:
                 sparse.append((t.task, s["trials"], s["participants"]))
         if sparse:
@@ -124,9 +168,9 @@ class ClinicalWarnings:
             out[name] = d
         return out
 
-    def _warning_rules(self) -> list[tuple]:
-        """The checks of :meth:`_patient_warnings`, prepared once: (column, range or None, text
-        pieces, little-data text or None, [(code, text)] for rare levels)."""
+    def _warning_rules(self) -> list["InputRule"]:
+        """The per-input checks of :meth:`_patient_warnings`, worded once at load (one
+        :class:`InputRule` per input with a background row)."""
         rules = []
         for name, d in self._limits.items():
             j = self._index[name]
@@ -152,44 +196,23 @@ class ClinicalWarnings:
                     if code is not None:
                         rare.append((code, f"few training participants had {label} = {lvl} ({cnt}); "
                                            "the prediction rests on little data for this value"))
-            rules.append((j, rng, little, rare))
+            rules.append(InputRule(j, rng, little, tuple(rare)))
         return rules
 
     def _patient_warnings(self, F: np.ndarray) -> list[list[str]]:
-        """Per patient, the warnings of :meth:`_warning_rules` in rule order: per value for a few patients
-        (no array calls), column-wise for many; the same texts either way."""
+        """Per patient, the warnings of the input rules in rule order, each worded by
+        :meth:`InputRule.texts` (the one builder, whatever the batch size): for a few patients every
+        value is looked at; for many, each rule first picks the rows it may apply to in one array
+        operation (:meth:`InputRule.rows`)."""
         n = F.shape[0]
-        if n <= SMALL_MAX_ROWS:
-            out = []
-            for row in F.tolist():
-                w: list[str] = []
-                for j, rng, little, rare in self._wrules:
-                    x = row[j]
-                    if x != x:
-                        continue
-                    if rng is not None and (x < rng[0] or x > rng[1]):
-                        w.append(f"{rng[2]}{x:g}{rng[3]}")
-                    if little is not None:
-                        w.append(little)
-                    for code, text in rare:
-                        if x == code:
-                            w.append(text)
-                out.append(w)
-            return out
         warns: list[list[str]] = [[] for _ in range(n)]
-        for j, rng, little, rare in self._wrules:
-            x = F[:, j]
-            if rng is not None:
-                with np.errstate(invalid="ignore"):
-                    idx = np.flatnonzero((x < rng[0]) | (x > rng[1]))
-                for i in idx:
-                    warns[i].append(f"{rng[2]}{x[i]:g}{rng[3]}")
-            if little is not None:
-                for i in np.flatnonzero(~np.isnan(x)):
-                    warns[i].append(little)
-            for code, text in rare:
-                for i in np.flatnonzero(x == code):
-                    warns[i].append(text)
+        small = n <= SMALL_MAX_ROWS
+        for rule in self._wrules:
+            col = F[:, rule.column].tolist()
+            for i in (range(n) if small else rule.rows(F[:, rule.column])):
+                texts = rule.texts(col[i])
+                if texts:
+                    warns[i] += texts
         return warns
 
     def _network_warnings(self, comparator: str, tasks: list[Task]) -> list[str]:

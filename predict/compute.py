@@ -21,7 +21,7 @@ from predict import arm_intervals
 from predict.explain import explain as explain_benefit
 from predict.impute import impute_mean, impute_mean_fast, pattern_groups, pattern_solve
 from predict.numeric import clip, norm_ppf
-from predict.prepared import CompiledExports
+from predict.prepared import CompiledLearners
 from predict.program import compile_program_why
 from predict.reference import task_scores
 from predict.task import Computed, Task
@@ -38,8 +38,8 @@ class Engine:
     def __init__(self, tasks: list[Task], index: dict[str, int], network_only: list[str], compiled: bool = True):
         self._tasks = list(tasks)
         # the compiled forests and basis columns the programs are built from (owned here, not
-        # written into the exports); None: every comparator is scored by the numpy reference
-        self.compiled = CompiledExports([t.exp for t in self._tasks]) if compiled else None
+        # written into the learners); None: every comparator is scored by the numpy reference
+        self.compiled = CompiledLearners([t.model for t in self._tasks]) if compiled else None
         self._index = dict(index)
         self.network_only = list(network_only)
         self._programs: dict = {}
@@ -55,7 +55,7 @@ class Engine:
         out, arm_iv = self.compute_unwidened(F, comparator, tasks, arms)
         for c in out:
             if c.available and c.learner is None:
-                c.ci, c.pi = support.widen_task(c.task.exp, F, c.benefit, c.ci, c.pi)
+                c.ci, c.pi = support.widen_task(c.task.model, F, c.benefit, c.ci, c.pi)
         return out, arm_iv
 
     def compute_unwidened(self, F: np.ndarray, comparator: str, tasks: list[Task],
@@ -81,7 +81,7 @@ class Engine:
             for c in comp if arms else []:
                 ex = exercise.get(c.task.task)
                 if c.available and ex is not None and ex[1] is not None:
-                    arm_iv[c.task.task] = arm_intervals.arm_bounds(c.task.exp, F, c.exercise, c.benefit, c.ci, z,
+                    arm_iv[c.task.task] = arm_intervals.arm_bounds(c.task.model, F, c.exercise, c.benefit, c.ci, z,
                                                                    sd_exercise=ex[1])
             return comp, arm_iv
         if n and self.program(comparator) is not None:
@@ -89,19 +89,19 @@ class Engine:
         todo = []  # (position in out, task, exercise, comparator, benefit, se_est, var_missing, tau, lim)
         arm_rows: list = []  # (task, estimate, SE, missing-data variance) per arm, exercise then comparator
         for t in tasks:
-            exp = t.exp
-            if comparator not in exp["comparators"] or n == 0:
+            L = t.model
+            if comparator not in L.comparators or n == 0:
                 nan = np.full(n, np.nan)
                 out.append(Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
                 continue
-            r = task_scores(exp, F, comparator, arms=arms)
+            r = task_scores(L, F, comparator, arms=arms)
             se_arm = r["arm_se"]
             if se_arm is not None:  # one pass over the missing-data draws serves the benefit and both arms
                 va, vc = r["arm_var_missing"]
                 arm_rows.append((t, r["exercise"], se_arm[0], va))
                 arm_rows.append((t, r["comparator"], se_arm[1], vc))
             todo.append((len(out), t, r["exercise"], r["comparator"], r["benefit"], r["se_est"], r["var_missing"],
-                         float(exp["interval"]["tau"].get(comparator, 0.0)),
+                         L.interval.tau_of(comparator),
                          1.0 if t.outcome_type == "binary" else 100.0))
             out.append(None)
         if todo:
@@ -138,7 +138,7 @@ class Engine:
         if self.compiled is None:
             prog, why = None, "switched off (Scorer.load(..., compiled=False))"
         else:
-            prog, why = compile_program_why([t.exp for t in self._tasks], comparator, self.compiled)
+            prog, why = compile_program_why([t.model for t in self._tasks], comparator, self.compiled)
         if prog is None:
             log.warning("scoring %s: the compiled program is not used (%s); the numpy reference scores "
                         "every batch (same numbers, slower)", comparator, why)
@@ -175,7 +175,7 @@ class Engine:
                 if t.outcome_type == "continuous":
                     arm_iv[t.task] = (res[fz.O_EXLO, j], res[fz.O_EXHI, j], res[fz.O_CPLO, j], res[fz.O_CPHI, j])
                 else:  # P(recovery) per arm, formed on the logit scale (predict/arm_intervals.py)
-                    parts = arm_intervals.binary_parts_from(t.exp, res[fz.O_A, j], res[fz.O_C, j], res[fz.O_SEA, j],
+                    parts = arm_intervals.binary_parts_from(t.model, res[fz.O_A, j], res[fz.O_C, j], res[fz.O_SEA, j],
                                                             res[fz.O_SEC, j], res[fz.O_VA, j], res[fz.O_VC, j])
                     arm_iv[t.task] = arm_intervals.binary_interval(parts, z)
         return out, arm_iv
@@ -204,7 +204,7 @@ class Engine:
         out: dict = {}
         by_comp: dict[str, list[Task]] = {}
         for t in tasks:
-            comps = list(t.exp.get("comparators") or [])
+            comps = list(t.model.comparators)
             if t.net is not None and comps and F.shape[0]:
                 by_comp.setdefault(comps[0], []).append(t)
         for comp, ts in by_comp.items():
@@ -218,7 +218,7 @@ class Engine:
                         out[t.task] = (a, None if not cont or np.isnan(sea).any() else np.sqrt(sea ** 2 + va))
                 continue
             for t in ts:
-                r = task_scores(t.exp, F, comp, arms=True)
+                r = task_scores(t.model, F, comp, arms=True)
                 sd = None
                 if r["arm_se"] is not None:
                     sd = np.sqrt(np.asarray(r["arm_se"][0], float) ** 2 + np.asarray(r["arm_var_missing"][0], float))
@@ -240,8 +240,8 @@ class Engine:
         if t.net is None or node not in t.net["nodes"] or n == 0 or exercise is None:
             nan = np.full(n, np.nan)
             return Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan), netrt.MODEL_NAME, None)
-        exp, net = t.exp, t.net
-        Fimp = impute_mean(exp["imputer"], F)
+        L, net = t.model, t.net
+        Fimp = impute_mean(L.imputer, F)
         active = exercise[0]
         mods = list(net["model"]["modifiers"])
         cols = [self._index[mname] for mname in mods]
@@ -251,8 +251,8 @@ class Engine:
         if cols:
             w = np.zeros(F.shape[1])
             w[cols] = netrt.slopes(net, node)
-            imp = exp["imputer"]
-            S = np.asarray(imp["cov"], float)
+            imp = L.imputer
+            S = imp.cov
             keys, inv = pattern_groups(F)
             for k, msk in enumerate(keys):
                 if not msk[cols].any():
@@ -276,13 +276,13 @@ class Engine:
         return Computed(t, True, active, active + ben, ben, ci, pi, netrt.MODEL_NAME, ev)
 
     def explain(self, F: np.ndarray, comparator: str, t: Task) -> tuple[np.ndarray, np.ndarray]:
-        exp = t.exp
-        Fimp = impute_mean_fast(exp["imputer"], F)
-        base, contrib = explain_benefit(exp, F, Fimp, comparator)
+        L = t.model
+        Fimp = impute_mean_fast(L.imputer, F)
+        base, contrib = explain_benefit(L, F, Fimp, comparator)
         return base, contrib
 
     def explained_task(self, comparator: str, tasks: list[Task]) -> Task | None:
         for t in tasks:
-            if comparator in t.exp["comparators"]:
+            if comparator in t.model.comparators:
                 return t
         return None

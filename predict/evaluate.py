@@ -13,109 +13,132 @@ from __future__ import annotations
 import numpy as np
 
 from predict.impute import impute_mean
+from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
 from predict.linear import block_matrix, linear_eta, theta_split
 from predict.numeric import mean_fn
 from predict.trees import raw_score, tree_input
 
 
-def expected(exp: dict, F: np.ndarray, Fimp: np.ndarray, active_only: bool = False) -> dict:
+def expected(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray, active_only: bool = False) -> dict:
     """Expected outcome per class (keys: comparators and '__active__') at complete Fimp
     (linear parts) and raw F (trees; native NaN handling). ``active_only``: the
-    '__active__' entry alone (what X/DR learners need from their nuisance T-learner)."""
-    kind = exp["kind"]
-    comps = exp["comparators"]
-    if kind in ("constant", "effect_model", "risk_model"):
-        lin = exp["linear"]
-        eta = linear_eta(lin, comps, Fimp)
-        f = mean_fn(lin["link"])
-        return {k: f(v) for k, v in eta.items()}
-    if kind == "t_learner":
-        lin = exp["linear"]
-        eta = linear_eta(lin, comps, Fimp)
-        Ft = tree_input(exp, F, Fimp)
-        r1 = raw_score(exp, "active", Ft)
-        f = mean_fn(lin["link"])
-        out = {"__active__": f(eta["__active__"] + r1)}
-        if active_only:
-            return out
-        r0 = raw_score(exp, "control", Ft)
-        for c in comps:
-            out[c] = f(eta[c] + r0)
+    '__active__' entry alone (what X/DR learners need from their nuisance T-learner).
+    ``exp``: a typed learner (:mod:`predict.learner_model`) or a learner export."""
+    L = as_learner(exp)
+    return _EXPECTED[type(L)](L, F, Fimp, active_only)
+
+
+def _expected_linear(L: LinearLearner, F, Fimp, active_only):
+    eta = linear_eta(L.linear, L.comparators, Fimp)
+    f = mean_fn(L.linear.link)
+    return {k: f(v) for k, v in eta.items()}
+
+
+def _expected_t(L: TLearner, F, Fimp, active_only):
+    lin = L.linear
+    eta = linear_eta(lin, L.comparators, Fimp)
+    Ft = tree_input(L, F, Fimp)
+    r1 = raw_score(L, "active", Ft)
+    f = mean_fn(lin.link)
+    out = {"__active__": f(eta["__active__"] + r1)}
+    if active_only:
         return out
-    if kind in ("x_learner", "dr_learner"):
-        base = expected(exp["nuisance"], F, Fimp, active_only=True)
-        b = benefit_h(exp, F, Fimp)
-        out = {"__active__": base["__active__"]}
-        for c in comps:
-            bc = exp["combine"]["class_benefit"][c] + b
-            out[c] = base["__active__"] + bc if exp["outcome_type"] == "continuous" else np.clip(base["__active__"] - bc, 0, 1)
-        return out
-    if kind == "stacked":
-        mem = exp["members"]
-        w = np.asarray(mem["weights"], float)
-        wn = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
-        subs = [expected(e, F, Fimp) for e in mem["exports"]]
-        bens = [benefit_from_expected(e, s) for e, s in zip(mem["exports"], subs)]
-        act = sum(wi * s["__active__"] for wi, s in zip(wn, subs))
-        out = {"__active__": act}
-        for c in comps:
-            bc = sum(wi * b[c] for wi, b in zip(w, bens))
-            out[c] = act + bc if exp["outcome_type"] == "continuous" else np.clip(act - bc, 0, 1)
-        return out
-    raise ValueError(f"unknown learner kind {kind!r}")
+    r0 = raw_score(L, "control", Ft)
+    for c in L.comparators:
+        out[c] = f(eta[c] + r0)
+    return out
 
 
-def benefit_h(exp: dict, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:
-    Ft = tree_input(exp, F, Fimp)
-    if exp["kind"] == "x_learner":
-        e = exp["combine"]["e"]
-        return e * raw_score(exp, "tau0", Ft) + (1 - e) * raw_score(exp, "tau1", Ft)
-    return raw_score(exp, "tau", Ft)
+def _expected_effect_trees(L: EffectTreeLearner, F, Fimp, active_only):
+    base = _expected_t(L.nuisance, F, Fimp, True)
+    b = benefit_h(L, F, Fimp)
+    out = {"__active__": base["__active__"]}
+    for c in L.comparators:
+        bc = L.class_benefit[c] + b
+        out[c] = base["__active__"] + bc if L.continuous else np.clip(base["__active__"] - bc, 0, 1)
+    return out
 
 
-def benefit_from_expected(exp: dict, ex: dict) -> dict:
+def _expected_stacked(L: StackedLearner, F, Fimp, active_only):
+    w, wn = L.weights, L.weights_normalised
+    subs = [_EXPECTED[type(e)](e, F, Fimp, False) for e in L.members]
+    bens = [benefit_from_expected(e, s) for e, s in zip(L.members, subs)]
+    act = sum(wi * s["__active__"] for wi, s in zip(wn, subs))
+    out = {"__active__": act}
+    for c in L.comparators:
+        bc = sum(wi * b[c] for wi, b in zip(w, bens))
+        out[c] = act + bc if L.continuous else np.clip(act - bc, 0, 1)
+    return out
+
+
+_EXPECTED = {LinearLearner: _expected_linear, TLearner: _expected_t, EffectTreeLearner: _expected_effect_trees,
+             StackedLearner: _expected_stacked}
+
+
+def benefit_h(L: EffectTreeLearner, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:
+    """The benefit boosters' weighted raw scores of an X/DR learner (X: e tau0 + (1 - e) tau1)."""
+    Ft = tree_input(L, F, Fimp)
+    (name, w), *rest = L.tau
+    out = raw_score(L, name, Ft) if not rest else w * raw_score(L, name, Ft)
+    for name, w in rest:
+        out = out + w * raw_score(L, name, Ft)
+    return out
+
+
+def benefit_from_expected(exp: Learner | dict, ex: dict) -> dict:
     a = ex["__active__"]
-    if exp["outcome_type"] == "continuous":
-        return {c: ex[c] - a for c in exp["comparators"]}
-    return {c: a - ex[c] for c in exp["comparators"]}
+    comps = exp.comparators if isinstance(exp, Learner) else exp["comparators"]
+    cont = (exp.outcome_type if isinstance(exp, Learner) else exp["outcome_type"]) == "continuous"
+    if cont:
+        return {c: ex[c] - a for c in comps}
+    return {c: a - ex[c] for c in comps}
 
 
-def point(exp: dict, F: np.ndarray, Fimp: np.ndarray | None = None) -> tuple[dict, dict]:
+def point(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = None) -> tuple[dict, dict]:
     """(expected per class, benefit per comparator) at the patient's features F (NaN =
     missing; linear parts use the conditional-mean imputation, trees their native NaN rule).
-    ``Fimp``: ``impute_mean(exp["imputer"], F)`` if the caller has it already."""
+    ``Fimp``: ``impute_mean(learner.imputer, F)`` if the caller has it already."""
+    L = as_learner(exp)
     if Fimp is None:
-        Fimp = impute_mean(exp["imputer"], F)
-    ex = expected(exp, F, Fimp)
-    return ex, benefit_from_expected(exp, ex)
+        Fimp = impute_mean(L.imputer, F)
+    ex = expected(L, F, Fimp)
+    return ex, benefit_from_expected(L, ex)
 
 
-def benefit_only(exp: dict, F: np.ndarray, Fimp: np.ndarray, comparator: str) -> np.ndarray:
+def benefit_only(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray, comparator: str) -> np.ndarray:
     """The benefit vs ``comparator`` alone (what :func:`point` gives, up to floating-point
     rounding), skipping the parts that cancel for continuous outcomes (prognostic terms, the
     active-arm outcome of X/DR learners). Binary outcomes go through :func:`expected`."""
-    kind = exp["kind"]
-    if exp["outcome_type"] != "continuous":
-        ex = expected(exp, F, Fimp)
+    L = as_learner(exp)
+    if not L.continuous:
+        ex = expected(L, F, Fimp)
         return ex["__active__"] - ex[comparator]
-    comps = exp["comparators"]
-    if kind in ("constant", "effect_model", "risk_model", "t_learner"):
-        lin = exp["linear"]
-        if lin["link"] != "identity":
-            ex = expected(exp, F, Fimp)
-            return ex[comparator] - ex["__active__"]
-        C = len(comps)
-        theta, b0, offs, beta, gamma = theta_split(lin, C)
-        b = np.full(F.shape[0], offs[list(comps).index(comparator)])
-        if gamma.size:
-            b = b - block_matrix(lin.get("modifier"), Fimp) @ gamma
-        if kind == "t_learner":
-            Ft = tree_input(exp, F, Fimp)
-            b = b + raw_score(exp, "control", Ft) - raw_score(exp, "active", Ft)
-        return b
-    if kind in ("x_learner", "dr_learner"):
-        return exp["combine"]["class_benefit"][comparator] + benefit_h(exp, F, Fimp)
-    if kind == "stacked":
-        mem = exp["members"]
-        return sum(w * benefit_only(e, F, Fimp, comparator) for w, e in zip(mem["weights"], mem["exports"]))
-    raise ValueError(f"unknown learner kind {kind!r}")
+    return _BENEFIT[type(L)](L, F, Fimp, comparator)
+
+
+def _benefit_linear(L: LinearLearner, F, Fimp, comparator):
+    lin = L.linear
+    if lin.link != "identity":
+        ex = expected(L, F, Fimp)
+        return ex[comparator] - ex["__active__"]
+    comps = L.comparators
+    theta, b0, offs, beta, gamma = theta_split(lin, len(comps))
+    b = np.full(F.shape[0], offs[list(comps).index(comparator)])
+    if gamma.size:
+        b = b - block_matrix(lin.modifier, Fimp) @ gamma
+    if isinstance(L, TLearner):
+        Ft = tree_input(L, F, Fimp)
+        b = b + raw_score(L, "control", Ft) - raw_score(L, "active", Ft)
+    return b
+
+
+def _benefit_effect_trees(L: EffectTreeLearner, F, Fimp, comparator):
+    return L.class_benefit[comparator] + benefit_h(L, F, Fimp)
+
+
+def _benefit_stacked(L: StackedLearner, F, Fimp, comparator):
+    return sum(w * benefit_only(e, F, Fimp, comparator) for w, e in zip(L.weights, L.members))
+
+
+_BENEFIT = {LinearLearner: _benefit_linear, TLearner: _benefit_linear, EffectTreeLearner: _benefit_effect_trees,
+            StackedLearner: _benefit_stacked}

@@ -7,13 +7,67 @@ standard-normal draws ``z``, bounds and binary flags).
   prediction over the missing values;
 - :func:`pattern_groups` / :func:`pattern_solve` / :func:`pattern_part`: per missing-data pattern,
   the regression of the missing on the observed features and the Cholesky factor of their
-  conditional covariance (cached per pattern on a prepared export).
+  conditional covariance (cached per pattern in the imputer's :class:`PatternCache`).
+
+The functions take an :class:`Imputer` (the typed, immutable imputer of a prepared learner,
+:mod:`predict.learner_model`) or an export's ``imputer`` dict (converted, without a cache).
 """
 from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
 
 import numpy as np
 
 from predict import column_kernels, kernels
+from predict.numeric import frozen_array
+
+
+class PatternCache:
+    """Per missing-data pattern, the solved regressions and Cholesky factors of one imputer
+    (:func:`pattern_solve`) and their full-width forms (:func:`pattern_part`): an explicit cache
+    object, made with the imputer when a model is loaded and owned by it (never written into an
+    export). Bounded; the numbers are the same with or without it."""
+
+    SOLVES = 4096
+    PARTS = 1024  # (p x p + M x p) floats each
+
+    def __init__(self):
+        self.solves: dict[bytes, tuple] = {}
+        self.parts: dict[bytes, tuple] = {}
+        self._lock = threading.Lock()
+
+    def put(self, store: dict, limit: int, key: bytes, value: tuple) -> None:
+        with self._lock:
+            if len(store) >= limit:
+                store.clear()
+            store[key] = value
+
+
+@dataclass(frozen=True, eq=False)
+class Imputer:
+    """The missing-data model of a learner, made ready to score (immutable arrays): pooled mean and
+    total covariance of the features, the stored standard-normal draws ``z`` (M x p), bounds,
+    which features are binary, and its :class:`PatternCache` (None: solved on each call)."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    z: np.ndarray | None
+    lower: np.ndarray
+    upper: np.ndarray
+    binary: np.ndarray | None
+    cache: PatternCache | None = None
+
+    @classmethod
+    def of(cls, imp: "Imputer | dict", cache: bool = False) -> "Imputer":
+        """``imp`` as an Imputer (an export's ``imputer`` dict: converted; with a fresh
+        :class:`PatternCache` if ``cache``). The conditional mean alone needs no ``z`` nor ``binary``."""
+        if isinstance(imp, Imputer):
+            return imp
+        z, b = imp.get("z"), imp.get("binary")
+        return cls(frozen_array(imp["mean"]), frozen_array(imp["cov"]), None if z is None else frozen_array(z),
+                   frozen_array(imp["lower"]), frozen_array(imp["upper"]), None if b is None else frozen_array(b, bool),
+                   PatternCache() if cache else None)
 
 
 def pattern_groups(F: np.ndarray):
@@ -37,14 +91,14 @@ def pattern_groups(F: np.ndarray):
     return keys, inv.reshape(-1)
 
 
-def impute_mean(imp: dict, F: np.ndarray) -> np.ndarray:
+def impute_mean(imp: Imputer | dict, F: np.ndarray) -> np.ndarray:
     """Conditional mean of the missing features given the observed ones, under the imputer's
     multivariate normal (pooled mean, total covariance: a patient from a new trial)."""
-    mu = np.asarray(imp["mean"], float)
-    S = np.asarray(imp["cov"], float)
+    imp = Imputer.of(imp)
+    mu, S = imp.mean, imp.cov
     out = F.copy()
     keys, inv = pattern_groups(F)
-    skey = None if imp.get("_cache") is not None else hash(S.tobytes())
+    skey = None if imp.cache is not None else hash(S.tobytes())
     for k, m in enumerate(keys):
         if not m.any():
             continue
@@ -61,10 +115,11 @@ def impute_mean(imp: dict, F: np.ndarray) -> np.ndarray:
 _REG_CACHE: dict = {}
 
 
-def _regression_cached(imp: dict, S: np.ndarray, m: np.ndarray, skey) -> np.ndarray:
+def _regression_cached(imp: Imputer, S: np.ndarray, m: np.ndarray, skey) -> np.ndarray:
     """A = S_oo^-1 S_om of :func:`pattern_solve`, cached by covariance (hash of its bytes, then
     checked equal) and pattern for unprepared exports too: training calls ``impute_mean``
-    thousands of times on the same few dozen missing-data patterns (same numbers, solved once)."""
+    thousands of times on the same few dozen missing-data patterns (same numbers, solved once).
+    ``skey`` None: the imputer has its own :class:`PatternCache`."""
     if skey is None:
         return pattern_solve(imp, S, m, need_L=False)[0]
     entry = _REG_CACHE.get(skey)
@@ -81,14 +136,14 @@ def _regression_cached(imp: dict, S: np.ndarray, m: np.ndarray, skey) -> np.ndar
     return A
 
 
-def pattern_solve(imp: dict, S: np.ndarray, m: np.ndarray, need_L: bool = True):
+def pattern_solve(imp: Imputer, S: np.ndarray, m: np.ndarray, need_L: bool = True):
     """For missing pattern ``m``: (A = S_oo^-1 S_om, L with L L' = the conditional covariance of the
-    missing given the observed). Cached per pattern when ``imp`` carries a ``_cache`` dict
-    (:func:`prepare_export`); the numbers are the same either way."""
-    cache = imp.get("_cache")
+    missing given the observed). Cached per pattern in the imputer's :class:`PatternCache`, if it
+    has one; the numbers are the same either way."""
+    cache = imp.cache
     key = m.tobytes() if cache is not None else None
     if key is not None:
-        hit = cache.get(key)
+        hit = cache.solves.get(key)
         if hit is not None:
             return hit
     o = ~m
@@ -101,9 +156,7 @@ def pattern_solve(imp: dict, S: np.ndarray, m: np.ndarray, need_L: bool = True):
         return A, None
     L = cond_factor(Sc)
     if key is not None:
-        if len(cache) > 4096:
-            cache.clear()
-        cache[key] = (A, L)
+        cache.put(cache.solves, cache.SOLVES, key, (A, L))
     return A, L
 
 
@@ -140,18 +193,15 @@ def cond_factor(S: np.ndarray) -> np.ndarray:
     return (V * np.sqrt(np.clip(w, 0, None))) @ V.T
 
 
-def bound(imp: dict, F: np.ndarray) -> np.ndarray:
-    lo = np.asarray(imp["lower"], float)
-    hi = np.asarray(imp["upper"], float)
-    return np.minimum(np.maximum(F, lo), hi)  # np.clip, without its overhead
+def bound(imp: Imputer, F: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum(F, imp.lower), imp.upper)  # np.clip, without its overhead
 
 
-def impute_draws(imp: dict, F: np.ndarray) -> np.ndarray:
+def impute_draws(imp: Imputer | dict, F: np.ndarray) -> np.ndarray:
     """M conditional draws of the missing features (M from the stored standard-normal matrix
     ``z``, so the draws are deterministic): array (M, n, p). Observed entries are kept."""
-    mu = np.asarray(imp["mean"], float)
-    S = np.asarray(imp["cov"], float)
-    Z = np.asarray(imp["z"], float)
+    imp = Imputer.of(imp)
+    mu, S, Z = imp.mean, imp.cov, imp.z
     M = Z.shape[0]
     out = np.repeat(F[None, :, :], M, axis=0)
     keys, inv = pattern_groups(F)
@@ -167,25 +217,23 @@ def impute_draws(imp: dict, F: np.ndarray) -> np.ndarray:
         noise = Z[:, m] @ L.T  # (M, |m|)
         mi = np.flatnonzero(m)
         out[:, rows[:, None], mi[None, :]] = cm[None, :, :] + noise[:, None, :]
-    binary = np.asarray(imp["binary"], bool)
+    binary = imp.binary
     out[:, :, binary] = np.round(out[:, :, binary])
     return bound(imp, out)
 
 
-def pattern_part(imp: dict, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pattern_part(imp: Imputer, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For missing pattern ``m`` (p booleans): A (p, p; the regression of the missing on the
     observed features, zero elsewhere) and the draws' noise (M, p; Z[:, m] L', zero where
     observed), the same A and L as :func:`impute_mean` / :func:`impute_draws`. Cached per pattern
-    in ``imp["_fcache"]`` when :func:`prepare_export` made one."""
-    cache = imp.get("_fcache")
+    in the imputer's :class:`PatternCache`, if it has one."""
+    cache = imp.cache
     key = m.tobytes()
     if cache is not None:
-        hit = cache.get(key)
+        hit = cache.parts.get(key)
         if hit is not None:
             return hit
-    mu = np.asarray(imp["mean"], float)
-    S = np.asarray(imp["cov"], float)
-    Z = np.asarray(imp["z"], float)
+    mu, S, Z = imp.mean, imp.cov, imp.z
     M, p = Z.shape[0], mu.size
     A, L = pattern_solve(imp, S, m)
     Af = np.zeros((p, p))
@@ -194,27 +242,26 @@ def pattern_part(imp: dict, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Nf = np.zeros((M, p))
     Nf[:, m] = Z[:, m] @ L.T
     if cache is not None:
-        if len(cache) >= 1024:  # (p x p + M x p) floats each
-            cache.clear()
-        cache[key] = (Af, Nf)
+        cache.put(cache.parts, cache.PARTS, key, (Af, Nf))
     return Af, Nf
 
 
-def impute_mean_fast(imp: dict, F: np.ndarray, groups=None) -> np.ndarray:
+def impute_mean_fast(imp: Imputer, F: np.ndarray, groups=None) -> np.ndarray:
     """:func:`impute_mean` through the cached per-pattern regressions (:func:`pattern_part`) and the
     compiled conditional mean when numba is available (same numbers up to rounding)."""
+    imp = Imputer.of(imp)
     if not (kernels.AVAILABLE and kernels.ready()):
         return impute_mean(imp, F)
     keys, inv = groups if groups is not None else pattern_groups(F)
     A_all, _ = pattern_parts(imp, keys)
-    return bound(imp, column_kernels.cond_mean(F, np.asarray(imp["mean"], float), A_all, inv))
+    return bound(imp, column_kernels.cond_mean(F, imp.mean, A_all, inv))
 
 
-def pattern_parts(imp: dict, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pattern_parts(imp: Imputer, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`pattern_part` of every pattern in ``keys`` (K, p), stacked: (K, p, p), (K, M, p);
     zeros for the complete pattern."""
-    p = np.asarray(imp["mean"]).size
-    M = np.asarray(imp["z"]).shape[0]
+    p = imp.mean.size
+    M = imp.z.shape[0]
     A_all = np.zeros((len(keys), p, p))
     N_all = np.zeros((len(keys), M, p))
     for k, m in enumerate(keys):

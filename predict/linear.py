@@ -7,8 +7,12 @@ with ``theta`` = [intercept, offsets..., beta..., gamma...] (:func:`theta_split`
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 
+from predict.numeric import frozen_array
 
 
 def _pos3(v: np.ndarray) -> np.ndarray:
@@ -54,8 +58,32 @@ def basis(cols: list, F: np.ndarray) -> np.ndarray:
     return out
 
 
-def compile_basis(cols: list) -> dict:
-    """Arrays to evaluate :func:`basis` in a few vectorised steps (same arithmetic)."""
+class BasisPlan(NamedTuple):
+    """A block's basis columns as arrays, to evaluate :func:`basis` in a few vectorised steps
+    (:func:`basis_compiled`; same arithmetic): positions and features of the linear, one-hot and
+    spline columns, the splines' knot constants, and every column's location and scale."""
+
+    n: int
+    lin_pos: np.ndarray
+    lin_feat: np.ndarray
+    oh_pos: np.ndarray
+    oh_feat: np.ndarray
+    oh_level: np.ndarray
+    r_pos: np.ndarray
+    r_feat: np.ndarray
+    r_tj: np.ndarray
+    r_t2: np.ndarray
+    r_t1: np.ndarray
+    r_c1: np.ndarray
+    r_c2: np.ndarray
+    r_d: np.ndarray
+    r_norm: np.ndarray
+    loc: np.ndarray
+    scale: np.ndarray
+
+
+def compile_basis(cols: list) -> BasisPlan:
+    """The :class:`BasisPlan` of a block's basis columns."""
     lin_pos, lin_feat, oh_pos, oh_feat, oh_level = [], [], [], [], []
     r_pos, r_feat, r_tj, r_t2, r_t1, r_c1, r_c2, r_d, r_norm = [], [], [], [], [], [], [], [], []
     for i, c in enumerate(cols):
@@ -81,46 +109,111 @@ def compile_basis(cols: list) -> dict:
         else:
             raise ValueError(f"unknown basis kind {c['kind']!r}")
     a = lambda v, dt=float: np.asarray(v, dt)  # noqa: E731
-    return {"n": len(cols), "lin_pos": a(lin_pos, np.intp), "lin_feat": a(lin_feat, np.intp),
-            "oh_pos": a(oh_pos, np.intp), "oh_feat": a(oh_feat, np.intp), "oh_level": a(oh_level),
-            "r_pos": a(r_pos, np.intp), "r_feat": a(r_feat, np.intp), "r_tj": a(r_tj), "r_t2": a(r_t2),
-            "r_t1": a(r_t1), "r_c1": a(r_c1), "r_c2": a(r_c2), "r_d": a(r_d), "r_norm": a(r_norm),
-            "loc": a([c["loc"] for c in cols]), "scale": a([c["scale"] for c in cols])}
+    return BasisPlan(len(cols), a(lin_pos, np.intp), a(lin_feat, np.intp), a(oh_pos, np.intp), a(oh_feat, np.intp),
+                     a(oh_level), a(r_pos, np.intp), a(r_feat, np.intp), a(r_tj), a(r_t2), a(r_t1), a(r_c1),
+                     a(r_c2), a(r_d), a(r_norm), a([c["loc"] for c in cols]), a([c["scale"] for c in cols]))
 
 
-def basis_compiled(plan: dict, F: np.ndarray) -> np.ndarray:
-    out = np.empty((F.shape[0], plan["n"]))
-    if plan["lin_pos"].size:
-        out[:, plan["lin_pos"]] = F[:, plan["lin_feat"]]
-    if plan["oh_pos"].size:
-        out[:, plan["oh_pos"]] = (F[:, plan["oh_feat"]] == plan["oh_level"]).astype(float)
-    if plan["r_pos"].size:
-        X = F[:, plan["r_feat"]]
-        d = plan["r_d"]
-        out[:, plan["r_pos"]] = (_pos3(X - plan["r_tj"])
-                                 - _pos3(X - plan["r_t2"]) * plan["r_c1"] / d
-                                 + _pos3(X - plan["r_t1"]) * plan["r_c2"] / d) / plan["r_norm"]
-    return (out - plan["loc"]) / plan["scale"]
+def basis_compiled(plan: BasisPlan, F: np.ndarray) -> np.ndarray:
+    out = np.empty((F.shape[0], plan.n))
+    if plan.lin_pos.size:
+        out[:, plan.lin_pos] = F[:, plan.lin_feat]
+    if plan.oh_pos.size:
+        out[:, plan.oh_pos] = (F[:, plan.oh_feat] == plan.oh_level).astype(float)
+    if plan.r_pos.size:
+        X = F[:, plan.r_feat]
+        d = plan.r_d
+        out[:, plan.r_pos] = (_pos3(X - plan.r_tj)
+                              - _pos3(X - plan.r_t2) * plan.r_c1 / d
+                              + _pos3(X - plan.r_t1) * plan.r_c2 / d) / plan.r_norm
+    return (out - plan.loc) / plan.scale
 
 
-def block_matrix(block: dict | None, F: np.ndarray, centred: bool = True) -> np.ndarray:
+def feature_slots(cols: list) -> tuple:
+    """The block's columns grouped by "slot" (the k-th column of every feature), in order: a tuple
+    of (column positions, their features) arrays, to add the columns up per feature in column
+    order a slot at a time (:mod:`predict.explain`)."""
+    seen: dict = {}
+    by_slot: dict = {}
+    for i, c in enumerate(cols):
+        k = seen.get(c["feature"], 0)
+        seen[c["feature"]] = k + 1
+        by_slot.setdefault(k, ([], []))
+        by_slot[k][0].append(i)
+        by_slot[k][1].append(c["feature"])
+    return tuple((np.asarray(a, np.intp), np.asarray(b, np.intp)) for _, (a, b) in sorted(by_slot.items()))
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """A linear block made ready to score (immutable): ``type`` "basis" (standardised basis
+    columns) or "index" (one column: the basis weighted by ``beta``), its column specs, the centre
+    the modifier terms are measured from, its :class:`BasisPlan` and :func:`feature_slots`."""
+
+    type: str
+    basis: tuple
+    center: np.ndarray | None
+    beta: np.ndarray | None
+    plan: BasisPlan
+    slots: tuple
+
+    @classmethod
+    def of(cls, b: "Block | dict") -> "Block":
+        """``b`` as a Block (a block of a learner export: converted)."""
+        if isinstance(b, Block):
+            return b
+        cols = tuple(b["basis"])
+        return cls(b["type"], cols, None if b.get("center") is None else frozen_array(b["center"]),
+                   None if b.get("beta") is None else frozen_array(b["beta"]), compile_basis(list(cols)),
+                   feature_slots(cols))
+
+
+@dataclass(frozen=True, eq=False)
+class Linear:
+    """A learner's linear part made ready to score (immutable): link, prognostic and modifier
+    blocks, ``theta`` = [intercept, offsets..., beta..., gamma...] and its split for the learner's
+    ``n_classes`` comparators (:func:`theta_split`)."""
+
+    link: str
+    prog: Block
+    modifier: Block | None
+    theta: np.ndarray
+    n_prog: int
+    n_mod: int
+    n_classes: int
+    split: tuple
+
+    @classmethod
+    def of(cls, lin: "Linear | dict", n_classes: int) -> "Linear":
+        if isinstance(lin, Linear):
+            return lin
+        theta = frozen_array(lin["theta"])
+        mod = lin.get("modifier")
+        n_prog, n_mod = int(lin["n_prog"]), int(lin["n_mod"])
+        return cls(lin["link"], Block.of(lin["prog"]), None if mod is None else Block.of(mod), theta, n_prog, n_mod,
+                   n_classes, _theta_split_impl(theta, n_prog, n_mod, n_classes))
+
+
+def block_matrix(block: Block | dict | None, F: np.ndarray, centred: bool = True) -> np.ndarray:
     if block is None:
         return np.zeros((F.shape[0], 0))
-    plan = block.get("_plan")
-    B = basis_compiled(plan, F) if plan is not None else basis(block["basis"], F)
-    if block["type"] == "index":
-        B = B @ np.asarray(block["beta"], float)[:, None]
+    block = Block.of(block)
+    B = basis_compiled(block.plan, F)
+    if block.type == "index":
+        B = B @ block.beta[:, None]
     if centred:
-        B = B - np.asarray(block["center"], float)
+        B = B - block.center
     return B
 
 
-def linear_parts(lin: dict, comparators: list, F: np.ndarray):
+def linear_parts(lin: Linear | dict, comparators: list, F: np.ndarray):
     """Per class, the linear predictor and its gradient in theta:
-    eta_c = intercept + offset_c + P beta; eta_active = intercept + P beta + (M - center) gamma."""
-    P = block_matrix(lin["prog"], F, centred=False)
-    M = block_matrix(lin.get("modifier"), F)
-    theta = np.asarray(lin["theta"], float)
+    eta_c = intercept + offset_c + P beta; eta_active = intercept + P beta + (M - center) gamma.
+    ``lin``: a :class:`Linear` or an export's ``linear`` dict."""
+    lin = Linear.of(lin, len(comparators))
+    P = block_matrix(lin.prog, F, centred=False)
+    M = block_matrix(lin.modifier, F)
+    theta = lin.theta
     C = len(comparators)
     n = F.shape[0]
     ones = np.ones((n, 1))
@@ -138,29 +231,23 @@ def linear_parts(lin: dict, comparators: list, F: np.ndarray):
     return eta, grad
 
 
-def theta_split(lin: dict, C: int):
-    hit = lin.get("_split")
-    if hit is not None and hit[0] == C and hit[1] is lin["theta"]:
-        return hit[2]
-    out = _theta_split_impl(lin, C)
-    if isinstance(lin["theta"], np.ndarray):  # prepared (prepare_export): cache with the array it came from
-        lin["_split"] = (C, lin["theta"], out)
-    return out
+def theta_split(lin: Linear, C: int):
+    """(theta, intercept, offsets, beta, gamma) for C comparators (made once per linear part)."""
+    return lin.split if C == lin.n_classes else _theta_split_impl(lin.theta, lin.n_prog, lin.n_mod, C)
 
 
-def _theta_split_impl(lin: dict, C: int):
-    theta = np.asarray(lin["theta"], float)
-    n_prog, n_mod = lin["n_prog"], lin["n_mod"]
+def _theta_split_impl(theta: np.ndarray, n_prog: int, n_mod: int, C: int):
     k = theta.size
     return theta, theta[0], theta[1:1 + C], theta[k - n_mod - n_prog: k - n_mod], theta[k - n_mod:]
 
 
-def linear_eta(lin: dict, comparators: list, F: np.ndarray) -> dict:
+def linear_eta(lin: Linear | dict, comparators: list, F: np.ndarray) -> dict:
     """The linear predictors of :func:`linear_parts` without building the design matrices."""
     C = len(comparators)
+    lin = Linear.of(lin, C)
     theta, b0, offs, beta, gamma = theta_split(lin, C)
-    P = block_matrix(lin["prog"], F, centred=False)
-    M = block_matrix(lin.get("modifier"), F)
+    P = block_matrix(lin.prog, F, centred=False)
+    M = block_matrix(lin.modifier, F)
     if P.shape[1] != beta.size or M.shape[1] != gamma.size or theta.size != 1 + C + beta.size + gamma.size:
         eta, _ = linear_parts(lin, comparators, F)  # unexpected layout: the general form
         return eta
@@ -172,5 +259,3 @@ def linear_eta(lin: dict, comparators: list, F: np.ndarray) -> dict:
         eta[c] = base + offs[i]
     return eta
 
-
-LINEAR_KINDS = ("constant", "effect_model", "risk_model")

@@ -12,6 +12,13 @@ import numpy as np
 Z975 = 1.959963984540054
 
 
+def frozen_array(a, dtype=float) -> np.ndarray:
+    """A read-only copy of ``a`` as an array of ``dtype`` (the typed learners' numbers)."""
+    out = np.array(a, dtype)
+    out.flags.writeable = False
+    return out
+
+
 def expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(x, -40.0), 40.0)))
 

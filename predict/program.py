@@ -1,8 +1,8 @@
 """A model's tasks compiled into one flat program for the fused kernel (:mod:`predict.fused`).
 
-:func:`compile_program` turns the prepared exports of every task (learners, stacks, X/DR
-nuisances, LightGBM forests, linear blocks, interval models) and one comparator into integer and
-float tables; :meth:`Program.run` scores a feature matrix with them and returns what
+:func:`compile_program` turns the typed learners of every task (:mod:`predict.learner_model`:
+learners, stacks, X/DR nuisances, LightGBM forests, linear blocks, interval models) and one
+comparator into integer and float tables; :meth:`Program.run` scores a feature matrix with them and returns what
 :func:`predict.reference.task_scores` returns per task. The per-learner functions in
 :mod:`predict.runtime` stay the reference (and the path used without numba or for anything this
 compiler does not take: it returns None then); tests compare the two to 1e-9.
@@ -20,9 +20,10 @@ import numpy as np
 
 from predict import fused as fz
 from predict import kernels
-from predict.impute import pattern_groups, pattern_part
-from predict.linear import LINEAR_KINDS
-from predict.prepared import CompiledExports
+from predict.impute import Imputer, pattern_groups, pattern_part
+from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
+from predict.linear import Block
+from predict.prepared import CompiledLearners
 from predict.tables import KernelTables, pack_tables
 
 PARALLEL_MIN_ROWS = 4096
@@ -52,7 +53,7 @@ class _Unsupported(Exception):
 
 
 class _Builder:
-    def __init__(self, p: int, compiled: CompiledExports | None = None):
+    def __init__(self, p: int, compiled: CompiledLearners | None = None):
         self.p = p
         self.compiled = compiled
         self.leaf_int: list[list[int]] = []
@@ -90,8 +91,8 @@ class _Builder:
         setattr(self, count, off + a.size)
         return off
 
-    def forest(self, exp: dict, name: str) -> int:
-        fo = self.compiled.forest(exp, name)
+    def forest(self, learner: Learner, name: str) -> int:
+        fo = self.compiled.forest(learner, name)
         if fo is None:
             raise _Unsupported(f"booster {name} not compiled")
         hit = self.forest_ids.get(id(fo))
@@ -133,7 +134,7 @@ class _Builder:
         self.forest_ids[id(fo)] = fid
         return fid
 
-    def block(self, blk: dict | None, coef: np.ndarray, centred: bool) -> int:
+    def block(self, blk: Block | None, coef: np.ndarray, centred: bool) -> int:
         if blk is None:
             if coef.size:
                 raise _Unsupported("coefficients without a block")
@@ -142,10 +143,10 @@ class _Builder:
         if cc is None:
             raise _Unsupported("block not compiled")
         ncol = cc["feat"].size
-        if blk["type"] == "index":
+        if blk.type == "index":
             nd = 1
             dest = np.zeros(ncol, np.int64)
-            dw = np.asarray(blk["beta"], float)
+            dw = blk.beta
             if dw.size != ncol:
                 raise _Unsupported("index block size")
         else:
@@ -174,14 +175,14 @@ class _Builder:
         self.cols["dest"].extend(dest[order].tolist())
         self.cols["dw"].extend(dw[order].tolist())
         # the draws' delta weights: a column's coefficient over its scale (the index block's beta times its coefficient)
-        if blk["type"] == "index":
-            ew = np.asarray(blk["beta"], float) * coef[0] / cc["scale"]
+        if blk.type == "index":
+            ew = blk.beta * coef[0] / cc["scale"]
         else:
             ew = coef / cc["scale"]
         self.cols["ew"].extend(np.asarray(ew, float)[order].tolist())
         coff = -1
         if centred:
-            ctr = np.asarray(blk["center"], float).ravel()
+            ctr = np.asarray(blk.center, float).ravel()
             if ctr.size != nd:
                 raise _Unsupported("centre size")
             coff = self._floats(self.center, "n_center", ctr)
@@ -190,94 +191,96 @@ class _Builder:
         return len(self.blocks) - 1
 
     # ------------------------------------------------------------------ learners
-    def leaf(self, exp: dict, comparator: str, nuisance: bool = False) -> int:
-        """Append the leaf record(s) of one non-stacked export; returns its leaf index."""
-        kind = exp["kind"]
-        comps = list(exp["comparators"])
+    def leaf(self, L: Learner, comparator: str, nuisance: bool = False) -> int:
+        """Append the leaf record(s) of one non-stacked learner; returns its leaf index."""
+        comps = list(L.comparators)
         if comparator not in comps:
             raise _Unsupported("comparator not in a member's classes")
-        C = len(comps)
         rec = [0] * fz.N_LEAF_INT
         flt = [0.0, 1.0, 0.0]
         rec[fz.K_NUIS] = rec[fz.K_FA] = rec[fz.K_FB] = rec[fz.K_PROG] = rec[fz.K_MOD] = -1
         rec[fz.K_V] = rec[fz.K_VM] = rec[fz.K_AVA] = rec[fz.K_AVC] = rec[fz.K_DES] = -1
-        rec[fz.K_CONT] = 1 if exp["outcome_type"] == "continuous" else 0
+        rec[fz.K_CONT] = 1 if L.continuous else 0
         rec[fz.K_ROLE] = 1 if nuisance else 0
-        rec[fz.K_TREEIN] = 0 if exp.get("tree_missing", "native") == "native" else 1
-        iv = exp.get("interval") if not nuisance else None
-        if kind in ("x_learner", "dr_learner"):
-            nu = exp.get("nuisance")
-            if not isinstance(nu, dict) or nu.get("kind") != "t_learner":
-                raise _Unsupported("X/DR nuisance is not a T-learner")
-            rec[fz.K_KIND] = fz.KIND_XDR
-            rec[fz.K_NUIS] = self.leaf(nu, comparator, nuisance=True)
-            if kind == "x_learner":
-                e = float(exp["combine"]["e"])
-                rec[fz.K_FA] = self.forest(exp, "tau0")
-                rec[fz.K_FB] = self.forest(exp, "tau1")
-                flt[1], flt[2] = e, 1 - e
-            else:
-                rec[fz.K_FA] = self.forest(exp, "tau")
-            flt[0] = float(exp["combine"]["class_benefit"][comparator])
-        elif kind in LINEAR_KINDS or kind == "t_learner":
-            lin = exp["linear"]
-            theta = np.asarray(lin["theta"], float)
-            n_prog, n_mod = int(lin["n_prog"]), int(lin["n_mod"])
-            K = theta.size
-            if K != 1 + C + n_prog + n_mod:
-                raise _Unsupported("theta layout")
-            rec[fz.K_KIND] = fz.KIND_T if kind == "t_learner" else fz.KIND_LIN
-            rec[fz.K_LINK] = 0 if lin["link"] == "identity" else 1
-            rec[fz.K_K], rec[fz.K_C], rec[fz.K_D] = K, C, 1 + comps.index(comparator)
-            rec[fz.K_NPROG], rec[fz.K_NMOD] = n_prog, n_mod
-            rec[fz.K_PROG] = self.block(lin["prog"], theta[1 + C:1 + C + n_prog], centred=False)
-            rec[fz.K_MOD] = self.block(lin.get("modifier"), theta[K - n_mod:], centred=True)
-            rec[fz.K_THETA] = self._floats(self.theta, "n_theta", theta)
-            self.max_K = max(self.max_K, K)
-            if kind == "t_learner":
-                rec[fz.K_FA] = self.forest(exp, "active")
-                if not nuisance:  # an X/DR nuisance gives its active-arm prediction only
-                    rec[fz.K_FB] = self.forest(exp, "control")
-        else:
-            raise _Unsupported(f"learner kind {kind}")
+        rec[fz.K_TREEIN] = 0 if getattr(L, "tree_missing", "native") == "native" else 1
+        make = _LEAF.get(type(L))
+        if make is None:
+            raise _Unsupported(f"learner kind {L.kind}")
+        make(self, L, comparator, nuisance, rec, flt)
+        iv = L.interval if not nuisance else None
         if iv is None:
             rec[fz.K_IV] = fz.IV_NONE
-        elif iv.get("method") == "delta" and kind in LINEAR_KINDS:
-            V = np.asarray(iv["theta_cov"], float)
-            if V.shape != (rec[fz.K_K], rec[fz.K_K]):
+        elif iv.method == "delta" and not L.has_trees:
+            V = iv.theta_cov
+            if V is None or V.shape != (rec[fz.K_K], rec[fz.K_K]):
                 raise _Unsupported("theta_cov shape")
             rec[fz.K_IV] = fz.IV_DELTA
             rec[fz.K_V] = self._floats(self.V, "n_V", V)
             rec[fz.K_ARM] = int(rec[fz.K_LINK] == (0 if rec[fz.K_CONT] == 1 else 1))  # identity / logit
-        elif iv.get("method") == "varmodel":
-            des = iv["design"]
-            loc, scale = np.asarray(des["loc"], float), np.asarray(des["scale"], float)
-            vm = np.asarray(iv["varmodel"][comparator], float)
+        elif iv.method == "varmodel":
+            loc, scale = iv.design_loc, iv.design_scale
+            vm = iv.varmodel[comparator]
             if loc.size != self.p or scale.size != self.p or vm.size != 1 + 2 * self.p:
                 raise _Unsupported("variance-model design size")
             rec[fz.K_IV] = fz.IV_VARMODEL
             rec[fz.K_DES] = self._floats(self.DES, "n_DES", np.concatenate([loc, scale]))
             rec[fz.K_VM] = self._floats(self.VM, "n_VM", vm)
-            avm = iv.get("arm_varmodel")
-            if (kind in ("t_learner", "x_learner", "dr_learner") and isinstance(avm, dict)
-                    and comparator in avm and "__active__" in avm):
-                va, vc = np.asarray(avm["__active__"], float), np.asarray(avm[comparator], float)
+            avm = iv.arm_varmodel
+            if L.has_trees and avm is not None and comparator in avm and "__active__" in avm:
+                va, vc = avm["__active__"], avm[comparator]
                 if va.size != 1 + 2 * self.p or vc.size != 1 + 2 * self.p:
                     raise _Unsupported("arm variance-model size")
                 rec[fz.K_ARM] = 1
                 rec[fz.K_AVA] = self._floats(self.VM, "n_VM", va)
                 rec[fz.K_AVC] = self._floats(self.VM, "n_VM", vc)
         else:
-            raise _Unsupported(f"interval method {iv.get('method')!r} for {kind}")
+            raise _Unsupported(f"interval method {iv.method!r} for {L.kind}")
         self.leaf_int.append(rec)
         self.leaf_float.append(flt)
         return len(self.leaf_int) - 1
+
+    def _effect_trees_leaf(self, L: EffectTreeLearner, comparator: str, nuisance: bool, rec: list, flt: list) -> None:
+        rec[fz.K_KIND] = fz.KIND_XDR
+        rec[fz.K_NUIS] = self.leaf(L.nuisance, comparator, nuisance=True)
+        if not 1 <= len(L.tau) <= 2:
+            raise _Unsupported("benefit boosters")
+        for k, (name, w) in zip((fz.K_FA, fz.K_FB), L.tau):
+            rec[k] = self.forest(L, name)
+        if len(L.tau) == 2:
+            flt[1], flt[2] = L.tau[0][1], L.tau[1][1]
+        flt[0] = float(L.class_benefit[comparator])
+
+    def _linear_leaf(self, L: LinearLearner, comparator: str, nuisance: bool, rec: list, flt: list) -> None:
+        comps = list(L.comparators)
+        C = len(comps)
+        lin = L.linear
+        theta = lin.theta
+        n_prog, n_mod = lin.n_prog, lin.n_mod
+        K = theta.size
+        if K != 1 + C + n_prog + n_mod:
+            raise _Unsupported("theta layout")
+        rec[fz.K_KIND] = fz.KIND_T if L.has_trees else fz.KIND_LIN
+        rec[fz.K_LINK] = 0 if lin.link == "identity" else 1
+        rec[fz.K_K], rec[fz.K_C], rec[fz.K_D] = K, C, 1 + comps.index(comparator)
+        rec[fz.K_NPROG], rec[fz.K_NMOD] = n_prog, n_mod
+        rec[fz.K_PROG] = self.block(lin.prog, theta[1 + C:1 + C + n_prog], centred=False)
+        rec[fz.K_MOD] = self.block(lin.modifier, theta[K - n_mod:], centred=True)
+        rec[fz.K_THETA] = self._floats(self.theta, "n_theta", theta)
+        self.max_K = max(self.max_K, K)
+        if L.has_trees:  # a T-learner
+            rec[fz.K_FA] = self.forest(L, "active")
+            if not nuisance:  # an X/DR nuisance gives its active-arm prediction only
+                rec[fz.K_FB] = self.forest(L, "control")
+
+
+_LEAF = {LinearLearner: _Builder._linear_leaf, TLearner: _Builder._linear_leaf,
+         EffectTreeLearner: _Builder._effect_trees_leaf}
 
 
 class Program:
     """The compiled tables for one comparator (see module docstring). Thread-safe once built."""
 
-    def __init__(self, tasks: list[int], imputers: list[dict], tables: KernelTables, p: int, M: int):
+    def __init__(self, tasks: list[int], imputers: list[Imputer], tables: KernelTables, p: int, M: int):
         self.tasks = tasks  # positions (in the exports given to compile_program) of the compiled tasks
         self.imputers = imputers
         self.tables: KernelTables = tables
@@ -296,7 +299,7 @@ class Program:
         N = np.zeros((T, M, p))
         if m.any():
             for t, imp in enumerate(self.imputers):
-                A[t], N[t, :np.asarray(imp["z"]).shape[0]] = pattern_part(imp, m)
+                A[t], N[t, :imp.z.shape[0]] = pattern_part(imp, m)
         with self._lock:
             if len(self._patterns) >= PATTERN_CACHE:
                 self._patterns.clear()
@@ -358,26 +361,31 @@ def warm_up() -> bool:
     return True
 
 
-def compile_program(exps: list[dict], comparator: str, compiled: CompiledExports | None = None) -> Program | None:
-    """The program scoring ``comparator`` for every export in ``exps`` that has it as a class
-    (exports prepared by :func:`predict.prepared.prepare_export`; ``compiled``: their compiled forests
-    and columns, made here if not given); None if numba is unavailable or anything is outside what
-    the kernel reproduces (the caller then uses the numpy reference).
-    :func:`compile_program_why` says why."""
-    return compile_program_why(exps, comparator, compiled)[0]
+def compile_program(learners: list[Learner | dict], comparator: str,
+                    compiled: CompiledLearners | None = None) -> Program | None:
+    """The program scoring ``comparator`` for every typed learner in ``learners`` that has it as a
+    class (:mod:`predict.learner_model`; ``compiled``: their compiled forests and columns, made
+    here if not given); None if numba is unavailable or anything is outside what the kernel
+    reproduces (the caller then uses the numpy reference). :func:`compile_program_why` says why."""
+    return compile_program_why(learners, comparator, compiled)[0]
 
 
-def compile_program_why(exps: list[dict], comparator: str,
-                        compiled: CompiledExports | None = None) -> tuple[Program | None, str]:
-    """(:func:`compile_program`, why it is None: "" when compiled)."""
+def compile_program_why(learners: list[Learner | dict], comparator: str,
+                        compiled: CompiledLearners | None = None) -> tuple[Program | None, str]:
+    """(:func:`compile_program`, why it is None: "" when compiled). Learner exports (dicts) are
+    built into typed learners first."""
     if not kernels.AVAILABLE:
         return None, "numba is not available (or LBP_NO_NUMBA is set)"
     if not kernels.ready():
         return None, f"the compiled kernels failed their self-test ({kernels.self_test_error() or 'no detail'})"
-    if not exps:
+    if not learners:
         return None, "no task"
-    p = len(exps[0]["features"]["names"])
-    compiled = CompiledExports(exps) if compiled is None else compiled
+    try:
+        learners = [as_learner(L) for L in learners]
+    except (KeyError, TypeError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    p = len(learners[0].features["names"])
+    compiled = CompiledLearners(learners) if compiled is None else compiled
     b = _Builder(p, compiled)
     tasks, imputers, ti, tf = [], [], [], []
     mem_ids: list[int] = []
@@ -385,46 +393,42 @@ def compile_program_why(exps: list[dict], comparator: str,
     mem_w: list[float] = []
     mem_wn: list[float] = []
     try:
-        for pos, exp in enumerate(exps):
-            if comparator not in exp["comparators"]:
+        for pos, L in enumerate(learners):
+            if comparator not in L.comparators:
                 continue
-            if not compiled.ready(exp) or len(exp["features"]["names"]) != p:
-                raise _Unsupported("export not prepared for the fast path")
-            imp = exp["imputer"]
-            if np.asarray(imp["mean"]).size != p:
+            if not compiled.ready(L) or len(L.features["names"]) != p:
+                raise _Unsupported("learner not compiled for the fast path")
+            imp = L.imputer
+            if imp.mean.size != p:
                 raise _Unsupported("imputer size")
-            cont = exp["outcome_type"] == "continuous"
-            if exp["kind"] == "stacked":
-                mem = exp["members"]
-                w = np.asarray(mem["weights"], float)
-                wn = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
-                if exp["interval"].get("method") != "stack" or len(mem["exports"]) != w.size or w.size == 0:
+            m0 = len(mem_ids)
+            if isinstance(L, StackedLearner):
+                w, wn = L.weights, L.weights_normalised
+                if L.interval.method != "stack" or len(L.members) != w.size or w.size == 0:
                     raise _Unsupported("stack layout")
-                m0 = len(mem_ids)
-                for j, e in enumerate(mem["exports"]):
-                    if e["kind"] == "stacked" or e["outcome_type"] != exp["outcome_type"]:
+                for j, e in enumerate(L.members):
+                    if isinstance(e, StackedLearner) or e.outcome_type != L.outcome_type:
                         raise _Unsupported("nested stack or mixed outcome types")
                     mem_ids.append(b.leaf(e, comparator))
                     mem_w.append(float(w[j]))
                     mem_wn.append(float(wn[j]))
                 m1, stacked = len(mem_ids), 1
             else:
-                m0 = len(mem_ids)
-                mem_ids.append(b.leaf(exp, comparator))
+                mem_ids.append(b.leaf(L, comparator))
                 mem_w.append(1.0)
                 mem_wn.append(1.0)
                 m1, stacked = m0 + 1, 0
             arms_ok = int(all(b.leaf_int[mem_ids[m]][fz.K_ARM] == 1 for m in range(m0, m1)))
-            M = int(np.asarray(imp["z"]).shape[0])
+            M = int(imp.z.shape[0])
             o0 = len(order)
             for m in range(m0, m1):
                 nu = b.leaf_int[mem_ids[m]][fz.K_NUIS]
                 order.extend(([nu] if nu >= 0 else []) + [mem_ids[m]])
-            ti.append([m0, m1, stacked, int(cont), arms_ok, M, len(imputers), o0, len(order)])
-            tf.append([float(exp["interval"]["tau"].get(comparator, 0.0)), 100.0 if cont else 1.0])
+            ti.append([m0, m1, stacked, int(L.continuous), arms_ok, M, len(imputers), o0, len(order)])
+            tf.append([L.interval.tau_of(comparator), 100.0 if L.continuous else 1.0])
             tasks.append(pos)
             imputers.append(imp)
-    except (_Unsupported, KeyError, TypeError, ValueError, IndexError) as exc:
+    except (_Unsupported, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     if not tasks:
         return None, f"no task has {comparator!r} as a class"

@@ -10,18 +10,20 @@ import numpy as np
 
 from predict.evaluate import expected
 from predict.impute import impute_mean
+from predict.learner_model import Learner, as_learner
 from predict.uncertainty import arm_missing_variance, arm_se, estimation_se, missing_variance_fast
 
 
-def task_scores(exp: dict, F: np.ndarray, comparator: str, arms: bool = False) -> dict:
+def task_scores(exp: Learner | dict, F: np.ndarray, comparator: str, arms: bool = False) -> dict:
     """For the patients F (NaN = missing): ``exercise``, ``comparator`` (expected outcomes),
     ``benefit`` (comparator - exercise for continuous outcomes, exercise - comparator for binary),
     ``se_est`` (bootstrap SE of the benefit), ``var_missing`` (variance of the benefit over the
     conditional draws of the missing inputs), and with ``arms`` (continuous outcomes, learners with
     per-arm SEs) ``arm_se`` = (SE exercise, SE comparator) and ``arm_var_missing`` = (variance
     exercise, variance comparator); ``arm_se`` is None otherwise."""
-    cont = exp["outcome_type"] == "continuous"
-    Fimp = impute_mean(exp["imputer"], F)
+    exp = as_learner(exp)
+    cont = exp.continuous
+    Fimp = impute_mean(exp.imputer, F)
     ex = expected(exp, F, Fimp)
     a, c = ex["__active__"], ex[comparator]
     out = {"exercise": a, "comparator": c, "benefit": c - a if cont else a - c,

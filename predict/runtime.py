@@ -59,12 +59,13 @@ import pandas as pd
 
 from predict.evaluate import point
 from predict.features import feature_matrix
+from predict.learner_model import Learner, as_learner
 from predict.numeric import norm_ppf
 from predict.support import support_scores
 from predict.uncertainty import estimation_se, missing_variance
 
 
-def predict_from_export(exp: dict, X: pd.DataFrame, intervals: bool = True, level: float = 0.95) -> pd.DataFrame:
+def predict_from_export(exp: Learner | dict, X: pd.DataFrame, intervals: bool = True, level: float = 0.95) -> pd.DataFrame:
     """Predictions from an exported learner: ``expected_<class>`` for the active class and every
     comparator, ``benefit_vs_<c>`` (positive = active better), and with ``intervals``
     ``benefit_vs_<c>_se``, ``_ci_low``/``_ci_high`` (confidence interval for the patient's
@@ -72,26 +73,27 @@ def predict_from_export(exp: dict, X: pd.DataFrame, intervals: bool = True, leve
     missing covariates) and ``_pi_low``/``_pi_high`` (adds the between-trial SD tau: a new
     setting). Both are widened by the extrapolation factor of :mod:`predict.support` for patients
     beyond the training support. Unavailable classes (no training data) are NaN."""
-    F = feature_matrix(exp["features"], X)
-    ex, ben = point(exp, F)
-    out = {f"expected_{exp['active']}": ex["__active__"]}
-    for c in exp["comparators"]:
+    L = as_learner(exp)
+    F = feature_matrix(L.features, X)
+    ex, ben = point(L, F)
+    out = {f"expected_{L.active}": ex["__active__"]}
+    for c in L.comparators:
         out[f"expected_{c}"] = ex[c]
-    for c in exp.get("unavailable", []):
+    for c in L.unavailable:
         out[f"expected_{c}"] = np.full(len(X), np.nan)
-    for c in exp["comparators"]:
+    for c in L.comparators:
         out[f"benefit_vs_{c}"] = ben[c]
-    for c in exp.get("unavailable", []):
+    for c in L.unavailable:
         out[f"benefit_vs_{c}"] = np.full(len(X), np.nan)
     if intervals:
         z = norm_ppf(0.5 + level / 2)
-        se_b = estimation_se(exp, F)
-        vm = missing_variance(exp, F)
-        lim = 1.0 if exp["outcome_type"] == "binary" else 100.0
-        f = support_scores(exp.get("support"), F)["factor"]  # >= 1: widening for extrapolation
-        for c in exp["comparators"]:
+        se_b = estimation_se(L, F)
+        vm = missing_variance(L, F)
+        lim = 100.0 if L.continuous else 1.0
+        f = support_scores(L.support, F)["factor"]  # >= 1: widening for extrapolation
+        for c in L.comparators:
             se = f * np.sqrt(se_b[c] ** 2 + vm[c])
-            tau = float(exp["interval"]["tau"].get(c, 0.0))
+            tau = L.interval.tau_of(c)
             b = ben[c]
             out[f"benefit_vs_{c}_se"] = se
             out[f"benefit_vs_{c}_ci_low"] = np.clip(b - z * se, -lim, lim)
@@ -99,7 +101,7 @@ def predict_from_export(exp: dict, X: pd.DataFrame, intervals: bool = True, leve
             sp = np.sqrt(se ** 2 + (f * tau) ** 2)
             out[f"benefit_vs_{c}_pi_low"] = np.clip(b - z * sp, -lim, lim)
             out[f"benefit_vs_{c}_pi_high"] = np.clip(b + z * sp, -lim, lim)
-        for c in exp.get("unavailable", []):
+        for c in L.unavailable:
             for s in ("se", "ci_low", "ci_high", "pi_low", "pi_high"):
                 out[f"benefit_vs_{c}_{s}"] = np.full(len(X), np.nan)
     return pd.DataFrame(out, index=X.index)

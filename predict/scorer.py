@@ -44,7 +44,7 @@ from predict.compute import Engine
 from predict.errors import ValidationFailed
 from predict.impute import pattern_groups
 from predict.inputs import PatientInputs, example_patient, request_problems
-from predict.prepared import prepare_export
+from predict.learner_model import build as build_learner
 from predict.program import default_threads
 from predict.required_inputs import required_baselines
 from predict.program import pool as program_pool
@@ -107,9 +107,9 @@ class Scorer:
         self.card_markdown: str = artifact.text(m["card"]["markdown"])
         self.card: dict = artifact.json(m["card"]["json"])
         self._tasks = tasks
-        self._names: list[str] = list(tasks[0].exp["features"]["names"])
-        self._types: list[str] = list(tasks[0].exp["features"]["types"])
-        self._cats: dict = dict(tasks[0].exp["features"].get("categories", {}))
+        self._names: list[str] = list(tasks[0].model.features["names"])
+        self._types: list[str] = list(tasks[0].model.features["types"])
+        self._cats: dict = dict(tasks[0].model.features.get("categories", {}))
         self._index = {n: j for j, n in enumerate(self._names)}
         self._allowed = set(self._names)
         bl_range = m.get("baseline_range", [0.0, 100.0])
@@ -144,12 +144,11 @@ class Scorer:
         arm = outcome_text.arm_word(vm.manifest)
         for vt in vm.tasks:
             e, exp = vt.entry, vt.export
-            prepare_export(exp)
             prefix = outcome_text.score_prefix(e.outcome)
             base = f"baseline_{e.outcome}"
             base = base if e.outcome_type == "continuous" and base in vm.manifest["baselines"] else None
             tasks.append(Task(e.task, e.outcome, e.follow_up, e.outcome_type, str(e.learner or exp["kind"]), exp,
-                               prefix, base, vt.network, arm))
+                              build_learner(exp), prefix, base, vt.network, arm))
         names = [n for t in tasks for n in flat_names(t)]
         if len(set(names)) < len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
@@ -202,7 +201,7 @@ class Scorer:
         :meth:`score`); only their baselines are required (default: every task, every baseline)."""
         need = None if outcomes is None else required_baselines(self.baselines, self._select(outcomes))
         F, _ = self.validate(patients, need)
-        return {t.task: support.support_scores(t.exp.get("support"), F) for t in self._select(outcomes)}
+        return {t.task: support.support_scores(t.model.support, F) for t in self._select(outcomes)}
 
     def validate(self, patients: Any, required: set[str] | None = None) -> tuple[np.ndarray, pd.DataFrame | None]:
         """The feature matrix (n x features, NaN = missing) of valid input and the id columns of a
@@ -249,7 +248,7 @@ class Scorer:
         for c in comp:  # recovery under each arm (predict/arm_intervals.py), where the learner allows it
             if c.available and c.learner is None and c.task.outcome_type == "binary" and c.task.task not in arm_iv:
                 # the numpy reference (the compiled program gives these in arm_iv)
-                parts = arm_intervals.binary_parts(c.task.exp, F, comparator)
+                parts = arm_intervals.binary_parts(c.task.model, F, comparator)
                 if parts is not None:
                     arm_iv[c.task.task] = arm_intervals.binary_interval(parts, verdicts.Z)
         n = F.shape[0]

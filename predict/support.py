@@ -243,20 +243,21 @@ def widen(estimate: np.ndarray, low: np.ndarray, high: np.ndarray, factor: np.nd
     return lo, hi
 
 
-def widen_task(exp: dict, F: np.ndarray, estimate: np.ndarray, ci: tuple, pi: tuple) -> tuple[tuple, tuple]:
+def widen_task(learner, F: np.ndarray, estimate: np.ndarray, ci: tuple, pi: tuple) -> tuple[tuple, tuple]:
     """A task's benefit CI and PI (``(low, high)`` arrays over patients) widened for extrapolation
-    by the factor of the task's own ``support`` entry (unchanged without one)."""
-    sup = exp.get("support")
+    by the factor of its learner's own ``support`` (:mod:`predict.learner_model`; unchanged
+    without one)."""
+    sup = learner.support
     if not sup or not sup.get("features"):
         return ci, pi
     f = support_scores(sup, F)["factor"]
     if not (f > 1.0).any():
         return ci, pi
-    lim = 1.0 if exp.get("outcome_type") == "binary" else 100.0
+    lim = 1.0 if learner.outcome_type == "binary" else 100.0
     return widen(estimate, ci[0], ci[1], f, lim), widen(estimate, pi[0], pi[1], f, lim)
 
 
-def rare_patients(exps: list, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rare_patients(supports: list, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per patient: rare for any task's support, the largest percentile and the largest widening
     factor over the tasks (the "patients like this were rare" warning is worded in
     :mod:`predict.clinical_warnings`)."""
@@ -264,8 +265,8 @@ def rare_patients(exps: list, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     pct = np.zeros(n)
     fac = np.ones(n)
     rare = np.zeros(n, bool)
-    for exp in exps:
-        s = support_scores(exp.get("support"), F)
+    for sup in supports:  # the tasks' support entries
+        s = support_scores(sup, F)
         rare |= s["rare"]
         pct = np.fmax(pct, s["percentile"])
         fac = np.maximum(fac, s["factor"])

@@ -121,7 +121,7 @@ def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, or
     f64 = lambda v: np.ascontiguousarray(np.asarray(v, float))  # noqa: E731
 
     def per_imputer(key: str, dt) -> np.ndarray:
-        rows = [np.asarray(i[key], dt) for i in imputers]
+        rows = [np.asarray(getattr(i, key), dt) for i in imputers]
         return np.ascontiguousarray(np.stack(rows) if rows else np.zeros((0, p), dt))
 
     nodes = {k: cat(v, np.int64 if k not in ("thr", "leafv", "LTH", "LV") else float) for k, v in b.nodes.items()}

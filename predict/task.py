@@ -5,10 +5,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from predict.learner_model import Learner
+
 
 @dataclass(frozen=True)
 class Task:
-    """One task of a loaded model: its learner export (prepared) and network model, if any."""
+    """One task of a loaded model: its learner (``model``: the typed, immutable learner every
+    number is computed with, :mod:`predict.learner_model`; ``exp``: the verified learner export it
+    was built from, as read, never written) and network model, if any."""
 
     task: str
     outcome: str
@@ -16,6 +20,7 @@ class Task:
     outcome_type: str
     learner: str
     exp: dict
+    model: Learner
     prefix: str  # flat-name stem (predict/outcome_text.score_prefix): the outcome, or "recovery"
     baseline: str | None  # the baseline input of the same scale (continuous outcomes)
     net: dict | None = None  # the task's one-stage IPD network model (predict/network.py), if any

@@ -49,11 +49,12 @@ def booster_contrib(model_str, F: np.ndarray) -> np.ndarray:
     return booster(model_str).predict(F, pred_contrib=True, num_threads=1)
 
 
-def raw_score(exp: dict, name: str, F: np.ndarray) -> np.ndarray:
-    """Raw score of booster ``name`` of ``exp`` (LightGBM's own prediction: the reference; the
-    compiled program reproduces it exactly)."""
-    return booster_raw(exp["boosters"][name], F)
+def raw_score(learner, name: str, F: np.ndarray) -> np.ndarray:
+    """Raw score of booster ``name`` of a tree learner (:mod:`predict.learner_model`; LightGBM's own
+    prediction: the reference; the compiled program reproduces it exactly)."""
+    return booster_raw(learner.boosters[name], F)
 
 
-def tree_input(exp: dict, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:
-    return F if exp.get("tree_missing", "native") == "native" else Fimp
+def tree_input(learner, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:
+    """The matrix a tree learner's boosters see: F with NaN (``tree_missing`` "native") or Fimp."""
+    return F if learner.tree_missing == "native" else Fimp

@@ -13,23 +13,24 @@ import numpy as np
 
 from predict.evaluate import benefit_from_expected, benefit_only, expected
 from predict.impute import impute_draws, impute_mean
-from predict.linear import LINEAR_KINDS, block_matrix, linear_eta, linear_parts, theta_split
+from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
+from predict.linear import Linear, block_matrix, linear_eta, linear_parts, theta_split
 from predict.numeric import expit, quad
 
 
 _VSUB: dict = {}
 
 
-def delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str) -> np.ndarray:
+def delta_se(lin: Linear, comparators: list, F: np.ndarray, V: np.ndarray, c: str) -> np.ndarray:
     """SE of the benefit vs ``c`` by the delta method (same as the gradient form in
     :func:`estimation_se`), building only the needed columns."""
     C = len(comparators)
     i = list(comparators).index(c)
     theta, b0, offs, beta, gamma = theta_split(lin, C)
-    M = block_matrix(lin.get("modifier"), F)
+    M = block_matrix(lin.modifier, F)
     n = F.shape[0]
     d = 1 + i
-    if lin["link"] == "identity":
+    if lin.link == "identity":
         # G = grad_c - grad_active = e_d - [0, .., M]
         q = np.full(n, V[d, d])
         if gamma.size:
@@ -46,7 +47,7 @@ def delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str)
     eta = linear_eta(lin, comparators, F)
     pa, pc = expit(eta["__active__"]), expit(eta[c])
     wa, wc = pa * (1 - pa), pc * (1 - pc)
-    P = block_matrix(lin["prog"], F, centred=False)
+    P = block_matrix(lin.prog, F, centred=False)
     G = np.zeros((n, theta.size))
     G[:, 0] = wa - wc
     G[:, d] = -wc
@@ -56,24 +57,26 @@ def delta_se(lin: dict, comparators: list, F: np.ndarray, V: np.ndarray, c: str)
     return np.sqrt(quad(G, V).clip(0))
 
 
-def _arm_se_single(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
-    """SE of the expected outcome under exercise and under ``comparator``: delta method on the
-    bootstrap covariance for a linear learner with identity link; for tree learners the bootstrap
-    variance model per arm (``interval.arm_varmodel``, artifacts from 2026-11-22 on); None otherwise."""
-    iv = exp.get("interval") or {}
-    arm_vm = iv.get("arm_varmodel")
-    if exp["kind"] in ("t_learner", "x_learner", "dr_learner") and isinstance(arm_vm, dict) \
-            and iv.get("method") == "varmodel" and comparator in arm_vm and F is not None:
-        U = varmodel_design(exp, F, Fimp)
-        return tuple(np.sqrt(np.exp(U @ np.asarray(arm_vm[k], float))) for k in ("__active__", comparator))
-    lin = exp.get("linear")
-    if exp["kind"] not in LINEAR_KINDS or lin is None or lin["link"] != "identity" \
-            or exp["interval"].get("method") != "delta":
+def _arm_se_trees(L: Learner, Fimp: np.ndarray, comparator: str, F: np.ndarray | None):
+    """Tree learners: the bootstrap variance model per arm (``interval.arm_varmodel``, artifacts
+    from 2026-11-22 on); None without it or without the raw features F."""
+    iv = L.interval
+    arm_vm = None if iv is None else iv.arm_varmodel
+    if arm_vm is None or iv.method != "varmodel" or comparator not in arm_vm or F is None:
         return None
-    comps = list(exp["comparators"])
-    V = np.asarray(exp["interval"]["theta_cov"], float)
-    P = block_matrix(lin["prog"], Fimp, centred=False)
-    M = block_matrix(lin.get("modifier"), Fimp)
+    U = varmodel_design(L, F, Fimp)
+    return tuple(np.sqrt(np.exp(U @ arm_vm[k])) for k in ("__active__", comparator))
+
+
+def _arm_se_linear(L: LinearLearner, Fimp: np.ndarray, comparator: str, F: np.ndarray | None):
+    """A linear learner with identity link: the delta method on the bootstrap covariance."""
+    lin = L.linear
+    if lin.link != "identity" or L.interval is None or L.interval.method != "delta":
+        return None
+    comps = list(L.comparators)
+    V = L.interval.theta_cov
+    P = block_matrix(lin.prog, Fimp, centred=False)
+    M = block_matrix(lin.modifier, Fimp)
     n, C = Fimp.shape[0], len(comps)
     if V.shape[0] != 1 + C + P.shape[1] + M.shape[1]:  # unexpected layout: the general form
         _, grad = linear_parts(lin, comps, Fimp)
@@ -89,22 +92,10 @@ def _arm_se_single(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray |
     return tuple(np.sqrt(quad(g, V).clip(0)) for g in (g_a, g_c))
 
 
-def arm_se(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
-    """(SE under exercise, SE under ``comparator``) of the expected continuous outcome from
-    estimation: the trial-cluster bootstrap covariance by the delta method (linear learners) or
-    the bootstrap's per-arm variance model (tree learners); None where the learner has no per-arm
-    uncertainty (tree learners exported before the per-arm model; binary outcomes). A stack adds
-    its members' SEs with the stack's coefficients
-    (perfect correlation: conservative), as for the benefit. ``F``: the raw features (NaN =
-    missing), needed for the tree learners' variance models."""
-    if exp.get("outcome_type") != "continuous":
-        return None
-    if exp["kind"] != "stacked":
-        return _arm_se_single(exp, Fimp, comparator, F)
-    mem = exp["members"]
-    w = np.asarray(mem["weights"], float)
-    wn = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
-    parts = [_arm_se_single(e, Fimp, comparator, F) for e in mem["exports"]]
+def _arm_se_stacked(L: StackedLearner, Fimp: np.ndarray, comparator: str, F: np.ndarray | None):
+    """A stack: its members' SEs added with the stack's coefficients (perfect correlation)."""
+    w, wn = L.weights, L.weights_normalised
+    parts = [_ARM_SE[type(e)](e, Fimp, comparator, F) for e in L.members]
     if any(p is None for p in parts):
         return None
     # stack: active = sum wn_i a_i; comparator = active + sum w_i (c_i - a_i)
@@ -113,14 +104,32 @@ def arm_se(exp: dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = 
     return se_a, se_c
 
 
-def missing_draws(exp: dict, F: np.ndarray):
+_ARM_SE = {LinearLearner: _arm_se_linear, TLearner: _arm_se_trees, EffectTreeLearner: _arm_se_trees,
+           StackedLearner: _arm_se_stacked}
+
+
+def arm_se(exp: Learner | dict, Fimp: np.ndarray, comparator: str, F: np.ndarray | None = None):
+    """(SE under exercise, SE under ``comparator``) of the expected continuous outcome from
+    estimation: the trial-cluster bootstrap covariance by the delta method (linear learners) or
+    the bootstrap's per-arm variance model (tree learners); None where the learner has no per-arm
+    uncertainty (tree learners exported before the per-arm model; binary outcomes). A stack adds
+    its members' SEs with the stack's coefficients
+    (perfect correlation: conservative), as for the benefit. ``F``: the raw features (NaN =
+    missing), needed for the tree learners' variance models."""
+    L = as_learner(exp)
+    if not L.continuous:
+        return None
+    return _ARM_SE[type(L)](L, Fimp, comparator, F)
+
+
+def missing_draws(exp: Learner, F: np.ndarray):
     """The conditional draws of the missing features of the rows of F that have any, flattened:
     (which rows, draws (M * n, p) or None when no row has a missing feature, M, n). Every
     missing-data variance below is the variance over these draws (ddof 1; 0 with one draw)."""
     rows = np.isnan(F).any(axis=1)
     if not rows.any():
         return rows, None, 0, 0
-    D = impute_draws(exp["imputer"], F[rows])
+    D = impute_draws(exp.imputer, F[rows])
     M, n, p = D.shape
     return rows, D.reshape(M * n, p), M, n
 
@@ -129,11 +138,12 @@ def _draw_var(values: np.ndarray, M: int, n: int):
     return values.reshape(M, n).var(axis=0, ddof=1) if M > 1 else 0.0
 
 
-def arm_missing_variance(exp: dict, F: np.ndarray, comparator: str):
+def arm_missing_variance(exp: Learner | dict, F: np.ndarray, comparator: str):
     """One pass over the conditional draws of the patient's missing features: the variance of
     the benefit (comparator - exercise, continuous outcomes; as :func:`missing_variance_fast`, up
     to floating-point rounding) and of the expected outcome under each arm (0 for complete rows).
     Returns (var benefit, var exercise, var comparator)."""
+    exp = as_learner(exp)
     vb, va, vc = np.zeros(F.shape[0]), np.zeros(F.shape[0]), np.zeros(F.shape[0])
     miss, flat, M, n = missing_draws(exp, F)
     if flat is None or M < 2:
@@ -144,9 +154,10 @@ def arm_missing_variance(exp: dict, F: np.ndarray, comparator: str):
     return vb, va, vc
 
 
-def missing_variance_fast(exp: dict, F: np.ndarray, comparator: str) -> np.ndarray:
+def missing_variance_fast(exp: Learner | dict, F: np.ndarray, comparator: str) -> np.ndarray:
     """:func:`missing_variance` for one comparator through :func:`benefit_only` (same draws;
     equal up to floating-point rounding)."""
+    exp = as_learner(exp)
     out = np.zeros(F.shape[0])
     miss, flat, M, n = missing_draws(exp, F)
     if flat is not None:
@@ -154,11 +165,12 @@ def missing_variance_fast(exp: dict, F: np.ndarray, comparator: str) -> np.ndarr
     return out
 
 
-def missing_variance(exp: dict, F: np.ndarray, comparators: list | None = None) -> dict:
+def missing_variance(exp: Learner | dict, F: np.ndarray, comparators: list | None = None) -> dict:
     """Per comparator, the variance of the predicted benefit over conditional draws of the
     patient's missing features (0 for complete rows): the information lost by not knowing them.
     ``comparators``: only these (default all)."""
-    comps = exp["comparators"] if comparators is None else list(comparators)
+    exp = as_learner(exp)
+    comps = exp.comparators if comparators is None else list(comparators)
     out = {c: np.zeros(F.shape[0]) for c in comps}
     miss, flat, M, n = missing_draws(exp, F)
     if flat is not None:
@@ -168,30 +180,33 @@ def missing_variance(exp: dict, F: np.ndarray, comparators: list | None = None) 
     return out
 
 
-def estimation_se(exp: dict, F: np.ndarray, Fimp: np.ndarray | None = None, comparators: list | None = None) -> dict:
+def estimation_se(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = None,
+                  comparators: list | None = None) -> dict:
     """Per comparator, the SE of the predicted benefit from the trial-cluster bootstrap
     (delta method on the bootstrap covariance for linear kinds; the stored variance model for
     tree kinds; the weighted sum of member SEs for a stack, i.e. perfectly correlated)."""
-    iv = exp["interval"]
-    comps = exp["comparators"] if comparators is None else list(comparators)
+    L = as_learner(exp)
+    iv = L.interval
+    comps = L.comparators if comparators is None else list(comparators)
     if Fimp is None:
-        Fimp = impute_mean(exp["imputer"], F)
-    if iv["method"] == "delta":
-        lin = exp["linear"]
-        V = np.asarray(iv["theta_cov"], float)
-        return {c: delta_se(lin, exp["comparators"], Fimp, V, c) for c in comps}
-    if iv["method"] == "varmodel":
-        U = varmodel_design(exp, F, Fimp)
-        return {c: np.sqrt(np.exp(U @ np.asarray(iv["varmodel"][c], float))) for c in comps}
-    if iv["method"] == "stack":
-        mem = exp["members"]
-        ses = [estimation_se(e, F, Fimp, comps) for e in mem["exports"]]
-        return {c: sum(w * s[c] for w, s in zip(mem["weights"], ses)) for c in comps}
-    raise ValueError(f"unknown interval method {iv['method']!r}")
+        Fimp = impute_mean(L.imputer, F)
+    if iv.method == "delta":
+        return {c: delta_se(L.linear, L.comparators, Fimp, iv.theta_cov, c) for c in comps}
+    if iv.method == "varmodel":
+        U = varmodel_design(L, F, Fimp)
+        return {c: np.sqrt(np.exp(U @ iv.varmodel[c])) for c in comps}
+    if iv.method == "stack":
+        ses = [estimation_se(e, F, Fimp, comps) for e in L.members]
+        return {c: sum(w * s[c] for w, s in zip(L.weights, ses)) for c in comps}
+    raise ValueError(f"unknown interval method {iv.method!r}")
 
 
-def varmodel_design(exp: dict, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:
+def varmodel_design(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:
     """[1, standardised imputed features, missing indicators] for the bootstrap-variance model."""
-    vm = exp["interval"]["design"]
-    Z = (Fimp - np.asarray(vm["loc"], float)) / np.asarray(vm["scale"], float)
+    if isinstance(exp, Learner):
+        loc, scale = exp.interval.design_loc, exp.interval.design_scale
+    else:  # an export (training builds the variance model from it)
+        des = exp["interval"]["design"]
+        loc, scale = np.asarray(des["loc"], float), np.asarray(des["scale"], float)
+    Z = (Fimp - loc) / scale
     return np.hstack([np.ones((F.shape[0], 1)), Z, np.isnan(F).astype(float)])

@@ -151,7 +151,7 @@ def test_tree_learner_exports_per_arm_variance_models_from_its_bootstrap():
 
     X, y, _ = small_trials(n_trials=10, n_per_arm=60, seed=12, noise=10.0, effect_mod=5.0, missing=0.1)
     m = TLearner(n_boot=6).fit(X, y)
-    exp = prt.prepare_export(m.to_export())
+    exp = m.to_export()
     iv = exp["interval"]
     assert set(iv["arm_varmodel"]) == {"__active__", *exp["comparators"]}
     F = prt.feature_matrix(exp["features"], X)

@@ -12,6 +12,7 @@ import pytest
 from tests._runtime import rt
 from predict import Scorer, ValidationFailed
 from predict.artifact import load_artifact
+from predict import model_format as mf
 from predict.model_format import resolve_boosters as _resolve_boosters
 from serving.interface import check_scorer
 from tests._small_model import assert_nested_close
@@ -244,7 +245,7 @@ def test_arm_intervals_match_an_independent_delta_method(scorer):
                 assert res[arm]["interval"][1] == pytest.approx(min(100.0, est + half), abs=1e-6)
                 checked += 1
             continue
-        if exp["kind"] not in rt.LINEAR_KINDS:
+        if exp["kind"] not in mf.LINEAR_KINDS:
             continue
         lin = dict(exp["linear"])
         F, _ = scorer.validate([patient])

@@ -48,14 +48,31 @@ def patients(sm):
 @needs_numba
 def test_the_fast_path_is_used(scorer, plain):
     """The compiled program scores every learner comparator (its forests and columns are kept by the
-    scorer's engine, not written into the exports); compiled=False scores with the reference."""
-    assert all(scorer.engine.compiled.ready(t.exp) for t in scorer._tasks)
-    assert not any("_forests" in t.exp or "_fast_ok" in t.exp for t in scorer._tasks)
+    scorer's engine, not written into the learners); compiled=False scores with the reference. Nothing
+    writes a private key into an export: after scoring (both paths, with missing inputs) the exports
+    have none, and the typed learners are frozen."""
+    import dataclasses
+
+    assert all(scorer.engine.compiled.ready(t.model) for t in scorer._tasks)
+    sparse = {scorer.baselines[0]: 50.0, **{b: 40.0 for b in scorer.baselines[1:]}}  # every covariate missing
     for comp in scorer.learner_comparators:
-        scorer.score([scorer.example_patient()], comp)
-        plain.score([plain.example_patient()], comp)
+        for s in (scorer, plain):
+            s.score([s.example_patient(), sparse], comp)
+            s.score_table(pd.DataFrame([s.example_patient(), sparse]), comp, explain=True)
     assert scorer.scoring_status()["path"] == "compiled"
     assert plain.scoring_status()["path"] == "reference"
+
+    def private_keys(x, where="exp"):
+        if isinstance(x, dict):
+            return [f"{where}.{k}" for k in x if str(k).startswith("_") and not str(k).endswith("__")] + \
+                [p for k, v in x.items() for p in private_keys(v, f"{where}.{k}")]
+        return [p for i, v in enumerate(x) for p in private_keys(v, f"{where}[{i}]")] if isinstance(x, list) else []
+
+    for s in (scorer, plain):
+        for t in s._tasks:
+            assert private_keys(t.exp) == [], t.task
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                t.model.imputer = None
 
 
 def test_fast_and_plain_paths_agree(scorer, plain, patients):
@@ -193,7 +210,12 @@ def test_copies_of_prepared_exports_are_independent(scorer):
 
 def _perturbed_scorer(sm, rel: float, seed: int = 3):
     """A scorer whose imputer covariances are multiplied elementwise by (1 + rel * e), e a symmetric
-    standard-normal matrix: what another machine's or BLAS's rounding could do to them."""
+    standard-normal matrix: what another machine's or BLAS's rounding could do to them (the typed
+    learners are immutable: the perturbed exports are built into new ones)."""
+    import dataclasses
+
+    from predict.learner_model import build
+
     s = Scorer.load(sm.artifact)
     rng = np.random.default_rng(seed)
 
@@ -203,14 +225,25 @@ def _perturbed_scorer(sm, rel: float, seed: int = 3):
             S = np.asarray(imp["cov"], float)
             e = rng.standard_normal(S.shape)
             imp["cov"] = S * (1 + rel * (e + e.T) / 2)
-            imp["_cache"], imp["_fcache"] = {}, {}
         for sub in ([exp["nuisance"]] if isinstance(exp.get("nuisance"), dict) else []) + \
                 list((exp.get("members") or {}).get("exports") or []):
             walk(sub)
 
+    tasks = []
     for t in s._tasks:
-        walk(t.exp)
-    return s
+        exp = _copy_keeping_boosters(t.exp)
+        walk(exp)
+        tasks.append(dataclasses.replace(t, exp=exp, model=build(exp)))
+    return Scorer(s.artifact, tasks, s.schema, s._background, manifest=s.manifest)
+
+
+def _copy_keeping_boosters(x):
+    """A copy of an export's dicts and lists (the LightGBM boosters in it shared)."""
+    if isinstance(x, dict):
+        return {k: _copy_keeping_boosters(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_copy_keeping_boosters(v) for v in x]
+    return x if not isinstance(x, np.ndarray) else x.copy()
 
 
 def test_cond_factor_is_cholesky_and_smooth():

@@ -50,7 +50,7 @@ def exports():
     out = {}
     for outcome in ("continuous", "binary"):
         X, exps = _fit(outcome)
-        out[outcome] = (X, [rt.prepare_export(copy.deepcopy(e)) for e in exps])
+        out[outcome] = (X, [copy.deepcopy(e) for e in exps])  # compile_program builds the typed learners
     return out
 
 

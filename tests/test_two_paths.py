@@ -1,5 +1,5 @@
 """The two scoring paths agree (issue 19): the numpy reference (predict.evaluate, uncertainty,
-impute, linear, trees: exports prepared with ``prepare_export`` only, no compiled kernels) and the
+impute, linear, trees on typed learners built by ``learner_model.build``, no compiled kernels) and the
 compiled program (predict.program + predict.fused), to 1e-10, for every learner kind (linear,
 T, X, DR, stacks; continuous and binary outcomes), every comparator, on random patients (rows
 drawn from the training features, values perturbed within their observed range) with random
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from predict import fused as fz, kernels, prepared, reference
+from predict import fused as fz, kernels, learner_model, prepared, reference
 from predict.features import feature_matrix
 from predict.program import compile_program
 from tests.test_scorer_program import _fit
@@ -30,9 +30,9 @@ def paths():
     out = {}
     for outcome in ("continuous", "binary"):
         X, exps = _fit(outcome)
-        compiled = [prepared.prepare_export(copy.deepcopy(e)) for e in exps]
-        reference = [prepared.prepare_export(copy.deepcopy(e)) for e in exps]
-        assert all(prepared.CompiledExports(compiled).ready(e) for e in compiled)
+        compiled = [learner_model.build(copy.deepcopy(e)) for e in exps]
+        reference = [learner_model.build(copy.deepcopy(e)) for e in exps]
+        assert all(prepared.CompiledLearners(compiled).ready(e) for e in compiled)
         F0 = feature_matrix(exps[0]["features"], X)
         out[outcome] = (F0, compiled, reference)
     return out
@@ -57,13 +57,13 @@ def _patients(F0: np.ndarray, seed: int, n: int, p_missing: float) -> np.ndarray
 def test_compiled_program_equals_the_numpy_reference(paths, seed, outcome, p_missing, arms):
     F0, compiled, reference_exps = paths[outcome]
     F = _patients(F0, seed, 25, p_missing)
-    for comp in compiled[0]["comparators"]:
+    for comp in compiled[0].comparators:
         prog = compile_program(compiled, comp)
         assert prog is not None
         out = prog.run(F, arms=arms, threads=1)
         for j, pos in enumerate(prog.tasks):
             ref = reference.task_scores(reference_exps[pos], F, comp, arms=arms)
-            what = f"{reference_exps[pos]['kind']} {outcome} vs {comp}"
+            what = f"{reference_exps[pos].kind} {outcome} vs {comp}"
             for key, row in ROWS.items():
                 np.testing.assert_allclose(out[row, j], ref[key], rtol=TOL, atol=TOL, err_msg=f"{what}: {key}")
             if arms and ref["arm_se"] is not None:
@@ -81,18 +81,18 @@ def test_binary_arm_intervals_from_the_compiled_program_equal_the_numpy_referenc
     F0, compiled, reference_exps = paths["binary"]
     F = _patients(F0, 7, 40, p_missing)
     checked = 0
-    for comp in compiled[0]["comparators"]:
+    for comp in compiled[0].comparators:
         prog = compile_program(compiled, comp)
         out = prog.run(F, arms=True, threads=1)
         for j, pos in enumerate(prog.tasks):
             exp = reference_exps[pos]
             ref = A.binary_parts(exp, F, comp)
-            assert (ref is None) == np.isnan(out[fz.O_SEA, j]).all(), exp["kind"]
+            assert (ref is None) == np.isnan(out[fz.O_SEA, j]).all(), exp.kind
             if ref is None:
                 continue
             got = A.binary_parts_from(exp, *(out[r, j] for r in (fz.O_A, fz.O_C, fz.O_SEA, fz.O_SEC, fz.O_VA, fz.O_VC)))
             for g, r in zip(A.binary_interval(got, 1.96), A.binary_interval(ref, 1.96)):
-                np.testing.assert_allclose(g, r, rtol=0, atol=TOL, err_msg=f"{exp['kind']} vs {comp}")
+                np.testing.assert_allclose(g, r, rtol=0, atol=TOL, err_msg=f"{exp.kind} vs {comp}")
             checked += 1
     assert checked
 

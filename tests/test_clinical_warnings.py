@@ -1,0 +1,61 @@
+"""One builder of the clinical warnings (predict/clinical_warnings.py, issue 19): a patient scored
+alone, in a small request and in a large batch (the column-wise selection of rows) carries the same
+warning texts, in the same order, for varied patients: missing inputs, values outside the range of
+most training participants (both sides), rare levels, every covariate missing."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from predict.clinical_warnings import SMALL_MAX_ROWS, InputRule
+
+
+def _patients(scorer, n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    ranges = {r.column: r.range for r in scorer.warnings._wrules if r.range is not None}
+    out = []
+    for i in range(n):
+        p = {}
+        for j, (name, typ) in enumerate(zip(scorer._names, scorer._types)):
+            if name not in scorer.baselines and rng.random() < 0.3:
+                continue  # missing
+            lo, hi = scorer._range.get(name) or (0.0, 100.0)
+            if typ == "categorical":
+                p[name] = str(rng.choice(scorer._cats[name]))
+            elif typ == "binary":
+                p[name] = int(rng.integers(0, 2))
+            elif j in ranges and rng.random() < 0.5:  # just outside the training participants' range, within validation
+                w_lo, w_hi = ranges[j][0], ranges[j][1]
+                v = rng.choice([max(lo, w_lo - abs(w_lo) * 0.1 - 1), min(hi, w_hi + abs(w_hi) * 0.1 + 1)])
+                p[name] = float(round(v, 1))
+            else:
+                p[name] = float(round(rng.uniform(lo, hi), 1))
+        out.append(p)
+    out.append({b: 50.0 for b in scorer.baselines})  # every covariate missing
+    return out
+
+
+def test_a_patient_alone_in_a_request_and_in_a_large_batch_gets_the_same_warnings(scorer):
+    patients = _patients(scorer, 40, seed=5)
+    comp = scorer.comparators[0]
+    alone = [scorer.score([p], comp, explain=False)[0]["warnings"] for p in patients]
+    together = [r["warnings"] for r in scorer.score(patients, comp, explain=False)]
+    reps = SMALL_MAX_ROWS // len(patients) + 2  # a batch past the per-value size: rows picked column-wise
+    table = scorer.score_table(pd.DataFrame(patients * reps), comp)["warnings"].tolist()
+    assert alone == together
+    assert [" | ".join(w) for w in alone] * reps == table
+    texts = [t for w in alone for t in w]
+    # the cases are there: values outside the training range, rare levels or little data, none for some
+    assert any("is outside the range of" in t for t in texts)
+    assert any(not [t for t in w if "outside the range" in t] for w in alone)
+
+
+def test_the_input_rule_words_a_value_once():
+    rule = InputRule(0, (10.0, 20.0, "Age = ", " years is outside the range (10–20 years)"), None,
+                     ((1.0, "rare one"),))
+    assert rule.texts(float("nan")) == []
+    assert rule.texts(15.0) == []
+    assert rule.texts(25.5) == ["Age = 25.5 years is outside the range (10–20 years)"]
+    x = np.array([np.nan, 15.0, 25.5, 1.0, 9.0])
+    assert rule.rows(x).tolist() == [2, 3, 4]
+    assert rule.texts(1.0) == ["Age = 1 years is outside the range (10–20 years)", "rare one"]
