@@ -45,19 +45,28 @@ class Interval:
     arm_varmodel: Mapping[str, np.ndarray] | None = None
     design_loc: np.ndarray | None = None
     design_scale: np.ndarray | None = None
+    modifier_blocks: tuple | None = None  # delta method: (theta_cov[mod, 1 + i] per comparator i, theta_cov[mod, mod])
 
     @classmethod
-    def of(cls, iv: dict | None) -> "Interval | None":
+    def of(cls, iv: dict | None, linear: Linear | None = None) -> "Interval | None":
+        """The interval of an export; with the learner's ``linear`` part, the delta method's blocks of
+        ``theta_cov`` for the modifier coefficients are cut once here (:func:`predict.uncertainty.delta_se`)."""
         if not isinstance(iv, dict):
             return None
         def per(d):
             return None if not isinstance(d, dict) else MappingProxyType({k: frozen_array(v) for k, v in d.items()})
 
         des = iv.get("design") if isinstance(iv.get("design"), dict) else {}
-        return cls(iv.get("method"), MappingProxyType(dict(iv.get("tau") or {})),
-                   None if iv.get("theta_cov") is None else frozen_array(iv["theta_cov"]), per(iv.get("varmodel")),
+        V = None if iv.get("theta_cov") is None else frozen_array(iv["theta_cov"])
+        blocks = None
+        K = 0 if linear is None else linear.theta.size
+        if V is not None and linear is not None and linear.n_mod and V.shape == (K, K):
+            mod = np.arange(K - linear.n_mod, K)
+            blocks = (tuple(frozen_array(V[mod, 1 + j]) for j in range(linear.n_classes)),
+                      frozen_array(V[np.ix_(mod, mod)]))
+        return cls(iv.get("method"), MappingProxyType(dict(iv.get("tau") or {})), V, per(iv.get("varmodel")),
                    per(iv.get("arm_varmodel")), None if "loc" not in des else frozen_array(des["loc"]),
-                   None if "scale" not in des else frozen_array(des["scale"]))
+                   None if "scale" not in des else frozen_array(des["scale"]), blocks)
 
     def tau_of(self, comparator: str) -> float:
         return float(self.tau.get(comparator, 0.0))
@@ -142,36 +151,42 @@ class StackedLearner(Learner):
         return w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
 
 
-def _common(exp: dict, cache: bool) -> dict:
+def _common(exp: dict, cache: bool, linear: Linear | None = None) -> dict:
     return dict(kind=exp["kind"], outcome_type=exp["outcome_type"], active=exp.get("active", "exercise"),
                 comparators=tuple(exp["comparators"]), unavailable=tuple(exp.get("unavailable") or ()),
                 features=MappingProxyType(dict(exp["features"])), imputer=Imputer.of(exp["imputer"], cache=cache),
-                interval=Interval.of(exp.get("interval")), support=exp.get("support"),
+                interval=Interval.of(exp.get("interval"), linear), support=exp.get("support"),
                 meta=MappingProxyType(dict(exp.get("meta") or {})))
 
 
 def _linear(exp: dict, cache: bool) -> LinearLearner:
-    return LinearLearner(**_common(exp, cache), linear=Linear.of(exp["linear"], len(exp["comparators"])))
+    lin = Linear.of(exp["linear"], len(exp["comparators"]))
+    return LinearLearner(**_common(exp, cache, lin), linear=lin)
 
 
 def _t(exp: dict, cache: bool) -> TLearner:
-    return TLearner(**_common(exp, cache), linear=Linear.of(exp["linear"], len(exp["comparators"])),
-                    boosters=MappingProxyType(dict(exp["boosters"])), tree_missing=exp.get("tree_missing", "native"))
+    lin = Linear.of(exp["linear"], len(exp["comparators"]))
+    return TLearner(**_common(exp, cache, lin), linear=lin, boosters=MappingProxyType(dict(exp["boosters"])),
+                    tree_missing=exp.get("tree_missing", "native"))
 
 
-def _effect_trees(exp: dict, cache: bool) -> EffectTreeLearner:
+def _effect_trees(exp: dict, cache: bool, tau: tuple) -> EffectTreeLearner:
     nu = build(exp["nuisance"], cache=cache)
     if not isinstance(nu, TLearner):
         raise ValueError(f"the nuisance of a {exp['kind']} must be a T-learner, not {nu.kind}")
-    comb = exp["combine"]
-    if exp["kind"] == "x_learner":
-        e = float(comb["e"])
-        tau = (("tau0", e), ("tau1", 1 - e))
-    else:
-        tau = (("tau", 1.0),)
     return EffectTreeLearner(**_common(exp, cache), nuisance=nu, boosters=MappingProxyType(dict(exp["boosters"])),
                              tree_missing=exp.get("tree_missing", "native"), tau=tau,
-                             class_benefit=MappingProxyType({c: float(v) for c, v in comb["class_benefit"].items()}))
+                             class_benefit=MappingProxyType({c: float(v) for c, v in
+                                                             exp["combine"]["class_benefit"].items()}))
+
+
+def _x(exp: dict, cache: bool) -> EffectTreeLearner:
+    e = float(exp["combine"]["e"])
+    return _effect_trees(exp, cache, (("tau0", e), ("tau1", 1 - e)))
+
+
+def _dr(exp: dict, cache: bool) -> EffectTreeLearner:
+    return _effect_trees(exp, cache, (("tau", 1.0),))
 
 
 def _stacked(exp: dict, cache: bool) -> StackedLearner:
@@ -181,7 +196,7 @@ def _stacked(exp: dict, cache: bool) -> StackedLearner:
 
 
 _BUILD = {"constant": _linear, "effect_model": _linear, "risk_model": _linear, "t_learner": _t,
-          "x_learner": _effect_trees, "dr_learner": _effect_trees, "stacked": _stacked}
+          "x_learner": _x, "dr_learner": _dr, "stacked": _stacked}
 
 
 def build(exp: dict, cache: bool = True) -> Learner:

@@ -144,11 +144,12 @@ class Scorer:
         arm = outcome_text.arm_word(vm.manifest)
         for vt in vm.tasks:
             e, exp = vt.entry, vt.export
+            model = build_learner(exp)
             prefix = outcome_text.score_prefix(e.outcome)
             base = f"baseline_{e.outcome}"
             base = base if e.outcome_type == "continuous" and base in vm.manifest["baselines"] else None
-            tasks.append(Task(e.task, e.outcome, e.follow_up, e.outcome_type, str(e.learner or exp["kind"]), exp,
-                              build_learner(exp), prefix, base, vt.network, arm))
+            tasks.append(Task(e.task, e.outcome, e.follow_up, e.outcome_type, str(e.learner or model.kind), exp,
+                              model, prefix, base, vt.network, arm))
         names = [n for t in tasks for n in flat_names(t)]
         if len(set(names)) < len(names):
             dup = sorted({n for n in names if names.count(n) > 1})

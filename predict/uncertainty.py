@@ -18,12 +18,11 @@ from predict.linear import Linear, block_matrix, linear_eta, linear_parts, theta
 from predict.numeric import expit, quad
 
 
-_VSUB: dict = {}
-
-
-def delta_se(lin: Linear, comparators: list, F: np.ndarray, V: np.ndarray, c: str) -> np.ndarray:
+def delta_se(lin: Linear, comparators: list, F: np.ndarray, V: np.ndarray, c: str,
+             blocks: tuple | None = None) -> np.ndarray:
     """SE of the benefit vs ``c`` by the delta method (same as the gradient form in
-    :func:`estimation_se`), building only the needed columns."""
+    :func:`estimation_se`), building only the needed columns. ``blocks``: V's modifier blocks
+    (:attr:`predict.learner_model.Interval.modifier_blocks`), made once at load."""
     C = len(comparators)
     i = list(comparators).index(c)
     theta, b0, offs, beta, gamma = theta_split(lin, C)
@@ -34,14 +33,10 @@ def delta_se(lin: Linear, comparators: list, F: np.ndarray, V: np.ndarray, c: st
         # G = grad_c - grad_active = e_d - [0, .., M]
         q = np.full(n, V[d, d])
         if gamma.size:
-            key = (id(V), d)
-            sub = _VSUB.get(key)
-            if sub is None or sub[0] is not V:  # V's blocks, kept with V (its id is not reused meanwhile)
+            if blocks is None:
                 mod = np.arange(theta.size - gamma.size, theta.size)
-                sub = _VSUB[key] = (V, V[mod, d], V[np.ix_(mod, mod)])
-                if len(_VSUB) > 4096:
-                    _VSUB.clear()
-            q = q - 2 * (M @ sub[1]) + quad(M, sub[2])
+                blocks = (tuple(V[mod, 1 + j] for j in range(C)), V[np.ix_(mod, mod)])
+            q = q - 2 * (M @ blocks[0][i]) + quad(M, blocks[1])
         return np.sqrt(q.clip(0))
     mod = np.arange(theta.size - gamma.size, theta.size)
     eta = linear_eta(lin, comparators, F)
@@ -191,7 +186,7 @@ def estimation_se(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = 
     if Fimp is None:
         Fimp = impute_mean(L.imputer, F)
     if iv.method == "delta":
-        return {c: delta_se(L.linear, L.comparators, Fimp, iv.theta_cov, c) for c in comps}
+        return {c: delta_se(L.linear, L.comparators, Fimp, iv.theta_cov, c, iv.modifier_blocks) for c in comps}
     if iv.method == "varmodel":
         U = varmodel_design(L, F, Fimp)
         return {c: np.sqrt(np.exp(U @ iv.varmodel[c])) for c in comps}
