@@ -206,11 +206,16 @@ class ClinicalWarnings:
         operation (:meth:`InputRule.rows`)."""
         n = F.shape[0]
         warns: list[list[str]] = [[] for _ in range(n)]
-        small = n <= SMALL_MAX_ROWS
+        cols = F.T.tolist() if n <= SMALL_MAX_ROWS else None
         for rule in self._wrules:
-            col = F[:, rule.column].tolist()
-            for i in (range(n) if small else rule.rows(F[:, rule.column])):
-                texts = rule.texts(col[i])
+            if cols is not None:
+                rows, values = range(n), cols[rule.column]
+            else:
+                x = F[:, rule.column]
+                sel = rule.rows(x)
+                rows, values = sel.tolist(), x[sel].tolist()
+            for i, v in zip(rows, values):
+                texts = rule.texts(v)
                 if texts:
                     warns[i] += texts
         return warns
