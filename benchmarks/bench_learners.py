@@ -54,6 +54,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 OURS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner")
+# candidate members outside the default (--extra-members): the stack over OURS + these is reported
+# as ``selected_plus`` beside the default's ``selected``
+EXTRA = {"effect_adaptive": ("effect_model", {"adaptive": "always"})}
+
+
+def make_member(name, otype, cfg, seed, **kw):
+    from training.train import make_learner
+
+    if name in EXTRA:
+        base, params = EXTRA[name]
+        return make_learner(base, otype, cfg, seed, **kw).set_params(**params)
+    return make_learner(name, otype, cfg, seed, **kw)
 
 
 def load_task(scenario: str, seed: int, outcome: str, follow_up: str, n_participants: int | None = None):
@@ -208,6 +220,8 @@ def one(args) -> list:
     train_opts = opts[0] if opts else {}
     oracle_only = bool(opts[1]) if len(opts) > 1 else False
     oracle_scale = int(opts[2]) if len(opts) > 2 else 10
+    extra = tuple(opts[3]) if len(opts) > 3 else ()
+    members = OURS + extra
     train_scenario, _, new_scenario = scenario.partition(">")
     new_scenario = new_scenario or train_scenario
     from threadpoolctl import threadpool_limits
@@ -300,24 +314,39 @@ def one(args) -> list:
         labels = pd.factorize(df["trial"])[1]
         folds = [[labels[k] for k in f] for f in trial_folds(tcodes, has, 5, seed)]
         t0 = time.time()
-        factories = {n: (lambda n=n: make_learner(n, otype, cfg, seed, n_boot=0)) for n in OURS}
+        factories = {n: (lambda n=n: make_member(n, otype, cfg, seed, n_boot=0)) for n in members}
         cv = run_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active, metrics=False, groups=folds, workers=1)
         cv_seconds = time.time() - t0
         fitted, secs = {}, {}
-        for n in OURS:
+        for n in members:
             t0 = time.time()
-            lr = make_learner(n, otype, cfg, seed, boot_trees=n_boot_tree, boot_linear=n_boot_lin).fit(X, y)
+            lr = make_member(n, otype, cfg, seed, boot_trees=n_boot_tree, boot_linear=n_boot_lin).fit(X, y)
             secs[n] = time.time() - t0
             fitted[n] = lr
-        w = {k: v for k, v in cv.stack_weights.items() if v > 1e-6}
-        best = cv.best_learner()
-        models = dict(fitted)
+        from training.iecv import stacking_from_predictions
         # the heterogeneity gate of train's selection (training.learners.stack_gate)
         from training.learners.stack_gate import heterogeneity_gate
 
-        gate = heterogeneity_gate(cv.predictions, otype, seed=seed)
-        if not gate["keep_stack"]:
-            w = {"constant": 1.0}
+        def select(pred, **gate_opts):
+            ww = {k: v for k, v in stacking_from_predictions(pred, otype).items() if v > 1e-6}
+            return ww if heterogeneity_gate(pred, otype, seed=seed, **gate_opts)["keep_stack"] else {"constant": 1.0}
+
+        pred_default = cv.predictions[cv.predictions["learner"].isin(OURS)]
+        w = select(pred_default)
+        best = cv.r_loss[cv.r_loss["learner"].isin(OURS)].sort_values("r_loss").iloc[0]["learner"]
+        models = dict(fitted)
+        weights_of = {"selected": w}
+        # the gate before 2026-12-07 session 8: the stack's own test only (no second chance for the effect model)
+        w_old = select(pred_default, primary=None)
+        weights_of["selected_gate_stack_only"] = w_old
+        models["selected_gate_stack_only"] = StackedLearner.from_fitted([fitted[k] for k in w_old], list(w_old.values()),
+                                                                        list(w_old))
+        secs["selected_gate_stack_only"] = cv_seconds + sum(secs[k] for k in w_old)
+        if extra:  # the stack with the candidate members: same CV, same gate
+            wp = select(cv.predictions)
+            weights_of["selected_plus"] = wp
+            models["selected_plus"] = StackedLearner.from_fitted([fitted[k] for k in wp], list(wp.values()), list(wp))
+            secs["selected_plus"] = cv_seconds + sum(secs[k] for k in wp)
         if w:
             models["selected"] = StackedLearner.from_fitted([fitted[k] for k in w], list(w.values()), list(w))
         else:
@@ -327,13 +356,13 @@ def one(args) -> list:
         secs["best_single_cv"] = cv_seconds + secs[best]
         from training.iecv import select_one_se
 
-        b1 = select_one_se(cv.predictions, otype)[0]
+        b1 = select_one_se(pred_default, otype)[0]
         models["selected_1se"] = fitted[b1]
         secs["selected_1se"] = cv_seconds + secs[b1]
         # the same models' benefit in the participant's own (fitted) trial: + the trial's EB deviation
         from training.learners.trial_specific import InTrialBenefit
 
-        for base in ("selected", "effect_model"):
+        for base in ("selected", "effect_model", "selected_gate_stack_only") + (("selected_plus",) if extra else ()):
             t0 = time.time()
             models[f"{base}_in_trial"] = InTrialBenefit(models[base]).fit(X, y)
             secs[f"{base}_in_trial"] = secs[base] + time.time() - t0
@@ -374,7 +403,7 @@ def one(args) -> list:
                          "c_for_benefit": c_benefit(b[ok], y[ok], treat[ok], trial[ok]), "c_oracle": oracle_c,
                          "pehe_all_classes": float(np.sqrt(np.mean(np.concatenate(all_err) ** 2))),
                          "sd_true_benefit": float(np.std(t_mix[ok])), "fit_seconds": secs.get(name, np.nan),
-                         "n": int(ok.sum()), "weights": json.dumps(w) if name == "selected" else (b1 if name == "selected_1se" else ""),
+                         "n": int(ok.sum()), "weights": json.dumps(weights_of[name]) if name in weights_of else (b1 if name == "selected_1se" else ""),
                          **per_class(p, truth, ok, Wmix, comps_present)})
         if peers:
             for name, res in fit_peers(df, y, feats, comps_present, seed, ok, ndf.loc[nok]).items():
@@ -426,6 +455,8 @@ def main(argv=None):
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--oracle-only", action="store_true",
                     help="only the oracle bounds (benchmarks/oracle_benefit.py), no learner or peer fits")
+    ap.add_argument("--extra-members", nargs="*", default=[], choices=sorted(EXTRA),
+                    help="candidate stack members outside the default; reported as selected_plus")
     ap.add_argument("--oracle-scale", type=int, default=10,
                     help="size of the noise-free sample of the observed-data oracles, in multiples of the data's")
     ap.add_argument("--class-shrinkage", action="store_true",
@@ -435,7 +466,7 @@ def main(argv=None):
     for sc in a.scenarios:
         n = a.seeds_default if sc == "hayden2020" else a.seeds_other
         opts = {"class_shrinkage": True} if a.class_shrinkage else {}
-        jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees, opts, a.oracle_only, a.oracle_scale)
+        jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees, opts, a.oracle_only, a.oracle_scale, a.extra_members)
                  for s in range(1, n + 1)]
     t0 = time.time()
     out = Path(a.out)

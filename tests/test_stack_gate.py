@@ -59,3 +59,35 @@ def test_clustered_gain_matches_a_direct_computation():
     d = a - b
     sums = np.array([(d[cl == k] - d.mean()).sum() for k in range(8)])
     assert np.isclose(m, d.mean()) and np.isclose(se, np.sqrt((sums ** 2).sum() * 8 / 7) / 40)
+
+
+def test_primary_model_gets_a_second_test_when_the_stack_fails():
+    """Weak modification, several noise members: the cross-validated stack's honest gain is diluted by
+    the noise members' weights; the effect model (here the truth) alone passes where the stack does
+    not, and heterogeneity is then accepted. Without modification neither passes."""
+    def pred(effect_mod, seed):
+        p = _pred(effect_mod, seed, n_trials=10, n=80).replace({"learner": {"oracle": "effect_model"}})
+        extra = []
+        rng = np.random.default_rng(seed + 100)
+        for k in range(8):
+            q = p[p["learner"] == "noise"].copy()
+            q["learner"] = f"noise{k}"
+            q["benefit"] = 5 + 4 * rng.normal(size=len(q))
+            extra.append(q)
+        return pd.concat([p] + extra, ignore_index=True)
+
+    rescued = 0
+    for s in range(8):
+        p = pred(2.5, s)
+        old = heterogeneity_gate(p, "continuous", seed=s, primary=None)
+        new = heterogeneity_gate(p, "continuous", seed=s)
+        assert new["keep_stack"] >= old["keep_stack"]  # the second test only adds
+        if new["keep_stack"] and not old["keep_stack"]:
+            rescued += 1
+            assert new["tested"] == "effect_model" and "effect_model alone" in new["rule"]
+        elif not old["keep_stack"]:
+            assert "not kept either" in new["rule"]
+    assert rescued >= 1
+    kept_null = [heterogeneity_gate(pred(0.0, s).assign(benefit=lambda d: np.where(
+        d["learner"] == "effect_model", 5.0, d["benefit"])), "continuous", seed=s)["keep_stack"] for s in range(6)]
+    assert sum(kept_null) <= 1

@@ -169,7 +169,10 @@ class EffectModel(BenefitLearner):
     ``n_imputations`` multilevel multiple imputations that include outcome and treatment, pooled
     by Rubin's rules: ``training.impute.learner``); ``class_shrinkage`` pulls the class average
     effects towards their comparison set (``class_groups``: lists of classes, e.g. the config's
-    comparison sets) by empirical Bayes (``training.learners.shrinkage``).
+    comparison sets) by empirical Bayes (``training.learners.shrinkage``); ``adaptive`` gives each
+    modifier feature its own prior SD from a stage-1 fit, used only if it lowers the cross-validated
+    R-loss (``True``) or always (``"always"``: the adaptive candidate with the lowest CV R-loss; a
+    separate member for the stack to weigh) (``training.learners.adaptive``).
     """
 
     kind = "effect_model"
@@ -178,12 +181,13 @@ class EffectModel(BenefitLearner):
                  modifiers=None, interaction_sd=None, interaction_grid=None, main_sd=None, n_knots: int = 3,
                  splines: bool = True, n_boot: int = 100, n_folds: int = 5, n_draws: int = 20,
                  shrinkage_bias: bool = True, missing: str = "conditional_mean", n_imputations: int = 5,
-                 class_shrinkage: bool = False, class_groups=None, random_state: int = 0):
+                 class_shrinkage: bool = False, class_groups=None, adaptive: bool | str = False, random_state: int = 0):
         self.outcome_type = outcome_type
         self.active = active
         self.classes = classes
         self.features = features
         self.modifiers = modifiers
+        self.adaptive = adaptive
         self.interaction_sd = interaction_sd
         self.interaction_grid = interaction_grid
         self.main_sd = main_sd
@@ -242,6 +246,21 @@ class EffectModel(BenefitLearner):
         else:
             grid = self.interaction_grid or (GAUSSIAN_GRID if fam == "gaussian" else LOGIT_GRID)
             sd, self.cv_ = self._select_sd(d, P0, M0, grid, lam_main, sigma2, prog)
+        self.adaptive_, self.adaptive_weights_ = None, None
+        if self.adaptive and sd > 0 and self.interaction_sd is None:
+            # feature-wise prior SDs (training.learners.adaptive), folded into the columns' scale
+            from training.learners.adaptive import adaptive_weights
+
+            folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
+            w, sd_a, self.adaptive_ = adaptive_weights(d, P0, M0, np.array([c["feature"] for c in Mcols]), sd,
+                                                       lam_main, sigma2, prog, folds,
+                                                       always=self.adaptive == "always")
+            if w is not None:
+                keep = w > 0
+                self.adaptive_weights_ = {d.spec["names"][c["feature"]]: float(wj) for c, wj in zip(Mcols, w)}
+                sd = sd_a if keep.any() else 0.0
+                Mcols = [{**c, "scale": c["scale"] / wj} for c, wj, k in zip(Mcols, w, keep) if k]
+                Ms = [m[:, keep] * w[keep] for m in Ms]
         self.interaction_sd_ = sd
         lam_int = prior_lambda(fam, sigma2, sd)
         if sd == 0.0:
@@ -302,6 +321,9 @@ class EffectModel(BenefitLearner):
             exp["linear"]["theta"], self.theta_ = theta.tolist(), theta
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas))}
+        if self.adaptive_ is not None:
+            exp["meta"]["adaptive"] = {"used": self.adaptive_weights_ is not None,
+                                       "feature_weights": self.adaptive_weights_}
         exp["meta"].update({"interaction_sd": sd, "sigma2": sigma2, "lambda_main": lam_main,
                             "lambda_interaction": lam_int if sd > 0 else None})
         if d.mi_report is not None:
@@ -388,6 +410,7 @@ class ConstantEffect(EffectModel):
     interaction_grid = None
     n_folds = 5
     missing = "conditional_mean"  # no modifiers: nothing for multiple imputation to preserve
+    adaptive = False
     n_imputations = 5
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
