@@ -162,7 +162,7 @@ def oracle_rows(base: dict, y, cls, trial, active, expected_own, recols, Wmix, c
 PEERS = ("econml_dr", "econml_cf", "causalml_x")
 
 
-def margin_table(res: pd.DataFrame) -> pd.DataFrame:
+def margin_table(res: pd.DataFrame, ours: str = "selected") -> pd.DataFrame:
     """Per scenario and target: best peer (lowest seed-mean PEHE), ours, the oracle bound, and the
     ratios ``ours / peer - 1`` (achieved) and ``bound / peer - 1`` (the most any learner could reach).
 
@@ -177,10 +177,10 @@ def margin_table(res: pd.DataFrame) -> pd.DataFrame:
         peers = g.loc[[p for p in PEERS if p in g.index]]
         if peers.empty or "oracle_avg" not in g.index:
             continue
-        for target, col, ours, bound in (("fitted in-trial", "pehe", "selected_in_trial", "oracle_observed_in_trial"),
-                                         ("fitted plain", "pehe", "selected", "oracle_observed"),
-                                         ("new", "pehe_new", "selected", "oracle_observed")):
-            if ours not in g.index:
+        for target, col, me, bound in (("fitted in-trial", "pehe", f"{ours}_in_trial", "oracle_observed_in_trial"),
+                                       ("fitted plain", "pehe", ours, "oracle_observed"),
+                                       ("new", "pehe_new", ours, "oracle_observed")):
+            if me not in g.index:
                 continue
             bp = peers[col].idxmin()
             peer = float(peers.loc[bp, col])
@@ -188,7 +188,7 @@ def margin_table(res: pd.DataFrame) -> pd.DataFrame:
             if target == "new" and ">" in sc:  # the shifted trial measures every covariate (edge_trial)
                 b = min(b, float(g.loc["oracle_avg", col]))
             irr = float(g.loc["oracle_avg", col]) if target != "fitted in-trial" else float(g.loc["oracle_avg_in_trial", col])
-            o = float(g.loc[ours, col])
+            o = float(g.loc[me, col])
             out.append({"scenario": sc, "target": target, "best_peer": bp, "peer": peer, "target_0.8": 0.8 * peer,
                         "ours": o, "bound": b, "achieved": o / peer - 1, "reachable": b / peer - 1,
                         "irreducible": irr, "ours_learnable": float(np.sqrt(max(o ** 2 - irr ** 2, 0.0))),
@@ -201,10 +201,11 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description="oracle margin table from bench_learners CSVs (same scenarios and seeds)")
     ap.add_argument("csv", nargs="+", help="bench_learners outputs (learners + peers, and oracle rows)")
+    ap.add_argument("--ours", default="selected", help="our learner's row name (its in-trial row: + '_in_trial')")
     a = ap.parse_args(argv)
     res = pd.concat([pd.read_csv(f) for f in a.csv], ignore_index=True)
     res = res.drop_duplicates(["scenario", "seed", "learner"], keep="last")
-    t = margin_table(res)
+    t = margin_table(res, a.ours)
     with pd.option_context("display.width", 220, "display.max_columns", 20):
         print(t.round(3).to_string(index=False))
 
