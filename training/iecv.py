@@ -175,7 +175,13 @@ _STATE: dict = {}
 def _one_fold(k: int) -> tuple[list, list, list, list]:
     """Fit every learner without held-out trial ``hold[k]`` and score it (uses ``_STATE`` so a
     forked worker needs no pickled closures)."""
-    st = _STATE
+    return run_fold(_STATE, k)
+
+
+def run_fold(st: dict, k: int) -> tuple[list, list, list, list]:
+    """Fold ``k`` of the IECV plan ``st`` (:func:`plan_iecv`): fit every learner without the
+    held-out trial(s) and score them. Deterministic given the plan (its own seed per fold), so
+    folds may run in any process and order."""
     df, y_col, learners, otype, active = st["df"], st["y_col"], st["learners"], st["outcome_type"], st["active"]
     h = st["hold"][k]
     group = st["groups"][k]
@@ -251,7 +257,31 @@ def run_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, ac
     instead of once per trial) and scored trial by trial: with many trials each fit leaves out
     few of them, so the predictions stay those of a new trial at a fraction of the cost."""
     global _STATE
-    t0 = time.time()
+    st = plan_iecv(df, y_col, learners, outcome_type, active, trials, metrics, n_boot, seed, groups, min_trial_size,
+                   max_folds)
+    ks = list(range(len(st["hold"])))
+    _STATE = st
+    try:
+        if workers > 1 and len(ks) > 1:
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(min(workers, len(ks))) as pool:
+                it = pool.imap(_one_fold, ks)
+                outs = list(it if progress is None else progress(it, "IECV", total=len(ks)))
+        else:
+            outs = [_one_fold(k) for k in (ks if progress is None else progress(ks, "IECV"))]
+    finally:
+        _STATE = {}
+    return assemble_iecv(st, outs)
+
+
+def plan_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, active: str = "exercise",
+              trials: Sequence[str] | None = None, metrics: bool = True, n_boot: int = 100, seed: int = 0,
+              groups: Sequence[Sequence[str]] | None = None, min_trial_size: int = 1,
+              max_folds: int | None = None) -> dict:
+    """The folds of :func:`run_iecv` (arguments as there) without running them: a plan whose folds
+    :func:`run_fold` runs (in any process, e.g. one pool shared with other tasks' folds) and
+    :func:`assemble_iecv` turns into the :class:`IecvResult` that ``run_iecv`` returns."""
     if groups is not None:  # grouped hold-outs (k-fold by trial), e.g. for benchmarks
         groups = [list(g) for g in groups]
         hold = ["+".join(g) for g in groups]
@@ -262,21 +292,15 @@ def run_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, ac
             groups = [hold[i::max_folds] for i in range(max_folds)]
             hold = ["+".join(map(str, g)) for g in groups]
     small = small_holdouts(df, active, min_trial_size) if trials is None and min_trial_size > 1 else []
-    _STATE = {"groups": groups, "df": df, "y_col": y_col, "learners": learners, "outcome_type": outcome_type, "active": active,
-              "hold": hold, "metrics": metrics, "n_boot": n_boot, "seed": seed}
-    ks = list(range(len(hold)))
-    try:
-        if workers > 1 and len(hold) > 1:
-            import multiprocessing as mp
+    return {"groups": groups, "df": df, "y_col": y_col, "learners": learners, "outcome_type": outcome_type,
+            "active": active, "hold": hold, "metrics": metrics, "n_boot": n_boot, "seed": seed, "small": small,
+            "t0": time.time()}
 
-            with mp.get_context("fork").Pool(min(workers, len(hold))) as pool:
-                it = pool.imap(_one_fold, ks)
-                outs = list(it if progress is None else progress(it, "IECV", total=len(ks)))
-        else:
-            outs = [_one_fold(k) for k in (ks if progress is None else progress(ks, "IECV"))]
-    finally:
-        _STATE = {}
-    preds, per_trial, skipped, folds = [], [], list(small), {}
+
+def assemble_iecv(st: dict, outs: list) -> IecvResult:
+    """The :class:`IecvResult` of a plan from its folds' outputs (in fold order)."""
+    hold, metrics, n_boot, seed, outcome_type = st["hold"], st["metrics"], st["n_boot"], st["seed"], st["outcome_type"]
+    preds, per_trial, skipped, folds = [], [], list(st["small"]), {}
     for h, (p, pt, sk, fold) in zip(hold, outs):
         preds += p
         per_trial += pt
@@ -288,11 +312,11 @@ def run_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, ac
     if metrics and weights:  # the deployed stack's own held-out performance (training/iecv_stack.py)
         from training.iecv_stack import stacked_per_trial
 
-        st = stacked_per_trial(pred, weights, outcome_type, n_boot, seed, trial_metrics)
-        per = pd.concat([per, st], ignore_index=True) if len(st) else per
+        stk = stacked_per_trial(pred, weights, outcome_type, n_boot, seed, trial_metrics)
+        per = pd.concat([per, stk], ignore_index=True) if len(stk) else per
     pooled = pool_per_trial(per)
     rl = pooled_r_loss(pred, outcome_type) if len(pred) else pd.DataFrame(columns=["learner", "r_loss"])
-    return IecvResult(per, pooled, rl, pred, weights, folds, skipped, time.time() - t0)
+    return IecvResult(per, pooled, rl, pred, weights, folds, skipped, time.time() - st["t0"])
 
 
 def pool_per_trial(per: pd.DataFrame) -> pd.DataFrame:

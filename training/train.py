@@ -139,7 +139,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
     """Fit, cross-validate (IECV), select and write the run folder ``out``."""
     from threadpoolctl import threadpool_limits
 
-    from training.iecv import holdout_trials, run_iecv
+    from training.iecv import assemble_iecv, holdout_trials, plan_iecv
 
     s = settings or TrainSettings()
     say = log or (lambda msg: None)
@@ -150,7 +150,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
     iecv_fus = list(s.iecv_follow_ups) if s.iecv_follow_ups is not None else cfg.window_names[:1]
     task_rows, support_rows, selected, iecv_res, pooled_all, timings = [], [], {}, {}, [], {}
     deployed_iecv: dict = {}  # task -> IECV of the learner deployed without selection (iecv_deployed_elsewhere)
-    jobs, task_info, task_xy = [], {}, {}
+    jobs, task_info, task_xy, plans = [], {}, {}, {}  # plans: (task, "all" | "deployed") -> IECV plan
     with threadpool_limits(1):
         for outcome, fu, df in _tasks(analysis, cfg, task_rows):
             task = f"{outcome}__{fu}"
@@ -163,37 +163,40 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 task_rows.append({**row, "status": "no trial compares the active class with a comparator"})
                 continue
             X, y = _xy(df, cfg)
-            t0 = time.time()
-            res = None
             if fu in iecv_fus and len(hold) >= s.min_holdout_trials:
                 grouped = s.iecv_max_folds is not None and len(hold) > s.iecv_max_folds
                 say(f"IECV {task}: {len(hold)} held-out trials" + (f" in {s.iecv_max_folds} groups" if grouped else "")
                     + f" x {len(s.learners)} learners")
                 factories = {n: (lambda n=n, otype=otype: make_learner(n, otype, cfg, s.seed, n_boot=0))
                              for n in s.learners}
-                res = run_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active, n_boot=s.iecv_metrics_boot,
-                               seed=s.seed, workers=s.workers, progress=progress, min_trial_size=min_size,
-                               max_folds=s.iecv_max_folds)
-                iecv_res[task] = res
-                write_iecv(out / "iecv" / task, res)
-                pooled_all.append(res.pooled.assign(task=task))
+                plans[(task, "all")] = plan_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active,
+                                                 n_boot=s.iecv_metrics_boot, seed=s.seed, min_trial_size=min_size,
+                                                 max_folds=s.iecv_max_folds)
             elif iecv_fus and s.iecv_deployed_elsewhere and len(hold) >= s.min_holdout_trials:
                 name = _deployed_without_selection(s.learners)
                 say(f"IECV {task}: {len(hold)} held-out trials x the learner deployed without selection ({name})")
-                dep = run_iecv(X.assign(_y=y), "_y",
-                               {name: (lambda otype=otype: make_learner(name, otype, cfg, s.seed, n_boot=0))},
-                               otype, cfg.active, n_boot=s.iecv_metrics_boot, seed=s.seed, workers=s.workers,
-                               progress=progress, min_trial_size=min_size)
-                deployed_iecv[task] = dep
-            timings[task] = {"iecv_s": round(time.time() - t0, 2)}
-            task_info[task] = (outcome, fu, otype, row, res)
+                plans[(task, "deployed")] = plan_iecv(
+                    X.assign(_y=y), "_y", {name: (lambda otype=otype: make_learner(name, otype, cfg, s.seed, n_boot=0))},
+                    otype, cfg.active, n_boot=s.iecv_metrics_boot, seed=s.seed, min_trial_size=min_size)
+            task_info[task] = (outcome, fu, otype, row, None)
             task_xy[task] = (X, y)
             for group in _groups(s.learners):
                 jobs.append((task, otype, group, X, y))
-        say(f"final fits: {len(jobs)} jobs on {s.workers} worker(s)")
+        say(f"IECV folds and final fits: {sum(len(p['hold']) for p in plans.values())} folds and {len(jobs)} "
+            f"fit jobs on {s.workers} worker(s)")
         t_fit = time.time()
-        fitted_all = _run_jobs(jobs, cfg, s, progress)
+        fold_outs, fold_secs, fitted_all = _run_all(plans, jobs, cfg, s, progress)
         fit_seconds = time.time() - t_fit
+        for (task, kind), plan in plans.items():
+            res = assemble_iecv(plan, fold_outs[(task, kind)])
+            timings[task] = {"iecv_s": round(fold_secs[(task, kind)], 2)}
+            if kind == "all":
+                iecv_res[task] = res
+                write_iecv(out / "iecv" / task, res)
+                pooled_all.append(res.pooled.assign(task=task))
+                task_info[task] = task_info[task][:4] + (res,)
+            else:
+                deployed_iecv[task] = res
         sg_parts = []
         for task, (outcome, fu, otype, row, res) in task_info.items():
             fitted = {n: fitted_all[(task, n)] for n in s.learners if (task, n) in fitted_all}
@@ -227,7 +230,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             (mdir / "selected.json").write_text(json.dumps(sexp), "utf-8")
             _trial_effects(sel, *task_xy[task]).to_csv(out / "summaries" / f"{task}__trial_effects.csv", index=False)
             selected[task] = how
-            timings[task]["fit_s"] = round(sum(fitted_all.get(("__t__", task, n), 0.0) for n in s.learners), 2)
+            timings.setdefault(task, {})["fit_s"] = round(sum(fitted_all.get(("__t__", task, n), 0.0) for n in s.learners), 2)
             task_rows.append({**row, "status": "ok", "selected": how["model"], "iecv": res is not None,
                               "iecv_learners": ("deployed learner only" if how.get("iecv") else "all learners (selection)")
                               if res is not None else "",
@@ -242,7 +245,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                                                              n_boot=s.subgroup_boot, seed=s.seed))
         if sg_parts:
             pd.concat(sg_parts, ignore_index=True).to_csv(out / "subgroup_performance.csv", index=False)
-        timings["final_fits_wall_s"] = round(fit_seconds, 1)
+        timings["iecv_and_final_fits_wall_s"] = round(fit_seconds, 1)
         network_status = None
         if s.network:
             from training.network.benefit_model import write_run_network
@@ -325,26 +328,55 @@ def _fit_job(i: int):
     return out
 
 
-def _run_jobs(jobs: list, cfg, s: TrainSettings, progress) -> dict:
+def _run_item(item: tuple):
+    """One unit of :func:`_run_all`: ("fold", plan key, k) or ("fit", job index)."""
+    from threadpoolctl import threadpool_limits
+
+    from training.iecv import run_fold
+
+    t = time.time()
+    if item[0] == "fold":
+        with threadpool_limits(1):
+            out = run_fold(_JOBS["plans"][item[1]], item[2])
+    else:
+        out = _fit_job(item[1])
+    return item, out, time.time() - t
+
+
+def _run_all(plans: dict, jobs: list, cfg, s: TrainSettings, progress):
+    """Every IECV fold of every task and every final-fit job in one pool of ``s.workers`` forked
+    processes, longest first (tree-learner fits, linear fits, six-learner folds, single-learner
+    folds), so that no worker waits at a task's end for the other's last fold. Every unit is
+    deterministic on its own (its own seeds), so the results do not depend on the schedule.
+    Returns (fold outputs per plan in fold order, worker seconds per plan, fitted learners)."""
     global _JOBS
-    # longest first (tree learners) for load balance
-    order = sorted(range(len(jobs)), key=lambda i: -sum(n in ("x_learner", "dr_learner", "t_learner") for n in jobs[i][2]))
-    _JOBS = {"jobs": jobs, "cfg": cfg, "settings": s}
-    res = {}
+    trees = ("x_learner", "dr_learner", "t_learner")
+    fits = sorted(range(len(jobs)), key=lambda i: -sum(n in trees for n in jobs[i][2]))
+    folds = [("fold", key, k) for key, p in plans.items() for k in range(len(p["hold"]))]
+    folds.sort(key=lambda it: -len(plans[it[1]]["learners"]))  # stable: task order within a size
+    items = [("fit", i) for i in fits] + folds
+    _JOBS = {"jobs": jobs, "cfg": cfg, "settings": s, "plans": plans}
+    outs: dict = {}
     try:
-        if s.workers > 1 and len(jobs) > 1:
+        if s.workers > 1 and len(items) > 1:
             import multiprocessing as mp
 
             with mp.get_context("fork").Pool(s.workers) as pool:
-                it = pool.imap_unordered(_fit_job, order)
-                for r in (it if progress is None else progress(it, "final fits", total=len(order))):
-                    res.update(r)
+                it = pool.imap_unordered(_run_item, items)
+                for r in (it if progress is None else progress(it, "IECV and final fits", total=len(items))):
+                    outs[r[0]] = r[1:]
         else:
-            for i in (order if progress is None else progress(order, "final fits")):
-                res.update(_fit_job(i))
+            for item in (items if progress is None else progress(items, "IECV and final fits")):
+                r = _run_item(item)
+                outs[r[0]] = r[1:]
     finally:
         _JOBS = {}
-    return res
+    fitted: dict = {}
+    for i in fits:
+        fitted.update(outs[("fit", i)][0])
+    fold_outs = {key: [outs[("fold", key, k)][0] for k in range(len(p["hold"]))] for key, p in plans.items()}
+    fold_secs = {key: sum(outs[("fold", key, k)][1] for k in range(len(p["hold"]))) for key, p in plans.items()}
+    return fold_outs, fold_secs, fitted
 
 
 def _deployed_without_selection(learners: Sequence[str]) -> str:
