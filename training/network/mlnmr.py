@@ -341,11 +341,16 @@ def fit_mlnmr(data: NetworkData, *, effects: str = "random", link: str | None = 
               consistency: str = "consistency", likelihood: str = "bernoulli2", num_warmup: int = 500,
               num_samples: int = 500, num_chains: int = 4, chain_method: str = "sequential", seed: int = 0,
               thresholds: Thresholds = Thresholds(), check: bool = True, target_accept: float = 0.9,
-              dense_mass: bool = False, marginal: bool | None = None) -> MLNMRFit:
+              dense_mass: bool = False, marginal: bool | None = None, max_samples: int | None = None) -> MLNMRFit:
     """Fit the ML-NMR by NUTS. Raises :class:`ConvergenceError` when ``check`` and the diagnostics
     fail (``thresholds``); with ``check=False`` the problems are only reported in ``diagnostics``.
     ``marginal`` (default: every continuous outcome): sample with μ_j and δ_jk integrated out
-    (training.network.mlnmr_gauss) and draw them afterwards from their exact conditional posterior."""
+    (training.network.mlnmr_gauss) and draw them afterwards from their exact conditional posterior.
+    ``chain_method="sequential"`` (default): chains one after the other by one compiled loop
+    (training.network.mlnmr_nuts); with ``max_samples`` > ``num_samples`` a fit whose R-hat or
+    ESS misses the thresholds (and has no divergence) continues every chain for ``num_samples``
+    more draws, up to ``max_samples`` per chain, before the thresholds are applied to all its draws.
+    ``"vectorized"`` / ``"parallel"``: NumPyro's MCMC driver, no extension."""
     if effects not in ("random", "fixed"):
         raise LbpError(f"effects must be random or fixed (got {effects!r})")
     if consistency not in ("consistency", "ume"):
@@ -358,48 +363,81 @@ def fit_mlnmr(data: NetworkData, *, effects: str = "random", link: str | None = 
         raise LbpError(f"likelihood must be bernoulli or bernoulli2 (got {likelihood!r})")
     jax = _jax()
     import numpyro
-    from numpyro.infer import MCMC, NUTS, init_to_uniform
 
     numpyro.set_host_device_count(1)
     if marginal is None:
         marginal = data.outcome_type == "continuous"
+    if marginal and link != "identity":
+        raise LbpError("the marginalised ML-NMR is for continuous outcomes on the identity link")
+    t0 = time.perf_counter()
     if marginal:  # compiled once per model structure (training.network.mlnmr_marginal)
         from training.network.mlnmr_gauss import arm_statistics
-        from training.network.mlnmr_marginal import sample
+        from training.network.mlnmr_marginal import drop_padding, model_for, sampler
 
-        if link != "identity":
-            raise LbpError("the marginalised ML-NMR is for continuous outcomes on the identity link")
         A = _arrays(data, consistency)
         A["gauss"] = arm_statistics(data, A["scale"])
-        draws, div, steps, secs, compiled = sample(
-            data, A, effects, consistency, priors, num_warmup=num_warmup, num_samples=num_samples,
-            num_chains=num_chains, chain_method=chain_method, seed=seed, target_accept=target_accept,
-            dense_mass=dense_mass)
-        draws.update(_recover_intercepts(data, A, draws, effects, consistency, priors, seed))
+        if chain_method == "sequential":
+            chains, args, compiled = sampler(data, A, effects, consistency, priors, num_warmup=num_warmup,
+                                             num_samples=num_samples, target_accept=target_accept, dense_mass=dense_mass)
+            args = ({k: jax.numpy.asarray(v) for k, v in args.items()},)
+        else:
+            model, a = model_for(data, A, effects, consistency, priors)
+            args, compiled = ({k: jax.numpy.asarray(v) for k, v in a.items()},), True
     else:
         model, A = make_model(data, effects, link, priors, consistency, likelihood)
-        kernel = NUTS(model, target_accept_prob=target_accept, init_strategy=init_to_uniform(radius=0.1),
-                      dense_mass=dense_mass)
-        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                    chain_method=chain_method, progress_bar=False)
-        t0 = time.perf_counter()
-        mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps"))
-        draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-        secs = time.perf_counter() - t0
-        ex = mcmc.get_extra_fields(group_by_chain=True)
-        div, steps, compiled = np.asarray(ex["diverging"]), np.asarray(ex["num_steps"]), True
-    for k in ("beta", "gamma"):  # back to the original covariate scale
-        if k in draws:
-            draws[k] = draws[k] / A["scale"]
-    fit = MLNMRFit(data, effects, link, consistency, likelihood, priors, draws, {}, secs, A["comps"])
-    fit.diagnostics = diagnose(draws, div, lambda n, k: param_labels(fit, n, k), thresholds)
+        args, compiled = (), True
+        if chain_method == "sequential":
+            from training.network.mlnmr_nuts import Chains
+
+            chains = Chains(model, num_warmup=num_warmup, block=num_samples, target_accept=target_accept,
+                            dense_mass=dense_mass)
+    extensions = 0
+    if chain_method == "sequential":
+        run = chains.run(seed, args, num_chains)
+    else:
+        draws, div, steps = _mcmc(model, args, num_warmup, num_samples, num_chains, chain_method, seed,
+                                  target_accept, dense_mass)
+    while True:
+        if chain_method == "sequential":
+            draws, div, steps = dict(run.draws), run.diverging, run.num_steps
+        if marginal:
+            draws = drop_padding(draws, A)
+            draws.update(_recover_intercepts(data, A, draws, effects, consistency, priors, seed))
+        for k in ("beta", "gamma"):  # back to the original covariate scale
+            if k in draws:
+                draws[k] = draws[k] / A["scale"]
+        fit = MLNMRFit(data, effects, link, consistency, likelihood, priors, draws, {}, 0.0, A["comps"])
+        fit.diagnostics = diagnose(draws, div, lambda n, k: param_labels(fit, n, k), thresholds)
+        more = chain_method == "sequential" and (1 + extensions) * num_samples < (max_samples or num_samples)
+        if fit.diagnostics["ok"] or fit.diagnostics["divergences"] > thresholds.divergences or not more:
+            break
+        chains.extend(run)  # R-hat / ESS short: more draws from where the chains are (same adaptation)
+        extensions += 1
+    fit.seconds = secs = time.perf_counter() - t0
     fit.diagnostics.update({"marginalised": bool(marginal), "dense_mass": bool(dense_mass), "compiled": bool(compiled),
-                            "mean_leapfrog_steps": round(float(steps.mean()), 1), "chains": num_chains, "warmup": num_warmup, "samples": num_samples,
+                            "mean_leapfrog_steps": round(float(steps.mean()), 1), "chains": num_chains, "warmup": num_warmup,
+                            "samples": int(div.shape[1]), "samples_first": num_samples, "extensions": extensions,
                             "chain_method": chain_method, "seconds": round(secs, 2)})
     if check and not fit.diagnostics["ok"]:
         raise ConvergenceError("ML-NMR did not converge: " + "; ".join(fit.diagnostics["problems"])
                                + " — more warmup/samples, stronger priors or fixed effects may help", fit.diagnostics)
     return fit
+
+
+def _mcmc(model, args: tuple, num_warmup: int, num_samples: int, num_chains: int, chain_method: str, seed: int,
+          target_accept: float, dense_mass: bool) -> tuple:
+    """NumPyro's own MCMC driver (``vectorized`` or ``parallel`` chains): draws, diverging, num_steps."""
+    import jax
+    from numpyro.infer import MCMC, NUTS, init_to_uniform
+
+    kernel = NUTS(model, target_accept_prob=target_accept, init_strategy=init_to_uniform(radius=0.1),
+                  dense_mass=dense_mass)
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                chain_method=chain_method, progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(seed), *args, extra_fields=("diverging", "num_steps"))
+    draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    ex = mcmc.get_extra_fields(group_by_chain=True)
+    return draws, np.asarray(ex["diverging"]), np.asarray(ex["num_steps"])
 
 
 def _recover_intercepts(data: NetworkData, A: dict, draws: dict, effects: str, consistency: str, priors: Priors,

@@ -1,9 +1,10 @@
 """NUTS on the marginalised continuous ML-NMR (training.network.mlnmr_gauss), compiled once per
 model structure.
 
-The data enter the NumPyro model as arguments (``jit_model_args``), padded to bucketed sizes
-(arms to a multiple of 16, trials to a multiple of 8, arms per trial to at least 4, IPD trials to a
-multiple of 8), and the MCMC object is kept per structure (treatments, covariates, interaction
+The data enter the NumPyro model as an argument of the compiled sampling loop, padded to bucketed
+sizes (arms to a multiple of 16, trials to a multiple of 8, arms per trial to at least 4, IPD
+trials to a multiple of 8), and the sampler (training.network.mlnmr_nuts.Chains: its loop is
+compiled once and run for every chain) is kept per structure (treatments, covariates, interaction
 classes, random/fixed effects, priors, sampler settings, padded sizes). The networks of one
 training run (outcomes × follow-ups) then share one compiled sampler instead of compiling one
 each — compiling is most of the CPU time of a fit. Padding adds nothing to the likelihood:
@@ -12,8 +13,6 @@ the identity with zero residuals), and padded IPD residual SDs σ have no data (
 from their prior and dropped).
 """
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
@@ -99,37 +98,39 @@ def structure(data, A: dict, effects: str, consistency: str, priors) -> tuple:
     return key, args
 
 
-def sample(data, A: dict, effects: str, consistency: str, priors, *, num_warmup: int, num_samples: int,
-           num_chains: int, chain_method: str, seed: int, target_accept: float, dense_mass: bool) -> tuple:
-    """NUTS draws of the marginalised model (padded σ dropped): (draws (chains, draws, ...),
-    diverging, num_steps, seconds, compiled: whether a new sampler was built)."""
-    import jax
-    import jax.numpy as jnp
-    from numpyro.infer import MCMC, NUTS, init_to_uniform
+def sampler(data, A: dict, effects: str, consistency: str, priors, *, num_warmup: int, num_samples: int,
+            target_accept: float, dense_mass: bool) -> tuple:
+    """(the cached :class:`training.network.mlnmr_nuts.Chains` of this structure and settings, its
+    padded numpy argument, whether it was built now)."""
+    from training.network.mlnmr_nuts import Chains
 
     key, args = structure(data, A, effects, consistency, priors)
-    key = key + (num_warmup, num_samples, num_chains, chain_method, target_accept, dense_mass)
-    mcmc = _CACHE.get(key)
-    new = mcmc is None
+    key = key + (num_warmup, num_samples, target_accept, dense_mass)
+    ch = _CACHE.get(key)
+    new = ch is None
     if new:
         model = _model(effects, consistency, priors, len(data.treatments), len(data.covariates),
                        len(data.class_names), key[6], key[10])
-        kernel = NUTS(model, target_accept_prob=target_accept, init_strategy=init_to_uniform(radius=0.1),
-                      dense_mass=dense_mass)
-        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                    chain_method=chain_method, progress_bar=False, jit_model_args=True)
+        ch = Chains(model, num_warmup=num_warmup, block=num_samples, target_accept=target_accept,
+                    dense_mass=dense_mass)
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = mcmc
-    t0 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), {k: jnp.asarray(v) for k, v in args.items()},
-             extra_fields=("diverging", "num_steps"))
-    draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    secs = time.perf_counter() - t0
+        _CACHE[key] = ch
+    return ch, args, new
+
+
+def drop_padding(draws: dict, A: dict) -> dict:
+    """The draws without the padded IPD trials' residual SDs."""
     if "sigma" in draws:
-        draws["sigma"] = draws["sigma"][..., :A["gauss"]["n_sig"]]
-    ex = mcmc.get_extra_fields(group_by_chain=True)
-    return draws, np.asarray(ex["diverging"]), np.asarray(ex["num_steps"]), secs, new
+        draws = {**draws, "sigma": draws["sigma"][..., :A["gauss"]["n_sig"]]}
+    return draws
+
+
+def model_for(data, A: dict, effects: str, consistency: str, priors) -> tuple:
+    """(the model taking the padded argument, that argument (numpy)) — for NumPyro's own MCMC."""
+    key, args = structure(data, A, effects, consistency, priors)
+    return _model(effects, consistency, priors, len(data.treatments), len(data.covariates), len(data.class_names),
+                  key[6], key[10]), args
 
 
 def model_and_args(data, A: dict, effects: str, consistency: str, priors):
