@@ -35,18 +35,23 @@ def network_inputs():
     from lbp_benefit.default_model import default_settings
     from training.harmonise import harmonise
     from training.iecv import holdout_trials
-    from training.learners.base import feature_spec_from_config, outcome_type_of
+    from training.learners.base import feature_spec_from_config, outcome_type_of, task_frame
     from training.simulate.network import default_aggregate
-    from training.train import _tasks
 
     s = default_settings()
     ds, _ = load_source(None, None, s.seed)
     h = harmonise(ds)
-    cfg = h.config
+    cfg, an = h.config, h.analysis
+    named = list(getattr(cfg, "all_outcomes", cfg.outcomes))
     tasks = []
-    for outcome, fu, df in _tasks(h.analysis, cfg, []):
-        if holdout_trials(df, cfg.active):
-            tasks.append((outcome, fu, outcome_type_of(outcome, cfg), df))
+    for outcome in dict.fromkeys(named + sorted(set(an["outcome"]) - set(named))):  # training.train's task order
+        spec = cfg.outcome(outcome) if hasattr(cfg, "outcome") else None
+        for fu in cfg.window_names:
+            if spec is not None and spec.follow_up is not None and fu not in spec.follow_up:
+                continue
+            df = task_frame(an, outcome, fu)
+            if len(df) and holdout_trials(df, cfg.active):
+                tasks.append((outcome, fu, outcome_type_of(outcome, cfg), df))
     return h.analysis, tasks, feature_spec_from_config(cfg), default_aggregate(), s.seed
 
 
