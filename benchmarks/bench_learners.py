@@ -95,6 +95,18 @@ def load_task(scenario: str, seed: int, outcome: str, follow_up: str, n_particip
     A = attenuation(sim.scenario)[follow_up]
     re = df[["trial"]].merge(te, on="trial", how="left")
     recols = {c[len("re_"):]: A * re[c].to_numpy() for c in te.columns if c.startswith("re_")}
+    if outcome == "global_recovery":
+        # binary: the trial effects act on the latent scale, so "truth minus A u" is not the
+        # average-trial truth; the simulator recomputes it with every random effect at its mean
+        # (training.simulate.generator.average_trial_truth), so recols = truth - that
+        from training.simulate.generator import average_trial_truth
+
+        av = average_trial_truth(sim)
+        av = av[(av["outcome"].astype(str) == outcome) & (av["follow_up"].astype(str) == follow_up)]
+        av = df[["trial", "participant"]].merge(
+            av.assign(trial=av["trial"].astype(str), participant=av["participant"].astype(str))[["trial", "participant"] + bcols],
+            on=["trial", "participant"], how="left")
+        recols = {c[len("benefit_vs_"):]: m[c].to_numpy() - av[c].to_numpy() for c in bcols}
     return df, m[bcols].reset_index(drop=True), ds.config, recols
 
 

@@ -313,3 +313,50 @@ def _truth(scen: Scenario, means: model.Means, base_used: dict, tidx: np.ndarray
         return np.where(anyev, (np.where(ev, crit, 0).sum(1) > 0).astype(float), np.nan)
 
     return truth_df, recov_obs
+
+
+def trial_effects_of(sim: SimulatedData) -> model.TrialEffects:
+    """The trial random effects of ``sim`` (its ``trial_effects`` table) as arrays, in trial order."""
+    scen = sim.scenario
+    ids = [t.id for t in scen.trials]
+    te = sim.trial_effects.assign(trial=sim.trial_effects["trial"].astype(str), outcome=sim.trial_effects["outcome"].astype(str))
+    te = te.set_index(["trial", "outcome"])
+    T, C = len(ids), len(scen.classes)
+    a, b, u = np.zeros((T, 2)), np.zeros((T, 2)), np.zeros((T, C, 2))
+    for ti, t in enumerate(ids):
+        for oi, o in enumerate(OUTCOMES):
+            r = te.loc[(str(t), o)]
+            a[ti, oi], b[ti, oi] = r["intercept"], r["baseline_slope"]
+            u[ti, :, oi] = [r[f"re_{c}"] for c in scen.classes]
+    return model.TrialEffects(a, b, u)
+
+
+def truth_with_trial_effects(sim: SimulatedData, te: model.TrialEffects) -> pd.DataFrame:
+    """The truth table of ``sim`` (same rows and columns as ``sim.truth``) recomputed with the trial
+    random effects ``te`` in place of the drawn ones; everything else is the participant's own:
+    complete covariates, recorded baselines, and the design of the participant's trial (instruments
+    and their rounding, which outcomes decide recovery). With ``trial_effects_of(sim)`` it
+    reproduces ``sim.truth``."""
+    scen = sim.scenario
+    comp = sim.complete
+    trial_cat = pd.Categorical(comp["trial"])
+    treat_cat = pd.Categorical(comp["treatment"])
+    tidx = np.asarray(trial_cat.codes, np.int64)
+    cls = np.array([list(scen.classes).index(c) for c in treat_cat.categories])[treat_cat.codes]
+    treat_cat = pd.Categorical.from_codes(cls, categories=list(scen.classes))
+    base_used = {o: comp[f"baseline_{o}"].to_numpy(float) for o in OUTCOMES}
+    x = {v: comp[v].to_numpy(float) for v in LATENT}
+    means = model.expected_latent(scen, x, base_used, tidx, te)
+    tdf, _ = _truth(scen, means, base_used, tidx, cls, sim.meta["starts"], trial_cat,
+                    comp["participant"].to_numpy(), treat_cat)
+    return tdf
+
+
+def average_trial_truth(sim: SimulatedData) -> pd.DataFrame:
+    """The truth in the *average trial*, per participant: :func:`truth_with_trial_effects` with every
+    trial's random effects at their population mean (intercept 0, mean baseline slope, no class
+    deviation: ``model.TrialEffects.population``) and the participant's own trial design. This is
+    the estimand of the learners' confidence intervals (trial effects at their mean, not averaged
+    over the trial distribution: for a binary outcome the two differ, the logit/probit link being
+    non-linear); the trial-specific ``sim.truth`` is that of the prediction intervals."""
+    return truth_with_trial_effects(sim, model.TrialEffects.population(sim.scenario, len(sim.scenario.trials)))
