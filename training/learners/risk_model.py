@@ -13,8 +13,20 @@ trial-centred so only within-trial information estimates it. Benefit vs c (conti
 a_c - gamma (PI(x) - PIbar). For a binary outcome the logit link alone makes the absolute
 benefit vary with risk even at gamma = 0.
 
-Uncertainty: trial-cluster bootstrap of stage 2 *given* the index (stage-1 variability is
-ignored: the index is treated as a fixed score), delta-method SEs; tau as in every learner.
+Uncertainty: trial-cluster bootstrap of *both* stages: every replicate refits the prognostic
+index on its own trials (penalties fixed) and then stage 2 on that index, so the index's own
+uncertainty - which moves each arm's absolute level and, through the logit link, the benefit - is
+in the intervals (until 2026-12-07 the index was held fixed and the per-arm SEs were about 2.4x
+too small on the simulator: BENCHMARKS.md). To carry replicates with different indices in one
+covariance, the export is written in the prognostic basis itself: with the index PI = P beta_r,
+
+    eta = alpha + a_c + P (b beta_r) + 1[active] (P - Pbar) (gamma beta_r)
+
+(prognostic block = the basis P, modifier block = P centred at its training mean), so
+theta = [alpha, offsets, b beta_r, gamma beta_r] is linear in every prediction and a replicate's
+(b_r, gamma_r, beta_r) maps to it exactly; delta-method SEs from that covariance plus the
+prior-expected ridge bias of both stages; tau as in every learner. The two-stage parameters
+(b, gamma and their bootstrap SEs) and the index are kept in ``meta.risk_index``.
 """
 from __future__ import annotations
 
@@ -27,7 +39,7 @@ from predict.linear import basis, block_matrix
 from predict.numeric import expit
 from training.learners.effect_model import MAIN_SD, EffectModel, shared_linear_data
 from training.learners.intervals import cluster_bootstrap, residual_tau
-from training.learners.linear import StructuredFit, make_basis, prior_lambda, trial_centre
+from training.learners.linear import StructuredFit, linear_block, make_basis, prior_lambda, trial_centre
 
 
 class RiskModel(EffectModel):
@@ -57,49 +69,57 @@ class RiskModel(EffectModel):
         fam = d.family
         Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
         P = basis(Pcols, d.Fi)
-        # stage 1: treatment-blind prognostic model (trial intercepts + P), all rows
+        Pbar = P.mean(axis=0)
         prog_sd = self.prognostic_sd if self.prognostic_sd is not None else (5.0 if fam == "gaussian" else 0.5)
-        s1 = StructuredFit(fam, 0.0, 1e12).fit(d.y, d.trial, np.full(d.y.size, "_"), d.treat, [], P,
+        s0 = StructuredFit(fam, 0.0, 1e12).fit(d.y, d.trial, np.full(d.y.size, "_"), d.treat, [], P,
                                                np.zeros((d.y.size, 0)))
-        sigma2 = s1.sigma2_ if fam == "gaussian" else 1.0
-        s1 = StructuredFit(fam, prior_lambda(fam, sigma2, prog_sd), 1e12).fit(
-            d.y, d.trial, np.full(d.y.size, "_"), d.treat, [], P, np.zeros((d.y.size, 0)))
-        beta_r = s1.theta_[1:1 + P.shape[1]]
-        pi = P @ beta_r
-        sd_pi = float(pi.std()) or 1.0
-        beta_r = beta_r / sd_pi  # PI in SD units
-        pi = pi / sd_pi
-        block = {"type": "index", "basis": Pcols, "beta": beta_r.tolist(), "center": [0.0]}
-        PI = pi[:, None]
-        pibar = float(pi.mean())
-        block_mod = dict(block, center=[pibar])
-        block_prog = dict(block, center=[0.0])
-        # stage 2
+        sigma2 = s0.sigma2_ if fam == "gaussian" else 1.0
+        lam_prog = prior_lambda(fam, sigma2, prog_sd)
         isd = self.interaction_sd if self.interaction_sd is not None else (2.0 if fam == "gaussian" else 0.1)
         lam_main = prior_lambda(fam, sigma2, MAIN_SD[fam])
         lam_int = prior_lambda(fam, sigma2, isd)
-        s2 = StructuredFit(fam, lam_main, lam_int).fit(d.y, d.trial, d.cls, d.treat, d.comps, PI, trial_centre(PI, d.trial))
+        C = len(d.comps)
+        s1, s2, beta_r, sd_pi, pibar = _two_stage(fam, d.y, d.trial, d.cls, d.treat, d.comps, P, lam_prog, lam_main,
+                                                  lam_int)
+        theta = to_basis(s2.theta_, beta_r, pibar, Pbar, C)
         exp = d.base_export(self, "risk_model")
-        exp["linear"] = {"link": "identity" if fam == "gaussian" else "logit", "prog": block_prog,
-                         "modifier": block_mod, "theta": s2.theta_.tolist(), "n_prog": 1, "n_mod": 1}
-        thetas = []
+        exp["linear"] = {"link": "identity" if fam == "gaussian" else "logit", "prog": linear_block(Pcols),
+                         "modifier": linear_block(Pcols, Pbar), "theta": theta.tolist(), "n_prog": len(Pcols),
+                         "n_mod": len(Pcols)}
+        thetas, two = [], []
         for idx, codes in cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls):
             if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
                 continue
-            fb = StructuredFit(fam, lam_main, lam_int).fit(d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps,
-                                                           PI[idx], trial_centre(PI[idx], codes))
-            thetas.append(fb.theta_)
-        thetas = np.array(thetas)
-        cov = np.cov(thetas, rowvar=False) if len(thetas) > 2 else np.zeros((s2.theta_.size,) * 2)
+            _, fb, bb, _, pb = _two_stage(fam, d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps, P[idx], lam_prog,
+                                          lam_main, lam_int)
+            thetas.append(to_basis(fb.theta_, bb, pb, Pbar, C))
+            two.append(fb.theta_)
+        thetas, two = np.array(thetas), np.array(two)
+        k = theta.size
+        cov = np.cov(thetas, rowvar=False) if len(thetas) > 2 else np.zeros((k, k))
+        cov2 = np.cov(two, rowvar=False) if len(two) > 2 else np.zeros((s2.theta_.size,) * 2)
         if self.shrinkage_bias:
-            cov = np.atleast_2d(cov) + s2.shrinkage_cov(sigma2)
+            b2 = s2.shrinkage_cov(sigma2)
+            J2 = np.zeros((k, s2.theta_.size))
+            J2[:1 + C, :1 + C] = np.eye(1 + C)
+            J2[1 + C:1 + C + beta_r.size, 1 + C] = beta_r
+            J2[1 + C + beta_r.size:, 2 + C] = beta_r
+            # stage 1's bias moves the index: B = b beta_raw / sd, G = gamma beta_raw / sd
+            b1 = s1.shrinkage_cov(sigma2)[1:, 1:]
+            J1 = np.zeros((k, beta_r.size))
+            J1[1 + C:1 + C + beta_r.size] = np.eye(beta_r.size) * s2.theta_[1 + C] / sd_pi
+            J1[1 + C + beta_r.size:] = np.eye(beta_r.size) * s2.theta_[2 + C] / sd_pi
+            cov = np.atleast_2d(cov) + J2 @ b2 @ J2.T + J1 @ b1 @ J1.T
+            cov2 = np.atleast_2d(cov2) + b2
         g_hat = -s2.eta_ if fam == "gaussian" else expit(s2.eta_)
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
-                           "n_boot": int(len(thetas))}
-        exp["meta"].update({"interaction_sd": isd, "prognostic_sd": prog_sd, "sigma2": sigma2,
-                            "pi_sd_units": sd_pi})
-        self.theta_ = s2.theta_
+                           "n_boot": int(len(thetas)), "bootstrap": "both stages (index refitted per replicate)"}
+        index = {"type": "index", "basis": Pcols, "beta": beta_r.tolist(), "center": [0.0]}
+        exp["meta"].update({"interaction_sd": isd, "prognostic_sd": prog_sd, "sigma2": sigma2, "pi_sd_units": sd_pi,
+                            "risk_index": {"index": index, "index_mean": pibar, "theta": s2.theta_.tolist(),
+                                           "theta_cov": np.atleast_2d(cov2).tolist()}})
+        self.theta_ = theta
         self.export_ = exp
         self.interaction_sd_ = isd
         self.cv_ = None
@@ -112,4 +132,39 @@ class RiskModel(EffectModel):
         self._check_fitted()
         F = feature_matrix(self.export_["features"], X)
         Fi = impute_mean(self.export_["imputer"], F)
-        return block_matrix(self.export_["linear"]["prog"], Fi, centred=False)[:, 0]
+        return block_matrix(self.export_["meta"]["risk_index"]["index"], Fi, centred=False)[:, 0]
+
+    def summary(self) -> pd.DataFrame:
+        """The two-stage parameters with bootstrap SEs (both stages resampled): intercept, comparator
+        offsets, the prognostic index's coefficient and the exercise x (index - its mean) interaction."""
+        self._check_fitted()
+        ri = self.export_["meta"]["risk_index"]
+        th = np.asarray(ri["theta"], float)
+        se = np.sqrt(np.clip(np.diag(np.asarray(ri["theta_cov"], float)), 0, None))
+        names = (["intercept"] + [f"offset[{c}]" for c in self.export_["comparators"]]
+                 + ["prog[prognostic_index]", "active x [prognostic_index]"])
+        return pd.DataFrame({"term": names, "coef": th, "se": se, "z": th / np.where(se > 0, se, np.nan)})
+
+
+def _two_stage(fam, y, trial, cls, treat, comps, P, lam_prog, lam_main, lam_int):
+    """Stage 1 (treatment-blind index, SD units on these rows) then stage 2 on it:
+    (stage-1 fit, stage-2 fit, beta_r, SD of the raw index, mean index)."""
+    n = y.size
+    s1 = StructuredFit(fam, lam_prog, 1e12).fit(y, trial, np.full(n, "_"), treat, [], P, np.zeros((n, 0)))
+    beta = s1.theta_[1:1 + P.shape[1]]
+    pi = P @ beta
+    sd = float(pi.std()) or 1.0
+    pi = pi / sd
+    PI = pi[:, None]
+    s2 = StructuredFit(fam, lam_main, lam_int).fit(y, trial, cls, treat, comps, PI, trial_centre(PI, trial))
+    return s1, s2, beta / sd, sd, float(pi.mean())
+
+
+def to_basis(theta2: np.ndarray, beta_r: np.ndarray, pibar: float, Pbar: np.ndarray, C: int) -> np.ndarray:
+    """Two-stage theta [alpha, offsets, b, gamma] with index P beta_r centred at ``pibar`` -> the
+    export's theta [alpha, offsets, b beta_r, gamma beta_r] with the modifier P centred at ``Pbar``:
+    gamma (P beta_r - pibar) = (P - Pbar)(gamma beta_r) + delta, delta = gamma (Pbar beta_r - pibar)
+    a constant of the active arm (alpha + delta, offsets - delta). The same predictions exactly."""
+    alpha, offs, b, g = theta2[0], theta2[1:1 + C], theta2[1 + C], theta2[2 + C]
+    delta = g * (float(Pbar @ beta_r) - pibar)
+    return np.concatenate([[alpha + delta], offs - delta, b * beta_r, g * beta_r])
