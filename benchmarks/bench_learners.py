@@ -106,7 +106,7 @@ def load_task(scenario: str, seed: int, outcome: str, follow_up: str, n_particip
         av = df[["trial", "participant"]].merge(
             av.assign(trial=av["trial"].astype(str), participant=av["participant"].astype(str))[["trial", "participant"] + bcols],
             on=["trial", "participant"], how="left")
-        recols = {c[len("benefit_vs_"):]: m[c].to_numpy() - av[c].to_numpy() for c in bcols}
+        recols = {c[len("benefit_vs_"):]: m[c].to_numpy() - av[c].to_numpy() for c in bcols if c.startswith("benefit_vs_")}
     return df, m[bcols].reset_index(drop=True), ds.config, recols
 
 
