@@ -207,8 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-boot-trees", type=int, default=10)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "binary_stack.csv"))
     a = ap.parse_args(argv)
-    global SCENARIO
-    SCENARIO = a.scenario
+    globals()["SCENARIO"] = a.scenario  # dataset() reads it (also in the evaluation set)
     import lbp_benefit.blas  # noqa: F401  (the CLI's BLAS pinning)
     from threadpoolctl import threadpool_limits
 
