@@ -7,11 +7,12 @@ What the default model deploys for short-term recovery is a stack of logistic an
 (``train`` uses leave-one-trial-out; 5 folds to bound the time), and score the complete
 covariate profiles of an independent dataset (seed + 10000: new trials, new participants).
 
-Estimands and truths (``training.simulate.generator.average_trial_truth``: the average trial,
-i.e. every trial random effect at its population mean - intercept 0, mean baseline slope, no class
-deviation - with the profile's own trial design: its instruments' rounding and the outcomes that
-decide recovery; until 2026-12-07 11:50 ``true_expected``, which uses continuous thresholds and
-both outcomes for every profile and so sat about 0.03 above what any trial of the data measures):
+Estimands and truths (``training.simulate.generator.design_averaged_truth``: the average trial as a
+logistic model with trial intercepts defines it - every trial random effect at its population mean
+(intercept 0, mean baseline slope, no class deviation) and the trials' designs (instrument rounding,
+which outcomes decide recovery) averaged on the logit scale with the trials' sizes in the task; until
+2026-12-07 ``true_expected``, which uses continuous thresholds and both outcomes for every profile and
+so sat about 0.03 above what the trials measure):
 
 - per-arm 95% CI (``predict.arm_intervals``): P(recovery | arm, x) in the average trial, for
   exercise and for every comparator class of the profile's own trial;
@@ -97,9 +98,9 @@ def evaluation_set(n_profiles: int, seed: int = 99_999):
     """Complete covariate profiles of an independent dataset (new trials), the same for every
     training seed: (profiles, comparator per profile (its trial's first comparator class), truth in
     the average trial per class, truth of the benefit in the profile's own trial)."""
-    from training.simulate.generator import average_trial_truth
+    from training.simulate.generator import design_averaged_truth
 
-    sim, _, cfg = dataset(seed)
+    sim, df, cfg = dataset(seed)
     comp = sim.complete.copy()
     trial = comp["trial"].astype(str).to_numpy()
     classes = {t: sorted(set(comp.loc[trial == t, "treatment"].astype(str)) - {cfg.active}) for t in np.unique(trial)}
@@ -113,7 +114,10 @@ def evaluation_set(n_profiles: int, seed: int = 99_999):
         return comp[["trial", "participant"]].astype(str).merge(
             tt.drop(columns=["treatment"]).assign(trial=tt["trial"].astype(str), participant=tt["participant"].astype(str)),
             on=["trial", "participant"], how="left")
-    truth_avg = rows_of(average_trial_truth(sim))
+    w = df["trial"].astype(str).value_counts().to_dict()  # the trials' sizes in the task: the model's intercept weights
+    av = pd.concat([sim.complete[["trial", "participant"]].astype(str).reset_index(drop=True),
+                    design_averaged_truth(sim, OUTCOME, FOLLOW_UP, w)], axis=1)
+    truth_avg = comp[["trial", "participant"]].astype(str).merge(av, on=["trial", "participant"], how="left")
     tt = rows_of(sim.truth)
     c = comp["comparator"].to_numpy()
     ta = truth_avg[f"expected_{cfg.active}"].to_numpy()

@@ -96,16 +96,18 @@ def load_task(scenario: str, seed: int, outcome: str, follow_up: str, n_particip
     re = df[["trial"]].merge(te, on="trial", how="left")
     recols = {c[len("re_"):]: A * re[c].to_numpy() for c in te.columns if c.startswith("re_")}
     if outcome == "global_recovery":
-        # binary: the trial effects act on the latent scale, so "truth minus A u" is not the
-        # average-trial truth; the simulator recomputes it with every random effect at its mean
-        # (training.simulate.generator.average_trial_truth), so recols = truth - that
-        from training.simulate.generator import average_trial_truth
+        # binary: the trial effects act on the latent (probit-like) scale and the trials' designs
+        # (instrument rounding, which outcome decides recovery) move the risk difference too, so
+        # "truth minus A u" is not the average-trial truth. The CI's estimand, as a logistic model
+        # with trial intercepts defines its average trial: every random effect at its mean, the
+        # training trials' designs averaged on the logit scale with their sizes in this task
+        # (training.simulate.generator.design_averaged_truth); recols = truth - that
+        from training.simulate.generator import design_averaged_truth
 
-        av = average_trial_truth(sim)
-        av = av[(av["outcome"].astype(str) == outcome) & (av["follow_up"].astype(str) == follow_up)]
-        av = df[["trial", "participant"]].merge(
-            av.assign(trial=av["trial"].astype(str), participant=av["participant"].astype(str))[["trial", "participant"] + bcols],
-            on=["trial", "participant"], how="left")
+        w = df["trial"].astype(str).value_counts().to_dict()
+        av = design_averaged_truth(sim, outcome, follow_up, w)
+        av = pd.concat([sim.complete[["trial", "participant"]].astype(str).reset_index(drop=True), av], axis=1)
+        av = df[["trial", "participant"]].merge(av, on=["trial", "participant"], how="left")
         recols = {c[len("benefit_vs_"):]: m[c].to_numpy() - av[c].to_numpy() for c in bcols if c.startswith("benefit_vs_")}
     return df, m[bcols].reset_index(drop=True), ds.config, recols
 

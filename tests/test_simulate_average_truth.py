@@ -1,6 +1,7 @@
 """The simulator's truth recomputed with other trial effects (``training.simulate.generator``):
 the average-trial truth that the learners' confidence intervals estimate (benchmarks)."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from training.simulate import simulate_dataset
@@ -53,3 +54,30 @@ def test_rounded_mean_is_linear_away_from_the_bounds():
     """The premise of the check above: the rounded, clipped mean shifts one-for-one with mu there."""
     mu = np.array([45.0, 55.0])
     assert np.allclose(rounded_clipped_mean(mu + 1.0, 15.0, 10.0) - rounded_clipped_mean(mu, 15.0, 10.0), 1.0, atol=0.02)
+
+
+def test_design_average_is_the_logit_mean_of_single_design_truths(sim):
+    """One design with all the weight = the average-trial truth of that trial's own participants;
+    two designs = the weighted mean of the single-design logits (recovery)."""
+    from training.simulate.generator import design_averaged_truth
+
+    av = average_trial_truth(sim)
+    r = ((av["outcome"].astype(str) == "global_recovery") & (av["follow_up"].astype(str) == "short")).to_numpy()
+    av = av.loc[r].reset_index(drop=True)
+    trials = sim.complete["trial"].astype(str).to_numpy()
+    measured = av.groupby(av["trial"].astype(str))["measured"].all()
+    design = {str(t.id): (t.instruments["pain"], t.instruments["function"]) for t in sim.scenario.trials}
+    ok = [t for t in pd.unique(trials) if measured[t]]
+    t1 = ok[0]
+    t2 = next(t for t in ok if design[t] != design[t1])  # another design
+    one = design_averaged_truth(sim, "global_recovery", "short", {t1: 5.0})
+    own = (trials == t1)
+    cols = [c for c in one.columns if c.startswith("expected_")]
+    np.testing.assert_allclose(one.loc[own, cols].to_numpy(), av.loc[own, cols].to_numpy(), atol=1e-9)
+    two = design_averaged_truth(sim, "global_recovery", "short", {t1: 1.0, t2: 3.0})
+    other = design_averaged_truth(sim, "global_recovery", "short", {t2: 1.0})
+    lg = lambda p: np.log(p / (1 - p))  # noqa: E731
+    mix = 1 / (1 + np.exp(-(0.25 * lg(one[cols].to_numpy()) + 0.75 * lg(other[cols].to_numpy()))))
+    np.testing.assert_allclose(two[cols].to_numpy(), mix, atol=1e-9)
+    assert np.allclose(two["benefit_vs_usual_care"], two["expected_exercise"] - two["expected_usual_care"])
+    assert np.std(one["benefit_vs_usual_care"] - other["benefit_vs_usual_care"]) > 0.005  # designs matter

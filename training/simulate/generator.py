@@ -360,3 +360,59 @@ def average_trial_truth(sim: SimulatedData) -> pd.DataFrame:
     over the trial distribution: for a binary outcome the two differ, the logit/probit link being
     non-linear); the trial-specific ``sim.truth`` is that of the prediction intervals."""
     return truth_with_trial_effects(sim, model.TrialEffects.population(sim.scenario, len(sim.scenario.trials)))
+
+
+def design_averaged_truth(sim: SimulatedData, outcome: str, follow_up: str, weights: dict,
+                          design: Scenario | None = None) -> pd.DataFrame:
+    """Per participant of ``sim`` (rows of ``sim.complete``): the expected outcome under every class
+    and the benefits in the *average trial of a set of trial designs*, as a model with trial-specific
+    intercepts defines it: every random effect at its mean, and the trial designs (instruments and
+    their rounding, which outcomes decide recovery) of ``design``'s trials (default ``sim``'s own)
+    averaged with ``weights`` ({trial id: weight}, e.g. the trial sizes of the training data; trials
+    that do not measure the outcome at ``follow_up`` are left out) on the link scale - the logit for
+    global recovery (a logistic model's average trial is the weighted mean of its trial intercepts on
+    that scale), identity for pain and function. Columns ``expected_<class>``, ``benefit_vs_<class>``."""
+    scen = sim.scenario
+    dscen = design if design is not None else scen
+    comp = sim.complete
+    n = len(comp)
+    x = {v: comp[v].to_numpy(float) for v in LATENT}
+    base_used = {o: comp[f"baseline_{o}"].to_numpy(float) for o in OUTCOMES}
+    means = model.expected_latent(scen, x, base_used, np.zeros(n, np.int64), model.TrialEffects.population(scen, 1))
+    classes = list(scen.classes)
+    if list(dscen.classes) != classes:
+        raise ValueError("design_averaged_truth: the design scenario has other treatment classes")
+    ids = [str(t.id) for t in dscen.trials]
+    fi, oi = FOLLOW_UPS.index(follow_up), (list(OUTCOMES) + [RECOVERY]).index(outcome)
+    binary = outcome == RECOVERY
+    acc, wsum = np.zeros((n, len(classes))), 0.0
+    cls = np.zeros(n, np.int64)
+    treat_cat = pd.Categorical.from_codes(cls, categories=classes)
+    for d, tid in enumerate(ids):
+        w = float(weights.get(tid, 0.0))
+        if w <= 0:
+            continue
+        tidx = np.full(n, d, np.int64)
+        tdf, _ = _truth(dscen, means, base_used, tidx, cls, None, pd.Categorical.from_codes(tidx, categories=ids),
+                        np.arange(n), treat_cat)
+        rows = tdf.iloc[np.arange(n) * 9 + fi * 3 + oi]
+        if not rows["measured"].to_numpy(bool).all():
+            continue
+        e = rows[[f"expected_{c}" for c in classes]].to_numpy(float)
+        if binary:
+            q = np.clip(e, 1e-12, 1 - 1e-12)
+            e = np.log(q / (1 - q))
+        acc += w * e
+        wsum += w
+    if wsum == 0:
+        raise ValueError(f"design_averaged_truth: no weighted trial measures {outcome} at {follow_up}")
+    e = acc / wsum
+    if binary:
+        e = 1.0 / (1.0 + np.exp(-e))
+    out = pd.DataFrame(e, columns=[f"expected_{c}" for c in classes])
+    act = classes.index(scen.config.active)
+    for ci, c in enumerate(classes):
+        if ci != act:
+            diff = e[:, ci] - e[:, act]
+            out[f"benefit_vs_{c}"] = -diff if binary else diff
+    return out
