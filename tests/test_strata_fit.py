@@ -85,3 +85,34 @@ def test_bootstrap_replicate_codes_fit_like_the_dense_system():
         Jb = int(codes.max()) + 1
         _, _, b = _dense(y[idx], codes, cls[idx], treat[idx], comps, P[idx], Mb, 0.3, 2.0, Jb)
         assert np.max(np.abs(f.theta_[1:] - b[Jb:])) < 1e-8
+
+
+def test_warm_started_replicate_reaches_the_cold_optimum():
+    from training.learners.intervals import cluster_bootstrap
+    from training.learners.linear import replicate_start
+
+    J = 9
+    y, trial, cls, treat, P, Mw = _data(13, 800, J)
+    comps = ["usual_care", "other"]
+    full = StructuredFit("binomial", 0.2, 3.0).fit(y, trial, cls, treat, comps, P, Mw)
+    for idx, codes in cluster_bootstrap(trial, np.ones(J, bool), 4, 8):
+        Mb = trial_centre(Mw[idx], codes)
+        args = (y[idx], codes, cls[idx], treat[idx], comps, P[idx], Mb)
+        cold = StructuredFit("binomial", 0.2, 3.0).fit(*args)
+        warm = StructuredFit("binomial", 0.2, 3.0).fit(*args, start=replicate_start(full, trial, idx, codes))
+        assert np.max(np.abs(warm.theta_ - cold.theta_)) < 1e-10
+        assert np.max(np.abs(warm.alpha_trial_ - cold.alpha_trial_)) < 1e-10
+    # a start far from the optimum still ends at it (or falls back to the cold start)
+    far = (np.full(J, 30.0), np.full(full.theta_.size - 1, -20.0))
+    bad = StructuredFit("binomial", 0.2, 3.0).fit(y, trial, cls, treat, comps, P, Mw, start=far)
+    assert np.max(np.abs(bad.theta_ - full.theta_)) < 1e-10
+
+
+def test_trial_centre_subtracts_each_trials_mean():
+    rng = np.random.default_rng(3)
+    trial = rng.choice(["t1", "t2", "t3"], 300)
+    M = rng.normal(size=(300, 4)) * 3 + 7
+    ref = M.copy()
+    for t in np.unique(trial):
+        ref[trial == t] -= M[trial == t].mean(axis=0)
+    assert np.allclose(trial_centre(M, trial), ref, atol=1e-12)

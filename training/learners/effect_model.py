@@ -38,7 +38,7 @@ from predict.numeric import expit
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import (StructuredFit, TrialBlocks, linear_block, make_basis, prior_lambda,
-                                      replicate_counts, trial_centre)
+                                      replicate_counts, replicate_start, trial_centre)
 from training.learners.missing import GaussianImputer
 from training.learners.stacking import comparator_mix, mix_benefit, r_loss
 
@@ -297,7 +297,7 @@ class EffectModel(BenefitLearner):
             else:
                 Pb, Mb = Ps[m][idx], trial_centre(Ms[m][idx], codes)
                 th = StructuredFit(fam, lam_main, lam_int).fit(d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps,
-                                                               Pb, Mb).theta_
+                                                               Pb, Mb, start=replicate_start(fits[m], d.trial, idx, codes)).theta_
             thetas.append(th)
             by_set[m].append(th)
         thetas = np.array(thetas)
@@ -349,11 +349,15 @@ class EffectModel(BenefitLearner):
             Mtr = M[rows_tr]
             Mw = trial_centre(Mtr, ctr)
             Mbar = Mtr.mean(axis=0)
+            f = None
             for sd in grid:
                 lam = prior_lambda(fam, sigma2, sd)
                 k = Mw.shape[1] if sd > 0 else 0
+                # logistic: Newton starts at the neighbouring penalty's optimum (same rows; same optimum)
+                start = None if f is None else (f.alpha_trial_, np.concatenate(
+                    [f.theta_[1:], np.zeros(len(comps_tr) + P.shape[1] + k - (f.theta_.size - 1))]))
                 f = StructuredFit(fam, lam_main, lam).fit(d.y[rows_tr], ctr, d.cls[rows_tr], d.treat[rows_tr],
-                                                          comps_tr, P[rows_tr], Mw[:, :k])
+                                                          comps_tr, P[rows_tr], Mw[:, :k], start=start)
                 b = linear_benefit(f.theta_, P[te], (M[te] - Mbar)[:, :k], comps_tr, fam)
                 for c in d.comps:
                     b.setdefault(c, np.zeros(te.sum()))

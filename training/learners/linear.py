@@ -56,12 +56,14 @@ def make_basis(F: np.ndarray, spec: dict, n_knots: int = 3, splines: bool = True
 
 
 def trial_centre(M: np.ndarray, trial: np.ndarray) -> np.ndarray:
-    """M minus its trial means."""
-    out = M.copy()
-    for t in np.unique(trial):
-        m = trial == t
-        out[m] -= M[m].mean(axis=0)
-    return out
+    """M minus its trial means (one sparse product for all trials' sums)."""
+    if M.shape[0] == 0 or M.shape[1] == 0:
+        return M.copy()
+    _, code = np.unique(trial, return_inverse=True)
+    code = code.ravel()
+    st = Strata(code, int(code.max()) + 1)
+    sums = st.weighted_sums(np.ones(code.size), M)
+    return M - (sums / st.counts()[:, None])[code]
 
 
 def fit_penalised(X: np.ndarray, y: np.ndarray, pen: np.ndarray, family: str, offset: np.ndarray | None = None,
@@ -93,8 +95,11 @@ class StructuredFit:
         self.family, self.lam_main, self.lam_int = family, lam_main, lam_int
         self.lam_offset, self.lam_trial = lam_offset, lam_trial
 
-    def fit(self, y, trial, cls, treat, comps, P, Mw):
-        """``trial`` integer codes 0..J-1; ``Mw`` the modifier basis already trial-centred."""
+    def fit(self, y, trial, cls, treat, comps, P, Mw, start: tuple | None = None):
+        """``trial`` integer codes 0..J-1; ``Mw`` the modifier basis already trial-centred.
+        ``start`` = (alpha per trial code, [offsets, beta, gamma]): where the logistic Newton
+        iteration begins (e.g. :func:`replicate_start`; same optimum, fewer steps); ignored
+        for Gaussian fits (closed form)."""
         n = y.size
         J = int(trial.max()) + 1
         O = np.column_stack([(cls == c).astype(float) for c in comps]) if comps else np.zeros((n, 0))
@@ -114,7 +119,7 @@ class StructuredFit:
         elif self.family != "gaussian":
             # Newton on the full system with the (diagonal) trial block eliminated in each step
             # (training.learners.strata_fit): the same iterates and optimum without J dummy columns
-            b = logistic_strata(y, trial, J, Z, lam_t, pen[J:])
+            b = logistic_strata(y, trial, J, Z, lam_t, pen[J:], start=start)
         else:
             D = np.zeros((n, J))
             D[np.arange(n), trial] = 1.0
@@ -205,6 +210,20 @@ class TrialBlocks:
         bz = np.linalg.solve(np.tensordot(c, self.G, 1) + self.pen, c @ self.h)
         alpha_bar = (c @ self.Sy - (c @ self.SZ) @ bz) / (c @ self.nj)
         return np.concatenate([[alpha_bar], bz])
+
+
+def replicate_start(fit: StructuredFit, trial: np.ndarray, idx: np.ndarray, codes: np.ndarray,
+                    k: int | None = None) -> tuple:
+    """A Newton start for a fit on the rows ``idx`` (trial codes ``codes``) of the data ``fit``
+    was fitted on (original trial codes ``trial``): each code's intercept from its original
+    trial, the other coefficients from ``fit`` (the first ``k`` of them; zeros beyond)."""
+    first = np.unique(codes, return_index=True)[1]
+    alpha = np.zeros(int(codes.max()) + 1)
+    alpha[codes[first]] = fit.alpha_trial_[trial[idx][first]]
+    b = fit.theta_[1:]
+    if k is not None:
+        b = np.concatenate([b[:k], np.zeros(max(k - b.size, 0))])
+    return alpha, b
 
 
 def replicate_counts(trial: np.ndarray, idx: np.ndarray, codes: np.ndarray, n_trials: int) -> np.ndarray:

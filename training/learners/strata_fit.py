@@ -31,6 +31,9 @@ class Strata:
         self.order = np.argsort(self.trial, kind="stable")
         self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.trial, minlength=self.J))])
 
+    def counts(self) -> np.ndarray:
+        return np.diff(self.indptr).astype(float)
+
     def sums(self, v: np.ndarray) -> np.ndarray:
         """(J,) per-trial sums of a row vector (zeros for trials without rows)."""
         return np.bincount(self.trial, weights=v, minlength=self.J)
@@ -75,14 +78,29 @@ def block_inverse(h: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
 
 
 def logistic_strata(y: np.ndarray, trial: np.ndarray, J: int, Z: np.ndarray, pen_a: float, pen_z: np.ndarray,
-                    max_iter: int = 100, tol: float = 1e-9) -> np.ndarray:
+                    max_iter: int = 100, tol: float = 1e-9, start: tuple | None = None) -> np.ndarray:
     """[alpha_1..J, b]: argmin of the logistic negative log-likelihood of
     ``alpha[trial] + Z b`` + 0.5 (pen_a |alpha|^2 + sum pen_z b^2), by the Newton iteration of
     :func:`training.learners.linear.fit_penalised` on [D, Z] (start 0, stop when the largest
-    step < tol) with the trial block eliminated in each step (module docstring)."""
+    step < tol) with the trial block eliminated in each step (module docstring).
+
+    ``start`` = (alpha, b): begin there instead of at 0 (e.g. a bootstrap replicate or a
+    neighbouring penalty from the fit next to it: fewer steps to the same optimum, which is
+    unique - the penalised objective is strictly convex). Should that Newton run not converge
+    (no step control), the fit is repeated from 0."""
     st = Strata(trial, J)
     k = Z.shape[1]
-    a, bz = np.zeros(J), np.zeros(k)
+    if start is not None:
+        out = _newton(y, trial, st, Z, pen_a, pen_z, max_iter, tol, np.array(start[0], float), np.array(start[1], float))
+        if out is not None:
+            return out
+    out = _newton(y, trial, st, Z, pen_a, pen_z, max_iter, tol, np.zeros(J), np.zeros(k))
+    if out is None:  # as fit_penalised: the last iterate after max_iter steps
+        out = _newton(y, trial, st, Z, pen_a, pen_z, max_iter, tol, np.zeros(J), np.zeros(k), last=True)
+    return out
+
+
+def _newton(y, trial, st, Z, pen_a, pen_z, max_iter, tol, a, bz, last: bool = False):
     for _ in range(max_iter):
         mu = expit(a[trial] + Z @ bz)
         W = np.clip(mu * (1 - mu), 1e-8, None)
@@ -92,6 +110,8 @@ def logistic_strata(y: np.ndarray, trial: np.ndarray, J: int, Z: np.ndarray, pen
         h, B, C = hessian_blocks(st, Z, W, pen_a, pen_z)
         da, dz = schur_solve(h, B, C, ga, gz)
         a, bz = a + da, bz + dz
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(bz))):
+            return None if not last else np.concatenate([a, bz])
         if max(np.max(np.abs(da), initial=0.0), np.max(np.abs(dz), initial=0.0)) < tol:
-            break
-    return np.concatenate([a, bz])
+            return np.concatenate([a, bz])
+    return None if not last else np.concatenate([a, bz])
