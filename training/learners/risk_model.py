@@ -39,7 +39,8 @@ from predict.linear import basis, block_matrix
 from predict.numeric import expit
 from training.learners.effect_model import MAIN_SD, EffectModel, shared_linear_data
 from training.learners.intervals import cluster_bootstrap, residual_tau
-from training.learners.linear import StructuredFit, linear_block, make_basis, prior_lambda, trial_centre
+from training.learners.linear import (StructuredFit, linear_block, make_basis, prior_lambda, replicate_start,
+                                      trial_centre)
 
 
 class RiskModel(EffectModel):
@@ -91,7 +92,8 @@ class RiskModel(EffectModel):
             if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
                 continue
             _, fb, bb, _, pb = _two_stage(fam, d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps, P[idx], lam_prog,
-                                          lam_main, lam_int)
+                                          lam_main, lam_int, starts=(replicate_start(s1, d.trial, idx, codes),
+                                                                     replicate_start(s2, d.trial, idx, codes)))
             thetas.append(to_basis(fb.theta_, bb, pb, Pbar, C))
             two.append(fb.theta_)
         thetas, two = np.array(thetas), np.array(two)
@@ -146,17 +148,20 @@ class RiskModel(EffectModel):
         return pd.DataFrame({"term": names, "coef": th, "se": se, "z": th / np.where(se > 0, se, np.nan)})
 
 
-def _two_stage(fam, y, trial, cls, treat, comps, P, lam_prog, lam_main, lam_int):
+def _two_stage(fam, y, trial, cls, treat, comps, P, lam_prog, lam_main, lam_int, starts=(None, None)):
     """Stage 1 (treatment-blind index, SD units on these rows) then stage 2 on it:
-    (stage-1 fit, stage-2 fit, beta_r, SD of the raw index, mean index)."""
+    (stage-1 fit, stage-2 fit, beta_r, SD of the raw index, mean index). ``starts``: where each
+    stage's logistic Newton iteration begins (a bootstrap replicate: the full fit's; same optimum)."""
     n = y.size
-    s1 = StructuredFit(fam, lam_prog, 1e12).fit(y, trial, np.full(n, "_"), treat, [], P, np.zeros((n, 0)))
+    s1 = StructuredFit(fam, lam_prog, 1e12).fit(y, trial, np.full(n, "_"), treat, [], P, np.zeros((n, 0)),
+                                                start=starts[0])
     beta = s1.theta_[1:1 + P.shape[1]]
     pi = P @ beta
     sd = float(pi.std()) or 1.0
     pi = pi / sd
     PI = pi[:, None]
-    s2 = StructuredFit(fam, lam_main, lam_int).fit(y, trial, cls, treat, comps, PI, trial_centre(PI, trial))
+    s2 = StructuredFit(fam, lam_main, lam_int).fit(y, trial, cls, treat, comps, PI, trial_centre(PI, trial),
+                                                   start=starts[1])
     return s1, s2, beta / sd, sd, float(pi.mean())
 
 
