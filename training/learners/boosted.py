@@ -233,8 +233,8 @@ class _MetaBase(BenefitLearner):
         exp = self._assemble(d, core, Pcols)
         exp["meta"] = d.base_export(self, self.kind)["meta"]
         # trial-cluster bootstrap -> per-row variance -> exportable variance model
-        exp["interval"] = {"method": "varmodel", "design": varmodel_design_spec(impute_mean(exp["imputer"], d.F)),
-                           "tau": {}, "n_boot": 0}
+        Fimp = impute_mean(exp["imputer"], d.F)  # every replicate's export carries this same imputer
+        exp["interval"] = {"method": "varmodel", "design": varmodel_design_spec(Fimp), "tau": {}, "n_boot": 0}
         preds, arm_preds = [], []
         for b, (idx, codes) in enumerate(cluster_bootstrap(d.trial, d.has_comp, self.n_boot, self.random_state, strata=d.cls)):
             if len(set(d.cls[idx]) & set(d.comps)) < len(d.comps):
@@ -242,7 +242,7 @@ class _MetaBase(BenefitLearner):
             sub = _subset(d, idx, codes)
             cb = self._core(sub, Pcols, self.random_state + 1000 * (b + 1), self.boot_folds)
             eb = self._assemble(sub, cb, Pcols)
-            ex, ben = point(eb, d.F)
+            ex, ben = point(eb, d.F, Fimp)
             preds.append(np.column_stack([ben[c] for c in d.comps]))
             arm_preds.append(np.column_stack([ex[k] for k in ["__active__"] + d.comps]))
         if len(preds) >= 3:

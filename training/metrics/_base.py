@@ -200,13 +200,10 @@ def rng_of(random_state: Any) -> np.random.Generator:
 BOOTSTRAP_SCHEMES = ("two_stage", "cluster")
 
 
-def _within_arm(members: np.ndarray, treat: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    parts = []
-    for a in (0, 1):
-        m = members[treat[members] == a]
-        if m.size:
-            parts.append(rng.choice(m, size=m.size, replace=True))
-    return np.concatenate(parts)
+def _resample_arms(arms: list, rng: np.random.Generator) -> np.ndarray:
+    """Participants of one cluster drawn with replacement within each arm (``arms``: the cluster's
+    row indices per arm; arm sizes kept)."""
+    return np.concatenate([rng.choice(m, size=m.size, replace=True) for m in arms if m.size])
 
 
 def bootstrap_samples(codes: np.ndarray, treat: np.ndarray, n_boot: int, rng: np.random.Generator,
@@ -225,19 +222,21 @@ def bootstrap_samples(codes: np.ndarray, treat: np.ndarray, n_boot: int, rng: np
         raise LbpError(f"bootstrap must be one of {BOOTSTRAP_SCHEMES}, got {scheme!r}")
     k = int(codes.max()) + 1
     members = [np.flatnonzero(codes == j) for j in range(k)]
+    # each cluster's arms, split once (not again on every replicate)
+    arms = [[m[treat[m] == a] for a in (0, 1)] for m in members]
     if k >= 2:
         for _ in range(n_boot):
             draw = rng.integers(0, k, size=k)
             if scheme == "two_stage":
-                parts = [_within_arm(members[j], treat, rng) for j in draw]
+                parts = [_resample_arms(arms[j], rng) for j in draw]
             else:
                 parts = [members[j] for j in draw]
             idx = np.concatenate(parts)
-            new = np.concatenate([np.full(p.shape[0], i) for i, p in enumerate(parts)])
+            new = np.repeat(np.arange(len(parts)), [p.shape[0] for p in parts])
             yield idx, new
     else:
         for _ in range(n_boot):
-            idx = _within_arm(members[0], treat, rng)
+            idx = _resample_arms(arms[0], rng)
             yield idx, np.zeros(idx.shape[0], dtype=int)
 
 
