@@ -86,7 +86,7 @@ def binary_member_se(exp: Learner | dict, F: np.ndarray, comparator: str):
     variance model for a tree learner. ``F``: raw features (NaN = missing)."""
     L = as_learner(exp)
     Fimp = impute_mean(L.imputer, F)
-    if type(L) is not LinearLearner:  # a tree learner: its per-arm variance model
+    if L.has_trees:  # a tree learner: its per-arm variance model
         U = varmodel_design(L, F, Fimp)
         vm = L.interval.arm_varmodel
         return tuple(np.sqrt(np.exp(U @ vm[k])) for k in ("__active__", comparator))

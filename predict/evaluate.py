@@ -126,10 +126,15 @@ def _benefit_linear(L: LinearLearner, F, Fimp, comparator):
     b = np.full(F.shape[0], offs[list(comps).index(comparator)])
     if gamma.size:
         b = b - block_matrix(lin.modifier, Fimp) @ gamma
-    if isinstance(L, TLearner):
-        Ft = tree_input(L, F, Fimp)
-        b = b + raw_score(L, "control", Ft) - raw_score(L, "active", Ft)
     return b
+
+
+def _benefit_t(L: TLearner, F, Fimp, comparator):
+    b = _benefit_linear(L, F, Fimp, comparator)
+    if L.linear.link != "identity":  # (through expected: the trees are in it)
+        return b
+    Ft = tree_input(L, F, Fimp)
+    return b + raw_score(L, "control", Ft) - raw_score(L, "active", Ft)
 
 
 def _benefit_effect_trees(L: EffectTreeLearner, F, Fimp, comparator):
@@ -140,5 +145,5 @@ def _benefit_stacked(L: StackedLearner, F, Fimp, comparator):
     return sum(w * benefit_only(e, F, Fimp, comparator) for w, e in zip(L.weights, L.members))
 
 
-_BENEFIT = {LinearLearner: _benefit_linear, TLearner: _benefit_linear, EffectTreeLearner: _benefit_effect_trees,
+_BENEFIT = {LinearLearner: _benefit_linear, TLearner: _benefit_t, EffectTreeLearner: _benefit_effect_trees,
             StackedLearner: _benefit_stacked}

@@ -80,18 +80,28 @@ def explain(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray, comparator: st
 
 
 def _explain_linear(L: LinearLearner, F, Fimp, comparator):
+    lin = L.linear
+    eta = linear_eta(lin, L.comparators, Fimp)
+    prog, mod, _ = linear_terms(lin, Fimp)
+    return _explained_arms(L, eta, prog + mod, prog.copy(), comparator)
+
+
+def _explain_t(L: TLearner, F, Fimp, comparator):
+    """The linear terms plus each arm's booster's TreeSHAP contributions."""
     p = F.shape[1]
     lin = L.linear
     eta = linear_eta(lin, L.comparators, Fimp)
     prog, mod, _ = linear_terms(lin, Fimp)
-    c_act, c_cmp = prog + mod, prog.copy()
-    if isinstance(L, TLearner):
-        Ft = tree_input(L, F, Fimp)
-        s1 = booster_contrib(L.boosters["active"], Ft)
-        s0 = booster_contrib(L.boosters["control"], Ft)
-        c_act = c_act + s1[:, :p]
-        c_cmp = c_cmp + s0[:, :p]
-        eta = {"__active__": eta["__active__"] + s1.sum(1), comparator: eta[comparator] + s0.sum(1)}
+    Ft = tree_input(L, F, Fimp)
+    s1 = booster_contrib(L.boosters["active"], Ft)
+    s0 = booster_contrib(L.boosters["control"], Ft)
+    eta = {"__active__": eta["__active__"] + s1.sum(1), comparator: eta[comparator] + s0.sum(1)}
+    return _explained_arms(L, eta, prog + mod + s1[:, :p], prog.copy() + s0[:, :p], comparator)
+
+
+def _explained_arms(L: Learner, eta: dict, c_act: np.ndarray, c_cmp: np.ndarray, comparator: str):
+    """(base, contributions) from each arm's linear predictor and per-feature terms: their
+    difference (continuous); first-order terms p(1-p) x logit-scale terms per arm (binary)."""
     if L.continuous:
         contrib = c_cmp - c_act
         total = eta[comparator] - eta["__active__"]
@@ -125,5 +135,5 @@ def _explain_stacked(L: StackedLearner, F, Fimp, comparator):
     return base, contrib
 
 
-_EXPLAIN = {LinearLearner: _explain_linear, TLearner: _explain_linear, EffectTreeLearner: _explain_effect_trees,
+_EXPLAIN = {LinearLearner: _explain_linear, TLearner: _explain_t, EffectTreeLearner: _explain_effect_trees,
             StackedLearner: _explain_stacked}
