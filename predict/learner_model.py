@@ -53,6 +53,7 @@ class Interval:
         ``theta_cov`` for the modifier coefficients are cut once here (:func:`predict.uncertainty.delta_se`)."""
         if not isinstance(iv, dict):
             return None
+
         def per(d):
             return None if not isinstance(d, dict) else MappingProxyType({k: frozen_array(v) for k, v in d.items()})
 
