@@ -116,3 +116,20 @@ def test_trial_centre_subtracts_each_trials_mean():
     for t in np.unique(trial):
         ref[trial == t] -= M[trial == t].mean(axis=0)
     assert np.allclose(trial_centre(M, trial), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "binomial"])
+def test_penalty_path_equals_one_fit_per_penalty(family):
+    from training.learners.linear import theta_path
+
+    J = 7
+    y, trial, cls, treat, P, Mw = _data(17, 700, J)
+    if family == "gaussian":
+        y = 5 * y + trial + np.random.default_rng(2).normal(size=y.size)
+    comps = ["usual_care", "other"]
+    grid = [(1e12, 0), (4.0, Mw.shape[1]), (1.0, Mw.shape[1]), (0.25, Mw.shape[1])]
+    path = theta_path(family, 0.3, grid, y, trial, cls, treat, comps, P, Mw)
+    for (lam, k), th in zip(grid, path):
+        one = StructuredFit(family, 0.3, lam).fit(y, trial, cls, treat, comps, P, Mw[:, :k]).theta_
+        assert th.shape == one.shape
+        assert np.max(np.abs(th - one)) < 1e-9

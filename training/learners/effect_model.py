@@ -38,7 +38,7 @@ from predict.numeric import expit
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import (StructuredFit, TrialBlocks, linear_block, make_basis, prior_lambda,
-                                      replicate_counts, replicate_start, trial_centre)
+                                      replicate_counts, replicate_start, theta_path, trial_centre)
 from training.learners.missing import GaussianImputer
 from training.learners.stacking import comparator_mix, mix_benefit, r_loss
 
@@ -349,16 +349,11 @@ class EffectModel(BenefitLearner):
             Mtr = M[rows_tr]
             Mw = trial_centre(Mtr, ctr)
             Mbar = Mtr.mean(axis=0)
-            f = None
-            for sd in grid:
-                lam = prior_lambda(fam, sigma2, sd)
-                k = Mw.shape[1] if sd > 0 else 0
-                # logistic: Newton starts at the neighbouring penalty's optimum (same rows; same optimum)
-                start = None if f is None else (f.alpha_trial_, np.concatenate(
-                    [f.theta_[1:], np.zeros(len(comps_tr) + P.shape[1] + k - (f.theta_.size - 1))]))
-                f = StructuredFit(fam, lam_main, lam).fit(d.y[rows_tr], ctr, d.cls[rows_tr], d.treat[rows_tr],
-                                                          comps_tr, P[rows_tr], Mw[:, :k], start=start)
-                b = linear_benefit(f.theta_, P[te], (M[te] - Mbar)[:, :k], comps_tr, fam)
+            ks = [Mw.shape[1] if sd > 0 else 0 for sd in grid]
+            thetas = theta_path(fam, lam_main, [(prior_lambda(fam, sigma2, sd), k) for sd, k in zip(grid, ks)],
+                                d.y[rows_tr], ctr, d.cls[rows_tr], d.treat[rows_tr], comps_tr, P[rows_tr], Mw)
+            for sd, k, theta in zip(grid, ks, thetas):
+                b = linear_benefit(theta, P[te], (M[te] - Mbar)[:, :k], comps_tr, fam)
                 for c in d.comps:
                     b.setdefault(c, np.zeros(te.sum()))
                 bm = mix_benefit(b, d.W[te], d.comps)
