@@ -56,7 +56,8 @@ def train_and_export(data: Path, run: Path, artifact: Path, created: str | None 
 
     h = harmonised(data)
     settings = TrainSettings(seed=SEED, learners=LEARNERS, iecv_follow_ups=["short"], n_boot_linear=8,
-                             n_boot_trees=2, iecv_metrics_boot=3, workers=2, subgroup_boot=3)
+                             n_boot_trees=2, iecv_metrics_boot=3, workers=2, subgroup_boot=3,
+                             fit_unselectable=True)  # FORCED_TASK (no IECV) needs its t_learner export
     run_training(h.analysis, h.config, run, settings, synthetic=True)
     sel = run / "models" / FORCED_TASK / "selected.json"
     exp = json.loads((run / "models" / FORCED_TASK / "t_learner.json").read_text("utf-8"))

@@ -7,7 +7,9 @@ Run folder::
     report.md                readable summary (selection, pooled IECV metrics, class support)
     tasks.csv                per task: participants, trials, comparator trials, learners, selected
     class_support.csv        per task x comparator class: trials, participants, 'sparse' flag
-    models/<task>/<learner>.json    exported learners (plain JSON + LightGBM text; no pickle)
+    models/<task>/<learner>.json    exported learners (plain JSON + LightGBM text; no pickle); a task without
+                             IECV selection (effect model deployed) has no tree-learner exports
+                             (TrainSettings.fit_unselectable)
     models/<task>/selected.json     the selected (or stacked) model
     summaries/<task>__effect_model.csv, __risk_model.csv   coefficients with bootstrap SEs
     summaries/<task>__trial_effects.csv   each trial's own effect beyond the selected model
@@ -67,6 +69,9 @@ class TrainSettings:
     network_aggregate: str | None = None  # aggregate arm CSV for ML-NMR ("default": the simulator's physio set)
     gate_z: float | None = 1.645  # keep a stack only if its cross-validated held-out gain over the average-effect
     # model exceeds gate_z trial-clustered SEs (training.learners.stack_gate); None: no gate
+    # tasks without IECV selection deploy the effect model: the tree learners (T/X/DR, ~half the training
+    # CPU) cannot be selected there and are not fitted unless fit_unselectable (their exports for the record)
+    fit_unselectable: bool = False
 
 
 @dataclass
@@ -180,7 +185,11 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                     otype, cfg.active, n_boot=s.iecv_metrics_boot, seed=s.seed, min_trial_size=min_size)
             task_info[task] = (outcome, fu, otype, row, None)
             task_xy[task] = (X, y)
-            for group in _groups(s.learners):
+            here = _selectable(s.learners, (task, "all") in plans or s.fit_unselectable)
+            if len(here) < len(s.learners):
+                say(f"{task}: no IECV selection, the effect model is deployed; not fitted (cannot be selected): "
+                    + ", ".join(n for n in s.learners if n not in here))
+            for group in _groups(here):
                 jobs.append((task, otype, group, X, y))
         say(f"IECV folds and final fits: {sum(len(p['hold']) for p in plans.values())} folds and {len(jobs)} "
             f"fit jobs on {s.workers} worker(s)")
@@ -407,6 +416,16 @@ def _run_all(plans: dict, jobs: list, cfg, s: TrainSettings, progress):
     fold_outs = {key: [outs[("fold", key, k)][0] for k in range(len(p["hold"]))] for key, p in plans.items()}
     fold_secs = {key: sum(outs[("fold", key, k)][1] for k in range(len(p["hold"]))) for key, p in plans.items()}
     return fold_outs, fold_secs, fitted
+
+
+def _selectable(learners: Sequence[str], selection: bool) -> list:
+    """The learners to fit for a task: all of them where IECV selects among them; else (the effect
+    model deployed, :func:`_select`) not the tree learners, which nothing would use - the linear
+    ones stay (their coefficient summaries are written) and so does every learner when the effect
+    model is not among them (then the first fitted one is deployed)."""
+    if selection or _deployed_without_selection(learners) != "effect_model":
+        return list(learners)
+    return [n for n in learners if n not in ("t_learner", "x_learner", "dr_learner")]
 
 
 def _deployed_without_selection(learners: Sequence[str]) -> str:
