@@ -65,3 +65,28 @@ def test_adaptive_true_is_chosen_by_cv_against_the_common_penalty(data):
     if not used:  # the common-penalty fit is the plain effect model's
         base = EffectModel(n_boot=0).fit(X, y)
         assert np.allclose(m.theta_, base.theta_)
+
+
+def test_stack_with_the_adaptive_member_exports_exactly(data):
+    from training.learners.effect_model import ConstantEffect
+    from training.learners.stacking import StackedLearner
+
+    X, y, _ = data
+    names = ["constant", "effect_model", "effect_adaptive"]
+    st = StackedLearner([ConstantEffect(n_boot=5), EffectModel(n_boot=5), EffectModel(n_boot=5, adaptive="always")],
+                        [0.2, 0.3, 0.5], names).fit(X, y)
+    exp = json.loads(json.dumps(st.to_export()))
+    assert exp["members"]["names"] == names and [e["kind"] for e in exp["members"]["exports"]][2] == "effect_model"
+    pd.testing.assert_frame_equal(st.predict_interval(X.head(120)), rt.predict_from_export(exp, X.head(120)),
+                                  check_exact=True)
+
+
+def test_default_learners_include_the_adaptive_member():
+    from training.config import load_config
+    from training.train import LEARNERS, _groups, make_learner
+
+    cfg = load_config(None)
+    assert "effect_adaptive" in LEARNERS and ["constant", "effect_model", "effect_adaptive", "risk_model"] in _groups(LEARNERS)
+    m = make_learner("effect_adaptive", "continuous", cfg, 1, n_boot=0)
+    assert isinstance(m, EffectModel) and m.adaptive == "always"
+    assert make_learner("effect_model", "continuous", cfg, 1, n_boot=0).adaptive is False

@@ -44,7 +44,7 @@ from training.learners.stacking import StackedLearner
 from training.train_report import write_iecv, write_plots, write_report
 from training.train_warnings import separable_trials
 
-LEARNERS = ("constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner")
+LEARNERS = ("constant", "effect_model", "effect_adaptive", "risk_model", "t_learner", "x_learner", "dr_learner")
 
 
 @dataclass
@@ -95,9 +95,12 @@ def make_learner(name: str, outcome_type: str, cfg, seed: int, n_boot: int | Non
                   class_groups=[list(v) for v in getattr(cfg, "comparisons", {}).values()] or None)
     if name == "constant":
         return ConstantEffect(n_boot=bl, **shrink, **common)
-    if name == "effect_model":
+    if name in ("effect_model", "effect_adaptive"):
+        # effect_adaptive: the same model with feature-wise prior SDs (training.learners.adaptive), a second,
+        # differently shrunk candidate for the stack and the heterogeneity gate (BENCHMARKS.md, issue 23)
         return EffectModel(n_boot=bl, missing=opts.get("missing", "conditional_mean"),
-                           n_imputations=int(opts.get("imputations", 5)), **shrink, **common)
+                           n_imputations=int(opts.get("imputations", 5)),
+                           adaptive="always" if name == "effect_adaptive" else False, **shrink, **common)
     if name == "risk_model":
         return RiskModel(n_boot=bl, **common)
     if name == "t_learner":
@@ -329,7 +332,7 @@ def _trial_effects(model, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
 def _groups(learners) -> list:
     """Jobs: the linear learners together, and the tree learners together (T, X and DR share
     their outcome boosters and cross-fits through one ``CrossFitCache``)."""
-    lin = [n for n in learners if n in ("constant", "effect_model", "risk_model")]
+    lin = [n for n in learners if n in ("constant", "effect_model", "effect_adaptive", "risk_model")]
     xdr = [n for n in learners if n in ("t_learner", "x_learner", "dr_learner")]
     rest = [n for n in learners if n not in lin + xdr]
     return [g for g in [lin, xdr] + [[n] for n in rest] if g]
