@@ -423,12 +423,13 @@ def _run_all(plans: dict, jobs: list, cfg, s: TrainSettings, progress):
 
 def _selectable(learners: Sequence[str], selection: bool) -> list:
     """The learners to fit for a task: all of them where IECV selects among them; else (the effect
-    model deployed, :func:`_select`) not the tree learners, which nothing would use - the linear
+    model deployed, :func:`_select`) not the tree learners nor the adaptive effect model (a stack
+    candidate only), which nothing would use - the linear
     ones stay (their coefficient summaries are written) and so does every learner when the effect
     model is not among them (then the first fitted one is deployed)."""
     if selection or _deployed_without_selection(learners) != "effect_model":
         return list(learners)
-    return [n for n in learners if n not in ("t_learner", "x_learner", "dr_learner")]
+    return [n for n in learners if n not in ("t_learner", "x_learner", "dr_learner", "effect_adaptive")]
 
 
 def _deployed_without_selection(learners: Sequence[str]) -> str:
