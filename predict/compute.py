@@ -1,6 +1,7 @@
 """The computation of a request: per task, the expected outcome under each arm, the benefit and
-its intervals (and the per-arm intervals), for one comparator, from the learner exports, the
-compiled program or the IPD network model; and the explanation of one task's benefit.
+its intervals (and the per-arm intervals), for one comparator, from the tasks' typed learners
+(``Task.model``, :mod:`predict.learner_model`) through the compiled program or the numpy
+reference, or from the IPD network model; and the explanation of one task's benefit.
 
 Intervals: SE = sqrt(estimation SE^2 + missing-data variance); CI = benefit -+ z SE; the
 prediction interval adds the between-trial SD tau; clipped to the outcome's range (+-100 points,

@@ -117,8 +117,9 @@ _REG_CACHE: dict = {}
 
 def _regression_cached(imp: Imputer, S: np.ndarray, m: np.ndarray, skey) -> np.ndarray:
     """A = S_oo^-1 S_om of :func:`pattern_solve`, cached by covariance (hash of its bytes, then
-    checked equal) and pattern for unprepared exports too: training calls ``impute_mean``
-    thousands of times on the same few dozen missing-data patterns (same numbers, solved once).
+    checked equal) and pattern, for imputers without a :class:`PatternCache` (export dicts: training
+    calls ``impute_mean`` thousands of times on the same few dozen missing-data patterns; same
+    numbers, solved once).
     ``skey`` None: the imputer has its own :class:`PatternCache`."""
     if skey is None:
         return pattern_solve(imp, S, m, need_L=False)[0]
