@@ -58,7 +58,8 @@ def projection_truth(ns, covariates, outcome: str = "pain", follow_up: str = "sh
     return out
 
 
-def one_seed(seed: int, samples: int, chains: int = 4, covariates=COVARIATES, chain_method: str = "sequential") -> dict:
+def one_seed(seed: int, samples: int, chains: int = 4, covariates=COVARIATES, chain_method: str = "sequential",
+             max_samples: int | None = None) -> dict:
     import resource
 
     from training.network.mlnmr_lbp import fit_lbp_network
@@ -69,7 +70,8 @@ def one_seed(seed: int, samples: int, chains: int = 4, covariates=COVARIATES, ch
     c0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     fit = fit_lbp_network(a, ns.aggregate, "pain", "short", covariates=covariates, num_warmup=samples,
-                          num_samples=samples, seed=seed, num_chains=chains, check=False, chain_method=chain_method)
+                          num_samples=samples, seed=seed, num_chains=chains, check=False, chain_method=chain_method,
+                          max_samples=max_samples)
     secs = time.perf_counter() - t0
     c1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
@@ -111,6 +113,7 @@ def one_seed(seed: int, samples: int, chains: int = 4, covariates=COVARIATES, ch
     return {"seed": seed, "seconds": round(secs, 1), "cpu_seconds": round(cpu, 1), "loadavg_1": os.getloadavg()[0],
             "ok": dg["ok"], "max_rhat": dg["max_rhat"], "min_ess_bulk": dg["min_ess_bulk"],
             "min_ess_tail": dg["min_ess_tail"], "divergences": dg["divergences"], "problems": dg["problems"],
+            "draws_per_chain": dg["samples"], "extensions": dg.get("extensions", 0),
             "covariates": list(D.covariates), "population": pop, "individual": ind, "tau": float(np.median(fit.tau()))}
 
 
@@ -144,13 +147,15 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--max-samples", type=int, default=None,
+                    help="continue chains by --samples draws while R-hat/ESS miss the thresholds, up to this many per chain")
     ap.add_argument("--time-default", action="store_true")
     ap.add_argument("--chain-method", default="sequential")
     ap.add_argument("--summary-of", type=Path, nargs="*", help="only summarise these result files together")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/mlnmr_coverage.json"))
     a = ap.parse_args()
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform(),
-           "cpus": os.cpu_count(), "samples": a.samples, "chains": a.chains, "seeds": []}
+           "cpus": os.cpu_count(), "samples": a.samples, "max_samples": a.max_samples, "chains": a.chains, "seeds": []}
     if a.summary_of:
         seen = set()
         for f in a.summary_of:
@@ -164,7 +169,7 @@ def main() -> None:
         old = json.loads(a.out.read_text("utf-8"))
         res["seeds"] = [s for s in old.get("seeds", []) if s["seed"] < a.first_seed]
     for s in range(a.first_seed, a.first_seed + a.seeds):
-        r = one_seed(s, a.samples, a.chains)
+        r = one_seed(s, a.samples, a.chains, max_samples=a.max_samples)
         res["seeds"].append(r)
         print(json.dumps({k: r[k] for k in ("seed", "seconds", "ok", "max_rhat")}), flush=True)
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -54,9 +54,9 @@ def fit_lbp_network(analysis, aggregate, outcome: str, follow_up: str, covariate
                     effects: str = "random", interaction: str = "exercise_content", priors: Priors = PRIORS,
                     consistency: str = "consistency", num_warmup: int = 500, num_samples: int = 500,
                     num_chains: int = 4, chain_method: str = "sequential", seed: int = 0, check: bool = True,
-                    n_int: int = 64, baseline_col: str = "baseline") -> MLNMRFit:
+                    n_int: int = 64, baseline_col: str = "baseline", max_samples: int | None = None) -> MLNMRFit:
     nd = network_data(analysis, aggregate, outcome, follow_up, covariates, interaction=interaction, n_int=n_int,
                       baseline_col=baseline_col)
     return fit_mlnmr(nd, effects=effects, priors=priors, consistency=consistency, num_warmup=num_warmup,
                      num_samples=num_samples, num_chains=num_chains, chain_method=chain_method, seed=seed,
-                     check=check, dense_mass=True)
+                     check=check, dense_mass=True, max_samples=max_samples)

@@ -18,10 +18,11 @@ from training.network.data import rows_of
 from training.network.mlnmr_lbp import fit_lbp_network
 
 MAX_MISSING = 0.10
-# 4 chains x (1000 + 1000) by NUTS on the marginalised model (training.network.mlnmr_gauss), chains one
-# after the other: on 2 cores this used less CPU than vectorised chains (41 vs 54 CPU-s on the default
-# network's pain/short, BENCHMARKS.md); the compile is most of it
-MCMC = {"num_warmup": 1000, "num_samples": 1000, "num_chains": 4, "chain_method": "sequential"}
+# 4 chains x (500 warm-up + 500 draws) by NUTS on the marginalised model (training.network.mlnmr_gauss),
+# chains one after the other by one compiled loop (training.network.mlnmr_nuts); a fit whose R-hat or
+# ESS misses the thresholds continues its chains by 500 draws at a time, up to 1500 per chain, before
+# the thresholds are applied (BENCHMARKS.md, "ML-NMR speed")
+MCMC = {"num_warmup": 500, "num_samples": 500, "max_samples": 1500, "num_chains": 4, "chain_method": "sequential"}
 CANDIDATES = ("baseline", "age", "female", "bmi", "episode_months")
 
 
