@@ -61,7 +61,7 @@ def senn_fe():
 
     agd = pd.read_csv(SENN)
     nd = build_network(None, agd, reference="placebo")
-    return fit_mlnmr(nd, effects="fixed", priors=Priors(intercept=100, trt=100), num_warmup=300, num_samples=500,
+    return fit_mlnmr(nd, effects="fixed", priors=Priors(intercept=100, trt=100), num_warmup=300, num_samples=1000,
                      num_chains=2, seed=1, dense_mass=True)
 
 

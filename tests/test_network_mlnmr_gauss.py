@@ -132,44 +132,38 @@ def test_one_compile_serves_networks_of_the_same_structure():
     assert f1.flat("sigma").shape[1] == 2 and f1.flat("mu").shape[1] == 4
 
 
-def test_compiled_chains_reproduce_numpyros_sequential_mcmc_and_extend():
-    """training.network.mlnmr_nuts drives NumPyro's NUTS kernel by one compiled loop: the draws,
-    divergences and tree sizes equal NumPyro's own MCMC(chain_method="sequential") with the same
-    seed (same per-chain keys, initialisation and iterations; a few iterations: XLA may reassociate
-    floating-point sums differently, and NUTS amplifies such differences over iterations); an extension continues each chain
-    from its last state, so its first block is the unextended fit's and the chains run on."""
+def test_compiled_chains_agree_with_numpyros_mcmc_and_extend():
+    """training.network.mlnmr_nuts (Laplace start and metric, one compiled loop for every chain)
+    gives the posterior NumPyro's own MCMC gives (default start and windowed adaptation) within
+    Monte Carlo error; an extension continues each chain from its last state, so its first block
+    is the unextended fit's and the chains run on; fit_mlnmr extends only while R-hat / ESS miss
+    the thresholds, up to max_samples per chain."""
     import jax.numpy as jnp
 
     from training.network.mlnmr import Priors, Thresholds, _arrays, _jax, _mcmc, fit_mlnmr
     from training.network.mlnmr_gauss import arm_statistics
-    from training.network.mlnmr_marginal import model_for, sampler
+    from training.network.mlnmr_marginal import model_for
 
     _jax()
     nd = _network()
     A = _arrays(nd, "consistency")
     A["gauss"] = arm_statistics(nd, A["scale"])
-    pr = Priors()
-    model, a = model_for(nd, A, "random", "consistency", pr)
-    args = ({k: jnp.asarray(v) for k, v in a.items()},)
-    ref, div, steps = _mcmc(model, args, 10, 10, 2, "sequential", 4, 0.9, True)
-    ch, a2, _ = sampler(nd, A, "random", "consistency", pr, num_warmup=10, num_samples=10, target_accept=0.9,
-                        dense_mass=True)
-    run = ch.run(4, ({k: jnp.asarray(v) for k, v in a2.items()},), 2)
-    assert set(run.draws) == set(ref)
-    for k in ref:
-        np.testing.assert_allclose(run.draws[k], ref[k], rtol=1e-8, atol=1e-10, err_msg=k)
-    assert np.array_equal(run.diverging, div) and np.array_equal(run.num_steps, steps)
-    calls = ch.calls
-    ch.extend(run)
-    assert ch.calls == calls + 2 and run.draws["d"].shape[:2] == (2, 20) and run.blocks == [10, 10]
-    assert not np.allclose(run.draws["d"][:, 10:], run.draws["d"][:, :10])
-    # fit_mlnmr extends only while R-hat / ESS miss the thresholds, up to max_samples per chain
-    kw = dict(effects="random", num_warmup=10, num_samples=10, num_chains=2, seed=4, check=False, dense_mass=True)
-    f0 = fit_mlnmr(nd, **kw)
-    f1 = fit_mlnmr(nd, thresholds=Thresholds(ess_bulk=1e9, divergences=10 ** 6), max_samples=30, **kw)
-    assert f0.diagnostics["extensions"] == 0 and f0.diagnostics["samples"] == 10
-    assert f1.diagnostics["extensions"] == 2 and f1.diagnostics["samples"] == 30 and not f1.diagnostics["ok"]
-    np.testing.assert_allclose(f1.draws["d"][:, :10], f0.draws["d"], rtol=1e-12)
-    f2 = fit_mlnmr(nd, thresholds=Thresholds(rhat=10.0, ess_bulk=1.0, ess_tail=1.0, divergences=10 ** 6),
-                   max_samples=30, **kw)
+    model, a = model_for(nd, A, "random", "consistency", Priors())
+    ref, div, _ = _mcmc(model, ({k: jnp.asarray(v) for k, v in a.items()},), 400, 2000, 1, "sequential", 4, 0.9, True)
+    kw = dict(effects="random", num_warmup=300, num_samples=500, num_chains=2, seed=4, dense_mass=True)
+    fit = fit_mlnmr(nd, check=False, **kw)
+    assert fit.diagnostics["divergences"] == 0 and int(div.sum()) == 0
+    for k in ("d", "beta", "gamma"):
+        ours = fit.draws[k].reshape(-1, fit.draws[k][0, 0].size)
+        theirs = ref[k].reshape(-1, ours.shape[1]) / (A["scale"] if k in ("beta", "gamma") else 1.0)
+        se = np.sqrt(ours.var(0) / 500 + theirs.var(0) / 500)  # ESS ~ a quarter of the draws or more
+        assert np.all(np.abs(ours.mean(0) - theirs.mean(0)) < 4 * se), k
+        assert np.allclose(ours.std(0), theirs.std(0), rtol=0.2), k
+    # extension: first block unchanged, the chains continue; only while R-hat / ESS miss the thresholds
+    f1 = fit_mlnmr(nd, thresholds=Thresholds(ess_bulk=1e9), max_samples=1500, check=False, **kw)
+    assert fit.diagnostics["extensions"] == 0 and fit.diagnostics["samples"] == 500
+    assert f1.diagnostics["extensions"] == 2 and f1.diagnostics["samples"] == 1500 and not f1.diagnostics["ok"]
+    np.testing.assert_allclose(f1.draws["d"][:, :500], fit.draws["d"], rtol=1e-12)
+    assert abs(f1.draws["d"][:, 500:].mean() - fit.draws["d"].mean()) < 1.0  # the same chains, run on
+    f2 = fit_mlnmr(nd, thresholds=Thresholds(rhat=10.0, ess_bulk=1.0, ess_tail=1.0), max_samples=1500, **kw)
     assert f2.diagnostics["extensions"] == 0 and f2.diagnostics["ok"]
