@@ -45,8 +45,7 @@ def available(exp: Learner | dict) -> bool:
     L = as_learner(exp)
     if L.outcome_type not in ("continuous", "binary"):
         return False
-    members = L.members if isinstance(L, StackedLearner) else (L,)
-    return all(_AVAILABLE[type(e)](e, L.continuous) for e in members)
+    return all(_AVAILABLE[type(e)](e, L.continuous) for e in L.stack[1])
 
 
 def _trees_available(L: Learner, continuous: bool) -> bool:
@@ -63,11 +62,6 @@ def _linear_available(L: LinearLearner, continuous: bool) -> bool:
 
 _AVAILABLE = {LinearLearner: _linear_available, TLearner: _trees_available, EffectTreeLearner: _trees_available,
               StackedLearner: lambda L, continuous: False}  # (a stack inside a stack: not exported)
-
-
-def _as_stack(L: Learner) -> tuple[np.ndarray, tuple]:
-    """(weights, members): a stack's, or (1,), (L,) for a single learner (a stack of one)."""
-    return (L.weights, L.members) if isinstance(L, StackedLearner) else (np.ones(1), (L,))
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -108,7 +102,7 @@ def stack_binary_parts(exp: dict, F: np.ndarray, comparator: str):
     sum |v_i - w_i| SE(a_i) + w_i SE(c_i); plus the missing-input variance; mapped to the logit
     scale by the delta method."""
     L = as_learner(exp)
-    w, members = _as_stack(L)
+    w, members = L.stack
     v = w / w.sum() if w.sum() > 0 else np.full(w.size, 1 / w.size)
     parts = [binary_member_se(e, F, comparator) for e in members]
     se_a = sum(vi * p[0] for vi, p in zip(v, parts))

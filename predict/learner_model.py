@@ -73,6 +73,9 @@ class Interval:
         return float(self.tau.get(comparator, 0.0))
 
 
+_ONE = frozen_array([1.0])
+
+
 @dataclass(frozen=True, eq=False)
 class Learner:
     """What every learner has: its kind (the export's word, for display), outcome type, active
@@ -99,6 +102,11 @@ class Learner:
     def parts(self) -> tuple["Learner", ...]:
         """The learners embedded in this one (an X/DR nuisance, a stack's members)."""
         return ()
+
+    @property
+    def stack(self) -> tuple[np.ndarray, tuple["Learner", ...]]:
+        """(weights, members): a stack's own; a single learner is a stack of one, (1,), (itself,)."""
+        return _ONE, (self,)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,6 +152,10 @@ class StackedLearner(Learner):
     @property
     def parts(self) -> tuple[Learner, ...]:
         return self.members
+
+    @property
+    def stack(self) -> tuple[np.ndarray, tuple[Learner, ...]]:
+        return self.weights, self.members
 
     @property
     def weights_normalised(self) -> np.ndarray:
