@@ -401,7 +401,7 @@ def fit_mlnmr(data: NetworkData, *, effects: str = "random", link: str | None = 
         if chain_method == "sequential":
             draws, div, steps = dict(run.draws), run.diverging, run.num_steps
         if marginal:
-            draws = drop_padding(draws, A)
+            draws = drop_padding(draws, A, len(data.treatments))
             draws.update(_recover_intercepts(data, A, draws, effects, consistency, priors, seed))
         for k in ("beta", "gamma"):  # back to the original covariate scale
             if k in draws:

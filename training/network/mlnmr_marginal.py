@@ -86,43 +86,59 @@ def _model(effects: str, consistency: str, priors, nt: int, p: int, nc: int, nco
     return model
 
 
-def structure(data, A: dict, effects: str, consistency: str, priors) -> tuple:
-    """(model, padded numpy argument, cache key of the structure)."""
+def structure(data, A: dict, effects: str, consistency: str, priors, sizes: tuple | None = None) -> tuple:
+    """(cache key of the structure, padded numpy argument). ``sizes``: (treatments, arms, trials,
+    arms per trial, IPD trials) to pad to (default: this network's bucketed sizes)."""
     st = A["gauss"]
-    sizes = padded_sizes(st)
-    index = {k: np.asarray(A[k]) for k in ("arm_trt", "base_trt", "arm_cls", "arm_comp", "arm_is_base")}
-    args = padded_args(st, index, A["scale"], sizes)
     nt, p, nc = len(data.treatments), len(data.covariates), len(data.class_names)
+    sizes = sizes or (nt,) + padded_sizes(st)
+    index = {k: np.asarray(A[k]) for k in ("arm_trt", "base_trt", "arm_cls", "arm_comp", "arm_is_base")}
+    args = padded_args(st, index, A["scale"], sizes[1:])
     ncomp = len(A["comps"]) if consistency == "ume" else 0
-    key = (effects, consistency, priors, nt, p, nc, ncomp) + sizes
+    key = (effects, consistency, priors, sizes[0], p, nc, ncomp) + tuple(sizes[1:])
     return key, args
+
+
+MAX_PAD = 3  # a cached sampler serves a smaller network if no padded size exceeds 3x the network's own
+
+
+def _holds(cached: tuple, need: tuple) -> bool:
+    return all(n <= c <= MAX_PAD * max(n, 1) for c, n in zip(cached, need))
 
 
 def sampler(data, A: dict, effects: str, consistency: str, priors, *, num_warmup: int, num_samples: int,
             target_accept: float, dense_mass: bool) -> tuple:
-    """(the cached :class:`training.network.mlnmr_nuts.Chains` of this structure and settings, its
-    padded numpy argument, whether it was built now)."""
+    """(the cached :class:`training.network.mlnmr_nuts.Chains` of this structure and settings, the
+    padded numpy argument, whether the sampler was built now). A cached sampler of the same model
+    and settings whose padded sizes hold this network (treatments included: extra treatments have
+    no arms, their effects are sampled from the prior and dropped) serves it, so the networks of a
+    training run (outcomes x follow-ups; fewer trials at long follow-up) share one compiled sampler."""
     from training.network.mlnmr_nuts import Chains
 
     key, args = structure(data, A, effects, consistency, priors)
-    key = key + (num_warmup, num_samples, target_accept, dense_mass)
-    ch = _CACHE.get(key)
-    new = ch is None
-    if new:
-        model = _model(effects, consistency, priors, len(data.treatments), len(data.covariates),
-                       len(data.class_names), key[6], key[10])
-        ch = Chains(model, num_warmup=num_warmup, block=num_samples, target_accept=target_accept,
-                    dense_mass=dense_mass)
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = ch
-    return ch, args, new
+    settings = (num_warmup, num_samples, target_accept, dense_mass)
+    need = (key[3],) + key[7:]
+    for k in reversed(list(_CACHE)):
+        same = k[:3] == key[:3] and k[4:7] == key[4:7] and k[-4:] == settings
+        if same and _holds((k[3],) + k[7:-4], need) and (consistency != "ume" or k[3] == key[3]):
+            key, args = structure(data, A, effects, consistency, priors, sizes=(k[3],) + k[7:-4])
+            return _CACHE[k], args, False
+    key = key + settings
+    model = _model(effects, consistency, priors, key[3], key[4], key[5], key[6], key[10])
+    ch = Chains(model, num_warmup=num_warmup, block=num_samples, target_accept=target_accept, dense_mass=dense_mass)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = ch
+    return ch, args, True
 
 
-def drop_padding(draws: dict, A: dict) -> dict:
-    """The draws without the padded IPD trials' residual SDs."""
+def drop_padding(draws: dict, A: dict, n_treatments: int) -> dict:
+    """The draws without the padded IPD trials' residual SDs and the padded treatments' effects."""
+    draws = dict(draws)
     if "sigma" in draws:
-        draws = {**draws, "sigma": draws["sigma"][..., :A["gauss"]["n_sig"]]}
+        draws["sigma"] = draws["sigma"][..., :A["gauss"]["n_sig"]]
+    if "d" in draws:
+        draws["d"] = draws["d"][..., :n_treatments - 1]
     return draws
 
 
