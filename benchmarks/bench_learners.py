@@ -224,9 +224,13 @@ def per_class(p, truth, ok, Wmix, comps) -> dict:
 def c_benefit(b, y, treat, trial):
     from training.metrics import c_for_benefit
 
+    # a 0/1 outcome is global recovery (1 = good); until 2026-12-07 it was read as a continuous
+    # higher-is-worse score, which inverted the binary c-for-benefit (e.g. 0.37 instead of 0.63)
+    binary = set(np.unique(np.asarray(y, float))) <= {0.0, 1.0}
     try:
-        return c_for_benefit(b, y, treat, outcome_type="continuous", higher_is_better=False, cluster=trial,
-                             match="benefit", n_boot=0, n_repeats=5).c_for_benefit
+        return c_for_benefit(b, y, treat, outcome_type="binary" if binary else "continuous",
+                             higher_is_better=binary, cluster=trial, match="benefit", n_boot=0,
+                             n_repeats=5).c_for_benefit
     except Exception:  # noqa: BLE001 - a metric failure should not stop the benchmark
         return np.nan
 
