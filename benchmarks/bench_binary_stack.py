@@ -7,12 +7,12 @@ What the default model deploys for short-term recovery is a stack of logistic an
 (``train`` uses leave-one-trial-out; 5 folds to bound the time), and score the complete
 covariate profiles of an independent dataset (seed + 10000: new trials, new participants).
 
-Estimands and truths (``training.simulate.generator.design_averaged_truth``: the average trial as a
-logistic model with trial intercepts defines it - every trial random effect at its population mean
-(intercept 0, mean baseline slope, no class deviation) and the trials' designs (instrument rounding,
-which outcomes decide recovery) averaged on the logit scale with the trials' sizes in the task; until
-2026-12-07 ``true_expected``, which uses continuous thresholds and both outcomes for every profile and
-so sat about 0.03 above what the trials measure):
+Estimands and truths (``average_truth``, via ``training.simulate.generator.design_averaged_truth``: the
+average trial *of each training set* as a logistic model with trial intercepts defines it - per
+training trial its design (instrument rounding, which outcomes decide recovery) and its own random
+intercept and baseline slope, no class deviation, averaged on the logit scale with the trials' sizes
+in the task; until 2026-12-07 ``true_expected``: intercept 0, continuous thresholds and both outcomes
+for every profile, about 0.03 above what the trials measure):
 
 - per-arm 95% CI (``predict.arm_intervals``): P(recovery | arm, x) in the average trial, for
   exercise and for every comparator class of the profile's own trial;
@@ -91,15 +91,15 @@ def fit_models(seed: int, n_boot_linear: int, n_boot_trees: int):
     w = {k: v for k, v in cv.stack_weights.items() if v > 1e-6}
     models = dict(fitted)
     models["stack"] = StackedLearner.from_fitted([fitted[k] for k in w], list(w.values()), list(w))
-    return models, w, cfg, time.time() - t0
+    return models, w, cfg, time.time() - t0, sim, df
 
 
 def evaluation_set(n_profiles: int, seed: int = 99_999):
     """Complete covariate profiles of an independent dataset (new trials), the same for every
     training seed: (profiles, comparator per profile (its trial's first comparator class), truth in
-    the average trial per class, truth of the benefit in the profile's own trial)."""
-    from training.simulate.generator import design_averaged_truth
-
+    the average trial per class (of the evaluation data's own trials; per training seed
+    :func:`average_truth` replaces it by that of the training trials), truth of the benefit in the
+    profile's own trial, the evaluation dataset)."""
     sim, df, cfg = dataset(seed)
     comp = sim.complete.copy()
     trial = comp["trial"].astype(str).to_numpy()
@@ -114,16 +114,28 @@ def evaluation_set(n_profiles: int, seed: int = 99_999):
         return comp[["trial", "participant"]].astype(str).merge(
             tt.drop(columns=["treatment"]).assign(trial=tt["trial"].astype(str), participant=tt["participant"].astype(str)),
             on=["trial", "participant"], how="left")
-    w = df["trial"].astype(str).value_counts().to_dict()  # the trials' sizes in the task: the model's intercept weights
-    av = pd.concat([sim.complete[["trial", "participant"]].astype(str).reset_index(drop=True),
-                    design_averaged_truth(sim, OUTCOME, FOLLOW_UP, w)], axis=1)
-    truth_avg = comp[["trial", "participant"]].astype(str).merge(av, on=["trial", "participant"], how="left")
     tt = rows_of(sim.truth)
     c = comp["comparator"].to_numpy()
-    ta = truth_avg[f"expected_{cfg.active}"].to_numpy()
-    tc = np.array([truth_avg[f"expected_{k}"].to_numpy()[i] for i, k in enumerate(c)])
+    ta, tc = average_truth(sim, comp, c, cfg, sim, df)
     tb_trial = np.array([tt[f"benefit_vs_{k}"].to_numpy()[i] for i, k in enumerate(c)])
-    return comp, c, ta, tc, tb_trial
+    return comp, c, ta, tc, tb_trial, sim
+
+
+def average_truth(ev_sim, comp, c, cfg, train_sim, train_df):
+    """P(recovery) under exercise and under each profile's comparator in the *average trial of the
+    training data as a logistic model with trial intercepts defines it*: per training trial, the
+    truth with that trial's design (instruments, which outcomes decide) and its own random
+    intercept and baseline slope but no class deviation, averaged on the logit scale with the
+    trials' sizes in the task (``design_averaged_truth`` with ``trial_effects``)."""
+    from training.simulate.generator import design_averaged_truth, trial_effects_of
+
+    w = train_df["trial"].astype(str).value_counts().to_dict()
+    av = pd.concat([ev_sim.complete[["trial", "participant"]].astype(str).reset_index(drop=True),
+                    design_averaged_truth(ev_sim, OUTCOME, FOLLOW_UP, w, design=train_sim.scenario,
+                                          trial_effects=trial_effects_of(train_sim))], axis=1)
+    av = comp[["trial", "participant"]].astype(str).merge(av, on=["trial", "participant"], how="left")
+    return (av[f"expected_{cfg.active}"].to_numpy(),
+            np.array([av[f"expected_{k}"].to_numpy()[i] for i, k in enumerate(c)]))
 
 
 def predictions(models: dict, ev) -> dict:
@@ -164,7 +176,7 @@ def _inside(t, lo, hi) -> float:
 
 
 def seed_rows(pred: dict, ev, seed: int, w: dict, secs: float) -> list[dict]:
-    _, _, ta, tc, tbt = ev
+    _, _, ta, tc, tbt, _ = ev
     rows = []
     for name, r in pred.items():
         rows.append({"seed": seed, "model": name, "fit_seconds": round(secs, 1),
@@ -220,10 +232,11 @@ def main(argv=None) -> int:
     with threadpool_limits(1):
         ev = evaluation_set(a.profiles)
         for s in range(a.first_seed, a.first_seed + a.seeds):
-            models, w, cfg, secs = fit_models(s, a.n_boot_linear, a.n_boot_trees)
+            models, w, cfg, secs, tsim, tdf = fit_models(s, a.n_boot_linear, a.n_boot_trees)
             pred = predictions(models, ev)
             all_pred.append(pred)
-            r = seed_rows(pred, ev, s, w, secs)
+            ta, tc = average_truth(ev[5], ev[0], ev[1], cfg, tsim, tdf)  # this training set's average trial
+            r = seed_rows(pred, (ev[0], ev[1], ta, tc, ev[4], ev[5]), s, w, secs)
             rows += r
             pd.DataFrame(rows).to_csv(a.out, index=False)
             st = next(x for x in r if x["model"] == "stack")

@@ -101,13 +101,14 @@ def load_task(scenario: str, seed: int, outcome: str, follow_up: str, n_particip
         # binary: the trial effects act on the latent (probit-like) scale and the trials' designs
         # (instrument rounding, which outcome decides recovery) move the risk difference too, so
         # "truth minus A u" is not the average-trial truth. The CI's estimand, as a logistic model
-        # with trial intercepts defines its average trial: every random effect at its mean, the
-        # training trials' designs averaged on the logit scale with their sizes in this task
-        # (training.simulate.generator.design_averaged_truth); recols = truth - that
-        from training.simulate.generator import design_averaged_truth
+        # with trial intercepts defines its average trial: per trial of these data its design and
+        # its own intercept and baseline slope (no class deviation), averaged on the logit scale with
+        # the trials' sizes in this task (training.simulate.generator.design_averaged_truth);
+        # recols = truth - that
+        from training.simulate.generator import design_averaged_truth, trial_effects_of
 
         w = df["trial"].astype(str).value_counts().to_dict()
-        av = design_averaged_truth(sim, outcome, follow_up, w)
+        av = design_averaged_truth(sim, outcome, follow_up, w, trial_effects=trial_effects_of(sim))
         av = pd.concat([sim.complete[["trial", "participant"]].astype(str).reset_index(drop=True), av], axis=1)
         av = df[["trial", "participant"]].merge(av, on=["trial", "participant"], how="left")
         recols = {c[len("benefit_vs_"):]: m[c].to_numpy() - av[c].to_numpy() for c in bcols if c.startswith("benefit_vs_")}

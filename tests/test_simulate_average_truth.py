@@ -81,3 +81,23 @@ def test_design_average_is_the_logit_mean_of_single_design_truths(sim):
     np.testing.assert_allclose(two[cols].to_numpy(), mix, atol=1e-9)
     assert np.allclose(two["benefit_vs_usual_care"], two["expected_exercise"] - two["expected_usual_care"])
     assert np.std(one["benefit_vs_usual_care"] - other["benefit_vs_usual_care"]) > 0.005  # designs matter
+
+
+def test_design_average_with_the_trials_own_effects(sim):
+    """With the trials' own intercepts and slopes (no class deviation), one design with all the
+    weight is that trial's truth minus its class deviations: the truth table recomputed with u = 0."""
+    from training.simulate.generator import design_averaged_truth
+    from training.simulate.model import TrialEffects
+
+    te = trial_effects_of(sim)
+    no_u = truth_with_trial_effects(sim, TrialEffects(te.intercept, te.slope, np.zeros_like(te.class_re)))
+    r = ((no_u["outcome"].astype(str) == "global_recovery") & (no_u["follow_up"].astype(str) == "short")).to_numpy()
+    no_u = no_u.loc[r].reset_index(drop=True)
+    trials = sim.complete["trial"].astype(str).to_numpy()
+    t1 = next(t for t in pd.unique(trials) if no_u.loc[trials == t, "measured"].all())
+    one = design_averaged_truth(sim, "global_recovery", "short", {t1: 1.0}, trial_effects=te)
+    own = trials == t1
+    cols = [c for c in one.columns if c.startswith("expected_")]
+    np.testing.assert_allclose(one.loc[own, cols].to_numpy(), no_u.loc[own, cols].to_numpy(), atol=1e-9)
+    at_mean = design_averaged_truth(sim, "global_recovery", "short", {t1: 1.0})
+    assert np.max(np.abs(at_mean.loc[own, cols].to_numpy() - one.loc[own, cols].to_numpy())) > 1e-3  # its intercept matters

@@ -363,7 +363,7 @@ def average_trial_truth(sim: SimulatedData) -> pd.DataFrame:
 
 
 def design_averaged_truth(sim: SimulatedData, outcome: str, follow_up: str, weights: dict,
-                          design: Scenario | None = None) -> pd.DataFrame:
+                          design: Scenario | None = None, trial_effects: "model.TrialEffects | None" = None) -> pd.DataFrame:
     """Per participant of ``sim`` (rows of ``sim.complete``): the expected outcome under every class
     and the benefits in the *average trial of a set of trial designs*, as a model with trial-specific
     intercepts defines it: every random effect at its mean, and the trial designs (instruments and
@@ -371,14 +371,19 @@ def design_averaged_truth(sim: SimulatedData, outcome: str, follow_up: str, weig
     averaged with ``weights`` ({trial id: weight}, e.g. the trial sizes of the training data; trials
     that do not measure the outcome at ``follow_up`` are left out) on the link scale - the logit for
     global recovery (a logistic model's average trial is the weighted mean of its trial intercepts on
-    that scale), identity for pain and function. Columns ``expected_<class>``, ``benefit_vs_<class>``."""
+    that scale), identity for pain and function. With ``trial_effects`` (e.g. ``trial_effects_of(design
+    data)``) each design trial keeps its own intercept and baseline slope (class deviations still 0):
+    the average over the realised trials on the link scale, which is what a fitted model's average of
+    its trial intercepts estimates (the logit of a mean latent shift is not the mean of the logits).
+    Columns ``expected_<class>``, ``benefit_vs_<class>``."""
     scen = sim.scenario
     dscen = design if design is not None else scen
     comp = sim.complete
     n = len(comp)
     x = {v: comp[v].to_numpy(float) for v in LATENT}
     base_used = {o: comp[f"baseline_{o}"].to_numpy(float) for o in OUTCOMES}
-    means = model.expected_latent(scen, x, base_used, np.zeros(n, np.int64), model.TrialEffects.population(scen, 1))
+    pop = model.TrialEffects.population(scen, 1)
+    means = model.expected_latent(scen, x, base_used, np.zeros(n, np.int64), pop)
     classes = list(scen.classes)
     if list(dscen.classes) != classes:
         raise ValueError("design_averaged_truth: the design scenario has other treatment classes")
@@ -393,6 +398,9 @@ def design_averaged_truth(sim: SimulatedData, outcome: str, follow_up: str, weig
         if w <= 0:
             continue
         tidx = np.full(n, d, np.int64)
+        if trial_effects is not None:  # this trial's own intercept and slope, no class deviation
+            own = model.TrialEffects(trial_effects.intercept[d:d + 1], trial_effects.slope[d:d + 1], pop.class_re)
+            means = model.expected_latent(scen, x, base_used, np.zeros(n, np.int64), own)
         tdf, _ = _truth(dscen, means, base_used, tidx, cls, None, pd.Categorical.from_codes(tidx, categories=ids),
                         np.arange(n), treat_cat)
         rows = tdf.iloc[np.arange(n) * 9 + fi * 3 + oi]
