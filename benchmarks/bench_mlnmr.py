@@ -117,6 +117,27 @@ def one_seed(seed: int, samples: int, chains: int = 4, covariates=COVARIATES, ch
             "covariates": list(D.covariates), "population": pop, "individual": ind, "tau": float(np.median(fit.tau()))}
 
 
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> list:
+    """Exact binomial interval for a coverage proportion k / n."""
+    from scipy.stats import beta
+
+    a = (1 - level) / 2
+    lo = beta.ppf(a, k, n - k + 1) if k > 0 else 0.0
+    hi = beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0
+    return [float(lo), float(hi)]
+
+
+def seed_bootstrap(seeds: list, field: str, n_boot: int = 4000, level: float = 0.95) -> list:
+    """Percentile interval of the participant-weighted individual coverage, resampling seeds (the
+    participants of one seed share its fit, so their coverage events are not independent)."""
+    rng = np.random.default_rng(2026)
+    hit = np.array([sum(v[field] * v["n"] for v in r["individual"].values()) for r in seeds])
+    n = np.array([sum(v["n"] for v in r["individual"].values()) for r in seeds])
+    idx = rng.integers(0, len(seeds), (n_boot, len(seeds)))
+    cov = hit[idx].sum(1) / n[idx].sum(1)
+    return [float(np.quantile(cov, (1 - level) / 2)), float(np.quantile(cov, 1 - (1 - level) / 2))]
+
+
 def time_default(samples: int, chain_method: str = "sequential") -> list:
     """The default network's pain/short then function/short in one process (the second reuses the
     compiled sampler when its padded sizes match): wall and CPU seconds of each fit."""
@@ -195,6 +216,11 @@ def main() -> None:
         "individual_projection_coverage_by_node": {n: float(np.average(
             [r["individual"][n]["covered_projection"] for r in res["seeds"] if n in r["individual"]],
             weights=[r["individual"][n]["n"] for r in res["seeds"] if n in r["individual"]])) for n in {m for m, *_ in inds}},
+        "population_covered": int(sum(c for _, c in pops)), "population_checks": len(pops),
+        "population_coverage_95ci_clopper_pearson": clopper_pearson(int(sum(c for _, c in pops)), len(pops)),
+        "individual_projection_coverage_95ci_seed_bootstrap": seed_bootstrap(res["seeds"], "covered_projection"),
+        "individual_coverage_95ci_seed_bootstrap": seed_bootstrap(res["seeds"], "covered"),
+        "extended_fits": sum(r.get("extensions", 0) > 0 for r in res["seeds"]),
         "median_cpu_seconds": float(np.median([r.get("cpu_seconds", np.nan) for r in res["seeds"]])),
         "median_fit_seconds": float(np.median([r["seconds"] for r in res["seeds"]])),
     }
