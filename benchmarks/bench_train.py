@@ -38,10 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("default", "default_network", "large60")
 
 # where the time goes: function (file fragment, function name) -> part; shares of run_training's
-# cumulative time (parts may overlap: e.g. LightGBM training happens inside IECV and final fits)
+# cumulative time (parts may overlap: e.g. LightGBM training happens inside IECV and final fits); profiles of
+# code before e905a6a name the IECV and final fits run_iecv / _run_jobs
 PARTS = {
-    "IECV (all tasks)": ("training/iecv.py", "run_iecv"),
-    "final fits": ("training/train.py", "_run_jobs"),
+    "IECV folds (all tasks)": ("training/iecv.py", "run_fold"),
+    "final fits": ("training/train.py", "_fit_job"),
     "subgroup performance": ("training/cards/subgroups.py", "subgroup_performance"),
     "IECV plots": ("training/train_report.py", "write_plots"),
     "trial effects (selected model)": ("training/train.py", "_trial_effects"),
