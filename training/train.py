@@ -34,14 +34,14 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from training.cards.subgroups import subgroup_performance
 from training.determinism import training_environment
 from training.learners.base import feature_spec_from_config, outcome_type_of, task_frame
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
 from training.learners.stacking import StackedLearner
-from training.train_report import write_iecv, write_plots, write_report
+from training.train_plots import plots_and_subgroups
+from training.train_report import write_iecv, write_report
 from training.train_warnings import separable_trials
 
 LEARNERS = ("constant", "effect_model", "effect_adaptive", "risk_model", "t_learner", "x_learner", "dr_learner")
@@ -249,7 +249,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                               **({"learners_not_fitted": "; ".join(f"{n}: {w}" for n, w in failed.items())} if failed else {})})
             if res is not None:
                 sg_parts.append((out / "plots", task, res, how, otype))
-        sg_parts = _plots_and_subgroups(sg_parts, s)
+        sg_parts = plots_and_subgroups(sg_parts, s.workers, s.subgroup_boot, s.seed)
         if sg_parts:
             pd.concat(sg_parts, ignore_index=True).to_csv(out / "subgroup_performance.csv", index=False)
         timings["iecv_and_final_fits_wall_s"] = round(fit_seconds, 1)
@@ -284,41 +284,6 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
     case_mix = separable_trials(analysis, held, feature_spec_from_config(cfg)["names"]) if held else {}
     write_report(out, tasks, pooled, iecv_res, selected, support_rows, synthetic, secs, case_mix)
     return TrainResult(out, tasks, selected, iecv_res, secs)
-
-
-def _plots_and_subgroups(items: list, s: TrainSettings) -> list:
-    """Per task with IECV: its IECV plots (written) and subgroup performance of the selected (or best
-    single) learner's held-out predictions (returned, in task order), the tasks spread over
-    ``s.workers`` forked processes (each task's numbers depend only on its own inputs and seed)."""
-    global _POST
-    _POST = {"items": items, "settings": s}
-    try:
-        if s.workers > 1 and len(items) > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(min(s.workers, len(items))) as pool:
-                parts = pool.map(_plot_and_subgroup, range(len(items)), chunksize=1)
-        else:
-            parts = [_plot_and_subgroup(i) for i in range(len(items))]
-    finally:
-        _POST = {}
-    return [p for p in parts if p is not None]
-
-
-_POST: dict = {}
-
-
-def _plot_and_subgroup(i: int):
-    plots, task, res, how, otype = _POST["items"][i]
-    s = _POST["settings"]
-    write_plots(plots, task, res, how)
-    if s.subgroup_boot <= 0:
-        return None
-    lr_name = how.get("best_single", how["model"])
-    p = res.predictions[res.predictions["learner"] == lr_name]
-    if not len(p):
-        return None
-    return subgroup_performance(p.assign(task=task, outcome_type=otype), n_boot=s.subgroup_boot, seed=s.seed)
 
 
 def _trial_effects(model, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:

@@ -139,13 +139,7 @@ class StructuredFit:
     @staticmethod
     def _fit_within(y, trial, J, nj, Z, pen_z):
         """[alpha_1..J, b] of the Gaussian penalised fit with free trial intercepts (FWL)."""
-        cnt = np.where(nj > 0, nj, 1.0)
-        ybar = np.bincount(trial, weights=y, minlength=J) / cnt
-        Zbar = np.empty((J, Z.shape[1]))
-        for c in range(Z.shape[1]):
-            Zbar[:, c] = np.bincount(trial, weights=Z[:, c], minlength=J) / cnt
-        Zt = Z - Zbar[trial]
-        yt = y - ybar[trial]
+        ybar, Zbar, Zt, yt = within_trial(y, Z, trial, nj)
         k = Z.shape[1]
         bz = np.linalg.solve(Zt.T @ Zt + np.diag(pen_z) + 1e-10 * np.eye(k), Zt.T @ yt)
         return np.concatenate([ybar - Zbar @ bz, bz])
@@ -194,13 +188,8 @@ def theta_path(family: str, lam_main: float, lam_ints: list, y, trial, cls, trea
     O = np.column_stack([(cls == c).astype(float) for c in comps]) if comps else np.zeros((n, 0))
     Z = np.hstack([O, P, Mw * treat[:, None]])
     nj = np.bincount(trial, minlength=J).astype(float)
-    cnt = np.where(nj > 0, nj, 1.0)
-    ybar = np.bincount(trial, weights=y, minlength=J) / cnt
-    Zbar = np.empty((J, Z.shape[1]))
-    for c in range(Z.shape[1]):
-        Zbar[:, c] = np.bincount(trial, weights=Z[:, c], minlength=J) / cnt
-    Zt = Z - Zbar[trial]
-    G, h = Zt.T @ Zt, Zt.T @ (y - ybar[trial])
+    ybar, Zbar, Zt, yt = within_trial(y, Z, trial, nj)
+    G, h = Zt.T @ Zt, Zt.T @ yt
     base = np.concatenate([np.full(O.shape[1], 1e-4), np.full(P.shape[1], lam_main)])
     out = []
     for lam, k in lam_ints:
@@ -209,6 +198,19 @@ def theta_path(family: str, lam_main: float, lam_ints: list, y, trial, cls, trea
         alpha = ybar - Zbar[:, :q] @ bz
         out.append(np.concatenate([[float(np.sum(nj * alpha) / nj.sum())], bz]))
     return out
+
+
+def within_trial(y: np.ndarray, Z: np.ndarray, trial: np.ndarray, nj: np.ndarray) -> tuple:
+    """Trial means of ``y`` and of each column of ``Z`` (trials with no rows: mean 0) and the
+    within-trial deviations ``(ybar, Zbar, Z - Zbar[trial], y - ybar[trial])``: the
+    Frisch-Waugh-Lovell step that profiles out free trial intercepts."""
+    J = nj.size
+    cnt = np.where(nj > 0, nj, 1.0)
+    ybar = np.bincount(trial, weights=y, minlength=J) / cnt
+    Zbar = np.empty((J, Z.shape[1]))
+    for c in range(Z.shape[1]):
+        Zbar[:, c] = np.bincount(trial, weights=Z[:, c], minlength=J) / cnt
+    return ybar, Zbar, Z - Zbar[trial], y - ybar[trial]
 
 
 class TrialBlocks:
