@@ -135,15 +135,9 @@ def big_sample(scenario: str, seed: int, outcome: str, follow_up: str, cfg, n: i
 def peer_design(df: pd.DataFrame, feats: list, comps: list, means: pd.Series | None = None, ind_cols=None):
     """Mean-imputed features + missing indicators + the trial's comparator classes (one-hot);
     W = trial one-hot. ``means``/``ind_cols`` from the training data when scoring new data."""
-    X = df[feats].astype(float)
-    means = X.mean().fillna(0.0) if means is None else means
-    ind = X.isna().astype(float).add_suffix("_missing")
-    if ind_cols is None:
-        ind_cols = list(ind.columns[ind.std() > 0])
-    ind = ind.reindex(columns=ind_cols, fill_value=0.0)
-    Xi = X.fillna(means).fillna(0.0)
-    tcls = {t: set(g["treatment"]) - {"exercise"} for t, g in df.groupby("trial")}
-    C = pd.DataFrame({f"cmp_{c}": df["trial"].map(lambda t: float(c in tcls[t])) for c in comps}, index=df.index)
+    from benchmarks.oracle_benefit import design
+
+    Xi, ind, C, means, ind_cols = design(df, feats, comps, means, ind_cols)
     W = pd.get_dummies(df["trial"], dtype=float)
     return pd.concat([Xi, ind, C], axis=1).to_numpy(), W.to_numpy(), means, ind_cols
 

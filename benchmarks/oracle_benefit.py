@@ -80,7 +80,10 @@ def in_trial_oracle(b, t_mix, noise, cls, trial, ok, Wmix, comps: list, active: 
     return out
 
 
-def _design(d: pd.DataFrame, feats: list, comps: list, means=None, ind_cols=None):
+def design(d: pd.DataFrame, feats: list, comps: list, means=None, ind_cols=None):
+    """Mean-imputed features, missing indicators (columns that vary in the training data) and the
+    trial's comparator classes (one-hot); ``means``/``ind_cols`` from the training data when
+    building new data. Shared with the peers of ``bench_learners.py`` (``peer_design``)."""
     X = d[feats].astype(float)
     means = X.mean().fillna(0.0) if means is None else means
     ind = X.isna().astype(float).add_suffix("_missing")
@@ -118,7 +121,7 @@ def observed_oracles(big: tuple, feats: list, comps: list, frames: list, seed: i
     bdf, bt, bok = big
     d = bdf.loc[bok].reset_index(drop=True)
     t = np.asarray(bt, float)[bok]
-    Xi, ind, C, means, ind_cols = _design(d, feats, comps)
+    Xi, ind, C, means, ind_cols = design(d, feats, comps)
     A, knots = _additive(Xi, None, d[feats].isna())
     A = np.column_stack([A, ind.to_numpy(), C.to_numpy(), np.ones(len(d))])
     beta = np.linalg.lstsq(A, t, rcond=None)[0]
@@ -128,7 +131,7 @@ def observed_oracles(big: tuple, feats: list, comps: list, frames: list, seed: i
     gbm = LGBMRegressor(**params).fit(G, t - A @ beta)
     out = {"oracle_additive": [], "oracle_observed": []}
     for f in frames:
-        fXi, find, fC, _, _ = _design(f, feats, comps, means, ind_cols)
+        fXi, find, fC, _, _ = design(f, feats, comps, means, ind_cols)
         fA = np.column_stack([_additive(fXi, knots)[0], find.to_numpy(), fC.to_numpy(), np.ones(len(f))])
         lin = fA @ beta
         out["oracle_additive"].append(lin)
