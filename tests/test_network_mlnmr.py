@@ -101,6 +101,9 @@ def test_export_payload_scores_from_posterior_draws(senn_fe):
 
     net = scoring_payload(senn_fe, "hba1c", "short", {}, n_draws=200)
     assert netrt.check(net, [], [], "placebo") is None
+    # nothing time-dependent in a model file (identical builds, identical model id)
+    assert "seconds" in senn_fe.diagnostics and "seconds" not in net["mlnmr"]["diagnostics"]
+    assert net == scoring_payload(senn_fe, "hba1c", "short", {}, n_draws=200)
     node = "metformin"
     est, se, ci, pi = netpost.intervals_exact(net, node, np.zeros((2, 0)), np.zeros(2), 1.959963984540054)
     j = net["posterior"]["terms"].index(f"node[{node}]")

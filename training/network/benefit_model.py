@@ -179,7 +179,7 @@ def write_run_network(out, analysis: pd.DataFrame, tasks: list, features: dict, 
         if payload.get("fit") == "ml-nmr":
             dg = payload["mlnmr"]["diagnostics"]
             status[task]["diagnostics"] = {k: dg.get(k) for k in ("ok", "max_rhat", "min_ess_bulk", "min_ess_tail",
-                                                                 "divergences", "chains", "warmup", "samples", "seconds")}
+                                                                 "divergences", "chains", "warmup", "samples")}
         say(f"network {task}: {len(payload['nodes'])} comparator nodes ({payload['modifier_status']})")
     (ndir / "status.json").write_text(json.dumps(status, indent=2, sort_keys=True), "utf-8")
     return status

@@ -65,7 +65,9 @@ def scoring_payload(fit: MLNMRFit, outcome: str, follow_up: str, feature_of: dic
              "tau": float(np.median(tau)), "modifiers": mods,
              "centres": {m: float(c) for m, c in zip(mods, D.centre)}, "interaction": "node", "reference": ref,
              "exercise_content": {c: float(EXERCISE_CONTENT.get(c, 0.0)) for c in D.treatments}}
-    diag = {k: v for k, v in fit.diagnostics.items() if k != "by_parameter"}
+    # the sampler's wall time is not a property of the model: kept out of the file, so that two
+    # identical builds have the same model id (it is in the network report and run.json timings)
+    diag = {k: v for k, v in fit.diagnostics.items() if k not in ("by_parameter", "seconds")}
     return {
         "format": FORMAT, "version": VERSION, "outcome": outcome, "follow_up": follow_up, "reference": ref,
         "nodes": list(nodes), "model": model, "evidence": evid,
