@@ -58,7 +58,11 @@ OURS = ("constant", "effect_model", "effect_adaptive", "risk_model", "t_learner"
 # as ``selected_plus`` beside the default's ``selected`` (effect_adaptive was such a candidate until it
 # joined the default on 2026-12-07; the effect model with its feature-wise weights chosen against the
 # common penalty by CV is the one left)
-EXTRA = {"effect_adaptive_cv": ("effect_model", {"adaptive": True})}
+EXTRA = {"effect_adaptive_cv": ("effect_model", {"adaptive": True}),
+         # per-feature prior variances by marginal likelihood (training.learners.ard), 4-knot modifier splines
+         "effect_ard": ("effect_ard", {}),
+         # the same with a common multiplier on the ML-II SDs chosen by trial-grouped CV of the R-loss
+         "effect_ard_cv": ("effect_ard", {"scale": "cv"})}
 
 
 def make_member(name, otype, cfg, seed, **kw):

@@ -14,7 +14,7 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the embedded synthetic default)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Study config YAML (overrides the folder's study.yaml)."),
     seed: int = typer.Option(1, "--seed", help="Seed for the learners (and the simulator for the embedded default)."),
-    learner: Optional[List[str]] = typer.Option(None, "--learner", help="Learners to fit (repeatable; default all: constant, effect_model, effect_adaptive, risk_model, t_learner, x_learner, dr_learner)."),
+    learner: Optional[List[str]] = typer.Option(None, "--learner", help="Learners to fit (repeatable; default all: constant, effect_model, effect_adaptive, risk_model, t_learner, x_learner, dr_learner; optional: effect_ard)."),
     iecv_follow_up: Optional[List[str]] = typer.Option(None, "--iecv-follow-up", help="Follow-ups whose tasks get IECV of every learner, for selection and stacking (repeatable; default the first window, short term); the other tasks get IECV of the learner deployed there (the effect model) alone."),
     no_iecv: bool = typer.Option(False, "--no-iecv", help="Skip internal-external cross-validation (selection falls back to the effect model)."),
     select: str = typer.Option("stack", "--select", help="'stack' (non-negative R-loss stacking), 'best' (lowest held-out R-loss) or 'best1se' (simplest learner within 1 SE of the lowest)."),
@@ -45,16 +45,16 @@ def train(
     from lbp_benefit.progress import progress_over
     from predict.errors import LbpError
     from training.harmonise import harmonise
-    from training.train import LEARNERS, TrainSettings, run_training
+    from training.train import LEARNERS, OPTIONAL_LEARNERS, TrainSettings, run_training
 
     if select not in ("stack", "best", "best1se"):
         raise LbpError("--select must be 'stack', 'best' or 'best1se'")
     learners = list(learner) if learner else (["constant", "effect_model", "risk_model"] if fast else list(LEARNERS))
     if fast:
         n_boot, n_boot_trees, network = min(n_boot, 20), min(n_boot_trees, 5), False
-    bad = [x for x in learners if x not in LEARNERS]
+    bad = [x for x in learners if x not in LEARNERS + OPTIONAL_LEARNERS]
     if bad:
-        raise LbpError(f"--learner {', '.join(bad)}: choose from {', '.join(LEARNERS)}")
+        raise LbpError(f"--learner {', '.join(bad)}: choose from {', '.join(LEARNERS + OPTIONAL_LEARNERS)}")
     if network_method not in (None, "ml-nmr", "ipd"):
         raise LbpError("--network-method must be 'ml-nmr' or 'ipd'")
     if workers < 1:

@@ -45,6 +45,8 @@ from training.train_report import write_iecv, write_report
 from training.train_warnings import separable_trials
 
 LEARNERS = ("constant", "effect_model", "effect_adaptive", "risk_model", "t_learner", "x_learner", "dr_learner")
+# accepted by --learner, not fitted by default (BENCHMARKS.md: measured, not adopted)
+OPTIONAL_LEARNERS = ("effect_ard",)
 
 
 @dataclass
@@ -101,6 +103,13 @@ def make_learner(name: str, outcome_type: str, cfg, seed: int, n_boot: int | Non
         return EffectModel(n_boot=bl, missing=opts.get("missing", "conditional_mean"),
                            n_imputations=int(opts.get("imputations", 5)),
                            adaptive="always" if name == "effect_adaptive" else False, **shrink, **common)
+    if name == "effect_ard":
+        # a candidate member outside the default: per-feature prior variances by marginal likelihood
+        # (training.learners.ard; BENCHMARKS.md, issue 23 session 9)
+        from training.learners.ard import ARDEffectModel
+
+        return ARDEffectModel(n_boot=bl, missing=opts.get("missing", "conditional_mean"),
+                              n_imputations=int(opts.get("imputations", 5)), **shrink, **common)
     if name == "risk_model":
         return RiskModel(n_boot=bl, **common)
     if name == "t_learner":
@@ -110,7 +119,7 @@ def make_learner(name: str, outcome_type: str, cfg, seed: int, n_boot: int | Non
         return XLearner(n_boot=bt, boot_folds=2, n_folds=folds, **common)
     if name == "dr_learner":
         return DRLearner(n_boot=bt, boot_folds=2, n_folds=folds, **common)
-    raise ValueError(f"unknown learner {name!r}; choose from {', '.join(LEARNERS)}")
+    raise ValueError(f"unknown learner {name!r}; choose from {', '.join(LEARNERS + OPTIONAL_LEARNERS)}")
 
 
 def _tasks(analysis: pd.DataFrame, cfg, empty: list | None = None) -> list:
@@ -297,7 +306,7 @@ def _trial_effects(model, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
 def _groups(learners) -> list:
     """Jobs: the linear learners together, and the tree learners together (T, X and DR share
     their outcome boosters and cross-fits through one ``CrossFitCache``)."""
-    lin = [n for n in learners if n in ("constant", "effect_model", "effect_adaptive", "risk_model")]
+    lin = [n for n in learners if n in ("constant", "effect_model", "effect_adaptive", "effect_ard", "risk_model")]
     xdr = [n for n in learners if n in ("t_learner", "x_learner", "dr_learner")]
     rest = [n for n in learners if n not in lin + xdr]
     return [g for g in [lin, xdr] + [[n] for n in rest] if g]
@@ -394,7 +403,7 @@ def _selectable(learners: Sequence[str], selection: bool) -> list:
     model is not among them (then the first fitted one is deployed)."""
     if selection or _deployed_without_selection(learners) != "effect_model":
         return list(learners)
-    return [n for n in learners if n not in ("t_learner", "x_learner", "dr_learner", "effect_adaptive")]
+    return [n for n in learners if n not in ("t_learner", "x_learner", "dr_learner", "effect_adaptive", "effect_ard")]
 
 
 def _deployed_without_selection(learners: Sequence[str]) -> str:

@@ -176,6 +176,7 @@ class EffectModel(BenefitLearner):
     """
 
     kind = "effect_model"
+    modifier_knots = None  # knots of the modifiers' splines (None: n_knots); a subclass parameter (ard)
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  modifiers=None, interaction_sd=None, interaction_grid=None, main_sd=None, n_knots: int = 3,
@@ -209,7 +210,8 @@ class EffectModel(BenefitLearner):
         ``Fi`` (a multiply imputed set) P and M are that set's values on the same basis."""
         Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
         mods = d.spec["names"] if self.modifiers is None else list(self.modifiers)
-        Mcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines, only=mods) if mods else []
+        mk = self.modifier_knots or self.n_knots
+        Mcols = make_basis(d.Fi, d.spec, mk, self.splines, only=mods) if mods else []
         F = d.Fi if Fi is None else Fi
         P = basis(Pcols, F)
         M = basis(Mcols, F) if Mcols else np.zeros((F.shape[0], 0))
@@ -238,29 +240,16 @@ class EffectModel(BenefitLearner):
         lam_main = prior_lambda(fam, sigma2, main_sd)
         C = len(d.comps)
         prog = P0 @ const.theta_[1 + C:1 + C + P0.shape[1]]
-        self.cv_ = None
-        if M.shape[1] == 0:
-            sd = 0.0
-        elif self.interaction_sd is not None:
-            sd = float(self.interaction_sd)
-        else:
-            grid = self.interaction_grid or (GAUSSIAN_GRID if fam == "gaussian" else LOGIT_GRID)
-            sd, self.cv_ = self._select_sd(d, P0, M0, grid, lam_main, sigma2, prog)
-        self.adaptive_, self.adaptive_weights_ = None, None
-        if self.adaptive and sd > 0 and self.interaction_sd is None:
-            # feature-wise prior SDs (training.learners.adaptive), folded into the columns' scale
-            from training.learners.adaptive import adaptive_weights
-
-            folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
-            w, sd_a, self.adaptive_ = adaptive_weights(d, P0, M0, np.array([c["feature"] for c in Mcols]), sd,
-                                                       lam_main, sigma2, prog, folds,
-                                                       always=self.adaptive == "always")
-            if w is not None:
-                keep = w > 0
-                self.adaptive_weights_ = {d.spec["names"][c["feature"]]: float(wj) for c, wj in zip(Mcols, w)}
-                sd = sd_a if keep.any() else 0.0
-                Mcols = [{**c, "scale": c["scale"] / wj} for c, wj, k in zip(Mcols, w, keep) if k]
-                Ms = [m[:, keep] * w[keep] for m in Ms]
+        sd, w, sigma2_m = self.modifier_prior(d, P0, M0, Mcols, lam_main, sigma2, prog)
+        if sigma2_m != sigma2:  # the modifier prior came with its own residual variance (training.learners.ard)
+            sigma2 = sigma2_m
+            lam_main = prior_lambda(fam, sigma2, main_sd)
+        if w is not None:
+            # feature-wise prior SDs w * sd, folded into the columns' scale (value = w (v - loc) / scale)
+            keep = w > 0
+            sd = sd if keep.any() else 0.0
+            Mcols = [{**c, "scale": c["scale"] / wj} for c, wj, k in zip(Mcols, w, keep) if k]
+            Ms = [m[:, keep] * w[keep] for m in Ms]
         self.interaction_sd_ = sd
         lam_int = prior_lambda(fam, sigma2, sd)
         if sd == 0.0:
@@ -332,6 +321,34 @@ class EffectModel(BenefitLearner):
         self.n_features_in_ = len(d.spec["names"])
         self._attach_support(X)
         return self
+
+    def modifier_prior(self, d: LinearData, P, M, Mcols: list, lam_main: float, sigma2: float, prog):
+        """(sd, column weights or None, sigma2): the interaction prior - a common prior SD ``sd`` of the
+        standardised modifier columns (given, or by grouped CV of the R-loss), times a weight per
+        column (None: all 1; 0: column dropped) - and the residual variance the penalties are
+        expressed in. Sets ``cv_``, ``adaptive_``, ``adaptive_weights_``. Subclasses give other priors
+        (``training.learners.ard``: per-feature variances by marginal likelihood)."""
+        fam = d.family
+        self.cv_, self.adaptive_, self.adaptive_weights_ = None, None, None
+        if M.shape[1] == 0:
+            return 0.0, None, sigma2
+        if self.interaction_sd is not None:
+            return float(self.interaction_sd), None, sigma2
+        grid = self.interaction_grid or (GAUSSIAN_GRID if fam == "gaussian" else LOGIT_GRID)
+        sd, self.cv_ = self._select_sd(d, P, M, grid, lam_main, sigma2, prog)
+        w = None
+        if self.adaptive and sd > 0:
+            # feature-wise prior SDs (training.learners.adaptive)
+            from training.learners.adaptive import adaptive_weights
+
+            folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
+            w, sd_a, self.adaptive_ = adaptive_weights(d, P, M, np.array([c["feature"] for c in Mcols]), sd,
+                                                       lam_main, sigma2, prog, folds,
+                                                       always=self.adaptive == "always")
+            if w is not None:
+                self.adaptive_weights_ = {d.spec["names"][c["feature"]]: float(wj) for c, wj in zip(Mcols, w)}
+                sd = sd_a
+        return sd, w, sigma2
 
     def _select_sd(self, d: LinearData, P, M, grid, lam_main, sigma2, prog):
         fam = d.family
