@@ -183,3 +183,16 @@ def test_effect_ard_is_an_optional_learner_of_train():
     m = make_learner("effect_ard", "continuous", cfg, 1, n_boot=0)
     assert isinstance(m, ARDEffectModel) and m.scale == "ml2" and m.modifier_knots == 4
     assert ["constant", "effect_model", "effect_ard"] in _groups(["constant", "effect_model", "effect_ard"])
+
+
+def test_train_command_names_the_optional_learner(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from lbp_benefit.cmd_train import train
+
+    app = typer.Typer()
+    app.command()(train)
+    app.command("noop")(lambda: None)
+    r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--learner", "effect_bogus"])
+    assert r.exit_code != 0 and "effect_ard" in str(r.exception) and not (tmp_path / "run").exists()
