@@ -28,6 +28,15 @@ the optimum against a derivative-free optimisation of that density.
 Binary outcomes: no closed-form evidence; the model falls back to the effect model's common prior
 SD chosen by CV (stated in the export's ``meta.ard.method``).
 
+``scale="cv"``: the ML-II SDs give only the features' relative prior SDs; one common multiplier
+(``MULTIPLIERS``, 0 = the average-effect model) is chosen by trial-grouped CV of the R-loss, the SDs
+re-estimated inside every fold from its training trials.
+
+Measured (BENCHMARKS.md, session 9, i23a): alone it beats the CV-tuned effect model only on the
+curvilinear scenario and loses on the others; with no modification the evidence keeps chance
+modifiers (spread ~1 point); its intervals under-cover (0.83-0.89). An optional learner
+(``train --learner effect_ard``), not in the default stack.
+
 Exported within the existing effect-model format: the fit uses the ML-II sigma^2, a common penalty
 sigma^2 / s_max^2 and each feature's columns scaled by ``w_f = s_f / s_max`` (folded into the basis
 ``scale``), which is exactly the per-feature prior; bootstrap covariance and the shrinkage-bias

@@ -1,0 +1,131 @@
+"""Variants of the effect model, each fitted alone (no stack), against the simulator's truth.
+
+A quick screen before a candidate enters ``bench_learners.py`` as a stack member: per scenario x
+seed, the same data as ``bench_learners.py`` (``load_task``: pain at short term; new trials from
+seed + 10000, or from the scenario after ``>``), each variant fitted with ``--n-boot`` trial-cluster
+bootstrap replicates; root PEHE vs the fitted participants' trial-specific truth (``pehe``), vs the
+average-trial truth (``pehe_avg``), on the new trials (``pehe_new``); 95% CI coverage of the
+average-trial truth (``cov_ci_avg``), 95% new-setting PI coverage of the new trials' truth
+(``cov_pi_new``); mean within-trial SD of the predicted benefit (``spread``); fit seconds.
+
+Variants (``--variants``): ``effect_model`` / ``effect_adaptive`` (as the default ``train`` makes
+them), ``em_k4`` / ``em_k5`` (the effect model with 4 / 5-knot modifier splines), ``ard_<scale>_<g><k>``
+(``training.learners.ard``: scale ``ml2`` or ``cv``, groups ``f`` feature / ``s`` shape, k knots),
+e.g. ``ard_ml2_f4``.
+
+Usage::
+
+    python benchmarks/bench_effect_variants.py --out benchmarks/results/effect_variants.csv \
+        --scenarios curvilinear interaction 'plateau>edge_trial' hayden2020 none --seeds 1 2 \
+        --variants effect_model em_k4 ard_ml2_f4
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def make_variant(name: str, cfg, seed: int, n_boot: int):
+    from training.learners.ard import ARDEffectModel
+    from training.train import make_learner
+
+    if name in ("effect_model", "effect_adaptive"):
+        return make_learner(name, "continuous", cfg, seed, n_boot=n_boot)
+    if name.startswith("em_k"):
+        m = make_learner("effect_model", "continuous", cfg, seed, n_boot=n_boot)
+        m.modifier_knots = int(name[len("em_k"):])  # the effect model's modifier-knots hook
+        return m
+    if name.startswith("ard_"):
+        _, scale, gk = name.split("_")
+        base = make_learner("effect_ard", "continuous", cfg, seed, n_boot=n_boot)
+        return base.set_params(scale=scale, groups={"f": "feature", "s": "shape"}[gk[0]], modifier_knots=int(gk[1:]))
+    raise ValueError(f"unknown variant {name!r}")
+
+
+def run(scenario: str, seed: int, variants: list, n_boot: int) -> list:
+    from benchmarks.bench_learners import load_task, within_trial_sd
+    from training.iecv import _benefit_mix
+    from training.learners.stacking import comparator_mix
+
+    train_s, _, new_s = scenario.partition(">")
+    df, truth, cfg, recols = load_task(train_s, seed, "pain", "short")
+    ndf, ntruth, _, _ = load_task(new_s or train_s, seed + 10_000, "pain", "short")
+    feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
+    X, y = df[["trial", "treatment"] + feats], df["value"].to_numpy(float)
+    cls, trial = df["treatment"].astype(str).to_numpy(), df["trial"].astype(str).to_numpy()
+    comps = sorted(set(cls) - {cfg.active})
+    ok = np.array([len(set(cls[trial == t]) - {cfg.active}) > 0 and (cls[trial == t] == cfg.active).any() for t in trial])
+    W = comparator_mix(trial, cls, cfg.active, comps)
+    t_mix = sum(W[:, i] * truth[f"benefit_vs_{c}"].to_numpy() for i, c in enumerate(comps))
+    t_avg = t_mix - sum(W[:, i] * recols[c] for i, c in enumerate(comps))
+    ncls, ntrial = ndf["treatment"].astype(str).to_numpy(), ndf["trial"].astype(str).to_numpy()
+    ncomps = sorted(set(ncls) - {cfg.active})
+    nok = np.array([len(set(ncls[ntrial == t]) - {cfg.active}) > 0 and (ncls[ntrial == t] == cfg.active).any()
+                    for t in ntrial])
+    nW = comparator_mix(ntrial, ncls, cfg.active, ncomps)
+    nt_mix = sum(nW[:, i] * ntruth[f"benefit_vs_{c}"].to_numpy() for i, c in enumerate(ncomps))
+    NX = ndf[["trial", "treatment"] + feats].assign(trial=lambda d: "new:" + d["trial"].astype(str))
+    rows = []
+    for name in variants:
+        t0 = time.process_time()
+        m = make_variant(name, cfg, seed, n_boot).fit(X, y)
+        sec = time.process_time() - t0
+        p = m.predict_interval(X)
+        b = _benefit_mix(p, trial, cls, cfg.active, comps)
+        hits = []
+        for i, c in enumerate(comps):
+            msk = ok & (W[:, i] > 0)
+            ta = truth[f"benefit_vs_{c}"].to_numpy()[msk] - recols[c][msk]
+            hits.append((ta >= p[f"benefit_vs_{c}_ci_low"].to_numpy()[msk]) & (ta <= p[f"benefit_vs_{c}_ci_high"].to_numpy()[msk]))
+        pn = m.predict_interval(NX)
+        bn = _benefit_mix(pn, ntrial, ncls, cfg.active, ncomps)
+        hp = []
+        for i, c in enumerate(ncomps):
+            msk = nok & (nW[:, i] > 0)
+            tc = ntruth[f"benefit_vs_{c}"].to_numpy()[msk]
+            hp.append((tc >= pn[f"benefit_vs_{c}_pi_low"].to_numpy()[msk]) & (tc <= pn[f"benefit_vs_{c}_pi_high"].to_numpy()[msk]))
+        rows.append({"scenario": scenario, "seed": seed, "variant": name,
+                     "pehe": float(np.sqrt(np.mean((b[ok] - t_mix[ok]) ** 2))),
+                     "pehe_avg": float(np.sqrt(np.mean((b[ok] - t_avg[ok]) ** 2))),
+                     "pehe_new": float(np.sqrt(np.mean((bn[nok] - nt_mix[nok]) ** 2))),
+                     "cov_ci_avg": float(np.concatenate(hits).mean()), "cov_pi_new": float(np.concatenate(hp).mean()),
+                     "spread": within_trial_sd(b[ok], trial[ok]), "cpu_seconds": sec})
+        print(f"{scenario} seed {seed} {name}: pehe {rows[-1]['pehe']:.3f} avg {rows[-1]['pehe_avg']:.3f} "
+              f"new {rows[-1]['pehe_new']:.3f}", flush=True)
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--scenarios", nargs="+", default=["curvilinear", "interaction", "plateau>edge_trial", "hayden2020", "none"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--variants", nargs="+", default=["effect_model", "em_k4", "ard_ml2_f4"])
+    ap.add_argument("--n-boot", type=int, default=50)
+    a = ap.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+
+    warnings.simplefilter("ignore")
+    rows = []
+    with threadpool_limits(1):
+        for sc in a.scenarios:
+            for s in a.seeds:
+                rows += run(sc, s, a.variants, a.n_boot)
+    res = pd.DataFrame(rows)
+    res.to_csv(a.out, index=False)
+    summ = res.groupby(["scenario", "variant"], sort=False).mean(numeric_only=True).drop(columns="seed")
+    summ.to_csv(a.out.replace(".csv", "_summary.csv"))
+    print(summ.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
