@@ -196,3 +196,17 @@ def test_train_command_names_the_optional_learner(tmp_path):
     app.command("noop")(lambda: None)
     r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--learner", "effect_bogus"])
     assert r.exit_code != 0 and "effect_ard" in str(r.exception) and not (tmp_path / "run").exists()
+
+
+def test_bench_effect_variants_builds_the_named_variants():
+    from benchmarks.bench_effect_variants import make_variant
+    from training.config import load_config
+
+    cfg = load_config(None)
+    a = make_variant("ard_cv_s5", cfg, 1, 0)
+    assert isinstance(a, ARDEffectModel) and (a.scale, a.groups, a.modifier_knots) == ("cv", "shape", 5)
+    e = make_variant("em_k4", cfg, 1, 0)
+    assert type(e) is EffectModel and e.modifier_knots == 4 and e.adaptive is False
+    assert make_variant("effect_adaptive", cfg, 1, 0).adaptive == "always"
+    with pytest.raises(ValueError, match="unknown variant"):
+        make_variant("ridge", cfg, 1, 0)
