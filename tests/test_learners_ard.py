@@ -210,3 +210,14 @@ def test_bench_effect_variants_builds_the_named_variants():
     assert make_variant("effect_adaptive", cfg, 1, 0).adaptive == "always"
     with pytest.raises(ValueError, match="unknown variant"):
         make_variant("ridge", cfg, 1, 0)
+
+
+def test_modifier_knots_hook_gives_the_modifiers_richer_splines(data):
+    X, y, _ = data
+    m3 = EffectModel(n_boot=0, interaction_sd=2.0).fit(X, y)
+    m5 = EffectModel(n_boot=0, interaction_sd=2.0)
+    m5.modifier_knots = 5
+    m5.fit(X, y)
+    n_cont = 5  # age, bmi, fear_avoidance, baseline_pain, noise_feature: 1 -> 3 spline terms each
+    assert m5.to_export()["linear"]["n_mod"] == m3.to_export()["linear"]["n_mod"] + 2 * n_cont
+    assert m5.to_export()["linear"]["n_prog"] == m3.to_export()["linear"]["n_prog"]  # prognostic part unchanged
