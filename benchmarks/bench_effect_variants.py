@@ -10,8 +10,8 @@ average-trial truth (``cov_ci_avg``), 95% new-setting PI coverage of the new tri
 
 Variants (``--variants``): ``effect_model`` / ``effect_adaptive`` (as the default ``train`` makes
 them), ``em_k4`` / ``em_k5`` (the effect model with 4 / 5-knot modifier splines), ``ard_<scale>_<g><k>``
-(``training.learners.ard``: scale ``ml2`` or ``cv``, groups ``f`` feature / ``s`` shape, k knots),
-e.g. ``ard_ml2_f4``.
+(``training.learners.ard``: scale ``ml2``, ``cv`` or ``hier``, groups ``f`` feature / ``s`` shape, k knots,
+optionally ``_<hyper_sd>``), e.g. ``ard_ml2_f4``, ``ard_hier_f3_0.5``.
 
 Usage::
 
@@ -45,9 +45,11 @@ def make_variant(name: str, cfg, seed: int, n_boot: int):
         m.modifier_knots = int(name[len("em_k"):])  # the effect model's modifier-knots hook
         return m
     if name.startswith("ard_"):
-        _, scale, gk = name.split("_")
+        _, scale, gk, *tau = name.split("_")  # e.g. ard_hier_f4_0.5: hyperprior SD 0.5
         base = make_learner("effect_ard", "continuous", cfg, seed, n_boot=n_boot)
-        return base.set_params(scale=scale, groups={"f": "feature", "s": "shape"}[gk[0]], modifier_knots=int(gk[1:]))
+        extra = {"hyper_sd": float(tau[0])} if tau else {}
+        return base.set_params(scale=scale, groups={"f": "feature", "s": "shape"}[gk[0]], modifier_knots=int(gk[1:]),
+                               **extra)
     raise ValueError(f"unknown variant {name!r}")
 
 

@@ -208,6 +208,8 @@ def test_bench_effect_variants_builds_the_named_variants():
     e = make_variant("em_k4", cfg, 1, 0)
     assert type(e) is EffectModel and e.modifier_knots == 4 and e.adaptive is False
     assert make_variant("effect_adaptive", cfg, 1, 0).adaptive == "always"
+    h = make_variant("ard_hier_f3_0.5", cfg, 1, 0)
+    assert (h.scale, h.groups, h.modifier_knots, h.hyper_sd) == ("hier", "feature", 3, 0.5)
     with pytest.raises(ValueError, match="unknown variant"):
         make_variant("ridge", cfg, 1, 0)
 
@@ -221,3 +223,39 @@ def test_modifier_knots_hook_gives_the_modifiers_richer_splines(data):
     n_cont = 5  # age, bmi, fear_avoidance, baseline_pain, noise_feature: 1 -> 3 spline terms each
     assert m5.to_export()["linear"]["n_mod"] == m3.to_export()["linear"]["n_mod"] + 2 * n_cont
     assert m5.to_export()["linear"]["n_prog"] == m3.to_export()["linear"]["n_prog"]  # prognostic part unchanged
+
+
+def test_hyperprior_adds_a_lognormal_log_density_with_exact_gradient():
+    Zt, yt, group, v_fixed, n_eff = _toy(seed=2)
+    G, h, yy = Zt.T @ Zt, Zt.T @ yt, float(yt @ yt)
+    params, hyper = np.array([0.3, -2.0, 1.0, 1.5]), (0.5, 0.7)
+    plain = log_evidence(params, G, h, yy, n_eff, group, v_fixed, grad=False)
+    neg, grad = log_evidence(params, G, h, yy, n_eff, group, v_fixed, hyper=hyper)
+    assert neg - plain == pytest.approx(0.5 * np.sum((params[:3] - 0.5) ** 2) / 0.7 ** 2, rel=1e-12)
+    eps = 1e-6
+    fd = [(log_evidence(params + eps * e, G, h, yy, n_eff, group, v_fixed, grad=False, hyper=hyper)
+           - log_evidence(params - eps * e, G, h, yy, n_eff, group, v_fixed, grad=False, hyper=hyper)) / (2 * eps)
+          for e in np.eye(params.size)]
+    assert np.allclose(grad, fd, rtol=1e-5, atol=1e-5)
+
+
+def test_hier_scale_moves_from_the_common_ridge_to_feature_wise_variances(data):
+    X, y, truth = data
+    base = EffectModel(n_boot=0).fit(X, y)
+    tight = ARDEffectModel(n_boot=0, modifier_knots=3, scale="hier", hyper_sd=1e-3).fit(X, y)
+    sd = np.array(list(tight.ard_["prior_sd"].values()))
+    assert tight.ard_["common_sd"] == base.interaction_sd_ and np.allclose(sd, base.interaction_sd_, rtol=0.02)
+    # a tight hyperprior = the common ridge at the CV SD; the penalty sigma^2 / sd^2 then differs from the
+    # effect model's only by sigma^2 (ML-II here, the constant-effect fit's residual variance there)
+    b0, b1 = base.predict(X)["benefit_vs_usual_care"], tight.predict(X)["benefit_vs_usual_care"]
+    assert tight.ard_["sigma2"] < base.to_export()["meta"]["sigma2"]  # the modification is no longer residual
+    assert np.corrcoef(b0, b1)[0, 1] > 0.999 and np.max(np.abs(b1 - b0)) < 0.5
+    free = ARDEffectModel(n_boot=0, modifier_knots=3, scale="hier", hyper_sd=1.0).fit(X, y)
+    s = free.ard_["prior_sd"]
+    assert s["fear_avoidance"] > base.interaction_sd_ > s["noise_feature"]  # the evidence moves them apart
+    err = lambda m: np.sqrt(np.mean((m.predict(X)["benefit_vs_usual_care"] - truth["benefit_vs_usual_care"]) ** 2))  # noqa: E731
+    assert err(free) < err(base)
+    Xn, yn, _ = small_trials(n_trials=12, n_per_arm=80, seed=5, noise=8.0, effect_mod=0.0)
+    none = ARDEffectModel(n_boot=0, scale="hier").fit(Xn, yn)
+    if EffectModel(n_boot=0).fit(Xn, yn).interaction_sd_ == 0:  # CV says no modification: the average effect
+        assert none.interaction_sd_ == 0 and none.ard_["common_sd"] == 0.0

@@ -32,7 +32,12 @@ SD chosen by CV (stated in the export's ``meta.ard.method``).
 (``MULTIPLIERS``, 0 = the average-effect model) is chosen by trial-grouped CV of the R-loss, the SDs
 re-estimated inside every fold from its training trials.
 
-Measured (BENCHMARKS.md, session 9, i23a): alone it beats the CV-tuned effect model only on the
+``scale="hier"``: MAP-II - each log s_f^2 gets a N(log s_cv^2, ``hyper_sd``^2) hyperprior centred at
+the effect model's CV common SD s_cv (s_cv = 0: the average-effect model), so the features' variances
+move apart only as far as their evidence carries them from the cross-validated common ridge
+(``hyper_sd`` -> 0: the common ridge; -> infinity: ML-II).
+
+Measured (BENCHMARKS.md, session 9, i23a), ``scale="ml2"``: alone it beats the CV-tuned effect model only on the
 curvilinear scenario and loses on the others; with no modification the evidence keeps chance
 modifiers (spread ~1 point); its intervals under-cover (0.83-0.89). An optional learner
 (``train --learner effect_ard``), not in the default stack.
@@ -69,10 +74,11 @@ def column_groups(Mcols: list, groups: str = "feature") -> np.ndarray:
 
 
 def log_evidence(params: np.ndarray, G: np.ndarray, h: np.ndarray, yy: float, n_eff: int, group: np.ndarray,
-                 v_fixed: np.ndarray, grad: bool = True):
+                 v_fixed: np.ndarray, grad: bool = True, hyper: tuple | None = None):
     """(-log evidence, -gradient) at ``params = [log s_1^2 .. log s_F^2, log sigma^2]`` (module
     docstring; the first ``v_fixed.size`` columns of G have fixed prior variances, the rest belong
-    to the variance groups ``group``). Constant terms (2 pi) omitted."""
+    to the variance groups ``group``). Constant terms (2 pi) omitted. ``hyper = (mu, tau)``: plus a
+    N(mu, tau^2) hyperprior on each log s_f^2 (the log posterior of the variances, MAP-II)."""
     F = int(group.max()) + 1 if group.size else 0
     ls2, lsig = params[:F], params[F]
     sig2 = np.exp(lsig)
@@ -83,6 +89,8 @@ def log_evidence(params: np.ndarray, G: np.ndarray, h: np.ndarray, yy: float, n_
     rss = yy - 2 * m @ h + m @ G @ m
     logdet = 2 * np.sum(np.log(np.diag(L)))
     ev = -0.5 * (n_eff * lsig + np.sum(np.log(v)) + logdet + rss / sig2 + np.sum(m ** 2 / v))
+    if hyper is not None:
+        ev -= 0.5 * np.sum((ls2 - hyper[0]) ** 2) / hyper[1] ** 2
     if not grad:
         return -ev
     Li = np.linalg.inv(L)
@@ -90,20 +98,23 @@ def log_evidence(params: np.ndarray, G: np.ndarray, h: np.ndarray, yy: float, n_
     q = (m ** 2 + np.diag(S)) / v - 1.0
     k0 = v_fixed.size
     g_s = 0.5 * np.bincount(group, weights=q[k0:], minlength=F)
+    if hyper is not None:
+        g_s = g_s - (ls2 - hyper[0]) / hyper[1] ** 2
     g_sig = 0.5 * ((rss + np.sum(G * S)) / sig2 - n_eff)
     return -ev, -np.concatenate([g_s, [g_sig]])
 
 
-def ml2_variances(G, h, yy, n_eff, group, v_fixed, sigma2_start: float, starts=STARTS) -> dict:
-    """Maximise the evidence over the group variances and sigma^2 (module docstring).
-    Returns s2 (per group), sigma2, log_evidence (up to a constant), converged, iterations."""
+def ml2_variances(G, h, yy, n_eff, group, v_fixed, sigma2_start: float, starts=STARTS, hyper=None) -> dict:
+    """Maximise the evidence (with ``hyper``: the log posterior, see ``log_evidence``) over the group
+    variances and sigma^2 (module docstring). Returns s2 (per group), sigma2, log_evidence (up to a
+    constant), converged, iterations."""
     F = int(group.max()) + 1
     lo, hi = LOG_S2_BOUNDS
     sig_b = (np.log(sigma2_start) - 5.0, np.log(sigma2_start) + 2.0)
     best = None
     for s0 in starts:
         x0 = np.concatenate([np.full(F, np.log(s0)), [np.log(sigma2_start)]])
-        r = minimize(log_evidence, x0, args=(G, h, yy, n_eff, group, v_fixed), jac=True, method="L-BFGS-B",
+        r = minimize(log_evidence, x0, args=(G, h, yy, n_eff, group, v_fixed, True, hyper), jac=True, method="L-BFGS-B",
                      bounds=[(lo, hi)] * F + [sig_b], options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-7})
         if best is None or r.fun < best.fun:
             best = r
@@ -127,11 +138,12 @@ def gaussian_sufficient(d, P: np.ndarray, M: np.ndarray, rows=None, comps=None):
     return Zt.T @ Zt, Zt.T @ yt, float(yt @ yt), int(y.size - J), O.shape[1]
 
 
-def column_sds(d, P, M, group, sigma2: float, main_sd: float, rows=None, comps=None) -> tuple:
+def column_sds(d, P, M, group, sigma2: float, main_sd: float, rows=None, comps=None, hyper=None) -> tuple:
     """(ML-II prior SD per modifier column, 0 for a dropped feature; the ``ml2_variances`` result)."""
     G, h, yy, n_eff, n_off = gaussian_sufficient(d, P, M, rows, comps)
     v_fixed = np.concatenate([np.full(n_off, 1e4 * sigma2), np.full(P.shape[1], main_sd ** 2)])
-    res = ml2_variances(G, h, yy, n_eff, group, v_fixed, sigma2)
+    starts = STARTS if hyper is None else (float(np.exp(hyper[0])),)
+    res = ml2_variances(G, h, yy, n_eff, group, v_fixed, sigma2, starts=starts, hyper=hyper)
     s = np.sqrt(res["s2"])[group]
     return np.where(s < MIN_SD, 0.0, s), res
 
@@ -176,7 +188,7 @@ class ARDEffectModel(EffectModel):
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  modifiers=None, main_sd=None, n_knots: int = 3, modifier_knots: int = 4, groups: str = "feature",
-                 scale: str = "ml2",
+                 scale: str = "ml2", hyper_sd: float = 1.0,
                  splines: bool = True, n_boot: int = 100, n_folds: int = 5, n_draws: int = 20,
                  shrinkage_bias: bool = True, missing: str = "conditional_mean", n_imputations: int = 5,
                  class_shrinkage: bool = False, class_groups=None, random_state: int = 0):
@@ -190,6 +202,7 @@ class ARDEffectModel(EffectModel):
         self.modifier_knots = modifier_knots
         self.groups = groups
         self.scale = scale
+        self.hyper_sd = hyper_sd
         self.splines = splines
         self.n_boot = n_boot
         self.n_folds = n_folds
@@ -210,20 +223,29 @@ class ARDEffectModel(EffectModel):
         self.cv_, self.adaptive_, self.adaptive_weights_ = None, None, None
         main_sd = self.main_sd if self.main_sd is not None else 50.0
         group = column_groups(Mcols, self.groups)
-        s, res = column_sds(d, P, M, group, sigma2, main_sd)
+        hyper = None
+        if self.scale == "hier":
+            # the effect model's CV common SD centres a log-normal hyperprior on each feature's variance
+            sd_cv, _, _ = super().modifier_prior(d, P, M, Mcols, lam_main, sigma2, prog)
+            if sd_cv <= 0:
+                self.ard_ = {"method": "map2_hier", "common_sd": 0.0, "prior_sd": {}, "reason": "CV common SD 0"}
+                return 0.0, np.zeros(M.shape[1]), sigma2
+            hyper = (2 * np.log(sd_cv), float(self.hyper_sd))
+        s, res = column_sds(d, P, M, group, sigma2, main_sd, hyper=hyper)
         mult = 1.0
         if self.scale == "cv":
             folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
             self.cv_ = cv_scale(d, P, M, group, sigma2, main_sd, lam_main, prog, folds)
             mult = float(self.cv_.loc[self.cv_["r_loss"].idxmin(), "multiplier"])
-        elif self.scale != "ml2":
-            raise ValueError(f"scale must be 'ml2' or 'cv', not {self.scale!r}")
+        elif self.scale not in ("ml2", "hier"):
+            raise ValueError(f"scale must be 'ml2', 'cv' or 'hier', not {self.scale!r}")
         names = d.spec["names"]
         per = {}
         for c, sj in zip(Mcols, s):
             key = names[c["feature"]] + (":nonlinear" if self.groups == "shape" and c["kind"] == "rcs" else "")
             per[key] = float(sj)
-        self.ard_ = {"method": "ml2" if self.scale == "ml2" else "ml2_shape_cv_scale", "prior_sd": per,
+        method = {"ml2": "ml2", "cv": "ml2_shape_cv_scale", "hier": "map2_hier"}[self.scale]
+        self.ard_ = {"method": method, "common_sd": None if hyper is None else float(np.exp(hyper[0] / 2)), "prior_sd": per,
                      "multiplier": mult, "sigma2": res["sigma2"], "log_evidence": res["log_evidence"],
                      "converged": res["converged"], "iterations": res["iterations"]}
         smax = float(s.max())
