@@ -12,7 +12,9 @@ exportable summaries of the bootstrap.
   prediction interval.
 - Linear learners export the bootstrap covariance of their coefficients (delta-method SEs,
   exact for continuous outcomes); tree learners export a log-linear model of the bootstrap
-  variance in the features (``fit_variance_model``), validated by coverage in ``benchmarks/``.
+  variance in the features (``fit_variance_model``), validated by coverage in ``benchmarks/``
+  (the X-/DR-learners fit it to the bootstrap variance + their missing-input allowance,
+  ``training.learners.missing_allowance``).
 """
 from __future__ import annotations
 
