@@ -14,7 +14,8 @@ from predict import verdict as V
 from training.cards import text as T
 from training.cards.data_sections import comparator_flags
 from training.cards.format import fci, md_table
-from training.cards.section import NA, SECTION_ORDER, Section, feature_schema, headline_learner, n_trials_manifest
+from training.cards.section import (NA, SECTION_ORDER, Section, feature_schema, headline_learner, n_trials_manifest,
+                                    outcome_type_of)
 from training.cards.inputs import CardInputs
 
 NOT_STATED = "Not stated by the model owner (no owner file was given to `lbp-benefit card --owner`)"
@@ -26,10 +27,10 @@ ARM_METHOD = ("The expected outcome under each arm (recovery: the probability) h
               "stack: its members' standard errors added with the stack's weights as if perfectly correlated "
               "(conservative), plus the spread over the conditional draws of inputs not entered; probabilities get "
               "the interval on the logit scale, so it stays within 0-100%. Checked against the simulator's truth "
-              "(benchmarks/bench_binary_stack.py, BENCHMARKS.md): for the default design the stacked recovery "
-              "model's arm CIs covered the true probability in 63% (exercise) and 82% (comparator) of cases, "
-              "below 95%, mostly where the risk model carries weight (its bootstrap treats its prognostic index "
-              "as fixed); read recovery's per-arm intervals as too narrow.")
+              "(benchmarks/bench_binary_stack.py, BENCHMARKS.md, 2026-12-07): for the default design the stacked "
+              "recovery model's arm CIs covered the true average-trial probability in 80% (exercise) and 85% "
+              "(comparator) of cases, below 95% (they covered the estimate's own mean over seeds for 96-98%: the "
+              "miss is bias, shared by every learner); read recovery's per-arm intervals as too narrow.")
 
 # Result paths (predict.Scorer.score) of the outputs the card says have an interval, per task; tested
 # against scored patients (tests/test_card_standards.py).
@@ -132,6 +133,12 @@ def s_point_of_care(inp: CardInputs) -> Section:
     s.md += [f"- `{c['path']}`: {c['what']}; tasks: {', '.join(c['tasks'])}" for c in with_iv]
     s.md += ["", "**Outputs without an interval** (said explicitly wherever shown)", ""]
     s.md += [f"- `{c['path']}`: {c['what']}; tasks: {', '.join(c['tasks'])}" for c in without] or ["- none"]
+    binary = [t for t in inp.task_names() if outcome_type_of(inp, str(t)) == "binary"]
+    if binary:
+        s.md += ["", f"**Recovery's intervals ({', '.join(binary)}).** " + T.BINARY_INTERVALS + " For recovery the "
+                 "prediction interval's between-trial SD is estimated on the log-odds scale and mapped through each "
+                 "patient's predicted probabilities (largest near 50%)."]
+    s.data["binary_interval_coverage"] = T.BINARY_INTERVALS if binary else None
     s.md += ["", "**Explanations** (\"why\") come from the inputs that were entered only; the contributions of "
              "imputed inputs are listed apart and are not reasons about the patient. When more than half of the "
              "model's effect modifiers were not entered, a warning says the prediction is close to that of an "

@@ -104,6 +104,24 @@ PACKAGE_LIMITATIONS = [
     "selection; their performance is that of the effect model cross-validated alone (or, in a run with IECV "
     "switched off, not cross-validated by trial: the Performance section lists such tasks).",
 ]
+# Binary (recovery) tasks: what the benefit intervals were measured to cover on the simulator's known
+# truth (BENCHMARKS.md, "2026-12-07 session 9 (i23r)"; benchmarks/bench_learners.py --outcome
+# global_recovery, benchmarks/bench_binary_coverage.py). Shown in the card (What a clinician sees,
+# Limitations) of every model with a binary task.
+BINARY_INTERVALS = (
+    "Recovery (binary) benefit intervals are too narrow, and this package cannot yet make them honest. On "
+    "simulated data with known truth (2 seeds per design) the 95% CI of the benefit covered the patient's "
+    "benefit in an average trial for 78% of patients and the 95% prediction interval the benefit in a new "
+    "trial for 80% where effect modification is strong; on the default design, where the average-effect "
+    "model is selected for short-term recovery, 49% and 63%. They are honest about what they measure, the "
+    "estimation error (they covered the learners' own large-sample values for 90-100% of patients); they "
+    "miss bias: a logit-additive model fitted on conditionally imputed covariates (50-75% missing) cannot "
+    "represent 'recovered on pain or on function', the spread over the missing inputs is understated by the "
+    "attenuated fit, the average-effect model ignores individual differences, and a new trial's deviation "
+    "varies between its patients. The errors were 1.6 (strong modification) to 3.5 (default design) times "
+    "the intervals' standard errors: read recovery's CI and PI as too narrow."
+)
+
 SYNTHETIC_LIMITATION = ("Trained on synthetic data: the simulator reproduces the published trial design and "
                         "summaries, and its own assumed effect modifiers; performance here measures how well the "
                         "learners recover the simulator's truth, not real-world validity.")
