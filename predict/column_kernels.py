@@ -13,15 +13,17 @@ _jit = njit()
 
 
 def compile_columns(cols: list) -> dict:
-    """Per basis column: feature, kind (0 linear, 1 rcs, 2 one-hot), the spline constants and the
-    one-hot level, and the scale (the location cancels in differences)."""
+    """Per basis column: feature, kind (0 linear, 1 rcs, 2 one-hot, 3 product), the spline
+    constants, the one-hot level, the location and scale; ``feat2`` the second feature of a product
+    (else the feature itself), whose origins are held in ``tj`` (feature) and ``t2`` (feat2)."""
     n = len(cols)
     out = {k: np.zeros(n) for k in ("tj", "t2", "t1", "c1", "c2", "d", "norm", "level", "scale")}
     feat = np.zeros(n, np.int64)
+    feat2 = np.zeros(n, np.int64)
     kind = np.zeros(n, np.int64)
     out["loc"] = np.zeros(n)
     for i, c in enumerate(cols):
-        feat[i] = c["feature"]
+        feat[i] = feat2[i] = c["feature"]
         out["scale"][i] = c["scale"]
         out["loc"][i] = c["loc"]
         if c["kind"] == "linear":
@@ -36,9 +38,13 @@ def compile_columns(cols: list) -> dict:
         elif c["kind"] == "onehot":
             kind[i] = 2
             out["level"][i] = c["level"]
+        elif c["kind"] == "product":
+            kind[i] = 3
+            feat2[i] = c["feature2"]
+            out["tj"][i], out["t2"][i] = c["origin"], c["origin2"]
         else:
             raise ValueError(f"unknown basis kind {c['kind']!r}")
-    out["feat"], out["kind"] = feat, kind
+    out["feat"], out["kind"], out["feat2"] = feat, kind, feat2
     return out
 
 
@@ -75,7 +81,7 @@ def cond_mean(F: np.ndarray, mu: np.ndarray, A: np.ndarray, inv: np.ndarray) -> 
 
 
 @_jit
-def _basis(F, feat, kind, tj, t2, t1, c1, c2, dd, norm, level, loc, scale, out):
+def _basis(F, feat, feat2, kind, tj, t2, t1, c1, c2, dd, norm, level, loc, scale, out):
     n = F.shape[0]
     for i in range(n):
         for k in range(feat.size):
@@ -85,14 +91,16 @@ def _basis(F, feat, kind, tj, t2, t1, c1, c2, dd, norm, level, loc, scale, out):
                 v = x
             elif kk == 1:
                 v = (_p3(x - tj[k]) - _p3(x - t2[k]) * c1[k] / dd[k] + _p3(x - t1[k]) * c2[k] / dd[k]) / norm[k]
-            else:
+            elif kk == 2:
                 v = 1.0 if x == level[k] else 0.0
+            else:
+                v = (x - tj[k]) * (F[i, feat2[k]] - t2[k])
             out[i, k] = (v - loc[k]) / scale[k]
 
 
 def basis(cc: dict, F: np.ndarray) -> np.ndarray:
     """The standardised basis columns (n, K) of a complete F: linear.basis, in one pass."""
     out = np.empty((F.shape[0], cc["feat"].size))
-    _basis(np.ascontiguousarray(F, dtype=np.float64), cc["feat"], cc["kind"], cc["tj"], cc["t2"], cc["t1"], cc["c1"],
+    _basis(np.ascontiguousarray(F, dtype=np.float64), cc["feat"], cc["feat2"], cc["kind"], cc["tj"], cc["t2"], cc["t1"], cc["c1"],
            cc["c2"], cc["d"], cc["norm"], cc["level"], cc["loc"], cc["scale"], out)
     return out

@@ -11,7 +11,7 @@ from predict.evaluate import point
 from predict.features import feature_matrix
 from predict.impute import impute_mean
 from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
-from predict.linear import Block, Linear, basis_compiled, linear_eta
+from predict.linear import Block, Linear, basis_compiled, linear_eta, product
 from predict.numeric import expit
 from predict.trees import booster_contrib, tree_input
 
@@ -46,6 +46,18 @@ def block_by_feature(block: Block | None, F, coef, p, centred):
     # (the k-th column of every feature) at a time
     for cols, feats in block.slots:
         out[:, feats] += terms[:, cols]
+    plan = block.plan
+    if plan.x_pos.size:
+        # a product column k (x_a - o_a)(x_b - o_b) / s_k: each of its two features gets its exact
+        # two-player Shapley value relative to the origins o (the training means, the reference the
+        # linear columns' terms are measured from): half of the product term each; the term's
+        # constant part (its value at the origins minus the centre) stays in the base
+        wk = (block.beta * coef[0] if block.type == "index" else np.asarray(coef, float))[plan.x_pos]
+        half = 0.5 * product(F[:, plan.x_feat], F[:, plan.x_feat2], plan.x_origin, plan.x_origin2) \
+            * (wk / plan.scale[plan.x_pos])
+        for j in range(plan.x_pos.size):
+            out[:, plan.x_feat[j]] += half[:, j]
+            out[:, plan.x_feat2[j]] += half[:, j]
     return out
 
 
@@ -55,7 +67,8 @@ def explain_from_export(exp: Learner | dict, X: pd.DataFrame, comparator: str) -
     (benefit at the reference), one column per feature and ``residual`` so that
     base + sum(features) + residual = predicted benefit exactly.
 
-    Continuous linear kinds: exact additive terms (residual 0). Continuous tree kinds:
+    Continuous linear kinds: exact additive terms (residual 0; a product column of two features
+    is split into their two-player Shapley values, half each, relative to its origins). Continuous tree kinds:
     TreeSHAP (LightGBM ``pred_contrib``, path-dependent) of the boosters entering the benefit
     (residual 0). Binary outcomes: first-order (delta-method) terms p(1-p) x logit-scale
     contribution per arm; the non-linearity of the logistic link goes to ``residual``.

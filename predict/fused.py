@@ -7,18 +7,15 @@ comparator, the benefit, its estimation SE, the variance of the benefit over the
 of the patient's missing features, and the per-arm SEs and draw variances. Same estimands, same
 draws, same arithmetic up to floating-point summation order (tests compare the two paths).
 
-Why one kernel: scoring one patient through the per-learner numpy functions spends almost all of
-its time in Python and numpy call overhead (nine tasks, thirteen learners, dozens of small arrays
-each); here the whole patient is a few thousand floating-point operations. For batches the draws
-are built one at a time on the stack instead of as (n, M, p) arrays, each tree is walked once per
-patient to its first split on a missing feature, and a linear learner's predictor moves on each
-draw only through the basis columns of the missing features (as in :mod:`predict.kernels`).
+Why one kernel: numpy per learner spends a patient's time in call overhead. Draws are built one at a
+time, each tree is walked once per patient to its first split on a missing feature, and a linear
+predictor moves on a draw only through the columns of missing features (a product's: either of two).
 
 Output ``out`` (17, T, n): exercise, comparator, benefit, se_est, var_missing (benefit), arm SE
-exercise, arm SE comparator, draw variance exercise, draw variance comparator (these four NaN
-where the task has no per-arm uncertainty or ``arms`` is False; binary outcomes: a single
-logistic learner's arm SEs on the logit scale, a stack's or tree learner's on the probability
-scale, as ``predict.arm_intervals.binary_parts`` uses them); then the intervals the scorer
+exercise, arm SE comparator, draw variance exercise, draw variance comparator (these four NaN where
+the task has no per-arm uncertainty or ``arms`` is False; binary: a single logistic learner's arm SEs
+on the logit scale, a stack's or tree learner's on the probability scale, as
+``predict.arm_intervals.binary_parts`` uses them); then the intervals the scorer
 reports, from the same arithmetic as ``Scorer._compute``: the benefit's CI and prediction
 interval (SE = sqrt(se_est^2 + var_missing), the PI adds the task's tau, for binary tasks with a
 logit-scale tau per patient from the arm probabilities, ``predict.uncertainty.pi_tau``; clipped to +-lim) and
@@ -33,12 +30,8 @@ from predict.fused_steps import FASTMATH, LANES, combine, draw_value, forest_poi
 from predict.kernels import lgb_step, mask_walk, njit
 
 
-
-
-# The kernel and its helpers. Helpers are compiled separately (LLVM may still inline them) and
-# called per forest, block or leaf, never per tree node, so the reference counting of their array
-# arguments is negligible; pasting them into the kernel at numba's IR level instead made the first
-# compilation several times slower for no measurable gain.
+# Helpers are compiled separately (LLVM may still inline them), called per forest, block or leaf (never
+# per tree node: reference counting negligible); pasting them in at numba's IR level compiled slower.
 _compiled = njit(fastmath=FASTMATH)
 
 # leaf table columns (int): see predict/program.py, which fills them
@@ -59,7 +52,7 @@ from predict.fused_steps import (N_OUT, O_A, O_B, O_C, O_CIHI, O_CILO, O_CPHI, O
 @_compiled
 def _bval(x, kind, tj, t2, t1, r1, r2, inv_norm, level):
     """A basis column's raw value (before standardisation): linear, RCS term (r1 = c1 / d,
-    r2 = c2 / d, inv_norm = 1 / norm: predict.kernels's constants, divided once) or one-hot."""
+    r2 = c2 / d, inv_norm = 1 / norm: predict.kernels's constants, divided once) or one-hot (products: own loops)."""
     if kind == 0:
         return x
     if kind == 1:
@@ -139,10 +132,15 @@ def _block_point(b, x, columns, center, v0, dst):
     nd = block[b, 2]
     for j in range(nd):
         dst[j] = 0.0
-    for k in range(block[b, 0], block[b, 1]):
+    for k in range(block[b, 0], block[b, 4]):
         v = _bval(x[col_feature[k]], col_kind[k], knot[k], knot_penult[k],
                   knot_last[k], ratio_last[k], ratio_penult[k], inv_norm[k],
                   level[k])
+        v0[k] = v
+        dst[dest[k]] += design_weight[k] * ((v - loc[k]) * inv_scale[k])
+    col_feature2 = columns.feature2
+    for k in range(block[b, 4], block[b, 1]):  # products (x_a - o_a)(x_b - o_b), origins in knot, knot_penult
+        v = (x[col_feature[k]] - knot[k]) * (x[col_feature2[k]] - knot_penult[k])
         v0[k] = v
         dst[dest[k]] += design_weight[k] * ((v - loc[k]) * inv_scale[k])
     if block[b, 3] >= 0:
@@ -152,12 +150,12 @@ def _block_point(b, x, columns, center, v0, dst):
 
 @_compiled
 def _block_draws(b, XT, M, miss, columns, v0, acc):
-    """acc[:M] += the change of the block's linear predictor between each draw and the imputed
-    point: only the columns of missing features move (v0: their values at the point)."""
+    """acc[:M] += the change of the block's linear predictor between each draw and the imputed point:
+    only the columns of missing features move (a product's: either; v0: their values at the point)."""
     block, col_feature, draw_weight, col_kind = columns.block, columns.feature, columns.draw_weight, columns.kind
     knot, knot_penult, knot_last, ratio_last = columns.knot, columns.knot_penult, columns.knot_last, columns.ratio_last
     ratio_penult, inv_norm, level = columns.ratio_penult, columns.inv_norm, columns.level
-    for k in range(block[b, 0], block[b, 1]):
+    for k in range(block[b, 0], block[b, 4]):
         f = col_feature[k]
         w = draw_weight[k]
         if not miss[f] or w == 0.0:
@@ -166,6 +164,15 @@ def _block_draws(b, XT, M, miss, columns, v0, acc):
             acc[d] += w * (_bval(XT[f, d], col_kind[k], knot[k], knot_penult[k],
                                  knot_last[k], ratio_last[k], ratio_penult[k],
                                  inv_norm[k], level[k]) - v0[k])
+    col_feature2 = columns.feature2
+    for k in range(block[b, 4], block[b, 1]):  # products: move when either feature is missing
+        f = col_feature[k]
+        f2 = col_feature2[k]
+        w = draw_weight[k]
+        if not (miss[f] or miss[f2]) or w == 0.0:
+            continue
+        for d in range(M):
+            acc[d] += w * ((XT[f, d] - knot[k]) * (XT[f2, d] - knot_penult[k]) - v0[k])
 
 
 @_compiled

@@ -35,9 +35,17 @@ def rcs(x: np.ndarray, knots) -> np.ndarray:
     return np.column_stack(cols) if cols else np.zeros((x.size, 0))
 
 
+def product(xa: np.ndarray, xb: np.ndarray, origin_a: float, origin_b: float) -> np.ndarray:
+    """A product column's raw value: (x_a - o_a)(x_b - o_b), the two features measured from their
+    origins (fixed at training: the features' means)."""
+    return (xa - origin_a) * (xb - origin_b)
+
+
 def basis(cols: list, F: np.ndarray) -> np.ndarray:
-    """Standardised basis columns (complete F). The spline terms of one feature and knot set
-    are computed once per call."""
+    """Standardised basis columns (complete F): ``linear`` x, ``rcs`` a restricted cubic spline
+    term, ``onehot`` 1[x = level], ``product`` (x_a - o_a)(x_b - o_b) of ``feature`` (a) and
+    ``feature2`` (b) with their origins ``origin``/``origin2``; each (value - loc) / scale. The
+    spline terms of one feature and knot set are computed once per call."""
     out = np.empty((F.shape[0], len(cols)))
     splines: dict = {}
     for i, c in enumerate(cols):
@@ -52,6 +60,8 @@ def basis(cols: list, F: np.ndarray) -> np.ndarray:
             v = R[:, c["term"]]
         elif c["kind"] == "onehot":
             v = (x == c["level"]).astype(float)
+        elif c["kind"] == "product":
+            v = product(x, F[:, c["feature2"]], c["origin"], c["origin2"])
         else:
             raise ValueError(f"unknown basis kind {c['kind']!r}")
         out[:, i] = (v - c["loc"]) / c["scale"]
@@ -60,8 +70,9 @@ def basis(cols: list, F: np.ndarray) -> np.ndarray:
 
 class BasisPlan(NamedTuple):
     """A block's basis columns as arrays, to evaluate :func:`basis` in a few vectorised steps
-    (:func:`basis_compiled`; same arithmetic): positions and features of the linear, one-hot and
-    spline columns, the splines' knot constants, and every column's location and scale."""
+    (:func:`basis_compiled`; same arithmetic): positions and features of the linear, one-hot,
+    spline and product columns, the splines' knot constants, the products' second features and
+    origins, and every column's location and scale."""
 
     n: int
     lin_pos: np.ndarray
@@ -80,12 +91,18 @@ class BasisPlan(NamedTuple):
     r_norm: np.ndarray
     loc: np.ndarray
     scale: np.ndarray
+    x_pos: np.ndarray
+    x_feat: np.ndarray
+    x_feat2: np.ndarray
+    x_origin: np.ndarray
+    x_origin2: np.ndarray
 
 
 def compile_basis(cols: list) -> BasisPlan:
     """The :class:`BasisPlan` of a block's basis columns."""
     lin_pos, lin_feat, oh_pos, oh_feat, oh_level = [], [], [], [], []
     r_pos, r_feat, r_tj, r_t2, r_t1, r_c1, r_c2, r_d, r_norm = [], [], [], [], [], [], [], [], []
+    x_pos, x_feat, x_feat2, x_o, x_o2 = [], [], [], [], []
     for i, c in enumerate(cols):
         if c["kind"] == "linear":
             lin_pos.append(i)
@@ -106,12 +123,19 @@ def compile_basis(cols: list) -> BasisPlan:
             r_c2.append(t[k - 2] - t[j])
             r_d.append(t[k - 1] - t[k - 2])
             r_norm.append((t[-1] - t[0]) ** 2)
+        elif c["kind"] == "product":
+            x_pos.append(i)
+            x_feat.append(c["feature"])
+            x_feat2.append(c["feature2"])
+            x_o.append(c["origin"])
+            x_o2.append(c["origin2"])
         else:
             raise ValueError(f"unknown basis kind {c['kind']!r}")
     a = lambda v, dt=float: np.asarray(v, dt)  # noqa: E731
     return BasisPlan(len(cols), a(lin_pos, np.intp), a(lin_feat, np.intp), a(oh_pos, np.intp), a(oh_feat, np.intp),
                      a(oh_level), a(r_pos, np.intp), a(r_feat, np.intp), a(r_tj), a(r_t2), a(r_t1), a(r_c1),
-                     a(r_c2), a(r_d), a(r_norm), a([c["loc"] for c in cols]), a([c["scale"] for c in cols]))
+                     a(r_c2), a(r_d), a(r_norm), a([c["loc"] for c in cols]), a([c["scale"] for c in cols]),
+                     a(x_pos, np.intp), a(x_feat, np.intp), a(x_feat2, np.intp), a(x_o), a(x_o2))
 
 
 def basis_compiled(plan: BasisPlan, F: np.ndarray) -> np.ndarray:
@@ -126,16 +150,20 @@ def basis_compiled(plan: BasisPlan, F: np.ndarray) -> np.ndarray:
         out[:, plan.r_pos] = (_pos3(X - plan.r_tj)
                               - _pos3(X - plan.r_t2) * plan.r_c1 / d
                               + _pos3(X - plan.r_t1) * plan.r_c2 / d) / plan.r_norm
+    if plan.x_pos.size:
+        out[:, plan.x_pos] = product(F[:, plan.x_feat], F[:, plan.x_feat2], plan.x_origin, plan.x_origin2)
     return (out - plan.loc) / plan.scale
 
 
 def feature_slots(cols: list) -> tuple:
-    """The block's columns grouped by "slot" (the k-th column of every feature), in order: a tuple
-    of (column positions, their features) arrays, to add the columns up per feature in column
-    order a slot at a time (:mod:`predict.explain`)."""
+    """The block's columns of one feature each (all but products) grouped by "slot" (the k-th
+    column of every feature), in order: a tuple of (column positions, their features) arrays, to
+    add the columns up per feature in column order a slot at a time (:mod:`predict.explain`)."""
     seen: dict = {}
     by_slot: dict = {}
     for i, c in enumerate(cols):
+        if c["kind"] == "product":
+            continue
         k = seen.get(c["feature"], 0)
         seen[c["feature"]] = k + 1
         by_slot.setdefault(k, ([], []))

@@ -67,7 +67,7 @@ class _Builder:
         self.DES: list[np.ndarray] = []
         self.n_DES = 0
         self.blocks: list[list[int]] = []
-        self.cols: dict[str, list] = {k: [] for k in ("feat", "kind", "tj", "t2", "t1", "r1", "r2", "inv_norm",
+        self.cols: dict[str, list] = {k: [] for k in ("feat", "feat2", "kind", "tj", "t2", "t1", "r1", "r2", "inv_norm",
                                                       "level", "loc", "inv_scale", "dest", "dw", "ew")}
         self.center: list[np.ndarray] = []
         self.n_center = 0
@@ -155,10 +155,11 @@ class _Builder:
             dw = np.ones(ncol)
         if coef.size != nd:
             raise _Unsupported("block size differs from its coefficients")
-        if np.any(cc["feat"] >= self.p) or np.any(cc["feat"] < 0):
+        if np.any(cc["feat"] >= self.p) or np.any(cc["feat"] < 0) or np.any(cc["feat2"] >= self.p) \
+                or np.any(cc["feat2"] < 0):
             raise _Unsupported("block feature index")
         c0 = len(self.cols["feat"])
-        # the columns sorted by kind (linear, spline, one-hot): the kernel's branch on the kind then
+        # the columns sorted by kind (linear, spline, one-hot, product): the kernel's branch on the kind then
         # takes the same way for runs of columns
         order = np.argsort(np.asarray(cc["kind"]), kind="stable")
         safe = lambda num, den: np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den != 0)  # noqa: E731
@@ -168,7 +169,7 @@ class _Builder:
                    "inv_scale": safe(np.ones(ncol), np.asarray(cc["scale"], float))}
         if np.any(np.asarray(cc["scale"], float) == 0):
             raise _Unsupported("zero scale")
-        for k in ("feat", "kind", "tj", "t2", "t1", "level", "loc"):
+        for k in ("feat", "feat2", "kind", "tj", "t2", "t1", "level", "loc"):
             self.cols[k].extend(np.asarray(cc[k])[order].tolist())
         for k, v in derived.items():
             self.cols[k].extend(v[order].tolist())
@@ -187,7 +188,8 @@ class _Builder:
                 raise _Unsupported("centre size")
             coff = self._floats(self.center, "n_center", ctr)
         self.max_design = max(self.max_design, nd)
-        self.blocks.append([c0, c0 + ncol, nd, coff])
+        n_prod = int(np.sum(np.asarray(cc["kind"]) == 3))  # sorted last: the kernel's product loop
+        self.blocks.append([c0, c0 + ncol, nd, coff, c0 + ncol - n_prod])
         return len(self.blocks) - 1
 
     # ------------------------------------------------------------------ learners

@@ -31,7 +31,7 @@ Export dict layout (``format`` = ``"lbp-benefit-learner"``, ``version`` = 1; typ
                    "modifier": block | None, "theta": [intercept, offsets..., beta..., gamma...],
                    "n_prog", "n_mod"}; block = {"type": "basis", "basis": [col specs],
                    "center": [...]} or {"type": "index", "basis": [...], "beta": [...],
-                   "center": [c]}; col spec = {"feature": j, "kind": "linear"|"rcs"|"onehot",
+                   "center": [c]}; col spec = {"feature": j, "kind": "linear"|"rcs"|"onehot"|"product",
                    "knots"|"level", "loc", "scale"}
     boosters      {name: LightGBM model string} (tree kinds): T "active"/"control" (raw score
                    added to the linear base), X "tau1"/"tau0", DR "tau"

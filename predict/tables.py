@@ -54,13 +54,15 @@ class CoefTables(NamedTuple):
 
 
 class ColumnTables(NamedTuple):
-    """Linear blocks and their basis columns (standardised linear, spline and one-hot columns)."""
+    """Linear blocks and their basis columns (standardised linear, spline, one-hot and product columns)."""
 
-    block: np.ndarray          # (blocks, 4): first column, end column, design width, centre offset (-1: none)
+    block: np.ndarray          # (blocks, 5): first column, end column, design width, centre offset (-1: none),
+                               # first product column (products come last)
     feature: np.ndarray        # per column: feature index
-    kind: np.ndarray           # per column: 0 linear, 1 restricted cubic spline, 2 one-hot
-    knot: np.ndarray           # spline: its knot t_j
-    knot_penult: np.ndarray    # spline: the last knot but one t_(k-1)
+    feature2: np.ndarray       # per column: a product's second feature (else the feature itself)
+    kind: np.ndarray           # per column: 0 linear, 1 restricted cubic spline, 2 one-hot, 3 product
+    knot: np.ndarray           # spline: its knot t_j; product: the feature's origin
+    knot_penult: np.ndarray    # spline: the last knot but one t_(k-1); product: the second feature's origin
     knot_last: np.ndarray      # spline: the last knot t_k
     ratio_last: np.ndarray     # spline: (t_k - t_j) / (t_k - t_(k-1))
     ratio_penult: np.ndarray   # spline: (t_(k-1) - t_j) / (t_k - t_(k-1))
@@ -136,8 +138,8 @@ def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, or
                           weight=f64(mem_w), weight_norm=f64(mem_wn)),
         coefs=CoefTables(theta=cat(b.theta), theta_cov=cat(b.V), varmodel=cat(b.VM), design=cat(b.DES),
                          center=cat(b.center)),
-        columns=ColumnTables(block=i64(b.blocks).reshape(len(b.blocks), 4), feature=i64(c["feat"]),
-                             kind=i64(c["kind"]), knot=f64(c["tj"]), knot_penult=f64(c["t2"]), knot_last=f64(c["t1"]),
+        columns=ColumnTables(block=i64(b.blocks).reshape(len(b.blocks), 5), feature=i64(c["feat"]),
+                             feature2=i64(c["feat2"]), kind=i64(c["kind"]), knot=f64(c["tj"]), knot_penult=f64(c["t2"]), knot_last=f64(c["t1"]),
                              ratio_last=f64(c["r1"]), ratio_penult=f64(c["r2"]), inv_norm=f64(c["inv_norm"]),
                              level=f64(c["level"]), loc=f64(c["loc"]), inv_scale=f64(c["inv_scale"]),
                              dest=i64(c["dest"]), design_weight=f64(c["dw"]), draw_weight=f64(c["ew"])),

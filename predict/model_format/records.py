@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from predict.artifact import ArtifactError
 from predict.model_format import BOOSTER_REF, KNOWN_KINDS, LEARNER_FORMAT, LEARNER_VERSION
@@ -43,13 +43,28 @@ class Imputer(_Record):
 
 
 class BasisColumn(_Record):
+    """One standardised basis column, (value - loc) / scale: ``linear`` x, ``rcs`` restricted
+    cubic spline term ``term`` of ``knots``, ``onehot`` 1[x = level], ``product``
+    (x - origin)(x2 - origin2) of ``feature`` and ``feature2``."""
+
     feature: int
-    kind: Literal["linear", "rcs", "onehot"]
+    kind: Literal["linear", "rcs", "onehot", "product"]
     loc: float
     scale: float
     knots: list[float] | None = None
     term: int | None = None
     level: float | None = None
+    feature2: int | None = None
+    origin: float | None = None
+    origin2: float | None = None
+
+    @model_validator(mode="after")
+    def _kind_fields(self):
+        need = {"rcs": ("knots", "term"), "onehot": ("level",), "product": ("feature2", "origin", "origin2")}
+        missing = [k for k in need.get(self.kind, ()) if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} column needs {', '.join(missing)}")
+        return self
 
 
 class Block(_Record):
