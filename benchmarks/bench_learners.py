@@ -64,7 +64,9 @@ EXTRA = {"effect_adaptive_cv": ("effect_model", {"adaptive": True}),
          # the same with a common multiplier on the ML-II SDs chosen by trial-grouped CV of the R-loss
          "effect_ard_cv": ("effect_ard", {"scale": "cv"}),
          # per-feature variances by MAP-II around the effect model's CV common SD (log-normal hyperprior, SD 1)
-         "effect_ard_hier": ("effect_ard", {"scale": "hier", "modifier_knots": 3})}
+         "effect_ard_hier": ("effect_ard", {"scale": "hier", "modifier_knots": 3}),
+         # product columns for screened pairs of modifiers, their own prior SD by CV (training.learners.pairs)
+         "effect_pairs": ("effect_pairs", {})}
 
 
 def make_member(name, otype, cfg, seed, **kw):

@@ -35,7 +35,8 @@ from training.learners.boosted import CrossFitCache, accepts_crossfit_cache
 from training.orientation import higher_is_better, orient
 from training.learners.stacking import comparator_mix, r_loss, r_loss_parts, stack_weights
 
-SIMPLICITY = ("constant", "risk_model", "effect_model", "effect_adaptive", "effect_ard", "dr_learner", "x_learner", "t_learner")
+SIMPLICITY = ("constant", "risk_model", "effect_model", "effect_adaptive", "effect_ard", "effect_pairs", "dr_learner",
+              "x_learner", "t_learner")
 
 BENEFIT_FIELDS = {
     "c_for_benefit": ("c_for_benefit", "c_for_benefit"),

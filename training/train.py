@@ -97,12 +97,14 @@ def make_learner(name: str, outcome_type: str, cfg, seed: int, n_boot: int | Non
                   class_groups=[list(v) for v in getattr(cfg, "comparisons", {}).values()] or None)
     if name == "constant":
         return ConstantEffect(n_boot=bl, **shrink, **common)
-    if name in ("effect_model", "effect_adaptive"):
+    if name in ("effect_model", "effect_adaptive", "effect_pairs"):
         # effect_adaptive: the same model with feature-wise prior SDs (training.learners.adaptive), a second,
-        # differently shrunk candidate for the stack and the heterogeneity gate (BENCHMARKS.md, issue 23)
+        # differently shrunk candidate for the stack and the heterogeneity gate (BENCHMARKS.md, issue 23);
+        # effect_pairs: plus product columns of screened modifier pairs (training.learners.pairs)
         return EffectModel(n_boot=bl, missing=opts.get("missing", "conditional_mean"),
                            n_imputations=int(opts.get("imputations", 5)),
-                           adaptive="always" if name == "effect_adaptive" else False, **shrink, **common)
+                           adaptive="always" if name == "effect_adaptive" else False,
+                           pairs=name == "effect_pairs", **shrink, **common)
     if name == "effect_ard":
         # a candidate member outside the default: per-feature prior variances by marginal likelihood
         # (training.learners.ard; BENCHMARKS.md, issue 23 session 9)
@@ -306,7 +308,8 @@ def _trial_effects(model, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
 def _groups(learners) -> list:
     """Jobs: the linear learners together, and the tree learners together (T, X and DR share
     their outcome boosters and cross-fits through one ``CrossFitCache``)."""
-    lin = [n for n in learners if n in ("constant", "effect_model", "effect_adaptive", "effect_ard", "risk_model")]
+    lin = [n for n in learners if n in ("constant", "effect_model", "effect_adaptive", "effect_ard", "effect_pairs",
+                                        "risk_model")]
     xdr = [n for n in learners if n in ("t_learner", "x_learner", "dr_learner")]
     rest = [n for n in learners if n not in lin + xdr]
     return [g for g in [lin, xdr] + [[n] for n in rest] if g]
@@ -403,7 +406,8 @@ def _selectable(learners: Sequence[str], selection: bool) -> list:
     model is not among them (then the first fitted one is deployed)."""
     if selection or _deployed_without_selection(learners) != "effect_model":
         return list(learners)
-    return [n for n in learners if n not in ("t_learner", "x_learner", "dr_learner", "effect_adaptive", "effect_ard")]
+    return [n for n in learners if n not in ("t_learner", "x_learner", "dr_learner", "effect_adaptive", "effect_ard",
+                                         "effect_pairs")]
 
 
 def _deployed_without_selection(learners: Sequence[str]) -> str:

@@ -172,7 +172,9 @@ class EffectModel(BenefitLearner):
     comparison sets) by empirical Bayes (``training.learners.shrinkage``); ``adaptive`` gives each
     modifier feature its own prior SD from a stage-1 fit, used only if it lowers the cross-validated
     R-loss (``True``) or always (``"always"``: the adaptive candidate with the lowest CV R-loss; a
-    separate member for the stack to weigh) (``training.learners.adaptive``).
+    separate member for the stack to weigh) (``training.learners.adaptive``); ``pairs`` adds product
+    columns for a few screened pairs of modifiers with their own prior SD chosen by the same CV (0
+    included: none) (``training.learners.pairs``; not with ``adaptive``).
     """
 
     kind = "effect_model"
@@ -182,13 +184,15 @@ class EffectModel(BenefitLearner):
                  modifiers=None, interaction_sd=None, interaction_grid=None, main_sd=None, n_knots: int = 3,
                  splines: bool = True, n_boot: int = 100, n_folds: int = 5, n_draws: int = 20,
                  shrinkage_bias: bool = True, missing: str = "conditional_mean", n_imputations: int = 5,
-                 class_shrinkage: bool = False, class_groups=None, adaptive: bool | str = False, random_state: int = 0):
+                 class_shrinkage: bool = False, class_groups=None, adaptive: bool | str = False, pairs: bool = False,
+                 random_state: int = 0):
         self.outcome_type = outcome_type
         self.active = active
         self.classes = classes
         self.features = features
         self.modifiers = modifiers
         self.adaptive = adaptive
+        self.pairs = pairs
         self.interaction_sd = interaction_sd
         self.interaction_grid = interaction_grid
         self.main_sd = main_sd
@@ -250,6 +254,22 @@ class EffectModel(BenefitLearner):
             sd = sd if keep.any() else 0.0
             Mcols = [{**c, "scale": c["scale"] / wj} for c, wj, k in zip(Mcols, w, keep) if k]
             Ms = [m[:, keep] * w[keep] for m in Ms]
+        self.pairs_ = None
+        if getattr(self, "pairs", False) and self.interaction_sd is None and M.shape[1]:
+            if self.adaptive:
+                raise ValueError("pairs and adaptive cannot be combined")
+            from training.learners.pairs import select_pairs
+
+            folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
+            pc, ref, keep_main, table, sp = select_pairs(d, P0, M0, [d.spec["names"][c["feature"]] for c in Mcols],
+                                                         sd, lam_main, sigma2, prog, folds)
+            self.pairs_ = {"cv": table, "product_sd": sp, "columns": pc}
+            if pc:
+                if not keep_main:
+                    Mcols, Ms = [], [m[:, :0] for m in Ms]
+                Mcols = Mcols + pc
+                Ms = [np.hstack([m, basis(pc, Fm)]) for m, Fm in zip(Ms, sets)]
+                sd = ref
         self.interaction_sd_ = sd
         lam_int = prior_lambda(fam, sigma2, sd)
         if sd == 0.0:
@@ -312,6 +332,10 @@ class EffectModel(BenefitLearner):
                            "n_boot": int(len(thetas))}
         if fam != "gaussian":  # binary: the between-trial SD on the logit scale (per-patient PI)
             exp["interval"]["tau_logit"] = binary_tau_logit(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
+        if self.pairs_ is not None:
+            exp["meta"]["pairs"] = {"product_sd": self.pairs_["product_sd"],
+                                    "pairs": [[d.spec["names"][c["feature"]], d.spec["names"][c["feature2"]]]
+                                              for c in self.pairs_["columns"]]}
         if self.adaptive_ is not None:
             exp["meta"]["adaptive"] = {"used": self.adaptive_weights_ is not None,
                                        "feature_weights": self.adaptive_weights_}
@@ -395,6 +419,8 @@ class EffectModel(BenefitLearner):
         def lab(c):
             if c["kind"] == "rcs":
                 return f"{fn[c['feature']]}:rcs{c['term'] + 1}"
+            if c["kind"] == "product":
+                return f"{fn[c['feature']]} x {fn[c['feature2']]}"
             if c["kind"] == "onehot":  # level k vs the reference (the first level)
                 levels = cats.get(fn[c["feature"]], [])
                 k = int(c["level"])
@@ -429,6 +455,7 @@ class ConstantEffect(EffectModel):
     n_folds = 5
     missing = "conditional_mean"  # no modifiers: nothing for multiple imputation to preserve
     adaptive = False
+    pairs = False
     n_imputations = 5
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
