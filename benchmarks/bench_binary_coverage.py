@@ -13,9 +13,8 @@ their trial's classes):
 - ``err = b - t_avg`` splits into ``est = b - b_K`` (estimation: what the bootstrap SE is for) and
   ``fit = b_K - t_avg`` (the learner class's misfit to the estimand: no SE can cover it);
 - ``se`` = the CI's half-width / z (estimation + missing inputs);
-- the new trials: the PI's SD today (one risk-difference tau per class) against the per-patient
-  logit-scale tau mapped through the patient's predicted exercise-arm probability
-  (``predict.binary_tau``), and the coverage of each against the new trial's own truth.
+- the new trials: the PI (one risk-difference tau per class), its coverage of the new trial's own
+  truth and the RMS of that truth's deviation from the average-trial truth.
 
 Writes the summary (per scenario x learner x set: RMS error vs the estimand and its parts, mean
 SEs, z-RMS, coverage) to ``--out`` and the same by fifths of the predicted P(recovery | exercise)
@@ -184,7 +183,6 @@ def one(scenario: str, seed: int, k: int, n_boot_lin: int, n_boot_tree: int, dia
                     "baseline_pain": ndf["baseline_pain"].to_numpy(float)[msk],
                     "n_missing": ndf[feats].isna().sum(axis=1).to_numpy()[msk],
                     "tau_rd": m.export_["interval"]["tau"].get(c, 0.0),
-                    "tau_logit": (m.export_["interval"].get("tau_logit") or {}).get(c, np.nan),
                     "weights": str(w), "seconds": secs}))
     return pd.concat(rows, ignore_index=True)
 

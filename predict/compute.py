@@ -4,8 +4,7 @@ its intervals (and the per-arm intervals), for one comparator, from the tasks' t
 reference, or from the IPD network model; and the explanation of one task's benefit.
 
 Intervals: SE = sqrt(estimation SE^2 + missing-data variance); CI = benefit -+ z SE; the
-prediction interval adds the between-trial SD tau (binary outcomes: per patient,
-:func:`predict.uncertainty.pi_tau`); clipped to the outcome's range (+-100 points,
+prediction interval adds the between-trial SD tau; clipped to the outcome's range (+-100 points,
 +-1 for a probability difference). Per-arm CIs: sqrt(arm SE^2 + draw variance), clipped to 0-100.
 """
 from __future__ import annotations
@@ -27,7 +26,6 @@ from predict.prepared import CompiledLearners
 from predict.program import compile_program_why
 from predict.reference import task_scores
 from predict.task import Computed, Task
-from predict.uncertainty import pi_tau
 
 log = logging.getLogger("predict.compute")
 LEVEL = 0.95
@@ -104,14 +102,14 @@ class Engine:
                 arm_rows.append((t, r["exercise"], se_arm[0], va))
                 arm_rows.append((t, r["comparator"], se_arm[1], vc))
             todo.append((len(out), t, r["exercise"], r["comparator"], r["benefit"], r["se_est"], r["var_missing"],
-                         pi_tau(L, comparator, r["exercise"], r["comparator"]),
+                         L.interval.tau_of(comparator),
                          1.0 if t.outcome_type == "binary" else 100.0))
             out.append(None)
         if todo:
             ben = np.array([d[4] for d in todo], float).reshape(len(todo), n)
             se_est = np.array([d[5] for d in todo], float).reshape(len(todo), n)
             var_m = np.array([d[6] for d in todo], float).reshape(len(todo), n)
-            tau = np.array([np.broadcast_to(np.asarray(d[7], float), (n,)) for d in todo], float)
+            tau = np.array([d[7] for d in todo], float)[:, None]
             lim = np.array([d[8] for d in todo], float)[:, None]
             se = np.sqrt(se_est ** 2 + var_m)
             sp = np.sqrt(se ** 2 + tau ** 2)

@@ -17,8 +17,7 @@ the task has no per-arm uncertainty or ``arms`` is False; binary: a single logis
 on the logit scale, a stack's or tree learner's on the probability scale, as
 ``predict.arm_intervals.binary_parts`` uses them); then the intervals the scorer
 reports, from the same arithmetic as ``Scorer._compute``: the benefit's CI and prediction
-interval (SE = sqrt(se_est^2 + var_missing), the PI adds the task's tau, for binary tasks with a
-logit-scale tau per patient from the arm probabilities, ``predict.uncertainty.pi_tau``; clipped to +-lim) and
+interval (SE = sqrt(se_est^2 + var_missing), the PI adds the task's tau; clipped to +-lim) and
 the per-arm CIs (sqrt(arm SE^2 + draw variance), clipped to 0-100; NaN without arms; continuous
 outcomes only: binary ones are formed on the logit scale by ``arm_intervals.binary_parts_from``).
 """
@@ -406,7 +405,7 @@ def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, 
                 if do_arms:
                     out[O_VA, t, i] = 0.0
                     out[O_VC, t, i] = 0.0
-                intervals(out, t, i, z, task_floats[t, 0], task_floats[t, 1], task_floats[t, 2], do_arms)
+                intervals(out, t, i, z, task_floats[t, 0], task_floats[t, 1], do_arms)
                 continue
             # --- the conditional draws (M x p), built once per patient and task
             for j in range(p):
@@ -497,4 +496,4 @@ def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, 
             if do_arms:
                 out[O_VA, t, i] = var(da, M)
                 out[O_VC, t, i] = var(dc, M)
-            intervals(out, t, i, z, task_floats[t, 0], task_floats[t, 1], task_floats[t, 2], do_arms)
+            intervals(out, t, i, z, task_floats[t, 0], task_floats[t, 1], do_arms)

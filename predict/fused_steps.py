@@ -73,14 +73,8 @@ def clip(x, lo, hi):
 
 
 @_compiled
-def intervals(out, t, i, z, tau, lim, tau_logit, do_arms):
-    """CI, PI (and per-arm CIs) of patient i of task t. ``tau_logit`` >= 0 (binary tasks exported
-    with it): the PI's between-trial SD is tau_logit (a(1 - a) + c(1 - c)) / 2 from the patient's
-    arm probabilities (predict.uncertainty.pi_tau); else ``tau``, the same for every patient."""
+def intervals(out, t, i, z, tau, lim, do_arms):
     b = out[O_B, t, i]
-    if tau_logit >= 0.0:
-        a, c = out[O_A, t, i], out[O_C, t, i]
-        tau = tau_logit * (a * (1.0 - a) + c * (1.0 - c)) / 2.0
     se = np.sqrt(out[O_SE, t, i] ** 2 + out[O_VAR, t, i])
     sp = np.sqrt(se ** 2 + tau ** 2)
     out[O_CILO, t, i] = clip(b - z * se, -lim, lim)

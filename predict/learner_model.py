@@ -36,8 +36,7 @@ class Interval:
     """Estimation uncertainty of a learner (see :mod:`predict.uncertainty`): ``method`` "delta"
     (``theta_cov``), "varmodel" (``varmodel`` per comparator and ``arm_varmodel`` per arm, on the
     design standardised by ``design_loc``/``design_scale``) or "stack"; ``tau``: between-trial SD
-    per comparator (outcome scale: points, or a risk difference); ``tau_logit``: binary outcomes,
-    the same on the logit scale (mapped per patient by :func:`predict.uncertainty.pi_tau`)."""
+    per comparator."""
 
     method: str
     tau: Mapping[str, float]
@@ -47,7 +46,6 @@ class Interval:
     design_loc: np.ndarray | None = None
     design_scale: np.ndarray | None = None
     modifier_blocks: tuple | None = None  # delta method: (theta_cov[mod, 1 + i] per comparator i, theta_cov[mod, mod])
-    tau_logit: Mapping[str, float] | None = None  # binary outcomes: tau on the logit scale (uncertainty.pi_tau)
 
     @classmethod
     def of(cls, iv: dict | None, linear: Linear | None = None) -> "Interval | None":
@@ -69,18 +67,10 @@ class Interval:
                       frozen_array(V[np.ix_(mod, mod)]))
         return cls(iv.get("method"), MappingProxyType(dict(iv.get("tau") or {})), V, per(iv.get("varmodel")),
                    per(iv.get("arm_varmodel")), None if "loc" not in des else frozen_array(des["loc"]),
-                   None if "scale" not in des else frozen_array(des["scale"]), blocks,
-                   MappingProxyType(dict(iv["tau_logit"])) if isinstance(iv.get("tau_logit"), dict) else None)
+                   None if "scale" not in des else frozen_array(des["scale"]), blocks)
 
     def tau_of(self, comparator: str) -> float:
         return float(self.tau.get(comparator, 0.0))
-
-    def tau_logit_of(self, comparator: str) -> float | None:
-        """The logit-scale between-trial SD vs ``comparator`` (binary learners exported from
-        2026-12-07 on), or None: the PI then adds the risk-difference ``tau`` to every patient."""
-        if self.tau_logit is None or comparator not in self.tau_logit:
-            return None
-        return float(self.tau_logit[comparator])
 
 
 _ONE = frozen_array([1.0])

@@ -427,8 +427,7 @@ def compile_program_why(learners: list[Learner | dict], comparator: str,
                 nu = b.leaf_int[mem_ids[m]][fz.K_NUIS]
                 order.extend(([nu] if nu >= 0 else []) + [mem_ids[m]])
             ti.append([m0, m1, stacked, int(L.continuous), arms_ok, M, len(imputers), o0, len(order)])
-            tl = None if L.continuous else L.interval.tau_logit_of(comparator)  # binary: per-patient PI tau
-            tf.append([L.interval.tau_of(comparator), 100.0 if L.continuous else 1.0, -1.0 if tl is None else tl])
+            tf.append([L.interval.tau_of(comparator), 100.0 if L.continuous else 1.0])
             tasks.append(pos)
             imputers.append(imp)
     except (_Unsupported, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:

@@ -41,8 +41,7 @@ Export dict layout (``format`` = ``"lbp-benefit-learner"``, ``version`` = 1; typ
     members       (stacked) {"weights": [...], "names": [...], "exports": [sub-exports]}
     interval      {"method": "delta" | "varmodel" | "stack", "theta_cov": [[...]] (delta),
                    "varmodel": {c: [coef]}, "design": {"loc", "scale"} (varmodel),
-                   "tau": {c: between-trial SD, "__pooled__": SD}, "n_boot": B,
-                   "tau_logit": {c: SD} (binary: logit scale, mapped per patient, uncertainty.pi_tau)}
+                   "tau": {c: between-trial SD, "__pooled__": SD}, "n_boot": B}
     support       the training support of the inputs driving effect modification, for the
                    extrapolation check and interval widening (layout in :mod:`predict.support`;
                    absent in older models: no widening)
@@ -63,7 +62,7 @@ from predict.features import feature_matrix
 from predict.learner_model import Learner, as_learner
 from predict.numeric import norm_ppf
 from predict.support import support_scores
-from predict.uncertainty import estimation_se, missing_variance, pi_tau
+from predict.uncertainty import estimation_se, missing_variance
 
 
 def predict_from_export(exp: Learner | dict, X: pd.DataFrame, intervals: bool = True, level: float = 0.95) -> pd.DataFrame:
@@ -72,7 +71,7 @@ def predict_from_export(exp: Learner | dict, X: pd.DataFrame, intervals: bool = 
     ``benefit_vs_<c>_se``, ``_ci_low``/``_ci_high`` (confidence interval for the patient's
     benefit in an average trial: bootstrap SE combined with the spread over the patient's
     missing covariates) and ``_pi_low``/``_pi_high`` (adds the between-trial SD tau: a new
-    setting; binary outcomes: per patient, :func:`predict.uncertainty.pi_tau`). Both are widened by the extrapolation factor of :mod:`predict.support` for patients
+    setting). Both are widened by the extrapolation factor of :mod:`predict.support` for patients
     beyond the training support. Unavailable classes (no training data) are NaN."""
     L = as_learner(exp)
     F = feature_matrix(L.features, X)
@@ -94,7 +93,7 @@ def predict_from_export(exp: Learner | dict, X: pd.DataFrame, intervals: bool = 
         f = support_scores(L.support, F)["factor"]  # >= 1: widening for extrapolation
         for c in L.comparators:
             se = f * np.sqrt(se_b[c] ** 2 + vm[c])
-            tau = pi_tau(L, c, ex["__active__"], ex[c])
+            tau = L.interval.tau_of(c)
             b = ben[c]
             out[f"benefit_vs_{c}_se"] = se
             out[f"benefit_vs_{c}_ci_low"] = np.clip(b - z * se, -lim, lim)

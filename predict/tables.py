@@ -18,8 +18,7 @@ from predict import fused as fz
 class TaskTables(NamedTuple):
     """Per task (T of them)."""
 
-    floats: np.ndarray  # (T, 3): between-trial SD tau for the comparator; outcome limit (100 or 1); binary: tau on
-    #                     the logit scale (per-patient PI tau, predict.uncertainty.pi_tau), -1 if none
+    floats: np.ndarray  # (T, 2): between-trial SD tau for the comparator; outcome limit (100 or 1)
     ints: np.ndarray    # (T, 9): member range, stacked, continuous, arms, M draws, imputer, order range (fused.T_*)
 
 
@@ -130,7 +129,7 @@ def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, or
     nodes = {k: cat(v, np.int64 if k not in ("thr", "leafv", "LTH", "LV") else float) for k, v in b.nodes.items()}
     c = b.cols
     return KernelTables(
-        tasks=TaskTables(floats=f64(tf).reshape(len(tf), 3), ints=i64(ti).reshape(len(ti), fz.N_TASK_INT)),
+        tasks=TaskTables(floats=f64(tf).reshape(len(tf), 2), ints=i64(ti).reshape(len(ti), fz.N_TASK_INT)),
         imputers=ImputerTables(mean=per_imputer("mean", float), lower=per_imputer("lower", float),
                                upper=per_imputer("upper", float), binary=per_imputer("binary", np.bool_)),
         leaves=LeafTables(ints=i64(b.leaf_int).reshape(len(b.leaf_int), fz.N_LEAF_INT),

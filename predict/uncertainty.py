@@ -5,8 +5,7 @@
   SEs combined (stacks): :func:`estimation_se`, :func:`arm_se`;
 - missing data: the variance of the prediction over conditional draws of the patient's missing
   features: :func:`missing_variance` (every comparator), :func:`missing_variance_fast` (one),
-  :func:`arm_missing_variance` (benefit and both arms in one pass);
-- a new setting (the prediction interval): the between-trial SD :func:`pi_tau`.
+  :func:`arm_missing_variance` (benefit and both arms in one pass).
 """
 from __future__ import annotations
 
@@ -51,21 +50,6 @@ def delta_se(lin: Linear, comparators: list, F: np.ndarray, V: np.ndarray, c: st
     if gamma.size:
         G[:, mod] = wa[:, None] * M
     return np.sqrt(quad(G, V).clip(0))
-
-
-def pi_tau(L: Learner, comparator: str, p_active, p_comparator):
-    """The between-trial SD the prediction interval adds to the benefit vs ``comparator``.
-    Continuous outcomes (and binary learners exported without ``tau_logit``): the learner's one
-    ``tau`` (a float, the same for every patient). Binary outcomes with ``tau_logit``: a trial's
-    deviation acts on the log-odds (centred on the two arms: +u/2 under exercise, -u/2 under the
-    comparator), so on the risk-difference scale its SD is, to first order,
-    tau_logit * (pa (1 - pa) + pc (1 - pc)) / 2 with pa, pc the patient's predicted P(recovery)
-    under each arm: an array over patients (largest near 50%, small near 0 or 1)."""
-    tl = None if L.continuous or L.interval is None else L.interval.tau_logit_of(comparator)
-    if tl is None:
-        return L.interval.tau_of(comparator)
-    pa, pc = np.asarray(p_active, float), np.asarray(p_comparator, float)
-    return tl * (pa * (1.0 - pa) + pc * (1.0 - pc)) / 2.0
 
 
 def _arm_se_trees(L: Learner, Fimp: np.ndarray, comparator: str, F: np.ndarray | None):

@@ -92,13 +92,10 @@ class LinearPart(_Record):
 class Interval(_Record):
     """Estimation uncertainty: ``delta`` (bootstrap covariance of theta), ``varmodel`` (a log-linear
     model of the bootstrap variance per comparator; ``arm_varmodel`` per arm) or ``stack``
-    (members' SEs combined); ``tau``: between-trial SD per comparator; ``tau_logit`` (binary
-    outcomes, from 2026-12-07): the same on the logit scale, mapped to each patient's risk
-    difference by ``predict.uncertainty.pi_tau`` (absent: the PI adds ``tau`` to every patient)."""
+    (members' SEs combined); ``tau``: between-trial SD per comparator."""
 
     method: Literal["delta", "varmodel", "stack"]
     tau: dict[str, float]
-    tau_logit: dict[str, float] | None = None
     theta_cov: list[list[float]] | None = None
     varmodel: dict[str, list[float]] | None = None
     arm_varmodel: dict[str, list[float]] | None = None

@@ -135,9 +135,7 @@ def s_point_of_care(inp: CardInputs) -> Section:
     s.md += [f"- `{c['path']}`: {c['what']}; tasks: {', '.join(c['tasks'])}" for c in without] or ["- none"]
     binary = [t for t in inp.task_names() if outcome_type_of(inp, str(t)) == "binary"]
     if binary:
-        s.md += ["", f"**Recovery's intervals ({', '.join(binary)}).** " + T.BINARY_INTERVALS + " For recovery the "
-                 "prediction interval's between-trial SD is estimated on the log-odds scale and mapped through each "
-                 "patient's predicted probabilities (largest near 50%)."]
+        s.md += ["", f"**Recovery's intervals ({', '.join(binary)}).** " + T.BINARY_INTERVALS]
     s.data["binary_interval_coverage"] = T.BINARY_INTERVALS if binary else None
     s.md += ["", "**Explanations** (\"why\") come from the inputs that were entered only; the contributions of "
              "imputed inputs are listed apart and are not reasons about the patient. When more than half of the "

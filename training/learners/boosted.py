@@ -40,7 +40,7 @@ from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners.base import BenefitLearner, allocation_share
 from training.learners.effect_model import MAIN_SD, linear_benefit, row_folds, shared_linear_data
-from training.learners.intervals import (binary_tau_logit, cluster_bootstrap, fit_variance_model, residual_tau,
+from training.learners.intervals import (cluster_bootstrap, fit_variance_model, residual_tau,
                                          varmodel_design_spec)
 from training.learners.linear import StructuredFit, linear_block, make_basis, prior_lambda
 from training.learners.missing_allowance import missing_allowance, reference_variance
@@ -275,8 +275,6 @@ class _MetaBase(BenefitLearner):
                 own[d.cls == c] = mu[c][d.cls == c]
             g_hat = -own if d.family == "gaussian" else own
             exp["interval"]["tau"] = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
-            if d.family != "gaussian":  # binary: the between-trial SD on the logit scale (per-patient PI)
-                exp["interval"]["tau_logit"] = binary_tau_logit(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         else:
             exp["interval"]["tau"] = {c: 0.0 for c in d.comps + ["__pooled__"]}
         self.boot_predictions_ = preds

@@ -36,7 +36,7 @@ from predict.linear import basis
 from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
-from training.learners.intervals import binary_tau_logit, cluster_bootstrap, residual_tau
+from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import (StructuredFit, TrialBlocks, linear_block, make_basis, prior_lambda,
                                       replicate_counts, replicate_start, theta_path, trial_centre)
 from training.learners.missing import GaussianImputer
@@ -330,8 +330,6 @@ class EffectModel(BenefitLearner):
             exp["linear"]["theta"], self.theta_ = theta.tolist(), theta
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas))}
-        if fam != "gaussian":  # binary: the between-trial SD on the logit scale (per-patient PI)
-            exp["interval"]["tau_logit"] = binary_tau_logit(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         if self.pairs_ is not None:
             exp["meta"]["pairs"] = {"product_sd": self.pairs_["product_sd"],
                                     "pairs": [[d.spec["names"][c["feature"]], d.spec["names"][c["feature2"]]]

@@ -10,12 +10,6 @@ exportable summaries of the bootstrap.
   class's arm), pooled by REML random-effects meta-analysis (training.metrics). Classes with
   fewer than 3 trials borrow the tau pooled over all classes. Added to the CI for a new-setting
   prediction interval.
-- ``binary_tau_logit``: the same for a binary outcome on the **logit scale** (a trial's deviation
-  acts on the log-odds, so its size on the risk-difference scale depends on the patient's risks):
-  per trial, each arm's one-step (score) estimate of a log-odds shift beyond the model,
-  sum(y - p) / sum(p (1 - p)), contrasted between the active arm and the class's arm, pooled by
-  REML as above. The scorer maps it to each patient's risk-difference scale
-  (``predict.uncertainty.pi_tau``).
 - Linear learners export the bootstrap covariance of their coefficients (delta-method SEs,
   exact for continuous outcomes); tree learners export a log-linear model of the bootstrap
   variance in the features (``fit_variance_model``), validated by coverage in ``benchmarks/``
@@ -87,44 +81,6 @@ def residual_tau(g: np.ndarray, g_hat_own: np.ndarray, trial: np.ndarray, cls: n
     """Between-trial SD of the active-vs-class effect not explained by the model (oriented
     scale = benefit scale). Returns {class: tau, '__pooled__': tau}."""
     return tau_from_deviations(trial_deviations(g - g_hat_own, trial, cls, active, comparators), comparators,
-                               min_trials)
-
-
-def trial_deviations_logit(y: np.ndarray, p_own: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: str,
-                           comparators: list) -> list:
-    """:func:`trial_deviations` of a binary outcome on the logit scale: per trial x class with
-    >= 2 participants in both arms, delta_arm = sum(y - p) / sum(p (1 - p)) (the one-step
-    Newton / score estimate of a log-odds shift of that arm from the model's own-arm probabilities
-    ``p_own``), raw = delta_active - delta_class, SE^2 = sum over the two arms of
-    var(y - p) n / (sum p (1 - p))^2 (the delta method of the ratio with its denominator fixed)."""
-    p = np.clip(np.asarray(p_own, float), 1e-6, 1 - 1e-6)
-    r = np.asarray(y, float) - p
-    w = p * (1 - p)
-    out = []
-    for t in np.unique(trial):
-        m = (trial == t) & np.isfinite(r)
-        a = m & (cls == active)
-        if a.sum() < 2:
-            continue
-        for c in comparators:
-            b = m & (cls == c)
-            if b.sum() < 2:
-                continue
-            sa, sb = w[a].sum(), w[b].sum()
-            v = r[a].var(ddof=1) * a.sum() / sa ** 2 + r[b].var(ddof=1) * b.sum() / sb ** 2
-            if v > 0:
-                out.append({"trial": t, "comparator": c, "n_active": int(a.sum()), "n_comparator": int(b.sum()),
-                            "raw": float(r[a].sum() / sa - r[b].sum() / sb), "se": float(np.sqrt(v))})
-    return out
-
-
-def binary_tau_logit(y: np.ndarray, p_own: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: str,
-                     comparators: list, min_trials: int = 3) -> dict:
-    """Between-trial SD of the active-vs-class effect beyond the model **on the logit scale**
-    (binary outcomes; ``y`` 0/1 with 1 = good, ``p_own`` the model's P(y = 1) in the participant's
-    own arm and trial): REML over :func:`trial_deviations_logit`. Returns {class: tau,
-    '__pooled__': tau} like :func:`residual_tau`."""
-    return tau_from_deviations(trial_deviations_logit(y, p_own, trial, cls, active, comparators), comparators,
                                min_trials)
 
 

@@ -38,7 +38,7 @@ from predict.impute import impute_mean
 from predict.linear import basis, block_matrix
 from predict.numeric import expit
 from training.learners.effect_model import MAIN_SD, EffectModel, shared_linear_data
-from training.learners.intervals import binary_tau_logit, cluster_bootstrap, residual_tau
+from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import (StructuredFit, linear_block, make_basis, prior_lambda, replicate_start,
                                       trial_centre)
 
@@ -117,8 +117,6 @@ class RiskModel(EffectModel):
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas)), "bootstrap": "both stages (index refitted per replicate)"}
-        if fam != "gaussian":  # binary: the between-trial SD on the logit scale (per-patient PI)
-            exp["interval"]["tau_logit"] = binary_tau_logit(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         index = {"type": "index", "basis": Pcols, "beta": beta_r.tolist(), "center": [0.0]}
         exp["meta"].update({"interaction_sd": isd, "prognostic_sd": prog_sd, "sigma2": sigma2, "pi_sd_units": sd_pi,
                             "risk_index": {"index": index, "index_mean": pibar, "theta": s2.theta_.tolist(),

@@ -156,19 +156,9 @@ class StackedLearner(BenefitLearner):
             "unavailable": first.get("unavailable", []), "features": first["features"],
             "imputer": first["imputer"],
             "members": {"weights": w, "names": self.names or [e["kind"] for e in exps], "exports": exps},
-            "interval": {"method": "stack", "tau": tau, **_stack_tau_logit(exps, w, comps)},
+            "interval": {"method": "stack", "tau": tau},
             # the extrapolation check of the heaviest member (predict.support)
             "support": exps[int(np.argmax(w))].get("support", {"method": "none", "features": []}),
             "meta": {**first.get("meta", {}), "stack_weights": dict(zip(self.names or [e["kind"] for e in exps], w))},
         }
         return self
-
-
-def _stack_tau_logit(exps: list, w: list, comps: list) -> dict:
-    """A binary stack's logit-scale between-trial SD (``tau_logit``, see
-    ``training.learners.intervals.binary_tau_logit``): the members' weighted mean, as for ``tau``;
-    {} when a member has none (continuous outcomes, older exports)."""
-    if any("tau_logit" not in e["interval"] for e in exps):
-        return {}
-    return {"tau_logit": {c: float(sum(wi * e["interval"]["tau_logit"].get(c, 0.0) for wi, e in zip(w, exps))
-                                   / max(sum(w), 1e-12)) for c in comps}}
