@@ -244,6 +244,7 @@ def one(args) -> list:
     oracle_only = bool(opts[1]) if len(opts) > 1 else False
     oracle_scale = int(opts[2]) if len(opts) > 2 else 10
     extra = tuple(opts[3]) if len(opts) > 3 else ()
+    drop = tuple(opts[4]) if len(opts) > 4 else ()  # default members left out of selected_plus's stack
     members = OURS + extra
     train_scenario, _, new_scenario = scenario.partition(">")
     new_scenario = new_scenario or train_scenario
@@ -366,7 +367,7 @@ def one(args) -> list:
                                                                         list(w_old))
         secs["selected_gate_stack_only"] = cv_seconds + sum(secs[k] for k in w_old)
         if extra:  # the stack with the candidate members: same CV, same gate
-            wp = select(cv.predictions)
+            wp = select(cv.predictions[~cv.predictions["learner"].isin(drop)])
             weights_of["selected_plus"] = wp
             models["selected_plus"] = StackedLearner.from_fitted([fitted[k] for k in wp], list(wp.values()), list(wp))
             secs["selected_plus"] = cv_seconds + sum(secs[k] for k in wp)
@@ -478,6 +479,8 @@ def main(argv=None):
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--oracle-only", action="store_true",
                     help="only the oracle bounds (benchmarks/oracle_benefit.py), no learner or peer fits")
+    ap.add_argument("--drop-members", nargs="*", default=[], choices=list(OURS),
+                    help="default members left out of selected_plus's stack (e.g. a member the extra one would replace)")
     ap.add_argument("--extra-members", nargs="*", default=[], choices=sorted(EXTRA),
                     help="candidate stack members outside the default; reported as selected_plus")
     ap.add_argument("--oracle-scale", type=int, default=10,
@@ -489,7 +492,8 @@ def main(argv=None):
     for sc in a.scenarios:
         n = a.seeds_default if sc == "hayden2020" else a.seeds_other
         opts = {"class_shrinkage": True} if a.class_shrinkage else {}
-        jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees, opts, a.oracle_only, a.oracle_scale, a.extra_members)
+        jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees, opts, a.oracle_only, a.oracle_scale, a.extra_members,
+                  a.drop_members)
                  for s in range(1, n + 1)]
     t0 = time.time()
     out = Path(a.out)
