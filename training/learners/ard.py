@@ -39,8 +39,11 @@ move apart only as far as their evidence carries them from the cross-validated c
 
 Measured (BENCHMARKS.md, session 9, i23a), ``scale="ml2"``: alone it beats the CV-tuned effect model only on the
 curvilinear scenario and loses on the others; with no modification the evidence keeps chance
-modifiers (spread ~1 point); its intervals under-cover (0.83-0.89). An optional learner
-(``train --learner effect_ard``), not in the default stack.
+modifiers (spread ~1 point); its intervals under-cover (0.83-0.89). ``scale="hier"`` (hyper_sd 1,
+3 knots) alone beats the effect model on curvilinear by 6-7% and costs 1-2% on hayden2020 and
+interaction, coverage >= 0.90; as an extra stack member it changes the selected model's PEHE by
+< 1.5%, and it cannot replace ``effect_adaptive`` (plateau then fails the heterogeneity gate).
+An optional learner (``train --learner effect_ard``), not in the default stack.
 
 Exported within the existing effect-model format: the fit uses the ML-II sigma^2, a common penalty
 sigma^2 / s_max^2 and each feature's columns scaled by ``w_f = s_f / s_max`` (folded into the basis
