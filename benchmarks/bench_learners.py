@@ -60,10 +60,11 @@ OURS = ("constant", "effect_model", "effect_adaptive", "risk_model", "t_learner"
 # common penalty by CV is the one left)
 EXTRA = {"effect_adaptive_cv": ("effect_model", {"adaptive": True}),
          # per-feature prior variances by marginal likelihood (training.learners.ard), 4-knot modifier splines
-         "effect_ard": ("effect_ard", {}),
+         "effect_ard": ("effect_ard", {"scale": "ml2", "modifier_knots": 4}),
          # the same with a common multiplier on the ML-II SDs chosen by trial-grouped CV of the R-loss
-         "effect_ard_cv": ("effect_ard", {"scale": "cv"}),
-         # per-feature variances by MAP-II around the effect model's CV common SD (log-normal hyperprior, SD 1)
+         "effect_ard_cv": ("effect_ard", {"scale": "cv", "modifier_knots": 4}),
+         # per-feature variances by MAP-II around the effect model's CV common SD (log-normal hyperprior, SD 1;
+         # the class default since the end of session 9, i.e. train's --learner effect_ard)
          "effect_ard_hier": ("effect_ard", {"scale": "hier", "modifier_knots": 3}),
          # product columns for screened pairs of modifiers, their own prior SD by CV (training.learners.pairs)
          "effect_pairs": ("effect_pairs", {})}

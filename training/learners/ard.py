@@ -183,15 +183,16 @@ def cv_scale(d, P, M, group, sigma2, main_sd, lam_main, prog, folds, multipliers
 class ARDEffectModel(EffectModel):
     """The effect model with a prior variance per modifier feature by marginal likelihood (module
     docstring). Parameters as :class:`EffectModel`, plus ``modifier_knots`` (knots of the
-    modifiers' restricted cubic splines: 3, 4 or 5) and ``groups`` ('feature' | 'shape')."""
+    modifiers' restricted cubic splines: 3, 4 or 5), ``groups`` ('feature' | 'shape'), ``scale``
+    ('hier' (default: the best variant measured) | 'ml2' | 'cv') and ``hyper_sd`` (for 'hier')."""
 
     interaction_sd = None
     interaction_grid = None
     adaptive = False
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
-                 modifiers=None, main_sd=None, n_knots: int = 3, modifier_knots: int = 4, groups: str = "feature",
-                 scale: str = "ml2", hyper_sd: float = 1.0,
+                 modifiers=None, main_sd=None, n_knots: int = 3, modifier_knots: int = 3, groups: str = "feature",
+                 scale: str = "hier", hyper_sd: float = 1.0,
                  splines: bool = True, n_boot: int = 100, n_folds: int = 5, n_draws: int = 20,
                  shrinkage_bias: bool = True, missing: str = "conditional_mean", n_imputations: int = 5,
                  class_shrinkage: bool = False, class_groups=None, random_state: int = 0):
