@@ -34,7 +34,7 @@ Usage::
 
     python benchmarks/bench_learners.py --out benchmarks/results/learners.csv \
         [--scenarios hayden2020 none strong nonlinear plateau curvilinear interaction 'plateau>edge_trial'] [--seeds-default 10] [--seeds-other 5] \
-        [--workers 2] [--no-peers]
+        [--workers 2] [--no-peers] [--participants 17000]
 """
 from __future__ import annotations
 
@@ -246,6 +246,8 @@ def one(args) -> list:
     oracle_scale = int(opts[2]) if len(opts) > 2 else 10
     extra = tuple(opts[3]) if len(opts) > 3 else ()
     drop = tuple(opts[4]) if len(opts) > 4 else ()  # default members left out of selected_plus's stack
+    n_train = opts[5] if len(opts) > 5 else None  # training data resized to this many participants (None: as designed)
+    dump = opts[6] if len(opts) > 6 else None  # folder for per-participant new-trial predictions (diagnosis)
     members = OURS + extra
     train_scenario, _, new_scenario = scenario.partition(">")
     new_scenario = new_scenario or train_scenario
@@ -259,7 +261,7 @@ def one(args) -> list:
     warnings.simplefilter("ignore")
     rows = []
     with threadpool_limits(1):
-        df, truth, cfg, recols = load_task(train_scenario, seed, outcome, follow_up)
+        df, truth, cfg, recols = load_task(train_scenario, seed, outcome, follow_up, n_participants=n_train)
         if train_opts:  # study-config 'train:' options (e.g. class_shrinkage) for our learners
             from dataclasses import replace
 
@@ -312,6 +314,8 @@ def one(args) -> list:
             out = {"pehe_new": float(np.sqrt(np.mean((bn[nok] - nt_mix[nok]) ** 2))),
                    "pehe_avg_new": float(np.sqrt(np.mean((bn[nok] - nt_avg[nok]) ** 2))),
                    "bias_new": float(np.mean(bn[nok] - nt_mix[nok])),
+                   # vs the truth without the new trials' own random class effects (extrapolation bias alone)
+                   "bias_avg_new": float(np.mean(bn[nok] - nt_avg[nok])),
                    "c_for_benefit_new": c_benefit(bn[nok], ny[nok], ntreat[nok], ntrial[nok]),
                    "c_oracle_new": oracle_c_new}
             if pn is not None and f"benefit_vs_{ncomps[0]}_pi_low" in pn:
@@ -391,6 +395,7 @@ def one(args) -> list:
             t0 = time.time()
             models[f"{base}_in_trial"] = InTrialBenefit(models[base]).fit(X, y)
             secs[f"{base}_in_trial"] = secs[base] + time.time() - t0
+        dumped = {}
         for name, m in models.items():
             p = m.predict_interval(X)
             b = _benefit_mix(p, trial, cls, cfg.active, comps_present)
@@ -421,6 +426,10 @@ def one(args) -> list:
                 sc = m.support_scores(NX)
                 pn = pn.assign(support_rare=sc["rare"], support_factor=sc["factor"])
             bn = _benefit_mix(pn, ntrial, ncls, cfg.active, ncomps)
+            if dump:
+                dumped[name] = bn
+                dumped.update({f"{name}:{k}": pn[k].to_numpy() for k in pn.columns
+                               if k.endswith(("_pi_low", "_pi_high")) or k.startswith("support_")})
             rows.append({"scenario": scenario, "seed": seed, "learner": name, "pehe": float(np.sqrt(np.mean(err ** 2))),
                          "pehe_avg_trial": float(np.sqrt(np.mean((b[ok] - t_avg[ok]) ** 2))), **new_metrics(bn, pn),
                          "spread": within_trial_sd(b[ok], trial[ok]), "bias": float(np.mean(err)), "coverage_ci": cov_ci, "coverage_pi": cov_pi,
@@ -438,6 +447,7 @@ def one(args) -> list:
                 b, lo, hi, s, bnew = res
                 bn = np.full(len(ndf), np.nan)
                 bn[nok] = bnew
+                dumped[name] = bn
                 err = b - t_mix[ok]
                 cov = np.nan
                 if lo is not None:
@@ -447,6 +457,15 @@ def one(args) -> list:
                              "spread": within_trial_sd(b, trial[ok]), "bias": float(np.mean(err)), "coverage_ci": cov, "coverage_pi": np.nan,
                              "c_for_benefit": c_benefit(b, y[ok], treat[ok], trial[ok]), "c_oracle": oracle_c,
                              "sd_true_benefit": float(np.std(t_mix[ok])), "fit_seconds": s, "n": int(ok.sum())})
+        if dump:
+            try:
+                d = pd.concat([ndf[["trial", "participant", "treatment"] + feats].reset_index(drop=True),
+                               ntruth.reset_index(drop=True)], axis=1).assign(ok=nok, truth_mix=nt_mix, truth_avg=nt_avg)
+                d = pd.concat([d, pd.DataFrame(dumped)], axis=1)
+                Path(dump).mkdir(parents=True, exist_ok=True)
+                d.to_csv(Path(dump) / f"new_{scenario.replace('>', '-')}_seed{seed}.csv.gz", index=False)
+            except Exception as e:  # a diagnosis extra: never lose the run's rows for it
+                print(f"--dump-new failed for {scenario} seed {seed}: {e!r}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -455,7 +474,7 @@ def summarise(res: pd.DataFrame) -> pd.DataFrame:
     spec = dict(seeds=("seed", "nunique"), pehe=("pehe", "mean"), pehe_sd=("pehe", "std"),
                 pehe_avg_trial=("pehe_avg_trial", "mean"), pehe_new=("pehe_new", "mean"),
                 pehe_avg_new=("pehe_avg_new", "mean"), c_new=("c_for_benefit_new", "mean"),
-                bias_new=("bias_new", "mean"), spread=("spread", "mean"),
+                bias_new=("bias_new", "mean"), bias_avg_new=("bias_avg_new", "mean"), spread=("spread", "mean"),
                 **{k: (k, "mean") for k in ("coverage_pi_new", "coverage_pi_new_inside", "coverage_pi_new_beyond",
                                             "share_new_beyond", "share_new_rare")},
                 c_oracle_new=("c_oracle_new", "mean"), bias=("bias", "mean"), coverage_ci=("coverage_ci", "mean"),
@@ -486,6 +505,12 @@ def main(argv=None):
                     help="candidate stack members outside the default; reported as selected_plus")
     ap.add_argument("--oracle-scale", type=int, default=10,
                     help="size of the noise-free sample of the observed-data oracles, in multiples of the data's")
+    ap.add_argument("--participants", type=int, default=None,
+                    help="simulate the training scenario with this many participants (arms resized in proportion; "
+                         "e.g. large60 with 17000 as in the speed benchmark); new trials keep their design")
+    ap.add_argument("--dump-new", default=None,
+                    help="folder: write each scenario x seed's new-trial participants (features, truth, every learner's "
+                         "predicted benefit, PIs, support scores) as CSV for diagnosis")
     ap.add_argument("--class-shrinkage", action="store_true",
                     help="train: class_shrinkage for our linear learners (training.learners.shrinkage)")
     a = ap.parse_args(argv)
@@ -494,7 +519,7 @@ def main(argv=None):
         n = a.seeds_default if sc == "hayden2020" else a.seeds_other
         opts = {"class_shrinkage": True} if a.class_shrinkage else {}
         jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees, opts, a.oracle_only, a.oracle_scale, a.extra_members,
-                  a.drop_members)
+                  a.drop_members, a.participants, a.dump_new)
                  for s in range(1, n + 1)]
     t0 = time.time()
     out = Path(a.out)
