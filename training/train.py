@@ -46,7 +46,7 @@ from training.train_warnings import separable_trials
 
 LEARNERS = ("constant", "effect_model", "effect_adaptive", "risk_model", "t_learner", "x_learner", "dr_learner")
 # accepted by --learner, not fitted by default (BENCHMARKS.md: measured, not adopted)
-OPTIONAL_LEARNERS = ("effect_ard",)
+OPTIONAL_LEARNERS = ("effect_ard", "effect_pairs")
 
 
 @dataclass
