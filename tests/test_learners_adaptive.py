@@ -86,7 +86,7 @@ def test_default_learners_include_the_adaptive_member():
     from training.train import LEARNERS, _groups, make_learner
 
     cfg = load_config(None)
-    assert "effect_adaptive" in LEARNERS and ["constant", "effect_model", "effect_adaptive", "risk_model"] in _groups(LEARNERS)
+    assert "effect_adaptive" in LEARNERS and ["constant", "effect_model", "effect_adaptive", "effect_pairs", "risk_model"] in _groups(LEARNERS)
     m = make_learner("effect_adaptive", "continuous", cfg, 1, n_boot=0)
     assert isinstance(m, EffectModel) and m.adaptive == "always"
     assert make_learner("effect_model", "continuous", cfg, 1, n_boot=0).adaptive is False

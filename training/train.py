@@ -44,9 +44,18 @@ from training.train_plots import plots_and_subgroups
 from training.train_report import write_iecv, write_report
 from training.train_warnings import separable_trials
 
-LEARNERS = ("constant", "effect_model", "effect_adaptive", "risk_model", "t_learner", "x_learner", "dr_learner")
+LEARNERS = ("constant", "effect_model", "effect_adaptive", "effect_pairs", "risk_model", "t_learner", "x_learner",
+            "dr_learner")
 # accepted by --learner, not fitted by default (BENCHMARKS.md: measured, not adopted)
-OPTIONAL_LEARNERS = ("effect_ard", "effect_pairs")
+OPTIONAL_LEARNERS = ("effect_ard",)
+# fitted for continuous outcomes only: on binary outcomes the screened products were fitted noise that took stack
+# weight in the default recovery task, at twice its cross-validation cost (BENCHMARKS.md, issue 23 session 9)
+CONTINUOUS_ONLY = ("effect_pairs",)
+
+
+def learners_for(learners: Sequence[str], outcome_type: str) -> list:
+    """The learners fitted for a task of ``outcome_type`` (:data:`CONTINUOUS_ONLY` only for continuous ones)."""
+    return [n for n in learners if outcome_type == "continuous" or n not in CONTINUOUS_ONLY]
 
 
 @dataclass
@@ -182,27 +191,31 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 task_rows.append({**row, "status": "no trial compares the active class with a comparator"})
                 continue
             X, y = _xy(df, cfg)
+            learners = learners_for(s.learners, otype)
+            if len(learners) < len(s.learners):
+                say(f"{task}: {', '.join(n for n in s.learners if n not in learners)} not fitted (continuous outcomes "
+                    "only)")
             if fu in iecv_fus and len(hold) >= s.min_holdout_trials:
                 grouped = s.iecv_max_folds is not None and len(hold) > s.iecv_max_folds
                 say(f"IECV {task}: {len(hold)} held-out trials" + (f" in {s.iecv_max_folds} groups" if grouped else "")
-                    + f" x {len(s.learners)} learners")
+                    + f" x {len(learners)} learners")
                 factories = {n: (lambda n=n, otype=otype: make_learner(n, otype, cfg, s.seed, n_boot=0))
-                             for n in s.learners}
+                             for n in learners}
                 plans[(task, "all")] = plan_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active,
                                                  n_boot=s.iecv_metrics_boot, seed=s.seed, min_trial_size=min_size,
                                                  max_folds=s.iecv_max_folds)
             elif iecv_fus and s.iecv_deployed_elsewhere and len(hold) >= s.min_holdout_trials:
-                name = _deployed_without_selection(s.learners)
+                name = _deployed_without_selection(learners)
                 say(f"IECV {task}: {len(hold)} held-out trials x the learner deployed without selection ({name})")
                 plans[(task, "deployed")] = plan_iecv(
                     X.assign(_y=y), "_y", {name: (lambda otype=otype: make_learner(name, otype, cfg, s.seed, n_boot=0))},
                     otype, cfg.active, n_boot=s.iecv_metrics_boot, seed=s.seed, min_trial_size=min_size)
             task_info[task] = (outcome, fu, otype, row, None)
             task_xy[task] = (X, y)
-            here = _selectable(s.learners, (task, "all") in plans or s.fit_unselectable)
-            if len(here) < len(s.learners):
+            here = _selectable(learners, (task, "all") in plans or s.fit_unselectable)
+            if len(here) < len(learners):
                 say(f"{task}: no IECV selection, the effect model is deployed; not fitted (cannot be selected): "
-                    + ", ".join(n for n in s.learners if n not in here))
+                    + ", ".join(n for n in learners if n not in here))
             for group in _groups(here):
                 jobs.append((task, otype, group, X, y))
         say(f"IECV folds and final fits: {sum(len(p['hold']) for p in plans.values())} folds and {len(jobs)} "
