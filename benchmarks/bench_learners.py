@@ -53,7 +53,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-OURS = ("constant", "effect_model", "effect_adaptive", "risk_model", "t_learner", "x_learner", "dr_learner")
+from training.train import LEARNERS as OURS, learners_for  # noqa: E402  (the default train's learners)
 # candidate members outside the default (--extra-members): the stack over OURS + these is reported
 # as ``selected_plus`` beside the default's ``selected`` (effect_adaptive was such a candidate until it
 # joined the default on 2026-12-07; the effect model with its feature-wise weights chosen against the
@@ -65,9 +65,9 @@ EXTRA = {"effect_adaptive_cv": ("effect_model", {"adaptive": True}),
          "effect_ard_cv": ("effect_ard", {"scale": "cv", "modifier_knots": 4}),
          # per-feature variances by MAP-II around the effect model's CV common SD (log-normal hyperprior, SD 1;
          # the class default since the end of session 9, i.e. train's --learner effect_ard)
-         "effect_ard_hier": ("effect_ard", {"scale": "hier", "modifier_knots": 3}),
-         # product columns for screened pairs of modifiers, their own prior SD by CV (training.learners.pairs)
-         "effect_pairs": ("effect_pairs", {})}
+         "effect_ard_hier": ("effect_ard", {"scale": "hier", "modifier_knots": 3})}
+# (effect_pairs, product columns of screened modifier pairs, was a candidate here until it joined the default
+# for continuous outcomes at the end of session 9)
 
 
 def make_member(name, otype, cfg, seed, **kw):
@@ -270,6 +270,8 @@ def one(args) -> list:
         # out-of-sample evaluation
         ndf, ntruth, _, nrecols = load_task(new_scenario, seed + 10_000, outcome, follow_up)
         otype = "continuous" if outcome != "global_recovery" else "binary"
+        ours = tuple(learners_for(OURS, otype))  # as train: effect_pairs for continuous outcomes only
+        members = tuple(learners_for(members, otype))
         feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
         X = df[["trial", "treatment"] + feats]
         y = df["value"].to_numpy(float)
@@ -360,9 +362,9 @@ def one(args) -> list:
             ww = {k: v for k, v in stacking_from_predictions(pred, otype).items() if v > 1e-6}
             return ww if heterogeneity_gate(pred, otype, seed=seed, **gate_opts)["keep_stack"] else {"constant": 1.0}
 
-        pred_default = cv.predictions[cv.predictions["learner"].isin(OURS)]
+        pred_default = cv.predictions[cv.predictions["learner"].isin(ours)]
         w = select(pred_default)
-        best = cv.r_loss[cv.r_loss["learner"].isin(OURS)].sort_values("r_loss").iloc[0]["learner"]
+        best = cv.r_loss[cv.r_loss["learner"].isin(ours)].sort_values("r_loss").iloc[0]["learner"]
         models = dict(fitted)
         weights_of = {"selected": w}
         # the gate before 2026-12-07 session 8: the stack's own test only (no second chance for the effect model)
