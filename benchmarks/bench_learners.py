@@ -493,6 +493,8 @@ def main(argv=None):
     ap.add_argument("--scenarios", nargs="*", default=["hayden2020", "none", "strong", "nonlinear"])
     ap.add_argument("--seeds-default", type=int, default=10)
     ap.add_argument("--seeds-other", type=int, default=5)
+    ap.add_argument("--seeds", type=int, nargs="*", default=None,
+                    help="explicit seeds for every scenario (overrides --seeds-default / --seeds-other)")
     ap.add_argument("--outcome", default="pain")
     ap.add_argument("--follow-up", default="short")
     ap.add_argument("--workers", type=int, default=2)
@@ -522,7 +524,7 @@ def main(argv=None):
         opts = {"class_shrinkage": True} if a.class_shrinkage else {}
         jobs += [(sc, s, a.outcome, a.follow_up, not a.no_peers, a.n_boot, a.n_boot_trees, opts, a.oracle_only, a.oracle_scale, a.extra_members,
                   a.drop_members, a.participants, a.dump_new)
-                 for s in range(1, n + 1)]
+                 for s in (a.seeds if a.seeds else range(1, n + 1))]
     t0 = time.time()
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
