@@ -358,9 +358,12 @@ def one(args) -> list:
         # the heterogeneity gate of train's selection (training.learners.stack_gate)
         from training.learners.stack_gate import heterogeneity_gate
 
-        def select(pred, **gate_opts):
+        def select(pred, fallback="effect_model", **gate_opts):
             ww = {k: v for k, v in stacking_from_predictions(pred, otype).items() if v > 1e-6}
-            return ww if heterogeneity_gate(pred, otype, seed=seed, **gate_opts)["keep_stack"] else {"constant": 1.0}
+            if heterogeneity_gate(pred, otype, seed=seed, **gate_opts)["keep_stack"]:
+                return ww
+            # as train's _gate_fallback (session 9): the effect model (until then the average-effect model)
+            return {fallback: 1.0}
 
         pred_default = cv.predictions[cv.predictions["learner"].isin(ours)]
         w = select(pred_default)
@@ -373,6 +376,12 @@ def one(args) -> list:
         models["selected_gate_stack_only"] = StackedLearner.from_fitted([fitted[k] for k in w_old], list(w_old.values()),
                                                                         list(w_old))
         secs["selected_gate_stack_only"] = cv_seconds + sum(secs[k] for k in w_old)
+        # the gate's fallback before the end of session 9: the average-effect model (now the effect model)
+        w_c = select(pred_default, fallback="constant")
+        weights_of["selected_fallback_constant"] = w_c
+        models["selected_fallback_constant"] = StackedLearner.from_fitted([fitted[k] for k in w_c], list(w_c.values()),
+                                                                          list(w_c))
+        secs["selected_fallback_constant"] = cv_seconds + sum(secs[k] for k in w_c)
         if extra:  # the stack with the candidate members: same CV, same gate
             wp = select(cv.predictions[~cv.predictions["learner"].isin(drop)])
             weights_of["selected_plus"] = wp

@@ -109,14 +109,17 @@ def task_verdict(task: str, res, how: dict, outcome_type: str) -> tuple[dict, li
     """The heterogeneity verdict (training.verdicts) from the pooled IECV metrics of the selected
     learner (the best single learner when the selection is a stack, which IECV does not score),
     quoting the average effect in the held-out trials; and the predicted-benefit spread warning.
-    When the heterogeneity gate (training.learners.stack_gate) selected the average-effect model,
-    the verdict says so."""
+    When the stack failed the heterogeneity gate (training.learners.stack_gate), the verdict says so
+    (whichever model was then deployed: ``train._gate_fallback``)."""
     gate = how.get("gate")
-    if how.get("model") == "constant" and gate is not None and not gate["keep_stack"]:
+    if gate is not None and not gate["keep_stack"]:
+        shrunk = ("" if how.get("model") == "constant" else
+                  " The deployed effect model's individual predictions are shrunk towards it by cross-validation; "
+                  "read them with their intervals, which include the average effect's uncertainty.")
         return {"level": "not_supported", "evidence": {"stack_gate": gate},
                 "sentence": f"{task}: the data do not show individual differences in benefit: the learners did not "
                             f"predict benefit better than the average-effect model on held-out trials "
-                            f"({gate['rule']}). Use the average effect for everyone."}, []
+                            f"({gate['rule']}). Use the average effect for everyone.{shrunk}"}, []
     learners = set(res.pooled["learner"]) if len(res.pooled) else set()
     name = how.get("model") if how.get("model") in learners else how.get("best_single") or (
         res.best_learner() if len(res.r_loss) else None)

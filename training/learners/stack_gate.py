@@ -28,9 +28,11 @@ judges the stack honestly:
    gain is exactly 0, so the second test rarely adds false positives (two one-sided 5% tests: at
    most 10%, and much less for two such correlated statistics).
 
-When the stack fails, the caller selects the average-effect (``constant``) model: it predicts
-the class average effects, so its spread is exactly zero and ``validate``'s verdict on it is
-"use the average effect" (a constant predictor's c-for-benefit is exactly 0.5).
+When the stack fails, the caller (``training.train``) deploys the effect model, whose own trial-grouped
+CV has shrunk its modification (to none, i.e. the class average effects with zero spread, when it chose
+prior SD 0), and the verdict says the data do not show individual differences: a gain that is not
+significant is not evidence of no modification, and the average-effect model transported to a shifted
+new trial over-predicted its benefit (BENCHMARKS.md, issue 23 session 9).
 """
 from __future__ import annotations
 
