@@ -44,14 +44,22 @@ def make_basis(F: np.ndarray, spec: dict, n_knots: int = 3, splines: bool = True
                 if np.unique(knots).size == n_knots:
                     for t in range(n_knots - 2):
                         cand.append({"feature": j, "kind": "rcs", "knots": knots.tolist(), "term": t})
-        for c in cand:
-            c["loc"], c["scale"] = 0.0, 1.0
-            v = basis([c], F)[:, 0]
-            sd = float(v.std())
-            if sd < 1e-9:
-                continue
-            c["loc"], c["scale"] = float(v.mean()), sd
-            cols.append(c)
+        cols += standardise(cand, F)
+    return cols
+
+
+def standardise(cand: list, F: np.ndarray) -> list:
+    """The candidate column specs whose basis values vary on ``F``, each given ``loc``/``scale`` =
+    the mean and SD of its values there (columns that do not vary are left out)."""
+    cols = []
+    for c in cand:
+        c["loc"], c["scale"] = 0.0, 1.0
+        v = basis([c], F)[:, 0]
+        sd = float(v.std())
+        if sd < 1e-9:
+            continue
+        c["loc"], c["scale"] = float(v.mean()), sd
+        cols.append(c)
     return cols
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from predict.linear import basis
-from training.learners.linear import StructuredFit, prior_lambda, trial_centre
+from training.learners.linear import StructuredFit, prior_lambda, standardise, trial_centre
 from training.learners.stacking import mix_benefit, r_loss
 
 N_PAIRS = 3
@@ -46,17 +46,9 @@ def product_columns(d, mods: list) -> list:
     the conditional-mean matrix ``d.Fi``; pairs whose product does not vary are left out."""
     names, types = d.spec["names"], d.spec["types"]
     feats = [names.index(m) for m in mods if types[names.index(m)] in ("continuous", "binary")]
-    cols = []
-    for a, b in itertools.combinations(sorted(set(feats)), 2):
-        c = {"feature": a, "feature2": b, "kind": "product", "origin": float(d.Fi[:, a].mean()),
-             "origin2": float(d.Fi[:, b].mean()), "loc": 0.0, "scale": 1.0}
-        v = basis([c], d.Fi)[:, 0]
-        sd = float(v.std())
-        if sd < 1e-9:
-            continue
-        c["loc"], c["scale"] = float(v.mean()), sd
-        cols.append(c)
-    return cols
+    return standardise([{"feature": a, "feature2": b, "kind": "product", "origin": float(d.Fi[:, a].mean()),
+                         "origin2": float(d.Fi[:, b].mean()), "loc": 0.0, "scale": 1.0}
+                        for a, b in itertools.combinations(sorted(set(feats)), 2)], d.Fi)
 
 
 def _fit(d, rows, P, M, comps, lam_main, lam):
