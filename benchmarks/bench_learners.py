@@ -362,7 +362,7 @@ def one(args) -> list:
             ww = {k: v for k, v in stacking_from_predictions(pred, otype).items() if v > 1e-6}
             if heterogeneity_gate(pred, otype, seed=seed, **gate_opts)["keep_stack"]:
                 return ww
-            # as train's _gate_fallback (session 9): the effect model (until then the average-effect model)
+            # as train's training.selection.gate_fallback (session 9): the effect model (until then the average-effect model)
             return {fallback: 1.0}
 
         pred_default = cv.predictions[cv.predictions["learner"].isin(ours)]

@@ -1,6 +1,6 @@
 """When the stack fails the heterogeneity gate, train deploys the CV-shrunk effect model (not the
 average-effect model), and the verdict still says the data do not show individual differences."""
-from training.train import _gate_fallback
+from training.selection import gate_fallback as _gate_fallback
 from training.train_warnings import task_verdict
 
 GATE = {"keep_stack": False, "gain": -0.1, "se": 0.2, "z": 1.645, "gain_pct": -0.5, "tested": "stack",

@@ -1,5 +1,6 @@
 """Which learners a task fits: tree learners only where IECV selects among the learners."""
-from training.train import LEARNERS, _selectable
+from training.selection import selectable as _selectable
+from training.train import LEARNERS
 
 
 def test_tree_learners_are_fitted_only_where_they_can_be_selected():
@@ -14,7 +15,7 @@ def test_every_learner_is_fitted_when_the_effect_model_is_not_there_to_deploy():
 
 
 def test_effect_pairs_is_a_default_learner_for_continuous_outcomes_only():
-    from training.train import CONTINUOUS_ONLY, learners_for
+    from training.selection import CONTINUOUS_ONLY, learners_for
 
     assert "effect_pairs" in LEARNERS and "effect_pairs" in CONTINUOUS_ONLY
     assert learners_for(LEARNERS, "continuous") == list(LEARNERS)

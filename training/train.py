@@ -39,7 +39,8 @@ from training.learners.base import feature_spec_from_config, outcome_type_of, ta
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
-from training.learners.stacking import StackedLearner
+from training.selection import (CONTINUOUS_ONLY, deployed_without_selection, learners_for,  # noqa: F401 (re-exported)
+                                select_model, selectable)
 from training.train_plots import plots_and_subgroups
 from training.train_report import write_iecv, write_report
 from training.train_warnings import separable_trials
@@ -48,16 +49,6 @@ LEARNERS = ("constant", "effect_model", "effect_adaptive", "effect_pairs", "risk
             "dr_learner")
 # accepted by --learner, not fitted by default (BENCHMARKS.md: measured, not adopted)
 OPTIONAL_LEARNERS = ("effect_ard",)
-# fitted for continuous outcomes only: on binary outcomes the screened products were fitted noise that took stack
-# weight in the default recovery task, at twice its cross-validation cost (BENCHMARKS.md, issue 23 session 9)
-CONTINUOUS_ONLY = ("effect_pairs",)
-
-
-def learners_for(learners: Sequence[str], outcome_type: str) -> list:
-    """The learners fitted for a task of ``outcome_type`` (:data:`CONTINUOUS_ONLY` only for continuous ones)."""
-    return [n for n in learners if outcome_type == "continuous" or n not in CONTINUOUS_ONLY]
-
-
 @dataclass
 class TrainSettings:
     seed: int = 1
@@ -205,14 +196,14 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                                                  n_boot=s.iecv_metrics_boot, seed=s.seed, min_trial_size=min_size,
                                                  max_folds=s.iecv_max_folds)
             elif iecv_fus and s.iecv_deployed_elsewhere and len(hold) >= s.min_holdout_trials:
-                name = _deployed_without_selection(learners)
+                name = deployed_without_selection(learners)
                 say(f"IECV {task}: {len(hold)} held-out trials x the learner deployed without selection ({name})")
                 plans[(task, "deployed")] = plan_iecv(
                     X.assign(_y=y), "_y", {name: (lambda otype=otype: make_learner(name, otype, cfg, s.seed, n_boot=0))},
                     otype, cfg.active, n_boot=s.iecv_metrics_boot, seed=s.seed, min_trial_size=min_size)
             task_info[task] = (outcome, fu, otype, row, None)
             task_xy[task] = (X, y)
-            here = _selectable(learners, (task, "all") in plans or s.fit_unselectable)
+            here = selectable(learners, (task, "all") in plans or s.fit_unselectable)
             if len(here) < len(learners):
                 say(f"{task}: no IECV selection, the effect model is deployed; not fitted (cannot be selected): "
                     + ", ".join(n for n in learners if n not in here))
@@ -252,7 +243,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                     lr.summary().to_csv(out / "summaries" / f"{task}__{n}.csv", index=False)
             for c, v in next(iter(fitted.values())).export_["meta"]["support"].items():
                 support_rows.append({"task": task, "comparator": c, **v})
-            sel, how = _select(fitted, res, s)
+            sel, how = select_model(fitted, res, s)
             if res is None and task in deployed_iecv and deployed_iecv[task].pooled is not None \
                     and how["model"] in set(deployed_iecv[task].pooled["learner"]):
                 res = deployed_iecv[task]  # the deployed model's own held-out performance (it selected nothing)
@@ -409,85 +400,6 @@ def _run_all(plans: dict, jobs: list, cfg, s: TrainSettings, progress):
     fold_outs = {key: [outs[("fold", key, k)][0] for k in range(len(p["hold"]))] for key, p in plans.items()}
     fold_secs = {key: sum(outs[("fold", key, k)][1] for k in range(len(p["hold"]))) for key, p in plans.items()}
     return fold_outs, fold_secs, fitted
-
-
-def _selectable(learners: Sequence[str], selection: bool) -> list:
-    """The learners to fit for a task: all of them where IECV selects among them; else (the effect
-    model deployed, :func:`_select`) not the tree learners nor the adaptive effect model (a stack
-    candidate only), which nothing would use - the linear
-    ones stay (their coefficient summaries are written) and so does every learner when the effect
-    model is not among them (then the first fitted one is deployed)."""
-    if selection or _deployed_without_selection(learners) != "effect_model":
-        return list(learners)
-    return [n for n in learners if n not in ("t_learner", "x_learner", "dr_learner", "effect_adaptive", "effect_ard",
-                                         "effect_pairs")]
-
-
-def _deployed_without_selection(learners: Sequence[str]) -> str:
-    """The learner :func:`_select` deploys for a task without IECV (when it can be fitted)."""
-    return "effect_model" if "effect_model" in learners else next(iter(learners))
-
-
-def _select(fitted: dict, res, s: TrainSettings):
-    """Stack (convex R-loss weights from IECV) or pick the lowest held-out R-loss; without
-    IECV the effect model (its penalty already chosen by a trial-grouped benefit loss)."""
-    if res is None or res.r_loss.empty:
-        name = "effect_model" if "effect_model" in fitted else next(iter(fitted))
-        return fitted[name], {"model": name, "rule": "no IECV for this task: effect model (penalty by grouped CV)"}
-    rl = res.r_loss.set_index("learner")["r_loss"].to_dict()
-    best = res.best_learner()
-    if best not in fitted:  # the best held-out learner could not be fitted on all the data
-        best = min((n for n in rl if n in fitted), key=lambda n: rl[n], default=next(iter(fitted)))
-    if s.select == "best1se":
-        from training.iecv import select_one_se
-
-        name, _ = select_one_se(res.predictions, fitted[best].export_["outcome_type"])
-        return fitted[name], {"model": name, "rule": "simplest learner within 1 SE of the lowest held-out R-loss",
-                              "best_single": best, "r_loss": rl}
-    if s.select == "stack" and res.stack_weights:
-        w = {k: v for k, v in res.stack_weights.items() if v > 1e-6 and k in fitted}
-        if any(v > 1e-6 and k not in fitted for k, v in res.stack_weights.items()) and w:
-            total = sum(w.values())  # a stacked learner could not be fitted on all the data: renormalise
-            w = {k: v / total for k, v in w.items()}
-        gate = _gate(res, fitted, s)
-        if gate is not None and not gate["keep_stack"]:
-            return _gate_fallback(fitted, gate, best, rl, w)
-        if w:
-            names = list(w)
-            st = StackedLearner.from_fitted([fitted[n] for n in names], [w[n] for n in names], names)
-            return st, {"model": "stacked", "weights": w, "rule": "convex R-loss stacking on IECV predictions",
-                        "best_single": best, "r_loss": rl, **({"gate": gate} if gate is not None else {})}
-    return fitted[best], {"model": best, "rule": "lowest pooled IECV R-loss", "r_loss": rl}
-
-
-def _gate_fallback(fitted: dict, gate: dict, best: str, rl: dict, w: dict):
-    """The model deployed when the stack fails the heterogeneity gate: the effect model (its modification
-    shrunk by its own trial-grouped CV, to none when prior SD 0 was chosen), else the average-effect model.
-
-    Why not always the average-effect model: a gain that is not significant on held-out trials is not
-    evidence of *no* modification. On the hayden2020 design the gate failed in 3 of 6 seeds; the
-    average-effect model then over-predicted a shifted new trial's benefit by up to 5 points and its
-    new-setting PI covered 0.46-0.61 of the trial's participants, against 0.96-0.99 for the shrunk effect
-    model, which was also closer to the fitted participants' truth (BENCHMARKS.md, issue 23 session 9).
-    Under no modification the effect model's CV chooses prior SD 0 and it *is* the average-effect model.
-    The verdict still says the data do not show individual differences (``train_warnings.task_verdict``)."""
-    name = "effect_model" if "effect_model" in fitted else "constant"
-    what = ("the effect model, its modification shrunk by trial-grouped cross-validation (none if prior SD 0 "
-            "was chosen)" if name == "effect_model" else "the average effect")
-    return fitted[name], {"model": name, "rule": f"{what}: the stack did not beat the average-effect model on "
-                          "held-out trials (" + gate["rule"] + ")", "best_single": best, "r_loss": rl,
-                          "gate": gate, "stack_weights": w}
-
-
-def _gate(res, fitted: dict, s: TrainSettings) -> dict | None:
-    """The heterogeneity gate (training.learners.stack_gate) on the IECV predictions, or None when
-    it does not apply (no gate, or no fitted average-effect model to fall back to)."""
-    if s.gate_z is None or "constant" not in fitted or res.predictions is None or not len(res.predictions):
-        return None
-    from training.learners.stack_gate import heterogeneity_gate
-
-    otype = fitted["constant"].export_["outcome_type"]
-    return heterogeneity_gate(res.predictions, otype, z=s.gate_z, seed=s.seed)
 
 
 def _machine() -> dict:

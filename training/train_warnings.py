@@ -110,7 +110,7 @@ def task_verdict(task: str, res, how: dict, outcome_type: str) -> tuple[dict, li
     learner (the best single learner when the selection is a stack, which IECV does not score),
     quoting the average effect in the held-out trials; and the predicted-benefit spread warning.
     When the stack failed the heterogeneity gate (training.learners.stack_gate), the verdict says so
-    (whichever model was then deployed: ``train._gate_fallback``)."""
+    (whichever model was then deployed: ``training.selection.gate_fallback``)."""
     gate = how.get("gate")
     if gate is not None and not gate["keep_stack"]:
         shrunk = ("" if how.get("model") == "constant" else
