@@ -256,7 +256,6 @@ def one(args) -> list:
     from training.iecv import _benefit_mix, run_iecv
     from training.learners.effect_model import trial_folds
     from training.learners.stacking import StackedLearner
-    from training.train import make_learner
 
     warnings.simplefilter("ignore")
     rows = []

@@ -39,8 +39,7 @@ from training.learners.base import feature_spec_from_config, outcome_type_of, ta
 from training.learners.effect_model import ConstantEffect, EffectModel
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
-from training.selection import (CONTINUOUS_ONLY, deployed_without_selection, learners_for,  # noqa: F401 (re-exported)
-                                select_model, selectable)
+from training.selection import deployed_without_selection, learners_for, select_model, selectable
 from training.train_plots import plots_and_subgroups
 from training.train_report import write_iecv, write_report
 from training.train_warnings import separable_trials

@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.learners.cv_loss import held_out_r_loss, pooled
 from training.learners.linear import StructuredFit, prior_lambda, trial_centre
-from training.learners.stacking import mix_benefit, r_loss
 
 MULTIPLIERS = (0.5, 1.0, 2.0)
 POWERS = (0.5, 1.0)
@@ -58,12 +58,6 @@ def _stage(d, P, M, rows, comps, lam_main, lam):
     return f, Mr.mean(axis=0)
 
 
-def _benefit(theta, P, Mc, comps, family):
-    from training.learners.effect_model import linear_benefit
-
-    return linear_benefit(theta, P, Mc, comps, family)
-
-
 def cv_adaptive(d, P: np.ndarray, M: np.ndarray, col_feature: np.ndarray, sd: float, lam_main: float, sigma2: float,
                 prog: np.ndarray, folds: list, multipliers=MULTIPLIERS, powers=POWERS) -> pd.DataFrame:
     """Trial-grouped CV R-loss of the common-``sd`` fit (row ``power`` = 0) and of every adaptive
@@ -87,13 +81,8 @@ def cv_adaptive(d, P: np.ndarray, M: np.ndarray, col_feature: np.ndarray, sd: fl
                 w = feature_weights(gamma, col_feature, p)
                 f2, Mb = _stage(d, P, M * w, rows, comps_tr, lam_main, prior_lambda(fam, sigma2, k * sd))
                 theta = f2.theta_
-            b = _benefit(theta, P[te], M[te] * w - Mb, comps_tr, fam)
-            for c in d.comps:
-                b.setdefault(c, np.zeros(te.sum()))
-            bm = mix_benefit(b, d.W[te], d.comps)
-            losses[(k, p)].append((te.sum(), r_loss(bm, d.g[te], d.treat[te], d.trial[te], d.e[te], prog[te])))
-    return pd.DataFrame([{"multiplier": k, "power": p, "r_loss": sum(n * l for n, l in v) / sum(n for n, _ in v)}
-                         for (k, p), v in losses.items()])
+            losses[(k, p)].append(held_out_r_loss(d, te, theta, P[te], M[te] * w - Mb, comps_tr, prog))
+    return pd.DataFrame([{"multiplier": k, "power": p, "r_loss": pooled(v)} for (k, p), v in losses.items()])
 
 
 def adaptive_weights(d, P, M, col_feature, sd, lam_main, sigma2, prog, folds, always: bool = False, **kw):

@@ -56,9 +56,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from training.learners.effect_model import EffectModel, linear_benefit, row_folds
+from training.learners.cv_loss import held_out_r_loss, pooled
+from training.learners.effect_model import EffectModel, row_folds
 from training.learners.linear import prior_lambda, theta_path, trial_centre, within_trial
-from training.learners.stacking import mix_benefit, r_loss
 
 LOG_S2_BOUNDS = (np.log(1e-8), np.log(1e4))  # prior variance of a standardised interaction, points^2
 STARTS = (4.0, 0.1)  # starting prior variances (two starts; the higher evidence wins)
@@ -171,13 +171,8 @@ def cv_scale(d, P, M, group, sigma2, main_sd, lam_main, prog, folds, multipliers
                             d.treat[rows], comps_tr, P[rows], trial_centre(Mr, ctr))
         Mbar = Mr.mean(axis=0)
         for c, (_, k), theta in zip(multipliers, lams, thetas):
-            b = linear_benefit(theta, P[te], (M[te] * w - Mbar)[:, :k], comps_tr, fam)
-            for cc in d.comps:
-                b.setdefault(cc, np.zeros(te.sum()))
-            bm = mix_benefit(b, d.W[te], d.comps)
-            losses[c].append((te.sum(), r_loss(bm, d.g[te], d.treat[te], d.trial[te], d.e[te], prog[te])))
-    return pd.DataFrame([{"multiplier": c, "r_loss": sum(n * l for n, l in v) / sum(n for n, _ in v)}
-                         for c, v in losses.items()])
+            losses[c].append(held_out_r_loss(d, te, theta, P[te], (M[te] * w - Mbar)[:, :k], comps_tr, prog))
+    return pd.DataFrame([{"multiplier": c, "r_loss": pooled(v)} for c, v in losses.items()])
 
 
 class ARDEffectModel(EffectModel):

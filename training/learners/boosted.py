@@ -39,7 +39,8 @@ from predict.linear import basis
 from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners.base import BenefitLearner, allocation_share
-from training.learners.effect_model import MAIN_SD, linear_benefit, row_folds, shared_linear_data
+from training.learners.effect_model import MAIN_SD, row_folds, shared_linear_data
+from training.learners.linear import linear_benefit
 from training.learners.intervals import (cluster_bootstrap, fit_variance_model, residual_tau,
                                          varmodel_design_spec)
 from training.learners.linear import StructuredFit, linear_block, make_basis, prior_lambda

@@ -37,10 +37,11 @@ from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, residual_tau
+from training.learners.cv_loss import held_out_r_loss, pooled
 from training.learners.linear import (StructuredFit, TrialBlocks, linear_block, make_basis, prior_lambda,
                                       replicate_counts, replicate_start, theta_path, trial_centre)
 from training.learners.missing import GaussianImputer
-from training.learners.stacking import comparator_mix, mix_benefit, r_loss
+from training.learners.stacking import comparator_mix
 
 GAUSSIAN_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # prior SD of a standardised interaction, points
 LOGIT_GRID = (0.0, 0.03, 0.06, 0.12, 0.25, 0.5)  # on the log-odds scale
@@ -49,22 +50,6 @@ MAIN_SD = {"gaussian": 50.0, "binomial": 3.0}
 
 def family_of(outcome_type: str) -> str:
     return "gaussian" if outcome_type == "continuous" else "binomial"
-
-
-def linear_benefit(theta: np.ndarray, P: np.ndarray, Mc: np.ndarray, comps: list, family: str) -> dict:
-    """Benefit per comparator from theta = [alpha_bar, offsets, beta, gamma] at P and the
-    modifier basis already centred (M - Mbar)."""
-    C = len(comps)
-    a0, off = theta[0], theta[1:1 + C]
-    beta = theta[1 + C:1 + C + P.shape[1]]
-    gamma = theta[1 + C + P.shape[1]:]
-    base = a0 + P @ beta
-    ea = base + (Mc @ gamma if gamma.size else 0.0)
-    out = {}
-    for i, c in enumerate(comps):
-        ec = base + off[i]
-        out[c] = ec - ea if family == "gaussian" else expit(ea) - expit(ec)
-    return out
 
 
 class LinearData:
@@ -394,13 +379,8 @@ class EffectModel(BenefitLearner):
             thetas = theta_path(fam, lam_main, [(prior_lambda(fam, sigma2, sd), k) for sd, k in zip(grid, ks)],
                                 d.y[rows_tr], ctr, d.cls[rows_tr], d.treat[rows_tr], comps_tr, P[rows_tr], Mw)
             for sd, k, theta in zip(grid, ks, thetas):
-                b = linear_benefit(theta, P[te], (M[te] - Mbar)[:, :k], comps_tr, fam)
-                for c in d.comps:
-                    b.setdefault(c, np.zeros(te.sum()))
-                bm = mix_benefit(b, d.W[te], d.comps)
-                losses[sd].append((te.sum(), r_loss(bm, d.g[te], d.treat[te], d.trial[te], d.e[te], prog[te])))
-        table = pd.DataFrame([{"interaction_sd": sd, "r_loss": sum(n * l for n, l in v) / sum(n for n, _ in v)}
-                              for sd, v in losses.items()])
+                losses[sd].append(held_out_r_loss(d, te, theta, P[te], (M[te] - Mbar)[:, :k], comps_tr, prog))
+        table = pd.DataFrame([{"interaction_sd": sd, "r_loss": pooled(v)} for sd, v in losses.items()])
         best = float(table.loc[table["r_loss"].idxmin(), "interaction_sd"])
         return best, table
 

@@ -288,3 +288,19 @@ def prior_lambda(family: str, sigma2: float, prior_sd: float) -> float:
     if not np.isfinite(prior_sd) or prior_sd <= 0:
         return 1e12
     return (sigma2 if family == "gaussian" else 1.0) / prior_sd ** 2
+
+
+def linear_benefit(theta: np.ndarray, P: np.ndarray, Mc: np.ndarray, comps: list, family: str) -> dict:
+    """Benefit per comparator from theta = [alpha_bar, offsets, beta, gamma] at P and the
+    modifier basis already centred (M - Mbar)."""
+    C = len(comps)
+    a0, off = theta[0], theta[1:1 + C]
+    beta = theta[1 + C:1 + C + P.shape[1]]
+    gamma = theta[1 + C + P.shape[1]:]
+    base = a0 + P @ beta
+    ea = base + (Mc @ gamma if gamma.size else 0.0)
+    out = {}
+    for i, c in enumerate(comps):
+        ec = base + off[i]
+        out[c] = ec - ea if family == "gaussian" else expit(ea) - expit(ec)
+    return out

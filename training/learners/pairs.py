@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from predict.linear import basis
+from training.learners.cv_loss import held_out_r_loss, pooled
 from training.learners.linear import StructuredFit, prior_lambda, standardise, trial_centre
-from training.learners.stacking import mix_benefit, r_loss
 
 N_PAIRS = 3
 GAUSSIAN_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # prior SD of a standardised product interaction, points
@@ -102,19 +102,8 @@ def cv_pairs(d, P, M, Z, sd, lam_main, sigma2, prog, folds, grid, n_pairs) -> pd
                 Mf, ref = _design(M, Z[:, keep], sd, sp)
                 f2, _, Mb = _fit(d, rows, P, Mf, comps, lam_main, prior_lambda(fam, sigma2, ref))
                 theta, Mc = f2.theta_, Mf[te] - Mb
-            b = _benefit(theta, P[te], Mc, comps, fam)
-            for c in d.comps:
-                b.setdefault(c, np.zeros(te.sum()))
-            bm = mix_benefit(b, d.W[te], d.comps)
-            losses[sp].append((te.sum(), r_loss(bm, d.g[te], d.treat[te], d.trial[te], d.e[te], prog[te])))
-    return pd.DataFrame([{"product_sd": sp, "r_loss": sum(n * l for n, l in v) / sum(n for n, _ in v)}
-                         for sp, v in losses.items()])
-
-
-def _benefit(theta, P, Mc, comps, family):
-    from training.learners.effect_model import linear_benefit
-
-    return linear_benefit(theta, P, Mc, comps, family)
+            losses[sp].append(held_out_r_loss(d, te, theta, P[te], Mc, comps, prog))
+    return pd.DataFrame([{"product_sd": sp, "r_loss": pooled(v)} for sp, v in losses.items()])
 
 
 def select_pairs(d, P, M, mods, sd, lam_main, sigma2, prog, folds, grid=None, n_pairs: int = N_PAIRS):
