@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.learners.cv_loss import held_out_r_loss, pooled
+from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
 from training.learners.linear import StructuredFit, prior_lambda, trial_centre
 
 MULTIPLIERS = (0.5, 1.0, 2.0)
@@ -68,9 +68,7 @@ def cv_adaptive(d, P: np.ndarray, M: np.ndarray, col_feature: np.ndarray, sd: fl
     cands = [(1.0, 0.0)] + [(k, p) for p in powers for k in multipliers]
     losses = {c: [] for c in cands}
     for te in folds:
-        tr = ~te
-        comps_tr = [c for c in d.comps if c in set(d.cls[tr])]
-        rows = tr & np.isin(d.cls, comps_tr + [d.prep.active])
+        comps_tr, rows = training_rows(d, te)
         f1, Mbar = _stage(d, P, M, rows, comps_tr, lam_main, lam)
         C = len(comps_tr)
         gamma = f1.theta_[1 + C + P.shape[1]:]

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from training.learners.cv_loss import held_out_r_loss, pooled
+from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
 from training.learners.effect_model import EffectModel, row_folds
 from training.learners.linear import prior_lambda, theta_path, trial_centre, within_trial
 
@@ -158,9 +158,7 @@ def cv_scale(d, P, M, group, sigma2, main_sd, lam_main, prog, folds, multipliers
     fam = d.family
     losses = {c: [] for c in multipliers}
     for te in folds:
-        tr = ~te
-        comps_tr = [c for c in d.comps if c in set(d.cls[tr])]
-        rows = tr & np.isin(d.cls, comps_tr + [d.prep.active])
+        comps_tr, rows = training_rows(d, te)
         s, res = column_sds(d, P, M, group, sigma2, main_sd, rows, comps_tr)
         smax = float(s.max())
         w = s / smax if smax > 0 else np.zeros(s.size)

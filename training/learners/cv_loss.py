@@ -1,5 +1,5 @@
-"""The score of every tuning loop of the linear learners: the R-loss of a linear benefit model on
-one fold's held-out trials, and its pooling over folds (weighted by held-out rows).
+"""The folds of every tuning loop of the linear learners: a fold's training rows, the R-loss of a
+linear benefit model on its held-out trials, and its pooling over folds (weighted by held-out rows).
 
 The R-loss (``training.learners.stacking.r_loss``) scores the comparator-mixed benefit of the
 held-out rows; comparators the fold's training trials did not have get benefit 0 there (their rows
@@ -10,6 +10,14 @@ import numpy as np
 
 from training.learners.linear import linear_benefit
 from training.learners.stacking import mix_benefit, r_loss
+
+
+def training_rows(d, te: np.ndarray) -> tuple[list, np.ndarray]:
+    """(the comparators of ``d`` present in the fold's training trials ``~te``, the mask of the
+    training rows in those comparators' arms or the active arm)."""
+    tr = ~te
+    comps = [c for c in d.comps if c in set(d.cls[tr])]
+    return comps, tr & np.isin(d.cls, comps + [d.prep.active])
 
 
 def held_out_r_loss(d, te: np.ndarray, theta: np.ndarray, P: np.ndarray, Mc: np.ndarray, comps: list,

@@ -37,7 +37,7 @@ from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, residual_tau
-from training.learners.cv_loss import held_out_r_loss, pooled
+from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
 from training.learners.linear import (StructuredFit, TrialBlocks, linear_block, make_basis, prior_lambda,
                                       replicate_counts, replicate_start, theta_path, trial_centre)
 from training.learners.missing import GaussianImputer
@@ -364,13 +364,7 @@ class EffectModel(BenefitLearner):
         folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
         losses = {sd: [] for sd in grid}
         for te in folds:
-            tr = ~te
-            _, ctr = np.unique(d.trial[tr], return_inverse=True)
-            if len(set(d.cls[tr]) & set(d.comps)) < len(d.comps):
-                comps_tr = [c for c in d.comps if c in set(d.cls[tr])]
-            else:
-                comps_tr = d.comps
-            rows_tr = tr & np.isin(d.cls, comps_tr + [d.prep.active])
+            comps_tr, rows_tr = training_rows(d, te)
             _, ctr = np.unique(d.trial[rows_tr], return_inverse=True)
             Mtr = M[rows_tr]
             Mw = trial_centre(Mtr, ctr)

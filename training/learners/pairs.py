@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from predict.linear import basis
-from training.learners.cv_loss import held_out_r_loss, pooled
+from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
 from training.learners.linear import StructuredFit, prior_lambda, standardise, trial_centre
 
 N_PAIRS = 3
@@ -89,9 +89,7 @@ def cv_pairs(d, P, M, Z, sd, lam_main, sigma2, prog, folds, grid, n_pairs) -> pd
     fam = d.family
     losses = {sp: [] for sp in grid}
     for te in folds:
-        tr = ~te
-        comps = [c for c in d.comps if c in set(d.cls[tr])]
-        rows = tr & np.isin(d.cls, comps + [d.prep.active])
+        comps, rows = training_rows(d, te)
         f1, codes, Mbar = _fit(d, rows, P, M if sd > 0 else M[:, :0], comps, lam_main,
                                prior_lambda(fam, sigma2, sd))
         keep = screen(d, rows, f1, codes, Z, n_pairs)
