@@ -70,8 +70,7 @@ def score(
             [b for b in scorer.baselines if b in h.baselines.columns]
         df = h.baselines[keep].reset_index(drop=True)
         if drop_incomplete:
-            need = [b for b in scorer.required_baselines(list(outcome) if outcome else None) if b in df.columns]
-            ok = df[need].notna().all(axis=1)
+            ok = pd.Series(scorer.requirement(list(outcome) if outcome else None).met(df), index=df.index)
             if (~ok).any():
                 typer.echo(f"left out {int((~ok).sum())} participant(s) without the baselines of the outcomes scored", err=True)
             df = df[ok].reset_index(drop=True)
@@ -136,7 +135,7 @@ def score_rows(scorer, df, comparator, outcomes, explain, progress, strict: bool
     from predict.errors import ValidationFailed
 
     try:  # every problem at once, before scoring
-        scorer.validate(df, scorer.required_baselines(outcomes))
+        scorer.validate(df, scorer.requirement(outcomes))
         row_probs = []
     except ValidationFailed as exc:
         row_probs = exc.problems

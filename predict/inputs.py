@@ -17,6 +17,7 @@ import pandas as pd
 
 from predict.errors import Problem, ValidationFailed
 from predict.kernels import njit
+from predict.required_inputs import Requirement
 
 ID_COLUMNS = ("trial", "participant")
 _OK_NUM = (int, float, np.integer, np.floating)
@@ -109,13 +110,24 @@ class PatientInputs:
         self._qhi = np.where(self._binary, 1.0, np.where(self._numeric, np.minimum(hi, big), np.inf))
         self._required: dict = {}
 
-    def _required_mask(self, required: set[str] | None) -> np.ndarray:
-        """Which inputs must be given: the baselines, or ``required`` (kept per distinct set)."""
-        key = None if required is None else frozenset(required)
-        hit = self._required.get(key)
+    def _required_mask(self, required) -> tuple[np.ndarray, tuple]:
+        """Which inputs must be given (every baseline, a set of names or a
+        :class:`predict.required_inputs.Requirement`): (mask over inputs of those each patient must
+        give, groups ``(outcome, column indices)`` of which each patient must give at least one);
+        kept per distinct requirement."""
+        hit = self._required.get(required if isinstance(required, Requirement) or required is None
+                                 else frozenset(required))
         if hit is None:
-            need = set(self.baselines) if required is None else set(required)
-            hit = self._required[key] = np.array([nm in need for nm in self._names])
+            if isinstance(required, Requirement):
+                need, groups = set(required.all_of), required.any_of
+            else:
+                need, groups = (set(self.baselines) if required is None else set(required)), ()
+            idx = {nm: j for j, nm in enumerate(self._names)}
+            groups = tuple((o, np.array(sorted(idx[b] for b in g if b in idx), dtype=np.int64)) for o, g in groups
+                           if any(b in idx for b in g))
+            hit = (np.array([nm in need for nm in self._names]), groups)
+            self._required[required if isinstance(required, Requirement) or required is None
+                           else frozenset(required)] = hit
         return hit
 
     def _read_value(self, X: np.ndarray, i: int, j: int, kind: int, levels: dict, v: Any, bad: list) -> None:
@@ -195,15 +207,18 @@ class PatientInputs:
                                        row=i, column=k, scope="participant"))
         return X, probs + unknown, bad, None
 
-    def validate(self, patients: Any, required: set[str] | None = None) -> tuple[np.ndarray, pd.DataFrame | None]:
+    def validate(self, patients: Any, required=None) -> tuple[np.ndarray, pd.DataFrame | None]:
         """The feature matrix (n x features, NaN = missing) of valid input; raises
         :class:`ValidationFailed` naming every bad field and patient index (0-based), in the order
         of the inputs and, per input, unreadable values, infinities, missing required values, then
-        values outside their range. ``required``: the baselines that must be given (default all;
-        see predict.required_inputs)."""
+        values outside their range; then patients lacking every baseline of an at-least-one group.
+        ``required``: the baselines that must be given (default all), a set of names or a
+        :class:`predict.required_inputs.Requirement` (see there)."""
         X, probs, bad, ids = self._matrix(patients)
-        req = self._required_mask(required)
-        if not bad and not probs and _all_clear(X, self._qlo, self._qhi, req, self._binary):
+        req, groups = self._required_mask(required)
+        none_of = [(o, g, np.isnan(X[:, g]).all(axis=1)) for o, g in groups]
+        if (not bad and not probs and _all_clear(X, self._qlo, self._qhi, req, self._binary)
+                and not any(r.any() for _, _, r in none_of)):
             return X, ids
         inf = np.isinf(X) & self._numeric
         X[inf] = np.nan
@@ -227,4 +242,10 @@ class PatientInputs:
                                          f"{self._lo[j]:g}–{self._hi[j]:g}{u}", row=int(i), column=names[j],
                                          scope="participant")))
         bad.sort(key=lambda b: (b[0], b[1], b[2]))
+        for o, g, _ in none_of:  # every baseline of the group is missing (an infinity counts as missing)
+            rows = np.nonzero(np.isnan(X[:, g]).all(axis=1))[0]
+            either = " or ".join(names[j] for j in g)
+            for i in rows:
+                bad.append((g[0], 4, i, Problem("required", f"{o} needs {either} (at least one, a number from 0 to 100)",
+                                                row=int(i), column=names[g[0]], scope="participant")))
         raise ValidationFailed(probs + [b[3] for b in bad], what="patients")

@@ -46,7 +46,7 @@ from predict.impute import pattern_groups
 from predict.inputs import PatientInputs, example_patient, request_problems
 from predict.learner_model import build as build_learner
 from predict.program import default_threads
-from predict.required_inputs import required_baselines
+from predict.required_inputs import Requirement, requirement
 from predict.program import pool as program_pool
 from predict.results import TOP_FACTORS, ResultText, assemble, flat_names
 from predict.schema import FeatureSchema
@@ -191,31 +191,33 @@ class Scorer:
         sel = [t for t in self._tasks if t.outcome in outcomes or t.task in outcomes]
         return sel
 
-    def required_baselines(self, outcomes: Sequence[str] | None = None) -> set[str]:
-        """The baseline inputs needed to score ``outcomes`` (default all): see predict.required_inputs."""
-        return required_baselines(self.baselines, self._select(outcomes))
+    def requirement(self, outcomes: Sequence[str] | None = None) -> Requirement:
+        """The baseline inputs needed to score ``outcomes`` (outcome or task names; default all):
+        those each patient must give and the groups of which at least one (a derived recovery
+        outcome with ``combine: any``); see :mod:`predict.required_inputs`, the one owner of the rule."""
+        return requirement(self.baselines, self._select(outcomes), self.outcome_definitions)
 
     def support_scores(self, patients: Any, outcomes: Sequence[str] | None = None) -> dict[str, dict]:
         """Per task, how far each patient lies from the task model's training support
         (:func:`predict.support.support_scores`: ``z``, ``percentile``, interval widening
         ``factor`` and ``rare`` arrays over patients). ``outcomes``: outcome or task names (as in
         :meth:`score`); only their baselines are required (default: every task, every baseline)."""
-        need = None if outcomes is None else required_baselines(self.baselines, self._select(outcomes))
+        need = None if outcomes is None else self.requirement(outcomes)
         F, _ = self.validate(patients, need)
         return {t.task: support.support_scores(t.model.support, F) for t in self._select(outcomes)}
 
-    def validate(self, patients: Any, required: set[str] | None = None) -> tuple[np.ndarray, pd.DataFrame | None]:
+    def validate(self, patients: Any, required: Requirement | set[str] | None = None) -> tuple[np.ndarray, pd.DataFrame | None]:
         """The feature matrix (n x features, NaN = missing) of valid input and the id columns of a
         DataFrame (or None); raises :class:`ValidationFailed` naming every bad field and patient
-        index (0-based). ``required``: the baselines that must be given (default all). See
-        :class:`predict.inputs.PatientInputs`."""
+        index (0-based). ``required``: the baselines that must be given (default all; a
+        :meth:`requirement` or a set of names). See :class:`predict.inputs.PatientInputs`."""
         return self.inputs.validate(patients, required)
 
     def _checked(self, patients: Any, comparator: str, outcomes: Sequence[str] | None):
         """Validate the request and the patients together (every problem reported at once):
         (feature matrix, id columns or None, selected tasks)."""
         probs = request_problems(comparator, outcomes, self.comparators, self.outcomes, self.tasks)
-        need = None if probs or outcomes is None else required_baselines(self.baselines, self._select(outcomes))
+        need = None if probs or outcomes is None else self.requirement(outcomes)
         try:
             F, ids = self.validate(patients, need)
         except ValidationFailed as exc:

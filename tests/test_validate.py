@@ -100,8 +100,10 @@ def test_outcome_citl_matches_independent_scoring(sm, new_trial, full):
 
 
 def test_exclusions_are_per_task_with_the_reason(sm, new_trial, full):
-    """A participant is scored for a task when that task's baselines are present; the others with
-    the task's outcome are counted per task with the missing baseline named."""
+    """A participant is scored for a task when that task's baselines are present (recovery,
+    ``combine: any``: at least one of pain and function); the others with the task's outcome are
+    counted per task with the missing baseline named, and those scored with a baseline imputed are
+    counted by the baselines imputed: scored + excluded = the task's rows, imputed <= scored."""
     from training.dataset import load_dataset
     from training.harmonise import harmonise
 
@@ -111,16 +113,21 @@ def test_exclusions_are_per_task_with_the_reason(sm, new_trial, full):
     ex = res["data"]["excluded_by_task"]
     for task, t in res["tasks"].items():
         a = h.analysis[(h.analysis["outcome"] == t["outcome"]) & (h.analysis["follow_up"] == t["follow_up"])]
-        need = ["baseline_pain", "baseline_function"] if t["outcome"] == "global_recovery" else [f"baseline_{t['outcome']}"]
-        ok = b.loc[list(zip(a["trial"], a["participant"])), need].notna().all(axis=1).to_numpy()
+        both = b.loc[list(zip(a["trial"], a["participant"])), ["baseline_pain", "baseline_function"]].notna()
+        ok = (both.any(axis=1) if t["outcome"] == "global_recovery" else both[f"baseline_{t['outcome']}"]).to_numpy()
         assert t["participants"] == int(ok.sum()), task
         assert sum(e["participants"] for e in ex[task]) == int((~ok).sum()), task
+        assert t["participants"] + int((~ok).sum()) == len(a), task
         assert t["excluded"] == ex[task]
         for e in ex[task]:
-            assert e["reason"].startswith("no baseline_") and "required by the task" in e["reason"]
+            assert e["reason"].startswith("no ") and "required by the task" in e["reason"]
+        imp = res["data"]["imputed_baseline_by_task"][task]
+        assert t["imputed_baseline"] == imp
+        assert sum(e["participants"] for e in imp) == int((ok & ~both.all(axis=1).to_numpy()).sum()), task
     rec = [k for k in ex if k.startswith("global_recovery")]
-    assert rec and any(ex[k] for k in rec)  # recovery needs both baselines: some participants lack one
-    assert any(w.startswith(f"{rec[0]}: ") and "not scored: no baseline_" in w for w in res["warnings"]) or not ex[rec[0]]
+    imp = res["data"]["imputed_baseline_by_task"][rec[0]]
+    assert rec and imp  # recovery needs one baseline: participants lacking the other are scored, it imputed
+    assert any(w.startswith(f"{rec[0]}: ") and "scored with baseline_" in w and "imputed" in w for w in res["warnings"])
 
 
 def test_case_mix_detects_shift(full, sm, new_trial):

@@ -37,6 +37,7 @@ from predict import model_format as mf
 from predict.artifact import load_artifact, sha256_bytes, write_artifact
 from predict.arm_intervals import available as arm_intervals_available
 from predict.errors import LbpError
+from predict import required_inputs
 
 BOOSTER_REF = mf.BOOSTER_REF
 NETWORK_DIR = mf.NETWORK_DIR  # per continuous task: the one-stage IPD network model (training.network.benefit_model)
@@ -120,8 +121,10 @@ def externalise_boosters(exp: dict, task: str) -> tuple[dict, dict[str, str]]:
 
 def outcome_definitions(cfg, outcomes: list[str]) -> dict[str, dict]:
     """Per outcome of the model: label, kind, good_result (binary outcomes are harmonised to 1 = the
-    good result: the event when its direction is higher_is_better, else its absence) and the
-    smallest worthwhile effect, from the study config (read by predict/outcome_text.py)."""
+    good result: the event when its direction is higher_is_better, else its absence), the
+    smallest worthwhile effect and, for the derived recovery outcome, the baselines its definition
+    combines (``required_baselines``: read by predict/required_inputs.py), from the study config
+    (read by predict/outcome_text.py)."""
     out = {}
     for o in outcomes:
         spec = cfg.outcome(o)
@@ -132,6 +135,8 @@ def outcome_definitions(cfg, outcomes: list[str]) -> dict[str, dict]:
         if kind == "binary":
             good = getattr(spec, "derived", False) or getattr(spec, "direction", "") == "higher_is_better"
             d["good_result"] = name if good else f"no {name}"
+        if getattr(spec, "derived", False):  # which baselines scoring needs follows the definition
+            d[required_inputs.DEFINITION_KEY] = required_inputs.definition_rule(cfg.recovery_sources, cfg.recovery_combine)
         out[o] = d
     return out
 

@@ -54,6 +54,7 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
         notes["model_tasks_not_in_new_trial"] = [t for t in notes["model_tasks_not_in_new_trial"] if t in wanted]
     if wanted is not None:
         notes["excluded"] = {k: v for k, v in notes["excluded"].items() if k in wanted}
+        notes["imputed_baseline"] = {k: v for k, v in notes["imputed_baseline"].items() if k in wanted}
         notes["model_tasks_not_scored"] = [t for t in notes["model_tasks_not_scored"] if t in wanted]
     if not tasks:
         why = "; ".join(f"{k}: " + ", ".join(f"{e['participants']} {e['reason']}" for e in v)
@@ -72,6 +73,10 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
     for task, ex in notes["excluded"].items():  # per task: participants with its outcome not scored, and why
         for e in ex:
             warns.append(f"{task}: {e['participants']} participant(s) with this outcome not scored: {e['reason']}")
+    for task, im in notes["imputed_baseline"].items():  # scored, with a baseline the task does not require imputed
+        for e in im:
+            warns.append(f"{task}: {e['participants']} participant(s) scored with {e['baselines']} imputed "
+                         f"(not required by the task; listed as missing in their results)")
     if notes["model_tasks_not_scored"]:
         warns.append(f"model tasks with nobody scoreable in the new trial: {', '.join(notes['model_tasks_not_scored'])}")
     if notes["model_tasks_not_in_new_trial"]:
@@ -97,7 +102,8 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
                  "trials": sorted(set(h.baselines["trial"].astype(str))),
                  "by_class": {str(k): int(v) for k, v in h.baselines["treatment"].value_counts().sort_index().items()},
                  "scored_participants": notes["scored_participants"],
-                 "excluded_by_task": notes["excluded"], "training_overlap": overlap},
+                 "excluded_by_task": notes["excluded"], "imputed_baseline_by_task": notes["imputed_baseline"],
+                 "training_overlap": overlap},
         "settings": {"n_boot": n_boot, "seed": seed, "ci_level": 0.95, "update": update,
                      "train_data": str(train_data) if train_data is not None else None},
         "warnings": warns, "case_mix": cm, "tasks": {},
@@ -127,6 +133,7 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
                     warns.append(f"{td.task} vs {c}: {w}")
         result["tasks"][td.task] = {"outcome": td.outcome, "follow_up": td.follow_up, "outcome_type": td.outcome_type,
                                     "participants": int(len(td.y)), "excluded": notes["excluded"].get(td.task, []),
+                                    "imputed_baseline": notes["imputed_baseline"].get(td.task, []),
                                     "outcome_predictions": osec, "benefit_predictions": bsecs}
         objs[td.task] = {"outcome": oobj, "benefit": bobjs}
         units[td.task] = "points" if td.outcome_type == "continuous" else "risk difference"

@@ -71,6 +71,7 @@ class TaskData:
     pi: dict = field(default_factory=dict)  # c -> (low, high) 95% new-setting prediction interval
     support: dict = field(default_factory=dict)  # predict.support scores of the task's model per row
     truth: dict = field(default_factory=dict)  # c -> true benefit (simulated data with truth/ only)
+    imputed_baseline: np.ndarray | None = None  # per row: scored with a baseline of the model imputed
 
     @property
     def higher_is_better(self) -> bool:
@@ -107,10 +108,12 @@ def build_tasks(h, scorer, active: str, folder: str | Path | None = None) -> tup
     (that the model covers) and line the predictions up with the harmonised outcomes.
 
     Requirements are per task: a participant is scored for a task when the baselines that task
-    needs are present (:meth:`predict.Scorer.required_baselines`: a continuous outcome's own
-    baseline; every baseline for the derived recovery outcome); other baselines are ordinary
-    inputs (missing = imputed). ``notes["excluded"]``: per task, the participants with that
-    task's outcome who could not be scored, with the reason."""
+    needs are present (:meth:`predict.Scorer.requirement`, owned by predict/required_inputs.py: a
+    continuous outcome's own baseline; for the derived recovery outcome what its definition
+    combines, at least one of them with ``combine: any``); other baselines are ordinary inputs
+    (missing = imputed). ``notes["excluded"]``: per task, the participants with that task's
+    outcome who could not be scored, with the reason; ``notes["imputed_baseline"]``: per task, the
+    participants scored with a baseline of the model imputed, counted by the baselines imputed."""
     table, notes = scoring_table(h, scorer)
     classes = sorted(set(h.baselines["treatment"]) - {active})
     covered = [c for c in classes if c in scorer.comparators]
@@ -121,26 +124,28 @@ def build_tasks(h, scorer, active: str, folder: str | Path | None = None) -> tup
                if ((a["outcome"] == t["outcome"]) & (a["follow_up"] == t["follow_up"])).any()]
     notes["model_tasks_not_in_new_trial"] = [t["task"] for t in scorer.manifest["tasks"] if t not in present]
     # tasks grouped by the baselines they require: one scoring call per group and comparator
-    groups: dict[tuple, list[str]] = {}
+    groups: dict = {}
     for t in present:
-        groups.setdefault(tuple(sorted(scorer.required_baselines([t["task"]]))), []).append(t["task"])
+        groups.setdefault(scorer.requirement([t["task"]]), []).append(t["task"])
     scored: dict[str, tuple] = {}  # task -> (key index of scored rows, scores by comparator, support)
     scored_any = np.zeros(len(table), bool)
     for need, names in groups.items():
-        ok = table[list(need)].notna().all(axis=1).to_numpy() if need else np.ones(len(table), bool)
+        ok = need.met(table)
         scored_any |= ok
         sub = table[ok].reset_index(drop=True)
         sc = {c: scorer.score_table(sub, c, names, details=False) for c in score_with}
         sup = scorer.support_scores(sub, names) if hasattr(scorer, "support_scores") else {}
         for name in names:
             scored[name] = (_key(sub), sc, sup.get(name))
-    out, excluded = [], {}
+    out, excluded, imputed = [], {}, {}
     for t in present:
         rows = a[(a["outcome"] == t["outcome"]) & (a["follow_up"] == t["follow_up"])]
         key, scores, sup = scored[t["task"]]
         pos = key.get_indexer(_key(rows))
         keep = pos >= 0
-        excluded[t["task"]] = _exclusions(rows[~keep], table, scorer.required_baselines([t["task"]]))
+        excluded[t["task"]] = _exclusions(rows[~keep], table, scorer.requirement([t["task"]]))
+        at = _key(table).get_indexer(_key(rows[keep]))
+        imputed[t["task"]] = _imputed_baselines(table.iloc[at], scorer.baselines)
         if not keep.any():  # nobody scoreable for this task: reported with the reasons, no metrics
             notes.setdefault("model_tasks_not_scored", []).append(t["task"])
             continue
@@ -160,6 +165,7 @@ def build_tasks(h, scorer, active: str, folder: str | Path | None = None) -> tup
                 td.pi[c] = (sc[pi_lo].to_numpy(float)[pos], sc[pi_hi].to_numpy(float)[pos])
             own = cls == c
             td.own_pred[own] = td.pred_comp[c][own]
+        td.imputed_baseline = table.iloc[at][list(scorer.baselines)].isna().any(axis=1).to_numpy()
         if sup is not None:
             td.support = {k: np.asarray(v)[pos] for k, v in sup.items()}
         if folder is not None:
@@ -168,23 +174,35 @@ def build_tasks(h, scorer, active: str, folder: str | Path | None = None) -> tup
         td.own_pred[td.treat == 1] = td.pred_active[first][td.treat == 1]
         out.append(td)
     notes["excluded"] = excluded
+    notes["imputed_baseline"] = imputed
     notes.setdefault("model_tasks_not_scored", [])
     notes["scored_participants"] = int(scored_any.sum())
     return out, notes
 
 
-def _exclusions(rows: pd.DataFrame, table: pd.DataFrame, need: set[str]) -> list[dict]:
+def _exclusions(rows: pd.DataFrame, table: pd.DataFrame, need) -> list[dict]:
     """Why each participant with the task's outcome was not scored, counted by reason: the
-    required baselines they lack (named), else not in the participants' table."""
+    required baselines they lack (named; ``need``: a :class:`predict.required_inputs.Requirement`),
+    else not in the participants' table."""
     if not len(rows):
         return []
     pos = _key(table).get_indexer(_key(rows))
     reasons = []
+    cols = sorted(need.names)
     for p in pos:
-        lack = [b for b in sorted(need) if pd.isna(table[b].iat[p])] if p >= 0 else []
-        reasons.append(f"no {', '.join(lack)} (required by the task)" if lack else "no participant row to score")
+        lack = need.lacking({b: table[b].iat[p] for b in cols}) if p >= 0 else None
+        reasons.append(f"no {lack} (required by the task)" if lack else "no participant row to score")
     counts = pd.Series(reasons).value_counts()
     return [{"reason": str(r), "participants": int(n)} for r, n in counts.items()]
+
+
+def _imputed_baselines(scored: pd.DataFrame, baselines) -> list[dict]:
+    """Among a task's scored participants, those with a baseline of the model missing (scored with
+    it imputed, and told so in the result's missing inputs), counted by the baselines missing."""
+    miss = scored[list(baselines)].isna()
+    which = miss.apply(lambda r: ", ".join(b for b, m in r.items() if m), axis=1)[miss.any(axis=1)]
+    counts = which.value_counts()
+    return [{"baselines": str(r), "participants": int(n)} for r, n in counts.items()]
 
 
 def td_truth(td: TaskData, folder: str | Path, rows: pd.DataFrame) -> None:

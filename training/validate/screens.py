@@ -103,6 +103,14 @@ def _not_scored(excluded: list[dict]) -> str:
             + "; ".join(f"{e['participants']} ({html.escape(e['reason'])})" for e in excluded) + "</p>")
 
 
+def _imputed(imputed: list[dict]) -> str:
+    """The task's scored participants with a baseline the task does not require imputed, by baselines."""
+    if not imputed:
+        return ""
+    return ("<p class='small'>Scored with a baseline imputed (not required by this outcome): "
+            + "; ".join(f"{e['participants']} ({html.escape(e['baselines'])})" for e in imputed) + "</p>")
+
+
 def screens(result: dict, pngs: dict[str, bytes], active: str) -> list[str]:
     """HTML of one screen per task (outcome x follow-up) and comparator with benefit metrics."""
     parts = []
@@ -126,7 +134,7 @@ def screens(result: dict, pngs: dict[str, bytes], active: str) -> list[str]:
                 f"<p class='verdict {html.escape(v.get('level', ''))}'>{html.escape(v.get('sentence', ''))}</p>"
                 f"<p class='small'>{b.get('n', 0)} participants ({b.get('n_active', 0)} {html.escape(active)}, "
                 f"{b.get('n_comparator', 0)} {html.escape(comp)})</p>"
-                + _not_scored(t.get("excluded") or [])
+                + _not_scored(t.get("excluded") or []) + _imputed(t.get("imputed_baseline") or [])
                 + (f"<ul class='warn'>{warns}</ul>" if warns else "")
                 + "<div class='scroll'><table class='key'><tr><th>metric</th><th>estimate [95% CI]</th>"
                   f"<th>what it says</th></tr>{rows}</table></div>"
