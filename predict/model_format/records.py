@@ -242,7 +242,9 @@ class ModelManifest(_Record):
     outcome_definitions: dict[str, dict] | None = Field(
         default=None, description="Per outcome: label, kind, good_result (binary: what 1 means after harmonisation) "
                                   "and smallest_worthwhile ({'relative': f} of the baseline, {'absolute': x}, or null) "
-                                  "from the study config; None: written before these existed (predict/outcome_text.py)")
+                                  "from the study config; the derived recovery outcome also required_baselines "
+                                  "({'combine': 'any'|'all', 'of': [...]}, predict/required_inputs.py); None: written "
+                                  "before these existed (predict/outcome_text.py)")
     explanation: dict | None = None
     background: dict | None = None
     card: dict[str, str]
