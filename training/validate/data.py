@@ -69,6 +69,7 @@ class TaskData:
     pred_comp: dict = field(default_factory=dict)
     smallest_worthwhile: dict | None = None  # from the study config: {'relative': f} or {'absolute': x}
     pi: dict = field(default_factory=dict)  # c -> (low, high) 95% new-setting prediction interval
+    ci: dict = field(default_factory=dict)  # c -> (low, high) 95% confidence interval (average trial)
     support: dict = field(default_factory=dict)  # predict.support scores of the task's model per row
     truth: dict = field(default_factory=dict)  # c -> true benefit (simulated data with truth/ only)
     imputed_baseline: np.ndarray | None = None  # per row: scored with a baseline of the model imputed
@@ -150,7 +151,7 @@ def build_tasks(h, scorer, active: str, folder: str | Path | None = None) -> tup
             notes.setdefault("model_tasks_not_scored", []).append(t["task"])
             continue
         rows, pos = rows[keep], pos[keep]
-        act_col, comp_col, ben_col, _, _, pi_lo, pi_hi = scorer.output_columns([t["task"]])
+        act_col, comp_col, ben_col, ci_lo, ci_hi, pi_lo, pi_hi = scorer.output_columns([t["task"]])
         bin_ = t["outcome_type"] == "binary"
         cls = rows["treatment"].astype(str).to_numpy()
         td = TaskData(t["task"], t["outcome"], t["follow_up"], t["outcome_type"], rows["trial"].astype(str).to_numpy(), cls,
@@ -161,6 +162,8 @@ def build_tasks(h, scorer, active: str, folder: str | Path | None = None) -> tup
             td.benefit[c] = sc[ben_col].to_numpy(float)[pos]
             td.pred_active[c] = sc[act_col].to_numpy(float)[pos]
             td.pred_comp[c] = sc[comp_col].to_numpy(float)[pos]
+            if ci_lo in sc.columns and ci_hi in sc.columns:
+                td.ci[c] = (sc[ci_lo].to_numpy(float)[pos], sc[ci_hi].to_numpy(float)[pos])
             if pi_lo in sc.columns and pi_hi in sc.columns:
                 td.pi[c] = (sc[pi_lo].to_numpy(float)[pos], sc[pi_hi].to_numpy(float)[pos])
             own = cls == c

@@ -1,0 +1,128 @@
+"""Recovery (binary) intervals: is the missing-input part the fixable share of the under-coverage?
+A candidate measured, not deployed (issue 23, session 10 i23b).
+
+i23r's diagnosis (BENCHMARKS.md, session 9) split the logistic effect model's CI error against the
+average-trial truth into estimation (honest), missing inputs (RMS 0.153 where its draws allow 0.109 on
+`strong`: the spread over the conditional draws of a *attenuated* logistic fit is too small),
+attenuation and misfit. This script measures the candidate fix for the missing-input part that i23x's
+allowance is for continuous outcomes (training/learners/missing_allowance.py): a reference whose
+interactions are not attenuated by conditional-mean imputation — the linear-probability effect model
+(identity link on the 0/1 outcome: regression calibration is exact for a linear model, so its
+modification by a missing feature is that of the complete feature), fitted on the same rows without
+bootstrap — and per participant the allowance max(0, v_ref - v_own) of the draw variances on the
+risk-difference scale, added to the CI's and the PI's variance. Point predictions unchanged.
+
+Per scenario and seed (the data of bench_learners: ``load_task``, short-term global recovery), for the
+binary effect model as ``train`` fits it (100 bootstrap replicates): RMS error against the
+average-trial truth, mean SE, z-RMS, CI coverage, new-trial PI coverage, before and with the allowance.
+
+Usage: PYTHONPATH=. python benchmarks/diag_binary_allowance.py --scenarios strong hayden2020 --seeds 1 2
+  --out benchmarks/results/binary_allowance_i23b.csv
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lbp_benefit.blas import pin_blas_kernels  # noqa: E402
+
+pin_blas_kernels()
+
+Z = 1.959963984540054
+RMS = ("rms_err", "z_rms", "sd_draw_own", "sd_draw_ref", "ref_rms_err")  # pooled as root mean squares
+
+
+def _draw_var(m, X):
+    from predict.features import feature_matrix
+    from predict.uncertainty import missing_variance
+
+    exp = m.to_export()
+    return missing_variance(exp, feature_matrix(exp["features"], X))
+
+
+def run(scenario: str, seed: int) -> list[dict]:
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks.bench_learners import load_task
+    from training.learners.stacking import comparator_mix
+    from training.train import make_learner
+
+    rows = []
+    with threadpool_limits(1):
+        df, truth, cfg, recols = load_task(scenario, seed, "global_recovery", "short")
+        ndf, ntruth, _, _ = load_task(scenario, seed + 10_000, "global_recovery", "short")
+        feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
+        X, NX = df[["trial", "treatment"] + feats], ndf[["trial", "treatment"] + feats]
+        NX = NX.assign(trial=lambda d: "new:" + d["trial"].astype(str))
+        y = df["value"].to_numpy(float)
+        t0 = time.time()
+        own = make_learner("effect_model", "binary", cfg, seed).fit(X, y)
+        ref = make_learner("effect_model", "continuous", cfg, seed, n_boot=0).fit(X, y)  # linear probability
+        print(f"{scenario} seed {seed}: fitted in {time.time() - t0:.0f} s", flush=True)
+        sign = -1.0  # the continuous benefit is comparator minus active; binary active minus comparator
+        for what, data, tr, XX in (("fitted", df, truth, X), ("new", ndf, ntruth, NX)):
+            cls = data["treatment"].astype(str).to_numpy()
+            trial = data["trial"].astype(str).to_numpy()
+            comps = sorted(set(cls) - {cfg.active})
+            ok = np.array([len(set(cls[trial == t]) - {cfg.active}) > 0 and (cls[trial == t] == cfg.active).any()
+                           for t in trial])
+            W = comparator_mix(trial, cls, cfg.active, comps)
+            p = own.predict_interval(XX)
+            v_own, v_ref = _draw_var(own, XX), _draw_var(ref, XX)
+            pr = ref.predict(XX)
+            for i, c in enumerate(comps):
+                if c not in own.comparators_ or f"benefit_vs_{c}_ci_low" not in p:
+                    continue
+                msk = ok & (W[:, i] > 0)
+                tc = tr[f"benefit_vs_{c}"].to_numpy()[msk]
+                b = p[f"benefit_vs_{c}"].to_numpy()[msk]
+                se = (p[f"benefit_vs_{c}_ci_high"].to_numpy()[msk] - p[f"benefit_vs_{c}_ci_low"].to_numpy()[msk]) / (2 * Z)
+                sp = (p[f"benefit_vs_{c}_pi_high"].to_numpy()[msk] - p[f"benefit_vs_{c}_pi_low"].to_numpy()[msk]) / (2 * Z)
+                allow = np.maximum(0.0, v_ref[c][msk] - v_own[c][msk])
+                target = tc - recols[c][msk] if what == "fitted" else tc  # CI: average trial; PI: the new trial
+                for variant, s_ci, s_pi in (("as deployed", se, sp),
+                                            ("+ allowance", np.sqrt(se ** 2 + allow), np.sqrt(sp ** 2 + allow))):
+                    s = s_ci if what == "fitted" else s_pi
+                    e = b - target
+                    rows.append({"scenario": scenario, "seed": seed, "data": what, "comparator": c, "variant": variant,
+                                 "n": int(msk.sum()), "interval": "CI vs average trial" if what == "fitted" else
+                                 "PI vs new trial", "rms_err": float(np.sqrt(np.mean(e ** 2))), "bias": float(e.mean()),
+                                 "mean_se": float(s.mean()), "z_rms": float(np.sqrt(np.mean((e / s) ** 2))),
+                                 "cover": float(np.mean(np.abs(e) <= Z * s)),
+                                 "sd_draw_own": float(np.sqrt(v_own[c][msk].mean())),
+                                 "sd_draw_ref": float(np.sqrt(v_ref[c][msk].mean())),
+                                 "share_allowed": float(np.mean(allow > 0)),
+                                 "ref_rms_err": float(np.sqrt(np.mean((sign * pr[f"benefit_vs_{c}"].to_numpy()[msk] - target) ** 2)))})
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenarios", nargs="+", default=["strong", "hayden2020"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/binary_allowance_i23b.csv"))
+    a = ap.parse_args(argv)
+    rows = []
+    for s in a.scenarios:
+        for seed in a.seeds:
+            rows += run(s, seed)
+            pd.DataFrame(rows).to_csv(a.out, index=False)
+    df = pd.DataFrame(rows)
+    w = df.assign(k=df["n"])
+    g = w.groupby(["scenario", "data", "interval", "variant"]).apply(
+        lambda d: pd.Series({c: (np.sqrt(np.average(d[c] ** 2, weights=d["n"])) if c in RMS else np.average(d[c], weights=d["n"]))
+                             for c in ("rms_err", "bias", "mean_se", "z_rms", "cover", "sd_draw_own", "sd_draw_ref",
+                                       "share_allowed", "ref_rms_err")} | {"n": d["n"].sum()}), include_groups=False)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(g.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
