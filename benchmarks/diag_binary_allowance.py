@@ -3,14 +3,17 @@ A candidate measured, not deployed (issue 23, session 10 i23b).
 
 i23r's diagnosis (BENCHMARKS.md, session 9) split the logistic effect model's CI error against the
 average-trial truth into estimation (honest), missing inputs (RMS 0.153 where its draws allow 0.109 on
-`strong`: the spread over the conditional draws of a *attenuated* logistic fit is too small),
+`strong`: the spread over the conditional draws of an attenuated logistic fit was thought too small),
 attenuation and misfit. This script measures the candidate fix for the missing-input part that i23x's
 allowance is for continuous outcomes (training/learners/missing_allowance.py): a reference whose
 interactions are not attenuated by conditional-mean imputation — the linear-probability effect model
 (identity link on the 0/1 outcome: regression calibration is exact for a linear model, so its
 modification by a missing feature is that of the complete feature), fitted on the same rows without
 bootstrap — and per participant the allowance max(0, v_ref - v_own) of the draw variances on the
-risk-difference scale, added to the CI's and the PI's variance. Point predictions unchanged.
+risk-difference scale, added to the CI's and the PI's variance. Point predictions unchanged. Three
+references (their prior SD of the standardised interactions): by the effect model's CV on its default
+grid (in points, for 0-100 outcomes), by CV on a probability-scale grid, and fixed at the logistic fit's
+CV-chosen SD x ybar(1 - ybar).
 
 Per scenario and seed (the data of bench_learners: ``load_task``, short-term global recovery), for the
 binary effect model as ``train`` fits it (100 bootstrap replicates): RMS error against the
@@ -36,7 +39,7 @@ from lbp_benefit.blas import pin_blas_kernels  # noqa: E402
 pin_blas_kernels()
 
 Z = 1.959963984540054
-RMS = ("rms_err", "z_rms", "sd_draw_own", "sd_draw_ref", "ref_rms_err")  # pooled as root mean squares
+RMS = ("rms_err", "z_rms", "sd_draw_own", "sd_draw_ref")  # pooled as root mean squares
 
 
 def _draw_var(m, X):
@@ -52,6 +55,7 @@ def run(scenario: str, seed: int) -> list[dict]:
 
     from benchmarks.bench_learners import load_task
     from training.learners.stacking import comparator_mix
+    from training.learners.effect_model import LOGIT_GRID
     from training.train import make_learner
 
     rows = []
@@ -64,9 +68,20 @@ def run(scenario: str, seed: int) -> list[dict]:
         y = df["value"].to_numpy(float)
         t0 = time.time()
         own = make_learner("effect_model", "binary", cfg, seed).fit(X, y)
-        ref = make_learner("effect_model", "continuous", cfg, seed, n_boot=0).fit(X, y)  # linear probability
+        # linear-probability references (no bootstrap): prior SD by the same CV on the default grid, which is
+        # in points for 0-100 outcomes (its smallest non-zero SD, 0.5, leaves a 0/1 outcome's interactions
+        # unpenalised); by CV on a probability-scale grid (the log-odds grid x 1/4, the logistic slope at
+        # p = 0.5); and fixed at the logistic fit's CV-chosen SD x ybar(1 - ybar) (its slope at the mean risk)
+        sd_logit = float(own.export_["meta"]["interaction_sd"])
+        w = float(y.mean() * (1 - y.mean()))
+        refs = {"+ allowance (ref: points grid)": make_learner("effect_model", "continuous", cfg, seed, n_boot=0),
+                "+ allowance (ref: probability grid)": make_learner("effect_model", "continuous", cfg, seed, n_boot=0)
+                .set_params(interaction_grid=tuple(g / 4 for g in LOGIT_GRID)),
+                "+ allowance (ref: logistic SD)": make_learner("effect_model", "continuous", cfg, seed, n_boot=0)
+                .set_params(interaction_sd=sd_logit * w)}
+        refs = {k: m.fit(X, y) for k, m in refs.items()}
+        ref_sd = {k: float(m.export_["meta"]["interaction_sd"]) for k, m in refs.items()}
         print(f"{scenario} seed {seed}: fitted in {time.time() - t0:.0f} s", flush=True)
-        sign = -1.0  # the continuous benefit is comparator minus active; binary active minus comparator
         for what, data, tr, XX in (("fitted", df, truth, X), ("new", ndf, ntruth, NX)):
             cls = data["treatment"].astype(str).to_numpy()
             trial = data["trial"].astype(str).to_numpy()
@@ -75,8 +90,8 @@ def run(scenario: str, seed: int) -> list[dict]:
                            for t in trial])
             W = comparator_mix(trial, cls, cfg.active, comps)
             p = own.predict_interval(XX)
-            v_own, v_ref = _draw_var(own, XX), _draw_var(ref, XX)
-            pr = ref.predict(XX)
+            v_own = _draw_var(own, XX)
+            v_refs = {k: _draw_var(m, XX) for k, m in refs.items()}
             for i, c in enumerate(comps):
                 if c not in own.comparators_ or f"benefit_vs_{c}_ci_low" not in p:
                     continue
@@ -85,11 +100,15 @@ def run(scenario: str, seed: int) -> list[dict]:
                 b = p[f"benefit_vs_{c}"].to_numpy()[msk]
                 se = (p[f"benefit_vs_{c}_ci_high"].to_numpy()[msk] - p[f"benefit_vs_{c}_ci_low"].to_numpy()[msk]) / (2 * Z)
                 sp = (p[f"benefit_vs_{c}_pi_high"].to_numpy()[msk] - p[f"benefit_vs_{c}_pi_low"].to_numpy()[msk]) / (2 * Z)
-                allow = np.maximum(0.0, v_ref[c][msk] - v_own[c][msk])
                 target = tc - recols[c][msk] if what == "fitted" else tc  # CI: average trial; PI: the new trial
-                for variant, s_ci, s_pi in (("as deployed", se, sp),
-                                            ("+ allowance", np.sqrt(se ** 2 + allow), np.sqrt(sp ** 2 + allow))):
-                    s = s_ci if what == "fitted" else s_pi
+                variants = ["as deployed"] + list(refs)
+                for variant in variants:
+                    if variant == variants[0]:
+                        v_ref, allow = np.zeros(msk.sum()), np.zeros(msk.sum())
+                    else:
+                        v_ref = v_refs[variant][c][msk]
+                        allow = np.maximum(0.0, v_ref - v_own[c][msk])
+                    s = np.sqrt((se if what == "fitted" else sp) ** 2 + allow)
                     e = b - target
                     rows.append({"scenario": scenario, "seed": seed, "data": what, "comparator": c, "variant": variant,
                                  "n": int(msk.sum()), "interval": "CI vs average trial" if what == "fitted" else
@@ -97,9 +116,9 @@ def run(scenario: str, seed: int) -> list[dict]:
                                  "mean_se": float(s.mean()), "z_rms": float(np.sqrt(np.mean((e / s) ** 2))),
                                  "cover": float(np.mean(np.abs(e) <= Z * s)),
                                  "sd_draw_own": float(np.sqrt(v_own[c][msk].mean())),
-                                 "sd_draw_ref": float(np.sqrt(v_ref[c][msk].mean())),
+                                 "sd_draw_ref": float(np.sqrt(v_ref.mean())),
                                  "share_allowed": float(np.mean(allow > 0)),
-                                 "ref_rms_err": float(np.sqrt(np.mean((sign * pr[f"benefit_vs_{c}"].to_numpy()[msk] - target) ** 2)))})
+                                 "sd_logit": sd_logit, "ref_sd": ref_sd.get(variant, np.nan)})
     return rows
 
 
@@ -119,7 +138,7 @@ def main(argv=None) -> None:
     g = w.groupby(["scenario", "data", "interval", "variant"]).apply(
         lambda d: pd.Series({c: (np.sqrt(np.average(d[c] ** 2, weights=d["n"])) if c in RMS else np.average(d[c], weights=d["n"]))
                              for c in ("rms_err", "bias", "mean_se", "z_rms", "cover", "sd_draw_own", "sd_draw_ref",
-                                       "share_allowed", "ref_rms_err")} | {"n": d["n"].sum()}), include_groups=False)
+                                       "share_allowed", "ref_sd")} | {"n": d["n"].sum()}), include_groups=False)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(g.round(3).to_string())
 
