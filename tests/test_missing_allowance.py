@@ -90,9 +90,16 @@ def test_allowance_is_the_reference_excess_and_zero_for_complete_rows(data, fitt
     F = feature_matrix(exp["features"], X)
     comps = exp["comparators"]
     ref = reference_variance(fitted, X, y, F, comps)
-    # the reference is the linear effect model's variance over the same conditional draws
-    em = EffectModel(active=fitted.active, n_boot=0, n_draws=fitted.n_draws, random_state=fitted.random_state).fit(X, y)
-    np.testing.assert_allclose(ref[comps[0]], missing_variance(em.export_, F, comps)[comps[0]], rtol=1e-12)
+    # the reference is the linear effect model's expected variance over the same conditional draws: its
+    # point fit's draw variance + what its coefficients' (bootstrap + shrinkage-bias) covariance adds
+    from training.learners.missing_allowance import REFERENCE_BOOT, coefficient_draw_variance
+
+    em = EffectModel(active=fitted.active, n_boot=REFERENCE_BOOT, n_draws=fitted.n_draws,
+                     random_state=fitted.random_state).fit(X, y)
+    coef = coefficient_draw_variance(em.export_, F)
+    np.testing.assert_allclose(ref[comps[0]], missing_variance(em.export_, F, comps)[comps[0]] + coef, rtol=1e-12)
+    np.testing.assert_allclose(ref["__coef__"], coef, rtol=1e-12)
+    assert coef[~np.isnan(F).any(axis=1)].max() == 0 and coef.mean() > 0
     allow, summary = missing_allowance(fitted, exp, F, comps, lambda: ref)
     own = missing_variance(exp, F, comps)
     complete = ~np.isnan(F).any(axis=1)
@@ -140,3 +147,32 @@ def test_one_reference_for_the_x_and_dr_learner_of_a_job(data, monkeypatch):
     # without bootstrap (IECV folds) there is no interval and no reference fit
     XLearner(n_boot=0, n_folds=3).fit(X, y)
     assert len(calls) == 1
+
+
+def test_coefficient_term_is_the_expected_draw_variance_over_the_coefficients(data):
+    """coefficient_draw_variance = E_gamma[Var_draws(m_d' gamma)] - Var_draws(m_d' gamma_hat) for
+    gamma ~ N(gamma_hat, V) (V the export's modifier covariance), checked by Monte Carlo over gamma
+    on the same draws; 0 for complete rows and for a model without modifiers."""
+    from predict.learner_model import as_learner
+    from predict.linear import block_matrix
+    from predict.uncertainty import missing_draws
+    from training.learners.missing_allowance import coefficient_draw_variance
+
+    X, y = data
+    em = EffectModel(active="exercise", n_boot=30, random_state=3).fit(X, y)
+    exp = em.to_export()
+    F = feature_matrix(exp["features"], X)
+    got = coefficient_draw_variance(exp, F)
+    L = as_learner(exp)
+    k = L.linear.n_mod
+    assert k > 0
+    V = np.asarray(exp["interval"]["theta_cov"])[-k:, -k:]
+    g_hat = np.asarray(exp["linear"]["theta"])[-k:]
+    rows, flat, M, n = missing_draws(L, F)
+    B = block_matrix(L.linear.modifier, flat).reshape(M, n, k)
+    G = np.random.default_rng(0).multivariate_normal(g_hat, V, size=4000)
+    mc = np.mean([(B @ g).var(axis=0, ddof=1) for g in G], axis=0) - (B @ g_hat).var(axis=0, ddof=1)
+    np.testing.assert_allclose(got[rows], mc, rtol=0.08, atol=1e-3 * got[rows].mean())
+    assert got[rows].mean() > 0.05 and np.all(got[~rows] == 0)
+    const = EffectModel(active="exercise", n_boot=5, interaction_sd=0.0).fit(X, y)
+    assert np.all(coefficient_draw_variance(const.to_export(), F) == 0)

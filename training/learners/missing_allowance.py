@@ -23,8 +23,14 @@ Method: a reference for the missing-data variance that learns a feature's effect
 observed for everyone*: the linear effect model (``training.learners.effect_model``), fitted on
 the same rows with conditional-mean imputation within trial (regression calibration: its
 interaction coefficients are those of the complete feature), its prior SD chosen by grouped
-cross-validation (SD 0, no modification, is on the grid), without bootstrap. Per training row and
-comparator the allowance is max(0, v_ref - v_own), v = the variance over the *same* conditional
+cross-validation (SD 0, no modification, is on the grid). Its v_ref is the *expected* variance of its
+benefit over the draws given what its coefficients' uncertainty is (session 10, i23k): the point fit's
+draw variance gamma_hat' S gamma_hat plus tr(S V) (``coefficient_draw_variance``; V its modifier
+coefficients' covariance from a trial-cluster bootstrap plus the shrinkage-bias term, S the draws'
+covariance of its modifier columns) - the posterior mean of gamma' S gamma. Without the second term the
+reference inherited the shrunk fit's understatement: where the CV chose a strong penalty (prior SD 1 on
+curvilinear seed 2) the point fit's draw variance was about half of a less shrunk fit's. Per training
+row and comparator the allowance is max(0, v_ref - v_own), v = the variance over the *same* conditional
 draws; it is added to the bootstrap variance before the exportable log-linear variance model is
 fitted (``training.learners.intervals.fit_variance_model``, whose design holds the missing
 indicators), so the served SE = sqrt(variance model + own draw variance) ~ sqrt(bootstrap
@@ -45,7 +51,11 @@ session 9, i23x): 95% CI coverage of the average-trial benefit, X-learner before
 seed is hard for every learner (effect model 0.84-0.90): means of seeds 1-3, X 0.80 -> 0.89, 0.73 ->
 0.86, 0.74 -> 0.87, 0.76 -> 0.84; DR 0.87 -> 0.90, 0.83 -> 0.88, 0.82 -> 0.88, 0.84 -> 0.87: the
 allowance removes about half to two thirds of the shortfall, not all of it (what is left is the
-boosters' estimation bias, which their bootstrap does not see).
+boosters' estimation bias, which their bootstrap does not see). With the coefficient term (session 10,
+i23k; ``benchmarks/diag_ci_coverage.py``, seeds 1, 2, BENCHMARKS.md): X 0.871 -> 0.914 (curvilinear),
+0.871 -> 0.902 (interaction), 0.910 -> 0.942 (hayden2020), 0.918 -> 0.946 (plateau), none unchanged
+(0.971, no modification in the reference); DR 0.880 -> 0.912, 0.878 -> 0.912, 0.917 -> 0.942, 0.923 ->
+0.946, 0.959. Point predictions unchanged.
 """
 from __future__ import annotations
 
@@ -54,18 +64,56 @@ import numpy as np
 from predict.uncertainty import missing_variance, missing_variance_fast
 
 
+REFERENCE_BOOT = 100  # trial-cluster bootstrap replicates of the reference's coefficient covariance
+
+
+def coefficient_draw_variance(exp: dict, F: np.ndarray) -> np.ndarray:
+    """Per row of ``F``, tr(S_i V): what the uncertainty of a linear learner's modifier coefficients
+    adds to the variance of its benefit over the conditional draws of the row's missing features.
+
+    With m_d the modifier columns at draw d (d = 1..M, ``predict.uncertainty.missing_draws``), S_i
+    their covariance over the draws (ddof 1) and gamma ~ (gamma_hat, V) the coefficients (V: the
+    export's ``theta_cov`` modifier block, bootstrap + shrinkage bias), the expected draw variance
+    of the benefit m_d' gamma is E[gamma' S_i gamma] = gamma_hat' S_i gamma_hat + tr(S_i V): the
+    first term is ``predict.uncertainty.missing_variance`` (the point fit's draws), this is the
+    second. Identity link; the same for every comparator (one modification function). 0 for
+    complete rows and for a model without modifiers."""
+    from predict.learner_model import as_learner
+    from predict.linear import block_matrix
+    from predict.uncertainty import missing_draws
+
+    L = as_learner(exp)
+    out = np.zeros(F.shape[0])
+    k = L.linear.n_mod
+    if not k or L.linear.modifier is None or L.interval is None or L.interval.method != "delta":
+        return out
+    V = np.asarray(L.interval.theta_cov, float)[-k:, -k:]
+    rows, flat, M, n = missing_draws(L, F)
+    if flat is None or M < 2:
+        return out
+    D = block_matrix(L.linear.modifier, flat).reshape(M, n, k)
+    D = D - D.mean(axis=0)
+    out[rows] = np.einsum("mnk,kl,mnl->n", D, V, D, optimize=True) / (M - 1)
+    return out
+
+
 def reference_variance(learner, X, y, F: np.ndarray, comparators: list) -> dict:
-    """The reference: per comparator the linear effect model's variance over the conditional
-    draws of the missing features at the rows of ``F`` (the learner's training rows), fitted on
-    ``X, y`` with ``learner``'s settings (no bootstrap). Also ``'__sd__'``: its chosen prior SD.
-    A pure function of the data and settings (the boosted learners cache it: the X- and
-    DR-learner of one training job share it)."""
+    """The reference: per comparator the linear effect model's expected variance over the
+    conditional draws of the missing features at the rows of ``F`` (the learner's training rows),
+    fitted on ``X, y`` with ``learner``'s settings: the point fit's draw variance
+    (``predict.uncertainty.missing_variance``) plus what its coefficients' uncertainty adds
+    (:func:`coefficient_draw_variance`, from a trial-cluster bootstrap of ``REFERENCE_BOOT``
+    replicates plus the shrinkage-bias term). Also ``'__sd__'``: its chosen prior SD, and
+    ``'__coef__'``: the coefficient term alone. A pure function of the data and settings (the
+    boosted learners cache it: the X- and DR-learner of one training job share it)."""
     from training.learners.effect_model import EffectModel
 
     ref = EffectModel(outcome_type=learner.outcome_type, active=learner.active, classes=learner.classes,
-                      features=learner.features, n_boot=0, n_draws=learner.n_draws,
+                      features=learner.features, n_boot=REFERENCE_BOOT, n_draws=learner.n_draws,
                       random_state=learner.random_state).fit(X, y)
-    return {**missing_variance(ref.export_, F, comparators), "__sd__": float(ref.interaction_sd_)}
+    v = missing_variance(ref.export_, F, comparators)
+    coef = coefficient_draw_variance(ref.export_, F)
+    return {**{c: v[c] + coef for c in comparators}, "__sd__": float(ref.interaction_sd_), "__coef__": coef}
 
 
 def missing_allowance(learner, exp: dict, F: np.ndarray, comparators: list, reference) -> tuple[dict, dict]:
@@ -87,6 +135,7 @@ def missing_allowance(learner, exp: dict, F: np.ndarray, comparators: list, refe
     out = {c: np.clip(v_ref[c] - v_own[c], 0.0, None) for c in comparators}
     summary = {"method": "reference_missing_variance", "reference": "effect_model",
                "reference_interaction_sd": v_ref["__sd__"], "rows_with_missing": int(miss.sum()),
+               "mean_reference_coefficient_term": float(np.broadcast_to(v_ref.get("__coef__", 0.0), miss.shape)[miss].mean()),
                "mean_own": {c: float(v_own[c][miss].mean()) for c in comparators},
                "mean_reference": {c: float(v_ref[c][miss].mean()) for c in comparators},
                "mean_allowance": {c: float(out[c][miss].mean()) for c in comparators}}
