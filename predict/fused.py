@@ -13,7 +13,8 @@ predictor moves on a draw only through the columns of missing features (a produc
 
 Output ``out`` (17, T, n): exercise, comparator, benefit, se_est, var_missing (benefit), arm SE
 exercise, arm SE comparator, draw variance exercise, draw variance comparator (these four NaN where
-the task has no per-arm uncertainty or ``arms`` is False; binary: a single logistic learner's arm SEs
+the task has no per-arm uncertainty or ``arms`` is False; a stack's se_est with its members' disagreement
+as predict.uncertainty.estimation_se; binary: a single logistic learner's arm SEs
 on the logit scale, a stack's or tree learner's on the probability scale, as
 ``predict.arm_intervals.binary_parts`` uses them); then the intervals the scorer
 reports, from the same arithmetic as ``Scorer._compute``: the benefit's CI and prediction
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict.fused_steps import FASTMATH, LANES, combine, draw_value, forest_point, intervals, var, varmodel_se
+from predict.fused_steps import FASTMATH, LANES, between, combine, draw_value, forest_point, intervals, var, varmodel_se
 from predict.kernels import lgb_step, mask_walk, njit
 
 
@@ -40,7 +41,8 @@ N_LEAF_INT = 23
 KIND_LIN, KIND_T, KIND_XDR = 0, 1, 2
 IV_DELTA, IV_VARMODEL, IV_NONE = 0, 1, 2
 # task table columns (int)
-# (members leaves.member[T_L0:T_L1]; evaluation order leaves.order[T_O0:T_O1]: each member after its X/DR nuisance)
+# (members leaves.member[T_L0:T_L1]; evaluation order leaves.order[T_O0:T_O1]: each member after its X/DR nuisance;
+# T_STACKED: 0 one learner, 1 a stack (members' SEs), 2 a stack whose SE adds its members' disagreement)
 T_L0, T_L1, T_STACKED, T_CONT, T_ARMS, T_M, T_IMP, T_O0, T_O1 = range(9)
 N_TASK_INT = 9
 # output rows (predict/fused_steps.py, which writes the intervals into them)
@@ -241,7 +243,7 @@ def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, 
         for t in range(T):
             l0, l1 = task_ints[t, T_L0], task_ints[t, T_L1]
             cont = task_ints[t, T_CONT] == 1
-            stacked = task_ints[t, T_STACKED] == 1
+            stacked = task_ints[t, T_STACKED] >= 1
             do_arms = arms and task_ints[t, T_ARMS] == 1
             M = task_ints[t, T_M]
             im = task_ints[t, T_IMP]
@@ -368,6 +370,8 @@ def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, 
                     lb[lm] = (lc[lm] - la[lm]) if leaf_ints[lm, K_CONT] == 1 else (la[lm] - lc[lm])
                     se += member_w[m] * lse[lm]
                 aval, cval = combine(l0, l1, leaves, la, lb, cont)
+                vbw = between(l0, l1, leaves, lb) if task_ints[t, T_STACKED] == 2 else 0.0  # interval.between
+                se = np.sqrt(se * se + vbw) if vbw > 0.0 else se
                 if do_arms:
                     sa = 0.0
                     sc = 0.0

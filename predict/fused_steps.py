@@ -1,6 +1,6 @@
 """Per-patient steps of the fused kernel (:func:`predict.fused.run`), compiled with the same
 options: a forest's raw score, a conditional draw's value, the variance-model SE, the stack
-combination, the intervals and the variance over draws."""
+combination and its members' disagreement, the intervals and the variance over draws."""
 from __future__ import annotations
 
 import numpy as np
@@ -62,6 +62,19 @@ def combine(l0, l1, leaves, la, lb, cont):
         cval = act - bc
         cval = 0.0 if cval < 0.0 else (1.0 if cval > 1.0 else cval)
     return act, cval
+
+
+@_compiled
+def between(l0, l1, leaves, lb):
+    """A stack's model-averaging variance at the patient's point, sum_{j<k} v_j v_k (b_j - b_k)^2 over
+    its members' benefits lb (v: the normalised weights), as predict.uncertainty.between_variance."""
+    member_leaf, member_wn = leaves.member, leaves.weight_norm
+    q = 0.0
+    for j in range(l0, l1):
+        for k in range(j + 1, l1):
+            e = lb[member_leaf[j]] - lb[member_leaf[k]]
+            q += member_wn[j] * member_wn[k] * e * e
+    return q
 
 
 @_compiled

@@ -31,12 +31,23 @@ from predict.linear import Linear
 from predict.numeric import frozen_array
 
 
+# How a stack's members' disagreement enters its benefit's variance (``interval.between``):
+# "mixture" = the model-averaging variance (law of total variance for a mixture; Buckland, Burnham &
+# Augustin 1997; Hoeting et al. 1999): sum_k v_k (b_k - sum_j v_j b_j)^2 over the members' point
+# benefits b_k, v = the weights normalised to sum 1, added to the within-member variance
+# (predict.uncertainty.between_variance). Stacks exported from 2026-12-07 state it.
+BETWEEN_MIXTURE = "mixture"
+BETWEEN_RULES = (BETWEEN_MIXTURE,)
+
+
 @dataclass(frozen=True, eq=False)
 class Interval:
     """Estimation uncertainty of a learner (see :mod:`predict.uncertainty`): ``method`` "delta"
     (``theta_cov``), "varmodel" (``varmodel`` per comparator and ``arm_varmodel`` per arm, on the
     design standardised by ``design_loc``/``design_scale``) or "stack"; ``tau``: between-trial SD
-    per comparator."""
+    per comparator; ``between`` (stacks): how the members' disagreement enters the benefit's
+    variance, :data:`BETWEEN_RULES` (None: not at all, the rule of artifacts before 2026-12-07,
+    which are scored as they were)."""
 
     method: str
     tau: Mapping[str, float]
@@ -46,6 +57,7 @@ class Interval:
     design_loc: np.ndarray | None = None
     design_scale: np.ndarray | None = None
     modifier_blocks: tuple | None = None  # delta method: (theta_cov[mod, 1 + i] per comparator i, theta_cov[mod, mod])
+    between: str | None = None
 
     @classmethod
     def of(cls, iv: dict | None, linear: Linear | None = None) -> "Interval | None":
@@ -65,9 +77,14 @@ class Interval:
             mod = np.arange(K - linear.n_mod, K)
             blocks = (tuple(frozen_array(V[mod, 1 + j]) for j in range(linear.n_classes)),
                       frozen_array(V[np.ix_(mod, mod)]))
+        between = iv.get("between")
+        if between is not None and (between not in BETWEEN_RULES or iv.get("method") != "stack"):
+            raise ValueError(f"interval rule between={between!r} is not known to this version of lbp-benefit "
+                             f"(known, for stacks only: {', '.join(BETWEEN_RULES)}); the artifact is newer than "
+                             "the scorer or corrupt")
         return cls(iv.get("method"), MappingProxyType(dict(iv.get("tau") or {})), V, per(iv.get("varmodel")),
                    per(iv.get("arm_varmodel")), None if "loc" not in des else frozen_array(des["loc"]),
-                   None if "scale" not in des else frozen_array(des["scale"]), blocks)
+                   None if "scale" not in des else frozen_array(des["scale"]), blocks, between)
 
     def tau_of(self, comparator: str) -> float:
         return float(self.tau.get(comparator, 0.0))

@@ -21,7 +21,8 @@ import numpy as np
 from predict import fused as fz
 from predict import kernels
 from predict.impute import Imputer, pattern_groups, pattern_part
-from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
+from predict.learner_model import (BETWEEN_MIXTURE, EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner,
+                                   as_learner)
 from predict.linear import Block
 from predict.prepared import CompiledLearners
 from predict.tables import KernelTables, pack_tables
@@ -414,7 +415,7 @@ def compile_program_why(learners: list[Learner | dict], comparator: str,
                     mem_ids.append(b.leaf(e, comparator))
                     mem_w.append(float(w[j]))
                     mem_wn.append(float(wn[j]))
-                m1, stacked = len(mem_ids), 1
+                m1, stacked = len(mem_ids), 2 if L.interval.between == BETWEEN_MIXTURE else 1
             else:
                 mem_ids.append(b.leaf(L, comparator))
                 mem_w.append(1.0)

@@ -41,7 +41,9 @@ Export dict layout (``format`` = ``"lbp-benefit-learner"``, ``version`` = 1; typ
     members       (stacked) {"weights": [...], "names": [...], "exports": [sub-exports]}
     interval      {"method": "delta" | "varmodel" | "stack", "theta_cov": [[...]] (delta),
                    "varmodel": {c: [coef]}, "design": {"loc", "scale"} (varmodel),
-                   "tau": {c: between-trial SD, "__pooled__": SD}, "n_boot": B}
+                   "tau": {c: between-trial SD, "__pooled__": SD}, "n_boot": B,
+                   "between": "mixture" (stack: the SE adds the members' disagreement; absent in
+                   stacks before 2026-12-07: members' SEs only, scored as before)}
     support       the training support of the inputs driving effect modification, for the
                    extrapolation check and interval widening (layout in :mod:`predict.support`;
                    absent in older models: no widening)

@@ -2,7 +2,8 @@
 
 - estimation: the trial-cluster bootstrap, by the delta method on the coefficients' covariance
   (linear learners), a log-linear model of the bootstrap variance (tree learners) or the members'
-  SEs combined (stacks): :func:`estimation_se`, :func:`arm_se`;
+  SEs combined (stacks): :func:`estimation_se`, :func:`arm_se`; a stack's benefit adds the
+  members' disagreement, :func:`between_variance` (when its export states the rule);
 - missing data: the variance of the prediction over conditional draws of the patient's missing
   features: :func:`missing_variance` (every comparator), :func:`missing_variance_fast` (one),
   :func:`arm_missing_variance` (benefit and both arms in one pass).
@@ -179,7 +180,8 @@ def estimation_se(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = 
                   comparators: list | None = None) -> dict:
     """Per comparator, the SE of the predicted benefit from the trial-cluster bootstrap
     (delta method on the bootstrap covariance for linear kinds; the stored variance model for
-    tree kinds; the weighted sum of member SEs for a stack, i.e. perfectly correlated)."""
+    tree kinds; the weighted sum of member SEs for a stack, i.e. perfectly correlated, and with
+    the stack's ``interval.between`` rule its square plus :func:`between_variance` under the root)."""
     L = as_learner(exp)
     iv = L.interval
     comps = L.comparators if comparators is None else list(comparators)
@@ -192,8 +194,41 @@ def estimation_se(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = 
         return {c: np.sqrt(np.exp(U @ iv.varmodel[c])) for c in comps}
     if iv.method == "stack":
         ses = [estimation_se(e, F, Fimp, comps) for e in L.members]
-        return {c: sum(w * s[c] for w, s in zip(L.weights, ses)) for c in comps}
+        within = {c: sum(w * s[c] for w, s in zip(L.weights, ses)) for c in comps}
+        if iv.between is None:  # artifacts before 2026-12-07: the members' SEs only, as they were scored
+            return within
+        vb = between_variance(L, F, Fimp, comps)
+        return {c: np.where(vb[c] > 0, np.sqrt(within[c] ** 2 + vb[c]), within[c]) for c in comps}
     raise ValueError(f"unknown interval method {iv.method!r}")
+
+
+def between_variance(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = None,
+                     comparators: list | None = None) -> dict:
+    """Per comparator, the model-averaging variance of a stack's benefit: the weighted variance of
+    its members' point benefits for each patient, sum_k v_k (b_k - sum_j v_j b_j)^2 with v the
+    weights normalised to sum 1 (the between-model part of the law of total variance for a
+    mixture; Buckland, Burnham & Augustin 1997, Hoeting et al. 1999). Zero for a single learner and
+    where the members agree. Members disagree most where they extrapolate differently (trees flat,
+    linear models on), so the interval then says so. Added to the square of the within-member SE
+    by :func:`estimation_se` (both the CI and, through it, the PI)."""
+    L = as_learner(exp)
+    comps = L.comparators if comparators is None else list(comparators)
+    w, members = L.stack
+    if len(members) < 2 or L is members[0]:
+        return {c: np.zeros(F.shape[0]) for c in comps}
+    if Fimp is None:
+        Fimp = impute_mean(L.imputer, F)
+    v = L.weights_normalised
+    out = {}
+    for c in comps:
+        b = [benefit_only(e, F, Fimp, c) for e in members]
+        # the pairwise form sum_{j<k} v_j v_k (b_j - b_k)^2 (equal, as sum v = 1): exactly 0 where members agree
+        q = np.zeros(F.shape[0])
+        for j in range(len(b)):
+            for k in range(j + 1, len(b)):
+                q = q + v[j] * v[k] * (b[j] - b[k]) ** 2
+        out[c] = q
+    return out
 
 
 def varmodel_design(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:

@@ -92,7 +92,10 @@ class LinearPart(_Record):
 class Interval(_Record):
     """Estimation uncertainty: ``delta`` (bootstrap covariance of theta), ``varmodel`` (a log-linear
     model of the bootstrap variance per comparator; ``arm_varmodel`` per arm) or ``stack``
-    (members' SEs combined); ``tau``: between-trial SD per comparator."""
+    (members' SEs combined); ``tau``: between-trial SD per comparator; ``between`` (stacks only):
+    "mixture" = the benefit's variance adds the members' disagreement (the model-averaging variance,
+    ``predict.learner_model.BETWEEN_MIXTURE``); absent = members' SEs only (artifacts before 2026-12-07,
+    scored as they were); another value is refused."""
 
     method: Literal["delta", "varmodel", "stack"]
     tau: dict[str, float]
@@ -101,6 +104,7 @@ class Interval(_Record):
     arm_varmodel: dict[str, list[float]] | None = None
     design: dict[str, list[float]] | None = None
     n_boot: int | None = None
+    between: Literal["mixture"] | None = None
 
 
 class _LearnerBase(_Record):

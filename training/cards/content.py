@@ -179,6 +179,8 @@ def s_methods(inp: CardInputs) -> Section:
         "software": run.get("versions"),
         "seconds": run.get("seconds"),
     }
+    stacked = [str(t.get("task")) for t in inp.manifest.get("tasks") or [] if isinstance(t, dict)
+               and t.get("learner") == "stacked"]
     dep = [t for t in inp.task_names() if (inp.selection.get(t) or {}).get("iecv") == "deployed learner only"]
     data["iecv_deployed_learner_only"] = dep
     sel_text = {"stack": "convex (non-negative, sum-to-one) R-loss stacking of the learners on the IECV held-out predictions",
@@ -201,7 +203,11 @@ def s_methods(inp: CardInputs) -> Section:
         f"- **Selection.** {sel_text}; tasks outside those follow-ups use the effect model (penalty by trial-grouped "
         "CV) without selection.",
         f"- **Uncertainty.** Trial-cluster bootstrap of the final models ({run.get('n_boot_linear', NA)} replicates for "
-        f"linear learners, {run.get('n_boot_trees', NA)} for tree learners) gives the 95% intervals of predictions.",
+        f"linear learners, {run.get('n_boot_trees', NA)} for tree learners) gives the 95% intervals of predictions."
+        + (f" Stacked tasks ({', '.join(stacked)}): the benefit's CI and prediction interval also include the "
+           "disagreement between the stack's learners for that patient (the weighted variance of their predicted "
+           "benefits, the model-averaging variance), so they widen where the learners extrapolate differently, "
+           "e.g. for patients unlike the trials' (docs/artifact.md)." if stacked else ""),
         f"- **Class imbalance.** {data['class_imbalance']}.",
         f"- **Development vs evaluation.** {data['development_vs_evaluation']}.",
         f"- **Software.** " + (", ".join(f"{k} {v}" for k, v in sorted((run.get("versions") or {}).items())) or NA)

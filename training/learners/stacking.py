@@ -28,6 +28,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from predict.learner_model import BETWEEN_MIXTURE
 from training.learners.base import BenefitLearner
 
 
@@ -106,8 +107,10 @@ def stack_weights(b_mix: np.ndarray, g: np.ndarray, treat: np.ndarray, trial: np
 class StackedLearner(BenefitLearner):
     """A fixed non-negative combination of learners (weights from IECV predictions):
     benefit = sum_k w_k b_k(x); expected outcome under the active class = weighted mean of the
-    members' (normalised weights); SE = sum_k w_k SE_k (members treated as perfectly
-    correlated: conservative). tau = weighted mean of members' tau.
+    members' (normalised weights); SE^2 = (sum_k w_k SE_k)^2 (members treated as perfectly
+    correlated: conservative) + sum_k v_k (b_k(x) - sum_j v_j b_j(x))^2 (v = w normalised: the
+    members' disagreement, the model-averaging variance; ``interval.between`` "mixture", scored by
+    ``predict.uncertainty.between_variance``). tau = weighted mean of members' tau.
 
     ``fit(X, y)`` fits a clone of every member on the data and combines them;
     :meth:`from_fitted` combines learners that are already fitted (training's final fits)."""
@@ -156,7 +159,9 @@ class StackedLearner(BenefitLearner):
             "unavailable": first.get("unavailable", []), "features": first["features"],
             "imputer": first["imputer"],
             "members": {"weights": w, "names": self.names or [e["kind"] for e in exps], "exports": exps},
-            "interval": {"method": "stack", "tau": tau},
+            # SE = the members' SEs added (perfect correlation) and the members' disagreement
+            # (model-averaging variance, predict.uncertainty.between_variance) under the root
+            "interval": {"method": "stack", "tau": tau, "between": BETWEEN_MIXTURE},
             # the extrapolation check of the heaviest member (predict.support)
             "support": exps[int(np.argmax(w))].get("support", {"method": "none", "features": []}),
             "meta": {**first.get("meta", {}), "stack_weights": dict(zip(self.names or [e["kind"] for e in exps], w))},
