@@ -101,6 +101,29 @@ def test_score_data_folder(sm, tmp_path):
     assert len(res) > 100
 
 
+def test_score_data_folder_recovery_needs_one_baseline(sm, tmp_path):
+    """--drop-incomplete for recovery (combine: any) leaves out only participants with neither baseline;
+    those with one are scored, the other listed as missing; scored + left out = participants."""
+    from training.dataset import load_dataset
+    from training.harmonise import harmonise
+
+    b = harmonise(load_dataset(sm.data)).baselines
+    has = b[["baseline_pain", "baseline_function"]].notna()
+    out = tmp_path / "rec.csv"
+    r = _run(score, "score", ["--model", str(sm.artifact), "--data", str(sm.data), "--comparator", COMP,
+                              "--output", str(out), "--drop-incomplete", "--outcome", "global_recovery"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    res = pd.read_csv(out, dtype={"participant": str}, keep_default_na=False)
+    assert len(res) == int(has.any(axis=1).sum()) and (res["error"] == "").all()
+    n_out = int((~has.any(axis=1)).sum())
+    assert (f"left out {n_out} participant(s)" in r.output) == (n_out > 0)
+    one = int((has.any(axis=1) & ~has.all(axis=1)).sum())
+    assert one > 0  # the simulated design has participants with one baseline only
+    assert int(res["missing"].str.contains("baseline_").sum()) == one
+    ard = [c for c in res.columns if c.endswith("_ard")]
+    assert ard and res[ard[0]].astype(float).notna().all()
+
+
 def test_default_model_cache(sm, tmp_path, monkeypatch):
     """With LBP_HOME set, the default model lives under it; a cached artifact is reused (no training)."""
     monkeypatch.setenv("LBP_HOME", str(tmp_path / "home"))

@@ -210,3 +210,20 @@ def test_score_batch_all_invalid_and_empty(scorer, patients):
     assert out[[c for c, _ in cols]].isna().all().all() and (out["participant"] == bad["participant"].to_numpy()).all()
     empty = sp.score_batch(scorer, patients.head(0), COMP, carry=["trial", "participant"], columns=cols, explain=True)
     assert len(empty) == 0 and list(empty.columns) == list(out.columns)
+
+
+def test_score_batch_recovery_needs_one_baseline(scorer, patients):
+    """The Spark batch (score_batch) follows predict/required_inputs.py like the scorer: for recovery
+    (combine: any) a row with one baseline is scored, its other baseline listed as missing; a row
+    with neither fails with the reason; every row comes out."""
+    cols = sp.probe_columns(scorer, COMP, ["global_recovery"], explain=False, top=3, details=True)
+    rows = patients.iloc[[0, 1, 2, 4]].copy()
+    rows.loc[rows.index[0], "baseline_function"] = np.nan
+    rows.loc[rows.index[1], "baseline_pain"] = np.nan
+    rows.loc[rows.index[2], ["baseline_pain", "baseline_function"]] = np.nan
+    out = sp.score_batch(scorer, rows, COMP, ["global_recovery"], carry=["trial", "participant"], columns=cols)
+    ard = [c for c, _ in cols if c.endswith("_ard")][0]
+    assert out[ard].notna().tolist() == [True, True, False, True]
+    assert out["error"].isna().tolist() == [True, True, False, True]
+    assert "global_recovery needs" in out["error"].iat[2]
+    assert "baseline_function" in out["missing"].iat[0] and "baseline_pain" in out["missing"].iat[1]
