@@ -62,13 +62,14 @@ class Requirement:
         return ok
 
     def lacking(self, given: Mapping) -> str | None:
-        """What one patient (a mapping of inputs, NaN/None = not given) lacks, in words, or None."""
+        """What one patient (a mapping of inputs, NaN/None = not given) lacks, in words (the missing
+        required names; a group's as ``a or b``), or None."""
         def absent(b):
             v = given.get(b)
             return v is None or (isinstance(v, float) and v != v) or v is pd.NA
 
         parts = [b for b in sorted(self.all_of) if absent(b)]
-        parts += [f"none of {' / '.join(sorted(g))}" for _, g in self.any_of if all(absent(b) for b in g)]
+        parts += [" or ".join(sorted(g)) for _, g in self.any_of if all(absent(b) for b in g)]
         return ", ".join(parts) if parts else None
 
 

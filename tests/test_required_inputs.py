@@ -44,7 +44,7 @@ def test_met_and_lacking_per_row():
     assert allr.met(df).tolist() == [False, False, False, True]
     assert anyr.met(df[["baseline_pain"]]).tolist() == [True, False, False, True]  # an absent column = not given
     rows = df.to_dict("records")
-    assert [anyr.lacking(r) for r in rows] == [None, None, "none of baseline_function / baseline_pain", None]
+    assert [anyr.lacking(r) for r in rows] == [None, None, "baseline_function or baseline_pain", None]
     assert [allr.lacking(r) for r in rows] == ["baseline_function", "baseline_pain",
                                                "baseline_function, baseline_pain", None]
 
