@@ -102,6 +102,12 @@ def score(
     n_bad = int(out["error"].ne("").sum()) if "error" in out else 0
     typer.echo(f"scored {len(out) - n_bad} patient(s) vs {comparator} with model {scorer.model_id}; "
                f"{n_bad} row(s) could not be scored (see the 'error' column); wrote {output}")
+    if "missing" in out:  # a baseline the requested outcomes do not require, imputed (predict/required_inputs.py)
+        names = out["missing"].fillna("").astype(str).str.split(";")
+        k = int(names.map(lambda m: any(b in m for b in scorer.baselines)).sum())
+        if k:
+            typer.echo(f"{k} of them scored with a baseline imputed (not required by the outcomes scored; "
+                       f"listed in the 'missing' column)")
     for p in located(errors)[:5]:
         typer.echo(f"  not scored: {p}", err=True)
     if n_bad > 5:

@@ -120,6 +120,7 @@ def test_score_data_folder_recovery_needs_one_baseline(sm, tmp_path):
     one = int((has.any(axis=1) & ~has.all(axis=1)).sum())
     assert one > 0  # the simulated design has participants with one baseline only
     assert int(res["missing"].str.contains("baseline_").sum()) == one
+    assert f"{one} of them scored with a baseline imputed" in r.output
     ard = [c for c in res.columns if c.endswith("_ard")]
     assert ard and res[ard[0]].astype(float).notna().all()
 
