@@ -9,7 +9,9 @@ average-trial truth (``cov_ci_avg``), 95% new-setting PI coverage of the new tri
 (``cov_pi_new``); mean within-trial SD of the predicted benefit (``spread``); fit seconds.
 
 Variants (``--variants``): ``effect_model`` / ``effect_adaptive`` (as the default ``train`` makes
-them), ``em_k4`` / ``em_k5`` (the effect model with 4 / 5-knot modifier splines), ``ard_<scale>_<g><k>``
+them), ``em_k4`` / ``em_k5`` (the effect model with 4 / 5-knot modifier splines), ``em_fine`` (the common
+prior SD's CV grid in sqrt(2) steps), ``em_shape`` (spline columns' prior SD = r x the linear ones', (s, r)
+by the same CV), ``effect_pairs`` / ``ep_n<k>`` (screened modifier pairs, k kept instead of 3), ``ard_<scale>_<g><k>``
 (``training.learners.ard``: scale ``ml2``, ``cv`` or ``hier``, groups ``f`` feature / ``s`` shape, k knots,
 optionally ``_<hyper_sd>``), e.g. ``ard_ml2_f4``, ``ard_hier_f3_0.5``.
 
@@ -34,12 +36,56 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+FINE_GRID = (0.0, 0.35, 0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66, 8.0)
+SHAPE_RATIOS = (0.0, 0.5, 1.0, 2.0)
+
+
+def _shape_cv():
+    from training.learners.effect_model import GAUSSIAN_GRID, LOGIT_GRID, EffectModel
+
+    class ShapeCV(EffectModel):
+        """The effect model with the prior SD of the non-linear (spline) modifier columns = r x that of
+        the linear ones, (s, r) chosen jointly by the model's own trial-grouped CV of the R-loss."""
+
+        def modifier_prior(self, d, P, M, Mcols, lam_main, sigma2, prog):
+            sd, w, s2 = super().modifier_prior(d, P, M, Mcols, lam_main, sigma2, prog)
+            if M.shape[1] == 0 or self.interaction_sd is not None:
+                return sd, w, s2
+            grid = self.interaction_grid or (GAUSSIAN_GRID if d.family == "gaussian" else LOGIT_GRID)
+            nonlin = np.array([c["kind"] == "rcs" for c in Mcols])
+            best = (float(self.cv_["r_loss"].min()), 1.0, sd)
+            for r in SHAPE_RATIOS:
+                if r == 1.0:
+                    continue
+                wr = np.where(nonlin, r, 1.0)
+                s_r, tab = self._select_sd(d, P, M * wr, grid, lam_main, sigma2, prog)
+                loss = float(tab["r_loss"].min())
+                if loss < best[0]:
+                    best = (loss, r, s_r)
+            self.shape_ratio_ = best[1]
+            if best[1] == 1.0 or best[2] == 0.0:
+                return sd, w, s2
+            return best[2], np.where(nonlin, best[1], 1.0), s2
+
+    return ShapeCV
+
+
 def make_variant(name: str, cfg, seed: int, n_boot: int):
     from training.learners.ard import ARDEffectModel
     from training.train import make_learner
 
-    if name in ("effect_model", "effect_adaptive"):
+    if name in ("effect_model", "effect_adaptive", "effect_pairs"):
         return make_learner(name, "continuous", cfg, seed, n_boot=n_boot)
+    if name == "em_fine":  # the common prior SD's CV grid in steps of sqrt(2) instead of 2
+        m = make_learner("effect_model", "continuous", cfg, seed, n_boot=n_boot)
+        return m.set_params(interaction_grid=FINE_GRID)
+    if name == "em_shape":  # the spline columns' prior SD relative to the linear ones by the same CV
+        m = make_learner("effect_model", "continuous", cfg, seed, n_boot=n_boot)
+        return _shape_cv()(**m.get_params())
+    if name.startswith("ep_n"):  # effect_pairs keeping the n best-screened pairs (default 3)
+        m = make_learner("effect_pairs", "continuous", cfg, seed, n_boot=n_boot)
+        m.n_pairs = int(name[len("ep_n"):])
+        return m
     if name.startswith("em_k"):
         m = make_learner("effect_model", "continuous", cfg, seed, n_boot=n_boot)
         m.modifier_knots = int(name[len("em_k"):])  # the effect model's modifier-knots hook
@@ -100,7 +146,9 @@ def run(scenario: str, seed: int, variants: list, n_boot: int) -> list:
                      "pehe_avg": float(np.sqrt(np.mean((b[ok] - t_avg[ok]) ** 2))),
                      "pehe_new": float(np.sqrt(np.mean((bn[nok] - nt_mix[nok]) ** 2))),
                      "cov_ci_avg": float(np.concatenate(hits).mean()), "cov_pi_new": float(np.concatenate(hp).mean()),
-                     "spread": within_trial_sd(b[ok], trial[ok]), "cpu_seconds": sec})
+                     "spread": within_trial_sd(b[ok], trial[ok]), "cpu_seconds": sec,
+                     "interaction_sd": float(getattr(m, "interaction_sd_", np.nan)),
+                     "shape_ratio": float(getattr(m, "shape_ratio_", np.nan))})
         print(f"{scenario} seed {seed} {name}: pehe {rows[-1]['pehe']:.3f} avg {rows[-1]['pehe_avg']:.3f} "
               f"new {rows[-1]['pehe_new']:.3f}", flush=True)
     return rows

@@ -210,8 +210,26 @@ def test_bench_effect_variants_builds_the_named_variants():
     assert make_variant("effect_adaptive", cfg, 1, 0).adaptive == "always"
     h = make_variant("ard_hier_f3_0.5", cfg, 1, 0)
     assert (h.scale, h.groups, h.modifier_knots, h.hyper_sd) == ("hier", "feature", 3, 0.5)
+    f = make_variant("em_fine", cfg, 1, 0)
+    assert type(f) is EffectModel and len(f.interaction_grid) == 11 and 0.0 in f.interaction_grid
+    assert make_variant("ep_n2", cfg, 1, 0).n_pairs == 2 and make_variant("ep_n2", cfg, 1, 0).pairs is True
+    sh = make_variant("em_shape", cfg, 1, 0)
+    assert isinstance(sh, EffectModel) and sh.get_params() == make_variant("effect_model", cfg, 1, 0).get_params()
     with pytest.raises(ValueError, match="unknown variant"):
         make_variant("ridge", cfg, 1, 0)
+
+
+def test_bench_shape_variant_chooses_a_ratio_by_cv_and_ratio_one_is_the_effect_model(data):
+    from benchmarks.bench_effect_variants import SHAPE_RATIOS, _shape_cv
+
+    X, y, _ = data
+    sh = _shape_cv()(n_boot=0).fit(X, y)
+    assert sh.shape_ratio_ in SHAPE_RATIOS
+    plain = EffectModel(n_boot=0).fit(X, y)
+    if sh.shape_ratio_ == 1.0:
+        np.testing.assert_allclose(sh.theta_, plain.theta_, atol=1e-10)
+    else:  # the spline columns' prior SD moved: a different fit
+        assert not np.allclose(sh.theta_[:plain.theta_.size], plain.theta_) or sh.theta_.size != plain.theta_.size
 
 
 def test_modifier_knots_hook_gives_the_modifiers_richer_splines(data):

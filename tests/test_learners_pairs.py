@@ -78,3 +78,15 @@ def test_no_product_effect_chooses_no_products(fits):
         with threadpool_limits(1):
             plain = EffectModel(n_boot=20).fit(X, y)
         np.testing.assert_allclose(m.theta_, plain.theta_, rtol=0, atol=1e-10)
+
+
+def test_the_screen_keeps_n_pairs(fits):
+    # the benchmark hook EffectModel.n_pairs: one pair kept -> the simulated one, a single product column
+    X, y, _ = fits["product"]
+    m = EffectModel(n_boot=0, pairs=True)
+    m.n_pairs = 1
+    with threadpool_limits(1):
+        m.fit(X, y)
+    names = m.to_export()["features"]["names"]
+    prods = [c for c in m.to_export()["linear"]["modifier"]["basis"] if c["kind"] == "product"]
+    assert [(names[c["feature"]], names[c["feature2"]]) for c in prods] == [("age", "bmi")]

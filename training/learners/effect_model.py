@@ -164,6 +164,7 @@ class EffectModel(BenefitLearner):
 
     kind = "effect_model"
     modifier_knots = None  # knots of the modifiers' splines (None: n_knots); a subclass parameter (ard)
+    n_pairs = None  # pairs kept by the product screen (None: training.learners.pairs.N_PAIRS); a benchmark hook
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  modifiers=None, interaction_sd=None, interaction_grid=None, main_sd=None, n_knots: int = 3,
@@ -243,11 +244,12 @@ class EffectModel(BenefitLearner):
         if getattr(self, "pairs", False) and self.interaction_sd is None and M.shape[1]:
             if self.adaptive:
                 raise ValueError("pairs and adaptive cannot be combined")
-            from training.learners.pairs import select_pairs
+            from training.learners.pairs import N_PAIRS, select_pairs
 
             folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
             pc, ref, keep_main, table, sp = select_pairs(d, P0, M0, [d.spec["names"][c["feature"]] for c in Mcols],
-                                                         sd, lam_main, sigma2, prog, folds)
+                                                         sd, lam_main, sigma2, prog, folds,
+                                                         n_pairs=self.n_pairs or N_PAIRS)
             self.pairs_ = {"cv": table, "product_sd": sp, "columns": pc}
             if pc:
                 if not keep_main:
