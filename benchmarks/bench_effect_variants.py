@@ -11,7 +11,8 @@ average-trial truth (``cov_ci_avg``), 95% new-setting PI coverage of the new tri
 Variants (``--variants``): ``effect_model`` / ``effect_adaptive`` (as the default ``train`` makes
 them), ``em_k4`` / ``em_k5`` (the effect model with 4 / 5-knot modifier splines), ``em_fine`` (the common
 prior SD's CV grid in sqrt(2) steps), ``em_shape`` (spline columns' prior SD = r x the linear ones', (s, r)
-by the same CV), ``effect_pairs`` / ``ep_n<k>`` (screened modifier pairs, k kept instead of 3), ``ard_<scale>_<g><k>``
+by the same CV), ``effect_pairs`` / ``ep_n<k>`` (screened modifier pairs, k kept instead of 3), ``em_kcv<k>`` (each continuous
+modifier's spline 3 or k knots, chosen feature by feature by the CV), ``ard_<scale>_<g><k>``
 (``training.learners.ard``: scale ``ml2``, ``cv`` or ``hier``, groups ``f`` feature / ``s`` shape, k knots,
 optionally ``_<hyper_sd>``), e.g. ``ard_ml2_f4``, ``ard_hier_f3_0.5``.
 
@@ -70,6 +71,49 @@ def _shape_cv():
     return ShapeCV
 
 
+def _knots_cv(alt_knots: int = 4):
+    from predict.linear import basis
+    from training.learners.effect_model import GAUSSIAN_GRID, LOGIT_GRID, EffectModel
+    from training.learners.linear import make_basis
+
+    class KnotsCV(EffectModel):
+        """The effect model with each continuous modifier's spline given 3 or ``alt_knots`` knots, chosen
+        feature by feature (one greedy pass) by the model's own trial-grouped CV of the R-loss."""
+
+        def _design(self, d, Fi=None):
+            Pcols, Mcols, P, M = super()._design(d, Fi)
+            mods = d.spec["names"] if self.modifiers is None else list(self.modifiers)
+            alt = [c for c in make_basis(d.Fi, d.spec, alt_knots, self.splines, only=mods) if c["kind"] == "rcs"]
+            F = d.Fi if Fi is None else Fi
+            self.alt_ = np.array([False] * len(Mcols) + [True] * len(alt))
+            return Pcols, Mcols + alt, P, np.hstack([M, basis(alt, F)]) if alt else M
+
+        def modifier_prior(self, d, P, M, Mcols, lam_main, sigma2, prog):
+            self.cv_, self.adaptive_, self.adaptive_weights_ = None, None, None
+            self.knots_ = {}
+            if M.shape[1] == 0 or self.interaction_sd is not None:
+                sd = 0.0 if M.shape[1] == 0 else float(self.interaction_sd)
+                return sd, (~self.alt_).astype(float), sigma2
+            grid = self.interaction_grid or (GAUSSIAN_GRID if d.family == "gaussian" else LOGIT_GRID)
+            feat = np.array([c["feature"] for c in Mcols])
+            rcs = np.array([c["kind"] == "rcs" for c in Mcols])
+            w = (~self.alt_).astype(float)
+            sd, tab = self._select_sd(d, P, M * w, grid, lam_main, sigma2, prog)
+            best = float(tab["r_loss"].min())
+            for f in np.unique(feat[self.alt_]):
+                cand = w.copy()
+                cand[(feat == f) & rcs & ~self.alt_] = 0.0
+                cand[(feat == f) & self.alt_] = 1.0
+                s_c, tab_c = self._select_sd(d, P, M * cand, grid, lam_main, sigma2, prog)
+                if float(tab_c["r_loss"].min()) < best:
+                    w, sd, best = cand, s_c, float(tab_c["r_loss"].min())
+                    self.knots_[d.spec["names"][f]] = alt_knots
+            self.cv_ = tab
+            return sd, w, sigma2
+
+    return KnotsCV
+
+
 def make_variant(name: str, cfg, seed: int, n_boot: int):
     from training.learners.ard import ARDEffectModel
     from training.train import make_learner
@@ -82,6 +126,9 @@ def make_variant(name: str, cfg, seed: int, n_boot: int):
     if name == "em_shape":  # the spline columns' prior SD relative to the linear ones by the same CV
         m = make_learner("effect_model", "continuous", cfg, seed, n_boot=n_boot)
         return _shape_cv()(**m.get_params())
+    if name.startswith("em_kcv"):  # per-feature 3 or k knots (em_kcv4, em_kcv5) by the CV
+        m = make_learner("effect_model", "continuous", cfg, seed, n_boot=n_boot)
+        return _knots_cv(int(name[len("em_kcv"):]))(**m.get_params())
     if name.startswith("ep_n"):  # effect_pairs keeping the n best-screened pairs (default 3)
         m = make_learner("effect_pairs", "continuous", cfg, seed, n_boot=n_boot)
         m.n_pairs = int(name[len("ep_n"):])
@@ -148,7 +195,8 @@ def run(scenario: str, seed: int, variants: list, n_boot: int) -> list:
                      "cov_ci_avg": float(np.concatenate(hits).mean()), "cov_pi_new": float(np.concatenate(hp).mean()),
                      "spread": within_trial_sd(b[ok], trial[ok]), "cpu_seconds": sec,
                      "interaction_sd": float(getattr(m, "interaction_sd_", np.nan)),
-                     "shape_ratio": float(getattr(m, "shape_ratio_", np.nan))})
+                     "shape_ratio": float(getattr(m, "shape_ratio_", np.nan)),
+                     "more_knots": ";".join(sorted(getattr(m, "knots_", {}) or {}))})
         print(f"{scenario} seed {seed} {name}: pehe {rows[-1]['pehe']:.3f} avg {rows[-1]['pehe_avg']:.3f} "
               f"new {rows[-1]['pehe_new']:.3f}", flush=True)
     return rows

@@ -219,6 +219,19 @@ def test_bench_effect_variants_builds_the_named_variants():
         make_variant("ridge", cfg, 1, 0)
 
 
+def test_bench_knots_variant_is_the_effect_model_without_a_knots_choice(data):
+    from benchmarks.bench_effect_variants import _knots_cv
+
+    X, y, _ = data
+    k = _knots_cv(4)(n_boot=0, interaction_sd=2.0).fit(X, y)  # fixed prior SD: no CV, the 4-knot columns dropped
+    plain = EffectModel(n_boot=0, interaction_sd=2.0).fit(X, y)
+    np.testing.assert_allclose(k.theta_, plain.theta_, atol=1e-10)
+    cv = _knots_cv(4)(n_boot=0).fit(X, y)
+    mods = [c for c in cv.to_export()["linear"]["modifier"]["basis"] if c["kind"] == "rcs"]
+    for f in {c["feature"] for c in mods}:  # each feature's spline has 3 or 4 knots, never both
+        assert len({len(c["knots"]) for c in mods if c["feature"] == f}) == 1
+
+
 def test_bench_shape_variant_chooses_a_ratio_by_cv_and_ratio_one_is_the_effect_model(data):
     from benchmarks.bench_effect_variants import SHAPE_RATIOS, _shape_cv
 
