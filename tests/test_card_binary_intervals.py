@@ -1,7 +1,8 @@
 """The model card says plainly, with the measured figures, that recovery's (binary) benefit
 intervals under-cover (issue 23: "or a report that says plainly when it cannot"); the figures are
-those of the committed benchmark (benchmarks/results/learners_i23g_recovery_summary.csv: the selection with
-the effect model deployed when the stack fails the gate; i23r_recovery_one_tau: the average-effect model then)."""
+those of the committed benchmark (benchmarks/results/learners_i23b_recovery_summary.csv: the selection with
+the effect model deployed when the stack fails the gate, stack intervals with the members' disagreement;
+i23r_recovery_one_tau: the average-effect model then)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_a_model_with_a_recovery_task_says_its_intervals_are_too_narrow(card):
 
 
 def test_the_card_quotes_the_benchmark_it_cites():
-    s = pd.read_csv(ROOT / "benchmarks" / "results" / "learners_i23g_recovery_summary.csv")
+    s = pd.read_csv(ROOT / "benchmarks" / "results" / "learners_i23b_recovery_summary.csv")
     sel = s[s["learner"] == "selected"].set_index("scenario")
     before = pd.read_csv(ROOT / "benchmarks" / "results" / "learners_i23r_recovery_one_tau_summary.csv")
     old = before[before["learner"] == "selected"].set_index("scenario").loc["hayden2020"]

@@ -111,8 +111,8 @@ PACKAGE_LIMITATIONS = [
 BINARY_INTERVALS = (
     "Recovery (binary) benefit intervals are too narrow, and this package cannot yet make them honest. On "
     "simulated data with known truth (2 seeds per design) the 95% CI of the benefit covered the patient's "
-    "benefit in an average trial for 78% of patients and the 95% prediction interval the benefit in a new "
-    "trial for 79% where effect modification is strong; on the default design 87% and 86%. (There the "
+    "benefit in an average trial for 80% of patients and the 95% prediction interval the benefit in a new "
+    "trial for 81% where effect modification is strong; on the default design 87% and 86%. (There the "
     "stack does not beat the average effect and the CV-shrunk effect model is deployed; the average-effect "
     "model, deployed in that case until session 9, covered 49% and 60%.) They are honest about what they "
     "measure, the "
