@@ -11,7 +11,8 @@ average-trial truth (``cov_ci_avg``), 95% new-setting PI coverage of the new tri
 Variants (``--variants``): ``effect_model`` / ``effect_adaptive`` (as the default ``train`` makes
 them), ``em_k4`` / ``em_k5`` (the effect model with 4 / 5-knot modifier splines), ``em_fine`` (the common
 prior SD's CV grid in sqrt(2) steps), ``em_shape`` (spline columns' prior SD = r x the linear ones', (s, r)
-by the same CV), ``effect_pairs`` / ``ep_n<k>`` (screened modifier pairs, k kept instead of 3), ``em_kcv<k>`` (each continuous
+by the same CV), ``effect_pairs`` / ``ep_n<k>`` (screened modifier pairs, k kept instead of 3) / ``ep_f<k>`` (k CV folds
+instead of 5), ``em_kcv<k>`` (each continuous
 modifier's spline 3 or k knots, chosen feature by feature by the CV), ``ard_<scale>_<g><k>``
 (``training.learners.ard``: scale ``ml2``, ``cv`` or ``hier``, groups ``f`` feature / ``s`` shape, k knots,
 optionally ``_<hyper_sd>``), e.g. ``ard_ml2_f4``, ``ard_hier_f3_0.5``.
@@ -129,6 +130,9 @@ def make_variant(name: str, cfg, seed: int, n_boot: int):
     if name.startswith("em_kcv"):  # per-feature 3 or k knots (em_kcv4, em_kcv5) by the CV
         m = make_learner("effect_model", "continuous", cfg, seed, n_boot=n_boot)
         return _knots_cv(int(name[len("em_kcv"):]))(**m.get_params())
+    if name.startswith("ep_f"):  # effect_pairs with k trial-grouped CV folds (default 5) for its SDs and pair screens
+        m = make_learner("effect_pairs", "continuous", cfg, seed, n_boot=n_boot)
+        return m.set_params(n_folds=int(name[len("ep_f"):]))
     if name.startswith("ep_n"):  # effect_pairs keeping the n best-screened pairs (default 3)
         m = make_learner("effect_pairs", "continuous", cfg, seed, n_boot=n_boot)
         m.n_pairs = int(name[len("ep_n"):])
