@@ -13,7 +13,8 @@ bootstrap — and per participant the allowance max(0, v_ref - v_own) of the dra
 risk-difference scale, added to the CI's and the PI's variance. Point predictions unchanged. Three
 references (their prior SD of the standardised interactions): by the effect model's CV on its default
 grid (in points, for 0-100 outcomes), by CV on a probability-scale grid, and fixed at the logistic fit's
-CV-chosen SD x ybar(1 - ybar).
+CV-chosen SD x ybar(1 - ybar); and a structural one: the continuous pain and function effect models
+mapped through recovery's definition per conditional draw (``_structural_var``).
 
 Per scenario and seed (the data of bench_learners: ``load_task``, short-term global recovery), for the
 binary effect model as ``train`` fits it (100 bootstrap replicates): RMS error against the
@@ -50,6 +51,43 @@ def _draw_var(m, X):
     return missing_variance(exp, feature_matrix(exp["features"], X))
 
 
+def _structural_var(own, pain, func, X, cfg) -> dict:
+    """Per comparator and row, the variance over the recovery model's conditional draws of the
+    missing features of the benefit that recovery's own definition gives from the continuous pain and
+    function effect models: per arm P(pain recovered) = P(follow-up <= b - max(r b, m)) with the
+    model's expected follow-up and residual SD (normal), likewise function, and P(recovered) =
+    1 - (1 - P_pain)(1 - P_function) (``combine: any``; the two independent given the inputs)."""
+    from scipy.stats import norm
+
+    from predict.evaluate import expected
+    from predict.features import feature_matrix
+    from predict.learner_model import as_learner
+    from predict.uncertainty import _draw_var, missing_draws
+
+    L = as_learner(own.to_export())
+    F = feature_matrix(own.export_["features"], X)
+    names = list(own.export_["features"]["names"])
+    out = {c: np.zeros(F.shape[0]) for c in L.comparators}
+    rows, flat, M, n = missing_draws(L, F)
+    if flat is None or M < 2:
+        return out
+    probs = {}
+    for o, m in (("pain", pain), ("function", func)):
+        assert list(m.export_["features"]["names"]) == names
+        Lo = as_learner(m.to_export())
+        ex = expected(Lo, flat, flat)
+        sd = float(np.sqrt(m.export_["meta"]["sigma2"]))
+        b = flat[:, names.index(f"baseline_{o}")]
+        cut = b - np.maximum(cfg.recovery_relative * b, cfg.outcomes[o].recovery_min_points)
+        probs[o] = {k: norm.cdf((cut - v) / sd) for k, v in ex.items()}
+    for c in L.comparators:
+        def p_rec(k):
+            return 1 - (1 - probs["pain"][k]) * (1 - probs["function"][k])
+
+        out[c][rows] = _draw_var(p_rec("__active__") - p_rec(c), M, n)
+    return out
+
+
 def run(scenario: str, seed: int) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
@@ -81,6 +119,14 @@ def run(scenario: str, seed: int) -> list[dict]:
                 .set_params(interaction_sd=sd_logit * w)}
         refs = {k: m.fit(X, y) for k, m in refs.items()}
         ref_sd = {k: float(m.export_["meta"]["interaction_sd"]) for k, m in refs.items()}
+        # the structural reference: the continuous pain and function effect models (same seed's data, same
+        # window, default CV, no bootstrap) through recovery's definition
+        cont = {}
+        for o in ("pain", "function"):
+            odf = load_task(scenario, seed, o, "short")[0]
+            cont[o] = make_learner("effect_model", "continuous", cfg, seed, n_boot=0).fit(
+                odf[["trial", "treatment"] + feats], odf["value"].to_numpy(float))
+        STRUCT = "+ allowance (ref: pain & function models through the recovery rule)"
         print(f"{scenario} seed {seed}: fitted in {time.time() - t0:.0f} s", flush=True)
         for what, data, tr, XX in (("fitted", df, truth, X), ("new", ndf, ntruth, NX)):
             cls = data["treatment"].astype(str).to_numpy()
@@ -92,6 +138,7 @@ def run(scenario: str, seed: int) -> list[dict]:
             p = own.predict_interval(XX)
             v_own = _draw_var(own, XX)
             v_refs = {k: _draw_var(m, XX) for k, m in refs.items()}
+            v_refs[STRUCT] = _structural_var(own, cont["pain"], cont["function"], XX, cfg)
             for i, c in enumerate(comps):
                 if c not in own.comparators_ or f"benefit_vs_{c}_ci_low" not in p:
                     continue
@@ -101,7 +148,7 @@ def run(scenario: str, seed: int) -> list[dict]:
                 se = (p[f"benefit_vs_{c}_ci_high"].to_numpy()[msk] - p[f"benefit_vs_{c}_ci_low"].to_numpy()[msk]) / (2 * Z)
                 sp = (p[f"benefit_vs_{c}_pi_high"].to_numpy()[msk] - p[f"benefit_vs_{c}_pi_low"].to_numpy()[msk]) / (2 * Z)
                 target = tc - recols[c][msk] if what == "fitted" else tc  # CI: average trial; PI: the new trial
-                variants = ["as deployed"] + list(refs)
+                variants = ["as deployed"] + list(refs) + [STRUCT]
                 for variant in variants:
                     if variant == variants[0]:
                         v_ref, allow = np.zeros(msk.sum()), np.zeros(msk.sum())
