@@ -4,9 +4,12 @@ For one scenario x seed: fit the named learners as ``train`` does (``training.tr
 bootstrap sizes as ``bench_learners``), predict with intervals on the training participants of
 comparator trials and, against the simulator's average-trial truth (``bench_learners.load_task``),
 write per participant x comparator class: prediction, truth, SE (from the CI), the standardised error
-z = (prediction - truth) / SE, the features and whether any input is missing. ``--report`` then
-summarises coverage, mean z (bias) and SD of z (variance) overall and by decile of chosen features /
-of the prediction / by trial, over the given CSVs. Diagnosis only (issue 23, i23k).
+z = (prediction - truth) / SE, the features and whether any input is missing. For linear learners also
+``coef_term``: tr(S V), what their coefficients' uncertainty adds to the expected variance of the
+benefit over the draws of the patient's missing inputs (``training.learners.missing_allowance.
+coefficient_draw_variance``; not in the served SE), and ``hit_post``: coverage with it added.
+``--report`` then summarises coverage, mean z (bias) and SD of z (variance) overall and by quintile of
+chosen features / of the prediction / by trial, over the given CSVs. Diagnosis only (issue 23, i23k).
 
 Usage::
 
@@ -33,6 +36,8 @@ def per_participant(scenario: str, seed: int, learners: list, n_boot_lin: int = 
     from threadpoolctl import threadpool_limits
 
     from benchmarks.bench_learners import load_task
+    from predict.features import feature_matrix
+    from training.learners.missing_allowance import coefficient_draw_variance
     from training.learners.stacking import comparator_mix
     from training.train import make_learner
 
@@ -54,6 +59,9 @@ def per_participant(scenario: str, seed: int, learners: list, n_boot_lin: int = 
         for name in learners:
             m = make_learner(name, otype, cfg, seed, boot_trees=n_boot_tree, boot_linear=n_boot_lin).fit(X, y)
             p = m.predict_interval(X)
+            exp = m.to_export()
+            coef = (coefficient_draw_variance(exp, feature_matrix(exp["features"], X)) if "linear" in exp
+                    and exp.get("interval", {}).get("method") == "delta" else np.zeros(len(X)))
             for i, c in enumerate(comps):
                 msk = ok & (W[:, i] > 0)
                 if f"benefit_vs_{c}_se" not in p or not msk.any():
@@ -65,19 +73,22 @@ def per_participant(scenario: str, seed: int, learners: list, n_boot_lin: int = 
                 out.append(pd.DataFrame({"scenario": scenario, "seed": seed, "learner": name, "comparator": c,
                                          "trial": trial[msk], "pred": b, "truth": ta, "se": se,
                                          "hit": (ta >= lo) & (ta <= hi), "z": (b - ta) / np.where(se > 0, se, np.nan),
+                                         "coef_term": coef[msk],
+                                         "hit_post": np.abs(b - ta) <= 1.959963984540054 * np.sqrt(se ** 2 + coef[msk]),
                                          "any_missing": miss[msk]}).join(df.loc[msk, feats].reset_index(drop=True)))
     return pd.concat(out, ignore_index=True)
 
 
 def summary(d: pd.DataFrame, by: str | None = None, q: int = 5) -> pd.DataFrame:
     """Coverage, mean z (bias in SE units), SD z, mean SE and RMSE per learner (x group)."""
-    keys = ["learner"]
+    keys = ["scenario", "learner"]
     if by is not None:
         d = d.assign(group=pd.qcut(d[by], q, duplicates="drop") if d[by].dtype.kind == "f" and d[by].nunique() > q
                      else d[by])
         keys.append("group")
     g = d.groupby(keys, observed=True)
-    return pd.DataFrame({"n": g.size(), "coverage": g["hit"].mean(), "mean_z": g["z"].mean(), "sd_z": g["z"].std(),
+    return pd.DataFrame({"n": g.size(), "coverage": g["hit"].mean(), "coverage_post": g["hit_post"].mean(),
+                         "mean_z": g["z"].mean(), "sd_z": g["z"].std(), "mean_coef_term": g["coef_term"].mean(),
                          "mean_se": g["se"].mean(), "rmse": g.apply(lambda x: np.sqrt(np.mean((x.pred - x.truth) ** 2))),
                          "mean_err": g.apply(lambda x: np.mean(x.pred - x.truth))}).round(3)
 
@@ -87,19 +98,26 @@ def main(argv=None):
     ap.add_argument("--scenario", default="curvilinear")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--learners", nargs="*", default=["effect_model", "x_learner", "dr_learner"])
+    ap.add_argument("--n-boot-trees", type=int, default=10)
     ap.add_argument("--out", default=None)
     ap.add_argument("--report", nargs="*", default=None, help="CSV files written by this script: summarise them")
     ap.add_argument("--by", nargs="*", default=["pred", "baseline_pain", "episode_months", "any_missing"])
+    ap.add_argument("--summary-out", default=None, help="with --report: write the tables to this CSV")
     a = ap.parse_args(argv)
     if a.report:
         d = pd.concat([pd.read_csv(f) for f in a.report], ignore_index=True)
-        with pd.option_context("display.width", 200, "display.max_rows", 500):
-            print(summary(d))
-            for b in a.by:
-                print(f"\n-- by {b}")
-                print(summary(d, b))
+        tables = [summary(d).reset_index().assign(by="all")]
+        tables += [summary(d, b).reset_index().assign(by=b) for b in a.by]
+        with pd.option_context("display.width", 250, "display.max_rows", 500, "display.max_columns", 20):
+            for t in tables:
+                print(f"\n-- by {t['by'].iloc[0]}")
+                print(t.drop(columns="by").to_string(index=False))
+        if a.summary_out:
+            out = pd.concat(tables, ignore_index=True)
+            out["group"] = out["group"].astype(str) if "group" in out else ""
+            out.to_csv(a.summary_out, index=False)
         return
-    d = per_participant(a.scenario, a.seed, a.learners)
+    d = per_participant(a.scenario, a.seed, a.learners, n_boot_tree=a.n_boot_trees)
     d.to_csv(a.out or f"diag_ci_{a.scenario}_{a.seed}.csv", index=False)
     with pd.option_context("display.width", 200):
         print(summary(d))
