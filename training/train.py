@@ -23,6 +23,7 @@ Run folder::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearn
 from training.learners.risk_model import RiskModel
 from training.selection import deployed_without_selection, learners_for, select_model, selectable
 from training.train_plots import plots_and_subgroups
+from training.train_network import NetworkStage
 from training.train_report import write_iecv, write_report
 from training.train_warnings import separable_trials
 
@@ -68,6 +70,9 @@ class TrainSettings:
     network: bool = True  # also fit the one-stage IPD network model per continuous task (docs/network.md)
     network_method: str = "ipd"  # "ml-nmr": Bayesian ML-NMR of the IPD + network_aggregate (docs/network.md)
     network_aggregate: str | None = None  # aggregate arm CSV for ML-NMR ("default": the simulator's physio set)
+    # with workers > 1: the network stage in a spawned process of its own, started before the IECV folds and final
+    # fits and collected after them (training.train_network); same files either way
+    network_concurrent: bool = True
     gate_z: float | None = 1.645  # keep a stack only if its cross-validated held-out gain over the average-effect
     # model exceeds gate_z trial-clustered SEs (training.learners.stack_gate); None: no gate
     # tasks without IECV selection deploy the effect model: the tree learners (T/X/DR, ~half the training
@@ -169,7 +174,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
     task_rows, support_rows, selected, iecv_res, pooled_all, timings = [], [], {}, {}, [], {}
     deployed_iecv: dict = {}  # task -> IECV of the learner deployed without selection (iecv_deployed_elsewhere)
     jobs, task_info, task_xy, plans = [], {}, {}, {}  # plans: (task, "all" | "deployed") -> IECV plan
-    with threadpool_limits(1):
+    with threadpool_limits(1), contextlib.ExitStack() as stack:
         for outcome, fu, df in _tasks(analysis, cfg, task_rows):
             task = f"{outcome}__{fu}"
             otype = outcome_type_of(outcome, cfg)
@@ -210,6 +215,16 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 jobs.append((task, otype, group, X, y))
         say(f"IECV folds and final fits: {sum(len(p['hold']) for p in plans.values())} folds and {len(jobs)} "
             f"fit jobs on {s.workers} worker(s)")
+        network = None
+        if s.network:  # it reads only the tasks' data: started first, it runs beside the folds and fits
+            net_tasks = [(o, fu, otype, task_frame(analysis, o, fu)) for t, (o, fu, otype, _r, _res) in task_info.items()]
+            concurrent = s.network_concurrent and s.workers > 1
+            if concurrent:
+                say(f"network stage ({s.network_method}): {len(net_tasks)} task(s) in a separate process, beside "
+                    "the IECV folds and final fits")
+            network = NetworkStage(concurrent, out, analysis, net_tasks, feature_spec_from_config(cfg),
+                                   s.network_method, s.network_aggregate, s.seed)
+            stack.callback(network.close)  # a run failing before it collects the stage stops its process
         t_fit = time.time()
         fold_outs, fold_secs, fitted_all = _run_all(plans, jobs, cfg, s, progress)
         fit_seconds = time.time() - t_fit
@@ -268,19 +283,14 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             pd.concat(sg_parts, ignore_index=True).to_csv(out / "subgroup_performance.csv", index=False)
         timings["iecv_and_final_fits_wall_s"] = round(fit_seconds, 1)
         network_status = None
-        if s.network:
-            from training.network.benefit_model import write_run_network
-
-            t_net = time.time()
-            net_tasks = [(o, fu, otype, task_frame(analysis, o, fu)) for t, (o, fu, otype, _r, _res) in task_info.items()]
-            agg = None
-            if s.network_method == "ml-nmr" and s.network_aggregate:
-                from training.simulate.network import default_aggregate
-
-                agg = default_aggregate() if s.network_aggregate == "default" else pd.read_csv(s.network_aggregate)
-            network_status = write_run_network(out, analysis, net_tasks, feature_spec_from_config(cfg), log=say,
-                                               method=s.network_method, aggregate=agg, seed=s.seed)
-            timings["network_s"] = round(time.time() - t_net, 2)
+        if network is not None:
+            t_wait = time.time()
+            network_status, lines, net_s = network.result()
+            for ln in lines:
+                say(ln)
+            timings["network_s"] = round(net_s, 2)
+            if network.concurrent:  # how long the run waited for it after everything else was done
+                timings["network_wait_s"] = round(time.time() - t_wait, 2)
     tasks = pd.DataFrame(task_rows)
     tasks.to_csv(out / "tasks.csv", index=False)
     pd.DataFrame(support_rows).to_csv(out / "class_support.csv", index=False)
