@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from serving.logs import LOGGER, request_id_of, route_template
+from serving.requirements import raw_problems
 from serving.scoring import SCORING_ENDPOINTS, ScoringRefused
 
 log = logging.getLogger(LOGGER)
@@ -61,7 +62,12 @@ def _item(err: dict, hints: dict[str, str], max_batch: int) -> dict:
 
 
 def validation_body(errors: Sequence[dict], hints: dict[str, str], max_batch: int) -> dict:
-    items = [_item(e, hints, max_batch) for e in errors]
+    return items_body([_item(e, hints, max_batch) for e in errors])
+
+
+def items_body(items: list[dict]) -> dict:
+    """``{"message": "<n> invalid fields: ...", "detail": items}`` for error items in the format above
+    (also the requirement problems of :mod:`serving.requirements`)."""
     names = list(dict.fromkeys(i["field"] for i in items))
     shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
     return {"message": f"{len(names)} invalid field{'s' if len(names) != 1 else ''}: {shown}", "detail": items}
@@ -79,7 +85,14 @@ def _count_invalid(request: Request, n_errors: int, error_type: str) -> None:
 
 
 async def request_validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    body = validation_body(exc.errors(), request.app.state.models.hints, request.app.state.settings.max_batch)
+    models = request.app.state.models
+    body = validation_body(exc.errors(), models.hints, request.app.state.settings.max_batch)
+    if route_template(request.scope) in SCORING_ENDPOINTS and models.needs is not None:
+        # the baselines the outcomes requested need, checked on the body as sent: every problem at once
+        named = {i["field"] for i in body["detail"]}
+        extra = [i for i in raw_problems(models.needs, exc.body) if i["field"] not in named]
+        if extra:
+            body = items_body(body["detail"] + extra)
     _count_invalid(request, len(body["detail"]), "RequestValidationError")
     return JSONResponse(status_code=422, content=body)
 

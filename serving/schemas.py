@@ -1,13 +1,16 @@
 """Request and response models, generated from the loaded model's feature schema.
 
-Every covariate becomes an optional field (absent or ``null`` = missing, handled by the model);
-the baseline inputs are required. Validation is strict, so nothing is silently coerced:
+Every covariate and every baseline becomes an optional field (absent or ``null`` = missing, handled
+by the model). Which baselines a request needs depends on the outcomes it asks for (a continuous
+outcome its own baseline, recovery at least one of its definition's): that is checked per request
+through ``Scorer.requirement`` (:mod:`serving.requirements`), and each baseline's description says
+which outcomes need it. Validation is strict, so nothing is silently coerced:
 
 * continuous: a JSON number (an integer is fine) inside the covariate's plausible range;
   strings such as ``"62"``, booleans, NaN and infinities are refused;
 * binary: the integer ``0`` or ``1``; ``true``/``false``, ``1.0`` and ``"yes"`` are refused;
 * categorical: exactly one of the category strings (case-sensitive);
-* baselines: a number from 0 to 100 (higher = worse), required;
+* baselines: a number from 0 to 100 (higher = worse), required by the outcomes that need them;
 * unknown fields are refused and named (``extra="forbid"``).
 
 Units, ranges, enumerations, labels and examples appear in the OpenAPI document.
@@ -22,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from predict.schema import CovariateSpec
 from serving.interface import BASELINE_RANGE, ScorerLike, is_synthetic, to_jsonable
+from serving.requirements import OutcomeNeeds
 
 SYNTHETIC_WARNING = (
     "This model was trained on synthetic (simulated) data. Its predictions only demonstrate the "
@@ -98,14 +102,32 @@ def _covariate_field(spec: CovariateSpec) -> tuple[Any, Any]:
     return (inner | None, info)
 
 
-def _baseline_field(name: str) -> tuple[Any, Any]:
+def baseline_hint(name: str, needs: OutcomeNeeds) -> str:
+    """What a baseline accepts and which outcomes need it, in words (422 bodies, OpenAPI)."""
+    lo, hi = BASELINE_RANGE
+    return f"a number from {_fmt(lo)} to {_fmt(hi)}; {needs.needed_by(name)}"
+
+
+def _baseline_field(name: str, needs: OutcomeNeeds) -> tuple[Any, Any]:
     lo, hi = BASELINE_RANGE
     label = BASELINE_LABELS.get(name, f"{name.replace('_', ' ').capitalize()} (0-100, higher = worse)")
     inner = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=lo, le=hi)]
-    info = Field(..., alias=name, title=label,
-                 description=f"{label}. Required: a number from {_fmt(lo)} to {_fmt(hi)}.",
-                 examples=[BASELINE_EXAMPLES.get(name, 50.0)], json_schema_extra={"x-unit": "0-100 points"})
-    return (inner, info)
+    needed_by = [o for o, r in needs.by_outcome.items() if name in r.names]
+    info = Field(default=None, alias=name, title=label,
+                 description=f"{label}. Accepts {baseline_hint(name, needs)}.",
+                 examples=[BASELINE_EXAMPLES.get(name, 50.0)],
+                 json_schema_extra={"x-unit": "0-100 points", "x-needed-by": needed_by})
+    return (inner | None, info)
+
+
+def needs_summary(needs: OutcomeNeeds) -> str:
+    """Which baselines each outcome needs, in words (``pain needs baseline_pain; ...``)."""
+    parts = []
+    for o, r in needs.by_outcome.items():
+        need = [b for b in needs.baselines if b in r.all_of]
+        need += ["at least one of " + " or ".join(b for b in needs.baselines if b in g) for _, g in r.any_of]
+        parts.append(f"{o} needs {' and '.join(need) if need else 'no baseline'}")
+    return "; ".join(parts)
 
 
 @dataclass
@@ -119,6 +141,8 @@ class RequestModels:
     batch_response: type[BaseModel]
     model_info: type[BaseModel]
     hints: dict[str, str] = field(default_factory=dict)
+    needs: OutcomeNeeds | None = None
+    """Which baselines each outcome needs (from ``Scorer.requirement``)."""
     example_patient: dict[str, Any] = field(default_factory=dict)
     response_examples: dict[str, Any] = field(default_factory=dict)
     """Real responses to the request examples, by schema name (null values kept: FastAPI drops
@@ -142,9 +166,10 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
     example: dict[str, Any] = {}
     # Internal field names are positional (f0, f1, ...): the public names are aliases, so a covariate
     # may be called anything the feature schema allows without clashing with BaseModel attributes.
+    needs = OutcomeNeeds.of(scorer)
     for i, name in enumerate(scorer.baselines):
-        fields[f"b{i}"] = _baseline_field(name)
-        hints[name] = "a number from 0 to 100 (required)"
+        fields[f"b{i}"] = _baseline_field(name, needs)
+        hints[name] = baseline_hint(name, needs)
         example[name] = BASELINE_EXAMPLES.get(name, 50.0)
     for i, spec in enumerate(scorer.schema.covariates):
         fields[f"f{i}"] = _covariate_field(spec)
@@ -155,8 +180,10 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         "Patient",
         __config__=ConfigDict(extra="forbid", populate_by_name=False,
                               json_schema_extra={"examples": [example]}),
-        __doc__=("One patient's baseline values. Baselines are required; every covariate is optional "
-                 "(absent or null = unknown, handled by the model as its card describes)."),
+        __doc__=("One patient's baseline values. Every field is optional (absent or null = unknown, handled by the "
+                 "model as its card describes), except that each outcome requested needs its baselines: "
+                 + needs_summary(needs) + ". A request lacking them is refused (422) naming each missing baseline "
+                 "and the outcomes that need it; in a batch only that patient is left unscored."),
         **fields,
     )
 
@@ -227,8 +254,12 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         "BatchScoreResponse", __config__=ConfigDict(json_schema_extra={"examples": [many]} if result else None),
         model_id=(str, ...), comparator=(str, ...),
         synthetic_data_warning=(str | None, warn_field),
-        results=(list[dict[str, Any]], Field(..., description="One result per patient, in request order. "
-                                             + result_doc)),
+        results=(list[dict[str, Any] | None], Field(..., description="One result per patient, in request order "
+                                                    "(null for a patient left unscored, see not_scored). " + result_doc)),
+        not_scored=(dict[str, Any] | None, Field(default=None, description=(
+            "Present when some patients were left unscored because they lack a baseline the outcomes requested "
+            "need: 'count', and 'message' and 'detail' as in a 422 body (each item names the field, its "
+            "patient_index and the outcomes that need it). Their results are null."))),
     )
     model_info = create_model(
         "ModelInfo",
@@ -252,4 +283,5 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         card=(dict[str, Any], Field(..., description="The model card as JSON.")),
     )
     examples = {"ScoreResponse": one, "BatchScoreResponse": many} if results else {}
-    return RequestModels(patient, score, batch, score_response, batch_response, model_info, hints, example, examples)
+    return RequestModels(patient, score, batch, score_response, batch_response, model_info, hints, needs, example,
+                         examples)

@@ -64,6 +64,9 @@ class Telemetry:
                               ("endpoint", "comparator"), **reg)
         self.score_requests = Counter("lbp_score_requests", "Scoring requests by endpoint and result "
                                       "(ok, invalid, error).", ("endpoint", "result"), **reg)
+        self.not_scored = Counter("lbp_patients_not_scored", "Patients of a batch left unscored, by endpoint and "
+                                  "reason (missing_baseline: the outcomes requested need a baseline not given).",
+                                  ("endpoint", "reason"), **reg)
         self.batch_size = Histogram("lbp_score_batch_size", "Patients per batch request.", buckets=BATCH_BUCKETS,
                                     **reg)
         # Ready only when every live worker is (livemin); model_info is 1 in each worker (livemax).
@@ -103,6 +106,11 @@ class Telemetry:
         if child is None:
             child = self._scored_children[key] = self.scored.labels(*key)
         child.inc(n)
+
+    def count_not_scored(self, endpoint: str, reason: str, n: int) -> None:
+        """``n`` patients of a batch left unscored: ``lbp_patients_not_scored_total{endpoint,reason}``."""
+        if n:
+            self.not_scored.labels(endpoint, reason).inc(n)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this app (of every worker, in multiprocess mode)."""

@@ -175,7 +175,9 @@ def test_all_bad_fields_are_named_at_once():
     assert bad_fields(r) == {"patient.baseline_pain", "patient.baseline_function", "patient.age",
                              "patient.female", "patient.shoe_size", "comparator", "outcomes", "extra"}
     by_field = {d["field"]: d for d in r.json()["detail"]}
-    assert by_field["patient.baseline_function"]["msg"] == "required field is missing"
+    # the requirement of the outcomes requested (here every outcome: the double requires every baseline)
+    assert by_field["patient.baseline_function"]["msg"].startswith("required field is missing: needed to predict")
+    assert by_field["patient.baseline_function"]["type"] == "missing"
     assert "18 to 100 years" in by_field["patient.age"]["expected"]
     assert "usual_care" in by_field["comparator"]["msg"]
     assert by_field["patient.shoe_size"]["type"] == "extra_forbidden"
@@ -537,8 +539,12 @@ def test_openapi_shows_units_ranges_enums_and_examples():
     assert female["enum"] == [0, 1] and props["female"]["x-reference"] == "0 = male"
     site = next(a for a in props["pain_site"]["anyOf"] if a.get("type") == "string")
     assert site["enum"] == ["back_only", "back_and_leg"]
-    assert props["baseline_pain"]["minimum"] == 0 and props["baseline_pain"]["maximum"] == 100
-    assert set(schemas["Patient"]["required"]) == {"baseline_pain", "baseline_function"}
+    bp = next(a for a in props["baseline_pain"]["anyOf"] if a.get("type") == "number")
+    assert bp["minimum"] == 0 and bp["maximum"] == 100
+    # baselines are optional fields; which outcomes need each is said in words and in x-needed-by
+    assert "required" not in schemas["Patient"]
+    assert props["baseline_pain"]["x-needed-by"] == ["pain", "function", "global_recovery"]
+    assert "required to predict pain, function, global_recovery" in props["baseline_pain"]["description"]
     assert schemas["Patient"]["additionalProperties"] is False
     req = schemas["ScoreRequest"]
     assert req["properties"]["comparator"]["enum"] == ["no_treatment", "usual_care", "other_conservative"]
