@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict.evaluate import expected
+from predict.evaluate import expected, linear_spread
 from predict.reference import task_scores
 from predict.impute import impute_mean
 from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
@@ -84,7 +84,7 @@ def binary_member_se(exp: Learner | dict, F: np.ndarray, comparator: str):
         U = varmodel_design(L, F, Fimp)
         vm = L.interval.arm_varmodel
         return tuple(np.sqrt(np.exp(U @ vm[k])) for k in ("__active__", comparator))
-    eta, grad = linear_parts(L.linear, list(L.comparators), Fimp)
+    eta, grad = linear_parts(L.linear, list(L.comparators), Fimp, linear_spread(L, F))
     V = L.interval.theta_cov
     out = []
     for k in ("__active__", comparator):
@@ -133,7 +133,7 @@ def binary_parts(exp: dict, F: np.ndarray, comparator: str):
     if not _logit_scale_se(L):  # a stack or a tree learner (a stack of one)
         return stack_binary_parts(L, F, comparator)
     Fimp = impute_mean(L.imputer, F)
-    eta, grad = linear_parts(L.linear, list(L.comparators), Fimp)
+    eta, grad = linear_parts(L.linear, list(L.comparators), Fimp, linear_spread(L, F))
     V = L.interval.theta_cov
     _, va, vc = arm_missing_variance(L, F, comparator)
     out = []

@@ -5,13 +5,15 @@ is held equal to it by tests).
 For a patient with covariates x: the expected outcome under each class in an *average* trial
 (trial effects at their weighted mean) and the benefit of the active class vs each comparator,
 positive = active better: continuous E[Y|c,x] - E[Y|active,x]; binary P(Y=1|active,x) - P(Y=1|c,x).
-Linear parts see the conditional-mean imputation ``Fimp``; trees see ``F`` with NaN (their native
-missing-value rule) or ``Fimp`` (``tree_missing`` = ``impute``).
+Linear parts see the conditional-mean imputation ``Fimp`` (those exported with ``missing`` =
+"expected": the expected basis E[B(X) | observed], :func:`linear_spread`); trees see ``F`` with NaN
+(their native missing-value rule) or ``Fimp`` (``tree_missing`` = ``impute``).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from predict.expected_basis import Spread, cond_spread
 from predict.impute import impute_mean
 from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
 from predict.linear import block_matrix, linear_eta, theta_split
@@ -28,15 +30,21 @@ def expected(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray, active_only: 
     return _EXPECTED[type(L)](L, F, Fimp, active_only)
 
 
+def linear_spread(L: LinearLearner, F: np.ndarray) -> Spread | None:
+    """The conditional distribution of the missing inputs of F's rows (:func:`predict.expected_basis.cond_spread`)
+    if the learner's linear part takes the expected basis and something is missing; else None."""
+    return cond_spread(L.imputer, F) if L.linear.expected else None
+
+
 def _expected_linear(L: LinearLearner, F, Fimp, active_only):
-    eta = linear_eta(L.linear, L.comparators, Fimp)
+    eta = linear_eta(L.linear, L.comparators, Fimp, linear_spread(L, F))
     f = mean_fn(L.linear.link)
     return {k: f(v) for k, v in eta.items()}
 
 
 def _expected_t(L: TLearner, F, Fimp, active_only):
     lin = L.linear
-    eta = linear_eta(lin, L.comparators, Fimp)
+    eta = linear_eta(lin, L.comparators, Fimp, linear_spread(L, F))
     Ft = tree_input(L, F, Fimp)
     r1 = raw_score(L, "active", Ft)
     f = mean_fn(lin.link)
@@ -125,7 +133,7 @@ def _benefit_linear(L: LinearLearner, F, Fimp, comparator):
     theta, b0, offs, beta, gamma = theta_split(lin, len(comps))
     b = np.full(F.shape[0], offs[list(comps).index(comparator)])
     if gamma.size:
-        b = b - block_matrix(lin.modifier, Fimp) @ gamma
+        b = b - block_matrix(lin.modifier, Fimp, spread=linear_spread(L, F)) @ gamma
     return b
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from predict.evaluate import point
+from predict.evaluate import linear_spread, point
+from predict.expected_basis import Spread, expect_columns, product_shift
 from predict.features import feature_matrix
 from predict.impute import impute_mean
 from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
@@ -16,24 +17,27 @@ from predict.numeric import expit
 from predict.trees import booster_contrib, tree_input
 
 
-def linear_terms(lin: Linear, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_terms(lin: Linear, F: np.ndarray, spread: Spread | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per feature: the active-arm modifier term (M - center) gamma split by feature, and the
-    prognostic term P beta split by feature: (n, p) each, plus the gamma-part total."""
+    prognostic term P beta split by feature: (n, p) each, plus the gamma-part total. ``spread``:
+    the rows' missing inputs, for a part that takes the expected basis (a missing feature's columns
+    then hold their expectations, and a product's covariance term is split like the product)."""
+    spread = lin.spread_of(spread)
     p = F.shape[1]
     n_prog, n_mod = lin.n_prog, lin.n_mod
     theta = lin.theta
     beta = theta[len(theta) - n_mod - n_prog: len(theta) - n_mod]
     gamma = theta[len(theta) - n_mod:]
-    prog = block_by_feature(lin.prog, F, beta, p, centred=False)
-    mod = block_by_feature(lin.modifier, F, gamma, p, centred=True)
+    prog = block_by_feature(lin.prog, F, beta, p, centred=False, spread=spread)
+    mod = block_by_feature(lin.modifier, F, gamma, p, centred=True, spread=spread)
     return prog, mod, gamma
 
 
-def block_by_feature(block: Block | None, F, coef, p, centred):
+def block_by_feature(block: Block | None, F, coef, p, centred, spread: Spread | None = None):
     out = np.zeros((F.shape[0], p))
     if block is None or len(coef) == 0 or not block.basis:  # no features (a study without covariates)
         return out
-    B = basis_compiled(block.plan, F)
+    B = expect_columns(block.plan, basis_compiled(block.plan, F), F, spread)
     if block.type == "index":
         w = block.beta * coef[0]
         ctr = block.center[0] * coef[0] if centred else 0.0
@@ -53,8 +57,11 @@ def block_by_feature(block: Block | None, F, coef, p, centred):
         # linear columns' terms are measured from): half of the product term each; the term's
         # constant part (its value at the origins minus the centre) stays in the base
         wk = (block.beta * coef[0] if block.type == "index" else np.asarray(coef, float))[plan.x_pos]
-        half = 0.5 * product(F[:, plan.x_feat], F[:, plan.x_feat2], plan.x_origin, plan.x_origin2) \
-            * (wk / plan.scale[plan.x_pos])
+        # (expected basis: the product of the means plus the conditional covariance, split the same way)
+        raw = product(F[:, plan.x_feat], F[:, plan.x_feat2], plan.x_origin, plan.x_origin2)
+        if spread is not None:
+            raw = raw + product_shift(plan, F.shape[0], spread)
+        half = 0.5 * raw * (wk / plan.scale[plan.x_pos])
         for j in range(plan.x_pos.size):
             out[:, plan.x_feat[j]] += half[:, j]
             out[:, plan.x_feat2[j]] += half[:, j]
@@ -94,8 +101,9 @@ def explain(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray, comparator: st
 
 def _explain_linear(L: LinearLearner, F, Fimp, comparator):
     lin = L.linear
-    eta = linear_eta(lin, L.comparators, Fimp)
-    prog, mod, _ = linear_terms(lin, Fimp)
+    sp = linear_spread(L, F)
+    eta = linear_eta(lin, L.comparators, Fimp, sp)
+    prog, mod, _ = linear_terms(lin, Fimp, sp)
     return _explained_arms(L, eta, prog + mod, prog.copy(), comparator)
 
 
@@ -103,8 +111,9 @@ def _explain_t(L: TLearner, F, Fimp, comparator):
     """The linear terms plus each arm's booster's TreeSHAP contributions."""
     p = F.shape[1]
     lin = L.linear
-    eta = linear_eta(lin, L.comparators, Fimp)
-    prog, mod, _ = linear_terms(lin, Fimp)
+    sp = linear_spread(L, F)
+    eta = linear_eta(lin, L.comparators, Fimp, sp)
+    prog, mod, _ = linear_terms(lin, Fimp, sp)
     Ft = tree_input(L, F, Fimp)
     s1 = booster_contrib(L.boosters["active"], Ft)
     s0 = booster_contrib(L.boosters["control"], Ft)

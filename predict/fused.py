@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from predict.expected_basis import NODES, WEIGHTS
 from predict.fused_steps import FASTMATH, LANES, between, combine, draw_value, forest_point, intervals, var, varmodel_se
 from predict.kernels import lgb_step, mask_walk, njit
 
@@ -121,10 +122,32 @@ def _forest_draws(f, xo, XT, M, miss, forests, FD, snode, smask):
         FD[f, d] += common
 
 
+_GH_NODES = np.ascontiguousarray(NODES)  # Gauss-Hermite (predict.expected_basis): compile-time constants
+_GH_WEIGHTS = np.ascontiguousarray(WEIGHTS)
+
+
 @_compiled
-def _block_point(b, x, columns, center, v0, dst):
+def _expected_spline(m, s, lo, hi, tj, t2, t1, r1, r2, inv_norm):
+    """E[rcs(clip(X))] for X ~ N(m, s^2): Gauss-Hermite quadrature on the nodes of predict.expected_basis,
+    each node bounded to [lo, hi] (predict.expected_basis.expect_columns)."""
+    acc = 0.0
+    for q in range(_GH_NODES.size):
+        x = m + s * _GH_NODES[q]
+        if x < lo:
+            x = lo
+        elif x > hi:
+            x = hi
+        acc += ((_cube(x - tj) - _cube(x - t2) * r1 + _cube(x - t1) * r2) * inv_norm) * _GH_WEIGHTS[q]
+    return acc
+
+
+@_compiled
+def _block_point(b, x, columns, center, v0, dst, miss, cm, sd, Sc, lo, hi):
     """Design vector of block b at complete x into dst[:n_design] (centred if the block is), and
-    each column's raw basis value into v0 (the reference for the draws' deltas)."""
+    each column's raw basis value into v0 (the reference for the draws' deltas). A block of the
+    expected basis (block[b, 5] = 1): a missing feature's spline terms and the products with a missing
+    feature take their conditional expectations (cm: unbounded conditional means, sd: their SDs,
+    Sc: the conditional covariance, lo/hi: the imputer's bounds; predict.expected_basis)."""
     block, col_feature, col_kind, knot = columns.block, columns.feature, columns.kind, columns.knot
     knot_penult, knot_last, ratio_last, ratio_penult = (columns.knot_penult, columns.knot_last, columns.ratio_last,
                                                         columns.ratio_penult)
@@ -133,15 +156,23 @@ def _block_point(b, x, columns, center, v0, dst):
     nd = block[b, 2]
     for j in range(nd):
         dst[j] = 0.0
+    expect = block[b, 5] == 1
     for k in range(block[b, 0], block[b, 4]):
-        v = _bval(x[col_feature[k]], col_kind[k], knot[k], knot_penult[k],
-                  knot_last[k], ratio_last[k], ratio_penult[k], inv_norm[k],
-                  level[k])
+        f = col_feature[k]
+        if expect and col_kind[k] == 1 and miss[f] and sd[f] > 0.0:
+            v = _expected_spline(cm[f], sd[f], lo[f], hi[f], knot[k], knot_penult[k], knot_last[k], ratio_last[k],
+                                 ratio_penult[k], inv_norm[k])
+        else:
+            v = _bval(x[f], col_kind[k], knot[k], knot_penult[k],
+                      knot_last[k], ratio_last[k], ratio_penult[k], inv_norm[k],
+                      level[k])
         v0[k] = v
         dst[dest[k]] += design_weight[k] * ((v - loc[k]) * inv_scale[k])
     col_feature2 = columns.feature2
     for k in range(block[b, 4], block[b, 1]):  # products (x_a - o_a)(x_b - o_b), origins in knot, knot_penult
         v = (x[col_feature[k]] - knot[k]) * (x[col_feature2[k]] - knot_penult[k])
+        if expect and miss[col_feature[k]] and miss[col_feature2[k]]:
+            v += Sc[col_feature[k], col_feature2[k]]
         v0[k] = v
         dst[dest[k]] += design_weight[k] * ((v - loc[k]) * inv_scale[k])
     if block[b, 3] >= 0:
@@ -193,7 +224,7 @@ def _quad(Vm, g, K):
 
 
 @_compiled
-def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, forests, max_design_width,
+def run(F, inv, A, N, S, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, forests, max_design_width,
         max_theta, out):
     task_ints, task_floats = tasks.ints, tasks.floats
     leaf_ints, leaf_order, leaf_floats, member_leaf = leaves.ints, leaves.order, leaves.floats, leaves.member
@@ -209,6 +240,7 @@ def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, 
     n_cols = col_feature.shape[0]
     Mmax = N.shape[2]
     cm = np.empty(p)
+    sdv = np.zeros(p)
     fimp = np.empty(p)
     xo = np.empty(p)
     miss = np.zeros(p, np.bool_)
@@ -266,6 +298,11 @@ def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, 
                 elif v > imp_upper[im, j]:
                     v = imp_upper[im, j]
                 fimp[j] = v
+            for j in range(p):
+                s2 = S[k, t, j, j] if miss[j] else 0.0
+                sdv[j] = np.sqrt(s2) if s2 > 0.0 else 0.0
+            Sk = S[k, t]
+            lo_t, hi_t = imp_lower[im], imp_upper[im]
             # --- point predictions and SEs of every leaf this task uses (members and nuisances)
             for q in range(task_ints[t, T_O0], task_ints[t, T_O1]):
                 l = leaf_order[q]
@@ -292,14 +329,14 @@ def run(F, inv, A, N, r0, r1, arms, z, tasks, imputers, leaves, coefs, columns, 
                     Kt = leaf_ints[l, K_K]
                     base = theta[off]
                     if leaf_ints[l, K_PROG] >= 0:
-                        _block_point(leaf_ints[l, K_PROG], fimp, columns, center, v0, Pd)
+                        _block_point(leaf_ints[l, K_PROG], fimp, columns, center, v0, Pd, miss, cm, sdv, Sk, lo_t, hi_t)
                         s = 0.0
                         for j in range(npg):
                             s += Pd[j] * theta[off + 1 + C + j]
                         base += s
                     eta_a = base
                     if leaf_ints[l, K_MOD] >= 0:
-                        _block_point(leaf_ints[l, K_MOD], fimp, columns, center, v0, Md)
+                        _block_point(leaf_ints[l, K_MOD], fimp, columns, center, v0, Md, miss, cm, sdv, Sk, lo_t, hi_t)
                         s = 0.0
                         for j in range(nmd):
                             s += Md[j] * theta[off + Kt - nmd + j]

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from predict.expected_basis import EXPECTED, Spread, expect_columns
 from predict.numeric import frozen_array
 
 
@@ -200,7 +201,10 @@ class Block:
 class Linear:
     """A learner's linear part made ready to score (immutable): link, prognostic and modifier
     blocks, ``theta`` = [intercept, offsets..., beta..., gamma...] and its split for the learner's
-    ``n_classes`` comparators (:func:`theta_split`)."""
+    ``n_classes`` comparators (:func:`theta_split`). ``expected``: its blocks see the expected basis
+    of a patient with missing inputs, E[B(X) | observed] (the export's ``missing`` = "expected",
+    :mod:`predict.expected_basis`), when the caller passes the rows' :class:`Spread`; else (and in
+    artifacts before 2026-12-07) the basis at the conditional mean."""
 
     link: str
     prog: Block
@@ -210,6 +214,7 @@ class Linear:
     n_mod: int
     n_classes: int
     split: tuple
+    expected: bool = False
 
     @classmethod
     def of(cls, lin: "Linear | dict", n_classes: int) -> "Linear":
@@ -218,15 +223,26 @@ class Linear:
         theta = frozen_array(lin["theta"])
         mod = lin.get("modifier")
         n_prog, n_mod = int(lin["n_prog"]), int(lin["n_mod"])
+        missing = lin.get("missing")
+        if missing not in (None, EXPECTED):
+            raise ValueError(f"linear part missing={missing!r} is not known to this version of lbp-benefit (known: "
+                             f"{EXPECTED!r}); the artifact is newer than the scorer or corrupt")
         return cls(lin["link"], Block.of(lin["prog"]), None if mod is None else Block.of(mod), theta, n_prog, n_mod,
-                   n_classes, _theta_split_impl(theta, n_prog, n_mod, n_classes))
+                   n_classes, _theta_split_impl(theta, n_prog, n_mod, n_classes), missing == EXPECTED)
+
+    def spread_of(self, spread: Spread | None) -> Spread | None:
+        """``spread`` if this part uses the expected basis, else None (the conditional-mean basis)."""
+        return spread if self.expected else None
 
 
-def block_matrix(block: Block | dict | None, F: np.ndarray, centred: bool = True) -> np.ndarray:
+def block_matrix(block: Block | dict | None, F: np.ndarray, centred: bool = True,
+                 spread: Spread | None = None) -> np.ndarray:
+    """The block's design at F (the conditional means of missing inputs); with ``spread`` (the rows'
+    conditional distribution) the expected basis E[B(X) | observed] (:mod:`predict.expected_basis`)."""
     if block is None:
         return np.zeros((F.shape[0], 0))
     block = Block.of(block)
-    B = basis_compiled(block.plan, F)
+    B = expect_columns(block.plan, basis_compiled(block.plan, F), F, spread)
     if block.type == "index":
         B = B @ block.beta[:, None]
     if centred:
@@ -234,13 +250,15 @@ def block_matrix(block: Block | dict | None, F: np.ndarray, centred: bool = True
     return B
 
 
-def linear_parts(lin: Linear | dict, comparators: list, F: np.ndarray):
+def linear_parts(lin: Linear | dict, comparators: list, F: np.ndarray, spread: Spread | None = None):
     """Per class, the linear predictor and its gradient in theta:
     eta_c = intercept + offset_c + P beta; eta_active = intercept + P beta + (M - center) gamma.
-    ``lin``: a :class:`Linear` or an export's ``linear`` dict."""
+    ``lin``: a :class:`Linear` or an export's ``linear`` dict; ``spread``: see :func:`block_matrix`
+    (used if the part takes the expected basis)."""
     lin = Linear.of(lin, len(comparators))
-    P = block_matrix(lin.prog, F, centred=False)
-    M = block_matrix(lin.modifier, F)
+    sp = lin.spread_of(spread)
+    P = block_matrix(lin.prog, F, centred=False, spread=sp)
+    M = block_matrix(lin.modifier, F, spread=sp)
     theta = lin.theta
     C = len(comparators)
     n = F.shape[0]
@@ -269,15 +287,16 @@ def _theta_split_impl(theta: np.ndarray, n_prog: int, n_mod: int, C: int):
     return theta, theta[0], theta[1:1 + C], theta[k - n_mod - n_prog: k - n_mod], theta[k - n_mod:]
 
 
-def linear_eta(lin: Linear | dict, comparators: list, F: np.ndarray) -> dict:
+def linear_eta(lin: Linear | dict, comparators: list, F: np.ndarray, spread: Spread | None = None) -> dict:
     """The linear predictors of :func:`linear_parts` without building the design matrices."""
     C = len(comparators)
     lin = Linear.of(lin, C)
     theta, b0, offs, beta, gamma = theta_split(lin, C)
-    P = block_matrix(lin.prog, F, centred=False)
-    M = block_matrix(lin.modifier, F)
+    sp = lin.spread_of(spread)
+    P = block_matrix(lin.prog, F, centred=False, spread=sp)
+    M = block_matrix(lin.modifier, F, spread=sp)
     if P.shape[1] != beta.size or M.shape[1] != gamma.size or theta.size != 1 + C + beta.size + gamma.size:
-        eta, _ = linear_parts(lin, comparators, F)  # unexpected layout: the general form
+        eta, _ = linear_parts(lin, comparators, F, spread)  # unexpected layout: the general form
         return eta
     base = b0 + (P @ beta if beta.size else 0.0)
     if np.ndim(base) == 0:

@@ -20,7 +20,7 @@ import numpy as np
 
 from predict import fused as fz
 from predict import kernels
-from predict.impute import Imputer, pattern_groups, pattern_part
+from predict.impute import Imputer, pattern_groups, pattern_part, pattern_solve
 from predict.learner_model import (BETWEEN_MIXTURE, EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner,
                                    as_learner)
 from predict.linear import Block
@@ -135,7 +135,7 @@ class _Builder:
         self.forest_ids[id(fo)] = fid
         return fid
 
-    def block(self, blk: Block | None, coef: np.ndarray, centred: bool) -> int:
+    def block(self, blk: Block | None, coef: np.ndarray, centred: bool, expected: bool = False) -> int:
         if blk is None:
             if coef.size:
                 raise _Unsupported("coefficients without a block")
@@ -190,7 +190,7 @@ class _Builder:
             coff = self._floats(self.center, "n_center", ctr)
         self.max_design = max(self.max_design, nd)
         n_prod = int(np.sum(np.asarray(cc["kind"]) == 3))  # sorted last: the kernel's product loop
-        self.blocks.append([c0, c0 + ncol, nd, coff, c0 + ncol - n_prod])
+        self.blocks.append([c0, c0 + ncol, nd, coff, c0 + ncol - n_prod, int(expected)])
         return len(self.blocks) - 1
 
     # ------------------------------------------------------------------ learners
@@ -266,8 +266,8 @@ class _Builder:
         rec[fz.K_LINK] = 0 if lin.link == "identity" else 1
         rec[fz.K_K], rec[fz.K_C], rec[fz.K_D] = K, C, 1 + comps.index(comparator)
         rec[fz.K_NPROG], rec[fz.K_NMOD] = n_prog, n_mod
-        rec[fz.K_PROG] = self.block(lin.prog, theta[1 + C:1 + C + n_prog], centred=False)
-        rec[fz.K_MOD] = self.block(lin.modifier, theta[K - n_mod:], centred=True)
+        rec[fz.K_PROG] = self.block(lin.prog, theta[1 + C:1 + C + n_prog], centred=False, expected=lin.expected)
+        rec[fz.K_MOD] = self.block(lin.modifier, theta[K - n_mod:], centred=True, expected=lin.expected)
         rec[fz.K_THETA] = self._floats(self.theta, "n_theta", theta)
         self.max_K = max(self.max_K, K)
         if L.has_trees:  # a T-learner
@@ -289,10 +289,12 @@ class Program:
         self.tables: KernelTables = tables
         self.p = p
         self.M = M
-        self._patterns: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._patterns: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
 
-    def _pattern(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _pattern(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per task, for missing pattern ``m``: the regression A (p, p), the draws' noise N (M, p) and
+        the conditional covariance (p, p; zero where observed) of the missing features."""
         key = m.tobytes()
         hit = self._patterns.get(key)
         if hit is not None:
@@ -300,14 +302,17 @@ class Program:
         T, p, M = len(self.imputers), self.p, self.M
         A = np.zeros((T, p, p))
         N = np.zeros((T, M, p))
+        S = np.zeros((T, p, p))
         if m.any():
             for t, imp in enumerate(self.imputers):
                 A[t], N[t, :imp.z.shape[0]] = pattern_part(imp, m)
+                L = pattern_solve(imp, imp.cov, m)[1]
+                S[t][np.ix_(m, m)] = L @ L.T
         with self._lock:
             if len(self._patterns) >= PATTERN_CACHE:
                 self._patterns.clear()
-            self._patterns[key] = (A, N)
-        return A, N
+            self._patterns[key] = (A, N, S)
+        return A, N, S
 
     def run(self, F: np.ndarray, groups=None, arms: bool = False, threads: int | None = None,
             z: float = 1.959963984540054) -> np.ndarray:
@@ -324,15 +329,16 @@ class Program:
         parts = [self._pattern(m) for m in keys]
         A = np.stack([q[0] for q in parts])
         N = np.stack([q[1] for q in parts])
+        S = np.stack([q[2] for q in parts])
         inv = np.ascontiguousarray(inv, dtype=np.int64)
         args = (*self.tables, out)
         k = default_threads() if threads is None else max(1, int(threads))
         if k == 1 or n < PARALLEL_MIN_ROWS:
-            fz.run(F, inv, A, N, 0, n, arms, float(z), *args)
+            fz.run(F, inv, A, N, S, 0, n, arms, float(z), *args)
             return out
         bounds = np.linspace(0, n, k + 1).astype(int)
         ex = pool(k)
-        futs = [ex.submit(fz.run, F, inv, A, N, int(bounds[j]), int(bounds[j + 1]), arms, float(z), *args)
+        futs = [ex.submit(fz.run, F, inv, A, N, S, int(bounds[j]), int(bounds[j + 1]), arms, float(z), *args)
                 for j in range(k)]
         for f in futs:
             f.result()
@@ -359,7 +365,8 @@ def warm_up() -> bool:
     if not kernels.AVAILABLE or not kernels.ready():
         return False
     empty = Program([], [], pack_tables(_Builder(1), 1, [], [], [], [], [], [], []), 1, 1)
-    fz.run(np.zeros((0, 1)), np.zeros(0, np.int64), np.zeros((0, 0, 1, 1)), np.zeros((0, 0, 1, 1)), 0, 0, False,
+    fz.run(np.zeros((0, 1)), np.zeros(0, np.int64), np.zeros((0, 0, 1, 1)), np.zeros((0, 0, 1, 1)),
+           np.zeros((0, 0, 1, 1)), 0, 0, False,
             1.96, *empty.tables, np.zeros((fz.N_OUT, 0, 0)))
     return True
 

@@ -55,8 +55,9 @@ class CoefTables(NamedTuple):
 class ColumnTables(NamedTuple):
     """Linear blocks and their basis columns (standardised linear, spline, one-hot and product columns)."""
 
-    block: np.ndarray          # (blocks, 5): first column, end column, design width, centre offset (-1: none),
-                               # first product column (products come last)
+    block: np.ndarray          # (blocks, 6): first column, end column, design width, centre offset (-1: none),
+                               # first product column (products come last), 1 = the expected basis of missing
+                               # inputs (predict.expected_basis; 0: the basis at the conditional mean)
     feature: np.ndarray        # per column: feature index
     feature2: np.ndarray       # per column: a product's second feature (else the feature itself)
     kind: np.ndarray           # per column: 0 linear, 1 restricted cubic spline, 2 one-hot, 3 product
@@ -110,7 +111,7 @@ class KernelTables(NamedTuple):
     max_theta: int         # longest theta (scratch size)
 
 
-_KERNEL_PARAMS = getattr(fz.run, "py_func", fz.run).__code__.co_varnames[8:8 + len(KernelTables._fields)]
+_KERNEL_PARAMS = getattr(fz.run, "py_func", fz.run).__code__.co_varnames[9:9 + len(KernelTables._fields)]
 if tuple(_KERNEL_PARAMS) != KernelTables._fields:  # pragma: no cover - a programming error
     raise ImportError(f"predict.fused.run takes {_KERNEL_PARAMS}, not the KernelTables fields {KernelTables._fields}")
 
@@ -137,7 +138,7 @@ def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, or
                           weight=f64(mem_w), weight_norm=f64(mem_wn)),
         coefs=CoefTables(theta=cat(b.theta), theta_cov=cat(b.V), varmodel=cat(b.VM), design=cat(b.DES),
                          center=cat(b.center)),
-        columns=ColumnTables(block=i64(b.blocks).reshape(len(b.blocks), 5), feature=i64(c["feat"]),
+        columns=ColumnTables(block=i64(b.blocks).reshape(len(b.blocks), 6), feature=i64(c["feat"]),
                              feature2=i64(c["feat2"]), kind=i64(c["kind"]), knot=f64(c["tj"]), knot_penult=f64(c["t2"]), knot_last=f64(c["t1"]),
                              ratio_last=f64(c["r1"]), ratio_penult=f64(c["r2"]), inv_norm=f64(c["inv_norm"]),
                              level=f64(c["level"]), loc=f64(c["loc"]), inv_scale=f64(c["inv_scale"]),

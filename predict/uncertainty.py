@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict.evaluate import benefit_from_expected, benefit_only, expected
+from predict.evaluate import benefit_from_expected, benefit_only, expected, linear_spread
+from predict.expected_basis import Spread
 from predict.impute import impute_draws, impute_mean
 from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
 from predict.linear import Linear, block_matrix, linear_eta, linear_parts, theta_split
@@ -20,14 +21,16 @@ from predict.numeric import expit, quad
 
 
 def delta_se(lin: Linear, comparators: list, F: np.ndarray, V: np.ndarray, c: str,
-             blocks: tuple | None = None) -> np.ndarray:
+             blocks: tuple | None = None, spread: Spread | None = None) -> np.ndarray:
     """SE of the benefit vs ``c`` by the delta method (same as the gradient form in
     :func:`estimation_se`), building only the needed columns. ``blocks``: V's modifier blocks
-    (:attr:`predict.learner_model.Interval.modifier_blocks`), made once at load."""
+    (:attr:`predict.learner_model.Interval.modifier_blocks`), made once at load; ``spread``: the
+    rows' missing inputs (:func:`predict.evaluate.linear_spread`: the gradient is the expected basis)."""
     C = len(comparators)
     i = list(comparators).index(c)
     theta, b0, offs, beta, gamma = theta_split(lin, C)
-    M = block_matrix(lin.modifier, F)
+    sp = lin.spread_of(spread)
+    M = block_matrix(lin.modifier, F, spread=sp)
     n = F.shape[0]
     d = 1 + i
     if lin.link == "identity":
@@ -40,10 +43,10 @@ def delta_se(lin: Linear, comparators: list, F: np.ndarray, V: np.ndarray, c: st
             q = q - 2 * (M @ blocks[0][i]) + quad(M, blocks[1])
         return np.sqrt(q.clip(0))
     mod = np.arange(theta.size - gamma.size, theta.size)
-    eta = linear_eta(lin, comparators, F)
+    eta = linear_eta(lin, comparators, F, sp)
     pa, pc = expit(eta["__active__"]), expit(eta[c])
     wa, wc = pa * (1 - pa), pc * (1 - pc)
-    P = block_matrix(lin.prog, F, centred=False)
+    P = block_matrix(lin.prog, F, centred=False, spread=sp)
     G = np.zeros((n, theta.size))
     G[:, 0] = wa - wc
     G[:, d] = -wc
@@ -71,11 +74,12 @@ def _arm_se_linear(L: LinearLearner, Fimp: np.ndarray, comparator: str, F: np.nd
         return None
     comps = list(L.comparators)
     V = L.interval.theta_cov
-    P = block_matrix(lin.prog, Fimp, centred=False)
-    M = block_matrix(lin.modifier, Fimp)
+    sp = None if F is None else linear_spread(L, F)
+    P = block_matrix(lin.prog, Fimp, centred=False, spread=sp)
+    M = block_matrix(lin.modifier, Fimp, spread=sp)
     n, C = Fimp.shape[0], len(comps)
     if V.shape[0] != 1 + C + P.shape[1] + M.shape[1]:  # unexpected layout: the general form
-        _, grad = linear_parts(lin, comps, Fimp)
+        _, grad = linear_parts(lin, comps, Fimp, sp)
         return tuple(np.sqrt(quad(grad[k], V).clip(0)) for k in ("__active__", comparator))
     # the gradients of linear_parts for the two classes only
     g_a = np.zeros((n, V.shape[0]))
@@ -188,7 +192,8 @@ def estimation_se(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = 
     if Fimp is None:
         Fimp = impute_mean(L.imputer, F)
     if iv.method == "delta":
-        return {c: delta_se(L.linear, L.comparators, Fimp, iv.theta_cov, c, iv.modifier_blocks) for c in comps}
+        sp = linear_spread(L, F) if isinstance(L, LinearLearner) else None
+        return {c: delta_se(L.linear, L.comparators, Fimp, iv.theta_cov, c, iv.modifier_blocks, sp) for c in comps}
     if iv.method == "varmodel":
         U = varmodel_design(L, F, Fimp)
         return {c: np.sqrt(np.exp(U @ iv.varmodel[c])) for c in comps}

@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from predict import column_kernels
 from predict import fused as fz
 from predict import kernels as _fast
+from predict.expected_basis import cond_spread, expect_columns
 from predict.explain import explain
 from predict.impute import Imputer, impute_draws, impute_mean, impute_mean_fast
 from predict.learner_model import as_learner
@@ -65,13 +66,34 @@ def _with_products(exp: dict) -> dict:
     return e
 
 
-def _product_terms(exp: dict, F: np.ndarray) -> np.ndarray:
+def _cond_cov(exp: dict, F: np.ndarray, a: str, b: str) -> np.ndarray:
+    """Per row, the conditional covariance of features a and b given the row's observed ones under
+    the imputer's normal, S_mm - S_mo S_oo^-1 S_om written out row by row (0 unless both missing)."""
+    names = exp["features"]["names"]
+    S = np.asarray(exp["imputer"]["cov"])
+    ia, ib = names.index(a), names.index(b)
+    out = np.zeros(F.shape[0])
+    for i, row in enumerate(F):
+        m = np.isnan(row)
+        if not (m[ia] and m[ib]):
+            continue
+        o = ~m
+        Sc = S[np.ix_(m, m)] - S[np.ix_(m, o)] @ np.linalg.inv(S[np.ix_(o, o)]) @ S[np.ix_(o, m)]
+        idx = np.flatnonzero(m)
+        out[i] = Sc[np.searchsorted(idx, ia), np.searchsorted(idx, ib)]
+    return out
+
+
+def _product_terms(exp: dict, F: np.ndarray, Fraw: np.ndarray | None = None) -> np.ndarray:
     """Per product column, gamma ((x_a - o_a)(x_b - o_b) - loc) / scale - gamma centre (n, 2),
-    written out by hand."""
+    written out by hand; with ``Fraw`` (F: its conditional means) the product's expectation adds the
+    conditional covariance of a and b (the export's linear part takes the expected basis)."""
     names = exp["features"]["names"]
     out = []
     for (a, b, oa, ob, loc, scale, g), c in zip(PRODUCTS, (0.1, 0.2)):
         v = (F[:, names.index(a)] - oa) * (F[:, names.index(b)] - ob)
+        if Fraw is not None:
+            v = v + _cond_cov(exp, Fraw, a, b)
         out.append(g * ((v - loc) / scale - c))
     return np.column_stack(out)
 
@@ -122,7 +144,8 @@ def test_benefit_and_missing_variance_against_numpy(fitted):
         base, ref = task_scores(exp, F, comp), task_scores(e, F, comp)
         # continuous benefit = comparator - exercise: the products' terms enter the exercise arm
         Fi = impute_mean(imp, F)
-        np.testing.assert_allclose(ref["benefit"], base["benefit"] - _product_terms(e, Fi).sum(1), rtol=0, atol=1e-9)
+        assert e["linear"].get("missing") == "expected" and abs(_cond_cov(e, F, "age", "bmi")[F.shape[0] // 2 + 2]) > 0.1
+        np.testing.assert_allclose(ref["benefit"], base["benefit"] - _product_terms(e, Fi, F).sum(1), rtol=0, atol=1e-9)
         # the variance over the conditional draws of the missing inputs, by hand
         miss = np.isnan(F).any(axis=1)
         D = impute_draws(imp, F[miss])  # (M, n, p)
@@ -181,6 +204,10 @@ def test_explanation_gives_each_factor_its_shapley_share(fitted):
             xa, xb = Fimp[:, ia], Fimp[:, ib]
             want[:, ia] += 0.5 * ((f(xa, ob) - f(oa, ob)) + (f(xa, xb) - f(oa, xb)))
             want[:, ib] += 0.5 * ((f(oa, xb) - f(oa, ob)) + (f(xa, xb) - f(xa, ob)))
+            # the expected basis: the product's conditional covariance, split half each
+            shift = -g * _cond_cov(e, F, a, b) / scale
+            want[:, ia] += 0.5 * shift
+            want[:, ib] += 0.5 * shift
         np.testing.assert_allclose(c1, want, rtol=0, atol=1e-9)
         assert np.ptp(b1 - b0) < 1e-9  # the products' constant parts: one shift of the base
 
@@ -197,7 +224,9 @@ def test_no_product_columns_no_change(fitted):
     blk = L.linear.modifier
     th = L.linear.theta
     gamma = th[th.size - L.linear.n_mod:]
-    terms = (basis_compiled(blk.plan, Fimp) - blk.center) * gamma
+    # (the export takes the expected basis: a missing input's spline terms are their expectations)
+    terms = (expect_columns(blk.plan, basis_compiled(blk.plan, Fimp), Fimp, cond_spread(exp["imputer"], F))
+             - blk.center) * gamma
     per = np.zeros_like(c)
     for j, col in enumerate(blk.basis):
         per[:, col["feature"]] -= terms[:, j]

@@ -79,7 +79,8 @@ class Block(_Record):
 
 class LinearPart(_Record):
     """eta_c = intercept + offset_c + P beta; eta_active = intercept + P beta + (M - center) gamma;
-    ``theta`` = [intercept, offsets..., beta..., gamma...]."""
+    ``theta`` = [intercept, offsets..., beta..., gamma...]; ``missing``: how a patient's missing inputs
+    enter the basis (see the field)."""
 
     link: Literal["identity", "logit"]
     prog: Block
@@ -87,6 +88,8 @@ class LinearPart(_Record):
     theta: list[float]
     n_prog: int
     n_mod: int
+    missing: Literal["expected"] | None = None  # "expected": a missing input's columns are E[B(X) | observed]
+    # (predict.expected_basis); absent: the basis at the conditional mean (artifacts before 2026-12-07)
 
 
 class Interval(_Record):

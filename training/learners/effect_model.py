@@ -32,13 +32,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from predict.linear import basis
 from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
-from training.learners.linear import (StructuredFit, TrialBlocks, linear_block, make_basis, prior_lambda,
+from predict.expected_basis import EXPECTED
+from training.learners.linear import (StructuredFit, TrialBlocks, design, linear_block, make_basis, prior_lambda,
                                       replicate_counts, replicate_start, theta_path, trial_centre)
 from training.learners.missing import GaussianImputer
 from training.learners.stacking import comparator_mix
@@ -71,6 +71,7 @@ class LinearData:
         Fi = imp.transform_train(prep.F, prep.trial_labels)
         self.Fi = Fi[keep]
         self.F = prep.F[keep]
+        self.spread = imp.spread_train(self.F, prep.trial_labels[keep])  # the missing values' distribution
         self.y, self.g = prep.y[keep], prep.g[keep]
         self.cls, self.treat = prep.cls[keep], prep.treat[keep]
         self.trial_labels = prep.trial_labels[keep]
@@ -183,6 +184,10 @@ class EffectModel(BenefitLearner):
     kind = "effect_model"
     modifier_knots = None  # knots of the modifiers' splines (None: n_knots); a subclass parameter (ard)
     n_pairs = None  # pairs kept by the product screen (None: training.learners.pairs.N_PAIRS); a benchmark hook
+    # a training row's (and a scored patient's) missing inputs enter the basis as its expectation E[B(X) | observed]
+    # (predict.expected_basis; exported as linear.missing = "expected"); False: the basis at the conditional mean
+    # (before 2026-12-07; a benchmark hook). Not with multiple imputation (its completed sets are used as they are).
+    expected_basis = True
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  modifiers=None, interaction_sd=None, interaction_grid=None, main_sd=None, n_knots: int = 3,
@@ -213,16 +218,27 @@ class EffectModel(BenefitLearner):
         self.random_state = random_state
 
     # -- design
+    def uses_expected(self) -> bool:
+        """Whether the fit (and so the export) takes the expected basis of missing inputs."""
+        return bool(self.expected_basis) and getattr(self, "missing", "conditional_mean") != "mi"
+
+    def spread_for(self, d: LinearData, F) -> object:
+        """``d.spread`` when the basis at ``F`` is to be the expected one (F is the conditional-mean
+        matrix ``d.Fi`` and :meth:`uses_expected`); else None."""
+        return d.spread if F is d.Fi and self.uses_expected() else None
+
     def _design(self, d: LinearData, Fi=None):
         """(Pcols, Mcols, P, M): the basis is fixed by the conditional-mean matrix ``d.Fi``; with
-        ``Fi`` (a multiply imputed set) P and M are that set's values on the same basis."""
+        ``Fi`` (a multiply imputed set) P and M are that set's values on the same basis. At ``d.Fi``
+        a missing value's columns are their conditional expectations (:meth:`uses_expected`)."""
         Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
         mods = d.spec["names"] if self.modifiers is None else list(self.modifiers)
         mk = self.modifier_knots or self.n_knots
         Mcols = make_basis(d.Fi, d.spec, mk, self.splines, only=mods) if mods else []
         F = d.Fi if Fi is None else Fi
-        P = basis(Pcols, F)
-        M = basis(Mcols, F) if Mcols else np.zeros((F.shape[0], 0))
+        sp = self.spread_for(d, F)
+        P = design(Pcols, F, sp)
+        M = design(Mcols, F, sp) if Mcols else np.zeros((F.shape[0], 0))
         return Pcols, Mcols, P, M
 
     def fit(self, X: pd.DataFrame, y) -> "EffectModel":
@@ -267,13 +283,14 @@ class EffectModel(BenefitLearner):
             folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
             pc, ref, keep_main, table, sp = select_pairs(d, P0, M0, [d.spec["names"][c["feature"]] for c in Mcols],
                                                          sd, lam_main, sigma2, prog, folds,
-                                                         n_pairs=self.n_pairs or N_PAIRS)
+                                                         n_pairs=self.n_pairs or N_PAIRS,
+                                                         spread=self.spread_for(d, d.Fi))
             self.pairs_ = {"cv": table, "product_sd": sp, "columns": pc}
             if pc:
                 if not keep_main:
                     Mcols, Ms = [], [m[:, :0] for m in Ms]
                 Mcols = Mcols + pc
-                Ms = [np.hstack([m, basis(pc, Fm)]) for m, Fm in zip(Ms, sets)]
+                Ms = [np.hstack([m, design(pc, Fm, self.spread_for(d, Fm))]) for m, Fm in zip(Ms, sets)]
                 sd = ref
         self.interaction_sd_ = sd
         lam_int = prior_lambda(fam, sigma2, sd)
@@ -292,6 +309,8 @@ class EffectModel(BenefitLearner):
             "prog": linear_block(Pcols), "modifier": linear_block(Mcols, Mbar) if Mcols else None,
             "theta": theta.tolist(), "n_prog": len(Pcols), "n_mod": len(Mcols),
         }
+        if self.uses_expected():
+            exp["linear"]["missing"] = EXPECTED
         self.theta_ = theta
         self.alpha_trial_ = dict(zip(sorted(set(d.trial_labels)), np.mean([f.alpha_trial_ for f in fits], axis=0).tolist()))
         # bootstrap covariance (penalties fixed); with MI replicate b uses imputed set b mod M.

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict.linear import basis
+from predict.expected_basis import Spread, expect_columns
+from predict.linear import basis, compile_basis
 from predict.numeric import expit
 from training.learners.strata_fit import Strata, block_inverse, hessian_blocks, logistic_strata
 
@@ -46,6 +47,15 @@ def make_basis(F: np.ndarray, spec: dict, n_knots: int = 3, splines: bool = True
                         cand.append({"feature": j, "kind": "rcs", "knots": knots.tolist(), "term": t})
         cols += standardise(cand, F)
     return cols
+
+
+def design(cols: list, F: np.ndarray, spread: Spread | None = None) -> np.ndarray:
+    """The standardised basis columns ``cols`` at the conditionally imputed F; with ``spread`` (the
+    missing values' conditional distribution, ``GaussianImputer.spread_train``) the expected basis
+    E[B(X) | observed] of the rows with missing values (:mod:`predict.expected_basis`), as the
+    scorer evaluates a linear part exported with ``missing`` = "expected"."""
+    B = basis(cols, F)
+    return B if spread is None or not cols else expect_columns(compile_basis(cols), B, F, spread)
 
 
 def standardise(cand: list, F: np.ndarray) -> list:

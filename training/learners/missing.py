@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from predict.expected_basis import Spread, cond_spread, merge
 from predict.impute import impute_mean
 
 
@@ -138,6 +139,32 @@ class GaussianImputer(BaseEstimator):
             out[~known] = impute_mean(self.export(), F[~known])
         return out
 
+    def spread_train(self, F: np.ndarray, trial_labels: np.ndarray) -> Spread | None:
+        """The conditional distribution of the missing values of training rows, as
+        :meth:`transform_train` imputes them (within their trial: trial mean and within-trial
+        covariance; rows of unknown trials: the scoring imputer), for the expected basis
+        (:mod:`predict.expected_basis`); None when nothing is missing."""
+        if not np.isnan(F).any():
+            return None
+        idx = np.searchsorted(self.trial_labels_, trial_labels)
+        known = (idx < self.trial_labels_.size) & (self.trial_labels_[np.minimum(idx, self.trial_labels_.size - 1)] == trial_labels)
+        parts = []
+        for k in np.unique(idx[known]):
+            rows = np.flatnonzero(known & (idx == k))
+            imp = {"mean": self.trial_mean_[k], "cov": self.cov_within_, "lower": self.lower_, "upper": self.upper_}
+            parts.append(_at(cond_spread(imp, F[rows]), rows))
+        if (~known).any():
+            rows = np.flatnonzero(~known)
+            parts.append(_at(cond_spread(self.export(), F[rows]), rows))
+        return merge(parts, F.shape[0])
+
     def export(self) -> dict:
         return {"mean": self.mean_.tolist(), "cov": self.cov_total_.tolist(), "z": self.z_.tolist(),
                 "lower": self.lower_.tolist(), "upper": self.upper_.tolist(), "binary": self.binary_.tolist()}
+
+
+def _at(s: Spread | None, rows: np.ndarray) -> Spread | None:
+    """``s`` (over the sub-matrix of ``rows``) with its rows mapped to the full matrix."""
+    if s is None:
+        return None
+    return Spread(rows[s.rows], s.mean, s.sd, s.pat, s.cov, s.lower, s.upper)

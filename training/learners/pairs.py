@@ -31,9 +31,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from predict.linear import basis
 from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
-from training.learners.linear import StructuredFit, prior_lambda, standardise, trial_centre
+from training.learners.linear import StructuredFit, design, prior_lambda, standardise, trial_centre
 
 N_PAIRS = 3
 GAUSSIAN_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # prior SD of a standardised product interaction, points
@@ -104,11 +103,12 @@ def cv_pairs(d, P, M, Z, sd, lam_main, sigma2, prog, folds, grid, n_pairs) -> pd
     return pd.DataFrame([{"product_sd": sp, "r_loss": pooled(v)} for sp, v in losses.items()])
 
 
-def select_pairs(d, P, M, mods, sd, lam_main, sigma2, prog, folds, grid=None, n_pairs: int = N_PAIRS):
+def select_pairs(d, P, M, mods, sd, lam_main, sigma2, prog, folds, grid=None, n_pairs: int = N_PAIRS, spread=None):
     """(product columns with their prior SD folded into ``scale``, the reference prior SD of the
     whole modifier block, whether the main modifier columns stay, CV table, chosen product SD):
     no columns when the CV chooses ``s_p = 0``. ``M``: the main modifier basis (conditional-mean
-    matrix) at prior SD ``sd`` (0: the constant-effect model)."""
+    matrix) at prior SD ``sd`` (0: the constant-effect model); ``spread``: the missing values'
+    conditional distribution when the products are to be their expectations (``training.learners.linear.design``)."""
     fam = d.family
     grid = tuple(grid or (GAUSSIAN_GRID if fam == "gaussian" else LOGIT_GRID))
     if 0.0 not in grid:
@@ -116,7 +116,7 @@ def select_pairs(d, P, M, mods, sd, lam_main, sigma2, prog, folds, grid=None, n_
     cols = product_columns(d, mods)
     if not cols:
         return [], sd, True, None, 0.0
-    Z = basis(cols, d.Fi)
+    Z = design(cols, d.Fi, spread)
     table = cv_pairs(d, P, M, Z, sd, lam_main, sigma2, prog, folds, grid, n_pairs)
     sp = float(table.loc[table["r_loss"].idxmin(), "product_sd"])
     if sp == 0.0:
