@@ -525,7 +525,14 @@ def main(argv=None):
                          "predicted benefit, PIs, support scores) as CSV for diagnosis")
     ap.add_argument("--class-shrinkage", action="store_true",
                     help="train: class_shrinkage for our linear learners (training.learners.shrinkage)")
+    ap.add_argument("--plug-in-basis", action="store_true",
+                    help="the effect-model family's basis at the conditional mean of a missing input (before "
+                         "2026-12-07) instead of its expectation E[B(X)|observed] (predict.expected_basis)")
     a = ap.parse_args(argv)
+    if a.plug_in_basis:  # a class attribute: seen by the forked workers and the serial loop alike
+        from training.learners.effect_model import EffectModel
+
+        EffectModel.expected_basis = False
     jobs = []
     for sc in a.scenarios:
         n = a.seeds_default if sc == "hayden2020" else a.seeds_other
@@ -556,7 +563,7 @@ def main(argv=None):
     s = summarise(res)
     s.to_csv(out.with_name(out.stem + "_summary.csv"), index=False)
     meta = {"seconds": round(time.time() - t0, 1), "nproc": os.cpu_count(), "loadavg_end": os.getloadavg(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "plug_in_basis": bool(a.plug_in_basis)}
     out.with_name(out.stem + "_meta.json").write_text(json.dumps(meta, indent=1))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(s.round(3).to_string(index=False))

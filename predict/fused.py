@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict.expected_basis import NODES, WEIGHTS
+from predict.fused_blocks import block_draws, block_point
 from predict.fused_steps import FASTMATH, LANES, between, combine, draw_value, forest_point, intervals, var, varmodel_se
 from predict.kernels import lgb_step, mask_walk, njit
 
@@ -49,23 +49,6 @@ N_TASK_INT = 9
 # output rows (predict/fused_steps.py, which writes the intervals into them)
 from predict.fused_steps import (N_OUT, O_A, O_B, O_C, O_CIHI, O_CILO, O_CPHI, O_CPLO, O_EXHI, O_EXLO,  # noqa: E402,F401
                                  O_PIHI, O_PILO, O_SE, O_SEA, O_SEC, O_VA, O_VAR, O_VC)
-
-
-@_compiled
-def _bval(x, kind, tj, t2, t1, r1, r2, inv_norm, level):
-    """A basis column's raw value (before standardisation): linear, RCS term (r1 = c1 / d,
-    r2 = c2 / d, inv_norm = 1 / norm: predict.kernels's constants, divided once) or one-hot (products: own loops)."""
-    if kind == 0:
-        return x
-    if kind == 1:
-        return (_cube(x - tj) - _cube(x - t2) * r1 + _cube(x - t1) * r2) * inv_norm
-    return 1.0 if x == level else 0.0
-
-
-@_compiled
-def _cube(v):
-    u = v if v > 0.0 else 0.0
-    return u * u * u
 
 
 @_compiled
@@ -120,91 +103,6 @@ def _forest_draws(f, xo, XT, M, miss, forests, FD, snode, smask):
                             leaf_value, FD[f], snode, smask)
     for d in range(M):
         FD[f, d] += common
-
-
-_GH_NODES = np.ascontiguousarray(NODES)  # Gauss-Hermite (predict.expected_basis): compile-time constants
-_GH_WEIGHTS = np.ascontiguousarray(WEIGHTS)
-
-
-@_compiled
-def _expected_spline(m, s, lo, hi, tj, t2, t1, r1, r2, inv_norm):
-    """E[rcs(clip(X))] for X ~ N(m, s^2): Gauss-Hermite quadrature on the nodes of predict.expected_basis,
-    each node bounded to [lo, hi] (predict.expected_basis.expect_columns)."""
-    acc = 0.0
-    for q in range(_GH_NODES.size):
-        x = m + s * _GH_NODES[q]
-        if x < lo:
-            x = lo
-        elif x > hi:
-            x = hi
-        acc += ((_cube(x - tj) - _cube(x - t2) * r1 + _cube(x - t1) * r2) * inv_norm) * _GH_WEIGHTS[q]
-    return acc
-
-
-@_compiled
-def _block_point(b, x, columns, center, v0, dst, miss, cm, sd, Sc, lo, hi):
-    """Design vector of block b at complete x into dst[:n_design] (centred if the block is), and
-    each column's raw basis value into v0 (the reference for the draws' deltas). A block of the
-    expected basis (block[b, 5] = 1): a missing feature's spline terms and the products with a missing
-    feature take their conditional expectations (cm: unbounded conditional means, sd: their SDs,
-    Sc: the conditional covariance, lo/hi: the imputer's bounds; predict.expected_basis)."""
-    block, col_feature, col_kind, knot = columns.block, columns.feature, columns.kind, columns.knot
-    knot_penult, knot_last, ratio_last, ratio_penult = (columns.knot_penult, columns.knot_last, columns.ratio_last,
-                                                        columns.ratio_penult)
-    inv_norm, level, dest, design_weight = columns.inv_norm, columns.level, columns.dest, columns.design_weight
-    loc, inv_scale = columns.loc, columns.inv_scale
-    nd = block[b, 2]
-    for j in range(nd):
-        dst[j] = 0.0
-    expect = block[b, 5] == 1
-    for k in range(block[b, 0], block[b, 4]):
-        f = col_feature[k]
-        if expect and col_kind[k] == 1 and miss[f] and sd[f] > 0.0:
-            v = _expected_spline(cm[f], sd[f], lo[f], hi[f], knot[k], knot_penult[k], knot_last[k], ratio_last[k],
-                                 ratio_penult[k], inv_norm[k])
-        else:
-            v = _bval(x[f], col_kind[k], knot[k], knot_penult[k],
-                      knot_last[k], ratio_last[k], ratio_penult[k], inv_norm[k],
-                      level[k])
-        v0[k] = v
-        dst[dest[k]] += design_weight[k] * ((v - loc[k]) * inv_scale[k])
-    col_feature2 = columns.feature2
-    for k in range(block[b, 4], block[b, 1]):  # products (x_a - o_a)(x_b - o_b), origins in knot, knot_penult
-        v = (x[col_feature[k]] - knot[k]) * (x[col_feature2[k]] - knot_penult[k])
-        if expect and miss[col_feature[k]] and miss[col_feature2[k]]:
-            v += Sc[col_feature[k], col_feature2[k]]
-        v0[k] = v
-        dst[dest[k]] += design_weight[k] * ((v - loc[k]) * inv_scale[k])
-    if block[b, 3] >= 0:
-        for j in range(nd):
-            dst[j] -= center[block[b, 3] + j]
-
-
-@_compiled
-def _block_draws(b, XT, M, miss, columns, v0, acc):
-    """acc[:M] += the change of the block's linear predictor between each draw and the imputed point:
-    only the columns of missing features move (a product's: either; v0: their values at the point)."""
-    block, col_feature, draw_weight, col_kind = columns.block, columns.feature, columns.draw_weight, columns.kind
-    knot, knot_penult, knot_last, ratio_last = columns.knot, columns.knot_penult, columns.knot_last, columns.ratio_last
-    ratio_penult, inv_norm, level = columns.ratio_penult, columns.inv_norm, columns.level
-    for k in range(block[b, 0], block[b, 4]):
-        f = col_feature[k]
-        w = draw_weight[k]
-        if not miss[f] or w == 0.0:
-            continue
-        for d in range(M):
-            acc[d] += w * (_bval(XT[f, d], col_kind[k], knot[k], knot_penult[k],
-                                 knot_last[k], ratio_last[k], ratio_penult[k],
-                                 inv_norm[k], level[k]) - v0[k])
-    col_feature2 = columns.feature2
-    for k in range(block[b, 4], block[b, 1]):  # products: move when either feature is missing
-        f = col_feature[k]
-        f2 = col_feature2[k]
-        w = draw_weight[k]
-        if not (miss[f] or miss[f2]) or w == 0.0:
-            continue
-        for d in range(M):
-            acc[d] += w * ((XT[f, d] - knot[k]) * (XT[f2, d] - knot_penult[k]) - v0[k])
 
 
 @_compiled
@@ -329,14 +227,14 @@ def run(F, inv, A, N, S, r0, r1, arms, z, tasks, imputers, leaves, coefs, column
                     Kt = leaf_ints[l, K_K]
                     base = theta[off]
                     if leaf_ints[l, K_PROG] >= 0:
-                        _block_point(leaf_ints[l, K_PROG], fimp, columns, center, v0, Pd, miss, cm, sdv, Sk, lo_t, hi_t)
+                        block_point(leaf_ints[l, K_PROG], fimp, columns, center, v0, Pd, miss, cm, sdv, Sk, lo_t, hi_t)
                         s = 0.0
                         for j in range(npg):
                             s += Pd[j] * theta[off + 1 + C + j]
                         base += s
                     eta_a = base
                     if leaf_ints[l, K_MOD] >= 0:
-                        _block_point(leaf_ints[l, K_MOD], fimp, columns, center, v0, Md, miss, cm, sdv, Sk, lo_t, hi_t)
+                        block_point(leaf_ints[l, K_MOD], fimp, columns, center, v0, Md, miss, cm, sdv, Sk, lo_t, hi_t)
                         s = 0.0
                         for j in range(nmd):
                             s += Md[j] * theta[off + Kt - nmd + j]
@@ -476,9 +374,9 @@ def run(F, inv, A, N, S, r0, r1, arms, z, tasks, imputers, leaves, coefs, column
                     DP[l, d] = 0.0
                     DM[l, d] = 0.0
                 if leaf_ints[l, K_PROG] >= 0 and (need_a or leaf_ints[l, K_LINK] != 0):
-                    _block_draws(leaf_ints[l, K_PROG], XT, M, miss, columns, v0, DP[l])
+                    block_draws(leaf_ints[l, K_PROG], XT, M, miss, columns, v0, DP[l])
                 if leaf_ints[l, K_MOD] >= 0:
-                    _block_draws(leaf_ints[l, K_MOD], XT, M, miss, columns, v0, DM[l])
+                    block_draws(leaf_ints[l, K_MOD], XT, M, miss, columns, v0, DM[l])
             for d in range(M):
                 for q in range(task_ints[t, T_O0], task_ints[t, T_O1]):
                     l = leaf_order[q]
