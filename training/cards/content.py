@@ -207,7 +207,8 @@ def s_methods(inp: CardInputs) -> Section:
         + (f" Stacked tasks ({', '.join(stacked)}): the benefit's CI and prediction interval also include the "
            "disagreement between the stack's learners for that patient (the weighted variance of their predicted "
            "benefits, the model-averaging variance), so they widen where the learners extrapolate differently, "
-           "e.g. for patients unlike the trials' (docs/artifact.md)." if stacked else ""),
+           "e.g. for patients unlike the trials', and not where they are wrong together; nothing is added where a "
+           "stack holds one learner (docs/artifact.md)." if stacked else ""),
         f"- **Class imbalance.** {data['class_imbalance']}.",
         f"- **Development vs evaluation.** {data['development_vs_evaluation']}.",
         f"- **Software.** " + (", ".join(f"{k} {v}" for k, v in sorted((run.get("versions") or {}).items())) or NA)
