@@ -116,7 +116,11 @@ def test_missing_baseline_in_a_readable_record_asks_to_record_it(client, key):
     pre = complete_prefetch(today(), PID)
     pre["observations"]["entry"] = [e for e in pre["observations"]["entry"] if e["resource"]["id"] != "pain-1"]
     (card,) = post(client, key, pre).json()["cards"]
-    assert "baseline pain score missing" in card["summary"] and "record one of" in card["detail"]
+    # what the function questionnaire allows is predicted; pain is not, and the card says what to record
+    assert card["summary"].startswith("Exercise vs usual care: function/100 benefit ")
+    assert "pain (0-100): needs Baseline pain (0-100), not in the record" in card["detail"]
+    assert "record one of" in card["detail"].split("**Not predicted**")[1]
+    assert ext(card)["not_predicted"] == [{"outcome": "pain", "needs": ["baseline_pain"]}]
     pain = next(i for i in ext(card)["inputs"] if i["name"] == "baseline_pain")
     assert pain["why"] == [{"kind": "not_in_record", "where": None,
                             "message": "no value for this input in the data provided"}]

@@ -118,16 +118,20 @@ def test_sparse_patient_still_scored_with_missing_inputs_listed(client, key, sco
     assert f"**Missing inputs** ({len(scorer.schema) - 1})" in card["detail"] and "has no birthDate" in card["detail"]
 
 
-def test_wrong_units_give_a_warning_card_without_a_prediction(client, key):
+def test_wrong_units_give_a_warning_card_without_the_outcome_they_need(client, key):
     pre = complete_prefetch(today(), PID)
     pre["observations"]["entry"][0]["resource"].update(quantity(72, "{score}"))  # 0-100 under the 0-10 code
     pre["observations"]["entry"][3]["resource"].update(quantity(27.4, "kg"))  # BMI in a weight unit
     (card,) = call(client, key, pre).json()["cards"]
     assert card["indicator"] == "warning"
-    assert card["summary"] == "Exercise therapy benefit: not computed, baseline pain score missing"
+    # the pain score is not used (never guessed): pain is not predicted; what the function score allows is
+    assert card["summary"].startswith("Exercise vs usual care: function/100 benefit ")
     d = card["detail"]
     assert "0-100 score sent under a 0-10 code" in d and "[wrong unit]" in d and "72514-3" in d
-    assert "benefit" not in card["summary"].split(":")[1]
+    assert "pain (0-100): needs Baseline pain (0-100), not in the record" in d.split("**Not predicted**")[1]
+    assert "- pain (0-100), " not in d
+    ext = card["extension"]["org.lbp-benefit.inputs"]
+    assert ext["not_predicted"] == [{"outcome": "pain", "needs": ["baseline_pain"]}]
 
 
 def test_order_select_answers_only_for_a_selected_physiotherapy_referral(client, key):
@@ -163,3 +167,55 @@ def test_no_patient_data_in_logs(client, key, caplog):
     text = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     for secret in (PID, "31.987", "Testperson", "1978-06-02", "Ibuprofen"):
         assert secret not in text
+
+
+# ---------------------------------------------------------------- the baseline requirement (real EHR records)
+
+def _without(prefetch, *ids):
+    obs = prefetch["observations"]
+    obs["entry"] = [e for e in obs["entry"] if e["resource"]["id"] not in ids]
+    obs["total"] = len(obs["entry"])
+    return prefetch
+
+
+def test_record_without_the_function_questionnaire_scores_pain_and_recovery(client, key, scorer):
+    pre = _without(complete_prefetch(today(), PID), "odi-1")  # a pain score, no ODI: common in EHR records
+    r = call(client, key, pre)
+    assert r.status_code == 200, r.text
+    (card,) = r.json()["cards"]
+    assert card["summary"].startswith("Exercise vs usual care: pain/100 benefit ")
+    inputs = {"baseline_pain": 60.0, "age": float(_age(today())), "female": 1, "current_smoker": 0, "bmi": 27.4,
+              "employed": 1, "fear_avoidance": 50.0, "leg_pain": 1, "lbp_medication": 1,
+              "episode_months": round((400 / 30.4375), 1)}
+    allowed = [o for o in scorer.outcomes if o != "function"]
+    expect = scorer.score([inputs], "usual_care", allowed)[0]
+    b = expect["outcomes"]["pain__short"]["benefit"]
+    assert f"{b['estimate']:+.1f} (95% CI {b['ci'][0]:+.1f} to {b['ci'][1]:+.1f})" in card["summary"]
+    d = card["detail"]
+    rec = next(v for v in expect["outcomes"].values() if v["outcome"] == "global_recovery")
+    assert f"{100 * rec['benefit']['estimate']:+.0f} per 100" in d  # recovery predicted from the pain score alone
+    assert "- function (0-100), " not in d  # no function prediction in any comparator block
+    assert "**Not predicted**" in d and "function (0-100): needs Baseline function (0-100), not in the record" in d
+    assert "97909-6" in d.split("**Not predicted**")[1]  # the code to record it
+    # the imputed baseline is listed among the missing inputs, like any other imputed input
+    missing = d.split("**Missing inputs**")[1].split("\n\n")[0]
+    assert "Baseline function" in missing
+    ext = card["extension"]["org.lbp-benefit.inputs"]
+    assert ext["prediction"] is True and ext["reason"] is None
+    assert ext["not_predicted"] == [{"outcome": "function", "needs": ["baseline_function"]}]
+    assert "baseline_function" in ext["missing"]
+
+
+def test_record_with_neither_baseline_gets_no_prediction_and_the_codes(client, key):
+    pre = _without(complete_prefetch(today(), PID), "odi-1", "pain-1")
+    (card,) = call(client, key, pre).json()["cards"]
+    assert card["summary"] == "Exercise therapy benefit: not computed, baseline pain and function score missing"
+    assert "72514-3" in card["detail"] and "97909-6" in card["detail"]
+    ext = card["extension"]["org.lbp-benefit.inputs"]
+    assert ext["prediction"] is False and "not_predicted" not in ext
+
+
+def test_complete_record_card_has_nothing_about_outcomes_not_predicted(client, key):
+    (card,) = call(client, key, complete_prefetch(today(), PID)).json()["cards"]
+    assert "Not predicted" not in card["detail"] and "- function (0-100), " in card["detail"]
+    assert "not_predicted" not in card["extension"]["org.lbp-benefit.inputs"]

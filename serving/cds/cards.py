@@ -203,9 +203,16 @@ INTRO = ("**Predicted benefit of exercise therapy** (comparator minus exercise; 
 SYNTHETIC_WORDS = "synthetic (simulated) data"
 
 
+def outcome_label(outcome: str) -> str:
+    return "global recovery" if outcome == "global_recovery" else f"{outcome} (0-100)"
+
+
 def prediction_card(results: dict[str, dict], comparators: list[str], mapped: MapResult, labels: dict[str, str],
-                    source: dict, synthetic: bool, synthetic_warning: str) -> dict:
-    """The card for a scored patient; ``results`` maps each comparator (default first) to its result."""
+                    source: dict, synthetic: bool, synthetic_warning: str,
+                    not_predicted: list[str] | None = None) -> dict:
+    """The card for a scored patient; ``results`` maps each comparator (default first) to its result.
+    ``not_predicted``: lines (already escaped) on the outcomes the record did not allow, shown after
+    the predictions (nothing is added when every outcome was predicted)."""
     primary = results[comparators[0]]
     detail: list[str] = []
     if synthetic:
@@ -215,6 +222,9 @@ def prediction_card(results: dict[str, dict], comparators: list[str], mapped: Ma
     keys = [k for k, _ in _tasks(primary)]
     for c in comparators:
         detail += _comparator_block(results[c], c, keys, SYNTHETIC_WORDS)
+    if not_predicted:
+        detail += ["", "**Not predicted** (the record lacks the baseline score these outcomes need; record it to "
+                       "predict them)", ""] + [f"- {line}" for line in not_predicted]
     factors = primary.get("top_factors") or []
     ex = primary.get("explained") or {}
     if factors:

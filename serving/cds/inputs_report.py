@@ -71,8 +71,10 @@ def why_missing(feature: str, mapped: MapResult, slots: dict[str, tuple[str, ...
 
 def build(mapped: MapResult, names: list[str], labels: dict[str, str], slots: dict[str, tuple[str, ...]], *,
           prediction: bool, reason: str | None, band: str, fetched: list[str],
-          units: dict[str, str | None] | None = None) -> dict:
-    """The extension object for one card (``slots``: :func:`feature_slots` of the registry)."""
+          units: dict[str, str | None] | None = None, not_predicted: dict[str, list[str]] | None = None) -> dict:
+    """The extension object for one card (``slots``: :func:`feature_slots` of the registry).
+    ``not_predicted``: on a card with a prediction, the outcomes the record did not allow and the
+    baselines each needs (key ``not_predicted``, only when there are some)."""
     used = {u.feature: u for u in mapped.used}
     inputs = []
     for name in names:
@@ -86,7 +88,7 @@ def build(mapped: MapResult, names: list[str], labels: dict[str, str], slots: di
         else:
             item.update(status="missing", why=why_missing(name, mapped, slots))
         inputs.append(item)
-    return {
+    out = {
         "version": VERSION,
         "prediction": prediction,
         "reason": reason,
@@ -100,3 +102,6 @@ def build(mapped: MapResult, names: list[str], labels: dict[str, str], slots: di
         "fetched_from_fhir_server": list(fetched),
         "provided_prefetch": list(mapped.provided_keys),
     }
+    if not_predicted:
+        out["not_predicted"] = [{"outcome": o, "needs": list(names)} for o, names in not_predicted.items()]
+    return out

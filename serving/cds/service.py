@@ -5,8 +5,13 @@ Decisions before scoring (docs/cds-hooks.md):
 * a resource of another patient anywhere in the data → no prediction, a card that says so;
 * a baseline missing because the prefetch key that carries it could not be fetched → no prediction,
   and the card says the record could not be read (it does not ask to *record* scores that may exist);
-* a baseline missing from a readable record → no prediction, the codes to record;
-* otherwise the model scores the inputs versus every comparator.
+* otherwise every outcome the record's baselines allow is scored versus every comparator (which
+  baselines an outcome needs is the scorer's rule, ``Scorer.requirement``, asked through
+  :class:`serving.requirements.OutcomeNeeds`: pain its pain score, function its function
+  questionnaire, recovery at least one of them); the card names each outcome it could not predict,
+  the baseline it needs and the codes to record it; a baseline no scored outcome needs is imputed
+  and listed among the missing inputs, like any other;
+* no outcome allowed (e.g. neither baseline recorded) → no prediction, the codes to record.
 
 Every card carries a ``uuid`` (the feedback endpoint refers to it) and the machine-readable input
 account (``inputs_report``) as its ``extension``; the card and its predicted-benefit band are
@@ -32,6 +37,7 @@ from serving.cds.jwt_auth import CdsAuthError, CdsJwtVerifier, load_trusted_issu
 from serving.interface import ScorerLike, is_synthetic
 from serving.scoring import ScoringRefused, ScoringService
 from serving.logs import LOGGER, request_id_of
+from serving.requirements import OutcomeNeeds
 from serving.schemas import SYNTHETIC_WARNING
 from serving.settings import ServingSettings
 
@@ -71,6 +77,7 @@ class CdsService:
         self.comparator = pick_comparator(scorer, settings.cds_comparator)
         self.comparators = [self.comparator] + [c for c in scorer.comparators if c != self.comparator]
         self.synthetic = is_synthetic(scorer.manifest)
+        self.needs = scoring.models.needs or OutcomeNeeds.of(scorer)
         self.today = today or (lambda: datetime.now(timezone.utc).date())
         self.labels = {c.name: c.label or c.name for c in scorer.schema}
         self.labels.update({"baseline_pain": "Baseline pain (0-100)", "baseline_function": "Baseline function (0-100)"})
@@ -122,6 +129,18 @@ class CdsService:
             lines.append(f"{cards.md(self.labels.get(feature, feature))}: record one of " + "; ".join(cards.md(c) for c in codes))
         return lines
 
+    def _not_predicted(self, lacking: dict[str, list[str]]) -> list[str]:
+        """The card's lines for the outcomes the record does not allow: what each needs, then how to
+        record it (empty when every outcome was predicted)."""
+        if not lacking:
+            return []
+        lines = []
+        for o, names in lacking.items():
+            need = " or ".join(cards.md(self.labels.get(b, b)) for b in names)
+            lines.append(f"{cards.md(cards.outcome_label(o))}: needs {need}, not in the record")
+        needed = [b for b in self.scorer.baselines if any(b in v for v in lacking.values())]
+        return lines + self.how_to_record(needed)
+
     def _missing_line(self, mapped: MapResult) -> str:
         missing = [n for n in self.names if n not in mapped.inputs]
         names = ", ".join(cards.md(self.labels.get(n, n)) for n in missing) or "none"
@@ -140,8 +159,11 @@ class CdsService:
         missing = [b for b in self.scorer.baselines if b not in mapped.inputs]
         failed = {k: v for k, v in mapped.fetch_failed.items()
                   if any(k in self.slots.get(b, ()) for b in missing)}
+        lacking = self.needs.lacking(mapped.inputs)  # outcome -> the baselines it needs and the record lacks
+        scorable = [o for o in self.scorer.outcomes if o not in lacking]
         results, reason, outcome, estimate = None, None, None, None
-        if mapped.foreign or missing:
+        refuse = mapped.foreign or (missing and failed) or not scorable
+        if refuse:
             self.scoring.count_invalid(route, request_id, max(1, len(missing)),
                                        "OtherPatient" if mapped.foreign else "MissingBaseline")
         if mapped.foreign:
@@ -156,15 +178,15 @@ class CdsService:
                 f"The EHR could not fetch {cards.md(k)}: {cards.md(v)}. Baseline "
                 f"{' and '.join(m.replace('baseline_', '') for m in missing)} scores may exist in the record; "
                 "retry, or check the record directly." for k, v in failed.items()])
-        elif missing:
+        elif not scorable:
             reason = "baseline " + " and ".join(m.replace("baseline_", "") for m in missing) + " score missing"
             card = self._unavailable(mapped, source, reason, self.how_to_record(missing))
         else:
             try:
                 # The same checks, metrics and logs as /v1/score: the request model, then the scorer.
                 inputs = self.scoring.check_patient(dict(mapped.inputs), endpoint=route, request_id=request_id)
-                scored = self.scoring.score_comparators([inputs], self.comparators, endpoint=route,
-                                                        request_id=request_id)
+                scored = self.scoring.score_comparators([inputs], self.comparators, scorable if lacking else None,
+                                                        endpoint=route, request_id=request_id)
                 results = {c: scored[c][0] for c in self.comparators}
             except ScoringRefused as exc:
                 problems = [f"{p.column}: {p.message}" if p.column else p.message for p in exc.problems]
@@ -172,13 +194,14 @@ class CdsService:
                 card = self._unavailable(mapped, source, reason, [cards.md(p) for p in problems])
             else:
                 card = cards.prediction_card(results, self.comparators, mapped, self.labels, source, self.synthetic,
-                                             SYNTHETIC_WARNING)
+                                             SYNTHETIC_WARNING, self._not_predicted(lacking))
                 outcome, estimate = summary_benefit(results[self.comparator])
         kind = ((results or {}).get(self.comparator, {}).get("outcomes") or {}).get(outcome, {}).get("outcome")
         band = NO_PREDICTION if results is None else band_of(estimate, kind, self.edges)
         card.setdefault("extension", {})[inputs_report.EXTENSION_KEY] = inputs_report.build(
             mapped, self.names, self.labels, self.slots, prediction=results is not None, reason=reason,
-            band=band, fetched=fetched, units=self.units)
+            band=band, fetched=fetched, units=self.units,
+            not_predicted=lacking if results is not None else None)
         return Issued(card, band, outcome, estimate)
 
     def record(self, issued: Issued, service_id: str, request_id: str | None = None) -> bool:
