@@ -142,24 +142,6 @@ def row_folds(trial: np.ndarray, has_comp: np.ndarray, cls: np.ndarray, n_folds:
     return [fold == i for i in range(k) if (fold == i).any()]
 
 
-def bias_prior_ratio(common_sd, sd: float, w: np.ndarray, k: int) -> np.ndarray | None:
-    """Per modifier column, the prior-variance ratio of the shrinkage-bias term
-    (``StructuredFit.shrinkage_cov``) for feature-wise prior SDs ``w * sd`` chosen from the same
-    data (``adaptive``): max(1, (common_sd / (w_j sd))^2) on the kept columns (w_j > 0; in their
-    order), 1 on any column after them (pair products). A feature the data-driven weights shrank
-    below the common cross-validated prior keeps the common prior's bias allowance (the weights'
-    own choice is not taken as known: with it, hayden2020 seed 2's effect_adaptive CI covered
-    0.85; BENCHMARKS.md, session 10, i23k); a feature given a larger prior keeps its own. None
-    without a common SD (given prior, ARD)."""
-    if common_sd is None or sd <= 0:
-        return None
-    wk = np.asarray(w, float)
-    wk = wk[wk > 0]
-    r = np.ones(k)
-    r[:wk.size] = np.maximum(1.0, (float(common_sd) / (wk * sd)) ** 2)
-    return r
-
-
 class EffectModel(BenefitLearner):
     """Penalised, trial-stratified effect model with spline modifiers (module docstring).
 
@@ -340,10 +322,7 @@ class EffectModel(BenefitLearner):
         else:
             cov = np.cov(thetas, rowvar=False) if len(thetas) > 2 else np.zeros((fit.theta_.size,) * 2)
         if self.shrinkage_bias:
-            ratio = (bias_prior_ratio(getattr(self, "common_sd_", None), sd, w, Ms[0].shape[1])
-                     if fam == "gaussian" and getattr(self, "adaptive_weights_", None) is not None and w is not None
-                     else None)  # binary outcomes: unmeasured, unchanged
-            cov = np.atleast_2d(cov) + np.mean([f.shrinkage_cov(sigma2, ratio) for f in fits], axis=0)
+            cov = np.atleast_2d(cov) + np.mean([f.shrinkage_cov(sigma2) for f in fits], axis=0)
         self.boot_theta_ = thetas
         eta = np.mean([f.eta_ for f in fits], axis=0)
         g_hat = -eta if fam == "gaussian" else expit(eta)
@@ -381,14 +360,12 @@ class EffectModel(BenefitLearner):
         (``training.learners.ard``: per-feature variances by marginal likelihood)."""
         fam = d.family
         self.cv_, self.adaptive_, self.adaptive_weights_ = None, None, None
-        self.common_sd_ = None
         if M.shape[1] == 0:
             return 0.0, None, sigma2
         if self.interaction_sd is not None:
             return float(self.interaction_sd), None, sigma2
         grid = self.interaction_grid or (GAUSSIAN_GRID if fam == "gaussian" else LOGIT_GRID)
         sd, self.cv_ = self._select_sd(d, P, M, grid, lam_main, sigma2, prog)
-        self.common_sd_ = sd  # the common prior SD the adaptive weights start from (bias_prior_ratio)
         w = None
         if self.adaptive and sd > 0:
             # feature-wise prior SDs (training.learners.adaptive)

@@ -162,17 +162,13 @@ class StructuredFit:
         bz = np.linalg.solve(Zt.T @ Zt + np.diag(pen_z) + 1e-10 * np.eye(k), Zt.T @ yt)
         return np.concatenate([ybar - Zbar @ bz, bz])
 
-    def shrinkage_cov(self, sigma2: float, prior_ratio: np.ndarray | None = None) -> np.ndarray:
+    def shrinkage_cov(self, sigma2: float) -> np.ndarray:
         """Prior-expected covariance of the ridge shrinkage bias of theta: with
         H = X'WX + Lambda and A = H^-1, E[bias bias'] = sigma2 A Lambda A under the prior that the
         penalty encodes (Nychka 1988: adding it to the sampling variance gives intervals with
         close to nominal coverage averaged over patients). Mapped to theta = [alpha_bar, ...].
         H is assembled from its trial / Z blocks (training.learners.strata_fit), never from the
-        n x (J + k) design with trial dummies.
-
-        ``prior_ratio`` (one per trailing Z column, i.e. per modifier column): the bias averaged
-        under a prior whose variance is ``prior_ratio`` times the penalty's own on those columns,
-        E[bias bias'] = A Lambda Sigma_prior Lambda A = sigma2 A (Lambda * ratio) A (A unchanged)."""
+        n x (J + k) design with trial dummies."""
         J, pen, Z = self._J, self._pen, self._Z
         if self.family == "gaussian":
             W = np.ones(Z.shape[0])
@@ -182,9 +178,6 @@ class StructuredFit:
         h, B, C = hessian_blocks(Strata(self._trial, J), Z, W, pen[:J], pen[J:])
         A = block_inverse(h, B, C)
         pen_eff = np.where(pen >= 1e11, 0.0, pen)  # "infinite" penalties mean: term absent
-        if prior_ratio is not None and len(prior_ratio):
-            pen_eff = pen_eff.copy()
-            pen_eff[pen_eff.size - len(prior_ratio):] *= np.asarray(prior_ratio, float)
         Bm = sigma2 * (A * pen_eff) @ A
         p = J + Z.shape[1]
         T = np.zeros((p - J + 1, p))
