@@ -89,7 +89,8 @@ def summary(d: pd.DataFrame, by: str | None = None, q: int = 5) -> pd.DataFrame:
     g = d.groupby(keys, observed=True)
     return pd.DataFrame({"n": g.size(), "coverage": g["hit"].mean(), "coverage_post": g["hit_post"].mean(),
                          "mean_z": g["z"].mean(), "sd_z": g["z"].std(), "mean_coef_term": g["coef_term"].mean(),
-                         "mean_se": g["se"].mean(), "rmse": g.apply(lambda x: np.sqrt(np.mean((x.pred - x.truth) ** 2))),
+                         "mean_se": g["se"].mean(),
+                         "rmse": g.apply(lambda x: np.sqrt(np.mean((x.pred - x.truth) ** 2))),
                          "mean_err": g.apply(lambda x: np.mean(x.pred - x.truth))}).round(3)
 
 

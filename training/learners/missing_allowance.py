@@ -135,7 +135,8 @@ def missing_allowance(learner, exp: dict, F: np.ndarray, comparators: list, refe
     out = {c: np.clip(v_ref[c] - v_own[c], 0.0, None) for c in comparators}
     summary = {"method": "reference_missing_variance", "reference": "effect_model",
                "reference_interaction_sd": v_ref["__sd__"], "rows_with_missing": int(miss.sum()),
-               "mean_reference_coefficient_term": float(np.broadcast_to(v_ref.get("__coef__", 0.0), miss.shape)[miss].mean()),
+               "mean_reference_coefficient_term": float(
+                   np.broadcast_to(v_ref.get("__coef__", 0.0), miss.shape)[miss].mean()),
                "mean_own": {c: float(v_own[c][miss].mean()) for c in comparators},
                "mean_reference": {c: float(v_ref[c][miss].mean()) for c in comparators},
                "mean_allowance": {c: float(out[c][miss].mean()) for c in comparators}}
