@@ -136,3 +136,21 @@ def _not_scored(c) -> float:
         if line.startswith('lbp_patients_not_scored_total{endpoint="/v1/score/batch",reason="missing_baseline"}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def test_calculator_predicts_what_the_baselines_entered_allow(c, scorer):
+    pain_only = {k: v for k, v in scorer.example_patient().items() if k != "baseline_function"}
+    r = c.post("/calculator/score", json={"patient": pain_only, "comparator": COMP})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {v["outcome"] for v in body["result"]["outcomes"].values()} == set(CONT)
+    assert body["not_predicted"] == [{"outcome": "function", "needs": ["baseline_function"]}]
+    same = c.post("/v1/score", json={"patient": pain_only, "comparator": COMP, "outcomes": CONT}).json()["result"]
+    assert body["result"]["scores"] == pytest.approx(same["scores"], nan_ok=True)
+    full = c.post("/calculator/score", json={"patient": scorer.example_patient(), "comparator": COMP}).json()
+    assert "not_predicted" not in full
+    r = c.post("/calculator/score", json={"patient": {"age": 40}, "comparator": COMP})
+    assert r.status_code == 422 and set(by_field(r)) == {"patient.baseline_pain", "patient.baseline_function"}
+    page = c.get("/calculator").text
+    assert "Needed to predict pain intensity. Global recovery needs this or the other baseline score." in page
+    assert 'id="f-baseline_pain"' in page and 'id="f-baseline_pain" required' not in page

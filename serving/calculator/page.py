@@ -14,6 +14,7 @@ from typing import Any
 
 from predict.schema import CovariateSpec
 from serving.interface import BASELINE_RANGE, ScorerLike, is_synthetic
+from serving.requirements import OutcomeNeeds
 from serving.schemas import SYNTHETIC_WARNING
 
 STATIC = "/calculator/static"
@@ -149,12 +150,27 @@ def _json_block(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _needed_for(name: str, needs: OutcomeNeeds, cfg: dict) -> str:
+    """Which outcomes need a baseline, in the page's words (from ``Scorer.requirement``)."""
+    label = cfg["outcome_labels"]
+    own = [lower(label.get(o, o)) for o, r in needs.by_outcome.items() if name in r.all_of]
+    either = [label.get(o, o) for o, r in needs.by_outcome.items() if any(name in g for _, g in r.any_of)]
+    parts = ["Needed to predict " + " and ".join(own) + "."] if own else []
+    parts += [f"{x} needs this or the other baseline score." for x in either]
+    return " ".join(parts) if parts else "Optional."
+
+
+def lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def render(scorer: ScorerLike) -> str:
     """The whole page for ``scorer``."""
     cfg = config(scorer)
     banner = (f'<div class="banner" role="note"><strong>Synthetic data &mdash; not for clinical use.</strong> '
               f'{escape(SYNTHETIC_WARNING)}</div>' if cfg["synthetic"] else "")
-    baselines = "".join(_text_input(f, True, "0 to 100, higher = worse. Required.")
+    needs = OutcomeNeeds.of(scorer)
+    baselines = "".join(_text_input(f, False, f"0 to 100, higher = worse. {_needed_for(f['name'], needs, cfg)}")
                         for f in cfg["baselines"])
     covariates = "".join(_covariate(c) for c in scorer.schema.covariates)
     act = cfg["intervention_label"]
@@ -175,8 +191,9 @@ randomised-trial data. Model <code>{escape(cfg["model_id"])}</code> &middot;
 {banner}
 <main>
 <form id="calc-form" novalidate autocomplete="off" aria-describedby="form-intro">
-<p id="form-intro">Only the two baseline scores are required. Leave anything you do not know empty:
-the result then says how the model handled it.</p>
+<p id="form-intro">Enter the baseline scores you have: each outcome is predicted from its own baseline score
+(recovery from either), and the result says which outcomes could not be predicted. Leave anything you do not
+know empty: the result then says how the model handled it.</p>
 <div id="error-summary" class="error-summary" role="alert" tabindex="-1" hidden>
 <h2>Please correct the following</h2><ul></ul></div>
 <fieldset class="group"><legend>Baseline scores</legend>{baselines}</fieldset>

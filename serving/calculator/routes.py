@@ -80,8 +80,17 @@ def build_router(models: RequestModels, scorer) -> APIRouter:
                         headers={**HEADERS, "Cache-Control": "no-cache"})
 
     def calculator_score(request: Request, body: ScoreRequest) -> JSONResponse:  # type: ignore[valid-type]
-        return score_response(request, "/calculator/score", [ScoringService.patient_inputs(body.patient)],
-                              body.comparator, None, batch=False, headers={"Cache-Control": "no-store"})
+        # Every outcome the baselines entered allow (the scorer's rule, through serving.requirements);
+        # the answer's not_predicted names the others and the baseline each needs. With no outcome
+        # allowed, every outcome is requested, so the 422 names each missing baseline.
+        patient = ScoringService.patient_inputs(body.patient)
+        lacking = {} if body.outcomes else models.needs.lacking(patient) if models.needs else {}
+        allowed = [o for o in scorer.outcomes if o not in lacking]
+        outcomes = body.outcomes or (allowed if lacking and allowed else None)
+        extra = ({"not_predicted": [{"outcome": o, "needs": names} for o, names in lacking.items()]}
+                 if lacking and allowed else None)
+        return score_response(request, "/calculator/score", [patient], body.comparator, outcomes, batch=False,
+                              headers={"Cache-Control": "no-store"}, extra=extra)
 
     def model_card(request: Request) -> PlainTextResponse:
         return PlainTextResponse(request.app.state.scorer.card_markdown, headers=HEADERS)

@@ -53,7 +53,8 @@ MISSING_BASELINE = "missing_baseline"
 
 
 def score_response(request: Request, endpoint: str, patients: list[dict], comparator: str,
-                   outcomes: list[str] | None, *, batch: bool, headers: dict[str, str] | None = None) -> JSONResponse:
+                   outcomes: list[str] | None, *, batch: bool, headers: dict[str, str] | None = None,
+                   extra: dict[str, Any] | None = None) -> JSONResponse:
     """Score through the app's :class:`~serving.scoring.ScoringService` and answer: the envelope with
     ``result`` (or ``results`` for a batch), 422 if the model refused the input, 500 if it failed.
 
@@ -87,7 +88,8 @@ def score_response(request: Request, endpoint: str, patients: list[dict], compar
     except ScoringFailed:
         return JSONResponse(status_code=500, content=failure_body(rid), headers=headers)
     if not batch:
-        return ScoreJSONResponse({**service.envelope(comparator), "result": results[0]}, headers=headers)
+        return ScoreJSONResponse({**service.envelope(comparator), **(extra or {}), "result": results[0]},
+                                 headers=headers)
     envelope = service.envelope(comparator)
     if left_out:
         it = iter(results)

@@ -70,7 +70,7 @@
       if (s.type === "categorical") { if (input.value !== "") patient[name] = input.value; return; }
       var p = parseNumber(input.value);
       if (p.empty) {
-        if (s.type === "baseline") errors.push({ name: name, message: "Enter " + lower(s.label) + ": a number from 0 to 100." });
+        // a baseline may be empty: the server predicts what the baselines entered allow, or names what is needed
       } else if (p.bad) {
         errors.push({ name: name, message: s.label + " must be a number, like 42 or 42.5." });
       } else if (s.range && (p.value < s.range[0] || p.value > s.range[1])) {
@@ -117,7 +117,9 @@
     var out = [];
     ((body && body.detail) || []).forEach(function (d) {
       var f = typeof d.field === "string" ? d.field.replace(/^patient\./, "") : "";
-      if (specs[f]) out.push({ name: f, message: specs[f].type === "binary" || specs[f].type === "categorical"
+      if (specs[f] && d.type === "missing") out.push({ name: f, message: "Enter " + lower(specs[f].label) +
+        ": " + (d.msg || "required").replace(/^required field is missing: /, "") + "." });
+      else if (specs[f]) out.push({ name: f, message: specs[f].type === "binary" || specs[f].type === "categorical"
         ? specs[f].label + ": choose one of the options." : badRange(specs[f]) });
       else if (f === "comparator") out.push({ name: "comparator", message: "Choose one of the listed alternatives." });
       else out.push({ message: (f ? f + ": " : "") + (d.msg || "invalid value") });
@@ -364,6 +366,14 @@
     var rank = function (t) { var i = ["pain", "function"].indexOf(t.outcome); return isRecovery(t) ? 9 : (i < 0 ? 5 : i); };
     tasks.sort(function (a, b) { return rank(a) - rank(b); });
     tasks.forEach(function (t) { out.appendChild(isRecovery(t) ? recoveryCard(t, comp) : continuousCard(t, comp)); });
+    if ((body.not_predicted || []).length) {
+      var np = el("ul", {});
+      body.not_predicted.forEach(function (x) {
+        np.appendChild(el("li", { text: outcomeLabel(x.outcome) + ": needs " + x.needs.map(function (n) {
+          return lower(specs[n] ? specs[n].label : n); }).join(" or ") + ", which was not entered." }));
+      });
+      out.appendChild(el("section", { "class": "card", id: "not-predicted" }, [el("h3", { text: "Not predicted" }), np]));
+    }
     out.appendChild(factorsCard(res, comp));
     out.appendChild(missingCard(res));
     if ((res.warnings || []).length) {
