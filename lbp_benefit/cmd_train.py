@@ -20,7 +20,8 @@ def train(
     select: str = typer.Option("stack", "--select", help="'stack' (non-negative R-loss stacking), 'best' (lowest held-out R-loss) or 'best1se' (simplest learner within 1 SE of the lowest)."),
     n_boot: int = typer.Option(100, "--n-boot", help="Trial-cluster bootstrap replicates for the linear learners."),
     n_boot_trees: int = typer.Option(10, "--n-boot-trees", help="Trial-cluster bootstrap replicates for the LightGBM learners."),
-    workers: int = typer.Option(2, "--workers", help="Parallel worker processes (IECV folds and final fits)."),
+    workers: int = typer.Option(2, "--workers", help="Parallel worker processes (IECV folds and final fits); with 2 or "
+                                 "more, the network stage runs in a process of its own beside them."),
     drop_invalid: bool = typer.Option(False, "--drop-invalid", help="Exclude invalid participants/trials instead of stopping."),
     strict: bool = typer.Option(False, "--strict", help="Treat data warnings (implausible values set to missing, ignored rows, small trials) as errors."),
     fast: bool = typer.Option(False, "--fast", help="A quick run for small data and tests: linear learners only (constant, effect_model, "
