@@ -88,9 +88,12 @@ class OutcomeNeeds:
                     items.setdefault(b, {"outcomes": [], "why": []})
                     items[b]["outcomes"].append(o)
                     items[b]["why"].append(f"{o} (this or {others(b)})" if len(names) > 1 else o)
+        if not items:
+            return []
         out = []
-        allowed = [o for o in wanted if o not in self.lacking(inputs, wanted)]
-        hint = f" (the inputs given allow {', '.join(allowed)})" if allowed and items else ""
+        lacking = self.lacking(inputs, wanted)
+        allowed = [o for o in wanted if o not in lacking]
+        hint = f" (the inputs given allow {', '.join(allowed)})" if allowed else ""
         for b in self.baselines:
             if b not in items:
                 continue
