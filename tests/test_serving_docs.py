@@ -57,8 +57,11 @@ def _examples(client, doc: str) -> dict[str, str]:
     assert score.status_code == 200, score.text
     invalid = client.post("/v1/score/batch", json=_curl_body(doc, "batch-invalid"))
     assert invalid.status_code == 422, invalid.text
+    lacking = client.post("/v1/score", json=_curl_body(doc, "missing-baseline"))
+    assert lacking.status_code == 422, lacking.text
     return {"score-response": json.dumps(_rounded(score.json()), indent=2, ensure_ascii=False),
-            "batch-invalid-response": json.dumps(invalid.json(), indent=2, ensure_ascii=False)}
+            "batch-invalid-response": json.dumps(invalid.json(), indent=2, ensure_ascii=False),
+            "missing-baseline-response": json.dumps(lacking.json(), indent=2, ensure_ascii=False)}
 
 
 def test_docs_examples_are_real_responses(client):
