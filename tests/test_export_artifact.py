@@ -59,6 +59,14 @@ def test_layout_and_manifest(sm):
     assert set(m["follow_ups"]) == {"short", "moderate"}
     assert "usual_care" in m["comparators"] and set(m["sparse_comparators"]) <= set(m["comparators"])
     assert all("missing" in c and c["missing"].startswith("imputed") for c in m["feature_schema"])
+    # the stated handling of a missing input follows the learners exported: the expected-basis
+    # clause iff some linear part scores missing inputs by E[B(X) | observed], the tree clause iff boosters
+    from training.export_model import MISSING_EXPECTED, MISSING_TREES
+    exports = [json.loads((art / f).read_text("utf-8")) for f in files if f.startswith("model/") and f.endswith(".json")]
+    text = json.dumps(exports)
+    assert all((MISSING_EXPECTED in c["missing"]) == ('"missing": "expected"' in text) for c in m["feature_schema"])
+    assert all((MISSING_TREES in c["missing"]) == ('"boosters"' in text) for c in m["feature_schema"])
+    assert '"missing": "expected"' in text  # the small model's effect model / recovery model use it
     assert m["card"] == {"markdown": "card.md", "json": "card.json"}
     td = m["training_data"]
     assert len(td["fingerprint"]) == 64

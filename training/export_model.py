@@ -37,6 +37,7 @@ from predict import model_format as mf
 from predict.artifact import load_artifact, sha256_bytes, write_artifact
 from predict.arm_intervals import available as arm_intervals_available
 from predict.errors import LbpError
+from predict.expected_basis import EXPECTED
 from predict import required_inputs
 
 BOOSTER_REF = mf.BOOSTER_REF
@@ -46,8 +47,10 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 MIN_N_QUANTILES = 50  # fewer observed values: no quantiles at all
 MIN_N_OUTER = 300  # p01/p99 only with >= 3 participants beyond each
 MISSING_LINEAR = ("imputed for the linear parts: conditional mean given the patient's observed inputs "
-                  "(multivariate normal fitted on the pooled training data); the benefit interval is "
-                  "widened by the spread over conditional draws of the missing value")
+                  "(multivariate normal fitted on the pooled training data)")
+MISSING_EXPECTED = (", and for curved (spline) and two-modifier product terms their expectation over that "
+                    "conditional distribution (exact quadrature, no sampling)")
+MISSING_INTERVAL = "; the benefit interval is widened by the spread over conditional draws of the missing value"
 MISSING_TREES = "; tree models route it down their learned missing-value branch"
 CONTINUOUS_SCALE = "0-100 points, higher = worse"
 BINARY_SCALE = "probability of the good result (outcome_definitions.<outcome>.good_result)"
@@ -150,12 +153,11 @@ def _kinds(exp: dict) -> set[str]:
     return ks
 
 
-def _uses_native_tree_missing(exp: dict) -> bool:
-    if exp.get("boosters") and exp.get("tree_missing", "native") == "native":
-        return True
+def _exports_within(exp: dict):
+    """``exp`` and every export nested in it (a stack's members, a nuisance model)."""
     subs = [exp["nuisance"]] if isinstance(exp.get("nuisance"), dict) else []
     subs += (exp.get("members") or {}).get("exports") or []
-    return any(_uses_native_tree_missing(s) for s in subs)
+    return [exp] + [e for s in subs for e in _exports_within(s)]
 
 
 # ----------------------------------------------------------------------------- background
@@ -342,8 +344,11 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
         if e["features"]["names"] != feats["names"]:
             raise LbpError(f"{run}: task {t} has other features than the first task; cannot build one schema")
     baselines = [f"baseline_{o}" for o in getattr(cfg, "baseline_outcomes", cfg.outcomes)]
-    trees_native = any(_uses_native_tree_missing(e) for e in exports.values())
-    handled = MISSING_LINEAR + (MISSING_TREES if trees_native else "")
+    inner = [e for x in exports.values() for e in _exports_within(x)]
+    trees_native = any(e.get("boosters") and e.get("tree_missing", "native") == "native" for e in inner)
+    expected = any((e.get("linear") or {}).get("missing") == EXPECTED for e in inner)
+    handled = (MISSING_LINEAR + (MISSING_EXPECTED if expected else "") + MISSING_INTERVAL
+               + (MISSING_TREES if trees_native else ""))
     schema = []
     for spec in cfg.covariates.covariates:
         if spec.name not in feats["names"]:
