@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from predict.impute import Imputer, pattern_groups, pattern_solve
+from predict.numeric import rcs_term
 
 GH_NODES = 20
 _T, _W = np.polynomial.hermite.hermgauss(GH_NODES)
@@ -120,11 +121,6 @@ def merge(parts: list, n: int) -> Spread | None:
                   np.concatenate(covs), lo, hi)
 
 
-def _cube(v: np.ndarray) -> np.ndarray:
-    u = np.maximum(v, 0.0)
-    return u * u * u
-
-
 def expect_columns(plan, B: np.ndarray, Fimp: np.ndarray, spread: Spread | None) -> np.ndarray:
     """``B`` (the standardised basis of ``plan``, a :class:`predict.linear.BasisPlan`, at the
     bounded conditional means ``Fimp``) with the spline and product columns of ``spread``'s rows
@@ -142,9 +138,8 @@ def expect_columns(plan, B: np.ndarray, Fimp: np.ndarray, spread: Spread | None)
             f = plan.r_feat[ci]
             X = spread.mean[ri, f][:, None] + S[ri, ci][:, None] * NODES  # (h, Q)
             X = np.minimum(np.maximum(X, spread.lower[f][:, None]), spread.upper[f][:, None])
-            d = plan.r_d[ci][:, None]
-            V = (_cube(X - plan.r_tj[ci][:, None]) - _cube(X - plan.r_t2[ci][:, None]) * plan.r_c1[ci][:, None] / d
-                 + _cube(X - plan.r_t1[ci][:, None]) * plan.r_c2[ci][:, None] / d) / plan.r_norm[ci][:, None]
+            V = rcs_term(X, *(a[ci][:, None] for a in (plan.r_tj, plan.r_t2, plan.r_t1, plan.r_c1, plan.r_c2,
+                                                         plan.r_d, plan.r_norm)))
             v = V @ WEIGHTS
             pos = plan.r_pos[ci]
             B[r[ri], pos] = (v - plan.loc[pos]) / plan.scale[pos]

@@ -13,13 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from predict.expected_basis import EXPECTED, Spread, expect_columns
-from predict.numeric import frozen_array
-
-
-def _pos3(v: np.ndarray) -> np.ndarray:
-    """max(v, 0) cubed (as v*v*v: much faster than ** 3 on large arrays)."""
-    u = np.maximum(v, 0.0)
-    return u * u * u
+from predict.numeric import frozen_array, rcs_term
 
 
 def rcs(x: np.ndarray, knots) -> np.ndarray:
@@ -29,10 +23,8 @@ def rcs(x: np.ndarray, knots) -> np.ndarray:
     norm = (t[-1] - t[0]) ** 2
     cols = []
     for j in range(k - 2):
-        c = (_pos3(x - t[j])
-             - _pos3(x - t[k - 2]) * (t[k - 1] - t[j]) / (t[k - 1] - t[k - 2])
-             + _pos3(x - t[k - 1]) * (t[k - 2] - t[j]) / (t[k - 1] - t[k - 2]))
-        cols.append(c / norm)
+        cols.append(rcs_term(x, t[j], t[k - 2], t[k - 1], t[k - 1] - t[j], t[k - 2] - t[j], t[k - 1] - t[k - 2],
+                             norm))
     return np.column_stack(cols) if cols else np.zeros((x.size, 0))
 
 
@@ -146,11 +138,8 @@ def basis_compiled(plan: BasisPlan, F: np.ndarray) -> np.ndarray:
     if plan.oh_pos.size:
         out[:, plan.oh_pos] = (F[:, plan.oh_feat] == plan.oh_level).astype(float)
     if plan.r_pos.size:
-        X = F[:, plan.r_feat]
-        d = plan.r_d
-        out[:, plan.r_pos] = (_pos3(X - plan.r_tj)
-                              - _pos3(X - plan.r_t2) * plan.r_c1 / d
-                              + _pos3(X - plan.r_t1) * plan.r_c2 / d) / plan.r_norm
+        out[:, plan.r_pos] = rcs_term(F[:, plan.r_feat], plan.r_tj, plan.r_t2, plan.r_t1, plan.r_c1, plan.r_c2,
+                                      plan.r_d, plan.r_norm)
     if plan.x_pos.size:
         out[:, plan.x_pos] = product(F[:, plan.x_feat], F[:, plan.x_feat2], plan.x_origin, plan.x_origin2)
     return (out - plan.loc) / plan.scale

@@ -1,5 +1,6 @@
 """Small numeric helpers shared by the runtime's modules: the logistic function, the standard
-normal quantile, row-wise quadratic forms and variances, the inverse link of a linear learner.
+normal quantile, row-wise quadratic forms and variances, the inverse link of a linear learner,
+a restricted cubic spline term.
 """
 from __future__ import annotations
 
@@ -58,6 +59,19 @@ def quad(G: np.ndarray, V: np.ndarray) -> np.ndarray:
 
 def mean_fn(link: str):
     return (lambda e: e) if link == "identity" else expit
+
+
+def pos3(v: np.ndarray) -> np.ndarray:
+    """max(v, 0) cubed (as v*v*v: much faster than ** 3 on large arrays)."""
+    u = np.maximum(v, 0.0)
+    return u * u * u
+
+
+def rcs_term(x, tj, t2, t1, c1, c2, d, norm):
+    """One restricted cubic spline term (Harrell) of ``x``, elementwise with broadcasting: knots
+    t_j (``tj``), t_{k-1} (``t2``) and t_k (``t1``); ``c1`` = t_k - t_j, ``c2`` = t_{k-1} - t_j,
+    ``d`` = t_k - t_{k-1}, ``norm`` = (t_k - t_1)^2 (the term's scale)."""
+    return (pos3(x - tj) - pos3(x - t2) * c1 / d + pos3(x - t1) * c2 / d) / norm
 
 
 def clip(x: np.ndarray, lo, hi) -> np.ndarray:

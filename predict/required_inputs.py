@@ -61,16 +61,30 @@ class Requirement:
             ok &= one
         return ok
 
+    def unmet_groups(self, given: Mapping) -> list[frozenset]:
+        """The at-least-one groups of which one patient (a mapping of inputs) gives no name."""
+        return [g for _, g in self.any_of if not any(is_given(given, b) for b in g)]
+
+    def missing(self, given: Mapping) -> set[str]:
+        """The baselines one patient lacks: each required one not given, and every name of a group
+        none of which is given."""
+        out = {b for b in self.all_of if not is_given(given, b)}
+        for g in self.unmet_groups(given):
+            out |= set(g)
+        return out
+
     def lacking(self, given: Mapping) -> str | None:
         """What one patient (a mapping of inputs, NaN/None = not given) lacks, in words (the missing
         required names; a group's as ``a or b``), or None."""
-        def absent(b):
-            v = given.get(b)
-            return v is None or (isinstance(v, float) and v != v) or v is pd.NA
-
-        parts = [b for b in sorted(self.all_of) if absent(b)]
-        parts += [" or ".join(sorted(g)) for _, g in self.any_of if all(absent(b) for b in g)]
+        parts = [b for b in sorted(self.all_of) if not is_given(given, b)]
+        parts += [" or ".join(sorted(g)) for g in self.unmet_groups(given)]
         return ", ".join(parts) if parts else None
+
+
+def is_given(inputs: Mapping, name: str) -> bool:
+    """Whether one patient's ``inputs`` give ``name`` (absent, None, NaN and pd.NA are not given)."""
+    v = inputs.get(name)
+    return not (v is None or v is pd.NA or (isinstance(v, float) and v != v))
 
 
 def definition_rule(outcome_sources: Iterable[str], combine: str) -> dict:

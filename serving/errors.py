@@ -18,24 +18,12 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from serving.fields import field_path
 from serving.logs import LOGGER, request_id_of, route_template
 from serving.requirements import raw_problems
 from serving.scoring import SCORING_ENDPOINTS, ScoringRefused
 
 log = logging.getLogger(LOGGER)
-
-
-def field_path(loc: Sequence[Any]) -> str:
-    parts = list(loc)
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += ("." if out else "") + str(p)
-    return out or "body"
 
 
 def _item(err: dict, hints: dict[str, str], max_batch: int) -> dict:

@@ -19,14 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from predict.required_inputs import Requirement
+from predict.required_inputs import Requirement, is_given
+from serving.fields import field_path
 
 MISSING_TYPE = "missing"  # the pydantic error type of a missing required field: clients already handle it
-
-
-def _absent(inputs: Mapping, name: str) -> bool:
-    v = inputs.get(name)
-    return v is None or (isinstance(v, float) and v != v)
 
 
 @dataclass(frozen=True)
@@ -50,12 +46,7 @@ class OutcomeNeeds:
         out: dict[str, list[str]] = {}
         for o in outcomes or self.by_outcome:
             req = self.by_outcome.get(o)
-            if req is None:
-                continue
-            names = {b for b in req.all_of if _absent(inputs, b)}
-            for _, group in req.any_of:
-                if all(_absent(inputs, b) for b in group):
-                    names |= set(group)
+            names = req.missing(inputs) if req is not None else set()
             if names:
                 out[o] = [b for b in self.baselines if b in names]
         return out
@@ -75,13 +66,11 @@ class OutcomeNeeds:
             if req is None:
                 continue
             for b in self.baselines:
-                if b in req.all_of and _absent(inputs, b):
+                if b in req.all_of and not is_given(inputs, b):
                     items.setdefault(b, {"outcomes": [], "why": []})
                     items[b]["outcomes"].append(o)
                     items[b]["why"].append(o)
-            for _, group in req.any_of:
-                if not all(_absent(inputs, b) for b in group):
-                    continue
+            for group in req.unmet_groups(inputs):
                 names = [b for b in self.baselines if b in group]
                 others = lambda b: " or ".join(n for n in names if n != b)  # noqa: E731
                 for b in names:
@@ -98,7 +87,7 @@ class OutcomeNeeds:
             if b not in items:
                 continue
             it = items[b]
-            item = {"loc": [*loc, b], "field": _path([*loc, b]), "type": MISSING_TYPE,
+            item = {"loc": [*loc, b], "field": field_path([*loc, b]), "type": MISSING_TYPE,
                     "msg": f"required field is missing: needed to predict {', '.join(it['why'])}{hint}",
                     "expected": "a number from 0 to 100", "outcomes": it["outcomes"]}
             if len(loc) >= 3 and isinstance(loc[2], int):
@@ -125,14 +114,6 @@ class OutcomeNeeds:
         if not parts:
             return "optional: no outcome requires it (when absent it is imputed and listed as missing)"
         return "; ".join(parts) + "; otherwise optional (when absent it is imputed and listed as missing)"
-
-
-def _path(loc: list) -> str:
-    """``patient.baseline_pain`` / ``patients[3].baseline_pain`` (as :func:`serving.errors.field_path`)."""
-    out = ""
-    for p in loc[1:] if loc and loc[0] == "body" else loc:
-        out += f"[{p}]" if isinstance(p, int) else ("." if out else "") + str(p)
-    return out
 
 
 def raw_problems(needs: OutcomeNeeds, body: Any) -> list[dict]:
