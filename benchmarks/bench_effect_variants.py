@@ -30,6 +30,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -116,7 +117,6 @@ def _knots_cv(alt_knots: int = 4):
 
 
 def make_variant(name: str, cfg, seed: int, n_boot: int):
-    from training.learners.ard import ARDEffectModel
     from training.train import make_learner
 
     if name in ("effect_model", "effect_adaptive", "effect_pairs"):
@@ -150,9 +150,14 @@ def make_variant(name: str, cfg, seed: int, n_boot: int):
     raise ValueError(f"unknown variant {name!r}")
 
 
-def run(scenario: str, seed: int, variants: list, n_boot: int) -> list:
-    from benchmarks.bench_learners import load_task, within_trial_sd
-    from training.iecv import _benefit_mix
+def pain_task(scenario: str, seed: int) -> SimpleNamespace:
+    """Pain at 3 months of a bench_learners scenario (``train>new`` or one design; new trials from
+    seed + 10000), with the simulator's truth: the learners' inputs ``X``, ``y`` and ``NX``, each
+    participant's class ``cls`` and ``trial`` (``ncls``, ``ntrial`` for the new trials), the
+    comparators ``comps``/``ncomps``, who is in a comparative trial ``ok``/``nok``, the comparator
+    mixes ``W``/``nW``, and the truths mixed the same way: ``t_mix`` (trial-specific), ``t_avg``
+    (average trial), ``nt_mix`` (new trials); also ``cfg``, ``truth``, ``recols``, ``ntruth``, ``feats``."""
+    from benchmarks.bench_learners import load_task
     from training.learners.stacking import comparator_mix
 
     train_s, _, new_s = scenario.partition(">")
@@ -173,6 +178,19 @@ def run(scenario: str, seed: int, variants: list, n_boot: int) -> list:
     nW = comparator_mix(ntrial, ncls, cfg.active, ncomps)
     nt_mix = sum(nW[:, i] * ntruth[f"benefit_vs_{c}"].to_numpy() for i, c in enumerate(ncomps))
     NX = ndf[["trial", "treatment"] + feats].assign(trial=lambda d: "new:" + d["trial"].astype(str))
+    return SimpleNamespace(cfg=cfg, truth=truth, recols=recols, ntruth=ntruth, feats=feats, X=X, y=y, cls=cls,
+                           trial=trial, comps=comps, ok=ok, W=W, t_mix=t_mix, t_avg=t_avg, NX=NX, ncls=ncls,
+                           ntrial=ntrial, ncomps=ncomps, nok=nok, nW=nW, nt_mix=nt_mix)
+
+
+def run(scenario: str, seed: int, variants: list, n_boot: int) -> list:
+    from benchmarks.bench_learners import within_trial_sd
+    from training.iecv import _benefit_mix
+
+    d = pain_task(scenario, seed)
+    cfg, truth, recols, ntruth = d.cfg, d.truth, d.recols, d.ntruth
+    X, y, cls, trial, comps, ok, W, t_avg = d.X, d.y, d.cls, d.trial, d.comps, d.ok, d.W, d.t_avg
+    NX, ncls, ntrial, ncomps, nok, nW, nt_mix, t_mix = d.NX, d.ncls, d.ntrial, d.ncomps, d.nok, d.nW, d.nt_mix, d.t_mix
     rows = []
     for name in variants:
         t0 = time.process_time()

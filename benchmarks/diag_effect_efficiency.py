@@ -81,31 +81,16 @@ def lgbm_offset(X: pd.DataFrame, y: np.ndarray, trial: np.ndarray, feats: list, 
 
 
 def run(scenario: str, seed: int, with_lgbm: bool) -> list:
-    from benchmarks.bench_learners import load_task
+    from benchmarks.bench_effect_variants import pain_task
     from training.iecv import _benefit_mix
     from training.learners.effect_model import shared_linear_data
     from training.learners.trial_specific import InTrialBenefit
-    from training.learners.stacking import comparator_mix
     from training.train import make_learner
 
-    train_s, _, new_s = scenario.partition(">")
-    df, truth, cfg, recols = load_task(train_s, seed, "pain", "short")
-    ndf, ntruth, _, _ = load_task(new_s or train_s, seed + 10_000, "pain", "short")
-    feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
-    X, y = df[["trial", "treatment"] + feats], df["value"].to_numpy(float)
-    cls, trial = df["treatment"].astype(str).to_numpy(), df["trial"].astype(str).to_numpy()
-    comps = sorted(set(cls) - {cfg.active})
-    ok = np.array([len(set(cls[trial == t]) - {cfg.active}) > 0 and (cls[trial == t] == cfg.active).any() for t in trial])
-    W = comparator_mix(trial, cls, cfg.active, comps)
-    t_mix = sum(W[:, i] * truth[f"benefit_vs_{c}"].to_numpy() for i, c in enumerate(comps))
-    t_avg = t_mix - sum(W[:, i] * recols[c] for i, c in enumerate(comps))
-    ncls, ntrial = ndf["treatment"].astype(str).to_numpy(), ndf["trial"].astype(str).to_numpy()
-    ncomps = sorted(set(ncls) - {cfg.active})
-    nok = np.array([len(set(ncls[ntrial == t]) - {cfg.active}) > 0 and (ncls[ntrial == t] == cfg.active).any()
-                    for t in ntrial])
-    nW = comparator_mix(ntrial, ncls, cfg.active, ncomps)
-    nt_mix = sum(nW[:, i] * ntruth[f"benefit_vs_{c}"].to_numpy() for i, c in enumerate(ncomps))
-    NX = ndf[["trial", "treatment"] + feats].assign(trial=lambda d: "new:" + d["trial"].astype(str))
+    d = pain_task(scenario, seed)
+    cfg, truth, feats = d.cfg, d.truth, d.feats
+    X, y, cls, trial, comps, ok, t_avg, t_mix = d.X, d.y, d.cls, d.trial, d.comps, d.ok, d.t_avg, d.t_mix
+    NX, ncls, ntrial, ncomps, nok, nt_mix = d.NX, d.ncls, d.ntrial, d.ncomps, d.nok, d.nt_mix
     y_nf = np.array([truth[f"expected_{c}"].iloc[i] for i, c in enumerate(cls)])
     m_star = truth["expected_no_treatment"].to_numpy(float)
     noise_var = float(np.mean((y - y_nf) ** 2))
