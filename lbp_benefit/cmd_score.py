@@ -112,6 +112,13 @@ def score(
         typer.echo(f"  not scored: {p}", err=True)
     if n_bad > 5:
         typer.echo(f"  ... and {n_bad - 5} more rows (the 'error' column names each problem)", err=True)
+    lacking = sorted({p.row for p in errors if p.code == "required" and p.row is not None})
+    if lacking:  # rows refused for a baseline: which of the outcomes asked for their inputs do allow
+        rows = df.iloc[lacking]
+        can = [o for o in outcomes or scorer.outcomes if scorer.requirement([o]).met(rows).any()]
+        if can:
+            typer.echo("  rows refused for a missing baseline can still be scored for the outcomes that do not "
+                       f"need it: {' '.join(f'--outcome {o}' for o in can)}", err=True)
 
 
 def _score_spark(scorer, model, input, data, comparator, output, outcome, explain) -> None:

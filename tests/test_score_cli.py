@@ -87,6 +87,12 @@ def test_score_one_outcome_needs_only_its_baseline(sm, tmp_path):
     r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
                               "--output", str(tmp_path / "o2.csv"), "--strict"])
     assert isinstance(r.exception, ValidationFailed) and {p.column for p in r.exception.errors} == {"baseline_function"}
+    # without --strict the rows are refused and the output says which outcomes they could be scored for
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
+                              "--output", str(tmp_path / "o3.csv")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "2 row(s) could not be scored" in r.output
+    assert "can still be scored for the outcomes that do not need it: --outcome pain --outcome global_recovery" in r.output
 
 
 def test_score_data_folder(sm, tmp_path):
