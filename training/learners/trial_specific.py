@@ -43,6 +43,54 @@ from training.orientation import higher_is_better, orient
 from training.learners.intervals import tau_from_deviations, trial_deviations
 
 
+def learner_residuals(learner: BenefitLearner, X: pd.DataFrame, y) -> np.ndarray:
+    """Observed outcome minus the fitted learner's expected outcome under each row's own arm, on the
+    benefit (oriented) scale; NaN for rows of classes the learner does not predict."""
+    exp = learner.export_
+    y = np.asarray(y, float).reshape(-1)
+    if y.size != len(X):
+        raise ValueError(f"y has {y.size} values for {len(X)} rows")
+    cls = X["treatment"].astype(str).to_numpy()
+    p = learner.predict(X)
+    own = np.full(y.size, np.nan)
+    for c in [exp["active"]] + list(learner.comparators_):
+        col = f"expected_{c}"
+        if col in p:
+            m = cls == c
+            own[m] = p[col].to_numpy()[m]
+    hib = higher_is_better(exp["outcome_type"])
+    return orient(y, hib) - orient(own, hib)
+
+
+def univariate_deviations(r: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: str, comps: list,
+                          min_trials: int = 3, fixed_tau: float | None = None) -> tuple[pd.DataFrame, dict]:
+    """Per trial x class: raw deviation, SE, REML tau, BLUP and posterior SD (module docstring);
+    ``fixed_tau`` replaces REML's tau of every class (a sensitivity analysis)."""
+    rows = trial_deviations(r, trial, cls, active, comps)
+    taus = tau_from_deviations(rows, comps, min_trials)
+    if fixed_tau is not None:
+        taus = {k: float(fixed_tau) for k in taus}
+    dev = pd.DataFrame(rows, columns=["trial", "comparator", "n_active", "n_comparator", "raw", "se"])
+    out = []
+    for c in comps:
+        d = dev[dev.comparator == c].copy()
+        if d.empty:
+            continue
+        tau = taus[c]
+        s2 = d["se"].to_numpy() ** 2
+        w = 1.0 / (tau ** 2 + s2)  # the random-effects mean given tau (REML's estimate and SE)
+        mu, var_mu = float(np.sum(w * d["raw"]) / np.sum(w)), float(1.0 / np.sum(w))
+        B = tau ** 2 / (tau ** 2 + s2) if tau > 0 else np.zeros_like(s2)
+        d["mu"] = mu
+        d["tau"] = tau
+        d["shrinkage"] = B
+        d["blup"] = mu + B * (d["raw"].to_numpy() - mu)
+        d["post_sd"] = np.sqrt(B * s2 + (1 - B) ** 2 * var_mu)
+        out.append(d)
+    return (pd.concat(out, ignore_index=True) if out else dev.assign(mu=[], tau=[], shrinkage=[], blup=[], post_sd=[]),
+            taus)
+
+
 class InTrialBenefit(BaseEstimator):
     """Benefit of each participant in their own (fitted) trial; see module docstring.
 
@@ -59,45 +107,12 @@ class InTrialBenefit(BaseEstimator):
     def fit(self, X: pd.DataFrame, y) -> "InTrialBenefit":
         lr = self.learner
         lr._check_fitted()
-        exp = lr.export_
-        active = exp["active"]
-        otype = exp["outcome_type"]
+        active = lr.export_["active"]
         comps = list(lr.comparators_)
-        y = np.asarray(y, float).reshape(-1)
-        if y.size != len(X):
-            raise ValueError(f"y has {y.size} values for {len(X)} rows")
+        r = learner_residuals(lr, X, y)
         cls = X["treatment"].astype(str).to_numpy()
         trial = X["trial"].astype(str).to_numpy()
-        p = lr.predict(X)
-        own = np.full(y.size, np.nan)
-        for c in [active] + comps:
-            col = f"expected_{c}"
-            if col in p:
-                m = cls == c
-                own[m] = p[col].to_numpy()[m]
-        hib = higher_is_better(otype)
-        r = orient(y, hib) - orient(own, hib)
-        rows = trial_deviations(r, trial, cls, active, comps)
-        self.tau_ = tau_from_deviations(rows, comps, self.min_trials)
-        dev = pd.DataFrame(rows, columns=["trial", "comparator", "n_active", "n_comparator", "raw", "se"])
-        out = []
-        for c in comps:
-            d = dev[dev.comparator == c].copy()
-            if d.empty:
-                continue
-            tau = self.tau_[c]
-            s2 = d["se"].to_numpy() ** 2
-            w = 1.0 / (tau ** 2 + s2)  # the random-effects mean given tau (REML's estimate and SE)
-            mu, var_mu = float(np.sum(w * d["raw"]) / np.sum(w)), float(1.0 / np.sum(w))
-            B = tau ** 2 / (tau ** 2 + s2) if tau > 0 else np.zeros_like(s2)
-            d["mu"] = mu
-            d["tau"] = tau
-            d["shrinkage"] = B
-            d["blup"] = mu + B * (d["raw"].to_numpy() - mu)
-            d["post_sd"] = np.sqrt(B * s2 + (1 - B) ** 2 * var_mu)
-            out.append(d)
-        self.deviations_ = pd.concat(out, ignore_index=True) if out else dev.assign(
-            mu=[], tau=[], shrinkage=[], blup=[], post_sd=[])
+        self.deviations_, self.tau_ = univariate_deviations(r, trial, cls, active, comps, self.min_trials)
         self.active_ = active
         self.comparators_ = comps
         return self
