@@ -244,6 +244,7 @@ def simulate_trial(rng: np.random.Generator, d: dict, mc_draws: int):
     sub = rng.choice(SUBTYPES)
     part.insert(4, "subtype", np.where(np.isin(treatment, ["other_conservative"]), sub, ""))
     drop = rng.random(n) < 1 / (1 + np.exp(-(-1.9 + 0.02 * (p0h - 58) + 0.5 * ~is_ex - 0.02 * (x["age"].to_numpy() - 45))))
+    drop &= d.get("dropout", True)
     base_missing = rng.random(n) < 0.02
     for o, instr, table, b_raw, y, flag in (("pain", d["pain_instr"], PAIN_INSTR, p0_raw, y_p, d["pain"]),
                                             ("function", d["func_instr"], FUNC_INSTR, f0_raw, y_f, d["function"])):
