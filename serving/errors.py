@@ -12,53 +12,23 @@ In a batch, ``field`` reads ``patients[3].age`` and the item carries ``patient_i
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Sequence
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from serving.fields import field_path
+from serving.fields import field_item, items_body
 from serving.logs import LOGGER, request_id_of, route_template
 from serving.requirements import raw_problems
 from serving.scoring import SCORING_ENDPOINTS, ScoringRefused
+from serving.batch import BATCH_ROUTE, check_patients
 
 log = logging.getLogger(LOGGER)
 
 
-def _item(err: dict, hints: dict[str, str], max_batch: int) -> dict:
-    loc = list(err.get("loc", ()))
-    kind = err.get("type", "")
-    msg = err.get("msg", "invalid")
-    item: dict[str, Any] = {"loc": loc, "field": field_path(loc), "type": kind, "msg": msg}
-    last = loc[-1] if loc else None
-    if kind == "extra_forbidden":
-        item["msg"] = "unknown field: the model has no input of this name"
-    elif kind == "missing":
-        item["msg"] = "required field is missing"
-    elif kind == "too_long" and last == "patients":
-        item["msg"] = f"a batch holds at most {max_batch} patients; split it into several requests"
-    elif kind == "value_error" and msg.startswith("Value error, "):
-        item["msg"] = msg[len("Value error, "):]
-    elif kind == "json_invalid":
-        item["msg"] = "the body is not valid JSON"
-    if len(loc) >= 3 and loc[0] == "body" and loc[1] == "patients" and isinstance(loc[2], int):
-        item["patient_index"] = loc[2]
-    if isinstance(last, str) and last in hints and kind != "extra_forbidden" and len(loc) >= 3:
-        item["expected"] = hints[last]
-    return item
-
-
 def validation_body(errors: Sequence[dict], hints: dict[str, str], max_batch: int) -> dict:
-    return items_body([_item(e, hints, max_batch) for e in errors])
-
-
-def items_body(items: list[dict]) -> dict:
-    """``{"message": "<n> invalid fields: ...", "detail": items}`` for error items in the format above
-    (also the requirement problems of :mod:`serving.requirements`)."""
-    names = list(dict.fromkeys(i["field"] for i in items))
-    shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
-    return {"message": f"{len(names)} invalid field{'s' if len(names) != 1 else ''}: {shown}", "detail": items}
+    return items_body([field_item(e, hints, max_batch) for e in errors])
 
 
 def _count_invalid(request: Request, n_errors: int, error_type: str) -> None:
@@ -75,7 +45,19 @@ def _count_invalid(request: Request, n_errors: int, error_type: str) -> None:
 async def request_validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     models = request.app.state.models
     body = validation_body(exc.errors(), models.hints, request.app.state.settings.max_batch)
-    if route_template(request.scope) in SCORING_ENDPOINTS and models.needs is not None:
+    route = route_template(request.scope)
+    if route == BATCH_ROUTE and isinstance(exc.body, dict) and isinstance(exc.body.get("patients"), list):
+        # the request itself is refused: its patients' problems are named too (every problem at once)
+        asked = exc.body.get("outcomes")
+        outcomes = [o for o in asked if o in models.needs.by_outcome] if models.needs is not None and \
+            isinstance(asked, list) and all(isinstance(o, str) for o in asked) else []
+        named = {i["field"] for i in body["detail"]}
+        checked = check_patients(models.patient, exc.body["patients"], models.needs, outcomes or None, models.hints,
+                                 request.app.state.settings.max_batch)
+        extra = [i for i in checked.items if i["field"] not in named]
+        if extra:
+            body = items_body(body["detail"] + extra)
+    elif route in SCORING_ENDPOINTS and models.needs is not None:
         # the baselines the outcomes requested need, checked on the body as sent: every problem at once
         named = {i["field"] for i in body["detail"]}
         extra = [i for i in raw_problems(models.needs, exc.body) if i["field"] not in named]

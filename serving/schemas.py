@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model, field_validator
 from pydantic_core import PydanticCustomError
 
 from predict.schema import CovariateSpec
@@ -183,7 +183,8 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         __doc__=("One patient's baseline values. Every field is optional (absent or null = unknown, handled by the "
                  "model as its card describes), except that each outcome requested needs its baselines: "
                  + needs_summary(needs) + ". A request lacking them is refused (422) naming each missing baseline "
-                 "and the outcomes that need it; in a batch only that patient is left unscored."),
+                 "and the outcomes that need it; in a batch only that patient is left unscored (as for any other "
+                 "bad field of a patient in a batch)."),
         **fields,
     )
 
@@ -220,8 +221,15 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
             "examples": [{"patients": batch_patients, "comparator": comparator_example}]}),
         __doc__=f"Score up to {max_batch} patients against one comparator; results come in the same order.",
         __validators__=validators,
-        patients=(list[patient], Field(..., min_length=1, max_length=max_batch,
-                                       description=f"1 to {max_batch} patients.")),
+        # Each patient is checked on its own by the route (serving/batch.py: a bad patient is left
+        # unscored, not the batch); the document shows the Patient schema all the same.
+        patients=(Annotated[list[Any], WithJsonSchema({
+            "type": "array", "items": {"$ref": "#/components/schemas/Patient"}, "minItems": 1,
+            "maxItems": max_batch, "title": "Patients",
+            "description": f"1 to {max_batch} patients. A patient with a bad field (unknown, wrong type, outside "
+                           "its range, not an allowed value, a needed baseline missing) does not fail the batch: "
+                           "its result is null and not_scored names the problems."})],
+                  Field(..., min_length=1, max_length=max_batch)),
         comparator=(comparator_t, comparator_field),
         outcomes=(list[outcome_t] | None, outcomes_field),
     )
@@ -257,9 +265,11 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         results=(list[dict[str, Any] | None], Field(..., description="One result per patient, in request order "
                                                     "(null for a patient left unscored, see not_scored). " + result_doc)),
         not_scored=(dict[str, Any] | None, Field(default=None, description=(
-            "Present when some patients were left unscored because they lack a baseline the outcomes requested "
-            "need: 'count', and 'message' and 'detail' as in a 422 body (each item names the field, its "
-            "patient_index and the outcomes that need it). Their results are null."))),
+            "Present when some patients were left unscored (their results are null): 'count' (patients), "
+            "'by_reason' (patients per reason: missing_baseline, unknown_field, wrong_type, out_of_range, "
+            "not_allowed_value, invalid), and 'message' and 'detail' as in a 422 body: each item names the field "
+            "('patients[3].age'), its patient_index, type and msg (a missing baseline also the 'outcomes' that "
+            "need it). The other patients are scored exactly as they would be alone."))),
     )
     model_info = create_model(
         "ModelInfo",

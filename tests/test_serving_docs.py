@@ -56,11 +56,18 @@ def _examples(client, doc: str) -> dict[str, str]:
     score = client.post("/v1/score", json=_curl_body(doc, "score"))
     assert score.status_code == 200, score.text
     invalid = client.post("/v1/score/batch", json=_curl_body(doc, "batch-invalid"))
-    assert invalid.status_code == 422, invalid.text
+    assert invalid.status_code == 200, invalid.text
+    partial = invalid.json()
+    alone = client.post("/v1/score", json={"patient": _curl_body(doc, "batch-invalid")["patients"][0],
+                                           "comparator": partial["comparator"]})
+    assert partial["results"][0] == alone.json()["result"]  # the good patient: as scored alone
+    shown = {k: v for k, v in partial.items() if k not in ("results", "not_scored")}
+    shown["results"] = ["{... patient 0's result: the same as /v1/score gives for it alone ...}"] + partial["results"][1:]
+    shown["not_scored"] = partial["not_scored"]
     lacking = client.post("/v1/score", json=_curl_body(doc, "missing-baseline"))
     assert lacking.status_code == 422, lacking.text
     return {"score-response": json.dumps(_rounded(score.json()), indent=2, ensure_ascii=False),
-            "batch-invalid-response": json.dumps(invalid.json(), indent=2, ensure_ascii=False),
+            "batch-invalid-response": json.dumps(shown, indent=2, ensure_ascii=False),
             "missing-baseline-response": json.dumps(lacking.json(), indent=2, ensure_ascii=False)}
 
 

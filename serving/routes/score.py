@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from serving.batch import BATCH_ROUTE, MISSING_BASELINE, check_patients, not_scored_body, reason_of, scorer_items
 from serving.errors import failure_body, items_body, refusal_body
 from serving.logs import LOGGER, request_id_of
 from serving.schemas import RequestModels
@@ -32,9 +33,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "Request body larger than LBP_MAX_BODY_BYTES."},
     422: {"description": "Invalid input: every bad field is named (in a batch, with its patient_index), including "
                          "each baseline the outcomes requested need but the patient lacks (type 'missing', with the "
-                         "'outcomes' that need it). In a batch, a patient lacking a needed baseline does not fail the "
-                         "request: that patient's result is null and the response's not_scored names the fields; 422 "
-                         "only when no patient can be scored.",
+                         "'outcomes' that need it). In a batch, a patient with a bad field does not fail the "
+                         "request: that patient's result is null and the response's not_scored names the fields "
+                         "and counts the patients by reason; 422 when no patient can be scored, or when the "
+                         "request itself is bad (not JSON, an unknown key, patients not a list or over "
+                         "LBP_MAX_BATCH, an unknown comparator or outcome).",
           "content": {"application/json": {"example": _422_EXAMPLE}}},
     500: {"description": "The model failed; quote the request_id."},
 }
@@ -49,56 +52,84 @@ class ScoreJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-MISSING_BASELINE = "missing_baseline"
-
-
 def score_response(request: Request, endpoint: str, patients: list[dict], comparator: str,
                    outcomes: list[str] | None, *, batch: bool, headers: dict[str, str] | None = None,
                    extra: dict[str, Any] | None = None) -> JSONResponse:
-    """Score through the app's :class:`~serving.scoring.ScoringService` and answer: the envelope with
-    ``result`` (or ``results`` for a batch), 422 if the model refused the input, 500 if it failed.
+    """Score one patient through the app's :class:`~serving.scoring.ScoringService` (``/v1/score``,
+    the calculator; a batch goes to :func:`batch_response`) and answer: the envelope with
+    ``result``, 422 if the model refused the input, 500 if it failed.
 
     First the requirement of the outcomes requested (``Scorer.requirement`` through
-    :class:`serving.requirements.OutcomeNeeds`): one patient lacking a needed baseline is refused
-    (422, every missing baseline named with the outcomes that need it); in a batch that patient's
-    result is ``null``, ``not_scored`` names the fields, the others are scored (422 only when none can be)."""
+    :class:`serving.requirements.OutcomeNeeds`): a patient lacking a needed baseline is refused
+    (422, every missing baseline named with the outcomes that need it)."""
+    if batch:
+        return batch_response(request, endpoint, patients, comparator, outcomes)
     service: ScoringService = request.app.state.scoring
     rid = request_id_of(request.scope)
     needs = service.models.needs
-    base = ["body", "patients"] if batch else ["body", "patient"]
-    items: list[dict] = []
-    if needs is not None:
-        for i, p in enumerate(patients):
-            items += needs.problems(p, outcomes, [*base, i] if batch else base)
-    skipped = sorted({it["patient_index"] for it in items}) if batch else ([0] if items else [])
-    if len(skipped) == len(patients):
+    items = needs.problems(patients[0], outcomes, ["body", "patient"]) if needs is not None else []
+    if items:
         service.count_invalid(endpoint, rid, len(items), "MissingBaseline")
         return JSONResponse(status_code=422, content=items_body(items), headers=headers)
-    left_out = set(skipped)
-    keep = [i for i in range(len(patients)) if i not in left_out]
     try:
-        results = service.score([patients[i] for i in keep] if left_out else patients, comparator, outcomes,
-                                endpoint=endpoint, request_id=rid)
+        results = service.score(patients, comparator, outcomes, endpoint=endpoint, request_id=rid)
     except ScoringRefused as exc:
-        refused = refusal_body(exc)
-        for item in refused["detail"]:  # the scorer indexes the patients it was given
-            if "patient_index" in item and item["patient_index"] < len(keep):
-                item["patient_index"] = keep[item["patient_index"]]
-        return JSONResponse(status_code=422, content=refused, headers=headers)
+        return JSONResponse(status_code=422, content=refusal_body(exc), headers=headers)
     except ScoringFailed:
         return JSONResponse(status_code=500, content=failure_body(rid), headers=headers)
-    if not batch:
-        return ScoreJSONResponse({**service.envelope(comparator), **(extra or {}), "result": results[0]},
-                                 headers=headers)
+    return ScoreJSONResponse({**service.envelope(comparator), **(extra or {}), "result": results[0]},
+                             headers=headers)
+
+
+def batch_response(request: Request, endpoint: str, patients: list, comparator: str,
+                   outcomes: list[str] | None) -> JSONResponse:
+    """Score a batch: each patient checked on its own (:func:`serving.batch.check_patients`), the
+    good ones scored together, exactly as each alone; a patient with any bad field gets ``null`` and
+    its problems go in ``not_scored`` (counted by reason). 422 only when no patient can be scored."""
+    service: ScoringService = request.app.state.scoring
+    models = service.models
+    rid = request_id_of(request.scope)
+    checked = check_patients(models.patient, patients, models.needs, outcomes, models.hints,
+                             request.app.state.settings.max_batch)
+    for attempt in (0, 1):  # once more if the scorer refuses single patients the schema accepted
+        keep = [i for i, p in enumerate(checked.inputs) if p is not None]
+        if not keep:
+            service.count_invalid(endpoint, rid, len(checked.items), _error_type(checked.items))
+            return JSONResponse(status_code=422, content=items_body(checked.items))
+        try:
+            scored = service.score([checked.inputs[i] for i in keep], comparator, outcomes, endpoint=endpoint,
+                                   request_id=rid)
+            break
+        except ScoringRefused as exc:
+            rows = scorer_items(exc.problems, keep) if attempt == 0 else None
+            if rows is None:
+                refused = refusal_body(exc)
+                for item in refused["detail"]:  # the scorer indexes the patients it was given
+                    if "patient_index" in item and item["patient_index"] < len(keep):
+                        item["patient_index"] = keep[item["patient_index"]]
+                return JSONResponse(status_code=422, content=refused)
+            checked.drop(rows)
+        except ScoringFailed:
+            return JSONResponse(status_code=500, content=failure_body(rid))
     envelope = service.envelope(comparator)
-    if left_out:
-        it = iter(results)
-        results = [None if i in left_out else next(it) for i in range(len(patients))]
-        service.telemetry.count_not_scored(endpoint, MISSING_BASELINE, len(skipped))
-        log.info("patients not scored", extra={"request_id": rid, "route": endpoint, "n_patients": len(skipped),
-                                               "error_type": "MissingBaseline"})
-        envelope["not_scored"] = {"count": len(skipped), **items_body(items)}
-    return ScoreJSONResponse({**envelope, "results": results}, headers=headers)
+    if checked.items:
+        it = iter(scored)
+        results = [None if p is None else next(it) for p in checked.inputs]
+        not_scored = not_scored_body(checked.items)
+        for reason, n in not_scored["by_reason"].items():
+            service.telemetry.count_not_scored(endpoint, reason, n)
+        log.info("patients not scored", extra={"request_id": rid, "route": endpoint, "n_patients": not_scored["count"],
+                                               "n_errors": len(checked.items),
+                                               "error_type": _error_type(checked.items)})
+        envelope["not_scored"] = not_scored
+    else:
+        results = scored
+    return ScoreJSONResponse({**envelope, "results": results})
+
+
+def _error_type(items: list[dict]) -> str:
+    """The log's error type of a batch's problems (counts and types only, never values)."""
+    return "MissingBaseline" if all(reason_of(i) == MISSING_BASELINE for i in items) else "ValidationError"
 
 
 def build_router(models: RequestModels, dependencies: list) -> APIRouter:
@@ -117,10 +148,11 @@ def build_router(models: RequestModels, dependencies: list) -> APIRouter:
                               body.outcomes, batch=False)
 
     def score_batch(request: Request, body: BatchScoreRequest) -> JSONResponse:  # type: ignore[valid-type]
-        """Score several patients against one comparator; results come in request order."""
-        patients = [ScoringService.patient_inputs(p) for p in body.patients]
-        request.app.state.scoring.telemetry.batch_size.observe(len(patients))
-        return score_response(request, "/v1/score/batch", patients, body.comparator, body.outcomes, batch=True)
+        """Score several patients against one comparator; results come in request order. A patient
+        with a bad field does not fail the batch: its result is null and ``not_scored`` names every
+        problem (with its patient_index) and counts the patients by reason."""
+        request.app.state.scoring.telemetry.batch_size.observe(len(body.patients))
+        return batch_response(request, BATCH_ROUTE, body.patients, body.comparator, body.outcomes)
 
     router.add_api_route("", score, methods=["POST"], summary="Score one patient",
                          response_model=None, responses={200: {"model": models.score_response}, **ERROR_RESPONSES})
