@@ -65,7 +65,8 @@ class Telemetry:
         self.score_requests = Counter("lbp_score_requests", "Scoring requests by endpoint and result "
                                       "(ok, invalid, error).", ("endpoint", "result"), **reg)
         self.not_scored = Counter("lbp_patients_not_scored", "Patients of a batch left unscored, by endpoint and "
-                                  "reason (missing_baseline: the outcomes requested need a baseline not given).",
+                                  "reason (serving.batch.REASONS: missing_baseline, unknown_field, wrong_type, "
+                                  "out_of_range, not_allowed_value, invalid).",
                                   ("endpoint", "reason"), **reg)
         self.batch_size = Histogram("lbp_score_batch_size", "Patients per batch request.", buckets=BATCH_BUCKETS,
                                     **reg)
