@@ -32,7 +32,7 @@ def score(
 
     from lbp_benefit.progress import progress_over
     from predict import Scorer
-    from predict.errors import LbpError, Problem, ValidationFailed
+    from predict.errors import LbpError, Problem, ValidationFailed, by_row, rows_by_code
 
     if (input is None) == (data is None):
         raise LbpError("give exactly one of --input patients.csv or --data FOLDER")
@@ -100,8 +100,10 @@ def score(
     out = mark_table(out, scorer.synthetic)  # first column 'synthetic' on every row of a synthetic model's file
     out.to_csv(output, index=False)
     n_bad = int(out["error"].ne("").sum()) if "error" in out else 0
+    reasons = rows_by_code(by_row(errors))
+    why = f" ({', '.join(f'{c}: {n}' for c, n in reasons.items())})" if reasons else ""
     typer.echo(f"scored {len(out) - n_bad} patient(s) vs {comparator} with model {scorer.model_id}; "
-               f"{n_bad} row(s) could not be scored (see the 'error' column); wrote {output}")
+               f"{n_bad} row(s) could not be scored{why} (see the 'error' column); wrote {output}")
     if "missing" in out:  # a baseline the requested outcomes do not require, imputed (predict/required_inputs.py)
         names = out["missing"].fillna("").astype(str).str.split(";")
         k = int(names.map(lambda m: any(b in m for b in scorer.baselines)).sum())
@@ -145,16 +147,17 @@ def score_rows(scorer, df, comparator, outcomes, explain, progress, strict: bool
     listing every problem."""
     import pandas as pd
 
-    from predict.errors import ValidationFailed
+    from predict.errors import ValidationFailed, by_row
 
     try:  # every problem at once, before scoring
         scorer.validate(df, scorer.requirement(outcomes))
-        row_probs = []
+        rows: dict = {}
     except ValidationFailed as exc:
-        row_probs = exc.problems
-        if strict or any(p.row is None for p in row_probs):
+        if strict:
             raise
-    bad = sorted({int(p.row) for p in row_probs})
+        rows = by_row(exc.problems, exc.what)  # a problem of the whole input (no row) raises
+    row_probs = [p for probs in rows.values() for p in probs]
+    bad = list(rows)
     good = df.drop(index=df.index[bad]).reset_index(drop=True) if bad else df.reset_index(drop=True)
     starts = list(range(0, len(good), chunk)) or [0]
     parts = [scorer.score_table(good.iloc[s:s + chunk], comparator, outcomes, explain=explain)
@@ -162,14 +165,11 @@ def score_rows(scorer, df, comparator, outcomes, explain, progress, strict: bool
     scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     bad_set = set(bad)
     scored.index = [i for i in range(len(df)) if i not in bad_set]
-    text: dict[int, list[str]] = {}
-    for p in row_probs:
-        text.setdefault(int(p.row), []).append(f"{p.column}: {p.message}" if p.column else p.message)
     if bad:
         ids = [c for c in ("trial", "participant") if c in df.columns]
         failed = pd.DataFrame({c: df[c].iloc[bad].astype(str).to_numpy() for c in ids}, index=bad)
         scored = pd.concat([scored, failed]).sort_index()
-    scored["error"] = ["; ".join(text[i]) if i in text else "" for i in scored.index]
+    scored["error"] = ["; ".join(p.brief() for p in rows[i]) if i in rows else "" for i in scored.index]
     return scored.reset_index(drop=True), row_probs
 
 

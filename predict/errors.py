@@ -6,6 +6,7 @@ user can find the culprit in their own data without reading a traceback.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 
 class LbpError(Exception):
@@ -50,6 +51,12 @@ class Problem:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def brief(self, code: bool = False) -> str:
+        """``column: message`` (the message alone without a column), ``[code] `` first with ``code``:
+        the words of a row's problem in an ``error`` column or an unavailable CDS card."""
+        text = f"{self.column}: {self.message}" if self.column else self.message
+        return f"[{self.code}] {text}" if code else text
+
 
 @dataclass
 class ValidationFailed(LbpError):
@@ -79,3 +86,26 @@ class ValidationFailed(LbpError):
 
     def __str__(self) -> str:
         return self.report()
+
+
+def by_row(problems: Sequence[Problem], what: str = "patients") -> dict[int, list[Problem]]:
+    """The problems of single rows (patients) of a batch, by row (0-based, ascending), each row's in
+    their order: the rows to leave unscored while the others are scored. Raises
+    :class:`ValidationFailed` with every problem when one is about the input as a whole (no row:
+    an unknown column of a table, a bad comparator or outcome): then nothing can be scored."""
+    if any(p.row is None for p in problems):
+        raise ValidationFailed(list(problems), what=what)
+    out: dict[int, list[Problem]] = {}
+    for p in problems:
+        out.setdefault(int(p.row), []).append(p)
+    return dict(sorted(out.items()))
+
+
+def rows_by_code(rows: dict[int, list[Problem]]) -> dict[str, int]:
+    """How many rows (of :func:`by_row`) have a problem of each code, most frequent first (a row
+    with problems of two codes counts under both)."""
+    n: dict[str, int] = {}
+    for probs in rows.values():
+        for c in dict.fromkeys(p.code for p in probs):
+            n[c] = n.get(c, 0) + 1
+    return dict(sorted(n.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from predict.artifact import MANIFEST, ArtifactError
-from predict.errors import LbpError, ValidationFailed
+from predict.errors import LbpError, ValidationFailed, by_row
 from predict.inputs import ID_COLUMNS
 from predict.scorer import Scorer
 
@@ -133,15 +133,10 @@ def score_batch(scorer: Scorer, pdf: pd.DataFrame, comparator: str, outcomes: Se
     kw = dict(explain=explain, top=top, details=details, threads=1)  # Spark parallelises over partitions
     try:
         res = scorer.score_table(inputs, comparator, outcomes, **kw)
-    except ValidationFailed as exc:
-        by_row: dict[int, list[str]] = {}
-        for p in exc.problems:
-            if p.row is None:  # a request or file-level problem: nothing can be scored
-                raise
-            by_row.setdefault(p.row, []).append(f"[{p.code}] {p.column}: {p.message}")
-        for i, msgs in by_row.items():
+    except ValidationFailed as exc:  # a request or file-level problem (no row) raises: nothing can be scored
+        for i, probs in by_row(exc.problems, exc.what).items():
             ok[i] = False
-            errors[i] = "; ".join(msgs)
+            errors[i] = "; ".join(p.brief(code=True) for p in probs)
         res = scorer.score_table(inputs[ok].reset_index(drop=True), comparator, outcomes, **kw)
     out = {c: pdf[c].to_numpy() for c in carry}
     for name, text in columns:

@@ -41,7 +41,7 @@ class ScoringRefused(LbpError):
     def __init__(self, cause: LbpError | ValidationError):
         self.cause = cause
         self.problems: list[Problem] = _problems(cause)
-        super().__init__("; ".join(f"{p.column}: {p.message}" if p.column else p.message for p in self.problems))
+        super().__init__("; ".join(p.brief() for p in self.problems))
 
 
 class ScoringFailed(Exception):

@@ -201,3 +201,25 @@ def test_small_trial_is_flagged(example_copy):
     (example_copy / "study.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     ds = load_dataset(example_copy)
     assert ds.small_trials and {w.trial for w in ds.warnings if w.code == "small_trial"} == set(ds.small_trials)
+
+
+def test_problems_by_row_and_counted_by_code():
+    """predict.errors.by_row: the rows a batch leaves out, each with its problems; a problem of the
+    input as a whole (no row) raises with every problem; rows_by_code counts rows per code."""
+    from predict.errors import Problem, by_row, rows_by_code
+
+    probs = [Problem("out_of_range", "300 is outside", row=4, column="age"),
+             Problem("bad_type", "'x' is not a number", row=1, column="bmi"),
+             Problem("out_of_range", "-5 is outside", row=4, column="baseline_pain"),
+             Problem("out_of_range", "9 is outside", row=2, column="bmi")]
+    rows = by_row(probs)
+    assert list(rows) == [1, 2, 4] and [p.column for p in rows[4]] == ["age", "baseline_pain"]
+    assert rows_by_code(rows) == {"out_of_range": 2, "bad_type": 1}
+    assert rows[1][0].brief() == "bmi: 'x' is not a number"
+    assert rows[1][0].brief(code=True) == "[bad_type] bmi: 'x' is not a number"
+    assert Problem("bad_input", "not a dict", row=0).brief() == "not a dict"
+    whole = probs + [Problem("unknown_field", "unknown field 'shoe_size'", column="shoe_size")]
+    with pytest.raises(ValidationFailed) as exc:
+        by_row(whole)
+    assert exc.value.problems == whole
+    assert by_row([]) == {} and rows_by_code({}) == {}

@@ -72,6 +72,39 @@ def test_score_input_csv_errors_name_line_and_column(sm, tmp_path):
     assert isinstance(r.exception, LbpError) and "surgery" in str(r.exception)
 
 
+def test_score_csv_each_kind_of_bad_row_leaves_only_that_row_out(sm, scorer, tmp_path):
+    """One good row and one row of each kind of bad value: wrong type, out of range (impossible),
+    not 0/1, an impossible baseline, a missing baseline, an infinity. Only the bad rows are left out,
+    each named with its reason; the good rows equal scoring them alone; counted by reason."""
+    src = tmp_path / "p.csv"
+    src.write_text("participant,baseline_pain,baseline_function,age,female\n"
+                   "good1,62,41,47,1\nwrongtype,62,41,forty,1\nrange,62,41,300,1\nbinary,62,41,47,2\n"
+                   "impossible,-5,41,47,1\nmissingbl,,41,47,1\ninfinite,62,41,inf,1\ngood2,50,30,70,0\n", "utf-8")
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
+                              "--output", str(tmp_path / "o.csv")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    res = pd.read_csv(tmp_path / "o.csv", keep_default_na=False)
+    assert list(res["participant"]) == ["good1", "wrongtype", "range", "binary", "impossible", "missingbl",
+                                        "infinite", "good2"]
+    assert dict(zip(res["participant"], res["error"])) == {
+        "good1": "", "good2": "", "wrongtype": "age: str 'forty' is not a number",
+        "range": "age: 300 is outside the plausible range 18–100 years", "binary": "female: 2 is not 0 or 1",
+        "impossible": "baseline_pain: -5 is outside the plausible range 0–100",
+        "missingbl": "baseline_pain: baseline_pain is required (a number from 0 to 100)",
+        "infinite": "age: not a finite number"}
+    for pid, row in (("good1", {"baseline_pain": 62, "baseline_function": 41, "age": 47, "female": 1}),
+                     ("good2", {"baseline_pain": 50, "baseline_function": 30, "age": 70, "female": 0})):
+        alone = scorer.score_table(pd.DataFrame([row]), COMP)
+        got = res.loc[res["participant"] == pid, scorer.output_columns()].astype(float).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, alone[scorer.output_columns()].astype(float), rtol=1e-12)
+    assert ("6 row(s) could not be scored (bad_value: 2, out_of_range: 2, bad_type: 1, required: 1)" in r.output)
+    # an unknown column is about the whole file (every row has it): refused, named
+    src.write_text("baseline_pain,baseline_function,shoe_size\n62,41,44\n", "utf-8")
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
+                              "--output", str(tmp_path / "o3.csv")])
+    assert isinstance(r.exception, ValidationFailed) and r.exception.errors[0].code == "unknown_field"
+
+
 def test_score_one_outcome_needs_only_its_baseline(sm, tmp_path):
     """Issue 18, item 10: `score --outcome pain` does not need baseline_function (it is imputed like
     any missing input and listed as missing); scoring every outcome still needs it."""

@@ -189,7 +189,7 @@ class CdsService:
                                                         endpoint=route, request_id=request_id)
                 results = {c: scored[c][0] for c in self.comparators}
             except ScoringRefused as exc:
-                problems = [f"{p.column}: {p.message}" if p.column else p.message for p in exc.problems]
+                problems = [p.brief() for p in exc.problems]
                 reason = "the model refused the inputs"
                 card = self._unavailable(mapped, source, reason, [cards.md(p) for p in problems])
             else:
