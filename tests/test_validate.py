@@ -215,6 +215,39 @@ def test_very_few_participants_warn_not_crash(sm, new_trial, full, tmp_path):
     assert (tmp_path / "out" / "metrics.csv").is_file()
 
 
+def test_invalid_participants_are_excluded_counted_and_the_rest_validated(sm, new_trial, tmp_path):
+    """One impossible value or text for a number leaves out that participant, not the validation:
+    counted by reason and listed; every metric equals validating without those participants. A
+    problem with the file itself still refuses the dataset."""
+    from predict.errors import ValidationFailed
+
+    d = _copy(new_trial, tmp_path / "d")
+    p = pd.read_csv(d / "participants.csv", dtype=str, keep_default_na=False)
+    bad = p.index[:2]
+    p.loc[bad[0], "age"], p.loc[bad[1], "bmi"] = "300", "abc"
+    p.to_csv(d / "participants.csv", index=False)
+    res = validate_model(sm.artifact, d, None, n_boot=N_BOOT, tasks=ONE)
+    inv = res["data"]["excluded_invalid"]
+    assert inv["count"] == 2 and inv["by_reason"] == {"not_a_number": 1, "out_of_range": 1}
+    assert {(x["participant"], x["reason"]) for x in inv["participants"]} == {
+        (p.loc[bad[0], "participant"], "out_of_range"), (p.loc[bad[1], "participant"], "not_a_number")}
+    assert any("2 participant(s) of the new trial excluded as invalid" in w for w in res["warnings"])
+    clean = _copy(new_trial, tmp_path / "clean")
+    o = pd.read_csv(clean / "outcomes.csv", dtype=str, keep_default_na=False)
+    keep = p.drop(index=bad)
+    pd.read_csv(new_trial / "participants.csv", dtype=str, keep_default_na=False).drop(index=bad).to_csv(
+        clean / "participants.csv", index=False)
+    o[o["participant"].isin(set(keep["participant"]))].to_csv(clean / "outcomes.csv", index=False)
+    ref = validate_model(sm.artifact, clean, None, n_boot=N_BOOT, tasks=ONE)
+    assert res["data"]["n_participants"] == ref["data"]["n_participants"] == len(p) - 2
+    assert ref["data"]["excluded_invalid"]["count"] == 0
+    same = lambda r: json.dumps(r["tasks"], sort_keys=True, default=str)  # noqa: E731 - NaN where NaN
+    assert same(res) == same(ref)
+    p.drop(columns=["treatment"]).to_csv(d / "participants.csv", index=False)  # a file-level problem
+    with pytest.raises(ValidationFailed, match="treatment"):
+        validate_model(sm.artifact, d, None, n_boot=N_BOOT, tasks=ONE)
+
+
 def test_bad_input_named(sm, tmp_path):
     from predict.errors import LbpError
 

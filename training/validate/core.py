@@ -20,6 +20,18 @@ def _baseline_table(folder, cfg):
     return harmonise(load_new_trial(folder, cfg))
 
 
+def _invalid_participants(excluded) -> dict:
+    """The participants the data-format checks excluded (``Dataset.excluded``): count, count per
+    reason (most frequent first) and each one (trial, participant, reason)."""
+    rows = [{"trial": str(t), "participant": str(p), "reason": str(r)}
+            for t, p, r in zip(excluded["trial"], excluded["participant"], excluded["reason"])]
+    by: dict[str, int] = {}
+    for r in rows:
+        by[r["reason"]] = by.get(r["reason"], 0) + 1
+    return {"count": len(rows), "by_reason": dict(sorted(by.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "participants": rows}
+
+
 def validate_model(model: str | Path, data: str | Path, out: str | Path | None = None, *,
                    config: str | Path | None = None, train_data: str | Path | None = None, update: bool = False,
                    n_boot: int = 200, seed: int = 1, label: str = "", tasks: list[str] | None = None,
@@ -37,7 +49,10 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
     active = scorer.manifest.get("active") or cfg.active
     if cfg.active != active:
         raise LbpError(f"study config {cfg.source}: active class {cfg.active!r} differs from the model's {active!r}")
-    h = _baseline_table(data, cfg)
+    from training.harmonise import harmonise
+
+    ds = load_new_trial(data, cfg)
+    h = harmonise(ds)
     if tasks is not None:
         unknown = sorted(set(tasks) - set(scorer.tasks))
         if unknown:
@@ -63,6 +78,11 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
                        f"scoreable participant with follow-up" + (f" ({why})" if why else "")
                        + "; check outcomes, baselines and follow-up windows in the config")
     warns = []
+    invalid = _invalid_participants(ds.excluded)
+    if invalid["count"]:
+        warns.append(f"{invalid['count']} participant(s) of the new trial excluded as invalid ("
+                     + ", ".join(f"{k}: {v}" for k, v in invalid["by_reason"].items())
+                     + "): not scored; listed in report.json data.excluded_invalid")
     if scorer.synthetic:
         warns.append("the model was trained on synthetic (simulated) data: not for clinical use")
     for c in notes["comparators_not_in_model"]:
@@ -101,7 +121,7 @@ def validate_model(model: str | Path, data: str | Path, out: str | Path | None =
         "data": {"name": str(Path(data).name), "label": label, "config": cfg.source, "n_participants": n,
                  "trials": sorted(set(h.baselines["trial"].astype(str))),
                  "by_class": {str(k): int(v) for k, v in h.baselines["treatment"].value_counts().sort_index().items()},
-                 "scored_participants": notes["scored_participants"],
+                 "scored_participants": notes["scored_participants"], "excluded_invalid": invalid,
                  "excluded_by_task": notes["excluded"], "imputed_baseline_by_task": notes["imputed_baseline"],
                  "training_overlap": overlap},
         "settings": {"n_boot": n_boot, "seed": seed, "ci_level": 0.95, "update": update,

@@ -17,15 +17,23 @@ import pandas as pd
 from predict.errors import ValidationFailed
 
 def load_new_trial(folder: str | Path, cfg):
-    """``training.dataset.load_dataset``, except that single-arm trials are not an error."""
+    """``training.dataset.load_dataset``, except that single-arm trials are not an error and that
+    one invalid participant does not stop the validation: participants with a participant-level
+    problem (an impossible value, text for a number, ...) are excluded and listed with the reason
+    in ``Dataset.excluded`` (the report counts them); a problem with a file or a trial (other than
+    a single arm) still refuses the dataset, every problem named."""
     from training import dataset as D
 
     try:
         return D.load_dataset(folder, cfg)
     except ValidationFailed as exc:
         errs = [p for p in exc.problems if p.severity == "error"]
-        if not errs or any(p.code != "single_arm_trial" for p in errs):
+        if not errs or any(p.code != "single_arm_trial" and p.scope != "participant" for p in errs):
             raise
+        if not any(p.code == "single_arm_trial" for p in errs):
+            return D.load_dataset(folder, cfg, drop_invalid=True)
+        if any(p.scope == "participant" for p in errs):
+            raise  # a single-arm trial and invalid participants together: named, not guessed
     # Only single-arm errors: re-run the same checks with that one check relaxed.
     folder = Path(folder)
     col = D.ProblemCollector()
