@@ -80,6 +80,7 @@ def test_column_groups():
             {"feature": 3, "kind": "onehot"}, {"feature": 3, "kind": "onehot"}]
     assert column_groups(cols).tolist() == [0, 0, 0, 1, 1]
     assert column_groups(cols, "shape").tolist() == [0, 1, 1, 2, 2]
+    assert column_groups(cols, "common").tolist() == [0, 0, 0, 0, 0]
     with pytest.raises(ValueError, match="groups"):
         column_groups(cols, "term")
 

@@ -68,10 +68,12 @@ MIN_SD = 1e-3  # a feature whose prior SD is below this (points per SD of the co
 
 def column_groups(Mcols: list, groups: str = "feature") -> np.ndarray:
     """Variance-group index of each modifier column: one per feature (``"feature"``), or per feature
-    its linear term and its spline terms separately (``"shape"``)."""
-    if groups not in ("feature", "shape"):
-        raise ValueError(f"groups must be 'feature' or 'shape', not {groups!r}")
-    keys = [(c["feature"], c["kind"] == "rcs") if groups == "shape" else (c["feature"],) for c in Mcols]
+    its linear term and its spline terms separately (``"shape"``), or one for all columns
+    (``"common"``: the effect model's common prior SD, chosen by the evidence instead of CV)."""
+    if groups not in ("feature", "shape", "common"):
+        raise ValueError(f"groups must be 'feature', 'shape' or 'common', not {groups!r}")
+    keys = [(c["feature"], c["kind"] == "rcs") if groups == "shape" else (0,) if groups == "common" else (c["feature"],)
+            for c in Mcols]
     uniq = list(dict.fromkeys(keys))
     return np.array([uniq.index(k) for k in keys], int)
 
@@ -176,7 +178,7 @@ def cv_scale(d, P, M, group, sigma2, main_sd, lam_main, prog, folds, multipliers
 class ARDEffectModel(EffectModel):
     """The effect model with a prior variance per modifier feature by marginal likelihood (module
     docstring). Parameters as :class:`EffectModel`, plus ``modifier_knots`` (knots of the
-    modifiers' restricted cubic splines: 3, 4 or 5), ``groups`` ('feature' | 'shape'), ``scale``
+    modifiers' restricted cubic splines: 3, 4 or 5), ``groups`` ('feature' | 'shape' | 'common'), ``scale``
     ('hier' (default: the best variant measured) | 'ml2' | 'cv') and ``hyper_sd`` (for 'hier')."""
 
     interaction_sd = None

@@ -1,0 +1,96 @@
+"""Is the effect model's common prior SD s the bottleneck? PEHE against the truth over a grid of fixed
+s, beside the s that trial-grouped CV of the R-loss picks (the default) and the s that the REML
+evidence picks (``effect_ard`` with ``groups="common"``, ``scale="ml2"``) — issue 23, session 11 (i23m).
+
+Per scenario x seed (the data of ``bench_learners.py``: pain at short term, ``pain_task``; new trials
+from seed + 10000 or the scenario after ``>``), the effect model (``make_learner`` settings, no
+bootstrap) is fitted at each s of ``GRID`` and with its CV; reported: root PEHE of the fitted
+participants vs the average-trial truth (``avg``) and, with each trial's empirical-Bayes deviation, vs
+their trial-specific truth (``in_trial``), and of the new trials' participants (``new``); the CV's
+R-loss per grid value of the default fit (``cv_r_loss``).
+
+Usage::
+
+    python benchmarks/diag_effect_sd.py --out benchmarks/results/effect_sd_i23m_s11.csv --seeds 1 2 3 4
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GRID = (0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0, 8.0)
+
+
+def run(scenario: str, seed: int) -> list:
+    from benchmarks.bench_effect_variants import pain_task
+    from training.iecv import _benefit_mix
+    from training.learners.trial_specific import InTrialBenefit
+    from training.train import make_learner
+
+    d = pain_task(scenario, seed)
+
+    def rms(a, ok):
+        return float(np.sqrt(np.mean(a[ok] ** 2)))
+
+    rows = []
+
+    def record(variant, m, sec, **extra):
+        b = _benefit_mix(m.predict(d.X), d.trial, d.cls, d.cfg.active, d.comps)
+        bn = _benefit_mix(m.predict(d.NX), d.ntrial, d.ncls, d.cfg.active, d.ncomps)
+        bi = _benefit_mix(InTrialBenefit(m).fit(d.X, d.y).predict(d.X), d.trial, d.cls, d.cfg.active, d.comps)
+        rows.append({"scenario": scenario, "seed": seed, "variant": variant, "avg": rms(b - d.t_avg, d.ok),
+                     "in_trial": rms(bi - d.t_mix, d.ok), "new": rms(bn - d.nt_mix, d.nok), "cpu_seconds": sec, **extra})
+
+    t0 = time.process_time()
+    m = make_learner("effect_model", "continuous", d.cfg, seed, n_boot=0).fit(d.X.copy(), d.y)
+    cv = {f"cv_r_loss_{r.interaction_sd:g}": r.r_loss for r in m.cv_.itertuples()}
+    record("cv", m, time.process_time() - t0, sd=m.interaction_sd_, **cv)
+    t0 = time.process_time()
+    a = make_learner("effect_ard", "continuous", d.cfg, seed, n_boot=0)
+    a.set_params(groups="common", scale="ml2")
+    a.fit(d.X.copy(), d.y)
+    sd_ml2 = max(a.ard_["prior_sd"].values()) if a.ard_.get("prior_sd") else 0.0
+    record("ml2_common", a, time.process_time() - t0, sd=sd_ml2)
+    for s in GRID:
+        t0 = time.process_time()
+        f = make_learner("effect_model", "continuous", d.cfg, seed, n_boot=0)
+        f.set_params(interaction_sd=s)
+        f.fit(d.X.copy(), d.y)
+        record(f"sd{s:g}", f, time.process_time() - t0, sd=s)
+    r = rows[0]
+    print(f"{scenario} s{seed}: CV s {r['sd']:g} avg {r['avg']:.3f}; ML-II s {rows[1]['sd']:.2f} avg {rows[1]['avg']:.3f}; "
+          + " ".join(f"{x['sd']:g}:{x['avg']:.2f}" for x in rows[2:]), flush=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scenarios", nargs="+", default=["interaction", "plateau>edge_trial", "curvilinear",
+                                                        "hayden2020", "none"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    rows = []
+    for s in a.scenarios:
+        for seed in a.seeds:
+            rows += run(s, seed)
+            pd.DataFrame(rows).to_csv(a.out, index=False)
+    df = pd.DataFrame(rows)
+    summ = df.groupby(["scenario", "variant"], sort=False)[["sd", "avg", "in_trial", "new"]].mean().round(3)
+    summ.to_csv(a.out.with_name(a.out.stem + "_summary.csv"))
+    print(summ.to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
