@@ -146,13 +146,20 @@ class _MetaBase(BenefitLearner):
             d.y, d.trial, d.cls, d.treat, d.comps, d.P, np.zeros((d.y.size, 0)))
 
     def _key(self, d, *extra) -> str:
-        h = hashlib.sha1()
         # Fi and P too: two subsets with the same rows can carry different imputations (e.g. the
         # inner folds of two IECV folds that hold out the same two trials in the other order), so
-        # a key without them let a forked worker's cache hit depend on scheduling.
-        for a in (d.y, d.trial, np.nan_to_num(d.F, nan=-9e9), d.Fi, d.P):
-            h.update(np.ascontiguousarray(a).tobytes())
-        h.update("|".join(d.cls).encode())
+        # a key without them let a forked worker's cache hit depend on scheduling. The data's part
+        # of the hash is kept on d while its arrays stay the same objects (d.P is set anew by each
+        # learner's fit; the other arrays of a LinearData are never reassigned).
+        state = getattr(d, "_key_data", None)
+        if state is None or state[0] is not d.P:
+            h = hashlib.sha1()
+            for a in (d.y, d.trial, np.nan_to_num(d.F, nan=-9e9), d.Fi, d.P):
+                h.update(np.ascontiguousarray(a).tobytes())
+            h.update("|".join(d.cls).encode())
+            state = (d.P, h)
+            d._key_data = state
+        h = state[1].copy()
         h.update(repr((d.comps, self.tree_missing, self._op(), self.outcome_type) + extra).encode())
         return h.hexdigest()
 

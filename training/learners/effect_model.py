@@ -29,6 +29,8 @@ each patient's benefit; plus variation over the patient's missing covariates; ta
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 
@@ -41,6 +43,7 @@ from predict.expected_basis import EXPECTED
 from training.learners.linear import (StructuredFit, TrialBlocks, design, linear_block, make_basis, prior_lambda,
                                       replicate_counts, replicate_start, theta_path, trial_centre)
 from training.learners.missing import GaussianImputer
+from training.learners.shared_work import digest, frozen, is_shared_array, shared
 from training.learners.stacking import comparator_mix
 
 GAUSSIAN_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # prior SD of a standardised interaction, points
@@ -213,15 +216,26 @@ class EffectModel(BenefitLearner):
         """(Pcols, Mcols, P, M): the basis is fixed by the conditional-mean matrix ``d.Fi``; with
         ``Fi`` (a multiply imputed set) P and M are that set's values on the same basis. At ``d.Fi``
         a missing value's columns are their conditional expectations (:meth:`uses_expected`)."""
-        Pcols = make_basis(d.Fi, d.spec, self.n_knots, self.splines)
+        F = d.Fi if Fi is None else Fi
         mods = d.spec["names"] if self.modifiers is None else list(self.modifiers)
         mk = self.modifier_knots or self.n_knots
-        Mcols = make_basis(d.Fi, d.spec, mk, self.splines, only=mods) if mods else []
-        F = d.Fi if Fi is None else Fi
-        sp = self.spread_for(d, F)
-        P = design(Pcols, F, sp)
-        M = design(Mcols, F, sp) if Mcols else np.zeros((F.shape[0], 0))
+        Pcols, P = self._block(d, F, None, self.n_knots)
+        Mcols, M = self._block(d, F, mods, mk) if mods else ([], np.zeros((F.shape[0], 0)))
         return Pcols, Mcols, P, M
+
+    def _block(self, d: LinearData, F, only, n_knots: int):
+        """(column specs, basis at F) of the features ``only`` (None: all); at ``d.Fi`` shared by
+        every learner fitted on ``d`` with the same settings (training.learners.shared_work)."""
+        sp = self.spread_for(d, F)
+
+        def compute():
+            cols = make_basis(d.Fi, d.spec, n_knots, self.splines, only=only)
+            return frozen(cols, design(cols, F, sp))
+        if F is not d.Fi:
+            return compute()
+        key = ("block", None if only is None else tuple(only), n_knots, self.splines, sp is not None)
+        cols, B = shared(d, key, compute)
+        return copy.deepcopy(cols), B
 
     def fit(self, X: pd.DataFrame, y) -> "EffectModel":
         from training.impute.learner import completed_sets, rubin_cov
@@ -240,8 +254,9 @@ class EffectModel(BenefitLearner):
         # carry its own outcomes into the CV loss (leakage that picked too little shrinkage)
         P0, M0 = (P, M) if len(sets) == 1 else self._design(d)[2:]
         main_sd = self.main_sd if self.main_sd is not None else MAIN_SD[fam]
-        const = StructuredFit(fam, prior_lambda(fam, 1.0, main_sd), 1e12).fit(
-            d.y, d.trial, d.cls, d.treat, d.comps, P0, np.zeros((d.y.size, 0)))
+        const = shared(d, ("const", id(P0), fam, main_sd) if is_shared_array(d, P0) else None,
+                       lambda: StructuredFit(fam, prior_lambda(fam, 1.0, main_sd), 1e12).fit(
+                           d.y, d.trial, d.cls, d.treat, d.comps, P0, np.zeros((d.y.size, 0))))
         sigma2 = const.sigma2_ if fam == "gaussian" else 1.0
         lam_main = prior_lambda(fam, sigma2, main_sd)
         C = len(d.comps)
@@ -381,6 +396,16 @@ class EffectModel(BenefitLearner):
         return sd, w, sigma2
 
     def _select_sd(self, d: LinearData, P, M, grid, lam_main, sigma2, prog):
+        """(chosen SD, CV table): the grouped CV of the common prior SD; on the shared design of
+        ``d`` computed once for every learner asking with the same grid, penalty and folds."""
+        key = None
+        if is_shared_array(d, P) and is_shared_array(d, M):
+            key = ("select_sd", id(P), id(M), tuple(grid), lam_main, sigma2, self.n_folds, self.random_state,
+                   digest(prog))
+        best, table = shared(d, key, lambda: self._select_sd_at(d, P, M, grid, lam_main, sigma2, prog))
+        return best, table.copy()
+
+    def _select_sd_at(self, d: LinearData, P, M, grid, lam_main, sigma2, prog):
         fam = d.family
         folds = row_folds(d.trial, d.has_comp, d.cls, self.n_folds, self.random_state)
         losses = {sd: [] for sd in grid}

@@ -60,19 +60,29 @@ def trial_deviations(r: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: 
     (mean residual in the active arm) - (mean residual in the class's arm) with its SE
     (var_a / n_a + var_c / n_c); ``r`` are residuals on the benefit (oriented) scale."""
     out = []
-    for t in np.unique(trial):
-        m = (trial == t) & np.isfinite(r)
-        a = m & (cls == active)
+    r, trial, cls = np.asarray(r), np.asarray(trial), np.asarray(cls)
+    # each trial's rows as one slice of a stable sort (its rows in their original order, so every
+    # mean and variance below sees the same numbers in the same order as a mask over all rows would)
+    labels, code = np.unique(trial, return_inverse=True)
+    order = np.argsort(code.ravel(), kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(code.ravel(), minlength=labels.size))])
+    for k, t in enumerate(labels):
+        rows = order[bounds[k]:bounds[k + 1]]
+        rt, ct = r[rows], cls[rows]
+        m = np.isfinite(rt)
+        a = m & (ct == active)
         if a.sum() < 2:
             continue
+        ra = rt[a]
         for c in comparators:
-            b = m & (cls == c)
+            b = m & (ct == c)
             if b.sum() < 2:
                 continue
-            v = r[a].var(ddof=1) / a.sum() + r[b].var(ddof=1) / b.sum()
+            rb = rt[b]
+            v = ra.var(ddof=1) / a.sum() + rb.var(ddof=1) / b.sum()
             if v > 0:
                 out.append({"trial": t, "comparator": c, "n_active": int(a.sum()), "n_comparator": int(b.sum()),
-                            "raw": float(r[a].mean() - r[b].mean()), "se": float(np.sqrt(v))})
+                            "raw": float(ra.mean() - rb.mean()), "se": float(np.sqrt(v))})
     return out
 
 

@@ -225,9 +225,9 @@ def within_trial(y: np.ndarray, Z: np.ndarray, trial: np.ndarray, nj: np.ndarray
     J = nj.size
     cnt = np.where(nj > 0, nj, 1.0)
     ybar = np.bincount(trial, weights=y, minlength=J) / cnt
-    Zbar = np.empty((J, Z.shape[1]))
-    for c in range(Z.shape[1]):
-        Zbar[:, c] = np.bincount(trial, weights=Z[:, c], minlength=J) / cnt
+    # the columns' trial sums as one sparse product: each trial's rows added in row order, as a
+    # bincount per column adds them (the same sums, bit for bit), in one pass over Z
+    Zbar = Strata(trial, J).weighted_sums(np.ones(trial.size), Z) / cnt[:, None]
     return ybar, Zbar, Z - Zbar[trial], y - ybar[trial]
 
 
