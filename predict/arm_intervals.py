@@ -34,6 +34,7 @@ from predict.reference import task_scores
 from predict.impute import impute_mean
 from predict.learner_model import EffectTreeLearner, Learner, LinearLearner, StackedLearner, TLearner, as_learner
 from predict.linear import linear_parts
+from predict.recovery_structure import Structural, structural_variance, widened
 from predict.uncertainty import arm_missing_variance, varmodel_design
 
 
@@ -94,7 +95,17 @@ def binary_member_se(exp: Learner | dict, F: np.ndarray, comparator: str):
     return tuple(out)
 
 
-def stack_binary_parts(exp: dict, F: np.ndarray, comparator: str):
+def _draw_variances(L: Learner, F: np.ndarray, comparator: str, structural: Structural | None):
+    """Each arm's variance of P(recovery) over the missing-input draws: the learner's own, widened
+    by a derived outcome's structural allowance (:mod:`predict.recovery_structure`) if it has one."""
+    _, va, vc = arm_missing_variance(L, F, comparator)
+    if structural is None:
+        return va, vc
+    _, ra, rc = structural_variance(L, structural, F, comparator)
+    return widened(va, ra), widened(vc, rc)
+
+
+def stack_binary_parts(exp: dict, F: np.ndarray, comparator: str, structural: Structural | None = None):
     """:func:`binary_parts` of a stack (a single tree learner: a stack of one): per arm, the logit
     of the stack's probability and its SD on the logit scale. The stack's probabilities: exercise sum_i v_i a_i (v = weights / their sum), the
     comparator exercise - sum_i w_i (a_i - c_i); their SEs the same combinations of the members'
@@ -108,7 +119,7 @@ def stack_binary_parts(exp: dict, F: np.ndarray, comparator: str):
     se_a = sum(vi * p[0] for vi, p in zip(v, parts))
     se_c = sum(abs(vi - wi) * p[0] + wi * p[1] for vi, wi, p in zip(v, w, parts))
     ex = expected(L, F, impute_mean(L.imputer, F))
-    _, va, vc = arm_missing_variance(L, F, comparator)
+    va, vc = _draw_variances(L, F, comparator, structural)
     out = []
     for k, se, vm in (("__active__", se_a, va), (comparator, se_c, vc)):
         p = np.asarray(ex[k], float)
@@ -117,7 +128,7 @@ def stack_binary_parts(exp: dict, F: np.ndarray, comparator: str):
     return out
 
 
-def binary_parts(exp: dict, F: np.ndarray, comparator: str):
+def binary_parts(exp: dict, F: np.ndarray, comparator: str, structural: Structural | None = None):
     """Per arm (exercise, then ``comparator``) the estimate and SD on the logit scale, or None if
     not :func:`available`. Stacks and tree learners: :func:`stack_binary_parts`. A single linear
     logistic learner: the linear predictor with estimation SE
@@ -126,16 +137,18 @@ def binary_parts(exp: dict, F: np.ndarray, comparator: str):
     (their variance of P(recovery) mapped to the logit scale by the delta method, / (p(1-p))^2).
     The interval is formed on the logit scale and mapped back (:func:`binary_interval`), so it
     stays in 0-1 and is exact for the estimation part however wide (a p-scale delta interval is
-    not: with 7 bootstrap replicates and p near 0.06 it understates the spread by a third)."""
+    not: with 7 bootstrap replicates and p near 0.06 it understates the spread by a third).
+    ``structural``: a derived outcome's structural allowance (the task's, :mod:`predict.recovery_structure`):
+    each arm's draw variance is max(own, structural)."""
     L = as_learner(exp)
     if not available(L) or F.shape[0] == 0 or comparator not in L.comparators:
         return None
     if not _logit_scale_se(L):  # a stack or a tree learner (a stack of one)
-        return stack_binary_parts(L, F, comparator)
+        return stack_binary_parts(L, F, comparator, structural)
     Fimp = impute_mean(L.imputer, F)
     eta, grad = linear_parts(L.linear, list(L.comparators), Fimp, linear_spread(L, F))
     V = L.interval.theta_cov
-    _, va, vc = arm_missing_variance(L, F, comparator)
+    va, vc = _draw_variances(L, F, comparator, structural)
     out = []
     for k, vm in (("__active__", va), (comparator, vc)):
         g = grad[k]

@@ -19,6 +19,7 @@ from predict import network as netrt
 from predict import network_posterior as netpost
 from predict import support
 from predict import arm_intervals
+from predict import recovery_structure
 from predict.explain import explain as explain_benefit
 from predict.impute import impute_mean, impute_mean_fast, pattern_groups, pattern_solve
 from predict.numeric import clip, norm_ppf
@@ -31,6 +32,23 @@ log = logging.getLogger("predict.compute")
 LEVEL = 0.95
 EXERCISE_CACHE = 8  # feature matrices whose exercise-arm predictions are kept (network-only nodes)
 EXERCISE_CACHE_BYTES = 1 << 16  # ... if no larger than this (requests, not tables)
+
+
+def _structural_intervals(t: Task, F: np.ndarray, comparator: str, r: np.ndarray, z: float):
+    """The benefit's CI and PI and the arms' draw variances of a task with a structural missing-input
+    allowance from the compiled program's parts ``r`` (rows of ``predict.fused``'s output for the
+    task): the same arithmetic as the kernel's (and as :meth:`Engine.compute_unwidened`), with the
+    missing-data variances widened by :func:`predict.recovery_structure.structural_variance`."""
+    vb, va, vc = recovery_structure.structural_variance(t.model, t.structural, F, comparator)
+    var_m = recovery_structure.widened(r[fz.O_VAR], vb)
+    lim = 1.0 if t.outcome_type == "binary" else 100.0
+    se = np.sqrt(r[fz.O_SE] ** 2 + var_m)
+    sp = np.sqrt(se ** 2 + t.model.interval.tau_of(comparator) ** 2)
+    b = r[fz.O_B]
+    up = vb > r[fz.O_VAR]  # where the allowance applies; elsewhere the kernel's own numbers, bit for bit
+    ci = tuple(np.where(up, clip(b + k * z * se, -lim, lim), r[o]) for k, o in ((-1, fz.O_CILO), (1, fz.O_CIHI)))
+    pi = tuple(np.where(up, clip(b + k * z * sp, -lim, lim), r[o]) for k, o in ((-1, fz.O_PILO), (1, fz.O_PIHI)))
+    return ci, pi, recovery_structure.widened(r[fz.O_VA], va), recovery_structure.widened(r[fz.O_VC], vc)
 
 
 class Engine:
@@ -95,7 +113,7 @@ class Engine:
                 nan = np.full(n, np.nan)
                 out.append(Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
                 continue
-            r = task_scores(L, F, comparator, arms=arms)
+            r = task_scores(L, F, comparator, arms=arms, structural=t.structural)
             se_arm = r["arm_se"]
             if se_arm is not None:  # one pass over the missing-data draws serves the benefit and both arms
                 va, vc = r["arm_var_missing"]
@@ -170,14 +188,18 @@ class Engine:
                 nan = np.full(n, np.nan)
                 out.append(Computed(t, False, nan, nan, nan, (nan, nan), (nan, nan)))
                 continue
-            out.append(Computed(t, True, res[fz.O_A, j], res[fz.O_C, j], res[fz.O_B, j],
-                                 (res[fz.O_CILO, j], res[fz.O_CIHI, j]), (res[fz.O_PILO, j], res[fz.O_PIHI, j])))
+            va, vc = res[fz.O_VA, j], res[fz.O_VC, j]
+            if t.structural is None:
+                ci, pi = (res[fz.O_CILO, j], res[fz.O_CIHI, j]), (res[fz.O_PILO, j], res[fz.O_PIHI, j])
+            else:  # the structural allowance (predict/recovery_structure.py): the kernel's own parts, widened
+                ci, pi, va, vc = _structural_intervals(t, F, comparator, res[:, j], z)
+            out.append(Computed(t, True, res[fz.O_A, j], res[fz.O_C, j], res[fz.O_B, j], ci, pi))
             if arms and n and res[fz.O_SEA, j, 0] == res[fz.O_SEA, j, 0]:
                 if t.outcome_type == "continuous":
                     arm_iv[t.task] = (res[fz.O_EXLO, j], res[fz.O_EXHI, j], res[fz.O_CPLO, j], res[fz.O_CPHI, j])
                 else:  # P(recovery) per arm, formed on the logit scale (predict/arm_intervals.py)
                     parts = arm_intervals.binary_parts_from(t.model, res[fz.O_A, j], res[fz.O_C, j], res[fz.O_SEA, j],
-                                                            res[fz.O_SEC, j], res[fz.O_VA, j], res[fz.O_VC, j])
+                                                            res[fz.O_SEC, j], va, vc)
                     arm_iv[t.task] = arm_intervals.binary_interval(parts, z)
         return out, arm_iv
 

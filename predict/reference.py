@@ -11,16 +11,20 @@ import numpy as np
 from predict.evaluate import expected
 from predict.impute import impute_mean
 from predict.learner_model import Learner, as_learner
+from predict.recovery_structure import Structural, structural_variance, widened
 from predict.uncertainty import arm_missing_variance, arm_se, estimation_se, missing_variance_fast
 
 
-def task_scores(exp: Learner | dict, F: np.ndarray, comparator: str, arms: bool = False) -> dict:
+def task_scores(exp: Learner | dict, F: np.ndarray, comparator: str, arms: bool = False,
+                structural: Structural | None = None) -> dict:
     """For the patients F (NaN = missing): ``exercise``, ``comparator`` (expected outcomes),
     ``benefit`` (comparator - exercise for continuous outcomes, exercise - comparator for binary),
     ``se_est`` (bootstrap SE of the benefit), ``var_missing`` (variance of the benefit over the
     conditional draws of the missing inputs), and with ``arms`` (continuous outcomes, learners with
     per-arm SEs) ``arm_se`` = (SE exercise, SE comparator) and ``arm_var_missing`` = (variance
-    exercise, variance comparator); ``arm_se`` is None otherwise."""
+    exercise, variance comparator); ``arm_se`` is None otherwise. ``structural``: a derived binary
+    outcome's structural allowance (:mod:`predict.recovery_structure`): ``var_missing`` is then
+    max(own, structural) per patient."""
     exp = as_learner(exp)
     cont = exp.continuous
     Fimp = impute_mean(exp.imputer, F)
@@ -35,4 +39,6 @@ def task_scores(exp: Learner | dict, F: np.ndarray, comparator: str, arms: bool 
     else:
         vb, va, vc = arm_missing_variance(exp, F, comparator)
         out["var_missing"], out["arm_var_missing"] = vb, (va, vc)
+    if structural is not None:
+        out["var_missing"] = widened(out["var_missing"], structural_variance(exp, structural, F, comparator)[0])
     return out

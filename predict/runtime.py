@@ -44,6 +44,9 @@ Export dict layout (``format`` = ``"lbp-benefit-learner"``, ``version`` = 1; typ
                    "tau": {c: between-trial SD, "__pooled__": SD}, "n_boot": B,
                    "between": "mixture" (stack: the SE adds the members' disagreement; absent in
                    stacks before 2026-12-07: members' SEs only, scored as before)}
+    structural_missing  (derived binary outcomes, e.g. recovery) the structural missing-input
+                  allowance: the continuous outcomes' models through the outcome's definition
+                  (layout and rule in :mod:`predict.recovery_structure`; absent: scored as before)
     support       the training support of the inputs driving effect modification, for the
                    extrapolation check and interval widening (layout in :mod:`predict.support`;
                    absent in older models: no widening)
@@ -63,6 +66,7 @@ from predict.evaluate import point
 from predict.features import feature_matrix
 from predict.learner_model import Learner, as_learner
 from predict.numeric import norm_ppf
+from predict.recovery_structure import parse, structural_variance, widened
 from predict.support import support_scores
 from predict.uncertainty import estimation_se, missing_variance
 
@@ -91,6 +95,9 @@ def predict_from_export(exp: Learner | dict, X: pd.DataFrame, intervals: bool = 
         z = norm_ppf(0.5 + level / 2)
         se_b = estimation_se(L, F)
         vm = missing_variance(L, F)
+        structural = parse(exp) if isinstance(exp, dict) else None  # a derived outcome's allowance, if exported
+        for c in L.comparators if structural is not None else ():
+            vm[c] = widened(vm[c], structural_variance(L, structural, F, c)[0])
         lim = 100.0 if L.continuous else 1.0
         f = support_scores(L.support, F)["factor"]  # >= 1: widening for extrapolation
         for c in L.comparators:

@@ -36,6 +36,7 @@ from predict import arm_intervals
 from predict import imputed as imputed_inputs
 from predict import kernels
 from predict import outcome_text
+from predict import recovery_structure
 from predict import support
 from predict import verdict as verdicts
 from predict.artifact import Artifact, ArtifactError, load_artifact
@@ -148,8 +149,12 @@ class Scorer:
             prefix = outcome_text.score_prefix(e.outcome)
             base = f"baseline_{e.outcome}"
             base = base if e.outcome_type == "continuous" and base in vm.manifest["baselines"] else None
+            try:
+                structural = recovery_structure.parse(exp, f"{path}: task {e.task}")
+            except recovery_structure.StructuralFieldError as exc:
+                raise ArtifactError(str(exc)) from None
             tasks.append(Task(e.task, e.outcome, e.follow_up, e.outcome_type, str(e.learner or model.kind), exp,
-                              model, prefix, base, vt.network, arm))
+                              model, prefix, base, vt.network, arm, structural))
         names = [n for t in tasks for n in flat_names(t)]
         if len(set(names)) < len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
@@ -251,7 +256,7 @@ class Scorer:
         for c in comp:  # recovery under each arm (predict/arm_intervals.py), where the learner allows it
             if c.available and c.learner is None and c.task.outcome_type == "binary" and c.task.task not in arm_iv:
                 # the numpy reference (the compiled program gives these in arm_iv)
-                parts = arm_intervals.binary_parts(c.task.model, F, comparator)
+                parts = arm_intervals.binary_parts(c.task.model, F, comparator, c.task.structural)
                 if parts is not None:
                     arm_iv[c.task.task] = arm_intervals.binary_interval(parts, verdicts.Z)
         n = F.shape[0]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from predict.learner_model import Learner
+from predict.recovery_structure import Structural
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Task:
     baseline: str | None  # the baseline input of the same scale (continuous outcomes)
     net: dict | None = None  # the task's one-stage IPD network model (predict/network.py), if any
     arm: str = "intervention"  # the intervention's word in flat names (predict/outcome_text.arm_word)
+    # a derived binary outcome's structural missing-input allowance (predict/recovery_structure.py), if exported
+    structural: Structural | None = None
 
 
 @dataclass

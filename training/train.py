@@ -38,6 +38,7 @@ import pandas as pd
 from training.determinism import training_environment
 from training.learners.base import feature_spec_from_config, outcome_type_of, task_frame
 from training.learners.effect_model import ConstantEffect, EffectModel
+from training.recovery_structure import attach as attach_structural
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
 from training.selection import deployed_without_selection, learners_for, select_model, selectable
@@ -291,6 +292,7 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             timings["network_s"] = round(net_s, 2)
             if network.concurrent:  # how long the run waited for it after everything else was done
                 timings["network_wait_s"] = round(time.time() - t_wait, 2)
+    attach_structural(out, cfg, task_info, say)  # recovery's structural missing-input allowance (issue 23)
     tasks = pd.DataFrame(task_rows)
     tasks.to_csv(out / "tasks.csv", index=False)
     pd.DataFrame(support_rows).to_csv(out / "class_support.csv", index=False)

@@ -110,6 +110,27 @@ class Interval(_Record):
     between: Literal["mixture"] | None = None
 
 
+class StructuralCriterion(_Record):
+    """One criterion of a derived binary outcome's definition, with the continuous outcome's model."""
+
+    outcome: str
+    baseline: str
+    relative: float
+    min_points: float
+    sigma: float = Field(gt=0)
+    comparators: list[str]
+    linear: LinearPart
+
+
+class StructuralMissing(_Record):
+    """A derived binary outcome's structural missing-input allowance (predict.recovery_structure):
+    version 1 is the only one this runtime reads; another is refused."""
+
+    version: Literal[1]
+    combine: Literal["any", "all"]
+    criteria: list[StructuralCriterion] = Field(min_length=1)
+
+
 class _LearnerBase(_Record):
     format: Literal["lbp-benefit-learner"]
     version: Literal[1]
@@ -121,6 +142,7 @@ class _LearnerBase(_Record):
     imputer: Imputer
     interval: Interval
     meta: dict = {}
+    structural_missing: StructuralMissing | None = None  # derived binary outcomes (recovery), from 2026-12-07
 
 
 class LinearLearner(_LearnerBase):
