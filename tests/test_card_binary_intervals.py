@@ -47,3 +47,28 @@ def test_the_card_quotes_the_benchmark_it_cites():
     assert f"{pct(default['coverage_ci_avg'])} and {pct(default['coverage_pi_new'])}. (" in T.BINARY_INTERVALS
     assert f"covered {pct(old['coverage_ci_avg'])} and {pct(old['coverage_pi_new'])}.)" in T.BINARY_INTERVALS
     assert not (0.90 <= strong["coverage_ci_avg"] <= 0.97)  # the text says they cannot: still true
+
+
+def test_a_model_with_the_structural_allowance_quotes_its_benchmark():
+    """Recovery tasks that carry the structural allowance (manifest ``structural_missing``) get the
+    text with the figures of benchmarks/results/recovery_allowance_i23r_summary.csv; a model where one
+    binary task lacks it keeps the old text."""
+    s = pd.read_csv(ROOT / "benchmarks" / "results" / "recovery_allowance_i23r_summary.csv")
+    s = s[s["rows"] == "all"].set_index(["scenario", "interval", "variant"])["cover"]
+
+    def pct(sc, iv, v="with allowance") -> str:
+        return f"{round(100 * s[(sc, iv, v)])}%"
+
+    ci, pi = "CI vs average trial", "PI vs new trial"
+    text = T.BINARY_INTERVALS_STRUCTURAL
+    assert f"for {pct('hayden2020', ci)} of patients" in text and f"new trial for {pct('hayden2020', pi)}" in text
+    assert f"({pct('hayden2020', ci, 'as before')} and {pct('hayden2020', pi, 'as before')} without" in text
+    assert f"strong {pct('strong', ci)} and {pct('strong', pi)} (" in text
+    assert f"({pct('strong', ci, 'as before')} and {pct('strong', pi, 'as before')})" in text
+    assert f"modifiers {pct('sysmiss', ci)} and {pct('sysmiss', pi)} (" in text
+    assert f"({pct('sysmiss', ci, 'as before')} and {pct('sysmiss', pi, 'as before')})" in text
+    assert s[("strong", ci, "with allowance")] < 0.90  # the text says they are still short there
+    tasks = ["global_recovery__short", "global_recovery__long"]
+    assert T.binary_intervals({"structural_missing": tasks}, tasks) == text
+    assert T.binary_intervals({"structural_missing": tasks[:1]}, tasks) == T.BINARY_INTERVALS
+    assert T.binary_intervals({}, tasks) == T.BINARY_INTERVALS

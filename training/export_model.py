@@ -39,6 +39,8 @@ from predict.arm_intervals import available as arm_intervals_available
 from predict.errors import LbpError
 from predict.expected_basis import EXPECTED
 from predict import required_inputs
+from predict.recovery_structure import KEY as STRUCTURAL_KEY
+from training.recovery_structure import MISSING_STRUCTURAL
 
 BOOSTER_REF = mf.BOOSTER_REF
 NETWORK_DIR = mf.NETWORK_DIR  # per continuous task: the one-stage IPD network model (training.network.benefit_model)
@@ -347,8 +349,9 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
     inner = [e for x in exports.values() for e in _exports_within(x)]
     trees_native = any(e.get("boosters") and e.get("tree_missing", "native") == "native" for e in inner)
     expected = any((e.get("linear") or {}).get("missing") == EXPECTED for e in inner)
+    structural = sorted(t for t, e in exports.items() if e.get(STRUCTURAL_KEY))  # recovery's allowance
     handled = (MISSING_LINEAR + (MISSING_EXPECTED if expected else "") + MISSING_INTERVAL
-               + (MISSING_TREES if trees_native else ""))
+               + (MISSING_STRUCTURAL if structural else "") + (MISSING_TREES if trees_native else ""))
     schema = []
     for spec in cfg.covariates.covariates:
         if spec.name not in feats["names"]:
@@ -426,6 +429,7 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
         "card": dict(mf.CARD),
         # per task: does the scorer give per-arm 95% CIs (the model card claims them only where true)
         "arm_intervals": {t: arm_intervals_available(e) for t, e in sorted(exports.items())},
+        "structural_missing": structural,  # tasks with recovery's structural allowance (predict/recovery_structure)
     }
     if network_trained:
         net_tasks = {t: {"status": v.get("status"), **({"reason": v["reason"]} if "reason" in v else {}),

@@ -22,6 +22,10 @@ import numpy as np
 
 from predict.recovery_structure import KEY, VERSION
 
+# the manifest's feature_schema 'missing' clause for models with the field (training/export_model.py)
+MISSING_STRUCTURAL = ("; for recovery (derived from pain and function) at least by how much recovery's definition, "
+                      "applied to the pain and function models, varies over those draws")
+
 
 def structural_field(cfg, recovery_exp: dict, continuous: dict[str, dict]) -> tuple[dict | None, str]:
     """(the ``structural_missing`` field for ``recovery_exp``, "") or (None, why not). ``continuous``:

@@ -385,8 +385,9 @@ def s_limitations(inp: CardInputs) -> Section:
         pkg.append("Sparse comparator classes in this model: " + ", ".join(sparse) + ".")
     if not inp.available.get("subgroup_performance.csv"):
         pkg.append("Subgroup performance was not computed for this model.")
-    if any(outcome_type_of(inp, str(t)) == "binary" for t in inp.task_names()):
-        pkg.append(T.BINARY_INTERVALS)
+    binary = [t for t in inp.task_names() if outcome_type_of(inp, str(t)) == "binary"]
+    if binary:
+        pkg.append(T.binary_intervals(inp.manifest, binary))
     pkg.append("No external validation and no local validation have been done.")
     s.md += ["**Named by the seed paper** (" + T.SEED_SHORT + "; they apply to the trials this model's design "
              "follows):", ""]

@@ -135,8 +135,8 @@ def s_point_of_care(inp: CardInputs) -> Section:
     s.md += [f"- `{c['path']}`: {c['what']}; tasks: {', '.join(c['tasks'])}" for c in without] or ["- none"]
     binary = [t for t in inp.task_names() if outcome_type_of(inp, str(t)) == "binary"]
     if binary:
-        s.md += ["", f"**Recovery's intervals ({', '.join(binary)}).** " + T.BINARY_INTERVALS]
-    s.data["binary_interval_coverage"] = T.BINARY_INTERVALS if binary else None
+        s.md += ["", f"**Recovery's intervals ({', '.join(binary)}).** " + T.binary_intervals(inp.manifest, binary)]
+    s.data["binary_interval_coverage"] = T.binary_intervals(inp.manifest, binary) if binary else None
     s.md += ["", "**Explanations** (\"why\") come from the inputs that were entered only; the contributions of "
              "imputed inputs are listed apart and are not reasons about the patient. When more than half of the "
              "model's effect modifiers were not entered, a warning says the prediction is close to that of an "

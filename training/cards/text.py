@@ -125,6 +125,30 @@ BINARY_INTERVALS = (
     "1.6 (strong modification) times the intervals' standard errors (3.3 with the average-effect model): "
     "read recovery's CI and PI as too narrow."
 )
+# The same, for models whose recovery tasks carry the structural missing-input allowance (the manifest's
+# ``structural_missing`` lists them; predict/recovery_structure.py): figures of BENCHMARKS.md "2026-12-07
+# session 11 (i23r)", benchmarks/results/recovery_allowance_i23r_summary.csv (the effect model, 2 seeds).
+BINARY_INTERVALS_STRUCTURAL = (
+    "Recovery (binary) benefit intervals include, for a patient with missing inputs, how much recovery's own "
+    "definition (improvement in pain or in function) varies through the pain and function models over the "
+    "values the missing inputs could take (a structural allowance; a patient with every input entered gets "
+    "the recovery model's interval alone). On simulated data with known truth (2 seeds per design) the 95% CI "
+    "of the benefit covered the patient's benefit in an average trial for 92% of patients and the 95% "
+    "prediction interval the benefit in a new trial for 90% on the default design (87% and 86% without the "
+    "allowance); where effect modification is strong 89% and 88% (82% and 81%), and with heavy, systematic "
+    "missingness of the modifiers 86% and 86% (77% and 77%). Where modification is strong they are still "
+    "short of 95%: the errors are not a shift (mean error -0.03 to 0.00) but the recovery model's misfit per "
+    "patient (a logit-additive model cannot represent 'recovered on pain or on function' exactly), which no "
+    "interval of this package carries; read recovery's CI and PI there as somewhat too narrow."
+)
+
+
+def binary_intervals(manifest: dict, tasks: list[str]) -> str:
+    """What the card says about the binary ``tasks``' intervals: the structural allowance's figures if
+    every one of them carries it (manifest ``structural_missing``), else :data:`BINARY_INTERVALS`."""
+    with_field = set((manifest or {}).get("structural_missing") or ())
+    return BINARY_INTERVALS_STRUCTURAL if tasks and set(tasks) <= with_field else BINARY_INTERVALS
+
 
 SYNTHETIC_LIMITATION = ("Trained on synthetic data: the simulator reproduces the published trial design and "
                         "summaries, and its own assumed effect modifiers; performance here measures how well the "
