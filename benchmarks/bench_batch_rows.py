@@ -12,7 +12,7 @@ checks, scoring, JSON rendering, no network) and posts each batch of n patients 
 warm-up requests; it reports per request the median wall milliseconds and the CPU milliseconds of the
 process (what one core gives on the shared machine). Windows this long matter: a full garbage
 collection of the app's ~283,000 objects takes ~0.45 s and comes every ~12 requests of 100 patients,
-so a 10-request window can hold none or one (measured: 27 vs 47 CPU ms per request from that alone). The after tree also scores the same batch with
+so a 10-request window can hold none or one (measured: 30 vs 47 CPU ms per request from that alone). The after tree also scores the same batch with
 10% of its patients made bad (an impossible age), which the before tree refused whole (422).
 Rows: tree, round, size, kind (all_good | tenth_bad), status, wall_ms_median, cpu_ms_per_request,
 scored (patients with a result), loadavg_1min.
