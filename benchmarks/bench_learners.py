@@ -357,10 +357,13 @@ def one(args) -> list:
         # the heterogeneity gate of train's selection (training.learners.stack_gate)
         from training.learners.stack_gate import heterogeneity_gate
 
-        def select(pred, fallback="effect_model", **gate_opts):
+        from training.learners.stack_gate import shrink_to_primary
+
+        def select(pred, fallback="effect_model", shrink=False, **gate_opts):
             ww = {k: v for k, v in stacking_from_predictions(pred, otype).items() if v > 1e-6}
             if heterogeneity_gate(pred, otype, seed=seed, **gate_opts)["keep_stack"]:
-                return ww
+                # shrink: a candidate (not train's rule), the one-SE move towards the effect model
+                return shrink_to_primary(pred, ww, otype)[0] if shrink else ww
             # as train's training.selection.gate_fallback (session 9): the effect model (until then the average-effect model)
             return {fallback: 1.0}
 
@@ -369,6 +372,13 @@ def one(args) -> list:
         best = cv.r_loss[cv.r_loss["learner"].isin(ours)].sort_values("r_loss").iloc[0]["learner"]
         models = dict(fitted)
         weights_of = {"selected": w}
+        # candidate (measured 2026-12-07 session 11, not adopted): the kept stack moved towards the effect model
+        # by the one-SE rule (training.learners.stack_gate.shrink_to_primary)
+        w_sh = select(pred_default, shrink=True)
+        weights_of["selected_1se_shrink"] = w_sh
+        models["selected_1se_shrink"] = StackedLearner.from_fitted([fitted[k] for k in w_sh], list(w_sh.values()),
+                                                                   list(w_sh))
+        secs["selected_1se_shrink"] = cv_seconds + sum(secs[k] for k in w_sh)
         # the gate before 2026-12-07 session 8: the stack's own test only (no second chance for the effect model)
         w_old = select(pred_default, primary=None)
         weights_of["selected_gate_stack_only"] = w_old

@@ -1,5 +1,6 @@
 """The heterogeneity gate: a stack is kept only if it beats the average-effect model honestly."""
 import numpy as np
+import pytest
 import pandas as pd
 
 from training.learners.stack_gate import clustered_gain, cv_stack, heterogeneity_gate
@@ -91,3 +92,56 @@ def test_primary_model_gets_a_second_test_when_the_stack_fails():
     kept_null = [heterogeneity_gate(pred(0.0, s).assign(benefit=lambda d: np.where(
         d["learner"] == "effect_model", 5.0, d["benefit"])), "continuous", seed=s)["keep_stack"] for s in range(6)]
     assert sum(kept_null) <= 1
+
+
+def _renamed(p: pd.DataFrame, names: dict) -> pd.DataFrame:
+    return p.assign(learner=p["learner"].map(lambda k: names.get(k, k)))
+
+
+def test_shrink_moves_a_stack_to_the_primary_model_when_held_out_trials_cannot_tell_them_apart():
+    from training.learners.stack_gate import shrink_to_primary
+    from training.learners.stacking import r_loss_parts
+
+    # 'oracle' is the truth (benefit 5 + 0.5 x), 'effect_model' the average effect 5: with modification this
+    # weak (outcome SD 10) the held-out trials cannot tell a stack leaning on the oracle from the effect model
+    p = _renamed(_pred(0.5, 4), {"constant": "effect_model"})
+    w, info = shrink_to_primary(p, {"oracle": 0.7, "effect_model": 0.3}, "continuous")
+    assert abs(sum(w.values()) - 1) < 1e-12 and info["lambda"] > 0
+    assert w["effect_model"] == pytest.approx(0.3 + 0.7 * info["lambda"])
+    # the rule, recomputed directly: the loss increase at lambda is within one clustered SE, the next step is not
+    wide = p.pivot_table(index="row", columns="learner", values="benefit")
+    inf = p.drop_duplicates("row").set_index("row").loc[wide.index]
+    gt, tt, keep = r_loss_parts(-inf["y"].to_numpy(), inf["treat"].to_numpy(), inf["trial"].to_numpy(), inf["e"].to_numpy())
+
+    def loss(lam):
+        b = (1 - lam) * (0.7 * wide["oracle"] + 0.3 * wide["effect_model"]) + lam * wide["effect_model"]
+        return (gt - tt * b.to_numpy()) ** 2
+
+    d, se = clustered_gain(loss(info["lambda"]), loss(0.0), inf["trial"].to_numpy())
+    assert d == pytest.approx(info["loss_increase"]) and d <= se
+    if info["lambda"] < 1:
+        d2, se2 = clustered_gain(loss(info["lambda"] + 0.05), loss(0.0), inf["trial"].to_numpy())
+        assert d2 > se2
+
+
+def test_shrink_keeps_most_of_a_stack_that_clearly_beats_the_primary_model():
+    from training.learners.stack_gate import shrink_to_primary
+
+    # strong modification (benefit 5 + 6 x); the 'effect_model' here predicts none: the loss grows with the
+    # square of the share moved, so a little moves within one SE (30%), never most of the weight
+    p = _renamed(_pred(6.0, 5), {"constant": "effect_model"})
+    w, info = shrink_to_primary(p, {"oracle": 1.0}, "continuous")
+    assert 0 < info["lambda"] <= 0.35 and w["oracle"] >= 0.65 and info["loss_increase"] <= info["se"]
+    # stronger modification: less moves
+    q = _renamed(_pred(20.0, 5), {"constant": "effect_model"})
+    assert shrink_to_primary(q, {"oracle": 1.0}, "continuous")[1]["lambda"] < info["lambda"]
+
+
+def test_shrink_without_the_primary_model_or_with_the_primary_alone_changes_nothing():
+    from training.learners.stack_gate import shrink_to_primary
+
+    p = _pred(2.0, 6)
+    assert shrink_to_primary(p, {"oracle": 0.6, "noise": 0.4}, "continuous")[0] == {"oracle": 0.6, "noise": 0.4}
+    q = _renamed(p, {"oracle": "effect_model"})
+    w, info = shrink_to_primary(q, {"effect_model": 1.0}, "continuous")
+    assert w == {"effect_model": 1.0} and info["lambda"] == 0.0

@@ -28,6 +28,21 @@ judges the stack honestly:
    gain is exactly 0, so the second test rarely adds false positives (two one-sided 5% tests: at
    most 10%, and much less for two such correlated statistics).
 
+4. **A candidate, measured and not adopted: the stack moved towards the primary model within one SE**
+   (:func:`shrink_to_primary`; ``benchmarks/bench_learners.py`` reports it as ``selected_1se_shrink``). The convex weights fitted on 15-20 held-out trials are noisy (trial-cluster bootstrap SD 0.1-0.4
+   per member on the hayden2020 design), and a stack that leans on tree learners by chance extrapolates flat
+   on a new trial whose case mix lies outside the training trials' (hayden2020 > edge_trial_h seed 6: DR
+   0.63 + X 0.19, new-trial bias +8.9 points). On the segment from the stack's weights ``w`` to the primary
+   model, ``(1 - lam) w + lam e_primary``, the largest ``lam`` (grid of 0.05) whose held-out R-loss exceeds the
+   stack's by at most one trial-clustered SE of the paired difference is deployed: the one-standard-error
+   rule (Breiman et al. 1984; Hastie, Tibshirani & Friedman 2009, 7.10) applied to the stack, favouring the
+   smooth, regularised primary model where the held-out trials cannot tell the two apart. On the shifted
+   trial it helped seed 6 (new-trial root PEHE 9.98 -> 8.93, PI 0.896 -> 0.942) and seed 10's PEHE (5.31 -> 4.61,
+   but its PI 0.938 -> 0.887), and it
+   cost the fitted participants 2-5% root PEHE wherever a stack helped (curvilinear 5.75 -> 5.92, interaction
+   5.65 -> 5.90, hayden2020 4.91 -> 5.01, 2 seeds each) and moved the CI/PI out of 0.90-0.97 on interaction
+   seed 1 (BENCHMARKS.md, session 11 i23w), so ``train`` does not use it.
+
 When the stack fails, the caller (``training.train``) deploys the effect model, whose own trial-grouped
 CV has shrunk its modification (to none, i.e. the class average effects with zero spread, when it chose
 prior SD 0), and the verdict says the data do not show individual differences: a gain that is not
@@ -125,3 +140,44 @@ def heterogeneity_gate(pred: pd.DataFrame, outcome_type: str, z: float = GATE_Z,
         rule += (f"; the {primary} alone: gain {g2:.4g} ({pct2:.2f}%), SE {se2:.4g}; "
                  + ("heterogeneity accepted, stack kept" if keep_stack else "not kept either"))
     return {"keep_stack": keep_stack, "gain": gain, "se": se, "z": z, "gain_pct": pct, "rule": rule, "tested": tested}
+
+
+SHRINK_GRID = np.linspace(0.0, 1.0, 21)
+
+
+def shrink_to_primary(pred: pd.DataFrame, weights: dict, outcome_type: str, primary: str = "effect_model",
+                      grid: np.ndarray = SHRINK_GRID) -> tuple[dict, dict]:
+    """The stack's weights moved towards the ``primary`` learner by the one-SE rule (module docstring,
+    point 4): ``(weights, info)``; ``info`` has ``lambda`` (share moved), the R-loss increase and its SE
+    at that ``lambda`` and a ``rule`` sentence. Unchanged (``lambda`` 0) when the primary learner has no
+    held-out predictions, the stack is the primary alone, or fewer than 3 held-out trials."""
+    info = {"lambda": 0.0, "primary": primary, "loss_increase": 0.0, "se": np.nan}
+    if pred is None or not len(pred) or primary not in set(pred["learner"]) or not weights:
+        return dict(weights), {**info, "rule": f"no held-out predictions of the {primary}: weights as fitted"}
+    names, B, g, treat, trial, e = _wide(pred, outcome_type)
+    missing = [k for k in weights if k not in names]
+    if missing or np.unique(trial).size < 3:
+        return dict(weights), {**info, "rule": "fewer than 3 held-out trials or a member without held-out "
+                                               "predictions: weights as fitted"}
+    w0 = np.array([float(weights.get(k, 0.0)) for k in names])
+    w0 = w0 / w0.sum()
+    j = names.index(primary)
+    if w0[j] >= 1.0 - 1e-12:
+        return dict(weights), {**info, "rule": f"the stack is the {primary} alone"}
+    gt, tt, keep = r_loss_parts(g, treat, trial, e, None)
+    l0 = (gt - tt * (B @ w0))[keep] ** 2
+    lam, inc, se_at = 0.0, 0.0, np.nan
+    for step in grid[1:]:
+        w = (1.0 - step) * w0
+        w[j] += step
+        d_mean, se = clustered_gain((gt - tt * (B @ w))[keep] ** 2, l0, trial[keep])
+        if d_mean > se:  # the loss grows along the segment (w0 is the optimum): stop at the first failure
+            break
+        lam, inc, se_at = float(step), d_mean, se
+    w = (1.0 - lam) * w0
+    w[j] += lam
+    out = {k: float(v) for k, v in zip(names, w) if v > 0}
+    rule = (f"one-SE rule towards the {primary}: {lam:.2f} of the weight moved (held-out R-loss +{inc:.4g}, "
+            f"trial-clustered SE {se_at:.4g})" if lam > 0 else
+            f"one-SE rule towards the {primary}: no move (the smallest step costs more than one SE)")
+    return out, {**info, "lambda": lam, "loss_increase": inc, "se": se_at, "rule": rule}
