@@ -1,6 +1,7 @@
 """``lbp-benefit score``: score patients from a CSV (or a dataset folder) with a model artifact."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -28,6 +29,7 @@ def score(
                                "an error column (docs/spark.md; needs the [spark] extra and Java)."),
 ) -> None:
     """Score patients: expected outcomes under the intervention and the comparator, and the benefit with its intervals (column names in docs/artifact.md)."""
+    import numpy as np
     import pandas as pd
 
     from lbp_benefit.progress import progress_over
@@ -91,7 +93,7 @@ def score(
         return probs
 
     try:
-        out, errors = score_rows(scorer, df, comparator, outcomes, explain, progress_over, strict)
+        out, errors, status, lacking = score_rows(scorer, df, comparator, outcomes, explain, progress_over, strict)
     except ValidationFailed as exc:
         raise ValidationFailed(located(exc.problems), what=source or "patients") from None
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -100,10 +102,16 @@ def score(
     out = mark_table(out, scorer.synthetic)  # first column 'synthetic' on every row of a synthetic model's file
     out.to_csv(output, index=False)
     n_bad = int(out["error"].ne("").sum()) if "error" in out else 0
+    n_part = int((status == "partly").sum())
     reasons = rows_by_code(by_row(errors))
     why = f" ({', '.join(f'{c}: {n}' for c, n in reasons.items())})" if reasons else ""
-    typer.echo(f"scored {len(out) - n_bad} patient(s) vs {comparator} with model {scorer.model_id}; "
-               f"{n_bad} row(s) could not be scored{why} (see the 'error' column); wrote {output}")
+    typer.echo(f"scored {len(out) - n_bad} patient(s) vs {comparator} with model {scorer.model_id}: "
+               f"{len(out) - n_bad - n_part} fully, {n_part} partly (the outcomes their record allows; the others "
+               f"named in the 'not_predicted' column); {n_bad} row(s) could not be scored{why} (see the 'error' column); "
+               f"wrote {output}")
+    lack = pd.Series(lacking[status != "fully"]).replace("", np.nan).dropna()
+    for text, k in lack.value_counts().items():
+        typer.echo(f"  {k} row(s) without a prediction for: {text}")
     if "missing" in out:  # a baseline the requested outcomes do not require, imputed (predict/required_inputs.py)
         names = out["missing"].fillna("").astype(str).str.split(";")
         k = int(names.map(lambda m: any(b in m for b in scorer.baselines)).sum())
@@ -114,13 +122,6 @@ def score(
         typer.echo(f"  not scored: {p}", err=True)
     if n_bad > 5:
         typer.echo(f"  ... and {n_bad - 5} more rows (the 'error' column names each problem)", err=True)
-    lacking = sorted({p.row for p in errors if p.code == "required" and p.row is not None})
-    if lacking:  # rows refused for a baseline: which of the outcomes asked for their inputs do allow
-        rows = df.iloc[lacking]
-        can = [o for o in outcomes or scorer.outcomes if scorer.requirement([o]).met(rows).any()]
-        if can:
-            typer.echo("  rows refused for a missing baseline can still be scored for the outcomes that do not "
-                       f"need it: {' '.join(f'--outcome {o}' for o in can)}", err=True)
 
 
 def _score_spark(scorer, model, input, data, comparator, output, outcome, explain) -> None:
@@ -136,41 +137,39 @@ def _score_spark(scorer, model, input, data, comparator, output, outcome, explai
     with sp.session("lbp-benefit score") as spark:
         n, bad = sp.score_to_parquet(spark, str(input), output, model, comparator, list(outcome) if outcome else None,
                                      explain=explain, scorer=scorer)
-    typer.echo(f"scored {n - bad} patient(s) vs {comparator} with model {scorer.model_id} on Spark; "
-               f"{bad} row(s) failed validation (see the error column); wrote {output}")
+        part = sp.partly_scored(spark, output)
+    typer.echo(f"scored {n - bad} patient(s) vs {comparator} with model {scorer.model_id} on Spark: "
+               f"{n - bad - part} fully, {part} partly (the outcomes their record allows; the others named in the "
+               f"not_predicted column); {bad} row(s) could not be scored (see the error column); wrote {output}")
 
 
 def score_rows(scorer, df, comparator, outcomes, explain, progress, strict: bool = False, chunk: int = 4000):
-    """Score every row that can be scored: (table in input order with an ``error`` column, empty where
-    scored; the problems of the rows left out). Only the baselines of the outcomes scored are required.
-    Problems of the request itself and, with ``strict``, any row problem raise :class:`ValidationFailed`
-    listing every problem."""
+    """Score every requested outcome each row allows (predict/partial.py): (table in input order with
+    a ``not_predicted`` column naming each requested outcome not predicted and why, and an ``error``
+    column, empty unless the row was scored not at all; the problems of those rows; per row
+    "fully"/"partly"/"not at all"; per row the reasons of what was not predicted). Only the baselines
+    of the outcomes scored are required. Problems of the request itself and, with ``strict``, any row
+    problem (a missing baseline included) raise :class:`ValidationFailed` listing every problem."""
+    import numpy as np
     import pandas as pd
 
-    from predict.errors import ValidationFailed, by_row
+    from predict.partial import score_partly
 
-    try:  # every problem at once, before scoring
+    if strict:  # every problem at once, before scoring
         scorer.validate(df, scorer.requirement(outcomes))
-        rows: dict = {}
-    except ValidationFailed as exc:
-        if strict:
-            raise
-        rows = by_row(exc.problems, exc.what)  # a problem of the whole input (no row) raises
+    df = df.reset_index(drop=True)
+    starts = list(range(0, len(df), chunk)) or [0]
+    tables, status, lacking, rows = [], [], [], {}
+    for s in progress(starts, "scoring", total=len(starts)):
+        part = score_partly(scorer, df.iloc[s:s + chunk], comparator, outcomes, explain=explain)
+        tables.append(part.table)
+        status.append(part.status)
+        lacking.append(part.lacking)
+        rows.update({s + i: [replace(p, row=s + i) for p in ps] for i, ps in part.problems.items()})
+    scored = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    scored["error"] = ["; ".join(p.brief() for p in rows[i]) if i in rows else "" for i in range(len(scored))]
     row_probs = [p for probs in rows.values() for p in probs]
-    bad = list(rows)
-    good = df.drop(index=df.index[bad]).reset_index(drop=True) if bad else df.reset_index(drop=True)
-    starts = list(range(0, len(good), chunk)) or [0]
-    parts = [scorer.score_table(good.iloc[s:s + chunk], comparator, outcomes, explain=explain)
-             for s in progress(starts, "scoring", total=len(starts))] if len(good) else []
-    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    bad_set = set(bad)
-    scored.index = [i for i in range(len(df)) if i not in bad_set]
-    if bad:
-        ids = [c for c in ("trial", "participant") if c in df.columns]
-        failed = pd.DataFrame({c: df[c].iloc[bad].astype(str).to_numpy() for c in ids}, index=bad)
-        scored = pd.concat([scored, failed]).sort_index()
-    scored["error"] = ["; ".join(p.brief() for p in rows[i]) if i in rows else "" for i in scored.index]
-    return scored.reset_index(drop=True), row_probs
+    return scored, row_probs, np.concatenate(status), np.concatenate(lacking)
 
 
 def _numbers_per_cell(df, text_columns: set):

@@ -202,6 +202,12 @@ class Scorer:
         outcome with ``combine: any``); see :mod:`predict.required_inputs`, the one owner of the rule."""
         return requirement(self.baselines, self._select(outcomes), self.outcome_definitions)
 
+    def explained_task(self, comparator: str, outcomes: Sequence[str] | None = None) -> str | None:
+        """The task whose contributions the top factors (``explain``) give when ``outcomes`` are
+        scored against ``comparator`` (None: no task of them covers the comparator)."""
+        t = self.engine.explained_task(comparator, self._select(outcomes))
+        return None if t is None else t.task
+
     def support_scores(self, patients: Any, outcomes: Sequence[str] | None = None) -> dict[str, dict]:
         """Per task, how far each patient lies from the task model's training support
         (:func:`predict.support.support_scores`: ``z``, ``percentile``, interval widening

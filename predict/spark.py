@@ -5,8 +5,9 @@ The same ``predict`` code scores each Arrow batch in the executors' Python worke
 travels as files, never pickled: the driver writes the verified artifact as one deterministic zip
 (named by its manifest digest) and ships it with ``SparkContext.addFile``; each executor loads it
 with :meth:`Scorer.load`, which verifies every file's SHA-256, and checks the model id and manifest
-digest the driver saw. Rows failing validation come out with their problems in ``error`` and null
-scores, never dropped. Rows are hash-partitioned by their key columns and sorted within each
+digest the driver saw. Each row gets the requested outcomes its record allows (``not_predicted``
+names the others and why); rows that allow none or fail validation come out with their problems in
+``error`` and null scores, never dropped. Rows are hash-partitioned by their key columns and sorted within each
 partition before scoring, so the output is the same whatever the input's partitioning. pyspark is imported lazily: the
 core package needs neither it nor Java. See docs/spark.md.
 """
@@ -28,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from predict.artifact import MANIFEST, ArtifactError
-from predict.errors import LbpError, ValidationFailed, by_row
+from predict.errors import LbpError
 from predict.inputs import ID_COLUMNS
+from predict.partial import NOT_PREDICTED, score_partly
 from predict.scorer import Scorer
 
 ERROR = "error"
@@ -124,29 +126,28 @@ def score_batch(scorer: Scorer, pdf: pd.DataFrame, comparator: str, outcomes: Se
                 carry: Sequence[str] = (), columns: Sequence[tuple[str, bool]], explain: bool = False, top: int = 3,
                 details: bool = True) -> pd.DataFrame:
     """Score one batch: the ``carry`` columns, then ``columns`` (from :func:`probe_columns`) equal
-    to ``score_table`` on the valid rows, then ``error``: ``[code] column: message; ...`` for rows
-    failing validation (their scores null), null otherwise. Every input row comes out, in order."""
+    to ``score_table`` for the outcomes each row allows (:func:`predict.partial.score_partly`; null
+    where not predicted), ``not_predicted`` (each requested outcome not predicted and why; null when
+    all were), then ``error``: ``[code] column: message; ...`` for rows scored not at all (their
+    scores null), null otherwise. Every input row comes out, in order."""
     n = len(pdf)
     inputs = pdf.drop(columns=list(carry)).reset_index(drop=True)
-    ok = np.ones(n, bool)
-    errors: list[str | None] = [None] * n
     kw = dict(explain=explain, top=top, details=details, threads=1)  # Spark parallelises over partitions
-    try:
-        res = scorer.score_table(inputs, comparator, outcomes, **kw)
-    except ValidationFailed as exc:  # a request or file-level problem (no row) raises: nothing can be scored
-        for i, probs in by_row(exc.problems, exc.what).items():
-            ok[i] = False
-            errors[i] = "; ".join(p.brief(code=True) for p in probs)
-        res = scorer.score_table(inputs[ok].reset_index(drop=True), comparator, outcomes, **kw)
+    # each row gets the requested outcomes its record allows (predict/partial.py); a request or
+    # table-level problem (no row) raises: nothing can be scored
+    part = score_partly(scorer, inputs, comparator, outcomes, **kw)
+    res = part.table
     out = {c: pdf[c].to_numpy() for c in carry}
     for name, text in columns:
         if name in carry:
             continue
         col = np.full(n, None, dtype=object) if text else np.full(n, np.nan)
         if name in res.columns:
-            col[ok] = res[name].to_numpy()
+            col[:] = res[name].to_numpy()
         out[name] = col
-    out[ERROR] = np.array(errors, dtype=object)
+    out[NOT_PREDICTED] = np.array([t or None for t in res[NOT_PREDICTED]] if n else [], dtype=object)
+    out[ERROR] = np.array(["; ".join(p.brief(code=True) for p in part.problems[i]) if i in part.problems else None
+                           for i in range(n)], dtype=object)
     return pd.DataFrame(out, index=range(n))
 
 
@@ -194,7 +195,8 @@ def score_spark(df, model_path: str | Path, comparator: str, outcomes: Sequence[
                 partitions: int | None = None, scorer: Scorer | None = None, stage_dir: str | Path | None = None):
     """Score a Spark DataFrame of patients; returns a DataFrame with ``lbp-benefit score``'s columns
     (``score_table``: key/id columns, scores, factors with ``explain``, ``missing``, ``warnings``)
-    plus ``error`` (null for scored rows).
+    plus ``not_predicted`` (the requested outcomes a row was not scored for, and why) and ``error`` (null for
+    scored rows).
 
     ``key``: columns identifying a row, carried through and used to partition and order the output
     (default ``trial``/``participant`` where present; without any, a ``row_index`` is added: the
@@ -220,6 +222,7 @@ def score_spark(df, model_path: str | Path, comparator: str, outcomes: Sequence[
     src = {f.name: f for f in df.schema.fields}
     fields = [src[c] for c in carry]
     fields += [T.StructField(c, T.StringType() if text else T.DoubleType(), True) for c, text in columns if c not in carry]
+    fields.append(T.StructField(NOT_PREDICTED, T.StringType(), True))
     fields.append(T.StructField(ERROR, T.StringType(), True))
     shipped = ship_artifact(spark, scorer, stage_dir)
     fn = functools.partial(_score_partition, shipped=shipped, comparator=comparator,
@@ -294,3 +297,12 @@ def score_to_parquet(spark, source: str, output: str | Path, model_path: str | P
     out.write.mode("overwrite").parquet(str(output))
     n, bad = spark.read.parquet(str(output)).select(F.count(F.lit(1)), F.count(ERROR)).first()
     return int(n), int(bad)
+
+
+def partly_scored(spark, output: str | Path) -> int:
+    """Rows of a written output scored for some of the requested outcomes only (``not_predicted``
+    set, no ``error``)."""
+    from pyspark.sql import functions as F
+
+    t = spark.read.parquet(str(output))
+    return int(t.where(F.col(NOT_PREDICTED).isNotNull() & F.col(ERROR).isNull()).count())

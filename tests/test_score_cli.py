@@ -75,7 +75,8 @@ def test_score_input_csv_errors_name_line_and_column(sm, tmp_path):
 def test_score_csv_each_kind_of_bad_row_leaves_only_that_row_out(sm, scorer, tmp_path):
     """One good row and one row of each kind of bad value: wrong type, out of range (impossible),
     not 0/1, an impossible baseline, a missing baseline, an infinity. Only the bad rows are left out,
-    each named with its reason; the good rows equal scoring them alone; counted by reason."""
+    each named with its reason; the good rows equal scoring them alone; counted by reason. The row
+    missing baseline_pain gets the outcomes that do not need it (issue 23, i23u)."""
     src = tmp_path / "p.csv"
     src.write_text("participant,baseline_pain,baseline_function,age,female\n"
                    "good1,62,41,47,1\nwrongtype,62,41,forty,1\nrange,62,41,300,1\nbinary,62,41,47,2\n"
@@ -90,14 +91,19 @@ def test_score_csv_each_kind_of_bad_row_leaves_only_that_row_out(sm, scorer, tmp
         "good1": "", "good2": "", "wrongtype": "age: str 'forty' is not a number",
         "range": "age: 300 is outside the plausible range 18–100 years", "binary": "female: 2 is not 0 or 1",
         "impossible": "baseline_pain: -5 is outside the plausible range 0–100",
-        "missingbl": "baseline_pain: baseline_pain is required (a number from 0 to 100)",
-        "infinite": "age: not a finite number"}
+        "missingbl": "", "infinite": "age: not a finite number"}
+    notp = dict(zip(res["participant"], res["not_predicted"]))
+    assert notp["missingbl"] == "pain: no baseline_pain (required)" and notp["good1"] == ""
+    assert notp["range"] == "pain: input refused (see error); function: input refused (see error); " \
+        "global_recovery: input refused (see error)"
     for pid, row in (("good1", {"baseline_pain": 62, "baseline_function": 41, "age": 47, "female": 1}),
                      ("good2", {"baseline_pain": 50, "baseline_function": 30, "age": 70, "female": 0})):
         alone = scorer.score_table(pd.DataFrame([row]), COMP)
         got = res.loc[res["participant"] == pid, scorer.output_columns()].astype(float).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, alone[scorer.output_columns()].astype(float), rtol=1e-12)
-    assert ("6 row(s) could not be scored (bad_value: 2, out_of_range: 2, bad_type: 1, required: 1)" in r.output)
+    assert "2 fully, 1 partly" in r.output
+    assert ("5 row(s) could not be scored (bad_value: 2, out_of_range: 2, bad_type: 1)" in r.output)
+    assert "1 row(s) without a prediction for: no baseline_pain (required)" in r.output
     # an unknown column is about the whole file (every row has it): refused, named
     src.write_text("baseline_pain,baseline_function,shoe_size\n62,41,44\n", "utf-8")
     r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
@@ -120,12 +126,14 @@ def test_score_one_outcome_needs_only_its_baseline(sm, tmp_path):
     r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
                               "--output", str(tmp_path / "o2.csv"), "--strict"])
     assert isinstance(r.exception, ValidationFailed) and {p.column for p in r.exception.errors} == {"baseline_function"}
-    # without --strict the rows are refused and the output says which outcomes they could be scored for
+    # without --strict the rows get the outcomes their record allows; not_predicted names the others
     r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
                               "--output", str(tmp_path / "o3.csv")])
     assert r.exit_code == 0, r.output + repr(r.exception)
-    assert "2 row(s) could not be scored" in r.output
-    assert "can still be scored for the outcomes that do not need it: --outcome pain --outcome global_recovery" in r.output
+    assert "0 fully, 2 partly" in r.output and "0 row(s) could not be scored" in r.output
+    res = pd.read_csv(tmp_path / "o3.csv", keep_default_na=False)
+    assert (res["not_predicted"] == "function: no baseline_function (required)").all() and (res["error"] == "").all()
+    assert (res["function_moderate_benefit"] == "").all() and (res["pain_short_benefit"] != "").all()
 
 
 def test_score_data_folder(sm, tmp_path):

@@ -84,17 +84,27 @@ def test_equal_to_in_process_row_for_row(spark, scorer, patients):
     sdf = spark.createDataFrame(patients).repartition(4)
     out = sp.score_spark(sdf, small_model().artifact, COMP, scorer=scorer).toPandas()
     assert len(out) == N and out["participant"].is_unique  # nothing dropped, nothing doubled
-    expected_cols = ["trial", "participant"] + scorer.output_columns() + ["missing", "warnings", "error"]
+    expected_cols = ["trial", "participant"] + scorer.output_columns() + ["missing", "warnings", "not_predicted",
+                                                                           "error"]
     assert list(out.columns) == expected_cols
     out = out.set_index("participant").loc[patients["participant"]].reset_index()
     inputs = patients.drop(columns=["trial", "participant"])
     errors = _expected_errors(scorer, inputs)
     assert sorted(errors) == sorted({i for i, _, _ in BAD})
+    # row 23 lacks only baseline_pain: scored for function and recovery as alone (issue 23, i23u)
+    assert out.at[23, "not_predicted"] == "pain: no baseline_pain (required)" and pd.isna(out.at[23, "error"])
+    alone = scorer.score_table(inputs.iloc[[23]], COMP, ["function", "global_recovery"])
+    for c in alone.columns:
+        if pd.api.types.is_numeric_dtype(alone[c]):
+            assert out.at[23, c] == pytest.approx(alone[c].iat[0], rel=0, abs=1e-9), c
+    assert out.loc[[23], scorer.output_columns(["pain"])].isna().all().all()
+    errors.pop(23)
+    assert out["not_predicted"].notna().sum() == len(errors) + 1
     has_err = out["error"].notna()
     assert {i: out.at[i, "error"] for i in np.flatnonzero(has_err)} == errors
     bad = out.index.isin(list(errors))
     assert out.loc[bad, scorer.output_columns() + ["missing", "warnings"]].isna().all().all()
-    ok = ~bad
+    ok = ~bad & (out.index != 23)
     ref = scorer.score_table(inputs[ok].reset_index(drop=True), COMP)
     got = out[ok].reset_index(drop=True)
     assert (got["trial"] == patients.loc[ok, "trial"].to_numpy()).all()
@@ -113,7 +123,7 @@ def test_explain_and_row_index_without_ids(spark, scorer, patients):
     assert out["row_index"].tolist() == list(range(400))
     ok = out["error"].isna().to_numpy()
     ref = scorer.score_table(head[ok].reset_index(drop=True), COMP, ["pain"], explain=True)
-    assert list(out.columns) == ["row_index"] + list(ref.columns) + ["error"]
+    assert list(out.columns) == ["row_index"] + list(ref.columns) + ["not_predicted", "error"]
     got = out[ok].reset_index(drop=True)
     for c in ref.columns:
         if pd.api.types.is_numeric_dtype(ref[c]):
@@ -178,12 +188,12 @@ def test_cli_engine_spark_parquet_and_table(spark, scorer, patients, tmp_path):
         r = _run(score, "score", ["--model", art, "--input", source, "--comparator", COMP, "--output", str(out),
                                   "--engine", "spark"])
         assert r.exit_code == 0, r.output + repr(r.exception)
-        assert "5 row(s) failed validation" in r.output
+        assert "55 fully, 1 partly" in r.output and "4 row(s) could not be scored" in r.output
         res = pd.read_parquet(out)
-        assert len(res) == 60 and res["error"].notna().sum() == 5
+        assert len(res) == 60 and res["error"].notna().sum() == 4 and res["not_predicted"].notna().sum() == 5
         # a synthetic model's file: first column 'synthetic', true on every row, the label in its metadata
         assert list(res.columns) == ["synthetic", "trial", "participant"] + scorer.output_columns() + \
-            ["missing", "warnings", "error"]
+            ["missing", "warnings", "not_predicted", "error"]
         assert res["synthetic"].all()
         field = spark.read.parquet(str(out)).schema["synthetic"]
         assert field.metadata["label"] == "SYNTHETIC DATA \u2014 NOT FOR CLINICAL USE"
@@ -205,7 +215,7 @@ def test_score_batch_all_invalid_and_empty(scorer, patients):
     cols = sp.probe_columns(scorer, COMP, None, explain=True, top=3, details=True)
     bad = patients.head(4).assign(baseline_pain=150.0)
     out = sp.score_batch(scorer, bad, COMP, carry=["trial", "participant"], columns=cols, explain=True)
-    assert list(out.columns) == ["trial", "participant"] + [c for c, _ in cols] + ["error"]
+    assert list(out.columns) == ["trial", "participant"] + [c for c, _ in cols] + ["not_predicted", "error"]
     assert out["error"].str.startswith("[out_of_range] baseline_pain: 150").all()
     assert out[[c for c, _ in cols]].isna().all().all() and (out["participant"] == bad["participant"].to_numpy()).all()
     empty = sp.score_batch(scorer, patients.head(0), COMP, carry=["trial", "participant"], columns=cols, explain=True)
