@@ -4,7 +4,12 @@ The one owner of this rule (used by the scorer's validation, ``lbp-benefit score
 per-task exclusions, the API, CDS Hooks and Spark, all through :meth:`predict.Scorer.requirement`):
 
 - a continuous task needs its own outcome's baseline (its benefit is on that scale and the smallest
-  worthwhile effect may be a fraction of it);
+  worthwhile effect may be a fraction of it). Measured, not assumed (BENCHMARKS.md, session 11 i23u,
+  ``benchmarks/bench_missing_baseline.py``): on the blind outside simulator, the pain benefit of
+  patients scored with their own baseline imputed was worse than a perfect average-effect model on
+  the same patients (root PEHE ratio 1.10 and 1.11 in two seeds, biased about -3 points), and
+  function's, where the baseline was missing by design of the trial, 1.37 with 75% PI coverage; so
+  the rule stays. A table's rows lacking it still get the other outcomes (:mod:`predict.partial`);
 - a derived recovery outcome follows its definition, which the artifact carries
   (``outcome_definitions.<outcome>.required_baselines``: ``{"combine": "any"|"all", "of": [...]}``,
   from the study config's ``global_recovery``): with ``combine: any`` recovery is defined when at least
