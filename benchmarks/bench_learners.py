@@ -415,6 +415,13 @@ def one(args) -> list:
             t0 = time.time()
             models[f"{base}_in_trial"] = InTrialBenefit(models[base]).fit(X, y)
             secs[f"{base}_in_trial"] = secs[base] + time.time() - t0
+        if otype == "binary":  # recovery's structural missing-input allowance, as the artifact carries it
+            from benchmarks.bench_recovery_allowance import WithStructural, structural_for
+
+            field = structural_for(train_scenario, seed, follow_up, cfg, fitted["effect_model"].export_, feats, n_train)
+            for base in ("selected", "effect_model"):
+                models[f"{base}_structural"] = WithStructural(models[base], field)
+            weights_of["selected_structural"] = w
         dumped = {}
         for name, m in models.items():
             p = m.predict_interval(X)

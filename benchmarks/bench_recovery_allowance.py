@@ -44,6 +44,41 @@ def _wilson(k: float, n: int) -> tuple[float, float]:
     return c - h, c + h
 
 
+class WithStructural:
+    """A fitted binary learner scored with recovery's structural allowance (for bench_learners:
+    ``predict_interval`` of its export with the field, as the artifact carries it)."""
+
+    def __init__(self, model, field: dict):
+        self.model, self.field = model, field
+        self.comparators_ = model.comparators_
+
+    def predict_interval(self, X):
+        from predict.runtime import predict_from_export
+
+        return predict_from_export({**self.model.export_, "structural_missing": self.field}, X)
+
+    def support_scores(self, X):
+        return self.model.support_scores(X)
+
+
+def structural_for(scenario: str, seed: int, follow_up: str, cfg, recovery_export: dict, feats: list,
+                   n_participants=None) -> dict:
+    """The field ``train`` writes for recovery on these data: the pain and function effect models of the
+    same seed and window (``training.recovery_structure.structural_field``)."""
+    from benchmarks.bench_learners import load_task
+    from training.recovery_structure import structural_field
+    from training.train import make_learner
+
+    cont = {}
+    for o in cfg.recovery_sources:
+        odf = load_task(scenario, seed, o, follow_up, n_participants=n_participants)[0]
+        cont[o] = make_learner("effect_model", "continuous", cfg, seed, n_boot=0).fit(
+            odf[["trial", "treatment"] + feats], odf["value"].to_numpy(float)).to_export()
+    field, why = structural_field(cfg, recovery_export, cont)
+    assert field is not None, why
+    return field
+
+
 def run(scenario: str, seed: int) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
@@ -51,7 +86,6 @@ def run(scenario: str, seed: int) -> list[dict]:
     from predict.features import feature_matrix
     from predict.runtime import predict_from_export
     from training.learners.stacking import comparator_mix
-    from training.recovery_structure import structural_field
     from training.train import make_learner
 
     rows = []
@@ -63,14 +97,8 @@ def run(scenario: str, seed: int) -> list[dict]:
         NX = NX.assign(trial=lambda d: "new:" + d["trial"].astype(str))
         t0 = time.time()
         own = make_learner("effect_model", "binary", cfg, seed).fit(X, df["value"].to_numpy(float))
-        cont = {}
-        for o in cfg.recovery_sources:
-            odf = load_task(scenario, seed, o, "short")[0]
-            cont[o] = make_learner("effect_model", "continuous", cfg, seed, n_boot=0).fit(
-                odf[["trial", "treatment"] + feats], odf["value"].to_numpy(float)).to_export()
         exp = own.to_export()
-        field, why = structural_field(cfg, exp, cont)
-        assert field is not None, why
+        field = structural_for(scenario, seed, "short", cfg, exp, feats)
         with_field = {**exp, "structural_missing": field}
         print(f"{scenario} seed {seed}: fitted in {time.time() - t0:.0f} s", flush=True)
         for what, data, tr, XX in (("fitted", df, truth, X), ("new", ndf, ntruth, NX)):
