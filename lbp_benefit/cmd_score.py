@@ -20,10 +20,12 @@ def score(
     outcome: Optional[List[str]] = typer.Option(None, "--outcome", help="Outcomes to score (repeatable; default all)."),
     explain: bool = typer.Option(False, "--explain", help="Add the top 3 contributing factors per patient."),
     drop_incomplete: bool = typer.Option(False, "--drop-incomplete", help="With --data: leave out participants "
-                                         "without every baseline (reported) instead of writing them with an error."),
+                                         "without every baseline the outcomes scored need (reported) instead of "
+                                         "scoring them for the outcomes their record allows."),
     strict: bool = typer.Option(False, "--strict", help="Refuse the whole input (exit 2, every problem listed) if any "
-                                "row cannot be scored; by default every scoreable row is written and the others get "
-                                "an 'error' column naming the problem."),
+                                "row cannot be scored for every outcome asked; by default each row gets the outcomes "
+                                "its record allows (the others named in a 'not_predicted' column) and rows that "
+                                "cannot be scored at all an 'error' column naming the problem."),
     engine: str = typer.Option("pandas", "--engine", help="pandas (in-process) or spark: --input is then a Parquet "
                                "path or a table name, --output a Parquet folder, and invalid rows are written with "
                                "an error column (docs/spark.md; needs the [spark] extra and Java)."),
