@@ -10,6 +10,9 @@ draws' variance, as for any missing input), against the known truth:
               trials that never measured function, or at random), scored with it imputed
   masked      the complete patients with their own baseline removed (imputed), the same rows as
   given       the same patients scored as today (their baseline given)
+  other_lacking  the patients who have the outcome's baseline but lack the *other* one (scored today:
+              the rows per-outcome partial scoring now scores by default)
+  other_masked   the masked set's patients with the other baseline removed instead of their own
   oracle_mean a perfect average-effect model (the true class means of the training truth), on
               each of those row sets
 
@@ -97,14 +100,19 @@ def one_seed(d: Path, seed: int, mask_share: float) -> list[dict]:
             ids = part[~lack].unique()
             pick = set(rng.choice(ids, int(round(mask_share * len(ids))), replace=False))
             masked = ~lack & part.isin(pick).to_numpy()
-            sets = {"lacking": lack, "given": masked, "masked": masked}
+            other = "baseline_function" if outcome == "pain" else "baseline_pain"
+            sets = {"lacking": lack, "given": masked, "masked": masked,
+                    "other_lacking": ~lack & rows[other].isna().to_numpy(),
+                    "other_masked": masked & rows[other].notna().to_numpy()}
             for name, sel in sets.items():
                 if not sel.any():
                     continue
                 sub = rows[sel].copy()
                 if name == "masked":
                     sub[base] = np.nan
-                p = score(scorer, sub, outcome, col, relaxed=name != "given")
+                if name == "other_masked":
+                    sub[other] = np.nan
+                p = score(scorer, sub, outcome, col, relaxed=name in ("lacking", "masked"))
                 df = sub[["trial", "t_trial", "t_avg"]].join(p)
                 oracle = sub.comparator.map(class_mean).to_numpy()
                 ratio = paired_ratio(df, oracle, target == "fitted", rng)
