@@ -246,6 +246,8 @@ def one_seed(seed: int, root: Path, workers: int, peers: bool, reuse: bool):
             for name, by in preds[outcome].items():
                 p, lo, hi, plo, phi, err = (list(by[target]) + [None] * 6)[:6]
                 df = base.assign(pred=p, lo=lo, hi=hi, plo=plo, phi=phi)
+                df.assign(learner=name).to_csv(d / f"preds_{outcome}_{target}_{name}.csv", index=False,
+                                               float_format="%.5g")     # per row, for paired comparisons
                 r = metrics(df[df.pred.notna()], "trial" if target == "fitted" else None, rng)
                 reasons = ""
                 if err is not None:
@@ -256,6 +258,34 @@ def one_seed(seed: int, root: Path, workers: int, peers: bool, reuse: bool):
                              "unscored_all_outcomes": default_unscored[target] if name == "lbp_benefit" else 0,
                              "unscored_reasons": reasons, "seconds": times.get(name, np.nan), **r})
     return recs, n
+
+
+def paired_ratios(root: Path, seeds: list[int], n_boot: int = 400) -> pd.DataFrame:
+    """Root PEHE of the product / each peer on the same rows (pain), with a paired bootstrap
+    interval (trials resampled for fitted participants, participants for the new trial)."""
+    out = []
+    for seed in seeds:
+        d = root / f"seed{seed}"
+        rng = np.random.default_rng(seed)
+        for target in ("fitted", "new"):
+            ours = pd.read_csv(d / f"preds_pain_{target}_lbp_benefit.csv")
+            for f in sorted(d.glob(f"preds_pain_{target}_*.csv")):
+                peer = pd.read_csv(f)
+                name = peer.learner.iloc[0]
+                if name == "lbp_benefit":
+                    continue
+                ok = ours.pred.notna().to_numpy() & peer.pred.notna().to_numpy()
+                e1 = (ours.pred - ours.t_trial).to_numpy()[ok] ** 2
+                e2 = (peer.pred - peer.t_trial).to_numpy()[ok] ** 2
+                cl = ours.trial.to_numpy()[ok] if target == "fitted" else np.arange(ok.sum())
+                keys, inv = np.unique(cl, return_inverse=True)
+                s1, s2 = np.bincount(inv, e1), np.bincount(inv, e2)
+                b = rng.integers(0, len(keys), (n_boot, len(keys)))
+                boot = np.sqrt(s1[b].sum(1) / s2[b].sum(1))
+                out.append({"seed": seed, "target": target, "peer": name, "rows": int(ok.sum()),
+                            "ratio": np.sqrt(e1.sum() / e2.sum()), "lo": np.percentile(boot, 2.5),
+                            "hi": np.percentile(boot, 97.5)})
+    return pd.DataFrame(out)
 
 
 def main(argv=None):
@@ -275,6 +305,10 @@ def main(argv=None):
         df = pd.DataFrame(recs)
         RESULTS.mkdir(parents=True, exist_ok=True)
         df.to_csv(RESULTS / f"outside_{a.tag}.csv", index=False, float_format="%.4f")
+        if not a.no_peers:
+            pr = paired_ratios(a.out, a.seeds[:a.seeds.index(s) + 1])
+            pr.to_csv(RESULTS / f"outside_{a.tag}_ratios.csv", index=False, float_format="%.4f")
+            print(pr.to_string(float_format="%.3f"), flush=True)
         print(df[["seed", "outcome", "target", "learner", "unscored", "unscored_all_outcomes", "pehe_trial", "pehe_avg", "bias", "cov_ci", "cov_pi",
                   "seconds"]].to_string(float_format="%.3f"), flush=True)
 
