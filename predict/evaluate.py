@@ -7,7 +7,8 @@ For a patient with covariates x: the expected outcome under each class in an *av
 positive = active better: continuous E[Y|c,x] - E[Y|active,x]; binary P(Y=1|active,x) - P(Y=1|c,x).
 Linear parts see the conditional-mean imputation ``Fimp`` (those exported with ``missing`` =
 "expected": the expected basis E[B(X) | observed], :func:`linear_spread`); trees see ``F`` with NaN
-(their native missing-value rule) or ``Fimp`` (``tree_missing`` = ``impute``).
+(their native missing-value rule; a feature a booster never saw missing gets its conditional mean,
+:func:`predict.trees.tree_input`) or ``Fimp`` (``tree_missing`` = ``impute``).
 """
 from __future__ import annotations
 
@@ -45,13 +46,12 @@ def _expected_linear(L: LinearLearner, F, Fimp, active_only):
 def _expected_t(L: TLearner, F, Fimp, active_only):
     lin = L.linear
     eta = linear_eta(lin, L.comparators, Fimp, linear_spread(L, F))
-    Ft = tree_input(L, F, Fimp)
-    r1 = raw_score(L, "active", Ft)
+    r1 = raw_score(L, "active", tree_input(L, "active", F, Fimp))
     f = mean_fn(lin.link)
     out = {"__active__": f(eta["__active__"] + r1)}
     if active_only:
         return out
-    r0 = raw_score(L, "control", Ft)
+    r0 = raw_score(L, "control", tree_input(L, "control", F, Fimp))
     for c in L.comparators:
         out[c] = f(eta[c] + r0)
     return out
@@ -85,11 +85,11 @@ _EXPECTED = {LinearLearner: _expected_linear, TLearner: _expected_t, EffectTreeL
 
 def benefit_h(L: EffectTreeLearner, F: np.ndarray, Fimp: np.ndarray) -> np.ndarray:
     """The benefit boosters' weighted raw scores of an X/DR learner (X: e tau0 + (1 - e) tau1)."""
-    Ft = tree_input(L, F, Fimp)
     (name, w), *rest = L.tau
-    out = raw_score(L, name, Ft) if not rest else w * raw_score(L, name, Ft)
+    r = raw_score(L, name, tree_input(L, name, F, Fimp))
+    out = r if not rest else w * r
     for name, w in rest:
-        out = out + w * raw_score(L, name, Ft)
+        out = out + w * raw_score(L, name, tree_input(L, name, F, Fimp))
     return out
 
 
@@ -141,8 +141,8 @@ def _benefit_t(L: TLearner, F, Fimp, comparator):
     b = _benefit_linear(L, F, Fimp, comparator)
     if L.linear.link != "identity":  # (through expected: the trees are in it)
         return b
-    Ft = tree_input(L, F, Fimp)
-    return b + raw_score(L, "control", Ft) - raw_score(L, "active", Ft)
+    return (b + raw_score(L, "control", tree_input(L, "control", F, Fimp))
+            - raw_score(L, "active", tree_input(L, "active", F, Fimp)))
 
 
 def _benefit_effect_trees(L: EffectTreeLearner, F, Fimp, comparator):

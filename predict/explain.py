@@ -114,9 +114,8 @@ def _explain_t(L: TLearner, F, Fimp, comparator):
     sp = linear_spread(L, F)
     eta = linear_eta(lin, L.comparators, Fimp, sp)
     prog, mod, _ = linear_terms(lin, Fimp, sp)
-    Ft = tree_input(L, F, Fimp)
-    s1 = booster_contrib(L.boosters["active"], Ft)
-    s0 = booster_contrib(L.boosters["control"], Ft)
+    s1 = booster_contrib(L.boosters["active"], tree_input(L, "active", F, Fimp))
+    s0 = booster_contrib(L.boosters["control"], tree_input(L, "control", F, Fimp))
     eta = {"__active__": eta["__active__"] + s1.sum(1), comparator: eta[comparator] + s0.sum(1)}
     return _explained_arms(L, eta, prog + mod + s1[:, :p], prog.copy() + s0[:, :p], comparator)
 
@@ -137,11 +136,11 @@ def _explained_arms(L: Learner, eta: dict, c_act: np.ndarray, c_cmp: np.ndarray,
 
 def _explain_effect_trees(L: EffectTreeLearner, F, Fimp, comparator):
     p = F.shape[1]
-    Ft = tree_input(L, F, Fimp)
     (name, w), *rest = L.tau
-    s = booster_contrib(L.boosters[name], Ft) if not rest else w * booster_contrib(L.boosters[name], Ft)
+    c = booster_contrib(L.boosters[name], tree_input(L, name, F, Fimp))
+    s = c if not rest else w * c
     for name, w in rest:
-        s = s + w * booster_contrib(L.boosters[name], Ft)
+        s = s + w * booster_contrib(L.boosters[name], tree_input(L, name, F, Fimp))
     b0 = L.class_benefit[comparator] + s[:, p]
     return b0, s[:, :p]
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from predict.fused_blocks import block_draws, block_point
-from predict.fused_steps import FASTMATH, LANES, between, combine, draw_value, forest_point, intervals, var, varmodel_se
+from predict.fused_steps import (FASTMATH, LANES, between, combine, draw_value, forest_point, intervals, tree_x, var,
+                                 varmodel_se)
 from predict.kernels import lgb_step, mask_walk, njit
 
 
@@ -140,6 +141,7 @@ def run(F, inv, A, N, S, r0, r1, arms, z, tasks, imputers, leaves, coefs, column
     cm = np.empty(p)
     sdv = np.zeros(p)
     fimp = np.empty(p)
+    xbuf = np.empty(p)
     xo = np.empty(p)
     miss = np.zeros(p, np.bool_)
     v0 = np.empty(max(n_cols, 1))
@@ -207,11 +209,13 @@ def run(F, inv, A, N, S, r0, r1, arms, z, tasks, imputers, leaves, coefs, column
                 kind = leaf_ints[l, K_KIND]
                 if kind == KIND_XDR:
                     nu = leaf_ints[l, K_NUIS]
-                    xt = F[i] if leaf_ints[l, K_TREEIN] == 0 else fimp
-                    h = forest_point(leaf_ints[l, K_FA], xt, forests, lanes)
+                    nat = leaf_ints[l, K_TREEIN] == 0
+                    fa_ = leaf_ints[l, K_FA]
+                    h = forest_point(fa_, tree_x(fa_, F[i], fimp, nat, forests, xbuf), forests, lanes)
                     if leaf_ints[l, K_FB] >= 0:
-                        h = (leaf_floats[l, 1] * h
-                             + leaf_floats[l, 2] * forest_point(leaf_ints[l, K_FB], xt, forests, lanes))
+                        fb_ = leaf_ints[l, K_FB]
+                        h = (leaf_floats[l, 1] * h + leaf_floats[l, 2]
+                             * forest_point(fb_, tree_x(fb_, F[i], fimp, nat, forests, xbuf), forests, lanes))
                     bc = leaf_floats[l, 0] + h
                     a = la[nu]
                     la[l] = a
@@ -244,11 +248,14 @@ def run(F, inv, A, N, S, r0, r1, arms, z, tasks, imputers, leaves, coefs, column
                     ec[l] = eta_c
                     link = leaf_ints[l, K_LINK]
                     if kind == KIND_T:
-                        xt = F[i] if leaf_ints[l, K_TREEIN] == 0 else fimp
-                        fa = forest_point(leaf_ints[l, K_FA], xt, forests, lanes)
+                        nat = leaf_ints[l, K_TREEIN] == 0
+                        fa_ = leaf_ints[l, K_FA]
+                        fa = forest_point(fa_, tree_x(fa_, F[i], fimp, nat, forests, xbuf), forests, lanes)
                         la[l] = _mean(eta_a + fa, link)
                         if leaf_ints[l, K_FB] >= 0:
-                            lc[l] = _mean(eta_c + forest_point(leaf_ints[l, K_FB], xt, forests, lanes), link)
+                            fb_ = leaf_ints[l, K_FB]
+                            lc[l] = _mean(eta_c + forest_point(fb_, tree_x(fb_, F[i], fimp, nat, forests, xbuf),
+                                                               forests, lanes), link)
                         else:
                             lc[l] = np.nan
                     else:

@@ -124,6 +124,20 @@ LANES = 16  # trees walked side by side by _forest_point
 
 
 @_compiled
+def tree_x(f, xi, fimp, native, forests, buf):
+    """What forest f walks for one patient (predict.trees.tree_input): fimp (tree_missing
+    "impute"), else the raw features xi with a NaN in a feature the forest never saw missing
+    (split with missing type None) replaced by its conditional mean fimp; others stay NaN."""
+    if native == 0:
+        return fimp
+    fill = forests.fill
+    for j in range(xi.shape[0]):
+        v = xi[j]
+        buf[j] = fimp[j] if (v != v and fill[f, j] == 1) else v
+    return buf
+
+
+@_compiled
 def forest_point(f, x, forests, lanes):
     """The forest's raw score at x (LightGBM's decision rule; trees summed in order). Forests
     without missing type Zero are walked LANES trees at a time through their lockstep form

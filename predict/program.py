@@ -74,6 +74,7 @@ class _Builder:
         self.n_center = 0
         self.forests: list[list[int]] = []
         self.forest_zero: list[int] = []
+        self.forest_fill: list[np.ndarray] = []
         self.nodes: dict[str, list] = {k: [] for k in ("roots", "feat", "thr", "nanch", "mtype", "ch", "leafv", "LD", "LR",
                                                       "LFE", "LTH", "LNA", "LCH", "LV")}
         self.n_lock = 0
@@ -131,6 +132,9 @@ class _Builder:
         self.n_leaves += fo["leafv"].size
         self.forests.append([r0, self.n_roots])
         self.forest_zero.append(1 if fo["has_zero"] else 0)
+        fill = np.zeros(self.p, np.int64)  # features split on with missing type None: NaN never seen
+        fill[fo["feat"][fo["mtype"] == 0].astype(np.int64)] = 1
+        self.forest_fill.append(fill)
         fid = len(self.forests) - 1
         self.forest_ids[id(fo)] = fid
         return fid

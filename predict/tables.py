@@ -80,6 +80,7 @@ class ForestTables(NamedTuple):
 
     trees: np.ndarray           # (forests, 2): range of the forest's trees
     zero: np.ndarray            # per forest: uses LightGBM's zero-as-missing rule somewhere
+    fill: np.ndarray            # (forests, p): 1 = split on with missing type None (a NaN gets the conditional mean)
     root: np.ndarray            # per tree: root node (>= 0) or leaf (~l)
     feature: np.ndarray         # per node: split feature
     threshold: np.ndarray       # per node: threshold
@@ -144,6 +145,7 @@ def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, or
                              level=f64(c["level"]), loc=f64(c["loc"]), inv_scale=f64(c["inv_scale"]),
                              dest=i64(c["dest"]), design_weight=f64(c["dw"]), draw_weight=f64(c["ew"])),
         forests=ForestTables(trees=i64(b.forests).reshape(len(b.forests), 2), zero=i64(b.forest_zero),
+                             fill=i64(b.forest_fill).reshape(len(b.forest_fill), p),
                              root=nodes["roots"], feature=nodes["feat"], threshold=nodes["thr"],
                              nan_child=nodes["nanch"], missing_type=nodes["mtype"], children=nodes["ch"],
                              leaf_value=nodes["leafv"], depth=nodes["LD"], lock_root=nodes["LR"],
