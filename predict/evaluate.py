@@ -104,7 +104,8 @@ def benefit_from_expected(exp: Learner | dict, ex: dict) -> dict:
 
 def point(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = None) -> tuple[dict, dict]:
     """(expected per class, benefit per comparator) at the patient's features F (NaN =
-    missing; linear parts use the conditional-mean imputation, trees their native NaN rule).
+    missing; linear parts use the conditional-mean imputation, trees their native NaN rule, or
+    the conditional mean for a feature the booster never saw missing).
     ``Fimp``: ``impute_mean(learner.imputer, F)`` if the caller has it already."""
     L = as_learner(exp)
     if Fimp is None:

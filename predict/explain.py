@@ -79,7 +79,8 @@ def explain_from_export(exp: Learner | dict, X: pd.DataFrame, comparator: str) -
     TreeSHAP (LightGBM ``pred_contrib``, path-dependent) of the boosters entering the benefit
     (residual 0). Binary outcomes: first-order (delta-method) terms p(1-p) x logit-scale
     contribution per arm; the non-linearity of the logistic link goes to ``residual``.
-    Missing features: linear kinds explain the imputed value; trees their native missing rule.
+    Missing features: linear kinds explain the imputed value; trees their native missing rule (a
+    feature a booster never saw missing: its conditional mean, :func:`predict.trees.tree_input`).
     """
     L = as_learner(exp)
     names = L.features["names"]

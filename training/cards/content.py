@@ -162,7 +162,8 @@ def s_methods(inp: CardInputs) -> Section:
         "learners": learners,
         "trial_handling": "trial fixed effects; interactions on modifiers centred at trial means (within-trial information)",
         "missing_data": "two-level multivariate normal imputation (trial means, within- and between-trial covariance); "
-                        "LightGBM native missing-value splits",
+                        "LightGBM native missing-value splits (an input never missing in training: its conditional "
+                        "mean)",
         "validation": "internal-external cross-validation: leave one trial with a comparator arm out, fit on the rest, "
                       "score the held-out trial; metrics per held-out trial pooled by REML random-effects meta-analysis "
                       "(95% CI, 95% prediction interval, tau, I²)",

@@ -289,7 +289,8 @@ def s_modifiers(inp: CardInputs) -> Section:
              + " and the baseline score of each outcome. All are candidates in every learner; none was pre-selected "
              "on the outcome. How they entered: " + _learner_entry(learners) + ". Interactions are estimated within trials. "
              "Missing values: imputed (two-level normal model) for the linear learners, native missing-value "
-             "splits in LightGBM.", ""]
+             "splits in LightGBM (an input never missing in a booster's training rows gets its conditional mean "
+             "when missing at scoring).", ""]
     if inter:
         s.md += [f"Last column: the effect model's linear interaction for `{prim}`, as {scale} (positive = more benefit "
                  "from exercise), with a normal 95% interval from the bootstrap SE; the spline term, where present, is in "

@@ -267,7 +267,7 @@ def tripod_answers(inp: CardInputs, sections: dict[str, Section], owner: dict | 
         "10": f"No formal sample-size calculation; all {n if n is not None else NA} available participants used "
               "(per-task counts in Training data); precision is shown by every interval.",
         "11": "Two-level normal conditional-mean imputation (its variance added to the intervals) for linear learners; "
-              "LightGBM native missing handling.",
+              "LightGBM native missing handling (an input never missing in training: its conditional mean).",
         "12a": "Leave one trial out (internal-external cross-validation)" + (
             f"; not run for {', '.join(no_iecv)} (the run's `iecv_follow_ups` setting)." if no_iecv else "."),
         "12b": "Continuous modifiers linear + restricted cubic spline in the effect model; centred within trial.",

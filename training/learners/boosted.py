@@ -15,7 +15,8 @@ Common to all three:
   modification function h(x) on top of the class average benefits B_c of the base model:
   benefit_vs_c(x) = B_c + h(x).
 - Missing features: LightGBM's native missing-value splits (``tree_missing='native'``,
-  default) or the two-level Gaussian imputation (``'impute'``).
+  default; at scoring, a feature a booster never saw missing gets its conditional mean instead,
+  :func:`predict.trees.tree_input`) or the two-level Gaussian imputation (``'impute'``).
 
 Estimands as in :mod:`training.learners.base`. Intervals: trial-cluster bootstrap refits; the
 per-patient bootstrap variance is summarised by an exportable log-linear variance model. For the
