@@ -9,7 +9,11 @@ exportable summaries of the bootstrap.
   what the model predicts: per trial, (mean residual in active arm) - (mean residual in the
   class's arm), pooled by REML random-effects meta-analysis (training.metrics). Classes with
   fewer than 3 trials borrow the tau pooled over all classes. Added to the CI for a new-setting
-  prediction interval.
+  prediction interval. The default (``TAU_METHOD = "posterior"``) replaces a class's REML point estimate by the
+  square root of its posterior mean tau^2 (``posterior_tau2``: restricted likelihood x a
+  half-normal prior whose scale is the pooled REML tau; Higgins, Thompson & Spiegelhalter 2009's
+  predictive distribution, Roever et al. 2021's half-normal heterogeneity priors), so a class's
+  boundary 0 from few trials is not taken at face value.
 - Linear learners export the bootstrap covariance of their coefficients (delta-method SEs,
   exact for continuous outcomes); tree learners export a log-linear model of the bootstrap
   variance in the features (``fit_variance_model``), validated by coverage in ``benchmarks/``
@@ -86,18 +90,45 @@ def trial_deviations(r: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: 
     return out
 
 
+TAU_METHOD = "posterior"
+
+
 def residual_tau(g: np.ndarray, g_hat_own: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: str,
-                 comparators: list, min_trials: int = 3) -> dict:
+                 comparators: list, min_trials: int = 3, method: str | None = None) -> dict:
     """Between-trial SD of the active-vs-class effect not explained by the model (oriented
-    scale = benefit scale). Returns {class: tau, '__pooled__': tau}."""
+    scale = benefit scale), for a new setting's prediction interval; ``method`` (default
+    ``TAU_METHOD``): see :func:`tau_from_deviations`. Returns {class: tau, '__pooled__': tau}."""
     return tau_from_deviations(trial_deviations(g - g_hat_own, trial, cls, active, comparators), comparators,
-                               min_trials)
+                               min_trials, method=method or TAU_METHOD)
 
 
-def tau_from_deviations(deviations: list, comparators: list, min_trials: int = 3) -> dict:
-    """REML tau per comparator class from :func:`trial_deviations` rows; classes with fewer than
-    ``min_trials`` trials get the tau pooled over all classes (each class's deviations centred
-    at their mean). Returns {class: tau, '__pooled__': tau}."""
+def posterior_tau2(e, s, prior_scale: float, n_grid: int = 801) -> float:
+    """Posterior mean of tau^2 in the normal-normal model e_i ~ N(mu, s_i^2 + tau^2) with a flat
+    prior on mu (integrated out: the restricted likelihood) and a half-normal(``prior_scale``)
+    prior on tau; trapezoid rule on a grid of tau over [0, 6 x prior_scale] (the prior's mass beyond
+    is < 1e-8). 0 when ``prior_scale`` is 0 or with fewer than 2 estimates."""
+    e, v = np.asarray(e, float), np.asarray(s, float) ** 2
+    if prior_scale <= 0 or e.size < 2:
+        return 0.0
+    top = 6.0 * prior_scale
+    t = np.linspace(0.0, top, n_grid)
+    w = 1.0 / (v[None, :] + t[:, None] ** 2)
+    mu = (w * e).sum(1) / w.sum(1)
+    rl = -0.5 * (np.log(v[None, :] + t[:, None] ** 2).sum(1) + np.log(w.sum(1))
+                 + (w * (e[None, :] - mu[:, None]) ** 2).sum(1))
+    lp = rl - 0.5 * (t / prior_scale) ** 2
+    dens = np.exp(lp - lp.max())
+    return float(np.trapezoid(dens * t ** 2, t) / np.trapezoid(dens, t))
+
+
+def tau_from_deviations(deviations: list, comparators: list, min_trials: int = 3, method: str = "reml") -> dict:
+    """Tau per comparator class from :func:`trial_deviations` rows; classes with fewer than
+    ``min_trials`` trials get the tau pooled over all classes (REML, each class's deviations
+    centred at their mean). ``method="reml"``: each class's own REML tau; ``"posterior"``:
+    sqrt of the class's posterior mean tau^2 with a half-normal prior of scale = the pooled tau
+    (:func:`posterior_tau2`). Returns {class: tau, '__pooled__': tau}."""
+    if method not in ("reml", "posterior"):
+        raise ValueError(f"tau method must be 'reml' or 'posterior', got {method!r}")
     from training.metrics import pool_random_effects
 
     per = {c: ([], []) for c in comparators}
@@ -115,7 +146,12 @@ def tau_from_deviations(deviations: list, comparators: list, min_trials: int = 3
         pooled = float(pool_random_effects(all_e, all_s).tau)
     for c in comparators:
         e, s = per[c]
-        out[c] = float(pool_random_effects(e, s).tau) if len(e) >= min_trials else pooled
+        if len(e) < min_trials:
+            out[c] = pooled
+        elif method == "posterior":
+            out[c] = float(np.sqrt(posterior_tau2(e, s, pooled)))
+        else:
+            out[c] = float(pool_random_effects(e, s).tau)
     out["__pooled__"] = pooled
     return out
 
