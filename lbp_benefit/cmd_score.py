@@ -114,6 +114,15 @@ def score(
     lack = pd.Series(lacking[status != "fully"]).replace("", np.nan).dropna()
     for text, k in lack.value_counts().items():
         typer.echo(f"  {k} row(s) without a prediction for: {text}")
+    if "warnings" in out:  # values the schema accepts but few training participants had: scored, counted
+        from predict.clinical_warnings import count_warnings
+
+        ok = out["error"].eq("") if "error" in out else pd.Series(True, index=out.index)
+        warned = count_warnings(str(t).split(" | ") for t in out.loc[ok, "warnings"].fillna(""))
+        if warned["count"]:
+            kinds = ", ".join(f"{k}: {n}" for k, n in warned["by_kind"].items())
+            typer.echo(f"{warned['count']} scored row(s) carry warnings about their inputs ({kinds}; "
+                       "see the 'warnings' column)")
     if "missing" in out:  # a baseline the requested outcomes do not require, imputed (predict/required_inputs.py)
         names = out["missing"].fillna("").astype(str).str.split(";")
         k = int(names.map(lambda m: any(b in m for b in scorer.baselines)).sum())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,9 +30,45 @@ LITTLE_DATA_TRIALS = 3
 RARE_LEVEL_N = 30  # a binary/categorical level seen in fewer training participants is flagged
 SMALL_MAX_ROWS = 128  # up to this many patients are checked per value (no array calls)
 SYNTHETIC = "the model was trained on synthetic (simulated) data: not for clinical use"
-RARE_TEXT = ("patients like this were rare in the trials (further from the centre of the training data than "
+RARE_PATIENT = "patients like this were rare in the trials"
+RARE_TEXT = (RARE_PATIENT + " (further from the centre of the training data than "
              "{pct:.0f}% of the trial participants): the prediction extrapolates; its intervals were widened "
              "{f:.1f}-fold")
+OUTSIDE_RANGE = " is outside the range of "
+LITTLE_DATA = "the model has little data on "
+RARE_LEVEL = "few training participants had "
+# The kinds of warning about a patient's own inputs, counted in batch summaries (scored, not
+# excluded: a value the schema accepts but few training participants had), each with the fragment
+# of its wording above (or in predict.imputed) that identifies it.
+WARNING_KINDS = {
+    "outside_training_range": lambda t: OUTSIDE_RANGE in t,
+    "rare_patient": lambda t: t.startswith(RARE_PATIENT),
+    "little_data": lambda t: t.startswith(LITTLE_DATA),
+    "rare_level": lambda t: t.startswith(RARE_LEVEL),
+    "mostly_imputed": lambda t: imputed_inputs.IMPUTED_MARK in t,
+}
+
+
+def warning_kind(text: str) -> str | None:
+    """The kind (a key of :data:`WARNING_KINDS`) of one warning text about a patient's inputs;
+    None for a request-level warning (synthetic data, few trials, ...), which every patient shares."""
+    for kind, test in WARNING_KINDS.items():
+        if test(text):
+            return kind
+    return None
+
+
+def count_warnings(per_patient: Iterable[Iterable[str]]) -> dict:
+    """Batch summary of the patients' input warnings: ``count`` (patients with at least one) and
+    ``by_kind`` (patients per kind, in :data:`WARNING_KINDS` order; kinds with none left out)."""
+    hits = {k: 0 for k in WARNING_KINDS}
+    n = 0
+    for warns in per_patient:
+        kinds = {warning_kind(w) for w in warns} - {None}
+        n += bool(kinds)
+        for k in kinds:
+            hits[k] += 1
+    return {"count": n, "by_kind": {k: v for k, v in hits.items() if v}}
 
 
 def support_notes(learners: list, F: np.ndarray) -> list[list[str]]:
@@ -180,12 +216,12 @@ class ClinicalWarnings:
             rng = None
             if "range" in d:
                 lo, hi, share = d["range"]
-                rng = (lo, hi, f"{label} = ", f"{u} is outside the range of {share}% of the training participants "
+                rng = (lo, hi, f"{label} = ", f"{u}{OUTSIDE_RANGE}{share}% of the training participants "
                        f"({lo:g}–{hi:g}{u}); the prediction extrapolates")
             little = None
             if "little" in d:
                 n_obs, trials = d["little"]
-                little = (f"the model has little data on {label} (observed for {n_obs} training participants "
+                little = (f"{LITTLE_DATA}{label} (observed for {n_obs} training participants "
                           f"in {trials} trials); its influence on this prediction is uncertain")
             rare = []
             if d.get("rare"):
@@ -194,7 +230,7 @@ class ClinicalWarnings:
                 for lvl, cnt in d["rare"].items():
                     code = float(lvl) if typ == "binary" else float(cats.index(lvl)) if lvl in cats else None
                     if code is not None:
-                        rare.append((code, f"few training participants had {label} = {lvl} ({cnt}); "
+                        rare.append((code, f"{RARE_LEVEL}{label} = {lvl} ({cnt}); "
                                            "the prediction rests on little data for this value"))
             rules.append(InputRule(j, rng, little, tuple(rare)))
         return rules

@@ -28,6 +28,9 @@ def share_threshold(manifest: dict) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 else IMPUTED_SHARE_WARN
 
 
+IMPUTED_MARK = " effect modifiers were not entered and were imputed"  # identifies the warning's kind
+
+
 def imputation_warnings(F: np.ndarray, modifier_cols: list[int], share: float) -> list[str | None]:
     """Per patient the warning text when more than ``share`` of the modifier columns are missing
     (None otherwise)."""
@@ -39,7 +42,7 @@ def imputation_warnings(F: np.ndarray, modifier_cols: list[int], share: float) -
     out: list[str | None] = []
     for m in miss:
         if m / k > share:
-            out.append(f"{m} of the model's {k} effect modifiers were not entered and were imputed (more than "
+            out.append(f"{m} of the model's {k}{IMPUTED_MARK} (more than "
                        f"{share:.0%}): the prediction is close to that of an average patient with these baseline "
                        "scores, and its explanation covers the entered inputs only")
         else:

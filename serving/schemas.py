@@ -270,6 +270,11 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
             "not_allowed_value, invalid), and 'message' and 'detail' as in a 422 body: each item names the field "
             "('patients[3].age'), its patient_index, type and msg (a missing baseline also the 'outcomes' that "
             "need it). The other patients are scored exactly as they would be alone."))),
+        warned=(dict[str, Any] | None, Field(default=None, description=(
+            "Present when some scored patients carry warnings about their own inputs (values the schema accepts "
+            "but few training participants had): 'count' (patients) and 'by_kind' (patients per kind: "
+            "outside_training_range, rare_patient, little_data, rare_level, mostly_imputed); each result's "
+            "'warnings' has the text."))),
     )
     model_info = create_model(
         "ModelInfo",

@@ -59,3 +59,21 @@ def test_the_input_rule_words_a_value_once():
     x = np.array([np.nan, 15.0, 25.5, 1.0, 9.0])
     assert rule.rows(x).tolist() == [2, 3, 4]
     assert rule.texts(1.0) == ["Age = 1 years is outside the range (10–20 years)", "rare one"]
+
+
+def test_every_patient_warning_has_a_kind_and_request_warnings_have_none(scorer):
+    """The counted kinds (``count_warnings``) cover every warning about a patient's own inputs; the
+    warnings every patient of a request shares are not counted."""
+    from predict.clinical_warnings import count_warnings, warning_kind
+
+    patients = _patients(scorer, 40, seed=5)
+    comp = scorer.comparators[0]
+    results = scorer.score(patients, comp, explain=False)
+    shared = set.intersection(*(set(r["warnings"]) for r in results))
+    own = [[t for t in r["warnings"] if t not in shared] for r in results]
+    assert all(warning_kind(t) is not None for w in own for t in w)
+    assert all(warning_kind(t) is None for t in shared)
+    summary = count_warnings(r["warnings"] for r in results)
+    assert summary["count"] == sum(bool(w) for w in own) > 0
+    assert summary["by_kind"]["outside_training_range"] == sum(any("outside the range" in t for t in w) for w in own)
+    assert "mostly_imputed" in summary["by_kind"]  # the last patient: every covariate missing

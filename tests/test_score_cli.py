@@ -211,3 +211,20 @@ def test_train_writes_the_artifact(sm, tmp_path):
     s = Scorer.load(out / "artifact")
     assert not s.synthetic  # user data (a folder), as far as the package knows
     assert s.score([{"baseline_pain": 50.0, "baseline_function": 50.0}], s.comparators[0])
+
+
+def test_score_counts_rows_scored_with_unusual_inputs(sm, scorer, tmp_path):
+    """Values the schema accepts but few training participants had are scored and counted by kind."""
+    from predict.clinical_warnings import count_warnings
+    from tests.test_clinical_warnings import _patients
+
+    df = pd.DataFrame(_patients(scorer, 12, seed=5))
+    src, out = tmp_path / "patients.csv", tmp_path / "scores.csv"
+    df.to_csv(src, index=False)
+    r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP, "--output", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    res = pd.read_csv(out, keep_default_na=False)
+    want = count_warnings(t.split(" | ") for t in res["warnings"])
+    assert want["count"] > 0 and want["by_kind"]["outside_training_range"] > 0
+    kinds = ", ".join(f"{k}: {n}" for k, n in want["by_kind"].items())
+    assert f"{want['count']} scored row(s) carry warnings about their inputs ({kinds};" in r.output

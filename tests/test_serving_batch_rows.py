@@ -163,3 +163,29 @@ def test_openapi_still_documents_the_batch_patients_with_the_patient_schema():
     assert pts["items"] == {"$ref": "#/components/schemas/Patient"} and "Patient" in schemas
     assert pts["minItems"] == 1 and pts["maxItems"] == 1000
     assert "by_reason" in schemas["BatchScoreResponse"]["properties"]["not_scored"]["description"]
+
+
+
+def test_scored_patients_with_unusual_inputs_are_counted_by_kind(scorer):
+    """Implausible-but-possible values (outside most training participants' range, rare levels, most
+    modifiers missing) are scored and counted in ``warned``, never excluded; a batch without them
+    has no ``warned``."""
+    from predict.clinical_warnings import warning_kind
+    from tests.test_clinical_warnings import _patients
+
+    patients = _patients(scorer, 12, seed=5)
+    comp = scorer.comparators[0]
+    with client(scorer) as c:
+        r = c.post("/v1/score/batch", json={"patients": patients, "comparator": comp})
+    with client() as c:  # a scorer whose results carry no warnings
+        plain = c.post("/v1/score/batch", json={"patients": [GOOD, GOOD], "comparator": COMP})
+    assert r.status_code == 200 and plain.status_code == 200, r.text
+    out = r.json()
+    assert "not_scored" not in out and all(res is not None for res in out["results"])
+    kinds = [{warning_kind(w) for w in res["warnings"]} - {None} for res in out["results"]]
+    assert out["warned"]["count"] == sum(bool(k) for k in kinds) > 0
+    assert out["warned"]["by_kind"] == {k: n for k in ("outside_training_range", "rare_patient", "little_data",
+                                                       "rare_level", "mostly_imputed")
+                                        if (n := sum(k in s for s in kinds))}
+    assert out["warned"]["by_kind"]["outside_training_range"] > 0 and out["warned"]["by_kind"]["mostly_imputed"] >= 1
+    assert "warned" not in plain.json()
