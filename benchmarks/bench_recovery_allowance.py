@@ -28,6 +28,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lbp_benefit.blas import pin_blas_kernels  # noqa: E402
+from benchmarks.grid import run_grid  # noqa: E402
+from benchmarks.recovery_task import comparisons, recovery_task  # noqa: E402
 
 pin_blas_kernels()
 
@@ -82,19 +84,15 @@ def structural_for(scenario: str, seed: int, follow_up: str, cfg, recovery_expor
 def run(scenario: str, seed: int) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
-    from benchmarks.bench_learners import load_task
     from predict.features import feature_matrix
     from predict.runtime import predict_from_export
-    from training.learners.stacking import comparator_mix
     from training.train import make_learner
 
     rows = []
     with threadpool_limits(1):
-        df, truth, cfg, recols = load_task(scenario, seed, "global_recovery", "short")
-        ndf, ntruth, _, _ = load_task(scenario, seed + 10_000, "global_recovery", "short")
-        feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
-        X, NX = df[["trial", "treatment"] + feats], ndf[["trial", "treatment"] + feats]
-        NX = NX.assign(trial=lambda d: "new:" + d["trial"].astype(str))
+        rt = recovery_task(scenario, seed)
+        df, truth, cfg, recols, ndf, ntruth, feats, X, NX = (rt.df, rt.truth, rt.cfg, rt.recols, rt.ndf, rt.ntruth,
+                                                            rt.feats, rt.X, rt.NX)
         t0 = time.time()
         own = make_learner("effect_model", "binary", cfg, seed).fit(X, df["value"].to_numpy(float))
         exp = own.to_export()
@@ -102,12 +100,7 @@ def run(scenario: str, seed: int) -> list[dict]:
         with_field = {**exp, "structural_missing": field}
         print(f"{scenario} seed {seed}: fitted in {time.time() - t0:.0f} s", flush=True)
         for what, data, tr, XX in (("fitted", df, truth, X), ("new", ndf, ntruth, NX)):
-            cls = data["treatment"].astype(str).to_numpy()
-            trial = data["trial"].astype(str).to_numpy()
-            comps = sorted(set(cls) - {cfg.active})
-            ok = np.array([len(set(cls[trial == t]) - {cfg.active}) > 0 and (cls[trial == t] == cfg.active).any()
-                           for t in trial])
-            W = comparator_mix(trial, cls, cfg.active, comps)
+            comps, ok, W = comparisons(data, cfg.active)
             miss = np.isnan(feature_matrix(exp["features"], XX)).any(axis=1)
             p = {"as before": predict_from_export(exp, XX), "with allowance": predict_from_export(with_field, XX)}
             for i, c in enumerate(comps):
@@ -154,12 +147,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/recovery_allowance_i23r.csv"))
     a = ap.parse_args(argv)
-    rows = []
-    for s in a.scenarios:
-        for seed in a.seeds:
-            rows += run(s, seed)
-            pd.DataFrame(rows).to_csv(a.out, index=False)
-    g = summary(pd.DataFrame(rows))
+    g = summary(run_grid(run, a.scenarios, a.seeds, a.out))
     g.to_csv(a.out.with_name(a.out.stem + "_summary.csv"))
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(g.round(3).to_string())

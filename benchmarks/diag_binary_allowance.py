@@ -36,6 +36,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lbp_benefit.blas import pin_blas_kernels  # noqa: E402
+from benchmarks.grid import run_grid  # noqa: E402
+from benchmarks.recovery_task import comparisons, recovery_task  # noqa: E402
 
 pin_blas_kernels()
 
@@ -92,17 +94,14 @@ def run(scenario: str, seed: int) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
     from benchmarks.bench_learners import load_task
-    from training.learners.stacking import comparator_mix
     from training.learners.effect_model import LOGIT_GRID
     from training.train import make_learner
 
     rows = []
     with threadpool_limits(1):
-        df, truth, cfg, recols = load_task(scenario, seed, "global_recovery", "short")
-        ndf, ntruth, _, _ = load_task(scenario, seed + 10_000, "global_recovery", "short")
-        feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
-        X, NX = df[["trial", "treatment"] + feats], ndf[["trial", "treatment"] + feats]
-        NX = NX.assign(trial=lambda d: "new:" + d["trial"].astype(str))
+        rt = recovery_task(scenario, seed)
+        df, truth, cfg, recols, ndf, ntruth, feats, X, NX = (rt.df, rt.truth, rt.cfg, rt.recols, rt.ndf, rt.ntruth,
+                                                            rt.feats, rt.X, rt.NX)
         y = df["value"].to_numpy(float)
         t0 = time.time()
         own = make_learner("effect_model", "binary", cfg, seed).fit(X, y)
@@ -129,12 +128,7 @@ def run(scenario: str, seed: int) -> list[dict]:
         STRUCT = "+ allowance (ref: pain & function models through the recovery rule)"
         print(f"{scenario} seed {seed}: fitted in {time.time() - t0:.0f} s", flush=True)
         for what, data, tr, XX in (("fitted", df, truth, X), ("new", ndf, ntruth, NX)):
-            cls = data["treatment"].astype(str).to_numpy()
-            trial = data["trial"].astype(str).to_numpy()
-            comps = sorted(set(cls) - {cfg.active})
-            ok = np.array([len(set(cls[trial == t]) - {cfg.active}) > 0 and (cls[trial == t] == cfg.active).any()
-                           for t in trial])
-            W = comparator_mix(trial, cls, cfg.active, comps)
+            comps, ok, W = comparisons(data, cfg.active)
             p = own.predict_interval(XX)
             v_own = _draw_var(own, XX)
             v_refs = {k: _draw_var(m, XX) for k, m in refs.items()}
@@ -175,12 +169,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/binary_allowance_i23b.csv"))
     a = ap.parse_args(argv)
-    rows = []
-    for s in a.scenarios:
-        for seed in a.seeds:
-            rows += run(s, seed)
-            pd.DataFrame(rows).to_csv(a.out, index=False)
-    df = pd.DataFrame(rows)
+    df = run_grid(run, a.scenarios, a.seeds, a.out)
     w = df.assign(k=df["n"])
     g = w.groupby(["scenario", "data", "interval", "variant"]).apply(
         lambda d: pd.Series({c: (np.sqrt(np.average(d[c] ** 2, weights=d["n"])) if c in RMS else np.average(d[c], weights=d["n"]))

@@ -34,10 +34,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.grid import run_grid  # noqa: E402
 
 GRID = (0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0, 8.0)
 
@@ -152,25 +153,12 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     if a.fold_check:
-        rows = []
-        for s in a.scenarios:
-            for seed in a.seeds:
-                rows += fold_check(s, seed)
-                pd.DataFrame(rows).to_csv(a.out, index=False)
+        run_grid(fold_check, a.scenarios, a.seeds, a.out)
         return 0
     if a.cv_tables:
-        rows = []
-        for s in a.scenarios:
-            for seed in a.seeds:
-                rows += cv_tables(s, seed)
-                pd.DataFrame(rows).to_csv(a.out, index=False)
+        run_grid(cv_tables, a.scenarios, a.seeds, a.out)
         return 0
-    rows = []
-    for s in a.scenarios:
-        for seed in a.seeds:
-            rows += run(s, seed)
-            pd.DataFrame(rows).to_csv(a.out, index=False)
-    df = pd.DataFrame(rows)
+    df = run_grid(run, a.scenarios, a.seeds, a.out)
     summ = df.groupby(["scenario", "variant"], sort=False)[["sd", "avg", "in_trial", "new"]].mean().round(3)
     summ.to_csv(a.out.with_name(a.out.stem + "_summary.csv"))
     print(summ.to_string())

@@ -49,6 +49,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.grid import run_grid  # noqa: E402
+
 COMPANIONS = {"mv_followups": [("pain", "moderate"), ("pain", "long")],
               "mv_outcomes": [("function", "short")],
               "mv_all": [("pain", "moderate"), ("pain", "long"), ("function", "short")]}
@@ -189,12 +191,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     for s in sorted({x.partition(">")[0] for x in a.scenarios}):
         print("follow-up borrowing, oracle bound:", followup_information(s), flush=True)
-    rows = []
-    for s in a.scenarios:
-        for seed in a.seeds:
-            rows += run(s, seed)
-            pd.DataFrame(rows).to_csv(a.out, index=False)
-    df = pd.DataFrame(rows)
+    df = run_grid(run, a.scenarios, a.seeds, a.out)
     summ = df.groupby(["scenario", "variant"], sort=False)[["pehe_in_trial", "dev_err", "pehe_avg"]].mean().round(3)
     summ.to_csv(a.out.with_name(a.out.stem + "_summary.csv"))
     print(summ.to_string())
