@@ -18,8 +18,24 @@ pulls a class towards the set's shared effect by how little its own trials and p
 class (or a set whose classes clearly differ: large s_G^2) where it is. The covariance of the
 coefficients is mapped through the same linear map and gets the posterior term w_c (1 - w_c) v_c
 (so the interval is the normal-normal posterior interval, not the narrower sampling interval of a
-shrunk estimate). A class in no set with another class with data keeps its own estimate; the set
-used is the smallest one containing the class.
+shrunk estimate).
+
+Limited translation (Efron & Morris 1972, JASA 67:130; Efron 1975, Adv. Math. 16:259), opt-in
+(``limit``; off by default, train does not use it yet): with 2-4 classes the moment estimate s_G^2 is
+often 0 or too small, and a class is then pulled to the set whatever its own evidence (the outside
+simulator, BENCHMARKS.md session 11 i23o/i23c: no treatment's own 9.08, SE 2.4, pulled to 6.86,
+truth 10.6, CI coverage 0.62). With ``limit`` = k no class moves more than k sqrt(v_c) from its own
+estimate: where the pull would go further the class keeps its own estimate moved by exactly that
+much towards the set, and its interval is the sampling interval of its own estimate (map row e_c,
+variance v_c, no posterior term: the pooling is not trusted there, so neither is the narrower
+posterior variance). Every class's root-MSE is then at most (1 + k) sqrt(v_c) (Minkowski), whatever the
+other classes do.
+Measured (BENCHMARKS.md i23c): k = 1 never binds on the project's or the outside simulator's data;
+k = 0.5 improves the outside failure (coverage 0.62 -> 0.79) but gives up a quarter of the gain for a
+sparse class whose set really is exchangeable, so it is not the default.
+
+A class in no set with another class with data keeps its own estimate; the set used is the smallest
+one containing the class.
 """
 from __future__ import annotations
 
@@ -39,8 +55,10 @@ def class_sets(comparators: list, groups) -> list:
     return out
 
 
-def shrink_offsets(theta: np.ndarray, cov: np.ndarray, comparators: list, groups=None, extra_var=None) -> tuple:
-    """(theta, cov, report) with the class offsets theta[1:1+C] shrunk (module docstring).
+def shrink_offsets(theta: np.ndarray, cov: np.ndarray, comparators: list, groups=None, extra_var=None,
+                   limit: float | None = None) -> tuple:
+    """(theta, cov, report) with the class offsets theta[1:1+C] shrunk (module docstring); ``limit``:
+    the limited-translation bound k in units of a class's own SE sqrt(v_c) (None, the default: no bound).
     ``extra_var`` (per comparator, default 0) is added to a class's variance v_c: the between-trial
     variance tau^2 / k that a trial-cluster bootstrap cannot show for a class with one or two trials
     (every replicate that keeps the class keeps the same trial)."""
@@ -51,6 +69,7 @@ def shrink_offsets(theta: np.ndarray, cov: np.ndarray, comparators: list, groups
     v = np.clip(np.diag(cov)[1:1 + C] + (0.0 if extra_var is None else np.asarray(extra_var, float)), 1e-12, None)
     A = np.eye(C)
     extra = np.zeros(C)
+    shift = np.zeros(C)
     report = {}
     sets = class_sets(comparators, groups)
     for key in dict.fromkeys(tuple(m) for m in sets):  # each distinct set once, in order
@@ -69,11 +88,20 @@ def shrink_offsets(theta: np.ndarray, cov: np.ndarray, comparators: list, groups
             A[i, idx] = (1 - w) * pi
             A[i, i] += w
             extra[i] = w * (1 - w) * v[i]
+            pull = float(A[i] @ a - a[i])
+            bound = np.inf if limit is None else limit * np.sqrt(v[i])
+            if abs(pull) > bound:  # limited translation: own estimate moved by the bound, own interval
+                A[i, :] = 0.0
+                A[i, i] = 1.0
+                shift[i] = np.sign(pull) * bound
+                extra[i] = max(v[i] - cov[1 + i, 1 + i], 0.0)  # the few-trial between-trial part of v_c
             report[comparators[i]] = {"set": list(key), "weight_own": float(w), "s_set": float(np.sqrt(s2)),
-                                      "estimate_own": float(a[i]), "estimate_shrunk": float(A[i] @ a)}
+                                      "estimate_own": float(a[i]), "estimate_shrunk": float(A[i] @ a + shift[i])}
+            if limit is not None:  # (the default train's export stays as before)
+                report[comparators[i]]["limited"] = bool(shift[i] != 0.0)
     T = np.eye(theta.size)
     T[1:1 + C, 1:1 + C] = A
-    theta[1:1 + C] = A @ a
+    theta[1:1 + C] = A @ a + shift
     cov = T @ cov @ T.T
     cov[np.arange(1, 1 + C), np.arange(1, 1 + C)] += extra
     return theta, cov, report
