@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, ValidationError
 
+from predict.clinical_warnings import count_warnings
 from predict.errors import Problem
 from serving.fields import field_item, field_path, items_body
 from serving.requirements import MISSING_TYPE, OutcomeNeeds
@@ -129,3 +130,10 @@ def not_scored_body(items: list[dict]) -> dict:
         patients.setdefault(reason_of(it), set()).add(int(it["patient_index"]))
     by_reason = {r: len(patients[r]) for r in REASONS if r in patients}
     return {"count": len({int(i["patient_index"]) for i in items}), "by_reason": by_reason, **items_body(items)}
+
+
+def warned_body(results: Sequence[dict | None]) -> dict | None:
+    """The response's ``warned`` (:func:`predict.clinical_warnings.count_warnings` over the scored
+    patients' warnings), or None when no scored patient carries a warning about their own inputs."""
+    warned = count_warnings(r["warnings"] for r in results if r is not None)
+    return warned if warned["count"] else None

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic_core import PydanticCustomError
 
 from predict.schema import CovariateSpec
+from serving.batch import warned_body
 from serving.interface import BASELINE_RANGE, ScorerLike, is_synthetic, to_jsonable
 from serving.requirements import OutcomeNeeds
 
@@ -245,6 +246,9 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
     many = dict(one)
     result = results[0] if results else None
     one["result"], many["results"] = result, results
+    warned = warned_body(results) if results else None
+    if warned is not None:
+        many["warned"] = warned
     result_doc = (f"Per-patient result: predicted outcomes under {act} (key 'intervention') and the comparator, "
                   f"the benefit (continuous outcomes: comparator minus intervention on 0-100 scales; binary outcomes: "
                   f"the difference in the probability of the good result; positive favours {act}) with confidence and "

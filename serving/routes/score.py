@@ -10,8 +10,8 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from predict.clinical_warnings import count_warnings
-from serving.batch import BATCH_ROUTE, MISSING_BASELINE, check_patients, not_scored_body, reason_of, scorer_items
+from serving.batch import (BATCH_ROUTE, MISSING_BASELINE, check_patients, not_scored_body, reason_of, scorer_items,
+                           warned_body)
 from serving.errors import failure_body, items_body, refusal_body
 from serving.logs import LOGGER, request_id_of
 from serving.schemas import RequestModels
@@ -125,8 +125,8 @@ def batch_response(request: Request, endpoint: str, patients: list, comparator: 
         envelope["not_scored"] = not_scored
     else:
         results = scored
-    warned = count_warnings(r["warnings"] for r in results if r is not None)
-    if warned["count"]:  # scored, but with inputs few training participants had: counted, not hidden
+    warned = warned_body(results)
+    if warned is not None:  # scored, but with inputs few training participants had: counted, not hidden
         envelope["warned"] = warned
     return ScoreJSONResponse({**envelope, "results": results})
 
