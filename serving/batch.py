@@ -135,5 +135,5 @@ def not_scored_body(items: list[dict]) -> dict:
 def warned_body(results: Sequence[dict | None]) -> dict | None:
     """The response's ``warned`` (:func:`predict.clinical_warnings.count_warnings` over the scored
     patients' warnings), or None when no scored patient carries a warning about their own inputs."""
-    warned = count_warnings(r["warnings"] for r in results if r is not None)
+    warned = count_warnings(r.get("warnings") or () for r in results if r is not None)
     return warned if warned["count"] else None
