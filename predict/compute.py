@@ -34,20 +34,29 @@ EXERCISE_CACHE = 8  # feature matrices whose exercise-arm predictions are kept (
 EXERCISE_CACHE_BYTES = 1 << 16  # ... if no larger than this (requests, not tables)
 
 
+def benefit_intervals(b, se_est, var_m, tau, lim, z: float):
+    """The benefit's CI and PI ((low, high), (low, high)), clipped to +-lim: SE = sqrt(se_est^2 +
+    var_m) (estimation and missing inputs), the PI's adds tau^2 (between trials). The numpy form of
+    the compiled kernel's ``predict.fused_steps.intervals``; arrays broadcast."""
+    se = np.sqrt(se_est ** 2 + var_m)
+    sp = np.sqrt(se ** 2 + tau ** 2)
+    nlim = -lim
+    return ((clip(b - z * se, nlim, lim), clip(b + z * se, nlim, lim)),
+            (clip(b - z * sp, nlim, lim), clip(b + z * sp, nlim, lim)))
+
+
 def _structural_intervals(t: Task, F: np.ndarray, comparator: str, r: np.ndarray, z: float):
     """The benefit's CI and PI and the arms' draw variances of a task with a structural missing-input
     allowance from the compiled program's parts ``r`` (rows of ``predict.fused``'s output for the
-    task): the same arithmetic as the kernel's (and as :meth:`Engine.compute_unwidened`), with the
-    missing-data variances widened by :func:`predict.recovery_structure.structural_variance`."""
+    task): :func:`benefit_intervals` with the missing-data variances widened by
+    :func:`predict.recovery_structure.structural_variance`."""
     vb, va, vc = recovery_structure.structural_variance(t.model, t.structural, F, comparator)
     var_m = recovery_structure.widened(r[fz.O_VAR], vb)
     lim = 1.0 if t.outcome_type == "binary" else 100.0
-    se = np.sqrt(r[fz.O_SE] ** 2 + var_m)
-    sp = np.sqrt(se ** 2 + t.model.interval.tau_of(comparator) ** 2)
-    b = r[fz.O_B]
+    ci, pi = benefit_intervals(r[fz.O_B], r[fz.O_SE], var_m, t.model.interval.tau_of(comparator), lim, z)
     up = vb > r[fz.O_VAR]  # where the allowance applies; elsewhere the kernel's own numbers, bit for bit
-    ci = tuple(np.where(up, clip(b + k * z * se, -lim, lim), r[o]) for k, o in ((-1, fz.O_CILO), (1, fz.O_CIHI)))
-    pi = tuple(np.where(up, clip(b + k * z * sp, -lim, lim), r[o]) for k, o in ((-1, fz.O_PILO), (1, fz.O_PIHI)))
+    ci = tuple(np.where(up, v, r[o]) for v, o in zip(ci, (fz.O_CILO, fz.O_CIHI)))
+    pi = tuple(np.where(up, v, r[o]) for v, o in zip(pi, (fz.O_PILO, fz.O_PIHI)))
     return ci, pi, recovery_structure.widened(r[fz.O_VA], va), recovery_structure.widened(r[fz.O_VC], vc)
 
 
@@ -129,11 +138,7 @@ class Engine:
             var_m = np.array([d[6] for d in todo], float).reshape(len(todo), n)
             tau = np.array([d[7] for d in todo], float)[:, None]
             lim = np.array([d[8] for d in todo], float)[:, None]
-            se = np.sqrt(se_est ** 2 + var_m)
-            sp = np.sqrt(se ** 2 + tau ** 2)
-            nlim = -lim
-            ci_lo, ci_hi = clip(ben - z * se, nlim, lim), clip(ben + z * se, nlim, lim)
-            pi_lo, pi_hi = clip(ben - z * sp, nlim, lim), clip(ben + z * sp, nlim, lim)
+            (ci_lo, ci_hi), (pi_lo, pi_hi) = benefit_intervals(ben, se_est, var_m, tau, lim, z)
             for k, (pos, t, a, c, b, *_rest) in enumerate(todo):
                 out[pos] = Computed(t, True, a, c, b, (ci_lo[k], ci_hi[k]), (pi_lo[k], pi_hi[k]))
         if arm_rows:
