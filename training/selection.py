@@ -1,6 +1,7 @@
 """Which learners a task fits and which model it deploys: the selection rules of ``train``.
 
 - :func:`learners_for`: the learners fitted for an outcome type (``effect_pairs`` for continuous ones only);
+- :func:`without_inputs`: the learners that cannot be fitted on a task without a single input (tree learners);
 - :func:`selectable`: the learners worth fitting for a task (tree learners only where IECV selects);
 - :func:`select_model`: the deployed model from the IECV results — the convex R-loss stack, kept only if it
   passes the heterogeneity gate (``training.learners.stack_gate``), else :func:`gate_fallback`; or the
@@ -21,6 +22,17 @@ CONTINUOUS_ONLY = ("effect_pairs",)
 def learners_for(learners: Sequence[str], outcome_type: str) -> list:
     """The learners fitted for a task of ``outcome_type`` (:data:`CONTINUOUS_ONLY` only for continuous ones)."""
     return [n for n in learners if outcome_type == "continuous" or n not in CONTINUOUS_ONLY]
+
+
+# tree learners split on the inputs: a task with none (a study declaring no covariates, an outcome without a
+# baseline) has nothing to split on, and LightGBM refuses such a dataset; the linear learners fit the average effect
+NEED_INPUTS = ("t_learner", "x_learner", "dr_learner")
+
+
+def without_inputs(learners: Sequence[str], n_inputs: int) -> list:
+    """The learners of ``learners`` that cannot be fitted on a task with ``n_inputs`` candidate modifiers
+    (:data:`NEED_INPUTS` when there are none); ``train`` leaves them out and says so."""
+    return [n for n in learners if n_inputs == 0 and n in NEED_INPUTS]
 
 
 def selectable(learners: Sequence[str], selection: bool) -> list:

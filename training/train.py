@@ -41,7 +41,7 @@ from training.learners.effect_model import ConstantEffect, EffectModel
 from training.recovery_structure import attach as attach_structural
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
-from training.selection import deployed_without_selection, learners_for, select_model, selectable
+from training.selection import deployed_without_selection, learners_for, select_model, selectable, without_inputs
 from training.train_plots import plots_and_subgroups
 from training.train_network import NetworkStage
 from training.train_report import write_iecv, write_report
@@ -191,6 +191,11 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             if len(learners) < len(s.learners):
                 say(f"{task}: {', '.join(n for n in s.learners if n not in learners)} not fitted (continuous outcomes "
                     "only)")
+            bare = without_inputs(learners, X.shape[1] - 2)  # X: trial, treatment and the task's candidate modifiers
+            if bare:
+                learners = [n for n in learners if n not in bare]
+                say(f"{task}: {', '.join(bare)} not fitted (no candidate modifier: the study declares no covariates "
+                    "and the outcome has no baseline; the model predicts the average effect)")
             if fu in iecv_fus and len(hold) >= s.min_holdout_trials:
                 grouped = s.iecv_max_folds is not None and len(hold) > s.iecv_max_folds
                 say(f"IECV {task}: {len(hold)} held-out trials" + (f" in {s.iecv_max_folds} groups" if grouped else "")

