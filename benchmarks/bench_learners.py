@@ -333,6 +333,12 @@ def one(args) -> list:
                     rare.append(pn["support_rare"].to_numpy()[msk] if "support_rare" in pn else np.zeros(msk.sum(), bool))
                     far.append(pn["support_factor"].to_numpy()[msk] > 1 if "support_factor" in pn else np.zeros(msk.sum(), bool))
                 h, r, f = np.concatenate(hits), np.concatenate(rare), np.concatenate(far)
+                if "support_ratio" in pn:  # by distance ratio rho = d / d_cut (predict.support): <= 1, 1-1.5, > 1.5
+                    rho = np.concatenate([pn["support_ratio"].to_numpy()[nok & (nW[:, i] > 0)]
+                                          for i, c in enumerate(ncomps) if f"benefit_vs_{c}_pi_low" in pn])
+                    for key, m_ in (("r1", ~(rho > 1)), ("r1_15", (rho > 1) & (rho <= 1.5)), ("r15", rho > 1.5)):
+                        out[f"coverage_pi_new_{key}"] = float(h[m_].mean()) if m_.any() else np.nan
+                        out[f"share_new_{key}"] = float(m_.mean())
                 out.update({"coverage_pi_new": float(h.mean()),
                             "coverage_pi_new_inside": float(h[~f].mean()) if (~f).any() else np.nan,
                             "coverage_pi_new_beyond": float(h[f].mean()) if f.any() else np.nan,
@@ -401,6 +407,28 @@ def one(args) -> list:
         else:
             models["selected"] = fitted[best]
         secs["selected"] = cv_seconds + sum(secs[k] for k in w or [best])
+        # the extrapolation widening calibrated on the held-out folds (training.learners.support_calibration;
+        # session 12 s12e): the selected model with the fitted kappa, and the estimator's check on the truth
+        inflation = {}
+        if otype == "continuous":
+            import copy
+
+            from training.iecv_stack import stacked_predictions
+            from training.learners.support_calibration import calibrate, with_inflation
+
+            ps = stacked_predictions(pred_default, w) if len(w) > 1 else None
+            if ps is None:
+                one_name = next(iter(w)) if w else best
+                ps = pred_default[pred_default["learner"] == one_name]
+            ps = ps[np.isfinite(ps["benefit"].to_numpy(float))]
+            pos = X.index.get_indexer(ps["row"])
+            inflation = calibrate(models["selected"].export_, X, ps, cv.folds, cfg.active, truth=t_mix[pos], seed=seed)
+            cal = copy.copy(models["selected"])
+            cal.export_ = with_inflation(models["selected"].export_, inflation)
+            models["selected_calibrated"] = cal
+            secs["selected_calibrated"] = secs["selected"]
+            weights_of["selected_calibrated"] = {**w, "inflation": {k: v for k, v in inflation.items()
+                                                                     if k not in ("method", "version", "form")}}
         models["best_single_cv"] = fitted[best]
         secs["best_single_cv"] = cv_seconds + secs[best]
         from training.iecv import select_one_se
@@ -451,7 +479,8 @@ def one(args) -> list:
             pn = m.predict_interval(NX)
             if hasattr(m, "support_scores"):
                 sc = m.support_scores(NX)
-                pn = pn.assign(support_rare=sc["rare"], support_factor=sc["factor"])
+                pn = pn.assign(support_rare=sc["rare"], support_factor=sc["factor"],
+                               **({"support_ratio": sc["ratio"]} if "ratio" in sc else {}))
             bn = _benefit_mix(pn, ntrial, ncls, cfg.active, ncomps)
             if dump:
                 dumped[name] = bn
@@ -464,6 +493,8 @@ def one(args) -> list:
                          "c_for_benefit": c_benefit(b[ok], y[ok], treat[ok], trial[ok]), "c_oracle": oracle_c,
                          "pehe_all_classes": float(np.sqrt(np.mean(np.concatenate(all_err) ** 2))),
                          "sd_true_benefit": float(np.std(t_mix[ok])), "fit_seconds": secs.get(name, np.nan),
+                         **({"kappa": inflation.get("kappa"), "kappa_true": inflation.get("kappa_true"),
+                             "kappa_se": inflation.get("kappa_se")} if name == "selected" and inflation else {}),
                          "n": int(ok.sum()), "weights": json.dumps(weights_of[name]) if name in weights_of else (b1 if name == "selected_1se" else ""),
                          **per_class(p, truth, ok, Wmix, comps_present)})
         if peers:
@@ -503,7 +534,9 @@ def summarise(res: pd.DataFrame) -> pd.DataFrame:
                 pehe_avg_new=("pehe_avg_new", "mean"), c_new=("c_for_benefit_new", "mean"),
                 bias_new=("bias_new", "mean"), bias_avg_new=("bias_avg_new", "mean"), spread=("spread", "mean"),
                 **{k: (k, "mean") for k in ("coverage_pi_new", "coverage_pi_new_inside", "coverage_pi_new_beyond",
-                                            "share_new_beyond", "share_new_rare")},
+                                            "share_new_beyond", "share_new_rare", "coverage_pi_new_r1",
+                                            "coverage_pi_new_r1_15", "coverage_pi_new_r15", "share_new_r1",
+                                            "share_new_r1_15", "share_new_r15", "kappa", "kappa_true")},
                 c_oracle_new=("c_oracle_new", "mean"), bias=("bias", "mean"), coverage_ci=("coverage_ci", "mean"),
                 coverage_pi=("coverage_pi", "mean"), coverage_ci_avg=("coverage_ci_avg_trial", "mean"),
                 c_for_benefit=("c_for_benefit", "mean"), c_oracle=("c_oracle", "mean"),

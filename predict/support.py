@@ -24,10 +24,18 @@ were rare in the trials"). This is a stated, simple rule (checked against simula
 ``benchmarks/bench_learners.py``: scenario ``plateau`` -> new trial ``edge_trial``), not a
 model of the extrapolation error.
 
+Calibrated widening (optional field ``inflation``, version 1, from 2026-12-07 session 12; written by
+``training.learners.support_calibration`` from the held-out trials of IECV). With ``rho = d / d_cut``
+(the ``ratio`` reported per patient) the interval's *variance* is multiplied by
+``1 + kappa * max(0, rho - 1) ** 2`` (one parameter, monotone, smooth at the cut), i.e.
+``factor = sqrt(1 + kappa * max(0, rho - 1) ** 2)`` replaces ``max(1, rho) ** power``. A support
+entry without the field scores exactly as before; a field of another method or version is refused.
+
 Model layout (key ``support`` of a learner export)::
 
     {"method": "mahalanobis-wh", "features": [indices j used], "mean": [k], "cov": [[k x k]], "quantiles": [21 values of z at
-     0, 5, ..., 100%], "cut": z_95, "rare": z_99, "power": 2.0, "n": training participants}
+     0, 5, ..., 100%], "cut": z_95, "rare": z_99, "power": 2.0, "n": training participants,
+     "inflation": {"method": "heldout-excess-quadratic", "version": 1, "kappa": kappa, ...} (optional)}
 """
 from __future__ import annotations
 
@@ -41,6 +49,37 @@ QUANTILE_LEVELS = np.linspace(0.0, 1.0, 21)
 CUT_LEVEL = 0.95
 RARE_LEVEL = 0.99
 POWER = 2.0
+INFLATION_KEY = "inflation"
+INFLATION_METHOD = "heldout-excess-quadratic"
+INFLATION_VERSION = 1
+
+
+class SupportFieldError(ValueError):
+    """A ``support`` entry's ``inflation`` field cannot be used by this runtime."""
+
+
+def inflation_kappa(support: dict) -> float | None:
+    """``kappa`` of the entry's calibrated widening (module docstring), or None without the field
+    (the stated rule ``max(1, rho) ** power`` applies). Raises :class:`SupportFieldError` for another
+    method or version or a kappa that is not a finite number >= 0."""
+    f = support.get(INFLATION_KEY)
+    if f is None:
+        return None
+    if not isinstance(f, dict) or f.get("method") != INFLATION_METHOD or f.get("version") != INFLATION_VERSION:
+        raise SupportFieldError(f"support.{INFLATION_KEY}: only method {INFLATION_METHOD!r} version "
+                                f"{INFLATION_VERSION} is known to this runtime, got {f!r:.120}")
+    k = f.get("kappa")
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
+        raise SupportFieldError(f"support.{INFLATION_KEY}.kappa must be a finite number >= 0, got {k!r}")
+    return float(k)
+
+
+def widening(ratio, power: float, kappa: float | None):
+    """The interval widening factor (>= 1) at distance ratio ``rho = d / d_cut`` (arrays or floats):
+    ``sqrt(1 + kappa max(0, rho - 1)^2)`` with a calibrated ``kappa``, else ``max(1, rho) ** power``."""
+    if kappa is None:
+        return np.maximum(ratio, 1.0) ** power
+    return np.sqrt(1.0 + kappa * np.maximum(np.asarray(ratio, float) - 1.0, 0.0) ** 2)
 
 
 def _wh(d2: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -138,7 +177,7 @@ class _Prepared:
     """A ``support`` entry as arrays, its :class:`Factors` (the Cholesky factor per observed-feature
     pattern met so far) and, per pattern, the same numbers as Python lists for :meth:`one`."""
 
-    __slots__ = ("feats", "quantiles", "cut", "rare", "power", "factors", "rows")
+    __slots__ = ("feats", "quantiles", "cut", "rare", "power", "kappa", "factors", "rows")
 
     def __init__(self, support: dict):
         self.feats = np.asarray(support["features"], np.intp)
@@ -146,6 +185,7 @@ class _Prepared:
         self.cut = float(support["cut"])
         self.rare = float(support["rare"])
         self.power = float(support.get("power", POWER))
+        self.kappa = inflation_kappa(support)
         self.factors = Factors(support["mean"], support["cov"])
         self.rows: dict[bytes, tuple[list[int], list[float], list[list[float]]]] = {}
 
@@ -171,7 +211,7 @@ class _Prepared:
         idx, mu, L = hit
         k = len(idx)
         if k == 0:
-            return {"z": -math.inf, "percentile": 0.0, "factor": 1.0, "rare": False}
+            return {"z": -math.inf, "percentile": 0.0, "factor": 1.0, "rare": False, "ratio": 0.0}
         vals = v.tolist()
         w: list[float] = []
         d2 = 0.0
@@ -189,8 +229,12 @@ class _Prepared:
             if math.isfinite(z) else 0.0
         r2 = k * max(1.0 - c + self.cut * math.sqrt(c), 0.0) ** 3
         ratio = math.sqrt(d2 / max(r2, 1e-12))
-        return {"z": z, "percentile": pct, "factor": max(ratio, 1.0) ** self.power,
-                "rare": math.isfinite(z) and z > self.rare}
+        if self.kappa is None:
+            factor = max(ratio, 1.0) ** self.power
+        else:
+            factor = math.sqrt(1.0 + self.kappa * max(ratio - 1.0, 0.0) ** 2)
+        return {"z": z, "percentile": pct, "factor": factor, "rare": math.isfinite(z) and z > self.rare,
+                "ratio": ratio}
 
 
 _PREPARED: dict[int, tuple[dict, _Prepared]] = {}
@@ -213,25 +257,27 @@ def _prepared(support: dict) -> _Prepared:
 
 def support_scores(support: dict | None, F: np.ndarray) -> dict:
     """Per patient: ``z`` (calibrated distance score), ``percentile`` (share of training
-    participants closer to the centre, 0-100), ``factor`` (interval widening, >= 1) and ``rare``
-    (bool). Without a ``support`` entry (older models) factor 1 and nothing rare."""
+    participants closer to the centre, 0-100), ``factor`` (interval widening, >= 1), ``rare``
+    (bool) and ``ratio`` (``d / d_cut``, > 1 beyond the cut; 0 without observed distance features).
+    Without a ``support`` entry (older models) factor 1, nothing rare and ratio NaN."""
     n = np.asarray(F).shape[0]
     if not support or not support.get("features"):
         return {"z": np.full(n, np.nan), "percentile": np.full(n, np.nan), "factor": np.ones(n),
-                "rare": np.zeros(n, bool)}
+                "rare": np.zeros(n, bool), "ratio": np.full(n, np.nan)}
     prep = _prepared(support)
     if n == 1:
         one = prep.one(np.asarray(F, float)[0])
         return {"z": np.array([one["z"]]), "percentile": np.array([one["percentile"]]),
-                "factor": np.array([one["factor"]]), "rare": np.array([one["rare"]])}
+                "factor": np.array([one["factor"]]), "rare": np.array([one["rare"]]),
+                "ratio": np.array([one["ratio"]])}
     d2, k = prep.factors.distances(np.asarray(F, float)[:, prep.feats])
     z = _wh(d2, k)
     pct = np.where(np.isfinite(z), 100.0 * np.interp(z, prep.quantiles, QUANTILE_LEVELS, left=0.0, right=1.0), 0.0)
     r2 = _radius2(prep.cut, k)
     ratio = np.where(k > 0, np.sqrt(d2 / np.maximum(r2, 1e-12)), 0.0)
-    factor = np.maximum(ratio, 1.0) ** prep.power
+    factor = widening(ratio, prep.power, prep.kappa)
     rare = np.isfinite(z) & (z > prep.rare)
-    return {"z": z, "percentile": pct, "factor": factor, "rare": rare}
+    return {"z": z, "percentile": pct, "factor": factor, "rare": rare, "ratio": ratio}
 
 
 def widen(estimate: np.ndarray, low: np.ndarray, high: np.ndarray, factor: np.ndarray,

@@ -79,6 +79,9 @@ class TrainSettings:
     # tasks without IECV selection deploy the effect model: the tree learners (T/X/DR, ~half the training
     # CPU) cannot be selected there and are not fitted unless fit_unselectable (their exports for the record)
     fit_unselectable: bool = False
+    # the extrapolation widening of the deployed continuous models calibrated on the IECV held-out trials
+    # (training.learners.support_calibration, session 12 s12e); False: the stated rule max(1, d / d_cut)^2
+    calibrate_widening: bool = False
 
 
 @dataclass
@@ -273,6 +276,13 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 write_iecv(out / "iecv" / task, res)
                 pooled_all.append(res.pooled.assign(task=task))
             sexp = sel.to_export()
+            if s.calibrate_widening:  # the extrapolation widening fitted on the held-out trials
+                from training.learners.support_calibration import calibrate_selected, with_inflation
+
+                field = calibrate_selected(sexp, task_xy[task][0], res, how, cfg.active, s.seed)
+                if field is not None:
+                    sexp = with_inflation(sexp, field)
+                    how = {**how, "support_calibration": {k: v for k, v in field.items() if k != "form"}}
             sexp.setdefault("meta", {}).update({"outcome": outcome, "follow_up": fu, "selection": how})
             (mdir / "selected.json").write_text(json.dumps(sexp), "utf-8")
             _trial_effects(sel, *task_xy[task]).to_csv(out / "summaries" / f"{task}__trial_effects.csv", index=False)

@@ -131,6 +131,22 @@ class StructuralMissing(_Record):
     criteria: list[StructuralCriterion] = Field(min_length=1)
 
 
+class SupportInflation(_Record):
+    """The extrapolation widening calibrated on held-out trials (predict.support, from 2026-12-07
+    session 12): version 1 is the only one this runtime reads; another is refused."""
+
+    method: Literal["heldout-excess-quadratic"]
+    version: Literal[1]
+    kappa: float = Field(ge=0, allow_inf_nan=False)
+
+
+class Support(_Record):
+    """The training support of the inputs driving effect modification (predict.support); only its
+    optional ``inflation`` is typed here."""
+
+    inflation: SupportInflation | None = None
+
+
 class _LearnerBase(_Record):
     format: Literal["lbp-benefit-learner"]
     version: Literal[1]
@@ -143,6 +159,7 @@ class _LearnerBase(_Record):
     interval: Interval
     meta: dict = {}
     structural_missing: StructuralMissing | None = None  # derived binary outcomes (recovery), from 2026-12-07
+    support: Support | None = None
 
 
 class LinearLearner(_LearnerBase):

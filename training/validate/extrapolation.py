@@ -32,15 +32,16 @@ def extrapolation_section(td, comp: str, active: str) -> dict:
     sup = td.support or {}
     if "factor" not in sup or not rows.any():
         return {"status": "not available", "reason": "the model carries no training-support description"}
-    f = np.asarray(sup["factor"], float)
+    # beyond the cut: distance ratio d / d_cut > 1 (a calibrated widening may leave factor 1 there: kappa 0)
+    f = np.asarray(sup["ratio"] if "ratio" in sup else sup["factor"], float)
     rare = np.asarray(sup["rare"], bool)
     binary = td.outcome_type == "binary"
     pi = td.pi.get(comp)
     truth = td.truth.get(comp)
     out = {"status": "ok", "n": int(rows.sum()), "share_beyond_support": float(np.mean(f[rows] > 1)),
            "share_rare": float(np.mean(rare[rows])),
-           "rule": "beyond = interval widened by the model's extrapolation check (distance above the training "
-                   "95th percentile); rare = above the training 99th percentile (predict.support)",
+           "rule": "beyond = distance above the training 95th percentile (the model's extrapolation check, "
+                   "where its interval is widened); rare = above the training 99th percentile (predict.support)",
            "bands": []}
     for name, m in (("all", np.ones_like(rows)), ("within_support", f <= 1), ("beyond_support", f > 1),
                     ("rare", rare)):
