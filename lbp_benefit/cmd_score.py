@@ -12,7 +12,9 @@ def score(
     model: Path = typer.Option(..., "--model", help="Model artifact (folder or .zip)."),
     input: Optional[Path] = typer.Option(None, "--input", help="CSV, one row per patient: covariate columns plus "
                                          "the baselines of the outcomes scored (e.g. baseline_pain, 0-100, higher = "
-                                         "worse); optional trial and participant columns are kept."),
+                                         "worse); optional trial and participant columns are carried into the "
+                                         "output, other columns only with --keep (an unknown column is refused, "
+                                         "named with the closest input name)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder in the data format (baselines from week 0)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Study config for --data (default: the folder's study.yaml)."),
     comparator: str = typer.Option(..., "--comparator", help="Comparator class (e.g. usual_care)."),
@@ -26,6 +28,10 @@ def score(
                                 "row cannot be scored for every outcome asked; by default each row gets the outcomes "
                                 "its record allows (the others named in a 'not_predicted' column) and rows that "
                                 "cannot be scored at all an 'error' column naming the problem."),
+    keep: Optional[List[str]] = typer.Option(None, "--keep", help="A column of --input the model does not take "
+                                             "(an identifier such as an MRN, a note) to carry into the output "
+                                             "unchanged, read as text (repeatable). Without it such a column is "
+                                             "refused, not ignored: a misspelt input must not be silently imputed."),
     engine: str = typer.Option("pandas", "--engine", help="pandas (in-process) or spark: --input is then a Parquet "
                                "path or a table name, --output a Parquet folder, and invalid rows are written with "
                                "an error column (docs/spark.md; needs the [spark] extra and Java)."),
@@ -49,20 +55,26 @@ def score(
         typer.echo("note: this model was trained on SYNTHETIC data; its scores are not for clinical use", err=True)
     if engine not in ("pandas", "spark"):
         raise LbpError(f"--engine {engine!r} is not pandas or spark")
+    keep = list(dict.fromkeys(keep or ()))
+    if keep and data is not None:
+        raise LbpError("--keep goes with --input (a --data folder's trial and participant columns are carried)")
     if engine == "spark":
-        return _score_spark(scorer, model, input, data, comparator, output, outcome, explain)
+        return _score_spark(scorer, model, input, data, comparator, output, outcome, explain, keep)
     source = ""
+    kept = None
     if input is not None:
         if not input.is_file():
             raise LbpError(f"--input {input} not found")
         cat = {c.name: str for c in scorer.schema.covariates if c.type == "categorical"}
-        ids = {"trial": str, "participant": str}
+        ids = {"trial": str, "participant": str,  # identifiers as written (leading zeros kept)
+               **{k: str for k in keep if k not in set(scorer.inputs.names)}}
         try:
             df = pd.read_csv(input, dtype={**cat, **ids}, keep_default_na=True)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise LbpError(f"--input {input} is not a readable CSV ({exc})") from exc
         source = input.name
         line_of = lambda i: i + 2  # noqa: E731 - header is line 1
+        df, kept = _kept_columns(scorer, df, keep, comparator, outcome, explain, source)
         df = _numbers_per_cell(df, set(cat) | set(ids))
     else:
         from training.dataset import load_dataset
@@ -98,6 +110,9 @@ def score(
         out, errors, status, lacking = score_rows(scorer, df, comparator, outcomes, explain, progress_over, strict)
     except ValidationFailed as exc:
         raise ValidationFailed(located(exc.problems), what=source or "patients") from None
+    if kept is not None and len(kept.columns):  # after the id columns, as in the input
+        at = sum(c in out.columns for c in ("trial", "participant"))
+        out = pd.concat([out.iloc[:, :at], kept.reset_index(drop=True), out.iloc[:, at:]], axis=1)
     output.parent.mkdir(parents=True, exist_ok=True)
     from predict.synthetic_marker import mark_table
 
@@ -115,14 +130,10 @@ def score(
     for text, k in lack.value_counts().items():
         typer.echo(f"  {k} row(s) without a prediction for: {text}")
     if "warnings" in out:  # values the schema accepts but few training participants had: scored, counted
-        from predict.clinical_warnings import count_warnings
+        from predict.clinical_warnings import count_table_warnings
 
         ok = out["error"].eq("") if "error" in out else pd.Series(True, index=out.index)
-        warned = count_warnings(str(t).split(" | ") for t in out.loc[ok, "warnings"].fillna(""))
-        if warned["count"]:
-            kinds = ", ".join(f"{k}: {n}" for k, n in warned["by_kind"].items())
-            typer.echo(f"{warned['count']} scored row(s) carry warnings about their inputs ({kinds}; "
-                       "see the 'warnings' column)")
+        _echo_warned(count_table_warnings(out.loc[ok, "warnings"]), "'warnings'")
     if "missing" in out:  # a baseline the requested outcomes do not require, imputed (predict/required_inputs.py)
         names = out["missing"].fillna("").astype(str).str.split(";")
         k = int(names.map(lambda m: any(b in m for b in scorer.baselines)).sum())
@@ -135,7 +146,36 @@ def score(
         typer.echo(f"  ... and {n_bad - 5} more rows (the 'error' column names each problem)", err=True)
 
 
-def _score_spark(scorer, model, input, data, comparator, output, outcome, explain) -> None:
+def _kept_columns(scorer, df, keep, comparator, outcome, explain, source):
+    """(the table the scorer reads, the ``--keep`` columns to carry into the output in their order,
+    as text); raises :class:`ValidationFailed` naming every column problem of the file at once
+    (:func:`predict.input_names.column_problems`: unknown columns with the closest input name, a
+    kept column not in the file or named like an output column)."""
+    import pandas as pd
+
+    from predict.errors import ValidationFailed
+    from predict.input_names import ID_COLUMNS, column_problems
+
+    outputs: list[str] = []
+    if keep:  # the columns this request writes (a kept column must not overwrite one)
+        try:
+            probe = scorer.score_table(pd.DataFrame([scorer.example_patient()]), comparator,
+                                       list(outcome) if outcome else None, explain=explain)
+            outputs = list(probe.columns) + ["not_predicted", "error", "synthetic"]
+        except ValidationFailed:
+            outputs = []  # a bad outcome: reported by the scoring below, every problem at once
+    probs = column_problems(list(df.columns), scorer.inputs.names, keep, "--keep {name}", outputs)
+    if probs:
+        from dataclasses import replace
+
+        raise ValidationFailed([replace(p, file=source) for p in probs], what=source)
+    carried = [k for k in keep if k not in ID_COLUMNS]
+    kept = df[carried].astype(object).where(df[carried].notna(), None) if carried else pd.DataFrame(index=df.index)
+    drop = [k for k in carried if k not in set(scorer.inputs.names)]  # a kept model input is also scored
+    return df.drop(columns=drop), kept
+
+
+def _score_spark(scorer, model, input, data, comparator, output, outcome, explain, keep=()) -> None:
     from predict.errors import LbpError
 
     if data is not None or input is None:
@@ -146,12 +186,22 @@ def _score_spark(scorer, model, input, data, comparator, output, outcome, explai
     except ImportError as exc:
         raise LbpError("--engine spark needs the spark extra: pip install 'lbp-benefit[spark]' (and Java 17+)") from exc
     with sp.session("lbp-benefit score") as spark:
-        n, bad = sp.score_to_parquet(spark, str(input), output, model, comparator, list(outcome) if outcome else None,
-                                     explain=explain, scorer=scorer)
-        part = sp.partly_scored(spark, output)
+        sp.score_to_parquet(spark, str(input), output, model, comparator, list(outcome) if outcome else None,
+                                     explain=explain, scorer=scorer, keep=keep, keep_hint="--keep {name}")
+        done = sp.summary(spark, output)
+    n, bad, part = done["rows"], done["not_scored"], done["partly"]
     typer.echo(f"scored {n - bad} patient(s) vs {comparator} with model {scorer.model_id} on Spark: "
                f"{n - bad - part} fully, {part} partly (the outcomes their record allows; the others named in the "
                f"not_predicted column); {bad} row(s) could not be scored (see the error column); wrote {output}")
+    _echo_warned(done["warned"], "warnings")
+
+
+def _echo_warned(warned: dict, column: str) -> None:
+    """The count of scored rows whose inputs carry warnings, by kind (``count_warnings``'s dict)."""
+    if warned["count"]:
+        kinds = ", ".join(f"{k}: {n}" for k, n in warned["by_kind"].items())
+        typer.echo(f"{warned['count']} scored row(s) carry warnings about their inputs ({kinds}; "
+                   f"see the {column} column)")
 
 
 def score_rows(scorer, df, comparator, outcomes, explain, progress, strict: bool = False, chunk: int = 4000):

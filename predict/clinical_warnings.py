@@ -58,6 +58,21 @@ def warning_kind(text: str) -> str | None:
     return None
 
 
+TABLE_SEP = " | "
+"""How a table's ``warnings`` cell (``Scorer.score_table``, ``lbp-benefit score``, Spark) joins a
+patient's warnings."""
+
+
+def table_cell(warns: Iterable[str]) -> str:
+    """One patient's warnings as a table's ``warnings`` cell."""
+    return TABLE_SEP.join(warns)
+
+
+def count_table_warnings(cells: Iterable[Any]) -> dict:
+    """:func:`count_warnings` over a table's ``warnings`` cells (None/NaN/empty: no warning)."""
+    return count_warnings(str(c).split(TABLE_SEP) if isinstance(c, str) and c else () for c in cells)
+
+
 def count_warnings(per_patient: Iterable[Iterable[str]]) -> dict:
     """Batch summary of the patients' input warnings: ``count`` (patients with at least one) and
     ``by_kind`` (patients per kind, in :data:`WARNING_KINDS` order; kinds with none left out)."""

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from predict.errors import Problem, ValidationFailed
+from predict.input_names import ID_COLUMNS, unknown_message
 from predict.kernels import njit
 from predict.required_inputs import Requirement
 
-ID_COLUMNS = ("trial", "participant")
 _OK_NUM = (int, float, np.integer, np.floating)
 EXAMPLE_PATIENT = {"baseline_pain": 62.0, "baseline_function": 41.0, "age": 47, "female": 1, "fear_avoidance": 55.0,
                    "bmi": 27.5, "employed": 1, "leg_pain": 0, "episode_months": 18.0}
@@ -110,6 +110,11 @@ class PatientInputs:
         self._qhi = np.where(self._binary, 1.0, np.where(self._numeric, np.minimum(hi, big), np.inf))
         self._required: dict = {}
 
+    @property
+    def names(self) -> list[str]:
+        """The model's input names (covariates and baselines), in feature order."""
+        return list(self._names)
+
     def _required_mask(self, required) -> tuple[np.ndarray, tuple]:
         """Which inputs must be given (every baseline, a set of names or a
         :class:`predict.required_inputs.Requirement`): (mask over inputs of those each patient must
@@ -163,7 +168,7 @@ class PatientInputs:
             ids = df[[c for c in ID_COLUMNS if c in df.columns]].reset_index(drop=True)
             for c in df.columns:
                 if c not in self._allowed and c not in ID_COLUMNS:
-                    probs.append(Problem("unknown_field", f"unknown field {c!r}: the model has no input of this name",
+                    probs.append(Problem("unknown_field", unknown_message(str(c), self._names, "column"),
                                          column=str(c), scope="file"))
             X = np.full((len(df), p), np.nan)
             for name in self._names:
@@ -203,8 +208,8 @@ class PatientInputs:
                     else:
                         self._read_value(X, i, r[0], r[1], r[2], v, bad)
             for k in sorted(map(str, odd or ())):
-                unknown.append(Problem("unknown_field", f"unknown field {k!r}: the model has no input of this name",
-                                       row=i, column=k, scope="participant"))
+                unknown.append(Problem("unknown_field", unknown_message(k, self._names), row=i, column=k,
+                                       scope="participant"))
         return X, probs + unknown, bad, None
 
     def validate(self, patients: Any, required=None) -> tuple[np.ndarray, pd.DataFrame | None]:

@@ -40,7 +40,7 @@ from predict import recovery_structure
 from predict import support
 from predict import verdict as verdicts
 from predict.artifact import Artifact, ArtifactError, load_artifact
-from predict.clinical_warnings import ClinicalWarnings
+from predict.clinical_warnings import ClinicalWarnings, table_cell
 from predict.compute import Engine
 from predict.errors import ValidationFailed
 from predict.impute import pattern_groups
@@ -343,7 +343,7 @@ class Scorer:
             texts = np.array([";".join(nm for nm, m in zip(names, row) if m) for row in keys] or [""], dtype=object)
             cols["missing"] = texts[inv].tolist() if n else []
             req = self.warnings.request(comparator, tasks)
-            cols["warnings"] = [" | ".join(w + req) for w in self.warnings.patient(F, tasks)]
+            cols["warnings"] = [table_cell(w + req) for w in self.warnings.patient(F, tasks)]
         return pd.DataFrame(cols)
 
 

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from predict.artifact import MANIFEST, ArtifactError
-from predict.errors import LbpError
-from predict.inputs import ID_COLUMNS
+from predict.errors import LbpError, Problem, ValidationFailed
+from predict.input_names import ID_COLUMNS, column_problems
 from predict.partial import NOT_PREDICTED, score_partly
 from predict.scorer import Scorer
 
@@ -131,7 +131,8 @@ def score_batch(scorer: Scorer, pdf: pd.DataFrame, comparator: str, outcomes: Se
     all were), then ``error``: ``[code] column: message; ...`` for rows scored not at all (their
     scores null), null otherwise. Every input row comes out, in order."""
     n = len(pdf)
-    inputs = pdf.drop(columns=list(carry)).reset_index(drop=True)
+    model_inputs = set(scorer.inputs.names)
+    inputs = pdf.drop(columns=[c for c in carry if c not in model_inputs]).reset_index(drop=True)
     kw = dict(explain=explain, top=top, details=details, threads=1)  # Spark parallelises over partitions
     # each row gets the requested outcomes its record allows (predict/partial.py); a request or
     # table-level problem (no row) raises: nothing can be scored
@@ -174,25 +175,32 @@ def _with_row_index(df):
     return t.select((offset + local).cast("long").alias(ROW_INDEX), *[F.col(c) for c in df.columns])
 
 
-def _check_input(df, scorer: Scorer, carry: list[str]) -> list[str]:
+def _check_input(df, scorer: Scorer, carry: list[str], keep: Sequence[str], keep_hint: str,
+                 outputs: Sequence[str]) -> list[str]:
+    """The model inputs among ``df``'s columns (scored; a carried one too); raises
+    :class:`ValidationFailed` naming every problem of the columns at once: unknown columns in the
+    words of :func:`predict.input_names.column_problems` (the closest input name, how to keep one),
+    a kept column not in ``df`` or named like an output, an input of a type that cannot be scored."""
     from pyspark.sql import types as T
 
-    allowed = set(scorer.schema.names) | set(scorer.baselines)
-    unknown = [c for c in df.columns if c not in allowed and c not in carry]
-    if unknown:
-        raise LbpError(f"unknown column(s) {', '.join(map(repr, unknown))}: the model has no input of this name "
-                       "(select the model's inputs and the key columns first)")
+    inputs = scorer.inputs.names
+    probs = column_problems(df.columns, inputs, list(carry) + list(keep), keep_hint, outputs)
+    probs = [p for p in probs if p.code != "unknown_keep" or p.column in keep]  # key columns: checked before
     types = {f.name: f.dataType for f in df.schema.fields}
     ok = (T.NumericType, T.BooleanType, T.StringType, T.NullType)
-    bad = [f"{c} ({types[c].simpleString()})" for c in df.columns if c not in carry and not isinstance(types[c], ok)]
-    if bad:
-        raise LbpError(f"column type(s) not scorable: {', '.join(bad)}; inputs must be numbers (categories text)")
-    return [c for c in df.columns if c not in carry]
+    for c in df.columns:
+        if c in inputs and not isinstance(types[c], ok):
+            probs.append(Problem("bad_type", f"a column of type {types[c].simpleString()} cannot be scored: inputs "
+                                 "must be numbers (categories text)", column=c, scope="file"))
+    if probs:
+        raise ValidationFailed(probs, what="input table")
+    return [c for c in df.columns if c in inputs]
 
 
 def score_spark(df, model_path: str | Path, comparator: str, outcomes: Sequence[str] | None = None, *,
-                key: Sequence[str] | None = None, explain: bool = False, top: int = 3, details: bool = True,
-                partitions: int | None = None, scorer: Scorer | None = None, stage_dir: str | Path | None = None):
+                key: Sequence[str] | None = None, keep: Sequence[str] = (), explain: bool = False, top: int = 3,
+                details: bool = True, partitions: int | None = None, scorer: Scorer | None = None,
+                stage_dir: str | Path | None = None, keep_hint: str = "keep=[{name!r}]"):
     """Score a Spark DataFrame of patients; returns a DataFrame with ``lbp-benefit score``'s columns
     (``score_table``: key/id columns, scores, factors with ``explain``, ``missing``, ``warnings``)
     plus ``not_predicted`` (the requested outcomes a row was not scored for, and why) and ``error`` (null for
@@ -200,9 +208,14 @@ def score_spark(df, model_path: str | Path, comparator: str, outcomes: Sequence[
 
     ``key``: columns identifying a row, carried through and used to partition and order the output
     (default ``trial``/``participant`` where present; without any, a ``row_index`` is added: the
-    row's position in ``df``). ``partitions``: output partitions (default
+    row's position in ``df``). ``keep``: other columns to carry into the output unchanged (an MRN, a
+    note), after the key and id columns, as ``lbp-benefit score --keep``. Any other column the model
+    does not take is refused (not ignored), named with the closest input name
+    (:mod:`predict.input_names`; ``keep_hint`` says how to keep one). A key or kept column that is
+    an input of the model is scored too. ``partitions``: output partitions (default
     ``spark.sql.shuffle.partitions``); rows go to ``hash(key) % partitions``, sorted by key.
-    Raises :class:`LbpError` on the driver for an unknown comparator/outcome or input column.
+    Raises :class:`ValidationFailed` (every problem at once) on the driver for an unknown
+    comparator/outcome or input column, :class:`LbpError` for a key column not in ``df``.
     """
     spark = df.sparkSession
     scorer = scorer or Scorer.load(model_path)
@@ -210,17 +223,22 @@ def score_spark(df, model_path: str | Path, comparator: str, outcomes: Sequence[
     missing = [c for c in key if c not in df.columns]
     if missing:
         raise LbpError(f"key column(s) {', '.join(missing)} not in the input")
-    carry = key + [c for c in ID_COLUMNS if c in df.columns and c not in key]
-    feats = _check_input(df, scorer, carry)
     columns = probe_columns(scorer, comparator, list(outcomes) if outcomes else None, explain=explain, top=top,
                             details=details)
+    carry = list(dict.fromkeys(key + [c for c in ID_COLUMNS if c in df.columns] + list(keep)))
+    outputs = [c for c, _ in columns] + [NOT_PREDICTED, ERROR, ROW_INDEX]
+    feats = _check_input(df, scorer, carry, keep, keep_hint, outputs)
     if not key:
         df, key, carry = _with_row_index(df), [ROW_INDEX], [ROW_INDEX] + carry
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
+    # Decimal inputs (common in warehouses) would reach pandas as Decimal objects: read as doubles
+    # (a carried input too: it is scored).
     src = {f.name: f for f in df.schema.fields}
-    fields = [src[c] for c in carry]
+    as_double = {c for c in feats if isinstance(src[c].dataType, T.DecimalType)}
+    cols = {c: F.col(c).cast("double").alias(c) if c in as_double else F.col(c) for c in list(carry) + feats}
+    fields = [T.StructField(c, T.DoubleType(), True) if c in as_double else src[c] for c in carry]
     fields += [T.StructField(c, T.StringType() if text else T.DoubleType(), True) for c, text in columns if c not in carry]
     fields.append(T.StructField(NOT_PREDICTED, T.StringType(), True))
     fields.append(T.StructField(ERROR, T.StringType(), True))
@@ -229,14 +247,12 @@ def score_spark(df, model_path: str | Path, comparator: str, outcomes: Sequence[
                            outcomes=list(outcomes) if outcomes else None, carry=carry, columns=columns,
                            explain=explain, top=top, details=details)
     n_out = int(partitions or spark.conf.get("spark.sql.shuffle.partitions"))
-    # Decimal columns (common in warehouses) would reach pandas as Decimal objects: read as doubles.
-    inputs = [F.col(c).cast("double").alias(c) if isinstance(src[c].dataType, T.DecimalType) else F.col(c)
-              for c in feats]
     # Partition and order before scoring, so each partition is scored in the same batches whatever
     # the input's partitioning (bit-identical output). Ties on a non-unique key are broken by the
     # inputs: rows equal on both score identically.
-    order = key + [c for c in carry if c not in key] + feats
-    rows = df.select(*carry, *inputs).repartition(n_out, *key).sortWithinPartitions(*order)
+    rest = [c for c in feats if c not in carry]
+    order = key + [c for c in carry if c not in key] + rest
+    rows = df.select(*[cols[c] for c in carry + rest]).repartition(n_out, *key).sortWithinPartitions(*order)
     return rows.mapInPandas(fn, T.StructType(fields))
 
 
@@ -282,21 +298,55 @@ def read_input(spark, source: str):
 
 def score_to_parquet(spark, source: str, output: str | Path, model_path: str | Path, comparator: str,
                      outcomes: Sequence[str] | None = None, *, explain: bool = False,
-                     scorer: Scorer | None = None) -> tuple[int, int]:
+                     scorer: Scorer | None = None, keep: Sequence[str] = (),
+                     keep_hint: str = "keep=[{name!r}]") -> tuple[int, int]:
     """``lbp-benefit score --engine spark``: read, score, write Parquet (overwriting); returns
-    (rows written, rows with an error)."""
+    (rows written, rows with an error); :func:`summary` gives every count. ``keep``/``keep_hint``
+    as :func:`score_spark`."""
     from pyspark.sql import functions as F
 
     from predict.synthetic_marker import COLUMN, COLUMN_DESCRIPTION, LABEL
 
     scorer = scorer if scorer is not None else Scorer.load(model_path)
-    out = score_spark(read_input(spark, source), model_path, comparator, outcomes, explain=explain, scorer=scorer)
+    out = score_spark(read_input(spark, source), model_path, comparator, outcomes, explain=explain, scorer=scorer,
+                      keep=keep, keep_hint=keep_hint)
     if scorer.synthetic:  # first column 'synthetic' on every row; the label in the column's Parquet metadata
         mark = F.lit(True).alias(COLUMN, metadata={"label": LABEL, "comment": COLUMN_DESCRIPTION})
         out = out.select(mark, *[c for c in out.columns if c != COLUMN])
     out.write.mode("overwrite").parquet(str(output))
     n, bad = spark.read.parquet(str(output)).select(F.count(F.lit(1)), F.count(ERROR)).first()
     return int(n), int(bad)
+
+
+def _warned_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Per batch of scored rows' ``warnings`` cells: rows warned (kind ``""``) and rows per kind."""
+    from predict.clinical_warnings import count_table_warnings
+
+    for pdf in batches:
+        w = count_table_warnings(pdf["warnings"])
+        yield pd.DataFrame({"kind": [""] + list(w["by_kind"]), "n": [w["count"]] + list(w["by_kind"].values())})
+
+
+def summary(spark, output: str | Path) -> dict:
+    """The counts of a written output, as ``lbp-benefit score`` and the batch API give them:
+    ``rows``, ``not_scored`` (rows with an ``error``), ``partly`` (:func:`partly_scored`) and
+    ``warned``: ``{"count", "by_kind"}`` of the scored rows whose inputs carry warnings
+    (:func:`predict.clinical_warnings.count_warnings`, the one owner of the kinds; counted on the
+    executors)."""
+    from pyspark.sql import functions as F
+
+    from predict.clinical_warnings import WARNING_KINDS
+
+    t = spark.read.parquet(str(output))
+    n, bad, part = t.select(F.count(F.lit(1)), F.count(ERROR),
+                            F.count(F.when(F.col(NOT_PREDICTED).isNotNull() & F.col(ERROR).isNull(), 1))).first()
+    warned = {"count": 0, "by_kind": {}}
+    if "warnings" in t.columns:
+        rows = (t.where(F.col(ERROR).isNull()).select("warnings")
+                .mapInPandas(_warned_partition, "kind string, n long").groupBy("kind").agg(F.sum("n")).collect())
+        got = {r[0]: int(r[1]) for r in rows}
+        warned = {"count": got.get("", 0), "by_kind": {k: got[k] for k in WARNING_KINDS if got.get(k)}}
+    return {"rows": int(n), "not_scored": int(bad), "partly": int(part), "warned": warned}
 
 
 def partly_scored(spark, output: str | Path) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from predict.input_names import unknown_message
+
 
 def field_path(loc: Sequence[Any]) -> str:
     parts = list(loc)
@@ -23,14 +25,17 @@ def field_path(loc: Sequence[Any]) -> str:
 
 
 def field_item(err: dict, hints: dict[str, str], max_batch: int) -> dict:
-    """One request-model error (pydantic/FastAPI ``errors()`` entry) as a 422 item (the format of :mod:`serving.errors`)."""
+    """One request-model error (pydantic/FastAPI ``errors()`` entry) as a 422 item (the format of
+    :mod:`serving.errors`); an unknown field in :func:`predict.input_names.unknown_message`'s words
+    (the closest of the patient's fields, the keys of ``hints``, suggested)."""
     loc = list(err.get("loc", ()))
     kind = err.get("type", "")
     msg = err.get("msg", "invalid")
     item: dict[str, Any] = {"loc": loc, "field": field_path(loc), "type": kind, "msg": msg}
     last = loc[-1] if loc else None
-    if kind == "extra_forbidden":
-        item["msg"] = "unknown field: the model has no input of this name"
+    if kind == "extra_forbidden":  # a patient's field: the scorer's words, with the closest input name
+        patient = len(loc) >= 3 and loc[0] == "body" and loc[1] in ("patient", "patients") and isinstance(last, str)
+        item["msg"] = unknown_message(str(last), hints if patient else ())
     elif kind == "missing":
         item["msg"] = "required field is missing"
     elif kind == "too_long" and last == "patients":

@@ -237,3 +237,45 @@ def test_score_batch_recovery_needs_one_baseline(scorer, patients):
     assert out["error"].isna().tolist() == [True, True, False, True]
     assert "global_recovery needs" in out["error"].iat[2]
     assert "baseline_function" in out["missing"].iat[0] and "baseline_pain" in out["missing"].iat[1]
+
+
+def test_keep_unknown_columns_and_warned_counts(spark, scorer, patients, tmp_path):
+    """keep= carries an identifier unchanged (as `score --keep`); an unknown column is refused with
+    the closest input name and the way to keep it, every problem at once; a key or kept model input
+    is scored too. summary() counts the warned rows by kind like the CLI and the batch API (a
+    recount of the written warnings with count_warnings)."""
+    from lbp_benefit.cmd_score import score
+    from predict.clinical_warnings import count_warnings
+    from tests.test_score_cli import _run
+
+    art = str(small_model().artifact)
+    pdf = patients.head(40).copy()
+    pdf.loc[pdf.index[:6], "age"] = 97.0  # accepted (18-100) but outside most training participants' ages
+    pdf.insert(2, "MRN", [f"{i:06d}" for i in range(40)])
+    sdf = spark.createDataFrame(pdf)
+    with pytest.raises(ValidationFailed) as exc:
+        sp.score_spark(sdf.withColumn("BMI", F.lit(30.0)), art, COMP, scorer=scorer)
+    probs = {p.column: p.message for p in exc.value.errors}
+    assert set(probs) == {"MRN", "BMI"}
+    assert "did you mean 'bmi'?" in probs["BMI"] and "keep=['MRN']" in probs["MRN"]
+    out = sp.score_spark(sdf, art, COMP, keep=["MRN", "age"], scorer=scorer).toPandas()
+    assert list(out.columns[:4]) == ["trial", "participant", "MRN", "age"]
+    out = out.set_index("participant").loc[pdf["participant"]]
+    assert list(out["MRN"]) == list(pdf["MRN"])
+    ref = scorer.score_table(pdf.drop(columns=["trial", "participant", "MRN"]).iloc[8:10], COMP)
+    np.testing.assert_allclose(out[scorer.output_columns()].iloc[8:10].to_numpy(float),
+                               ref[scorer.output_columns()].to_numpy(float), rtol=1e-12)
+    src, dst = tmp_path / "in.parquet", tmp_path / "out"
+    sdf.write.parquet(str(src))
+    r = _run(score, "score", ["--model", art, "--input", str(src), "--comparator", COMP, "--output", str(dst),
+                              "--engine", "spark", "--keep", "MRN"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    res = pd.read_parquet(dst)
+    assert list(res["MRN"].sort_values()) == sorted(pdf["MRN"])
+    ok = res[res["error"].isna()]
+    want = count_warnings(t.split(" | ") if t else () for t in ok["warnings"])
+    assert want["by_kind"].get("outside_training_range", 0) >= 6
+    got = sp.summary(spark, dst)
+    assert got["warned"] == want and got["rows"] == 40 and got["not_scored"] == res["error"].notna().sum()
+    kinds = ", ".join(f"{k}: {n}" for k, n in want["by_kind"].items())
+    assert f"{want['count']} scored row(s) carry warnings about their inputs ({kinds};" in r.output

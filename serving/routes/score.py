@@ -26,7 +26,7 @@ _422_EXAMPLE = {
          "expected": "a number from 0 to 100; required to predict pain; global_recovery needs this or "
                      "baseline_function; otherwise optional (when absent it is imputed and listed as missing)"},
         {"loc": ["body", "patient", "shoe_size"], "field": "patient.shoe_size", "type": "extra_forbidden",
-         "msg": "unknown field: the model has no input of this name"},
+         "msg": "unknown field 'shoe_size': the model has no input of this name"},
     ],
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
