@@ -112,3 +112,94 @@ def test_limited_translation_against_known_truth():
     rm_eq, _ = run([10.0, 10.0, 10.0], [1.0, 1.0, 4.0], 0.5)
     assert rm_eq[2] < 0.8 * 4.0  # the sparse class still borrows (own SE 4)
     del rng
+
+
+def test_spread_posterior_mean_matches_the_tau_posterior():
+    """E[s^2 | a_hat] from shrinkage.spread_posterior equals intervals.posterior_tau2 (its own code, itself
+    checked against quadrature in tests/test_tau_posterior.py) for the same restricted likelihood and prior."""
+    from training.learners.intervals import posterior_tau2
+    from training.learners.shrinkage import spread_posterior
+
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        a, se, scale = rng.normal(10, 3, 3), rng.uniform(0.5, 3, 3), rng.uniform(1, 5)
+        t, p = spread_posterior(a, se ** 2, scale)
+        assert p @ t ** 2 == pytest.approx(posterior_tau2(a, se, scale), rel=1e-9)
+    t, p = spread_posterior([1.0, 2.0], [1.0, 1.0], 0.0)
+    assert list(t) == [0.0] and list(p) == [1.0]  # scale 0: a point mass at 0
+
+
+def _integrated_by_quadrature(a, v, scale, i):
+    """Class i's point estimate and variance under spread='integrated', by scipy quadrature over s of the
+    per-spread posterior mean mu(s) + w_i (a_i - mu(s)) and of the per-spread variance (the linear map's
+    sampling variance + w_i (1 - w_i) v_i), weighted by restricted likelihood x half-normal prior."""
+    from scipy.integrate import quad
+
+    a, v = np.asarray(a, float), np.asarray(v, float)
+
+    def parts(s):
+        p = 1 / (v + s * s)
+        mu = (p * a).sum() / p.sum()
+        dens = np.exp(-0.5 * (np.log(v + s * s).sum() + np.log(p.sum()) + (p * (a - mu) ** 2).sum())
+                      - 0.5 * (s / scale) ** 2)
+        w = s * s / (s * s + v[i])
+        row = (1 - w) * p / p.sum()
+        row[i] += w
+        return dens, row @ a, float(row ** 2 @ v + w * (1 - w) * v[i])
+    z = quad(lambda s: parts(s)[0], 0, 12 * scale, epsabs=0, epsrel=1e-10, limit=200)[0]
+    m1 = quad(lambda s: parts(s)[0] * parts(s)[1], 0, 12 * scale, epsabs=0, epsrel=1e-10, limit=200)[0] / z
+    m2 = quad(lambda s: parts(s)[0] * parts(s)[1] ** 2, 0, 12 * scale, epsabs=0, epsrel=1e-10, limit=200)[0] / z
+    ev = quad(lambda s: parts(s)[0] * parts(s)[2], 0, 12 * scale, epsabs=0, epsrel=1e-10, limit=200)[0] / z
+    return m1, ev + m2 - m1 ** 2
+
+
+@pytest.mark.parametrize("a,se,scale", [([10.6, 7.9, 4.4], [1.2, 1.0, 2.0], 3.0),
+                                        ([10.0, 10.5, 8.0, 12.0], [1.0, 1.0, 2.5, 4.0], 2.0)])
+def test_integrated_spread_against_quadrature(a, se, scale):
+    comps = [f"c{k}" for k in range(len(a))]
+    th, cv, rep = shrink_offsets(*_offsets(a, se), comps, spread="integrated", prior_scale=scale)
+    for i in range(len(a)):
+        m, var = _integrated_by_quadrature(a, np.square(se), scale, i)
+        assert th[1 + i] == pytest.approx(m, abs=2e-3)
+        assert cv[1 + i, 1 + i] == pytest.approx(var, rel=5e-3)
+        assert rep[comps[i]]["spread"] == "integrated" and rep[comps[i]]["prior_scale"] == scale
+
+
+def test_posterior_spread_never_pools_completely_and_prior_zero_does():
+    comps = ["a", "b", "c"]
+    theta, cov = _offsets([10.0, 10.5, 8.0], [1.0, 1.0, 2.5])  # DerSimonian-Laird: spread 0, complete pooling
+    th0, _, rep0 = shrink_offsets(theta, cov, comps)
+    assert rep0["c"]["weight_own"] == 0.0
+    for spread in ("posterior", "integrated"):
+        th, cv, rep = shrink_offsets(theta, cov, comps, spread=spread, prior_scale=3.0)
+        assert 0 < rep["c"]["weight_own"] < 1 and rep["c"]["s_set"] > 0
+        assert theta[3] < th[3] < th0[3]  # pulled up towards the set (own 8.0, pooled 10.08), not all the way
+        thz, cvz, _ = shrink_offsets(theta, cov, comps, spread=spread, prior_scale=0.0)
+        np.testing.assert_allclose(thz, th0, rtol=1e-12)  # a point-mass prior at 0 is complete pooling
+        np.testing.assert_allclose(cvz, shrink_offsets(theta, cov, comps)[1], rtol=1e-12)
+    with pytest.raises(ValueError, match="prior scale"):
+        shrink_offsets(theta, cov, comps, spread="posterior")
+    with pytest.raises(ValueError, match="class spread"):
+        shrink_offsets(theta, cov, comps, spread="reml")
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_effect_model_passes_the_pooled_tau_as_the_spread_prior(monkeypatch, binary):
+    """The linear learners' call: shrinkage.SPREAD / LIMIT are used, and the prior scale is the fit's pooled
+    between-trial tau (binary: divided by the mean p (1 - p), tau being on the risk scale, the offsets on logit)."""
+    from training.learners import ConstantEffect, shrinkage
+
+    monkeypatch.setattr(shrinkage, "SPREAD", "integrated")
+    d = _trials(0, {"no_treatment": 10.0, "placebo": 6.0, "usual_care": 8.0},
+                [("no_treatment", 60)] * 3 + [("usual_care", 60)] * 3 + [("placebo", 30)] * 3)
+    y = (d["y"] < 45).astype(int) if binary else d["y"]
+    m = ConstantEffect(features=["x"], n_boot=10, class_shrinkage=True, outcome_type="binary" if binary else "continuous",
+                       class_groups=[["no_treatment", "placebo", "usual_care"]]).fit(d[["trial", "treatment", "x"]], y)
+    rep, tau = m.export_["meta"]["class_shrinkage"], m.export_["interval"]["tau"]["__pooled__"]
+    assert tau > 0  # (the trials have a random effect, SD 3)
+    for c in ("no_treatment", "placebo", "usual_care"):
+        assert rep[c]["spread"] == "integrated"
+        if binary:
+            assert rep[c]["prior_scale"] >= 4 * tau  # p (1 - p) <= 1/4
+        else:
+            assert rep[c]["prior_scale"] == pytest.approx(tau)

@@ -343,11 +343,16 @@ class EffectModel(BenefitLearner):
         g_hat = -eta if fam == "gaussian" else expit(eta)
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         if self.class_shrinkage and len(d.comps) > 1:
-            from training.learners.shrinkage import shrink_offsets
+            from training.learners import shrinkage
 
             few = [tau.get(c, tau["__pooled__"]) ** 2 / max(d.support[c]["trials"], 1) if d.support[c]["trials"] < 3
                    else 0.0 for c in d.comps]
-            theta, cov, exp["meta"]["class_shrinkage"] = shrink_offsets(theta, cov, d.comps, self.class_groups, few)
+            # the spread's prior scale: the pooled between-trial tau on the offsets' scale (logit: divided by
+            # the mean p (1 - p), the slope of the risk in the log-odds, as tau is on the risk scale)
+            scale = tau["__pooled__"] / (1.0 if fam == "gaussian" else max(float(np.mean(g_hat * (1 - g_hat))), 1e-3))
+            theta, cov, exp["meta"]["class_shrinkage"] = shrinkage.shrink_offsets(
+                theta, cov, d.comps, self.class_groups, few, limit=shrinkage.LIMIT, spread=shrinkage.SPREAD,
+                prior_scale=scale)
             exp["linear"]["theta"], self.theta_ = theta.tolist(), theta
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas))}

@@ -34,6 +34,19 @@ Measured (BENCHMARKS.md i23c): k = 1 never binds on the project's or the outside
 k = 0.5 improves the outside failure (coverage 0.62 -> 0.79) but gives up a quarter of the gain for a
 sparse class whose set really is exchangeable, so it is not the default.
 
+The spread s_G (``spread``; the module's ``SPREAD`` is what ``train`` uses):
+- ``"dl"``: the DerSimonian-Laird moment estimate, plugged in. From 2-4 classes it is often exactly 0,
+  and every class of the set is then pooled completely, with an interval as narrow as if the classes were
+  known to be equal.
+- ``"posterior"``: s_G^2 = E[s^2 | a_hat], plugged in: the restricted likelihood of the class estimates
+  (mu_G integrated out under a flat prior) times a half-normal prior on s whose scale ``prior_scale`` is
+  given by the caller (the effect model: its pooled between-trial tau, the yardstick session 11's i23h uses
+  for a class's own tau; Roever et al. 2021, Res. Synth. Methods 12:448, half-normal heterogeneity priors).
+  The pull is then never complete unless the prior scale is 0.
+- ``"integrated"``: full posterior integration over s on the same grid (hierarchical Bayes with a flat
+  prior on mu_G; Gelman et al., BDA3 sec. 5.4): the point estimate is E_s[a_c*(s)] and the variance
+  E_s[var(a_c* | s)] + var_s(a_c*(s)) (the linear map averaged over the posterior of s).
+
 A class in no set with another class with data keeps its own estimate; the set used is the smallest
 one containing the class.
 """
@@ -42,6 +55,10 @@ from __future__ import annotations
 import numpy as np
 
 from training.impute.mice import dersimonian_laird
+
+SPREAD = "dl"  # the default estimate of the class spread s_G (module docstring): "dl" | "posterior" | "integrated"
+LIMIT = None   # the default limited-translation bound k (None: none)
+SPREADS = ("dl", "posterior", "integrated")
 
 
 def class_sets(comparators: list, groups) -> list:
@@ -55,13 +72,71 @@ def class_sets(comparators: list, groups) -> list:
     return out
 
 
+def spread_posterior(a, v, prior_scale: float, n_grid: int = 401) -> tuple:
+    """(grid of s, normalised posterior weights) of the spread s of the true class effects given their
+    estimates ``a`` (variances ``v``): restricted likelihood (mu integrated out, flat prior) x a
+    half-normal(``prior_scale``) prior, on [0, 6 prior_scale] with trapezoid weights. A point mass at 0
+    when ``prior_scale`` is 0."""
+    a, v = np.asarray(a, float), np.asarray(v, float)
+    if not prior_scale or prior_scale <= 0:
+        return np.zeros(1), np.ones(1)
+    t = np.linspace(0.0, 6.0 * prior_scale, n_grid)
+    w = 1.0 / (v[None, :] + t[:, None] ** 2)
+    mu = (w * a).sum(1) / w.sum(1)
+    rl = -0.5 * (np.log(v[None, :] + t[:, None] ** 2).sum(1) + np.log(w.sum(1))
+                 + (w * (a[None, :] - mu[:, None]) ** 2).sum(1))
+    lp = rl - 0.5 * (t / prior_scale) ** 2
+    p = np.exp(lp - lp.max()) * np.r_[0.5, np.ones(n_grid - 2), 0.5]
+    return t, p / p.sum()
+
+
+def _rows(v_set, s2):
+    """(rows of the linear map, posterior terms, own weights) of every class of one set at each spread
+    s^2 in ``s2`` (shape (G,)): row i maps the set's estimates to class i's posterior mean
+    mu(s) + w_i (a_i - mu(s)); term i is w_i (1 - w_i) v_i. Shapes (G, K, K), (G, K), (G, K)."""
+    s2 = np.atleast_1d(np.asarray(s2, float))[:, None]
+    p = 1 / (v_set[None, :] + s2)
+    pi = p / p.sum(1, keepdims=True)
+    w = np.where(s2 > 0, s2 / (s2 + v_set[None, :]), 0.0)
+    R = (1 - w)[:, :, None] * pi[:, None, :] + w[:, :, None] * np.eye(v_set.size)[None]
+    return R, w * (1 - w) * v_set[None, :], w
+
+
+def _set_map(aS, vS, CS, spread: str, prior_scale):
+    """(map rows R, posterior terms, own weights, s^2) of one set of classes: estimates ``aS``, variances
+    ``vS`` (with extra_var), sampling covariance ``CS`` (without). The class means are R @ aS; their
+    variance is (R CS R')_ii + term_i."""
+    if spread == "integrated":
+        grid, pw = spread_posterior(aS, vS, prior_scale)
+        Rs, ts, ws = _rows(vS, grid ** 2)
+        m = Rs @ aS  # (G, K): each class's posterior mean at each spread
+        R, W = np.tensordot(pw, Rs, 1), pw @ ws
+        # E_s[var | s] + var_s(mean | s), less the averaged map's sampling part R CS R' (added by the caller)
+        samp = np.einsum("gij,jk,gik->gi", Rs, CS, Rs)
+        term = pw @ (ts + samp) - np.einsum("ij,jk,ik->i", R, CS, R) + np.clip(pw @ m ** 2 - (pw @ m) ** 2, 0, None)
+        return R, term, W, float(pw @ grid ** 2)
+    if spread == "dl":
+        s2 = dersimonian_laird(aS, vS)[2]
+    else:
+        grid, pw = spread_posterior(aS, vS, prior_scale)
+        s2 = float(pw @ grid ** 2)
+    R, term, W = _rows(vS, s2)
+    return R[0], term[0], W[0], s2
+
+
 def shrink_offsets(theta: np.ndarray, cov: np.ndarray, comparators: list, groups=None, extra_var=None,
-                   limit: float | None = None) -> tuple:
+                   limit: float | None = None, spread: str = "dl", prior_scale: float | None = None) -> tuple:
     """(theta, cov, report) with the class offsets theta[1:1+C] shrunk (module docstring); ``limit``:
-    the limited-translation bound k in units of a class's own SE sqrt(v_c) (None, the default: no bound).
+    the limited-translation bound k in units of a class's own SE sqrt(v_c) (None, the default: no bound);
+    ``spread``: how the class spread is estimated ("dl", "posterior", "integrated"; the last two need
+    ``prior_scale``, the half-normal prior's scale on the offsets' scale).
     ``extra_var`` (per comparator, default 0) is added to a class's variance v_c: the between-trial
     variance tau^2 / k that a trial-cluster bootstrap cannot show for a class with one or two trials
     (every replicate that keeps the class keeps the same trial)."""
+    if spread not in SPREADS:
+        raise ValueError(f"class spread must be one of {SPREADS}, got {spread!r}")
+    if spread != "dl" and (prior_scale is None or not np.isfinite(prior_scale) or prior_scale < 0):
+        raise ValueError(f"class spread {spread!r} needs a prior scale >= 0, got {prior_scale!r}")
     C = len(comparators)
     theta = np.asarray(theta, float).copy()
     cov = np.atleast_2d(np.asarray(cov, float))
@@ -79,15 +154,12 @@ def shrink_offsets(theta: np.ndarray, cov: np.ndarray, comparators: list, groups
             for i in own:
                 report[comparators[i]] = {"set": list(key), "weight_own": 1.0, "s_set": None}
             continue
-        mu, _, s2 = dersimonian_laird(a[idx], v[idx])
-        p = 1 / (v[idx] + s2)
-        pi = p / p.sum()
+        R, term, W, s2 = _set_map(a[idx], v[idx], cov[1:1 + C, 1:1 + C][np.ix_(idx, idx)], spread, prior_scale)
         for i in own:
-            w = s2 / (s2 + v[i]) if s2 > 0 else 0.0
+            j = idx.index(i)
             A[i, :] = 0.0
-            A[i, idx] = (1 - w) * pi
-            A[i, i] += w
-            extra[i] = w * (1 - w) * v[i]
+            A[i, idx] = R[j]
+            extra[i] = max(float(term[j]), 0.0)
             pull = float(A[i] @ a - a[i])
             bound = np.inf if limit is None else limit * np.sqrt(v[i])
             if abs(pull) > bound:  # limited translation: own estimate moved by the bound, own interval
@@ -95,9 +167,11 @@ def shrink_offsets(theta: np.ndarray, cov: np.ndarray, comparators: list, groups
                 A[i, i] = 1.0
                 shift[i] = np.sign(pull) * bound
                 extra[i] = max(v[i] - cov[1 + i, 1 + i], 0.0)  # the few-trial between-trial part of v_c
-            report[comparators[i]] = {"set": list(key), "weight_own": float(w), "s_set": float(np.sqrt(s2)),
+            report[comparators[i]] = {"set": list(key), "weight_own": float(W[j]), "s_set": float(np.sqrt(s2)),
                                       "estimate_own": float(a[i]), "estimate_shrunk": float(A[i] @ a + shift[i])}
-            if limit is not None:  # (the default train's export stays as before)
+            if spread != "dl":  # (the DL default's export stays as before)
+                report[comparators[i]].update(spread=spread, prior_scale=float(prior_scale))
+            if limit is not None:
                 report[comparators[i]]["limited"] = bool(shift[i] != 0.0)
     T = np.eye(theta.size)
     T[1:1 + C, 1:1 + C] = A
