@@ -16,6 +16,9 @@ Usage::
     python benchmarks/diag_ci_coverage.py --scenario curvilinear --seed 1 --learners effect_model x_learner \
         --out /tmp/diag_curv_1.csv
     python benchmarks/diag_ci_coverage.py --report /tmp/diag_curv_*.csv --by baseline_pain episode_months
+
+A learner name may carry ``:no_shrinkage_bias`` (linear learners: the trial-cluster bootstrap covariance
+without the ridge shrinkage-bias term, to see what that term does to coverage; s12i).
 """
 from __future__ import annotations
 
@@ -57,7 +60,13 @@ def per_participant(scenario: str, seed: int, learners: list, n_boot_lin: int = 
         miss = df[feats].isna().any(axis=1).to_numpy()
         out = []
         for name in learners:
-            m = make_learner(name, otype, cfg, seed, boot_trees=n_boot_tree, boot_linear=n_boot_lin).fit(X, y)
+            base, _, opt = name.partition(":")  # "effect_model:no_shrinkage_bias": the bootstrap covariance alone
+            m = make_learner(base, otype, cfg, seed, boot_trees=n_boot_tree, boot_linear=n_boot_lin)
+            if opt == "no_shrinkage_bias":
+                m.shrinkage_bias = False
+            elif opt:
+                raise ValueError(f"unknown learner option {opt!r} (known: no_shrinkage_bias)")
+            m = m.fit(X, y)
             p = m.predict_interval(X)
             exp = m.to_export()
             coef = (coefficient_draw_variance(exp, feature_matrix(exp["features"], X)) if "linear" in exp
