@@ -88,6 +88,8 @@ def refits(d: Path, outcome: str, seed: int, names: list) -> dict:
 def parts(seed: int, root: Path, outcome: str, target: str, do_refit: bool) -> pd.DataFrame:
     from predict.evaluate import benefit_only, linear_spread
     from predict.impute import impute_mean
+    from predict import model_format as mf
+    from predict.artifact import load_artifact
     from predict.learner_model import LinearLearner, StackedLearner, build
     from predict.scorer import Scorer
     from predict.uncertainty import between_variance, delta_se, estimation_se, missing_variance_fast
@@ -99,9 +101,10 @@ def parts(seed: int, root: Path, outcome: str, target: str, do_refit: bool) -> p
     key = ["trial", "participant", "comparator"]
     rows = pr.merge(rows, on=key, how="left")
     rows = rows[rows.pred.notna()].reset_index(drop=True)
-    sc = Scorer.load(d / "run" / "artifact", compiled=False)
-    task = next(t for t in sc._tasks if t.task == f"{outcome}__short")
-    L = task.model
+    art = d / "run" / "artifact"
+    sc = Scorer.load(art, compiled=False)  # for its input validation (the feature matrix as scored)
+    vm = mf.verify(load_artifact(art, supported=mf.READABLE_VERSIONS, required=("card.md", "card.json")))
+    L = build(next(vt.export for vt in vm.tasks if vt.entry.task == f"{outcome}__short"))
     cols = [*so.COVARIATES, "baseline_pain", "baseline_function"]
     F, _ = sc.validate(rows[cols], required=set())
     Fimp = impute_mean(L.imputer, F)
