@@ -573,12 +573,18 @@ def main(argv=None):
     ap.add_argument("--dump-new", default=None,
                     help="folder: write each scenario x seed's new-trial participants (features, truth, every learner's "
                          "predicted benefit, PIs, support scores) as CSV for diagnosis")
+    ap.add_argument("--risk-omitted", action="store_true",
+                    help="the risk model's omitted-interaction allowance (training.learners.omitted_interactions; s12v)")
     ap.add_argument("--class-shrinkage", action="store_true",
                     help="train: class_shrinkage for our linear learners (training.learners.shrinkage)")
     ap.add_argument("--plug-in-basis", action="store_true",
                     help="the effect-model family's basis at the conditional mean of a missing input (before "
                          "2026-12-07) instead of its expectation E[B(X)|observed] (predict.expected_basis)")
     a = ap.parse_args(argv)
+    if a.risk_omitted:  # a class attribute, as --plug-in-basis
+        from training.learners.risk_model import RiskModel
+
+        RiskModel.omitted_default = True
     if a.plug_in_basis:  # a class attribute: seen by the forked workers and the serial loop alike
         from training.learners.effect_model import EffectModel
 

@@ -18,7 +18,8 @@ Usage::
     python benchmarks/diag_ci_coverage.py --report /tmp/diag_curv_*.csv --by baseline_pain episode_months
 
 A learner name may carry ``:no_shrinkage_bias`` (linear learners: the trial-cluster bootstrap covariance
-without the ridge shrinkage-bias term, to see what that term does to coverage; s12i).
+without the ridge shrinkage-bias term, to see what that term does to coverage; s12i) and ``risk_model:omitted``
+(the risk model with its omitted-interaction allowance, ``training.learners.omitted_interactions``; s12v).
 """
 from __future__ import annotations
 
@@ -64,8 +65,10 @@ def per_participant(scenario: str, seed: int, learners: list, n_boot_lin: int = 
             m = make_learner(base, otype, cfg, seed, boot_trees=n_boot_tree, boot_linear=n_boot_lin)
             if opt == "no_shrinkage_bias":
                 m.shrinkage_bias = False
+            elif opt == "omitted" and base == "risk_model":
+                m.omitted_interactions = True
             elif opt:
-                raise ValueError(f"unknown learner option {opt!r} (known: no_shrinkage_bias)")
+                raise ValueError(f"unknown learner option {opt!r} (known: no_shrinkage_bias; risk_model:omitted)")
             m = m.fit(X, y)
             p = m.predict_interval(X)
             exp = m.to_export()

@@ -27,6 +27,11 @@ theta = [alpha, offsets, b beta_r, gamma beta_r] is linear in every prediction a
 (b_r, gamma_r, beta_r) maps to it exactly; delta-method SEs from that covariance plus the
 prior-expected ridge bias of both stages; tau as in every learner. The two-stage parameters
 (b, gamma and their bootstrap SEs) and the index are kept in ``meta.risk_index``.
+
+``omitted_interactions=True`` (opt-in, continuous outcomes; s12v): the intervals also carry the
+benefit's variation in directions the index does not span, estimated by moments from the full
+within-trial interaction model (``training.learners.omitted_interactions``), added to the
+modifier block of the covariance; its estimate is in ``interval.omitted_interactions``.
 """
 from __future__ import annotations
 
@@ -41,17 +46,21 @@ from training.learners.effect_model import MAIN_SD, EffectModel, shared_linear_d
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.linear import (StructuredFit, linear_block, make_basis, prior_lambda, replicate_start,
                                       trial_centre)
+from training.learners.omitted_interactions import omitted_interaction_cov
 
 
 class RiskModel(EffectModel):
     """Prognostic index (treatment-blind) + treatment x index interaction (module docstring)."""
 
     kind = "risk_model"
+    #: ``omitted_interactions=None`` means this (a class attribute, so a benchmark can switch it for
+    #: every risk model ``train`` builds, as ``EffectModel.expected_basis``); off by default
+    omitted_default = False
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  interaction_sd: float | None = None, prognostic_sd: float | None = None, n_knots: int = 3,
                  splines: bool = True, n_boot: int = 100, n_draws: int = 20, shrinkage_bias: bool = True,
-                 random_state: int = 0):
+                 omitted_interactions: bool | None = None, random_state: int = 0):
         self.outcome_type = outcome_type
         self.active = active
         self.classes = classes
@@ -63,6 +72,7 @@ class RiskModel(EffectModel):
         self.n_boot = n_boot
         self.n_draws = n_draws
         self.shrinkage_bias = shrinkage_bias
+        self.omitted_interactions = omitted_interactions
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y) -> "RiskModel":
@@ -113,10 +123,20 @@ class RiskModel(EffectModel):
             J1[1 + C + beta_r.size:] = np.eye(beta_r.size) * s2.theta_[2 + C] / sd_pi
             cov = np.atleast_2d(cov) + J2 @ b2 @ J2.T + J1 @ b1 @ J1.T
             cov2 = np.atleast_2d(cov2) + b2
+        omitted = None
+        use_omitted = self.omitted_default if self.omitted_interactions is None else self.omitted_interactions
+        if use_omitted and fam == "gaussian":
+            # opt-in (s12v): the interactions the index leaves out (training.learners.omitted_interactions)
+            V_add, omitted = omitted_interaction_cov(d.y, d.trial, d.cls, d.treat, d.comps, P, beta_r, lam_prog,
+                                                     sigma2)
+            cov = np.atleast_2d(cov).copy()
+            cov[k - V_add.shape[0]:, k - V_add.shape[0]:] += V_add
         g_hat = -s2.eta_ if fam == "gaussian" else expit(s2.eta_)
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas)), "bootstrap": "both stages (index refitted per replicate)"}
+        if omitted is not None:
+            exp["interval"]["omitted_interactions"] = {k_: float(v) for k_, v in omitted.items()}
         index = {"type": "index", "basis": Pcols, "beta": beta_r.tolist(), "center": [0.0]}
         exp["meta"].update({"interaction_sd": isd, "prognostic_sd": prog_sd, "sigma2": sigma2, "pi_sd_units": sd_pi,
                             "risk_index": {"index": index, "index_mean": pibar, "theta": s2.theta_.tolist(),
