@@ -189,15 +189,32 @@ def test_too_few_trials_beyond_the_cut_gives_no_kappa():
     assert sc.with_inflation(exp, f) is exp
 
 
-def test_calibrate_on_iecv_of_toy_trials_gives_a_field_the_runtime_reads(fitted):
+@pytest.fixture(scope="module")
+def iecv(fitted):
     from training.iecv import run_iecv
 
+    X, y, _ = fitted
+    return run_iecv(X.assign(_y=y), "_y", {"effect_model": lambda: EffectModel(n_boot=0)}, "continuous", metrics=False)
+
+
+def test_calibrate_on_iecv_of_toy_trials_gives_a_field_the_runtime_reads(fitted, iecv):
     X, y, m = fitted
-    res = run_iecv(X.assign(_y=y), "_y", {"effect_model": lambda: EffectModel(n_boot=0)}, "continuous",
-                   metrics=False)
+    res = iecv
     f = sc.calibrate(m.export_, X, res.predictions, res.folds, "exercise", seed=0)
     # the toy's effect modification is linear in the inputs: the error does not grow beyond the cut
     assert f["trials"] >= 10 and f["kappa"] is not None and 0.0 <= f["kappa"] < 2.0
     exp = sc.with_inflation(m.to_export(), f)
     assert exp["support"]["inflation"]["kappa"] == f["kappa"]
     assert set(predict_from_export(exp, X.head(5)).columns) == set(predict_from_export(m.export_, X.head(5)).columns)
+
+
+def test_train_hook_uses_the_deployed_model_held_out_predictions(fitted, iecv):
+    """calibrate_selected (train's hook): the deployed learner's own held-out rows (a one-member stack
+    is that learner), nothing without IECV or for a binary outcome."""
+    X, y, m = fitted
+    exp = m.to_export()
+    a = sc.calibrate_selected(exp, X, iecv, {"model": "effect_model"}, "exercise")
+    b = sc.calibrate_selected(exp, X, iecv, {"model": "stacked", "weights": {"effect_model": 1.0}}, "exercise")
+    assert a == b and a["kappa"] is not None and a["trials"] >= 10
+    assert sc.calibrate_selected(exp, X, None, {"model": "effect_model"}, "exercise") is None
+    assert sc.calibrate_selected({**exp, "outcome_type": "binary"}, X, iecv, {"model": "effect_model"}, "exercise") is None
