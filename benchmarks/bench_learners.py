@@ -580,11 +580,19 @@ def main(argv=None):
     ap.add_argument("--plug-in-basis", action="store_true",
                     help="the effect-model family's basis at the conditional mean of a missing input (before "
                          "2026-12-07) instead of its expectation E[B(X)|observed] (predict.expected_basis)")
+    ap.add_argument("--between", nargs=2, metavar=("SD_RATIO", "SCORING"), default=None,
+                    help="the effect-model family's within/between-trial interactions (training.learners.between): "
+                         "the between-trial prior SD as a multiple of the within one, and the scoring "
+                         "(average|reliability|own); default: within-trial only")
     a = ap.parse_args(argv)
     if a.risk_omitted:  # a class attribute, as --plug-in-basis
         from training.learners.risk_model import RiskModel
 
         RiskModel.omitted_default = True
+    if a.between:  # class attributes, as --plug-in-basis
+        from training.learners.effect_model import EffectModel
+
+        EffectModel.between_sd, EffectModel.between_scoring = float(a.between[0]), a.between[1]
     if a.plug_in_basis:  # a class attribute: seen by the forked workers and the serial loop alike
         from training.learners.effect_model import EffectModel
 
@@ -619,7 +627,8 @@ def main(argv=None):
     s = summarise(res)
     s.to_csv(out.with_name(out.stem + "_summary.csv"), index=False)
     meta = {"seconds": round(time.time() - t0, 1), "nproc": os.cpu_count(), "loadavg_end": os.getloadavg(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "plug_in_basis": bool(a.plug_in_basis)}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "plug_in_basis": bool(a.plug_in_basis),
+            "between": a.between}
     out.with_name(out.stem + "_meta.json").write_text(json.dumps(meta, indent=1))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(s.round(3).to_string(index=False))

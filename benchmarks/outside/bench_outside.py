@@ -42,11 +42,22 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+# (between_sd, between_scoring) for `train` (--between): the effect-model family's opt-in within/between-trial
+# interactions (training.learners.between), set as class attributes in the CLI's process (fork pools inherit them)
+TRAIN_BETWEEN: tuple | None = None
+
+
 def cli(*args, log: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "lbp_benefit", *args]
+    if args[0] == "train" and TRAIN_BETWEEN is not None:
+        sd, scoring = TRAIN_BETWEEN
+        cmd = [sys.executable, "-c", "from training.learners.effect_model import EffectModel as E; "
+               f"E.between_sd = {float(sd)!r}; E.between_scoring = {scoring!r}; "
+               "from lbp_benefit.cli import main; main()", *args]
     with open(log, "a") as fh:
-        r = subprocess.run([sys.executable, "-m", "lbp_benefit", *args], env=env, stdout=fh, stderr=fh)
+        r = subprocess.run(cmd, env=env, stdout=fh, stderr=fh)
     if r.returncode != 0:
         raise RuntimeError(f"lbp-benefit {args[0]} failed ({r.returncode}); see {log}")
     return time.perf_counter() - t0
@@ -296,7 +307,13 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse a seed's trained run folder under --out")
+    ap.add_argument("--between", nargs=2, metavar=("SD_RATIO", "SCORING"), default=None,
+                    help="train with the effect-model family's within/between-trial interactions "
+                         "(training.learners.between): prior SD ratio and scoring (average|reliability|own)")
     a = ap.parse_args(argv)
+    global TRAIN_BETWEEN
+    if a.between:
+        TRAIN_BETWEEN = (float(a.between[0]), a.between[1])
     recs = []
     for s in a.seeds:
         r, n = one_seed(s, a.out, a.workers, not a.no_peers, a.reuse)

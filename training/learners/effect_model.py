@@ -36,6 +36,7 @@ import pandas as pd
 
 from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
+from training.learners import between as btw
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, residual_tau
 from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
@@ -173,6 +174,11 @@ class EffectModel(BenefitLearner):
     # (predict.expected_basis; exported as linear.missing = "expected"); False: the basis at the conditional mean
     # (before 2026-12-07; a benchmark hook). Not with multiple imputation (its completed sets are used as they are).
     expected_basis = True
+    # within/between-trial interactions (training.learners.between): None (the default) = within-trial only;
+    # a number = the between-trial interactions' prior SD as a multiple of the within-trial one, served with
+    # ``between_scoring`` ('average' | 'reliability' | 'own'). Opt-in, measured in BENCHMARKS.md (session 12, s12x).
+    between_sd = None
+    between_scoring = "reliability"
 
     def __init__(self, outcome_type: str = "continuous", active: str = "exercise", classes=None, features=None,
                  modifiers=None, interaction_sd=None, interaction_grid=None, main_sd=None, n_knots: int = 3,
@@ -294,7 +300,15 @@ class EffectModel(BenefitLearner):
         if sd == 0.0:
             Mcols = []
             Ms = [m[:, :0] for m in Ms]
-        fits = [StructuredFit(fam, lam_main, lam_int).fit(d.y, d.trial, d.cls, d.treat, d.comps, Pm, trial_centre(Mm, d.trial))
+        # within-trial interactions only (default), or with the between-trial part (training.learners.between)
+        ratio = self.between_sd if self.between_sd is not None and Mcols else None
+        if ratio is not None:
+            def centred(Mm, codes):
+                return btw.augmented(Mm, codes, ratio)
+        else:
+            def centred(Mm, codes):
+                return trial_centre(Mm, codes)
+        fits = [StructuredFit(fam, lam_main, lam_int).fit(d.y, d.trial, d.cls, d.treat, d.comps, Pm, centred(Mm, d.trial))
                 for Pm, Mm in zip(Ps, Ms)]
         fit = fits[0]
         theta = np.mean([f.theta_ for f in fits], axis=0)
@@ -322,10 +336,13 @@ class EffectModel(BenefitLearner):
             m = b % len(sets)
             if use_blocks:
                 if m not in blocks:
-                    blocks[m] = TrialBlocks(d.y, d.trial, d.cls, d.treat, d.comps, Ps[m], Ms[m], lam_main, lam_int)
+                    blocks[m] = (TrialBlocks(d.y, d.trial, d.cls, d.treat, d.comps, Ps[m], Ms[m], lam_main, lam_int)
+                                 if ratio is None else
+                                 TrialBlocks(d.y, d.trial, d.cls, d.treat, d.comps, Ps[m], centred(Ms[m], d.trial),
+                                             lam_main, lam_int, centred=True))
                 th = blocks[m].theta(replicate_counts(d.trial, idx, codes, d.has_comp.size))
             else:
-                Pb, Mb = Ps[m][idx], trial_centre(Ms[m][idx], codes)
+                Pb, Mb = Ps[m][idx], centred(Ms[m][idx], codes)
                 th = StructuredFit(fam, lam_main, lam_int).fit(d.y[idx], codes, d.cls[idx], d.treat[idx], d.comps,
                                                                Pb, Mb, start=replicate_start(fits[m], d.trial, idx, codes)).theta_
             thetas.append(th)
@@ -340,6 +357,12 @@ class EffectModel(BenefitLearner):
             cov = np.atleast_2d(cov) + np.mean([f.shrinkage_cov(sigma2) for f in fits], axis=0)
         self.boot_theta_ = thetas
         eta = np.mean([f.eta_ for f in fits], axis=0)
+        self.between_ = None
+        if ratio is not None:  # fold the between part into the served slopes (training.learners.between)
+            theta, cov, eta, self.between_ = btw.fold(d.trial, d.treat, [(f.theta_, f.eta_) for f in fits], Ms, Mbar,
+                                                      theta, np.atleast_2d(cov), ratio, self.between_scoring)
+            exp["linear"]["theta"] = theta.tolist()
+            self.theta_ = theta
         g_hat = -eta if fam == "gaussian" else expit(eta)
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
         if self.class_shrinkage and len(d.comps) > 1:
@@ -365,6 +388,8 @@ class EffectModel(BenefitLearner):
                                        "feature_weights": self.adaptive_weights_}
         exp["meta"].update({"interaction_sd": sd, "sigma2": sigma2, "lambda_main": lam_main,
                             "lambda_interaction": lam_int if sd > 0 else None})
+        if self.between_ is not None:
+            exp["meta"]["between"] = self.between_
         if d.mi_report is not None:
             exp["meta"]["missing"] = {**d.mi_report, "rubin": mi_summary}
         self.export_ = exp

@@ -239,10 +239,12 @@ class TrialBlocks:
     instead of a fit on the replicate's rows. Same theta as ``StructuredFit(...).fit`` on the
     replicate (up to the order of floating-point sums)."""
 
-    def __init__(self, y, trial, cls, treat, comps, P, M, lam_main: float, lam_int: float, lam_offset: float = 1e-4):
+    def __init__(self, y, trial, cls, treat, comps, P, M, lam_main: float, lam_int: float, lam_offset: float = 1e-4,
+                 centred: bool = False):
+        # centred: M is taken as given (e.g. training.learners.between.augmented), else centred within trials
         J = int(trial.max()) + 1
         O = np.column_stack([(cls == c).astype(float) for c in comps]) if comps else np.zeros((y.size, 0))
-        Z = np.hstack([O, P, trial_centre(M, trial) * treat[:, None]])
+        Z = np.hstack([O, P, (M if centred else trial_centre(M, trial)) * treat[:, None]])
         k = Z.shape[1]
         self.nj = np.bincount(trial, minlength=J).astype(float)
         cnt = np.where(self.nj > 0, self.nj, 1.0)
