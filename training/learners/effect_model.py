@@ -13,7 +13,8 @@ Model (identity link for continuous outcomes, logit for binary), one-stage, tria
   continuous features, weakly penalised;
 - ``M``: the candidate modifiers (default all features; linear + RCS terms so non-linear
   modification, e.g. BMI, is possible), centred at trial means for fitting (within-trial
-  information only), shrunk by a ridge penalty = a N(0, s^2) prior on each standardised
+  information only; opt-in ``between_sd``: plus a between-trial part, ``training.learners.between``),
+  shrunk by a ridge penalty = a N(0, s^2) prior on each standardised
   interaction. s is chosen from a grid *including s = 0 (the constant-effect model)* by grouped
   (by trial) cross-validation of the R-loss (a benefit loss; see ``stacking``), unless given.
 - Effect modification is shared across comparator classes (assumption); class effects are
@@ -300,14 +301,10 @@ class EffectModel(BenefitLearner):
         if sd == 0.0:
             Mcols = []
             Ms = [m[:, :0] for m in Ms]
-        # within-trial interactions only (default), or with the between-trial part (training.learners.between)
         ratio = self.between_sd if self.between_sd is not None and Mcols else None
-        if ratio is not None:
-            def centred(Mm, codes):
-                return btw.augmented(Mm, codes, ratio)
-        else:
-            def centred(Mm, codes):
-                return trial_centre(Mm, codes)
+
+        def centred(Mm, codes):  # within-trial interactions (default), or with the between-trial part
+            return trial_centre(Mm, codes) if ratio is None else btw.augmented(Mm, codes, ratio)
         fits = [StructuredFit(fam, lam_main, lam_int).fit(d.y, d.trial, d.cls, d.treat, d.comps, Pm, centred(Mm, d.trial))
                 for Pm, Mm in zip(Ps, Ms)]
         fit = fits[0]
@@ -336,10 +333,9 @@ class EffectModel(BenefitLearner):
             m = b % len(sets)
             if use_blocks:
                 if m not in blocks:
-                    blocks[m] = (TrialBlocks(d.y, d.trial, d.cls, d.treat, d.comps, Ps[m], Ms[m], lam_main, lam_int)
-                                 if ratio is None else
-                                 TrialBlocks(d.y, d.trial, d.cls, d.treat, d.comps, Ps[m], centred(Ms[m], d.trial),
-                                             lam_main, lam_int, centred=True))
+                    blocks[m] = TrialBlocks(d.y, d.trial, d.cls, d.treat, d.comps, Ps[m],
+                                            Ms[m] if ratio is None else centred(Ms[m], d.trial), lam_main, lam_int,
+                                            centred=ratio is not None)
                 th = blocks[m].theta(replicate_counts(d.trial, idx, codes, d.has_comp.size))
             else:
                 Pb, Mb = Ps[m][idx], centred(Ms[m][idx], codes)
