@@ -45,6 +45,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 # (between_sd, between_scoring) for `train` (--between): the effect-model family's opt-in within/between-trial
 # interactions (training.learners.between), set as class attributes in the CLI's process (fork pools inherit them)
 TRAIN_BETWEEN: tuple | None = None
+PAIN_ONLY = False  # --pain-only: score short-term pain only (no function, recovery, nor the CLI default's all outcomes)
 
 
 def cli(*args, log: Path) -> float:
@@ -227,14 +228,18 @@ def one_seed(seed: int, root: Path, workers: int, peers: bool, reuse: bool):
                       "--workers", str(workers), log=log)
         (d / "train_seconds.json").write_text(json.dumps({"seconds": t_train}))
     key = ["trial", "participant", "comparator"]
-    preds = {o: {} for o in PRODUCT_OUTCOMES}
+    outcomes = {o: v for o, v in PRODUCT_OUTCOMES.items() if not PAIN_ONLY or o == "pain"}
+    preds = {o: {} for o in outcomes}
     default_unscored = {}
     for target, (rows, _) in rows_by.items():
-        for outcome, (_, col) in PRODUCT_OUTCOMES.items():
+        for outcome, (_, col) in outcomes.items():
             m = rows[key].merge(score_product(d / "run", rows, d, log, target, outcome), on=key, how="left")
             preds[outcome].setdefault("lbp_benefit", {})[target] = tuple(
                 m[col + sfx].to_numpy() for sfx in ("", "_low", "_high", "_pi_low", "_pi_high")) + (
                 m["error"].to_numpy() if "error" in m else None,)
+        if PAIN_ONLY:
+            default_unscored[target] = -1  # not scored with the CLI default (--pain-only)
+            continue
         m = rows[key].merge(score_product(d / "run", rows, d, log, target, None), on=key, how="left")
         default_unscored[target] = int(m.pain_short_benefit.isna().sum())
     times = {"lbp_benefit": t_train}
@@ -245,7 +250,7 @@ def one_seed(seed: int, root: Path, workers: int, peers: bool, reuse: bool):
             preds["pain"][name] = {k: (p, lo, hi, None, None, None) for k, (p, lo, hi) in by.items()}
     rng = np.random.default_rng(seed)
     recs = []
-    for outcome, (t_name, _) in PRODUCT_OUTCOMES.items():
+    for outcome, (t_name, _) in outcomes.items():
         for target, (rows, tr) in rows_by.items():
             tt = tr[tr.outcome == t_name].assign(kind=lambda t: "t_" + t.kind) \
                 .pivot_table(index=key, columns="kind", values="truth").reset_index()
@@ -310,8 +315,11 @@ def main(argv=None):
     ap.add_argument("--between", nargs=2, metavar=("SD_RATIO", "SCORING"), default=None,
                     help="train with the effect-model family's within/between-trial interactions "
                          "(training.learners.between): prior SD ratio and scoring (average|reliability|own)")
+    ap.add_argument("--pain-only", action="store_true",
+                    help="score short-term pain only (function, recovery and the CLI default's unscored count skipped)")
     a = ap.parse_args(argv)
-    global TRAIN_BETWEEN
+    global TRAIN_BETWEEN, PAIN_ONLY
+    PAIN_ONLY = a.pain_only
     if a.between:
         TRAIN_BETWEEN = (float(a.between[0]), a.between[1])
     recs = []
