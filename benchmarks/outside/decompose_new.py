@@ -96,6 +96,40 @@ def distance(run: Path, train_rows: pd.DataFrame, rows: pd.DataFrame) -> tuple[n
     return dist(F), float(np.percentile(dist(Ft), 99))
 
 
+def unmeasured_term(root: Path, seed: int) -> dict:
+    """The new trial's pain benefit term of an input that trial never measured (fear-avoidance:
+    the simulator's ``5 x 1[fear > 60]``, read from ``simulate_outside.benefit``): its SD over the
+    new trial's participants (the latent values, captured while re-simulating the seed), a floor on
+    the shape error of any model that sees only the measured inputs (up to what they correlate
+    with it), and the R^2 of that term on the measured inputs (least squares on the new trial)."""
+    import simulate_outside as so
+
+    seen = []
+    orig = so.covariates
+
+    def capture(rng, d):
+        x = orig(rng, d)
+        if d["trial"] == "NEW":
+            seen.append(x.copy())
+        return x
+    so.covariates = capture
+    try:
+        so.simulate(seed)  # the same draws as the written data (mc_draws changes the stream)
+    finally:
+        so.covariates = orig
+    x = seen[0]
+    written = pd.read_csv(root / f"seed{seed}" / "new" / "participants.csv")
+    if not np.allclose(written["age"].to_numpy(), x["age"].to_numpy()):
+        raise RuntimeError("re-simulated new trial differs from the written one")
+    term = 5.0 * (x["fear_avoidance"].to_numpy() > 60)
+    obs = x[[c for c in x.columns if c not in ("fear_avoidance",) and not c.startswith("_")] + ["_p0", "_f0"]]
+    A = np.column_stack([np.ones(len(x)), obs.to_numpy(float)])
+    fit = A @ np.linalg.lstsq(A, term, rcond=None)[0]
+    return {"sd_term": float(term.std()), "share_high": float((term > 0).mean()),
+            "r2_on_measured": float(1 - np.var(term - fit) / np.var(term)),
+            "sd_left": float(np.std(term - fit))}
+
+
 def one_seed(root: Path, seed: int) -> list[dict]:
     d = root / f"seed{seed}"
     rng = np.random.default_rng(seed)
@@ -137,6 +171,11 @@ def one_seed(root: Path, seed: int) -> list[dict]:
         if m.sum() >= 5:
             recs.append({**base, "part": "distance", "what": f"beyond training 99th pct (D > {q99:.1f})",
                          **parts(err[m], None if clo is None else clo[m], rng)})
+        if target == "new":
+            u = unmeasured_term(root, seed)
+            recs.append({**base, "part": "unmeasured", "what": "fear-avoidance term 5x1[fear>60] (never measured "
+                         f"in the new trial; share > 60: {u['share_high']:.2f}; R2 on the measured inputs "
+                         f"{u['r2_on_measured']:.2f})", "value": u["sd_term"], "shape": u["sd_left"]})
         for n, b in members.items():
             e = (b - p.t_trial.to_numpy())[ok]
             recs.append({**base, "part": "member", "what": n, "weight": weights[n], **parts(e, clo, rng)})
