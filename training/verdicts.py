@@ -135,3 +135,24 @@ def constant_prediction_verdict(average=None, units: str = "", label: str = "") 
             "sentence": f"{pre}The model predicts the same benefit for every participant, so individual differences "
                         f"in benefit cannot be assessed (c-for-benefit is 0.5 by definition; its interval is not "
                         f"estimable). Use the average effect{avg}."}
+
+
+def average_benefit_check(predicted_mean, average=None, units: str = "") -> dict | None:
+    """Whether the model's average predicted benefit agrees with the average benefit observed in the
+    validation data (calibration-in-the-large for benefit). ``average``: the observed effect as
+    (estimate, ci_low, ci_high). None when either is missing or the prediction lies inside the
+    interval; else {"side": "over" | "under", "predicted": ..., "observed": [...], "sentence": ...}.
+    Without it, a verdict quoting 'the average effect' of the data read as if the model's own average
+    were confirmed even where the model's average lay far outside the observed interval."""
+    if predicted_mean is None or not math.isfinite(float(predicted_mean)) or not _ok(average):
+        return None
+    p = float(predicted_mean)
+    if average[1] <= p <= average[2]:
+        return None
+    side = "over" if p > average[2] else "under"
+    u = f" {units}" if units else ""
+    return {"side": side, "predicted": p, "observed": list(average),
+            "sentence": f"The model's average predicted benefit ({p:.2f}{u}) lies outside the 95% CI of the benefit "
+                        f"observed in these data ({_fmt(average)}): it {side}-predicts the benefit of these patients "
+                        "(calibration-in-the-large for benefit); use the observed average effect, or recalibrate "
+                        "the model on data like these (validate --update)."}

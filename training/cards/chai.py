@@ -74,14 +74,16 @@ def chai_xml(card_json: dict) -> str:
     overview = card_json["model_card"]["model_details"]["overview"]
     _el(s, "Summary", (tag if not overview.startswith("SYNTHETIC") else "") + overview)
     kw = _el(s, "Keywords")
-    for k in ("low back pain", "exercise therapy", "individual treatment benefit", "IPD meta-analysis",
-              "prediction interval"):
+    for k in md.get("study_keywords") or ("low back pain", "exercise therapy", "individual treatment benefit",
+                                          "IPD meta-analysis", "prediction interval"):
         _el(kw, "Keyword", k)
     u = _el(root, "UsesAndDirections")
     _el(u, "IntendedUseAndWorkflow", tag + _lines(iu["uses"]) + "\nRole: informs clinical management (never orders).")
     _el(u, "PrimaryIntendedUsers", _lines(iu["users"]))
-    _el(u, "HowToUse", "Enter the baseline pain and function scores and any patient characteristics you know "
-        "(web calculator, HTTP API or CDS Hooks card). Read every number with its intervals: "
+    _el(u, "HowToUse", ("Enter the outcomes' baseline scores and any patient characteristics you know "
+                        if md.get("study_keywords") else "Enter the baseline pain and function scores and any patient "
+                        "characteristics you know ")
+        + "(web calculator, HTTP API or CDS Hooks card). Read every number with its intervals: "
         + poc["interval_labels"]["ci"] + "; " + poc["interval_labels"]["prediction_interval"] + ". "
         + "The smallest-worthwhile verdict: " + poc["verdict_definition"] + ". Explanations come from entered "
         "inputs only; imputed inputs are listed apart.")
@@ -98,8 +100,10 @@ def chai_xml(card_json: dict) -> str:
         "stacking) and a one-stage IPD network model; selected per outcome and follow-up: "
         + "; ".join(f"{t}: {v.get('model') or v.get('status')}" for t, v in sorted(md["selected_by_task"].items())))
     _el(af, "InputDataSource", hti[11]["answer"])
-    _el(af, "OutputAndInputDataTypes", "Inputs: baseline pain and function (0-100, required) and optional patient "
-        "characteristics (structured numbers and categories; " + hti[12]["answer"] + "). Outputs: numbers with "
+    _el(af, "OutputAndInputDataTypes", ("Inputs: the outcomes' baseline scores where the study has them (0-100) and "
+        "optional patient " if md.get("study_keywords") else "Inputs: baseline pain and function (0-100, required) "
+        "and optional patient ")
+        + "characteristics (structured numbers and categories; " + hti[12]["answer"] + "). Outputs: numbers with "
         "95% intervals and verdict words (JSON, HTML, CDS Hooks cards).")
     _el(af, "DevelopmentDataCharacterization", hti[13]["answer"])
     _el(af, "BiasMitigationApproaches", hti[16]["answer"] + " " + hti[15]["answer"])
@@ -145,12 +149,13 @@ def chai_xml(card_json: dict) -> str:
     res = _el(root, "Resources")
     _el(res, "EvaluationReferences", "Model card section 'IECV performance'; docs/metrics.md")
     _el(res, "ClinicalTrial", org["registration"])
-    _el(res, "PeerReviewedPublications", "Seed IPD meta-analysis protocol: https://doi.org/10.1186/2046-4053-1-64; "
-        "TRIPOD+AI: https://doi.org/10.1136/bmj-2023-078378; c-for-benefit: https://arxiv.org/abs/1810.03993")
+    own = bool(md.get("study_keywords"))  # a user's study: not the default study's seed paper
+    _el(res, "PeerReviewedPublications", ("" if own else "Seed IPD meta-analysis protocol: "
+                                          "https://doi.org/10.1186/2046-4053-1-64; ") + "TRIPOD+AI: https://doi.org/10.1136/bmj-2023-078378; c-for-benefit: https://arxiv.org/abs/1810.03993")
     _el(res, "ReimbursementStatus", org["reimbursement"])
     _el(res, "PatientConsentOrDisclosure", org["patient_consent_or_disclosure"])
-    _el(root, "Bibliography", "@article{hayden2012protocol, doi={10.1186/2046-4053-1-64}}\n"
-        "@article{collins2024tripodai, title={TRIPOD+AI statement}, journal={BMJ}, volume={385}, pages={e078378}, "
+    _el(root, "Bibliography", ("" if own else "@article{hayden2012protocol, doi={10.1186/2046-4053-1-64}}\n")
+        + "@article{collins2024tripodai, title={TRIPOD+AI statement}, journal={BMJ}, volume={385}, pages={e078378}, "
         "year={2024}, doi={10.1136/bmj-2023-078378}}")
     ET.indent(root)
     xml = ET.tostring(root, encoding="unicode")

@@ -17,6 +17,7 @@ from training.cards.format import fci, fnum, jnum, md_table, records, sig  # noq
 from training.cards.data_sections import (comparator_flags, covariate_summary, s_comparators,  # noqa: F401
                                           s_modifiers, s_training_data)
 from training.cards.inputs import CardInputs
+from training.cards.study import binary_text, study_words
 from training.cards.interpret import interpret
 from training.cards.section import (NA, SECTION_IDS, SECTION_ORDER, Section, feature_schema,  # noqa: F401
                                     headline_learner, n_trials_manifest, names, outcome_type_of)
@@ -74,6 +75,18 @@ def s_model_details(inp: CardInputs) -> Section:
                            "of the wrong type are refused with a message; missing covariates are allowed and imputed "
                            "(conditional mean under the pooled two-level normal model); the card and API say so."),
     }
+    W = study_words(m, inp.synthetic)
+    if not W.default:  # a user's study: its intervention and outcome kinds, not the default study's
+        iv = W.intervention
+        data["output"] = (f"Per patient, outcome and follow-up: predicted benefit of {iv} vs each available comparator "
+                          f"class (positive = {iv} better; 0–100 points for continuous outcomes, a risk difference of the "
+                          "good result for binary ones) with a 95% confidence interval (the average patient like this) "
+                          "and a 95% prediction interval (a new clinic); the probability that the benefit exceeds the "
+                          "outcome's smallest worthwhile effect in four verdict words, where the study config sets one; "
+                          f"the expected outcome under {iv} and under each comparator (binary outcomes: the probability, "
+                          "as people per 100), with a 95% CI wherever the task's learner holds per-arm uncertainty and "
+                          "'no interval available' said otherwise; unavailable classes are reported as such.")
+        data["study_keywords"] = list(W.keywords)
     s.data = data
     s.md += md_table(["item", "value"], [
         ["model id", f"`{data['model_id']}`"],
@@ -117,22 +130,22 @@ def build_text(env: dict | None) -> str:
 
 def s_intended_use(inp: CardInputs) -> Section:
     s = Section("intended_use", dict(SECTION_ORDER)["intended_use"])
-    s.data = {"uses": list(T.INTENDED_USE), "users": list(T.INTENDED_USERS), "settings": list(T.INTENDED_SETTINGS),
-              "decision_role": "informs", "expertise": "A clinician who manages low back pain; the output needs no "
-              "statistical training; every number is shown with its intervals and their meaning."}
+    W = study_words(inp.manifest, inp.synthetic)
+    s.data = {"uses": list(W.intended_use), "users": list(W.intended_users), "settings": list(W.intended_settings),
+              "decision_role": "informs", "expertise": W.expertise}
     if inp.synthetic:
         s.md += ["Because this model is synthetic, the uses below describe what the *method* is for; this "
                  "model itself is for demonstration, testing and methods research only.", ""]
-    s.md += ["**Uses**", ""] + [f"- {x}" for x in T.INTENDED_USE]
-    s.md += ["", "**Users**", ""] + [f"- {x}" for x in T.INTENDED_USERS]
-    s.md += ["", "**Settings**", ""] + [f"- {x}" for x in T.INTENDED_SETTINGS]
+    s.md += ["**Uses**", ""] + [f"- {x}" for x in W.intended_use]
+    s.md += ["", "**Users**", ""] + [f"- {x}" for x in W.intended_users]
+    s.md += ["", "**Settings**", ""] + [f"- {x}" for x in W.intended_settings]
     s.md += ["", "**Expertise.** " + s.data["expertise"]]
     return s
 
 
 def s_out_of_scope(inp: CardInputs) -> Section:
     s = Section("out_of_scope", dict(SECTION_ORDER)["out_of_scope"])
-    items = list(T.OUT_OF_SCOPE)
+    items = list(study_words(inp.manifest, inp.synthetic).out_of_scope)
     if not inp.synthetic:
         items = items[1:]
     unavailable, sparse = comparator_flags(inp)
@@ -180,6 +193,20 @@ def s_methods(inp: CardInputs) -> Section:
         "software": run.get("versions"),
         "seconds": run.get("seconds"),
     }
+    W = study_words(inp.manifest, inp.synthetic)
+    if not W.default:  # a user's study: its own classes and outcome kinds
+        iv = W.intervention
+        classes = [str(inp.manifest.get("active") or iv)] + names(inp.manifest.get("comparators"))
+        data["estimand"] = (f"benefit_vs_c(x) = E[Y | c, x] − E[Y | {iv}, x] for continuous outcomes (0–100, higher = "
+                            f"worse); P(good result | {iv}, x) − P(good result | c, x) for binary outcomes; in an "
+                            "average trial")
+        data["harmonisation"] = ("outcomes converted to 0–100 (higher = worse) by each instrument's declared range and "
+                                 "direction; per follow-up window the measurement closest to the window's target week "
+                                 "(study config)")
+        data["treatments"] = (f"treatment arms mapped to classes ({', '.join(classes)}); each comparator class has its "
+                              "own average effect, effect modification is shared; randomisation probabilities are each "
+                              "trial's allocation share (known, not estimated)")
+        data["class_imbalance"] = "not applicable: no classifier thresholds; binary outcomes are modelled as probabilities"
     stacked = [str(t.get("task")) for t in inp.manifest.get("tasks") or [] if isinstance(t, dict)
                and t.get("learner") == "stacked"]
     dep = [t for t in inp.task_names() if (inp.selection.get(t) or {}).get("iecv") == "deployed learner only"]
@@ -190,7 +217,7 @@ def s_methods(inp: CardInputs) -> Section:
         str(run.get("select")), str(run.get("select") or NA))
     s.md += [
         f"- **Approach.** {data['framework']}.",
-        f"- **Estimand.** {data['estimand']}. Positive = exercise better.",
+        f"- **Estimand.** {data['estimand']}. Positive = {W.intervention} better.",
         f"- **Harmonisation.** {data['harmonisation']}.",
         f"- **Treatments.** {data['treatments']}.",
         f"- **Learners fitted.** {', '.join(learners) or NA} (docs/learners.md).",
@@ -388,22 +415,29 @@ def s_limitations(inp: CardInputs) -> Section:
         pkg.append("Subgroup performance was not computed for this model.")
     binary = [t for t in inp.task_names() if outcome_type_of(inp, str(t)) == "binary"]
     if binary:
-        pkg.append(T.binary_intervals(inp.manifest, binary))
+        pkg.append(binary_text(T.binary_intervals(inp.manifest, binary), study_words(inp.manifest, inp.synthetic)))
     pkg.append("No external validation and no local validation have been done.")
-    s.md += ["**Named by the seed paper** (" + T.SEED_SHORT + "; they apply to the trials this model's design "
-             "follows):", ""]
-    s.md += [f"- *{name}.* {txt}" for name, txt in T.SEED_LIMITATIONS]
-    s.md += ["", "**Of this model and method:**", ""] + [f"- {x}" for x in pkg]
-    s.data = {"seed_paper": T.SEED_PAPER,
-              "seed_paper_limitations": [{"name": n, "description": d} for n, d in T.SEED_LIMITATIONS],
+    W = study_words(inp.manifest, inp.synthetic)
+    if W.seed_limitations:
+        s.md += ["**Named by the seed paper** (" + str(W.seed_short) + "; they apply to the trials this model's design "
+                 "follows):", ""]
+        s.md += [f"- *{name}.* {txt}" for name, txt in W.seed_limitations]
+        s.md += [""]
+    else:  # a user's study: the trials' own limitations are not in the data format
+        pkg.insert(0, "The limitations of the training trials themselves (risk of bias, eligibility, settings, "
+                      "outcome assessment) are not recorded in the data format; read them in the trials' own reports.")
+    s.md += ["**Of this model and method:**", ""] + [f"- {x}" for x in pkg]
+    s.data = {"seed_paper": W.seed_paper,
+              "seed_paper_limitations": [{"name": n, "description": d} for n, d in W.seed_limitations],
               "model_limitations": pkg}
     return s
 
 
 def s_ethics(inp: CardInputs) -> Section:
     s = Section("ethics", dict(SECTION_ORDER)["ethics"])
-    s.md += [f"- **{n}.** {m}" for n, m in T.ETHICS]
-    s.data = [{"name": n, "mitigation_strategy": m} for n, m in T.ETHICS]
+    ethics = study_words(inp.manifest, inp.synthetic).ethics
+    s.md += [f"- **{n}.** {m}" for n, m in ethics]
+    s.data = [{"name": n, "mitigation_strategy": m} for n, m in ethics]
     return s
 
 

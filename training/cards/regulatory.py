@@ -17,6 +17,7 @@ from training.cards.format import fci, md_table
 from training.cards.section import (NA, SECTION_ORDER, Section, feature_schema, headline_learner, n_trials_manifest,
                                     outcome_type_of)
 from training.cards.inputs import CardInputs
+from training.cards.study import NOT_RECORDED, binary_text, measured_text, study_words
 
 NOT_STATED = "Not stated by the model owner (no owner file was given to `lbp-benefit card --owner`)"
 ANSWERED, NOT_APPLICABLE = "answered", "not_applicable"
@@ -106,13 +107,14 @@ def _title(sid: str) -> str:
 # ----------------------------------------------------------------------------- what a clinician sees
 def s_point_of_care(inp: CardInputs) -> Section:
     s = Section("point_of_care", _title("point_of_care"))
+    W = study_words(inp.manifest, inp.synthetic)
     with_iv, without = interval_claims(inp)
     rule_js, rule_md, no_rule = swe_words(inp.manifest)
     levels = [{"level": k, "words": w, "from_probability": lo} for lo, k, w in V.LEVELS]
     s.data = {"verdict_definition": V.DEFINITION, "verdict_basis": V.BASIS, "verdict_rationale": V.RATIONALE,
               "levels": levels, "threshold_rule": rule_js,
               "interval_labels": {"ci": V.CI_LABEL, "prediction_interval": V.PI_LABEL, "pi_equals_ci": V.SAME_LABEL},
-              "outputs_with_interval": with_iv, "outputs_without_interval": without, "arm_interval_method": ARM_METHOD,
+              "outputs_with_interval": with_iv, "outputs_without_interval": without, "arm_interval_method": measured_text(ARM_METHOD, W),
               "explanations": "from entered inputs only; imputed inputs listed apart (imputed_factors)",
               "imputation_warning": "a warning when more than 50% of the effect modifiers were imputed"}
     s.md += ["The API, the web calculator, the CDS Hooks card and this card use the same definitions "
@@ -128,15 +130,16 @@ def s_point_of_care(inp: CardInputs) -> Section:
                      [["very likely", "≥ 90%"], ["likely", "66% to < 90%"], ["possibly", "33% to < 66%"],
                       ["unlikely", "< 33%"]])
     s.md += ["", (f"No verdict is given for {no_rule} (no smallest worthwhile difference is defined for it); "
-                  "its difference has a CI and a PI.") if no_rule else "Every outcome has a verdict.", "", "**Per-arm intervals.** " + ARM_METHOD, "",
+                  "its difference has a CI and a PI.") if no_rule else "Every outcome has a verdict.", "", "**Per-arm intervals.** " + measured_text(ARM_METHOD, W), "",
              "**Outputs with an interval**", ""]
     s.md += [f"- `{c['path']}`: {c['what']}; tasks: {', '.join(c['tasks'])}" for c in with_iv]
     s.md += ["", "**Outputs without an interval** (said explicitly wherever shown)", ""]
     s.md += [f"- `{c['path']}`: {c['what']}; tasks: {', '.join(c['tasks'])}" for c in without] or ["- none"]
     binary = [t for t in inp.task_names() if outcome_type_of(inp, str(t)) == "binary"]
     if binary:
-        s.md += ["", f"**Recovery's intervals ({', '.join(binary)}).** " + T.binary_intervals(inp.manifest, binary)]
-    s.data["binary_interval_coverage"] = T.binary_intervals(inp.manifest, binary) if binary else None
+        s.md += ["", f"**{'Recovery' + chr(39) + 's' if W.default else 'Binary outcomes' + chr(39)} intervals ({', '.join(binary)}).** "
+                 + binary_text(T.binary_intervals(inp.manifest, binary), W)]
+    s.data["binary_interval_coverage"] = binary_text(T.binary_intervals(inp.manifest, binary), W) if binary else None
     s.md += ["", "**Explanations** (\"why\") come from the inputs that were entered only; the contributions of "
              "imputed inputs are listed apart and are not reasons about the patient. When more than half of the "
              "model's effect modifiers were not entered, a warning says the prediction is close to that of an "
@@ -311,6 +314,10 @@ def tripod_answers(inp: CardInputs, sections: dict[str, Section], owner: dict | 
         "27c": ("Retrain on real IPD and validate externally before any clinical use." if syn else
                 "External and prospective validation in the deployment setting before routine use."),
     }
+    W = study_words(inp.manifest, syn)
+    ans.update(W.tripod)  # a user's study: its own words, not the default study's condition and seed paper
+    if not W.default:
+        ans["26"] = "Limitations and caveats (the trials' own limitations are not recorded in the data format)."
     out = []
     for item, topic, sid in TRIPOD_ITEMS:
         a = ans[item]
@@ -364,6 +371,8 @@ def hti1_answers(inp: CardInputs, sections: dict[str, Section], owner: dict | No
             rep = f"held-out participants in {first}: " + "; ".join(
                 f"{r['subgroup_variable']} {r['subgroup_level']} n={int(r['n'])}" for r in kk.to_dict("records"))
     unavailable, _ = comparator_flags(inp)
+    W = study_words(m, syn)
+    trials_settings = ("Seed paper's trials: " + T.SEED_SETTINGS) if W.default else ("Trial settings: " + NOT_RECORDED)
     o = lambda key: owner_or(owner, key) + "."  # noqa: E731
     S: dict[int, tuple[str, str]] = {
         1: (o("developer") + " Contact: " + o("developer_contact"), "organisation"),
@@ -390,11 +399,11 @@ def hti1_answers(inp: CardInputs, sections: dict[str, Section], owner: dict | No
              "function scores (required) and fear-avoidance beliefs are health status assessments. Not used: "
              + T.HTI1_NOT_USED + " (the CDS service reads birthDate only to compute age).", "modifiers"),
         13: ((f"Aggregate counts by subgroup, {rep}." if rep else "Subgroup counts were not computed for this model.")
-             + " Seed paper's trials: " + T.SEED_SETTINGS + "."
+             + " " + trials_settings + "."
              + (" Synthetic: the simulator reproduces these summaries only." if syn else "")
              + " Race and ethnicity are not in the data.", "subgroups"),
         14: (("None: synthetic data have no relevance to any deployed setting. " if syn else "")
-             + "Seed paper's trials: " + T.SEED_SETTINGS + ". Trial participants may differ from routine-care "
+             + trials_settings + ". Trial participants may differ from routine-care "
                "patients; deployers should compare their population.", "training_data"),
         15: ("Candidate modifiers include sex, age, BMI and employment only as effect modifiers; performance is "
              "reported by subgroup; no fairness constraint is imposed on the model.", "ethics"),
@@ -423,6 +432,16 @@ def hti1_answers(inp: CardInputs, sections: dict[str, Section], owner: dict | No
         30: (o("update_plan"), "organisation"),
         31: (o("correction_frequency"), "organisation"),
     }
+    for k, v in W.hti1.items():  # a user's study: its own words, not the default study's condition
+        S[k] = (v, S[k][1])
+    if not W.default:
+        S[10] = ("Limitations and caveats: the trials' own limitations are " + NOT_RECORDED + "; "
+                 + ("synthetic training data; " if syn else "") + "no external validation.", "limitations")
+        S[12] = ("Inputs: " + ("; ".join(demo) if demo else "none of these") + ". Health status: the outcomes' "
+                 "baseline scores where the study has them. Not used: any characteristic the study config does not "
+                 "declare.", "modifiers")
+        S[15] = ("The study's covariates enter only as candidate effect modifiers; performance is reported by "
+                 "subgroup where computed; no fairness constraint is imposed on the model.", "ethics")
     out = []
     for num, cat, attr in T.HTI1_ATTRIBUTES:
         answer, sid = S[num]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from training.cards import text as T
 from training.cards.content import Section
 from training.cards.inputs import CardInputs
+from training.cards.study import study_words
 
 
 def banner(inp: CardInputs) -> str | None:
@@ -18,8 +19,7 @@ def render_markdown(inp: CardInputs, sections: list[Section]) -> str:
     lines += [f"# Model card: {inp.manifest.get('model_id')}", ""]
     if not b:
         lines += [T.REAL_NOTICE, ""]
-    lines += ["Individual benefit of exercise therapy vs alternatives for persistent low back pain, predicted from "
-              "pooled randomised-trial individual participant data.", ""]
+    lines += [study_words(inp.manifest, inp.synthetic).title, ""]
     lines += ["**Contents:** " + " · ".join(f"[{s.title}](#{_anchor(n + 1, s.title)})" for n, s in enumerate(sections)), ""]
     for n, s in enumerate(sections, start=1):
         lines += [f"## {n}. {s.title}", ""]

@@ -28,6 +28,7 @@ from typing import Any
 from training.cards import text as T
 from training.cards.content import SECTION_IDS, SECTION_ORDER, Section
 from training.cards.inputs import CardInputs
+from training.cards.study import study_words
 
 CARD_FORMAT = "lbp-benefit-model-card"
 CARD_FORMAT_VERSION = "1.0"
@@ -44,9 +45,8 @@ def mct_document(inp: CardInputs, sec: dict[str, Section], figure_names: list[st
     """The Model Card Toolkit v0.0.2 core."""
     m = inp.manifest
     md = sec["model_details"].data
-    overview = ("SYNTHETIC — NOT FOR CLINICAL USE. " if inp.synthetic else "") + \
-        "Predicts an individual's benefit of exercise therapy vs no treatment, usual care, placebo or other " \
-        "conservative care for persistent low back pain, from pooled randomised-trial IPD."
+    W = study_words(m, inp.synthetic)
+    overview = ("SYNTHETIC — NOT FOR CLINICAL USE. " if inp.synthetic else "") + W.overview
     version: dict[str, Any] = {"name": str(m.get("package_version") or m.get("model_id"))}
     d = _date(m.get("created"))
     if d:
@@ -66,7 +66,8 @@ def mct_document(inp: CardInputs, sec: dict[str, Section], figure_names: list[st
             + "; ".join(arch_lines) + ". Trial fixed effects, within-trial interactions, class-specific average "
             "effects with shared effect modification (docs/learners.md).")
     td = sec["training_data"].data
-    sens = ["health data of trial participants (pain, function, health status)", "sex", "age", "employment"]
+    sens = (["health data of trial participants (pain, function, health status)", "sex", "age", "employment"]
+            if W.default else ["health data of trial participants (outcomes and the study's covariates)"])
     data = [{
         "name": "training data (" + ("synthetic, simulator" if inp.synthetic else "pooled trial IPD") + ")",
         "description": f"{td['n_trials']} trials, {td['n_participants']} participants; comparators "
@@ -107,9 +108,9 @@ def mct_document(inp: CardInputs, sec: dict[str, Section], figure_names: list[st
                           "collection": [{"name": n} for n in figure_names]}
     lim = sec["limitations"].data
     considerations = {
-        "users": [{"description": u} for u in T.INTENDED_USERS],
-        "use_cases": [{"description": u} for u in T.INTENDED_USE],
-        "limitations": [{"description": f"{T.SEED_SHORT} — {d['name']}: {d['description']}"} for d in lim["seed_paper_limitations"]]
+        "users": [{"description": u} for u in W.intended_users],
+        "use_cases": [{"description": u} for u in W.intended_use],
+        "limitations": [{"description": f"{W.seed_short} — {d['name']}: {d['description']}"} for d in lim["seed_paper_limitations"]]
                        + [{"description": x} for x in lim["model_limitations"]]
                        + [{"description": "Out of scope: " + x} for x in sec["out_of_scope"].data["items"]],
         "tradeoffs": [{"description": "Flexible learners (tree meta-learners) can capture non-linear modification but are "
@@ -124,12 +125,12 @@ def mct_document(inp: CardInputs, sec: dict[str, Section], figure_names: list[st
         "model_details": {
             "name": str(m.get("model_id")),
             "overview": overview,
-            "documentation": " ".join(T.INTENDED_USE[:2]) + " Methods: " + sec["methods"].data["validation"] + ".",
+            "documentation": " ".join(W.intended_use[:2]) + " Methods: " + sec["methods"].data["validation"] + ".",
             "owners": [owner],
             "version": version,
             "licenses": [{"identifier": lic}],
-            "references": [{"reference": r} for r in T.REFERENCES],
-            "citations": [{"style": "text", "citation": T.SEED_PAPER}],
+            "references": [{"reference": r} for r in T.REFERENCES if W.default or "2046-4053" not in r],
+            "citations": [{"style": "text", "citation": W.seed_paper}] if W.seed_paper else [],
         },
         "model_parameters": params,
         "quantitative_analysis": qa,

@@ -13,7 +13,8 @@ import numpy as np
 from predict.errors import LbpError
 from training import metrics as M
 from training.validate.data import TaskData
-from training.verdicts import constant_prediction_verdict, heterogeneity_verdict, spread_warning
+from training.verdicts import (average_benefit_check, constant_prediction_verdict, heterogeneity_verdict,
+                               spread_warning)
 
 
 def swe_rule(td: TaskData) -> tuple[str, float, str] | None:
@@ -138,6 +139,11 @@ def benefit_section(td: TaskData, comp: str, active: str, n_boot: int, seed: int
                          ("rank_average_treatment_effect", ("autoc_ci_low", "autoc_ci_high", "qini_ci_low", "qini_ci_high"))):
             sec[key] = {**sec[key], **{k: None for k in cis if k in sec[key]},
                         "note": "constant predicted benefit: interval not estimable (zero width because nothing varies)"}
+    off = average_benefit_check(sec["predicted_benefit"]["mean"], average, units)
+    if off is not None:  # the model's own average is not what these data show: said in the verdict and warned
+        v = {**v, "sentence": v["sentence"] + " " + off["sentence"],
+             "evidence": {**v["evidence"], "average_benefit": {k: off[k] for k in ("side", "predicted", "observed")}}}
+        sec["warnings"].append(off["sentence"])
     sec["verdict"] = v
     w = spread_warning(sec["predicted_benefit"]["sd"], slope, average, v["level"], units)
     if w:
