@@ -119,6 +119,10 @@ def test_text_levels_with_units_strep_tb(run):
     a = pd.read_csv(run["out"] / "check" / "analysis_data.csv")
     assert set(a["temperature"].dropna()) == {"1_98-98.9F", "2_99-99.9F", "3_100-100.9F", "4_100F+"}
     assert a.loc[a.outcome == "improved", "esr"].isna().sum() == 1  # the one missing band stays missing
+    # a declared level nobody has (ESR 0-10 mm/h) is said to be absent, not 'does not vary within any trial'
+    inter = pd.read_csv(run["out"] / "replicate" / "interactions.csv")
+    absent = inter[(inter.variable == "esr") & inter.level.astype(str).str.startswith("1_0-10")]
+    assert len(absent) and (absent["message"] == "level '1_0-10': no analysed participant has it").all()
     d = a[a.outcome == "improved"]
     m = smf.logit("value ~ treat", d).fit(disp=0)
     r = overall(run["out"], "improved", "month6")

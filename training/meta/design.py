@@ -66,6 +66,7 @@ class Design:
     n_candidates: int  # participants in trials with both arms before excluding missing variables
     n_missing: int  # of those, excluded for a missing variable
     missing_by_variable: dict = field(default_factory=dict)
+    absent: tuple = ()  # indicator columns of the modifier's levels that no analysed participant has
 
     @property
     def studies(self) -> int:
@@ -167,4 +168,5 @@ def build_design(analysis: pd.DataFrame, spec: ModelSpec, active: str = "exercis
     X = pd.DataFrame(np.column_stack([cols[c] for c in names]), index=index, columns=names)
     Z = pd.DataFrame(np.column_stack([zcols[c] for c in znames]), index=index, columns=znames)
     groups = labels[codes]
-    return Design(spec, rows.col("value")[keep], X, Z, groups, n_candidates, n_candidates - len(t), miss)
+    absent = tuple(mc for mc in mcols if len(mcols) > 1 and not np.any(rows.col(mc)[keep]))
+    return Design(spec, rows.col("value")[keep], X, Z, groups, n_candidates, n_candidates - len(t), miss, absent)

@@ -53,7 +53,7 @@ def _few_trials(design: Design) -> dict:
     return out, [m for m in (ce["message"], hk["message"]) if m]
 
 
-def _levels(row: dict, spec, names: list[str], beta, cov, dist, levels: tuple, base: dict) -> dict:
+def _levels(row: dict, spec, names: list[str], beta, cov, dist, levels: tuple, base: dict, absent: tuple = ()) -> dict:
     """A categorical modifier: one row per non-reference level (its within-trial interaction vs
     the reference level) and a joint Wald test of all of them (chi-squared on k − 1 df, or F with
     a t reference), returned as the joint row with the level rows under ``per_level``."""
@@ -66,7 +66,9 @@ def _levels(row: dict, spec, names: list[str], beta, cov, dist, levels: tuple, b
         r = {**row, **base, "level": f"{lv} vs {ref}"}
         if j is None:
             per.append({**r, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
-                        "status": "not estimable", "message": f"level {lv!r} does not vary within any trial"})
+                        "status": "not estimable",
+                        "message": (f"level {lv!r}: no analysed participant has it" if f"{m}[{lv}]" in absent
+                                    else f"level {lv!r} does not vary within any trial")})
             continue
         est, se = float(beta[j]), float(math.sqrt(cov[j, j]))
         if spec.binary_outcome and diverged(est, se):
@@ -106,7 +108,8 @@ def _single_trial(design: Design, row: dict, target: str) -> dict:
                     "p": np.nan, "inference": "", "status": "not estimable", "message": f"{label} not estimable: {exc}"}
         dist = ((lambda x: stats.t.ppf(x, df)), (lambda x: stats.t.sf(x, df)), df) if df else (
             stats.norm.ppf, stats.norm.sf, None)
-        return _levels(row, design.spec, names, beta, cov, dist, lv, {**base, "inference": f"t({df})" if df else "z"})
+        return _levels(row, design.spec, names, beta, cov, dist, lv, {**base, "inference": f"t({df})" if df else "z"},
+                       design.absent)
     ce = common_effect(design, target)
     status = "ok" if np.isfinite(ce["estimate"]) else "not estimable"
     return {**row, "estimate": ce["estimate"], "se": ce["se"], "ci_low": ce["ci_low"], "ci_high": ce["ci_high"],
@@ -163,7 +166,8 @@ def fit_model(design: Design, residual: str = "common") -> dict:
                 "pi_high": np.nan, "inference": "z", "status": res.status, "message": "; ".join(messages),
                 "analysis": ONE_STAGE[spec.binary_outcome]}
         names = list(res.params.index)
-        return _levels(row, spec, names, res.params.to_numpy(), res.vcov.to_numpy(), (ppf, sf, None), levels, base)
+        return _levels(row, spec, names, res.params.to_numpy(), res.vcov.to_numpy(), (ppf, sf, None), levels, base,
+                       design.absent)
     est = float(res.params[target])
     se = float(res.bse[target])
     if spec.binary_outcome and diverged(est, se):
