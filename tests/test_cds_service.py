@@ -219,3 +219,58 @@ def test_complete_record_card_has_nothing_about_outcomes_not_predicted(client, k
     (card,) = call(client, key, complete_prefetch(today(), PID)).json()["cards"]
     assert "Not predicted" not in card["detail"] and "- function (0-100), " in card["detail"]
     assert "not_predicted" not in card["extension"]["org.lbp-benefit.inputs"]
+
+
+# ----------------------------------------------------------------------------- by hand, session 12 (s12u)
+def _with_patient(pre, birth):
+    pre["patient"] = patient(PID, birth=birth)
+    return pre
+
+
+def test_a_child_gets_no_prediction(client, key):
+    """A 12-year-old's age is outside the ages the model is for: no prediction (before s12u the age was
+    left out, imputed from adults, and the child scored as an adult)."""
+    t = today()
+    pre = _with_patient(complete_prefetch(t, PID), f"{t.year - 12}-01-01")
+    (card,) = call(client, key, pre).json()["cards"]
+    assert card["summary"] == ("Exercise therapy benefit: not computed, the patient's age is outside the ages the "
+                               "model is for (18-100 years)")
+    assert card["indicator"] == "warning" and "benefit +" not in card["detail"] and "95% CI" not in card["detail"]
+    assert card["extension"]["org.lbp-benefit.inputs"]["prediction"] is False
+    pre = _with_patient(complete_prefetch(t, PID), f"{t.year - 40}-01-01")  # an adult: scored
+    assert call(client, key, pre).json()["cards"][0]["summary"].startswith("Exercise vs usual care: pain/100")
+
+
+def test_baselines_in_the_record_but_unusable_are_not_called_missing(client, key):
+    """Implausible baseline values (12 on the 0-10 scale, ODI 140%) are in the record: the card says
+    they are not usable, not that they are missing; a baseline truly absent is still 'missing'."""
+    pre = complete_prefetch(today(), PID)
+    pre["observations"]["entry"][0]["resource"].update(quantity(12, "{score}"))
+    pre["observations"]["entry"][1]["resource"].update(quantity(140, "%"))
+    (card,) = call(client, key, pre).json()["cards"]
+    assert card["summary"] == ("Exercise therapy benefit: not computed, baseline pain and function scores in the "
+                               "record not usable (see below)")
+    assert "value 12 is outside the 0-10 scale" in card["detail"] and "value 140 is outside" in card["detail"]
+    pre = _without(complete_prefetch(today(), PID), "odi-1")
+    pre["observations"]["entry"][0]["resource"].update(quantity(12, "{score}"))
+    (card,) = call(client, key, pre).json()["cards"]
+    assert card["summary"].endswith("baseline pain score in the record not usable (see below); function score missing")
+
+
+def test_a_patient_unlike_the_trials_is_said_in_the_summary_and_once_in_the_detail(client, key, scorer):
+    """A 93-year-old with a BMI of 47 (accepted, outside most trial participants): the card is a
+    warning, its summary says the patient is unlike the trials, and each warning about the
+    patient's inputs is written once (not once per comparator)."""
+    t = today()
+    pre = _with_patient(complete_prefetch(t, PID), f"{t.year - 93}-01-01")
+    pre["observations"]["entry"][3]["resource"].update(quantity(47, "kg/m2"))
+    (card,) = call(client, key, pre).json()["cards"]
+    s, d = card["summary"], card["detail"]
+    assert card["indicator"] == "warning" and "; patient unlike the trials" in s and len(s) <= SUMMARY_MAX
+    assert "SYNTHETIC" in s and "95% CI" in s
+    assert "**About this patient's inputs** (every comparator)" in d
+    warns = [line for line in d.splitlines() if line.startswith("- warning: ") and "outside the range of" in line]
+    assert warns and len(warns) == len(set(warns))  # once each
+    assert any("Age = 93 years" in w for w in warns)
+    (plain,) = call(client, key, complete_prefetch(t, PID)).json()["cards"]
+    assert "unlike the trials" not in plain["summary"] and plain["indicator"] == "info"

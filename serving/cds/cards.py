@@ -17,6 +17,7 @@ import re
 import uuid
 from typing import Any
 
+from predict.clinical_warnings import warning_kind
 from serving.cds.fhir_map import MapResult
 
 SUMMARY_MAX = 140
@@ -107,9 +108,9 @@ def _tasks(result: dict) -> list[tuple[str, dict]]:
                                          else 9, order.get(kv[1].get("follow_up"), 9)))
 
 
-def _summary(result: dict, comparator: str, synthetic: bool) -> str:
+def _summary(result: dict, comparator: str, synthetic: bool, unusual: bool = False) -> str:
     tasks = _tasks(result)
-    tail = "; SYNTHETIC, not for clinical use" if synthetic else ""
+    tail = ("; patient unlike the trials" if unusual else "") + ("; SYNTHETIC, not for clinical use" if synthetic else "")
     if not tasks:
         return f"Exercise therapy benefit vs {comparator_label(comparator)}: no outcome available{tail}"[:SUMMARY_MAX]
     _, t = tasks[0]
@@ -122,6 +123,8 @@ def _summary(result: dict, comparator: str, synthetic: bool) -> str:
             f" at {HORIZON.get(t.get('follow_up'), t.get('follow_up', ''))}{worth}{tail}")
     if len(text) > SUMMARY_MAX and worth:
         text = text.replace(worth, "")
+    if len(text) > SUMMARY_MAX and synthetic:  # the flags stay whole; the long synthetic words go first
+        text = text.replace("; SYNTHETIC, not for clinical use", "; SYNTHETIC")
     return text if len(text) <= SUMMARY_MAX else text[:SUMMARY_MAX - 1] + "…"
 
 
@@ -139,10 +142,30 @@ def _comparator_block(result: dict, comparator: str, keys: list[str], synthetic_
             continue
         arms = _arms_text(o, comparator)
         lines.append(f"- {name}, {horizon}: {arms + '; ' if arms else ''}{_benefit_text(o)}")
-    warns = [w for w in result.get("warnings") or [] if synthetic_warning_words not in w]
+    # this comparator's own warnings; those about the patient's inputs are said once (_patient_block)
+    warns = [w for w in result.get("warnings") or [] if synthetic_warning_words not in w and warning_kind(w) is None]
     for w in warns:
         lines.append(f"- warning: {md(w)}")
     return lines
+
+
+UNUSUAL = ("rare_patient", "outside_training_range")
+"""Kinds of input warning (predict.clinical_warnings) that make the card a warning and its summary
+say the patient is unlike the trials: the prediction extrapolates."""
+
+
+def _patient_warnings(results: dict[str, dict]) -> list[str]:
+    """The warnings about the patient's own inputs (the same against every comparator), in order."""
+    out: list[str] = []
+    for r in results.values():
+        out += [w for w in r.get("warnings") or [] if warning_kind(w) is not None and w not in out]
+    return out
+
+
+def _patient_block(warns: list[str]) -> list[str]:
+    if not warns:
+        return []
+    return ["", "**About this patient's inputs** (every comparator)", ""] + [f"- warning: {md(w)}" for w in warns]
 
 
 def _table(results: dict[str, dict], comparators: list[str]) -> list[str]:
@@ -219,6 +242,8 @@ def prediction_card(results: dict[str, dict], comparators: list[str], mapped: Ma
         detail += [f"> **Synthetic data: not for clinical use.** {md(synthetic_warning)}", ""]
     detail += [INTRO, ""]
     detail += _table(results, comparators)
+    patient_warns = _patient_warnings(results)
+    detail += _patient_block(patient_warns)
     keys = [k for k, _ in _tasks(primary)]
     for c in comparators:
         detail += _comparator_block(results[c], c, keys, SYNTHETIC_WORDS)
@@ -245,8 +270,9 @@ def prediction_card(results: dict[str, dict], comparators: list[str], mapped: Ma
         detail += ["", f"**Missing inputs** ({len(missing)}): {names}.", "",
                    f"How the model handles them: {md(missing[0].get('handled_as', 'imputed'))}."]
     detail += _findings_section(mapped)
-    indicator = "warning" if any(f.kind in PROBLEM_KINDS for f in mapped.findings) else "info"
-    return _base(_summary(primary, comparators[0], synthetic), indicator, detail, source)
+    unusual = any(warning_kind(w) in UNUSUAL for w in patient_warns)
+    indicator = "warning" if unusual or any(f.kind in PROBLEM_KINDS for f in mapped.findings) else "info"
+    return _base(_summary(primary, comparators[0], synthetic, unusual), indicator, detail, source)
 
 
 def unavailable_card(reason: str, mapped: MapResult, labels: dict[str, str], source: dict, synthetic: bool,

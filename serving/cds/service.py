@@ -141,6 +141,32 @@ class CdsService:
         needed = [b for b in self.scorer.baselines if any(b in v for v in lacking.values())]
         return lines + self.how_to_record(needed)
 
+    def _outside_ages(self, mapped: MapResult) -> str | None:
+        """The reason for no prediction when the record's age (from the Patient's birth date) is outside
+        the ages the model accepts (the feature schema's range of ``age``: the population it is for),
+        else None. Leaving such an age out and imputing an adult's would score a child as an adult."""
+        if "age" not in self.scorer.schema or self.scorer.schema["age"].range is None:
+            return None
+        if not any(f.kind == "out_of_range" and f.feature == "age" for f in mapped.findings):
+            return None
+        lo, hi = self.scorer.schema["age"].range
+        return f"the patient's age is outside the ages the model is for ({lo:g}-{hi:g} years)"
+
+    def _baselines_reason(self, mapped: MapResult, missing: list[str]) -> str:
+        """Why no outcome could be scored, per baseline: "not usable" when the record has a value the
+        service could not use (out of range, wrong unit, too old, ...: listed under "Not used"),
+        "missing" when it has none."""
+        bad = {f.feature for f in mapped.findings}
+        unusable = [m.replace("baseline_", "") for m in missing if m in bad]
+        absent = [m.replace("baseline_", "") for m in missing if m not in bad]
+        parts = []
+        if unusable:
+            parts.append("baseline " + " and ".join(unusable) + " score" + ("s" if len(unusable) > 1 else "") +
+                         " in the record not usable (see below)")
+        if absent:
+            parts.append(("baseline " if not unusable else "") + " and ".join(absent) + " score missing")
+        return "; ".join(parts)
+
     def _missing_line(self, mapped: MapResult) -> str:
         missing = [n for n in self.names if n not in mapped.inputs]
         names = ", ".join(cards.md(self.labels.get(n, n)) for n in missing) or "none"
@@ -162,10 +188,12 @@ class CdsService:
         lacking = self.needs.lacking(mapped.inputs)  # outcome -> the baselines it needs and the record lacks
         scorable = [o for o in self.scorer.outcomes if o not in lacking]
         results, reason, outcome, estimate = None, None, None, None
-        refuse = mapped.foreign or (missing and failed) or not scorable
+        too_young_old = self._outside_ages(mapped)
+        refuse = mapped.foreign or (missing and failed) or not scorable or too_young_old
         if refuse:
             self.scoring.count_invalid(route, request_id, max(1, len(missing)),
-                                       "OtherPatient" if mapped.foreign else "MissingBaseline")
+                                       "OtherPatient" if mapped.foreign else
+                                       "MissingBaseline" if (missing and failed) or not scorable else "OutsideAges")
         if mapped.foreign:
             reason = "the record holds another patient's data"
             shown = ", ".join(cards.md(r) for r in mapped.foreign[:10])
@@ -179,8 +207,13 @@ class CdsService:
                 f"{' and '.join(m.replace('baseline_', '') for m in missing)} scores may exist in the record; "
                 "retry, or check the record directly." for k, v in failed.items()])
         elif not scorable:
-            reason = "baseline " + " and ".join(m.replace("baseline_", "") for m in missing) + " score missing"
+            reason = self._baselines_reason(mapped, missing)
             card = self._unavailable(mapped, source, reason, self.how_to_record(missing))
+        elif too_young_old:
+            reason = too_young_old
+            card = self._unavailable(mapped, source, reason, [
+                "The trials behind the model enrolled no such patients: a prediction would rest on an age imputed "
+                "from adults, so none is given."])
         else:
             try:
                 # The same checks, metrics and logs as /v1/score: the request model, then the scorer.
