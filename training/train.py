@@ -235,10 +235,22 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                                    s.network_method, s.network_aggregate, s.seed)
             stack.callback(network.close)  # a run failing before it collects the stage stops its process
         t_fit = time.time()
-        fold_outs, fold_secs, fitted_all = _run_all(plans, jobs, cfg, s, progress)
+        # a plan whose folds are all in is assembled (pooling, the stack's per-trial metrics) by this process
+        # while the pool runs the remaining folds and fits: the same call on the same outputs, off the critical path
+        assembled: dict = {}
+
+        def _assemble(key, outs_k):
+            t = time.time()
+            assembled[key] = assemble_iecv(plans[key], outs_k)
+            timings["iecv_assembled_during_pool_s"] = round(timings.get("iecv_assembled_during_pool_s", 0.0)
+                                                            + time.time() - t, 2)
+
+        fold_outs, fold_secs, fitted_all = _run_all(plans, jobs, cfg, s, progress, on_plan=_assemble)
         fit_seconds = time.time() - t_fit
         for (task, kind), plan in plans.items():
-            res = assemble_iecv(plan, fold_outs[(task, kind)])
+            res = assembled.pop((task, kind), None)
+            if res is None:  # a plan without folds
+                res = assemble_iecv(plan, fold_outs[(task, kind)])
             timings[task] = {"iecv_s": round(fold_secs[(task, kind)], 2)}
             if kind == "all":
                 iecv_res[task] = res
@@ -392,11 +404,13 @@ def _run_item(item: tuple):
     return item, out, time.time() - t
 
 
-def _run_all(plans: dict, jobs: list, cfg, s: TrainSettings, progress):
+def _run_all(plans: dict, jobs: list, cfg, s: TrainSettings, progress, on_plan: Callable | None = None):
     """Every IECV fold of every task and every final-fit job in one pool of ``s.workers`` forked
     processes, longest first (tree-learner fits, linear fits, six-learner folds, single-learner
     folds), so that no worker waits at a task's end for the other's last fold. Every unit is
     deterministic on its own (its own seeds), so the results do not depend on the schedule.
+    ``on_plan(key, outputs in fold order)`` is called in this process as soon as the last fold of
+    plan ``key`` is in (while the pool works on), e.g. to assemble the plan's IECV result.
     Returns (fold outputs per plan in fold order, worker seconds per plan, fitted learners)."""
     global _JOBS
     trees = ("x_learner", "dr_learner", "t_learner")
@@ -406,6 +420,16 @@ def _run_all(plans: dict, jobs: list, cfg, s: TrainSettings, progress):
     items = [("fit", i) for i in fits] + folds
     _JOBS = {"jobs": jobs, "cfg": cfg, "settings": s, "plans": plans}
     outs: dict = {}
+    left = {key: len(p["hold"]) for key, p in plans.items()}
+
+    def take(r):
+        outs[r[0]] = r[1:]
+        if r[0][0] == "fold" and on_plan is not None:
+            key = r[0][1]
+            left[key] -= 1
+            if left[key] == 0:
+                on_plan(key, [outs[("fold", key, k)][0] for k in range(len(plans[key]["hold"]))])
+
     try:
         if s.workers > 1 and len(items) > 1:
             import multiprocessing as mp
@@ -413,11 +437,10 @@ def _run_all(plans: dict, jobs: list, cfg, s: TrainSettings, progress):
             with mp.get_context("fork").Pool(s.workers) as pool:
                 it = pool.imap_unordered(_run_item, items)
                 for r in (it if progress is None else progress(it, "IECV and final fits", total=len(items))):
-                    outs[r[0]] = r[1:]
+                    take(r)
         else:
             for item in (items if progress is None else progress(items, "IECV and final fits")):
-                r = _run_item(item)
-                outs[r[0]] = r[1:]
+                take(_run_item(item))
     finally:
         _JOBS = {}
     fitted: dict = {}
