@@ -262,3 +262,26 @@ def test_one_baseline_predicts_what_it_allows_and_says_what_is_not_predicted(ser
     assert page.inner_text("#f-baseline_pain-error").startswith("Enter pain intensity at baseline: needed to predict")
     assert page.get_by_label("Functional limitations at baseline").get_attribute("aria-invalid") == "true"
     page.close()
+
+
+def test_warnings_come_before_the_numbers(server, browser, scorer):
+    """A patient unlike the trials (age 97, BMI 60: accepted, outside most training participants):
+    the scorer's warnings are shown above the outcomes, not after every number (s12u, tried by
+    hand with the default model: the 'rare in the trials' warning was at the very bottom)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server + "/calculator")
+    page.get_by_label("Pain intensity at baseline").fill("62")
+    page.get_by_label("Functional limitations at baseline").fill("41")
+    page.get_by_label("Age").fill("97")
+    page.get_by_label("Body mass index").fill("60")
+    page.get_by_role("button", name="Calculate").click()
+    page.wait_for_selector("#results:not([hidden]) #warnings")
+    expect = scorer.score([{"baseline_pain": 62.0, "baseline_function": 41.0, "age": 97.0, "bmi": 60.0}],
+                          "usual_care")[0]["warnings"]
+    assert any("outside the range of" in w for w in expect)
+    assert page.locator("#warnings li").all_inner_texts() == expect
+    order = page.evaluate("""() => Array.from(document.querySelectorAll('#results-body > section'))
+                                         .map(s => s.id || s.getAttribute('data-outcome'))""")
+    assert order[0] == "warnings" and order.index("warnings") < order.index("pain"), order
+    assert page.locator("#warnings").get_attribute("role") == "note"
+    page.close()

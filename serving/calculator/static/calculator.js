@@ -362,6 +362,14 @@
         body.synthetic_data_warning]));
     }
     out.appendChild(el("p", { text: upper(act()) + " compared with " + comp + ", for a patient with the values entered." }));
+    // before the numbers, not after them: a patient unlike the trials (the prediction extrapolates,
+    // its intervals widened), values outside the training data, heavy imputation, few trials
+    if ((res.warnings || []).length) {
+      var ul = el("ul", { "class": "warnings" });
+      res.warnings.forEach(function (w) { ul.appendChild(el("li", { text: w })); });
+      out.appendChild(el("section", { "class": "card", id: "warnings", role: "note" }, [
+        el("h3", { text: "Warnings: read before the numbers" }), ul]));
+    }
     var tasks = Object.keys(res.outcomes || {}).map(function (k) { var t = res.outcomes[k]; t.task = k; t.outcome = t.outcome || k; return t; });
     var rank = function (t) { var i = ["pain", "function"].indexOf(t.outcome); return isRecovery(t) ? 9 : (i < 0 ? 5 : i); };
     tasks.sort(function (a, b) { return rank(a) - rank(b); });
@@ -376,11 +384,6 @@
     }
     out.appendChild(factorsCard(res, comp));
     out.appendChild(missingCard(res));
-    if ((res.warnings || []).length) {
-      var ul = el("ul", { "class": "warnings" });
-      res.warnings.forEach(function (w) { ul.appendChild(el("li", { text: w })); });
-      out.appendChild(el("section", { "class": "card", id: "warnings" }, [el("h3", { text: "Warnings" }), ul]));
-    }
     out.appendChild(el("p", { "class": "hint" }, ["Model " + (body.model_id || cfg.model_id) + ". ",
       el("a", { href: "/calculator/model-card", text: "Read the model card" }), " for its data, validation and limits."]));
     var section = document.getElementById("results");
