@@ -575,6 +575,8 @@ def main(argv=None):
                          "predicted benefit, PIs, support scores) as CSV for diagnosis")
     ap.add_argument("--risk-omitted", action="store_true",
                     help="the risk model's omitted-interaction allowance (training.learners.omitted_interactions; s12v)")
+    ap.add_argument("--stack-no-between", action="store_true",
+                    help="stacks without the between-member variance (members' SEs only; s12v)")
     ap.add_argument("--class-shrinkage", action="store_true",
                     help="train: class_shrinkage for our linear learners (training.learners.shrinkage)")
     ap.add_argument("--plug-in-basis", action="store_true",
@@ -593,6 +595,10 @@ def main(argv=None):
         from training.learners.effect_model import EffectModel
 
         EffectModel.between_sd, EffectModel.between_scoring = float(a.between[0]), a.between[1]
+    if a.stack_no_between:
+        from training.learners.stacking import StackedLearner
+
+        StackedLearner.between_rule = None
     if a.plug_in_basis:  # a class attribute: seen by the forked workers and the serial loop alike
         from training.learners.effect_model import EffectModel
 

@@ -158,3 +158,25 @@ def test_the_compiled_program_adds_the_same_disagreement(fitted):
         vb = between_variance(stack, F)[c]
         np.testing.assert_allclose(new[fz.O_SE] ** 2 - old[fz.O_SE] ** 2, vb, rtol=1e-8, atol=1e-10)
         assert (new[fz.O_PIHI] - new[fz.O_PILO] > old[fz.O_PIHI] - old[fz.O_PILO]).all()
+
+
+def test_the_rule_can_be_switched_off_for_a_benchmark(fitted, monkeypatch):
+    """StackedLearner.between_rule = None (bench_learners --stack-no-between, s12v): the export states
+    no rule and its SE is the members' SEs added with the weights, as a stack without the rule."""
+    X, lin, dr, stack = fitted
+
+    class Fitted:  # a fitted member as the stack sees it (its export)
+        def __init__(self, exp):
+            self.exp = exp
+
+        def to_export(self):
+            return self.exp
+
+    monkeypatch.setattr(StackedLearner, "between_rule", None)
+    off = StackedLearner.from_fitted([Fitted(lin), Fitted(dr)], list(W), ["effect_model", "dr_learner"]).export_
+    assert off["interval"]["between"] is None
+    F = _complete(X, stack)
+    c = stack["comparators"][0]
+    within = W[0] * estimation_se(lin, F)[c] + W[1] * estimation_se(dr, F)[c]
+    np.testing.assert_allclose(estimation_se(off, F)[c], within, rtol=1e-12)
+    assert (estimation_se(stack, F)[c] > within + 1e-9).any()  # the default rule adds the disagreement

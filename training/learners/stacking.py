@@ -116,6 +116,9 @@ class StackedLearner(BenefitLearner):
     :meth:`from_fitted` combines learners that are already fitted (training's final fits)."""
 
     kind = "stacked"
+    #: the export's ``interval.between`` rule (None: the members' SEs only, no disagreement term); a class
+    #: attribute so a benchmark can switch it for every stack ``train`` builds (s12v)
+    between_rule = BETWEEN_MIXTURE
 
     def __init__(self, learners: list, weights, names: list | None = None):
         self.learners = learners
@@ -161,7 +164,7 @@ class StackedLearner(BenefitLearner):
             "members": {"weights": w, "names": self.names or [e["kind"] for e in exps], "exports": exps},
             # SE = the members' SEs added (perfect correlation) and the members' disagreement
             # (model-averaging variance, predict.uncertainty.between_variance) under the root
-            "interval": {"method": "stack", "tau": tau, "between": BETWEEN_MIXTURE},
+            "interval": {"method": "stack", "tau": tau, "between": type(self).between_rule},
             # the extrapolation check of the heaviest member (predict.support)
             "support": exps[int(np.argmax(w))].get("support", {"method": "none", "features": []}),
             "meta": {**first.get("meta", {}), "stack_weights": dict(zip(self.names or [e["kind"] for e in exps], w))},
