@@ -46,6 +46,7 @@ WARNING_KINDS = {
     "little_data": lambda t: t.startswith(LITTLE_DATA),
     "rare_level": lambda t: t.startswith(RARE_LEVEL),
     "mostly_imputed": lambda t: imputed_inputs.IMPUTED_MARK in t,
+    "outside_scale": lambda t: OUTSIDE_SCALE in t,  # inputs that take a linear prediction past 0-100
 }
 
 
@@ -56,6 +57,29 @@ def warning_kind(text: str) -> str | None:
         if test(text):
             return kind
     return None
+
+
+OUTSIDE_SCALE = "lies outside the 0-100 scale"
+
+
+def outside_scale(computed: Iterable[Any], n: int) -> list[list[str]]:
+    """Per patient: a warning for each continuous task whose predicted outcome under an arm lies outside
+    the outcome's 0-100 scale (a linear model extrapolating past its floor or ceiling: that prediction
+    and the benefit built on it are less reliable). ``computed``: :class:`predict.task.Computed` of a
+    scoring call over ``n`` patients. Found on medicaldata::strep_tb (a 1-6 radiological grade): score
+    wrote -29.7 on a 0-100 scale without a word, while validate warned about the same predictions."""
+    out: list[list[str]] = [[] for _ in range(n)]
+    for c in computed:
+        if not c.available or c.task.outcome_type != "continuous":
+            continue
+        for arm, v in (("the intervention", c.exercise), ("the comparator", c.comparator)):
+            v = np.asarray(v, dtype=float)
+            bad = np.flatnonzero(np.isfinite(v) & ((v < 0.0) | (v > 100.0)))
+            for i in bad:
+                out[i].append(f"{c.task.task}: the predicted outcome under {arm} ({v[i]:.1f}) {OUTSIDE_SCALE}: the "
+                              "model extrapolates past the scale's floor or ceiling, so this prediction and the benefit "
+                              "built on it are less reliable")
+    return out
 
 
 TABLE_SEP = " | "

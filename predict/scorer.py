@@ -40,7 +40,7 @@ from predict import recovery_structure
 from predict import support
 from predict import verdict as verdicts
 from predict.artifact import Artifact, ArtifactError, load_artifact
-from predict.clinical_warnings import ClinicalWarnings, table_cell
+from predict.clinical_warnings import ClinicalWarnings, outside_scale, table_cell
 from predict.compute import Engine
 from predict.errors import ValidationFailed
 from predict.impute import pattern_groups
@@ -266,7 +266,7 @@ class Scorer:
                 if parts is not None:
                     arm_iv[c.task.task] = arm_intervals.binary_interval(parts, verdicts.Z)
         n = F.shape[0]
-        warns = self.warnings.patient(F, tasks)
+        warns = [w + o for w, o in zip(self.warnings.patient(F, tasks), outside_scale(comp, n))]
         req_warn = self.warnings.request(comparator, tasks)
         missing = self.text.missing_lists(F)
         factors: list[list[dict]] = [[] for _ in range(n)]
@@ -343,7 +343,8 @@ class Scorer:
             texts = np.array([";".join(nm for nm, m in zip(names, row) if m) for row in keys] or [""], dtype=object)
             cols["missing"] = texts[inv].tolist() if n else []
             req = self.warnings.request(comparator, tasks)
-            cols["warnings"] = [table_cell(w + req) for w in self.warnings.patient(F, tasks)]
+            cols["warnings"] = [table_cell(w + o + req) for w, o in zip(self.warnings.patient(F, tasks),
+                                                                        outside_scale(comp, n))]
         return pd.DataFrame(cols)
 
 

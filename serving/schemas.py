@@ -277,7 +277,7 @@ def build_models(scorer: ScorerLike, max_batch: int) -> RequestModels:
         warned=(dict[str, Any] | None, Field(default=None, description=(
             "Present when some scored patients carry warnings about their own inputs (values the schema accepts "
             "but few training participants had): 'count' (patients) and 'by_kind' (patients per kind: "
-            "outside_training_range, rare_patient, little_data, rare_level, mostly_imputed); each result's "
+            "outside_training_range, rare_patient, little_data, rare_level, mostly_imputed, outside_scale); each result's "
             "'warnings' has the text."))),
     )
     model_info = create_model(

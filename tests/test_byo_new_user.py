@@ -205,3 +205,38 @@ def test_average_benefit_check_against_the_observed_interval():
     assert over["side"] == "over" and "0.58 risk difference" in over["sentence"] and "[0.00, 0.30]" in over["sentence"]
     under = average_benefit_check(-5.0, (3.0, 1.0, 5.0), "points")
     assert under["side"] == "under" and "under-predicts" in under["sentence"]
+
+
+def test_score_warns_per_row_when_a_continuous_prediction_leaves_the_scale(run):
+    """Found on medicaldata::strep_tb (a 1-6 radiological grade, 0-100 after harmonisation): score wrote
+    -29.7 for the streptomycin arm with no warning, while validate warned about the same predictions."""
+    if run["trial"] != "strep_tb":
+        pytest.skip("strep_tb only")
+    s = pd.read_csv(run["out"] / "scores.csv")
+    arms = s[["radiology_month6_streptomycin", "radiology_month6_comparator"]]
+    off = ((arms < 0) | (arms > 100)).any(axis=1)
+    warned = s["warnings"].fillna("").str.contains("radiology__month6: the predicted outcome under")
+    assert off.any() and (warned == off).all()
+
+
+def test_outside_scale_names_the_task_arm_and_value():
+    import numpy as np
+
+    from predict.clinical_warnings import OUTSIDE_SCALE, outside_scale
+    from predict.task import Computed
+
+    class _T:
+        task, outcome_type = "grade__m6", "continuous"
+
+    class _B:
+        task, outcome_type = "event__m6", "binary"
+
+    nan = np.full(3, np.nan)
+    c = Computed(_T(), True, np.array([50.0, -3.0, 101.0]), np.array([40.0, 10.0, np.nan]), nan, (nan, nan), (nan, nan))
+    b = Computed(_B(), True, np.array([0.5, 1.0, 0.0]), np.array([0.2, 0.3, 0.4]), nan, (nan, nan), (nan, nan))
+    w = outside_scale([c, b], 3)
+    assert w[0] == [] and len(w[1]) == 1 and len(w[2]) == 1
+    assert "grade__m6: the predicted outcome under the intervention (-3.0) " + OUTSIDE_SCALE in w[1][0]
+    assert "(101.0)" in w[2][0]
+    unavailable = Computed(_T(), False, np.array([-5.0, 0, 0]), nan, nan, (nan, nan), (nan, nan))
+    assert outside_scale([unavailable], 3) == [[], [], []]
