@@ -170,7 +170,7 @@ def test_scored_patients_with_unusual_inputs_are_counted_by_kind(scorer):
     """Implausible-but-possible values (outside most training participants' range, rare levels, most
     modifiers missing) are scored and counted in ``warned``, never excluded; a batch without them
     has no ``warned``."""
-    from predict.clinical_warnings import warning_kind
+    from predict.clinical_warnings import WARNING_KINDS, warning_kind
     from tests.test_clinical_warnings import _patients
 
     patients = _patients(scorer, 12, seed=5)
@@ -184,8 +184,6 @@ def test_scored_patients_with_unusual_inputs_are_counted_by_kind(scorer):
     assert "not_scored" not in out and all(res is not None for res in out["results"])
     kinds = [{warning_kind(w) for w in res["warnings"]} - {None} for res in out["results"]]
     assert out["warned"]["count"] == sum(bool(k) for k in kinds) > 0
-    assert out["warned"]["by_kind"] == {k: n for k in ("outside_training_range", "rare_patient", "little_data",
-                                                       "rare_level", "mostly_imputed")
-                                        if (n := sum(k in s for s in kinds))}
+    assert out["warned"]["by_kind"] == {k: n for k in WARNING_KINDS if (n := sum(k in s for s in kinds))}
     assert out["warned"]["by_kind"]["outside_training_range"] > 0 and out["warned"]["by_kind"]["mostly_imputed"] >= 1
     assert "warned" not in plain.json()
