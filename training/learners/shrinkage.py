@@ -42,7 +42,9 @@ The spread s_G (``spread``; the module's ``SPREAD`` is what ``train`` uses):
   (mu_G integrated out under a flat prior) times a half-normal prior on s whose scale ``prior_scale`` is
   given by the caller (the effect model: its pooled between-trial tau, the yardstick session 11's i23h uses
   for a class's own tau; Roever et al. 2021, Res. Synth. Methods 12:448, half-normal heterogeneity priors).
-  The pull is then never complete unless the prior scale is 0.
+  The pull is then never complete unless the prior scale is 0. Measured, not the default (BENCHMARKS.md
+  session 12, s12k): with the pooled tau as scale it fails where the trials show no heterogeneity (tau 0,
+  the prior a point mass: every set pooled completely, also classes that clearly differ; `none` scenario).
 - ``"integrated"``: full posterior integration over s on the same grid (hierarchical Bayes with a flat
   prior on mu_G; Gelman et al., BDA3 sec. 5.4): the point estimate is E_s[a_c*(s)] and the variance
   E_s[var(a_c* | s)] + var_s(a_c*(s)) (the linear map averaged over the posterior of s).
