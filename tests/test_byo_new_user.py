@@ -140,6 +140,13 @@ def test_missing_covariates_numeric_arms_laryngoscope(run):
     assert sore["analysed_day1"] == 98 and sore["missing_followup_day1"] == 1
     r = overall(run["out"], "success", "day1")  # no failure with the Macintosh: separation, said, no number
     assert r["status"] == "not estimable" and "separation" in r["message"]
+    # train says it too, and the card lists it among the limitations (before: silent, probabilities of 0.99998
+    # with risk-difference intervals of +-0.004)
+    msg = "success__day1: every one of the 49 macintosh participants had the event"
+    assert msg in " ".join((run["train"].stdout + run["train"].stderr).split())
+    tasks = pd.read_csv(run["out"] / "train" / "tasks.csv").set_index("task")
+    assert tasks.loc["success__day1", "separation"] == "every one of the 49 macintosh participants had the event"
+    assert tasks["separation"].isna().sum() == 2  # ease and sore throat: continuous
     d = pd.read_csv(run["out"] / "check" / "analysis_data.csv")
     d = d[d.outcome == "ease"]
     m = smf.ols("value ~ treat", d).fit()
@@ -177,6 +184,8 @@ def test_the_card_describes_the_users_study_not_low_back_pain(run):
     assert f"Individual benefit of {labels} vs" in md and f"Positive = {labels} better" in md
     assert "not recorded in the data format" in md  # eligibility and settings: said, not invented
     assert "Misuse of a synthetic model" not in md  # real data
+    if run["trial"] == "laryngoscope":  # separation found by train: among the limitations
+        assert "success__day1: every one of the 49 macintosh participants had the event. The logistic" in md
 
 
 def test_validate_says_when_the_models_average_benefit_misses_the_observed_one(run):
@@ -240,3 +249,12 @@ def test_outside_scale_names_the_task_arm_and_value():
     assert "(101.0)" in w[2][0]
     unavailable = Computed(_T(), False, np.array([-5.0, 0, 0]), nan, nan, (nan, nan), (nan, nan))
     assert outside_scale([unavailable], 3) == [[], [], []]
+
+
+def test_boundary_classes_names_each_class_with_all_or_no_events():
+    from training.train_warnings import boundary_classes
+
+    df = pd.DataFrame({"treatment": ["a"] * 3 + ["b"] * 4 + ["c"] * 2, "value": [1, 1, 1, 0, 1, 0, 0, 0, 0]})
+    assert boundary_classes(df, "binary") == ["every one of the 3 a participants had the event",
+                                              "none of the 2 c participants had the event"]
+    assert boundary_classes(df, "continuous") == []

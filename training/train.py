@@ -45,7 +45,7 @@ from training.selection import deployed_without_selection, learners_for, select_
 from training.train_plots import plots_and_subgroups
 from training.train_network import NetworkStage
 from training.train_report import write_iecv, write_report
-from training.train_warnings import separable_trials
+from training.train_warnings import boundary_classes, separable_trials
 
 LEARNERS = ("constant", "effect_model", "effect_adaptive", "effect_pairs", "risk_model", "t_learner", "x_learner",
             "dr_learner")
@@ -190,6 +190,11 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 task_rows.append({**row, "status": "no trial compares the active class with a comparator"})
                 continue
             X, y = _xy(df, cfg)
+            sep = boundary_classes(df, otype)
+            if sep:  # separation: said, and recorded for the card's limitations
+                row["separation"] = "; ".join(sep)
+                say(f"{task}: {row['separation']}: the logistic model's probability for such a class sits at 0 or 1 "
+                    "(separation) and its intervals understate the uncertainty")
             learners = learners_for(s.learners, otype)
             if len(learners) < len(s.learners):
                 say(f"{task}: {', '.join(n for n in s.learners if n not in learners)} not fitted (continuous outcomes "
