@@ -82,6 +82,23 @@ def outside_scale(computed: Iterable[Any], n: int) -> list[list[str]]:
     return out
 
 
+def shown_range(lo: float, hi: float, digits: int = 3) -> tuple[str, str]:
+    """A training range in words with ``digits`` significant digits (``17.233`` -> ``17.3``), each
+    end rounded inwards, so that a value flagged as outside ``[lo, hi]`` is also outside the range
+    shown (``BMI = 17.21`` is never said to be outside ``17.2–38.9``)."""
+    def side(x: float, up: bool, k: int) -> str:
+        if x == 0 or not math.isfinite(x):
+            return f"{x:g}"
+        d = k - 1 - math.floor(math.log10(abs(x)))
+        r = (math.ceil if up else math.floor)(round(x * 10.0 ** d, 9)) / 10.0 ** d
+        return f"{r:.{max(d, 0)}f}".rstrip("0").rstrip(".") if d > 0 else f"{r:.0f}"
+    for k in range(digits, 16):  # more digits only for a range too narrow to round
+        a, b = side(float(lo), True, k), side(float(hi), False, k)
+        if float(a) <= float(b):
+            return a, b
+    return repr(float(lo)), repr(float(hi))
+
+
 TABLE_SEP = " | "
 """How a table's ``warnings`` cell (``Scorer.score_table``, ``lbp-benefit score``, Spark) joins a
 patient's warnings."""
@@ -255,8 +272,9 @@ class ClinicalWarnings:
             rng = None
             if "range" in d:
                 lo, hi, share = d["range"]
+                slo, shi = shown_range(lo, hi)
                 rng = (lo, hi, f"{label} = ", f"{u}{OUTSIDE_RANGE}{share}% of the training participants "
-                       f"({lo:g}–{hi:g}{u}); the prediction extrapolates")
+                       f"({slo}–{shi}{u}); the prediction extrapolates")
             little = None
             if "little" in d:
                 n_obs, trials = d["little"]

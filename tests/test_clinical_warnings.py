@@ -77,3 +77,23 @@ def test_every_patient_warning_has_a_kind_and_request_warnings_have_none(scorer)
     assert summary["count"] == sum(bool(w) for w in own) > 0
     assert summary["by_kind"]["outside_training_range"] == sum(any("outside the range" in t for t in w) for w in own)
     assert "mostly_imputed" in summary["by_kind"]  # the last patient: every covariate missing
+
+
+def test_training_range_in_words_is_rounded_inwards():
+    """The range a warning names has 3 significant digits (not '17.233–38.9'), rounded inwards, so
+    a flagged value is always outside the range shown (s12u: seen by hand on the calculator)."""
+    import numpy as np
+
+    from predict.clinical_warnings import shown_range
+
+    assert shown_range(17.233, 38.9) == ("17.3", "38.9")
+    assert shown_range(18.0, 79.0) == ("18", "79")
+    assert shown_range(0.123456, 0.98765) == ("0.124", "0.987")
+    assert shown_range(1234.5, 98765.0) == ("1240", "98700")
+    assert shown_range(17.25, 17.27) == ("17.25", "17.27")  # too narrow to round: as is
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        lo = float(rng.normal(0, 10) * 10.0 ** rng.integers(-3, 4))
+        hi = lo + float(rng.exponential(1) * 10.0 ** rng.integers(-2, 4))
+        a, b = map(float, shown_range(lo, hi))
+        assert lo <= a <= b <= hi
