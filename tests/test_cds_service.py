@@ -274,3 +274,16 @@ def test_a_patient_unlike_the_trials_is_said_in_the_summary_and_once_in_the_deta
     assert any("Age = 93 years" in w for w in warns)
     (plain,) = call(client, key, complete_prefetch(t, PID)).json()["cards"]
     assert "unlike the trials" not in plain["summary"] and plain["indicator"] == "info"
+
+
+def test_patient_warnings_once_but_a_comparators_own_prediction_warning_stays_with_it():
+    from predict.clinical_warnings import OUTSIDE_SCALE, RARE_PATIENT
+    from serving.cds import cards
+
+    rare = RARE_PATIENT + " (further from the centre ...): the prediction extrapolates"
+    scale = f"pain__short: the predicted outcome under the comparator (-3.2) {OUTSIDE_SCALE}: ..."
+    results = {"usual_care": {"warnings": [rare]}, "psychological": {"warnings": [rare, scale, "few trials included x"]}}
+    assert cards._patient_warnings(results) == [rare]
+    block = cards._comparator_block(results["psychological"], "psychological", [], cards.SYNTHETIC_WORDS)
+    assert any(OUTSIDE_SCALE in line for line in block) and not any(RARE_PATIENT in line for line in block)
+    assert any("few trials" in line for line in block)

@@ -143,7 +143,7 @@ def _comparator_block(result: dict, comparator: str, keys: list[str], synthetic_
         arms = _arms_text(o, comparator)
         lines.append(f"- {name}, {horizon}: {arms + '; ' if arms else ''}{_benefit_text(o)}")
     # this comparator's own warnings; those about the patient's inputs are said once (_patient_block)
-    warns = [w for w in result.get("warnings") or [] if synthetic_warning_words not in w and warning_kind(w) is None]
+    warns = [w for w in result.get("warnings") or [] if synthetic_warning_words not in w and not _about_patient(w)]
     for w in warns:
         lines.append(f"- warning: {md(w)}")
     return lines
@@ -154,11 +154,22 @@ UNUSUAL = ("rare_patient", "outside_training_range")
 say the patient is unlike the trials: the prediction extrapolates."""
 
 
+PER_COMPARATOR = ("outside_scale",)
+"""Kinds of input warning that name a comparator's own prediction (an arm's predicted outcome past
+0-100): kept in that comparator's block."""
+
+
+def _about_patient(w: str) -> bool:
+    """A warning about the patient's inputs that reads the same against every comparator."""
+    kind = warning_kind(w)
+    return kind is not None and kind not in PER_COMPARATOR
+
+
 def _patient_warnings(results: dict[str, dict]) -> list[str]:
     """The warnings about the patient's own inputs (the same against every comparator), in order."""
     out: list[str] = []
     for r in results.values():
-        out += [w for w in r.get("warnings") or [] if warning_kind(w) is not None and w not in out]
+        out += [w for w in r.get("warnings") or [] if _about_patient(w) and w not in out]
     return out
 
 
