@@ -46,17 +46,18 @@ def closest_input(name: str, inputs: Iterable[str]) -> str | None:
 
 def unknown_message(name: str, inputs: Iterable[str], what: str = "field", keep: str | None = None) -> str:
     """The words for a name the model has no input of: ``unknown <what> 'BMI': the model has no input
-    of this name; did you mean 'bmi'?`` (the suggestion when one is close). ``keep``: how to carry
-    such a column into the output instead (a table's: ``--keep {name}``, ``keep=['{name}']``), said
-    after the suggestion. A pandas row index saved with a CSV (``Unnamed: 0``) is said to be one."""
+    of this name; did you mean 'bmi'?`` (when an input name is close; with ``keep``, a table's, also
+    ``Rename it to 'bmi' to use it.``: keeping such a column would leave that input missing, imputed).
+    Otherwise ``keep``: how to carry the column into the output instead (a table's: ``--keep {name}``,
+    ``keep=['{name}']``). A pandas row index saved with a CSV (``Unnamed: 0``) is said to be one."""
     text = f"unknown {what} {name!r}: the model has no input of this name"
     if re.fullmatch(r"Unnamed: \d+", str(name)):
         text += " (a column without a header, e.g. a row index saved with the file)"
     guess = closest_input(name, inputs)
-    if guess is not None:
-        text += f"; did you mean {guess!r}?"
-    if keep:
-        text += ("" if text.endswith("?") else ".") + f" To carry it into the output unchanged: {keep.format(name=name)}"
+    if guess is not None:  # almost surely that input misspelt: rename it (keeping it would lose the value)
+        text += f"; did you mean {guess!r}?" + (f" Rename it to {guess!r} to use it." if keep else "")
+    elif keep:
+        text += f". To carry it into the output unchanged: {keep.format(name=name)}"
     return text
 
 

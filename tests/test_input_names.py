@@ -73,7 +73,9 @@ def test_cli_unknown_columns_refused_together_with_suggestion(sm, tmp_path):
     assert isinstance(r.exception, ValidationFailed) and not out.exists()
     probs = {p.column: p for p in r.exception.errors}
     assert set(probs) == {"MRN", "BMI"}
-    assert "did you mean 'bmi'?" in probs["BMI"].message and "--keep BMI" in probs["BMI"].message
+    # a likely misspelt input is to be renamed, not kept (keeping it would leave bmi missing, imputed)
+    assert probs["BMI"].message.endswith("did you mean 'bmi'? Rename it to 'bmi' to use it.")
+    assert "--keep" not in probs["BMI"].message
     assert "--keep MRN" in probs["MRN"].message and probs["MRN"].file == "export.csv"
     assert "export.csv" in str(r.exception)
     r = _run(score, "score", ["--model", str(sm.artifact), "--input", str(src), "--comparator", COMP,
