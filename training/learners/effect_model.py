@@ -39,7 +39,7 @@ from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners import between as btw
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
-from training.learners.intervals import cluster_bootstrap, residual_tau
+from training.learners.intervals import cluster_bootstrap, few_trial_variance, offset_slope, residual_tau
 from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
 from predict.expected_basis import EXPECTED
 from training.learners.linear import (StructuredFit, TrialBlocks, design, linear_block, make_basis, prior_lambda,
@@ -361,14 +361,17 @@ class EffectModel(BenefitLearner):
             self.theta_ = theta
         g_hat = -eta if fam == "gaussian" else expit(eta)
         tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
+        self.few_trial_var_ = None
         if self.class_shrinkage and len(d.comps) > 1:
             from training.learners import shrinkage
 
-            few = [tau.get(c, tau["__pooled__"]) ** 2 / max(d.support[c]["trials"], 1) if d.support[c]["trials"] < 3
-                   else 0.0 for c in d.comps]
-            # the spread's prior scale: the pooled between-trial tau on the offsets' scale (logit: divided by
-            # the mean p (1 - p), the slope of the risk in the log-odds, as tau is on the risk scale)
-            scale = tau["__pooled__"] / (1.0 if fam == "gaussian" else max(float(np.mean(g_hat * (1 - g_hat))), 1e-3))
+            # tau is on the benefit (risk) scale, the offsets on the link scale (log-odds: divide by
+            # offset_slope); the few-trial variance tau^2 / k of a class with one or two trials on the
+            # scale chosen by intervals.FEW_TRIAL_SCALE (its docstring)
+            slope = offset_slope(fam, g_hat)
+            few = few_trial_variance(tau, d.support, d.comps, slope)
+            self.few_trial_var_ = dict(zip(d.comps, few))
+            scale = tau["__pooled__"] / slope  # the spread's prior scale: the pooled tau on the offsets' scale
             theta, cov, exp["meta"]["class_shrinkage"] = shrinkage.shrink_offsets(
                 theta, cov, d.comps, self.class_groups, few, limit=shrinkage.LIMIT, spread=shrinkage.SPREAD,
                 prior_scale=scale)

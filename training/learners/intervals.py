@@ -102,6 +102,44 @@ def residual_tau(g: np.ndarray, g_hat_own: np.ndarray, trial: np.ndarray, cls: n
                                min_trials, method=method or TAU_METHOD)
 
 
+def offset_slope(family: str, p: np.ndarray) -> float:
+    """The slope of the benefit scale in the link scale of the linear learners' offsets, to put a
+    between-trial SD from :func:`residual_tau` (benefit scale) on the offsets' scale (divide by it):
+    1 for the identity link; for the logit link the mean of p (1 - p) over the fitted probabilities
+    ``p`` (delta method: a log-odds deviation d moves the risk by about p (1 - p) d; the random
+    treatment effects of a binary-outcome IPD meta-analysis are on the log-odds scale, Jackson et al.
+    2018, Stat Med 37:1059). Floored at 1e-3."""
+    if family == "gaussian":
+        return 1.0
+    p = np.asarray(p, float)
+    return max(float(np.mean(p * (1 - p))), 1e-3)
+
+
+FEW_TRIAL_SCALE = "risk"  # what train uses for few_trial_variance: "risk" (as before) | "link" (module function)
+
+
+def few_trial_variance(tau: dict, support: dict, comparators: list, slope: float, scale: str | None = None,
+                       min_trials: int = 3) -> list:
+    """Per comparator: the between-trial variance tau^2 / k of a class offset estimated from k <
+    ``min_trials`` trials, which a trial-cluster bootstrap cannot show (0 for the other classes); tau
+    from :func:`residual_tau` (benefit scale; a class's own or the pooled one), ``support`` per class
+    {"trials": k}. ``scale`` (default ``FEW_TRIAL_SCALE``): "link" puts tau on the offsets' link scale
+    (divided by ``slope``, :func:`offset_slope`: the log-odds for a binary outcome); "risk" leaves it on
+    the benefit scale, as train did before session 12 - for a binary outcome about (1 / p (1 - p))^2 ~ 16
+    times too small against the log-odds offsets it is added to. Measured (BENCHMARKS.md session 12
+    s12b): recovery coverage unchanged within 0.004 either way, so train's default is not changed yet.
+    Identical for continuous outcomes (slope 1)."""
+    scale = FEW_TRIAL_SCALE if scale is None else scale
+    if scale not in ("risk", "link"):
+        raise ValueError(f"few-trial variance scale must be 'risk' or 'link', got {scale!r}")
+    div = slope if scale == "link" else 1.0
+    out = []
+    for c in comparators:
+        k = support[c]["trials"]
+        out.append((tau.get(c, tau["__pooled__"]) / div) ** 2 / max(k, 1) if k < min_trials else 0.0)
+    return out
+
+
 def posterior_tau2(e, s, prior_scale: float, n_grid: int = 801) -> float:
     """Posterior mean of tau^2 in the normal-normal model e_i ~ N(mu, s_i^2 + tau^2) with a flat
     prior on mu (integrated out: the restricted likelihood) and a half-normal(``prior_scale``)
