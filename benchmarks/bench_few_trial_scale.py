@@ -34,20 +34,35 @@ pin_blas_kernels()
 
 def _fit(variant: str, cfg, seed: int, X, y):
     """The binary effect model as train fits it, with the few-trial term on the risk scale ("before":
-    train's default, ``FEW_TRIAL_SCALE = "risk"``) or on the log-odds scale ("after": "link")."""
+    train's default, ``FEW_TRIAL_SCALE = "risk"``) or on the log-odds scale ("after": "link"); "carried":
+    "link" and the term also added to the offsets' covariance that ``shrink_offsets`` maps (a diagnostic
+    of what the interval lacks; not an option of train)."""
     from training.learners import intervals
     from training.train import make_learner
 
-    orig = intervals.FEW_TRIAL_SCALE
+    from training.learners import shrinkage
+
+    orig, orig_shrink = intervals.FEW_TRIAL_SCALE, shrinkage.shrink_offsets
     intervals.FEW_TRIAL_SCALE = "risk" if variant == "before" else "link"
+
+    def carried(theta, cov, comps, groups=None, extra_var=None, **kw):
+        """(diagnostic, not in train) the few-trial variance in the covariance that shrink_offsets maps"""
+        cov = np.array(np.atleast_2d(cov), float)
+        if extra_var is not None:
+            i = np.arange(1, 1 + len(comps))
+            cov[i, i] += np.asarray(extra_var, float)
+        return orig_shrink(theta, cov, comps, groups, None, **kw)
+
+    if variant == "carried":
+        shrinkage.shrink_offsets = carried
     try:
         m = make_learner("effect_model", "binary", cfg, seed).fit(X, y)
     finally:
-        intervals.FEW_TRIAL_SCALE = orig
+        intervals.FEW_TRIAL_SCALE, shrinkage.shrink_offsets = orig, orig_shrink
     return m, getattr(m, "few_trial_var_", None)
 
 
-def run(design: str, seed: int) -> list[dict]:
+def run(design: str, seed: int, variants=("before", "after")) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
     from benchmarks.bench_learners import load_task
@@ -70,7 +85,7 @@ def run(design: str, seed: int) -> list[dict]:
             cont[o] = make_learner("effect_model", "continuous", cfg, seed, n_boot=0).fit(
                 odf[["trial", "treatment"] + feats], odf["value"].to_numpy(float)).to_export()
         trials = df.groupby("treatment")["trial"].nunique().to_dict()
-        for variant in ("before", "after"):
+        for variant in variants:
             t0 = time.time()
             m, few = _fit(variant, cfg, seed, X, y)
             exp = m.to_export()
@@ -134,12 +149,13 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--designs", nargs="+", default=["hayden2020:moderate", "hayden2020:long", "sparse_placebo:short"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--variants", nargs="+", default=["before", "after"], choices=["before", "after", "carried"])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/few_trial_scale_s12b.csv"))
     a = ap.parse_args(argv)
     rows = []
     for design in a.designs:
         for seed in a.seeds:
-            rows += run(design, seed)
+            rows += run(design, seed, tuple(a.variants))
             pd.DataFrame(rows).to_csv(a.out, index=False)  # partial results survive a stop
     g = summary(pd.DataFrame(rows))
     g.to_csv(a.out.with_name(a.out.stem + "_summary.csv"), index=False)
