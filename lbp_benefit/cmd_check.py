@@ -14,6 +14,7 @@ def run_check(data: Path, config: Optional[Path], out: Optional[Path], drop_inva
     from training.dataset import load_dataset
     from training.harmonise import harmonise
     from lbp_benefit.attrition_text import attrition_table_text
+    from lbp_benefit.wording import counted
 
     console = Console()
     from predict.errors import LbpError
@@ -23,8 +24,8 @@ def run_check(data: Path, config: Optional[Path], out: Optional[Path], drop_inva
         console.print(f"[yellow]warning[/yellow] {w}", markup=True, highlight=False)
     h = harmonise(ds, progress=progress_over)
     console.print(
-        f"{ds.path}: {ds.n_trials} trials, {ds.n_participants} participants, "
-        f"{len(ds.outcomes)} outcome rows (config: {ds.config.source})",
+        f"{ds.path}: {counted(ds.n_trials, 'trial')}, {counted(ds.n_participants, 'participant')}, "
+        f"{counted(len(ds.outcomes), 'outcome row')} (config: {ds.config.source})",
         highlight=False,
     )
     typer.echo(attrition_table_text(h.attrition))

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from lbp_benefit.wording import counted
+
 
 def network(
     out: Path = typer.Option(..., "--out", help="Report folder to write."),
@@ -98,7 +100,7 @@ def network(
         if synthetic:
             (out / "SYNTHETIC_DATA.txt").write_text("SYNTHETIC DATA: simulated network; not for clinical use.\n", "utf-8")
         d = summ["diagnostics"]
-        typer.echo(f"{summ['data']['trials']} trials ({summ['data']['ipd_trials']} IPD), {len(summ['data']['treatments'])} "
+        typer.echo(f"{counted(summ['data']['trials'], 'trial')} ({summ['data']['ipd_trials']} IPD), {len(summ['data']['treatments'])} "
                    f"treatments; {method}, {effects} effects; max R-hat {d['max_rhat']:.3f}, min ESS {d['min_ess_bulk']:.0f}, "
                    f"{d['divergences']} divergences")
         for r in summ["effects_target"]:
@@ -133,7 +135,7 @@ def network(
     if synthetic:
         (out / "SYNTHETIC_DATA.txt").write_text("SYNTHETIC DATA: simulated network; not for clinical use.\n", "utf-8")
     dbt = summ["design_by_treatment"]
-    typer.echo(f"{summ['trials']} trials, {len(res.treatments)} treatments; tau = {res.tau:.2f}; "
+    typer.echo(f"{counted(summ['trials'], 'trial')}, {len(res.treatments)} treatments; tau = {res.tau:.2f}; "
                f"design-by-treatment p = {dbt.get('p') if dbt.get('p') is None else round(dbt['p'], 3)}")
     for c in summ["classes"]:
         v = c.get(f"vs_{summ['reference']}")

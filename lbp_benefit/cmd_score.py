@@ -198,10 +198,10 @@ def _score_spark(scorer, model, input, data, comparator, output, outcome, explai
 
 def _echo_warned(warned: dict, column: str) -> None:
     """The count of scored rows whose inputs carry warnings, by kind (``count_warnings``'s dict)."""
+    from predict.clinical_warnings import warned_text
+
     if warned["count"]:
-        kinds = ", ".join(f"{k}: {n}" for k, n in warned["by_kind"].items())
-        typer.echo(f"{warned['count']} scored row(s) carry warnings about their inputs ({kinds}; "
-                   f"see the {column} column)")
+        typer.echo(warned_text(warned, column))
 
 
 def score_rows(scorer, df, comparator, outcomes, explain, progress, strict: bool = False, chunk: int = 4000):

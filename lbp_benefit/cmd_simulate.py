@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from lbp_benefit.wording import counted
+
 
 def run_simulate(scenario: str, seed: int, out: Optional[Path], report: bool, participants: Optional[int],
                  mixed_fits: bool = True) -> None:
@@ -41,7 +43,7 @@ def run_simulate(scenario: str, seed: int, out: Optional[Path], report: bool, pa
         sim.write(out, rep)
         console.print(
             f"wrote SYNTHETIC dataset {out}: scenario {sim.scenario.name}, seed {seed}, "
-            f"{len(sim.participants)} participants in {len(sim.scenario.trials)} trials, "
+            f"{counted(len(sim.participants), 'participant')} in {counted(len(sim.scenario.trials), 'trial')}, "
             f"{len(sim.outcomes)} outcome rows; truth in {out / 'truth' / 'truth.csv'} (never an input)",
             highlight=False,
         )

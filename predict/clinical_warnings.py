@@ -127,6 +127,29 @@ def count_warnings(per_patient: Iterable[Iterable[str]]) -> dict:
     return {"count": n, "by_kind": {k: v for k, v in hits.items() if v}}
 
 
+PREDICTION_KINDS = ("outside_scale",)
+"""Kinds of :data:`WARNING_KINDS` that are about a patient's prediction (a predicted outcome off the
+scale), not about the inputs: batch summaries word them apart (:func:`warned_text`)."""
+
+
+def warned_text(warned: dict, column: str) -> str:
+    """The one sentence a batch summary (``lbp-benefit score``, CSV or Spark) gives of
+    :func:`count_warnings`'s dict: warnings about the inputs and about the predictions named apart
+    (s12r: an off-scale predicted outcome was counted under "warnings about their inputs"); "" when
+    no row carries any."""
+    if not warned["count"]:
+        return ""
+    by = warned["by_kind"]
+    def words(kinds): return ", ".join(f"{k}: {n}" for k, n in kinds)
+    inputs = words((k, n) for k, n in by.items() if k not in PREDICTION_KINDS)
+    preds = words((k, n) for k, n in by.items() if k in PREDICTION_KINDS)
+    if inputs and preds:
+        about, kinds = "their inputs or predictions", f"inputs - {inputs}; predictions - {preds}"
+    else:
+        about, kinds = ("their inputs", inputs) if inputs else ("their predictions", preds)
+    return f"{warned['count']} scored row(s) carry warnings about {about} ({kinds}; see the {column} column)"
+
+
 def support_notes(learners: list, F: np.ndarray) -> list[list[str]]:
     """Per patient, the "patients like this were rare" warning (largest widening over the tasks'
     supports, :mod:`predict.support`; none when no task finds the patient rare). ``learners``:

@@ -55,3 +55,17 @@ def test_drop_invalid_writes_the_excluded_list(example_copy, tmp_path):
     assert r.returncode == 0, r.stderr
     ex = pd.read_csv(out / "excluded_participants.csv", dtype=str)
     assert ex.to_dict("records") == [{"trial": "T01", "participant": "1", "reason": "not_a_number"}]
+
+
+def test_check_words_its_counts_in_agreement(example_copy):
+    """s12r: ``check`` printed "1 trials"; counts are worded with the noun agreeing (lbp_benefit.wording)."""
+    from lbp_benefit.wording import counted
+
+    assert (counted(1, "trial"), counted(2, "trial"), counted(0, "outcome row")) == ("1 trial", "2 trials", "0 outcome rows")
+    for f in ("participants", "outcomes"):
+        d = read(example_copy, f)
+        write(example_copy, f, d[d.trial == "T02"])
+    r = run("check", "--data", str(example_copy))
+    assert r.returncode == 0, r.stderr
+    said = " ".join(r.stdout.split())
+    assert ": 1 trial, " in said and "1 trials" not in said, said[:300]

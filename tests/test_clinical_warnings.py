@@ -97,3 +97,19 @@ def test_training_range_in_words_is_rounded_inwards():
         hi = lo + float(rng.exponential(1) * 10.0 ** rng.integers(-2, 4))
         a, b = map(float, shown_range(lo, hi))
         assert lo <= a <= b <= hi
+
+
+def test_the_batch_summary_names_prediction_warnings_apart_from_input_warnings():
+    """s12r: an off-scale predicted outcome (``outside_scale``) was counted under "warnings about their
+    inputs"; the one wording (``warned_text``) names warnings about the predictions apart."""
+    from predict.clinical_warnings import OUTSIDE_SCALE, count_warnings, warned_text
+
+    off = f"pain/short: the predicted outcome under the comparator (-3.0) {OUTSIDE_SCALE}: ..."
+    rng = "Age = 101 years is outside the range of most training participants (18–79 years)"
+    assert warned_text(count_warnings([[rng], []]), "'warnings'") == (
+        "1 scored row(s) carry warnings about their inputs (outside_training_range: 1; see the 'warnings' column)")
+    only = warned_text(count_warnings([[off], [off]]), "warnings")
+    assert only.startswith("2 scored row(s) carry warnings about their predictions (outside_scale: 2;")
+    both = warned_text(count_warnings([[rng, off], [off]]), "warnings")
+    assert "inputs or predictions" in both and "inputs - outside_training_range: 1; predictions - outside_scale: 2" in both
+    assert warned_text(count_warnings([[], []]), "warnings") == ""

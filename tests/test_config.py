@@ -194,3 +194,17 @@ def test_another_study_with_its_own_covariates_and_instrument(tmp_path):
     assert ndi.loc["1", "value"] == pytest.approx(20.0) and ndi.loc["1", "baseline"] == pytest.approx(60.0)
     rec = h.analysis[h.analysis.outcome == "global_recovery"].set_index("participant")["value"]
     assert rec.to_dict() == {"1": 1.0, "2": 0.0, "3": 0.0, "4": 0.0}
+
+
+def test_a_flow_style_label_with_a_comma_says_to_quote_it():
+    """s12r: ``{label: Pain, 0-10}`` parses as keys label and '0-10' (no value); the message said only
+    "unknown key" - it now names the likely cause and the fix (quote the value)."""
+    raw = _raw()
+    text = yaml.safe_dump(raw["outcomes"]["pain"], default_flow_style=True).strip()
+    pain = yaml.safe_load(text[:-1] + ", label: Pain intensity, 0-10 NRS}")
+    assert pain["0-10 NRS"] is None
+    raw["outcomes"]["pain"] = pain
+    with pytest.raises(LbpError, match=r"outcomes\.pain\.0-10 NRS: unknown key.*comma.*quote that value"):
+        parse_config(raw)
+    raw["outcomes"]["pain"] = yaml.safe_load(text[:-1] + ', label: "Pain intensity, 0-10 NRS"}')
+    assert parse_config(raw).outcomes["pain"].label == "Pain intensity, 0-10 NRS"

@@ -173,3 +173,18 @@ def test_diverging_logistic_interaction_is_not_estimable_not_a_number():
     row = fit_model(build_design(a, spec, "active"))
     assert row["status"] == "not estimable" and np.isnan(row["estimate"]) and np.isnan(row["ci_low"])
     assert "estimate diverges" in row["message"] and "separation" in row["message"]
+
+
+def test_single_trial_without_baseline_or_covariates_is_a_difference_in_means():
+    """s12r: ``replicate`` labelled a one-trial fit with no baseline and no covariate "ANCOVA"; it is a
+    plain difference in means (equal to the arms' mean difference), labelled so."""
+    from training.meta.few_trials import SINGLE_MEANS
+
+    a = _analysis(k=1, n=60)
+    spec = ModelSpec("y", "end", "any", ("control",), None, False, False, adjust_for=(), baseline=False)
+    row = fit_model(build_design(a, spec, "active", min_trials=1))
+    assert row["analysis"] == SINGLE_MEANS and "ANCOVA" not in SINGLE_MEANS
+    means = a.groupby("treat")["value"].mean()
+    assert row["estimate"] == pytest.approx(means[1] - means[0], abs=1e-9)
+    adjusted = fit_model(build_design(a, _spec(), "active", min_trials=1))
+    assert adjusted["analysis"] == SINGLE_LINEAR

@@ -274,6 +274,9 @@ def format_errors(exc: ValidationError, source: str) -> list[str]:
             near = nearest(str(loc[-1]), valid)
             hint = f" (did you mean '{near[0]}'?)" if near else (f" (valid keys: {', '.join(valid)})" if valid else "")
             text = f"unknown key{hint}"
+            if e.get("input") is None:  # a bare word: often the tail of a value cut at a comma in {...}
+                text += (f"; if '{loc[-1]}' is part of a value containing a comma in a flow-style mapping "
+                         "({key: a, b}), quote that value: {key: \"a, b\"}")
         elif kind == "missing":
             text = "is required"
         elif kind == "value_error":

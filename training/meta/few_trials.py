@@ -34,6 +34,7 @@ from training.mixed.glm import logistic_glm
 
 COMMON_LABEL = "common effect (stratified)"
 SINGLE_LINEAR = "single trial: ANCOVA (least squares)"
+SINGLE_MEANS = "single trial: difference in means (least squares, no baseline or covariates)"
 SINGLE_BINARY = "single trial: logistic regression"
 HKSJ_LABEL = "two-stage random effects (Paule–Mandel tau), Hartung–Knapp–Sidik–Jonkman CI"
 
@@ -121,8 +122,14 @@ def stratified_fit(design: Design) -> tuple[list[str], np.ndarray, np.ndarray, i
 
 
 def fit_label(design: Design) -> str:
-    single = design.studies == 1
-    return (SINGLE_BINARY if design.spec.binary_outcome else SINGLE_LINEAR) if single else COMMON_LABEL
+    """The analysis in words. A single trial's linear fit is an ANCOVA only if it adjusts for something
+    (the baseline or a covariate); with neither it is a plain difference in means, named so."""
+    if design.studies != 1:
+        return COMMON_LABEL
+    if design.spec.binary_outcome:
+        return SINGLE_BINARY
+    adjusts = any(c != "treat" and not c.startswith("trial[") for c in design.X.columns)
+    return SINGLE_LINEAR if adjusts else SINGLE_MEANS
 
 
 def common_effect(design: Design, target: str) -> dict:
