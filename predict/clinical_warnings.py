@@ -82,6 +82,11 @@ def outside_scale(computed: Iterable[Any], n: int) -> list[list[str]]:
     return out
 
 
+def count_words(number: str, noun: str) -> str:
+    """A count (or a range of counts, "2-4") in words with its noun in agreement: "1 trial", "2-4 trials"."""
+    return f"{number} {noun if number == '1' else noun + 's'}"
+
+
 def shown_range(lo: float, hi: float, digits: int = 3) -> tuple[str, str]:
     """A training range in words with ``digits`` significant digits (``17.233`` -> ``17.3``), each
     end rounded inwards, so that a value flagged as outside ``[lo, hi]`` is also outside the range
@@ -252,7 +257,8 @@ class ClinicalWarnings:
             pa = sorted({s[2] for s in sparse})
             tr_txt = f"{tr[0]}" if len(tr) == 1 else f"{tr[0]}-{tr[-1]}"
             pa_txt = f"{pa[0]}" if len(pa) == 1 else f"{pa[0]}-{pa[-1]}"
-            out.append(f"few trials compared {self.active} with {comparator} ({tr_txt} trials, {pa_txt} participants, "
+            out.append(f"few trials compared {self.active} with {comparator} ({count_words(tr_txt, 'trial')}, "
+                       f"{count_words(pa_txt, 'participant')}, "
                        f"in {len(sparse)} of {len(tasks)} outcome x follow-up predictions): its average effect "
                        "rests on little data")
         if self.synthetic:
@@ -301,8 +307,8 @@ class ClinicalWarnings:
             little = None
             if "little" in d:
                 n_obs, trials = d["little"]
-                little = (f"{LITTLE_DATA}{label} (observed for {n_obs} training participants "
-                          f"in {trials} trials); its influence on this prediction is uncertain")
+                little = (f"{LITTLE_DATA}{label} (observed for {n_obs} training participant{'' if n_obs == 1 else 's'} "
+                          f"in {trials} trial{'' if trials == 1 else 's'}); its influence on this prediction is uncertain")
             rare = []
             if d.get("rare"):
                 typ = self._types[j]
@@ -355,8 +361,10 @@ class ClinicalWarnings:
         if few:
             tr = sorted({e["trials"] for _, e in few})
             pa = sorted({e["participants"] for _, e in few})
-            out.append(f"few trials included {comparator} ({tr[0] if len(tr) == 1 else f'{tr[0]}-{tr[-1]}'} trials, "
-                       f"{pa[0] if len(pa) == 1 else f'{pa[0]}-{pa[-1]}'} participants on it, in {len(few)} of "
+            tr_txt = f"{tr[0]}" if len(tr) == 1 else f"{tr[0]}-{tr[-1]}"
+            pa_txt = f"{pa[0]}" if len(pa) == 1 else f"{pa[0]}-{pa[-1]}"
+            out.append(f"few trials included {comparator} ({count_words(tr_txt, 'trial')}, "
+                       f"{count_words(pa_txt, 'participant')} on it, in {len(few)} of "
                        f"{len(tasks)} outcome x follow-up predictions): its effect rests on little data")
         if self.synthetic:
             out.append(SYNTHETIC)

@@ -142,6 +142,10 @@ def test_missing_covariates_numeric_arms_laryngoscope(run):
     assert r["status"] == "not estimable" and "separation" in r["message"]
     # train says it too, and the card lists it among the limitations (before: silent, probabilities of 0.99998
     # with risk-difference intervals of +-0.004)
+    sc = pd.read_csv(run["out"] / "scores.csv")  # s12f: Firth's fit, not 0.99998 with +-0.004
+    assert sc["success_day1_p_comparator"].max() < 0.999
+    assert (sc["success_day1_ard_high"] - sc["success_day1_ard_low"]).min() > 0.02
+    assert "in 1 trial)" in " ".join(sc["warnings"].fillna("")) and "1 trials" not in " ".join(sc["warnings"].fillna(""))
     msg = "success__day1: every one of the 49 macintosh participants had the event"
     assert msg in " ".join((run["train"].stdout + run["train"].stderr).split())
     tasks = pd.read_csv(run["out"] / "train" / "tasks.csv").set_index("task")

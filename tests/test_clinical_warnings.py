@@ -113,3 +113,10 @@ def test_the_batch_summary_names_prediction_warnings_apart_from_input_warnings()
     both = warned_text(count_warnings([[rng, off], [off]]), "warnings")
     assert "inputs or predictions" in both and "inputs - outside_training_range: 1; predictions - outside_scale: 2" in both
     assert warned_text(count_warnings([[], []]), "warnings") == ""
+
+
+def test_counts_in_warnings_agree_with_their_noun():
+    """s12r: "observed for 99 training participants in 1 trials", "(1 trials, 48-49 participants, ...)"."""
+    from predict.clinical_warnings import count_words
+
+    assert [count_words("1", "trial"), count_words("2", "trial"), count_words("2-4", "trial")] == ["1 trial", "2 trials", "2-4 trials"]

@@ -193,8 +193,8 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
             sep = boundary_classes(df, otype)
             if sep:  # separation: said, and recorded for the card's limitations
                 row["separation"] = "; ".join(sep)
-                say(f"{task}: {row['separation']}: the logistic model's probability for such a class sits at 0 or 1 "
-                    "(separation) and its intervals understate the uncertainty")
+                say(f"{task}: {row['separation']}: separation (no maximum-likelihood logistic fit); the learners' "
+                    "logistic fits use Firth's bias-reduced estimate there, whose intervals still rest on few participants")
             learners = learners_for(s.learners, otype)
             if len(learners) < len(s.learners):
                 say(f"{task}: {', '.join(n for n in s.learners if n not in learners)} not fitted (continuous outcomes "

@@ -141,10 +141,11 @@ def task_verdict(task: str, res, how: dict, outcome_type: str) -> tuple[dict, li
 
 def boundary_classes(df: pd.DataFrame, outcome_type: str) -> list[str]:
     """For a binary task: each treatment class of ``df`` (``treatment``, ``value``) in which every
-    participant had the event, or none did (separation). A logistic model's probability for such a
-    class sits at 0 or 1 and the delta-method interval around it collapses, so its predictions look far
-    surer than a handful of participants allow (found on medicaldata::laryngoscope: 49 of 49 intubations
-    succeeded with the Macintosh laryngoscope; predicted 0.99998, risk-difference intervals of +-0.004)."""
+    participant had the event, or none did (separation). A maximum-likelihood logistic model's
+    probability for such a class sits at 0 or 1 and the delta-method interval around it collapses
+    (found on medicaldata::laryngoscope: 49 of 49 intubations succeeded with the Macintosh
+    laryngoscope; predicted 0.99998, risk-difference intervals of +-0.004); the learners' logistic fits
+    now switch to Firth's fit there (training.learners.separation), and this says it all the same."""
     if outcome_type != "binary" or "value" not in df.columns:
         return []
     out = []

@@ -415,10 +415,11 @@ def s_limitations(inp: CardInputs) -> Section:
         pkg.append("Subgroup performance was not computed for this model.")
     if "separation" in inp.tasks.columns:  # train found a class with all or no events (training.train_warnings)
         for r in inp.tasks.dropna(subset=["separation"]).to_dict("records"):
-            pkg.append(f"{r['task']}: {r['separation']}. The logistic model's probability for such a class sits at "
-                       "0 or 1 (separation): its predicted probabilities and their intervals understate the "
-                       "uncertainty, which a few dozen participants cannot remove; `replicate` reports such an "
-                       "effect as not estimable.")
+            pkg.append(f"{r['task']}: {r['separation']}. The logistic maximum-likelihood fit does not exist for "
+                       "such data (separation); where the learners' logistic fits found it they used Firth's "
+                       "bias-reduced estimate (about half an event added), so that class's probability is not 0 or 1, "
+                       "but its predictions and intervals still rest on a few dozen participants without a single "
+                       "event (or non-event); `replicate` reports such an effect as not estimable.")
     binary = [t for t in inp.task_names() if outcome_type_of(inp, str(t)) == "binary"]
     if binary:
         pkg.append(binary_text(T.binary_intervals(inp.manifest, binary), study_words(inp.manifest, inp.synthetic)))

@@ -20,6 +20,7 @@ import numpy as np
 from predict.expected_basis import Spread, expect_columns
 from predict.linear import basis, compile_basis
 from predict.numeric import expit
+from training.learners.separation import firth_fit, near_boundary, separated
 from training.learners.strata_fit import Strata, block_inverse, hessian_blocks, logistic_strata
 
 RCS_QUANTILES = {3: (0.10, 0.50, 0.90), 4: (0.05, 0.35, 0.65, 0.95), 5: (0.05, 0.275, 0.5, 0.725, 0.95)}
@@ -138,6 +139,7 @@ class StructuredFit:
             # Newton on the full system with the (diagonal) trial block eliminated in each step
             # (training.learners.strata_fit): the same iterates and optimum without J dummy columns
             b = logistic_strata(y, trial, J, Z, lam_t, pen[J:], start=start)
+            b = self._firth_if_separated(b, y, trial, J, Z, pen)
         else:
             D = np.zeros((n, J))
             D[np.arange(n), trial] = 1.0
@@ -153,6 +155,24 @@ class StructuredFit:
             self.sigma2_ = float(np.sum((y - eta) ** 2) / max(n - pen.size, 1))
         self._X, self._pen, self._nj, self._J, self._trial = X, pen, nj, J, trial
         return self
+
+    def _firth_if_separated(self, b, y, trial, J, Z, pen):
+        """Where the data are separated (some fitted probability at 0 or 1 and Konis's LP check,
+        training.learners.separation), Firth's bias-reduced fit with the same ridge penalty instead
+        of the (barely penalised) maximum likelihood that runs off to infinity; else ``b`` unchanged.
+        Sets ``separated_`` (and ``firth_converged_``)."""
+        self.separated_, self.firth_converged_ = False, None
+        eta = b[:J][trial] + Z @ b[J:]
+        if not near_boundary(eta):
+            return b
+        D = np.zeros((y.size, J))
+        D[np.arange(y.size), trial] = 1.0
+        X = np.hstack([D, Z])
+        if not separated(X[:, pen < 1e11], y):  # "infinite" penalties: terms absent
+            return b
+        self.separated_ = True
+        bf, self.firth_converged_ = firth_fit(X, y, pen)
+        return bf
 
     @staticmethod
     def _fit_within(y, trial, J, nj, Z, pen_z):
