@@ -191,7 +191,8 @@ def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFr
              "random-effects** estimate with the **Hartung–Knapp–Sidik–Jonkman** 95% CI (per-trial regressions, "
              "Paule–Mandel tau, t with k−1 df). With few trials they can disagree: the common-effect interval ignores "
              "between-trial variation, the random-effects intervals include it but are wide when k is small. "
-             "A dataset of one trial gets the single-trial analysis (ANCOVA or logistic regression), labelled so.",
+             "A dataset of one trial gets the single-trial analysis (ANCOVA, a difference in means without "
+             "baseline or covariates, or logistic regression), labelled so.",
              "", "## Overall effects", "",
              "| outcome | follow-up | comparison | studies | participants | analysis | estimate (95% CI) | p | tau | "
              "95% PI | common effect (stratified) | two-stage RE, HKSJ 95% CI | status |",
