@@ -25,6 +25,27 @@ uncertainty guidance (Mastrandrea et al. 2010: "likely" ≥ 66%, "very likely" �
 point-estimate rule does (benefit 12.31 vs threshold 12.4 with a CI of 3.3–21.3 is "possibly",
 not "does not clear").
 
+**When the model cannot tell** (level ``uncertain``). The four words grade one probability, and a
+probability near 0.5 reads as "possibly"/"unlikely" whether the model is fairly sure the benefit is
+small or knows nothing (an SE of ~48 points for a patient far beyond the trials gives P ≈ 0.3–0.5 for
+*any* estimate; "unlikely" then reads as evidence against benefit). Following the reading of a
+trial's or a patient's interval by the probability of a clinically important benefit *and* of a
+clinically important harm (Spiegelhalter, Abrams & Myles 2004, *Bayesian Approaches to Clinical
+Trials and Health-Care Evaluation*, ch. 3; GRADE imprecision: an interval that includes both
+appreciable benefit and appreciable harm, Guyatt et al. 2011, J Clin Epidemiol 64:1283), the result
+also reports P(harm) = P(benefit < −T) under the same (prediction-interval) normal, and the verdict
+is **uncertain** when both
+
+    P(benefit > T) ≥ 10%   and   P(benefit < −T) ≥ 10%,
+
+i.e. when neither a worthwhile benefit nor a worthwhile harm is even "very unlikely" (IPCC: < 10%,
+the same calibrated language as the levels) — the central 80% of the predictive distribution
+contains both −T and +T. For an estimate between −T and +T this needs
+SE ≥ (T + |estimate|) / 1.2816, a 95% prediction interval at least ±1.53·(T + |estimate|) wide. Separately, ``confidence`` is ``"low"`` when the patient lies beyond the training
+support and the intervals were widened for extrapolation (the "patients like this were rare"
+warning of :mod:`predict.clinical_warnings`), ``"usual"`` otherwise (IPCC separates such
+confidence in the evidence from likelihood); the words say why.
+
 Interval half-widths are recovered from the reported (clipped) bounds: where one bound was clipped
 to the scale's limit, the other side's half-width is used. Everything here is plain Python (no
 numpy): it runs per patient on the JSON result.
@@ -33,6 +54,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+from predict.clinical_warnings import RARE_PATIENT  # the start of the "beyond the training support" warning
 
 LEVEL = 0.95
 Z = 1.959963984540054  # z(0.975)
@@ -43,6 +66,15 @@ LEVELS = (
     (0.33, "possibly", "possibly"),
     (0.0, "unlikely", "unlikely"),
 )
+UNCERTAIN = "uncertain"
+UNCERTAIN_WORDS = "uncertain"
+UNCERTAIN_REASON = ("the model cannot tell whether this patient gains a worthwhile effect "
+                    "(a worthwhile benefit and a worthwhile harm are both plausible)")
+UNCERTAIN_TEXT = f"{UNCERTAIN_WORDS}: {UNCERTAIN_REASON}"
+UNCERTAIN_SHORT = "cannot tell if worthwhile"
+PLAUSIBLE = 0.10  # P(benefit > T) and P(benefit < -T) both at least this: uncertain (IPCC "very unlikely" < 10%)
+LOW_CONFIDENCE_TEXT = ("low confidence: patients like this were rare in the trials, so the prediction extrapolates "
+                       "and its intervals were widened")
 BASIS = "prediction_interval"
 BASIS_TEXT = "the 95% prediction interval (a new clinic), i.e. including between-trial heterogeneity"
 CI_LABEL = ("95% confidence interval: the average benefit for patients like this one "
@@ -62,11 +94,17 @@ NETWORK_ARM_LABEL = ("95% interval of the expected outcome under that treatment 
 NO_ARM_INTERVAL = "no interval available: the model holds no per-arm uncertainty for this outcome"
 DEFINITION = ("P(benefit > smallest worthwhile effect) = Φ((estimate − threshold) / SE), SE = half-width of the "
               "95% interval / 1.96; the verdict uses the prediction interval (a new clinic); the words: "
-              "very likely ≥ 90%, likely 66–90%, possibly 33–66%, unlikely < 33%")
+              "very likely ≥ 90%, likely 66–90%, possibly 33–66%, unlikely < 33%; "
+              "uncertain (the model cannot tell) when both P(benefit > threshold) and "
+              "P(benefit < −threshold) are ≥ 10%")
 RATIONALE = ("A yes/no rule on the point estimate flips on a fraction of a point and hides the uncertainty; the "
              "probability that the benefit exceeds the smallest worthwhile effect states how sure the model is, "
              "and the prediction interval is used because the patient is treated in a clinic the model has not "
-             "seen. The four words follow the IPCC calibrated uncertainty language (Mastrandrea et al. 2010).")
+             "seen. The four words follow the IPCC calibrated uncertainty language (Mastrandrea et al. 2010). "
+             "Where the interval is so wide that a worthwhile benefit and a worthwhile harm are both plausible "
+             "(neither very unlikely, < 10%) no probability word is given: the result says the model cannot "
+             "tell (the probability of a clinically important benefit and of a clinically important harm, "
+             "Spiegelhalter et al. 2004; GRADE imprecision, Guyatt et al. 2011).")
 
 
 def norm_cdf(x: float) -> float:
@@ -106,8 +144,10 @@ def probability_above(estimate: float, se: float | None, threshold: float) -> fl
     return norm_cdf((float(estimate) - float(threshold)) / se)
 
 
-def verdict(estimate: Any, ci: Any, pi: Any, threshold: Any, limit: float = 100.0) -> dict | None:
-    """The verdict dict of one outcome (None if the benefit or threshold is unknown)."""
+def verdict(estimate: Any, ci: Any, pi: Any, threshold: Any, limit: float = 100.0,
+            rare: bool = False) -> dict | None:
+    """The verdict dict of one outcome (None if the benefit or threshold is unknown). ``rare``:
+    the patient lies beyond the training support (intervals widened): ``confidence`` "low"."""
     if estimate is None or threshold is None:
         return None
     se_ci = se_from_interval(estimate, ci, limit)
@@ -117,12 +157,22 @@ def verdict(estimate: Any, ci: Any, pi: Any, threshold: Any, limit: float = 100.
     if p is None:
         return None
     key, words = level_of(p)
+    text, short = f"{words} to clear the smallest worthwhile effect", f"{words} worthwhile"
+    p_harm = None
+    if float(threshold) > 0:
+        p_harm = probability_above(-float(estimate), se_pi, float(threshold))  # P(benefit < -T)
+    if p_harm is not None and p >= PLAUSIBLE and p_harm >= PLAUSIBLE:
+        key, words, text, short = UNCERTAIN, UNCERTAIN_WORDS, UNCERTAIN_TEXT, UNCERTAIN_SHORT
     same = bool(ci and pi and ci[0] == pi[0] and ci[1] == pi[1])
     return {
         "level": key,
         "words": words,
-        "text": f"{words} to clear the smallest worthwhile effect",
+        "text": text,
+        "short": short,
         "probability": round(p, 4),
+        "probability_harm": None if p_harm is None else round(p_harm, 4),
+        "confidence": "low" if rare else "usual",
+        "confidence_text": LOW_CONFIDENCE_TEXT if rare else None,
         "probability_average_patient": None if p_avg is None else round(p_avg, 4),
         "threshold": threshold,
         "basis": BASIS,
@@ -136,6 +186,7 @@ def annotate(results: list[dict]) -> list[dict]:
     to every arm without an interval an explicit ``interval_note``, and to the result the
     ``verdict_definition``. Returns ``results``."""
     for r in results:
+        rare = any(isinstance(w, str) and w.startswith(RARE_PATIENT) for w in (r.get("warnings") or []))
         for o in (r.get("outcomes") or {}).values():
             b = o.get("benefit") or {}
             no_rule = o.get("smallest_worthwhile") is None  # none configured for the outcome
@@ -157,7 +208,10 @@ def annotate(results: list[dict]) -> list[dict]:
                 o["verdict"] = None
                 continue
             th = (o.get("smallest_worthwhile") or {}).get("threshold")
-            o["verdict"] = verdict(b.get("estimate"), ci, pi, th, limit)
+            o["verdict"] = verdict(b.get("estimate"), ci, pi, th, limit, rare)
         r["verdict_definition"] = {"definition": DEFINITION, "basis": BASIS_TEXT,
-                                   "levels": [{"level": k, "words": w, "from_probability": lo} for lo, k, w in LEVELS]}
+                                   "levels": [{"level": k, "words": w, "from_probability": lo} for lo, k, w in LEVELS],
+                                   "uncertain": {"level": UNCERTAIN, "text": UNCERTAIN_TEXT,
+                                                 "when": "P(benefit > threshold) and P(benefit < -threshold) "
+                                                         f"both >= {PLAUSIBLE:.0%}"}}
     return results

@@ -287,3 +287,31 @@ def test_patient_warnings_once_but_a_comparators_own_prediction_warning_stays_wi
     block = cards._comparator_block(results["psychological"], "psychological", [], cards.SYNTHETIC_WORDS)
     assert any(OUTSIDE_SCALE in line for line in block) and not any(RARE_PATIENT in line for line in block)
     assert any("few trials" in line for line in block)
+
+
+def test_a_card_for_a_patient_the_model_knows_nothing_about_says_it_cannot_tell():
+    """The 93-year-old with BMI 47 under the default model (s12u): moderate-term pain PI -94 to +95.
+    Summary, table and line say "uncertain"/"cannot tell" with both probabilities and low
+    confidence; an ordinary outcome next to it keeps its word."""
+    from predict import verdict as V
+    from predict.clinical_warnings import RARE_TEXT
+    from serving.cds import cards
+    from serving.cds.fhir_map import MapResult
+
+    def outcome(est, ci, pi, follow_up):
+        return {"outcome": "pain", "follow_up": follow_up, "available": True, "scale": "0-100",
+                "intervention": {"expected": 40.0, "interval": None}, "comparator": {"expected": 40.0 + est, "interval": None},
+                "benefit": {"estimate": est, "ci": ci, "prediction_interval": pi}, "smallest_worthwhile": {"threshold": 12.4}}
+    r = {"outcomes": {"pain__moderate": outcome(0.3, [-92.2, 92.8], [-94.0, 94.7], "moderate"),
+                      "pain__long": outcome(6.3, [-6.3, 18.9], [-6.4, 19.0], "long")},
+         "warnings": [RARE_TEXT.format(pct=99.9, f=8.0)], "missing": [], "top_factors": []}
+    V.annotate([r])
+    assert r["outcomes"]["pain__moderate"]["verdict"]["level"] == "uncertain"
+    assert r["outcomes"]["pain__long"]["verdict"]["level"] == "unlikely"
+    card = cards.prediction_card({"usual_care": r}, ["usual_care"], MapResult({}, [], [], []), {},
+                                 {"label": "x", "url": "http://127.0.0.1/card"}, False, "")
+    s, d = card["summary"], card["detail"]
+    assert "cannot tell if worthwhile" in s and "unlikely" not in s and len(s) <= SUMMARY_MAX
+    assert f"**uncertain**: {V.UNCERTAIN_REASON}" in d and "of a worthwhile harm" in d
+    assert V.LOW_CONFIDENCE_TEXT in d
+    assert "unlikely worthwhile" in d and "**unlikely** to clear it" in d  # the ordinary outcome, as before

@@ -68,7 +68,9 @@ def test_scorer_results_carry_verdicts_labels_and_entered_factors_only(scorer):
         se = (b["prediction_interval"][1] - b["prediction_interval"][0]) / (2 * V.Z)
         assert v["threshold"] == th
         assert v["probability"] == pytest.approx(0.5 * math.erfc(-(b["estimate"] - th) / se / math.sqrt(2)), abs=1e-4)
-        assert v["level"] == V.level_of(v["probability"])[0]
+        both = v["probability"] >= V.PLAUSIBLE and v["probability_harm"] >= V.PLAUSIBLE
+        assert v["level"] == ("uncertain" if both else V.level_of(v["probability"])[0])
+        assert v["probability_harm"] == pytest.approx(0.5 * math.erfc(-(-th - b["estimate"]) / se / math.sqrt(2)), abs=1e-4)
     assert r["verdict_definition"]["definition"] == V.DEFINITION
 
 
@@ -125,3 +127,60 @@ def test_network_nodes_scored_from_ml_nmr_draws_are_labelled_credible_and_poster
     assert bayes["benefit"]["labels"] == {"ci": V.CRI_LABEL, "prediction_interval": V.PRED_LABEL}
     assert freq["benefit"]["labels"] == learner["benefit"]["labels"] == {"ci": V.CI_LABEL, "prediction_interval": V.PI_LABEL}
     assert "credible" in V.CRI_LABEL and "confidence" not in V.CRI_LABEL
+
+
+def test_a_patient_the_model_knows_nothing_about_is_uncertain_not_unlikely():
+    # the 93-year-old with BMI 47 under the default model (s12u, session 12): PI -94..95, T 12.4.
+    # Before: "unlikely to clear the smallest worthwhile effect" (P 0.40 -> "possibly"; the CI-based
+    # pain short -51..49 gave 0.31 "unlikely"), though a worthwhile harm was just as plausible.
+    from statistics import NormalDist
+    est, ci, pi, th = -1.1, [-51.1, 49.0], [-54.5, 52.3], 12.4
+    v = V.verdict(est, ci, pi, th, rare=True)
+    se = (pi[1] - pi[0]) / (2 * V.Z)
+    ref = NormalDist(est, se)  # an independent normal
+    assert v["probability"] == pytest.approx(1 - ref.cdf(th), abs=1e-4)
+    assert v["probability_harm"] == pytest.approx(ref.cdf(-th), abs=1e-4)
+    assert v["level"] == "uncertain" and v["words"] == "uncertain" and v["text"] == V.UNCERTAIN_TEXT
+    assert v["short"] == V.UNCERTAIN_SHORT and "cannot tell" in v["text"]
+    assert v["confidence"] == "low" and v["confidence_text"] == V.LOW_CONFIDENCE_TEXT
+    assert v["probability"] < 0.33  # the old rule's word would have been "unlikely"
+
+
+def test_uncertain_only_when_both_a_worthwhile_benefit_and_harm_are_plausible():
+    th = 10.0
+    for est in (-8.0, -2.0, 0.0, 3.0, 9.0):
+        for half in (5.0, 15.0, 25.0, 40.0, 80.0):
+            v = V.verdict(est, [est - half / 2, est + half / 2], [est - half, est + half], th)
+            se = half / V.Z
+            p_b = 0.5 * math.erfc(-(est - th) / se / math.sqrt(2))
+            p_h = 0.5 * math.erfc(-(-th - est) / se / math.sqrt(2))
+            both = p_b >= V.PLAUSIBLE and p_h >= V.PLAUSIBLE
+            assert (v["level"] == "uncertain") == both, (est, half)
+            if not both:  # ordinary: the level, words and text exactly as before
+                assert v["level"] == V.level_of(p_b)[0]
+                assert v["text"] == f"{v['words']} to clear the smallest worthwhile effect"
+                assert v["short"] == f"{v['words']} worthwhile"
+            assert v["confidence"] == "usual" and v["confidence_text"] is None
+    # the boundary: SE = (T + |estimate|) / z(0.90) puts the far side at exactly 10%
+    z90 = 1.2815515655446004
+    se = (th + 0.0) / z90
+    v = V.verdict(0.0, None, [-se * V.Z * 1.001, se * V.Z * 1.001], th)
+    assert v["level"] == "uncertain"
+    v = V.verdict(0.0, None, [-se * V.Z * 0.999, se * V.Z * 0.999], th)
+    assert v["level"] == "unlikely"
+    # a zero threshold: no harm side, no uncertain state
+    v = V.verdict(1.0, [-50, 52], [-60, 62], 0.0)
+    assert v["probability_harm"] is None and v["level"] != "uncertain"
+
+
+def test_annotate_reads_the_rare_patient_warning_into_confidence():
+    from predict.clinical_warnings import RARE_TEXT
+    o = {"benefit": {"estimate": 0.3, "ci": [-92.2, 92.8], "prediction_interval": [-94.0, 94.7]},
+         "smallest_worthwhile": {"threshold": 12.4}, "scale": "0-100"}
+    rare = {"outcomes": {"pain__moderate": o}, "warnings": [RARE_TEXT.format(pct=99.9, f=8.0)]}
+    plain = {"outcomes": {"pain__moderate": {**o, "benefit": dict(o["benefit"])}}, "warnings": []}
+    V.annotate([rare, plain])
+    assert rare["outcomes"]["pain__moderate"]["verdict"]["confidence"] == "low"
+    assert plain["outcomes"]["pain__moderate"]["verdict"]["confidence"] == "usual"
+    assert rare["outcomes"]["pain__moderate"]["verdict"]["level"] == "uncertain"
+    assert rare["verdict_definition"]["uncertain"]["text"] == V.UNCERTAIN_TEXT

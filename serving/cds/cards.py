@@ -17,6 +17,7 @@ import re
 import uuid
 from typing import Any
 
+from predict import verdict as verdicts
 from predict.clinical_warnings import warning_kind
 from serving.cds.fhir_map import MapResult
 
@@ -74,9 +75,15 @@ def _benefit_text(o: dict) -> str:
         ivs.append(f"95% PI {pi}" if pi else "no prediction interval available")
     text = f"difference {f(b['estimate'])}{unit} ({'; '.join(ivs)})"
     v = o.get("verdict")
-    if v:
+    if v and v["level"] == "uncertain":  # the words are predict/verdict.py's
+        text += (f"; smallest worthwhile effect {v['threshold']:.1f}: **{v['words']}**: {verdicts.UNCERTAIN_REASON} "
+                 f"(probability of a worthwhile benefit {100 * v['probability']:.0f}%, of a worthwhile harm "
+                 f"{100 * v['probability_harm']:.0f}% in a new clinic)")
+    elif v:
         text += (f"; smallest worthwhile effect {o['verdict']['threshold']:.1f}: **{v['words']}** "
                  f"to clear it (probability {100 * v['probability']:.0f}% in a new clinic)")
+    if v and v.get("confidence_text"):
+        text += f"; {v['confidence_text']}"
     return text
 
 
@@ -118,7 +125,7 @@ def _summary(result: dict, comparator: str, synthetic: bool, unusual: bool = Fal
     ci = b.get("ci") or [None, None]
     what = "recovery" if t["outcome"] == "global_recovery" else f"{t['outcome']}/100"
     v = t.get("verdict")
-    worth = f"; {v['words']} worthwhile" if v else ""
+    worth = f"; {v.get('short') or v['words'] + ' worthwhile'}" if v else ""
     text = (f"Exercise vs {comparator_label(comparator)}: {what} benefit {_fmt_benefit(t['outcome'], b['estimate'], *ci)}"
             f" at {HORIZON.get(t.get('follow_up'), t.get('follow_up', ''))}{worth}{tail}")
     if len(text) > SUMMARY_MAX and worth:
@@ -191,7 +198,7 @@ def _table(results: dict[str, dict], comparators: list[str]) -> list[str]:
             cell = (_fmt_benefit(t["outcome"], b["estimate"], *(b.get("ci") or [None, None]))
                     if b and b.get("estimate") is not None else "n/a")
             v = o.get("verdict")
-            cells.append(cell + (f", {v['words']} worthwhile" if v else ""))
+            cells.append(cell + (f", {v.get('short') or v['words'] + ' worthwhile'}" if v else ""))
         name = "global recovery (difference per 100)" if t["outcome"] == "global_recovery" else f"{t['outcome']} (0-100)"
         lines.append(f"| {name} | {HORIZON.get(t.get('follow_up'), t.get('follow_up'))} | " + " | ".join(cells) + " |")
     return lines
@@ -233,7 +240,9 @@ INTRO = ("**Predicted benefit of exercise therapy** (comparator minus exercise; 
          "95% intervals: **CI** = the average for patients like this one; **PI** = for such a patient treated in a "
          "new clinic (adds the differences between trials; the same as the CI where the trials showed none, τ = 0). "
          "**Smallest worthwhile effect** = 20% of the patient's baseline score; the verdict is the probability that "
-         "the benefit exceeds it in a new clinic: very likely ≥ 90%, likely 66-90%, possibly 33-66%, unlikely < 33%.")
+         "the benefit exceeds it in a new clinic: very likely ≥ 90%, likely 66-90%, possibly 33-66%, unlikely < 33%; "
+         "**uncertain** (the model cannot tell) where a worthwhile benefit and a worthwhile harm (a benefit below "
+         "minus the smallest worthwhile effect) are both at least 10% likely.")
 SYNTHETIC_WORDS = "synthetic (simulated) data"
 
 

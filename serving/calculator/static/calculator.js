@@ -257,8 +257,7 @@
     card.appendChild(el("p", {}, ["Difference: ", el("strong", { "class": "v-ben", text: fmt(Math.abs(b.estimate)) + " points" }), dir, "."]));
     card.appendChild(intervalList(b, function (v) { return fmt(v); }, " points"));
     var v = t.verdict;
-    var words = v ? v.words.charAt(0).toUpperCase() + v.words.slice(1) + " to clear the smallest worthwhile effect"
-      : "Smallest worthwhile effect not assessed";
+    var words = v ? v.text.charAt(0).toUpperCase() + v.text.slice(1) : "Smallest worthwhile effect not assessed";
     card.appendChild(el("p", {}, [el("span", { "class": "verdict swe-verdict " + (v ? v.level : "unknown"), text: words }),
       num(swe) ? " \u2014 for this patient " + fmt(swe) + " points (" + ((t.smallest_worthwhile.rule) || "20% of the baseline score") + ")." : ""]));
     if (v) card.appendChild(el("p", { "class": "verdict-probability" }, [
@@ -266,6 +265,13 @@
       " for a patient like this in a new clinic" + (num(v.probability_average_patient) && !v.pi_equals_ci
         ? " (" + Math.round(v.probability_average_patient * 100) + "% for the average patient like this)" : "") +
       ". Very likely \u2265 90%, likely 66\u201390%, possibly 33\u201366%, unlikely < 33%."]));
+    if (v && num(v.probability_harm) && (v.level === "uncertain" || Math.round(v.probability_harm * 100) >= 1))
+      card.appendChild(el("p", { "class": "verdict-harm" }, [
+        "Probability of a worthwhile harm (the benefit below \u2212" + fmt(v.threshold) + " points) for a patient like this in a new clinic: ",
+        el("strong", { "class": "v-harm", text: Math.round(v.probability_harm * 100) + "%" }),
+        ". Uncertain when a worthwhile benefit and a worthwhile harm are both at least 10% likely."]));
+    if (v && v.confidence_text) card.appendChild(el("p", { "class": "verdict-confidence" }, [
+      el("strong", { text: v.confidence_text.charAt(0).toUpperCase() + v.confidence_text.slice(1) + "." })]));
     var armIv = pair(ex.interval) || pair(cp.interval);
     card.appendChild(el("div", { "class": "charts" }, [
       el("figure", {}, [expectedChart([
