@@ -184,3 +184,22 @@ def test_annotate_reads_the_rare_patient_warning_into_confidence():
     assert plain["outcomes"]["pain__moderate"]["verdict"]["confidence"] == "usual"
     assert rare["outcomes"]["pain__moderate"]["verdict"]["level"] == "uncertain"
     assert rare["verdict_definition"]["uncertain"]["text"] == V.UNCERTAIN_TEXT
+
+
+def test_the_93_year_old_through_the_scorer_gets_low_confidence_and_both_probabilities(scorer):
+    from predict.clinical_warnings import RARE_PATIENT
+    old = {"baseline_pain": 62.0, "baseline_function": 41.0, "age": 93, "bmi": 47}
+    plain = {"baseline_pain": 62.0, "baseline_function": 41.0, "age": 47, "bmi": 26}
+    r_old, r_plain = scorer.score([old, plain], "usual_care")
+    for r in (r_old, r_plain):
+        rare = any(w.startswith(RARE_PATIENT) for w in r["warnings"])
+        for o in r["outcomes"].values():
+            v = o.get("verdict")
+            if not v:
+                continue
+            assert v["confidence"] == ("low" if rare else "usual")
+            both = v["probability"] >= V.PLAUSIBLE and v["probability_harm"] >= V.PLAUSIBLE
+            assert (v["level"] == "uncertain") == both
+            assert v["text"] == (V.UNCERTAIN_TEXT if both else f"{v['words']} to clear the smallest worthwhile effect")
+    assert any(w.startswith(RARE_PATIENT) for w in r_old["warnings"])
+    assert r_old["verdict_definition"]["uncertain"]["level"] == "uncertain"
