@@ -73,7 +73,7 @@ def one(scenario: str, seed: int, k: int, n_boot_lin: int, n_boot_tree: int, dia
 
     from benchmarks.bench_learners import load_task, make_member
     from training.iecv import run_iecv, stacking_from_predictions
-    from training.learners.effect_model import trial_folds
+    from training.learners.folds import trial_folds
     from training.learners.stack_gate import heterogeneity_gate
     from training.learners.stacking import StackedLearner, comparator_mix
     from training.simulate import simulate_dataset

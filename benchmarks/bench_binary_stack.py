@@ -69,7 +69,7 @@ def dataset(seed: int, scenario: str | None = None):
 def fit_models(seed: int, n_boot_linear: int, n_boot_trees: int):
     """(models {name: fitted learner}, stack weights, config, seconds)."""
     from training.iecv import run_iecv
-    from training.learners.effect_model import trial_folds
+    from training.learners.folds import trial_folds
     from training.learners.stacking import StackedLearner
     from training.train import make_learner
 

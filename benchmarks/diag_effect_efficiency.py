@@ -65,7 +65,7 @@ def lgbm_offset(X: pd.DataFrame, y: np.ndarray, trial: np.ndarray, feats: list, 
     """Cross-fitted LightGBM prediction of y from the features (no treatment), 5 trial-grouped folds."""
     import lightgbm as lgb
 
-    from training.learners.effect_model import trial_folds
+    from training.learners.folds import trial_folds
 
     _, codes = np.unique(trial, return_inverse=True)
     folds = trial_folds(codes, np.ones(codes.max() + 1, bool), 5, seed)

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_learners import OURS, load_task, make_member  # noqa: E402
 from training.iecv import run_iecv  # noqa: E402
-from training.learners.effect_model import trial_folds  # noqa: E402
+from training.learners.folds import trial_folds  # noqa: E402
 from training.learners.stack_gate import shrink_to_primary  # noqa: E402
 from training.learners.stacking import r_loss_parts, stack_weights  # noqa: E402
 from training.orientation import higher_is_better, orient  # noqa: E402
@@ -63,7 +63,7 @@ Z95 = 1.959963984540054
 def cv_predictions(scenario: str, seed: int):
     """Held-out benefit predictions of the default members, exactly as ``bench_learners.one`` makes them."""
     df, _, cfg, _ = load_task(scenario, seed, "pain", "short")
-    members = tuple(learners_for(OURS, "continuous"))
+    members = tuple(learners_for(OURS, "continuous", default=True))
     feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
     X = df[["trial", "treatment"] + feats]
     y = df["value"].to_numpy(float)

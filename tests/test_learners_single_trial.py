@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.learners.effect_model import row_folds, trial_folds
+from training.learners.folds import row_folds, trial_folds
 from training.learners.intervals import cluster_bootstrap
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "respiratory"

@@ -57,7 +57,8 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
-from training.learners.effect_model import EffectModel, row_folds
+from training.learners.effect_model import EffectModel
+from training.learners.folds import row_folds
 from training.learners.linear import prior_lambda, theta_path, trial_centre, within_trial
 
 LOG_S2_BOUNDS = (np.log(1e-8), np.log(1e4))  # prior variance of a standardised interaction, points^2

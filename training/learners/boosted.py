@@ -40,7 +40,8 @@ from predict.linear import basis
 from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners.base import BenefitLearner, allocation_share
-from training.learners.effect_model import MAIN_SD, row_folds, shared_linear_data
+from training.learners.effect_model import MAIN_SD, shared_linear_data
+from training.learners.folds import row_folds
 from training.learners.linear import linear_benefit
 from training.learners.intervals import (cluster_bootstrap, fit_variance_model, residual_tau,
                                          varmodel_design_spec)

@@ -41,6 +41,7 @@ from training.learners import between as btw
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
 from training.learners.intervals import cluster_bootstrap, few_trial_variance, offset_slope, residual_tau
 from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
+from training.learners.folds import row_folds
 from predict.expected_basis import EXPECTED
 from training.learners.linear import (StructuredFit, TrialBlocks, design, linear_block, make_basis, prior_lambda,
                                       replicate_counts, replicate_start, theta_path, trial_centre)
@@ -120,31 +121,6 @@ def shared_linear_data(learner, X, y) -> LinearData:
         return d
     del _SHARED[:-3]
     return d
-
-
-def trial_folds(trial: np.ndarray, has_comp: np.ndarray, n_folds: int, seed: int) -> list:
-    """Folds of comparator trials (held out); trials without a comparator always train."""
-    rng = np.random.default_rng(seed)
-    comp_trials = np.flatnonzero(has_comp)
-    rng.shuffle(comp_trials)
-    k = max(2, min(n_folds, comp_trials.size))
-    return [comp_trials[i::k] for i in range(k) if comp_trials[i::k].size]
-
-
-def row_folds(trial: np.ndarray, has_comp: np.ndarray, cls: np.ndarray, n_folds: int, seed: int) -> list:
-    """Held-out row masks for tuning and cross-fitting: whole comparator trials (``trial_folds``)
-    when there are at least two, else - a single randomised trial - participants, in folds
-    stratified by trial and arm (the only honest split one trial allows)."""
-    if int(np.sum(has_comp)) >= 2:
-        return [np.isin(trial, hold) for hold in trial_folds(trial, has_comp, n_folds, seed)]
-    rng = np.random.default_rng(seed)
-    k = max(2, n_folds)
-    fold = np.empty(trial.size, int)
-    for key in sorted(set(zip(trial.tolist(), cls.tolist()))):
-        rows = np.flatnonzero((trial == key[0]) & (cls == key[1]))
-        rng.shuffle(rows)
-        fold[rows] = (np.arange(rows.size) + rng.integers(k)) % k
-    return [fold == i for i in range(k) if (fold == i).any()]
 
 
 class EffectModel(BenefitLearner):
