@@ -1,7 +1,7 @@
 """The effect model's few-trial variance tau^2 / k (classes with one or two trials): with
 FEW_TRIAL_SCALE = "link" on the scale of the offsets it is added to - the log-odds for a binary outcome
 (tau itself is estimated on the risk scale; training.learners.intervals.offset_slope converts it by the
-delta method); train's default "risk" keeps the earlier formula (BENCHMARKS.md session 12 s12b)."""
+delta method) - train's default since session 12; "risk" keeps the earlier formula (BENCHMARKS.md session 12 s12b)."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,14 +76,15 @@ def test_continuous_few_trial_variance_is_tau_squared_over_k():
     assert m.few_trial_var_["usual_care"] == pytest.approx(tau["usual_care"] ** 2 / 1)
 
 
-def test_default_risk_scale_keeps_the_earlier_formula():
-    """train's default (FEW_TRIAL_SCALE = "risk"): tau^2 / k whatever the slope, as before session 12;
-    "link" divides tau by the slope; classes with >= 3 trials get 0."""
+def test_default_link_scale_and_the_earlier_formula():
+    """train's default (FEW_TRIAL_SCALE = "link") divides tau by the slope; "risk": tau^2 / k whatever the
+    slope, as before session 12; classes with >= 3 trials get 0."""
     tau = {"a": 0.05, "__pooled__": 0.04}
     support = {"a": {"trials": 2}, "b": {"trials": 1}, "c": {"trials": 3}}
-    assert intervals.FEW_TRIAL_SCALE == "risk"
-    assert few_trial_variance(tau, support, ["a", "b", "c"], 0.2) == [0.05 ** 2 / 2, 0.04 ** 2, 0.0]
-    link = few_trial_variance(tau, support, ["a", "b", "c"], 0.2, scale="link")
+    assert intervals.FEW_TRIAL_SCALE == "link"
+    risk = few_trial_variance(tau, support, ["a", "b", "c"], 0.2, scale="risk")
+    assert risk == [0.05 ** 2 / 2, 0.04 ** 2, 0.0]
+    link = few_trial_variance(tau, support, ["a", "b", "c"], 0.2)
     assert link == pytest.approx([(0.05 / 0.2) ** 2 / 2, (0.04 / 0.2) ** 2, 0.0])
     with pytest.raises(ValueError, match="few-trial variance scale"):
         few_trial_variance(tau, support, ["a"], 0.2, scale="logit")

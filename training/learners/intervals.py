@@ -115,7 +115,7 @@ def offset_slope(family: str, p: np.ndarray) -> float:
     return max(float(np.mean(p * (1 - p))), 1e-3)
 
 
-FEW_TRIAL_SCALE = "risk"  # what train uses for few_trial_variance: "risk" (as before) | "link" (module function)
+FEW_TRIAL_SCALE = "link"  # what train uses for few_trial_variance: "link" (the offsets' scale) | "risk" (before session 12)
 
 
 def few_trial_variance(tau: dict, support: dict, comparators: list, slope: float, scale: str | None = None,
@@ -126,8 +126,10 @@ def few_trial_variance(tau: dict, support: dict, comparators: list, slope: float
     {"trials": k}. ``scale`` (default ``FEW_TRIAL_SCALE``): "link" puts tau on the offsets' link scale
     (divided by ``slope``, :func:`offset_slope`: the log-odds for a binary outcome); "risk" leaves it on
     the benefit scale, as train did before session 12 - for a binary outcome about (1 / p (1 - p))^2 ~ 16
-    times too small against the log-odds offsets it is added to. Measured (BENCHMARKS.md session 12
-    s12b): recovery coverage unchanged within 0.004 either way, so train's default is not changed yet.
+    times too small against the log-odds offsets it is added to (kept only to reproduce earlier fits).
+    Train uses "link" since session 12 because it is the right unit (Jackson et al. 2018, Stat Med 37:1059:
+    the between-trial variance of a binary IPD model lives on the log-odds scale); measured (BENCHMARKS.md
+    session 12 s12b) recovery coverage moved by at most 0.004 and root PEHE by 0.002.
     Identical for continuous outcomes (slope 1)."""
     scale = FEW_TRIAL_SCALE if scale is None else scale
     if scale not in ("risk", "link"):
