@@ -254,7 +254,7 @@ def one(args) -> list:
     from threadpoolctl import threadpool_limits
 
     from training.iecv import _benefit_mix, run_iecv
-    from training.learners.effect_model import trial_folds
+    from training.learners.folds import trial_folds
     from training.learners.stacking import StackedLearner
 
     warnings.simplefilter("ignore")
@@ -269,8 +269,8 @@ def one(args) -> list:
         # out-of-sample evaluation
         ndf, ntruth, _, nrecols = load_task(new_scenario, seed + 10_000, outcome, follow_up)
         otype = "continuous" if outcome != "global_recovery" else "binary"
-        ours = tuple(learners_for(OURS, otype))  # as train: effect_pairs for continuous outcomes only
-        members = tuple(learners_for(members, otype))
+        ours = tuple(learners_for(OURS, otype, default=True))  # as train: effect_pairs for continuous outcomes only, risk_model for binary ones
+        members = tuple(learners_for(members, otype, default=True))
         feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
         X = df[["trial", "treatment"] + feats]
         y = df["value"].to_numpy(float)
@@ -397,7 +397,7 @@ def one(args) -> list:
         models["selected_fallback_constant"] = StackedLearner.from_fitted([fitted[k] for k in w_c], list(w_c.values()),
                                                                           list(w_c))
         secs["selected_fallback_constant"] = cv_seconds + sum(secs[k] for k in w_c)
-        if extra:  # the stack with the candidate members: same CV, same gate
+        if extra or drop:  # the stack with the candidate members: same CV, same gate
             wp = select(cv.predictions[~cv.predictions["learner"].isin(drop)])
             weights_of["selected_plus"] = wp
             models["selected_plus"] = StackedLearner.from_fitted([fitted[k] for k in wp], list(wp.values()), list(wp))
@@ -439,7 +439,7 @@ def one(args) -> list:
         # the same models' benefit in the participant's own (fitted) trial: + the trial's EB deviation
         from training.learners.trial_specific import InTrialBenefit
 
-        for base in ("selected", "effect_model", "selected_gate_stack_only") + (("selected_plus",) if extra else ()):
+        for base in ("selected", "effect_model", "selected_gate_stack_only") + (("selected_plus",) if (extra or drop) else ()):
             t0 = time.time()
             models[f"{base}_in_trial"] = InTrialBenefit(models[base]).fit(X, y)
             secs[f"{base}_in_trial"] = secs[base] + time.time() - t0
@@ -562,7 +562,7 @@ def main(argv=None):
     ap.add_argument("--oracle-only", action="store_true",
                     help="only the oracle bounds (benchmarks/oracle_benefit.py), no learner or peer fits")
     ap.add_argument("--drop-members", nargs="*", default=[], choices=list(OURS),
-                    help="default members left out of selected_plus's stack (e.g. a member the extra one would replace)")
+                    help="default members left out of selected_plus's stack (e.g. a member the extra one would replace; alone: the default without them)")
     ap.add_argument("--extra-members", nargs="*", default=[], choices=sorted(EXTRA),
                     help="candidate stack members outside the default; reported as selected_plus")
     ap.add_argument("--oracle-scale", type=int, default=10,

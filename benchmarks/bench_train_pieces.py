@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     cfg, X, y, otype = _task(a.data, a.task)
-    names = learners_for(list(LEARNERS), otype)
+    names = learners_for(list(LEARNERS), otype, default=True)
     out = []
     with threadpool_limits(1):
         for part in a.part:

@@ -64,7 +64,7 @@ def _plan(data: Path | None, task: str):
     otype = outcome_type_of(outcome, cfg)
     X, y = _xy(df, cfg)
     s = TrainSettings()
-    fac = {n: (lambda n=n: make_learner(n, otype, cfg, s.seed, n_boot=0)) for n in learners_for(s.learners, otype)}
+    fac = {n: (lambda n=n: make_learner(n, otype, cfg, s.seed, n_boot=0)) for n in learners_for(s.learners, otype, default=True)}
     return plan_iecv(X.assign(_y=y), "_y", fac, otype, cfg.active, n_boot=s.iecv_metrics_boot, seed=s.seed,
                      min_trial_size=int(getattr(cfg, "min_trial_size", 1)), max_folds=s.iecv_max_folds)
 

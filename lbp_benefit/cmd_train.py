@@ -14,7 +14,7 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (default: the embedded synthetic default)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Study config YAML (overrides the folder's study.yaml)."),
     seed: int = typer.Option(1, "--seed", help="Seed for the learners (and the simulator for the embedded default)."),
-    learner: Optional[List[str]] = typer.Option(None, "--learner", help="Learners to fit (repeatable; default all: constant, effect_model, effect_adaptive, effect_pairs (continuous outcomes only), risk_model, t_learner, x_learner, dr_learner; optional: effect_ard)."),
+    learner: Optional[List[str]] = typer.Option(None, "--learner", help="Learners to fit (repeatable; default all: constant, effect_model, effect_adaptive, effect_pairs (continuous outcomes only), risk_model (binary outcomes only), t_learner, x_learner, dr_learner; optional: effect_ard)."),
     iecv_follow_up: Optional[List[str]] = typer.Option(None, "--iecv-follow-up", help="Follow-ups whose tasks get IECV of every learner, for selection and stacking (repeatable; default the first window, short term); the other tasks get IECV of the learner deployed there (the effect model) alone."),
     no_iecv: bool = typer.Option(False, "--no-iecv", help="Skip internal-external cross-validation (selection falls back to the effect model)."),
     select: str = typer.Option("stack", "--select", help="'stack' (non-negative R-loss stacking), 'best' (lowest held-out R-loss) or 'best1se' (simplest learner within 1 SE of the lowest)."),

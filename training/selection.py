@@ -1,6 +1,7 @@
 """Which learners a task fits and which model it deploys: the selection rules of ``train``.
 
-- :func:`learners_for`: the learners fitted for an outcome type (``effect_pairs`` for continuous ones only);
+- :func:`learners_for`: the learners fitted for an outcome type (``effect_pairs`` for continuous ones only, by
+  default ``risk_model`` for binary ones only);
 - :func:`without_inputs`: the learners that cannot be fitted on a task without a single input (tree learners);
 - :func:`selectable`: the learners worth fitting for a task (tree learners only where IECV selects);
 - :func:`select_model`: the deployed model from the IECV results — the convex R-loss stack, kept only if it
@@ -17,11 +18,21 @@ from training.learners.stacking import StackedLearner
 # fitted for continuous outcomes only: on binary outcomes the screened products were fitted noise that took stack
 # weight in the default recovery task, at twice its cross-validation cost (BENCHMARKS.md, issue 23 session 9)
 CONTINUOUS_ONLY = ("effect_pairs",)
+# The risk model lets the benefit vary along one prognostic index only (Kent et al. 2020, PATH statement). For a
+# binary outcome that is the risk-magnification mechanism of an absolute risk difference; for a continuous one it
+# carries whatever modification the index's strongest factor shows onto every prognostic factor, which on data written
+# outside the team made it extrapolate the wrong way on a shifted new trial in 3 of 3 seeds (BENCHMARKS.md, session 12,
+# s12x / s12a / integrator) while its own CI covered 0.39-0.77: by default it is fitted for binary outcomes only
+# (asked for by name, e.g. ``--learner risk_model``, it is fitted for any outcome).
+DEFAULT_BINARY_ONLY = ("risk_model",)
 
 
-def learners_for(learners: Sequence[str], outcome_type: str) -> list:
-    """The learners fitted for a task of ``outcome_type`` (:data:`CONTINUOUS_ONLY` only for continuous ones)."""
-    return [n for n in learners if outcome_type == "continuous" or n not in CONTINUOUS_ONLY]
+def learners_for(learners: Sequence[str], outcome_type: str, *, default: bool = False) -> list:
+    """The learners fitted for a task of ``outcome_type``: :data:`CONTINUOUS_ONLY` only for continuous ones;
+    with ``default`` (``train``'s default list, not one the user named) :data:`DEFAULT_BINARY_ONLY` only for
+    binary ones."""
+    drop = CONTINUOUS_ONLY if outcome_type != "continuous" else (DEFAULT_BINARY_ONLY if default else ())
+    return [n for n in learners if n not in drop]
 
 
 # tree learners split on the inputs: a task with none (a study declaring no covariates, an outcome without a

@@ -195,9 +195,10 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 row["separation"] = "; ".join(sep)
                 say(f"{task}: {row['separation']}: separation (no maximum-likelihood logistic fit); the learners' "
                     "logistic fits use Firth's bias-reduced estimate there, whose intervals still rest on few participants")
-            learners = learners_for(s.learners, otype)
+            learners = learners_for(s.learners, otype, default=tuple(s.learners) == LEARNERS)
             if len(learners) < len(s.learners):
-                say(f"{task}: {', '.join(n for n in s.learners if n not in learners)} not fitted (continuous outcomes "
+                only = "binary" if otype == "continuous" else "continuous"
+                say(f"{task}: {', '.join(n for n in s.learners if n not in learners)} not fitted ({only} outcomes "
                     "only)")
             bare = without_inputs(learners, X.shape[1] - 2)  # X: trial, treatment and the task's candidate modifiers
             if bare:

@@ -162,7 +162,7 @@ def s_methods(inp: CardInputs) -> Section:
     learners = list(run.get("learners") or [])
     data = {
         "framework": "PATH (Kent et al., Ann Intern Med 2020): effect modelling (effect_model, meta-learners) and risk "
-                     "modelling (risk_model); constant-effect model as the reference",
+                     "modelling (risk_model, binary outcomes); constant-effect model as the reference",
         "estimand": "benefit_vs_c(x) = E[Y | c, x] − E[Y | exercise, x] for pain/function (0–100, higher = worse); "
                     "P(recover | exercise, x) − P(recover | c, x) for global recovery; in an average trial",
         "harmonisation": "outcomes converted to 0–100 (higher = worse); per follow-up window the measurement closest to "
