@@ -117,7 +117,11 @@ def test_fill_submit_and_read_the_result(server, browser, scorer, tmp_path):
     assert abs(_n(card.locator(".v-cmp").inner_text()) - pain["comparator"]["expected"]) <= 0.051
     # the verdict and its probability from the predictive distribution (predict/verdict.py), nothing ticked
     verdict = card.locator(".swe-verdict").inner_text()
-    assert verdict == pain["verdict"]["words"].capitalize() + " to clear the smallest worthwhile effect"
+    assert verdict == pain["verdict"]["text"][0].upper() + pain["verdict"]["text"][1:]  # predict/verdict.py's words
+    if pain["verdict"]["level"] == "uncertain":  # the model cannot tell: the harm side is shown too
+        assert card.locator(".v-harm").inner_text() == f"{round(100 * pain['verdict']['probability_harm'])}%"
+    else:
+        assert verdict == pain["verdict"]["words"].capitalize() + " to clear the smallest worthwhile effect"
     assert card.locator(".v-prob").inner_text() == f"{round(100 * pain['verdict']['probability'])}%"
     swe = re.search(r"for this patient " + NUM + " points", card.inner_text())
     assert swe and abs(_n(swe.group(1)) - pain["smallest_worthwhile"]["threshold"]) <= 0.051

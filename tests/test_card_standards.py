@@ -134,6 +134,10 @@ def _card_rule_words(card_json: dict, estimate: float, pi: list[float], threshol
     poc = card_json["extensions"]["lbp_benefit"]["sections"]["point_of_care"]
     se = (pi[1] - pi[0]) / (2 * 1.959963984540054)
     p = 0.5 * math.erfc(-(estimate - threshold) / se / math.sqrt(2))
+    harm = 0.5 * math.erfc(-(-threshold - estimate) / se / math.sqrt(2))  # P(benefit < -threshold)
+    u = poc["uncertain"]
+    if p >= u["when_both_probabilities_at_least"] and harm >= u["when_both_probabilities_at_least"]:
+        return u["words"]
     return next(lv["words"] for lv in poc["levels"] if p >= lv["from_probability"])
 
 
@@ -161,7 +165,7 @@ def test_api_calculator_cds_and_model_card_give_the_same_verdict(scorer, card):
         assert _card_rule_words(card.json, b["estimate"], b["prediction_interval"], o["smallest_worthwhile"]["threshold"]) == words
         name = f"{o['outcome']} (0-100)"
         line = next(ln for ln in cds["detail"].split("**vs usual care**")[1].splitlines() if ln.startswith(f"- {name}, "))
-        assert f"**{words}** to clear it" in line
+        assert (f"**{words}**: the model cannot tell" if words == "uncertain" else f"**{words}** to clear it") in line
         seen += 1
     assert seen >= 2
 

@@ -113,6 +113,9 @@ def s_point_of_care(inp: CardInputs) -> Section:
     levels = [{"level": k, "words": w, "from_probability": lo} for lo, k, w in V.LEVELS]
     s.data = {"verdict_definition": V.DEFINITION, "verdict_basis": V.BASIS, "verdict_rationale": V.RATIONALE,
               "levels": levels, "threshold_rule": rule_js,
+              "uncertain": {"level": V.UNCERTAIN, "words": V.UNCERTAIN_WORDS, "text": V.UNCERTAIN_TEXT,
+                            "when_both_probabilities_at_least": V.PLAUSIBLE,
+                            "probabilities": ["P(benefit > threshold)", "P(benefit < -threshold)"]},
               "interval_labels": {"ci": V.CI_LABEL, "prediction_interval": V.PI_LABEL, "pi_equals_ci": V.SAME_LABEL},
               "outputs_with_interval": with_iv, "outputs_without_interval": without, "arm_interval_method": measured_text(ARM_METHOD, W),
               "explanations": "from entered inputs only; imputed inputs listed apart (imputed_factors)",
@@ -128,7 +131,9 @@ def s_point_of_care(inp: CardInputs) -> Section:
              "**Why.** " + V.RATIONALE, ""]
     s.md += md_table(["words", "probability that the benefit exceeds the smallest worthwhile effect"],
                      [["very likely", "≥ 90%"], ["likely", "66% to < 90%"], ["possibly", "33% to < 66%"],
-                      ["unlikely", "< 33%"]])
+                      ["unlikely", "< 33%"],
+                      ["uncertain (the model cannot tell)", f"≥ {V.PLAUSIBLE:.0%}, and P(benefit < −threshold) "
+                       f"≥ {V.PLAUSIBLE:.0%} too (replaces the word above)"]])
     s.md += ["", (f"No verdict is given for {no_rule} (no smallest worthwhile difference is defined for it); "
                   "its difference has a CI and a PI.") if no_rule else "Every outcome has a verdict.", "", "**Per-arm intervals.** " + measured_text(ARM_METHOD, W), "",
              "**Outputs with an interval**", ""]
