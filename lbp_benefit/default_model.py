@@ -121,6 +121,15 @@ def example_patient() -> dict:
     return dict(EXAMPLE_PATIENT)
 
 
+def _verdict_words(v: dict | None) -> str:
+    """The verdict as predict/verdict.py words it (its owner), with its probabilities and confidence."""
+    if not v:
+        return ""
+    harm = f", of a worthwhile harm {v['probability_harm']:.0%}" if v.get("probability_harm") is not None else ""
+    low = f"; {v['confidence_text']}" if v.get("confidence_text") else ""
+    return f"; {v['text']} (P {v['probability']:.0%} in a new clinic{harm}){low}"
+
+
 def example_text(scorer=None, comparator: str = EXAMPLE_COMPARATOR) -> str:
     """A few lines describing the example patient's scores (for the README's demo command)."""
     from predict import Scorer
@@ -146,7 +155,7 @@ def example_text(scorer=None, comparator: str = EXAMPLE_COMPARATOR) -> str:
                          f"{o['comparator']['expected']:.1f} (0-100, higher = worse); benefit {b['estimate']:+.1f} "
                          f"(95% CI {b['ci'][0]:+.1f} to {b['ci'][1]:+.1f}; new setting "
                          f"{b['prediction_interval'][0]:+.1f} to {b['prediction_interval'][1]:+.1f})"
-                         + ("; clears the smallest worthwhile effect" if o.get("clears_smallest_worthwhile") else ""))
+                         + _verdict_words(o.get("verdict")))
     if r["top_factors"]:
         lines.append("  top factors: " + ", ".join(f"{f['label']} {f['contribution']:+.2f}" for f in r["top_factors"][:3]))
     for w in r["warnings"]:

@@ -182,6 +182,11 @@ def test_default_model_cache(sm, tmp_path, monkeypatch):
     assert dm.ensure_default_model() == dm.default_model_path()
     text = dm.example_text(Scorer.load(dm.default_model_path()))
     assert "benefit" in text and "Example patient" in text
+    r = Scorer.load(dm.default_model_path()).score([{k: v for k, v in dm.example_patient().items()}], dm.EXAMPLE_COMPARATOR)
+    for task, o in r[0]["outcomes"].items():  # the verdict's own words (predict/verdict.py), not the point rule
+        if o.get("verdict"):
+            line = next(ln for ln in text.splitlines() if ln.startswith(f"  {task}: "))
+            assert o["verdict"]["text"] in line and "clears the smallest" not in line
     r = _run(serve, "serve", ["--check-only"])
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert "loaded, verified and warmed up" in r.output
