@@ -57,3 +57,12 @@ def test_train_fits_the_default_list_by_outcome_type(tmp_path):
     assert (models / "pain__short" / "effect_model.json").exists()
     assert not (models / "pain__short" / "risk_model.json").exists()
     assert (models / "global_recovery__short" / "risk_model.json").exists()
+
+
+def test_fitted_labels_name_the_outcome_type_of_a_one_type_learner():
+    from training.selection import fitted_labels
+
+    labels = fitted_labels(LEARNERS)
+    assert "risk_model (binary outcomes)" in labels and "effect_pairs (continuous outcomes)" in labels
+    assert "effect_model" in labels and len(labels) == len(LEARNERS)
+    assert fitted_labels(["constant", "risk_model"]) == ["constant", "risk_model"]  # named: fitted for both

@@ -17,6 +17,9 @@ from training.learners.stacking import StackedLearner
 
 # fitted for continuous outcomes only: on binary outcomes the screened products were fitted noise that took stack
 # weight in the default recovery task, at twice its cross-validation cost (BENCHMARKS.md, issue 23 session 9)
+# train's default learners (``lbp-benefit train`` without --learner)
+DEFAULT_LEARNERS = ("constant", "effect_model", "effect_adaptive", "effect_pairs", "risk_model", "t_learner",
+                    "x_learner", "dr_learner")
 CONTINUOUS_ONLY = ("effect_pairs",)
 # The risk model lets the benefit vary along one prognostic index only (Kent et al. 2020, PATH statement). For a
 # binary outcome that is the risk-magnification mechanism of an absolute risk difference; for a continuous one it
@@ -33,6 +36,16 @@ def learners_for(learners: Sequence[str], outcome_type: str, *, default: bool = 
     binary ones."""
     drop = CONTINUOUS_ONLY if outcome_type != "continuous" else (DEFAULT_BINARY_ONLY if default else ())
     return [n for n in learners if n not in drop]
+
+
+def fitted_labels(learners: Sequence[str]) -> list:
+    """``learners`` as a run fits them, each learner fitted for one outcome type only labelled with it
+    (for the card and reports: 'effect_pairs (continuous outcomes)', 'risk_model (binary outcomes)')."""
+    default = tuple(learners) == DEFAULT_LEARNERS
+    for_binary = set(learners_for(learners, "binary", default=default))
+    for_continuous = set(learners_for(learners, "continuous", default=default))
+    return [n if (n in for_binary and n in for_continuous)
+            else f"{n} ({'continuous' if n in for_continuous else 'binary'} outcomes)" for n in learners]
 
 
 # tree learners split on the inputs: a task with none (a study declaring no covariates, an outcome without a

@@ -41,14 +41,14 @@ from training.learners.effect_model import ConstantEffect, EffectModel
 from training.recovery_structure import attach as attach_structural
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
-from training.selection import deployed_without_selection, learners_for, select_model, selectable, without_inputs
+from training.selection import (DEFAULT_LEARNERS, deployed_without_selection, learners_for, select_model, selectable,
+                                without_inputs)
 from training.train_plots import plots_and_subgroups
 from training.train_network import NetworkStage
 from training.train_report import write_iecv, write_report
 from training.train_warnings import boundary_classes, separable_trials
 
-LEARNERS = ("constant", "effect_model", "effect_adaptive", "effect_pairs", "risk_model", "t_learner", "x_learner",
-            "dr_learner")
+LEARNERS = DEFAULT_LEARNERS  # owned by training.selection
 # accepted by --learner, not fitted by default (BENCHMARKS.md: measured, not adopted)
 OPTIONAL_LEARNERS = ("effect_ard",)
 @dataclass

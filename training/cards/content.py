@@ -17,6 +17,7 @@ from training.cards.format import fci, fnum, jnum, md_table, records, sig  # noq
 from training.cards.data_sections import (comparator_flags, covariate_summary, s_comparators,  # noqa: F401
                                           s_modifiers, s_training_data)
 from training.cards.inputs import CardInputs
+from training.selection import fitted_labels
 from training.cards.study import binary_text, study_words
 from training.cards.interpret import interpret
 from training.cards.section import (NA, SECTION_IDS, SECTION_ORDER, Section, feature_schema,  # noqa: F401
@@ -53,7 +54,7 @@ def s_model_details(inp: CardInputs) -> Section:
         "training_data_fingerprint": (m.get("training_data") or {}).get("fingerprint"),
         "training_environment": m.get("training_environment"),
         "study": run.get("study"),
-        "learners_fitted": list(run.get("learners") or []),
+        "learners_fitted": fitted_labels(list(run.get("learners") or [])),
         "selection_rule": run.get("select"),
         "selected_by_task": sel_data,
         "license": m.get("license", "Apache-2.0"),
@@ -220,7 +221,7 @@ def s_methods(inp: CardInputs) -> Section:
         f"- **Estimand.** {data['estimand']}. Positive = {W.intervention} better.",
         f"- **Harmonisation.** {data['harmonisation']}.",
         f"- **Treatments.** {data['treatments']}.",
-        f"- **Learners fitted.** {', '.join(learners) or NA} (docs/learners.md).",
+        f"- **Learners fitted.** {', '.join(fitted_labels(learners)) or NA} (docs/learners.md).",
         f"- **Trials.** {data['trial_handling']}.",
         f"- **Missing data.** {data['missing_data']}.",
         f"- **Validation.** {data['validation']}; IECV of every learner (for selection and stacking): "
