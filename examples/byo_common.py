@@ -1,7 +1,9 @@
 """Shared helpers of the bring-your-own-IPD example converters (examples/<trial>/make_data.py)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -20,3 +22,12 @@ def yes_no(s: pd.Series) -> pd.Series:
     out[t.isin(["yes", "y", "1_yes"])] = 1
     out[t.isin(["no", "n", "0_no"])] = 0
     return out
+
+
+def main(here: Path, tables: Callable[[], tuple]) -> None:
+    """A converter's command line: write its tables to the folder given as the first argument (default
+    ``<here>/data``) and say how many rows were written."""
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else here / "data"
+    p, o = tables()
+    write(out, p, o)
+    print(f"wrote {out}: {len(p)} participants, {len(o)} outcome rows")

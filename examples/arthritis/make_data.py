@@ -17,7 +17,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from byo_common import write  # noqa: E402
+from byo_common import main  # noqa: E402
 
 WEEKS_PER_MONTH = 52.0 / 12.0
 
@@ -39,7 +39,4 @@ def tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "data"
-    p, o = tables()
-    write(out, p, o)
-    print(f"wrote {out}: {len(p)} participants, {len(o)} outcome rows")
+    main(HERE, tables)

@@ -17,7 +17,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from byo_common import write, yes_no  # noqa: E402
+from byo_common import main, yes_no  # noqa: E402
 
 SITES = {"1_UM": "UM", "2_IU": "IU", "3_UK": "UK", "4_Case": "Case"}
 SOD_TYPE = {"0_no SOD": "none", "1_type 1": "type1", "2_type 2": "type2", "3_type 3": "type3"}
@@ -43,6 +43,4 @@ def tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 if __name__ == "__main__":
-    p, o = tables()
-    write(HERE / "data", p, o)
-    print(f"wrote {HERE / 'data'}: {len(p)} participants, {len(o)} outcome rows")
+    main(HERE, tables)

@@ -21,7 +21,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from byo_common import write  # noqa: E402
+from byo_common import main  # noqa: E402
 
 ARMS = {"Misoprostol": "misoprostol", "Placebo": "placebo"}
 WEEK = {"I": 1, "II": 1, "III": 1, "IV": 4}
@@ -45,7 +45,4 @@ def tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "data"
-    p, o = tables()
-    write(out, p, o)
-    print(f"wrote {out}: {len(p)} participants, {len(o)} outcome rows")
+    main(HERE, tables)

@@ -22,7 +22,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from byo_common import write  # noqa: E402
+from byo_common import main  # noqa: E402
 
 HOURS = 1 / 168
 
@@ -51,6 +51,4 @@ def tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 if __name__ == "__main__":
-    p, o = tables()
-    write(HERE / "data", p, o)
-    print(f"wrote {HERE / 'data'}: {len(p)} participants, {len(o)} outcome rows")
+    main(HERE, tables)
