@@ -31,8 +31,9 @@ RARE_LEVEL_N = 30  # a binary/categorical level seen in fewer training participa
 SMALL_MAX_ROWS = 128  # up to this many patients are checked per value (no array calls)
 SYNTHETIC = "the model was trained on synthetic (simulated) data: not for clinical use"
 RARE_PATIENT = "patients like this were rare in the trials"
+EXTRAPOLATES = "the prediction extrapolates"
 RARE_TEXT = (RARE_PATIENT + " (further from the centre of the training data than "
-             "{pct:.0f}% of the trial participants): the prediction extrapolates; its intervals were widened "
+             "{pct:.0f}% of the trial participants): " + EXTRAPOLATES + "; its intervals were widened "
              "{f:.1f}-fold")
 OUTSIDE_RANGE = " is outside the range of "
 LITTLE_DATA = "the model has little data on "
@@ -303,7 +304,7 @@ class ClinicalWarnings:
                 lo, hi, share = d["range"]
                 slo, shi = shown_range(lo, hi)
                 rng = (lo, hi, f"{label} = ", f"{u}{OUTSIDE_RANGE}{share}% of the training participants "
-                       f"({slo}–{shi}{u}); the prediction extrapolates")
+                       f"({slo}–{shi}{u}); {EXTRAPOLATES}")
             little = None
             if "little" in d:
                 n_obs, trials = d["little"]

@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from predict.clinical_warnings import RARE_PATIENT  # the start of the "beyond the training support" warning
+from predict.clinical_warnings import EXTRAPOLATES, RARE_PATIENT  # RARE_PATIENT starts the "beyond the support" warning
 
 LEVEL = 0.95
 Z = 1.959963984540054  # z(0.975)
@@ -73,8 +73,7 @@ UNCERTAIN_REASON = ("the model cannot tell whether this patient gains a worthwhi
 UNCERTAIN_TEXT = f"{UNCERTAIN_WORDS}: {UNCERTAIN_REASON}"
 UNCERTAIN_SHORT = "cannot tell if worthwhile"
 PLAUSIBLE = 0.10  # P(benefit > T) and P(benefit < -T) both at least this: uncertain (IPCC "very unlikely" < 10%)
-LOW_CONFIDENCE_TEXT = ("low confidence: patients like this were rare in the trials, so the prediction extrapolates "
-                       "and its intervals were widened")
+LOW_CONFIDENCE_TEXT = f"low confidence: {RARE_PATIENT}, so {EXTRAPOLATES} and its intervals were widened"
 BASIS = "prediction_interval"
 BASIS_TEXT = "the 95% prediction interval (a new clinic), i.e. including between-trial heterogeneity"
 CI_LABEL = ("95% confidence interval: the average benefit for patients like this one "
