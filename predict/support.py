@@ -77,6 +77,8 @@ def inflation_kappa(support: dict) -> float | None:
 def widening(ratio, power: float, kappa: float | None):
     """The interval widening factor (>= 1) at distance ratio ``rho = d / d_cut`` (arrays or floats):
     ``sqrt(1 + kappa max(0, rho - 1)^2)`` with a calibrated ``kappa``, else ``max(1, rho) ** power``."""
+    if isinstance(ratio, float):  # one patient: plain float arithmetic (no array calls on the per-request path)
+        return max(ratio, 1.0) ** power if kappa is None else math.sqrt(1.0 + kappa * max(ratio - 1.0, 0.0) ** 2)
     if kappa is None:
         return np.maximum(ratio, 1.0) ** power
     return np.sqrt(1.0 + kappa * np.maximum(np.asarray(ratio, float) - 1.0, 0.0) ** 2)
@@ -229,11 +231,7 @@ class _Prepared:
             if math.isfinite(z) else 0.0
         r2 = k * max(1.0 - c + self.cut * math.sqrt(c), 0.0) ** 3
         ratio = math.sqrt(d2 / max(r2, 1e-12))
-        if self.kappa is None:
-            factor = max(ratio, 1.0) ** self.power
-        else:
-            factor = math.sqrt(1.0 + self.kappa * max(ratio - 1.0, 0.0) ** 2)
-        return {"z": z, "percentile": pct, "factor": factor, "rare": math.isfinite(z) and z > self.rare,
+        return {"z": z, "percentile": pct, "factor": widening(float(ratio), self.power, self.kappa), "rare": math.isfinite(z) and z > self.rare,
                 "ratio": ratio}
 
 

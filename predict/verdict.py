@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from predict.clinical_warnings import EXTRAPOLATES, RARE_PATIENT  # RARE_PATIENT starts the "beyond the support" warning
+from predict.clinical_warnings import EXTRAPOLATES, RARE_PATIENT, warning_kind
 
 LEVEL = 0.95
 Z = 1.959963984540054  # z(0.975)
@@ -185,7 +185,7 @@ def annotate(results: list[dict]) -> list[dict]:
     to every arm without an interval an explicit ``interval_note``, and to the result the
     ``verdict_definition``. Returns ``results``."""
     for r in results:
-        rare = any(isinstance(w, str) and w.startswith(RARE_PATIENT) for w in (r.get("warnings") or []))
+        rare = any(isinstance(w, str) and warning_kind(w) == "rare_patient" for w in (r.get("warnings") or []))
         for o in (r.get("outcomes") or {}).values():
             b = o.get("benefit") or {}
             no_rule = o.get("smallest_worthwhile") is None  # none configured for the outcome
