@@ -586,7 +586,14 @@ def main(argv=None):
                     help="the effect-model family's within/between-trial interactions (training.learners.between): "
                          "the between-trial prior SD as a multiple of the within one, and the scoring "
                          "(average|reliability|own); default: within-trial only")
+    ap.add_argument("--class-spread", nargs=2, metavar=("SPREAD", "PRIOR"), default=None,
+                    help="the class shrinkage's spread estimate (dl|posterior|integrated) and its half-normal prior "
+                         "scale (tau|outcome) (training.learners.shrinkage SPREAD, PRIOR; s12k, s13k)")
     a = ap.parse_args(argv)
+    if a.class_spread:  # module attributes, seen by the forked workers and the serial loop alike
+        from training.learners import shrinkage
+
+        shrinkage.SPREAD, shrinkage.PRIOR = a.class_spread
     if a.risk_omitted:  # a class attribute, as --plug-in-basis
         from training.learners.risk_model import RiskModel
 

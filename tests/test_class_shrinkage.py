@@ -154,7 +154,11 @@ def _integrated_by_quadrature(a, v, scale, i):
 
 
 @pytest.mark.parametrize("a,se,scale", [([10.6, 7.9, 4.4], [1.2, 1.0, 2.0], 3.0),
-                                        ([10.0, 10.5, 8.0, 12.0], [1.0, 1.0, 2.5, 4.0], 2.0)])
+                                        ([10.0, 10.5, 8.0, 12.0], [1.0, 1.0, 2.5, 4.0], 2.0),
+                                        # the outcome-scale prior (s13k: sigma/4, residual SD 15): the outside seed 3
+                                        # set with no treatment's own SE, and `none`'s set (two equal, one far apart)
+                                        ([9.08, 7.9, 4.4], [2.4, 1.0, 2.0], 3.75),
+                                        ([10.67, 11.57, -2.91], [0.6, 0.6, 0.5], 3.75)])
 def test_integrated_spread_against_quadrature(a, se, scale):
     comps = [f"c{k}" for k in range(len(a))]
     th, cv, rep = shrink_offsets(*_offsets(a, se), comps, spread="integrated", prior_scale=scale)
@@ -203,3 +207,58 @@ def test_effect_model_passes_the_pooled_tau_as_the_spread_prior(monkeypatch, bin
             assert rep[c]["prior_scale"] >= 4 * tau  # p (1 - p) <= 1/4
         else:
             assert rep[c]["prior_scale"] == pytest.approx(tau)
+
+
+def test_prior_scale_on_the_outcome_scale_does_not_depend_on_the_trial_tau():
+    from training.learners.shrinkage import PRIOR_FRACTION, prior_scale
+
+    assert PRIOR_FRACTION == 0.25
+    for tau in (0.0, 2.0, 9.0):
+        assert prior_scale("outcome", tau, 1.0, "gaussian", 225.0) == pytest.approx(0.25 * 15.0)
+        assert prior_scale("outcome", tau, 0.2, "binomial", 1.0) == pytest.approx(0.25 * np.pi / np.sqrt(3))
+        assert prior_scale("tau", tau, 0.5, "binomial", 1.0) == pytest.approx(tau / 0.5)
+    assert prior_scale("outcome", 0.0, 1.0, "gaussian", 100.0, fraction=0.5) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="class spread prior"):
+        prior_scale("sd", 1.0, 1.0, "gaussian", 1.0)
+
+
+def test_outcome_scale_prior_against_known_truth_where_the_trial_tau_is_zero():
+    """The `none` failure of the tau-scaled prior (s12k), on simulated class estimates: two equal classes and one
+    10 points apart, measured precisely (SE 0.6 / 0.6 / 0.5) in trials without heterogeneity (pooled tau 0). The
+    tau-scaled prior (a point mass at 0) pools the distant class completely (error ~ 7, no coverage); the
+    outcome-scale prior (sigma 15 -> scale 3.75) keeps it (error about its own SE, coverage >= 0.9), and a sparse
+    class of an equal set still borrows (root error well under its own SE 4)."""
+    comps = ["a", "b", "c"]
+
+    def run(truth, se, scale, reps=400):
+        truth, se = np.array(truth, float), np.array(se, float)
+        draws = truth + se * np.random.default_rng(11).standard_normal((reps, 3))
+        est, hit = np.empty((reps, 3)), np.empty((reps, 3))
+        for r in range(reps):
+            th, cv, _ = shrink_offsets(*_offsets(draws[r], se), comps, spread="integrated", prior_scale=scale)
+            est[r], hit[r] = th[1:], np.abs(th[1:] - truth) <= 1.96 * np.sqrt(np.diag(cv)[1:])
+        return np.sqrt(np.mean((est - truth) ** 2, axis=0)), hit.mean(axis=0)
+
+    rm_tau, cov_tau = run([10.0, 10.0, 0.0], [0.6, 0.6, 0.5], 0.0)
+    rm_out, cov_out = run([10.0, 10.0, 0.0], [0.6, 0.6, 0.5], 3.75)
+    assert rm_tau[2] > 5.0 and cov_tau[2] < 0.05
+    assert rm_out[2] < 1.3 * 0.5 and cov_out.min() >= 0.9
+    rm_eq, cov_eq = run([10.0, 10.0, 10.0], [1.0, 1.0, 4.0], 3.75)
+    assert rm_eq[2] < 0.6 * 4.0 and cov_eq[2] >= 0.95
+
+
+def test_effect_model_passes_the_outcome_scale_prior(monkeypatch):
+    """With shrinkage.PRIOR = "outcome" the linear learners' prior scale is a quarter of the fit's residual SD,
+    whatever the pooled tau, and the export's report says which prior was used."""
+    from training.learners import ConstantEffect, shrinkage
+
+    monkeypatch.setattr(shrinkage, "SPREAD", "integrated")
+    monkeypatch.setattr(shrinkage, "PRIOR", "outcome")
+    d = _trials(0, {"no_treatment": 10.0, "placebo": 6.0, "usual_care": 8.0},
+                [("no_treatment", 60)] * 3 + [("usual_care", 60)] * 3 + [("placebo", 30)] * 3)
+    m = ConstantEffect(features=["x"], n_boot=10, class_shrinkage=True,
+                       class_groups=[["no_treatment", "placebo", "usual_care"]]).fit(d[["trial", "treatment", "x"]], d["y"])
+    rep, sigma2 = m.export_["meta"]["class_shrinkage"], m.export_["meta"]["sigma2"]
+    assert 100 < sigma2 < 200  # residual SD 12 in the simulation
+    for c in ("no_treatment", "placebo", "usual_care"):
+        assert rep[c]["prior"] == "outcome" and rep[c]["prior_scale"] == pytest.approx(0.25 * np.sqrt(sigma2))

@@ -45,6 +45,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 # (between_sd, between_scoring) for `train` (--between): the effect-model family's opt-in within/between-trial
 # interactions (training.learners.between), set as class attributes in the CLI's process (fork pools inherit them)
 TRAIN_BETWEEN: tuple | None = None
+# (spread, prior) for `train` (--class-spread): the class shrinkage's spread estimate and prior scale
+# (training.learners.shrinkage SPREAD, PRIOR), set as module attributes in the CLI's process
+TRAIN_SPREAD: tuple | None = None
 PAIN_ONLY = False  # --pain-only: score short-term pain only (no function, recovery, nor the CLI default's all outcomes)
 
 
@@ -57,6 +60,11 @@ def cli(*args, log: Path) -> float:
         cmd = [sys.executable, "-c", "from training.learners.effect_model import EffectModel as E; "
                f"E.between_sd = {float(sd)!r}; E.between_scoring = {scoring!r}; "
                "from lbp_benefit.cli import main; main()", *args]
+    if args[0] == "train" and TRAIN_SPREAD is not None:
+        pre = cmd[2] if cmd[1] == "-c" else "from lbp_benefit.cli import main; main()"
+        cmd = [sys.executable, "-c", "from training.learners import shrinkage as S; "
+               f"S.SPREAD, S.PRIOR = {TRAIN_SPREAD[0]!r}, {TRAIN_SPREAD[1]!r}; " + pre,
+               *args]
     with open(log, "a") as fh:
         r = subprocess.run(cmd, env=env, stdout=fh, stderr=fh)
     if r.returncode != 0:
@@ -317,8 +325,13 @@ def main(argv=None):
                          "(training.learners.between): prior SD ratio and scoring (average|reliability|own)")
     ap.add_argument("--pain-only", action="store_true",
                     help="score short-term pain only (function, recovery and the CLI default's unscored count skipped)")
+    ap.add_argument("--class-spread", nargs=2, metavar=("SPREAD", "PRIOR"), default=None,
+                    help="train with the class shrinkage's spread estimate (dl|posterior|integrated) and half-normal "
+                         "prior scale (tau|outcome) (training.learners.shrinkage; s13k)")
     a = ap.parse_args(argv)
-    global TRAIN_BETWEEN, PAIN_ONLY
+    global TRAIN_BETWEEN, PAIN_ONLY, TRAIN_SPREAD
+    if a.class_spread:
+        TRAIN_SPREAD = tuple(a.class_spread)
     PAIN_ONLY = a.pain_only
     if a.between:
         TRAIN_BETWEEN = (float(a.between[0]), a.between[1])

@@ -341,16 +341,16 @@ class EffectModel(BenefitLearner):
         if self.class_shrinkage and len(d.comps) > 1:
             from training.learners import shrinkage
 
-            # tau is on the benefit (risk) scale, the offsets on the link scale (log-odds: divide by
-            # offset_slope); the few-trial variance tau^2 / k of a class with one or two trials on the
-            # scale chosen by intervals.FEW_TRIAL_SCALE (its docstring)
+            # tau is on the benefit (risk) scale, the offsets on the link scale (log-odds: divide by offset_slope); the
+            # few-trial variance tau^2 / k of a class with one or two trials on the scale chosen by
+            # intervals.FEW_TRIAL_SCALE; the posterior spreads' prior scale by shrinkage.PRIOR (pooled tau or outcome SD)
             slope = offset_slope(fam, g_hat)
             few = few_trial_variance(tau, d.support, d.comps, slope)
             self.few_trial_var_ = dict(zip(d.comps, few))
-            scale = tau["__pooled__"] / slope  # the spread's prior scale: the pooled tau on the offsets' scale
+            scale = shrinkage.prior_scale(shrinkage.PRIOR, tau["__pooled__"], slope, fam, sigma2)
             theta, cov, exp["meta"]["class_shrinkage"] = shrinkage.shrink_offsets(
                 theta, cov, d.comps, self.class_groups, few, limit=shrinkage.LIMIT, spread=shrinkage.SPREAD,
-                prior_scale=scale)
+                prior_scale=scale, prior=shrinkage.PRIOR)
             exp["linear"]["theta"], self.theta_ = theta.tolist(), theta
         exp["interval"] = {"method": "delta", "theta_cov": np.atleast_2d(cov).tolist(), "tau": tau,
                            "n_boot": int(len(thetas))}

@@ -49,6 +49,20 @@ The spread s_G (``spread``; the module's ``SPREAD`` is what ``train`` uses):
   prior on mu_G; Gelman et al., BDA3 sec. 5.4): the point estimate is E_s[a_c*(s)] and the variance
   E_s[var(a_c* | s)] + var_s(a_c*(s)) (the linear map averaged over the posterior of s).
 
+The half-normal prior's scale (``PRIOR``, used by the two posterior spreads; :func:`prior_scale`):
+- ``"tau"`` (session 12, s12k): the fit's pooled between-trial tau on the offsets' scale. It is 0 where the
+  trials show no heterogeneity, and the prior is then a point mass: every set pooled completely, also classes
+  that clearly differ (the `none` scenario). The trial tau and the spread between classes are different
+  quantities.
+- ``"outcome"`` (session 13, s13k): a weakly informative scale fixed on the outcome's own scale, independent
+  of the trial tau: ``PRIOR_FRACTION`` (1/4) of the within-trial residual SD sqrt(sigma2) of the outcome
+  (continuous; HN(sigma/4) puts the prior median of the spread at 0.17 sigma and its 95th percentile at
+  0.49 sigma, i.e. class differences up to about half an outcome SD are plausible a priori), and 1/4 of the
+  standard logistic SD pi/sqrt(3) (0.45) for log-odds offsets (binary; near the half-normal scale 0.5 used
+  for log odds ratios' heterogeneity: Friede et al. 2017, Biom. J. 59:658; Roever et al. 2021). The
+  scale's choice on the outcome's scale follows Gelman 2006 (Bayesian Anal. 1:515) and Roever et al. 2021
+  (a scale set by the outcome's unit-information SD rather than by the data's heterogeneity).
+
 A class in no set with another class with data keeps its own estimate; the set used is the smallest
 one containing the class.
 """
@@ -61,6 +75,24 @@ from training.impute.mice import dersimonian_laird
 SPREAD = "dl"  # the default estimate of the class spread s_G (module docstring): "dl" | "posterior" | "integrated"
 LIMIT = None   # the default limited-translation bound k (None: none)
 SPREADS = ("dl", "posterior", "integrated")
+PRIOR = "tau"  # the posterior spreads' prior scale (module docstring): "tau" | "outcome"
+PRIORS = ("tau", "outcome")
+PRIOR_FRACTION = 0.25  # "outcome": the half-normal scale as a fraction of the outcome's residual (or logistic) SD
+
+
+def prior_scale(prior: str, tau_pooled: float, slope: float, family: str, sigma2: float,
+                fraction: float | None = None) -> float:
+    """The half-normal prior scale of the class spread on the offsets' scale (module docstring):
+    ``"tau"``: the pooled between-trial tau (benefit scale) divided by the benefit scale's ``slope`` in
+    the offsets' scale; ``"outcome"``: ``fraction`` (default ``PRIOR_FRACTION``) of sqrt(``sigma2``) (the
+    residual variance of a ``"gaussian"`` fit) or of pi/sqrt(3) (log-odds offsets, any other family)."""
+    if prior not in PRIORS:
+        raise ValueError(f"class spread prior must be one of {PRIORS}, got {prior!r}")
+    if prior == "tau":
+        return float(tau_pooled) / float(slope)
+    f = PRIOR_FRACTION if fraction is None else float(fraction)
+    sd = np.sqrt(float(sigma2)) if family == "gaussian" else np.pi / np.sqrt(3.0)
+    return float(f * sd)
 
 
 def class_sets(comparators: list, groups) -> list:
@@ -127,11 +159,13 @@ def _set_map(aS, vS, CS, spread: str, prior_scale):
 
 
 def shrink_offsets(theta: np.ndarray, cov: np.ndarray, comparators: list, groups=None, extra_var=None,
-                   limit: float | None = None, spread: str = "dl", prior_scale: float | None = None) -> tuple:
+                   limit: float | None = None, spread: str = "dl", prior_scale: float | None = None,
+                   prior: str | None = None) -> tuple:
     """(theta, cov, report) with the class offsets theta[1:1+C] shrunk (module docstring); ``limit``:
     the limited-translation bound k in units of a class's own SE sqrt(v_c) (None, the default: no bound);
     ``spread``: how the class spread is estimated ("dl", "posterior", "integrated"; the last two need
-    ``prior_scale``, the half-normal prior's scale on the offsets' scale).
+    ``prior_scale``, the half-normal prior's scale on the offsets' scale; ``prior``, how the caller set it,
+    is only reported).
     ``extra_var`` (per comparator, default 0) is added to a class's variance v_c: the between-trial
     variance tau^2 / k that a trial-cluster bootstrap cannot show for a class with one or two trials
     (every replicate that keeps the class keeps the same trial)."""
@@ -173,6 +207,8 @@ def shrink_offsets(theta: np.ndarray, cov: np.ndarray, comparators: list, groups
                                       "estimate_own": float(a[i]), "estimate_shrunk": float(A[i] @ a + shift[i])}
             if spread != "dl":  # (the DL default's export stays as before)
                 report[comparators[i]].update(spread=spread, prior_scale=float(prior_scale))
+                if prior is not None:
+                    report[comparators[i]]["prior"] = prior
             if limit is not None:
                 report[comparators[i]]["limited"] = bool(shift[i] != 0.0)
     T = np.eye(theta.size)
