@@ -94,7 +94,7 @@ observations:
     assert run(pre).inputs["baseline_pain"] == 50.0  # within the entry's 90 days
     r = run(pre, registry=load_registry(site))
     assert "baseline_pain" not in r.inputs and kinds(r, "baseline_pain") == {"stale"}
-    assert "older than 30 days" in next(f.message for f in r.findings if f.kind == "stale")
+    assert "40 days old (2025-01-29), older than the 30-day limit" in next(f.message for f in r.findings if f.kind == "stale")
 
 
 # ----------------------------------------------------------------------------- questionnaires

@@ -1,8 +1,8 @@
 """CDS Hooks cards from a prediction and its input report.
 
 One card per call: the summary gives the predicted benefit of exercise vs the default comparator
-with its 95% CI and its smallest-worthwhile verdict (< 140 characters, as the specification
-requires); the Markdown detail says what the intervals and the verdict mean, gives a table of the
+with its 95% CI and its smallest-worthwhile verdict (fewer than 140 characters, as the
+specification requires: "<140-character"); the Markdown detail says what the intervals and the verdict mean, gives a table of the
 benefit vs every comparator, then per comparator each outcome's expected value under each arm
 (recovery as people per 100) with intervals, the benefit with its CI and PI, the verdict with its
 probability (predict/verdict.py) and that comparator's own warnings; then the explanation from the
@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import date
 from typing import Any
 
 from predict import verdict as verdicts
 from predict.clinical_warnings import warning_kind
 from serving.cds.fhir_map import MapResult
 
-SUMMARY_MAX = 140
+SUMMARY_MAX = 139  # CDS Hooks: a "<140-character summary"
 HORIZON = {"short": "~3 months", "moderate": "~6 months", "long": "~12 months"}
 OUTCOME_ORDER = ("pain", "function", "global_recovery")
-PROBLEM_KINDS = ("contradictory", "wrong_unit", "out_of_range", "invalid", "other_patient", "fetch_failed")
+PROBLEM_KINDS = ("contradictory", "wrong_unit", "out_of_range", "invalid", "other_patient", "fetch_failed",
+                 "incomplete", "deceased")
 KIND_LABEL = {"contradictory": "contradictory", "wrong_unit": "wrong unit", "out_of_range": "out of range",
               "invalid": "invalid", "unknown": "unknown", "stale": "too old", "ignored": "not used",
               "not_provided": "not provided", "other_site": "other body site", "other_patient": "another patient",
-              "fetch_failed": "could not be fetched", "not_sent": "not sent"}
+              "fetch_failed": "could not be fetched", "not_sent": "not sent", "incomplete": "incomplete",
+              "deceased": "deceased", "implausible": "implausible", "approximate": "approximate"}
 _MD = re.compile(r"([\\`*_{}\[\]<>|#!~])")
 
 
@@ -204,11 +207,12 @@ def _table(results: dict[str, dict], comparators: list[str]) -> list[str]:
     return lines
 
 
-def _inputs_section(mapped: MapResult, labels: dict[str, str]) -> list[str]:
+def _inputs_section(mapped: MapResult, labels: dict[str, str], today: date | None = None) -> list[str]:
     out = ["", "**Inputs read from the record**", ""]
     for u in mapped.used:
-        dated = u.when and u.source.startswith(("Observation", "QuestionnaireResponse"))
-        when = f", {u.when.isoformat()}" if dated else ""
+        dated = u.when and u.source.startswith(("Observation", "QuestionnaireResponse", "computed"))
+        days = (today - u.when).days if dated and today else 0
+        when = (f", {u.when.isoformat()}" + (f", {days} days before today" if days > 0 else "")) if dated else ""
         value = f"{u.value:g}" if isinstance(u.value, float) else str(u.value)
         out.append(f"- {md(labels.get(u.feature, u.feature))} = {value}: {md(u.detail)} ({md(u.source)}{when})")
     if not mapped.used:
@@ -217,12 +221,37 @@ def _inputs_section(mapped: MapResult, labels: dict[str, str]) -> list[str]:
 
 
 def _findings_section(mapped: MapResult) -> list[str]:
-    if not mapped.findings:
-        return []
-    out = ["", "**Not used from the record** (never guessed; correct the record to use them)", ""]
-    for f in mapped.findings:
-        out.append(f"- [{KIND_LABEL.get(f.kind, f.kind)}] {md(f.where)}: {md(f.message)}")
+    out = []
+    if mapped.warnings:
+        out += ["", f"**Used, but check the record** ({len(mapped.warnings)} warning"
+                    f"{'s' if len(mapped.warnings) > 1 else ''})", ""]
+        out += [f"- [{KIND_LABEL.get(f.kind, f.kind)}] {md(f.where)}: {md(f.message)}" for f in mapped.warnings]
+    if mapped.findings:
+        out += ["", "**Not used from the record** (never guessed; correct the record to use them)", ""]
+        out += [f"- [{KIND_LABEL.get(f.kind, f.kind)}] {md(f.where)}: {md(f.message)}" for f in mapped.findings]
     return out
+
+
+def _indicator(mapped: MapResult, unusual: bool = False) -> str:
+    """``warning`` when the patient is unlike the trials, the record has a problem (PROBLEM_KINDS) or a
+    used value should be checked; else ``info``."""
+    problem = any(f.kind in PROBLEM_KINDS for f in mapped.findings)
+    return "warning" if unusual or problem or mapped.warnings else "info"
+
+
+def _missing_lines(missing: list[dict], mapped: MapResult, labels: dict[str, str]) -> list[str]:
+    """The model's missing inputs, those the record had but could not be used apart from those it lacks."""
+    unusable = {f.feature for f in mapped.findings if f.feature}
+    bad = [m for m in missing if m["name"] in unusable]
+    absent = [m for m in missing if m["name"] not in unusable]
+    names = lambda ms: ", ".join(md(labels.get(m["name"], m["name"])) for m in ms)  # noqa: E731
+    parts = []
+    if bad:
+        parts.append(f"not usable in the record ({len(bad)}, see **Not used** below): {names(bad)}")
+    if absent:
+        parts.append(f"not in the record ({len(absent)}): {names(absent)}")
+    return ["", f"**Missing inputs** ({len(missing)}): " + "; ".join(parts) + ".", "",
+            f"How the model handles them: {md(missing[0].get('handled_as', 'imputed'))}."]
 
 
 def _base(summary: str, indicator: str, detail: list[str], source: dict) -> dict:
@@ -252,7 +281,7 @@ def outcome_label(outcome: str) -> str:
 
 def prediction_card(results: dict[str, dict], comparators: list[str], mapped: MapResult, labels: dict[str, str],
                     source: dict, synthetic: bool, synthetic_warning: str,
-                    not_predicted: list[str] | None = None) -> dict:
+                    not_predicted: list[str] | None = None, today: date | None = None) -> dict:
     """The card for a scored patient; ``results`` maps each comparator (default first) to its result.
     ``not_predicted``: lines (already escaped) on the outcomes the record did not allow, shown after
     the predictions (nothing is added when every outcome was predicted)."""
@@ -283,27 +312,24 @@ def prediction_card(results: dict[str, dict], comparators: list[str], mapped: Ma
                        "not a reason about this patient)", ""]
         for f in imputed:
             detail.append(f"- {md(f.get('label') or f['name'])}: {f['contribution']:+.1f} (imputed)")
-    detail += _inputs_section(mapped, labels)
+    detail += _inputs_section(mapped, labels, today)
     missing = primary.get("missing") or []
     if missing:
-        names = ", ".join(md(labels.get(m["name"], m["name"])) for m in missing)
-        detail += ["", f"**Missing inputs** ({len(missing)}): {names}.", "",
-                   f"How the model handles them: {md(missing[0].get('handled_as', 'imputed'))}."]
+        detail += _missing_lines(missing, mapped, labels)
     detail += _findings_section(mapped)
     unusual = any(warning_kind(w) in UNUSUAL for w in patient_warns)
-    indicator = "warning" if unusual or any(f.kind in PROBLEM_KINDS for f in mapped.findings) else "info"
-    return _base(_summary(primary, comparators[0], synthetic, unusual), indicator, detail, source)
+    return _base(_summary(primary, comparators[0], synthetic, unusual), _indicator(mapped, unusual), detail, source)
 
 
 def unavailable_card(reason: str, mapped: MapResult, labels: dict[str, str], source: dict, synthetic: bool,
-                     synthetic_warning: str, how_to_fix: list[str]) -> dict:
+                     synthetic_warning: str, how_to_fix: list[str], today: date | None = None) -> dict:
     """The card when no prediction can be made (e.g. a baseline score is missing)."""
     detail: list[str] = []
     if synthetic:
         detail += [f"> **Synthetic data: not for clinical use.** {md(synthetic_warning)}", ""]
     detail += [f"**No prediction:** {md(reason)}", ""] + [f"- {line}" for line in how_to_fix]
-    detail += _inputs_section(mapped, labels) + _findings_section(mapped)
-    indicator = "warning" if any(f.kind in PROBLEM_KINDS for f in mapped.findings) else "info"
+    detail += _inputs_section(mapped, labels, today) + _findings_section(mapped)
+    indicator = _indicator(mapped)
     summary = "Exercise therapy benefit: not computed, " + reason
     if len(summary) > SUMMARY_MAX:
         summary = summary[:SUMMARY_MAX - 1] + "…"

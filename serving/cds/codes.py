@@ -22,6 +22,27 @@ OBS_KINDS = ("score", "quantity", "coded")
 DERIVED = ("height_m", "weight_kg")
 CONDITION_ROLES = ("episode", "present")
 SECTIONS = ("observations", "conditions", "questionnaires", "referrals", "body_sites")
+SYSTEM_ALIASES = {
+    # The HL7 OIDs of the code systems whose FHIR URIs the registry uses (FHIR R4 terminologies-systems:
+    # "urn:oid:" forms of the same code system). Systems that started from V3/CDA data still send them.
+    "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
+    "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
+    "urn:oid:2.16.840.1.113883.6.8": "http://unitsofmeasure.org",
+    "urn:oid:2.16.840.1.113883.6.3": "http://hl7.org/fhir/sid/icd-10",
+    "urn:oid:2.16.840.1.113883.6.90": "http://hl7.org/fhir/sid/icd-10-cm",
+}
+
+
+def canonical_system(system: str | None) -> str | None:
+    """A code system's FHIR URI: its HL7 OID form (``urn:oid:2.16.840.1.113883.6.1``) read as the
+    URI (``http://loinc.org``); any other system as given."""
+    return SYSTEM_ALIASES.get(system, system) if system else system
+
+
+def system_note(system: str | None) -> str:
+    """What the card says when a code came under the OID form of its system ('' otherwise)."""
+    uri = canonical_system(system)
+    return "" if uri == system else f"code system sent as its OID {system} (= {uri})"
 
 
 @dataclass(frozen=True)
@@ -62,13 +83,14 @@ class ObservationEntry(RegistryEntry):
     scale: tuple[float, float] | None = None
     units: dict[str, float] | None = None  # unit -> factor to the target unit ("" = no unit)
     answers: tuple[Answer, ...] = ()
-    plausible: tuple[float, float] | None = None
+    plausible: tuple[float, float] | None = None  # outside: used, with a counted warning (check the record)
     max_age_days: int | None = None
     body_site: str | None = None  # a body_sites group: a bodySite outside it means another site
+    possible: tuple[float, float] | None = None  # outside: impossible, an error, not used
 
     def max_age_for(self, system: str | None, code: str | None) -> int | None:
         """The staleness limit of this code: the code's own ``max_age_days``, else the entry's."""
-        c = next((c for c in self.codes if c.key == (system, code)), None)
+        c = next((c for c in self.codes if c.key == (canonical_system(system), code)), None)
         return c.max_age_days if c is not None and c.max_age_days is not None else self.max_age_days
 
 
@@ -94,11 +116,11 @@ class Registry:
         return {c.key: e for e in (*self.conditions, *self.observations) for c in e.codes}
 
     def observation_for(self, system: str | None, code: str | None) -> ObservationEntry | None:
-        e = self._by_code.get((system, code))
+        e = self._by_code.get((canonical_system(system), code))
         return e if isinstance(e, ObservationEntry) else None
 
     def condition_for(self, system: str | None, code: str | None) -> ConditionEntry | None:
-        e = self._by_code.get((system, code))
+        e = self._by_code.get((canonical_system(system), code))
         return e if isinstance(e, ConditionEntry) else None
 
     def questionnaire_for(self, url: str | None) -> tuple[QuestionnaireEntry | None, str]:
@@ -180,9 +202,14 @@ def _observation(d: dict, where: str) -> ObservationEntry:
     site = d.get("body_site")
     if site is not None and not isinstance(site, str):
         raise _err(where, "body_site names a group of the body_sites section")
+    possible, plausible = _pair(d.get("possible"), where, "possible"), _pair(d.get("plausible"), where, "plausible")
+    if (possible or plausible) and kind != "quantity":
+        raise _err(where, "possible and plausible ranges are for a quantity (a score has its scale)")
+    if possible and plausible and not possible[0] <= plausible[0] < plausible[1] <= possible[1]:
+        raise _err(where, "the plausible range must lie within the possible range")
     return ObservationEntry(d["id"], str(d.get("label", d["id"])), _codes(d, where), kind, feature, derive, scale,
                             {str(k): float(v) for k, v in units.items()} if units else None, answers,
-                            _pair(d.get("plausible"), where, "plausible"), age, site)
+                            plausible, age, site, possible)
 
 
 def _condition(d: dict, where: str) -> ConditionEntry:

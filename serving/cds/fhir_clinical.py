@@ -7,7 +7,7 @@ nothing, because a problem or medication list is no proof of absence.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from serving.cds.fhir_read import Candidate as _Cand, fhir_date, ref
@@ -26,12 +26,41 @@ def _first_code(concept: Any) -> str | None:
     return None
 
 
+def _age_years(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def _age_span(born: date, precision: str, today: date) -> tuple[int, int]:
+    """The youngest and oldest completed ages a birthDate of this precision allows."""
+    if precision == "year":
+        first, last = date(born.year, 1, 1), date(born.year, 12, 31)
+    elif precision == "month":
+        first = date(born.year, born.month, 1)
+        last = (date(born.year + born.month // 12, born.month % 12 + 1, 1) - timedelta(days=1))
+    else:
+        first = last = born
+    return _age_years(min(last, today), today), _age_years(first, today)
+
+
+def _deceased(m: Any, patient: Any, where: str) -> None:
+    if patient.deceasedBoolean is True:
+        m.deceased = "the record says the patient has died (deceasedBoolean)"
+    elif patient.deceasedDateTime is not None:
+        m.deceased = f"the record says the patient died on {fhir_date(patient.deceasedDateTime)[0] or '(undated)'}"
+    if m.deceased:
+        m.bad("deceased", where, m.deceased + ": no prediction")
+
+
 def patient_inputs(m: Any, patient: Any, today: date) -> float | None:
-    """Age (completed years at ``today``) and sex from the Patient; returns the age in months."""
+    """Age (completed years at ``today``) and sex from the Patient; returns the age in months. A
+    birthDate given to the month or year gives the age at the middle of that month or year, with the
+    span of ages it allows said (a warning of kind ``approximate``); a deceased patient is marked
+    (``m.deceased``: the service gives no prediction)."""
     if patient is None:
         m.bad("not_provided", "Patient", "no Patient for context.patientId: age and sex unknown")
         return None
     where = ref(patient)
+    _deceased(m, patient, where)
     age_months = None
     born, precision = fhir_date(patient.birthDate)
     if born is None:
@@ -39,9 +68,16 @@ def patient_inputs(m: Any, patient: Any, today: date) -> float | None:
     elif born > today:
         m.bad("invalid", where, "birthDate is in the future: age not used", "age")
     else:
-        years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        years = _age_years(born, today)
         age_months = (today - born).days / DAYS_PER_MONTH
-        note = "" if precision == "day" else f" (birthDate gives the {precision} only: age approximate)"
+        note = ""
+        if precision != "day":
+            lo, hi = _age_span(born, precision, today)
+            note = (f" (birthDate gives the {precision} only: age {lo}-{hi}; {years} from the middle of the "
+                    f"{precision})" if lo != hi else f" (birthDate gives the {precision} only; the age is {years} either way)")
+            if lo != hi:
+                m.warn("approximate", where, f"birthDate gives the {precision} only: age {lo} to {hi} years, "
+                                             f"{years} used", "age")
         m.add("age", _Cand(float(years), today, where, f"birthDate → {years} years at {today.isoformat()}{note}"))
     gender = patient.gender
     if gender in ("female", "male"):
@@ -49,8 +85,8 @@ def patient_inputs(m: Any, patient: Any, today: date) -> float | None:
     elif gender is None:
         m.bad("not_provided", where, "has no gender: sex unknown", "female")
     else:
-        m.bad("unknown", where, f"gender '{gender}' does not map to the model's binary sex input: left missing",
-              "female")
+        m.bad("unknown", where, f"gender '{gender}' does not map to the model's binary sex input (female/male): "
+                                "not usable, left missing", "female")
     return age_months
 
 

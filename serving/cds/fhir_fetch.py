@@ -14,7 +14,9 @@ Limits, so a hook call stays well within the client's patience and never reads b
 * ``Authorization: Bearer <access_token>``; the token is never logged or stored, and httpx's own
   request log lines (which carry the URL, hence the patient id) are silenced;
 * timeouts (``LBP_CDS_FHIR_TIMEOUT_S`` per request), no redirects, at most :data:`MAX_PAGES` pages
-  per search (``next`` links only on the same server), the keys fetched concurrently.
+  per search (``next`` links only on the same server), the keys fetched concurrently. The merged
+  Bundle keeps the last page's links, so a ``next`` link left (pages not fetched) makes the mapping
+  report the result as incomplete.
 
 A failed fetch (HTTP error, timeout, not FHIR) becomes an ``OperationOutcome`` in that prefetch slot,
 so it is reported as a fetch failure, never as "no data".
@@ -103,6 +105,7 @@ async def _get_one(client: httpx.AsyncClient, base: str, query: str) -> dict:
             out = body
         else:
             out.setdefault("entry", []).extend(body.get("entry") or [])
+            out["link"] = body.get("link") or []  # the last page's links: a 'next' left means pages not fetched
         nxt = next((link.get("url") for link in body.get("link") or []
                     if isinstance(link, dict) and link.get("relation") == "next"), None)
         if not nxt or not str(nxt).startswith(base + "/"):

@@ -15,6 +15,10 @@ changes what the card asks for):
   client that could not fetch a prefetch template may send an OperationOutcome), or one with an
   ``error``/``fatal`` issue inside a search Bundle. It means "could not be read", not "no data"
   (``Collected.fetch_failed``: prefetch key → the outcome's diagnostics).
+
+A search Bundle that says it holds more than was sent (a ``next`` link, or ``total`` above the
+entries that match) is read as sent and reported as incomplete (``Collected.incomplete``): a more
+recent value may be on a page the service did not get.
 """
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
 @dataclass
 class Finding:
     """Something in the input that was not used, and why. ``kind``: invalid, unknown, contradictory,
-    wrong_unit, out_of_range, stale, ignored, not_provided, other_site, other_patient, fetch_failed."""
+    wrong_unit, out_of_range, stale, ignored, not_provided, other_site, other_patient, fetch_failed,
+    incomplete, deceased; for values used but to be checked: implausible, approximate."""
     kind: str
     where: str
     message: str
@@ -60,6 +65,7 @@ class Collected:
     provided_keys: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)  # resources of another patient
     fetch_failed: dict[str, str] = field(default_factory=dict)  # prefetch key -> OperationOutcome diagnostics
+    incomplete: dict[str, str] = field(default_factory=dict)  # prefetch key -> why its Bundle is incomplete
 
 
 def ref(resource: Any) -> str:
@@ -132,6 +138,51 @@ def _is_failure(oo: dict) -> bool:
     return not issues or any(isinstance(i, dict) and i.get("severity") in ("error", "fatal") for i in issues)
 
 
+def _paging(key: str, bundle: dict, entries: list, out: Collected) -> None:
+    """Report a search Bundle that holds more than was sent: a ``next`` link, or a ``total`` above the
+    number of entries whose ``search.mode`` is ``match`` (or not given)."""
+    links = bundle.get("link") if isinstance(bundle.get("link"), list) else []
+    paged = any(isinstance(link, dict) and link.get("relation") == "next" for link in links)
+    matches = sum(1 for e in entries if isinstance(e, dict) and _mode(e) == "match")
+    total = bundle.get("total")
+    short = isinstance(total, int) and not isinstance(total, bool) and total > matches
+    if not (paged or short):
+        return
+    why = (f"the search matched {total} resources and {matches} were sent" if short else
+           "the search result has more pages (a 'next' link) that were not sent")
+    out.incomplete[key] = why
+    out.findings.append(Finding("incomplete", f"prefetch.{key}", f"{why}: what was sent is used, and a more recent "
+                                                                  "or another value may exist on the pages not sent"))
+
+
+def _mode(entry: dict) -> str:
+    search = entry.get("search")
+    return str(search.get("mode", "match")) if isinstance(search, dict) else "match"
+
+
+CONDENSE_AFTER = 5  # findings of one kind about one input shown one by one; the rest counted
+
+
+def condensed(findings: list[Finding]) -> list[Finding]:
+    """A huge record's findings made readable: of each group (kind, input, resource type), the first
+    :data:`CONDENSE_AFTER` are kept and the rest counted in one more finding (nothing is dropped
+    silently)."""
+    def group(f: Finding) -> tuple[str, str | None, str]:
+        return f.kind, f.feature, f.where.split("/")[0].split(" ")[0]
+
+    counts: dict[tuple[str, str | None, str], int] = {}
+    out: list[Finding] = []
+    for f in findings:
+        n = counts[group(f)] = counts.get(group(f), 0) + 1
+        if n <= CONDENSE_AFTER:
+            out.append(f)
+    for (kind, feature, rtype), n in counts.items():
+        if n > CONDENSE_AFTER:
+            out.append(Finding(kind, rtype, f"and {n - CONDENSE_AFTER} more like the {CONDENSE_AFTER} above ({n} in "
+                                            "all), not listed one by one", feature))
+    return out
+
+
 def _entries(key: str, value: Any, out: Collected) -> list[tuple[str, Any]]:
     if isinstance(value, dict) and value.get("resourceType") == "Bundle":
         entries = value.get("entry") or []
@@ -145,6 +196,7 @@ def _entries(key: str, value: Any, out: Collected) -> list[tuple[str, Any]]:
                 out.findings.append(Finding("invalid", where, "entry has no resource: not used"))
                 continue
             items.append((where, e["resource"]))
+        _paging(key, value, entries, out)
         return items
     if isinstance(value, dict):
         return [(f"prefetch.{key}", value)]

@@ -6,8 +6,10 @@ For each input of the model (the baselines first, then the schema's order): ``st
 references, the code or questionnaire read, the date); or ``missing`` with every reason found
 (a record problem naming the resource, a prefetch that could not be fetched, no code configured
 for the input, or simply no value in the record). Plus everything in the record that was not used
-(``not_used``), resources of another patient, prefetch fetch failures and what was fetched from
-the FHIR server.
+(``not_used``), the values used that should be checked (``warnings``: count, by kind, items),
+resources of another patient, prefetch fetch failures, search results sent incomplete
+(``incomplete_prefetch``), whether the record says the patient has died (``deceased``) and what was
+fetched from the FHIR server.
 """
 from __future__ import annotations
 
@@ -69,6 +71,13 @@ def why_missing(feature: str, mapped: MapResult, slots: dict[str, tuple[str, ...
     return reasons
 
 
+def _by_kind(findings: list) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in findings:
+        out[f.kind] = out.get(f.kind, 0) + 1
+    return out
+
+
 def build(mapped: MapResult, names: list[str], labels: dict[str, str], slots: dict[str, tuple[str, ...]], *,
           prediction: bool, reason: str | None, band: str, fetched: list[str],
           units: dict[str, str | None] | None = None, not_predicted: dict[str, list[str]] | None = None) -> dict:
@@ -97,6 +106,11 @@ def build(mapped: MapResult, names: list[str], labels: dict[str, str], slots: di
         "missing": [i["name"] for i in inputs if i["status"] == "missing"],
         "not_used": [{"kind": f.kind, "where": f.where, "message": f.message, "input": f.feature}
                      for f in mapped.findings],
+        "warnings": {"count": len(mapped.warnings), "by_kind": _by_kind(mapped.warnings),
+                     "items": [{"kind": f.kind, "where": f.where, "message": f.message, "input": f.feature}
+                               for f in mapped.warnings]},
+        "incomplete_prefetch": dict(mapped.incomplete),
+        "deceased": mapped.deceased,
         "other_patient_resources": list(mapped.foreign),
         "fetch_failures": dict(mapped.fetch_failed),
         "fetched_from_fhir_server": list(fetched),

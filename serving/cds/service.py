@@ -3,6 +3,8 @@
 Decisions before scoring (docs/cds-hooks.md):
 
 * a resource of another patient anywhere in the data → no prediction, a card that says so;
+* a Patient whose record says they have died (``deceasedBoolean`` true or a ``deceasedDateTime``)
+  → no prediction, and the card says why;
 * a baseline missing because the prefetch key that carries it could not be fetched → no prediction,
   and the card says the record could not be read (it does not ask to *record* scores that may exist);
 * otherwise every outcome the record's baselines allow is scored versus every comparator (which
@@ -174,7 +176,8 @@ class CdsService:
 
     def _unavailable(self, mapped: MapResult, source: dict, reason: str, lines: list[str]) -> dict:
         lines = lines + [self._missing_line(mapped)]
-        return cards.unavailable_card(reason, mapped, self.labels, source, self.synthetic, SYNTHETIC_WARNING, lines)
+        return cards.unavailable_card(reason, mapped, self.labels, source, self.synthetic, SYNTHETIC_WARNING, lines,
+                                      today=self.today())
 
     def card(self, mapped: MapResult, card_url: str, route: str, request_id: str | None,
              fetched: list[str] | None = None) -> Issued:
@@ -189,12 +192,17 @@ class CdsService:
         scorable = [o for o in self.scorer.outcomes if o not in lacking]
         results, reason, outcome, estimate = None, None, None, None
         too_young_old = self._outside_ages(mapped)
-        refuse = mapped.foreign or (missing and failed) or not scorable or too_young_old
+        refuse = mapped.foreign or mapped.deceased or (missing and failed) or not scorable or too_young_old
         if refuse:
             self.scoring.count_invalid(route, request_id, max(1, len(missing)),
-                                       "OtherPatient" if mapped.foreign else
+                                       "OtherPatient" if mapped.foreign else "Deceased" if mapped.deceased else
                                        "MissingBaseline" if (missing and failed) or not scorable else "OutsideAges")
-        if mapped.foreign:
+        if mapped.deceased and not mapped.foreign:
+            reason = "the record says the patient has died"
+            card = self._unavailable(mapped, source, reason, [
+                f"{cards.md(mapped.deceased)}. A benefit of exercise therapy is not predicted for a deceased patient; "
+                "if this is wrong, correct the record."])
+        elif mapped.foreign:
             reason = "the record holds another patient's data"
             shown = ", ".join(cards.md(r) for r in mapped.foreign[:10])
             card = self._unavailable(mapped, source, reason, [
@@ -227,7 +235,7 @@ class CdsService:
                 card = self._unavailable(mapped, source, reason, [cards.md(p) for p in problems])
             else:
                 card = cards.prediction_card(results, self.comparators, mapped, self.labels, source, self.synthetic,
-                                             SYNTHETIC_WARNING, self._not_predicted(lacking))
+                                             SYNTHETIC_WARNING, self._not_predicted(lacking), today=self.today())
                 outcome, estimate = summary_benefit(results[self.comparator])
         kind = ((results or {}).get(self.comparator, {}).get("outcomes") or {}).get(outcome, {}).get("outcome")
         band = NO_PREDICTION if results is None else band_of(estimate, kind, self.edges)

@@ -10,8 +10,13 @@ Rules (FHIR R4 Observation, docs/cds-hooks.md "Time"):
    Period: "if the end of the period is missing, it means that the period is ongoing"). This is the
    usual shape of status observations such as the ODH employment status. A current value is dated
    today for recency and is never stale. A period whose ``end`` is today or later is current too.
+   This holds for a *status* (a coded answer); a measurement (a score or a quantity) is not true
+   "from then on": an open period dates it by its ``start`` (``ongoing=False``), so an old pain score
+   sent with an open period is stale, not current.
 3. A period that has ended is historical, dated by its ``end``; staleness counts from there.
 4. ``effectiveTiming`` (a schedule) does not date one value: the Observation is not dated.
+5. A date given to the month or year only (``"2025-02"``) is dated mid-month (mid-year) and its
+   precision is said (``When.precision``).
 
 The staleness limit is the code's ``max_age_days`` (codes.yaml, per entry or per code); ``None``
 means no limit.
@@ -31,19 +36,30 @@ class When:
     day: date | None
     current: bool
     basis: str  # effectiveDateTime | effectiveInstant | effectivePeriod.end | open effectivePeriod | issued | none
+    precision: str = "day"  # day | month | year: how precisely the record dates it
 
     def describe(self) -> str:
         if self.current:
             return f"current ({self.basis})"
-        return f"{self.day.isoformat()} ({self.basis})" if self.day else "undated"
+        if self.day is None:
+            return "undated"
+        shown = self.day.isoformat() if self.precision == "day" else (
+            f"{self.day:%Y-%m} (month only)" if self.precision == "month" else f"{self.day:%Y} (year only)")
+        return f"{shown} ({self.basis})"
 
 
-def observation_when(obs: Any, today: date) -> When:
-    """Date an Observation by the rules of the module docstring."""
+def _dated(value: Any, basis: str) -> When:
+    day, precision = fhir_date(value)
+    return When(day, False, basis, precision if precision in ("day", "month", "year") else "day")
+
+
+def observation_when(obs: Any, today: date, ongoing: bool = True) -> When:
+    """Date an Observation by the rules of the module docstring (``ongoing=False``: a measurement,
+    whose open period is dated by its start)."""
     if obs.effectiveDateTime is not None:
-        return When(fhir_date(obs.effectiveDateTime)[0], False, "effectiveDateTime")
+        return _dated(obs.effectiveDateTime, "effectiveDateTime")
     if obs.effectiveInstant is not None:
-        return When(fhir_date(obs.effectiveInstant)[0], False, "effectiveInstant")
+        return _dated(obs.effectiveInstant, "effectiveInstant")
     period = obs.effectivePeriod
     if period is not None and (period.start is not None or period.end is not None):
         end = fhir_date(period.end)[0] if period.end is not None else None
@@ -51,10 +67,15 @@ def observation_when(obs: Any, today: date) -> When:
             start = fhir_date(period.start)[0]
             if start is not None and start > today:
                 return When(start, False, "effectivePeriod.start (in the future)")
+            if not ongoing:
+                return _dated(period.start, "effectivePeriod.start: a measurement with an open period is dated by "
+                                            "its start")
             return When(today, True, "effectivePeriod without an end: ongoing")
-        if end is not None and end >= today:
+        if end is not None and end >= today and ongoing:
             return When(today, True, f"effectivePeriod ending {end.isoformat()}")
-        return When(end, False, "effectivePeriod.end")
+        if end is not None and end > today:
+            return When(end, False, "effectivePeriod.end (in the future)")
+        return _dated(period.end, "effectivePeriod.end")
     if obs.issued is not None:
-        return When(fhir_date(obs.issued)[0], False, "issued (no effective[x])")
+        return _dated(obs.issued, "issued (no effective[x])")
     return When(None, False, "none")
