@@ -39,7 +39,7 @@ from predict.model_format import LEARNER_FORMAT, LEARNER_VERSION
 from predict.numeric import expit
 from training.learners import between as btw
 from training.learners.base import BenefitLearner, TaskArrays, allocation_share, class_support
-from training.learners.intervals import cluster_bootstrap, few_trial_variance, offset_slope, residual_tau
+from training.learners.intervals import cluster_bootstrap, few_trial_variance, offset_slope, residual_tau, tau_prior
 from training.learners.cv_loss import held_out_r_loss, pooled, training_rows
 from training.learners.folds import row_folds
 from predict.expected_basis import EXPECTED
@@ -336,7 +336,7 @@ class EffectModel(BenefitLearner):
             exp["linear"]["theta"] = theta.tolist()
             self.theta_ = theta
         g_hat = -eta if fam == "gaussian" else expit(eta)
-        tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps)
+        tau = residual_tau(d.g, g_hat, d.trial, d.cls, d.prep.active, d.comps, pooled_prior=tau_prior(fam, g_hat))
         self.few_trial_var_ = None
         if self.class_shrinkage and len(d.comps) > 1:
             from training.learners import shrinkage

@@ -13,7 +13,9 @@ exportable summaries of the bootstrap.
   square root of its posterior mean tau^2 (``posterior_tau2``: restricted likelihood x a
   half-normal prior whose scale is the pooled REML tau; Higgins, Thompson & Spiegelhalter 2009's
   predictive distribution, Roever et al. 2021's half-normal heterogeneity priors), so a class's
-  boundary 0 from few trials is not taken at face value.
+  boundary 0 from few trials is not taken at face value. The pooled tau itself is a REML plug-in; for a
+  binary outcome ``TAU_PRIOR_LOGIT`` (opt-in, session 13 s13b) replaces it by its posterior mean under a
+  half-normal prior fixed on the log-odds scale (``tau_prior``).
 - Linear learners export the bootstrap covariance of their coefficients (delta-method SEs,
   exact for continuous outcomes); tree learners export a log-linear model of the bootstrap
   variance in the features (``fit_variance_model``), validated by coverage in ``benchmarks/``
@@ -91,15 +93,34 @@ def trial_deviations(r: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: 
 
 
 TAU_METHOD = "posterior"
+# Opt-in (session 13, s13b; None: the REML plug-in, what train uses): for a binary outcome the pooled tau is the
+# square root of its posterior mean tau^2 under a half-normal prior of this SD on the log-odds scale (0.5: the
+# scale used for log odds ratios' heterogeneity, Friede et al. 2017, Biom. J. 59:658; Roever et al. 2021, Res.
+# Synth. Methods 12:448), put on the risk-difference scale of tau by the fit's mean p (1 - p) (:func:`tau_prior`).
+# The REML tau from the 10-15 trials of a recovery task at moderate or long term is often near 0 (0.009 where the
+# trials' true deviations had RMS 0.04) and the new-setting PI then lacks the between-trial part (BENCHMARKS.md
+# session 13 s13b: PI covered 0.81 / 0.82 at moderate / long term, 0.85 / 0.91 with 0.5).
+TAU_PRIOR_LOGIT: float | None = None
+
+
+def tau_prior(family: str, p: np.ndarray, logit_sd: float | None = None) -> float | None:
+    """The half-normal prior scale of the pooled tau on the benefit (risk-difference) scale for a binary
+    outcome: ``logit_sd`` (default ``TAU_PRIOR_LOGIT``) times :func:`offset_slope` of the fitted
+    probabilities ``p``; None (the REML plug-in) for a continuous outcome or when the option is off."""
+    sd = TAU_PRIOR_LOGIT if logit_sd is None else logit_sd
+    if family == "gaussian" or sd is None:
+        return None
+    return float(sd) * offset_slope(family, p)
 
 
 def residual_tau(g: np.ndarray, g_hat_own: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: str,
-                 comparators: list, min_trials: int = 3, method: str | None = None) -> dict:
+                 comparators: list, min_trials: int = 3, method: str | None = None,
+                 pooled_prior: float | None = None) -> dict:
     """Between-trial SD of the active-vs-class effect not explained by the model (oriented
     scale = benefit scale), for a new setting's prediction interval; ``method`` (default
-    ``TAU_METHOD``): see :func:`tau_from_deviations`. Returns {class: tau, '__pooled__': tau}."""
+    ``TAU_METHOD``) and ``pooled_prior``: see :func:`tau_from_deviations`. Returns {class: tau, '__pooled__': tau}."""
     return tau_from_deviations(trial_deviations(g - g_hat_own, trial, cls, active, comparators), comparators,
-                               min_trials, method=method or TAU_METHOD)
+                               min_trials, method=method or TAU_METHOD, pooled_prior=pooled_prior)
 
 
 def offset_slope(family: str, p: np.ndarray) -> float:
@@ -161,12 +182,37 @@ def posterior_tau2(e, s, prior_scale: float, n_grid: int = 801) -> float:
     return float(np.trapezoid(dens * t ** 2, t) / np.trapezoid(dens, t))
 
 
-def tau_from_deviations(deviations: list, comparators: list, min_trials: int = 3, method: str = "reml") -> dict:
+def posterior_tau2_classes(groups: list, prior_scale: float, n_grid: int = 801) -> float:
+    """Posterior mean of a common tau^2 when each class c has its own mean: e_ci ~ N(mu_c, s_ci^2 + tau^2),
+    flat priors on every mu_c (each integrated out: the sum of the classes' restricted log-likelihoods, as
+    in :func:`posterior_tau2`, which this equals for one class) and a half-normal(``prior_scale``) prior on
+    tau. ``groups``: (e, s) per class; a class with one trial carries no information on tau. Unlike pooling
+    the deviations centred at their class means as if independent (which shrinks their spread by (k - 1) / k
+    for a class of k trials), the lost degrees of freedom are accounted for. 0 when ``prior_scale`` is 0 or
+    no class has 2 trials."""
+    groups = [(np.asarray(e, float), np.asarray(s, float) ** 2) for e, s in groups if len(e) >= 2]
+    if prior_scale <= 0 or not groups:
+        return 0.0
+    t = np.linspace(0.0, 6.0 * prior_scale, n_grid)
+    rl = np.zeros(n_grid)
+    for e, v in groups:
+        w = 1.0 / (v[None, :] + t[:, None] ** 2)
+        mu = (w * e).sum(1) / w.sum(1)
+        rl += -0.5 * (np.log(v[None, :] + t[:, None] ** 2).sum(1) + np.log(w.sum(1))
+                      + (w * (e[None, :] - mu[:, None]) ** 2).sum(1))
+    lp = rl - 0.5 * (t / prior_scale) ** 2
+    dens = np.exp(lp - lp.max())
+    return float(np.trapezoid(dens * t ** 2, t) / np.trapezoid(dens, t))
+
+
+def tau_from_deviations(deviations: list, comparators: list, min_trials: int = 3, method: str = "reml",
+                        pooled_prior: float | None = None) -> dict:
     """Tau per comparator class from :func:`trial_deviations` rows; classes with fewer than
     ``min_trials`` trials get the tau pooled over all classes (REML, each class's deviations
-    centred at their mean). ``method="reml"``: each class's own REML tau; ``"posterior"``:
-    sqrt of the class's posterior mean tau^2 with a half-normal prior of scale = the pooled tau
-    (:func:`posterior_tau2`). Returns {class: tau, '__pooled__': tau}."""
+    centred at their mean; with ``pooled_prior`` > 0 instead sqrt of the posterior mean of a common tau^2
+    with a mean per class under a half-normal prior of that scale, :func:`posterior_tau2_classes`). ``method="reml"``: each class's own REML tau;
+    ``"posterior"``: sqrt of the class's posterior mean tau^2 with a half-normal prior of scale = the
+    pooled tau (:func:`posterior_tau2`). Returns {class: tau, '__pooled__': tau}."""
     if method not in ("reml", "posterior"):
         raise ValueError(f"tau method must be 'reml' or 'posterior', got {method!r}")
     from training.metrics import pool_random_effects
@@ -182,7 +228,9 @@ def tau_from_deviations(deviations: list, comparators: list, min_trials: int = 3
             all_e += list(np.asarray(e) - np.mean(e))
             all_s += s
     pooled = 0.0
-    if len(all_e) >= 3:
+    if pooled_prior is not None and pooled_prior > 0:
+        pooled = float(np.sqrt(posterior_tau2_classes(list(per.values()), pooled_prior)))
+    elif len(all_e) >= 3:
         pooled = float(pool_random_effects(all_e, all_s).tau)
     for c in comparators:
         e, s = per[c]
