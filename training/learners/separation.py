@@ -56,8 +56,7 @@ def penalised_loglik(X, y, b, pen, off):
     """The objective :func:`firth_fit` maximises: log-likelihood + 0.5 log det(X'WX + P) - 0.5 b'Pb."""
     eta = X @ b + off
     ll = float(np.sum(y * eta - np.logaddexp(0.0, eta)))
-    mu = expit(eta)
-    H = (X * (mu * (1 - mu))[:, None]).T @ X + np.diag(pen)
+    H = (X * (expit(eta) * expit(-eta))[:, None]).T @ X + np.diag(pen)  # w without cancellation
     sign, logdet = np.linalg.slogdet(H)
     return ll + 0.5 * logdet - 0.5 * float(np.sum(pen * b * b)) if sign > 0 else -np.inf
 
@@ -66,28 +65,52 @@ def firth_fit(X: np.ndarray, y: np.ndarray, pen: np.ndarray | None = None, offse
               max_iter: int = 200, tol: float = 1e-9, max_step: float = 5.0) -> tuple[np.ndarray, bool]:
     """(estimate, converged) of the Firth-penalised logistic regression of ``y`` on ``X`` with the
     extra ridge penalty ``0.5 sum(pen * b^2)`` (module docstring)."""
+    b, _, ok = firth_newton(X, y, pen, offset, max_iter=max_iter, tol=tol, max_step=max_step)
+    return b, ok
+
+
+def firth_newton(X: np.ndarray, y: np.ndarray, pen: np.ndarray | None = None, offset: np.ndarray | None = None,
+                 start: np.ndarray | None = None, free: np.ndarray | None = None, max_iter: int = 200,
+                 tol: float = 1e-9, max_step: float = 5.0) -> tuple[np.ndarray, float, bool]:
+    """(estimate, penalised log-likelihood, converged): :func:`firth_fit`'s iteration, optionally
+    over the coordinates ``free`` only (a boolean mask; the others stay at ``start``'s values).
+    With coordinates held fixed the penalty is still that of the FULL model, ``0.5 log det(X'WX + P)``
+    over all columns, and the free coordinates solve their components of the full model's modified
+    score: the profile penalised likelihood of Heinze & Schemper (2002), as R's logistf profiles it."""
     p = X.shape[1]
     pen = np.zeros(p) if pen is None else np.asarray(pen, float)
     off = np.zeros(y.size) if offset is None else offset
-    b = np.zeros(p)
+    b = np.zeros(p) if start is None else np.array(start, float)
+    F = np.ones(p, bool) if free is None else np.asarray(free, bool)
     obj = penalised_loglik(X, y, b, pen, off)
+    if not F.any():
+        return b, obj, True
     for _ in range(max_iter):
-        mu = expit(X @ b + off)
-        w = mu * (1 - mu)
+        eta = X @ b + off
+        mu = expit(eta)
+        w = mu * expit(-eta)  # = mu (1 - mu), accurate where mu is near 1
         H = (X * w[:, None]).T @ X + np.diag(pen)
         Hinv = np.linalg.inv(H)
         h = w * np.einsum("ij,jk,ik->i", X, Hinv, X)
         U = X.T @ (y - mu + h * (0.5 - mu)) - pen * b
-        step = Hinv @ U
+        step = np.zeros(p)
+        if F.all():
+            step = Hinv @ U
+        else:
+            step[F] = np.linalg.solve(H[np.ix_(F, F)], U[F])
         big = np.max(np.abs(step))
         if big > max_step:
             step *= max_step / big
+        halved = False
         for _ in range(30):
             new = penalised_loglik(X, y, b + step, pen, off)
             if new >= obj - 1e-12 * abs(obj):
                 break
-            step = step / 2
+            step, halved = step / 2, True
+        else:  # no ascent along the step: stationary to rounding, or stuck
+            return b, obj, bool(np.max(np.abs(U[F])) < 1e3 * tol)
         b, obj = b + step, new
-        if np.max(np.abs(step)) < tol or np.max(np.abs(U)) < tol:
-            return b, True
-    return b, False
+        # a step made small by halving is no sign of convergence; a full Newton step this small is
+        if np.max(np.abs(U[F])) < tol or (not halved and np.max(np.abs(step)) < tol):
+            return b, obj, True
+    return b, obj, False
