@@ -13,6 +13,10 @@ penalised likelihood-ratio test:
 - the ``1 - alpha`` interval is ``{c : 2 (l*(b_hat) - l*_j(c)) <= chi2_1(1 - alpha)}``; its two limits
   are found here by bracketing and Brent's root finding on the profile (logistf uses the
   Venzon-Moolgavkar iteration: the same limits, another route to them);
+- under complete separation by several covariates ``l*`` can have several local maxima in the other
+  coefficients, so each profile point is the best of Newton runs from several starts, and the set
+  inside the cut need not even be connected (the intercept of benchmarks/bench_firth_logistf.py's
+  ``constructed_complete``): the limits are the first crossings going outwards from the estimate;
 - the test of ``b_J = 0`` for a set ``J`` is ``2 (l*(b_hat) - l*_J(0))`` on chi2 with ``|J|`` df.
 
 The covariance reported next to them is logistf's (1.26): the inverse of ``X' diag(w (1 + h)) X`` at the
@@ -85,9 +89,11 @@ def profile_ci(X, y, fit: FirthFit, j: int, level: float = 0.95, offset=None,
 
     def gap(c: float) -> float:
         # l* need not be concave in the other coefficients: the best of Newton runs from the nearest
-        # point already profiled, from the estimate and from zero (each with b_j = c)
+        # point already profiled, from the estimate, from the estimate scaled along its own ray (the
+        # direction a separating fit runs off in) and from zero (each with b_j = c)
         near = seen[min(seen, key=lambda v: abs(v - c))]
-        runs = [constrained(X, y, fit, j, c, offset, start=s) for s in (near, fit.beta, np.zeros_like(fit.beta))]
+        starts = [near, fit.beta, np.zeros_like(fit.beta)] + ([fit.beta * (c / est)] if est != 0 else [])
+        runs = [constrained(X, y, fit, j, c, offset, start=s) for s in starts]
         b, pl, ok = max(runs, key=lambda r: r[1])
         seen[c] = b
         state["ok"] = state["ok"] and ok

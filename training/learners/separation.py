@@ -90,14 +90,17 @@ def firth_newton(X: np.ndarray, y: np.ndarray, pen: np.ndarray | None = None, of
         mu = expit(eta)
         w = mu * expit(-eta)  # = mu (1 - mu), accurate where mu is near 1
         H = (X * w[:, None]).T @ X + np.diag(pen)
-        Hinv = np.linalg.inv(H)
-        h = w * np.einsum("ij,jk,ik->i", X, Hinv, X)
-        U = X.T @ (y - mu + h * (0.5 - mu)) - pen * b
-        step = np.zeros(p)
-        if F.all():
-            step = Hinv @ U
-        else:
-            step[F] = np.linalg.solve(H[np.ix_(F, F)], U[F])
+        try:
+            Hinv = np.linalg.inv(H)
+            h = w * np.einsum("ij,jk,ik->i", X, Hinv, X)
+            U = X.T @ (y - mu + h * (0.5 - mu)) - pen * b
+            step = np.zeros(p)
+            if F.all():
+                step = Hinv @ U
+            else:
+                step[F] = np.linalg.solve(H[np.ix_(F, F)], U[F])
+        except np.linalg.LinAlgError:  # the weights underflowed (a start far out): no fit from here
+            return b, obj, False
         big = np.max(np.abs(step))
         if big > max_step:
             step *= max_step / big
