@@ -19,16 +19,29 @@ reports, each labelled:
 For a binary outcome a trial whose participants all have the same outcome carries no information on
 a common treatment effect: its own intercept runs off to ±infinity and the maximum likelihood of the
 other parameters equals the fit without it. The stratified fit therefore leaves such trials out and
-says which (otherwise many small centres would make the common effect "not estimable").
+says which (otherwise many small centres would make the common effect "not estimable"); so does the
+two-stage analysis.
+
+Separation otherwise (an arm, or a level of a modifier, in which every participant had the event or
+none did - medicaldata::laryngoscope: 49 of 49 Macintosh intubations succeeded): the maximum-
+likelihood estimate does not exist. Where the fit runs off and Konis's LP test
+(:func:`training.learners.separation.separated`) confirms separation, the logistic fits here use
+Firth's penalised likelihood instead, with the 95% CI from the profile penalised likelihood and p
+from the penalised likelihood-ratio test (:mod:`training.learners.firth_profile`; Heinze & Schemper
+2002; the same numbers as R logistf) and say so (:data:`FIRTH_NOTE`); the two-stage analysis uses
+the Firth estimate and logistf's variance of a separated trial.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from training.learners.firth_profile import FirthFit, firth, plr_test, profile_ci
+from training.learners.separation import separated
 from training.meta.design import Design
 from training.mixed.glm import logistic_glm
 
@@ -37,6 +50,33 @@ SINGLE_LINEAR = "single trial: ANCOVA (least squares)"
 SINGLE_MEANS = "single trial: difference in means (least squares, no baseline or covariates)"
 SINGLE_BINARY = "single trial: logistic regression"
 HKSJ_LABEL = "two-stage random effects (Paule–Mandel tau), Hartung–Knapp–Sidik–Jonkman CI"
+FIRTH_INFERENCE = "Firth, profile penalised likelihood"
+FIRTH_NOTE = ("separation (an arm or level where every participant had the event, or none did; Konis's LP test): "
+              "no maximum-likelihood estimate exists, so Firth's penalised-likelihood estimate is reported, its 95% CI "
+              "from the profile penalised likelihood and p from the penalised likelihood-ratio test (as R logistf)")
+
+
+@dataclass(frozen=True)
+class FirthInference:
+    """A separated logistic fit replaced by Firth's (module docstring): its data and fit, for the
+    profile CI and the penalised likelihood-ratio test of any coefficient(s)."""
+    X: np.ndarray
+    y: np.ndarray
+    fit: FirthFit
+
+    def ci(self, j: int) -> tuple[float, float]:
+        lo, hi, _ = profile_ci(self.X, self.y, self.fit, j)
+        return lo, hi
+
+    def test(self, idx) -> tuple[float, int, float]:
+        """(chi-squared, df, p) of the penalised likelihood-ratio test that the coefficients ``idx`` are 0."""
+        return plr_test(self.X, self.y, self.fit, idx)
+
+    def row(self, j: int) -> dict:
+        """A table row like :func:`_wald`'s for coefficient ``j``."""
+        lo, hi = self.ci(j)
+        return {"estimate": float(self.fit.beta[j]), "se": float(math.sqrt(self.fit.cov[j, j])), "ci_low": lo,
+                "ci_high": hi, "p": self.test([j])[2], "inference": FIRTH_INFERENCE}
 
 
 def stratified_matrix(design: Design) -> tuple[np.ndarray, list[str]]:
@@ -73,14 +113,27 @@ def ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return beta, s2 * Rinv @ Rinv.T, df
 
 
-def logistic(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic regression (:func:`training.mixed.glm.logistic_glm`): (beta, inverse information).
-    Raises FloatingPointError when an estimate diverges (separation)."""
-    beta, info = logistic_glm(X, np.asarray(y, float), np.ones(len(y)))
-    cov = np.linalg.inv(info)
-    if np.abs(beta).max() > 15 or not np.all(np.isfinite(cov)) or np.sqrt(np.abs(np.diag(cov))).max() > 1e3:
-        raise FloatingPointError("estimates diverge (separation: no events, or only events, in an arm)")
-    return beta, cov
+def logistic(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, FirthInference | None]:
+    """Logistic regression (:func:`training.mixed.glm.logistic_glm`): (beta, inverse information, None);
+    where the estimates run off and the data are separated, Firth's fit: (beta, logistf's covariance,
+    its :class:`FirthInference`). Raises FloatingPointError when an estimate diverges otherwise or
+    Firth's fit does not converge."""
+    y = np.asarray(y, float)
+    beta, info = logistic_glm(X, y, np.ones(len(y)))
+    try:
+        cov = np.linalg.inv(info)
+        runs_off = (np.abs(beta).max() > 15 or not np.all(np.isfinite(cov))
+                    or np.sqrt(np.abs(np.diag(cov))).max() > 1e3)
+    except np.linalg.LinAlgError:
+        runs_off = True
+    if not runs_off:
+        return beta, cov, None
+    if not separated(X, y):
+        raise FloatingPointError("estimates diverge (no separation found by Konis's LP test)")
+    f = firth(X, y)
+    if not f.converged:
+        raise FloatingPointError("separation, and Firth's penalised-likelihood fit did not converge")
+    return f.beta, f.cov, FirthInference(X, y, f)
 
 
 def _wald(est: float, se: float, df: int | None) -> dict:
@@ -100,11 +153,12 @@ def uninformative_trials(design: Design) -> list[str]:
     return const if len(const) < len(y) else []
 
 
-def stratified_fit(design: Design) -> tuple[list[str], np.ndarray, np.ndarray, int | None]:
+def stratified_fit(design: Design) -> tuple[list[str], np.ndarray, np.ndarray, int | None, FirthInference | None]:
     """The stratified common-effect model: (column names, estimates, covariance, residual df for
-    a t reference or None for z). Raises LinAlgError / FloatingPointError when not estimable.
-    Binary outcomes: trials of :func:`uninformative_trials` are left out (an exact simplification
-    of the maximum likelihood, see the module docstring)."""
+    a t reference or None for z, the :class:`FirthInference` of a separated binary fit or None).
+    Raises LinAlgError / FloatingPointError when not estimable. Binary outcomes: trials of
+    :func:`uninformative_trials` are left out (an exact simplification of the maximum likelihood,
+    see the module docstring)."""
     X, names = stratified_matrix(design)
     y = np.asarray(design.y, float)
     if design.spec.binary_outcome:
@@ -115,10 +169,10 @@ def stratified_fit(design: Design) -> tuple[list[str], np.ndarray, np.ndarray, i
             used = np.any(X != 0, axis=0)
             used[names.index("treat")] = True
             X, names = X[:, used], [n for n, u in zip(names, used) if u]
-        beta, cov = logistic(y, X)
-        return names, beta, cov, None
+        beta, cov, fi = logistic(y, X)
+        return names, beta, cov, None, fi
     beta, cov, df = ols(y, X)
-    return names, beta, cov, df
+    return names, beta, cov, df, None
 
 
 def fit_label(design: Design) -> str:
@@ -136,36 +190,44 @@ def common_effect(design: Design, target: str) -> dict:
     """The stratified common-effect (or, with one trial, the single-trial) fit of ``target``."""
     label = fit_label(design)
     try:
-        names, beta, cov, df = stratified_fit(design)
+        names, beta, cov, df, fi = stratified_fit(design)
         if target not in names:
             raise np.linalg.LinAlgError(f"'{target}' does not vary in the trials with an estimable fit")
         j = names.index(target)
-        out = _wald(float(beta[j]), float(math.sqrt(cov[j, j])), df)
+        out = _wald(float(beta[j]), float(math.sqrt(cov[j, j])), df) if fi is None else fi.row(j)
     except (np.linalg.LinAlgError, FloatingPointError) as exc:
         return {"label": label, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                 "p": np.nan, "inference": "", "message": f"{label} not estimable: {exc}"}
     drop = uninformative_trials(design)
-    note = (f"{label}: {len(drop)} trial(s) where every participant had the same outcome left out (no "
-            f"information on the effect): {', '.join(drop)}") if drop else ""
-    return {"label": label, **out, "message": note}
+    notes = [f"{label}: {len(drop)} trial(s) where every participant had the same outcome left out (no "
+             f"information on the effect): {', '.join(drop)}"] if drop else []
+    if fi is not None:
+        notes.append(f"{label}: {FIRTH_NOTE}")
+    return {"label": label, **out, "message": "; ".join(notes)}
 
 
-def per_trial_effects(design: Design, target: str = "treat") -> tuple[np.ndarray, np.ndarray, list[str]]:
+def per_trial_effects(design: Design, target: str = "treat") -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Per-trial estimate and variance of ``target`` from the same regression within each trial;
-    returns (estimates, variances, trials left out with the reason)."""
+    returns (estimates, variances, trials left out with the reason, separated trials whose Firth
+    estimate and logistf variance were used)."""
     X, names = stratified_matrix(design)
     y = np.asarray(design.y, float)
     groups = np.asarray(design.groups).astype(str)
-    est, var, skipped = [], [], []
+    est, var, skipped, firth_used = [], [], [], []
     for g in sorted(set(groups)):
         rows = groups == g
+        if design.spec.binary_outcome and np.unique(y[rows]).size < 2:
+            skipped.append(f"{g} (every participant had the same outcome: no information on the effect)")
+            continue
         Xg = X[rows]
         used = [i for i, n in enumerate(names) if np.any(Xg[:, i] != 0)]
         Xg = Xg[:, used]
         j = [names[i] for i in used].index(target)
         try:
             if design.spec.binary_outcome:
-                beta, cov = logistic(y[rows], Xg)
+                beta, cov, fi = logistic(y[rows], Xg)
+                if fi is not None:
+                    firth_used.append(g)
             else:
                 beta, cov, _ = ols(y[rows], Xg)
         except (np.linalg.LinAlgError, FloatingPointError) as exc:
@@ -173,7 +235,7 @@ def per_trial_effects(design: Design, target: str = "treat") -> tuple[np.ndarray
             continue
         est.append(float(beta[j]))
         var.append(float(cov[j, j]))
-    return np.array(est), np.array(var), skipped
+    return np.array(est), np.array(var), skipped, firth_used
 
 
 def paule_mandel(y: np.ndarray, v: np.ndarray) -> float:
@@ -206,8 +268,13 @@ def hksj(y: np.ndarray, v: np.ndarray) -> dict:
 
 def two_stage(design: Design) -> dict:
     """Two-stage random-effects estimate of the treatment effect with the HKSJ interval."""
-    y, v, skipped = per_trial_effects(design)
-    note = f"trials left out of the two-stage analysis: {', '.join(skipped)}" if skipped else ""
+    y, v, skipped, firth_used = per_trial_effects(design)
+    notes = [f"trials left out of the two-stage analysis: {', '.join(skipped)}"] if skipped else []
+    if firth_used:
+        notes.append(f"separation within trial(s) {', '.join(firth_used)} (an arm where every participant had the "
+                     "event, or none did): their Firth penalised-likelihood estimate and its variance (as R logistf) "
+                     "enter the two-stage analysis")
+    note = "; ".join(notes)
     if len(y) < 2:
         return {"label": HKSJ_LABEL, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                 "p": np.nan, "tau": np.nan, "k": len(y), "inference": "",

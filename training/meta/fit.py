@@ -22,7 +22,8 @@ from scipy import stats
 
 from predict.errors import LbpError
 from training.meta.design import Design
-from training.meta.few_trials import common_effect, fit_label, stratified_fit, two_stage
+from training.learners.separation import separated
+from training.meta.few_trials import FIRTH_INFERENCE, FIRTH_NOTE, FirthInference, common_effect, fit_label, stratified_fit, two_stage
 from training.mixed import fit_glmm_binomial, fit_lmm
 
 
@@ -43,6 +44,20 @@ def diverged(est: float, se: float) -> bool:
     return not (math.isfinite(est) and math.isfinite(se)) or abs(est) > 15 or se > 1e3
 
 
+def separation_note(design: Design, what: str, est: float, se: float) -> str:
+    """Why a one-stage logistic (GLMM) estimate that ran off is not reported: separation of its
+    fixed-effects design by Konis's LP test, or not. Firth's correction is not defined here for the
+    random-effects model; the common-effect (stratified) columns of an overall effect carry it."""
+    X = design.X.to_numpy(float)
+    if separated(X[:, np.any(X != 0, axis=0)], np.asarray(design.y, float)):
+        return (f"{what}: estimate diverges (log odds ratio {est:.3g}, SE {se:.3g}): separation (Konis's LP test: e.g. "
+                "no events, or only events, in one arm of a level), so no maximum-likelihood estimate exists; this "
+                "one-stage random-effects model has no Firth correction here"
+                + ("; the common-effect (stratified) estimate is Firth's" if design.spec.modifier is None else ""))
+    return (f"{what}: estimate diverges (log odds ratio {est:.3g}, SE {se:.3g}), although Konis's LP test finds no "
+            "separation of the fixed effects: near-separation or a random-effects boundary; not reported")
+
+
 def _few_trials(design: Design) -> dict:
     """Common-effect (stratified) and two-stage HKSJ columns of an overall-effect row."""
     ce, hk = common_effect(design, "treat"), two_stage(design)
@@ -53,10 +68,13 @@ def _few_trials(design: Design) -> dict:
     return out, [m for m in (ce["message"], hk["message"]) if m]
 
 
-def _levels(row: dict, spec, names: list[str], beta, cov, dist, levels: tuple, base: dict, absent: tuple = ()) -> dict:
+def _levels(row: dict, spec, names: list[str], beta, cov, dist, levels: tuple, base: dict, absent: tuple = (),
+            firth: FirthInference | None = None) -> dict:
     """A categorical modifier: one row per non-reference level (its within-trial interaction vs
     the reference level) and a joint Wald test of all of them (chi-squared on k − 1 df, or F with
-    a t reference), returned as the joint row with the level rows under ``per_level``."""
+    a t reference), returned as the joint row with the level rows under ``per_level``. A separated
+    fit replaced by Firth's (``firth``): profile penalised-likelihood CIs and penalised
+    likelihood-ratio tests instead."""
     m, ref = spec.modifier, levels[0]
     idx = [names.index(f"treat:{m}[{lv}]_c") if f"treat:{m}[{lv}]_c" in names else None for lv in levels[1:]]
     ppf, sf, df = dist
@@ -70,6 +88,9 @@ def _levels(row: dict, spec, names: list[str], beta, cov, dist, levels: tuple, b
                         "message": (f"level {lv!r}: no analysed participant has it" if f"{m}[{lv}]" in absent
                                     else f"level {lv!r} does not vary within any trial")})
             continue
+        if firth is not None:
+            per.append({**r, **firth.row(j)})
+            continue
         est, se = float(beta[j]), float(math.sqrt(cov[j, j]))
         if spec.binary_outcome and diverged(est, se):
             per.append({**r, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
@@ -82,11 +103,15 @@ def _levels(row: dict, spec, names: list[str], beta, cov, dist, levels: tuple, b
     b = np.asarray(beta)[use]
     V = np.asarray(cov)[np.ix_(use, use)]
     try:
-        stat = float(b @ np.linalg.solve(V, b))
-        q = len(use)
-        p = float(stats.f.sf(stat / q, q, df) if df else stats.chi2.sf(stat, q))
-        test = (f"joint Wald test of the {q} level interaction(s): {'F' if df else 'chi2'} = "
-                f"{stat / q if df else stat:.3f} on {q}{f', {df}' if df else ''} df")
+        if firth is not None:
+            stat, q, p = firth.test(use)
+            test = f"joint penalised likelihood-ratio test of the {q} level interaction(s): chi2 = {stat:.3f} on {q} df"
+        else:
+            stat = float(b @ np.linalg.solve(V, b))
+            q = len(use)
+            p = float(stats.f.sf(stat / q, q, df) if df else stats.chi2.sf(stat, q))
+            test = (f"joint Wald test of the {q} level interaction(s): {'F' if df else 'chi2'} = "
+                    f"{stat / q if df else stat:.3f} on {q}{f', {df}' if df else ''} df")
     except np.linalg.LinAlgError:
         p, test = np.nan, "joint Wald test not estimable (singular covariance)"
     joint = {**row, **base, "level": f"joint test ({len(use)} df)", "estimate": np.nan, "se": np.nan,
@@ -102,14 +127,17 @@ def _single_trial(design: Design, row: dict, target: str) -> dict:
         base = {"tau": np.nan, "tau_at_boundary": False, "pi_low": np.nan, "pi_high": np.nan, "status": "ok",
                 "analysis": label, "message": "one trial: no between-trial variation to estimate, no pooling"}
         try:
-            names, beta, cov, df = stratified_fit(design)
+            names, beta, cov, df, fi = stratified_fit(design)
         except (np.linalg.LinAlgError, FloatingPointError) as exc:
             return {**row, **base, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                     "p": np.nan, "inference": "", "status": "not estimable", "message": f"{label} not estimable: {exc}"}
         dist = ((lambda x: stats.t.ppf(x, df)), (lambda x: stats.t.sf(x, df)), df) if df else (
             stats.norm.ppf, stats.norm.sf, None)
-        return _levels(row, design.spec, names, beta, cov, dist, lv, {**base, "inference": f"t({df})" if df else "z"},
-                       design.absent)
+        if fi is not None:
+            base = {**base, "message": f"{base['message']}; {label}: {FIRTH_NOTE}"}
+        inference = FIRTH_INFERENCE if fi is not None else f"t({df})" if df else "z"
+        return _levels(row, design.spec, names, beta, cov, dist, lv, {**base, "inference": inference},
+                       design.absent, fi)
     ce = common_effect(design, target)
     status = "ok" if np.isfinite(ce["estimate"]) else "not estimable"
     return {**row, "estimate": ce["estimate"], "se": ce["se"], "ci_low": ce["ci_low"], "ci_high": ce["ci_high"],
@@ -174,8 +202,7 @@ def fit_model(design: Design, residual: str = "common") -> dict:
         return {**row, "estimate": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": np.nan,
                 "tau": tau, "tau_at_boundary": False, "pi_low": np.nan, "pi_high": np.nan, "inference": "",
                 "status": "not estimable", "analysis": ONE_STAGE[spec.binary_outcome],
-                "message": "; ".join([f"{row['variable']}: estimate diverges (log odds ratio {est:.3g}, SE {se:.3g}): "
-                                      "separation, e.g. no events (or only events) in one arm of a level"] + messages)}
+                "message": "; ".join([separation_note(design, row["variable"], est, se)] + messages)}
     if spec.modifier is None and k > 2 and tau_identified:
         half = stats.t.ppf(0.975, k - 2) * math.sqrt(se**2 + tau**2)
         pi = (est - half, est + half)
