@@ -141,7 +141,8 @@ def create_app(scorer: ScorerLike | None = None, settings: ServingSettings | Non
     app.add_exception_handler(RequestValidationError, request_validation_handler)
 
     # Added innermost first: the access log sees everything, CORS headers reach 413s too.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       path_limits={"/cds-services": settings.cds_max_body_bytes})
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

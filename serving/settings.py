@@ -31,6 +31,8 @@ environment variable           default          meaning
 ``LBP_CDS_FHIR_FETCH``         ``true``         fetch missing prefetch from ``fhirServer``
 ``LBP_CDS_FHIR_SERVERS``       (any)            comma-separated allowed ``fhirServer`` prefixes
 ``LBP_CDS_FHIR_TIMEOUT_S``     ``2.0``          timeout of each FHIR server request (seconds)
+``LBP_CDS_MAX_BODY_BYTES``     ``8388608``      body-size limit of the CDS Hooks routes (a
+                                                prefetch is a patient's record; 413 above)
 =============================  ===============  ==================================================
 """
 from __future__ import annotations
@@ -74,6 +76,7 @@ class ServingSettings(BaseSettings):
     cds_fhir_fetch: bool = True
     cds_fhir_servers: str = ""
     cds_fhir_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    cds_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
 
     @property
     def api_key_list(self) -> list[str]:

@@ -100,6 +100,10 @@ CASES: dict[str, dict] = {
     "gender_unknown": dict(
         absent=["female"], findings=[("unknown", "gender 'unknown' does not map")],
         card={"prediction": True, "detail": ["not usable in the record (1, see **Not used** below): Female sex"]}),
+    "gender_unknown_birth_sex_female": dict(inputs={"female": 1}, used={"female": ["US Core birth sex F (gender is unknown)"]},
+                                            card={"prediction": True}),
+    "gender_and_birth_sex_disagree": dict(absent=["female"], findings=[("contradictory", "gender male and US Core birth sex F")],
+                                          card={"prediction": True, "indicator": "warning"}),
     "gender_other": dict(absent=["female"], findings=[("unknown", "gender 'other'")], card={"prediction": True}),
     "deceased": dict(findings=[("deceased", "died on 2025-02-20")],
                      card={"prediction": False, "indicator": "warning", "summary": "the record says the patient has died"}),
@@ -244,17 +248,43 @@ def test_fhir_case_card_as_the_table_says_and_meets_the_cds_hooks_rules(client, 
     _no_private_data(caplog)
 
 
+def flowsheet(n: int) -> list[dict]:
+    """``n`` historical pain scores as a searchset's entries (one a day, from 100 days ago back)."""
+    return [{"fullUrl": f"https://ehr.example.org/fhir/Observation/pain-h{i}", "search": {"mode": "match"},
+             "resource": {"resourceType": "Observation", "id": f"pain-h{i}", "status": "final",
+                          "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-"
+                                                              "category", "code": "survey"}]}],
+                          "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3",
+                                               "display": "Pain severity - 0-10 verbal numeric rating [Score]"}]},
+                          "subject": {"reference": f"Patient/{PID}"},
+                          "effectiveDateTime": date.fromordinal(TODAY.toordinal() - 100 - i).isoformat() + "T09:00:00Z",
+                          "valueInteger": i % 11}} for i in range(n)]
+
+
+def test_the_cds_routes_have_their_own_body_limit(scorer, key):
+    """A prefetch over LBP_CDS_MAX_BODY_BYTES gets 413; the limit applies to the CDS routes only."""
+    from serving.limits import BodySizeLimitMiddleware
+
+    settings = ServingSettings(model_path=None, api_keys="", warmup=False, cds_trusted_issuers=key[1],
+                               cds_base_url=BASE, cds_max_body_bytes=50_000, max_body_bytes=2_000_000,
+                               cds_feedback_db=f"sqlite:///{key[1].parent / 'fb-limit.sqlite'}")
+    pre = load_case("base")
+    pre["observations"]["entry"] += flowsheet(300)
+    with TestClient(create_app(scorer, settings), client=("127.0.0.1", 5000)) as c:
+        assert post(c, key, pre).status_code == 413
+        assert post(c, key, load_case("base")).status_code == 200
+    m = BodySizeLimitMiddleware(None, 1000, {"/cds-services": 9000})
+    assert (m.limit_for("/cds-services/x"), m.limit_for("/cds-services"), m.limit_for("/v1/score"),
+            m.limit_for("/cds-servicesX")) == (9000, 9000, 1000, 1000)
+
+
 def test_a_huge_record_is_read_in_bounded_time_and_its_card_stays_readable(client, key, caplog):
-    """3,000 historical pain scores (ten years of a flowsheet): the newest is used, the stale ones are
-    counted rather than listed one by one, and the card and its extension stay small."""
+    """3,000 historical pain scores (eight years of a flowsheet, about 1.3 MB): the newest is used, the
+    stale ones are counted rather than listed one by one, and the card and its extension stay small."""
     caplog.set_level(logging.DEBUG)
     pre = load_case("base")
-    pre["observations"]["entry"] += [
-        {"resource": {"resourceType": "Observation", "id": f"pain-h{i}", "status": "final",
-                      "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
-                      "subject": {"reference": f"Patient/{PID}"},
-                      "effectiveDateTime": date.fromordinal(TODAY.toordinal() - 100 - i).isoformat(),
-                      "valueInteger": i % 11}} for i in range(3000)]
+    pre["observations"]["entry"] += flowsheet(3000)
+    assert len(json.dumps(pre)) > 1024 * 1024  # over the general body limit: the CDS routes have their own
     t0 = time.perf_counter()
     r = post(client, key, pre)
     elapsed = time.perf_counter() - t0
@@ -267,6 +297,26 @@ def test_a_huge_record_is_read_in_bounded_time_and_its_card_stays_readable(clien
     assert len(card["detail"]) < 20_000 and len(json.dumps(ext)) < 20_000
     assert elapsed < 60  # generous: a shared 2-core machine; the timing is in BENCHMARKS.md
     _no_private_data(caplog)
+
+
+@pytest.mark.parametrize("name", ["base", "deceased", "observations_paged", "loinc_as_oid"])
+def test_order_select_reads_the_same_records(client, key, name):
+    """The order-select service (a physiotherapy referral selected; its code under the SNOMED CT OID, as
+    CDA-born systems send it) reads each record as patient-view does."""
+    path = "/cds-services/lbp-exercise-benefit-referral"
+    sr = {"resourceType": "ServiceRequest", "id": "sr-1", "status": "draft", "intent": "order",
+          "code": {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.96", "code": "91251008"}]},
+          "subject": {"reference": f"Patient/{PID}"}}
+    body = {"hook": "order-select", "hookInstance": str(uuid.uuid4()),
+            "context": {"userId": "Practitioner/dr-1", "patientId": PID, "selections": ["ServiceRequest/sr-1"],
+                        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": sr}]}},
+            "prefetch": load_case(name)}
+    r = client.post(path, json=body, headers=auth(key, path))
+    assert r.status_code == 200 and response_problems(r.json()) == []
+    (card,) = r.json()["cards"]
+    view = post(client, key, load_case(name)).json()["cards"][0]
+    assert card["extension"][EXTENSION_KEY]["inputs"] == view["extension"][EXTENSION_KEY]["inputs"]
+    assert card["indicator"] == view["indicator"] and card["summary"] == view["summary"]
 
 
 # ----------------------------------------------------------------------------- through the FHIR server

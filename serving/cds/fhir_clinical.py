@@ -13,6 +13,7 @@ from typing import Any
 from serving.cds.fhir_read import Candidate as _Cand, fhir_date, ref
 
 CURRENT = ("active", "recurrence", "relapse")
+BIRTHSEX_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
 DAYS_PER_MONTH = 30.4375
 AGE_UNITS_MONTHS = {"a": 12.0, "mo": 1.0, "wk": 7 / DAYS_PER_MONTH, "d": 1 / DAYS_PER_MONTH}
 EPISODE_TOLERANCE_MONTHS = 1.0
@@ -79,15 +80,38 @@ def patient_inputs(m: Any, patient: Any, today: date) -> float | None:
                 m.warn("approximate", where, f"birthDate gives the {precision} only: age {lo} to {hi} years, "
                                              f"{years} used", "age")
         m.add("age", _Cand(float(years), today, where, f"birthDate → {years} years at {today.isoformat()}{note}"))
-    gender = patient.gender
+    _sex(m, patient, where, today)
+    return age_months
+
+
+def _birth_sex(patient: Any) -> str | None:
+    """The US Core birth sex extension's code (F, M, UNK, ...), if the Patient has one."""
+    for ext in patient.extension or []:
+        if ext.url == BIRTHSEX_URL:
+            return ext.valueCode
+    return None
+
+
+def _sex(m: Any, patient: Any, where: str, today: date) -> None:
+    """The binary sex input from ``gender`` (female/male); when gender does not say (other, unknown,
+    absent), from the US Core birth sex extension (F/M), said so; a gender and a birth sex that
+    disagree leave it missing (contradictory)."""
+    gender, birth = patient.gender, _birth_sex(patient)
+    from_birth = {"F": "female", "M": "male"}.get(birth or "")
     if gender in ("female", "male"):
+        if from_birth and from_birth != gender:
+            m.bad("contradictory", where, f"gender {gender} and US Core birth sex {birth} differ: the model's binary "
+                                          "sex input is not usable, left missing", "female")
+            return
         m.add("female", _Cand(1.0 if gender == "female" else 0.0, today, where, f"gender {gender}"))
+    elif from_birth:
+        m.add("female", _Cand(1.0 if from_birth == "female" else 0.0, today, where,
+                              f"US Core birth sex {birth} (gender is {gender or 'not given'})"))
     elif gender is None:
         m.bad("not_provided", where, "has no gender: sex unknown", "female")
     else:
         m.bad("unknown", where, f"gender '{gender}' does not map to the model's binary sex input (female/male): "
                                 "not usable, left missing", "female")
-    return age_months
 
 
 def _onset_months(m: Any, cond: Any, today: date, age_months: float | None) -> tuple[float, str] | None:

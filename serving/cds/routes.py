@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from serving.cds.codes import canonical_system
 from serving.cds.discovery import HOOKS, REFERRAL_ID, discovery_document
 from serving.cds.fhir_fetch import fetch_missing, server_problem
 from serving.cds.fhir_map import map_prefetch
@@ -87,8 +88,8 @@ def _is_referral(ctx: dict, svc: CdsService) -> bool:
             continue
         if f"ServiceRequest/{r.get('id')}" not in selections:
             continue
-        if any((c.get("system"), c.get("code")) in codes for c in (r.get("code") or {}).get("coding") or []
-               if isinstance(c, dict)):
+        if any((canonical_system(c.get("system")), c.get("code")) in codes
+               for c in (r.get("code") or {}).get("coding") or [] if isinstance(c, dict)):
             return True
     return False
 
