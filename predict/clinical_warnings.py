@@ -26,7 +26,8 @@ from predict.learner_model import as_learner
 from predict.task import Task
 
 LITTLE_DATA_N = 100  # a covariate observed for fewer training participants (or in < 3 trials) is flagged
-LITTLE_DATA_TRIALS = 3
+LITTLE_DATA_TRIALS = 3  # ... or in fewer trials than the training data had, when it had fewer than 3 (one or two
+# trials: every covariate is "in 1 trial", which the request-level few-trials warning already says once)
 RARE_LEVEL_N = 30  # a binary/categorical level seen in fewer training participants is flagged
 SMALL_MAX_ROWS = 128  # up to this many patients are checked per value (no array calls)
 SYNTHETIC = "the model was trained on synthetic (simulated) data: not for clinical use"
@@ -81,6 +82,15 @@ def outside_scale(computed: Iterable[Any], n: int) -> list[list[str]]:
                               "model extrapolates past the scale's floor or ceiling, so this prediction and the benefit "
                               "built on it are less reliable")
     return out
+
+
+def little_data_trials(manifest: dict) -> int:
+    """A covariate observed in fewer trials than this is flagged "little data": LITTLE_DATA_TRIALS, or
+    the number of training trials when there were fewer (an artifact that does not record its trials:
+    LITTLE_DATA_TRIALS). Found on a single trial (DAAG::nswdemo, 722 men): every patient carried seven
+    "little data on Age (observed for 722 training participants in 1 trial)" warnings, one per covariate."""
+    trials = (manifest.get("training_data") or {}).get("trials")
+    return min(LITTLE_DATA_TRIALS, len(trials)) if trials else LITTLE_DATA_TRIALS
 
 
 def count_words(number: str, noun: str) -> str:
@@ -270,6 +280,7 @@ class ClinicalWarnings:
         out: dict[str, dict] = {}
         if bg is None or not len(bg):
             return out
+        min_trials = little_data_trials(self.manifest)
         for r in bg.to_dict("records"):
             name = r["feature"]
             if name not in self._index:
@@ -282,7 +293,7 @@ class ClinicalWarnings:
                 d["range"] = (float(lo), float(hi), share)
             n_obs = int(float(r.get("n_observed") or 0))
             trials = int(float(r.get("trials_collected") or r.get("trials_observed") or 0))
-            if name not in self.baselines and (n_obs < LITTLE_DATA_N or trials < LITTLE_DATA_TRIALS):
+            if name not in self.baselines and (n_obs < LITTLE_DATA_N or trials < min_trials):
                 d["little"] = (n_obs, trials)
             if r.get("levels"):
                 counts = json.loads(r["levels"])

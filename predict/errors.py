@@ -64,6 +64,7 @@ class ValidationFailed(LbpError):
 
     problems: list[Problem] = field(default_factory=list)
     what: str = "input"
+    total: int | None = None  # errors found, when more were found than listed (a listing capped per kind)
 
     def __post_init__(self) -> None:
         super().__init__(self.summary())
@@ -73,7 +74,7 @@ class ValidationFailed(LbpError):
         return [p for p in self.problems if p.severity == "error"]
 
     def summary(self) -> str:
-        n = len(self.errors)
+        n = len(self.errors) if self.total is None else self.total
         return f"{self.what} is invalid: {n} problem{'s' if n != 1 else ''} found"
 
     def report(self, limit: int | None = 50) -> str:

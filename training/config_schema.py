@@ -262,6 +262,25 @@ def _path(loc: tuple) -> str:
     return ".".join(str(p) for p in loc if p not in ("function-after", "function-before")) or "(top level)"
 
 
+# What to do with an outcome of a kind the package does not model (found with survival::diabetic and
+# MASS::epil: 'kind: survival' and 'kind: count' were refused with only the two valid words).
+_TIME_TO_EVENT = ("as a binary outcome at a horizon: an event by the horizon = 1, followed past it without one = 0, no "
+                  "row when censored earlier (docs/data-format.md, 'Time-to-event data'); no hazard ratio is estimated")
+_COUNT = ("as continuous on an instrument with a declared range 0-maximum (a difference in mean counts; no rate ratio "
+          "is estimated), or as binary (any event, or a count above a cut point)")
+_ORDINAL = ("as continuous on an instrument spanning the scores (a difference in mean scores), or as binary at a cut "
+            "point; no proportional-odds model is fitted")
+KIND_ADVICE = {"survival": _TIME_TO_EVENT, "time_to_event": _TIME_TO_EVENT, "time-to-event": _TIME_TO_EVENT,
+               "tte": _TIME_TO_EVENT, "event_time": _TIME_TO_EVENT, "count": _COUNT, "counts": _COUNT,
+               "poisson": _COUNT, "rate": _COUNT, "ordinal": _ORDINAL, "ordered": _ORDINAL, "likert": _ORDINAL}
+
+
+def outcome_kind_advice(kind) -> str:
+    """How to bring an outcome of an unsupported ``kind`` in ('' when the word is not recognised)."""
+    advice = KIND_ADVICE.get(str(kind).strip().lower().replace(" ", "_"))
+    return f". The package models no {kind} outcome: bring it in {advice}" if advice else ""
+
+
 def format_errors(exc: ValidationError, source: str) -> list[str]:
     """One line per validation error: ``study config FILE: key.path: what is wrong``."""
     lines = []
@@ -283,6 +302,8 @@ def format_errors(exc: ValidationError, source: str) -> list[str]:
             text = msg.removeprefix("Value error, ")
         elif kind == "literal_error":
             text = f"got {e.get('input')!r}; {msg[0].lower() + msg[1:]}"
+            if len(loc) == 3 and loc[0] == "outcomes" and loc[2] == "kind":
+                text += outcome_kind_advice(e.get("input"))
         else:
             got = e.get("input")
             shown = repr(got) if not isinstance(got, (dict, list)) or len(repr(got)) < 60 else type(got).__name__

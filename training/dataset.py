@@ -52,6 +52,7 @@ class ProblemCollector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.counts: dict[str, int] = {}
+        self.n_errors = 0  # every error found, listed or only counted
         self.bad_participants: dict[tuple[str, str], str] = {}
         self.bad_trials: dict[str, str] = {}
         self.bad_outcome_lines: set[int] = set()
@@ -60,6 +61,7 @@ class ProblemCollector:
     def add(self, p: Problem) -> None:
         n = self.counts.get(p.code, 0)
         self.counts[p.code] = n + 1
+        self.n_errors += p.severity == "error"
         if n < MAX_PER_CODE:
             self.problems.append(p)
         if p.severity != "error":
@@ -86,9 +88,15 @@ class ProblemCollector:
         rest = bad.iloc[listed:]
         if len(rest):
             self.counts[code] = self.counts.get(code, 0) + len(rest)
+            self.n_errors += len(rest) if severity == "error" else 0
             if scope == "participant" and severity == "error":
                 for t, p in zip(rest["trial"], rest["participant"]):
                     self.bad_participants.setdefault((t, p), code)
+
+    def failed(self, problems: list[Problem], what: str) -> ValidationFailed:
+        """The error of a failed validation: ``problems`` listed, every error found counted (before: the
+        count was of the listed lines, so 394 duplicated ids read '258 problems found')."""
+        return ValidationFailed(problems, what=what, total=self.n_errors)
 
     def errors(self) -> list[Problem]:
         out = [p for p in self.problems if p.severity == "error"]
@@ -99,6 +107,25 @@ class ProblemCollector:
 
     def file_errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error" and p.scope == "file"]
+
+
+def duplicate_words(dups: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """The message of each duplicated trial + participant key: its lines and arms, and what to do. Rows of
+    one id in DIFFERENT arms are a within-person (paired, split-body) design, e.g. one eye of each patient
+    randomised to laser and the other not (survival::diabetic): each randomised unit needs its own id."""
+    out = {}
+    for key, g in dups.groupby(["trial", "participant"], sort=False):
+        lines = ", ".join(str(int(x)) for x in g["__line"])
+        arms = list(dict.fromkeys(g["arm"].astype(str)))
+        head = f"participant appears {len(g)} times in this trial (lines {lines}; the key is trial + participant)"
+        if len(arms) > 1:
+            quoted = " and ".join(repr(a) for a in arms)
+            out[key] = (f"{head}, in arms {quoted}: in a paired or split-body design (two eyes, sides or teeth of one "
+                        f"person randomised to different arms) give each randomised unit its own participant id, e.g. "
+                        f"'{key[1]}_{arms[0]}' (the pairing is then not modelled: units are analysed as independent)")
+        else:
+            out[key] = f"{head}, all in arm {arms[0]!r}: remove the repeated rows or give each participant its own id"
+    return out
 
 
 def _require_columns(df: pd.DataFrame, required, col: ProblemCollector) -> None:
@@ -115,8 +142,9 @@ def check_participants(df: pd.DataFrame, cfg: StudyConfig, col: ProblemCollector
     col.rows(df, (df["trial"] == "").to_numpy(), "missing_id", "trial", lambda r: "trial id is empty")
     col.rows(df, (df["participant"] == "").to_numpy(), "missing_id", "participant", lambda r: "participant id is empty")
     dup = df.duplicated(["trial", "participant"], keep=False).to_numpy() & (df["participant"] != "").to_numpy()
-    col.rows(df, dup, "duplicate_participant", "participant",
-             lambda r: "participant appears more than once in this trial (the key is trial + participant)")
+    if dup.any():
+        said = duplicate_words(df.loc[dup])
+        col.rows(df, dup, "duplicate_participant", "participant", lambda r: said[(r["trial"], r["participant"])])
     classes = set(cfg.treatment_classes)
     col.rows(df, (df["treatment"] == "").to_numpy(), "missing_treatment", "treatment", lambda r: "treatment class is empty")
     unknown = ~df["treatment"].isin(classes).to_numpy() & (df["treatment"] != "").to_numpy()
@@ -314,12 +342,12 @@ def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = Non
     for p in probs + probs2:
         col.add(p)
     if col.file_errors():
-        raise ValidationFailed(col.errors(), what=dataset_label(folder, cfg))
+        raise col.failed(col.errors(), dataset_label(folder, cfg))
     pdf, odf = read_table(ppath), read_table(opath)
     _require_columns(pdf, P_REQUIRED, col)
     _require_columns(odf, O_REQUIRED, col)
     if col.file_errors():
-        raise ValidationFailed(col.errors(), what=dataset_label(folder, cfg))
+        raise col.failed(col.errors(), dataset_label(folder, cfg))
     parts = check_participants(pdf, cfg, col)
     keys = set(zip(parts["trial"], parts["participant"]))
     outs = check_outcomes(odf, cfg, pd.MultiIndex.from_tuples(list(keys)) if keys else pd.MultiIndex.from_tuples([], names=["a", "b"]), col)
@@ -335,7 +363,7 @@ def load_dataset(data: str | Path, config: str | Path | StudyConfig | None = Non
                                         row=w.row, column=w.column, scope=w.scope) for w in warnings] + errors,
                                what=dataset_label(folder, cfg) + " (--strict: warnings are errors)")
     if errors and (not drop_invalid or col.file_errors()):
-        raise ValidationFailed(errors + warnings, what=dataset_label(folder, cfg))
+        raise col.failed(errors + warnings, dataset_label(folder, cfg))
     excluded = _exclusions(parts, col)
     if len(excluded):
         drop = pd.MultiIndex.from_frame(excluded[["trial", "participant"]])

@@ -21,7 +21,7 @@ from training.meta.fit import FEW_COLUMNS
 from training.meta.forest import forest_plot
 from training.meta.run import Runner
 from training.meta.specs import all_specs, comparison_sets, modifiers, spec_for
-from training.meta.tables import fmt_estimate, fmt_p, paper_table, variable_label, write_table
+from training.meta.tables import fmt_estimate, fmt_p, instrument_lines, paper_table, variable_label, write_table
 
 LONG_COLUMNS = ["outcome", "follow_up", "comparison", "variable", "level", "model", "studies", "participants",
                 "estimate", "ci_low", "ci_high", "p", "tau", "status"]
@@ -209,6 +209,10 @@ def _report(out: Path, cfg: StudyConfig, overall: pd.DataFrame, inter: pd.DataFr
         lines.append(f"| {r.outcome} | {r.follow_up} | {r.comparison} | {r.studies} | {r.participants} | {r.analysis} | "
                      f"{('OR ' if odds else 'MD ') + fmt_estimate(r.estimate, r.ci_low, r.ci_high, odds)} | {fmt_p(r.p)} | "
                      f"{'' if np.isnan(r.tau) else f'{r.tau:.2f}'} | {pi} | {ce} | {hk} | {r.status} |")
+    units = instrument_lines(cfg, overall)
+    if units:
+        lines += ["", "**In the instrument's own units** (the estimate and its 95% CI above, "
+                  "intervention minus comparator, for outcomes measured on one instrument):", ""] + units
     n_bad = int((inter.status != "ok").sum())
     lines += ["", "## Interactions", "",
               f"{len(inter)} interaction models; {n_bad} not 'ok' (singular, not converged, failed or not estimable; "

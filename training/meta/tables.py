@@ -37,6 +37,29 @@ def fmt_estimate(est: float, lo: float, hi: float, odds: bool) -> str:
     return f"{est:.2f} ({lo:.2f} to {hi:.2f})"
 
 
+def instrument_lines(cfg: StudyConfig, overall: pd.DataFrame) -> list[str]:
+    """The overall effects of the continuous outcomes measured on ONE instrument, in that instrument's own
+    units (intervention minus comparator; the 0–100 estimate, higher = worse, mapped back through the
+    instrument's range and direction). Found with MASS::epil and Project STAR: 'MD -0.57' on 0–100 had to be
+    converted by hand to -1.14 seizures in two weeks, and 'MD -1.49' to +6.7 reading-test points."""
+    out = []
+    for r in overall.itertuples():
+        spec = cfg.outcome(r.outcome)
+        if spec is None or spec.kind != "continuous" or len(spec.instruments) != 1 or spec.derived:
+            continue
+        ins = cfg.instruments.get(spec.instruments[0])
+        if ins is None or any(not np.isfinite(float(v)) for v in (r.estimate, r.ci_low, r.ci_high)):
+            continue
+        zero = float(ins.from_0_100(0.0))
+        est, a, b = (float(ins.from_0_100(v)) - zero for v in (r.estimate, r.ci_low, r.ci_high))
+        lo, hi = min(a, b), max(a, b)
+        vs = cfg.active + " vs " + (cfg.comparator_label if r.comparison == "any_comparator" else r.comparison)
+        better = "higher" if ins.direction == "higher_is_better" else "lower"
+        out.append(f"- {r.outcome} at {r.follow_up}, {vs} ({r.model}): {est:+.2f} ({lo:+.2f} to {hi:+.2f}) on "
+                   f"{ins.label or ins.code} ({ins.min:g}–{ins.max:g}; {better} is better)")
+    return out
+
+
 def fmt_p(p: float) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return ""
