@@ -128,6 +128,8 @@ CASES: dict[str, dict] = {
         card={"prediction": True}),
     "issued_only": dict(inputs={"baseline_pain": 40.0}, used={"baseline_pain": ["issued (no effective[x])"]},
                         card={"prediction": True}),
+    "effective_local_time_ahead_of_utc": dict(inputs={"baseline_pain": 30.0}, used={"baseline_pain": []},
+                                              card={"prediction": True}),
     "effective_month_only": dict(inputs={"baseline_pain": 40.0}, used={"baseline_pain": ["2025-02 (month only)"]},
                                  card={"prediction": True}),
     "pain_as_codeable_concept": dict(
@@ -259,6 +261,34 @@ def flowsheet(n: int) -> list[dict]:
                           "subject": {"reference": f"Patient/{PID}"},
                           "effectiveDateTime": date.fromordinal(TODAY.toordinal() - 100 - i).isoformat() + "T09:00:00Z",
                           "valueInteger": i % 11}} for i in range(n)]
+
+
+@pytest.mark.parametrize("name", ["several_dates_latest_wins", "only_stale_pain", "weight_kg_height_cm", "base",
+                                  "effective_local_time_ahead_of_utc"])
+def test_screening_old_observations_before_validation_changes_no_result(monkeypatch, name):
+    """The mapper's screen (far too old: reported without FHIR validation) gives the same inputs and
+    findings as the full path, on the table's records plus a flowsheet (old values of every kind:
+    final, entered in error, another patient's, with a body site)."""
+    from serving.cds import fhir_map
+
+    pre = load_case(name)
+    pre["observations"]["entry"] += flowsheet(40)
+    odd = copy.deepcopy(flowsheet(3))
+    odd[0]["resource"]["status"] = "entered-in-error"
+    odd[1]["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    odd[2]["resource"]["bodySite"] = {"coding": [{"system": "http://snomed.info/sct", "code": "30021000"}]}
+    for i, e in enumerate(odd):
+        e["resource"]["id"] = f"odd-{i}"
+    pre["observations"]["entry"] += odd
+    screened = _map(copy.deepcopy(pre))
+    m = fhir_map._Mapper(load_registry(), TODAY)
+    assert m.screen("Observation", flowsheet(1)[0]["resource"], PID) and m.findings[0].kind == "stale"
+    assert not any(m.screen("Observation", e["resource"], PID) for e in odd)
+    monkeypatch.setattr(fhir_map._Mapper, "screen", lambda self, rtype, raw, pid: False)
+    full = _map(pre)
+    assert screened.inputs == full.inputs and screened.foreign == full.foreign == ["Observation/odd-1"]
+    key = lambda f: (f.kind, f.where, f.message)  # noqa: E731 - the order among old values may differ
+    assert sorted(map(key, screened.findings)) == sorted(map(key, full.findings))
 
 
 def test_the_cds_routes_have_their_own_body_limit(scorer, key):

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timezone
+from typing import Any, Callable
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
@@ -74,9 +74,11 @@ def ref(resource: Any) -> str:
 
 
 def fhir_date(value: Any) -> tuple[date | None, str]:
-    """A FHIR date/dateTime (object or partial string) as a date and its precision: day, month, year."""
+    """A FHIR date/dateTime (object or partial string) as a date and its precision: day, month, year.
+    A dateTime with a time zone is dated in UTC, like the service's "today" (UTC): an observation
+    taken at 07:30 on 11 March in Tokyo (22:30 UTC on 10 March) is not "in the future" on 10 March UTC."""
     if isinstance(value, datetime):
-        return value.date(), "day"
+        return (value.astimezone(timezone.utc) if value.tzinfo is not None else value).date(), "day"
     if isinstance(value, date):
         return value, "day"
     if isinstance(value, str):
@@ -109,11 +111,11 @@ def _subject_ok(res: Any, patient_id: str, out: Collected) -> bool:
     if not reference:
         out.findings.append(Finding("invalid", ref(res), "has no subject reference to the patient: not used"))
         return False
-    m = _PATIENT_REF.search(reference)
-    if not m:
+    pid = patient_of(reference)
+    if pid is None:
         out.findings.append(Finding("unknown", ref(res), "its subject is not a Patient reference: not used"))
         return False
-    if m.group(1) != patient_id:
+    if pid != patient_id:
         out.foreign.append(ref(res))
         out.findings.append(Finding("other_patient", ref(res),
                                     "belongs to another patient than the hook's context.patientId"))
@@ -204,8 +206,18 @@ def _entries(key: str, value: Any, out: Collected) -> list[tuple[str, Any]]:
     return []
 
 
-def collect(prefetch: dict[str, Any], patient_id: str) -> Collected:
-    """Validate every prefetched resource; keep those of ``patient_id``; report the rest."""
+def patient_of(reference: Any) -> str | None:
+    """The Patient id a reference string points to (``Patient/<id>``, relative or absolute), else None."""
+    m = _PATIENT_REF.search(reference) if isinstance(reference, str) else None
+    return m.group(1) if m else None
+
+
+def collect(prefetch: dict[str, Any], patient_id: str,
+            screen: Callable[[str, dict], bool] | None = None) -> Collected:
+    """Validate every prefetched resource; keep those of ``patient_id``; report the rest.
+    ``screen(rtype, raw)``, if given, is asked first about each resource of a supported type: True
+    means the caller has already reported it as not usable (e.g. far too old to matter) and it is
+    neither validated nor kept, which keeps a record of thousands of old values fast."""
     out = Collected()
     seen: set[tuple[str, str]] = set()
     unsupported: dict[str, int] = {}
@@ -234,6 +246,10 @@ def collect(prefetch: dict[str, Any], patient_id: str) -> Collected:
             rid = obj.get("id")
             if isinstance(rid, str) and (rtype, rid) in seen:
                 continue  # the same resource under two prefetch keys
+            if screen is not None and screen(rtype, obj):
+                if isinstance(rid, str):
+                    seen.add((rtype, rid))
+                continue
             try:
                 res = get_fhir_model_class(rtype).model_validate(obj)
             except ValidationError as exc:
