@@ -239,6 +239,9 @@ def c_benefit(b, y, treat, trial):
         return np.nan
 
 
+STACK_SE_JOINT = False  # --stack-se-joint
+
+
 def one(args) -> list:
     scenario, seed, outcome, follow_up, peers, n_boot_lin, n_boot_tree, *opts = args
     train_opts = opts[0] if opts else {}
@@ -351,7 +354,10 @@ def one(args) -> list:
         folds = [[labels[k] for k in f] for f in trial_folds(tcodes, has, 5, seed)]
         t0 = time.time()
         factories = {n: (lambda n=n: make_member(n, otype, cfg, seed, n_boot=0)) for n in members}
-        cv = run_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active, metrics=False, groups=folds, workers=1)
+        from training.learners.member_corr import REF_ROWS, submatrix
+
+        cv = run_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active, metrics=False, groups=folds, workers=1,
+                      ref_rows=REF_ROWS if STACK_SE_JOINT else 0)
         cv_seconds = time.time() - t0
         fitted, secs = {}, {}
         for n in members:
@@ -407,6 +413,15 @@ def one(args) -> list:
         else:
             models["selected"] = fitted[best]
         secs["selected"] = cv_seconds + sum(secs[k] for k in w or [best])
+        if STACK_SE_JOINT and len(w) > 1:  # --stack-se-joint (s13w): the stack's SE from its members' joint covariance
+            mc = cv.member_corr
+            for name, corr in (("selected_joint", submatrix(mc, list(w))),  # shrunk towards 1 (train's rule)
+                               ("selected_joint_raw", submatrix({**mc, "corr": mc["raw"]}, list(w)) if mc else None)):
+                models[name] = StackedLearner.from_fitted([fitted[k] for k in w], list(w.values()), list(w),
+                                                          member_corr=corr)
+                secs[name] = secs["selected"]
+                weights_of[name] = {**w, "member_corr": {c: np.round(R, 3).tolist() for c, R in (corr or {}).items()},
+                                    "folds": mc["folds"] if mc else 0}
         # the extrapolation widening calibrated on the held-out folds (training.learners.support_calibration;
         # session 12 s12e): the selected model with the fitted kappa, and the estimator's check on the truth
         inflation = {}
@@ -575,6 +590,10 @@ def main(argv=None):
                          "predicted benefit, PIs, support scores) as CSV for diagnosis")
     ap.add_argument("--risk-omitted", action="store_true",
                     help="the risk model's omitted-interaction allowance (training.learners.omitted_interactions; s12v)")
+    ap.add_argument("--stack-se-joint", action="store_true",
+                    help="also report selected_joint / selected_joint_raw: the selected stack with its SE from the "
+                         "members' joint covariance (training.learners.member_corr; the CV folds' correlation shrunk "
+                         "towards 1 as train does / unshrunk); s13w")
     ap.add_argument("--stack-no-between", action="store_true",
                     help="stacks without the between-member variance (members' SEs only; s12v)")
     ap.add_argument("--class-shrinkage", action="store_true",
@@ -602,6 +621,9 @@ def main(argv=None):
         from training.learners.effect_model import EffectModel
 
         EffectModel.between_sd, EffectModel.between_scoring = float(a.between[0]), a.between[1]
+    if a.stack_se_joint:  # a module flag: seen by the forked workers and the serial loop alike
+        global STACK_SE_JOINT
+        STACK_SE_JOINT = True
     if a.stack_no_between:
         from training.learners.stacking import StackedLearner
 

@@ -38,6 +38,9 @@ def train(
     network_aggregate: Optional[str] = typer.Option(None, "--network-aggregate", help="Aggregate arm CSV for ML-NMR; "
                                                     "'default' = the simulator's active/passive/combined physiotherapy "
                                                     "trials (the default without --data)."),
+    stack_se: str = typer.Option("sum", "--stack-se", help="A stack's estimation SE: 'sum' (its members' SEs added, "
+                                 "as if perfectly correlated) or 'joint' (sqrt(w' Sigma w) with the members' error "
+                                 "correlation from the IECV folds' leave-one-trial-out refits; docs/learners.md)."),
     artifact: bool = typer.Option(True, "--artifact/--no-artifact", help="Also write the model artifact to OUT/artifact/ "
                                   "(what `score --model` and `serve --model` read)."),
 ) -> None:
@@ -60,6 +63,8 @@ def train(
         raise LbpError("--network-method must be 'ml-nmr' or 'ipd'")
     if workers < 1:
         raise LbpError("--workers must be >= 1")
+    if stack_se not in ("sum", "joint"):
+        raise LbpError("--stack-se must be 'sum' or 'joint'")
     if n_boot < 0 or n_boot_trees < 0:
         raise LbpError("--n-boot and --n-boot-trees must be >= 0")
     ds, synthetic = load_source(data, config, seed, drop_invalid=drop_invalid, strict=strict)
@@ -77,7 +82,7 @@ def train(
     settings = TrainSettings(seed=seed, learners=learners, iecv_follow_ups=fus, select=select,
                              n_boot_linear=n_boot, n_boot_trees=n_boot_trees, workers=workers,
                              network=network, network_method=network_method or ("ml-nmr" if aggregate else "ipd"),
-                             network_aggregate=aggregate)
+                             network_aggregate=aggregate, stack_se=stack_se)
     res = run_training(h.analysis, cfg, out, settings, synthetic=synthetic, progress=progress_over,
                        log=lambda m: typer.echo(m, err=True))
     if synthetic:

@@ -44,9 +44,11 @@ KIND_LIN, KIND_T, KIND_XDR = 0, 1, 2
 IV_DELTA, IV_VARMODEL, IV_NONE = 0, 1, 2
 # task table columns (int)
 # (members leaves.member[T_L0:T_L1]; evaluation order leaves.order[T_O0:T_O1]: each member after its X/DR nuisance;
-# T_STACKED: 0 one learner, 1 a stack (members' SEs), 2 a stack whose SE adds its members' disagreement)
-T_L0, T_L1, T_STACKED, T_CONT, T_ARMS, T_M, T_IMP, T_O0, T_O1 = range(9)
-N_TASK_INT = 9
+# T_STACKED: 0 one learner, 1 a stack (members' SEs), 2 a stack whose SE adds its members' disagreement;
+# T_CORR: 1 = the stack's member SEs combined by their error correlation, leaves.corr[m, m2 - T_L0] (interval.member_corr);
+# 0 = added (perfect correlation)
+T_L0, T_L1, T_STACKED, T_CONT, T_ARMS, T_M, T_IMP, T_O0, T_O1, T_CORR = range(10)
+N_TASK_INT = 10
 # output rows (predict/fused_steps.py, which writes the intervals into them)
 from predict.fused_steps import (N_OUT, O_A, O_B, O_C, O_CIHI, O_CILO, O_CPHI, O_CPLO, O_EXHI, O_EXLO,  # noqa: E402,F401
                                  O_PIHI, O_PILO, O_SE, O_SEA, O_SEC, O_VA, O_VAR, O_VC)
@@ -127,7 +129,7 @@ def run(F, inv, A, N, S, r0, r1, arms, z, tasks, imputers, leaves, coefs, column
         max_theta, out):
     task_ints, task_floats = tasks.ints, tasks.floats
     leaf_ints, leaf_order, leaf_floats, member_leaf = leaves.ints, leaves.order, leaves.floats, leaves.member
-    member_w, member_wn = leaves.weight, leaves.weight_norm
+    member_w, member_wn, member_corr = leaves.weight, leaves.weight_norm, leaves.corr
     col_feature = columns.feature
     forest_trees = forests.trees
     imp_mean, imp_lower, imp_upper, imp_binary = imputers.mean, imputers.lower, imputers.upper, imputers.binary
@@ -311,6 +313,13 @@ def run(F, inv, A, N, S, r0, r1, arms, z, tasks, imputers, leaves, coefs, column
                     lm = member_leaf[m]
                     lb[lm] = (lc[lm] - la[lm]) if leaf_ints[lm, K_CONT] == 1 else (la[lm] - lc[lm])
                     se += member_w[m] * lse[lm]
+                if task_ints[t, T_CORR] == 1:  # interval.member_corr: sqrt(s' R s), s_m = w_m SE_m
+                    q = 0.0
+                    for m in range(l0, l1):
+                        sm = member_w[m] * lse[member_leaf[m]]
+                        for m2 in range(l0, l1):
+                            q += sm * member_corr[m, m2 - l0] * member_w[m2] * lse[member_leaf[m2]]
+                    se = np.sqrt(q if q > 0.0 else 0.0)
                 aval, cval = combine(l0, l1, leaves, la, lb, cont)
                 vbw = between(l0, l1, leaves, lb) if task_ints[t, T_STACKED] == 2 else 0.0  # interval.between
                 se = np.sqrt(se * se + vbw) if vbw > 0.0 else se

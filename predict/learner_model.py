@@ -40,6 +40,25 @@ BETWEEN_MIXTURE = "mixture"
 BETWEEN_RULES = (BETWEEN_MIXTURE,)
 
 
+def member_corr_of(iv: dict) -> Mapping[str, np.ndarray] | None:
+    """The interval's ``member_corr`` (stacks only): {comparator: symmetric correlation matrix with
+    unit diagonal and entries in [-1, 1]}; anything else is refused at load (its size is checked
+    against the members by :func:`build`)."""
+    mc = iv.get("member_corr")
+    if mc is None:
+        return None
+    if iv.get("method") != "stack" or not isinstance(mc, dict):
+        raise ValueError("interval.member_corr is for stacks only and maps each comparator to a matrix")
+    out = {}
+    for c, R in mc.items():
+        A = np.asarray(R, float)
+        if (A.ndim != 2 or A.shape[0] != A.shape[1] or not np.all(np.isfinite(A)) or not np.allclose(A, A.T)
+                or not np.allclose(np.diag(A), 1.0) or np.any(np.abs(A) > 1 + 1e-12)):
+            raise ValueError(f"interval.member_corr[{c!r}] is not a correlation matrix")
+        out[str(c)] = frozen_array(A)
+    return MappingProxyType(out)
+
+
 @dataclass(frozen=True, eq=False)
 class Interval:
     """Estimation uncertainty of a learner (see :mod:`predict.uncertainty`): ``method`` "delta"
@@ -47,7 +66,10 @@ class Interval:
     design standardised by ``design_loc``/``design_scale``) or "stack"; ``tau``: between-trial SD
     per comparator; ``between`` (stacks): how the members' disagreement enters the benefit's
     variance, :data:`BETWEEN_RULES` (None: not at all, the rule of artifacts before 2026-12-07,
-    which are scored as they were)."""
+    which are scored as they were); ``member_corr`` (stacks, from 2026-12-08, optional): per comparator
+    the K x K correlation of the members' estimation errors, the within-member SE being
+    sqrt(s' R s) with s_k = w_k SE_k (absent, or for a comparator without one: R = all ones, i.e.
+    sum_k w_k SE_k, as stacks were scored before)."""
 
     method: str
     tau: Mapping[str, float]
@@ -58,6 +80,7 @@ class Interval:
     design_scale: np.ndarray | None = None
     modifier_blocks: tuple | None = None  # delta method: (theta_cov[mod, 1 + i] per comparator i, theta_cov[mod, mod])
     between: str | None = None
+    member_corr: Mapping[str, np.ndarray] | None = None
 
     @classmethod
     def of(cls, iv: dict | None, linear: Linear | None = None) -> "Interval | None":
@@ -84,7 +107,8 @@ class Interval:
                              "the scorer or corrupt")
         return cls(iv.get("method"), MappingProxyType(dict(iv.get("tau") or {})), V, per(iv.get("varmodel")),
                    per(iv.get("arm_varmodel")), None if "loc" not in des else frozen_array(des["loc"]),
-                   None if "scale" not in des else frozen_array(des["scale"]), blocks, between)
+                   None if "scale" not in des else frozen_array(des["scale"]), blocks, between,
+                   member_corr_of(iv))
 
     def tau_of(self, comparator: str) -> float:
         return float(self.tau.get(comparator, 0.0))
@@ -221,7 +245,12 @@ def _dr(exp: dict, cache: bool) -> EffectTreeLearner:
 
 def _stacked(exp: dict, cache: bool) -> StackedLearner:
     mem = exp["members"]
-    return StackedLearner(**_common(exp, cache), members=tuple(build(e, cache=cache) for e in mem["exports"]),
+    common = _common(exp, cache)
+    K = len(mem["exports"])
+    for c, R in (common["interval"].member_corr or {}).items() if common["interval"] is not None else ():
+        if R.shape != (K, K):
+            raise ValueError(f"interval.member_corr[{c!r}] is {R.shape[0]} x {R.shape[1]} for a stack of {K} members")
+    return StackedLearner(**common, members=tuple(build(e, cache=cache) for e in mem["exports"]),
                           weights=frozen_array(mem["weights"]), names=tuple(mem.get("names") or ()))
 
 

@@ -406,6 +406,7 @@ def compile_program_why(learners: list[Learner | dict], comparator: str,
     order: list[int] = []
     mem_w: list[float] = []
     mem_wn: list[float] = []
+    mem_corr: list[list[float]] = []
     try:
         for pos, L in enumerate(learners):
             if comparator not in L.comparators:
@@ -420,25 +421,29 @@ def compile_program_why(learners: list[Learner | dict], comparator: str,
                 w, wn = L.weights, L.weights_normalised
                 if L.interval.method != "stack" or len(L.members) != w.size or w.size == 0:
                     raise _Unsupported("stack layout")
+                R = (L.interval.member_corr or {}).get(comparator)
                 for j, e in enumerate(L.members):
                     if isinstance(e, StackedLearner) or e.outcome_type != L.outcome_type:
                         raise _Unsupported("nested stack or mixed outcome types")
                     mem_ids.append(b.leaf(e, comparator))
                     mem_w.append(float(w[j]))
                     mem_wn.append(float(wn[j]))
+                    mem_corr.append([1.0] * w.size if R is None else [float(v) for v in R[j]])
                 m1, stacked = len(mem_ids), 2 if L.interval.between == BETWEEN_MIXTURE else 1
+                corr = int(R is not None)
             else:
                 mem_ids.append(b.leaf(L, comparator))
                 mem_w.append(1.0)
                 mem_wn.append(1.0)
-                m1, stacked = m0 + 1, 0
+                mem_corr.append([1.0])
+                m1, stacked, corr = m0 + 1, 0, 0
             arms_ok = int(all(b.leaf_int[mem_ids[m]][fz.K_ARM] == 1 for m in range(m0, m1)))
             M = int(imp.z.shape[0])
             o0 = len(order)
             for m in range(m0, m1):
                 nu = b.leaf_int[mem_ids[m]][fz.K_NUIS]
                 order.extend(([nu] if nu >= 0 else []) + [mem_ids[m]])
-            ti.append([m0, m1, stacked, int(L.continuous), arms_ok, M, len(imputers), o0, len(order)])
+            ti.append([m0, m1, stacked, int(L.continuous), arms_ok, M, len(imputers), o0, len(order), corr])
             tf.append([L.interval.tau_of(comparator), 100.0 if L.continuous else 1.0])
             tasks.append(pos)
             imputers.append(imp)
@@ -447,5 +452,5 @@ def compile_program_why(learners: list[Learner | dict], comparator: str,
     if not tasks:
         return None, f"no task has {comparator!r} as a class"
     M = max(r[fz.T_M] for r in ti)
-    tables = pack_tables(b, p, ti, tf, imputers, mem_ids, order, mem_w, mem_wn)
+    tables = pack_tables(b, p, ti, tf, imputers, mem_ids, order, mem_w, mem_wn, mem_corr)
     return Program(tasks, imputers, tables, p, M), ""

@@ -43,7 +43,9 @@ Export dict layout (``format`` = ``"lbp-benefit-learner"``, ``version`` = 1; typ
                    "varmodel": {c: [coef]}, "design": {"loc", "scale"} (varmodel),
                    "tau": {c: between-trial SD, "__pooled__": SD}, "n_boot": B,
                    "between": "mixture" (stack: the SE adds the members' disagreement; absent in
-                   stacks before 2026-12-07: members' SEs only, scored as before)}
+                   stacks before 2026-12-07: members' SEs only, scored as before),
+                   "member_corr": {c: K x K} (stack, optional: the members' error correlation, their
+                   SEs combined as sqrt(s' R s); absent: added, as before)}
     structural_missing  (derived binary outcomes, e.g. recovery) the structural missing-input
                   allowance: the continuous outcomes' models through the outcome's definition
                   (layout and rule in :mod:`predict.recovery_structure`; absent: scored as before)

@@ -40,6 +40,8 @@ class LeafTables(NamedTuple):
     order: np.ndarray        # evaluation order of leaves per task (each X/DR nuisance before its learner)
     weight: np.ndarray       # member weights (stack coefficients)
     weight_norm: np.ndarray  # member weights normalised to sum 1 (the active arm's average)
+    corr: np.ndarray         # (members, widest stack): row m, column j = error correlation of member m with its
+                             # task's member T_L0 + j (interval.member_corr; ones where the task has none)
 
 
 class CoefTables(NamedTuple):
@@ -118,8 +120,9 @@ if tuple(_KERNEL_PARAMS) != KernelTables._fields:  # pragma: no cover - a progra
 
 
 def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, order: list, mem_w: list,
-                mem_wn: list) -> KernelTables:
-    """A program builder's lists (predict.program) as the kernel's contiguous arrays."""
+                mem_wn: list, mem_corr: list | None = None) -> KernelTables:
+    """A program builder's lists (predict.program) as the kernel's contiguous arrays; ``mem_corr``:
+    per member row its correlations with its task's members (padded with ones to the widest stack)."""
     cat = lambda parts, dt=float: np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0, dt), dtype=dt)  # noqa: E731
     i64 = lambda v: np.ascontiguousarray(np.asarray(v, np.int64))  # noqa: E731
     f64 = lambda v: np.ascontiguousarray(np.asarray(v, float))  # noqa: E731
@@ -136,7 +139,7 @@ def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, or
                                upper=per_imputer("upper", float), binary=per_imputer("binary", np.bool_)),
         leaves=LeafTables(ints=i64(b.leaf_int).reshape(len(b.leaf_int), fz.N_LEAF_INT),
                           floats=f64(b.leaf_float).reshape(-1, 3), member=i64(mem_ids), order=i64(order),
-                          weight=f64(mem_w), weight_norm=f64(mem_wn)),
+                          weight=f64(mem_w), weight_norm=f64(mem_wn), corr=_corr_table(mem_corr, len(mem_ids))),
         coefs=CoefTables(theta=cat(b.theta), theta_cov=cat(b.V), varmodel=cat(b.VM), design=cat(b.DES),
                          center=cat(b.center)),
         columns=ColumnTables(block=i64(b.blocks).reshape(len(b.blocks), 6), feature=i64(c["feat"]),
@@ -152,3 +155,13 @@ def pack_tables(b, p: int, ti: list, tf: list, imputers: list, mem_ids: list, or
                              lock_feature=nodes["LFE"], lock_threshold=nodes["LTH"], lock_nan_child=nodes["LNA"],
                              lock_children=nodes["LCH"], lock_value=nodes["LV"]),
         max_design_width=int(b.max_design), max_theta=int(b.max_K))
+
+
+def _corr_table(rows: list | None, n: int) -> np.ndarray:
+    """(n, widest row) contiguous float table of the members' correlation rows, padded with ones."""
+    rows = list(rows) if rows is not None else [[1.0]] * n
+    width = max([len(r) for r in rows] + [1])
+    out = np.ones((n, width))
+    for m, r in enumerate(rows):
+        out[m, :len(r)] = r
+    return np.ascontiguousarray(out)

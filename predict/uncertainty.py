@@ -184,8 +184,10 @@ def estimation_se(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = 
                   comparators: list | None = None) -> dict:
     """Per comparator, the SE of the predicted benefit from the trial-cluster bootstrap
     (delta method on the bootstrap covariance for linear kinds; the stored variance model for
-    tree kinds; the weighted sum of member SEs for a stack, i.e. perfectly correlated, and with
-    the stack's ``interval.between`` rule its square plus :func:`between_variance` under the root)."""
+    tree kinds; for a stack the members' SEs combined by their error correlation R,
+    sqrt(sum_jk R_jk w_j SE_j w_k SE_k) (:func:`stack_within_se`; without ``interval.member_corr``
+    R = all ones: the weighted sum of member SEs, i.e. perfectly correlated), and with the stack's
+    ``interval.between`` rule its square plus :func:`between_variance` under the root)."""
     L = as_learner(exp)
     iv = L.interval
     comps = L.comparators if comparators is None else list(comparators)
@@ -199,12 +201,23 @@ def estimation_se(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = 
         return {c: np.sqrt(np.exp(U @ iv.varmodel[c])) for c in comps}
     if iv.method == "stack":
         ses = [estimation_se(e, F, Fimp, comps) for e in L.members]
-        within = {c: sum(w * s[c] for w, s in zip(L.weights, ses)) for c in comps}
+        within = {c: stack_within_se(L.weights, [s[c] for s in ses], (iv.member_corr or {}).get(c)) for c in comps}
         if iv.between is None:  # artifacts before 2026-12-07: the members' SEs only, as they were scored
             return within
         vb = between_variance(L, F, Fimp, comps)
         return {c: np.where(vb[c] > 0, np.sqrt(within[c] ** 2 + vb[c]), within[c]) for c in comps}
     raise ValueError(f"unknown interval method {iv.method!r}")
+
+
+def stack_within_se(weights, ses: list, R: np.ndarray | None) -> np.ndarray:
+    """sqrt(s' R s) per patient, s_k = w_k SE_k: a stack's members' estimation SEs combined with their
+    error correlation R (``interval.member_corr``); R None: sum_k s_k (perfect correlation, computed
+    as that sum so older artifacts score bit for bit as before)."""
+    if R is None:
+        return sum(w * s for w, s in zip(weights, ses))
+    S = np.column_stack([w * np.asarray(s, float) for w, s in zip(weights, ses)])
+    q = np.einsum("ij,jk,ik->i", S, np.asarray(R, float), S)
+    return np.sqrt(np.clip(q, 0.0, None))
 
 
 def between_variance(exp: Learner | dict, F: np.ndarray, Fimp: np.ndarray | None = None,

@@ -326,8 +326,8 @@ def export_artifact(run: str | Path, out: str | Path, harmonised, *, created: st
         sel = (exp.get("meta") or {}).get("selection") or {}
         entry = {"task": task, "outcome": str(r.outcome), "follow_up": str(r.follow_up),
                  "outcome_type": exp["outcome_type"], "learner": sel.get("model", exp["kind"]),
-                 "kind": exp["kind"], "selection": sel.get("rule", ""),
-                 "model": f"model/{task}.json", "boosters": sorted(texts),
+                 "kind": exp["kind"], "selection": sel.get("rule", ""), "model": f"model/{task}.json", "boosters": sorted(texts),
+                 **({"stack_se": "joint"} if (exp.get("interval") or {}).get("member_corr") else {}),  # interval.member_corr
                  "comparators": list(exp["comparators"]), "unavailable": list(exp.get("unavailable", []))}
         net_src = run / "network" / f"{task}.json"
         if network_trained and net_src.is_file():

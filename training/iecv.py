@@ -55,8 +55,9 @@ OUTCOME_FIELDS = {"outcome_citl": "citl", "outcome_slope": "slope", "outcome_r2"
 class IecvResult:
     """Per held-out trial metrics (``per_trial``: learner, trial, metric, estimate, ci_low,
     ci_high), pooled metrics (``pooled``), R-loss per learner (``r_loss``), the held-out
-    predictions (``predictions``; participant level, keep inside the run), stacking weights and
-    which trials trained each fold (``folds``)."""
+    predictions (``predictions``; participant level, keep inside the run), stacking weights,
+    which trials trained each fold (``folds``) and, when the plan had reference patients, the
+    learners' leave-one-trial-out error correlation (``member_corr``)."""
 
     per_trial: pd.DataFrame
     pooled: pd.DataFrame
@@ -66,6 +67,7 @@ class IecvResult:
     folds: dict
     skipped: list = field(default_factory=list)
     seconds: float = 0.0
+    member_corr: dict | None = None  # the members' error correlation (training.learners.member_corr), if asked
 
     def best_learner(self) -> str:
         return str(self.r_loss.sort_values("r_loss").iloc[0]["learner"])
@@ -179,10 +181,12 @@ def _one_fold(k: int) -> tuple[list, list, list, list]:
     return run_fold(_STATE, k)
 
 
-def run_fold(st: dict, k: int) -> tuple[list, list, list, list]:
+def run_fold(st: dict, k: int) -> tuple[list, list, list, list, dict]:
     """Fold ``k`` of the IECV plan ``st`` (:func:`plan_iecv`): fit every learner without the
     held-out trial(s) and score them. Deterministic given the plan (its own seed per fold), so
-    folds may run in any process and order."""
+    folds may run in any process and order. The fifth part: with the plan's reference patients
+    (``ref``), every learner's benefit there per comparator ({learner: {comparator: array}}; else
+    empty), the leave-one-trial-out replicates of ``training.learners.member_corr``."""
     df, y_col, learners, otype, active = st["df"], st["y_col"], st["learners"], st["outcome_type"], st["active"]
     h = st["hold"][k]
     group = st["groups"][k]
@@ -196,7 +200,8 @@ def run_fold(st: dict, k: int) -> tuple[list, list, list, list]:
     treat = (cls == active).astype(float)
     y = test[y_col].to_numpy(float)
     e = allocation_share(trial_arr, treat == 1, treat == 0)
-    preds, per_trial, skipped = [], [], []
+    preds, per_trial, skipped, refs = [], [], [], {}
+    ref = st.get("ref")
     cache = CrossFitCache()  # the fold's boosted learners share outcome boosters and cross-fits
     # one training frame for every learner of the fold (they share its imputation and design)
     Xtr, ytr = train.drop(columns=[y_col]), train[y_col].to_numpy(float)
@@ -208,6 +213,10 @@ def run_fold(st: dict, k: int) -> tuple[list, list, list, list]:
             skipped.append({"trial": h, "learner": name, "reason": str(exc)})
             continue
         p = lr.predict(test)
+        if ref is not None:
+            pr = lr.predict(ref)
+            refs[name] = {c: pr[f"benefit_vs_{c}"].to_numpy(float) for c in lr.comparators_
+                          if f"benefit_vs_{c}" in pr}
         test_comps = sorted(set(cls) - {active})
         b = _benefit_mix(p, trial_arr, cls, active, test_comps)
         own = _own_expected(p, cls)
@@ -239,13 +248,14 @@ def run_fold(st: dict, k: int) -> tuple[list, list, list, list]:
                                                     st["n_boot"], sd):
                     per_trial.append({"learner": name, "trial": unit, "metric": m, "estimate": est, "ci_low": lo,
                                       "ci_high": hi, "n": int(m_.sum())})
-    return preds, per_trial, skipped, fold
+    return preds, per_trial, skipped, fold, refs
 
 
 def run_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, active: str = "exercise",
              trials: Sequence[str] | None = None, metrics: bool = True, n_boot: int = 100, seed: int = 0,
              workers: int = 1, groups: Sequence[Sequence[str]] | None = None,
-             progress: Callable | None = None, min_trial_size: int = 1, max_folds: int | None = None) -> IecvResult:
+             progress: Callable | None = None, min_trial_size: int = 1, max_folds: int | None = None,
+             ref_rows: int = 0) -> IecvResult:
     """Leave-one-trial-out over ``trials`` (default: every trial with active + comparator arms).
 
     ``learners``: name -> zero-argument factory returning an unfitted learner. ``df`` holds the
@@ -256,10 +266,12 @@ def run_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, ac
     ``max_folds``: with more held-out trials than this, trials are held out in ``max_folds`` groups
     (trial k of the sorted list in group k mod max_folds; every learner is fitted once per group
     instead of once per trial) and scored trial by trial: with many trials each fit leaves out
-    few of them, so the predictions stay those of a new trial at a fraction of the cost."""
+    few of them, so the predictions stay those of a new trial at a fraction of the cost.
+    ``ref_rows`` > 0: every fold's learners also predict that many fixed rows of ``df`` and the result
+    carries the members' error correlation (``IecvResult.member_corr``, ``training.learners.member_corr``)."""
     global _STATE
     st = plan_iecv(df, y_col, learners, outcome_type, active, trials, metrics, n_boot, seed, groups, min_trial_size,
-                   max_folds)
+                   max_folds, ref_rows)
     ks = list(range(len(st["hold"])))
     _STATE = st
     try:
@@ -279,7 +291,7 @@ def run_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, ac
 def plan_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, active: str = "exercise",
               trials: Sequence[str] | None = None, metrics: bool = True, n_boot: int = 100, seed: int = 0,
               groups: Sequence[Sequence[str]] | None = None, min_trial_size: int = 1,
-              max_folds: int | None = None) -> dict:
+              max_folds: int | None = None, ref_rows: int = 0) -> dict:
     """The folds of :func:`run_iecv` (arguments as there) without running them: a plan whose folds
     :func:`run_fold` runs (in any process, e.g. one pool shared with other tasks' folds) and
     :func:`assemble_iecv` turns into the :class:`IecvResult` that ``run_iecv`` returns."""
@@ -293,7 +305,12 @@ def plan_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, a
             groups = [hold[i::max_folds] for i in range(max_folds)]
             hold = ["+".join(map(str, g)) for g in groups]
     small = small_holdouts(df, active, min_trial_size) if trials is None and min_trial_size > 1 else []
-    return {"groups": groups, "df": df, "y_col": y_col, "learners": learners, "outcome_type": outcome_type,
+    ref = None
+    if ref_rows > 0:
+        from training.learners.member_corr import reference_rows
+
+        ref = reference_rows(df.drop(columns=[y_col]), ref_rows, seed)
+    return {"ref": ref, "groups": groups, "df": df, "y_col": y_col, "learners": learners, "outcome_type": outcome_type,
             "active": active, "hold": hold, "metrics": metrics, "n_boot": n_boot, "seed": seed, "small": small,
             "t0": time.time()}
 
@@ -301,12 +318,13 @@ def plan_iecv(df: pd.DataFrame, y_col: str, learners: dict, outcome_type: str, a
 def assemble_iecv(st: dict, outs: list) -> IecvResult:
     """The :class:`IecvResult` of a plan from its folds' outputs (in fold order)."""
     hold, metrics, n_boot, seed, outcome_type = st["hold"], st["metrics"], st["n_boot"], st["seed"], st["outcome_type"]
-    preds, per_trial, skipped, folds = [], [], list(st["small"]), {}
-    for h, (p, pt, sk, fold) in zip(hold, outs):
+    preds, per_trial, skipped, folds, refs = [], [], list(st["small"]), {}, []
+    for h, (p, pt, sk, fold, rf) in zip(hold, outs):
         preds += p
         per_trial += pt
         skipped += sk
         folds[h] = fold
+        refs.append(rf)
     per = pd.DataFrame(per_trial, columns=["learner", "trial", "metric", "estimate", "ci_low", "ci_high", "n"])
     pred = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
     weights = stacking_from_predictions(pred, outcome_type) if len(pred) else {}
@@ -317,7 +335,12 @@ def assemble_iecv(st: dict, outs: list) -> IecvResult:
         per = pd.concat([per, stk], ignore_index=True) if len(stk) else per
     pooled = pool_per_trial(per)
     rl = pooled_r_loss(pred, outcome_type) if len(pred) else pd.DataFrame(columns=["learner", "r_loss"])
-    return IecvResult(per, pooled, rl, pred, weights, folds, skipped, time.time() - st["t0"])
+    mc = None
+    if st.get("ref") is not None:
+        from training.learners.member_corr import member_correlations
+
+        mc = member_correlations(refs, list(st["learners"]))
+    return IecvResult(per, pooled, rl, pred, weights, folds, skipped, time.time() - st["t0"], mc)
 
 
 def pool_per_trial(per: pd.DataFrame) -> pd.DataFrame:

@@ -7,12 +7,16 @@
 - :func:`select_model`: the deployed model from the IECV results — the convex R-loss stack, kept only if it
   passes the heterogeneity gate (``training.learners.stack_gate``), else :func:`gate_fallback`; or the
   lowest held-out R-loss, or the simplest learner within 1 SE; without IECV the effect model.
-``s`` is a ``training.train.TrainSettings`` (``select``, ``gate_z``, ``seed``).
+``s`` is a ``training.train.TrainSettings`` (``select``, ``gate_z``, ``seed``, ``stack_se``: "joint" gives the
+stack its members' error correlation from the IECV, ``training.learners.member_corr``).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
+from training.learners.member_corr import submatrix
 from training.learners.stacking import StackedLearner
 
 # fitted for continuous outcomes only: on binary outcomes the screened products were fitted noise that took stack
@@ -102,9 +106,13 @@ def select_model(fitted: dict, res, s):
             return gate_fallback(fitted, gate, best, rl, w)
         if w:
             names = list(w)
-            st = StackedLearner.from_fitted([fitted[n] for n in names], [w[n] for n in names], names)
+            corr = submatrix(res.member_corr, names) if getattr(s, "stack_se", "sum") == "joint" else None
+            st = StackedLearner.from_fitted([fitted[n] for n in names], [w[n] for n in names], names,
+                                            member_corr=corr)
+            extra = {} if corr is None else {"member_corr": {c: np.round(R, 4).tolist() for c, R in corr.items()},
+                                             "member_corr_folds": res.member_corr["folds"]}
             return st, {"model": "stacked", "weights": w, "rule": "convex R-loss stacking on IECV predictions",
-                        "best_single": best, "r_loss": rl, **({"gate": gate} if gate is not None else {})}
+                        "best_single": best, "r_loss": rl, **({"gate": gate} if gate is not None else {}), **extra}
     return fitted[best], {"model": best, "rule": "lowest pooled IECV R-loss", "r_loss": rl}
 
 

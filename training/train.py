@@ -38,6 +38,7 @@ import pandas as pd
 from training.determinism import training_environment
 from training.learners.base import feature_spec_from_config, outcome_type_of, task_frame
 from training.learners.effect_model import ConstantEffect, EffectModel
+from training.learners.member_corr import REF_ROWS
 from training.recovery_structure import attach as attach_structural
 from training.learners.boosted import CrossFitCache, DRLearner, TLearner, XLearner, accepts_crossfit_cache
 from training.learners.risk_model import RiskModel
@@ -82,6 +83,10 @@ class TrainSettings:
     # the extrapolation widening of the deployed continuous models calibrated on the IECV held-out trials
     # (training.learners.support_calibration, session 12 s12e); False: the stated rule max(1, d / d_cut)^2
     calibrate_widening: bool = False
+    # a stack's estimation SE: "sum" the members' SEs added (rho = 1, the rule before session 13); "joint"
+    # sqrt(w' Sigma w) with the members' error correlation from the IECV folds' leave-one-trial-out refits
+    # (training.learners.member_corr; exported as interval.member_corr)
+    stack_se: str = "sum"
 
 
 @dataclass
@@ -213,7 +218,8 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                              for n in learners}
                 plans[(task, "all")] = plan_iecv(X.assign(_y=y), "_y", factories, otype, cfg.active,
                                                  n_boot=s.iecv_metrics_boot, seed=s.seed, min_trial_size=min_size,
-                                                 max_folds=s.iecv_max_folds)
+                                                 max_folds=s.iecv_max_folds,
+                                                 ref_rows=REF_ROWS if s.stack_se == "joint" and s.select == "stack" else 0)
             elif iecv_fus and s.iecv_deployed_elsewhere and len(hold) >= s.min_holdout_trials:
                 name = deployed_without_selection(learners)
                 say(f"IECV {task}: {len(hold)} held-out trials x the learner deployed without selection ({name})")

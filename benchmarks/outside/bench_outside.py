@@ -48,6 +48,7 @@ TRAIN_BETWEEN: tuple | None = None
 # (spread, prior) for `train` (--class-spread): the class shrinkage's spread estimate and prior scale
 # (training.learners.shrinkage SPREAD, PRIOR), set as module attributes in the CLI's process
 TRAIN_SPREAD: tuple | None = None
+TRAIN_EXTRA: list = []  # extra `train` arguments (--stack-se joint: the stack SE from the members' joint covariance, s13w)
 PAIN_ONLY = False  # --pain-only: score short-term pain only (no function, recovery, nor the CLI default's all outcomes)
 
 
@@ -233,7 +234,7 @@ def one_seed(seed: int, root: Path, workers: int, peers: bool, reuse: bool):
     else:
         log.write_text("")
         t_train = cli("train", "--data", str(d / "train"), "--out", str(d / "run"), "--seed", str(seed),
-                      "--workers", str(workers), log=log)
+                      "--workers", str(workers), *TRAIN_EXTRA, log=log)
         (d / "train_seconds.json").write_text(json.dumps({"seconds": t_train}))
     key = ["trial", "participant", "comparator"]
     outcomes = {o: v for o, v in PRODUCT_OUTCOMES.items() if not PAIN_ONLY or o == "pain"}
@@ -323,6 +324,9 @@ def main(argv=None):
     ap.add_argument("--between", nargs=2, metavar=("SD_RATIO", "SCORING"), default=None,
                     help="train with the effect-model family's within/between-trial interactions "
                          "(training.learners.between): prior SD ratio and scoring (average|reliability|own)")
+    ap.add_argument("--stack-se", choices=["sum", "joint"], default=None,
+                    help="train --stack-se: a stack's SE from its members' SEs added (sum) or their joint covariance "
+                         "(joint; training.learners.member_corr); default: train's default")
     ap.add_argument("--pain-only", action="store_true",
                     help="score short-term pain only (function, recovery and the CLI default's unscored count skipped)")
     ap.add_argument("--class-spread", nargs=2, metavar=("SPREAD", "PRIOR"), default=None,
@@ -333,6 +337,8 @@ def main(argv=None):
     if a.class_spread:
         TRAIN_SPREAD = tuple(a.class_spread)
     PAIN_ONLY = a.pain_only
+    if a.stack_se:
+        TRAIN_EXTRA[:] = ["--stack-se", a.stack_se]
     if a.between:
         TRAIN_BETWEEN = (float(a.between[0]), a.between[1])
     recs = []

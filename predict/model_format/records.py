@@ -98,7 +98,9 @@ class Interval(_Record):
     (members' SEs combined); ``tau``: between-trial SD per comparator; ``between`` (stacks only):
     "mixture" = the benefit's variance adds the members' disagreement (the model-averaging variance,
     ``predict.learner_model.BETWEEN_MIXTURE``); absent = members' SEs only (artifacts before 2026-12-07,
-    scored as they were); another value is refused."""
+    scored as they were); another value is refused. ``member_corr`` (stacks only, optional, from
+    2026-12-08): per comparator the members' estimation-error correlation matrix (K x K, symmetric,
+    unit diagonal), the members' SEs combined as sqrt(s' R s); absent = added (R all ones)."""
 
     method: Literal["delta", "varmodel", "stack"]
     tau: dict[str, float]
@@ -108,6 +110,7 @@ class Interval(_Record):
     design: dict[str, list[float]] | None = None
     n_boot: int | None = None
     between: Literal["mixture"] | None = None
+    member_corr: dict[str, list[list[float]]] | None = None
 
 
 class StructuralCriterion(_Record):

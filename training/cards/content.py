@@ -210,6 +210,8 @@ def s_methods(inp: CardInputs) -> Section:
         data["class_imbalance"] = "not applicable: no classifier thresholds; binary outcomes are modelled as probabilities"
     stacked = [str(t.get("task")) for t in inp.manifest.get("tasks") or [] if isinstance(t, dict)
                and t.get("learner") == "stacked"]
+    joint = [t for t in stacked if any(isinstance(e, dict) and e.get("task") == t and e.get("stack_se") == "joint"
+                                       for e in inp.manifest.get("tasks") or [])]
     dep = [t for t in inp.task_names() if (inp.selection.get(t) or {}).get("iecv") == "deployed learner only"]
     data["iecv_deployed_learner_only"] = dep
     sel_text = {"stack": "convex (non-negative, sum-to-one) R-loss stacking of the learners on the IECV held-out predictions",
@@ -237,7 +239,7 @@ def s_methods(inp: CardInputs) -> Section:
            "disagreement between the stack's learners for that patient (the weighted variance of their predicted "
            "benefits, the model-averaging variance), so they widen where the learners extrapolate differently, "
            "e.g. for patients unlike the trials', and not where they are wrong together; nothing is added where a "
-           "stack holds one learner (docs/artifact.md)." if stacked else ""),
+           "stack holds one learner (docs/artifact.md). " + T.stack_se_words(stacked, joint) if stacked else ""),
         f"- **Class imbalance.** {data['class_imbalance']}.",
         f"- **Development vs evaluation.** {data['development_vs_evaluation']}.",
         f"- **Software.** " + (", ".join(f"{k} {v}" for k, v in sorted((run.get("versions") or {}).items())) or NA)
@@ -488,3 +490,4 @@ def build_sections(inp: CardInputs, figures: dict[str, bytes], figure_prefix: st
     secs["hti1"] = s_hti1(inp, secs, owner)
     secs["card_format"] = s_card_format(inp)
     return [secs[i] for i in SECTION_IDS]
+

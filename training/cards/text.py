@@ -287,3 +287,17 @@ REFERENCES = [
     "https://arxiv.org/abs/1810.03993",
     "https://github.com/tensorflow/model-card-toolkit",
 ]
+
+
+def stack_se_words(stacked: list, joint: list) -> str:
+    """How the stacked tasks' benefit SE combines its learners' own SEs (``interval.member_corr``)."""
+    plain = [t for t in stacked if t not in joint]
+    out = []
+    if joint:
+        out.append(f"In {', '.join(joint)} the learners' own standard errors are combined with their estimated "
+                   "error correlation (from the cross-validation refits that leave one trial out, shrunk towards 1 "
+                   "when trials are few; training.learners.member_corr).")
+    if plain:
+        out.append(f"In {', '.join(plain)} they are added as if perfectly correlated (conservative: the widest "
+                   "any correlation allows).")
+    return " ".join(out)

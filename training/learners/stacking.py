@@ -104,13 +104,32 @@ def stack_weights(b_mix: np.ndarray, g: np.ndarray, treat: np.ndarray, trial: np
     return best_w
 
 
+def member_corr_field(corr: dict | None, comps: list, K: int) -> dict:
+    """The export's ``interval.member_corr`` ({comparator: K x K nested list}) for the comparators that
+    have one, or {} (absent: the members' SEs added, as every stack before session 13)."""
+    if not corr:
+        return {}
+    out = {}
+    for c in comps:
+        if c in corr:
+            R = np.asarray(corr[c], float)
+            if R.shape != (K, K) or not np.allclose(np.diag(R), 1.0) or not np.allclose(R, R.T):
+                raise ValueError(f"member correlation for {c!r}: not a symmetric {K} x {K} correlation matrix")
+            out[c] = [[float(v) for v in row] for row in R]
+    return {"member_corr": out} if out else {}
+
+
 class StackedLearner(BenefitLearner):
     """A fixed non-negative combination of learners (weights from IECV predictions):
     benefit = sum_k w_k b_k(x); expected outcome under the active class = weighted mean of the
-    members' (normalised weights); SE^2 = (sum_k w_k SE_k)^2 (members treated as perfectly
-    correlated: conservative) + sum_k v_k (b_k(x) - sum_j v_j b_j(x))^2 (v = w normalised: the
-    members' disagreement, the model-averaging variance; ``interval.between`` "mixture", scored by
-    ``predict.uncertainty.between_variance``). tau = weighted mean of members' tau.
+    members' (normalised weights); SE^2 = sum_jk w_j w_k rho_jk SE_j SE_k + sum_k v_k (b_k(x) -
+    sum_j v_j b_j(x))^2 (v = w normalised: the members' disagreement, the model-averaging variance;
+    ``interval.between`` "mixture", scored by ``predict.uncertainty.between_variance``). rho: the
+    members' estimation-error correlation per comparator (``member_corr``, from the IECV folds'
+    leave-one-trial-out refits, ``training.learners.member_corr``; exported as
+    ``interval.member_corr``); without it rho = 1, i.e. SE_within = sum_k w_k SE_k (the members
+    treated as perfectly correlated: the largest variance any correlation allows, the rule of every
+    stack before session 13). tau = weighted mean of members' tau.
 
     ``fit(X, y)`` fits a clone of every member on the data and combines them;
     :meth:`from_fitted` combines learners that are already fitted (training's final fits)."""
@@ -120,10 +139,11 @@ class StackedLearner(BenefitLearner):
     #: attribute so a benchmark can switch it for every stack ``train`` builds (s12v)
     between_rule = BETWEEN_MIXTURE
 
-    def __init__(self, learners: list, weights, names: list | None = None):
+    def __init__(self, learners: list, weights, names: list | None = None, member_corr: dict | None = None):
         self.learners = learners
         self.weights = weights
         self.names = names
+        self.member_corr = member_corr
 
     def fit(self, X, y) -> "StackedLearner":
         """Fit a clone of every member on ``X, y`` (one shared cross-fit cache for the boosted
@@ -141,9 +161,11 @@ class StackedLearner(BenefitLearner):
         return self._combine(fitted)
 
     @classmethod
-    def from_fitted(cls, learners: list, weights, names: list | None = None) -> "StackedLearner":
-        """The stack of already fitted ``learners`` (not refitted)."""
-        return cls(learners, weights, names)._combine(list(learners))
+    def from_fitted(cls, learners: list, weights, names: list | None = None,
+                    member_corr: dict | None = None) -> "StackedLearner":
+        """The stack of already fitted ``learners`` (not refitted); ``member_corr``: {comparator: K x K
+        correlation of the members' estimation errors} (None: perfectly correlated)."""
+        return cls(learners, weights, names, member_corr)._combine(list(learners))
 
     def _combine(self, fitted: list) -> "StackedLearner":
         exps = [lr.to_export() for lr in fitted]
@@ -162,9 +184,10 @@ class StackedLearner(BenefitLearner):
             "unavailable": first.get("unavailable", []), "features": first["features"],
             "imputer": first["imputer"],
             "members": {"weights": w, "names": self.names or [e["kind"] for e in exps], "exports": exps},
-            # SE = the members' SEs added (perfect correlation) and the members' disagreement
+            # SE = the members' SEs combined (sqrt(s' R s), R = member_corr or all ones) and the members' disagreement
             # (model-averaging variance, predict.uncertainty.between_variance) under the root
-            "interval": {"method": "stack", "tau": tau, "between": type(self).between_rule},
+            "interval": {"method": "stack", "tau": tau, "between": type(self).between_rule,
+                         **member_corr_field(self.member_corr, comps, len(exps))},
             # the extrapolation check of the heaviest member (predict.support)
             "support": exps[int(np.argmax(w))].get("support", {"method": "none", "features": []}),
             "meta": {**first.get("meta", {}), "stack_weights": dict(zip(self.names or [e["kind"] for e in exps], w))},
