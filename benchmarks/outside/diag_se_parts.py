@@ -8,7 +8,8 @@ deployed model of one continuous outcome (short term) is taken apart per partici
   se_est      the estimation SE (``predict.uncertainty.estimation_se``: delta method on the bootstrap
               covariance for linear learners, the variance model for trees, a stack's weighted member SEs
               with the between-member variance under the root)
-  within      a stack's weighted sum of member SEs; ``between``: its between-member variance
+  within      a stack's member SEs combined (weighted sum; with ``interval.member_corr`` sqrt(s' R s));
+              ``between``: its between-member variance
   var_m       the missing-input variance (the draws' variance of the benefit)
   widen       served half-width / unwidened half-width (the support widening, ``predict.support``)
   tau         the new-setting tau of the comparator class
@@ -92,7 +93,7 @@ def parts(seed: int, root: Path, outcome: str, target: str, do_refit: bool) -> p
     from predict.artifact import load_artifact
     from predict.learner_model import LinearLearner, StackedLearner, build
     from predict.scorer import Scorer
-    from predict.uncertainty import between_variance, delta_se, estimation_se, missing_variance_fast
+    from predict.uncertainty import between_variance, delta_se, estimation_se, missing_variance_fast, stack_within_se
 
     d = root / f"seed{seed}"
     pr = pd.read_csv(d / f"preds_{outcome}_{target}_lbp_benefit.csv", dtype={"participant": str})
@@ -137,7 +138,8 @@ def parts(seed: int, root: Path, outcome: str, target: str, do_refit: bool) -> p
         rec["var_m"] = missing_variance_fast(L, Fc, c)
         rec["tau"] = L.interval.tau_of(c)
         mses = [estimation_se(m, Fc, Fic, [c])[c] for m in members]
-        rec["within"] = sum(wk * s for wk, s in zip(w, mses))
+        R = (L.interval.member_corr or {}).get(c) if L.interval is not None else None  # interval.member_corr (s13w)
+        rec["within"] = stack_within_se(w, mses, R)
         rec["between"] = between_variance(L, Fc, Fic, [c])[c] if len(members) > 1 else 0.0
         for n, m, s in zip(names, members, mses):
             rec[f"se_{n}"] = s
@@ -159,24 +161,24 @@ def parts(seed: int, root: Path, outcome: str, target: str, do_refit: bool) -> p
                     rec[f"se_{n}_{v}"] = delta_se(m.linear, list(m.comparators), Fic, V, c, None, sp)
         # what-ifs (same points): the X/DR members' SE without the coefficient term tr(S V) of their
         # missing-input allowance's reference; the stack without its between-member variance; both
-        wnc = rec.within.copy()
+        mses_nc = list(mses)
         for n, m in zip(names, members):
             if f"allow_{n}" in rec:
                 no_coef = np.clip(rec[f"vref_{n}"] - rec[f"coef_{n}"] - rec[f"vm_{n}"], 0.0, None)
-                se_nc = np.sqrt(np.clip(rec[f"se_{n}"] ** 2 - rec[f"allow_{n}"], 0.0, None) + no_coef)
-                wnc = wnc - w[names.index(n)] * (rec[f"se_{n}"] - se_nc)
+                mses_nc[names.index(n)] = np.sqrt(np.clip(rec[f"se_{n}"] ** 2 - rec[f"allow_{n}"], 0.0, None) + no_coef)
+        wnc = stack_within_se(w, mses_nc, R)
         for tag, wi, bt in (("no_coef", wnc, True), ("no_between", rec.within, False), ("neither", wnc, False)):
             rec[f"se_{tag}"] = np.sqrt(wi ** 2 + (rec.between if bt else 0.0) + rec.var_m)  # x widen below
         recomposed = np.sqrt(rec.within ** 2 + rec.between)
         if np.max(np.abs(recomposed - rec.se_est)) > 1e-9:
-            raise RuntimeError("the stack's SE is not (sum w SE_k)^2 + between under the root: the rule changed")
+            raise RuntimeError("the stack's SE is not (sqrt(s'R s))^2 + between under the root: the rule changed")
         half = np.sqrt(rec.se_est ** 2 + rec.var_m)
         rec["widen"] = rec.se_served / half
         for tag in ("no_coef", "no_between", "neither"):
             rec[f"se_{tag}"] = rec[f"se_{tag}"] * rec.widen
         if all(f"se_{n}_full" in rec for n in lin_names) and lin_names:
             # the served SE with the linear members' shrinkage-bias parts removed (member SEs add linearly)
-            within = rec.within - sum(w[names.index(n)] * (rec[f"se_{n}_full"] - rec[f"se_{n}_boot"]) for n in lin_names)
+            within = stack_within_se(w, [rec[f"se_{n}_boot"] if n in lin_names else s for n, s in zip(names, mses)], R)
             est = np.sqrt(within ** 2 + rec.between)
             rec["se_noshrinkbias"] = rec.widen * np.sqrt(est ** 2 + rec.var_m)
         out.append(rec)
