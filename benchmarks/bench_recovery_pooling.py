@@ -16,7 +16,7 @@ function effect models of the same data, as bench_few_trial_scale does). Variant
 - ``int_outcome``: session 13 s13k's opt-in (``shrinkage.SPREAD = "integrated"``, ``PRIOR = "outcome"``: a
   half-normal(pi / sqrt(3) / 4 = 0.45) prior on the log-odds scale);
 - ``carried``: dl plus the few-trial variance tau^2 / k in the covariance shrink_offsets maps (s12b's
-  diagnostic);
+  diagnostic); ``int_outcome_carried``: the same with int_outcome's pooling;
 - ``+tauX`` (suffix, e.g. ``dl+tau0.5``): train's opt-in ``intervals.TAU_PRIOR_LOGIT = X``: the between-trial
   tau of the new-setting PI with its pooled value the posterior mean under a half-normal(X) prior on the
   log-odds scale (times the fit's mean p (1 - p), tau being on the risk scale) instead of the REML plug-in (a
@@ -60,12 +60,12 @@ def _fit(variant: str, cfg, seed: int, X, y):
     variant, _, tau_hn = variant.partition("+tau")
 
     def patched(theta, cov, comps, groups=None, extra_var=None, **kw):
-        if variant == "carried":
+        if variant in ("carried", "int_outcome_carried"):
             cov = np.array(np.atleast_2d(cov), float)
             if extra_var is not None:
                 i = np.arange(1, 1 + len(comps))
                 cov[i, i] += np.asarray(extra_var, float)
-            return orig(theta, cov, comps, groups, None, **{**kw, "spread": "dl"})
+            return orig(theta, cov, comps, groups, None, **({**kw, "spread": "dl"} if variant == "carried" else kw))
         if variant == "int_outcome":
             return orig(theta, cov, comps, groups, extra_var, **kw)
         if variant == "dl":
@@ -79,7 +79,7 @@ def _fit(variant: str, cfg, seed: int, X, y):
 
     shrinkage.shrink_offsets = patched
     intervals.TAU_PRIOR_LOGIT = float(tau_hn) if tau_hn else None  # train's opt-in (intervals.tau_prior)
-    if variant == "int_outcome":  # session 13 s13k's opt-in: integrated spread, HN(pi / sqrt(3) / 4) prior
+    if variant in ("int_outcome", "int_outcome_carried"):  # session 13 s13k's opt-in: integrated spread, HN(pi / sqrt(3) / 4) prior
         shrinkage.SPREAD, shrinkage.PRIOR = "integrated", "outcome"
     try:
         if variant == "own":

@@ -6,7 +6,7 @@ Run folder::
     run.json                 settings, seed, synthetic flag, versions, timings, machine, selection
     report.md                readable summary (selection, pooled IECV metrics, class support)
     tasks.csv                per task: participants, trials, comparator trials, learners, selected
-    class_support.csv        per task x comparator class: trials, participants, 'sparse' flag
+    class_support.csv        per task x comparator class: trials, participants, 'sparse' flag, own_weight
     models/<task>/<learner>.json    exported learners (plain JSON + LightGBM text; no pickle); a task without
                              IECV selection (effect model deployed) has no tree-learner exports
                              (TrainSettings.fit_unselectable)
@@ -288,8 +288,12 @@ def run_training(analysis: pd.DataFrame, cfg, out: Path, settings: TrainSettings
                 (mdir / f"{n}.json").write_text(json.dumps(exp), "utf-8")
                 if n in ("effect_model", "risk_model", "constant"):
                     lr.summary().to_csv(out / "summaries" / f"{task}__{n}.csv", index=False)
+            # the effect model's own share of each class's average effect after class shrinkage (the card
+            # says which classes' effects are mostly borrowed from their comparison set)
+            shr = fitted["effect_model"].export_["meta"].get("class_shrinkage") or {} if "effect_model" in fitted else {}
             for c, v in next(iter(fitted.values())).export_["meta"]["support"].items():
-                support_rows.append({"task": task, "comparator": c, **v})
+                own = {"own_weight": float(shr[c]["weight_own"])} if "weight_own" in shr.get(c, {}) else {}
+                support_rows.append({"task": task, "comparator": c, **v, **own})
             sel, how = select_model(fitted, res, s)
             if res is None and task in deployed_iecv and deployed_iecv[task].pooled is not None \
                     and how["model"] in set(deployed_iecv[task].pooled["learner"]):

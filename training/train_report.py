@@ -118,6 +118,10 @@ def write_report(out: Path, tasks, pooled, iecv_res, selected, support_rows, syn
                   "- Sparse (< 2 trials or < 60 participants; the class average effect rests on little data): "
                   + (", ".join(f"{r.comparator} ({r.task}: {r.trials} trials, {r.participants} participants)"
                                for r in sparse.itertuples()) or "none"), ""]
+        from training.cards.text import borrowed_classes
+
+        borrowed = borrowed_classes(sp)
+        lines += ["- " + borrowed, ""] if borrowed else []
     (out / "report.md").write_text("\n".join(lines), "utf-8")
 
 

@@ -89,6 +89,9 @@ def s_training_data(inp: CardInputs) -> Section:
         s.md += md_table(["task"] + cols, [[t] + [f"{piv.loc[t, c]} / {pp.loc[t, c]}" for c in cols]
                                             for t in piv.index])
         s.md += [""]
+        borrowed = T.borrowed_classes(cs)
+        s.md += [borrowed, ""] if borrowed else []
+        data["borrowed_class_effects"] = borrowed
         data["class_support"] = records(cs)
     else:
         s.md += ["Comparator support per task: not available (class_support.csv missing).", ""]

@@ -150,6 +150,30 @@ def binary_intervals(manifest: dict, tasks: list[str]) -> str:
     return BINARY_INTERVALS_STRUCTURAL if tasks and set(tasks) <= with_field else BINARY_INTERVALS
 
 
+BORROWED_BELOW = 0.5  # a class whose own share of its average effect is below this is said to borrow it
+
+
+def borrowed_classes(support: "pd.DataFrame | None") -> str | None:
+    """One sentence naming, per task, the comparator classes whose average effect the effect model took
+    mostly from their comparison set (own share ``own_weight`` < :data:`BORROWED_BELOW` after class
+    shrinkage, class_support.csv), or None when none did or the column is absent. The share is the weight
+    w of the class's own estimate in mu + w (a_c - mu) (training.learners.shrinkage)."""
+    if support is None or "own_weight" not in support.columns:
+        return None
+    b = support[support["own_weight"].notna() & (support["own_weight"] < BORROWED_BELOW) & (support["trials"] > 0)]
+    if not len(b):
+        return None
+    parts = [f"{task}: " + ", ".join(f"{r.comparator} ({int(r.trials)} trial{'s' * (int(r.trials) != 1)}, "
+                                     f"own share {round(100 * float(r.own_weight))}%)" for r in g.itertuples())
+             for task, g in b.groupby("task", sort=False)]
+    return ("Borrowed class effects: where a comparator class's own trials could not tell its average effect "
+            "apart from the other classes of its comparison set, the effect model used mostly the set's shared "
+            "effect, and the benefit against that class is then largely that of the set (" + "; ".join(parts)
+            + "). At an own share of 0% the classes' estimates showed no spread at all, and the interval then "
+            "carries only the estimation error of the shared effect, not how far the class's own effect may lie "
+            "from it.")
+
+
 SYNTHETIC_LIMITATION = ("Trained on synthetic data: the simulator reproduces the published trial design and "
                         "summaries, and its own assumed effect modifiers; performance here measures how well the "
                         "learners recover the simulator's truth, not real-world validity.")
