@@ -72,3 +72,23 @@ def test_a_model_with_the_structural_allowance_quotes_its_benchmark():
     assert T.binary_intervals({"structural_missing": tasks}, tasks) == text
     assert T.binary_intervals({"structural_missing": tasks[:1]}, tasks) == T.BINARY_INTERVALS
     assert T.binary_intervals({}, tasks) == T.BINARY_INTERVALS
+
+
+def test_recovery_at_moderate_and_long_term_quotes_its_benchmark():
+    """The figures for moderate and long term (BENCHMARKS.md session 13 s13b; the effect model as train fits
+    it, 'dl'; 'own': no class shrinkage) are those of the committed benchmark, and still short of 90%."""
+    res = ROOT / "benchmarks" / "results"
+    s = pd.read_csv(res / "recovery_pooling_s13b_summary.csv").set_index(["design", "interval", "variant"])["cover"]
+    own = pd.read_csv(res / "recovery_pooling_s13b_own_centred_summary.csv").set_index(
+        ["design", "interval", "variant"])["cover"]
+    ci, pi, mod, lng = "CI vs average trial", "PI vs new trial", "hayden2020:moderate", "hayden2020:long"
+
+    def pct(x: float) -> str:
+        return f"{round(100 * x)}%"
+
+    text = T.RECOVERY_LATER
+    assert f"for {pct(s[(mod, ci, 'dl')])} (moderate) and {pct(s[(lng, ci, 'dl')])} (long) of patients" in text
+    assert f"new trial for {pct(s[(mod, pi, 'dl')])} and {pct(s[(lng, pi, 'dl')])} (4 seeds)" in text
+    assert f"the CI covered {pct(own[(mod, ci, 'own')])} and {pct(own[(lng, ci, 'own')])})" in text
+    assert s[(mod, ci, "dl")] < 0.90 and s[(lng, ci, "dl")] < 0.90  # "too narrow": still true
+    assert T.BINARY_INTERVALS_STRUCTURAL.endswith(text)

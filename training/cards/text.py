@@ -87,6 +87,19 @@ SEED_LIMITATIONS = [
      "published before 2013."),
 ]
 
+# Recovery at moderate and long term on the default design (BENCHMARKS.md "session 13 (s13b)",
+# benchmarks/results/recovery_pooling_s13b_summary.csv, variant "dl": the effect model as train fits it, 4 seeds;
+# "own": recovery_pooling_s13b_own_centred_summary.csv).
+RECOVERY_LATER = (
+    "These figures are for short-term recovery. At moderate and long term on the default design (two of the "
+    "three comparator classes with 2-3 trials; the cross-validation kept little or no effect modification) the "
+    "95% CI covered the patient's benefit in an average trial for 77% (moderate) and 83% (long) of patients and "
+    "the 95% prediction interval the benefit in a new trial for 81% and 82% (4 seeds). Most of the miss is not "
+    "the class averages' pooling (with each class fitted on its own trials alone the CI covered 76% and 84%) but "
+    "how the benefit varies between patients beyond what the model represents, and at long term the classes "
+    "with 2 trials being off their truth; read recovery's CI and PI at those follow-ups as too narrow."
+)
+
 PACKAGE_LIMITATIONS = [
     "Individual benefit is not observable: each prediction is a conditional average effect for "
     "patients like this one in an average trial, not a guarantee for the individual.",
@@ -139,7 +152,8 @@ BINARY_INTERVALS_STRUCTURAL = (
     "missingness of the modifiers 86% and 86% (77% and 77%). Where modification is strong they are still "
     "short of 95%: the errors are not a shift (mean error -0.03 to 0.00) but the recovery model's misfit per "
     "patient (a logit-additive model cannot represent 'recovered on pain or on function' exactly), which no "
-    "interval of this package carries; read recovery's CI and PI there as somewhat too narrow."
+    "interval of this package carries; read recovery's CI and PI there as somewhat too narrow. "
+    + RECOVERY_LATER
 )
 
 
