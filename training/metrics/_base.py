@@ -203,7 +203,10 @@ BOOTSTRAP_SCHEMES = ("two_stage", "cluster")
 def _resample_arms(arms: list, rng: np.random.Generator) -> np.ndarray:
     """Participants of one cluster drawn with replacement within each arm (``arms``: the cluster's
     row indices per arm; arm sizes kept)."""
-    return np.concatenate([rng.choice(m, size=m.size, replace=True) for m in arms if m.size])
+    # m[rng.integers(0, m.size, m.size)] draws exactly what rng.choice(m, size=m.size, replace=True) draws (the
+    # Generator's with-replacement choice is that call; tests/test_metrics_speed.py checks it) without choice's
+    # per-call overhead (a bootstrap calls this for every arm of every drawn cluster)
+    return np.concatenate([m[rng.integers(0, m.size, m.size)] for m in arms if m.size])
 
 
 def bootstrap_samples(codes: np.ndarray, treat: np.ndarray, n_boot: int, rng: np.random.Generator,

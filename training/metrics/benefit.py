@@ -38,6 +38,7 @@ from training.metrics._base import (
 from training.metrics._stats import (
     loess,
     stratified_concordance,
+    stratum_rows,
 )
 
 MATCH_METHODS = ("benefit", "covariates")
@@ -47,9 +48,9 @@ PAIR_PREDICTIONS = ("mean", "cross")
 # ============================================================================ matching
 def _pairs_by_benefit(b: np.ndarray, t: np.ndarray, codes: np.ndarray, rng: np.random.Generator):
     tr, co = [], []
-    for k in np.unique(codes):
-        it = np.flatnonzero((codes == k) & (t == 1))
-        ic = np.flatnonzero((codes == k) & (t == 0))
+    for rows in stratum_rows(codes):
+        arm = t[rows]
+        it, ic = rows[arm == 1], rows[arm == 0]
         m = min(it.size, ic.size)
         if m == 0:
             continue
