@@ -130,6 +130,8 @@ CASES: dict[str, dict] = {
                         card={"prediction": True}),
     "effective_local_time_ahead_of_utc": dict(inputs={"baseline_pain": 30.0}, used={"baseline_pain": []},
                                               card={"prediction": True}),
+    "effective_year_only_this_year": dict(inputs={"baseline_pain": 50.0}, used={"baseline_pain": ["2025 (year only)"]},
+                                          card={"prediction": True, "detail": ["2025-02-04, 34 days before today"]}),
     "effective_month_only": dict(inputs={"baseline_pain": 40.0}, used={"baseline_pain": ["2025-02 (month only)"]},
                                  card={"prediction": True}),
     "pain_as_codeable_concept": dict(
@@ -306,6 +308,26 @@ def test_the_cds_routes_have_their_own_body_limit(scorer, key):
     m = BodySizeLimitMiddleware(None, 1000, {"/cds-services": 9000})
     assert (m.limit_for("/cds-services/x"), m.limit_for("/cds-services"), m.limit_for("/v1/score"),
             m.limit_for("/cds-servicesX")) == (9000, 9000, 1000, 1000)
+
+
+def test_a_prefetch_key_not_sent_is_not_an_empty_one(client, key):
+    """CDS Hooks: a key the client chose not to (or could not) fill is absent; null means no data.
+    Without the observations (and no questionnaires, no fhirServer) the answer is 412 with an
+    OperationOutcome; without the conditions the card says they were not sent, and the episode
+    duration is missing for that reason, not "not in the record"."""
+    pre = load_case("base")
+    del pre["observations"]
+    r = post(client, key, pre)
+    assert r.status_code == 412 and r.json()["resourceType"] == "OperationOutcome"
+    assert "'observations' or 'questionnaires'" in r.json()["issue"][0]["diagnostics"]
+    pre = load_case("base")
+    del pre["conditions"]
+    r = post(client, key, pre)
+    assert r.status_code == 200 and response_problems(r.json()) == []
+    ext = r.json()["cards"][0]["extension"][EXTENSION_KEY]
+    episode = next(i for i in ext["inputs"] if i["name"] == "episode_months")
+    assert episode["status"] == "missing" and {w["kind"] for w in episode["why"]} >= {"not_sent"}
+    assert "not_in_record" not in {w["kind"] for w in episode["why"]}
 
 
 def test_a_huge_record_is_read_in_bounded_time_and_its_card_stays_readable(client, key, caplog):

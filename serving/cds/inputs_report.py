@@ -58,10 +58,13 @@ def why_missing(feature: str, mapped: MapResult, slots: dict[str, tuple[str, ...
     reasons = [{"kind": f.kind, "where": f.where, "message": f.message} for f in mapped.findings
                if f.feature == feature]
     carriers = slots.get(feature, ())
+    not_sent = {f.where for f in mapped.findings if f.kind == "not_sent"}
     for key in carriers:
         if key in mapped.fetch_failed:
-            reasons.append({"kind": "fetch_failed", "where": f"prefetch.{key}",
-                            "message": f"could not be fetched ({mapped.fetch_failed[key]}): a value may exist"})
+            sent = f"prefetch.{key}" not in not_sent
+            reasons.append({"kind": "fetch_failed" if sent else "not_sent", "where": f"prefetch.{key}",
+                            "message": f"{'could not be fetched' if sent else 'not sent'} ({mapped.fetch_failed[key]}): "
+                                       "a value may exist"})
     if not carriers:
         reasons.append({"kind": "no_mapping", "where": None,
                         "message": "no FHIR code is configured for this input (see LBP_CDS_CODES)"})

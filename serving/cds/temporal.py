@@ -15,8 +15,9 @@ Rules (FHIR R4 Observation, docs/cds-hooks.md "Time"):
    sent with an open period is stale, not current.
 3. A period that has ended is historical, dated by its ``end``; staleness counts from there.
 4. ``effectiveTiming`` (a schedule) does not date one value: the Observation is not dated.
-5. A date given to the month or year only (``"2025-02"``) is dated mid-month (mid-year) and its
-   precision is said (``When.precision``).
+5. A date given to the month or year only (``"2025-02"``) is dated at the middle of the part of that
+   month (year) that is not in the future (``"2025"`` on 10 March 2025: 4 February, not 1 July, which
+   would read as "in the future"), and its precision is said (``When.precision``).
 
 The staleness limit is the code's ``max_age_days`` (codes.yaml, per entry or per code); ``None``
 means no limit.
@@ -24,7 +25,7 @@ means no limit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from serving.cds.fhir_read import fhir_date
@@ -48,8 +49,15 @@ class When:
         return f"{shown} ({self.basis})"
 
 
-def _dated(value: Any, basis: str) -> When:
+def _dated(value: Any, basis: str, today: date) -> When:
     day, precision = fhir_date(value)
+    if day is not None and precision in ("month", "year"):
+        first = day.replace(day=1) if precision == "month" else date(day.year, 1, 1)
+        last = (date(first.year + first.month // 12, first.month % 12 + 1, 1) - timedelta(days=1)
+                if precision == "month" else date(day.year, 12, 31))
+        if first <= today:
+            last = min(last, today)
+            day = first + timedelta(days=(last - first).days // 2)
     return When(day, False, basis, precision if precision in ("day", "month", "year") else "day")
 
 
@@ -57,9 +65,9 @@ def observation_when(obs: Any, today: date, ongoing: bool = True) -> When:
     """Date an Observation by the rules of the module docstring (``ongoing=False``: a measurement,
     whose open period is dated by its start)."""
     if obs.effectiveDateTime is not None:
-        return _dated(obs.effectiveDateTime, "effectiveDateTime")
+        return _dated(obs.effectiveDateTime, "effectiveDateTime", today)
     if obs.effectiveInstant is not None:
-        return _dated(obs.effectiveInstant, "effectiveInstant")
+        return _dated(obs.effectiveInstant, "effectiveInstant", today)
     period = obs.effectivePeriod
     if period is not None and (period.start is not None or period.end is not None):
         end = fhir_date(period.end)[0] if period.end is not None else None
@@ -69,13 +77,13 @@ def observation_when(obs: Any, today: date, ongoing: bool = True) -> When:
                 return When(start, False, "effectivePeriod.start (in the future)")
             if not ongoing:
                 return _dated(period.start, "effectivePeriod.start: a measurement with an open period is dated by "
-                                            "its start")
+                                            "its start", today)
             return When(today, True, "effectivePeriod without an end: ongoing")
         if end is not None and end >= today and ongoing:
             return When(today, True, f"effectivePeriod ending {end.isoformat()}")
         if end is not None and end > today:
             return When(end, False, "effectivePeriod.end (in the future)")
-        return _dated(period.end, "effectivePeriod.end")
+        return _dated(period.end, "effectivePeriod.end", today)
     if obs.issued is not None:
-        return _dated(obs.issued, "issued (no effective[x])")
+        return _dated(obs.issued, "issued (no effective[x])", today)
     return When(None, False, "none")
