@@ -12,6 +12,10 @@ name or would clash with ``comparator``):
 - binary: ``<p>_p_<a>``, ``<p>_p_comparator`` (probability of the good result),
   ``<p>_ard`` (intervention minus comparator), ``<p>_ard_low`` / ``_high``, ``<p>_ard_pi_low`` / ``_pi_high``.
 
+The table forms (``score_table``, CSV, Spark) add after each task's seven names the verdict's
+columns for an outcome with a smallest worthwhile effect (``<p>_verdict``, ...; named by
+:data:`predict.verdict.COLUMNS`).
+
 These are the names issue 7 fixed for the default study (``pain_short_exercise``,
 ``recovery_short_p_exercise`` ...), derived from the config for any other study.
 

@@ -90,7 +90,7 @@ def score_partly(scorer, df: pd.DataFrame, comparator: str, outcomes: Sequence[s
         except ValidationFailed as exc:
             for i, ps in by_row(exc.problems, exc.what).items():
                 rows[int(refused[i])] = [replace(p, row=int(refused[i])) for p in ps]
-    full_cols = scorer.output_columns(items)
+    full_cols = scorer.table_columns(items)
     explained = _explained(scorer, comparator, items, kw)
     parts = []
     for pattern in sorted({tuple(r) for r in met[met.any(axis=1)]}, reverse=True):

@@ -44,6 +44,36 @@ def flat_names(t: Task) -> list[str]:
     return words.flat_names(f"{t.prefix}_{t.follow_up}", t.outcome_type == "binary", t.arm)
 
 
+def verdict_names(t: Task) -> list[str]:
+    """The task's verdict table column names (:data:`predict.verdict.COLUMNS`)."""
+    return verdicts.column_names(f"{t.prefix}_{t.follow_up}")
+
+
+def has_verdict(t: Task, outcome_defs: dict) -> bool:
+    """Whether the task's outcome has a smallest worthwhile effect (so a verdict and its columns)."""
+    return words.rule_text(outcome_defs[t.outcome]) is not None
+
+
+def table_verdicts(comp: list[Computed], F: np.ndarray, index: dict[str, int], outcome_defs: dict,
+                   rare: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Per computed task with a smallest worthwhile effect: its verdict table columns by name
+    (:func:`predict.verdict.columns`, the JSON ``verdict`` of :func:`assemble` as columns; empty
+    where the comparator has no prediction). ``rare``: per patient, beyond the training support."""
+    out = {}
+    n = F.shape[0]
+    for c in comp:
+        t = c.task
+        if not has_verdict(t, outcome_defs):
+            continue
+        th = words.thresholds(outcome_defs[t.outcome], F[:, index[t.baseline]] if t.baseline else None, n)
+        if not c.available:
+            th = np.full(n, np.nan)
+        limit = 1.0 if t.outcome_type == "binary" else 100.0
+        cols = verdicts.columns(c.benefit, c.ci, c.pi, th, limit, rare)
+        out[t.task] = dict(zip(verdict_names(t), (cols[s] for s, _ in verdicts.COLUMNS)))
+    return out
+
+
 def assemble(F: np.ndarray, comparator: str, comp: list[Computed], arm_iv: dict, index: dict[str, int],
              warns: list[list[str]], req_warn: list[str], missing: list[list[dict]], factors: list[list[dict]],
              imputed_factors: list[list[dict]], explained: dict | None, outcome_defs: dict | None = None,

@@ -45,11 +45,11 @@ from predict.compute import Engine
 from predict.errors import ValidationFailed
 from predict.impute import pattern_groups
 from predict.inputs import PatientInputs, example_patient, request_problems
-from predict.learner_model import build as build_learner
+from predict.learner_model import as_learner, build as build_learner
 from predict.program import default_threads
 from predict.required_inputs import Requirement, requirement
 from predict.program import pool as program_pool
-from predict.results import TOP_FACTORS, ResultText, assemble, flat_names
+from predict.results import TOP_FACTORS, ResultText, assemble, flat_names, has_verdict, table_verdicts, verdict_names
 from predict.schema import FeatureSchema
 from predict.task import Task
 
@@ -188,6 +188,15 @@ class Scorer:
             cols += flat_names(t)
         return cols
 
+    def table_columns(self, outcomes: Sequence[str] | None = None) -> list[str]:
+        """The score columns of ``score_table`` (and the score CSV, Spark): per task its flat score
+        names (:meth:`output_columns`), then, for an outcome with a smallest worthwhile effect, its
+        verdict columns (``<p>_verdict``, ... :data:`predict.verdict.COLUMNS`)."""
+        cols = []
+        for t in self._select(outcomes):
+            cols += flat_names(t) + (verdict_names(t) if has_verdict(t, self.outcome_definitions) else [])
+        return cols
+
     def _select(self, outcomes: Sequence[str] | None) -> list[Task]:
         if outcomes is None:
             return list(self._tasks)
@@ -288,7 +297,8 @@ class Scorer:
                     explain: bool = False, top: int = 3, details: bool = True,
                     threads: int | None = None) -> pd.DataFrame:
         """Flat scores, one row per patient: ``trial``/``participant`` if given, then the score
-        columns (:meth:`output_columns`), and with ``details`` ``missing`` and ``warnings`` (text);
+        columns (:meth:`table_columns`: per task the flat scores and, where the outcome has a smallest
+        worthwhile effect, the verdict's columns, as the JSON ``verdict``), and with ``details`` ``missing`` and ``warnings`` (text);
         with ``explain`` ``factor<k>_name`` / ``factor<k>_contribution`` for the top factors.
 
         ``threads``: batches of at least :data:`PARALLEL_MIN_ROWS` patients are split into this
@@ -320,11 +330,14 @@ class Scorer:
         if ids is not None:
             for c in ids.columns:
                 cols[c] = ids[c].to_numpy()
+        n = F.shape[0]
+        rare = support.rare_patients([as_learner(t.model).support for t in tasks], F)[0]  # confidence "low"
+        verdict_cols = table_verdicts(comp, F, self._index, self.outcome_definitions, rare)
         for c in comp:
             for k, v in zip(flat_names(c.task), (c.exercise, c.comparator, c.benefit, c.ci[0], c.ci[1],
                                                        c.pi[0], c.pi[1])):
                 cols[k] = v
-        n = F.shape[0]
+            cols.update(verdict_cols.get(c.task.task, {}))
         if explain:
             et = self.engine.explained_task(comparator, tasks)
             if et is not None and n:

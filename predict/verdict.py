@@ -47,13 +47,19 @@ warning of :mod:`predict.clinical_warnings`), ``"usual"`` otherwise (IPCC separa
 confidence in the evidence from likelihood); the words say why.
 
 Interval half-widths are recovered from the reported (clipped) bounds: where one bound was clipped
-to the scale's limit, the other side's half-width is used. Everything here is plain Python (no
-numpy): it runs per patient on the JSON result.
+to the scale's limit, the other side's half-width is used. The per-patient functions are plain
+Python (they run on each JSON result); :func:`columns` is the same rule over arrays of patients for
+tables (``Scorer.score_table``, the score CSV, Spark), with the column names of :data:`COLUMNS`
+(one owner: ``<p>_verdict``, ``<p>_verdict_probability``, ...), and is checked against
+:func:`verdict` patient by patient (tests/test_verdict_columns.py).
 """
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import numpy as np
+from scipy.special import erfc
 
 from predict.clinical_warnings import EXTRAPOLATES, RARE_PATIENT, warning_kind
 
@@ -106,6 +112,25 @@ RATIONALE = ("A yes/no rule on the point estimate flips on a fraction of a point
              "Spiegelhalter et al. 2004; GRADE imprecision, Guyatt et al. 2011).")
 
 
+COLUMNS = (
+    ("verdict", "level"),
+    ("verdict_probability", "probability"),
+    ("verdict_probability_harm", "probability_harm"),
+    ("verdict_confidence", "confidence"),
+    ("smallest_worthwhile", "threshold"),
+)
+"""The verdict's table columns ``<p>_<suffix>`` (``<p>`` the task's flat-name stem, e.g.
+``pain_short``), each with the key of the JSON ``verdict`` it carries; written for every task whose
+outcome has a smallest worthwhile effect, empty where :func:`verdict` gives None (outcome not
+predicted for the row, comparator without a prediction)."""
+TEXT_COLUMNS = ("verdict", "verdict_confidence")
+
+
+def column_names(prefix: str) -> list[str]:
+    """The verdict's table column names of one task (``prefix`` = ``<outcome>_<follow_up>``)."""
+    return [f"{prefix}_{suffix}" for suffix, _ in COLUMNS]
+
+
 def norm_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
@@ -120,7 +145,10 @@ def level_of(p: float) -> tuple[str, str]:
 
 def se_from_interval(estimate: Any, iv: Any, limit: float) -> float | None:
     """The SE behind a reported 95% interval ``[low, high]`` around ``estimate`` (bounds clipped
-    to ±``limit``): the half-width / z of an unclipped side. None if unknown."""
+    to ±``limit``): the half-width / z of an unclipped side. Where both sides were clipped (an
+    interval spanning the whole scale) the larger distance from the estimate to a bound / z, a
+    lower bound of the SE (P(benefit > T) and P(benefit < −T) only grow towards 0.5 with a larger SE
+    where they are below it, so an ``uncertain`` verdict found with it holds). None if unknown."""
     if estimate is None or not iv or iv[0] is None or iv[1] is None:
         return None
     lo, hi, b = float(iv[0]), float(iv[1]), float(estimate)
@@ -131,7 +159,7 @@ def se_from_interval(estimate: Any, iv: Any, limit: float) -> float | None:
         return (hi - b) / Z
     if lo_ok:
         return (b - lo) / Z
-    return None
+    return max(hi - b, b - lo) / Z
 
 
 def probability_above(estimate: float, se: float | None, threshold: float) -> float | None:
@@ -214,3 +242,51 @@ def annotate(results: list[dict]) -> list[dict]:
                                                  "when": "P(benefit > threshold) and P(benefit < -threshold) "
                                                          f"both >= {PLAUSIBLE:.0%}"}}
     return results
+
+
+def _se_columns(estimate: np.ndarray, low: np.ndarray, high: np.ndarray, limit: float) -> np.ndarray:
+    """:func:`se_from_interval` over arrays (NaN where unknown)."""
+    ok = np.isfinite(estimate) & np.isfinite(low) & np.isfinite(high)
+    with np.errstate(invalid="ignore"):
+        lo_ok, hi_ok = ok & (low > -limit + 1e-9), ok & (high < limit - 1e-9)
+    both = (high - low) / (2 * Z)
+    whole = np.maximum(high - estimate, estimate - low) / Z  # both sides clipped: a lower bound
+    return np.where(lo_ok & hi_ok, both, np.where(hi_ok, (high - estimate) / Z,
+                                                  np.where(lo_ok, (estimate - low) / Z, np.where(ok, whole, np.nan))))
+
+
+def _above_columns(estimate: np.ndarray, se: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """:func:`probability_above` over arrays (NaN where unknown)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = 0.5 * erfc(-((estimate - threshold) / se) / math.sqrt(2.0))
+        step = np.where(estimate > threshold, 1.0, 0.0)
+        p = np.where(se <= 0, step, p)
+    return np.where(np.isfinite(se) & np.isfinite(estimate) & np.isfinite(threshold), p, np.nan)
+
+
+def columns(estimate: Any, ci: tuple, pi: tuple, threshold: Any, limit: float = 100.0,
+            rare: Any = False) -> dict[str, np.ndarray]:
+    """:func:`verdict` for arrays of patients, as the table columns of :data:`COLUMNS` (keyed by
+    suffix): ``verdict`` and ``verdict_confidence`` text (None where there is no verdict), the
+    probabilities rounded as in the JSON verdict and the threshold (NaN where there is none).
+    ``ci``/``pi``: (low, high) arrays of the reported (clipped) bounds; ``rare``: per patient,
+    beyond the training support (``confidence`` "low")."""
+    b = np.asarray(estimate, float)
+    n = b.shape[0]
+    th = np.broadcast_to(np.asarray(threshold, float), (n,))
+    se_pi = _se_columns(b, np.asarray(pi[0], float), np.asarray(pi[1], float), limit)
+    p = _above_columns(b, se_pi, th)
+    ok = np.isfinite(p)
+    with np.errstate(invalid="ignore"):
+        harm = np.where(ok & (th > 0), _above_columns(-b, se_pi, th), np.nan)
+        uncertain = ok & (p >= PLAUSIBLE) & (harm >= PLAUSIBLE)
+    level = np.full(n, None, dtype=object)
+    for lo, key, _ in reversed(LEVELS):  # the highest level whose lowest probability p reaches
+        with np.errstate(invalid="ignore"):
+            level[ok & (p >= lo)] = key
+    level[uncertain] = UNCERTAIN
+    conf = np.where(np.broadcast_to(np.asarray(rare, bool), (n,)), "low", "usual").astype(object)
+    conf[~ok] = None
+    return {"verdict": level, "verdict_probability": np.where(ok, np.round(p, 4), np.nan),
+            "verdict_probability_harm": np.round(harm, 4), "verdict_confidence": conf,
+            "smallest_worthwhile": np.where(ok, th, np.nan)}

@@ -46,6 +46,16 @@ def test_score_input_csv(sm, scorer, tmp_path):
     ref = scorer.score_table(df.drop(columns=["participant"]), COMP)
     pd.testing.assert_series_equal(res["pain_short_benefit"], ref["pain_short_benefit"], check_names=False)
     assert (res["pain_short_benefit"] - (res["pain_short_comparator"] - res["pain_short_exercise"])).abs().max() < 1e-9
+    # the verdict of every outcome with a smallest worthwhile effect, as in the JSON (session 13, s13g)
+    cols = [c for c in scorer.table_columns() if c in res.columns]
+    assert cols == scorer.table_columns() and "pain_short_verdict" in cols and "function_moderate_verdict" in cols
+    for i, r_ in enumerate(scorer.score(df.drop(columns=["participant"]).to_dict("records"), COMP, explain=False)):
+        v = r_["outcomes"]["pain__short"]["verdict"]
+        assert res.at[i, "pain_short_verdict"] == v["level"]
+        assert res.at[i, "pain_short_verdict_probability"] == v["probability"]
+        assert res.at[i, "pain_short_verdict_probability_harm"] == v["probability_harm"]
+        assert res.at[i, "pain_short_verdict_confidence"] == v["confidence"]
+        assert res.at[i, "pain_short_smallest_worthwhile"] == pytest.approx(v["threshold"], rel=1e-12)
 
 
 def test_score_input_csv_errors_name_line_and_column(sm, tmp_path):

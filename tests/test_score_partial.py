@@ -38,13 +38,13 @@ def test_partly_scored_rows_equal_scoring_them_alone(scorer, table):
                 assert t.at[i, c] == alone[c].iat[0], (pid, c)  # the same numbers, bit for bit
             else:
                 assert t.at[i, c] == alone[c].iat[0], (pid, c)
-        not_scored = [c for c in scorer.output_columns() if c not in alone.columns]
+        not_scored = [c for c in scorer.table_columns() if c not in alone.columns]
         assert t.loc[[i], not_scored].isna().all().all() and (len(not_scored) > 0) == (pid != "full")
     assert list(t[NOT_PREDICTED][:4]) == [
         "", "pain: no baseline_pain (required)", "function: no baseline_function (required)",
         "pain: no baseline_pain (required); function: no baseline_function (required); "
         "global_recovery: no baseline_function or baseline_pain (required)"]
-    assert t.loc[3:, scorer.output_columns()].isna().all().all()
+    assert t.loc[3:, scorer.table_columns()].isna().all().all()
     # refused rows: every problem in the validation's words, as before partial scoring
     assert sorted(part.problems) == [3, 4, 5]
     assert {p.code for p in part.problems[3]} == {"required"}
@@ -59,7 +59,7 @@ def test_outcome_restricts_and_explain_only_for_the_explained_task(scorer, table
     part = score_partly(scorer, table, COMP, ["pain"])
     assert list(part.status[:3]) == [FULL, NONE, FULL] and 1 in part.problems
     assert part.table[NOT_PREDICTED].iat[1] == "pain: no baseline_pain (required)"
-    assert list(part.table.columns) == ["participant"] + scorer.output_columns(["pain"]) + ["missing", "warnings",
+    assert list(part.table.columns) == ["participant"] + scorer.table_columns(["pain"]) + ["missing", "warnings",
                                                                                             NOT_PREDICTED]
     ex = score_partly(scorer, table, COMP, explain=True).table
     task = scorer.explained_task(COMP)

@@ -84,7 +84,7 @@ def test_equal_to_in_process_row_for_row(spark, scorer, patients):
     sdf = spark.createDataFrame(patients).repartition(4)
     out = sp.score_spark(sdf, small_model().artifact, COMP, scorer=scorer).toPandas()
     assert len(out) == N and out["participant"].is_unique  # nothing dropped, nothing doubled
-    expected_cols = ["trial", "participant"] + scorer.output_columns() + ["missing", "warnings", "not_predicted",
+    expected_cols = ["trial", "participant"] + scorer.table_columns() + ["missing", "warnings", "not_predicted",
                                                                            "error"]
     assert list(out.columns) == expected_cols
     out = out.set_index("participant").loc[patients["participant"]].reset_index()
@@ -97,19 +97,25 @@ def test_equal_to_in_process_row_for_row(spark, scorer, patients):
     for c in alone.columns:
         if pd.api.types.is_numeric_dtype(alone[c]):
             assert out.at[23, c] == pytest.approx(alone[c].iat[0], rel=0, abs=1e-9), c
-    assert out.loc[[23], scorer.output_columns(["pain"])].isna().all().all()
+    assert out.loc[[23], scorer.table_columns(["pain"])].isna().all().all()  # its verdict columns too
+    for c in scorer.table_columns(["function"]):  # the verdict of the outcome it allows, as scored alone
+        assert out.at[23, c] == alone[c].iat[0] or out.at[23, c] == pytest.approx(alone[c].iat[0], rel=0, abs=1e-9), c
     errors.pop(23)
     assert out["not_predicted"].notna().sum() == len(errors) + 1
     has_err = out["error"].notna()
     assert {i: out.at[i, "error"] for i in np.flatnonzero(has_err)} == errors
     bad = out.index.isin(list(errors))
-    assert out.loc[bad, scorer.output_columns() + ["missing", "warnings"]].isna().all().all()
+    assert out.loc[bad, scorer.table_columns() + ["missing", "warnings"]].isna().all().all()
     ok = ~bad & (out.index != 23)
     ref = scorer.score_table(inputs[ok].reset_index(drop=True), COMP)
     got = out[ok].reset_index(drop=True)
     assert (got["trial"] == patients.loc[ok, "trial"].to_numpy()).all()
-    for c in scorer.output_columns():
-        np.testing.assert_allclose(got[c].to_numpy(float), ref[c].to_numpy(float), rtol=0, atol=1e-9, err_msg=c)
+    for c in scorer.table_columns():
+        if pd.api.types.is_numeric_dtype(ref[c]):
+            np.testing.assert_allclose(got[c].to_numpy(float), ref[c].to_numpy(float), rtol=0, atol=1e-9, err_msg=c)
+        else:  # the verdict and its confidence, as text
+            assert (got[c].fillna("") == ref[c].fillna("")).all(), c
+    assert got["pain_short_verdict"].notna().all()
     assert (got["missing"] == ref["missing"]).all() and (got["warnings"] == ref["warnings"]).all()
     assert ref["missing"].str.len().gt(0).sum() > 300  # the missing-data path was exercised
 
@@ -192,7 +198,7 @@ def test_cli_engine_spark_parquet_and_table(spark, scorer, patients, tmp_path):
         res = pd.read_parquet(out)
         assert len(res) == 60 and res["error"].notna().sum() == 4 and res["not_predicted"].notna().sum() == 5
         # a synthetic model's file: first column 'synthetic', true on every row, the label in its metadata
-        assert list(res.columns) == ["synthetic", "trial", "participant"] + scorer.output_columns() + \
+        assert list(res.columns) == ["synthetic", "trial", "participant"] + scorer.table_columns() + \
             ["missing", "warnings", "not_predicted", "error"]
         assert res["synthetic"].all()
         field = spark.read.parquet(str(out)).schema["synthetic"]

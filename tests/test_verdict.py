@@ -31,7 +31,8 @@ def test_the_audit_examples_no_longer_flip_on_the_point_estimate():
 def test_se_from_a_clipped_interval_uses_the_unclipped_side():
     assert V.se_from_interval(95.0, [85.2, 100.0], 100) == pytest.approx(9.8 / 1.959963984540054)
     assert V.se_from_interval(-95.0, [-100.0, -85.2], 100) == pytest.approx(9.8 / 1.959963984540054)
-    assert V.se_from_interval(0.0, [-100.0, 100.0], 100) is None
+    # both sides clipped (the interval spans the scale): a lower bound of the SE, never "no verdict"
+    assert V.se_from_interval(-5.9, [-100.0, 100.0], 100) == pytest.approx(105.9 / 1.959963984540054)
     assert V.se_from_interval(1.0, [None, 2.0], 100) is None
     assert V.verdict(None, [1, 2], [1, 2], 3) is None
 
@@ -171,6 +172,17 @@ def test_uncertain_only_when_both_a_worthwhile_benefit_and_harm_are_plausible():
     # a zero threshold: no harm side, no uncertain state
     v = V.verdict(1.0, [-50, 52], [-60, 62], 0.0)
     assert v["probability_harm"] is None and v["level"] != "uncertain"
+
+
+def test_a_prediction_interval_spanning_the_whole_scale_is_uncertain_not_missing():
+    # the small model's 95-year-old with BMI 55 vs usual_care: PI clipped to -100..100 on both sides.
+    # Before: verdict None (no SE from a clipped side), so every surface showed no verdict at all for
+    # the patient the model knows least about.
+    v = V.verdict(-5.9, [-26.8, 14.9], [-100.0, 100.0], 12.4, rare=True)
+    assert v is not None and v["level"] == "uncertain" and v["confidence"] == "low"
+    # monotone: with the SE's lower bound both tails are already >= 10%, and a larger SE keeps them so
+    for se in (105.9 / V.Z, 200.0, 1000.0):
+        assert V.probability_above(-5.9, se, 12.4) >= V.PLAUSIBLE and V.probability_above(5.9, se, 12.4) >= V.PLAUSIBLE
 
 
 def test_annotate_reads_the_rare_patient_warning_into_confidence():
