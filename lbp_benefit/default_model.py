@@ -122,12 +122,21 @@ def example_patient() -> dict:
 
 
 def _verdict_words(v: dict | None) -> str:
-    """The verdict as predict/verdict.py words it (its owner), with its probabilities and confidence."""
+    """The verdict as predict/verdict.py words it (its owner), with its model-based probabilities and confidence."""
     if not v:
         return ""
-    harm = f", of a worthwhile harm {v['probability_harm']:.0%}" if v.get("probability_harm") is not None else ""
+    from predict.verdict import probability_words
+
     low = f"; {v['confidence_text']}" if v.get("confidence_text") else ""
-    return f"; {v['text']} (P {v['probability']:.0%} in a new clinic{harm}){low}"
+    return f"; {v['text']} ({probability_words(v)}){low}"
+
+
+def _arm_words(a: dict, f) -> str:
+    """An arm's expected outcome with its 95% CI (or that the model holds none)."""
+    iv = a.get("interval")
+    if iv and iv[0] is not None and iv[1] is not None:
+        return f"{f(a['expected'])} (95% CI {f(iv[0])} to {f(iv[1])})"
+    return f"{f(a['expected'])} (no interval available)"
 
 
 def example_text(scorer=None, comparator: str = EXAMPLE_COMPARATOR) -> str:
@@ -146,18 +155,23 @@ def example_text(scorer=None, comparator: str = EXAMPLE_COMPARATOR) -> str:
             lines.append(f"  {task}: no prediction (no trial compared {act} with {comp})")
             continue
         b = o["benefit"]
+        ci, pi = b["ci"], b["prediction_interval"]
         if o["scale"].startswith("probability"):
-            lines.append(f"  {task}: {o['scale']}: {act} {o['intervention']['expected']:.2f} vs {comp} "
-                         f"{o['comparator']['expected']:.2f}; difference {b['estimate']:+.2f} "
-                         f"(95% CI {b['ci'][0]:+.2f} to {b['ci'][1]:+.2f})")
+            f2 = lambda x: f"{x:.2f}"  # noqa: E731
+            lines.append(f"  {task}: {o['scale']}: {act} {_arm_words(o['intervention'], f2)} vs {comp} "
+                         f"{_arm_words(o['comparator'], f2)}; difference {b['estimate']:+.2f} "
+                         f"(95% CI {ci[0]:+.2f} to {ci[1]:+.2f}; new setting {pi[0]:+.2f} to {pi[1]:+.2f})"
+                         + _verdict_words(o.get("verdict")))
         else:
-            lines.append(f"  {task}: {act} {o['intervention']['expected']:.1f} vs {comp} "
-                         f"{o['comparator']['expected']:.1f} (0-100, higher = worse); benefit {b['estimate']:+.1f} "
-                         f"(95% CI {b['ci'][0]:+.1f} to {b['ci'][1]:+.1f}; new setting "
-                         f"{b['prediction_interval'][0]:+.1f} to {b['prediction_interval'][1]:+.1f})"
+            f1 = lambda x: f"{x:.1f}"  # noqa: E731
+            lines.append(f"  {task}: {act} {_arm_words(o['intervention'], f1)} vs {comp} "
+                         f"{_arm_words(o['comparator'], f1)} (0-100, higher = worse); benefit {b['estimate']:+.1f} "
+                         f"(95% CI {ci[0]:+.1f} to {ci[1]:+.1f}; new setting {pi[0]:+.1f} to {pi[1]:+.1f})"
                          + _verdict_words(o.get("verdict")))
     if r["top_factors"]:
-        lines.append("  top factors: " + ", ".join(f"{f['label']} {f['contribution']:+.2f}" for f in r["top_factors"][:3]))
+        note = (r.get("explained") or {}).get("uncertainty")
+        lines.append("  top factors" + (f" ({note})" if note else "") + ": "
+                     + ", ".join(f"{f['label']} {f['contribution']:+.1f}" for f in r["top_factors"][:3]))
     for w in r["warnings"]:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)

@@ -12,9 +12,10 @@ name or would clash with ``comparator``):
 - binary: ``<p>_p_<a>``, ``<p>_p_comparator`` (probability of the good result),
   ``<p>_ard`` (intervention minus comparator), ``<p>_ard_low`` / ``_high``, ``<p>_ard_pi_low`` / ``_pi_high``.
 
-The table forms (``score_table``, CSV, Spark) add after each task's seven names the verdict's
-columns for an outcome with a smallest worthwhile effect (``<p>_verdict``, ...; named by
-:data:`predict.verdict.COLUMNS`).
+The table forms (``score_table``, CSV, Spark) add after each task's seven names the per-arm 95%
+CIs (:func:`arm_interval_names`: ``<p>_<a>_low`` ... ``<p>_comparator_high``; empty where the
+model holds no per-arm uncertainty) and the verdict's columns for an outcome with a smallest
+worthwhile effect (``<p>_verdict``, ...; named by :data:`predict.verdict.COLUMNS`).
 
 These are the names issue 7 fixed for the default study (``pain_short_exercise``,
 ``recovery_short_p_exercise`` ...), derived from the config for any other study.
@@ -67,6 +68,14 @@ def flat_names(prefix: str, binary: bool, arm: str = INTERVENTION) -> list[str]:
                 f"{p}_ard_pi_low", f"{p}_ard_pi_high"]
     return [f"{p}_{arm}", f"{p}_{COMPARATOR}", f"{p}_benefit", f"{p}_benefit_low", f"{p}_benefit_high",
             f"{p}_benefit_pi_low", f"{p}_benefit_pi_high"]
+
+
+def arm_interval_names(prefix: str, binary: bool, arm: str = INTERVENTION) -> list[str]:
+    """The 4 per-arm 95% CI names of one task in the table forms (``score_table``, CSV, Spark):
+    ``<intervention name>_low`` / ``_high``, ``<comparator name>_low`` / ``_high`` (the expected
+    outcome's, or the probability's, interval under each arm; the JSON ``outcomes.<task>.<arm>.interval``)."""
+    names = flat_names(prefix, binary, arm)
+    return [f"{names[0]}_low", f"{names[0]}_high", f"{names[1]}_low", f"{names[1]}_high"]
 
 
 def _human(name: str) -> str:

@@ -21,6 +21,10 @@ from predict import verdict as verdicts
 from predict.task import Computed, Task
 
 TOP_FACTORS = 5
+FACTORS_UNCERTAINTY = ("point contributions to the benefit estimate, without intervals of their own: "
+                       "the benefit's 95% intervals give its uncertainty")
+"""What every surface says of the top factors (``explained.uncertainty``): they split the point
+estimate, they are not measured effects with their own precision."""
 
 
 def finite_list(a: np.ndarray) -> list:
@@ -42,6 +46,11 @@ def finite_rows(rows: list, n: int) -> list[list]:
 def flat_names(t: Task) -> list[str]:
     """The task's 7 flat score names (:func:`predict.outcome_text.flat_names`)."""
     return words.flat_names(f"{t.prefix}_{t.follow_up}", t.outcome_type == "binary", t.arm)
+
+
+def arm_names(t: Task) -> list[str]:
+    """The task's 4 per-arm interval table column names (:func:`predict.outcome_text.arm_interval_names`)."""
+    return words.arm_interval_names(f"{t.prefix}_{t.follow_up}", t.outcome_type == "binary", t.arm)
 
 
 def verdict_names(t: Task) -> list[str]:

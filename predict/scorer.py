@@ -49,7 +49,7 @@ from predict.learner_model import as_learner, build as build_learner
 from predict.program import default_threads
 from predict.required_inputs import Requirement, requirement
 from predict.program import pool as program_pool
-from predict.results import TOP_FACTORS, ResultText, assemble, flat_names, has_verdict, table_verdicts, verdict_names
+from predict.results import FACTORS_UNCERTAINTY, TOP_FACTORS, ResultText, arm_names, assemble, flat_names, has_verdict, table_verdicts, verdict_names
 from predict.schema import FeatureSchema
 from predict.task import Task
 
@@ -190,11 +190,12 @@ class Scorer:
 
     def table_columns(self, outcomes: Sequence[str] | None = None) -> list[str]:
         """The score columns of ``score_table`` (and the score CSV, Spark): per task its flat score
-        names (:meth:`output_columns`), then, for an outcome with a smallest worthwhile effect, its
-        verdict columns (``<p>_verdict``, ... :data:`predict.verdict.COLUMNS`)."""
+        names (:meth:`output_columns`), the per-arm 95% CIs (``<p>_<a>_low`` ...
+        :func:`predict.outcome_text.arm_interval_names`), then, for an outcome with a smallest
+        worthwhile effect, its verdict columns (``<p>_verdict``, ... :data:`predict.verdict.COLUMNS`)."""
         cols = []
         for t in self._select(outcomes):
-            cols += flat_names(t) + (verdict_names(t) if has_verdict(t, self.outcome_definitions) else [])
+            cols += flat_names(t) + arm_names(t) + (verdict_names(t) if has_verdict(t, self.outcome_definitions) else [])
         return cols
 
     def _select(self, outcomes: Sequence[str] | None) -> list[Task]:
@@ -266,7 +267,9 @@ class Scorer:
             res = _parallel([(self._score, F[a:b], comparator, tasks, explain, top) for a, b in parts])
             return [r for part in res for r in part]
 
-    def _score(self, F: np.ndarray, comparator: str, tasks: list[Task], explain: bool, top: int) -> list[dict]:
+    def _computed(self, F: np.ndarray, comparator: str, tasks: list[Task]) -> tuple[list, dict]:
+        """The computed tasks and the per-arm 95% CIs ({task: (intervention low, high, comparator
+        low, high)}) where the learner holds per-arm uncertainty (JSON results and tables alike)."""
         comp, arm_iv = self.engine.compute(F, comparator, tasks, arms=True)
         for c in comp:  # recovery under each arm (predict/arm_intervals.py), where the learner allows it
             if c.available and c.learner is None and c.task.outcome_type == "binary" and c.task.task not in arm_iv:
@@ -274,6 +277,10 @@ class Scorer:
                 parts = arm_intervals.binary_parts(c.task.model, F, comparator, c.task.structural)
                 if parts is not None:
                     arm_iv[c.task.task] = arm_intervals.binary_interval(parts, verdicts.Z)
+        return comp, arm_iv
+
+    def _score(self, F: np.ndarray, comparator: str, tasks: list[Task], explain: bool, top: int) -> list[dict]:
+        comp, arm_iv = self._computed(F, comparator, tasks)
         n = F.shape[0]
         warns = [w + o for w, o in zip(self.warnings.patient(F, tasks), outside_scale(comp, n))]
         req_warn = self.warnings.request(comparator, tasks)
@@ -289,7 +296,8 @@ class Scorer:
             imputed_factors = self.text.top_factors(imputed, et, comparator, top)
             explained = {"task": et.task, "comparator": comparator,
                          "method": self.text.explain_method(et),
-                         "units": self.text.factor_units(et, comparator)}
+                         "units": self.text.factor_units(et, comparator),
+                         "uncertainty": FACTORS_UNCERTAINTY}
         return assemble(F, comparator, comp, arm_iv, self._index, warns, req_warn, missing, factors, imputed_factors,
                         explained, self.outcome_definitions, self.labels)
 
@@ -325,7 +333,7 @@ class Scorer:
 
     def _score_table(self, F: np.ndarray, ids, comparator: str, tasks: list[Task], explain: bool, top: int,
                      details: bool) -> pd.DataFrame:
-        comp, _ = self.engine.compute(F, comparator, tasks)
+        comp, arm_iv = self._computed(F, comparator, tasks)
         cols: dict[str, Any] = {}
         if ids is not None:
             for c in ids.columns:
@@ -337,6 +345,9 @@ class Scorer:
             for k, v in zip(flat_names(c.task), (c.exercise, c.comparator, c.benefit, c.ci[0], c.ci[1],
                                                        c.pi[0], c.pi[1])):
                 cols[k] = v
+            iv = arm_iv.get(c.task.task)
+            for k, v in zip(arm_names(c.task), iv if iv is not None else [np.full(n, np.nan)] * 4):
+                cols[k] = np.full(n, np.nan) if v is None else np.asarray(v, float)
             cols.update(verdict_cols.get(c.task.task, {}))
         if explain:
             et = self.engine.explained_task(comparator, tasks)

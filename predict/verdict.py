@@ -80,6 +80,9 @@ UNCERTAIN_TEXT = f"{UNCERTAIN_WORDS}: {UNCERTAIN_REASON}"
 UNCERTAIN_SHORT = "cannot tell if worthwhile"
 PLAUSIBLE = 0.10  # P(benefit > T) and P(benefit < -T) both at least this: uncertain (IPCC "very unlikely" < 10%)
 LOW_CONFIDENCE_TEXT = f"low confidence: {RARE_PATIENT}, so {EXTRAPOLATES} and its intervals were widened"
+MODEL_BASED = "model-based probability"
+"""How every surface names a verdict's probability: computed from the model's 95% prediction
+interval (a normal with its half-width), not a frequency counted among patients like this."""
 BASIS = "prediction_interval"
 BASIS_TEXT = "the 95% prediction interval (a new clinic), i.e. including between-trial heterogeneity"
 CI_LABEL = ("95% confidence interval: the average benefit for patients like this one "
@@ -129,6 +132,25 @@ TEXT_COLUMNS = ("verdict", "verdict_confidence")
 def column_names(prefix: str) -> list[str]:
     """The verdict's table column names of one task (``prefix`` = ``<outcome>_<follow_up>``)."""
     return [f"{prefix}_{suffix}" for suffix, _ in COLUMNS]
+
+
+def percent(p: float) -> str:
+    """A model-based probability as shown to a clinician: whole percent, but never "0%" or "100%"
+    (a normal tail is never exactly either, and the model's own error is larger): "<1%", ">99%"."""
+    if p < 0.005:
+        return "<1%"
+    if p > 0.995:
+        return ">99%"
+    return f"{p:.0%}"
+
+
+def probability_words(v: dict) -> str:
+    """A verdict's probabilities in words for text surfaces (demo, CDS card): "model-based
+    probability of a worthwhile benefit 37% in a new clinic (of a worthwhile harm 4%)"."""
+    text = f"{MODEL_BASED} of a worthwhile benefit {percent(v['probability'])} in a new clinic"
+    if v.get("probability_harm") is not None:
+        text += f" (of a worthwhile harm {percent(v['probability_harm'])})"
+    return text
 
 
 def norm_cdf(x: float) -> float:

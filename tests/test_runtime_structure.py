@@ -81,3 +81,15 @@ def test_scoring_status_says_how_it_computes(scorer):
     assert st["programs"]["usual_care"] in ("compiled",) or st["programs"]["usual_care"].startswith("not compiled: ")
     assert st["path"] in ("compiled", "reference")
     assert (st["path"] == "compiled") == (st["kernels"] is None and all(v == "compiled" for v in st["programs"].values()))
+
+
+@pytest.mark.parametrize("phrase,owner", [
+    ("model-based probability", "predict/verdict.py"),  # how a verdict's probability is named (s13g)
+    ("of a worthwhile harm {percent(", "predict/verdict.py"),  # the probabilities in words (demo, CDS card)
+    ("without intervals of their own", "predict/results.py"),  # what the top factors are (s13g)
+    ('"verdict_probability_harm"', "predict/verdict.py"),  # a verdict column name (the table forms)
+])
+def test_uncertainty_wording_has_one_owner(phrase, owner):
+    where = [str(p.relative_to(ROOT)) for p in _modules("predict", "serving", "lbp_benefit", "training")
+             if phrase in p.read_text("utf-8")]
+    assert where == [owner], where

@@ -1,7 +1,8 @@
-"""The verdict as table columns (score CSV, Spark, ``Scorer.score_table``; session 13 s13g): the
-array rule of :func:`predict.verdict.columns` equals the per-patient :func:`predict.verdict.verdict`
-(the reference) case by case, the scorer's table carries per task the JSON ``verdict`` of the same
-patient, and a not-predicted outcome's verdict columns are empty."""
+"""The verdict and the per-arm intervals as table columns (score CSV, Spark, ``Scorer.score_table``;
+session 13 s13g): the array rule of :func:`predict.verdict.columns` equals the per-patient
+:func:`predict.verdict.verdict` (the reference) case by case, the scorer's table carries per task the
+JSON ``verdict`` and each arm's 95% CI of the same patient, and a not-predicted outcome's columns
+are empty."""
 from __future__ import annotations
 
 import numpy as np
@@ -123,3 +124,30 @@ def test_a_not_predicted_outcome_has_empty_verdict_columns(scorer):
     alone = scorer.score_table(table.drop(columns=["participant"]).iloc[[1]], COMP, ["function", "global_recovery"])
     for c in func:
         assert t.at[1, c] == alone[c].iat[0]
+
+
+def test_table_arm_intervals_are_the_json_arm_intervals(scorer, patients):
+    from predict.outcome_text import arm_interval_names
+
+    assert arm_interval_names("pain_short", False, "exercise") == [
+        "pain_short_exercise_low", "pain_short_exercise_high", "pain_short_comparator_low", "pain_short_comparator_high"]
+    assert arm_interval_names("recovery_short", True, "exercise")[0] == "recovery_short_p_exercise_low"
+    shown = 0
+    for comp in ("usual_care", "no_treatment", "education"):
+        t = scorer.score_table(patients, comp)
+        res = scorer.score(patients.to_dict("records"), comp, explain=False)
+        for i, r in enumerate(res):
+            for task, o in r["outcomes"].items():
+                p = _prefix(task)
+                binary = task.startswith("global_recovery")
+                names = arm_interval_names(p, binary, "exercise")
+                assert set(names) <= set(t.columns)
+                for arm, (lo, hi) in (("intervention", names[:2]), ("comparator", names[2:])):
+                    iv = o[arm]["interval"]
+                    if iv is None or iv[0] is None:
+                        assert pd.isna(t.at[i, lo]) and pd.isna(t.at[i, hi])
+                    else:
+                        assert (t.at[i, lo], t.at[i, hi]) == (iv[0], iv[1])
+                        assert iv[0] <= o[arm]["expected"] <= iv[1]
+                        shown += 1
+    assert shown > 100

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from predict.schema import CovariateSpec
+from predict.verdict import MODEL_BASED
 from serving.interface import BASELINE_RANGE, ScorerLike, is_synthetic
 from serving.requirements import OutcomeNeeds
 from serving.schemas import SYNTHETIC_WARNING
@@ -70,6 +71,7 @@ def config(scorer: ScorerLike) -> dict[str, Any]:
         "outcome_labels": {o: humanise(o, OUTCOME_LABELS) for o in scorer.outcomes},
         "follow_up_labels": follow_up_labels(scorer),
         "intervention_label": intervention_label(scorer),
+        "model_based": MODEL_BASED,  # how the verdict's probabilities are named (predict/verdict.py)
     }
 
 

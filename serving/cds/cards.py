@@ -20,6 +20,7 @@ from typing import Any
 
 from predict import verdict as verdicts
 from predict.clinical_warnings import warning_kind
+from predict.results import FACTORS_UNCERTAINTY
 from serving.cds.fhir_map import MapResult
 
 SUMMARY_MAX = 139  # CDS Hooks: a "<140-character summary"
@@ -80,11 +81,10 @@ def _benefit_text(o: dict) -> str:
     v = o.get("verdict")
     if v and v["level"] == "uncertain":  # the words are predict/verdict.py's
         text += (f"; smallest worthwhile effect {v['threshold']:.1f}: **{v['words']}**: {verdicts.UNCERTAIN_REASON} "
-                 f"(probability of a worthwhile benefit {100 * v['probability']:.0f}%, of a worthwhile harm "
-                 f"{100 * v['probability_harm']:.0f}% in a new clinic)")
+                 f"({verdicts.probability_words(v)})")
     elif v:
         text += (f"; smallest worthwhile effect {o['verdict']['threshold']:.1f}: **{v['words']}** "
-                 f"to clear it (probability {100 * v['probability']:.0f}% in a new clinic)")
+                 f"to clear it ({verdicts.probability_words(v)})")
     if v and v.get("confidence_text"):
         text += f"; {v['confidence_text']}"
     return text
@@ -265,11 +265,11 @@ def source_of(model_id: str, synthetic: bool, card_url: str) -> dict:
 
 
 INTRO = ("**Predicted benefit of exercise therapy** (comparator minus exercise; positive favours exercise). "
-         "Pain and function on 0-100 (higher = worse); global recovery as people per 100. Every number has its "
+         "Pain and function on 0-100 (higher = worse); global recovery as people per 100. Every prediction has its "
          "95% intervals: **CI** = the average for patients like this one; **PI** = for such a patient treated in a "
          "new clinic (adds the differences between trials; the same as the CI where the trials showed none, τ = 0). "
-         "**Smallest worthwhile effect** = 20% of the patient's baseline score; the verdict is the probability that "
-         "the benefit exceeds it in a new clinic: very likely ≥ 90%, likely 66-90%, possibly 33-66%, unlikely < 33%; "
+         "**Smallest worthwhile effect** = 20% of the patient's baseline score; the verdict is the "
+         f"{verdicts.MODEL_BASED} (from the PI) that the benefit exceeds it in a new clinic: very likely ≥ 90%, likely 66-90%, possibly 33-66%, unlikely < 33%; "
          "**uncertain** (the model cannot tell) where a worthwhile benefit and a worthwhile harm (a benefit below "
          "minus the smallest worthwhile effect) are both at least 10% likely.")
 SYNTHETIC_WORDS = "synthetic (simulated) data"
@@ -303,7 +303,8 @@ def prediction_card(results: dict[str, dict], comparators: list[str], mapped: Ma
     ex = primary.get("explained") or {}
     if factors:
         detail += ["", f"**Why**, from the inputs that were entered "
-                       f"({md(ex.get('units', 'contribution to the benefit'))})", ""]
+                       f"({md(ex.get('units', 'contribution to the benefit'))}; "
+                       f"{md(FACTORS_UNCERTAINTY)})", ""]
         for f in factors:
             detail.append(f"- {md(f.get('label') or f['name'])}: {f['contribution']:+.1f} (favours {md(f.get('favours', '?'))})")
     imputed = primary.get("imputed_factors") or []

@@ -13,6 +13,7 @@ widening keeps the intervals honest where the model extrapolates.
 from __future__ import annotations
 
 import numpy as np
+from statsmodels.stats.proportion import proportion_confint
 
 Z = 1.959963984540054
 
@@ -60,7 +61,11 @@ def extrapolation_section(td, comp: str, active: str) -> dict:
             if pi is not None and truth is not None:
                 ok = mm & np.isfinite(truth)
                 if ok.any():
-                    band["coverage_pi_true_benefit"] = float(np.mean((truth[ok] >= pi[0][ok]) & (truth[ok] <= pi[1][ok])))
+                    hit = (truth[ok] >= pi[0][ok]) & (truth[ok] <= pi[1][ok])
+                    band["coverage_pi_true_benefit"] = float(np.mean(hit))
+                    lo_c, hi_c = proportion_confint(int(hit.sum()), int(hit.size), alpha=0.05, method="wilson")
+                    band["coverage_pi_true_benefit_ci"] = [float(lo_c), float(hi_c)]  # Wilson, participants independent
+                    band["n_truth"] = int(hit.size)
                     band["truth_source"] = "truth/truth.csv (simulated data)"
         out["bands"].append(band)
     return out

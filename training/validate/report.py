@@ -138,6 +138,23 @@ def _fmt(v, d=3) -> str:
     return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else (f"{v:.{d}g}" if isinstance(v, float) else html.escape(str(v)))
 
 
+def _gap(band: dict) -> str:
+    """A band's observed − predicted benefit with its 95% CI (the observed effect's, shifted by the
+    mean prediction: no number without its interval)."""
+    d, ci, pred = band.get("observed_minus_predicted"), band.get("observed_ci"), band.get("predicted_mean")
+    if d is None or not ci or pred is None:
+        return _fmt(d)
+    return f"{_fmt(d)} [{_fmt(ci[0] - pred)}, {_fmt(ci[1] - pred)}]"
+
+
+def _coverage(band: dict) -> str:
+    """A band's PI coverage of the true benefit with its Wilson 95% CI and n."""
+    cov, ci = band.get("coverage_pi_true_benefit"), band.get("coverage_pi_true_benefit_ci")
+    if cov is None or not ci:
+        return _fmt(cov)
+    return f"{_fmt(cov)} [{_fmt(ci[0])}, {_fmt(ci[1])}] (n {band.get('n_truth', band.get('n'))})"
+
+
 def _html(result: dict, metrics: pd.DataFrame, cm: pd.DataFrame, pngs: dict[str, bytes]) -> str:
     """Top-down: warnings in a few lines, one screen per outcome and comparator (verdict, deciding
     metrics, calibration-for-benefit and decision-curve plots), then the case-mix, then every
@@ -160,15 +177,15 @@ def _html(result: dict, metrics: pd.DataFrame, cm: pd.DataFrame, pngs: dict[str,
            for c, b in tt["benefit_predictions"].items() if (b.get("extrapolation") or {}).get("status") == "ok"]
     if ext:
         parts.append("<h2>Extrapolation: participants beyond the training support</h2><div class='scroll'><table><tr><th>task</th><th>vs</th>"
-                     "<th>share beyond</th><th>share rare</th><th>observed − predicted (within / beyond)</th>"
-                     "<th>PI coverage of the true benefit (within / beyond; simulated data)</th></tr>")
+                     "<th>share beyond</th><th>share rare</th><th>observed − predicted [95% CI] (within / beyond)</th>"
+                     "<th>PI coverage of the true benefit [95% Wilson CI, participants as independent] "
+                     "(within / beyond; simulated data)</th></tr>")
         for t, c, ex in ext:
             bd = {b["band"]: b for b in ex.get("bands", [])}
             w, o = bd.get("within_support", {}), bd.get("beyond_support", {})
             parts.append(f"<tr><td>{html.escape(t)}</td><td>{html.escape(c)}</td><td>{_fmt(ex.get('share_beyond_support'))}</td>"
-                         f"<td>{_fmt(ex.get('share_rare'))}</td><td>{_fmt(w.get('observed_minus_predicted'))} / "
-                         f"{_fmt(o.get('observed_minus_predicted'))}</td><td>{_fmt(w.get('coverage_pi_true_benefit'))} / "
-                         f"{_fmt(o.get('coverage_pi_true_benefit'))}</td></tr>")
+                         f"<td>{_fmt(ex.get('share_rare'))}</td><td>{_gap(w)} / {_gap(o)}</td>"
+                         f"<td>{_coverage(w)} / {_coverage(o)}</td></tr>")
         parts.append("</table></div>")
     mc = result["case_mix"]["membership"]
     parts.append("<h2>Case-mix: the new data against the training data</h2>")

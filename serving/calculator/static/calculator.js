@@ -30,6 +30,10 @@
   }
   function signed(x, d) { return (num(x) && x > 0 ? "+" : "") + fmt(x, d); }
   function pct(p) { return num(p) ? Math.round(p * 100) : null; }
+  // a model-based probability as shown (predict/verdict.py percent(): whole percent, never 0% or 100%)
+  function pctText(p) { return !num(p) ? "n/a" : p < 0.005 ? "<1%" : p > 0.995 ? ">99%" : Math.round(p * 100) + "%"; }
+  // "Model-based probability" (predict/verdict.py MODEL_BASED, through the page's config)
+  function modelBased() { return upper((cfg && cfg.model_based) || "model-based probability"); }
   function pair(iv) { return iv && num(iv[0]) && num(iv[1]) ? iv : null; }
   function span(text, cls) { return el("span", { "class": cls, text: text }); }
   function lower(s) { return s.charAt(0).toLowerCase() + s.slice(1); }
@@ -240,6 +244,23 @@
     return ul;
   }
 
+  // the verdict's probabilities (predict/verdict.py), each said to be model-based, from the prediction interval
+  function verdictLines(card, v, thr) {
+    if (!v) return;
+    card.appendChild(el("p", { "class": "verdict-probability" }, [
+      modelBased() + " that the benefit exceeds it: ", el("strong", { "class": "v-prob", text: pctText(v.probability) }),
+      " for a patient like this in a new clinic" + (num(v.probability_average_patient) && !v.pi_equals_ci
+        ? " (" + pctText(v.probability_average_patient) + " for the average patient like this)" : "") +
+      ", from the 95% prediction interval. Very likely \u2265 90%, likely 66\u201390%, possibly 33\u201366%, unlikely < 33%."]));
+    if (num(v.probability_harm) && (v.level === "uncertain" || v.probability_harm >= 0.005))
+      card.appendChild(el("p", { "class": "verdict-harm" }, [
+        modelBased() + " of a worthwhile harm (the benefit below \u2212" + thr + ") for a patient like this in a new clinic: ",
+        el("strong", { "class": "v-harm", text: pctText(v.probability_harm) }),
+        ". Uncertain when a worthwhile benefit and a worthwhile harm are both at least 10% likely."]));
+    if (v.confidence_text) card.appendChild(el("p", { "class": "verdict-confidence" }, [
+      el("strong", { text: v.confidence_text.charAt(0).toUpperCase() + v.confidence_text.slice(1) + "." })]));
+  }
+
   function continuousCard(t, comp) {
     var name = outcomeLabel(t.outcome), fu = followUp(t.follow_up), b = t.benefit || {};
     var ex = t.intervention || {}, cp = t.comparator || {};
@@ -260,18 +281,7 @@
     var words = v ? v.text.charAt(0).toUpperCase() + v.text.slice(1) : "Smallest worthwhile effect not assessed";
     card.appendChild(el("p", {}, [el("span", { "class": "verdict swe-verdict " + (v ? v.level : "unknown"), text: words }),
       num(swe) ? " \u2014 for this patient " + fmt(swe) + " points (" + ((t.smallest_worthwhile.rule) || "20% of the baseline score") + ")." : ""]));
-    if (v) card.appendChild(el("p", { "class": "verdict-probability" }, [
-      "Probability that the benefit exceeds it: ", el("strong", { "class": "v-prob", text: Math.round(v.probability * 100) + "%" }),
-      " for a patient like this in a new clinic" + (num(v.probability_average_patient) && !v.pi_equals_ci
-        ? " (" + Math.round(v.probability_average_patient * 100) + "% for the average patient like this)" : "") +
-      ". Very likely \u2265 90%, likely 66\u201390%, possibly 33\u201366%, unlikely < 33%."]));
-    if (v && num(v.probability_harm) && (v.level === "uncertain" || Math.round(v.probability_harm * 100) >= 1))
-      card.appendChild(el("p", { "class": "verdict-harm" }, [
-        "Probability of a worthwhile harm (the benefit below \u2212" + fmt(v.threshold) + " points) for a patient like this in a new clinic: ",
-        el("strong", { "class": "v-harm", text: Math.round(v.probability_harm * 100) + "%" }),
-        ". Uncertain when a worthwhile benefit and a worthwhile harm are both at least 10% likely."]));
-    if (v && v.confidence_text) card.appendChild(el("p", { "class": "verdict-confidence" }, [
-      el("strong", { text: v.confidence_text.charAt(0).toUpperCase() + v.confidence_text.slice(1) + "." })]));
+    verdictLines(card, v, fmt(v ? v.threshold : null) + " points");
     var armIv = pair(ex.interval) || pair(cp.interval);
     card.appendChild(el("div", { "class": "charts" }, [
       el("figure", {}, [expectedChart([
@@ -310,6 +320,12 @@
     card.appendChild(el("p", {}, [
       "Difference: " + Math.abs(diff) + " " + (diff >= 0 ? "more" : "fewer") + " per 100 " + good(t) + " with " + act() + "."]));
     card.appendChild(intervalList(d, function (v) { return signed(v * 100, 0); }, " per 100"));
+    var v = t.verdict;  // a binary outcome with a configured smallest worthwhile difference
+    if (v) {
+      card.appendChild(el("p", {}, [el("span", { "class": "verdict swe-verdict " + v.level, text: upper(v.text) }),
+        " \u2014 smallest worthwhile difference " + fmt(v.threshold * 100, 0) + " per 100."]));
+      verdictLines(card, v, fmt(v.threshold * 100, 0) + " per 100");
+    }
     return card;
   }
 
@@ -320,7 +336,8 @@
     var given = {};
     (res.missing || []).forEach(function (m) { given[m.name] = false; });
     card.appendChild(el("p", { text: "The largest contributions of the inputs you entered to this patient's predicted benefit of " + act() + ". " +
-      "Positive values favour " + act() + ", negative " + comp + ". Units: " + units + "." }));
+      "Positive values favour " + act() + ", negative " + comp + ". Units: " + units + "." +
+      (res.explained && res.explained.uncertainty ? " " + upper(res.explained.uncertainty) + "." : "") }));
     var max = Math.max.apply(null, f.map(function (x) { return Math.abs(x.contribution) || 0; })) || 1;
     var ul = el("ul", { "class": "factors" });
     f.forEach(function (x) {
@@ -330,12 +347,12 @@
         sv("rect", { "class": pos ? "bar-pos" : "bar-neg", x: pos ? 65 : 65 - w, y: 2, width: Math.max(w, 1), height: 10 })]);
       var lab = (x.label || x.name) + (given[x.name] === false ? " (not given)" : "");  // not given: older servers only
       ul.appendChild(el("li", {}, [span(lab, "lab"), bar,
-        span(signed(x.contribution, 2) + " (favours " + (pos ? act() : comp) + ")", "val")]));
+        span(signed(x.contribution, 1) + " (favours " + (pos ? act() : comp) + ")", "val")]));
     });
     card.appendChild(ul);
     var imp = res.imputed_factors || [];
     if (imp.length) card.appendChild(el("p", { "class": "hint imputed-factors" }, ["Not entered, so not a reason about this patient: " +
-      "the model filled in " + imp.map(function (x) { return (x.label || x.name) + " (" + signed(x.contribution, 2) + ")"; }).join(", ") +
+      "the model filled in " + imp.map(function (x) { return (x.label || x.name) + " (" + signed(x.contribution, 1) + ")"; }).join(", ") +
       " from the entered inputs, and these imputed values moved the prediction."]));
     if (res.explained && res.explained.method) card.appendChild(el("p", { "class": "hint", text: "Method: " + res.explained.method + "." }));
     return card;
