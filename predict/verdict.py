@@ -137,11 +137,8 @@ def column_names(prefix: str) -> list[str]:
 def percent(p: float) -> str:
     """A model-based probability as shown to a clinician: whole percent, but never "0%" or "100%"
     (a normal tail is never exactly either, and the model's own error is larger): "<1%", ">99%"."""
-    if p < 0.005:
-        return "<1%"
-    if p > 0.995:
-        return ">99%"
-    return f"{p:.0%}"
+    text = f"{p:.0%}"
+    return {"0%": "<1%", "100%": ">99%"}.get(text, text)
 
 
 def probability_words(v: dict) -> str:

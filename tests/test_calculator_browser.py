@@ -21,6 +21,8 @@ if not os.path.exists(CHROMIUM):
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from predict import Scorer  # noqa: E402
+from predict.results import FACTORS_UNCERTAINTY  # noqa: E402
+from predict.verdict import MODEL_BASED, percent  # noqa: E402
 from serving.app import create_app  # noqa: E402
 from serving.settings import ServingSettings  # noqa: E402
 from tests._small_model import small_model  # noqa: E402
@@ -119,10 +121,12 @@ def test_fill_submit_and_read_the_result(server, browser, scorer, tmp_path):
     verdict = card.locator(".swe-verdict").inner_text()
     assert verdict == pain["verdict"]["text"][0].upper() + pain["verdict"]["text"][1:]  # predict/verdict.py's words
     if pain["verdict"]["level"] == "uncertain":  # the model cannot tell: the harm side is shown too
-        assert card.locator(".v-harm").inner_text() == f"{round(100 * pain['verdict']['probability_harm'])}%"
+        assert card.locator(".v-harm").inner_text() == percent(pain["verdict"]["probability_harm"])
     else:
         assert verdict == pain["verdict"]["words"].capitalize() + " to clear the smallest worthwhile effect"
-    assert card.locator(".v-prob").inner_text() == f"{round(100 * pain['verdict']['probability'])}%"
+    assert card.locator(".v-prob").inner_text() == percent(pain["verdict"]["probability"])
+    # a model-based probability (predict/verdict.py MODEL_BASED), from the prediction interval
+    assert card.locator(".verdict-probability").inner_text().startswith(MODEL_BASED[0].upper() + MODEL_BASED[1:])
     swe = re.search(r"for this patient " + NUM + " points", card.inner_text())
     assert swe and abs(_n(swe.group(1)) - pain["smallest_worthwhile"]["threshold"]) <= 0.051
     assert "Functional limitations at about 6 months (moderate-term follow-up)" in page.inner_text("#results")
@@ -138,6 +142,10 @@ def test_fill_submit_and_read_the_result(server, browser, scorer, tmp_path):
     filled = page.locator('[data-outcome="global_recovery"] figure').first.locator("g.icon-on-ex")
     assert filled.count() == ne
 
+    # the factors are point contributions, said so (predict/results.py), with one decimal
+    assert FACTORS_UNCERTAINTY[0].upper() + FACTORS_UNCERTAINTY[1:] in page.inner_text("#factors")
+    for val in page.locator("#factors li .val").all_inner_texts():
+        assert re.match(r"^[+\u2212]?\d+\.\d \(favours ", val), val
     factors = page.locator("#factors li .lab").all_inner_texts()
     assert factors == [f["label"] for f in expect["top_factors"]]  # entered inputs only
     if expect["imputed_factors"]:

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from predict import Scorer
+from predict import verdict as verdicts
 from training.cards import build_card
 from training.cards import chai
 from training.cards.content import SECTION_IDS, SECTION_ORDER
@@ -166,6 +167,7 @@ def test_api_calculator_cds_and_model_card_give_the_same_verdict(scorer, card):
         name = f"{o['outcome']} (0-100)"
         line = next(ln for ln in cds["detail"].split("**vs usual care**")[1].splitlines() if ln.startswith(f"- {name}, "))
         assert (f"**{words}**: the model cannot tell" if words == "uncertain" else f"**{words}** to clear it") in line
+        assert f"({verdicts.probability_words(o['verdict'])})" in line  # model-based, never 0% or 100%
         seen += 1
     assert seen >= 2
 

@@ -197,6 +197,12 @@ def test_default_model_cache(sm, tmp_path, monkeypatch):
         if o.get("verdict"):
             line = next(ln for ln in text.splitlines() if ln.startswith(f"  {task}: "))
             assert o["verdict"]["text"] in line and "clears the smallest" not in line
+            assert "model-based probability of a worthwhile benefit" in line  # predict.verdict.probability_words
+        if o["available"]:  # every arm's expected outcome with its CI (or said to have none), the difference's PI
+            line = next(ln for ln in text.splitlines() if ln.startswith(f"  {task}: "))
+            assert line.count("95% CI") + line.count("no interval available") == 3 and "new setting" in line
+    from predict.results import FACTORS_UNCERTAINTY
+    assert any(ln.startswith(f"  top factors ({FACTORS_UNCERTAINTY}): ") for ln in text.splitlines())
     r = _run(serve, "serve", ["--check-only"])
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert "loaded, verified and warmed up" in r.output

@@ -301,6 +301,15 @@ def test_verdict_and_extrapolation_bands_against_truth(sm, tmp_path):
     bands = {x["band"]: x for x in ex["bands"]}
     assert bands["within_support"]["n"] + bands["beyond_support"]["n"] == bands["all"]["n"] == ex["n"]
     assert 0.0 <= bands["all"]["coverage_pi_true_benefit"] <= 1.0
+    # the coverage with its interval (s13g: no number without its interval): Wilson, checked by hand
+    cov, (lo, hi), k = bands["all"]["coverage_pi_true_benefit"], bands["all"]["coverage_pi_true_benefit_ci"], \
+        bands["all"]["n_truth"]
+    z = 1.959963984540054
+    centre = (cov + z * z / (2 * k)) / (1 + z * z / k)
+    half = z * (cov * (1 - cov) / k + z * z / (4 * k * k)) ** 0.5 / (1 + z * z / k)
+    assert (lo, hi) == (pytest.approx(centre - half, abs=1e-9), pytest.approx(centre + half, abs=1e-9)) and lo <= cov <= hi
+    from training.validate.report import _coverage, _gap
+    assert _coverage(bands["all"]).endswith(f"(n {k})") and "[" in _gap(bands["all"])
     from training.validate.data import load_new_trial
 
     a = harmonise(load_new_trial(folder, resolve_config(folder, None))).analysis

@@ -31,7 +31,7 @@
   function signed(x, d) { return (num(x) && x > 0 ? "+" : "") + fmt(x, d); }
   function pct(p) { return num(p) ? Math.round(p * 100) : null; }
   // a model-based probability as shown (predict/verdict.py percent(): whole percent, never 0% or 100%)
-  function pctText(p) { return !num(p) ? "n/a" : p < 0.005 ? "<1%" : p > 0.995 ? ">99%" : Math.round(p * 100) + "%"; }
+  function pctText(p) { var k = num(p) ? Math.round(p * 100) : null; return k === null ? "n/a" : k < 1 ? "<1%" : k > 99 ? ">99%" : k + "%"; }
   // "Model-based probability" (predict/verdict.py MODEL_BASED, through the page's config)
   function modelBased() { return upper((cfg && cfg.model_based) || "model-based probability"); }
   function pair(iv) { return iv && num(iv[0]) && num(iv[1]) ? iv : null; }
@@ -252,7 +252,7 @@
       " for a patient like this in a new clinic" + (num(v.probability_average_patient) && !v.pi_equals_ci
         ? " (" + pctText(v.probability_average_patient) + " for the average patient like this)" : "") +
       ", from the 95% prediction interval. Very likely \u2265 90%, likely 66\u201390%, possibly 33\u201366%, unlikely < 33%."]));
-    if (num(v.probability_harm) && (v.level === "uncertain" || v.probability_harm >= 0.005))
+    if (num(v.probability_harm) && (v.level === "uncertain" || Math.round(v.probability_harm * 100) >= 1))
       card.appendChild(el("p", { "class": "verdict-harm" }, [
         modelBased() + " of a worthwhile harm (the benefit below \u2212" + thr + ") for a patient like this in a new clinic: ",
         el("strong", { "class": "v-harm", text: pctText(v.probability_harm) }),
