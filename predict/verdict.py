@@ -143,10 +143,10 @@ def percent(p: float) -> str:
 
 def probability_words(v: dict) -> str:
     """A verdict's probabilities in words for text surfaces (demo, CDS card): "model-based
-    probability of a worthwhile benefit 37% in a new clinic (of a worthwhile harm 4%)"."""
+    probability of a worthwhile benefit 37% in a new clinic, of a worthwhile harm 4%"."""
     text = f"{MODEL_BASED} of a worthwhile benefit {percent(v['probability'])} in a new clinic"
     if v.get("probability_harm") is not None:
-        text += f" (of a worthwhile harm {percent(v['probability_harm'])})"
+        text += f", of a worthwhile harm {percent(v['probability_harm'])}"
     return text
 
 

@@ -85,7 +85,7 @@ def test_scoring_status_says_how_it_computes(scorer):
 
 @pytest.mark.parametrize("phrase,owner", [
     ("model-based probability", "predict/verdict.py"),  # how a verdict's probability is named (s13g)
-    ("of a worthwhile harm {percent(", "predict/verdict.py"),  # the probabilities in words (demo, CDS card)
+    (", of a worthwhile harm {percent(", "predict/verdict.py"),  # the probabilities in words (demo, CDS card)
     ("without intervals of their own", "predict/results.py"),  # what the top factors are (s13g)
     ('"verdict_probability_harm"', "predict/verdict.py"),  # a verdict column name (the table forms)
 ])

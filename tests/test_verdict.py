@@ -32,8 +32,8 @@ def test_a_probability_is_shown_as_model_based_and_never_as_certain():
     assert [V.percent(p) for p in (0.0, 0.0049, 0.005, 0.0051, 0.374, 0.9949, 0.995, 0.9951, 1.0)] == [
         "<1%", "<1%", "<1%", "1%", "37%", "99%", ">99%", ">99%", ">99%"]
     v = {"probability": 0.9999, "probability_harm": 0.0}
-    assert V.probability_words(v) == ("model-based probability of a worthwhile benefit >99% in a new clinic "
-                                      "(of a worthwhile harm <1%)")
+    assert V.probability_words(v) == ("model-based probability of a worthwhile benefit >99% in a new clinic, "
+                                      "of a worthwhile harm <1%")
     assert V.probability_words({"probability": 0.37, "probability_harm": None}).endswith("37% in a new clinic")
 
 
