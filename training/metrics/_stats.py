@@ -122,10 +122,22 @@ def ols_sandwich(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, se: st
 
 def logistic_fit(X: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None,
                  max_iter: int = 100, tol: float = 1e-10) -> np.ndarray:
-    """Maximum-likelihood logistic regression by Newton-Raphson (no penalty)."""
+    """Maximum-likelihood logistic regression by Newton-Raphson (no penalty); under separation
+    Firth's estimate instead (:func:`logistic_fit_firth`)."""
+    return logistic_fit_firth(X, y, offset, max_iter, tol)[0]
+
+
+def logistic_fit_firth(X: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None,
+                       max_iter: int = 100, tol: float = 1e-10) -> tuple[np.ndarray, bool]:
+    """(estimate, firth): the maximum-likelihood logistic regression by Newton-Raphson (no penalty),
+    ``firth`` False. Where that fails - no convergence, a coefficient beyond 50 on the log-odds scale, a
+    singular information - and Konis's LP test finds the data separated, the maximum-likelihood
+    estimate does not exist: Firth's penalised-likelihood estimate instead (same offset), ``firth``
+    True (training.learners.firth_profile). Otherwise LbpError, saying whether separation was found."""
     n, p = X.shape
     off = np.zeros(n) if offset is None else offset
     beta = np.zeros(p)
+    converged = False
     for _ in range(max_iter):
         eta = off + X @ beta
         mu = 1 / (1 + np.exp(-eta))
@@ -134,14 +146,23 @@ def logistic_fit(X: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None,
         H = X.T @ (X * W[:, None])
         try:
             step = np.linalg.solve(H, grad)
-        except np.linalg.LinAlgError as exc:
-            raise LbpError("logistic fit failed (singular information matrix)") from exc
+        except np.linalg.LinAlgError:
+            break
         beta = beta + step
         if np.max(np.abs(step)) < tol:
+            converged = True
             break
-    if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > 50:
-        raise LbpError("logistic fit did not converge (separation?)")
-    return beta
+    if converged and np.all(np.isfinite(beta)) and np.max(np.abs(beta)) <= 50:
+        return beta, False
+    from training.learners.firth_profile import firth  # only here: the learners package is heavy to import
+    from training.learners.separation import separated
+
+    if separated(X, y):
+        f = firth(X, y, off)
+        if f.converged:
+            return f.beta, True
+        raise LbpError("logistic fit: separation (Konis's LP test), and Firth's penalised-likelihood fit did not converge")
+    raise LbpError("logistic fit did not converge (no separation found by Konis's LP test)")
 
 
 def logistic_cov(X, y, beta, offset, groups, se: str):

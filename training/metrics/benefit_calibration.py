@@ -240,6 +240,9 @@ def calibration_for_ite(
     where higher is worse); ``slope`` is invariant. ``cluster_intercepts`` (default True; iteval
     has none) makes a and s insensitive to outcome miscalibration-in-the-large per trial.
     SE: binary - quasi-binomial (one cluster) or CR1 (>= 2 clusters); continuous - HC3 or CR1.
+    Binary data separated by the offset-adjusted design (Konis's LP test; no maximum-likelihood
+    estimate): a and s are Firth's estimates (``training.metrics._stats.logistic_fit_firth``) with
+    the same SE formulas evaluated there - Wald intervals, which under separation are rough.
     """
     p = prepare(np.zeros(np.asarray(y).shape[0]), y, treat, cluster, outcome_type, higher_is_better)
     p0 = as_1d(y0_pred, "y0_pred", p.n)

@@ -8,6 +8,10 @@ Prediction Models (2019), ch. 15; Van Calster et al. (J Clin Epidemiol 2016;74:1
 DeLong, DeLong & Clarke-Pearson (Biometrics 1988); Austin & Steyerberg (Stat Med 2019) for
 the smoothed calibration curve and ICI.
 
+Where the prediction separates the outcomes (every event ranked above every non-event: the maximum-
+likelihood slope is infinite; before s13f the slope was then NaN) the calibration slope and
+intercept are Firth's penalised-likelihood estimates (``training.metrics._stats.logistic_fit_firth``).
+
 CIs: percentile cluster bootstrap (trials resampled; participants resampled if one trial);
 for the C-statistic DeLong's variance when there is one cluster (``c_ci='auto'``).
 Pooled metrics over several clusters compare patients across clusters; for IECV compute per

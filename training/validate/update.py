@@ -2,7 +2,8 @@
 artifact is never modified.
 
 - Outcome predictions: continuous y = a + b * yhat (OLS; a, b with HC3 SEs); binary
-  logit P(y = 1) = a + b * logit(p) (logistic recalibration; Wald SEs).
+  logit P(y = 1) = a + b * logit(p) (logistic recalibration; Wald SEs; where the outcomes are separated
+  by the predictions, Firth's estimate with profile penalised-likelihood CIs, said under ``method``).
 - Benefit predictions: b_new = intercept + slope * b, the calibration-for-benefit regression
   (``training.metrics.calibration_for_benefit``) estimated on the new trial.
 The net benefit of the recalibrated benefit at the smallest worthwhile benefit is reported too,
@@ -15,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 from training import metrics as M
-from training.metrics._stats import logistic_fit, ols_sandwich
+from training.metrics._stats import logistic_fit_firth, ols_sandwich
 from training.validate.data import TaskData
 from training.validate.sections import attempt, swe_rule
 
@@ -39,12 +40,30 @@ def _outcome_recal(td: TaskData) -> dict:
     else:
         lp = np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6)))
         X = np.column_stack([np.ones(p.size), lp])
-        beta = logistic_fit(X, y)
+        beta, firth_used = logistic_fit_firth(X, y)
+        if firth_used:
+            return _firth_recal(X, y, "logit P(y = 1) = a + b * logit(predicted)")
         mu = 1 / (1 + np.exp(-X @ beta))
         V = np.linalg.inv(X.T @ (X * (mu * (1 - mu))[:, None]))
         form = "logit P(y = 1) = a + b * logit(predicted)"
     se = np.sqrt(np.diag(V))
     return {"form": form, "n": int(ok.sum()), "a": _coef("a", beta[0], se[0]), "b": _coef("b", beta[1], se[1])}
+
+
+def _firth_recal(X: np.ndarray, y: np.ndarray, form: str) -> dict:
+    """The logistic recalibration where the outcomes are separated by the predictions (or all alike):
+    Firth's estimate with profile penalised-likelihood 95% CIs (training.learners.firth_profile)."""
+    from training.learners.firth_profile import firth, profile_ci
+
+    f = firth(X, y)
+    out = {"form": form, "n": int(y.size),
+           "method": "separation (Konis's LP test): no maximum-likelihood estimate exists; Firth's penalised-likelihood "
+                     "estimate with profile penalised-likelihood 95% CIs (as R logistf)"}
+    for j, name in enumerate(("a", "b")):
+        lo, hi, _ = profile_ci(X, y, f, j)
+        out[name] = {"name": name, "estimate": float(f.beta[j]), "se": float(np.sqrt(f.cov[j, j])),
+                     "ci_low": float(lo), "ci_high": float(hi)}
+    return out
 
 
 def recalibrate(td: TaskData, benefit_objs: dict, n_boot: int, seed: int) -> dict:
