@@ -68,10 +68,7 @@ def test_two_stage_uses_a_separated_trials_firth_estimate_and_says_so():
     assert hk["estimate"] == pytest.approx(ref["estimate"], abs=1e-6) and hk["ci_low"] == pytest.approx(ref["ci_low"], abs=1e-6)
 
 
-def test_one_stage_glmm_divergence_names_separation_by_the_lp_test():
-    """A modifier level in which every participant had the event, in every trial: the one-stage GLMM's
-    interaction runs off; the row says separation (Konis's LP test) and that the model has no Firth
-    correction, instead of reporting the number."""
+def _rare_level_separated():
     parts = []
     for j, (et, ec) in enumerate([(14, 9), (13, 8), (15, 10)]):
         d = _trial(f"C{j + 1}", et, 20, ec, 20)
@@ -80,8 +77,30 @@ def test_one_stage_glmm_divergence_names_separation_by_the_lp_test():
         d.loc[(rare == 1) & (d.treat == 1), "value"] = 1.0
         d.loc[(rare == 1) & (d.treat == 0), "value"] = 0.0
         parts.append(d)
-    a = pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_subgroup_effect_of_a_separated_level_is_not_drawn_and_says_why():
+    """Forest-plot subgroups (one-stage GLMM with one treatment term per level): the level where every
+    active participant had the event and no control did runs off; reported as not estimable with the
+    LP test's verdict (before: a log odds ratio in the tens with a huge interval, drawn)."""
+    from types import SimpleNamespace
+
+    from training.meta.subgroups import subgroup_effects
+
+    cfg = SimpleNamespace(raw={}, covariates={"rare": SimpleNamespace(type="binary")}, active="active")
     spec = ModelSpec("y", "end", "any", ("control",), "rare", False, True, adjust_for=(), baseline=False)
-    row = fit_model(build_design(a, spec, "active"))
+    out = subgroup_effects(_rare_level_separated(), cfg, spec).set_index("level")
+    assert out.loc["yes", "status"] == "not estimable" and np.isnan(out.loc["yes", "estimate"])
+    assert "Konis's LP test" in out.loc["yes", "message"]
+    assert np.isfinite(out.loc["no", "estimate"]) and out.loc["no", "status"] != "not estimable"
+
+
+def test_one_stage_glmm_divergence_names_separation_by_the_lp_test():
+    """A modifier level in which every participant had the event, in every trial: the one-stage GLMM's
+    interaction runs off; the row says separation (Konis's LP test) and that the model has no Firth
+    correction, instead of reporting the number."""
+    spec = ModelSpec("y", "end", "any", ("control",), "rare", False, True, adjust_for=(), baseline=False)
+    row = fit_model(build_design(_rare_level_separated(), spec, "active"))
     assert row["status"] == "not estimable" and np.isnan(row["estimate"])
     assert "Konis's LP test" in row["message"] and "no Firth correction" in row["message"]

@@ -19,7 +19,9 @@ from scipy import stats
 
 from predict.errors import LbpError
 from training.config import StudyConfig
+from training.learners.separation import separated
 from training.meta.design import ModelSpec, centre_within, select_rows
+from training.meta.fit import diverged
 from training.mixed import fit_glmm_binomial, fit_lmm
 
 
@@ -97,8 +99,15 @@ def subgroup_effects(analysis: pd.DataFrame, cfg: StudyConfig, spec: ModelSpec,
             continue
         sub = d[d["_level"] == lab]
         est, se = float(res.params[name]), float(res.bse[name])
-        rows.append({"variable": m, "level": lab, "studies": int(sub["trial"].nunique()), "participants": len(sub),
-                     "estimate": est, "ci_low": est - z * se, "ci_high": est + z * se, "status": res.status})
+        row = {"variable": m, "level": lab, "studies": int(sub["trial"].nunique()), "participants": len(sub),
+               "estimate": est, "ci_low": est - z * se, "ci_high": est + z * se, "status": res.status}
+        if spec.binary_outcome and diverged(est, se):  # separation: no number to draw (the forest leaves it out)
+            sep = separated(X.to_numpy(float), y)
+            row.update(estimate=np.nan, ci_low=np.nan, ci_high=np.nan, status="not estimable",
+                       message=f"level {lab!r}: estimate diverges (log odds ratio {est:.3g}, SE {se:.3g})"
+                       + (": separation (Konis's LP test), no maximum-likelihood estimate; this one-stage model has "
+                          "no Firth correction" if sep else "; Konis's LP test finds no separation"))
+        rows.append(row)
     if not rows:
         raise LbpError(f"{spec.label}: no subgroup effect estimable")
     return pd.DataFrame(rows)
