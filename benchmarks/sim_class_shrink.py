@@ -8,6 +8,8 @@ prior may or may not match). Per class: root error of the shrunk estimate, 95% i
 (estimate +- 1.96 sqrt(var)) and mean half-width, with Monte Carlo SEs.
 
     python benchmarks/sim_class_shrink.py --reps 1000 --out benchmarks/results/class_shrink_s12k_sim.csv
+    python benchmarks/sim_class_shrink.py --reps 1000 --candidates dl int int_tau0 int_out post_out \
+        --out benchmarks/results/class_shrink_s13k_sim.csv
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.learners.shrinkage import shrink_offsets  # noqa: E402
+from training.learners.shrinkage import prior_scale, shrink_offsets  # noqa: E402
 
 FIXED = {  # name: (true effects, SEs)
     "equal3_sparse": ([10, 10, 10], [1, 1, 4]),
@@ -31,6 +33,7 @@ FIXED = {  # name: (true effects, SEs)
     "one_apart_14_9_9": ([14, 9, 9], [1, 2, 2]),
     "unequal4": ([12, 9, 6, 9], [2.4, 1.0, 2.0, 1.5]),
     "unequal4_sparse": ([12, 9, 6, 9], [1, 1, 1, 4]),
+    "none_like": ([10, 10, 0], [0.6, 0.6, 0.5]),  # `none` (s12k): two equal classes, one far apart, precise
 }
 RANDOM = {f"random_s{s:g}": s for s in (0, 1.5, 3, 5)}  # a_c ~ N(10, s^2), SEs (1, 1.5, 4)
 RANDOM_SE = [1, 1.5, 4]
@@ -41,12 +44,26 @@ CANDIDATES = {  # name: (spread, limit, prior scale factor of the assumed pooled
     "int_k1": ("integrated", 1.0, 1.0), "int_k05": ("integrated", 0.5, 1.0),
     "post_half": ("posterior", None, 0.5), "post_double": ("posterior", None, 2.0),
     "int_half": ("integrated", None, 0.5), "int_double": ("integrated", None, 2.0),
+    # s13k: the prior scale independent of the trial tau ("outcome": PRIOR_FRACTION x the residual SD --sigma),
+    # and the tau-scaled prior where the pooled tau is 0 (the `none` scenario: a point mass at 0)
+    "int_out": ("integrated", None, "outcome"), "post_out": ("posterior", None, "outcome"),
+    "int_tau0": ("integrated", None, 0.0),
 }
 
 
-def run(truths: np.ndarray, se: np.ndarray, cand: tuple, tau: float, seed: int) -> pd.DataFrame:
+def scale_of(cand: tuple, tau: float, sigma: float):
+    """The candidate's prior scale: a factor of the assumed pooled tau, or (``"outcome"``) the outcome-scale
+    prior of training.learners.shrinkage.prior_scale for a residual SD ``sigma``; None for the DL plug-in."""
+    f = cand[2]
+    if f is None:
+        return None
+    return prior_scale("outcome", tau, 1.0, "gaussian", sigma ** 2) if f == "outcome" else f * tau
+
+
+def run(truths: np.ndarray, se: np.ndarray, cand: tuple, tau: float, seed: int, sigma: float = 15.0) -> pd.DataFrame:
     """truths: (reps, K) true effects; returns one row per class."""
-    spread, limit, f = cand
+    spread, limit, _ = cand
+    scale = scale_of(cand, tau, sigma)
     reps, K = truths.shape
     comps = [f"c{k}" for k in range(K)]
     draws = truths + se * np.random.default_rng(seed).standard_normal((reps, K))
@@ -54,7 +71,7 @@ def run(truths: np.ndarray, se: np.ndarray, cand: tuple, tau: float, seed: int) 
     cov = np.diag(np.r_[1.0, se ** 2])
     for r in range(reps):
         th, cv, _ = shrink_offsets(np.r_[0.0, draws[r]], cov, comps, limit=limit, spread=spread,
-                                   prior_scale=None if f is None else f * tau)
+                                   prior_scale=scale)
         est[r], var[r] = th[1:], np.diag(cv)[1:]
     e = est - truths
     hit = np.abs(e) <= 1.96 * np.sqrt(var)
@@ -69,6 +86,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=2000)
     ap.add_argument("--tau", type=float, default=3.0, help="the pooled between-trial tau assumed as prior scale")
+    ap.add_argument("--sigma", type=float, default=15.0,
+                    help="the outcome's residual SD for the 'outcome' prior (the project's simulators: 13-16)")
+    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     ap.add_argument("--out", default="benchmarks/results/class_shrink_s12k_sim.csv")
     a = ap.parse_args(argv)
     rows = []
@@ -77,9 +97,11 @@ def main(argv=None):
         rng = np.random.default_rng(100 + int(10 * s))
         sets[k] = (10 + s * rng.standard_normal((a.reps, len(RANDOM_SE))), np.asarray(RANDOM_SE, float))
     for i, (name, (truths, se)) in enumerate(sets.items()):
-        for cname, cand in CANDIDATES.items():
-            df = run(truths, se, cand, a.tau, seed=i)
-            rows.append(df.assign(set=name, candidate=cname, prior_scale=np.nan if cand[2] is None else cand[2] * a.tau))
+        for cname in a.candidates:
+            cand = CANDIDATES[cname]
+            df = run(truths, se, cand, a.tau, seed=i, sigma=a.sigma)
+            sc = scale_of(cand, a.tau, a.sigma)
+            rows.append(df.assign(set=name, candidate=cname, prior_scale=np.nan if sc is None else sc))
         print(name, flush=True)
     out = pd.concat(rows, ignore_index=True)
     out.to_csv(a.out, index=False, float_format="%.4f")

@@ -62,6 +62,9 @@ The half-normal prior's scale (``PRIOR``, used by the two posterior spreads; :fu
   for log odds ratios' heterogeneity: Friede et al. 2017, Biom. J. 59:658; Roever et al. 2021). The
   scale's choice on the outcome's scale follows Gelman 2006 (Bayesian Anal. 1:515) and Roever et al. 2021
   (a scale set by the outcome's unit-information SD rather than by the data's heterogeneity).
+  Measured, not the default (BENCHMARKS.md session 13, s13k; with ``SPREAD = "integrated"``): it removes the
+  `none` failure and ties on the other four scenarios, and it moves the outside seed 3 boundary class towards
+  its truth (no treatment 6.86 -> 7.17, truth 10.6; CI coverage 0.67 -> 0.78) without reaching 0.90.
 
 A class in no set with another class with data keeps its own estimate; the set used is the smallest
 one containing the class.
