@@ -146,3 +146,20 @@ def test_bootstrap_samples_reproducible():
     a = [i.copy() for i, _ in bootstrap_samples(codes, treat, 5, np.random.default_rng(1))]
     b = [i.copy() for i, _ in bootstrap_samples(codes, treat, 5, np.random.default_rng(1))]
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_percentile_ci_matches_nanquantile():
+    from training.metrics._base import percentile_ci
+
+    rng = np.random.default_rng(12)
+    for it in range(200):
+        d = rng.normal(size=(int(rng.integers(1, 40)), int(rng.integers(1, 25))))
+        if it % 3 == 0:
+            d = np.round(d, 1)
+        if it % 5 == 0:
+            d[0, 0] = np.nan  # the NaN path
+        for level in (0.95, 0.9):
+            a = (1 - level) / 2
+            lo, hi = percentile_ci(d, level)
+            assert np.array_equal(lo, np.nanquantile(d, a, axis=0), equal_nan=True)
+            assert np.array_equal(hi, np.nanquantile(d, 1 - a, axis=0), equal_nan=True)

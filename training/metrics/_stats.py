@@ -220,14 +220,14 @@ def loess(x: np.ndarray, y: np.ndarray, x_eval: np.ndarray | None = None, *, spa
     out = np.empty(xe.shape[0])
     for s in range(0, xe.shape[0], chunk):
         x0 = xe[s:s + chunk]
-        d = np.abs(xs[None, :] - x0[:, None])
+        dx = xs[None, :] - x0[:, None]
+        d = np.abs(dx)
         h = np.partition(d, q - 1, axis=1)[:, q - 1]
         h = np.where(h <= 0, 1e-12, h) * (1 + 1e-10)
         if span > 1:  # R: enlarge the bandwidth beyond the range
             h = h * span
         u = np.clip(d / h[:, None], 0, 1)
         w = (1 - u**3) ** 3
-        dx = xs[None, :] - x0[:, None]
         mom = [w.sum(axis=1)]
         wy = [(w * y[None, :]).sum(axis=1)]
         pw = w
