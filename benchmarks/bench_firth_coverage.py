@@ -39,7 +39,7 @@ def run(n: int, p0: float, p1: float, reps: int, seed: int) -> dict:
         if y.min() == y.max():  # everyone alike: no information on the odds ratio (left out, counted)
             rows.append({"constant": True})
             continue
-        sep = min(np.ptp(y[t == 0]), np.ptp(y[t == 1])) == 0
+        sep = bool(min(np.ptp(y[t == 0]), np.ptp(y[t == 1])) == 0)
         f = firth(X, y)
         lo, hi, ok = profile_ci(X, y, f, 1)
         se = math.sqrt(f.cov[1, 1])
@@ -48,7 +48,7 @@ def run(n: int, p0: float, p1: float, reps: int, seed: int) -> dict:
     d = pd.DataFrame(rows)
     use = d[~d.constant]
     out = {"n_per_arm": n, "p_control": p0, "p_active": p1, "true_log_or": truth, "reps": reps, "seed": seed,
-           "constant": int(d.constant.sum()), "separated": int(use.separated.sum()),
+           "constant": int(d.constant.astype(bool).sum()), "separated": int(use.separated.astype(bool).sum()),
            "profile_not_converged": int((~use.ok.astype(bool)).sum()), "mean_error": float(use.error.mean())}
     for name, part in (("all", use), ("separated", use[use.separated.astype(bool)])):
         k = len(part)
