@@ -139,10 +139,13 @@ def benefit_section(td: TaskData, comp: str, active: str, n_boot: int, seed: int
                          ("rank_average_treatment_effect", ("autoc_ci_low", "autoc_ci_high", "qini_ci_low", "qini_ci_high"))):
             sec[key] = {**sec[key], **{k: None for k in cis if k in sec[key]},
                         "note": "constant predicted benefit: interval not estimable (zero width because nothing varies)"}
-    off = average_benefit_check(sec["predicted_benefit"]["mean"], average, units)
+    pi = td.pi.get(comp)
+    new_setting = (float(np.nanmean(pi[0][rows])), float(np.nanmean(pi[1][rows]))) if pi is not None else None
+    off = average_benefit_check(sec["predicted_benefit"]["mean"], average, units, new_setting)
     if off is not None:  # the model's own average is not what these data show: said in the verdict and warned
         v = {**v, "sentence": v["sentence"] + " " + off["sentence"],
-             "evidence": {**v["evidence"], "average_benefit": {k: off[k] for k in ("side", "predicted", "observed")}}}
+             "evidence": {**v["evidence"], "average_benefit": {k: off[k] for k in ("side", "predicted", "observed",
+                                                                                  "within_pi") if k in off}}}
         sec["warnings"].append(off["sentence"])
     sec["verdict"] = v
     w = spread_warning(sec["predicted_benefit"]["sd"], slope, average, v["level"], units)
