@@ -139,8 +139,11 @@ def benefit_section(td: TaskData, comp: str, active: str, n_boot: int, seed: int
                          ("rank_average_treatment_effect", ("autoc_ci_low", "autoc_ci_high", "qini_ci_low", "qini_ci_high"))):
             sec[key] = {**sec[key], **{k: None for k in cis if k in sec[key]},
                         "note": "constant predicted benefit: interval not estimable (zero width because nothing varies)"}
-    pi = td.pi.get(comp)
-    new_setting = (float(np.nanmean(pi[0][rows])), float(np.nanmean(pi[1][rows]))) if pi is not None else None
+    new_setting, pi = None, td.pi.get(comp)
+    if pi is not None:  # the model's new-setting interval, averaged over the rows that have one
+        lo, hi = pi[0][rows], pi[1][rows]
+        has = np.isfinite(lo) & np.isfinite(hi)
+        new_setting = (float(lo[has].mean()), float(hi[has].mean())) if has.any() else None
     off = average_benefit_check(sec["predicted_benefit"]["mean"], average, units, new_setting)
     if off is not None:  # the model's own average is not what these data show: said in the verdict and warned
         v = {**v, "sentence": v["sentence"] + " " + off["sentence"],
