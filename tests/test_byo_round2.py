@@ -261,3 +261,21 @@ def test_average_benefit_check_says_when_the_observed_average_is_inside_the_new_
     assert outside["within_pi"] is False and "prediction interval" not in outside["sentence"]
     assert "within_pi" not in average_benefit_check(0.58, (0.10, 0.0, 0.30), "risk difference")
     assert average_benefit_check(0.2, (0.1, 0.0, 0.3), "points", (-1.0, 1.0)) is None
+
+
+def test_the_ipd_network_says_when_an_outcome_has_no_baseline():
+    """Project STAR (79 three-arm schools, test scores without a baseline): train's network step said 'fewer than
+    2 trials with two or more nodes'; the one-stage IPD network model adjusts for the baseline, which is absent."""
+    import numpy as np
+
+    from predict.errors import LbpError
+    from training.network.ipd import ipd_contrasts
+
+    d = pd.DataFrame({"trial": ["s1"] * 3 + ["s2"] * 3, "node": ["small", "regular", "aide"] * 2,
+                      "outcome": "reading", "follow_up": "k", "value": [1.0, 2, 3, 4, 5, 6], "baseline": np.nan})
+    with pytest.raises(LbpError, match=r"IPD network \(reading, k\): no participant has a baseline of reading"):
+        ipd_contrasts(d, "reading", "k")
+    d["baseline"] = 0.0
+    d.loc[d.trial == "s2", "node"] = "small"  # one node in s2: the old message, still true
+    with pytest.raises(LbpError, match="fewer than 2 trials with two or more nodes"):
+        ipd_contrasts(d, "reading", "k")

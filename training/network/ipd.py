@@ -50,8 +50,12 @@ def _select(analysis: pd.DataFrame, outcome: str, follow_up: str, modifiers=()) 
     missing = [c for c in REQUIRED + tuple(modifiers) if c not in analysis.columns]
     if missing:
         raise LbpError(f"IPD analysis table: missing column(s) {', '.join(missing)}")
-    d = analysis[(analysis["outcome"] == outcome) & (analysis["follow_up"] == follow_up)]
-    d = d.dropna(subset=["value", "baseline"])
+    d = analysis[(analysis["outcome"] == outcome) & (analysis["follow_up"] == follow_up)].dropna(subset=["value"])
+    if len(d) and d["baseline"].isna().all():  # found on Project STAR (test scores without a baseline): this
+        # said "fewer than 2 trials with two or more nodes" of 79 three-arm schools
+        raise LbpError(f"IPD network ({outcome}, {follow_up}): no participant has a baseline of {outcome} (the one-stage "
+                       "IPD network model adjusts for it)")
+    d = d.dropna(subset=["baseline"])
     n0 = len(d)
     d = d.dropna(subset=list(modifiers))
     excluded = {"missing_modifier": n0 - len(d)}
