@@ -17,7 +17,8 @@ function effect models of the same data, as bench_few_trial_scale does). Variant
   half-normal(pi / sqrt(3) / 4 = 0.45) prior on the log-odds scale);
 - ``carried``: dl plus the few-trial variance tau^2 / k in the covariance shrink_offsets maps (s12b's
   diagnostic); ``int_outcome_carried``: the same with int_outcome's pooling;
-- ``+tauX`` (suffix, e.g. ``dl+tau0.5``): train's opt-in ``intervals.TAU_PRIOR_LOGIT = X``: the between-trial
+- ``+tauX`` (suffix, e.g. ``dl+tau0.5``): ``intervals.TAU_PRIOR_LOGIT = X`` (train's default since session 13 is
+  ``dl+tau0.5``; a variant without the suffix sets it to None, the REML plug-in): the between-trial
   tau of the new-setting PI with its pooled value the posterior mean under a half-normal(X) prior on the
   log-odds scale (times the fit's mean p (1 - p), tau being on the risk scale) instead of the REML plug-in (a
   class with >= 3 trials: its posterior with that pooled value as the prior scale, as train does).

@@ -1,6 +1,6 @@
 """The pooled between-trial tau of a binary outcome's new-setting PI under a half-normal prior fixed on the
-log-odds scale (training.learners.intervals: TAU_PRIOR_LOGIT, tau_prior, posterior_tau2_classes; opt-in,
-BENCHMARKS.md session 13 s13b): checked against an independent integration of the full likelihood, against
+log-odds scale (training.learners.intervals: TAU_PRIOR_LOGIT, tau_prior, posterior_tau2_classes; train's
+default since session 13, BENCHMARKS.md session 13 s13b): checked against an independent integration of the full likelihood, against
 known truth (a new trial's deviation covered 90-97%, where the REML plug-in covers < 85%), and where it acts."""
 import numpy as np
 import pandas as pd

@@ -14,8 +14,8 @@ exportable summaries of the bootstrap.
   half-normal prior whose scale is the pooled REML tau; Higgins, Thompson & Spiegelhalter 2009's
   predictive distribution, Roever et al. 2021's half-normal heterogeneity priors), so a class's
   boundary 0 from few trials is not taken at face value. The pooled tau itself is a REML plug-in; for a
-  binary outcome ``TAU_PRIOR_LOGIT`` (opt-in, session 13 s13b) replaces it by its posterior mean under a
-  half-normal prior fixed on the log-odds scale (``tau_prior``).
+  binary outcome ``TAU_PRIOR_LOGIT`` (train's default since session 13; None restores the plug-in) replaces it
+  by its posterior mean under a half-normal prior fixed on the log-odds scale (``tau_prior``).
 - Linear learners export the bootstrap covariance of their coefficients (delta-method SEs,
   exact for continuous outcomes); tree learners export a log-linear model of the bootstrap
   variance in the features (``fit_variance_model``), validated by coverage in ``benchmarks/``
@@ -93,20 +93,23 @@ def trial_deviations(r: np.ndarray, trial: np.ndarray, cls: np.ndarray, active: 
 
 
 TAU_METHOD = "posterior"
-# Opt-in (session 13, s13b; None: the REML plug-in, what train uses): for a binary outcome the pooled tau is the
-# square root of its posterior mean tau^2 under a half-normal prior of this SD on the log-odds scale (0.5: the
-# scale used for log odds ratios' heterogeneity, Friede et al. 2017, Biom. J. 59:658; Roever et al. 2021, Res.
-# Synth. Methods 12:448), put on the risk-difference scale of tau by the fit's mean p (1 - p) (:func:`tau_prior`).
-# The REML tau from the 10-15 trials of a recovery task at moderate or long term is often near 0 (0.009 where the
-# trials' true deviations had RMS 0.04) and the new-setting PI then lacks the between-trial part (BENCHMARKS.md
-# session 13 s13b: PI covered 0.81 / 0.82 at moderate / long term, 0.85 / 0.91 with 0.5).
-TAU_PRIOR_LOGIT: float | None = None
+# Train's default since session 13 (s13b built it, the integrator adopted it; None: the REML plug-in, as
+# before, kept as the opt-out): for a binary outcome the pooled tau is the square root of its posterior mean
+# tau^2 under a half-normal prior of this SD on the log-odds scale (0.5: the scale used for log odds ratios'
+# heterogeneity, Friede et al. 2017, Biom. J. 59:658; Roever et al. 2021, Res. Synth. Methods 12:448), put on the
+# risk-difference scale of tau by the fit's mean p (1 - p) (:func:`tau_prior`). The REML tau from the 10-15 trials
+# of a recovery task is often near 0 (0.009 where the trials' true deviations had RMS 0.04) and the new-setting PI
+# then lacks the between-trial part. Measured against the simulator's truth (BENCHMARKS.md session 13 s13b,
+# variants dl vs dl+tau0.5): PI coverage 0.81 -> 0.85 (moderate), 0.82 -> 0.91 (long), 0.89 -> 0.91 (short,
+# default and sparse-placebo designs); the CI and root PEHE unchanged within seed noise; nothing over-covers.
+# Continuous outcomes are untouched.
+TAU_PRIOR_LOGIT: float | None = 0.5
 
 
 def tau_prior(family: str, p: np.ndarray, logit_sd: float | None = None) -> float | None:
     """The half-normal prior scale of the pooled tau on the benefit (risk-difference) scale for a binary
     outcome: ``logit_sd`` (default ``TAU_PRIOR_LOGIT``) times :func:`offset_slope` of the fitted
-    probabilities ``p``; None (the REML plug-in) for a continuous outcome or when the option is off."""
+    probabilities ``p``; None (the REML plug-in) for a continuous outcome or when ``TAU_PRIOR_LOGIT`` is None."""
     sd = TAU_PRIOR_LOGIT if logit_sd is None else logit_sd
     if family == "gaussian" or sd is None:
         return None
