@@ -123,11 +123,12 @@ def test_every_output_the_card_says_has_an_interval_has_one(card, scorer):
                         assert iv is not None and all(isinstance(x, float) and math.isfinite(x) for x in iv), (comp, task, c)
                         checked += 1
                 for c in without:  # what the card says has none: the result says so (never a bare number)
-                    if task in c["tasks"]:
+                    if task in c["tasks"] and c["path"].startswith("intervention"):
                         for arm in ("intervention", "comparator"):
                             assert o[arm]["interval"] is not None or o[arm]["interval_note"].startswith("no interval")
     assert checked > 20
     assert set(scorer.manifest["arm_intervals"]) == set(scorer.tasks)
+    assert any(c["path"].startswith("top_factors") for c in without)  # point contributions: no interval of their own
 
 
 def _card_rule_words(card_json: dict, estimate: float, pi: list[float], threshold: float) -> str:
@@ -196,7 +197,7 @@ def test_metric_interpretation_reads_the_interval():
     assert "cannot be told apart from chance" in interpret("c_for_benefit", 0.53, 0.49, 0.57)
     assert "weak ranking" in interpret("c_for_benefit", 0.53, 0.51, 0.56)
     assert "too large" in interpret("calibration_slope_for_benefit", 0.30, 0.1, 0.5)
-    assert "too large by about 1.50" in interpret("citl_for_benefit", -1.5, -2.5, -0.5)
+    assert "too large by about 1.5 outcome" in interpret("citl_for_benefit", -1.5, -2.5, -0.5)
     assert "includes 0" in interpret("citl_for_benefit", -0.45, -2.4, 1.5)
     assert interpret("c_for_benefit", float("nan")) is None and interpret("unknown", 1.0) is None
     assert all(interpret(m, 0.7, 0.6, 0.8) for m in MEANING)

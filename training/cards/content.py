@@ -397,7 +397,9 @@ def s_subgroups(inp: CardInputs) -> Section:
                 e = gg.loc["calibration_slope_for_benefit", "estimate"]
                 if pd.notna(e) and (e < 0.5 or e > 2.0):
                     flags.append(f"{SUBGROUP_LABEL.get(str(k['subgroup_variable']), k['subgroup_variable'])} "
-                                 f"{k['subgroup_level']}: " + interpret("calibration_slope_for_benefit", e))
+                                 f"{k['subgroup_level']}: " + interpret("calibration_slope_for_benefit", e,
+                                                                    gg.loc["calibration_slope_for_benefit", "ci_low"],
+                                                                    gg.loc["calibration_slope_for_benefit", "ci_high"]))
         s.md += md_table(["subgroup", "level", "n / trials"] + [T.METRICS[m][0] for m in metrics], rows) + [""]
         if flags:
             s.md += ["**Where the model is miscalibrated for benefit** (slope below 0.5 or above 2): "

@@ -1,6 +1,7 @@
 """A sentence per performance metric: what its value means for a clinician deciding with the model.
 
-Each sentence reads the estimate and, when given, its 95% CI: a c-for-benefit whose CI includes
+Each sentence gives the estimate with its 95% CI (rounded to what the CI's width supports; "no CI"
+said when none is given) and reads it: a c-for-benefit whose CI includes
 0.5 "cannot be told apart from chance", a calibration slope far from 1 says in which direction the
 predicted differences between patients are wrong.
 """
@@ -17,9 +18,24 @@ def _ci(lo, hi) -> tuple[float, float] | None:
     return (a, b) if math.isfinite(a) and math.isfinite(b) else None
 
 
+def _decimals(ci) -> int:
+    """Decimals that show the CI's width and no more (0 to 3; 2 without a CI)."""
+    if ci is None or ci[1] <= ci[0]:
+        return 2
+    return int(min(3, max(0, 1 - math.floor(math.log10(ci[1] - ci[0])))))
+
+
+def _num(e, ci) -> str:
+    """The estimate with its 95% CI, rounded to what the CI's width supports; said when there is no CI."""
+    d = _decimals(ci)
+    if ci is None:
+        return f"{e:.{d}f}, no CI"
+    return f"{e:.{d}f}, 95% CI {ci[0]:.{d}f} to {ci[1]:.{d}f}"
+
+
 def _c_benefit(e, ci):
     chance = ci is not None and ci[0] <= 0.5 <= ci[1]
-    return (f"c-for-benefit {e:.2f}: of two patients, the one predicted to benefit more does benefit more "
+    return (f"c-for-benefit {_num(e, ci)}: of two patients, the one predicted to benefit more does benefit more "
             f"{100 * e:.0f}% of the time (50% = chance); "
             + ("its CI includes 50%, so the ranking of patients by predicted benefit cannot be told apart from chance"
                if chance else "a weak ranking of patients by benefit: use the predicted size, not the ranking"
@@ -37,54 +53,55 @@ def _slope(e, ci):
         what = "predicted differences between patients are too small"
     else:
         what = "the predicted differences between patients are about right in size"
-    return f"calibration slope for benefit {e:.2f} (1 = ideal): {what}"
+    return f"calibration slope for benefit {_num(e, ci)} (1 = ideal): {what}"
 
 
 def _citl(e, ci):
     if ci is not None and ci[0] <= 0 <= ci[1]:
-        return (f"calibration-in-the-large for benefit {e:.2f} (0 = ideal; observed minus predicted): its CI includes "
+        return (f"calibration-in-the-large for benefit {_num(e, ci)} (0 = ideal; observed minus predicted): its CI includes "
                 "0, so no systematic over- or under-prediction of the average benefit is shown")
-    return (f"calibration-in-the-large for benefit {e:.2f} (0 = ideal; observed minus predicted): on average the "
-            f"predicted benefit is {'too large' if e < 0 else 'too small'} by about {abs(e):.2f} outcome units")
+    return (f"calibration-in-the-large for benefit {_num(e, ci)} (0 = ideal; observed minus predicted): on average the "
+            f"predicted benefit is {'too large' if e < 0 else 'too small'} by about {abs(e):.{_decimals(ci)}f} outcome units")
 
 
 def _intercept(e, ci):
     zero = ci is not None and ci[0] <= 0 <= ci[1]
-    return (f"calibration intercept for benefit {e:.2f} (0 = ideal): patients predicted to gain nothing "
-            + ("gain about nothing (CI includes 0)" if zero else f"gain about {e:.2f} in reality"))
+    return (f"calibration intercept for benefit {_num(e, ci)} (0 = ideal): patients predicted to gain nothing "
+            + ("gain about nothing (CI includes 0)" if zero else f"gain about {e:.{_decimals(ci)}f} in reality"))
 
 
 def _eavg(e, ci):
-    return f"E-for-benefit {e:.2f}: a patient's predicted benefit is off by about {e:.2f} outcome units on average"
+    return f"E-for-benefit {_num(e, ci)}: a patient's predicted benefit is off by about {e:.{_decimals(ci)}f} outcome units on average"
 
 
 def _autoc(e, ci):
     pos = ci is not None and ci[0] > 0
-    return (f"AUTOC {e:.2f}: treating first those predicted to benefit most "
+    return (f"AUTOC {_num(e, ci)}: treating first those predicted to benefit most "
             + ("gains more than treating at random" if pos else "cannot be shown to gain over treating at random"))
 
 
 def _qini(e, ci):
     pos = ci is not None and ci[0] > 0
-    return f"Qini {e:.2f}: " + ("targeting by predicted benefit gains over random targeting" if pos else
+    return f"Qini {_num(e, ci)}: " + ("targeting by predicted benefit gains over random targeting" if pos else
                                 "no shown gain of targeting by predicted benefit over random targeting")
 
 
 def _r2(e, ci):
-    return f"outcome R² {e:.2f}: the expected score under the treatment received explains {100 * e:.0f}% of the variation"
+    return f"outcome R² {_num(e, ci)}: the expected score under the treatment received explains {100 * e:.0f}% of the variation"
 
 
 def _cstat(e, ci):
-    return f"outcome C-statistic {e:.2f}: discrimination of who recovers under the treatment received (0.5 = chance)"
+    return f"outcome C-statistic {_num(e, ci)}: discrimination of who recovers under the treatment received (0.5 = chance)"
 
 
 def _o_slope(e, ci):
-    return (f"outcome calibration slope {e:.2f} (1 = ideal) for the expected outcome under each arm: "
+    return (f"outcome calibration slope {_num(e, ci)} (1 = ideal) for the expected outcome under each arm: "
             + ("expected scores spread too much" if e < 0.8 else "too little" if e > 1.2 else "about right"))
 
 
 def _o_citl(e, ci):
-    return f"outcome calibration-in-the-large {e:.2f} (0 = ideal): the average expected outcome is off by {abs(e):.2f}"
+    return (f"outcome calibration-in-the-large {_num(e, ci)} (0 = ideal): the average expected outcome is off by "
+            f"{abs(e):.{_decimals(ci)}f}")
 
 
 MEANING = {

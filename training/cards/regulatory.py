@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from predict import verdict as V
+from predict.results import FACTORS_UNCERTAINTY
 from training.cards import text as T
 from training.cards.data_sections import comparator_flags
 from training.cards.format import fci, md_table
@@ -61,6 +62,8 @@ def interval_claims(inp: CardInputs) -> tuple[list[dict], list[dict]]:
         without.append({"path": "intervention.interval / comparator.interval", "tasks": arm_no,
                         "what": f"expected outcome under each arm: no interval ({why}); the result says so "
                                 "(`interval_note`) and the difference has its CI and PI"})
+    without.append({"path": "top_factors / imputed_factors", "tasks": tasks,
+                    "what": f"the factors behind the benefit: {FACTORS_UNCERTAINTY}"})
     return with_iv, without
 
 
