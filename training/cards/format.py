@@ -28,6 +28,17 @@ def sig(x: Any, n: int = 5) -> str:
     return f"{v:.{n}g}" if math.isfinite(v) else "–"
 
 
+def ci_decimals(lo, hi, default: int = 2) -> int:
+    """Decimals that show a 95% CI's width and no more (0 to 3; ``default`` without a finite CI)."""
+    try:
+        a, b = float(lo), float(hi)
+    except (TypeError, ValueError):
+        return default
+    if not (math.isfinite(a) and math.isfinite(b)) or b <= a:
+        return default
+    return int(min(3, max(0, 1 - math.floor(math.log10(b - a)))))
+
+
 def fci(est, lo, hi, d: int = 3) -> str:
     e = fnum(est, d)
     if e == "–":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from training.cards.format import ci_decimals, fnum
+
 
 def _ci(lo, hi) -> tuple[float, float] | None:
     try:
@@ -19,18 +21,15 @@ def _ci(lo, hi) -> tuple[float, float] | None:
 
 
 def _decimals(ci) -> int:
-    """Decimals that show the CI's width and no more (0 to 3; 2 without a CI)."""
-    if ci is None or ci[1] <= ci[0]:
-        return 2
-    return int(min(3, max(0, 1 - math.floor(math.log10(ci[1] - ci[0])))))
+    return ci_decimals(*ci) if ci is not None else ci_decimals(None, None)
 
 
 def _num(e, ci) -> str:
     """The estimate with its 95% CI, rounded to what the CI's width supports; said when there is no CI."""
     d = _decimals(ci)
     if ci is None:
-        return f"{e:.{d}f}, no CI"
-    return f"{e:.{d}f}, 95% CI {ci[0]:.{d}f} to {ci[1]:.{d}f}"
+        return f"{fnum(e, d)}, no CI"
+    return f"{fnum(e, d)}, 95% CI {fnum(ci[0], d)} to {fnum(ci[1], d)}"
 
 
 def _c_benefit(e, ci):
