@@ -45,7 +45,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lbp_benefit.blas import pin_blas_kernels  # noqa: E402
-from benchmarks.recovery_task import comparisons  # noqa: E402
+from benchmarks.recovery_task import comparisons, recovery_task, source_models  # noqa: E402
 
 pin_blas_kernels()
 Z = 1.959963984540054
@@ -98,25 +98,17 @@ def _fit(variant: str, cfg, seed: int, X, y):
 def run(design: str, seed: int, variants) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
-    from benchmarks.bench_learners import load_task
     from predict.runtime import predict_from_export
     from training.recovery_structure import structural_field
-    from training.train import make_learner
 
     scenario, follow_up = design.split(":")
     rows = []
     with threadpool_limits(1):
-        df, truth, cfg, recols = load_task(scenario, seed, "global_recovery", follow_up)
-        ndf, ntruth, _, _ = load_task(scenario, seed + 10_000, "global_recovery", follow_up)
-        feats = [c for c in (cfg.covariates.names + [f"baseline_{o}" for o in cfg.outcomes]) if c in df.columns]
-        X = df[["trial", "treatment"] + feats]
-        NX = ndf[["trial", "treatment"] + feats].assign(trial=lambda d: "new:" + d["trial"].astype(str))
+        task = recovery_task(scenario, seed, follow_up)
+        df, truth, cfg, recols, ndf, ntruth, X, NX = (task.df, task.truth, task.cfg, task.recols, task.ndf,
+                                                      task.ntruth, task.X, task.NX)
         y = df["value"].to_numpy(float)
-        cont = {}
-        for o in cfg.recovery_sources:
-            odf = load_task(scenario, seed, o, follow_up)[0]
-            cont[o] = make_learner("effect_model", "continuous", cfg, seed, n_boot=0).fit(
-                odf[["trial", "treatment"] + feats], odf["value"].to_numpy(float)).to_export()
+        cont = source_models(task, scenario, seed, follow_up)
         trials = df.groupby("treatment")["trial"].nunique().to_dict()
         for variant in variants:
             t0 = time.time()

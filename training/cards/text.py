@@ -88,8 +88,9 @@ SEED_LIMITATIONS = [
 ]
 
 # Recovery at moderate and long term on the default design (BENCHMARKS.md "session 13 (s13b)",
-# benchmarks/results/recovery_pooling_s13b_summary.csv, variant "dl": the effect model as train fits it, 4 seeds;
-# "own": recovery_pooling_s13b_own_centred_summary.csv).
+# benchmarks/results/recovery_pooling_s13b_summary.csv, variant "dl+tau0.5": the effect model as train fits it since
+# session 13, "dl": with the REML plug-in tau before, 4 seeds; "own": recovery_pooling_s13b_own_centred_summary.csv;
+# short term: recovery_pooling_s13b_short_summary.csv, 2 seeds).
 RECOVERY_LATER = (
     "These figures are for short-term recovery. At moderate and long term on the default design (two of the "
     "three comparator classes with 2-3 trials; the cross-validation kept little or no effect modification) "
