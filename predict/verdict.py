@@ -220,6 +220,9 @@ def verdict(estimate: Any, ci: Any, pi: Any, threshold: Any, limit: float = 100.
         "confidence": "low" if rare else "usual",
         "confidence_text": LOW_CONFIDENCE_TEXT if rare else None,
         "probability_average_patient": None if p_avg is None else round(p_avg, 4),
+        # the probabilities as every surface shows them (:func:`percent`): one owner of the rule for text and the calculator
+        "percent": {"probability": percent(p), "probability_harm": None if p_harm is None else percent(p_harm),
+                    "probability_average_patient": None if p_avg is None else percent(p_avg)},
         "threshold": threshold,
         "basis": BASIS,
         "pi_equals_ci": same,

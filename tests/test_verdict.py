@@ -224,3 +224,16 @@ def test_the_93_year_old_through_the_scorer_gets_low_confidence_and_both_probabi
             assert v["text"] == (V.UNCERTAIN_TEXT if both else f"{v['words']} to clear the smallest worthwhile effect")
     assert any(w.startswith(RARE_PATIENT) for w in r_old["warnings"])
     assert r_old["verdict_definition"]["uncertain"]["level"] == "uncertain"
+
+
+def test_percent_texts_are_the_one_rule_every_surface_shows():
+    """The verdict carries its probabilities as shown (predict.verdict.percent), so the calculator does not
+    round them again: never "0%" or "100%", and the same text as the CDS card and demo words."""
+    from predict.verdict import percent, probability_words, verdict
+
+    v = verdict(30.0, [29.0, 31.0], [28.0, 32.0], 10.0)
+    assert v["percent"] == {"probability": ">99%", "probability_harm": "<1%", "probability_average_patient": ">99%"}
+    w = verdict(5.0, [-20.0, 30.0], [-30.0, 40.0], 10.0)
+    assert w["percent"]["probability"] == percent(w["probability"]) and w["percent"]["probability"].endswith("%")
+    assert w["percent"]["probability"] in probability_words(w)
+    assert verdict(5.0, [0.0, 10.0], [0.0, 10.0], 0.0)["percent"]["probability_harm"] is None

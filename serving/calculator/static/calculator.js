@@ -31,7 +31,8 @@
   function signed(x, d) { return (num(x) && x > 0 ? "+" : "") + fmt(x, d); }
   function pct(p) { return num(p) ? Math.round(p * 100) : null; }
   // a model-based probability as shown (predict/verdict.py percent(): whole percent, never 0% or 100%)
-  function pctText(p) { var k = num(p) ? Math.round(p * 100) : null; return k === null ? "n/a" : k < 1 ? "<1%" : k > 99 ? ">99%" : k + "%"; }
+  // a verdict probability as the server words it (predict.verdict.percent: never "0%" or "100%")
+  function pctText(v, key) { var t = v.percent && v.percent[key]; return t ? t : "n/a"; }
   // "Model-based probability" (predict/verdict.py MODEL_BASED, through the page's config)
   function modelBased() { return upper((cfg && cfg.model_based) || "model-based probability"); }
   function pair(iv) { return iv && num(iv[0]) && num(iv[1]) ? iv : null; }
@@ -248,14 +249,14 @@
   function verdictLines(card, v, thr) {
     if (!v) return;
     card.appendChild(el("p", { "class": "verdict-probability" }, [
-      modelBased() + " that the benefit exceeds it: ", el("strong", { "class": "v-prob", text: pctText(v.probability) }),
+      modelBased() + " that the benefit exceeds it: ", el("strong", { "class": "v-prob", text: pctText(v, "probability") }),
       " for a patient like this in a new clinic" + (num(v.probability_average_patient) && !v.pi_equals_ci
-        ? " (" + pctText(v.probability_average_patient) + " for the average patient like this)" : "") +
+        ? " (" + pctText(v, "probability_average_patient") + " for the average patient like this)" : "") +
       ", from the 95% prediction interval. Very likely \u2265 90%, likely 66\u201390%, possibly 33\u201366%, unlikely < 33%."]));
-    if (num(v.probability_harm) && (v.level === "uncertain" || Math.round(v.probability_harm * 100) >= 1))
+    if (num(v.probability_harm) && (v.level === "uncertain" || pctText(v, "probability_harm") !== "<1%"))
       card.appendChild(el("p", { "class": "verdict-harm" }, [
         modelBased() + " of a worthwhile harm (the benefit below \u2212" + thr + ") for a patient like this in a new clinic: ",
-        el("strong", { "class": "v-harm", text: pctText(v.probability_harm) }),
+        el("strong", { "class": "v-harm", text: pctText(v, "probability_harm") }),
         ". Uncertain when a worthwhile benefit and a worthwhile harm are both at least 10% likely."]));
     if (v.confidence_text) card.appendChild(el("p", { "class": "verdict-confidence" }, [
       el("strong", { text: v.confidence_text.charAt(0).toUpperCase() + v.confidence_text.slice(1) + "." })]));
