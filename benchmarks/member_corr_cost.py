@@ -19,31 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 
-def _plan(data: Path | None, task: str, ref_rows: int):
-    from lbp_benefit.data_source import load_source
-    from training.harmonise import harmonise
-    from training.iecv import plan_iecv
-    from training.learners.base import outcome_type_of, task_frame
-    from training.selection import learners_for
-    from training.train import TrainSettings, _xy, make_learner
-
-    ds, _ = load_source(data, None, 1)
-    cfg = ds.config
-    outcome, fu = task.split("__")
-    df = task_frame(harmonise(ds).analysis, outcome, fu)
-    otype = outcome_type_of(outcome, cfg)
-    X, y = _xy(df, cfg)
-    s = TrainSettings()
-    fac = {n: (lambda n=n: make_learner(n, otype, cfg, s.seed, n_boot=0))
-           for n in learners_for(s.learners, otype, default=True)}
-    return plan_iecv(X.assign(_y=y), "_y", fac, otype, cfg.active, n_boot=s.iecv_metrics_boot, seed=s.seed,
-                     min_trial_size=int(getattr(cfg, "min_trial_size", 1)), max_folds=s.iecv_max_folds,
-                     ref_rows=ref_rows)
-
-
 def main() -> None:
     from threadpoolctl import threadpool_limits
 
+    from benchmarks.profile_fold import plan_task
     from training.iecv import run_fold
     from training.learners.base import BenefitLearner
     from training.learners.member_corr import REF_ROWS
@@ -58,7 +37,7 @@ def main() -> None:
     load0 = os.getloadavg()
     orig = BenefitLearner.predict
     for task in a.tasks:
-        plan = _plan(a.data, task, REF_ROWS)
+        plan = plan_task(a.data, task, REF_ROWS)
         spent = [0.0]
 
         def timed(self, X, _ref=plan["ref"]):

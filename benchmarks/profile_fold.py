@@ -49,7 +49,9 @@ PARTS = [
 ]
 
 
-def _plan(data: Path | None, task: str):
+def plan_task(data: Path | None, task: str, ref_rows: int = 0):
+    """The IECV plan of ``task`` on ``data`` (None: the embedded default) with train's default learners and
+    settings; ``ref_rows``: the reference rows every fold's learners also predict (member_corr)."""
     from lbp_benefit.data_source import load_source
     from training.harmonise import harmonise
     from training.iecv import plan_iecv
@@ -66,7 +68,8 @@ def _plan(data: Path | None, task: str):
     s = TrainSettings()
     fac = {n: (lambda n=n: make_learner(n, otype, cfg, s.seed, n_boot=0)) for n in learners_for(s.learners, otype, default=True)}
     return plan_iecv(X.assign(_y=y), "_y", fac, otype, cfg.active, n_boot=s.iecv_metrics_boot, seed=s.seed,
-                     min_trial_size=int(getattr(cfg, "min_trial_size", 1)), max_folds=s.iecv_max_folds)
+                     min_trial_size=int(getattr(cfg, "min_trial_size", 1)), max_folds=s.iecv_max_folds,
+                     ref_rows=ref_rows)
 
 
 def main() -> None:
@@ -80,7 +83,7 @@ def main() -> None:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
-    plan = _plan(a.data, a.task)
+    plan = plan_task(a.data, a.task)
     load0 = os.getloadavg()
     with threadpool_limits(1):
         pr = cProfile.Profile(time.process_time)
